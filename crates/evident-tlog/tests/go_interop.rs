@@ -90,8 +90,7 @@ impl Cases {
         &mut self,
         name: String,
         leaf: Hash,
-        index: u64,
-        size: u64,
+        (index, size): (u64, u64),
         root: Hash,
         proof: &[Hash],
         ok: bool,
@@ -174,7 +173,14 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
         let index = rng.below(size);
         let leaf = leaf_hash(&entry(index));
         let proof = tree.inclusion_proof(LeafIndex(index), TreeSize(size)).unwrap();
-        cases.inclusion(format!("inclusion/{index}-in-{size}"), leaf, index, size, root(size), &proof, true);
+        cases.inclusion(
+            format!("inclusion/{index}-in-{size}"),
+            leaf,
+            (index, size),
+            root(size),
+            &proof,
+            true,
+        );
         if !proof.is_empty() {
             let mut bad = proof.clone();
             let at = rng.below(bad.len() as u64) as usize;
@@ -182,8 +188,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
             cases.inclusion(
                 format!("inclusion/{index}-in-{size}/flipped-proof"),
                 leaf,
-                index,
-                size,
+                (index, size),
                 root(size),
                 &bad,
                 false,
@@ -192,8 +197,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
             cases.inclusion(
                 format!("inclusion/{index}-in-{size}/short"),
                 leaf,
-                index,
-                size,
+                (index, size),
                 root(size),
                 short,
                 false,
@@ -205,8 +209,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
                     cases.inclusion(
                         format!("inclusion/{index}-in-{size}/reordered"),
                         leaf,
-                        index,
-                        size,
+                        (index, size),
                         root(size),
                         &swapped,
                         false,
@@ -219,8 +222,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
         cases.inclusion(
             format!("inclusion/{index}-in-{size}/long"),
             leaf,
-            index,
-            size,
+            (index, size),
             root(size),
             &long,
             false,
@@ -228,8 +230,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
         cases.inclusion(
             format!("inclusion/{index}-in-{size}/index-beyond"),
             leaf,
-            size,
-            size,
+            (size, size),
             root(size),
             &proof,
             false,
@@ -239,8 +240,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
             cases.inclusion(
                 format!("inclusion/{index}-in-{size}/wrong-index"),
                 leaf,
-                index ^ 1,
-                size,
+                (index ^ 1, size),
                 root(size),
                 &proof,
                 false,
@@ -252,8 +252,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
         cases.inclusion(
             format!("inclusion/{index}-in-{size}/wrong-size"),
             leaf,
-            index,
-            2 * size + 1,
+            (index, 2 * size + 1),
             root(size),
             &proof,
             false,
@@ -261,8 +260,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
         cases.inclusion(
             format!("inclusion/{index}-in-{size}/wrong-root"),
             leaf,
-            index,
-            size,
+            (index, size),
             flip_bit(&root(size), 3),
             &proof,
             false,

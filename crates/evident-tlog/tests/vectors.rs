@@ -202,11 +202,12 @@ fn checkpoint_signing_reproduces_go_note_byte_for_byte() {
     let note = open_note(s("note_two_signatures"), &[other]).unwrap();
     assert_eq!(note.verified[0].name, "witness.example");
 
-    let err = Checkpoint::open(s("note_tampered"), &[verifier.clone()], s("origin")).unwrap_err();
+    let err = Checkpoint::open(s("note_tampered"), std::slice::from_ref(&verifier), s("origin")).unwrap_err();
     assert!(matches!(err, Error::BadSignature(_)), "{err}");
     assert!(err.is_tamper_evidence());
 
-    let err = Checkpoint::open(s("note"), &[verifier.clone()], "example.com/another-log").unwrap_err();
+    let err =
+        Checkpoint::open(s("note"), std::slice::from_ref(&verifier), "example.com/another-log").unwrap_err();
     assert!(matches!(err, Error::WrongOrigin { .. }), "{err}");
 }
 
