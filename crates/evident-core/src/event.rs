@@ -1,0 +1,229 @@
+//! Producer events as `../shared/spec/EVENT-SCHEMA.md` §1 defines them, after validation.
+//!
+//! These are domain types, not wire types: parsing and validation from JSON live in
+//! [`crate::validate`], the canonical leaf form in [`crate::leaf`].
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// What happened to the targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Create,
+    Read,
+    Update,
+    Delete,
+    List,
+    Search,
+    Export,
+    Login,
+    Logout,
+    Grant,
+    Revoke,
+    Configure,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActorType {
+    User,
+    Admin,
+    Service,
+    System,
+    ApiKey,
+    Anonymous,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Severity {
+    #[default]
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataClass {
+    Pii,
+    Phi,
+    Pci,
+    Financial,
+    Secret,
+}
+
+macro_rules! wire_names {
+    ($ty:ty { $($variant:ident = $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every variant, in schema order.
+            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),*];
+
+            /// The name used on the wire and in leaves.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$ty>::$variant => $name),* }
+            }
+
+            /// The variant for a wire name.
+            pub fn parse(name: &str) -> Option<$ty> {
+                match name { $($name => Some(<$ty>::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+wire_names!(Action {
+    Create = "create", Read = "read", Update = "update", Delete = "delete", List = "list", Search = "search",
+    Export = "export", Login = "login", Logout = "logout", Grant = "grant", Revoke = "revoke",
+    Configure = "configure", Other = "other",
+});
+wire_names!(ActorType {
+    User = "user", Admin = "admin", Service = "service", System = "system", ApiKey = "api_key",
+    Anonymous = "anonymous",
+});
+wire_names!(Outcome { Success = "success", Failure = "failure", Unknown = "unknown" });
+wire_names!(Severity { Info = "info", Low = "low", Medium = "medium", High = "high", Critical = "critical" });
+wire_names!(DataClass { Pii = "pii", Phi = "phi", Pci = "pci", Financial = "financial", Secret = "secret" });
+
+impl Action {
+    /// Actions that read data (a purpose may be required when the data is personal).
+    pub fn is_read(self) -> bool {
+        matches!(self, Action::Read | Action::List | Action::Search | Action::Export)
+    }
+
+    /// Actions that change a record and so must say what changed.
+    pub fn changes_record(self) -> bool {
+        matches!(self, Action::Create | Action::Update | Action::Delete)
+    }
+}
+
+/// Time as microseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Micros(pub i64);
+
+impl Micros {
+    pub fn now() -> Micros {
+        Micros(chrono::Utc::now().timestamp_micros())
+    }
+
+    /// RFC 3339 in UTC with exactly six fractional digits, e.g. `2026-11-26T10:53:25.000000Z`.
+    pub fn to_rfc3339(self) -> String {
+        chrono::DateTime::from_timestamp_micros(self.0)
+            .expect("stored times are in chrono's range")
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string()
+    }
+
+    /// Parses RFC 3339 with any offset; sub-microsecond digits are truncated.
+    pub fn parse_rfc3339(text: &str) -> Option<Micros> {
+        let parsed = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+        Some(Micros(parsed.timestamp_micros()))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Auth {
+    pub method: Option<String>,
+    pub mfa: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub id: String,
+    pub actor_type: Option<ActorType>,
+    /// Personal.
+    pub display: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub session: Option<String>,
+    pub auth: Option<Auth>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub target_type: String,
+    pub id: String,
+    /// Personal.
+    pub display: Option<String>,
+}
+
+/// One changed field of the (first) target; `None` means absent (no value before a create, none
+/// after a delete), which is not the same as JSON `null`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// An RFC 6901 JSON pointer into the record.
+    pub field: String,
+    /// Personal.
+    pub before: Option<Value>,
+    /// Personal.
+    pub after: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct EventOrigin {
+    /// Personal.
+    pub ip: Option<String>,
+    /// Personal.
+    pub user_agent: Option<String>,
+    pub host: Option<String>,
+    pub service: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Correlation {
+    /// A valid W3C traceparent; a malformed one is dropped during validation.
+    pub traceparent: Option<String>,
+    pub request_id: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+/// A validated producer event (what the producer said; the service's additions live in
+/// [`crate::leaf::Recorded`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub source: String,
+    pub event_type: String,
+    pub action: Action,
+    pub time: Micros,
+    pub actor: Actor,
+    pub subject: Option<String>,
+    pub targets: Vec<Target>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub changes: Vec<Change>,
+    pub origin: EventOrigin,
+    pub correlation: Option<Correlation>,
+    pub severity: Severity,
+    pub data_classes: Vec<DataClass>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What to do with card numbers and secrets found in free text (PCI DSS 3.3.1, 3.5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SensitiveTextPolicy {
+    /// Refuse the event, naming the field.
+    #[default]
+    Reject,
+    /// Store it with the sensitive run masked (all but the last four digits of a card number,
+    /// the whole value of a secret), and say so in the receipt's warnings.
+    Mask,
+}
+
+/// Per-tenant rules that validation applies.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TenantPolicy {
+    pub sensitive_text: SensitiveTextPolicy,
+    /// Reads of personal data (a read-like action on an event with `data_classes`) must carry a
+    /// `reason` stating the purpose.
+    pub require_purpose_for_personal_reads: bool,
+    /// Metadata keys whose values are personal and therefore sealed.
+    pub personal_metadata_keys: Vec<String>,
+}

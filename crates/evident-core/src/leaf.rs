@@ -1,0 +1,261 @@
+//! The leaf (`EVENT-SCHEMA.md` §3): the RFC 8785 canonical JSON of an event's skeleton, which holds
+//! every field except personal values, plus what the service adds and the `pii_commitment` to the
+//! personal part.
+//!
+//! The personal part is a JSON object mapping RFC 6901 pointers into the full event to the values
+//! taken out of it (`{"/actor/display": "Ann", "/origin/ip": "10.0.0.7"}`), so putting an event
+//! back together is a matter of setting each pointer.
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, Micros, TenantPolicy};
+use crate::seal;
+
+/// What the service adds to an event when it accepts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub tenant: String,
+    pub event_id: Uuid,
+    /// Server clock; authoritative.
+    pub recorded_at: Micros,
+}
+
+/// A leaf ready to be logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// The entry: `JCS(skeleton)`. Its leaf hash is what the tree commits to.
+    pub entry: Vec<u8>,
+    /// The personal part, absent when the event has no personal values.
+    pub personal: Option<Personal>,
+}
+
+/// A personal part before sealing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Personal {
+    pub salt: [u8; 32],
+    /// `JCS({pointer: value, ...})`.
+    pub canonical: Vec<u8>,
+}
+
+/// RFC 8785 canonical JSON.
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    serde_jcs::to_vec(value).expect("a serde_json::Value always serialises")
+}
+
+/// The normalised producer event as JSON (times in UTC microseconds, defaults filled in); what
+/// idempotency compares and what an authorised read returns.
+pub fn event_json(event: &Event) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(event.id));
+    out.insert("source".into(), json!(event.source));
+    out.insert("type".into(), json!(event.event_type));
+    out.insert("action".into(), json!(event.action.as_str()));
+    out.insert("time".into(), json!(event.time.to_rfc3339()));
+    let mut actor = Map::new();
+    actor.insert("id".into(), json!(event.actor.id));
+    put_opt(&mut actor, "type", event.actor.actor_type.map(|t| t.as_str()));
+    put_opt(&mut actor, "display", event.actor.display.as_deref());
+    put_opt(&mut actor, "on_behalf_of", event.actor.on_behalf_of.as_deref());
+    put_opt(&mut actor, "session", event.actor.session.as_deref());
+    if let Some(auth) = &event.actor.auth {
+        let mut auth_json = Map::new();
+        put_opt(&mut auth_json, "method", auth.method.as_deref());
+        if let Some(mfa) = auth.mfa {
+            auth_json.insert("mfa".into(), json!(mfa));
+        }
+        actor.insert("auth".into(), Value::Object(auth_json));
+    }
+    out.insert("actor".into(), Value::Object(actor));
+    put_opt(&mut out, "subject", event.subject.as_deref());
+    let targets: Vec<Value> = event
+        .targets
+        .iter()
+        .map(|target| {
+            let mut t = Map::new();
+            t.insert("type".into(), json!(target.target_type));
+            t.insert("id".into(), json!(target.id));
+            put_opt(&mut t, "display", target.display.as_deref());
+            Value::Object(t)
+        })
+        .collect();
+    out.insert("targets".into(), Value::Array(targets));
+    out.insert("outcome".into(), json!(event.outcome.as_str()));
+    put_opt(&mut out, "reason", event.reason.as_deref());
+    if !event.changes.is_empty() {
+        let changes: Vec<Value> = event
+            .changes
+            .iter()
+            .map(|change| {
+                let mut c = Map::new();
+                c.insert("field".into(), json!(change.field));
+                if let Some(before) = &change.before {
+                    c.insert("before".into(), before.clone());
+                }
+                if let Some(after) = &change.after {
+                    c.insert("after".into(), after.clone());
+                }
+                Value::Object(c)
+            })
+            .collect();
+        out.insert("changes".into(), Value::Array(changes));
+    }
+    let mut origin = Map::new();
+    put_opt(&mut origin, "ip", event.origin.ip.as_deref());
+    put_opt(&mut origin, "user_agent", event.origin.user_agent.as_deref());
+    put_opt(&mut origin, "host", event.origin.host.as_deref());
+    put_opt(&mut origin, "service", event.origin.service.as_deref());
+    out.insert("origin".into(), Value::Object(origin));
+    if let Some(correlation) = &event.correlation {
+        let mut c = Map::new();
+        put_opt(&mut c, "traceparent", correlation.traceparent.as_deref());
+        put_opt(&mut c, "request_id", correlation.request_id.as_deref());
+        put_opt(&mut c, "correlation_id", correlation.correlation_id.as_deref());
+        if !c.is_empty() {
+            out.insert("correlation".into(), Value::Object(c));
+        }
+    }
+    out.insert("severity".into(), json!(event.severity.as_str()));
+    if !event.data_classes.is_empty() {
+        out.insert(
+            "data_classes".into(),
+            json!(event.data_classes.iter().map(|c| c.as_str()).collect::<Vec<_>>()),
+        );
+    }
+    if !event.metadata.is_empty() {
+        out.insert("metadata".into(), json!(event.metadata));
+    }
+    out
+}
+
+fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        map.insert(key.into(), json!(value));
+    }
+}
+
+/// SHA-256 of the canonical normalised event: two submissions with the same (source, id) are the
+/// same event exactly when these agree.
+pub fn content_hash(event: &Event) -> [u8; 32] {
+    Sha256::digest(canonical_json(&Value::Object(event_json(event)))).into()
+}
+
+/// The pointers of every personal value present in `event`.
+pub fn personal_pointers(event: &Event, policy: &TenantPolicy) -> Vec<String> {
+    let mut pointers = Vec::new();
+    if event.actor.display.is_some() {
+        pointers.push("/actor/display".to_owned());
+    }
+    for (i, target) in event.targets.iter().enumerate() {
+        if target.display.is_some() {
+            pointers.push(format!("/targets/{i}/display"));
+        }
+    }
+    for (i, change) in event.changes.iter().enumerate() {
+        if change.before.is_some() {
+            pointers.push(format!("/changes/{i}/before"));
+        }
+        if change.after.is_some() {
+            pointers.push(format!("/changes/{i}/after"));
+        }
+    }
+    if event.origin.ip.is_some() {
+        pointers.push("/origin/ip".to_owned());
+    }
+    if event.origin.user_agent.is_some() {
+        pointers.push("/origin/user_agent".to_owned());
+    }
+    for key in event.metadata.keys() {
+        if policy.personal_metadata_keys.iter().any(|k| k == key) {
+            pointers.push(format!("/metadata/{}", escape_pointer_token(key)));
+        }
+    }
+    pointers
+}
+
+/// The key under which an event's personal part is sealed: its subject, or its actor when it
+/// concerns no customer.
+pub fn sealing_subject(event: &Event) -> String {
+    match &event.subject {
+        Some(subject) => subject.clone(),
+        None => format!("actor:{}", event.actor.id),
+    }
+}
+
+/// Builds the leaf of an accepted event. `salt` is used only when there is a personal part.
+pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, salt: [u8; 32]) -> Result<Leaf> {
+    let mut skeleton = Value::Object(event_json(event));
+    let mut personal = Map::new();
+    for pointer in personal_pointers(event, policy) {
+        if let Some(value) = take_pointer(&mut skeleton, &pointer) {
+            personal.insert(pointer, value);
+        }
+    }
+    let object = skeleton.as_object_mut().expect("an event is an object");
+    object.insert("tenant".into(), json!(recorded.tenant));
+    object.insert("event_id".into(), json!(recorded.event_id.to_string()));
+    object.insert("recorded_at".into(), json!(recorded.recorded_at.to_rfc3339()));
+    let personal = (!personal.is_empty())
+        .then(|| Personal { salt, canonical: canonical_json(&Value::Object(personal)) });
+    if let Some(personal) = &personal {
+        object.insert("pii_commitment".into(), json!(seal::commitment(&personal.salt, &personal.canonical)));
+    }
+    let entry = canonical_json(&skeleton);
+    if entry.len() > evident_tlog::MAX_ENTRY_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "the event's leaf is {} bytes; at most {} fit a log entry",
+            entry.len(),
+            evident_tlog::MAX_ENTRY_LEN
+        )));
+    }
+    Ok(Leaf { entry, personal })
+}
+
+/// Puts an event back together from its skeleton and its opened personal part, after checking the
+/// personal part against the skeleton's `pii_commitment`.
+pub fn rehydrate(skeleton: &Value, salt: &[u8; 32], canonical_personal: &[u8]) -> Result<Value> {
+    let claimed = skeleton.get("pii_commitment").and_then(Value::as_str);
+    if claimed != Some(seal::commitment(salt, canonical_personal).as_str()) {
+        return Err(Error::Integrity("personal part does not match the leaf's pii_commitment".into()));
+    }
+    let personal: Map<String, Value> = serde_json::from_slice(canonical_personal)
+        .map_err(|err| Error::Integrity(format!("personal part is not a JSON object: {err}")))?;
+    let mut full = skeleton.clone();
+    for (pointer, value) in personal {
+        set_pointer(&mut full, &pointer, value)?;
+    }
+    Ok(full)
+}
+
+fn escape_pointer_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+fn unescape_pointer_token(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+/// Removes and answers the value at `pointer` (whose parent must exist).
+fn take_pointer(root: &mut Value, pointer: &str) -> Option<Value> {
+    let (parent, last) = pointer.rsplit_once('/')?;
+    let last = unescape_pointer_token(last);
+    match root.pointer_mut(parent)? {
+        Value::Object(map) => map.remove(&last),
+        _ => None,
+    }
+}
+
+fn set_pointer(root: &mut Value, pointer: &str, value: Value) -> Result<()> {
+    let bad =
+        || Error::Integrity(format!("personal part names {pointer:?}, which the skeleton has no place for"));
+    let (parent, last) = pointer.rsplit_once('/').ok_or_else(bad)?;
+    match root.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.insert(unescape_pointer_token(last), value);
+            Ok(())
+        }
+        _ => Err(bad()),
+    }
+}

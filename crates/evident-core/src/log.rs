@@ -1,0 +1,199 @@
+//! One tenant's log as the sequencer holds it: the tree's right edge and the rightmost tile of
+//! each tile level, enough to integrate a batch and write exactly the tiles that change, without
+//! reading the tree. Loaded from storage (and checked against the latest checkpoint) on start.
+
+use evident_tlog::{
+    Checkpoint, Frontier, Hash, NodeId, TILE_HEIGHT, TILE_WIDTH, TileHashSource, TileId, TileReader,
+    TreeSize, Verifier, tiles_for_growth,
+};
+
+use crate::error::{Error, Result};
+use crate::store::{LogHead, LogStore, TenantId};
+
+/// Reads a tenant's tiles from a [`LogStore`].
+pub struct StoreTiles<'a> {
+    pub store: &'a dyn LogStore,
+    pub tenant: &'a TenantId,
+}
+
+impl TileReader for StoreTiles<'_> {
+    fn read_tiles(&self, tiles: &[TileId]) -> evident_tlog::Result<Vec<Vec<u8>>> {
+        self.store
+            .read_tiles(self.tenant, tiles)
+            .map_err(|err| evident_tlog::Error::Unavailable(err.to_string()))
+    }
+}
+
+/// The in-memory state of one log.
+#[derive(Clone, Debug)]
+pub struct LogState {
+    frontier: Frontier,
+    /// `edges[l]`: the hashes of the rightmost, not yet full tile at tile level `l`.
+    edges: Vec<Vec<Hash>>,
+    /// The latest signed checkpoint (`None` while the log is empty).
+    pub checkpoint: Option<String>,
+}
+
+/// The result of integrating a batch: the new size and root, and every tile that changed.
+#[derive(Clone, Debug)]
+pub struct Integrated {
+    pub old_size: TreeSize,
+    pub new_size: TreeSize,
+    pub root: Hash,
+    pub tiles: Vec<(TileId, Vec<u8>)>,
+}
+
+impl LogState {
+    pub fn empty() -> LogState {
+        LogState { frontier: Frontier::new(), edges: Vec::new(), checkpoint: None }
+    }
+
+    pub fn size(&self) -> TreeSize {
+        self.frontier.size()
+    }
+
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// Loads a log from storage and checks it against its latest checkpoint: the checkpoint's
+    /// signature and origin, the root recomputed from the stored tiles, and that no entry lies
+    /// beyond the checkpoint (which would be work a crash left half-done). Any mismatch is an
+    /// [`Error::Integrity`]: reported, never repaired by guessing.
+    pub fn load(
+        store: &dyn LogStore,
+        tenant: &TenantId,
+        origin: &str,
+        verifiers: &[Verifier],
+    ) -> Result<LogState> {
+        let Some(LogHead { size, checkpoint }) = store.head(tenant)? else {
+            if !store.entries(tenant, 0, 1)?.is_empty() {
+                return Err(Error::Integrity(format!("log {origin} has entries but no checkpoint")));
+            }
+            return Ok(LogState::empty());
+        };
+        let (signed, _) = Checkpoint::open(&checkpoint, verifiers, origin)
+            .map_err(|err| Error::Integrity(format!("latest checkpoint of {origin}: {err}")))?;
+        if signed.size != size {
+            return Err(Error::Integrity(format!(
+                "latest checkpoint of {origin} is for size {}, the store says {size}",
+                signed.size
+            )));
+        }
+        let source = TileHashSource::new(StoreTiles { store, tenant }, size);
+        let frontier = Frontier::load(size, &source)?;
+        if frontier.root() != signed.root {
+            return Err(Error::Integrity(format!(
+                "stored tiles of {origin} do not give the checkpoint's root"
+            )));
+        }
+        if !store.entries(tenant, size.0, size.0 + 1)?.is_empty() {
+            return Err(Error::Integrity(format!(
+                "log {origin} holds entries beyond its checkpoint at size {size}"
+            )));
+        }
+        if store.entries(tenant, size.0 - 1, size.0)?.len() != 1 {
+            return Err(Error::Integrity(format!(
+                "log {origin} lacks entry {} below its checkpoint",
+                size.0 - 1
+            )));
+        }
+        let mut edges = Vec::new();
+        let mut level = 0u32;
+        while size.0 >> (level * TILE_HEIGHT) > 0 {
+            let hashes_at_level = size.0 >> (level * TILE_HEIGHT);
+            let width = (hashes_at_level % TILE_WIDTH as u64) as u16;
+            let mut edge = Vec::new();
+            if width > 0 {
+                let tile = TileId { level: level as u8, index: hashes_at_level / TILE_WIDTH as u64, width };
+                let data = store.read_tiles(tenant, &[tile])?.remove(0);
+                edge = data.chunks_exact(32).map(|c| Hash::from_slice(c).expect("32 bytes")).collect();
+                if edge.len() != width as usize {
+                    return Err(Error::Integrity(format!(
+                        "tile {} of {origin} has the wrong length",
+                        tile.path()
+                    )));
+                }
+            }
+            edges.push(edge);
+            level += 1;
+        }
+        Ok(LogState { frontier, edges, checkpoint: Some(checkpoint) })
+    }
+
+    /// Appends leaf hashes; answers the new size, the root and the tiles to write.
+    pub fn integrate(&mut self, leaf_hashes: &[Hash]) -> Integrated {
+        let old_size = self.size();
+        let mut full_tiles = Vec::new();
+        let edges = &mut self.edges;
+        for hash in leaf_hashes {
+            self.frontier.append(*hash, |node: NodeId, hash| {
+                if node.level as u32 % TILE_HEIGHT != 0 {
+                    return;
+                }
+                let level = (node.level as u32 / TILE_HEIGHT) as usize;
+                if edges.len() <= level {
+                    edges.resize_with(level + 1, Vec::new);
+                }
+                edges[level].push(hash);
+                if edges[level].len() == TILE_WIDTH as usize {
+                    let tile =
+                        TileId { level: level as u8, index: node.index >> TILE_HEIGHT, width: TILE_WIDTH };
+                    full_tiles.push((tile, tile_bytes(&edges[level])));
+                    edges[level].clear();
+                }
+            });
+        }
+        let new_size = self.size();
+        let mut tiles = Vec::new();
+        for tile in tiles_for_growth(old_size, new_size) {
+            if tile.is_partial() {
+                let edge = &self.edges[tile.level as usize];
+                debug_assert_eq!(edge.len(), tile.width as usize);
+                tiles.push((tile, tile_bytes(edge)));
+            } else {
+                let at = full_tiles.iter().position(|(t, _)| *t == tile).expect("a full tile was completed");
+                tiles.push(full_tiles.swap_remove(at));
+            }
+        }
+        debug_assert!(full_tiles.is_empty());
+        Integrated { old_size, new_size, root: self.frontier.root(), tiles }
+    }
+}
+
+fn tile_bytes(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flat_map(|hash| hash.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use evident_tlog::{MemoryTree, leaf_hash};
+
+    use super::*;
+
+    #[test]
+    fn integration_writes_the_tiles_a_memory_tree_has() {
+        let mut tree = MemoryTree::new();
+        let mut state = LogState::empty();
+        let mut written = std::collections::BTreeMap::new();
+        for batch in [1usize, 2, 253, 1, 300, 65_000, 700] {
+            let hashes: Vec<Hash> = (0..batch)
+                .map(|i| {
+                    let entry = format!("e{}-{i}", tree.size().0);
+                    tree.append(entry.as_bytes());
+                    leaf_hash(entry.as_bytes())
+                })
+                .collect();
+            let integrated = state.integrate(&hashes);
+            assert_eq!(integrated.root, tree.root());
+            assert_eq!(integrated.new_size, tree.size());
+            for (tile, bytes) in integrated.tiles {
+                assert_eq!(bytes, tree.tile(tile).unwrap(), "{}", tile.path());
+                written.insert((tile.level, tile.index), bytes);
+            }
+        }
+        // Every full tile of the final tree was written once it was full.
+        let full = written.values().filter(|b| b.len() == 8192).count();
+        assert_eq!(full as u64, tree.size().0 / 256 + tree.size().0 / 65_536);
+    }
+}

@@ -1,0 +1,221 @@
+//! What the engine needs from storage. Backends (`evident-store-sqlite`, later PostgreSQL)
+//! implement [`Store`]; every backend runs the same conformance suite.
+//!
+//! Two traits, by concern: [`LogStore`] holds the logs (entries, tiles, checkpoints, data keys)
+//! and commits a sequenced batch atomically; [`EventIndex`] answers queries over stored events.
+
+use evident_tlog::{TileId, TreeSize};
+
+use crate::error::Result;
+use crate::event::{Micros, TenantPolicy};
+
+/// A tenant's identity: 1..=64 of `[a-z0-9_-]`, starting with a letter or digit. It becomes the
+/// last element of the log's origin, so it is kept URL- and path-safe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn new(id: &str) -> Result<TenantId> {
+        let valid = (1..=64).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && id.as_bytes()[0].is_ascii_alphanumeric();
+        if !valid {
+            return Err(crate::Error::InvalidArgument(format!(
+                "tenant id {id:?} must be 1 to 64 of a-z 0-9 - _, starting with a letter or digit"
+            )));
+        }
+        Ok(TenantId(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The latest published state of a tenant's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogHead {
+    pub size: TreeSize,
+    /// The signed checkpoint note at `size`.
+    pub checkpoint: String,
+}
+
+/// One sequenced entry with the columns queries use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEntry {
+    pub index: u64,
+    pub event_id: [u8; 16],
+    pub source: String,
+    /// The producer's own id (idempotency key with `source`).
+    pub producer_id: String,
+    pub content_hash: [u8; 32],
+    pub time: Micros,
+    pub recorded_at: Micros,
+    pub event_type: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor: String,
+    pub subject: Option<String>,
+    /// `(type, id)` of every target.
+    pub targets: Vec<(String, String)>,
+    /// The log entry: canonical skeleton.
+    pub entry: Vec<u8>,
+    /// The sealed personal part and the subject whose key seals it.
+    pub sealed: Option<(String, Vec<u8>)>,
+}
+
+/// A tenant log's part of a commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogCommit {
+    pub tenant: TenantId,
+    /// The size the store must still hold; anything else means another writer moved the log and
+    /// the commit fails as a whole ([`crate::Error::Conflict`]).
+    pub old_size: TreeSize,
+    pub new_size: TreeSize,
+    pub entries: Vec<NewEntry>,
+    /// Tiles that changed, full or partial (a partial tile replaces the narrower one stored for
+    /// the same level and index; narrower widths are its prefixes).
+    pub tiles: Vec<(TileId, Vec<u8>)>,
+    pub checkpoint: String,
+}
+
+/// A data key to store wrapped, unless one is already stored for the subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDataKey {
+    pub tenant: TenantId,
+    pub subject: String,
+    pub wrapped: Vec<u8>,
+}
+
+/// Everything one group commit writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commit {
+    pub data_keys: Vec<NewDataKey>,
+    pub logs: Vec<LogCommit>,
+}
+
+/// A stored entry found by its idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Existing {
+    pub index: u64,
+    pub event_id: [u8; 16],
+    pub content_hash: [u8; 32],
+}
+
+/// An entry as a scan returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedEntry {
+    pub index: u64,
+    pub event_id: [u8; 16],
+    pub entry: Vec<u8>,
+}
+
+/// Storage of logs. Implementations are shared between threads.
+pub trait LogStore: Send + Sync {
+    /// Creates a tenant with an empty log; `false` if it existed (its policy is left as it was).
+    fn create_tenant(&self, tenant: &TenantId, policy: &TenantPolicy) -> Result<bool>;
+
+    /// Every tenant with its policy.
+    fn tenants(&self) -> Result<Vec<(TenantId, TenantPolicy)>>;
+
+    /// The latest head of a tenant's log, `None` before its first entry.
+    fn head(&self, tenant: &TenantId) -> Result<Option<LogHead>>;
+
+    /// Every signed checkpoint ever published for the tenant, by increasing size.
+    fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>>;
+
+    /// Tiles of the log as of its current size: one byte string per request, exactly
+    /// `width * 32` bytes (a narrower width of a stored tile is its prefix). A tile the store does
+    /// not hold is [`crate::Error::NotFound`].
+    fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
+
+    /// Entries `[start, end)` in index order; fewer when the log is shorter.
+    fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>>;
+
+    /// Up to `limit` stored entries with index `>= start`, in index order, with their indices
+    /// (gaps show as jumps), including any beyond the head. For verification.
+    fn scan_entries(&self, tenant: &TenantId, start: u64, limit: usize) -> Result<Vec<ScannedEntry>>;
+
+    /// Looks up idempotency keys `(source, producer id)`.
+    fn find_existing(&self, tenant: &TenantId, keys: &[(&str, &str)]) -> Result<Vec<Option<Existing>>>;
+
+    /// The wrapped data key of a subject, if one is stored.
+    fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Destroys a subject's data key; `false` if there was none.
+    fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool>;
+
+    /// Writes a whole group commit in one durable transaction: durable on return, nothing of it
+    /// visible on failure. Each log's `old_size` is compared and swapped; on mismatch the whole
+    /// commit fails with [`crate::Error::Conflict`].
+    fn commit(&self, commit: &Commit) -> Result<()>;
+}
+
+/// A stored event as queries return it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub index: u64,
+    pub event_id: [u8; 16],
+    pub time: Micros,
+    pub entry: Vec<u8>,
+    pub sealed: Option<(String, Vec<u8>)>,
+}
+
+/// Order of results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// Filters of a search; all given ones must hold. Times are event times, `from` inclusive and
+/// `to` exclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub from: Option<Micros>,
+    pub to: Option<Micros>,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub target: Option<(String, String)>,
+    pub event_type: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub source: Option<String>,
+}
+
+/// Where a page starts: strictly after this (time, index) in the page order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub time: Micros,
+    pub index: u64,
+}
+
+/// Queries over stored events; all scoped to one tenant.
+pub trait EventIndex: Send + Sync {
+    fn event_by_id(&self, tenant: &TenantId, event_id: &[u8; 16]) -> Result<Option<StoredEvent>>;
+
+    fn event_by_index(&self, tenant: &TenantId, index: u64) -> Result<Option<StoredEvent>>;
+
+    /// Up to `limit` events matching `filter`, ordered by (time, index) in `order`, starting
+    /// after `after`.
+    fn search(
+        &self,
+        tenant: &TenantId,
+        filter: &Filter,
+        order: Order,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
+}
+
+/// A complete backend.
+pub trait Store: LogStore + EventIndex {}
+
+impl<T: LogStore + EventIndex> Store for T {}

@@ -1,0 +1,560 @@
+//! The embedded store: SQLite (bundled) in WAL mode with `synchronous=FULL`, so a committed group
+//! is on disk before the engine acknowledges it. One writer connection, a small pool of readers.
+//!
+//! The only crate besides the PostgreSQL one that knows SQL; the schema is in `schema.sql`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use evident_core::event::{Micros, SensitiveTextPolicy, TenantPolicy};
+use evident_core::store::{
+    Commit, EventIndex, Existing, Filter, LogHead, LogStore, Order, Position, ScannedEntry, StoredEvent,
+    TenantId,
+};
+use evident_core::{Error, Result};
+use evident_tlog::{TileId, TreeSize};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+
+const SCHEMA_VERSION: &str = "1";
+const TENANT_SHIFT: u32 = 40;
+const MAX_READERS: usize = 8;
+
+/// Row id of a tenant's entry.
+fn rid(tid: i64, index: u64) -> i64 {
+    (tid << TENANT_SHIFT) + index as i64
+}
+
+fn storage(err: rusqlite::Error) -> Error {
+    Error::Unavailable(format!("sqlite: {err}"))
+}
+
+/// The embedded store in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    tenant_ids: RwLock<HashMap<TenantId, i64>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let writer = open_connection(path)?;
+        writer.execute_batch(include_str!("schema.sql")).map_err(storage)?;
+        let version: Option<String> = writer
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| row.get(0))
+            .optional()
+            .map_err(storage)?;
+        match version.as_deref() {
+            None => {
+                writer
+                    .execute("INSERT INTO meta (key, value) VALUES ('schema', ?1)", [SCHEMA_VERSION])
+                    .map_err(storage)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(Error::Unavailable(format!(
+                    "{} has schema version {other}; this build knows {SCHEMA_VERSION}",
+                    path.display()
+                )));
+            }
+        }
+        let store = SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            tenant_ids: RwLock::new(HashMap::new()),
+        };
+        store.load_tenant_ids()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load_tenant_ids(&self) -> Result<()> {
+        let writer = self.writer.lock().expect("writer lock");
+        let mut statement = writer.prepare("SELECT tid, name FROM tenants").map_err(storage)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
+            .map_err(storage)?;
+        let mut ids = self.tenant_ids.write().expect("tenant ids lock");
+        for row in rows {
+            let (tid, name) = row.map_err(storage)?;
+            ids.insert(TenantId::new(&name)?, tid);
+        }
+        Ok(())
+    }
+
+    fn tid(&self, tenant: &TenantId) -> Result<i64> {
+        self.tenant_ids
+            .read()
+            .expect("tenant ids lock")
+            .get(tenant)
+            .copied()
+            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))
+    }
+
+    /// Runs `f` on a reader connection from the pool.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let connection = self.readers.lock().expect("readers lock").pop();
+        let connection = match connection {
+            Some(connection) => connection,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&connection).map_err(storage);
+        let mut readers = self.readers.lock().expect("readers lock");
+        if readers.len() < MAX_READERS {
+            readers.push(connection);
+        }
+        result
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let connection = Connection::open(path).map_err(storage)?;
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 10000;
+             PRAGMA cache_size = -65536;
+             PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(storage)?;
+    Ok(connection)
+}
+
+fn policy_to_json(policy: &TenantPolicy) -> String {
+    serde_json::json!({
+        "sensitive_text": match policy.sensitive_text {
+            SensitiveTextPolicy::Reject => "reject",
+            SensitiveTextPolicy::Mask => "mask",
+        },
+        "require_purpose_for_personal_reads": policy.require_purpose_for_personal_reads,
+        "personal_metadata_keys": policy.personal_metadata_keys,
+    })
+    .to_string()
+}
+
+fn policy_from_json(text: &str) -> Result<TenantPolicy> {
+    let bad = || Error::Integrity(format!("stored tenant policy is unreadable: {text}"));
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+    Ok(TenantPolicy {
+        sensitive_text: match value["sensitive_text"].as_str() {
+            Some("mask") => SensitiveTextPolicy::Mask,
+            Some("reject") => SensitiveTextPolicy::Reject,
+            _ => return Err(bad()),
+        },
+        require_purpose_for_personal_reads: value["require_purpose_for_personal_reads"]
+            .as_bool()
+            .ok_or_else(bad)?,
+        personal_metadata_keys: value["personal_metadata_keys"]
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .map(|k| k.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let rid: i64 = row.get(0)?;
+    let event_id: Vec<u8> = row.get(1)?;
+    let seal_subject: Option<String> = row.get(4)?;
+    let sealed: Option<Vec<u8>> = row.get(5)?;
+    Ok(StoredEvent {
+        index: (rid & ((1i64 << TENANT_SHIFT) - 1)) as u64,
+        event_id: event_id.as_slice().try_into().unwrap_or([0; 16]),
+        time: Micros(row.get(2)?),
+        entry: row.get(3)?,
+        sealed: seal_subject.zip(sealed),
+    })
+}
+
+const EVENT_COLUMNS: &str = "e.rid, e.event_id, e.time, e.entry, e.seal_subject, e.sealed";
+
+impl LogStore for SqliteStore {
+    fn create_tenant(&self, tenant: &TenantId, policy: &TenantPolicy) -> Result<bool> {
+        let writer = self.writer.lock().expect("writer lock");
+        let inserted = writer
+            .execute(
+                "INSERT OR IGNORE INTO tenants (name, policy, created_at) VALUES (?1, ?2, ?3)",
+                params![tenant.as_str(), policy_to_json(policy), Micros::now().0],
+            )
+            .map_err(storage)?;
+        let tid: i64 = writer
+            .query_row("SELECT tid FROM tenants WHERE name = ?1", [tenant.as_str()], |row| row.get(0))
+            .map_err(storage)?;
+        if tid >= 1 << (63 - TENANT_SHIFT) {
+            return Err(Error::Unavailable("too many tenants for this store".into()));
+        }
+        self.tenant_ids.write().expect("tenant ids lock").insert(tenant.clone(), tid);
+        Ok(inserted == 1)
+    }
+
+    fn tenants(&self) -> Result<Vec<(TenantId, TenantPolicy)>> {
+        let rows = self.read(|c| {
+            let mut statement = c.prepare("SELECT name, policy FROM tenants ORDER BY name")?;
+            let rows =
+                statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(name, policy)| Ok((TenantId::new(&name)?, policy_from_json(&policy)?)))
+            .collect()
+    }
+
+    fn head(&self, tenant: &TenantId) -> Result<Option<LogHead>> {
+        let tid = self.tid(tenant)?;
+        let row = self.read(|c| {
+            c.query_row("SELECT size, checkpoint FROM logs WHERE tid = ?1", [tid], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .optional()
+        })?;
+        Ok(row.map(|(size, checkpoint)| LogHead { size: TreeSize(size as u64), checkpoint }))
+    }
+
+    fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>> {
+        let tid = self.tid(tenant)?;
+        self.read(|c| {
+            let mut statement =
+                c.prepare("SELECT size, note FROM checkpoints WHERE tid = ?1 ORDER BY size")?;
+            let rows = statement.query_map([tid], |row| {
+                Ok(LogHead { size: TreeSize(row.get::<_, i64>(0)? as u64), checkpoint: row.get(1)? })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        let tid = self.tid(tenant)?;
+        let found = self.read(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT data FROM tiles WHERE tid = ?1 AND level = ?2 AND idx = ?3")?;
+            tiles
+                .iter()
+                .map(|tile| {
+                    statement
+                        .query_row(params![tid, tile.level, tile.index as i64], |row| {
+                            row.get::<_, Vec<u8>>(0)
+                        })
+                        .optional()
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        tiles
+            .iter()
+            .zip(found)
+            .map(|(tile, data)| {
+                let want = tile.width as usize * 32;
+                match data {
+                    Some(mut data) if data.len() >= want => {
+                        data.truncate(want);
+                        Ok(data)
+                    }
+                    _ => Err(Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+                }
+            })
+            .collect()
+    }
+
+    fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        let tid = self.tid(tenant)?;
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let end = end.min(1 << TENANT_SHIFT);
+        self.read(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT entry FROM events WHERE rid >= ?1 AND rid < ?2 ORDER BY rid")?;
+            let rows = statement.query_map([rid(tid, start), rid(tid, end)], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn scan_entries(&self, tenant: &TenantId, start: u64, limit: usize) -> Result<Vec<ScannedEntry>> {
+        let tid = self.tid(tenant)?;
+        let start = start.min(1 << TENANT_SHIFT);
+        self.read(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT rid, event_id, entry FROM events WHERE rid >= ?1 AND rid < ?2 ORDER BY rid LIMIT ?3",
+            )?;
+            let rows =
+                statement.query_map(params![rid(tid, start), rid(tid + 1, 0), limit as i64], |row| {
+                    let rid: i64 = row.get(0)?;
+                    let event_id: Vec<u8> = row.get(1)?;
+                    Ok(ScannedEntry {
+                        index: (rid & ((1i64 << TENANT_SHIFT) - 1)) as u64,
+                        event_id: event_id.as_slice().try_into().unwrap_or([0; 16]),
+                        entry: row.get(2)?,
+                    })
+                })?;
+            rows.collect()
+        })
+    }
+
+    fn find_existing(&self, tenant: &TenantId, keys: &[(&str, &str)]) -> Result<Vec<Option<Existing>>> {
+        let tid = self.tid(tenant)?;
+        self.read(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT rid, event_id, content_hash FROM events WHERE tid = ?1 AND source = ?2 AND producer_id = ?3",
+            )?;
+            keys.iter()
+                .map(|(source, id)| {
+                    statement
+                        .query_row(params![tid, source, id], |row| {
+                            let rid: i64 = row.get(0)?;
+                            let event_id: Vec<u8> = row.get(1)?;
+                            let content_hash: Vec<u8> = row.get(2)?;
+                            Ok(Existing {
+                                index: (rid & ((1i64 << TENANT_SHIFT) - 1)) as u64,
+                                event_id: event_id.as_slice().try_into().unwrap_or([0; 16]),
+                                content_hash: content_hash.as_slice().try_into().unwrap_or([0; 32]),
+                            })
+                        })
+                        .optional()
+                })
+                .collect()
+        })
+    }
+
+    fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
+        let tid = self.tid(tenant)?;
+        self.read(|c| {
+            c.prepare_cached("SELECT wrapped FROM data_keys WHERE tid = ?1 AND subject = ?2")?
+                .query_row(params![tid, subject], |row| row.get(0))
+                .optional()
+        })
+    }
+
+    fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
+        let tid = self.tid(tenant)?;
+        let writer = self.writer.lock().expect("writer lock");
+        // Overwrite before deleting so the wrapped key does not linger in free pages.
+        writer
+            .execute(
+                "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE tid = ?1 AND subject = ?2",
+                params![tid, subject],
+            )
+            .map_err(storage)?;
+        let deleted = writer
+            .execute("DELETE FROM data_keys WHERE tid = ?1 AND subject = ?2", params![tid, subject])
+            .map_err(storage)?;
+        Ok(deleted == 1)
+    }
+
+    fn commit(&self, commit: &Commit) -> Result<()> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+        {
+            let mut insert_key = tx
+                .prepare_cached("INSERT OR IGNORE INTO data_keys (tid, subject, wrapped) VALUES (?1, ?2, ?3)")
+                .map_err(storage)?;
+            for key in &commit.data_keys {
+                insert_key
+                    .execute(params![self.tid(&key.tenant)?, key.subject, key.wrapped])
+                    .map_err(storage)?;
+            }
+            let mut insert_event = tx
+                .prepare_cached(
+                    "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
+                        type, action, outcome, actor, subject, entry, seal_subject, sealed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(storage)?;
+            let mut insert_target = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(storage)?;
+            let mut put_tile = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO tiles (tid, level, idx, data) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(storage)?;
+            for log in &commit.logs {
+                let tid = self.tid(&log.tenant)?;
+                let current: Option<i64> = tx
+                    .query_row("SELECT size FROM logs WHERE tid = ?1", [tid], |row| row.get(0))
+                    .optional()
+                    .map_err(storage)?;
+                if current.unwrap_or(0) as u64 != log.old_size.0 {
+                    return Err(Error::Conflict(format!(
+                        "log of {} is at size {}, not {}: another writer moved it",
+                        log.tenant,
+                        current.unwrap_or(0),
+                        log.old_size
+                    )));
+                }
+                for entry in &log.entries {
+                    let row = rid(tid, entry.index);
+                    let (seal_subject, sealed) = match &entry.sealed {
+                        Some((subject, sealed)) => (Some(subject.as_str()), Some(sealed.as_slice())),
+                        None => (None, None),
+                    };
+                    insert_event
+                        .execute(params![
+                            row,
+                            tid,
+                            entry.event_id.as_slice(),
+                            entry.source,
+                            entry.producer_id,
+                            entry.content_hash.as_slice(),
+                            entry.time.0,
+                            entry.recorded_at.0,
+                            entry.event_type,
+                            entry.action,
+                            entry.outcome,
+                            entry.actor,
+                            entry.subject,
+                            entry.entry,
+                            seal_subject,
+                            sealed,
+                        ])
+                        .map_err(|err| match err {
+                            rusqlite::Error::SqliteFailure(code, _)
+                                if code.code == rusqlite::ErrorCode::ConstraintViolation =>
+                            {
+                                Error::Conflict(format!(
+                                    "entry {} of {} is already stored",
+                                    entry.index, log.tenant
+                                ))
+                            }
+                            other => storage(other),
+                        })?;
+                    for (target_type, target_id) in &entry.targets {
+                        insert_target
+                            .execute(params![tid, target_type, target_id, entry.time.0, row])
+                            .map_err(storage)?;
+                    }
+                }
+                for (tile, data) in &log.tiles {
+                    put_tile.execute(params![tid, tile.level, tile.index as i64, data]).map_err(storage)?;
+                }
+                tx.execute(
+                    "INSERT INTO checkpoints (tid, size, note) VALUES (?1, ?2, ?3)",
+                    params![tid, log.new_size.0 as i64, log.checkpoint],
+                )
+                .map_err(storage)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO logs (tid, size, checkpoint) VALUES (?1, ?2, ?3)",
+                    params![tid, log.new_size.0 as i64, log.checkpoint],
+                )
+                .map_err(storage)?;
+            }
+        }
+        tx.commit().map_err(storage)
+    }
+}
+
+impl EventIndex for SqliteStore {
+    fn event_by_id(&self, tenant: &TenantId, event_id: &[u8; 16]) -> Result<Option<StoredEvent>> {
+        let tid = self.tid(tenant)?;
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.event_id = ?1 AND e.tid = ?2"
+            ))?
+            .query_row(params![event_id.as_slice(), tid], stored_event)
+            .optional()
+        })
+    }
+
+    fn event_by_index(&self, tenant: &TenantId, index: u64) -> Result<Option<StoredEvent>> {
+        let tid = self.tid(tenant)?;
+        if index >= 1 << TENANT_SHIFT {
+            return Ok(None);
+        }
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.rid = ?1"))?
+                .query_row([rid(tid, index)], stored_event)
+                .optional()
+        })
+    }
+
+    fn search(
+        &self,
+        tenant: &TenantId,
+        filter: &Filter,
+        order: Order,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let tid = self.tid(tenant)?;
+        let (sql, values) = search_sql(tid, filter, order, after, limit);
+        self.read(|c| {
+            let mut statement = c.prepare_cached(&sql)?;
+            let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
+            rows.collect()
+        })
+    }
+}
+
+/// Builds the SQL of a search. With a target filter the walk goes through `event_targets`
+/// (ordered by time there); otherwise through the index of the most selective given column.
+fn search_sql(
+    tid: i64,
+    filter: &Filter,
+    order: Order,
+    after: Option<Position>,
+    limit: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
+    let mut values: Vec<V> = vec![V::Integer(tid)];
+    let mut conditions = vec!["e.tid = ?1".to_owned()];
+    let (from, time_column, rid_column) = if let Some((target_type, target_id)) = &filter.target {
+        values.push(V::Text(target_type.clone()));
+        values.push(V::Text(target_id.clone()));
+        conditions.push(format!(
+            "t.tid = ?1 AND t.type = ?{} AND t.id = ?{}",
+            values.len() - 1,
+            values.len()
+        ));
+        ("event_targets t JOIN events e ON e.rid = t.rid", "t.time", "t.rid")
+    } else {
+        ("events e", "e.time", "e.rid")
+    };
+    let mut equal = |column: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            values.push(V::Text(value.clone()));
+            conditions.push(format!("{column} = ?{}", values.len()));
+        }
+    };
+    equal("e.actor", &filter.actor);
+    equal("e.subject", &filter.subject);
+    equal("e.type", &filter.event_type);
+    equal("e.action", &filter.action);
+    equal("e.outcome", &filter.outcome);
+    equal("e.source", &filter.source);
+    if let Some(from) = filter.from {
+        values.push(V::Integer(from.0));
+        conditions.push(format!("{time_column} >= ?{}", values.len()));
+    }
+    if let Some(to) = filter.to {
+        values.push(V::Integer(to.0));
+        conditions.push(format!("{time_column} < ?{}", values.len()));
+    }
+    let (direction, comparison) = match order {
+        Order::NewestFirst => ("DESC", "<"),
+        Order::OldestFirst => ("ASC", ">"),
+    };
+    if let Some(after) = after {
+        values.push(V::Integer(after.time.0));
+        values.push(V::Integer(rid(tid, after.index)));
+        conditions.push(format!(
+            "({time_column}, {rid_column}) {comparison} (?{}, ?{})",
+            values.len() - 1,
+            values.len()
+        ));
+    }
+    values.push(V::Integer(limit as i64));
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM {from} WHERE {} ORDER BY {time_column} {direction}, {rid_column} {direction} LIMIT ?{}",
+        conditions.join(" AND "),
+        values.len()
+    );
+    (sql, values)
+}

@@ -1,0 +1,84 @@
+-- Evident's embedded store, schema version 1.
+-- Events of all tenants share one table; `rid` = tenant number * 2^40 + leaf index, so each
+-- tenant's entries are one contiguous, append-ordered key range.
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS tenants (
+    tid        INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    policy     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+-- The latest head of each log; moves only by compare-and-swap on `size`.
+CREATE TABLE IF NOT EXISTS logs (
+    tid        INTEGER PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    checkpoint TEXT NOT NULL
+);
+
+-- Every checkpoint ever published.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tid  INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (tid, size)
+) WITHOUT ROWID;
+
+-- C2SP tlog-tiles: one row per (level, index), holding the widest version written so far; a
+-- narrower partial tile is a prefix of it, a full tile is 8192 bytes and never changes.
+CREATE TABLE IF NOT EXISTS tiles (
+    tid   INTEGER NOT NULL,
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    data  BLOB NOT NULL,
+    PRIMARY KEY (tid, level, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    rid          INTEGER PRIMARY KEY,
+    tid          INTEGER NOT NULL,
+    event_id     BLOB NOT NULL,
+    source       TEXT NOT NULL,
+    producer_id  TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    time         INTEGER NOT NULL,
+    recorded_at  INTEGER NOT NULL,
+    type         TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    subject      TEXT,
+    entry        BLOB NOT NULL,
+    seal_subject TEXT,
+    sealed       BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (tid, source, producer_id);
+CREATE INDEX IF NOT EXISTS events_time ON events (tid, time);
+CREATE INDEX IF NOT EXISTS events_actor ON events (tid, actor, time);
+CREATE INDEX IF NOT EXISTS events_subject ON events (tid, subject, time) WHERE subject IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_type ON events (tid, type, time);
+CREATE INDEX IF NOT EXISTS events_action ON events (tid, action, time);
+CREATE INDEX IF NOT EXISTS events_outcome ON events (tid, outcome, time);
+CREATE INDEX IF NOT EXISTS events_source ON events (tid, source, time);
+
+CREATE TABLE IF NOT EXISTS event_targets (
+    tid  INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    rid  INTEGER NOT NULL,
+    PRIMARY KEY (tid, type, id, time, rid)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS data_keys (
+    tid     INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (tid, subject)
+) WITHOUT ROWID;
