@@ -87,6 +87,7 @@ pub enum Outcome {
 }
 
 struct Prepared {
+    event_id: [u8; 16],
     source: String,
     producer_id: String,
     content_hash: [u8; 32],
@@ -333,16 +334,17 @@ impl Shared {
             }
         };
         Ok(Prepared {
+            event_id: *event_id.as_bytes(),
             source: event.source.clone(),
             producer_id: event.id.clone(),
-            content_hash: leaf::content_hash(&event),
+            content_hash: leaf.content_hash,
             leaf_hash: leaf_hash(&leaf.entry),
             entry: NewEntry {
                 index: 0,
                 event_id: *event_id.as_bytes(),
                 source: event.source.clone(),
                 producer_id: event.id.clone(),
-                content_hash: [0; 32],
+                content_hash: leaf.content_hash,
                 time: event.time,
                 recorded_at: recorded.recorded_at,
                 event_type: event.event_type.clone(),
@@ -437,8 +439,8 @@ impl Sequencer {
         }
     }
 
-    fn process(&mut self, group: Vec<Request>) {
-        match self.sequence_and_commit(&group) {
+    fn process(&mut self, mut group: Vec<Request>) {
+        match self.sequence_and_commit(&mut group) {
             Ok(outcomes) => {
                 for (request, outcomes) in group.into_iter().zip(outcomes) {
                     let _ = request.reply.send(Ok(outcomes));
@@ -475,13 +477,13 @@ impl Sequencer {
         Ok(state)
     }
 
-    fn sequence_and_commit(&mut self, group: &[Request]) -> Result<Vec<Vec<Outcome>>> {
+    fn sequence_and_commit(&mut self, group: &mut [Request]) -> Result<Vec<Vec<Outcome>>> {
         // Idempotency and index assignment, per tenant, in arrival order.
         let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(group.len());
         let mut next_states: HashMap<TenantId, (LogState, Vec<Hash>, Vec<NewEntry>)> = HashMap::new();
         let mut seen: HashMap<(TenantId, String, String), ([u8; 32], u64, [u8; 16])> = HashMap::new();
         let mut commit = Commit::default();
-        for request in group {
+        for request in group.iter_mut() {
             let tenant_entry = self.shared.tenant(&request.tenant)?;
             if !next_states.contains_key(&request.tenant) {
                 let state = self.log_state(&request.tenant, &tenant_entry.signer.verifier())?;
@@ -496,7 +498,7 @@ impl Sequencer {
             let mut existing = self.shared.store.find_existing(&request.tenant, &keys)?.into_iter();
             let (state, hashes, entries) = next_states.get_mut(&request.tenant).expect("inserted above");
             let mut request_slots = Vec::with_capacity(request.items.len());
-            for item in &request.items {
+            for item in request.items.iter_mut() {
                 let prepared = match item {
                     Err(reason) => {
                         request_slots.push(Slot::Done(Outcome::Rejected(reason.clone())));
@@ -532,14 +534,13 @@ impl Sequencer {
                     continue;
                 }
                 let index = state.size().0 + hashes.len() as u64;
-                seen.insert(key, (prepared.content_hash, index, prepared.entry.event_id));
+                seen.insert(key, (prepared.content_hash, index, prepared.event_id));
                 hashes.push(prepared.leaf_hash);
-                let mut entry = prepared.entry.clone();
+                let mut entry = std::mem::take(&mut prepared.entry);
                 entry.index = index;
-                entry.content_hash = prepared.content_hash;
                 entries.push(entry);
-                if let Some(new_key) = &prepared.new_key {
-                    commit.data_keys.push(new_key.clone());
+                if let Some(new_key) = prepared.new_key.take() {
+                    commit.data_keys.push(new_key);
                 }
                 request_slots.push(Slot::New { index, tenant: request.tenant.clone() });
             }
@@ -609,7 +610,7 @@ impl Sequencer {
                     )),
                     Slot::Done(outcome) => outcome,
                     Slot::New { index, tenant } => {
-                        let event_id = item.as_ref().expect("new items were prepared").entry.event_id;
+                        let event_id = item.as_ref().expect("new items were prepared").event_id;
                         Outcome::Stored(receipt_for(&tenant, index, event_id, warnings))
                     }
                     Slot::SameAs { index, event_id, tenant } => {

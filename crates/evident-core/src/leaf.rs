@@ -30,6 +30,8 @@ pub struct Leaf {
     pub entry: Vec<u8>,
     /// The personal part, absent when the event has no personal values.
     pub personal: Option<Personal>,
+    /// [`content_hash`] of the event, computed on the way.
+    pub content_hash: [u8; 32],
 }
 
 /// A personal part before sealing.
@@ -42,7 +44,7 @@ pub struct Personal {
 
 /// RFC 8785 canonical JSON.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
-    serde_jcs::to_vec(value).expect("a serde_json::Value always serialises")
+    crate::jcs::to_vec(value)
 }
 
 /// The normalised producer event as JSON (times in UTC microseconds, defaults filled in); what
@@ -187,6 +189,7 @@ pub fn sealing_subject(event: &Event) -> String {
 /// Builds the leaf of an accepted event. `salt` is used only when there is a personal part.
 pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, salt: [u8; 32]) -> Result<Leaf> {
     let mut skeleton = Value::Object(event_json(event));
+    let content_hash = Sha256::digest(canonical_json(&skeleton)).into();
     let mut personal = Map::new();
     for pointer in personal_pointers(event, policy) {
         if let Some(value) = take_pointer(&mut skeleton, &pointer) {
@@ -210,7 +213,7 @@ pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, sal
             evident_tlog::MAX_ENTRY_LEN
         )));
     }
-    Ok(Leaf { entry, personal })
+    Ok(Leaf { entry, personal, content_hash })
 }
 
 /// Puts an event back together from its skeleton and its opened personal part, after checking the

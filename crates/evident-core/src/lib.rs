@@ -9,6 +9,7 @@ pub mod engine;
 pub mod event;
 pub mod fsck;
 pub mod history;
+pub mod jcs;
 pub mod leaf;
 pub mod log;
 pub mod read;

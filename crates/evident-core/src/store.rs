@@ -47,7 +47,7 @@ pub struct LogHead {
 }
 
 /// One sequenced entry with the columns queries use.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewEntry {
     pub index: u64,
     pub event_id: [u8; 16],

@@ -49,6 +49,7 @@ pub mod rule {
     pub const LENGTH: &str = "length";
     pub const FORMAT: &str = "format";
     pub const UNKNOWN_FIELD: &str = "unknown_field";
+    /// A number out of bounds (reserved: no numeric member of an event is bounded today).
     pub const RANGE: &str = "range";
     pub const CARD_NUMBER: &str = "card_number";
     pub const SECRET: &str = "secret";
@@ -292,7 +293,7 @@ impl Checker<'_> {
 
     /// `reason` when the outcome is a failure, or for a read of personal data when the tenant requires
     /// a purpose (then it must not be blank); `changes` for actions that change a record (then it
-    /// must not be empty).
+    /// must not be empty) unless it failed.
     fn conditionally_required(
         &mut self,
         obj: &Obj,
@@ -319,7 +320,9 @@ impl Checker<'_> {
             None => true,
             Some(value) => value.as_array().is_some_and(Vec::is_empty),
         };
-        if let Some(action) = action.filter(|action| action.changes_record() && changes_empty) {
+        // A failed change changed nothing, so it need not say what would have changed.
+        let succeeded = outcome != Some(Outcome::Failure);
+        if let Some(action) = action.filter(|action| action.changes_record() && changes_empty && succeeded) {
             let message =
                 format!("changes is required and must not be empty for action `{}`", action.as_str());
             self.error(obj.field("changes"), rule::CONDITIONAL, message);

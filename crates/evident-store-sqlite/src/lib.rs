@@ -35,6 +35,51 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     tenant_ids: RwLock<HashMap<TenantId, i64>>,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: Checkpointer,
+}
+
+/// Moves committed pages from the WAL into the database file in the background, so the commit
+/// path (and so acknowledgement latency) never pays for it. Durability does not depend on it:
+/// a commit is durable once its WAL frames are synced.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+    /// Above this the checkpointer truncates the WAL, briefly holding writers back.
+    const MAX_WAL_BYTES: u64 = 256 << 20;
+
+    fn start(path: &Path) -> Result<Checkpointer> {
+        let connection = open_connection(path)?;
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("evident-sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Self::INTERVAL)
+                {
+                    let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > Self::MAX_WAL_BYTES);
+                    let mode = if big { "TRUNCATE" } else { "PASSIVE" };
+                    let _ = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+                }
+                let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            })
+            .map_err(|err| Error::Unavailable(format!("cannot start the checkpointer: {err}")))?;
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -42,6 +87,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let writer = open_connection(path)?;
         writer.execute_batch(include_str!("schema.sql")).map_err(storage)?;
+        writer.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(storage)?;
         let version: Option<String> = writer
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| row.get(0))
             .optional()
@@ -65,6 +111,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             tenant_ids: RwLock::new(HashMap::new()),
+            _checkpointer: Checkpointer::start(path)?,
         };
         store.load_tenant_ids()?;
         Ok(store)
