@@ -401,6 +401,11 @@ struct Sequencer {
     logs: HashMap<TenantId, LogState>,
 }
 
+/// (tenant, source, producer id).
+type IdempotencyKey = (TenantId, String, String);
+/// The content hash, index and event id of the first item of a group with a given key.
+type FirstInGroup = ([u8; 32], u64, [u8; 16]);
+
 /// Where an item of a group ends up.
 enum Slot {
     Done(Outcome),
@@ -481,7 +486,7 @@ impl Sequencer {
         // Idempotency and index assignment, per tenant, in arrival order.
         let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(group.len());
         let mut next_states: HashMap<TenantId, (LogState, Vec<Hash>, Vec<NewEntry>)> = HashMap::new();
-        let mut seen: HashMap<(TenantId, String, String), ([u8; 32], u64, [u8; 16])> = HashMap::new();
+        let mut seen: HashMap<IdempotencyKey, FirstInGroup> = HashMap::new();
         let mut commit = Commit::default();
         for request in group.iter_mut() {
             let tenant_entry = self.shared.tenant(&request.tenant)?;

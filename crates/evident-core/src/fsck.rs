@@ -148,7 +148,7 @@ pub fn check_log(
             }
             let mut full_tiles = Vec::new();
             frontier.append(hash, |node: NodeId, hash| {
-                if node.level as u32 % TILE_HEIGHT != 0 {
+                if !(node.level as u32).is_multiple_of(TILE_HEIGHT) {
                     return;
                 }
                 let level = (node.level as u32 / TILE_HEIGHT) as usize;
@@ -187,7 +187,7 @@ pub fn check_log(
     // The partial tiles of the head.
     for (level, hashes) in edges.iter().enumerate() {
         if !hashes.is_empty() {
-            let index = (head_size >> (TILE_HEIGHT * (level as u32 + 1))) as u64;
+            let index = head_size >> (TILE_HEIGHT * (level as u32 + 1));
             let tile = TileId { level: level as u8, index, width: hashes.len() as u16 };
             check_tile(store, tenant, tile, hashes, head_size - 1, &mut report)?;
         }

@@ -130,8 +130,12 @@ mod tests {
     #[test]
     fn rfc8785_numbers_and_escapes() {
         // RFC 8785 §3.2.2 example values.
-        let value = json!({"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
-                           "string": "\u{20ac}$\u{f}\nA'B\"\\\\\"/", "literals": [null, true, false]});
+        // Parsed from text so the RFC's literals stay exactly as written.
+        let value: Value = serde_json::from_str(
+            r#"{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+                "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/", "literals": [null, true, false]}"#,
+        )
+        .unwrap();
         let want = r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#;
         assert_eq!(String::from_utf8(to_vec(&value)).unwrap(), want);
         assert_eq!(to_vec(&json!(9007199254740993u64)), b"9007199254740992");

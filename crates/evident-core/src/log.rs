@@ -128,7 +128,7 @@ impl LogState {
         let edges = &mut self.edges;
         for hash in leaf_hashes {
             self.frontier.append(*hash, |node: NodeId, hash| {
-                if node.level as u32 % TILE_HEIGHT != 0 {
+                if !(node.level as u32).is_multiple_of(TILE_HEIGHT) {
                     return;
                 }
                 let level = (node.level as u32 / TILE_HEIGHT) as usize;

@@ -1,0 +1,791 @@
+//! The storage conformance suite: every backend runs these same checks, through the engine, with
+//! [`store_conformance_suite!`] (in the manner of Quickwit's `metastore_test_suite!`).
+//!
+//! A backend provides a [`Harness`] that opens its store; opening again must give a new handle to
+//! the same data (so the suite can test restarts).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use evident_tlog::{
+    BundleId, Checkpoint, MemoryTree, TileId, TreeSize, leaf_hash, parse_bundle, verify_consistency,
+    verify_inclusion,
+};
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, EngineConfig, Outcome};
+use crate::error::{Error, Result};
+use crate::event::{Micros, TenantPolicy};
+use crate::read::{Access, EventRef, PersonalState};
+use crate::seal::MasterKey;
+use crate::store::{
+    Commit, EventIndex, Existing, Filter, LogCommit, LogHead, LogStore, Order, Position, ScannedEntry, Store,
+    StoredEvent, TenantId,
+};
+use crate::validate::{Validated, validate_event};
+
+/// Opens the backend under test.
+pub trait Harness {
+    /// A handle to the backend's store; every call opens the same data.
+    fn open(&self) -> Arc<dyn Store>;
+}
+
+/// Expands to one `#[test]` per conformance check, each calling `$harness` for a fresh backend.
+#[macro_export]
+macro_rules! store_conformance_suite {
+    ($harness:expr) => {
+        $crate::store_conformance_suite!(@tests $harness;
+            append_and_read_back, idempotency, search_filters_and_pagination, record_history,
+            sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
+            reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing);
+    };
+    (@tests $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let harness = $harness;
+                $crate::conformance::$name(&harness);
+            }
+        )*
+    };
+}
+
+const SEED: [u8; 32] = [42; 32];
+const MASTER: [u8; 32] = [7; 32];
+
+fn engine_over(store: Arc<dyn Store>, config: EngineConfig) -> Engine {
+    Engine::open(store, SEED, MasterKey::from_bytes(MASTER), config).expect("engine opens")
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::new(name).expect("valid tenant id")
+}
+
+/// A valid event; `overrides` replaces top-level members.
+pub fn event(id: &str, overrides: Value) -> Value {
+    let mut base = json!({
+        "id": id,
+        "source": "//crm.example.com/support-api",
+        "type": "customer.record.viewed",
+        "action": "read",
+        "time": "2026-11-26T10:00:00Z",
+        "actor": {"id": "agent-1", "type": "user", "display": "Ann Agent"},
+        "subject": "cust-1",
+        "targets": [{"type": "customer", "id": "cust-1", "display": "Carl Customer"}],
+        "outcome": "success",
+        "origin": {"ip": "192.0.2.10", "service": "support-api"},
+    });
+    for (key, value) in overrides.as_object().expect("overrides are an object") {
+        if value.is_null() {
+            base.as_object_mut().unwrap().remove(key);
+        } else {
+            base[key] = value.clone();
+        }
+    }
+    base
+}
+
+fn valid(value: Value) -> Validated {
+    validate_event(&value, &TenantPolicy::default())
+        .unwrap_or_else(|errors| panic!("invalid test event: {errors:?}"))
+}
+
+fn append(engine: &Engine, tenant: &TenantId, events: Vec<Value>) -> Vec<Outcome> {
+    engine.append(tenant, events.into_iter().map(valid).collect()).expect("append")
+}
+
+fn stored_index(outcome: &Outcome) -> u64 {
+    match outcome {
+        Outcome::Stored(receipt) => receipt.index,
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+pub fn append_and_read_back(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let outcomes =
+        append(&engine, &acme, vec![event("e1", json!({})), event("e2", json!({"subject": "cust-2"}))]);
+    assert_eq!(outcomes.iter().map(stored_index).collect::<Vec<_>>(), vec![0, 1]);
+    let Outcome::Stored(receipt) = &outcomes[1] else { unreachable!() };
+    assert_eq!(receipt.tree_size, 2);
+    let verifier = engine.verifier(&acme).unwrap();
+    let origin = engine.origin(&acme);
+    let (checkpoint, _) =
+        Checkpoint::open(&receipt.checkpoint, std::slice::from_ref(&verifier), &origin).unwrap();
+    assert_eq!(checkpoint.size, TreeSize(2));
+
+    for which in [EventRef::Id(receipt.event_id), EventRef::Index(1)] {
+        let view = engine.event(&acme, which, Access::Skeleton).unwrap();
+        assert_eq!((view.index, view.event_id), (1, receipt.event_id));
+        assert_eq!(view.event["id"], "e2");
+        assert_eq!(view.event["tenant"], "acme");
+        assert_eq!(view.event["event_id"], receipt.event_id.to_string());
+        let proof = engine.receipt(&acme, which).unwrap();
+        proof.verify(&view.entry, std::slice::from_ref(&verifier), &origin).unwrap();
+    }
+    assert!(matches!(engine.event(&acme, EventRef::Index(2), Access::Skeleton), Err(Error::NotFound(_))));
+    assert!(matches!(
+        engine.event(&acme, EventRef::Id(uuid::Uuid::now_v7()), Access::Skeleton),
+        Err(Error::NotFound(_))
+    ));
+    let unknown = tenant("nobody");
+    assert!(matches!(engine.append(&unknown, vec![valid(event("x", json!({})))]), Err(Error::NotFound(_))));
+}
+
+pub fn idempotency(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let first = append(&engine, &acme, vec![event("dup", json!({}))]);
+    let Outcome::Stored(original) = &first[0] else { panic!("{first:?}") };
+
+    // The same event again, alone and twice within one request.
+    let again = append(&engine, &acme, vec![event("dup", json!({})), event("dup", json!({}))]);
+    for outcome in &again {
+        let Outcome::Duplicate(receipt) = outcome else { panic!("{outcome:?}") };
+        assert_eq!((receipt.index, receipt.event_id), (original.index, original.event_id));
+    }
+    // Different content under the same key: a conflict, and nothing stored.
+    let changed = append(&engine, &acme, vec![event("dup", json!({"outcome": "unknown"}))]);
+    assert!(
+        matches!(changed[0], Outcome::Conflict { existing_index: 0, existing_event_id } if existing_event_id == original.event_id),
+        "{changed:?}"
+    );
+    // Within one request: the first is stored, an identical repeat is a duplicate of it, a
+    // different one is a conflict.
+    let batch = append(
+        &engine,
+        &acme,
+        vec![event("b", json!({})), event("b", json!({})), event("b", json!({"action": "list"}))],
+    );
+    let index = stored_index(&batch[0]);
+    assert!(matches!(&batch[1], Outcome::Duplicate(r) if r.index == index), "{batch:?}");
+    assert!(
+        matches!(&batch[2], Outcome::Conflict { existing_index, .. } if *existing_index == index),
+        "{batch:?}"
+    );
+    // The same id from another source is another event.
+    let other = append(&engine, &acme, vec![event("dup", json!({"source": "//billing.example.com"}))]);
+    assert_eq!(stored_index(&other[0]), 2);
+    assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().0, TreeSize(3));
+}
+
+pub fn search_filters_and_pagination(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let actions = ["read", "update", "export", "login"];
+    let mut sent = Vec::new();
+    for i in 0..60u32 {
+        let action = actions[i as usize % 4];
+        let mut overrides = json!({
+            "time": format!("2026-11-{:02}T{:02}:00:00Z", 1 + i / 24, i % 24),
+            "actor": {"id": format!("agent-{}", i % 3)},
+            "subject": format!("cust-{}", i % 5),
+            "targets": [{"type": if i % 2 == 0 { "customer" } else { "ticket" }, "id": format!("t-{}", i % 4)}],
+            "type": format!("customer.record.{action}"),
+            "action": action,
+            "outcome": if i % 7 == 0 { "failure" } else { "success" },
+            "source": if i % 10 == 0 { "//billing.example.com" } else { "//crm.example.com" },
+        });
+        if i % 7 == 0 {
+            overrides["reason"] = json!("denied");
+        }
+        if action == "update" {
+            overrides["changes"] = json!([{"field": "/note", "after": i}]);
+        }
+        sent.push(event(&format!("s{i}"), overrides));
+    }
+    // Several requests, so several group commits.
+    for chunk in sent.chunks(13) {
+        for outcome in append(&engine, &acme, chunk.to_vec()) {
+            stored_index(&outcome);
+        }
+    }
+    let all_ids = |filter: &Filter, order: Order| -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = engine.search(&acme, filter, order, cursor.as_deref(), 7, Access::Skeleton).unwrap();
+            assert!(page.items.len() <= 7);
+            ids.extend(page.items.iter().map(|v| v.event["id"].as_str().unwrap().to_owned()));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        ids
+    };
+    // The oracle: filter what was sent, order by (time, index).
+    let expect = |keep: &dyn Fn(&Value) -> bool, order: Order| -> Vec<String> {
+        let mut ids: Vec<(String, usize, String)> = sent
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| keep(e))
+            .map(|(i, e)| (e["time"].as_str().unwrap().to_owned(), i, e["id"].as_str().unwrap().to_owned()))
+            .collect();
+        ids.sort();
+        if order == Order::NewestFirst {
+            ids.reverse();
+        }
+        ids.into_iter().map(|(_, _, id)| id).collect()
+    };
+    type Keep = Box<dyn Fn(&Value) -> bool>;
+    let cases: Vec<(Filter, Keep)> = vec![
+        (Filter::default(), Box::new(|_| true)),
+        (
+            Filter { actor: Some("agent-1".into()), ..Filter::default() },
+            Box::new(|e| e["actor"]["id"] == "agent-1"),
+        ),
+        (
+            Filter { subject: Some("cust-3".into()), ..Filter::default() },
+            Box::new(|e| e["subject"] == "cust-3"),
+        ),
+        (
+            Filter { target: Some(("ticket".into(), "t-1".into())), ..Filter::default() },
+            Box::new(|e| e["targets"][0]["type"] == "ticket" && e["targets"][0]["id"] == "t-1"),
+        ),
+        (
+            Filter { event_type: Some("customer.record.export".into()), ..Filter::default() },
+            Box::new(|e| e["type"] == "customer.record.export"),
+        ),
+        (Filter { action: Some("login".into()), ..Filter::default() }, Box::new(|e| e["action"] == "login")),
+        (
+            Filter { outcome: Some("failure".into()), ..Filter::default() },
+            Box::new(|e| e["outcome"] == "failure"),
+        ),
+        (
+            Filter { source: Some("//billing.example.com".into()), ..Filter::default() },
+            Box::new(|e| e["source"] == "//billing.example.com"),
+        ),
+        (
+            Filter {
+                from: Micros::parse_rfc3339("2026-11-01T05:00:00Z"),
+                to: Micros::parse_rfc3339("2026-11-02T03:00:00Z"),
+                ..Filter::default()
+            },
+            Box::new(|e| {
+                let t = e["time"].as_str().unwrap();
+                ("2026-11-01T05:00:00Z"..="2026-11-02T02:59:59Z").contains(&t)
+            }),
+        ),
+        (
+            Filter {
+                actor: Some("agent-2".into()),
+                outcome: Some("success".into()),
+                target: Some(("customer".into(), "t-2".into())),
+                ..Filter::default()
+            },
+            Box::new(|e| {
+                e["actor"]["id"] == "agent-2" && e["outcome"] == "success" && e["targets"][0]["id"] == "t-2"
+            }),
+        ),
+    ];
+    for (filter, keep) in &cases {
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            assert_eq!(all_ids(filter, order), expect(keep.as_ref(), order), "{filter:?} {order:?}");
+        }
+    }
+    // The customer timeline is the subject filter.
+    let timeline = engine.timeline(&acme, "cust-4", Order::OldestFirst, None, 100, Access::Skeleton).unwrap();
+    assert_eq!(
+        timeline.items.iter().map(|v| v.event["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>(),
+        expect(&|e| e["subject"] == "cust-4", Order::OldestFirst)
+    );
+    // Bad cursors and ranges are refused, not misread.
+    assert!(matches!(
+        engine.search(&acme, &Filter::default(), Order::NewestFirst, Some("garbage"), 5, Access::Skeleton),
+        Err(Error::InvalidArgument(_))
+    ));
+    let page =
+        engine.search(&acme, &Filter::default(), Order::NewestFirst, None, 5, Access::Skeleton).unwrap();
+    let cursor = page.next_cursor.unwrap();
+    assert!(
+        engine
+            .search(&acme, &Filter::default(), Order::OldestFirst, Some(&cursor), 5, Access::Skeleton)
+            .is_err()
+    );
+    let backwards = Filter {
+        from: Micros::parse_rfc3339("2026-11-03T00:00:00Z"),
+        to: Micros::parse_rfc3339("2026-11-01T00:00:00Z"),
+        ..Filter::default()
+    };
+    assert!(engine.search(&acme, &backwards, Order::NewestFirst, None, 5, Access::Skeleton).is_err());
+}
+
+pub fn record_history(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let target = json!([{"type": "customer", "id": "cust-9"}]);
+    let step = |id: &str, time: &str, action: &str, outcome: &str, changes: Value, reason: &str| {
+        let mut overrides = json!({"time": time, "action": action, "outcome": outcome, "targets": target.clone(),
+            "type": format!("customer.record.{action}"), "reason": reason, "subject": "cust-9"});
+        if !changes.is_null() {
+            overrides["changes"] = changes;
+        }
+        event(id, overrides)
+    };
+    let events = vec![
+        step(
+            "h1",
+            "2026-01-01T09:00:00Z",
+            "create",
+            "success",
+            json!([{"field": "/email", "after": "a@x.example"}, {"field": "/tier", "after": "gold"}]),
+            "signup",
+        ),
+        step(
+            "h2",
+            "2026-01-02T09:00:00Z",
+            "update",
+            "success",
+            json!([{"field": "/email", "before": "a@x.example", "after": "b@x.example"}]),
+            "customer request",
+        ),
+        step("h3", "2026-01-03T09:00:00Z", "update", "failure", Value::Null, "permission denied"),
+        step("h4", "2026-01-04T09:00:00Z", "read", "success", Value::Null, "support call"),
+        step(
+            "h5",
+            "2026-01-05T09:00:00Z",
+            "update",
+            "success",
+            json!([{"field": "/tier", "before": "gold", "after": null}, {"field": "/address/city", "after": "Oslo"}]),
+            "downgrade",
+        ),
+        step(
+            "h6",
+            "2026-01-06T09:00:00Z",
+            "delete",
+            "success",
+            json!([{"field": "/email", "before": "b@x.example"}]),
+            "erasure request",
+        ),
+    ];
+    for outcome in append(&engine, &acme, events) {
+        stored_index(&outcome);
+    }
+    let history = engine.record_history(&acme, "customer", "cust-9", Access::Personal).unwrap();
+    assert!(history.values);
+    assert_eq!(
+        history.versions.iter().map(|v| v.action.as_str()).collect::<Vec<_>>(),
+        ["create", "update", "update", "delete"]
+    );
+    assert_eq!(history.versions[0].state, Some(json!({"email": "a@x.example", "tier": "gold"})));
+    assert_eq!(history.versions[1].state, Some(json!({"email": "b@x.example", "tier": "gold"})));
+    assert_eq!(
+        history.versions[2].state,
+        Some(json!({"email": "b@x.example", "tier": null, "address": {"city": "Oslo"}}))
+    );
+    assert_eq!(history.versions[3].state, Some(Value::Null));
+    assert_eq!(history.versions[1].reason.as_deref(), Some("customer request"));
+    assert_eq!(history.versions[1].actor["id"], "agent-1");
+    assert_eq!(history.versions[1].actor["display"], "Ann Agent");
+    let at = |t: &str| history.at(Micros::parse_rfc3339(t).unwrap()).map(|v| v.number);
+    assert_eq!(at("2025-12-31T00:00:00Z"), None);
+    assert_eq!(at("2026-01-02T09:00:00Z"), Some(2));
+    assert_eq!(at("2026-01-04T12:00:00Z"), Some(2));
+    assert_eq!(at("2027-01-01T00:00:00Z"), Some(4));
+    let diff = history.diff(1, 3).unwrap();
+    assert_eq!(diff.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["/address", "/email", "/tier"]);
+    assert_eq!(diff[1].before, Some(json!("a@x.example")));
+    assert_eq!(diff[1].after, Some(json!("b@x.example")));
+    assert!(history.diff(1, 9).is_err());
+
+    // Without personal access: who, when, why and which fields, never the values.
+    let redacted = engine.record_history(&acme, "customer", "cust-9", Access::Skeleton).unwrap();
+    assert!(!redacted.values);
+    assert_eq!(redacted.versions.len(), 4);
+    assert!(redacted.versions.iter().all(|v| v.state.is_none() && v.actor.get("display").is_none()));
+    assert!(
+        redacted.versions.iter().flat_map(|v| &v.changes).all(|c| c.before.is_none() && c.after.is_none())
+    );
+    assert_eq!(
+        redacted.diff(1, 3).unwrap().iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
+        ["/address/city", "/email", "/tier"]
+    );
+    assert!(
+        engine.record_history(&acme, "customer", "nobody", Access::Personal).unwrap().versions.is_empty()
+    );
+}
+
+pub fn sealing_and_erasure(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine
+        .create_tenant(
+            &acme,
+            TenantPolicy { personal_metadata_keys: vec!["phone".into()], ..TenantPolicy::default() },
+        )
+        .unwrap();
+    let personal = event(
+        "p1",
+        json!({"subject": "cust-erase", "metadata": {"phone": "+47 555 0100", "channel": "web"},
+               "origin": {"ip": "198.51.100.77", "user_agent": "SecretBrowser/1.0"}}),
+    );
+    let Outcome::Stored(receipt) = &append(&engine, &acme, vec![personal])[0] else { panic!() };
+    let other = append(&engine, &acme, vec![event("p2", json!({"subject": "cust-keep"}))]);
+    stored_index(&other[0]);
+
+    let skeleton = engine.event(&acme, EventRef::Index(receipt.index), Access::Skeleton).unwrap();
+    assert_eq!(skeleton.personal, PersonalState::Withheld);
+    let entry = String::from_utf8(skeleton.entry.clone()).unwrap();
+    for secret in ["Ann Agent", "Carl Customer", "198.51.100.77", "SecretBrowser", "+47 555 0100"] {
+        assert!(!entry.contains(secret), "{secret} leaked into the leaf: {entry}");
+        assert!(!skeleton.event.to_string().contains(secret));
+    }
+    assert!(entry.contains("pii_commitment") && entry.contains("\"channel\":\"web\""));
+    let full = engine.event(&acme, EventRef::Index(receipt.index), Access::Personal).unwrap();
+    assert_eq!(full.personal, PersonalState::Included);
+    assert_eq!(full.event["origin"]["ip"], "198.51.100.77");
+    assert_eq!(full.event["metadata"]["phone"], "+47 555 0100");
+    assert_eq!(full.event["targets"][0]["display"], "Carl Customer");
+    // The store itself holds no personal value in the clear.
+    let stored = engine.store().event_by_index(&acme, receipt.index).unwrap().unwrap();
+    let sealed = &stored.sealed.as_ref().unwrap().1;
+    assert!(!sealed.windows(13).any(|w| w == b"198.51.100.77"));
+
+    assert!(engine.erase_subject(&acme, "cust-erase").unwrap());
+    assert!(!engine.erase_subject(&acme, "cust-erase").unwrap());
+    let erased = engine.event(&acme, EventRef::Index(receipt.index), Access::Personal).unwrap();
+    assert_eq!(erased.personal, PersonalState::Erased);
+    assert!(erased.event["origin"].get("ip").is_none());
+    // Proofs still verify, the other subject is untouched, and a restart does not bring it back.
+    let verifier = engine.verifier(&acme).unwrap();
+    engine
+        .receipt(&acme, EventRef::Index(receipt.index))
+        .unwrap()
+        .verify(&erased.entry, &[verifier], &engine.origin(&acme))
+        .unwrap();
+    assert_eq!(
+        engine.event(&acme, EventRef::Index(1), Access::Personal).unwrap().personal,
+        PersonalState::Included
+    );
+    drop(engine);
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    assert_eq!(
+        engine.event(&acme, EventRef::Index(0), Access::Personal).unwrap().personal,
+        PersonalState::Erased
+    );
+    // New events about an erased subject get a new key.
+    let later = append(&engine, &acme, vec![event("p3", json!({"subject": "cust-erase"}))]);
+    let index = stored_index(&later[0]);
+    assert_eq!(
+        engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap().personal,
+        PersonalState::Included
+    );
+}
+
+pub fn tenant_isolation(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
+    engine.create_tenant(&a, TenantPolicy::default()).unwrap();
+    engine.create_tenant(&b, TenantPolicy::default()).unwrap();
+    let Outcome::Stored(in_a) = &append(&engine, &a, vec![event("a1", json!({})), event("a2", json!({}))])[1]
+    else {
+        panic!()
+    };
+    append(&engine, &b, vec![event("b1", json!({}))]);
+    // Guessing A's event id or index from B finds nothing of A.
+    assert!(matches!(
+        engine.event(&b, EventRef::Id(in_a.event_id), Access::Personal),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(engine.event(&b, EventRef::Index(1), Access::Personal), Err(Error::NotFound(_))));
+    assert_eq!(engine.event(&b, EventRef::Index(0), Access::Skeleton).unwrap().event["id"], "b1");
+    assert!(engine.receipt(&b, EventRef::Id(in_a.event_id)).is_err());
+    let page =
+        engine.search(&b, &Filter::default(), Order::NewestFirst, None, 100, Access::Skeleton).unwrap();
+    assert_eq!(page.items.len(), 1);
+    // Separate logs, separate origins, the same id in both is two events.
+    assert_eq!(engine.checkpoint(&a).unwrap().unwrap().0, TreeSize(2));
+    assert_eq!(engine.checkpoint(&b).unwrap().unwrap().0, TreeSize(1));
+    assert_ne!(engine.origin(&a), engine.origin(&b));
+    assert_eq!(stored_index(&append(&engine, &b, vec![event("a1", json!({}))])[0]), 1);
+    // A checkpoint of A does not verify as B's.
+    let (_, note_a) = engine.checkpoint(&a).unwrap().unwrap();
+    assert!(Checkpoint::open(&note_a, &[engine.verifier(&b).unwrap()], &engine.origin(&b)).is_err());
+}
+
+pub fn proofs_tiles_and_bundles(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let mut n = 0;
+    for batch in [1usize, 2, 5, 250, 3, 300, 40] {
+        let events = (0..batch)
+            .map(|_| {
+                n += 1;
+                event(&format!("t{n}"), json!({}))
+            })
+            .collect();
+        append(&engine, &acme, events);
+    }
+    let store = engine.store();
+    let size = engine.checkpoint(&acme).unwrap().unwrap().0;
+    assert_eq!(size, TreeSize(n as u64));
+    let entries = store.entries(&acme, 0, size.0).unwrap();
+    let mut tree = MemoryTree::new();
+    for entry in &entries {
+        tree.append(entry);
+    }
+    let verifier = engine.verifier(&acme).unwrap();
+    let origin = engine.origin(&acme);
+    let checkpoints: Vec<Checkpoint> = store
+        .checkpoints(&acme)
+        .unwrap()
+        .iter()
+        .map(|head| Checkpoint::open(&head.checkpoint, std::slice::from_ref(&verifier), &origin).unwrap().0)
+        .collect();
+    assert_eq!(checkpoints.len(), 7);
+    for (i, old) in checkpoints.iter().enumerate() {
+        assert_eq!(tree.root_at(old.size).unwrap(), old.root);
+        for new in &checkpoints[i..] {
+            let proof = engine.consistency_proof(&acme, old.size.0, new.size.0).unwrap();
+            verify_consistency(old.size, new.size, &old.root, &new.root, &proof).unwrap();
+        }
+        // Inclusion at an older size.
+        let index = old.size.0 / 2;
+        let proof = engine.inclusion_proof(&acme, index, Some(old.size.0)).unwrap();
+        verify_inclusion(
+            &leaf_hash(&entries[index as usize]),
+            evident_tlog::LeafIndex(index),
+            old.size,
+            &proof,
+            &old.root,
+        )
+        .unwrap();
+    }
+    assert!(engine.consistency_proof(&acme, 0, 5).is_err());
+    assert!(engine.consistency_proof(&acme, 5, size.0 + 1).is_err());
+    assert!(engine.inclusion_proof(&acme, size.0, None).is_err());
+    // Tiles: full, partial, and a narrower width of a partial tile (an older checkpoint's).
+    for tile in [
+        TileId { level: 0, index: 0, width: 256 },
+        TileId { level: 0, index: 1, width: 256 },
+        TileId { level: 0, index: 2, width: (size.0 - 512) as u16 },
+        TileId { level: 0, index: 2, width: 1 },
+        TileId { level: 1, index: 0, width: 2 },
+    ] {
+        assert_eq!(engine.tile(&acme, tile).unwrap(), tree.tile(tile).unwrap(), "{}", tile.path());
+    }
+    assert!(matches!(engine.tile(&acme, TileId { level: 0, index: 3, width: 1 }), Err(Error::NotFound(_))));
+    assert!(matches!(engine.tile(&acme, TileId { level: 0, index: 2, width: 255 }), Err(Error::NotFound(_))));
+    assert!(matches!(engine.tile(&acme, TileId { level: 1, index: 0, width: 3 }), Err(Error::NotFound(_))));
+    let bundle = engine.entry_bundle(&acme, BundleId { index: 0, width: 256 }).unwrap();
+    assert_eq!(parse_bundle(&bundle).unwrap(), entries[..256].iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let partial = engine.entry_bundle(&acme, BundleId { index: 2, width: 10 }).unwrap();
+    assert_eq!(
+        parse_bundle(&partial).unwrap(),
+        entries[512..522].iter().map(Vec::as_slice).collect::<Vec<_>>()
+    );
+    assert!(engine.entry_bundle(&acme, BundleId { index: 3, width: 1 }).is_err());
+}
+
+pub fn commit_is_compare_and_swap(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    append(&engine, &acme, vec![event("c1", json!({})), event("c2", json!({}))]);
+    let store = engine.store();
+    let before = store.head(&acme).unwrap().unwrap();
+    let stale = Commit {
+        data_keys: Vec::new(),
+        logs: vec![LogCommit {
+            tenant: acme.clone(),
+            old_size: TreeSize(1),
+            new_size: TreeSize(2),
+            entries: Vec::new(),
+            tiles: Vec::new(),
+            checkpoint: "forged".into(),
+        }],
+    };
+    assert!(matches!(store.commit(&stale), Err(Error::Conflict(_))));
+    assert_eq!(store.head(&acme).unwrap().unwrap(), before);
+    assert_eq!(store.checkpoints(&acme).unwrap().len(), 1);
+}
+
+pub fn reopen_continues_the_log(harness: &dyn Harness) {
+    let acme = tenant("acme");
+    let first_root = {
+        let engine = engine_over(harness.open(), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        append(&engine, &acme, (0..300).map(|i| event(&format!("r{i}"), json!({}))).collect());
+        engine.shutdown();
+        engine.checkpoint(&acme).unwrap().unwrap()
+    };
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let outcomes = append(&engine, &acme, vec![event("r-after", json!({})), event("r5", json!({}))]);
+    assert_eq!(stored_index(&outcomes[0]), 300);
+    assert!(matches!(&outcomes[1], Outcome::Duplicate(r) if r.index == 5));
+    let verifier = engine.verifier(&acme).unwrap();
+    let origin = engine.origin(&acme);
+    let (old, _) = Checkpoint::open(&first_root.1, std::slice::from_ref(&verifier), &origin).unwrap();
+    let (_, note) = engine.checkpoint(&acme).unwrap().unwrap();
+    let (new, _) = Checkpoint::open(&note, std::slice::from_ref(&verifier), &origin).unwrap();
+    let proof = engine.consistency_proof(&acme, old.size.0, new.size.0).unwrap();
+    verify_consistency(old.size, new.size, &old.root, &new.root, &proof).unwrap();
+    let report = crate::fsck::check_log(&**engine.store(), &acme, &origin, &[verifier]).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.entries_checked, 301);
+}
+
+/// A store whose commits can be held, or made to fail before or after they persist.
+struct FaultyStore {
+    inner: Arc<dyn Store>,
+    /// 0: pass; 1: fail before persisting; 2: persist, then fail; 3: block until released.
+    mode: AtomicU8,
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl LogStore for FaultyStore {
+    fn create_tenant(&self, tenant: &TenantId, policy: &TenantPolicy) -> Result<bool> {
+        self.inner.create_tenant(tenant, policy)
+    }
+    fn tenants(&self) -> Result<Vec<(TenantId, TenantPolicy)>> {
+        self.inner.tenants()
+    }
+    fn head(&self, tenant: &TenantId) -> Result<Option<LogHead>> {
+        self.inner.head(tenant)
+    }
+    fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>> {
+        self.inner.checkpoints(tenant)
+    }
+    fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        self.inner.read_tiles(tenant, tiles)
+    }
+    fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        self.inner.entries(tenant, start, end)
+    }
+    fn scan_entries(&self, tenant: &TenantId, start: u64, limit: usize) -> Result<Vec<ScannedEntry>> {
+        self.inner.scan_entries(tenant, start, limit)
+    }
+    fn find_existing(&self, tenant: &TenantId, keys: &[(&str, &str)]) -> Result<Vec<Option<Existing>>> {
+        self.inner.find_existing(tenant, keys)
+    }
+    fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.data_key(tenant, subject)
+    }
+    fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
+        self.inner.erase_data_key(tenant, subject)
+    }
+    fn commit(&self, commit: &Commit) -> Result<()> {
+        match self.mode.load(Ordering::SeqCst) {
+            1 => Err(Error::Unavailable("injected failure before persisting".into())),
+            2 => {
+                self.inner.commit(commit)?;
+                Err(Error::Unavailable("injected failure after persisting".into()))
+            }
+            3 => {
+                let _ = self.entered.lock().unwrap().send(());
+                let _ = self.release.lock().unwrap().recv();
+                self.inner.commit(commit)
+            }
+            _ => self.inner.commit(commit),
+        }
+    }
+}
+
+impl EventIndex for FaultyStore {
+    fn event_by_id(&self, tenant: &TenantId, event_id: &[u8; 16]) -> Result<Option<StoredEvent>> {
+        self.inner.event_by_id(tenant, event_id)
+    }
+    fn event_by_index(&self, tenant: &TenantId, index: u64) -> Result<Option<StoredEvent>> {
+        self.inner.event_by_index(tenant, index)
+    }
+    fn search(
+        &self,
+        tenant: &TenantId,
+        filter: &Filter,
+        order: Order,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        self.inner.search(tenant, filter, order, after, limit)
+    }
+}
+
+fn faulty(
+    harness: &dyn Harness,
+) -> (Arc<FaultyStore>, std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let store = Arc::new(FaultyStore {
+        inner: harness.open(),
+        mode: AtomicU8::new(0),
+        entered: std::sync::Mutex::new(entered_tx),
+        release: std::sync::Mutex::new(release_rx),
+    });
+    (store, entered_rx, release_tx)
+}
+
+pub fn overload_is_refused(harness: &dyn Harness) {
+    let (store, entered, release) = faulty(harness);
+    let config =
+        EngineConfig { queue_capacity: 5, max_batch_delay: Duration::ZERO, ..EngineConfig::default() };
+    let engine = Arc::new(engine_over(store.clone(), config));
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    store.mode.store(3, Ordering::SeqCst);
+    // The first request is taken by the sequencer and held inside its commit.
+    let first = {
+        let (engine, acme) = (Arc::clone(&engine), acme.clone());
+        std::thread::spawn(move || engine.append(&acme, vec![valid(event("o0", json!({})))]))
+    };
+    entered.recv_timeout(Duration::from_secs(10)).expect("the commit was entered");
+    // Five more fill the queue; the next one is refused at once with a retry hint.
+    let queued = {
+        let (engine, acme) = (Arc::clone(&engine), acme.clone());
+        std::thread::spawn(move || {
+            engine.append(&acme, (1..=5).map(|i| valid(event(&format!("o{i}"), json!({})))).collect())
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while engine.queue_depth() < 5 {
+        assert!(std::time::Instant::now() < deadline, "the second request never queued");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let refused = engine.append(&acme, vec![valid(event("o6", json!({})))]);
+    assert!(
+        matches!(refused, Err(Error::Overloaded { retry_after }) if retry_after > Duration::ZERO),
+        "{refused:?}"
+    );
+    store.mode.store(0, Ordering::SeqCst);
+    release.send(()).unwrap();
+    assert_eq!(first.join().unwrap().unwrap().len(), 1);
+    assert_eq!(queued.join().unwrap().unwrap().len(), 5);
+    assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().0, TreeSize(6));
+}
+
+pub fn failed_commits_lose_nothing(harness: &dyn Harness) {
+    let (store, _entered, _release) = faulty(harness);
+    let engine = engine_over(store.clone(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    append(&engine, &acme, vec![event("f0", json!({}))]);
+
+    // Before persisting: the caller gets an error, nothing is stored, the log carries on.
+    store.mode.store(1, Ordering::SeqCst);
+    assert!(matches!(engine.append(&acme, vec![valid(event("f1", json!({})))]), Err(Error::Unavailable(_))));
+    store.mode.store(0, Ordering::SeqCst);
+    assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().0, TreeSize(1));
+    assert_eq!(stored_index(&append(&engine, &acme, vec![event("f1", json!({}))])[0]), 1);
+
+    // After persisting: not acknowledged, but durable; a retry is answered as a duplicate with
+    // the index it got, and the log verifies.
+    store.mode.store(2, Ordering::SeqCst);
+    assert!(engine.append(&acme, vec![valid(event("f2", json!({})))]).is_err());
+    store.mode.store(0, Ordering::SeqCst);
+    let retry = append(&engine, &acme, vec![event("f2", json!({})), event("f3", json!({}))]);
+    assert!(matches!(&retry[0], Outcome::Duplicate(r) if r.index == 2), "{retry:?}");
+    assert_eq!(stored_index(&retry[1]), 3);
+    let verifier = engine.verifier(&acme).unwrap();
+    let report =
+        crate::fsck::check_log(&*store as &dyn LogStore, &acme, &engine.origin(&acme), &[verifier]).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.entries_checked, 4);
+}
