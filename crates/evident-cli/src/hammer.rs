@@ -1,13 +1,27 @@
 //! `evident hammer`: a load tool in the spirit of Tessera's `hammer`. Producer threads append
-//! realistic events (about 500 bytes, with personal fields) straight into a data directory's store
-//! through the engine, and it reports throughput and acknowledgement latency. With
-//! `--print-acks` it prints one line per acknowledged event as soon as it is acknowledged, which
-//! the crash test uses to check that nothing acknowledged is lost.
+//! realistic events (about 500 bytes of producer JSON, three personal fields) straight into a data
+//! directory's store through the engine, and it reports throughput and acknowledgement latency.
+//! With `--print-acks` it prints one line per acknowledged event as soon as it is acknowledged,
+//! which the crash test uses to check that nothing acknowledged is lost.
+//!
+//! Each request goes the server's way: the raw JSON bytes of its events are parsed and validated
+//! (`parse_event_json`), then appended. The acknowledgement latency of a request runs from the
+//! moment its bytes are in hand (or, with `--rate`, from when it was due) to its acknowledgement.
+//!
+//! `--peer` replaces the engine by a baseline fed by the same producers with the same requests:
+//! - `plain-sqlite`: the same rows (the engine's `events` and `event_targets` tables and indexes,
+//!   `entry` holding the producer's JSON) inserted by one SQLite connection behind a mutex, one
+//!   transaction per request, WAL and `synchronous=FULL`, no hashing, sealing or tree: what an
+//!   application without tamper evidence does, at the same durability.
+//! - `fsync-loop`: each request's bytes appended to one file and `fdatasync`ed, serialised by a
+//!   mutex: the device's limit at that request pattern.
 
+use std::fs::File;
 use std::io::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -15,9 +29,9 @@ use evident_core::engine::{Engine, EngineConfig, Outcome};
 use evident_core::event::{Micros, TenantPolicy};
 use evident_core::seal::MasterKey;
 use evident_core::store::{Store, TenantId};
-use evident_core::validate::validate_event;
+use evident_core::validate::{Validated, parse_event_json};
 use evident_store_sqlite::SqliteStore;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::DataDirArg;
 use crate::datadir::{DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
@@ -28,12 +42,19 @@ pub struct Args {
     data_dir: DataDirArg,
     #[arg(long, default_value = "default")]
     tenant: String,
+    /// What receives the events: the engine, or a baseline (see the module documentation).
+    #[arg(long, value_enum, default_value_t = Peer::Evident)]
+    peer: Peer,
     /// Concurrent producers (threads), each waiting for its acknowledgement before sending again.
     #[arg(long, default_value_t = 8)]
     producers: usize,
     /// Events per request.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Open-loop pacing: send requests on a fixed schedule of this many events per second in all
+    /// (spread over the producers); latency is then counted from when a request was due.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -62,146 +83,510 @@ pub struct Args {
     customers: u64,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Peer {
+    /// The engine and its SQLite store.
+    Evident,
+    /// The same rows in SQLite, one transaction per request, no tamper evidence.
+    PlainSqlite,
+    /// Append each request's bytes to one file and fdatasync.
+    FsyncLoop,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Evident => "evident",
+            Peer::PlainSqlite => "plain-sqlite",
+            Peer::FsyncLoop => "fsync-loop",
+        }
+    }
+}
+
 const SOURCE: &str = "//crm.example.com/support-api";
 
-/// One realistic customer-service event.
-pub fn sample_event(id: &str, n: u64, customers: u64) -> Value {
+/// One realistic customer-service event as producer JSON, about 500 bytes, with three personal
+/// fields: `actor.display`, the change's `before`/`after` and `origin.ip`. A `format!` template,
+/// so that generating it costs little next to parsing, validating and storing it.
+pub fn sample_event(id: &str, n: u64, customers: u64, time: &str) -> Vec<u8> {
     let customer = n.wrapping_mul(2_654_435_761) % customers.max(1);
     let agent = n % 97;
-    json!({
-        "id": id,
-        "source": SOURCE,
-        "type": "customer.record.updated",
-        "action": "update",
-        "time": Micros::now().to_rfc3339(),
-        "actor": {"id": format!("agent-{agent}"), "type": "user", "display": format!("Agent Number {agent}"),
-                  "session": format!("sess-{:08x}", n / 50), "auth": {"method": "sso", "mfa": true}},
-        "subject": format!("cust-{customer}"),
-        "targets": [{"type": "customer", "id": format!("cust-{customer}")},
-                    {"type": "ticket", "id": format!("TCK-{}", n / 3)}],
-        "outcome": "success",
-        "reason": "customer asked to update contact details",
-        "changes": [{"field": "/email", "before": format!("c{customer}@old.example.com"),
-                     "after": format!("c{customer}@new.example.com")}],
-        "origin": {"ip": format!("10.{}.{}.{}", n % 200, n % 250, n % 199), "service": "support-api",
-                   "host": "crm-7.internal"},
-        "correlation": {"request_id": format!("req-{n:016x}")},
-        "data_classes": ["pii"],
-        "metadata": {"channel": "phone", "queue": "billing"}
-    })
+    let ticket = n / 3;
+    let (a, b, c) = (n % 200, n % 250, n % 199);
+    format!(
+        concat!(
+            r#"{{"id":"{id}","source":"{source}","type":"customer.updated","action":"update","time":"{time}","#,
+            r#""actor":{{"id":"agent-{agent}","type":"user","display":"Agent Number {agent}"}},"#,
+            r#""subject":"cust-{customer}","targets":[{{"type":"customer","id":"cust-{customer}"}},"#,
+            r#"{{"type":"ticket","id":"TCK-{ticket}"}}],"outcome":"success","reason":"contact update","#,
+            r#""changes":[{{"field":"/email","before":"c{customer}@old.example.com","#,
+            r#""after":"c{customer}@new.example.com"}}],"origin":{{"ip":"10.{a}.{b}.{c}"}},"#,
+            r#""data_classes":["pii"]}}"#
+        ),
+        id = id,
+        source = SOURCE,
+        time = time,
+        agent = agent,
+        customer = customer,
+        ticket = ticket,
+        a = a,
+        b = b,
+        c = c,
+    )
+    .into_bytes()
+}
+
+/// What the producers send to.
+enum Sink {
+    Evident { engine: Arc<Engine>, tenant: TenantId, policy: TenantPolicy },
+    PlainSqlite { policy: TenantPolicy, db: Mutex<PlainSqlite> },
+    FsyncLoop(Mutex<FsyncLoop>),
+}
+
+impl Sink {
+    /// Stores one request's events and returns once they are durable, with the index of each;
+    /// `None` when the engine answered overloaded (nothing stored; send again).
+    fn send(&self, events: &[Vec<u8>]) -> Result<Option<Vec<u64>>> {
+        match self {
+            Sink::Evident { engine, tenant, policy } => {
+                let validated = validate_all(events, policy)?;
+                let outcomes = match engine.append(tenant, validated) {
+                    Ok(outcomes) => outcomes,
+                    Err(evident_core::Error::Overloaded { .. }) => return Ok(None),
+                    Err(err) => return Err(err).context("append failed"),
+                };
+                outcomes
+                    .into_iter()
+                    .map(|outcome| match outcome {
+                        Outcome::Stored(receipt) | Outcome::Duplicate(receipt) => Ok(receipt.index),
+                        other => anyhow::bail!("an event was not stored: {other:?}"),
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
+            Sink::PlainSqlite { policy, db } => {
+                let validated = validate_all(events, policy)?;
+                db.lock().expect("plain-sqlite lock").insert(events, &validated).map(Some)
+            }
+            Sink::FsyncLoop(file) => {
+                let mut bytes = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum());
+                for event in events {
+                    bytes.extend_from_slice(event);
+                    bytes.push(b'\n');
+                }
+                file.lock().expect("fsync-loop lock").append(&bytes, events.len()).map(Some)
+            }
+        }
+    }
+}
+
+fn validate_all(events: &[Vec<u8>], policy: &TenantPolicy) -> Result<Vec<Validated>> {
+    events
+        .iter()
+        .map(|bytes| {
+            parse_event_json(bytes, policy)
+                .map_err(|errors| anyhow::anyhow!("generated event is invalid: {errors:?}"))
+        })
+        .collect()
+}
+
+/// The `plain-sqlite` peer: the engine's event tables and indexes, without tamper evidence.
+struct PlainSqlite {
+    connection: rusqlite::Connection,
+    next_index: u64,
+}
+
+/// The `events` and `event_targets` tables and their indexes, as in the embedded store's
+/// `schema.sql` (keep in step with it).
+const PLAIN_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    rid          INTEGER PRIMARY KEY,
+    tid          INTEGER NOT NULL,
+    event_id     BLOB NOT NULL,
+    source       TEXT NOT NULL,
+    producer_id  TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    time         INTEGER NOT NULL,
+    recorded_at  INTEGER NOT NULL,
+    type         TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    subject      TEXT,
+    entry        BLOB NOT NULL,
+    seal_subject TEXT,
+    sealed       BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (tid, source, producer_id);
+CREATE INDEX IF NOT EXISTS events_time ON events (tid, time);
+CREATE INDEX IF NOT EXISTS events_actor ON events (tid, actor, time);
+CREATE INDEX IF NOT EXISTS events_subject ON events (tid, subject, time) WHERE subject IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_type ON events (tid, type, time);
+CREATE INDEX IF NOT EXISTS events_action ON events (tid, action, time);
+CREATE INDEX IF NOT EXISTS events_outcome ON events (tid, outcome, time);
+CREATE INDEX IF NOT EXISTS events_source ON events (tid, source, time);
+
+CREATE TABLE IF NOT EXISTS event_targets (
+    tid  INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    rid  INTEGER NOT NULL,
+    PRIMARY KEY (tid, type, id, time, rid)
+) WITHOUT ROWID;
+";
+
+/// The one tenant of the peers, numbered as the store numbers its first tenant.
+const PLAIN_TID: i64 = 1;
+
+impl PlainSqlite {
+    /// Opens the database with the store's connection settings (WAL, `synchronous=FULL`, the same
+    /// cache), leaving WAL checkpoints to SQLite's default automatic ones, as an application does.
+    fn open(path: &Path) -> Result<PlainSqlite> {
+        let connection =
+            rusqlite::Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 10000;
+             PRAGMA cache_size = -65536;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        connection.execute_batch(PLAIN_SCHEMA)?;
+        let next_index: i64 =
+            connection.query_row("SELECT coalesce(max(rid) + 1, 0) FROM events", [], |row| row.get(0))?;
+        Ok(PlainSqlite { connection, next_index: (next_index & ((1 << 40) - 1)) as u64 })
+    }
+
+    /// One transaction for one request.
+    fn insert(&mut self, raw: &[Vec<u8>], events: &[Validated]) -> Result<Vec<u64>> {
+        let recorded_at = Micros::now().0;
+        let tx = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut indices = Vec::with_capacity(events.len());
+        {
+            let mut insert_event = tx.prepare_cached(
+                "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
+                    type, action, outcome, actor, subject, entry, seal_subject, sealed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, NULL)",
+            )?;
+            let mut insert_target = tx.prepare_cached(
+                "INSERT OR IGNORE INTO event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (bytes, validated) in raw.iter().zip(events) {
+                let event = &validated.event;
+                let index = self.next_index + indices.len() as u64;
+                let rid = (PLAIN_TID << 40) + index as i64;
+                // A time-ordered 16-byte id, as a UUIDv7 would be, without its randomness.
+                let mut event_id = [0u8; 16];
+                event_id[..8].copy_from_slice(&recorded_at.to_be_bytes());
+                event_id[8..].copy_from_slice(&index.to_be_bytes());
+                insert_event.execute(rusqlite::params![
+                    rid,
+                    PLAIN_TID,
+                    event_id.as_slice(),
+                    event.source,
+                    event.id,
+                    [0u8; 32].as_slice(),
+                    event.time.0,
+                    recorded_at,
+                    event.event_type,
+                    event.action.as_str(),
+                    event.outcome.as_str(),
+                    event.actor.id,
+                    event.subject,
+                    bytes.as_slice(),
+                ])?;
+                for target in &event.targets {
+                    insert_target.execute(rusqlite::params![
+                        PLAIN_TID,
+                        target.target_type,
+                        target.id,
+                        event.time.0,
+                        rid
+                    ])?;
+                }
+                indices.push(index);
+            }
+        }
+        tx.commit()?;
+        self.next_index += indices.len() as u64;
+        Ok(indices)
+    }
+}
+
+/// The `fsync-loop` peer: one append-only file.
+struct FsyncLoop {
+    file: File,
+    events: u64,
+}
+
+impl FsyncLoop {
+    fn open(path: &Path) -> Result<FsyncLoop> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(FsyncLoop { file, events: 0 })
+    }
+
+    fn append(&mut self, bytes: &[u8], count: usize) -> Result<Vec<u64>> {
+        self.file.write_all(bytes)?;
+        self.file.sync_data()?;
+        let first = self.events;
+        self.events += count as u64;
+        Ok((first..self.events).collect())
+    }
+}
+
+/// Latencies in nanoseconds, in buckets 1/128 of a power of two wide (under 0.8 % error), so that
+/// memory stays constant however long the run.
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Histogram {
+    const SUB_BITS: u32 = 7;
+
+    fn new() -> Histogram {
+        Histogram { counts: vec![0; (64 - Self::SUB_BITS as usize + 1) << Self::SUB_BITS], total: 0 }
+    }
+
+    fn bucket(value: u64) -> usize {
+        if value < 1 << Self::SUB_BITS {
+            return value as usize;
+        }
+        let exponent = 63 - value.leading_zeros();
+        let shift = exponent - Self::SUB_BITS;
+        (((shift + 1) as usize) << Self::SUB_BITS) + ((value >> shift) as usize - (1 << Self::SUB_BITS))
+    }
+
+    /// The middle of a bucket's range.
+    fn value(bucket: usize) -> u64 {
+        let sub = 1usize << Self::SUB_BITS;
+        if bucket < sub {
+            return bucket as u64;
+        }
+        let shift = (bucket >> Self::SUB_BITS) as u32 - 1;
+        let low = ((bucket & (sub - 1)) as u64 + sub as u64) << shift;
+        low + ((1u64 << shift) >> 1)
+    }
+
+    fn record(&mut self, latency: Duration) {
+        self.counts[Self::bucket(latency.as_nanos().min(u64::MAX as u128) as u64)] += 1;
+        self.total += 1;
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+    }
+
+    /// The latency below which a fraction `p` of the requests were answered, in milliseconds.
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let rank = ((self.total as f64 * p) as u64 + 1).min(self.total);
+        let mut seen = 0;
+        for (bucket, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Self::value(bucket) as f64 / 1e6;
+            }
+        }
+        unreachable!("rank is at most the total")
+    }
+}
+
+struct ProducerReport {
+    latencies: Histogram,
+    stored: u64,
+    overloaded: u64,
+    bytes: u64,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = DataDir::open(&args.data_dir.data_dir, true)?;
-    let (signing_seed, _) = dir.key(SIGNING_KEY_FILE, true)?;
-    let (master, _) = dir.key(MASTER_KEY_FILE, true)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
-    let config = EngineConfig {
-        origin_prefix: args.origin_prefix.clone(),
-        max_batch_entries: args.max_batch_entries,
-        max_batch_delay: Duration::from_secs_f64(args.max_batch_delay_ms / 1000.0),
-        ..EngineConfig::default()
+    let mut engine = None;
+    let sink = match args.peer {
+        Peer::Evident => {
+            let (signing_seed, _) = dir.key(SIGNING_KEY_FILE, true)?;
+            let (master, _) = dir.key(MASTER_KEY_FILE, true)?;
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
+            let config = EngineConfig {
+                origin_prefix: args.origin_prefix.clone(),
+                max_batch_entries: args.max_batch_entries,
+                max_batch_delay: Duration::from_secs_f64(args.max_batch_delay_ms / 1000.0),
+                ..EngineConfig::default()
+            };
+            let opened = Arc::new(Engine::open(store, signing_seed, MasterKey::from_bytes(master), config)?);
+            let tenant = TenantId::new(&args.tenant)?;
+            opened.create_tenant(&tenant, TenantPolicy::default())?;
+            let policy = opened.policy(&tenant)?;
+            engine = Some(Arc::clone(&opened));
+            Sink::Evident { engine: opened, tenant, policy }
+        }
+        Peer::PlainSqlite => Sink::PlainSqlite {
+            policy: TenantPolicy::default(),
+            db: Mutex::new(PlainSqlite::open(&dir.path.join("plain.sqlite"))?),
+        },
+        Peer::FsyncLoop => Sink::FsyncLoop(Mutex::new(FsyncLoop::open(&dir.path.join("fsync-loop.log"))?)),
     };
-    let engine = Arc::new(Engine::open(store, signing_seed, MasterKey::from_bytes(master), config)?);
-    let tenant = TenantId::new(&args.tenant)?;
-    engine.create_tenant(&tenant, TenantPolicy::default())?;
-    let policy = engine.policy(&tenant)?;
+    let sink = Arc::new(sink);
+    if args.rate.is_some_and(|rate| !(rate > 0.0)) {
+        anyhow::bail!("--rate must be positive");
+    }
 
-    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let batch = args.batch.max(1);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.seconds);
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
     let workers: Vec<_> = (0..args.producers)
         .map(|producer| {
-            let (engine, tenant, policy, sent, stop) =
-                (Arc::clone(&engine), tenant.clone(), policy.clone(), Arc::clone(&sent), Arc::clone(&stop));
-            let (batch, limit, prefix, print_acks, customers) =
-                (args.batch.max(1), args.events, args.id_prefix.clone(), args.print_acks, args.customers);
-            std::thread::spawn(move || -> Result<(Vec<Duration>, u64, u64)> {
-                let mut latencies = Vec::new();
-                let (mut stored, mut overloaded) = (0u64, 0u64);
+            let (sink, sent, stop) = (Arc::clone(&sink), Arc::clone(&sent), Arc::clone(&stop));
+            let (limit, prefix, print_acks, customers, rate) =
+                (args.events, args.id_prefix.clone(), args.print_acks, args.customers, args.rate);
+            std::thread::spawn(move || -> Result<ProducerReport> {
+                let mut report =
+                    ProducerReport { latencies: Histogram::new(), stored: 0, overloaded: 0, bytes: 0 };
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     let claimed = sent.fetch_add(batch as u64, Ordering::Relaxed);
                     if limit.is_some_and(|limit| claimed >= limit) {
                         break;
                     }
+                    // With --rate, the request is due when the schedule reaches its first event.
+                    let due = rate.map(|rate| started + Duration::from_secs_f64(claimed as f64 / rate));
+                    if due.is_some_and(|due| due >= deadline) {
+                        break;
+                    }
                     let count = limit.map_or(batch as u64, |limit| (limit - claimed).min(batch as u64));
+                    let time = Micros::now().to_rfc3339();
                     let ids: Vec<String> =
                         (0..count).map(|i| format!("{prefix}-{producer}-{}", n + i)).collect();
-                    let events = ids
+                    let events: Vec<Vec<u8>> = ids
                         .iter()
                         .enumerate()
-                        .map(|(i, id)| {
-                            validate_event(&sample_event(id, claimed + i as u64, customers), &policy)
-                                .map_err(|errors| anyhow::anyhow!("generated event is invalid: {errors:?}"))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
+                        .map(|(i, id)| sample_event(id, claimed + i as u64, customers, &time))
+                        .collect();
                     n += count;
-                    let begun = Instant::now();
-                    let outcomes = match engine.append(&tenant, events) {
-                        Ok(outcomes) => outcomes,
-                        Err(evident_core::Error::Overloaded { .. }) => {
-                            overloaded += 1;
-                            n -= count;
-                            std::thread::sleep(Duration::from_millis(1));
-                            continue;
-                        }
-                        Err(err) => return Err(err).context("append failed"),
-                    };
-                    latencies.push(begun.elapsed());
-                    let mut out = print_acks.then(|| std::io::stdout().lock());
-                    for (id, outcome) in ids.iter().zip(outcomes) {
-                        match outcome {
-                            Outcome::Stored(receipt) | Outcome::Duplicate(receipt) => {
-                                stored += 1;
-                                if let Some(out) = out.as_mut() {
-                                    writeln!(out, "ack {SOURCE} {id} {}", receipt.index)?;
-                                }
+                    let begun = match due {
+                        Some(due) => {
+                            let now = Instant::now();
+                            if due > now {
+                                std::thread::sleep(due - now);
                             }
-                            other => anyhow::bail!("event {id} was not stored: {other:?}"),
+                            due
                         }
-                    }
-                    if let Some(out) = out.as_mut() {
+                        None => Instant::now(),
+                    };
+                    let indices = loop {
+                        match sink.send(&events)? {
+                            Some(indices) => break Some(indices),
+                            None if stop.load(Ordering::Relaxed) || Instant::now() >= deadline => break None,
+                            None => {
+                                report.overloaded += 1;
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        }
+                    };
+                    let Some(indices) = indices else { break };
+                    report.latencies.record(begun.elapsed());
+                    report.stored += indices.len() as u64;
+                    report.bytes += events.iter().map(|e| e.len() as u64).sum::<u64>();
+                    if print_acks {
+                        let mut out = std::io::stdout().lock();
+                        for (id, index) in ids.iter().zip(indices) {
+                            writeln!(out, "ack {SOURCE} {id} {index}")?;
+                        }
                         out.flush()?;
                     }
                 }
-                Ok((latencies, stored, overloaded))
+                Ok(report)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    let (mut stored, mut overloaded) = (0u64, 0u64);
+    let mut latencies = Histogram::new();
+    let (mut stored, mut overloaded, mut bytes) = (0u64, 0u64, 0u64);
+    let mut failure = None;
     for worker in workers {
-        let (l, s, o) = worker.join().map_err(|_| anyhow::anyhow!("a producer panicked"))??;
-        latencies.extend(l);
-        stored += s;
-        overloaded += o;
+        match worker.join().map_err(|_| anyhow::anyhow!("a producer panicked")).and_then(|r| r) {
+            Ok(report) => {
+                latencies.merge(&report.latencies);
+                stored += report.stored;
+                overloaded += report.overloaded;
+                bytes += report.bytes;
+            }
+            Err(err) => {
+                stop.store(true, Ordering::Relaxed);
+                failure.get_or_insert(err);
+            }
+        }
     }
     stop.store(true, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
-    engine.shutdown();
-    latencies.sort();
-    let percentile = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    if let Some(engine) = engine {
+        engine.shutdown();
+    }
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    let (p50, p99) = (latencies.percentile_ms(0.50), latencies.percentile_ms(0.99));
+    let event_bytes = if stored == 0 { 0.0 } else { bytes as f64 / stored as f64 };
     let summary = json!({
-        "producers": args.producers, "batch": args.batch, "events": stored, "seconds": seconds,
-        "events_per_second": stored as f64 / seconds, "requests": latencies.len(),
-        "p50_ms": percentile(0.50), "p99_ms": percentile(0.99), "overloaded_retries": overloaded,
+        "peer": args.peer.name(), "producers": args.producers, "batch": args.batch, "rate": args.rate,
+        "events": stored, "seconds": seconds, "events_per_second": stored as f64 / seconds,
+        "requests": latencies.total, "p50_ms": p50, "p99_ms": p99, "overloaded_retries": overloaded,
+        "event_bytes": event_bytes,
     });
     if args.json {
         println!("{summary}");
     } else if !args.print_acks {
         println!(
-            "{stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {:.2} ms, p99 {:.2} ms ({} requests, {overloaded} overloaded retries)",
+            "{}: {stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {p50:.2} ms, p99 {p99:.2} ms ({} requests, {overloaded} overloaded retries, {event_bytes:.0} bytes per event)",
+            args.peer.name(),
             stored as f64 / seconds,
-            percentile(0.50),
-            percentile(0.99),
-            latencies.len()
+            latencies.total
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_event_is_valid_and_about_500_bytes_with_three_personal_fields() {
+        let time = Micros::now().to_rfc3339();
+        for n in [0, 1, 12_345, 9_999_999, u64::MAX / 3] {
+            let bytes = sample_event(&format!("hammer-3-{n}"), n, 10_000, &time);
+            assert!((450..=550).contains(&bytes.len()), "{} bytes", bytes.len());
+            let validated = parse_event_json(&bytes, &TenantPolicy::default()).expect("valid");
+            let pointers = evident_core::leaf::personal_pointers(&validated.event, &TenantPolicy::default());
+            assert_eq!(pointers, ["/actor/display", "/changes/0/before", "/changes/0/after", "/origin/ip"]);
+        }
+    }
+
+    #[test]
+    fn histogram_percentiles_are_within_one_percent() {
+        let mut histogram = Histogram::new();
+        for micros in 1..=10_000u64 {
+            histogram.record(Duration::from_micros(micros));
+        }
+        for (p, want_ms) in [(0.5, 5.001), (0.99, 9.901)] {
+            let got = histogram.percentile_ms(p);
+            assert!((got - want_ms).abs() / want_ms < 0.01, "p{p}: {got} ms, want {want_ms} ms");
+        }
+        for value in [0u64, 1, 127, 128, 129, 255, 256, 1 << 20, (1 << 20) + 12_345, u64::MAX] {
+            let mid = Histogram::value(Histogram::bucket(value));
+            assert!(mid.abs_diff(value) as f64 <= value as f64 / 128.0 + 1.0, "{value} -> {mid}");
+        }
+    }
 }

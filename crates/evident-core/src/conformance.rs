@@ -20,8 +20,8 @@ use crate::event::{Micros, TenantPolicy};
 use crate::read::{Access, EventRef, PersonalState};
 use crate::seal::MasterKey;
 use crate::store::{
-    Commit, EventIndex, Existing, Filter, LogCommit, LogHead, LogStore, Order, Position, ScannedEntry, Store,
-    StoredEvent, TenantId,
+    ApiKeyRecord, Commit, EventIndex, Existing, Filter, KeyStore, LogCommit, LogHead, LogStore, Order,
+    Position, Role, ScannedEntry, Store, StoredEvent, TenantId,
 };
 use crate::validate::{Validated, validate_event};
 
@@ -38,7 +38,7 @@ macro_rules! store_conformance_suite {
         $crate::store_conformance_suite!(@tests $harness;
             append_and_read_back, idempotency, search_filters_and_pagination, record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
-            reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing);
+            reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -690,6 +690,24 @@ impl LogStore for FaultyStore {
     }
 }
 
+impl KeyStore for FaultyStore {
+    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.inner.put_api_key(key)
+    }
+    fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
+        self.inner.api_key(key_id)
+    }
+    fn api_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiKeyRecord>> {
+        self.inner.api_keys(tenant)
+    }
+    fn revoke_api_key(&self, key_id: &str, at: Micros) -> Result<bool> {
+        self.inner.revoke_api_key(key_id, at)
+    }
+    fn check_writable(&self) -> Result<()> {
+        self.inner.check_writable()
+    }
+}
+
 impl EventIndex for FaultyStore {
     fn event_by_id(&self, tenant: &TenantId, event_id: &[u8; 16]) -> Result<Option<StoredEvent>> {
         self.inner.event_by_id(tenant, event_id)
@@ -788,4 +806,39 @@ pub fn failed_commits_lose_nothing(harness: &dyn Harness) {
         crate::fsck::check_log(&*store as &dyn LogStore, &acme, &engine.origin(&acme), &[verifier]).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.entries_checked, 4);
+}
+
+pub fn api_keys(harness: &dyn Harness) {
+    let store = harness.open();
+    let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
+    store.create_tenant(&a, &TenantPolicy::default()).unwrap();
+    store.create_tenant(&b, &TenantPolicy::default()).unwrap();
+    let record = |key_id: &str, tenant: &TenantId, role: Role| ApiKeyRecord {
+        key_id: key_id.into(),
+        tenant: tenant.clone(),
+        role,
+        secret_hash: [key_id.len() as u8; 32],
+        global: false,
+        label: Some(format!("{key_id} label")),
+        created_at: Micros(1_000 + key_id.len() as i64),
+        revoked_at: None,
+    };
+    let k1 = record("k1", &a, Role::Reader);
+    let k22 = ApiKeyRecord { global: true, ..record("k22", &a, Role::Admin) };
+    let k333 = record("k333", &b, Role::Producer);
+    for key in [&k1, &k22, &k333] {
+        store.put_api_key(key).unwrap();
+    }
+    assert!(store.put_api_key(&k1).is_err(), "key ids are unique");
+    assert_eq!(store.api_key("k22").unwrap(), Some(k22.clone()));
+    assert_eq!(store.api_key("nope").unwrap(), None);
+    assert_eq!(store.api_keys(Some(&a)).unwrap(), vec![k1.clone(), k22.clone()]);
+    assert_eq!(store.api_keys(None).unwrap().len(), 3);
+    assert!(store.revoke_api_key("k1", Micros(5_000)).unwrap());
+    assert!(!store.revoke_api_key("k1", Micros(6_000)).unwrap());
+    assert!(!store.revoke_api_key("nope", Micros(6_000)).unwrap());
+    assert_eq!(store.api_key("k1").unwrap().unwrap().revoked_at, Some(Micros(5_000)));
+    store.check_writable().unwrap();
+    let reopened = harness.open();
+    assert_eq!(reopened.api_key("k333").unwrap(), Some(k333));
 }

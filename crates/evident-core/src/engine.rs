@@ -31,6 +31,7 @@ use crate::event::{Micros, TenantPolicy};
 use crate::leaf::{self, Recorded};
 use crate::log::LogState;
 use crate::seal::{DataKey, MasterKey, random_32};
+use crate::stats::EngineStats;
 use crate::store::{Commit, LogCommit, NewDataKey, NewEntry, Store, TenantId};
 use crate::validate::Validated;
 
@@ -122,6 +123,7 @@ struct Shared {
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
     keys: Mutex<HashMap<(TenantId, String), CachedKey>>,
     queued: AtomicUsize,
+    stats: EngineStats,
 }
 
 /// The audit engine. Cheap to share behind an `Arc`; [`Engine::shutdown`] drains the queue.
@@ -148,6 +150,7 @@ impl Engine {
             tenants: RwLock::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
+            stats: EngineStats::default(),
         });
         let mut logs = HashMap::new();
         for (tenant, policy) in shared.store.tenants()? {
@@ -212,12 +215,28 @@ impl Engine {
     /// Appends validated events and waits until they are durable: one outcome per event, in
     /// order. Blocks the calling thread; use [`Engine::append_async`] from async code.
     pub fn append(&self, tenant: &TenantId, events: Vec<Validated>) -> Result<Vec<Outcome>> {
-        self.submit(tenant, events)?.blocking_recv().map_err(|_| Error::ShuttingDown)?
+        let begun = Instant::now();
+        let outcomes = self.submit(tenant, events)?.blocking_recv().map_err(|_| Error::ShuttingDown)?;
+        self.shared.stats.ack_latency.observe(begun.elapsed().as_secs_f64());
+        outcomes
     }
 
     /// [`Engine::append`] for async callers.
     pub async fn append_async(&self, tenant: &TenantId, events: Vec<Validated>) -> Result<Vec<Outcome>> {
-        self.submit(tenant, events)?.await.map_err(|_| Error::ShuttingDown)?
+        let begun = Instant::now();
+        let outcomes = self.submit(tenant, events)?.await.map_err(|_| Error::ShuttingDown)?;
+        self.shared.stats.ack_latency.observe(begun.elapsed().as_secs_f64());
+        outcomes
+    }
+
+    /// The engine's counters and histograms.
+    pub fn stats(&self) -> &EngineStats {
+        &self.shared.stats
+    }
+
+    /// Whether the sequencer thread is running.
+    pub fn sequencer_alive(&self) -> bool {
+        self.sequencer.lock().expect("sequencer lock").as_ref().is_some_and(|handle| !handle.is_finished())
     }
 
     fn submit(
@@ -581,7 +600,16 @@ impl Sequencer {
         }
 
         if !commit.logs.is_empty() {
-            self.shared.store.commit(&commit)?;
+            let stats = &self.shared.stats;
+            if let Err(err) = self.shared.store.commit(&commit) {
+                stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(err);
+            }
+            let stored: usize = commit.logs.iter().map(|log| log.entries.len()).sum();
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.events_stored.fetch_add(stored as u64, Ordering::Relaxed);
+            stats.batch_size.observe(stored as f64);
+            stats.last_commit_micros.store(Micros::now().0, Ordering::Relaxed);
         }
         for (tenant, state) in published {
             self.logs.insert(tenant, state);

@@ -16,6 +16,7 @@ pub mod log;
 pub mod read;
 pub mod seal;
 pub mod sensitive;
+pub mod stats;
 pub mod store;
 pub mod validate;
 

@@ -215,7 +215,71 @@ pub trait EventIndex: Send + Sync {
     ) -> Result<Vec<StoredEvent>>;
 }
 
-/// A complete backend.
-pub trait Store: LogStore + EventIndex {}
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Append events only.
+    Producer,
+    /// Search and read events without personal data.
+    Reader,
+    /// Read personal data too, stating a purpose that is recorded.
+    Investigator,
+    /// Proofs, tiles, checkpoints and exports.
+    Auditor,
+    /// Keys, tenants and settings (and everything above, within its tenant).
+    Admin,
+}
 
-impl<T: LogStore + EventIndex> Store for T {}
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Producer, Role::Reader, Role::Investigator, Role::Auditor, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Reader => "reader",
+            Role::Investigator => "investigator",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+}
+
+/// A stored API key: never the key itself, only the SHA-256 of its secret part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The public part of the key, which names it in listings and revocations.
+    pub key_id: String,
+    pub tenant: TenantId,
+    pub role: Role,
+    pub secret_hash: [u8; 32],
+    /// The bootstrap admin key may administer every tenant.
+    pub global: bool,
+    pub label: Option<String>,
+    pub created_at: Micros,
+    pub revoked_at: Option<Micros>,
+}
+
+/// Storage of API keys.
+pub trait KeyStore: Send + Sync {
+    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+
+    fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>>;
+
+    /// Every key of a tenant (or of all tenants), revoked ones included.
+    fn api_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiKeyRecord>>;
+
+    /// Marks a key revoked; `false` if there is no such key or it was already revoked.
+    fn revoke_api_key(&self, key_id: &str, at: Micros) -> Result<bool>;
+
+    /// Checks that the store takes writes right now (for health checks); writes nothing.
+    fn check_writable(&self) -> Result<()>;
+}
+
+/// A complete backend.
+pub trait Store: LogStore + EventIndex + KeyStore {}
+
+impl<T: LogStore + EventIndex + KeyStore> Store for T {}

@@ -9,8 +9,8 @@ use std::sync::{Mutex, RwLock};
 
 use evident_core::event::{Micros, SensitiveTextPolicy, TenantPolicy};
 use evident_core::store::{
-    Commit, EventIndex, Existing, Filter, LogHead, LogStore, Order, Position, ScannedEntry, StoredEvent,
-    TenantId,
+    ApiKeyRecord, Commit, EventIndex, Existing, Filter, KeyStore, LogHead, LogStore, Order, Position, Role,
+    ScannedEntry, StoredEvent, TenantId,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -538,6 +538,105 @@ impl EventIndex for SqliteStore {
             rows.collect()
         })
     }
+}
+
+impl KeyStore for SqliteStore {
+    fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let tid = self.tid(&key.tenant)?;
+        let writer = self.writer.lock().expect("writer lock");
+        writer
+            .execute(
+                "INSERT INTO api_keys (key_id, tid, role, secret_hash, global, label, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    key.key_id,
+                    tid,
+                    key.role.as_str(),
+                    key.secret_hash.as_slice(),
+                    key.global,
+                    key.label,
+                    key.created_at.0,
+                    key.revoked_at.map(|t| t.0)
+                ],
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
+        let rows = self.read(|c| {
+            let mut statement = c.prepare_cached(&format!("{KEY_SELECT} WHERE k.key_id = ?1"))?;
+            let rows = statement.query_map([key_id], key_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().next().map(key_record).transpose()
+    }
+
+    fn api_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiKeyRecord>> {
+        let tid = tenant.map(|t| self.tid(t)).transpose()?;
+        let rows = self.read(|c| {
+            let mut statement = c.prepare_cached(&format!(
+                "{KEY_SELECT} WHERE ?1 IS NULL OR k.tid = ?1 ORDER BY k.created_at, k.key_id"
+            ))?;
+            let rows = statement.query_map([tid], key_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(key_record).collect()
+    }
+
+    fn revoke_api_key(&self, key_id: &str, at: Micros) -> Result<bool> {
+        let writer = self.writer.lock().expect("writer lock");
+        let changed = writer
+            .execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
+                params![key_id, at.0],
+            )
+            .map_err(storage)?;
+        Ok(changed == 1)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        let writer = self.writer.lock().expect("writer lock");
+        writer.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").map_err(storage)
+    }
+}
+
+const KEY_SELECT: &str =
+    "SELECT k.key_id, t.name, k.role, k.secret_hash, k.global, k.label, k.created_at, k.revoked_at
+     FROM api_keys k JOIN tenants t ON t.tid = k.tid";
+
+type KeyRow = (String, String, String, Vec<u8>, bool, Option<String>, i64, Option<i64>);
+
+fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ))
+}
+
+fn key_record(
+    (key_id, tenant, role, hash, global, label, created_at, revoked_at): KeyRow,
+) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        key_id,
+        tenant: TenantId::new(&tenant)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| Error::Integrity(format!("stored key has unknown role {role:?}")))?,
+        secret_hash: hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Integrity("stored key hash is not 32 bytes".into()))?,
+        global,
+        label,
+        created_at: Micros(created_at),
+        revoked_at: revoked_at.map(Micros),
+    })
 }
 
 /// Builds the SQL of a search. With a target filter the walk goes through `event_targets`

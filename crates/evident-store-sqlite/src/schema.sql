@@ -82,3 +82,14 @@ CREATE TABLE IF NOT EXISTS data_keys (
     wrapped BLOB NOT NULL,
     PRIMARY KEY (tid, subject)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id      TEXT PRIMARY KEY,
+    tid         INTEGER NOT NULL,
+    role        TEXT NOT NULL,
+    secret_hash BLOB NOT NULL,
+    global      INTEGER NOT NULL,
+    label       TEXT,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);

@@ -1,0 +1,256 @@
+//! `evident serve`: the HTTP service on the embedded store, with zero configuration.
+//!
+//! Settings come from, strongest first: flags, environment variables (`EVIDENT_*`), the TOML file
+//! (`--config` / `EVIDENT_CONFIG`), defaults. On the first start of a new data directory the keys
+//! are made, the tenant `default` is created, and one line `admin key: <KEY>` is printed: the only
+//! time that key is shown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use evident_core::engine::{Engine, EngineConfig};
+use evident_core::event::TenantPolicy;
+use evident_core::seal::MasterKey;
+use evident_core::store::{Role, Store};
+use evident_server::{AppState, ServerConfig, app, audit, auth};
+use evident_store_sqlite::SqliteStore;
+use serde::Deserialize;
+
+use crate::datadir::{self, DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The data directory of the embedded store [env: EVIDENT_DATA_DIR] [default: ./evident-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [env: EVIDENT_LISTEN] [default: 127.0.0.1:7411]
+    #[arg(long)]
+    listen: Option<String>,
+    /// A TOML configuration file.
+    #[arg(long, env = "EVIDENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// PostgreSQL instead of the embedded store.
+    #[arg(long, env = "EVIDENT_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+/// The configuration file. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    origin_prefix: Option<String>,
+    #[serde(default)]
+    batching: Batching,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    keys: Keys,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batching {
+    max_entries: Option<usize>,
+    max_delay_ms: Option<f64>,
+    queue_capacity: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limits {
+    max_body_bytes: Option<usize>,
+    max_batch_events: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    master_key_file: Option<PathBuf>,
+    signing_key_file: Option<PathBuf>,
+}
+
+/// The settings in force.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub engine: EngineConfig,
+    pub server: ServerConfig,
+    pub master_key_file: Option<PathBuf>,
+    pub signing_key_file: Option<PathBuf>,
+}
+
+fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(text) => text.parse().map(Some).map_err(|_| anyhow::anyhow!("{name}={text:?} is not valid")),
+        Err(_) => Ok(None),
+    }
+}
+
+fn settings(args: &Args) -> Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("{} is not a valid configuration", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let engine_defaults = EngineConfig::default();
+    let server_defaults = ServerConfig::default();
+    let origin_prefix =
+        env("EVIDENT_ORIGIN_PREFIX")?.or(file.origin_prefix).unwrap_or(engine_defaults.origin_prefix.clone());
+    let delay_ms: f64 = env("EVIDENT_MAX_BATCH_DELAY_MS")?
+        .or(file.batching.max_delay_ms)
+        .unwrap_or(engine_defaults.max_batch_delay.as_secs_f64() * 1000.0);
+    if !(0.0..=1000.0).contains(&delay_ms) {
+        bail!("max batch delay must be between 0 and 1000 ms");
+    }
+    Ok(Settings {
+        listen: args
+            .listen
+            .clone()
+            .or(env("EVIDENT_LISTEN")?)
+            .or(file.listen)
+            .unwrap_or("127.0.0.1:7411".into()),
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(env("EVIDENT_DATA_DIR")?)
+            .or(file.data_dir)
+            .unwrap_or("./evident-data".into()),
+        engine: EngineConfig {
+            origin_prefix,
+            max_batch_entries: env("EVIDENT_MAX_BATCH_ENTRIES")?
+                .or(file.batching.max_entries)
+                .unwrap_or(engine_defaults.max_batch_entries)
+                .max(1),
+            max_batch_delay: Duration::from_secs_f64(delay_ms / 1000.0),
+            queue_capacity: env("EVIDENT_QUEUE_CAPACITY")?
+                .or(file.batching.queue_capacity)
+                .unwrap_or(engine_defaults.queue_capacity),
+            ..engine_defaults
+        },
+        server: ServerConfig {
+            max_body_bytes: env("EVIDENT_MAX_BODY_BYTES")?
+                .or(file.limits.max_body_bytes)
+                .unwrap_or(server_defaults.max_body_bytes),
+            max_batch_events: env("EVIDENT_MAX_BATCH_EVENTS")?
+                .or(file.limits.max_batch_events)
+                .unwrap_or(server_defaults.max_batch_events),
+            ..server_defaults
+        },
+        master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
+        signing_key_file: env("EVIDENT_SIGNING_KEY_FILE")?.or(file.keys.signing_key_file),
+    })
+}
+
+fn key(dir: &DataDir, configured: &Option<PathBuf>, default_file: &str) -> Result<([u8; 32], bool)> {
+    match configured {
+        Some(path) => datadir::read_or_create_key(path, true),
+        None => dir.key(default_file, true),
+    }
+}
+
+fn init_logging() {
+    let json = std::env::var("EVIDENT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let level = match std::env::var("EVIDENT_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    init_logging();
+    if args.database_url.is_some() {
+        bail!(
+            "the PostgreSQL backend is not part of this build yet; run without --database-url for the embedded store"
+        );
+    }
+    let settings = settings(&args)?;
+    let dir = DataDir::open(&settings.data_dir, true)?;
+    let (signing_seed, _) = key(&dir, &settings.signing_key_file, SIGNING_KEY_FILE)?;
+    let (master, _) = key(&dir, &settings.master_key_file, MASTER_KEY_FILE)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
+    let first_start = store.tenants()?.is_empty();
+    let engine = Arc::new(
+        Engine::open(
+            Arc::clone(&store),
+            signing_seed,
+            MasterKey::from_bytes(master),
+            settings.engine.clone(),
+        )
+        .context("the store does not verify against its checkpoints; run `evident fsck`")?,
+    );
+    let default_tenant = settings.server.default_tenant.clone();
+    engine.create_tenant(&default_tenant, TenantPolicy::default())?;
+    if first_start {
+        let made = auth::new_key(&default_tenant, Role::Admin, true, Some("bootstrap admin".into()));
+        store.put_api_key(&made.record)?;
+        println!("admin key: {}", made.key);
+    }
+    let listen: SocketAddr =
+        settings.listen.parse().with_context(|| format!("listen address {:?}", settings.listen))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let state = AppState::new(Arc::clone(&engine), settings.server.clone());
+    runtime.block_on(serve(state, listen, &dir.path))?;
+    engine.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(state: AppState, listen: SocketAddr, data_dir: &Path) -> Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, data_dir = %data_dir.display(), "evident is serving");
+    eprintln!("evident: listening on http://{local} (data in {})", data_dir.display());
+    audit::record_lifecycle(&state, "evident.service.started").await;
+    let router = app(state.clone());
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server failed")?;
+    // Requests in flight have finished; record the stop while the engine still runs.
+    audit::record_lifecycle(&state, "evident.service.stopped").await;
+    tracing::info!("evident stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_files_are_strict() {
+        assert!(
+            toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\n[batching]\nmax_entries = 10\n").is_ok()
+        );
+        assert!(toml::from_str::<FileConfig>("lisen = \"127.0.0.1:1\"\n").is_err(), "typos are refused");
+        assert!(toml::from_str::<FileConfig>("[batching]\nmax_entries = \"ten\"\n").is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! Administration: tenants and API keys. Admin keys act within their tenant; the bootstrap
+//! ("global") admin key may create tenants and keys for any tenant. Every action is recorded.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use evident_core::event::TenantPolicy;
+use evident_core::store::{ApiKeyRecord, Role, TenantId};
+
+use crate::audit::{self, AuditEvent};
+use crate::auth::{self, Need, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::wire::{CreateKey, CreateTenant, KeyInfo, KeyList, NewKey, Tenant, TenantList};
+use crate::{AppState, client_ip};
+
+async fn admin(
+    state: &AppState,
+    connect: ConnectInfo<SocketAddr>,
+    headers: &HeaderMap,
+) -> ApiResult<Principal> {
+    let principal = auth::authenticate(state, headers, client_ip(connect, headers)).await?;
+    auth::require(state, &principal, Need::Admin, None).await?;
+    Ok(principal)
+}
+
+/// An admin may act on its own tenant; only the global admin on others.
+async fn require_tenant(state: &AppState, principal: &Principal, tenant: &TenantId) -> ApiResult<()> {
+    if principal.global {
+        return Ok(());
+    }
+    auth::require(state, principal, Need::Admin, Some(tenant)).await
+}
+
+fn body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> ApiResult<T> {
+    body.map(|Json(value)| value).map_err(|err| ApiError::bad_request(err.body_text()))
+}
+
+pub(crate) fn key_info(record: &ApiKeyRecord) -> KeyInfo {
+    KeyInfo {
+        key_id: record.key_id.clone(),
+        tenant: record.tenant.to_string(),
+        role: record.role.as_str().to_owned(),
+        label: record.label.clone(),
+        created_at: record.created_at.to_rfc3339(),
+        revoked_at: record.revoked_at.map(|t| t.to_rfc3339()),
+    }
+}
+
+fn admin_event(principal: &Principal, event_type: &'static str, target: (String, String)) -> AuditEvent {
+    AuditEvent { event_type, action: "configure", target, ..AuditEvent::by(principal) }
+}
+
+/// Create a tenant (global admin only).
+#[utoipa::path(post, path = "/v1/tenants", request_body = CreateTenant,
+    responses((status = 201, body = Tenant), (status = 200, description = "It existed", body = Tenant),
+              (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Result<Json<CreateTenant>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    let principal = admin(&state, connect, &headers).await?;
+    let request = body(request)?;
+    let tenant =
+        TenantId::new(&request.id).map_err(|err| ApiError::invalid_param("id", "format", err.to_string()))?;
+    if !principal.global {
+        auth::require(&state, &principal, Need::Admin, Some(&tenant)).await?;
+        return Err(ApiError::Forbidden("only the global admin key creates tenants".into()));
+    }
+    let engine = state.engine.clone();
+    let id = tenant.clone();
+    let created = tokio::task::spawn_blocking(move || engine.create_tenant(&id, TenantPolicy::default()))
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))??;
+    let event =
+        admin_event(&principal, "evident.admin.tenant_created", ("tenant".into(), tenant.to_string()));
+    audit::record(&state, &principal.tenant, event.clone()).await?;
+    if created && tenant != principal.tenant {
+        audit::record(&state, &tenant, event).await?;
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(Tenant { id: tenant.to_string(), origin: state.engine.origin(&tenant), created })))
+}
+
+/// List tenants: all for the global admin, its own for other admins.
+#[utoipa::path(get, path = "/v1/tenants",
+    responses((status = 200, body = TenantList), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<TenantList>> {
+    let principal = admin(&state, connect, &headers).await?;
+    let tenants = state
+        .engine
+        .tenants()
+        .into_iter()
+        .filter(|t| principal.global || *t == principal.tenant)
+        .map(|t| t.to_string())
+        .collect();
+    Ok(Json(TenantList { tenants }))
+}
+
+/// Create an API key; the key is in this answer only.
+#[utoipa::path(post, path = "/v1/keys", request_body = CreateKey,
+    responses((status = 201, body = NewKey), (status = 400, body = crate::error::Problem),
+              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+              (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<NewKey>)> {
+    let principal = admin(&state, connect, &headers).await?;
+    let request = body(request)?;
+    let role = Role::parse(&request.role).ok_or_else(|| {
+        ApiError::invalid_param(
+            "role",
+            "enum",
+            "role must be producer, reader, investigator, auditor or admin",
+        )
+    })?;
+    let tenant = match &request.tenant {
+        Some(t) => {
+            TenantId::new(t).map_err(|err| ApiError::invalid_param("tenant", "format", err.to_string()))?
+        }
+        None => principal.tenant.clone(),
+    };
+    if let Some(label) = &request.label
+        && (label.chars().count() > 128 || label.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid_param(
+            "label",
+            "length",
+            "label must be at most 128 characters, no control characters",
+        ));
+    }
+    require_tenant(&state, &principal, &tenant).await?;
+    state.engine.policy(&tenant)?; // the tenant must exist
+    let made = auth::new_key(&tenant, role, false, request.label.clone());
+    state.engine.store().put_api_key(&made.record)?;
+    let mut event =
+        admin_event(&principal, "evident.admin.key_created", ("api_key".into(), made.record.key_id.clone()));
+    event.action = "grant";
+    event.metadata.insert("role".into(), role.as_str().into());
+    event.metadata.insert("tenant".into(), tenant.to_string());
+    audit::record(&state, &tenant, event).await?;
+    Ok((StatusCode::CREATED, Json(NewKey { key: made.key, info: key_info(&made.record) })))
+}
+
+/// List API keys (never the keys themselves).
+#[utoipa::path(get, path = "/v1/keys",
+    responses((status = 200, body = KeyList), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<KeyList>> {
+    let principal = admin(&state, connect, &headers).await?;
+    let scope = (!principal.global).then_some(&principal.tenant);
+    let keys = state.engine.store().api_keys(scope)?;
+    Ok(Json(KeyList { keys: keys.iter().map(key_info).collect() }))
+}
+
+/// Revoke an API key.
+#[utoipa::path(delete, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)),
+    responses((status = 200, body = KeyInfo), (status = 401, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(key_id): Path<String>,
+) -> ApiResult<Json<KeyInfo>> {
+    let principal = admin(&state, connect, &headers).await?;
+    let store = state.engine.store();
+    let record = store.api_key(&key_id)?.ok_or_else(|| ApiError::NotFound(format!("key {key_id}")))?;
+    if !principal.global && record.tenant != principal.tenant {
+        // Do not reveal that another tenant's key exists.
+        return Err(ApiError::NotFound(format!("key {key_id}")));
+    }
+    store.revoke_api_key(&key_id, evident_core::event::Micros::now())?;
+    let mut event = admin_event(&principal, "evident.admin.key_revoked", ("api_key".into(), key_id.clone()));
+    event.action = "revoke";
+    audit::record(&state, &record.tenant, event).await?;
+    let record = store.api_key(&key_id)?.ok_or_else(|| ApiError::NotFound(format!("key {key_id}")))?;
+    Ok(Json(key_info(&record)))
+}

@@ -1,0 +1,207 @@
+//! API keys and who may do what.
+//!
+//! A key reads `evk_<key id>_<secret>`: the key id (16 hex digits) names it in listings and
+//! revocations; only `SHA-256(secret)` is stored, compared in constant time. The key's tenant
+//! comes from the key, never from the request, so a key can only reach its own tenant's data.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use evident_core::event::Micros;
+use evident_core::store::{ApiKeyRecord, Role, TenantId};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::error::{ApiError, ApiResult};
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub tenant: TenantId,
+    pub role: Role,
+    /// The bootstrap admin key: administers every tenant.
+    pub global: bool,
+    pub ip: Option<IpAddr>,
+}
+
+/// What an endpoint needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    Append,
+    Read,
+    Admin,
+}
+
+impl Principal {
+    pub fn may(&self, need: Need) -> bool {
+        match need {
+            Need::Append => self.role == Role::Producer,
+            Need::Read => {
+                matches!(self.role, Role::Reader | Role::Investigator | Role::Auditor | Role::Admin)
+            }
+            Need::Admin => self.role == Role::Admin,
+        }
+    }
+
+    /// The actor object of the events this caller causes.
+    pub fn actor_id(&self) -> String {
+        format!("key:{}", self.key_id)
+    }
+}
+
+/// A newly made key: the text to hand out once, and the record to store.
+pub struct NewKey {
+    pub key: String,
+    pub record: ApiKeyRecord,
+}
+
+/// Makes a random key for a tenant and role.
+pub fn new_key(tenant: &TenantId, role: Role, global: bool, label: Option<String>) -> NewKey {
+    let random = evident_core::seal::random_32();
+    let key_id: String = random[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let secret = B64URL.encode(evident_core::seal::random_32());
+    NewKey {
+        key: format!("evk_{key_id}_{secret}"),
+        record: ApiKeyRecord {
+            key_id,
+            tenant: tenant.clone(),
+            role,
+            secret_hash: Sha256::digest(secret.as_bytes()).into(),
+            global,
+            label,
+            created_at: Micros::now(),
+            revoked_at: None,
+        },
+    }
+}
+
+/// Splits `evk_<id>_<secret>`.
+fn parse_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("evk_")?;
+    let (key_id, secret) = rest.split_once('_')?;
+    let valid_id = key_id.len() == 16 && key_id.bytes().all(|b| b.is_ascii_hexdigit());
+    (valid_id && !secret.is_empty() && secret.len() <= 128).then_some((key_id, secret))
+}
+
+/// Checks the request's credential. A missing, malformed, unknown, wrong or revoked key answers
+/// 401 and is itself recorded as `evident.auth.failed` (in the key's tenant when the key id is
+/// known, else in the default tenant).
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAddr>) -> ApiResult<Principal> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return Err(fail(state, None, "missing credential", ip).await);
+    };
+    let Some((key_id, secret)) = parse_key(presented) else {
+        return Err(fail(state, None, "malformed key", ip).await);
+    };
+    let record = state.engine.store().api_key(key_id).map_err(ApiError::from)?;
+    let Some(record) = record else {
+        return Err(fail(state, None, "unknown key", ip).await);
+    };
+    let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    if !bool::from(hash.ct_eq(&record.secret_hash)) {
+        return Err(fail(state, Some(&record), "wrong secret", ip).await);
+    }
+    if record.revoked_at.is_some() {
+        return Err(fail(state, Some(&record), "revoked key", ip).await);
+    }
+    Ok(Principal {
+        key_id: record.key_id,
+        tenant: record.tenant,
+        role: record.role,
+        global: record.global,
+        ip,
+    })
+}
+
+async fn fail(state: &AppState, record: Option<&ApiKeyRecord>, why: &str, ip: Option<IpAddr>) -> ApiError {
+    state.metrics.auth_failures.inc();
+    let tenant = record.map_or_else(|| state.config.default_tenant.clone(), |r| r.tenant.clone());
+    let actor = record.map_or_else(|| "anonymous".to_owned(), |r| format!("key:{}", r.key_id));
+    let event = AuditEvent {
+        event_type: "evident.auth.failed",
+        action: "login",
+        outcome: "failure",
+        actor_id: actor,
+        actor_type: if record.is_some() { "api_key" } else { "anonymous" },
+        reason: Some(why.to_owned()),
+        target: ("service".to_owned(), "evident-api".to_owned()),
+        ip,
+        ..AuditEvent::default()
+    };
+    if let Err(err) = audit::record(state, &tenant, event).await {
+        tracing::error!(error = ?err, "could not record a failed authentication");
+    }
+    ApiError::Unauthenticated
+}
+
+/// Refuses, and records the refusal (`evident.access.denied`), when the caller lacks `need` or
+/// names another tenant than its own.
+pub async fn require(
+    state: &AppState,
+    principal: &Principal,
+    need: Need,
+    tenant: Option<&TenantId>,
+) -> ApiResult<()> {
+    let other_tenant = tenant.is_some_and(|t| *t != principal.tenant);
+    if principal.may(need) && !other_tenant {
+        return Ok(());
+    }
+    let why = if other_tenant {
+        "the key belongs to another tenant".to_owned()
+    } else {
+        format!(
+            "role {} may not {}",
+            principal.role.as_str(),
+            match need {
+                Need::Append => "append events",
+                Need::Read => "read audit data",
+                Need::Admin => "administer",
+            }
+        )
+    };
+    let event = AuditEvent {
+        event_type: "evident.access.denied",
+        action: "other",
+        outcome: "failure",
+        reason: Some(why.clone()),
+        target: ("tenant".to_owned(), tenant.unwrap_or(&principal.tenant).to_string()),
+        ..AuditEvent::by(principal)
+    };
+    audit::record(state, &principal.tenant, event).await?;
+    Err(ApiError::Forbidden(why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_hash() {
+        let tenant = TenantId::new("acme").unwrap();
+        let made = new_key(&tenant, Role::Reader, false, None);
+        let (key_id, secret) = parse_key(&made.key).unwrap();
+        assert_eq!(key_id, made.record.key_id);
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(secret.as_bytes())), made.record.secret_hash);
+        assert!(!made.key.contains(&B64URL.encode(made.record.secret_hash)));
+        for bad in [
+            "",
+            "evk_",
+            "evk_123_abc",
+            "evk_zzzzzzzzzzzzzzzz_abc",
+            "xyz_0123456789abcdef_abc",
+            "evk_0123456789abcdef_",
+        ] {
+            assert!(parse_key(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! API errors as RFC 9457 problem details (`application/problem+json`). Every error the service
+//! answers passes through [`ApiError::into_response`]: one `match` decides the status, and a 5xx
+//! body never carries internal text (it goes to the log instead).
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use evident_core::validate::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One failing field of a request, as problem details list them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct InvalidParam {
+    /// Dotted path of the field, e.g. `actor.id` or `targets[0].type`.
+    pub name: String,
+    /// The rule that failed, e.g. `required`, `enum`, `format`.
+    pub rule: String,
+    pub reason: String,
+}
+
+impl From<&FieldError> for InvalidParam {
+    fn from(err: &FieldError) -> InvalidParam {
+        InvalidParam { name: err.field.clone(), rule: err.rule.to_owned(), reason: err.message.clone() }
+    }
+}
+
+/// An RFC 9457 problem details body.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
+    pub invalid_params: Vec<InvalidParam>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed; `params` names the fields.
+    BadRequest {
+        detail: String,
+        params: Vec<InvalidParam>,
+    },
+    /// 401: no credential, or one that is unknown, malformed or revoked.
+    Unauthenticated,
+    /// 403: the credential is valid but its role or tenant does not allow this.
+    Forbidden(String),
+    NotFound(String),
+    /// 409: the same (source, id) was stored with other content.
+    Conflict(String),
+    /// 413: the body or an event is too large.
+    TooLarge(String),
+    /// 415: a content type this endpoint does not take.
+    UnsupportedMediaType(String),
+    /// 503 with `Retry-After`: the ingest queue is full.
+    Overloaded(Duration),
+    /// 503: storage is unavailable or the service is stopping; retry later.
+    Unavailable(String),
+    /// 500: a bug or tamper evidence; details are logged, not sent.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::BadRequest { detail: detail.into(), params: Vec::new() }
+    }
+
+    pub fn invalid_param(name: &str, rule: &str, reason: impl Into<String>) -> ApiError {
+        let reason = reason.into();
+        ApiError::BadRequest {
+            detail: reason.clone(),
+            params: vec![InvalidParam { name: name.into(), rule: rule.into(), reason }],
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "invalid request",
+            ApiError::Unauthenticated => "authentication required",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "payload too large",
+            ApiError::UnsupportedMediaType(_) => "unsupported media type",
+            ApiError::Overloaded(_) => "overloaded, retry later",
+            ApiError::Unavailable(_) => "service unavailable, retry later",
+            ApiError::Internal(_) => "internal error",
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (detail, invalid_params) = match self {
+            ApiError::BadRequest { detail, params } => (Some(detail.clone()), params.clone()),
+            ApiError::Unauthenticated => {
+                (Some("send a valid API key as `Authorization: Bearer <key>`".to_owned()), Vec::new())
+            }
+            ApiError::Forbidden(detail)
+            | ApiError::NotFound(detail)
+            | ApiError::Conflict(detail)
+            | ApiError::TooLarge(detail)
+            | ApiError::UnsupportedMediaType(detail) => (Some(detail.clone()), Vec::new()),
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) | ApiError::Internal(_) => (None, Vec::new()),
+        };
+        let status = self.status();
+        Problem {
+            problem_type: "about:blank".to_owned(),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail,
+            invalid_params,
+        }
+    }
+}
+
+impl From<evident_core::Error> for ApiError {
+    fn from(err: evident_core::Error) -> ApiError {
+        use evident_core::Error as E;
+        match err {
+            E::NotFound(what) => ApiError::NotFound(what),
+            E::InvalidArgument(what) => ApiError::bad_request(what),
+            E::Conflict(what) => ApiError::Conflict(what),
+            E::Overloaded { retry_after } => ApiError::Overloaded(retry_after),
+            E::Unavailable(what) => ApiError::Unavailable(what),
+            E::ShuttingDown => ApiError::Unavailable("shutting down".into()),
+            E::Sealed(what) | E::Integrity(what) => ApiError::Internal(what),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(%detail, "unavailable"),
+            _ => {}
+        }
+        let body = serde_json::to_vec(&self.problem()).expect("problem details serialise");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match &self {
+            ApiError::Overloaded(retry) => {
+                let seconds = retry.as_secs().max(1).to_string();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

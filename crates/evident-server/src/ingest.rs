@@ -1,0 +1,264 @@
+//! `POST /v1/events`: one event, a JSON array, or NDJSON, optionally gzip-compressed. Answers a
+//! result per event, in order: stored and duplicate events with their receipts, rejected ones with
+//! every failing field and rule, conflicts with the event they collide with.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use evident_core::engine::Outcome;
+use evident_core::validate::{self, MAX_EVENT_BYTES, Validated};
+use serde_json::Value;
+
+use crate::auth::{self, Need};
+use crate::error::{ApiError, ApiResult, InvalidParam};
+use crate::wire::{IngestResponse, ItemResult};
+use crate::{AppState, client_ip};
+
+/// Append audit events.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    request_body(
+        description = "One event object, a JSON array of events, or NDJSON (`application/x-ndjson`); \
+                       `Content-Encoding: gzip` accepted",
+        content((Object = "application/json"), (String = "application/x-ndjson"))
+    ),
+    responses(
+        (status = 200, description = "Every event stored (or already stored with the same content)", body = IngestResponse),
+        (status = 207, description = "Some events were not stored; see each item", body = IngestResponse),
+        (status = 400, description = "The (single) event or the body is invalid", body = crate::error::Problem),
+        (status = 401, description = "No valid API key", body = crate::error::Problem),
+        (status = 403, description = "The key may not append", body = crate::error::Problem),
+        (status = 409, description = "The (single) event conflicts with a stored one", body = crate::error::Problem),
+        (status = 413, description = "Body, batch or event too large", body = crate::error::Problem),
+        (status = 415, description = "Unsupported content type or encoding", body = crate::error::Problem),
+        (status = 503, description = "Overloaded or unavailable; retry after `Retry-After`", body = crate::error::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn post_events(
+    State(state): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let principal = auth::authenticate(&state, &headers, client_ip(connect, &headers)).await?;
+    auth::require(&state, &principal, Need::Append, None).await?;
+    let limit = state.config.max_body_bytes;
+    let raw = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(format!("the body is larger than {limit} bytes")))?;
+    let body = decode_body(&headers, raw, limit)?;
+    let items = split_items(&headers, &body)?;
+    let single = items.len() == 1 && !is_array_or_ndjson(&headers, &body);
+    if items.len() > state.config.max_batch_events {
+        return Err(ApiError::TooLarge(format!(
+            "{} events in one request; at most {}",
+            items.len(),
+            state.config.max_batch_events
+        )));
+    }
+    if items.is_empty() {
+        return Err(ApiError::bad_request("the body holds no event"));
+    }
+    state.metrics.events_received.add(items.len() as u64);
+    let policy = state.engine.policy(&principal.tenant)?;
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut valid: Vec<Validated> = Vec::new();
+    let mut valid_at: Vec<usize> = Vec::new();
+    for (at, item) in items.into_iter().enumerate() {
+        match item.and_then(|value| validate::validate_event(&value, &policy)) {
+            Ok(validated) => {
+                valid_at.push(at);
+                valid.push(validated);
+                results.push(None);
+            }
+            Err(errors) => results.push(Some(rejected(errors.iter().map(InvalidParam::from).collect()))),
+        }
+    }
+    if !valid.is_empty() {
+        let outcomes = state.engine.append_async(&principal.tenant, valid).await?;
+        for (at, outcome) in valid_at.into_iter().zip(outcomes) {
+            results[at] = Some(item_result(outcome));
+        }
+    }
+    let receipts: Vec<ItemResult> =
+        results.into_iter().map(|r| r.expect("every item has a result")).collect();
+    if single {
+        let item = &receipts[0];
+        match item.status {
+            "rejected" => {
+                let too_large =
+                    item.errors.iter().any(|e| e.rule == validate::rule::SIZE && e.name.is_empty());
+                if too_large {
+                    return Err(ApiError::TooLarge(format!(
+                        "the event is larger than {MAX_EVENT_BYTES} bytes"
+                    )));
+                }
+                return Err(ApiError::BadRequest {
+                    detail: "the event is invalid".into(),
+                    params: item.errors.clone(),
+                });
+            }
+            "conflict" => {
+                return Err(ApiError::Conflict(
+                    item.errors.first().map(|e| e.reason.clone()).unwrap_or_default(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let all_ok = receipts.iter().all(|r| r.status == "stored" || r.status == "duplicate");
+    let status = if all_ok { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    Ok((status, Json(IngestResponse { receipts })).into_response())
+}
+
+fn rejected(errors: Vec<InvalidParam>) -> ItemResult {
+    ItemResult {
+        status: "rejected",
+        event_id: None,
+        index: None,
+        tree_size: None,
+        checkpoint: None,
+        warnings: Vec::new(),
+        errors,
+    }
+}
+
+fn item_result(outcome: Outcome) -> ItemResult {
+    match outcome {
+        Outcome::Stored(receipt) => receipt_result("stored", receipt),
+        Outcome::Duplicate(receipt) => receipt_result("duplicate", receipt),
+        Outcome::Conflict { existing_event_id, existing_index } => ItemResult {
+            status: "conflict",
+            event_id: Some(existing_event_id.to_string()),
+            index: Some(existing_index),
+            errors: vec![InvalidParam {
+                name: "id".into(),
+                rule: "conflict".into(),
+                reason: format!(
+                    "an event with this source and id is stored with other content (event {existing_event_id}, \
+                     index {existing_index}); nothing was stored"
+                ),
+            }],
+            ..rejected(Vec::new())
+        },
+        Outcome::Rejected(reason) => {
+            rejected(vec![InvalidParam { name: String::new(), rule: "rejected".into(), reason }])
+        }
+    }
+}
+
+fn receipt_result(status: &'static str, receipt: evident_core::engine::Receipt) -> ItemResult {
+    ItemResult {
+        status,
+        event_id: Some(receipt.event_id.to_string()),
+        index: Some(receipt.index),
+        tree_size: Some(receipt.tree_size),
+        checkpoint: Some(receipt.checkpoint.as_str().to_owned()),
+        warnings: receipt.warnings,
+        errors: Vec::new(),
+    }
+}
+
+/// Undoes `Content-Encoding: gzip`, never inflating past `limit`.
+fn decode_body(headers: &HeaderMap, raw: Bytes, limit: usize) -> ApiResult<Bytes> {
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "identity" | "" => Ok(raw),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(raw.as_ref())
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|err| ApiError::invalid_param("body", "gzip", format!("not valid gzip: {err}")))?;
+            if out.len() > limit {
+                return Err(ApiError::TooLarge(format!(
+                    "the decompressed body is larger than {limit} bytes"
+                )));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!("content encoding {other:?}; use gzip or none"))),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn is_ndjson(headers: &HeaderMap) -> bool {
+    matches!(
+        content_type(headers).as_str(),
+        "application/x-ndjson" | "application/jsonl" | "application/ndjson"
+    )
+}
+
+fn is_array_or_ndjson(headers: &HeaderMap, body: &[u8]) -> bool {
+    is_ndjson(headers) || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// The items of a body: each a JSON value or the errors that make it unreadable.
+fn split_items(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Result<Value, Vec<validate::FieldError>>>> {
+    let too_large = |at: String| validate::FieldError {
+        field: at,
+        rule: validate::rule::SIZE,
+        message: format!("the event is larger than {MAX_EVENT_BYTES} bytes"),
+    };
+    if is_ndjson(headers) {
+        return Ok(body
+            .split(|b| *b == b'\n')
+            .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .map(|line| {
+                if line.len() > MAX_EVENT_BYTES {
+                    return Err(vec![too_large(String::new())]);
+                }
+                validate::parse_json(line).map_err(|err| vec![err])
+            })
+            .collect());
+    }
+    let looks_like_json = matches!(body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['));
+    match content_type(headers).as_str() {
+        "" | "application/json" | "text/json" => {}
+        other if other.ends_with("+json") => {}
+        // `curl -d` sends this by default; a JSON body under it is taken as JSON.
+        "application/x-www-form-urlencoded" if looks_like_json => {}
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "content type {other:?}; use application/json or application/x-ndjson"
+            )));
+        }
+    }
+    let value = validate::parse_json(body).map_err(|err| ApiError::BadRequest {
+        detail: err.message.clone(),
+        params: vec![InvalidParam::from(&err)],
+    })?;
+    match value {
+        Value::Array(items) => Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(at, item)| {
+                if serde_json::to_vec(&item).map_or(0, |b| b.len()) > MAX_EVENT_BYTES {
+                    Err(vec![too_large(format!("[{at}]"))])
+                } else {
+                    Ok(item)
+                }
+            })
+            .collect()),
+        value => {
+            if body.len() > MAX_EVENT_BYTES {
+                return Ok(vec![Err(vec![too_large(String::new())])]);
+            }
+            Ok(vec![Ok(value)])
+        }
+    }
+}

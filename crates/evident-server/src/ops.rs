@@ -1,0 +1,168 @@
+//! Operations: `/healthz`, Prometheus `/metrics`, the OpenAPI document, request counting.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::wire::Health;
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    state.metrics.requests.inc();
+    next.run(request).await
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+/// Fails (503) when the sequencer is not running, the store does not take writes, or events wait
+/// while the last commit is older than the configured staleness.
+#[utoipa::path(get, path = "/healthz",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let engine = state.engine.clone();
+    let stale_after = state.config.stale_checkpoint_secs as i64 * 1_000_000;
+    let problems = tokio::task::spawn_blocking(move || {
+        let mut problems = Vec::new();
+        if !engine.sequencer_alive() {
+            problems.push("the sequencer is not running".to_owned());
+        }
+        if let Err(err) = engine.store().check_writable() {
+            problems.push(format!("the store does not take writes: {err}"));
+        }
+        let last = engine.stats().last_commit_micros.load(Ordering::Relaxed);
+        let now = evident_core::event::Micros::now().0;
+        if engine.queue_depth() > 0 && last > 0 && now - last > stale_after {
+            problems.push(format!(
+                "events are waiting and the latest checkpoint is {} s old",
+                (now - last) / 1_000_000
+            ));
+        }
+        problems
+    })
+    .await
+    .unwrap_or_else(|err| vec![format!("health check failed: {err}")]);
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Health { status: if problems.is_empty() { "ok" } else { "unhealthy" }, problems }))
+        .into_response()
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let engine = state.engine.clone();
+    let http = state.metrics.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let stats = engine.stats();
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        counter("evident_events_stored_total", "Events durably stored (ingest rate: rate() of this).", stats.events_stored.load(Ordering::Relaxed));
+        counter("evident_commits_total", "Group commits that succeeded.", stats.commits.load(Ordering::Relaxed));
+        counter("evident_commit_failures_total", "Group commits that failed.", stats.commit_failures.load(Ordering::Relaxed));
+        counter("evident_http_requests_total", "HTTP requests received.", http.requests.get());
+        counter("evident_http_events_received_total", "Events received over HTTP.", http.events_received.get());
+        counter("evident_auth_failures_total", "Failed authentications.", http.auth_failures.get());
+        let _ = writeln!(
+            out,
+            "# HELP evident_queue_depth Events waiting to be sequenced.\n# TYPE evident_queue_depth gauge\nevident_queue_depth {}",
+            engine.queue_depth()
+        );
+        histogram(&mut out, "evident_batch_size_events", "Events per group commit.", &stats.batch_size);
+        histogram(&mut out, "evident_ack_latency_seconds", "Time from submission to durable acknowledgement.", &stats.ack_latency);
+        let last = stats.last_commit_micros.load(Ordering::Relaxed);
+        let since = if last > 0 { (evident_core::event::Micros::now().0 - last) as f64 / 1e6 } else { -1.0 };
+        let _ = writeln!(
+            out,
+            "# HELP evident_seconds_since_last_checkpoint Seconds since the last checkpoint was published (-1: none yet).\n\
+             # TYPE evident_seconds_since_last_checkpoint gauge\nevident_seconds_since_last_checkpoint {since:.3}"
+        );
+        let _ = writeln!(out, "# HELP evident_tree_size Size of each tenant's log.\n# TYPE evident_tree_size gauge");
+        for tenant in engine.tenants() {
+            let size = engine.checkpoint(&tenant).ok().flatten().map_or(0, |(size, _)| size.0);
+            let _ = writeln!(out, "evident_tree_size{{tenant=\"{tenant}\"}} {size}");
+        }
+        out
+    })
+    .await
+    .unwrap_or_default();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response()
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, histogram: &evident_core::stats::Histogram) {
+    let (buckets, count, sum) = histogram.snapshot();
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, cumulative) in buckets {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}");
+}
+
+/// The OpenAPI document, generated from the handlers and wire types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Evident", description = "A tamper-evident audit trail for customer data."),
+    paths(
+        crate::ingest::post_events,
+        crate::query::search,
+        crate::query::get_event,
+        crate::query::get_proof,
+        crate::query::timeline,
+        crate::query::history,
+        crate::query::checkpoint,
+        crate::query::consistency,
+        crate::query::vkeys,
+        crate::query::tile,
+        crate::admin::create_tenant,
+        crate::admin::list_tenants,
+        crate::admin::create_key,
+        crate::admin::list_keys,
+        crate::admin::revoke_key,
+        healthz,
+        metrics,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn openapi() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}

@@ -1,0 +1,246 @@
+//! Wire types: what the API sends and receives, with their OpenAPI schemas.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::InvalidParam;
+
+/// The result of one submitted event, in the order sent.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ItemResult {
+    /// `stored`, `duplicate` (stored before with the same content: the original receipt),
+    /// `conflict` (stored before with other content: nothing stored) or `rejected`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Leaf index in the tenant's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// Size of the checkpoint that covers the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    /// The signed checkpoint (C2SP signed note) covering the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why the event was not stored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<InvalidParam>,
+}
+
+/// Answer of `POST /v1/events`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    pub receipts: Vec<ItemResult>,
+}
+
+/// One event as reads return it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub index: u64,
+    pub event_id: String,
+    /// `none` (no personal values), `withheld` (not shown to this caller), `included`, or
+    /// `erased` (the subject's data key was destroyed).
+    pub personal: &'static str,
+    /// The event: its skeleton, with personal values merged in when `personal` is `included`.
+    #[schema(value_type = Object)]
+    pub event: Value,
+}
+
+/// A page of events.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of a search.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Events at or after this time (RFC 3339, event time).
+    pub from: Option<String>,
+    /// Events before this time (RFC 3339).
+    pub to: Option<String>,
+    pub actor: Option<String>,
+    /// The data subject (customer).
+    pub subject: Option<String>,
+    /// Target type; with `target_id`.
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub source: Option<String>,
+    /// `newest` (default) or `oldest` first.
+    pub order: Option<String>,
+    /// 1 to 1000, default 50.
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    /// Investigators: the purpose of seeing personal data; recorded.
+    pub purpose: Option<String>,
+}
+
+/// Paging of a timeline.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    pub order: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+    pub purpose: Option<String>,
+}
+
+/// Options of a record history.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// The record's state at this time (RFC 3339).
+    pub at: Option<String>,
+    /// With `to`: the diff between two versions (1-based).
+    pub from: Option<usize>,
+    pub to: Option<usize>,
+    pub purpose: Option<String>,
+}
+
+/// One changed field.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FieldChange {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub after: Option<Value>,
+}
+
+/// One version of a record.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Version {
+    pub number: usize,
+    pub index: u64,
+    pub event_id: String,
+    pub time: String,
+    pub action: String,
+    #[schema(value_type = Object)]
+    pub actor: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub changes: Vec<FieldChange>,
+    /// The record after this version (absent without personal access; `null` once deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub state: Option<Value>,
+}
+
+/// Answer of the record history endpoint.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct History {
+    pub record_type: String,
+    pub record_id: String,
+    /// Whether values (states, before and after) are included.
+    pub values: bool,
+    pub versions: Vec<Version>,
+    /// With `at`: the version in force then (absent if none yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_version: Option<usize>,
+    /// With `from` and `to`: what differs between the two versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Vec<FieldChange>>,
+}
+
+/// Parameters of a consistency proof.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyParams {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// A consistency proof (RFC 9162 §2.1.4), hashes in base64.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub proof: Vec<String>,
+}
+
+/// `POST /v1/tenants`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// 1 to 64 of a-z 0-9 - _.
+    pub id: String,
+}
+
+/// A tenant.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Tenant {
+    pub id: String,
+    /// The origin line of its log.
+    pub origin: String,
+    pub created: bool,
+}
+
+/// `POST /v1/keys`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Defaults to the caller's tenant.
+    pub tenant: Option<String>,
+    /// `producer`, `reader`, `investigator`, `auditor` or `admin`.
+    pub role: String,
+    pub label: Option<String>,
+}
+
+/// An API key as listings show it (never the key itself).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub tenant: String,
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// A newly created key: `key` is shown this once.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct NewKey {
+    pub key: String,
+    #[serde(flatten)]
+    pub info: KeyInfo,
+}
+
+/// A list of keys.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+/// A list of tenants.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<String>,
+}
+
+/// Health.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}

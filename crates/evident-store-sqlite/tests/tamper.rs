@@ -1,0 +1,405 @@
+//! Tampering with a stored log is caught. One log of 1,000 entries is built through the engine;
+//! each case tampers with a fresh copy of its SQLite file through SQL, as anyone with write access
+//! to the file could, and then `fsck` must name the problem (at the first bad index where there is
+//! one), and the engine must refuse to start where the tampering touches the log's head.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use evident_core::Error;
+use evident_core::engine::{Engine, EngineConfig, Outcome};
+use evident_core::event::TenantPolicy;
+use evident_core::fsck::{Report, check_log};
+use evident_core::seal::MasterKey;
+use evident_core::store::{LogStore, Store, TenantId};
+use evident_core::validate::validate_event;
+use evident_store_sqlite::SqliteStore;
+use evident_tlog::{Checkpoint, Signer, TreeSize, Verifier};
+use rusqlite::{Connection, params};
+use serde_json::{Value, json};
+
+const SIGNING_SEED: [u8; 32] = [0x5e; 32];
+const MASTER_KEY: [u8; 32] = [0x3a; 32];
+const TENANT: &str = "acme";
+const N_EVENTS: u64 = 1_000;
+const BATCH: u64 = 37;
+const STORE_FILE: &str = "evident.sqlite";
+
+/// One customer-service event with personal fields (display names, emails, an IP address).
+fn event(n: u64) -> Value {
+    let customer = n % 53;
+    json!({
+        "id": format!("evt-{n:05}"),
+        "source": "//billing.example.com/api",
+        "type": "customer.address.changed",
+        "action": "update",
+        "time": format!("2026-03-{:02}T09:{:02}:{:02}.{:06}Z", 1 + n % 28, n % 60, (n / 60) % 60, n),
+        "actor": {"id": format!("clerk-{}", n % 11), "type": "user", "display": format!("Clerk {}", n % 11),
+                  "auth": {"method": "password", "mfa": n % 2 == 0}},
+        "subject": format!("cust-{customer}"),
+        "targets": [{"type": "customer", "id": format!("cust-{customer}"), "display": format!("Customer {customer}")},
+                    {"type": "invoice", "id": format!("inv-{n}")}],
+        "outcome": "success",
+        "reason": "customer moved house",
+        "changes": [{"field": "/address/city", "before": "Ghent", "after": format!("Town {n}")}],
+        "origin": {"ip": format!("192.0.2.{}", n % 250), "service": "billing-api"},
+        "data_classes": ["pii"],
+        "metadata": {"channel": "email"}
+    })
+}
+
+/// The untampered store, built once per test process.
+struct Pristine {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    origin: String,
+    /// `tenants.tid` of the tenant, for `events.rid = tid * 2^40 + index`.
+    tid: i64,
+    /// Sizes of every published checkpoint, increasing.
+    checkpoint_sizes: Vec<u64>,
+}
+
+fn tenant() -> TenantId {
+    TenantId::new(TENANT).unwrap()
+}
+
+fn verifier(origin: &str) -> Verifier {
+    Signer::from_seed(origin, SIGNING_SEED).unwrap().verifier()
+}
+
+fn open_engine(path: &Path) -> evident_core::Result<Engine> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
+    Engine::open(store, SIGNING_SEED, MasterKey::from_bytes(MASTER_KEY), EngineConfig::default())
+}
+
+fn pristine() -> &'static Pristine {
+    static PRISTINE: OnceLock<Pristine> = OnceLock::new();
+    PRISTINE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        let engine = open_engine(&path).unwrap();
+        engine.create_tenant(&tenant(), TenantPolicy::default()).unwrap();
+        let policy = engine.policy(&tenant()).unwrap();
+        for start in (0..N_EVENTS).step_by(BATCH as usize) {
+            let events = (start..(start + BATCH).min(N_EVENTS))
+                .map(|n| validate_event(&event(n), &policy).expect("the test's events are valid"))
+                .collect();
+            for (n, outcome) in (start..).zip(engine.append(&tenant(), events).unwrap()) {
+                match outcome {
+                    Outcome::Stored(receipt) => assert_eq!(receipt.index, n),
+                    other => panic!("event {n} was not stored: {other:?}"),
+                }
+            }
+        }
+        let origin = engine.origin(&tenant());
+        engine.shutdown();
+        drop(engine); // closes the store, folding its WAL into the file
+        let connection = Connection::open(&path).unwrap();
+        let tid =
+            connection.query_row("SELECT tid FROM tenants WHERE name = ?1", [TENANT], |r| r.get(0)).unwrap();
+        let checkpoint_sizes = connection
+            .prepare("SELECT size FROM checkpoints WHERE tid = ?1 ORDER BY size")
+            .unwrap()
+            .query_map([tid], |r| r.get::<_, i64>(0).map(|s| s as u64))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        Pristine { _dir: dir, path, origin, tid, checkpoint_sizes }
+    })
+}
+
+fn rid(index: u64) -> i64 {
+    (pristine().tid << 40) + index as i64
+}
+
+/// A tampered copy of the store and what fsck reported on it.
+struct Tampered {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    report: Report,
+}
+
+/// Tampers with a fresh copy of the pristine store, runs fsck on it and checks its verdict: the
+/// first bad index it names, and that some problem mentions `expect_words` (an empty string
+/// means the store must verify with no problem at all).
+fn check(tamper: impl FnOnce(&Connection), expect_first_bad: Option<u64>, expect_words: &str) -> Tampered {
+    let pristine = pristine();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STORE_FILE);
+    std::fs::copy(&pristine.path, &path).unwrap();
+    let wal = PathBuf::from(format!("{}-wal", pristine.path.display()));
+    assert!(!wal.exists(), "the pristine store left a WAL behind; copy it too");
+    {
+        let connection = Connection::open(&path).unwrap();
+        tamper(&connection);
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let report =
+        check_log(&store as &dyn LogStore, &tenant(), &pristine.origin, &[verifier(&pristine.origin)])
+            .expect("fsck runs to the end on a tampered store");
+    drop(store);
+    let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(report.first_bad_index(), expect_first_bad, "first bad index; problems: {problems:#?}");
+    if expect_words.is_empty() {
+        assert!(report.ok(), "the store must verify; problems: {problems:#?}");
+    } else {
+        assert!(!report.ok(), "fsck missed the tampering");
+        assert!(
+            problems.iter().any(|p| p.contains(expect_words)),
+            "no problem mentions {expect_words:?}: {problems:#?}"
+        );
+    }
+    Tampered { _dir: dir, path, report }
+}
+
+impl Tampered {
+    /// The engine must refuse to start on this store with an integrity error mentioning `words`.
+    fn startup_refuses(self, words: &str) {
+        match open_engine(&self.path) {
+            Err(Error::Integrity(message)) => {
+                assert!(message.contains(words), "{message:?} does not mention {words:?}")
+            }
+            Err(other) => panic!("startup failed, but not as an integrity failure: {other:?}"),
+            Ok(_) => panic!("the engine started on a store whose head was tampered with"),
+        }
+    }
+}
+
+/// Runs SQL that must change exactly `rows` rows.
+fn exec(connection: &Connection, sql: &str, values: impl rusqlite::Params, rows: usize) {
+    assert_eq!(connection.execute(sql, values).unwrap(), rows, "{sql}");
+}
+
+fn entry(connection: &Connection, index: u64) -> Vec<u8> {
+    connection.query_row("SELECT entry FROM events WHERE rid = ?1", [rid(index)], |r| r.get(0)).unwrap()
+}
+
+fn set_entry(connection: &Connection, index: u64, entry: &[u8]) {
+    exec(connection, "UPDATE events SET entry = ?1 WHERE rid = ?2", params![entry, rid(index)], 1);
+}
+
+fn published_checkpoint(connection: &Connection, size: u64) -> String {
+    connection
+        .query_row(
+            "SELECT note FROM checkpoints WHERE tid = ?1 AND size = ?2",
+            params![pristine().tid, size as i64],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Sets the head (`logs`) to a size and checkpoint note.
+fn set_head(connection: &Connection, size: u64, checkpoint: &str) {
+    exec(
+        connection,
+        "UPDATE logs SET size = ?1, checkpoint = ?2 WHERE tid = ?3",
+        params![size as i64, checkpoint, pristine().tid],
+        1,
+    );
+}
+
+/// The largest published checkpoint size at most `at_most`, other than the head's.
+fn earlier_checkpoint(at_most: u64) -> u64 {
+    let sizes = &pristine().checkpoint_sizes;
+    assert_eq!(sizes.last(), Some(&N_EVENTS));
+    *sizes.iter().rev().find(|&&s| s <= at_most && s < N_EVENTS).expect("an earlier checkpoint")
+}
+
+#[test]
+fn the_untampered_store_verifies_and_starts() {
+    let tampered = check(|_| {}, None, "");
+    assert_eq!(tampered.report.size, N_EVENTS);
+    assert_eq!(tampered.report.entries_checked, N_EVENTS);
+    assert_eq!(tampered.report.checkpoints_checked, pristine().checkpoint_sizes.len() as u64);
+    // Full tiles 0/0..0/2, partial tiles 0/3 (232 wide) and 1/0 (3 wide).
+    assert_eq!(tampered.report.tiles_checked, 5);
+    let engine = open_engine(&tampered.path).expect("the engine starts on an untampered store");
+    engine.shutdown();
+}
+
+#[test]
+fn a_flipped_byte_in_an_entry() {
+    check(
+        |c| {
+            let mut bytes = entry(c, 500);
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x01;
+            set_entry(c, 500, &bytes);
+        },
+        Some(500),
+        "does not hash to the leaf hash its tile holds",
+    );
+}
+
+#[test]
+fn a_deleted_entry() {
+    check(
+        |c| exec(c, "DELETE FROM events WHERE rid = ?1", [rid(300)], 1),
+        Some(300),
+        "entries 300 to 300 are missing",
+    );
+}
+
+#[test]
+fn an_entry_inserted_beyond_the_head() {
+    check(
+        |c| {
+            exec(
+                c,
+                "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
+                    type, action, outcome, actor, subject, entry, seal_subject, sealed)
+                 SELECT ?1, tid, randomblob(16), source, 'smuggled', content_hash, time, recorded_at,
+                    type, action, outcome, actor, subject, entry, seal_subject, sealed
+                 FROM events WHERE rid = ?2",
+                params![rid(N_EVENTS), rid(N_EVENTS - 1)],
+                1,
+            )
+        },
+        Some(N_EVENTS),
+        "entry beyond the head checkpoint",
+    )
+    .startup_refuses("holds entries beyond its checkpoint");
+}
+
+#[test]
+fn two_entries_swapped() {
+    check(
+        |c| {
+            let (ten, eleven) = (entry(c, 10), entry(c, 11));
+            set_entry(c, 10, &eleven);
+            set_entry(c, 11, &ten);
+        },
+        Some(10),
+        "does not hash to the leaf hash its tile holds",
+    );
+}
+
+#[test]
+fn a_truncated_tail() {
+    check(
+        |c| exec(c, "DELETE FROM events WHERE rid >= ?1", [rid(990)], 10),
+        Some(990),
+        "entries 990 to 999 are missing (truncated)",
+    )
+    .startup_refuses("lacks entry 999");
+}
+
+#[test]
+fn a_head_checkpoint_signed_with_another_key() {
+    check(
+        |c| {
+            let (genuine, _) = Checkpoint::open(
+                &published_checkpoint(c, N_EVENTS),
+                &[verifier(&pristine().origin)],
+                &pristine().origin,
+            )
+            .unwrap();
+            let forger = Signer::from_seed(&pristine().origin, [0xee; 32]).unwrap();
+            let forged =
+                Checkpoint::new(&pristine().origin, genuine.size, genuine.root).sign(&[&forger]).unwrap();
+            set_head(c, N_EVENTS, &forged);
+            exec(
+                c,
+                "UPDATE checkpoints SET note = ?1 WHERE tid = ?2 AND size = ?3",
+                params![forged, pristine().tid, N_EVENTS as i64],
+                1,
+            );
+        },
+        None,
+        "checkpoint for size 1000 does not verify",
+    )
+    .startup_refuses("latest checkpoint");
+}
+
+#[test]
+fn a_head_checkpoint_with_its_size_changed() {
+    check(
+        |c| {
+            let genuine = published_checkpoint(c, N_EVENTS);
+            let forged = genuine.replacen("\n1000\n", "\n1001\n", 1);
+            assert_ne!(forged, genuine);
+            set_head(c, N_EVENTS, &forged);
+        },
+        None,
+        "the head checkpoint",
+    )
+    .startup_refuses("latest checkpoint");
+}
+
+#[test]
+fn a_head_rolled_back_to_an_earlier_checkpoint_while_the_entries_remain() {
+    let earlier = earlier_checkpoint(900);
+    check(|c| set_head(c, earlier, &published_checkpoint(c, earlier)), Some(earlier), "log was rolled back")
+        .startup_refuses("holds entries beyond its checkpoint");
+}
+
+#[test]
+fn a_head_checkpoint_rolled_back_while_its_size_stays() {
+    let earlier = earlier_checkpoint(900);
+    check(|c| set_head(c, N_EVENTS, &published_checkpoint(c, earlier)), None, "the head checkpoint")
+        .startup_refuses("is for size");
+}
+
+#[test]
+fn a_head_size_rolled_back_while_its_checkpoint_stays() {
+    let earlier = earlier_checkpoint(900);
+    check(|c| set_head(c, earlier, &published_checkpoint(c, N_EVENTS)), Some(earlier), "log was rolled back")
+        .startup_refuses("is for size");
+}
+
+#[test]
+fn a_flipped_byte_in_a_leaf_hash_tile() {
+    // Level-0 tile 1 holds the leaf hashes of entries 256..512; byte 44 * 32 + 5 is in entry 300's.
+    check(
+        |c| {
+            let mut data: Vec<u8> = c
+                .query_row(
+                    "SELECT data FROM tiles WHERE tid = ?1 AND level = 0 AND idx = 1",
+                    [pristine().tid],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            data[44 * 32 + 5] ^= 0x80;
+            exec(
+                c,
+                "UPDATE tiles SET data = ?1 WHERE tid = ?2 AND level = 0 AND idx = 1",
+                params![data, pristine().tid],
+                1,
+            );
+        },
+        Some(300),
+        "tile/0/001 differs from the recomputed one",
+    );
+}
+
+#[test]
+fn the_heads_partial_tile_deleted() {
+    check(
+        |c| exec(c, "DELETE FROM tiles WHERE tid = ?1 AND level = 0 AND idx = 3", [pristine().tid], 1),
+        Some(768),
+        "its level-0 tile is missing",
+    )
+    .startup_refuses("tile");
+}
+
+#[test]
+fn a_published_checkpoint_that_does_not_match_the_entries() {
+    // A checkpoint in the history, validly signed (by a key thief), over a different tree.
+    let earlier = earlier_checkpoint(500);
+    check(
+        |c| {
+            let signer = Signer::from_seed(&pristine().origin, SIGNING_SEED).unwrap();
+            let other_root = evident_tlog::leaf_hash(b"another history");
+            let forged =
+                Checkpoint::new(&pristine().origin, TreeSize(earlier), other_root).sign(&[&signer]).unwrap();
+            exec(
+                c,
+                "UPDATE checkpoints SET note = ?1 WHERE tid = ?2 AND size = ?3",
+                params![forged, pristine().tid, earlier as i64],
+                1,
+            );
+        },
+        Some(earlier - 1),
+        &format!("checkpoint at size {earlier} does not match the entries"),
+    );
+}
