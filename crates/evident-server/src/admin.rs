@@ -33,8 +33,9 @@ async fn require_tenant(state: &AppState, principal: &Principal, tenant: &Tenant
     auth::require(state, principal, Need::Admin, Some(tenant)).await
 }
 
-fn body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> ApiResult<T> {
-    body.map(|Json(value)| value).map_err(|err| ApiError::bad_request(err.body_text()))
+/// A JSON request body, whatever content type it came with (`curl -d` sends a form type).
+fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|err| ApiError::invalid_param("body", "json", format!("invalid request body: {err}")))
 }
 
 pub(crate) fn key_info(record: &ApiKeyRecord) -> KeyInfo {
@@ -62,10 +63,10 @@ pub async fn create_tenant(
     State(state): State<AppState>,
     connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: Result<Json<CreateTenant>, axum::extract::rejection::JsonRejection>,
+    request: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
     let principal = admin(&state, connect, &headers).await?;
-    let request = body(request)?;
+    let request: CreateTenant = body(&request)?;
     let tenant =
         TenantId::new(&request.id).map_err(|err| ApiError::invalid_param("id", "format", err.to_string()))?;
     if !principal.global {
@@ -117,10 +118,10 @@ pub async fn create_key(
     State(state): State<AppState>,
     connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
+    request: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<NewKey>)> {
     let principal = admin(&state, connect, &headers).await?;
-    let request = body(request)?;
+    let request: CreateKey = body(&request)?;
     let role = Role::parse(&request.role).ok_or_else(|| {
         ApiError::invalid_param(
             "role",
