@@ -15,6 +15,7 @@ use evident_tlog::{
 };
 
 use crate::error::Result;
+use crate::log::TileEdges;
 use crate::store::{LogStore, TenantId};
 
 /// One problem found, at the first index it concerns where there is one.
@@ -92,6 +93,14 @@ pub fn check_log(
         report.checkpoints_checked += 1;
     }
     if let Some(head) = &head {
+        match Checkpoint::open(&head.checkpoint, verifiers, origin) {
+            Ok((signed, _)) if signed.size == head.size => {}
+            Ok((signed, _)) => report.problem(
+                None,
+                format!("the head checkpoint is for size {}, the head says {}", signed.size, head.size),
+            ),
+            Err(err) => report.problem(None, format!("the head checkpoint does not verify: {err}")),
+        }
         if !store.checkpoints(tenant)?.iter().any(|c| c.checkpoint == head.checkpoint) {
             report.problem(None, "the head checkpoint is not among the published checkpoints");
         }
@@ -110,19 +119,21 @@ pub fn check_log(
 
     // Entries, leaf hashes against level-0 tiles, full tiles, roots at every checkpoint size.
     let mut frontier = Frontier::new();
-    let mut edges: Vec<Vec<Hash>> = Vec::new();
+    let mut edges = TileEdges::default();
     let mut next_checkpoint = checkpoints.iter().peekable();
     let mut expected = 0u64;
     let mut level0: Option<(u64, Vec<u8>)> = None;
+    // Entries beyond the head: how many, and the first one's index.
+    let mut beyond: Option<(u64, u64)> = None;
+    let mut scan_from = 0u64;
     loop {
-        let scanned = store.scan_entries(tenant, expected, CHUNK)?;
-        if scanned.is_empty() {
-            break;
-        }
+        let scanned = store.scan_entries(tenant, scan_from, CHUNK)?;
+        let Some(last) = scanned.last() else { break };
+        scan_from = last.index + 1;
         for item in scanned {
             if item.index >= head_size {
-                report
-                    .problem(Some(item.index), "entry beyond the head checkpoint (inserted or half-written)");
+                let (count, _) = beyond.get_or_insert((0, item.index));
+                *count += 1;
                 continue;
             }
             if item.index != expected {
@@ -147,21 +158,7 @@ pub fn check_log(
                 None => report.problem(Some(expected), "its level-0 tile is missing"),
             }
             let mut full_tiles = Vec::new();
-            frontier.append(hash, |node: NodeId, hash| {
-                if !(node.level as u32).is_multiple_of(TILE_HEIGHT) {
-                    return;
-                }
-                let level = (node.level as u32 / TILE_HEIGHT) as usize;
-                if edges.len() <= level {
-                    edges.resize_with(level + 1, Vec::new);
-                }
-                edges[level].push(hash);
-                if edges[level].len() == TILE_WIDTH as usize {
-                    let tile =
-                        TileId { level: level as u8, index: node.index >> TILE_HEIGHT, width: TILE_WIDTH };
-                    full_tiles.push((tile, std::mem::take(&mut edges[level])));
-                }
-            });
+            frontier.append(hash, |node: NodeId, hash| full_tiles.extend(edges.push(node, hash)));
             for (tile, hashes) in full_tiles {
                 check_tile(store, tenant, tile, &hashes, expected, &mut report)?;
             }
@@ -177,6 +174,14 @@ pub fn check_log(
             }
         }
     }
+    if let Some((count, first)) = beyond {
+        report.problem(
+            Some(first),
+            format!(
+                "{count} entries beyond the head checkpoint, from index {first} (inserted or half-written)"
+            ),
+        );
+    }
     if expected < head_size {
         report.problem(
             Some(expected),
@@ -185,7 +190,7 @@ pub fn check_log(
         return Ok(report);
     }
     // The partial tiles of the head.
-    for (level, hashes) in edges.iter().enumerate() {
+    for (level, hashes) in edges.levels() {
         if !hashes.is_empty() {
             let index = head_size >> (TILE_HEIGHT * (level as u32 + 1));
             let tile = TileId { level: level as u8, index, width: hashes.len() as u16 };

@@ -18,9 +18,48 @@ pub struct StoreTiles<'a> {
 
 impl TileReader for StoreTiles<'_> {
     fn read_tiles(&self, tiles: &[TileId]) -> evident_tlog::Result<Vec<Vec<u8>>> {
-        self.store
-            .read_tiles(self.tenant, tiles)
-            .map_err(|err| evident_tlog::Error::Unavailable(err.to_string()))
+        self.store.read_tiles(self.tenant, tiles).map_err(|err| match err {
+            // A tile missing below the head is damage, not an outage.
+            Error::NotFound(what) => {
+                evident_tlog::Error::Malformed { what: "log", reason: format!("{what} is missing") }
+            }
+            other => evident_tlog::Error::Unavailable(other.to_string()),
+        })
+    }
+}
+
+/// The rightmost, not yet full tile of each tile level while a tree grows: fed every complete
+/// subtree that becomes final (as [`Frontier::append`] reports them), it answers each tile the
+/// moment it fills up, and holds the partial ones.
+#[derive(Clone, Debug, Default)]
+pub struct TileEdges(Vec<Vec<Hash>>);
+
+impl TileEdges {
+    /// Records a final complete subtree; answers the full tile it completed, if any.
+    pub fn push(&mut self, node: NodeId, hash: Hash) -> Option<(TileId, Vec<Hash>)> {
+        if !(node.level as u32).is_multiple_of(TILE_HEIGHT) {
+            return None;
+        }
+        let level = (node.level as u32 / TILE_HEIGHT) as usize;
+        if self.0.len() <= level {
+            self.0.resize_with(level + 1, Vec::new);
+        }
+        self.0[level].push(hash);
+        if self.0[level].len() < TILE_WIDTH as usize {
+            return None;
+        }
+        let tile = TileId { level: level as u8, index: node.index >> TILE_HEIGHT, width: TILE_WIDTH };
+        Some((tile, std::mem::take(&mut self.0[level])))
+    }
+
+    /// The hashes of the partial tile at a tile level (empty when there is none).
+    pub fn partial(&self, level: usize) -> &[Hash] {
+        self.0.get(level).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every tile level with its partial hashes.
+    pub fn levels(&self) -> impl Iterator<Item = (usize, &[Hash])> {
+        self.0.iter().enumerate().map(|(level, hashes)| (level, hashes.as_slice()))
     }
 }
 
@@ -28,8 +67,7 @@ impl TileReader for StoreTiles<'_> {
 #[derive(Clone, Debug)]
 pub struct LogState {
     frontier: Frontier,
-    /// `edges[l]`: the hashes of the rightmost, not yet full tile at tile level `l`.
-    edges: Vec<Vec<Hash>>,
+    edges: TileEdges,
     /// The latest signed checkpoint (`None` while the log is empty).
     pub checkpoint: Option<String>,
 }
@@ -45,7 +83,7 @@ pub struct Integrated {
 
 impl LogState {
     pub fn empty() -> LogState {
-        LogState { frontier: Frontier::new(), edges: Vec::new(), checkpoint: None }
+        LogState { frontier: Frontier::new(), edges: TileEdges::default(), checkpoint: None }
     }
 
     pub fn size(&self) -> TreeSize {
@@ -106,7 +144,16 @@ impl LogState {
             let mut edge = Vec::new();
             if width > 0 {
                 let tile = TileId { level: level as u8, index: hashes_at_level / TILE_WIDTH as u64, width };
-                let data = store.read_tiles(tenant, &[tile])?.remove(0);
+                let data = match store.read_tiles(tenant, &[tile]) {
+                    Ok(mut data) => data.remove(0),
+                    Err(Error::NotFound(_)) => {
+                        return Err(Error::Integrity(format!(
+                            "log {origin} lacks tile {} below its checkpoint",
+                            tile.path()
+                        )));
+                    }
+                    Err(other) => return Err(other),
+                };
                 edge = data.chunks_exact(32).map(|c| Hash::from_slice(c).expect("32 bytes")).collect();
                 if edge.len() != width as usize {
                     return Err(Error::Integrity(format!(
@@ -118,7 +165,7 @@ impl LogState {
             edges.push(edge);
             level += 1;
         }
-        Ok(LogState { frontier, edges, checkpoint: Some(checkpoint) })
+        Ok(LogState { frontier, edges: TileEdges(edges), checkpoint: Some(checkpoint) })
     }
 
     /// Appends leaf hashes; answers the new size, the root and the tiles to write.
@@ -128,19 +175,8 @@ impl LogState {
         let edges = &mut self.edges;
         for hash in leaf_hashes {
             self.frontier.append(*hash, |node: NodeId, hash| {
-                if !(node.level as u32).is_multiple_of(TILE_HEIGHT) {
-                    return;
-                }
-                let level = (node.level as u32 / TILE_HEIGHT) as usize;
-                if edges.len() <= level {
-                    edges.resize_with(level + 1, Vec::new);
-                }
-                edges[level].push(hash);
-                if edges[level].len() == TILE_WIDTH as usize {
-                    let tile =
-                        TileId { level: level as u8, index: node.index >> TILE_HEIGHT, width: TILE_WIDTH };
-                    full_tiles.push((tile, tile_bytes(&edges[level])));
-                    edges[level].clear();
+                if let Some((tile, hashes)) = edges.push(node, hash) {
+                    full_tiles.push((tile, tile_bytes(&hashes)));
                 }
             });
         }
@@ -148,7 +184,7 @@ impl LogState {
         let mut tiles = Vec::new();
         for tile in tiles_for_growth(old_size, new_size) {
             if tile.is_partial() {
-                let edge = &self.edges[tile.level as usize];
+                let edge = self.edges.partial(tile.level as usize);
                 debug_assert_eq!(edge.len(), tile.width as usize);
                 tiles.push((tile, tile_bytes(edge)));
             } else {

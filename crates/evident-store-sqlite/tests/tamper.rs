@@ -35,7 +35,7 @@ fn event(n: u64) -> Value {
         "action": "update",
         "time": format!("2026-03-{:02}T09:{:02}:{:02}.{:06}Z", 1 + n % 28, n % 60, (n / 60) % 60, n),
         "actor": {"id": format!("clerk-{}", n % 11), "type": "user", "display": format!("Clerk {}", n % 11),
-                  "auth": {"method": "password", "mfa": n % 2 == 0}},
+                  "auth": {"method": "password", "mfa": n.is_multiple_of(2)}},
         "subject": format!("cust-{customer}"),
         "targets": [{"type": "customer", "id": format!("cust-{customer}"), "display": format!("Customer {customer}")},
                     {"type": "invoice", "id": format!("inv-{n}")}],
@@ -256,7 +256,7 @@ fn an_entry_inserted_beyond_the_head() {
             )
         },
         Some(N_EVENTS),
-        "entry beyond the head checkpoint",
+        "1 entries beyond the head checkpoint, from index 1000",
     )
     .startup_refuses("holds entries beyond its checkpoint");
 }
@@ -321,7 +321,7 @@ fn a_head_checkpoint_with_its_size_changed() {
             set_head(c, N_EVENTS, &forged);
         },
         None,
-        "the head checkpoint",
+        "the head checkpoint does not verify",
     )
     .startup_refuses("latest checkpoint");
 }
@@ -336,8 +336,12 @@ fn a_head_rolled_back_to_an_earlier_checkpoint_while_the_entries_remain() {
 #[test]
 fn a_head_checkpoint_rolled_back_while_its_size_stays() {
     let earlier = earlier_checkpoint(900);
-    check(|c| set_head(c, N_EVENTS, &published_checkpoint(c, earlier)), None, "the head checkpoint")
-        .startup_refuses("is for size");
+    check(
+        |c| set_head(c, N_EVENTS, &published_checkpoint(c, earlier)),
+        None,
+        &format!("the head checkpoint is for size {earlier}, the head says {N_EVENTS}"),
+    )
+    .startup_refuses("is for size");
 }
 
 #[test]

@@ -1,0 +1,244 @@
+//! `evident serve` as users run it: the real binary on a temporary data directory. The first start
+//! prints the one admin key; events go in over HTTP; SIGTERM stops it cleanly (exit 0); a restart
+//! prints no new key and keeps everything; starts and stops are in the log; a bad configuration
+//! file stops it before anything is made, naming the file.
+
+use std::io::{BufRead as _, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const EVIDENT: &str = env!("CARGO_BIN_EXE_evident");
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `evident serve`, killed if a test fails before stopping it.
+struct Serve {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+    /// Everything read from stderr so far, for failure messages.
+    stderr_seen: Vec<String>,
+    base: String,
+}
+
+/// Sends each line of `pipe` to the answered channel.
+fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+impl Serve {
+    /// Starts `evident serve` on a port the system picks, and waits until it listens.
+    fn start(data_dir: &Path) -> Serve {
+        let mut child = Command::new(EVIDENT)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("EVIDENT_CONFIG")
+            .env_remove("EVIDENT_LISTEN")
+            .env_remove("EVIDENT_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("evident serve starts");
+        let stdout = lines(child.stdout.take().expect("stdout"));
+        let stderr = lines(child.stderr.take().expect("stderr"));
+        let mut serve = Serve { child, stdout, stderr, stderr_seen: Vec::new(), base: String::new() };
+        let deadline = Instant::now() + TIMEOUT;
+        while serve.base.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match serve.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        serve.base = rest.split_whitespace().next().expect("an address").to_owned();
+                    }
+                    serve.stderr_seen.push(line);
+                }
+                Err(_) => panic!("evident serve did not start listening:\n{}", serve.stderr_seen.join("\n")),
+            }
+        }
+        assert!(serve.base.starts_with("http://127.0.0.1:"), "{}", serve.base);
+        serve
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The next stdout line (the first start prints the admin key before it listens).
+    fn stdout_line(&self) -> String {
+        self.stdout.recv_timeout(TIMEOUT).expect("a line on stdout")
+    }
+
+    /// SIGTERM, then waits for the exit; answers the exit status and the rest of stdout.
+    fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "evident serve did not stop within {TIMEOUT:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.stderr_seen.extend(self.stderr.try_iter());
+        let stdout: Vec<String> = self.stdout.iter().collect();
+        assert!(status.success(), "evident serve exited with {status}:\n{}", self.stderr_seen.join("\n"));
+        (status, stdout)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
+}
+
+fn get(serve: &Serve, key: &str, path: &str) -> Value {
+    let response = client().get(serve.url(path)).bearer_auth(key).send().expect("GET");
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().expect("JSON")
+}
+
+fn post(serve: &Serve, key: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = client().post(serve.url(path)).bearer_auth(key).json(body).send().expect("POST");
+    let status = response.status().as_u16();
+    (status, response.json().expect("JSON"))
+}
+
+fn event_types(serve: &Serve, key: &str, event_type: &str) -> usize {
+    let page = get(serve, key, &format!("/v1/events?source=evident&type={event_type}&limit=1000"));
+    page["events"].as_array().expect("events").len()
+}
+
+#[test]
+fn serve_starts_takes_events_stops_on_sigterm_and_restarts_without_a_new_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+
+    let serve = Serve::start(&data);
+    let line = serve.stdout_line();
+    let admin =
+        line.strip_prefix("admin key: ").unwrap_or_else(|| panic!("not the admin key line: {line:?}"));
+    let admin = admin.to_owned();
+    assert!(admin.starts_with("evk_"), "{admin}");
+    for file in ["evident.sqlite", "master.key", "signing.key"] {
+        assert!(data.join(file).is_file(), "{file} was not made");
+    }
+
+    let health = client().get(serve.url("/healthz")).send().expect("healthz");
+    assert_eq!(health.status(), 200);
+    let (status, made) = post(&serve, &admin, "/v1/keys", &json!({"role": "producer"}));
+    assert_eq!(status, 201, "{made}");
+    let producer = made["key"].as_str().expect("a key").to_owned();
+    let event = json!({
+        "id": "serve-1", "source": "//crm.example.com/support-api", "type": "customer.record.viewed",
+        "action": "read", "time": "2026-01-01T10:00:00Z", "actor": {"id": "u-1"},
+        "targets": [{"type": "customer", "id": "cust-1"}], "outcome": "success",
+        "origin": {"service": "support-api"}
+    });
+    let (status, receipts) = post(&serve, &producer, "/v1/events", &event);
+    assert_eq!(status, 200, "{receipts}");
+    let receipt = receipts["receipts"][0].clone();
+    assert_eq!(receipt["status"], "stored");
+
+    let (status, rest) = serve.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert!(rest.is_empty(), "nothing more on stdout: {rest:?}");
+
+    // The restart keeps the keys and the events, and shows no key.
+    let serve = Serve::start(&data);
+    let (status, duplicate) = post(&serve, &producer, "/v1/events", &event);
+    assert_eq!(status, 200);
+    assert_eq!(duplicate["receipts"][0]["status"], "duplicate");
+    assert_eq!(duplicate["receipts"][0]["index"], receipt["index"]);
+    assert_eq!(event_types(&serve, &admin, "evident.service.started"), 2, "one per start");
+    assert_eq!(event_types(&serve, &admin, "evident.service.stopped"), 1, "the first stop");
+    let started = get(&serve, &admin, "/v1/events?source=evident&type=evident.service.started&limit=1");
+    let started = &started["events"][0]["event"];
+    assert_eq!(
+        (started["actor"]["id"].as_str(), started["action"].as_str()),
+        (Some("evident"), Some("configure"))
+    );
+    assert!(started["metadata"]["version"].is_string(), "{started}");
+    let (status, stdout) = serve.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert!(stdout.iter().all(|line| !line.contains("admin key")), "a restart printed a key: {stdout:?}");
+    assert!(stdout.is_empty(), "{stdout:?}");
+
+    // Both stops were recorded: a third start sees them.
+    let serve = Serve::start(&data);
+    assert_eq!(event_types(&serve, &admin, "evident.service.stopped"), 2);
+    serve.terminate();
+}
+
+#[test]
+fn a_bad_configuration_file_stops_serve_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    for (name, text) in [
+        ("typo.toml", "lisen = \"127.0.0.1:0\"\n"),
+        ("wrong-type.toml", "[batching]\nmax_entries = \"ten\"\n"),
+        ("not-toml.toml", "listen = \n"),
+    ] {
+        let config = dir.path().join(name);
+        std::fs::write(&config, text).expect("write the configuration");
+        let output = Command::new(EVIDENT)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("EVIDENT_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("evident serve runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}: serve accepted it");
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(&config.display().to_string()), "{name}: the file is not named: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{name}: no key is shown: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert!(!data.exists(), "{name}: nothing is made before the configuration is read");
+    }
+    let typo = Command::new(EVIDENT)
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .arg("--config")
+        .arg(dir.path().join("typo.toml"))
+        .output()
+        .expect("evident serve runs");
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("lisen"), "the unknown key is named");
+    let missing = dir.path().join("missing.toml");
+    let output = Command::new(EVIDENT)
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&missing)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&missing.display().to_string()));
+}
