@@ -35,7 +35,8 @@ async fn require_tenant(state: &AppState, principal: &Principal, tenant: &Tenant
 
 /// A JSON request body, whatever content type it came with (`curl -d` sends a form type).
 fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> ApiResult<T> {
-    serde_json::from_slice(bytes).map_err(|err| ApiError::invalid_param("body", "json", format!("invalid request body: {err}")))
+    serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::invalid_param("body", "json", format!("invalid request body: {err}")))
 }
 
 pub(crate) fn key_info(record: &ApiKeyRecord) -> KeyInfo {
@@ -70,8 +71,13 @@ pub async fn create_tenant(
     let tenant =
         TenantId::new(&request.id).map_err(|err| ApiError::invalid_param("id", "format", err.to_string()))?;
     if !principal.global {
-        auth::require(&state, &principal, Need::Admin, Some(&tenant)).await?;
-        return Err(ApiError::Forbidden("only the global admin key creates tenants".into()));
+        return Err(auth::deny(
+            &state,
+            &principal,
+            &tenant,
+            "only the global admin key creates tenants".into(),
+        )
+        .await);
     }
     let engine = state.engine.clone();
     let id = tenant.clone();

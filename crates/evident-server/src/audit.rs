@@ -55,12 +55,15 @@ impl AuditEvent {
             "type": self.event_type,
             "action": self.action,
             "time": evident_core::event::Micros::now().to_rfc3339(),
-            "actor": {"id": self.actor_id, "type": if self.actor_type.is_empty() { "system" } else { self.actor_type }},
-            "targets": [{"type": self.target.0, "id": self.target.1}],
+            "actor": {
+                "id": identifier(&self.actor_id, 256),
+                "type": if self.actor_type.is_empty() { "system" } else { self.actor_type },
+            },
+            "targets": [{"type": identifier(&self.target.0, 128), "id": identifier(&self.target.1, 256)}],
             "outcome": self.outcome,
             "origin": origin,
         });
-        if let Some(subject) = &self.subject {
+        if let Some(subject) = self.subject.as_deref().map(|s| truncate(s, 256)).filter(|s| !s.is_empty()) {
             event["subject"] = json!(subject);
         }
         if let Some(reason) = &self.reason {
@@ -80,6 +83,13 @@ impl AuditEvent {
 
 fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().filter(|c| !c.is_control()).take(max_chars).collect()
+}
+
+/// An identifier as events must hold it (1 to `max_chars`, no control characters), whatever the
+/// caller sent: a self-audit event never fails validation on what it describes.
+fn identifier(text: &str, max_chars: usize) -> String {
+    let text = truncate(text, max_chars);
+    if text.is_empty() { "-".to_owned() } else { text }
 }
 
 /// Appends a self-audit event to `tenant`'s log and waits until it is durable.

@@ -169,16 +169,24 @@ pub async fn require(
             }
         )
     };
+    Err(deny(state, principal, tenant.unwrap_or(&principal.tenant), why).await)
+}
+
+/// Refuses `principal` a request about `tenant` for the reason `why`, recorded as
+/// `evident.access.denied` in the caller's tenant (answers the recording's error if it fails).
+pub async fn deny(state: &AppState, principal: &Principal, tenant: &TenantId, why: String) -> ApiError {
     let event = AuditEvent {
         event_type: "evident.access.denied",
         action: "other",
         outcome: "failure",
         reason: Some(why.clone()),
-        target: ("tenant".to_owned(), tenant.unwrap_or(&principal.tenant).to_string()),
+        target: ("tenant".to_owned(), tenant.to_string()),
         ..AuditEvent::by(principal)
     };
-    audit::record(state, &principal.tenant, event).await?;
-    Err(ApiError::Forbidden(why))
+    match audit::record(state, &principal.tenant, event).await {
+        Ok(()) => ApiError::Forbidden(why),
+        Err(err) => err,
+    }
 }
 
 #[cfg(test)]

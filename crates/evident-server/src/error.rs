@@ -52,6 +52,8 @@ pub enum ApiError {
     /// 403: the credential is valid but its role or tenant does not allow this.
     Forbidden(String),
     NotFound(String),
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
     /// 409: the same (source, id) was stored with other content.
     Conflict(String),
     /// 413: the body or an event is too large.
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -99,6 +102,7 @@ impl ApiError {
             ApiError::Unauthenticated => "authentication required",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not found",
+            ApiError::MethodNotAllowed => "method not allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "payload too large",
             ApiError::UnsupportedMediaType(_) => "unsupported media type",
@@ -119,6 +123,9 @@ impl ApiError {
             | ApiError::Conflict(detail)
             | ApiError::TooLarge(detail)
             | ApiError::UnsupportedMediaType(detail) => (Some(detail.clone()), Vec::new()),
+            ApiError::MethodNotAllowed => {
+                (Some("this path does not take this method; see /openapi.json".to_owned()), Vec::new())
+            }
             ApiError::Overloaded(_) | ApiError::Unavailable(_) | ApiError::Internal(_) => (None, Vec::new()),
         };
         let status = self.status();

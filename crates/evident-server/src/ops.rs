@@ -40,6 +40,10 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
 
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 /// Fails (503) when the sequencer is not running, the store does not take writes, or events wait
 /// while the last commit is older than the configured staleness.
 #[utoipa::path(get, path = "/healthz",

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use evident_core::event::Micros;
+use evident_core::event::{Action, Micros, Outcome as EventOutcome};
 use evident_core::read::{Access, EventRef, PersonalState};
 use evident_core::store::{Filter, Order, Role, TenantId};
 use evident_tlog::TilePath;
@@ -98,6 +98,57 @@ fn time(name: &str, text: &Option<String>) -> ApiResult<Option<Micros>> {
         .transpose()
 }
 
+/// A caller-given identifier (a filter value or a path segment) as events hold them: 1 to `max`
+/// characters without control characters. Anything else could match no event; it is refused by
+/// name rather than answered with nothing.
+fn identifier(name: &str, value: &str, max: usize) -> ApiResult<()> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_param(
+            name,
+            "format",
+            format!("{name} must not contain control characters"),
+        ));
+    }
+    let chars = value.chars().count();
+    if chars == 0 || chars > max {
+        return Err(ApiError::invalid_param(name, "length", format!("{name} must be 1 to {max} characters")));
+    }
+    Ok(())
+}
+
+/// One of an enum's wire names.
+fn choice(name: &str, value: &str, names: &[&str]) -> ApiResult<()> {
+    if names.contains(&value) {
+        return Ok(());
+    }
+    Err(ApiError::invalid_param(name, "enum", format!("{name} must be one of: {}", names.join(", "))))
+}
+
+fn check_filters(params: &SearchParams) -> ApiResult<()> {
+    let identifiers = [
+        ("actor", &params.actor, 256),
+        ("subject", &params.subject, 256),
+        ("target_type", &params.target_type, 128),
+        ("target_id", &params.target_id, 256),
+        ("type", &params.event_type, 128),
+        ("source", &params.source, 512),
+    ];
+    for (name, value, max) in identifiers {
+        if let Some(value) = value {
+            identifier(name, value, max)?;
+        }
+    }
+    if let Some(action) = &params.action {
+        let names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        choice("action", action, &names)?;
+    }
+    if let Some(outcome) = &params.outcome {
+        let names: Vec<&str> = EventOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        choice("outcome", outcome, &names)?;
+    }
+    Ok(())
+}
+
 fn view(view: evident_core::read::EventView) -> EventView {
     EventView {
         index: view.index,
@@ -143,6 +194,7 @@ pub async fn search(
 ) -> ApiResult<Json<EventPage>> {
     let principal = reader(&state, connect, &headers, None).await?;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    check_filters(&params)?;
     let access = access(&state, &principal, &params.purpose).await?;
     let target = match (&params.target_type, &params.target_id) {
         (Some(t), Some(i)) => Some((t.clone(), i.clone())),
@@ -251,7 +303,7 @@ pub async fn get_event(
 
 /// The `c2sp.org/tlog-proof@v1` receipt of an event at the latest checkpoint.
 #[utoipa::path(get, path = "/v1/events/{event_id}/proof",
-    params(("event_id" = String, Path)),
+    params(("event_id" = String, Path, description = "The event id (UUIDv7) the service assigned")),
     responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = crate::error::Problem),
               (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -295,6 +347,7 @@ pub async fn timeline(
 ) -> ApiResult<Json<EventPage>> {
     let principal = reader(&state, connect, &headers, None).await?;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    identifier("subject", &subject, 256)?;
     let access = access(&state, &principal, &params.purpose).await?;
     let (order, limit) = (order(&params.order)?, limit(params.limit)?);
     let (engine, tenant, cursor, who) =
@@ -329,6 +382,8 @@ pub async fn history(
 ) -> ApiResult<Json<History>> {
     let principal = reader(&state, connect, &headers, None).await?;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    identifier("record_type", &record_type, 128)?;
+    identifier("record_id", &record_id, 256)?;
     let access = access(&state, &principal, &params.purpose).await?;
     let at = time("at", &params.at)?;
     let (engine, tenant, t, i) =
@@ -377,7 +432,7 @@ pub async fn history(
 }
 
 /// The latest signed checkpoint of a tenant's log (C2SP tlog-checkpoint).
-#[utoipa::path(get, path = "/v1/logs/{tenant}/checkpoint", params(("tenant" = String, Path)),
+#[utoipa::path(get, path = "/v1/logs/{tenant}/checkpoint", params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default")),
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -397,7 +452,7 @@ pub async fn checkpoint(
 }
 
 /// A consistency proof between two sizes of a tenant's log.
-#[utoipa::path(get, path = "/v1/logs/{tenant}/consistency", params(("tenant" = String, Path), ConsistencyParams),
+#[utoipa::path(get, path = "/v1/logs/{tenant}/consistency", params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default"), ConsistencyParams),
     responses((status = 200, body = ConsistencyProof), (status = 400, body = crate::error::Problem),
               (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -417,7 +472,7 @@ pub async fn consistency(
 }
 
 /// The keys that verify a tenant's checkpoints, one vkey per line.
-#[utoipa::path(get, path = "/v1/logs/{tenant}/vkeys", params(("tenant" = String, Path)),
+#[utoipa::path(get, path = "/v1/logs/{tenant}/vkeys", params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default")),
     responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -433,7 +488,7 @@ pub async fn vkeys(
 
 /// C2SP tlog-tiles: `tile/<L>/<N>[.p/<W>]` and `tile/entries/<N>[.p/<W>]`.
 #[utoipa::path(get, path = "/v1/logs/{tenant}/tile/{path}",
-    params(("tenant" = String, Path), ("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`")),
+    params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default"), ("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`", example = "0/000.p/1")),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
               (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
               (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
@@ -452,6 +507,12 @@ pub async fn tile(
     let (bytes, partial) = match parsed {
         TilePath::Hashes(tile) => (blocking(move || engine.tile(&tenant_id, tile)).await?, tile.is_partial()),
         TilePath::Entries(bundle) => {
+            // `BundleId::leaf_range` shifts the index left by 8 bits: an index of 2^56 or more
+            // would wrap to another bundle (or overflow). No log reaches that far.
+            let end = bundle.index.checked_mul(256).and_then(|start| start.checked_add(bundle.width.into()));
+            if end.is_none() {
+                return Err(ApiError::NotFound(format!("entry bundle {} is beyond the log", bundle.path())));
+            }
             let bytes = blocking(move || engine.entry_bundle(&tenant_id, bundle)).await?;
             let range = bundle.leaf_range();
             let mut event = read_event(

@@ -187,6 +187,12 @@ impl TilePath {
                 .and_then(|n| n.checked_add(group))
                 .ok_or_else(|| bad("index overflows".into()))?;
         }
+        // A tile whose first leaf lies past 2^64 cannot belong to any log (its leaf range would
+        // overflow), so its path names nothing.
+        let leaf_bits = 8 * (level.unwrap_or(0) as u32 + 1);
+        if leaf_bits < 64 && index >= 1u64 << (64 - leaf_bits) || leaf_bits == 64 && index > 0 {
+            return Err(bad("index is beyond any log".into()));
+        }
         Ok(match level {
             Some(level) => TilePath::Hashes(TileId { level, index, width }),
             None => TilePath::Entries(BundleId { index, width }),

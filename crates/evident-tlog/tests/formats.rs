@@ -241,6 +241,10 @@ fn tile_paths_are_parsed_strictly() {
     let ok = |path: &str, want: TilePath| assert_eq!(TilePath::parse(path).unwrap(), want, "{path}");
     ok("tile/0/000", TilePath::Hashes(TileId { level: 0, index: 0, width: 256 }));
     ok("tile/63/x001/999.p/255", TilePath::Hashes(TileId { level: 63, index: 1999, width: 255 }));
+    ok(
+        "tile/entries/x072/x057/x594/x037/x927/935",
+        TilePath::Entries(BundleId { index: (1 << 56) - 1, width: 256 }),
+    );
     ok("tile/entries/x001/234.p/7", TilePath::Entries(BundleId { index: 1234, width: 7 }));
     for (bad, why) in [
         ("tiles/0/000", "tile/"),
@@ -260,6 +264,9 @@ fn tile_paths_are_parsed_strictly() {
         ("tile/0/000.p", ".p must be followed"),
         ("tile/0/x001.p/5/000", ".p must be followed"),
         ("tile/0/x018/x446/x744/x073/x709/x551/616", "overflows"),
+        ("tile/entries/x072/x057/x594/x037/x927/936", "beyond any log"),
+        ("tile/0/x072/x057/x594/x037/x927/936", "beyond any log"),
+        ("tile/7/001", "beyond any log"),
         ("tile/0/", "three digits"),
         ("tile/entries/", "three digits"),
     ] {

@@ -91,11 +91,19 @@ const receiptHeader = "c2sp.org/tlog-proof@v1"
 
 func main() {
 	verbose := flag.Bool("v", false, "also print why each expected failure failed")
+	receipt := flag.String("receipt", "", "verify one c2sp.org/tlog-proof@v1 file instead of a manifest (with -entry, -vkey, -origin)")
+	entry := flag.String("entry", "", "with -receipt: the file holding the entry's exact bytes")
+	vkey := flag.String("vkey", "", "with -receipt: the log's verifier key")
+	origin := flag.String("origin", "", "with -receipt: the log's origin line")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: tlogcheck [-v] MANIFEST.json\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: tlogcheck [-v] MANIFEST.json\n"+
+			"       tlogcheck -receipt FILE.tlog-proof -entry ENTRY -vkey VKEY -origin ORIGIN\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *receipt != "" {
+		os.Exit(verifyOneReceipt(*receipt, *entry, *vkey, *origin))
+	}
 	if flag.NArg() != 1 {
 		flag.Usage()
 		os.Exit(2)
@@ -138,6 +146,37 @@ func main() {
 	if mismatches > 0 {
 		os.Exit(1)
 	}
+}
+
+// verifyOneReceipt checks a single receipt file against an entry, a vkey and
+// an origin, printing the verdict; it answers the exit status.
+func verifyOneReceipt(receiptPath, entryPath, vkey, origin string) int {
+	fail := func(format string, args ...interface{}) int {
+		fmt.Fprintf(os.Stderr, "tlogcheck: "+format+"\n", args...)
+		return 1
+	}
+	if entryPath == "" || vkey == "" || origin == "" {
+		return fail("-receipt needs -entry, -vkey and -origin")
+	}
+	text, err := os.ReadFile(receiptPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	leaf, err := os.ReadFile(entryPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return fail("vkey: %v", err)
+	}
+	receipt, leafB64 := string(text), base64.StdEncoding.EncodeToString(leaf)
+	c := &tcase{Receipt: &receipt, LeafB64: &leafB64}
+	if err := checkReceipt(c, origin, note.VerifierList(verifier)); err != nil {
+		return fail("receipt does NOT verify: %v", err)
+	}
+	fmt.Println("receipt verifies: the entry is in the log, as of a checkpoint signed by", verifier.Name())
+	return 0
 }
 
 // readManifest reads and strictly validates the manifest at path.
