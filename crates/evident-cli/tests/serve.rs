@@ -242,3 +242,75 @@ fn a_bad_configuration_file_stops_serve_naming_the_file() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains(&missing.display().to_string()));
 }
+
+/// The newcomer's path from the README: start the service, send an event, find it, fetch its
+/// receipt and entry, and verify them with the Go checker (Go's reference packages), which must
+/// also refuse the receipt for a changed entry.
+#[test]
+fn a_receipt_from_the_service_verifies_with_the_go_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path());
+    let admin = serve.stdout_line().strip_prefix("admin key: ").expect("the admin key line").to_owned();
+    let key = |role: &str| {
+        let (status, body) = post(&serve, &admin, "/v1/keys", &json!({"role": role}));
+        assert_eq!(status, 201, "{body}");
+        body["key"].as_str().unwrap().to_owned()
+    };
+    let (producer, auditor) = (key("producer"), key("auditor"));
+    let event = json!({
+        "id": "crm-1", "source": "//crm.example.com/support-api", "type": "customer.record.updated",
+        "action": "update", "time": "2026-11-26T10:00:00Z",
+        "actor": {"id": "agent-7", "type": "user", "display": "Ann Agent"},
+        "subject": "cust-42", "targets": [{"type": "customer", "id": "cust-42"}],
+        "outcome": "success", "reason": "customer asked to fix the e-mail",
+        "changes": [{"field": "/email", "before": "old@example.com", "after": "new@example.com"}],
+        "origin": {"ip": "192.0.2.7", "service": "crm"}
+    });
+    let (status, body) = post(&serve, &producer, "/v1/events", &event);
+    assert_eq!(status, 200, "{body}");
+    let event_id = body["receipts"][0]["event_id"].as_str().unwrap().to_owned();
+    let found = get(&serve, &auditor, "/v1/events?subject=cust-42");
+    assert_eq!(found["events"][0]["event_id"], event_id.as_str());
+
+    let text = |path: &str| {
+        let response = client().get(serve.url(path)).bearer_auth(&auditor).send().unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        response.bytes().unwrap().to_vec()
+    };
+    let receipt = text(&format!("/v1/events/{event_id}/proof"));
+    let entry = text(&format!("/v1/events/{event_id}/entry"));
+    let vkey = String::from_utf8(text("/v1/logs/default/vkeys")).unwrap();
+    assert!(!String::from_utf8_lossy(&entry).contains("Ann Agent"), "no personal value in the entry");
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("event.tlog-proof"), &receipt).unwrap();
+    std::fs::write(files.path().join("entry.json"), &entry).unwrap();
+    let mut changed = entry.clone();
+    let at = changed.iter().position(|b| *b == b'7').expect("the entry names agent-7");
+    changed[at] = b'8';
+    std::fs::write(files.path().join("changed.json"), &changed).unwrap();
+
+    let checker = files.path().join("tlogcheck");
+    let build = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/go/build.sh"))
+        .arg(&checker)
+        .status()
+        .expect("run interop/go/build.sh");
+    assert!(build.success(), "the Go checker must build (apt install golang-go golang-golang-x-mod-dev)");
+    let verify = |entry_file: &str| {
+        Command::new(&checker)
+            .arg("-receipt")
+            .arg(files.path().join("event.tlog-proof"))
+            .arg("-entry")
+            .arg(files.path().join(entry_file))
+            .args(["-vkey", vkey.trim(), "-origin", "evident.localhost/default"])
+            .output()
+            .expect("run the Go checker")
+    };
+    let good = verify("entry.json");
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("receipt verifies"));
+    let bad = verify("changed.json");
+    assert!(!bad.status.success(), "a changed entry must not verify");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("does NOT verify"));
+    serve.terminate();
+}

@@ -87,6 +87,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/events", post(ingest::post_events).get(query::search))
         .route("/v1/events/{event_id}", get(query::get_event))
         .route("/v1/events/{event_id}/proof", get(query::get_proof))
+        .route("/v1/events/{event_id}/entry", get(query::get_entry))
         .route("/v1/subjects/{subject}/timeline", get(query::timeline))
         .route("/v1/records/{record_type}/{record_id}/history", get(query::history))
         .route("/v1/logs/{tenant}/checkpoint", get(query::checkpoint))

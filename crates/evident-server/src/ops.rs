@@ -137,6 +137,7 @@ fn histogram(out: &mut String, name: &str, help: &str, histogram: &evident_core:
         crate::query::search,
         crate::query::get_event,
         crate::query::get_proof,
+        crate::query::get_entry,
         crate::query::timeline,
         crate::query::history,
         crate::query::checkpoint,

@@ -301,6 +301,35 @@ pub async fn get_event(
     Ok(Json(view(found?)))
 }
 
+/// The exact entry bytes the log committed to for an event (its canonical skeleton, no personal
+/// values): what a receipt's inclusion proof is checked against.
+#[utoipa::path(get, path = "/v1/events/{event_id}/entry",
+    params(("event_id" = String, Path, description = "The event id (UUIDv7) the service assigned")),
+    responses((status = 200, content_type = "application/json", body = Object), (status = 400, body = crate::error::Problem),
+              (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_entry(
+    State(state): State<AppState>,
+    connect: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+) -> ApiResult<Response> {
+    let principal = reader(&state, connect, &headers, None).await?;
+    let which = event_ref(&event_id)?;
+    let (engine, tenant) = (state.engine.clone(), principal.tenant.clone());
+    let found = blocking(move || engine.event(&tenant, which, Access::Skeleton)).await?;
+    let mut event = read_event(
+        &principal,
+        "evident.audit.read",
+        ("event_entry".into(), event_id),
+        Access::Skeleton,
+        &None,
+    );
+    event.subject = found.event.get("subject").and_then(Value::as_str).map(str::to_owned);
+    audit::record(&state, &principal.tenant, event).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], found.entry).into_response())
+}
+
 /// The `c2sp.org/tlog-proof@v1` receipt of an event at the latest checkpoint.
 #[utoipa::path(get, path = "/v1/events/{event_id}/proof",
     params(("event_id" = String, Path, description = "The event id (UUIDv7) the service assigned")),
