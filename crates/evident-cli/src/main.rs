@@ -1,9 +1,16 @@
 //! `evident`: the one binary. Flag parsing and wiring only; the work is done by the library crates.
 
 mod datadir;
+mod demo;
+mod export;
 mod fsck;
 mod hammer;
+mod ingest;
+mod keys;
+mod output;
+mod search;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +34,22 @@ struct Cli {
 enum Command {
     /// Run the HTTP service on the embedded store (zero configuration needed).
     Serve(serve::Args),
+    /// Fill a server with a realistic customer-service history to explore.
+    Demo(demo::Args),
+    /// Send events from files: NDJSON, CSV, AWS CloudTrail, Kubernetes audit, GitHub audit log.
+    Ingest(ingest::Args),
+    /// Search events.
+    Search(search::Args),
+    /// Print events as they arrive (`tail -f`).
+    Tail(search::TailArgs),
+    /// Write events matching a query to a bundle that verifies offline.
+    Export(export::Args),
+    /// Verify a receipt, an export bundle or a checkpoint offline, or follow a log like a witness.
+    Verify(verify::Args),
+    /// Create, list and revoke API keys.
+    Keys(keys::KeysArgs),
+    /// Create and list tenants.
+    Tenants(keys::TenantsArgs),
     /// Verify a stopped store: every entry, tile and checkpoint of every log.
     Fsck(fsck::Args),
     /// Load tool: append generated events straight into a data directory's store and report
@@ -38,6 +61,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Search(args) => search::run(args),
+        Command::Tail(args) => search::tail(args),
+        Command::Export(args) => export::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Keys(args) => keys::keys(args),
+        Command::Tenants(args) => keys::tenants(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
     };
@@ -56,4 +87,24 @@ struct DataDirArg {
     /// The data directory of the embedded store.
     #[arg(long, env = "EVIDENT_DATA_DIR", default_value = "./evident-data")]
     data_dir: PathBuf,
+}
+
+/// Where the server is and which key to use: shared by the client commands.
+#[derive(clap::Args, Clone, Debug)]
+struct ClientArgs {
+    /// The server's URL.
+    #[arg(long, env = "EVIDENT_URL", default_value = "http://127.0.0.1:7411")]
+    url: String,
+    /// The API key.
+    #[arg(long, env = "EVIDENT_API_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Print JSON (one object per line) instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ClientArgs {
+    fn client(&self) -> evident_client::Client {
+        evident_client::Client::new(&self.url, self.key.clone())
+    }
 }

@@ -199,6 +199,13 @@ impl Engine {
         Ok(created)
     }
 
+    /// Signs a note text with a tenant's log key (checkpoints are signed elsewhere; this is for
+    /// other statements of the log, such as export manifests, whose first line names them).
+    pub(crate) fn sign_note(&self, tenant: &TenantId, text: &str) -> Result<String> {
+        let entry = self.shared.tenant(tenant)?;
+        evident_tlog::sign_note(text, &[&entry.signer]).map_err(|err| Error::InvalidArgument(err.to_string()))
+    }
+
     /// Every tenant.
     pub fn tenants(&self) -> Vec<TenantId> {
         let mut tenants: Vec<TenantId> =

@@ -286,3 +286,126 @@ mod tests {
         assert!(decode_cursor(&B64URL.encode("v1:n:1:2:3"), Order::NewestFirst).is_err());
     }
 }
+
+/// The checkpoint an export is made against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportHead {
+    pub size: TreeSize,
+    pub checkpoint: String,
+}
+
+/// One event of an export: its exact entry, its inclusion proof at the export's size, the event
+/// as JSON, and (for callers allowed to see it) its opened personal part with the salt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportItem {
+    pub index: u64,
+    pub event_id: Uuid,
+    pub entry: Vec<u8>,
+    pub proof: Vec<evident_tlog::Hash>,
+    pub event: Value,
+    pub personal: Option<([u8; 32], Value)>,
+}
+
+/// The text of an export manifest (see `evident_client::bundle`): what a signed manifest states.
+pub fn export_manifest_text(
+    origin: &str,
+    size: TreeSize,
+    count: u64,
+    digest: &[u8; 32],
+    query: &Value,
+) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    format!(
+        "evident-export/v1\n{origin}\n{}\n{count}\n{}\n{}\n",
+        size.0,
+        STANDARD.encode(digest),
+        String::from_utf8(crate::jcs::to_vec(query)).expect("JCS is UTF-8")
+    )
+}
+
+/// Accumulates the manifest digest: SHA-256 over `(8-byte big-endian index || leaf hash)` per event.
+#[derive(Clone, Debug, Default)]
+pub struct ExportDigest(sha2::Sha256, u64);
+
+impl ExportDigest {
+    pub fn add(&mut self, index: u64, entry: &[u8]) {
+        use sha2::Digest as _;
+        self.0.update(index.to_be_bytes());
+        self.0.update(evident_tlog::leaf_hash(entry).0);
+        self.1 += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.1
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        use sha2::Digest as _;
+        self.0.finalize().into()
+    }
+}
+
+impl Engine {
+    /// The latest checkpoint, which an export is made against.
+    pub fn export_head(&self, tenant: &TenantId) -> Result<ExportHead> {
+        let (checkpoint, note) = self.latest(tenant)?;
+        Ok(ExportHead { size: checkpoint.size, checkpoint: note })
+    }
+
+    /// A page of an export: events matching `filter`, oldest first, covered by `head`, each with
+    /// its proof at `head.size` and, with [`Access::Personal`], its opened personal part.
+    pub fn export_page(
+        &self,
+        tenant: &TenantId,
+        filter: &Filter,
+        head: &ExportHead,
+        cursor: Option<&str>,
+        access: Access,
+    ) -> Result<(Vec<ExportItem>, Option<String>)> {
+        let limit = MAX_PAGE;
+        let after = cursor.map(|c| decode_cursor(c, Order::OldestFirst)).transpose()?;
+        let mut stored = self.store().search(tenant, filter, Order::OldestFirst, after, limit + 1)?;
+        let more = stored.len() > limit;
+        stored.truncate(limit);
+        let next = more
+            .then(|| {
+                stored.last().map(|last| {
+                    encode_cursor(Order::OldestFirst, Position { time: last.time, index: last.index })
+                })
+            })
+            .flatten();
+        let source = TileHashSource::new(StoreTiles { store: &**self.store(), tenant }, head.size);
+        let mut items = Vec::with_capacity(stored.len());
+        for event in stored {
+            if event.index >= head.size.0 {
+                continue; // appended after the export's checkpoint
+            }
+            let proof = inclusion_proof(LeafIndex(event.index), head.size, &source)?;
+            let mut personal = None;
+            if let (Access::Personal, Some((subject, sealed))) = (access, &event.sealed)
+                && let Some(key) = self.data_key(tenant, subject)?
+            {
+                let (salt, canonical) = key.unseal(tenant.as_str(), &event.event_id, sealed)?;
+                let part: Value = serde_json::from_slice(&canonical).map_err(|err| {
+                    Error::Integrity(format!("personal part of {} is not JSON: {err}", event.index))
+                })?;
+                personal = Some((salt, part));
+            }
+            let view = self.view(tenant, event, access)?;
+            items.push(ExportItem {
+                index: view.index,
+                event_id: view.event_id,
+                entry: view.entry,
+                proof,
+                event: view.event,
+                personal,
+            });
+        }
+        Ok((items, next))
+    }
+
+    /// Signs an export manifest with the tenant's log key.
+    pub fn sign_export_manifest(&self, tenant: &TenantId, text: &str) -> Result<String> {
+        self.sign_note(tenant, text)
+    }
+}

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod ingest;
 pub mod ops;
 pub mod query;
@@ -88,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/events/{event_id}", get(query::get_event))
         .route("/v1/events/{event_id}/proof", get(query::get_proof))
         .route("/v1/events/{event_id}/entry", get(query::get_entry))
+        .route("/v1/export", get(export::export))
         .route("/v1/subjects/{subject}/timeline", get(query::timeline))
         .route("/v1/records/{record_type}/{record_id}/history", get(query::history))
         .route("/v1/logs/{tenant}/checkpoint", get(query::checkpoint))

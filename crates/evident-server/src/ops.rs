@@ -138,6 +138,7 @@ fn histogram(out: &mut String, name: &str, help: &str, histogram: &evident_core:
         crate::query::get_event,
         crate::query::get_proof,
         crate::query::get_entry,
+        crate::export::export,
         crate::query::timeline,
         crate::query::history,
         crate::query::checkpoint,

@@ -27,7 +27,7 @@ use crate::wire::{
 use crate::{AppState, client_ip};
 
 /// Runs blocking engine work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> evident_core::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
@@ -36,7 +36,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn reader(
+pub(crate) async fn reader(
     state: &AppState,
     connect: ConnectInfo<SocketAddr>,
     headers: &HeaderMap,
@@ -51,7 +51,11 @@ async fn reader(
 }
 
 /// Personal data only for investigators who state a purpose; others asking for it are refused.
-async fn access(state: &AppState, principal: &Principal, purpose: &Option<String>) -> ApiResult<Access> {
+pub(crate) async fn access(
+    state: &AppState,
+    principal: &Principal,
+    purpose: &Option<String>,
+) -> ApiResult<Access> {
     let Some(purpose) = purpose else { return Ok(Access::Skeleton) };
     if purpose.trim().is_empty() || purpose.chars().count() > 512 {
         return Err(ApiError::invalid_param("purpose", "length", "purpose must be 1 to 512 characters"));
@@ -124,6 +128,33 @@ fn choice(name: &str, value: &str, names: &[&str]) -> ApiResult<()> {
     Err(ApiError::invalid_param(name, "enum", format!("{name} must be one of: {}", names.join(", "))))
 }
 
+/// The filter a search or an export asks for, every value checked.
+pub(crate) fn filter_from(params: &SearchParams) -> ApiResult<Filter> {
+    check_filters(params)?;
+    let target = match (&params.target_type, &params.target_id) {
+        (Some(t), Some(i)) => Some((t.clone(), i.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::invalid_param(
+                "target_type",
+                "conditional",
+                "target_type and target_id go together",
+            ));
+        }
+    };
+    Ok(Filter {
+        from: time("from", &params.from)?,
+        to: time("to", &params.to)?,
+        actor: params.actor.clone(),
+        subject: params.subject.clone(),
+        target,
+        event_type: params.event_type.clone(),
+        action: params.action.clone(),
+        outcome: params.outcome.clone(),
+        source: params.source.clone(),
+    })
+}
+
 fn check_filters(params: &SearchParams) -> ApiResult<()> {
     let identifiers = [
         ("actor", &params.actor, 256),
@@ -164,7 +195,7 @@ fn view(view: evident_core::read::EventView) -> EventView {
 }
 
 /// The audit event of a read: what was read, by whom, and why.
-fn read_event(
+pub(crate) fn read_event(
     principal: &Principal,
     kind: &'static str,
     target: (String, String),
@@ -194,30 +225,8 @@ pub async fn search(
 ) -> ApiResult<Json<EventPage>> {
     let principal = reader(&state, connect, &headers, None).await?;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    check_filters(&params)?;
+    let filter = filter_from(&params)?;
     let access = access(&state, &principal, &params.purpose).await?;
-    let target = match (&params.target_type, &params.target_id) {
-        (Some(t), Some(i)) => Some((t.clone(), i.clone())),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::invalid_param(
-                "target_type",
-                "conditional",
-                "target_type and target_id go together",
-            ));
-        }
-    };
-    let filter = Filter {
-        from: time("from", &params.from)?,
-        to: time("to", &params.to)?,
-        actor: params.actor.clone(),
-        subject: params.subject.clone(),
-        target,
-        event_type: params.event_type.clone(),
-        action: params.action.clone(),
-        outcome: params.outcome.clone(),
-        source: params.source.clone(),
-    };
     let (order, limit) = (order(&params.order)?, limit(params.limit)?);
     let (engine, tenant, cursor) = (state.engine.clone(), principal.tenant.clone(), params.cursor.clone());
     let filter_for_query = filter.clone();
@@ -238,7 +247,7 @@ pub async fn search(
     Ok(Json(EventPage { events: page.items.into_iter().map(view).collect(), next_cursor: page.next_cursor }))
 }
 
-fn describe(filter: &Filter) -> BTreeMap<String, String> {
+pub(crate) fn describe(filter: &Filter) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut put = |key: &str, value: &Option<String>| {
         if let Some(value) = value {
