@@ -91,6 +91,20 @@ impl Client {
         response.json().map_err(|err| Error::Protocol { url, reason: err.to_string() })
     }
 
+    /// GET a (possibly long) answer and copy it into `out` as it arrives; answers the bytes copied.
+    /// `timeout` bounds the whole transfer (the client's default of a minute is for short calls).
+    pub fn get_to_writer(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        timeout: Duration,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        let url = self.url(path);
+        let mut response = self.send(&url, self.http.get(&url).query(query).timeout(timeout))?;
+        response.copy_to(out).map_err(|err| Error::Protocol { url, reason: err.to_string() })
+    }
+
     /// GET raw bytes.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
         let url = self.url(path);

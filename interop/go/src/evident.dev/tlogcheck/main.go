@@ -10,6 +10,8 @@
 // Usage:
 //
 //	tlogcheck [-v] MANIFEST.json
+//	tlogcheck -receipt FILE.tlog-proof -entry ENTRY -vkey VKEY -origin ORIGIN
+//	tlogcheck -bundle DIR|bundle.ndjson -vkey VKEY [-origin ORIGIN]
 //
 // The manifest names a verifier key, a checkpoint origin and a list of cases,
 // each with the outcome it expects (the manifest and tcase types below are
@@ -19,13 +21,21 @@
 // line. Exit status: 0 all cases match, 1 some case mismatched, 2 the
 // manifest is unreadable or malformed.
 //
+// With -bundle it checks an evident-export/v1 bundle (the format is described
+// in crates/evident-client/src/bundle.rs): the checkpoint's signature, every
+// event's inclusion proof, and the signed manifest's statement of the events,
+// their count and the query; it prints "bundle verifies: N events" or names
+// the failing event, exit status 0 or 1.
+//
 // Fields are strict on purpose: unknown fields, missing required fields,
 // unknown kinds and duplicate names make the manifest malformed (exit 2), so
 // that a typo cannot turn a negative case into a vacuous pass.
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -35,8 +45,11 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -92,17 +105,22 @@ const receiptHeader = "c2sp.org/tlog-proof@v1"
 func main() {
 	verbose := flag.Bool("v", false, "also print why each expected failure failed")
 	receipt := flag.String("receipt", "", "verify one c2sp.org/tlog-proof@v1 file instead of a manifest (with -entry, -vkey, -origin)")
+	bundle := flag.String("bundle", "", "verify an evident-export/v1 bundle (its directory or bundle.ndjson; with -vkey)")
 	entry := flag.String("entry", "", "with -receipt: the file holding the entry's exact bytes")
-	vkey := flag.String("vkey", "", "with -receipt: the log's verifier key")
-	origin := flag.String("origin", "", "with -receipt: the log's origin line")
+	vkey := flag.String("vkey", "", "with -receipt or -bundle: the log's verifier key")
+	origin := flag.String("origin", "", "with -receipt: the log's origin line; with -bundle: the expected origin (default: the bundle's)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: tlogcheck [-v] MANIFEST.json\n"+
-			"       tlogcheck -receipt FILE.tlog-proof -entry ENTRY -vkey VKEY -origin ORIGIN\n")
+			"       tlogcheck -receipt FILE.tlog-proof -entry ENTRY -vkey VKEY -origin ORIGIN\n"+
+			"       tlogcheck -bundle DIR|bundle.ndjson -vkey VKEY [-origin ORIGIN]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if *receipt != "" {
 		os.Exit(verifyOneReceipt(*receipt, *entry, *vkey, *origin))
+	}
+	if *bundle != "" {
+		os.Exit(verifyBundle(*bundle, *vkey, *origin))
 	}
 	if flag.NArg() != 1 {
 		flag.Usage()
@@ -509,4 +527,233 @@ func parseHexList(list []string) ([]tlog.Hash, error) {
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// exportFormat is the first line of an export bundle's header and manifest.
+const exportFormat = "evident-export/v1"
+
+// bundleHeader is the first line of an export bundle.
+type bundleHeader struct {
+	Format     string            `json:"format"`
+	Origin     string            `json:"origin"`
+	TreeSize   *int64            `json:"tree_size"`
+	Checkpoint string            `json:"checkpoint"`
+	VKey       string            `json:"vkey"`
+	Query      map[string]string `json:"query"`
+}
+
+// bundleLine is an event line or, with Manifest set, the trailer.
+type bundleLine struct {
+	Index    *int64    `json:"index"`
+	EventID  string    `json:"event_id"`
+	Entry    *string   `json:"entry"`
+	Proof    *[]string `json:"proof"`
+	Manifest *string   `json:"manifest"`
+}
+
+// verifyBundle checks an evident-export/v1 bundle against a verifier key,
+// printing the verdict; it answers the exit status.
+func verifyBundle(path, vkey, wantOrigin string) int {
+	fail := func(format string, args ...interface{}) int {
+		fmt.Fprintf(os.Stderr, "tlogcheck: bundle does NOT verify: "+format+"\n", args...)
+		return 1
+	}
+	if vkey == "" {
+		fmt.Fprintln(os.Stderr, "tlogcheck: -bundle needs -vkey")
+		return 1
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tlogcheck: vkey: %v\n", err)
+		return 1
+	}
+	verifiers := note.VerifierList(verifier)
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		path = filepath.Join(path, "bundle.ndjson")
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tlogcheck: %v\n", err)
+		return 1
+	}
+	defer file.Close()
+	scanner := bufio.NewScanner(file)
+	scanner.Buffer(make([]byte, 0, 1<<20), 64<<20)
+
+	if !scanner.Scan() {
+		return fail("line 1: no header")
+	}
+	var header bundleHeader
+	if err := json.Unmarshal(scanner.Bytes(), &header); err != nil {
+		return fail("line 1: header: %v", err)
+	}
+	if header.Format != exportFormat {
+		return fail("line 1: format %q, want %q", header.Format, exportFormat)
+	}
+	if header.TreeSize == nil || header.Query == nil {
+		return fail("line 1: header lacks tree_size or query")
+	}
+	origin := header.Origin
+	if wantOrigin != "" && wantOrigin != origin {
+		return fail("the bundle is from %q, want %q", origin, wantOrigin)
+	}
+	cp, err := openCheckpoint([]byte(header.Checkpoint), origin, verifiers)
+	if err != nil {
+		return fail("checkpoint: %v", err)
+	}
+	if cp.Size != *header.TreeSize {
+		return fail("header tree_size %d is not the checkpoint's size %d", *header.TreeSize, cp.Size)
+	}
+
+	digest := sha256.New()
+	count := 0
+	seen := make(map[int64]bool)
+	var manifest *string
+	lineNo := 1
+	for scanner.Scan() {
+		lineNo++
+		if manifest != nil {
+			return fail("line %d: data after the trailer", lineNo)
+		}
+		var line bundleLine
+		if err := json.Unmarshal(scanner.Bytes(), &line); err != nil {
+			return fail("line %d: %v", lineNo, err)
+		}
+		if line.Manifest != nil {
+			manifest = line.Manifest
+			continue
+		}
+		if line.Index == nil || *line.Index < 0 || line.Entry == nil || line.Proof == nil {
+			return fail("line %d: neither an event (index, entry, proof) nor the trailer", lineNo)
+		}
+		index := *line.Index
+		event := fmt.Sprintf("line %d (index %d, event_id %s)", lineNo, index, line.EventID)
+		entry, err := decodeB64(*line.Entry)
+		if err != nil {
+			return fail("%s: entry: %v", event, err)
+		}
+		proof := make(tlog.RecordProof, 0, len(*line.Proof))
+		for i, text := range *line.Proof {
+			h, err := parseB64Hash(text)
+			if err != nil {
+				return fail("%s: proof hash %d: %v", event, i, err)
+			}
+			proof = append(proof, h)
+		}
+		if index >= cp.Size {
+			return fail("%s: index not below the checkpoint's tree size %d", event, cp.Size)
+		}
+		if seen[index] {
+			return fail("%s: appears twice", event)
+		}
+		seen[index] = true
+		leaf := tlog.RecordHash(entry)
+		if err := tlog.CheckRecord(proof, cp.Size, cp.Root, index, leaf); err != nil {
+			return fail("%s: the entry is not the log's leaf at this index: %v", event, err)
+		}
+		var fields struct {
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(entry, &fields); err != nil || fields.EventID != line.EventID {
+			return fail("%s: the line's event_id is not the entry's", event)
+		}
+		var be [8]byte
+		for i := 0; i < 8; i++ {
+			be[i] = byte(uint64(index) >> (56 - 8*i))
+		}
+		digest.Write(be[:])
+		digest.Write(leaf[:])
+		count++
+	}
+	if err := scanner.Err(); err != nil {
+		return fail("line %d: %v", lineNo+1, err)
+	}
+	if manifest == nil {
+		return fail("the bundle is truncated: no signed manifest after %d events", count)
+	}
+	n, err := note.Open([]byte(*manifest), verifiers)
+	if err != nil {
+		return fail("manifest: %v", err)
+	}
+	want := fmt.Sprintf("%s\n%s\n%d\n%d\n%s\n%s\n", exportFormat, origin, cp.Size, count,
+		base64.StdEncoding.EncodeToString(digest.Sum(nil)), jcsStringMap(header.Query))
+	if n.Text != want {
+		signed := strings.Split(n.Text, "\n")
+		if len(signed) == 7 && signed[3] != strconv.Itoa(count) {
+			return fail("manifest: it lists %s events, the bundle holds %d", signed[3], count)
+		}
+		if len(signed) == 7 && signed[5] != jcsStringMap(header.Query) {
+			return fail("manifest: it was signed for the query %s, the header states %s", signed[5], jcsStringMap(header.Query))
+		}
+		if len(signed) == 7 && signed[0] == exportFormat && signed[1] == origin && signed[2] == strconv.FormatInt(cp.Size, 10) {
+			return fail("manifest: the bundle's events (their indices, entries or order) are not those it lists")
+		}
+		return fail("manifest: the signed text does not state this bundle (%q, want %q)", n.Text, want)
+	}
+	fmt.Printf("bundle verifies: %d events\n", count)
+	return 0
+}
+
+// jcsStringMap is RFC 8785 canonical JSON of an object whose values are all
+// strings: members sorted by the UTF-16 code units of their names.
+func jcsStringMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return utf16Less(keys[i], keys[j]) })
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		jcsString(&b, k)
+		b.WriteByte(':')
+		jcsString(&b, m[k])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func utf16Less(a, b string) bool {
+	x, y := utf16.Encode([]rune(a)), utf16.Encode([]rune(b))
+	for i := 0; i < len(x) && i < len(y); i++ {
+		if x[i] != y[i] {
+			return x[i] < y[i]
+		}
+	}
+	return len(x) < len(y)
+}
+
+// jcsString writes s as ECMAScript's JSON.stringify does (RFC 8785
+// §3.2.2.2): only the quote, the backslash and control characters are
+// escaped; unlike encoding/json, <, >, & and U+2028/U+2029 stay as they are.
+func jcsString(b *strings.Builder, s string) {
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			if r < 0x20 {
+				fmt.Fprintf(b, `\u%04x`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
 }

@@ -1,0 +1,229 @@
+//! `evident export`: the events matching a query, as a bundle directory that verifies offline
+//! (`evident_client::bundle` describes the format): `bundle.ndjson` exactly as the server streamed
+//! it, and `events.jsonl` and `events.csv` made from it. The bundle is verified before the command
+//! reports success, with the verifier keys the server names (which proves it intact; to prove it
+//! comes from your log, verify it again with a pinned key).
+
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use evident_client::bundle::{
+    BUNDLE_FILE, BundleReader, BundleReport, CSV_COLUMNS, EVENTS_CSV, EVENTS_JSONL, Line, csv_record,
+    verify_bundle,
+};
+use evident_tlog::Verifier;
+use serde_json::json;
+
+use crate::ClientArgs;
+use crate::output;
+
+/// How long an export may take to stream: it holds every match.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Events at or after this time (RFC 3339, event time).
+    #[arg(long)]
+    from: Option<String>,
+    /// Events before this time (RFC 3339, event time).
+    #[arg(long)]
+    to: Option<String>,
+    /// The actor's id.
+    #[arg(long)]
+    actor: Option<String>,
+    /// The data subject (customer).
+    #[arg(long)]
+    subject: Option<String>,
+    /// A target, as TYPE/ID (e.g. customer/cust-42).
+    #[arg(long, value_name = "TYPE/ID")]
+    target: Option<String>,
+    /// The event type.
+    #[arg(long = "type", value_name = "TYPE")]
+    event_type: Option<String>,
+    #[arg(long)]
+    action: Option<String>,
+    #[arg(long)]
+    outcome: Option<String>,
+    #[arg(long)]
+    source: Option<String>,
+    /// Investigators: why personal data is needed; the export then includes personal parts
+    /// (recorded in the audit trail).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// The bundle directory to write (created; it must be empty unless --force).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    output: PathBuf,
+    /// Write into a directory that is not empty (the bundle's files are replaced).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+impl Args {
+    /// The query parameters of `GET /v1/export`.
+    fn query(&self) -> Result<Vec<(&'static str, String)>> {
+        let mut query = Vec::new();
+        let mut put = |name: &'static str, value: &Option<String>| {
+            if let Some(value) = value {
+                query.push((name, value.clone()));
+            }
+        };
+        put("from", &self.from);
+        put("to", &self.to);
+        put("actor", &self.actor);
+        put("subject", &self.subject);
+        put("type", &self.event_type);
+        put("action", &self.action);
+        put("outcome", &self.outcome);
+        put("source", &self.source);
+        put("purpose", &self.purpose);
+        if let Some(target) = &self.target {
+            let Some((target_type, target_id)) = target.split_once('/') else {
+                bail!("--target {target:?} is not TYPE/ID (e.g. customer/cust-42)");
+            };
+            query.push(("target_type", target_type.to_owned()));
+            query.push(("target_id", target_id.to_owned()));
+        }
+        Ok(query)
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let query = args.query()?;
+    let client = args.client.client();
+    let dir = &args.output;
+    let created = prepare_dir(dir, args.force)?;
+
+    let bundle_path = dir.join(BUNDLE_FILE);
+    let file =
+        File::create(&bundle_path).with_context(|| format!("cannot create {}", bundle_path.display()))?;
+    let mut out = BufWriter::new(file);
+    let streamed = client.get_to_writer("/v1/export", &query, EXPORT_TIMEOUT, &mut out);
+    let streamed = streamed.and_then(|bytes| {
+        out.flush().map_err(|err| evident_client::Error::Protocol {
+            url: client.url("/v1/export"),
+            reason: format!("cannot write {}: {err}", bundle_path.display()),
+        })?;
+        Ok(bytes)
+    });
+    drop(out);
+    if let Err(err) = streamed {
+        // Nothing useful was written: leave no half bundle behind.
+        let _ = std::fs::remove_file(&bundle_path);
+        if created {
+            let _ = std::fs::remove_dir(dir);
+        }
+        return Err(err).context(format!("export from {} failed", client.base()));
+    }
+
+    let origin = write_views(dir)?;
+    let tenant = origin.rsplit('/').next().unwrap_or_default();
+    let vkeys_path = format!("/v1/logs/{tenant}/vkeys");
+    let vkeys = client
+        .get_text(&vkeys_path)
+        .with_context(|| format!("cannot fetch the log's verifier keys ({vkeys_path})"))?;
+    let trusted = vkeys
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| Verifier::parse(line.trim()).with_context(|| format!("the server's vkey {line:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let report = verify_bundle(dir, &trusted, Some(&origin))
+        .with_context(|| format!("the bundle written to {} does NOT verify", dir.display()))?;
+    print_summary(dir, &report, args.purpose.is_some(), args.client.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes `dir` ready for a bundle; answers whether it was created.
+fn prepare_dir(dir: &Path, force: bool) -> Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                if !force {
+                    bail!(
+                        "{} is not empty; choose a new --output directory or pass --force to replace its bundle",
+                        dir.display()
+                    );
+                }
+                for name in [BUNDLE_FILE, EVENTS_JSONL, EVENTS_CSV] {
+                    match std::fs::remove_file(dir.join(name)) {
+                        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(err).context(format!("cannot replace {}", dir.join(name).display()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(false)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            Ok(true)
+        }
+        Err(err) => Err(err).context(format!("cannot use {} as the output directory", dir.display())),
+    }
+}
+
+/// Writes `events.jsonl` and `events.csv` from the bundle in `dir`; answers the bundle's origin.
+fn write_views(dir: &Path) -> Result<String> {
+    let mut reader = BundleReader::open(dir).context("the server's answer is not an export bundle")?;
+    let jsonl_path = dir.join(EVENTS_JSONL);
+    let csv_path = dir.join(EVENTS_CSV);
+    let mut jsonl = BufWriter::new(
+        File::create(&jsonl_path).with_context(|| format!("cannot create {}", jsonl_path.display()))?,
+    );
+    let mut csv =
+        csv::Writer::from_path(&csv_path).with_context(|| format!("cannot create {}", csv_path.display()))?;
+    csv.write_record(CSV_COLUMNS)?;
+    // The bundle is checked afterwards; a malformed line stops the views here and fails that check.
+    while let Ok(Some(Line::Event(event))) = reader.next_line() {
+        serde_json::to_writer(&mut jsonl, &event.event)?;
+        jsonl.write_all(b"\n")?;
+        csv.write_record(csv_record(&event))?;
+    }
+    jsonl.flush().with_context(|| format!("cannot write {}", jsonl_path.display()))?;
+    csv.flush().with_context(|| format!("cannot write {}", csv_path.display()))?;
+    Ok(reader.header.origin.clone())
+}
+
+fn print_summary(dir: &Path, report: &BundleReport, purpose_given: bool, json: bool) {
+    if output::json_wanted(json) {
+        let summary = json!({
+            "output": dir.display().to_string(),
+            "events": report.events,
+            "origin": report.origin,
+            "tree_size": report.tree_size,
+            "root": report.root.to_base64(),
+            "checkpoint": report.checkpoint,
+            "query": report.query,
+            "personal_included": report.personal_included,
+            "files": [BUNDLE_FILE, EVENTS_JSONL, EVENTS_CSV],
+            "verified": true,
+        });
+        println!("{summary}");
+        return;
+    }
+    let plural = if report.events == 1 { "" } else { "s" };
+    println!("exported {} event{plural} to {}", report.events, dir.display());
+    println!(
+        "  checkpoint: {} at tree size {}, root {}",
+        report.origin,
+        report.tree_size,
+        report.root.to_base64()
+    );
+    println!("  query: {}", serde_json::Value::Object(report.query.clone()));
+    if report.personal_included > 0 || purpose_given {
+        println!(
+            "  personal parts: included for {} of them, each checked against its commitment",
+            report.personal_included
+        );
+    } else {
+        println!("  personal parts: not included (investigators may ask with --purpose)");
+    }
+    println!("  files: {BUNDLE_FILE} (the proofs), {EVENTS_JSONL}, {EVENTS_CSV}");
+    println!("  verified with the server's key; check it offline with: evident verify {}", dir.display());
+}
