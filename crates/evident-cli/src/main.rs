@@ -93,13 +93,13 @@ struct DataDirArg {
 #[derive(clap::Args, Clone, Debug)]
 struct ClientArgs {
     /// The server's URL.
-    #[arg(long, env = "EVIDENT_URL", default_value = "http://127.0.0.1:7411")]
+    #[arg(long, global = true, env = "EVIDENT_URL", default_value = "http://127.0.0.1:7411")]
     url: String,
     /// The API key.
-    #[arg(long, env = "EVIDENT_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "EVIDENT_API_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Print JSON (one object per line) instead of tables.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 
