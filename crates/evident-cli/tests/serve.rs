@@ -314,3 +314,63 @@ fn a_receipt_from_the_service_verifies_with_the_go_checker() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("does NOT verify"));
     serve.terminate();
 }
+
+/// `evident keys` and `evident tenants` against the running service, including refusals.
+#[test]
+fn keys_and_tenants_commands_administer_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path());
+    let admin = serve.stdout_line().strip_prefix("admin key: ").expect("the admin key line").to_owned();
+    let evident = |key: &str, args: &[&str]| {
+        let output = Command::new(EVIDENT)
+            .args(args)
+            .args(["--url", &serve.base, "--key", key])
+            .env_remove("EVIDENT_API_KEY")
+            .output()
+            .expect("run evident");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = evident(&admin, &["tenants", "create", "acme", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["origin"], "evident.localhost/acme");
+    let (code, out, _) = evident(&admin, &["tenants", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"acme\"") && out.contains("\"default\""), "{out}");
+
+    let (code, out, err) = evident(
+        &admin,
+        &["keys", "create", "--role", "reader", "--tenant", "acme", "--label", "ci", "--json"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let (reader, key_id) =
+        (created["key"].as_str().unwrap().to_owned(), created["key_id"].as_str().unwrap().to_owned());
+    assert_eq!((created["tenant"].as_str(), created["role"].as_str()), (Some("acme"), Some("reader")));
+    let (code, out, _) = evident(&admin, &["keys", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&key_id) && !out.contains(&reader), "listings never show a key: {out}");
+
+    // The reader key works, is refused for administration, and stops working once revoked.
+    let (code, _, err) = evident(&reader, &["keys", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("403"), "{err}");
+    let (code, _, err) = evident(&admin, &["keys", "create", "--role", "superuser"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("role"), "{err}");
+    let (code, _, err) = evident(&admin, &["keys", "revoke", &key_id]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = evident(&reader, &["search", "--limit", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("refused") || err.contains("401"), "{err}");
+    let (code, _, err) = evident(&admin, &["keys", "revoke", "0000000000000000"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("404") || err.contains("not found"), "{err}");
+    let (code, _, err) = evident("evk_0000000000000000_nope", &["tenants", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("401") || err.contains("refused"), "{err}");
+    serve.terminate();
+}
