@@ -17,6 +17,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 pub const STORE_FILE: &str = "evident.sqlite";
 pub const MASTER_KEY_FILE: &str = "master.key";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
+/// Next to a signing key file: the keys it replaced, oldest first, one base64 line each.
+pub const RETIRED_SUFFIX: &str = ".retired";
 
 /// A data directory.
 pub struct DataDir {
@@ -40,6 +42,11 @@ impl DataDir {
 
     pub fn store_path(&self) -> PathBuf {
         self.path.join(STORE_FILE)
+    }
+
+    /// The signing key file: the configured one, or the data directory's.
+    pub fn signing_key_path(&self, configured: &Option<PathBuf>) -> PathBuf {
+        configured.clone().unwrap_or_else(|| self.path.join(SIGNING_KEY_FILE))
     }
 
     /// Reads a 32-byte key file, or creates it with fresh random bytes when `create` is set.
@@ -72,4 +79,57 @@ pub fn read_or_create_key(path: &Path, create: bool) -> Result<([u8; 32], bool)>
     file.write_all(format!("{}\n", BASE64.encode(key)).as_bytes())?;
     file.sync_all()?;
     Ok((key, true))
+}
+
+fn retired_path(signing_key: &Path) -> PathBuf {
+    PathBuf::from(format!("{}{RETIRED_SUFFIX}", signing_key.display()))
+}
+
+/// The signing keys a rotation retired (their checkpoints must still verify); none if never rotated.
+pub fn retired_signing_keys(signing_key: &Path) -> Result<Vec<[u8; 32]>> {
+    let path = retired_path(signing_key);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(n, line)| {
+            let bytes = BASE64
+                .decode(line.trim())
+                .with_context(|| format!("{} line {}: not base64", path.display(), n + 1))?;
+            bytes.try_into().map_err(|_| anyhow::anyhow!("{} line {}: not 32 bytes", path.display(), n + 1))
+        })
+        .collect()
+}
+
+/// Replaces the signing key with a new random one and keeps the old one as retired, so that every
+/// checkpoint signed so far still verifies. Both files are rewritten atomically with mode 0600.
+pub fn rotate_signing_key(signing_key: &Path) -> Result<()> {
+    let (current, _) = read_or_create_key(signing_key, false)?;
+    let mut retired = retired_signing_keys(signing_key)?;
+    retired.push(current);
+    let retired_text: String = retired.iter().map(|key| format!("{}\n", BASE64.encode(key))).collect();
+    write_atomically(&retired_path(signing_key), retired_text.as_bytes())?;
+    let fresh = evident_core::seal::random_32();
+    write_atomically(signing_key, format!("{}\n", BASE64.encode(fresh)).as_bytes())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = PathBuf::from(format!("{}.new", path.display()));
+    let _ = fs::remove_file(&temporary);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .with_context(|| format!("cannot create {}", temporary.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&temporary, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }

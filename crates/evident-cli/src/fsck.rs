@@ -30,6 +30,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("no store at {}", dir.store_path().display());
     }
     let (seed, _) = dir.key(SIGNING_KEY_FILE, false)?;
+    let mut seeds = vec![seed];
+    seeds.extend(crate::datadir::retired_signing_keys(&dir.signing_key_path(&None))?);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
     let started = std::time::Instant::now();
     let mut all_ok = true;
@@ -46,8 +48,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             None => format!("unknown/{tenant}"),
         };
-        let verifier = Signer::from_seed(&origin, seed).context("origin is not a valid key name")?.verifier();
-        let mut report = check_log(&*store as &dyn LogStore, &tenant, &origin, &[verifier])?;
+        let verifiers = seeds
+            .iter()
+            .map(|seed| {
+                Ok(Signer::from_seed(&origin, *seed).context("origin is not a valid key name")?.verifier())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut report = check_log(&*store as &dyn LogStore, &tenant, &origin, &verifiers)?;
         if !origin.ends_with(&format!("/{tenant}")) {
             report.problems.push(evident_core::fsck::Problem {
                 index: None,

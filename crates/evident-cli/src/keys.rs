@@ -35,6 +35,17 @@ enum KeysCommand {
     List,
     /// Revoke a key by its id.
     Revoke { key_id: String },
+    /// Replace the service's checkpoint signing key; checkpoints signed so far keep verifying (the
+    /// old key is kept as retired and still listed in each log's vkeys). Run it while the service
+    /// is stopped; it works on the data directory, not over the API.
+    RotateSigningKey {
+        /// The data directory of the embedded store.
+        #[arg(long, env = "EVIDENT_DATA_DIR", default_value = "./evident-data")]
+        data_dir: std::path::PathBuf,
+        /// The signing key file, if it is not the data directory's.
+        #[arg(long, env = "EVIDENT_SIGNING_KEY_FILE")]
+        signing_key_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -61,6 +72,18 @@ fn key_row(key: &Value) -> Vec<String> {
 const KEY_HEADER: &[&str] = &["KEY ID", "TENANT", "ROLE", "LABEL", "CREATED", "REVOKED"];
 
 pub fn keys(args: KeysArgs) -> Result<ExitCode> {
+    if let KeysCommand::RotateSigningKey { data_dir, signing_key_file } = &args.command {
+        let dir = crate::datadir::DataDir::open(data_dir, false)?;
+        let path = dir.signing_key_path(signing_key_file);
+        crate::datadir::rotate_signing_key(&path)?;
+        let retired = crate::datadir::retired_signing_keys(&path)?.len();
+        println!(
+            "rotated the signing key in {}; {retired} retired key(s) kept for old checkpoints",
+            path.display()
+        );
+        println!("restart the service to sign with the new key");
+        return Ok(ExitCode::SUCCESS);
+    }
     let client = args.client.client();
     let json = output::json_wanted(args.client.json);
     match args.command {
@@ -90,6 +113,7 @@ pub fn keys(args: KeysArgs) -> Result<ExitCode> {
                 output::table(KEY_HEADER, &keys.iter().map(key_row).collect::<Vec<_>>());
             }
         }
+        KeysCommand::RotateSigningKey { .. } => unreachable!("handled above"),
         KeysCommand::Revoke { key_id } => {
             let key = client
                 .delete(&format!("/v1/keys/{key_id}"))

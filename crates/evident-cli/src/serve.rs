@@ -185,13 +185,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let settings = settings(&args)?;
     let dir = DataDir::open(&settings.data_dir, true)?;
     let (signing_seed, _) = key(&dir, &settings.signing_key_file, SIGNING_KEY_FILE)?;
+    let retired = datadir::retired_signing_keys(&dir.signing_key_path(&settings.signing_key_file))?;
     let (master, _) = key(&dir, &settings.master_key_file, MASTER_KEY_FILE)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
     let first_start = store.tenants()?.is_empty();
     let engine = Arc::new(
-        Engine::open(
+        Engine::open_with_retired_keys(
             Arc::clone(&store),
             signing_seed,
+            retired,
             MasterKey::from_bytes(master),
             settings.engine.clone(),
         )

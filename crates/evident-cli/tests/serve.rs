@@ -374,3 +374,74 @@ fn keys_and_tenants_commands_administer_the_service() {
     assert!(err.contains("401") || err.contains("refused"), "{err}");
     serve.terminate();
 }
+
+/// Rotating the signing key: the service signs with the new key after a restart, lists both keys,
+/// and checkpoints and receipts made before the rotation still verify (with the old key), as does
+/// the whole store.
+#[test]
+fn a_rotated_signing_key_keeps_old_checkpoints_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path());
+    let admin = serve.stdout_line().strip_prefix("admin key: ").expect("the admin key line").to_owned();
+    let (_, created) = post(&serve, &admin, "/v1/keys", &json!({"role": "producer"}));
+    let producer = created["key"].as_str().unwrap().to_owned();
+    let (_, created) = post(&serve, &admin, "/v1/keys", &json!({"role": "auditor"}));
+    let auditor = created["key"].as_str().unwrap().to_owned();
+    let event = |id: &str| {
+        json!({"id": id, "source": "//crm", "type": "customer.record.viewed", "action": "read",
+               "time": "2026-11-26T10:00:00Z", "actor": {"id": "agent-1"}, "targets": [{"type": "customer", "id": "c1"}],
+               "outcome": "success", "origin": {"service": "crm"}})
+    };
+    let (status, body) = post(&serve, &producer, "/v1/events", &event("before"));
+    assert_eq!(status, 200, "{body}");
+    let old_checkpoint = body["receipts"][0]["checkpoint"].as_str().unwrap().to_owned();
+    let fetch = |serve: &Serve, path: &str| {
+        client().get(serve.url(path)).bearer_auth(&auditor).send().unwrap().text().unwrap()
+    };
+    let old_vkey = fetch(&serve, "/v1/logs/default/vkeys").trim().to_owned();
+    serve.terminate();
+
+    let rotate = Command::new(EVIDENT)
+        .args(["keys", "rotate-signing-key", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
+    use std::os::unix::fs::PermissionsExt as _;
+    for file in ["signing.key", "signing.key.retired"] {
+        let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+
+    let serve = Serve::start(dir.path());
+    let vkeys = fetch(&serve, "/v1/logs/default/vkeys");
+    let vkeys: Vec<&str> = vkeys.lines().collect();
+    assert_eq!(vkeys.len(), 2, "{vkeys:?}");
+    assert_eq!(vkeys[1], old_vkey, "the old key is still listed, after the current one");
+    assert_ne!(vkeys[0], old_vkey);
+    let (status, body) = post(&serve, &producer, "/v1/events", &event("after"));
+    assert_eq!(status, 200, "{body}");
+    let new_checkpoint = body["receipts"][0]["checkpoint"].as_str().unwrap().to_owned();
+    serve.terminate();
+
+    let verify = |note: &str, vkey: &str| {
+        let file = dir.path().join("checkpoint.txt");
+        std::fs::write(&file, note).unwrap();
+        Command::new(EVIDENT)
+            .arg("verify")
+            .arg(&file)
+            .args(["--vkey", vkey])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(
+        verify(&old_checkpoint, vkeys[1]),
+        "a checkpoint from before the rotation verifies with the old key"
+    );
+    assert!(verify(&new_checkpoint, vkeys[0]));
+    assert!(!verify(&new_checkpoint, vkeys[1]), "new checkpoints are not signed with the retired key");
+    let fsck = Command::new(EVIDENT).args(["fsck", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stdout));
+}

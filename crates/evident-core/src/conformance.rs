@@ -38,7 +38,8 @@ macro_rules! store_conformance_suite {
         $crate::store_conformance_suite!(@tests $harness;
             append_and_read_back, idempotency, search_filters_and_pagination, record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
-            reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys);
+            reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
+            signing_key_rotation);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -841,4 +842,45 @@ pub fn api_keys(harness: &dyn Harness) {
     store.check_writable().unwrap();
     let reopened = harness.open();
     assert_eq!(reopened.api_key("k333").unwrap(), Some(k333));
+}
+
+pub fn signing_key_rotation(harness: &dyn Harness) {
+    let acme = tenant("acme");
+    let old_note = {
+        let engine = engine_over(harness.open(), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        append(&engine, &acme, (0..5).map(|i| event(&format!("k{i}"), json!({}))).collect());
+        engine.shutdown();
+        engine.checkpoint(&acme).unwrap().unwrap().1
+    };
+    let new_seed = [43u8; 32];
+    let open_rotated = |retired: Vec<[u8; 32]>| {
+        Engine::open_with_retired_keys(
+            harness.open(),
+            new_seed,
+            retired,
+            MasterKey::from_bytes(MASTER),
+            EngineConfig::default(),
+        )
+    };
+    // Without the old key the latest checkpoint does not verify: the engine refuses to start.
+    assert!(matches!(open_rotated(Vec::new()), Err(Error::Integrity(_))));
+    let engine = open_rotated(vec![SEED]).expect("starts with the old key retired");
+    append(&engine, &acme, vec![event("k-new", json!({}))]);
+    let verifiers = engine.verifiers(&acme).unwrap();
+    assert_eq!(verifiers.len(), 2);
+    assert_eq!(verifiers[0], engine.verifier(&acme).unwrap(), "the current key comes first");
+    let origin = engine.origin(&acme);
+    let (old, _) = Checkpoint::open(&old_note, &verifiers, &origin).expect("old checkpoints still verify");
+    let (_, new_note) = engine.checkpoint(&acme).unwrap().unwrap();
+    assert!(
+        Checkpoint::open(&new_note, &verifiers[..1], &origin).is_ok(),
+        "new ones are signed with the new key"
+    );
+    assert!(Checkpoint::open(&new_note, &verifiers[1..], &origin).is_err());
+    let (new, _) = Checkpoint::open(&new_note, &verifiers, &origin).unwrap();
+    let proof = engine.consistency_proof(&acme, old.size.0, new.size.0).unwrap();
+    verify_consistency(old.size, new.size, &old.root, &new.root, &proof).unwrap();
+    let report = crate::fsck::check_log(&**engine.store(), &acme, &origin, &verifiers).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
 }

@@ -107,6 +107,9 @@ struct Request {
 struct Tenant {
     policy: TenantPolicy,
     signer: Signer,
+    /// The current key's verifier first, then those of retired signing keys, so checkpoints
+    /// signed before a rotation still verify.
+    verifiers: Vec<Verifier>,
 }
 
 struct CachedKey {
@@ -119,6 +122,7 @@ struct Shared {
     store: Arc<dyn Store>,
     config: EngineConfig,
     signing_seed: zeroize::Zeroizing<[u8; 32]>,
+    retired_seeds: Vec<zeroize::Zeroizing<[u8; 32]>>,
     master: MasterKey,
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
     keys: Mutex<HashMap<(TenantId, String), CachedKey>>,
@@ -142,10 +146,23 @@ impl Engine {
         master: MasterKey,
         config: EngineConfig,
     ) -> Result<Engine> {
+        Engine::open_with_retired_keys(store, signing_seed, Vec::new(), master, config)
+    }
+
+    /// [`Engine::open`] after signing-key rotations: new checkpoints are signed with
+    /// `signing_seed`; those signed with a `retired` key still verify.
+    pub fn open_with_retired_keys(
+        store: Arc<dyn Store>,
+        signing_seed: [u8; 32],
+        retired: Vec<[u8; 32]>,
+        master: MasterKey,
+        config: EngineConfig,
+    ) -> Result<Engine> {
         let shared = Arc::new(Shared {
             store,
             config,
             signing_seed: zeroize::Zeroizing::new(signing_seed),
+            retired_seeds: retired.into_iter().map(zeroize::Zeroizing::new).collect(),
             master,
             tenants: RwLock::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
@@ -155,8 +172,7 @@ impl Engine {
         let mut logs = HashMap::new();
         for (tenant, policy) in shared.store.tenants()? {
             let entry = shared.tenant_entry(&tenant, policy)?;
-            let state =
-                LogState::load(&*shared.store, &tenant, &shared.origin(&tenant), &[entry.signer.verifier()])?;
+            let state = LogState::load(&*shared.store, &tenant, &shared.origin(&tenant), &entry.verifiers)?;
             logs.insert(tenant.clone(), state);
             shared.tenants.write().expect("tenants lock").insert(tenant, entry);
         }
@@ -177,6 +193,11 @@ impl Engine {
     /// The verifier of a tenant's checkpoints.
     pub fn verifier(&self, tenant: &TenantId) -> Result<Verifier> {
         Ok(self.shared.tenant(tenant)?.signer.verifier())
+    }
+
+    /// Every verifier of a tenant's checkpoints: the current key's first, then retired ones.
+    pub fn verifiers(&self, tenant: &TenantId) -> Result<Vec<Verifier>> {
+        Ok(self.shared.tenant(tenant)?.verifiers.clone())
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -318,9 +339,17 @@ impl Shared {
     }
 
     fn tenant_entry(&self, tenant: &TenantId, policy: TenantPolicy) -> Result<Arc<Tenant>> {
-        let signer = Signer::from_seed(&self.origin(tenant), *self.signing_seed)
-            .map_err(|err| Error::InvalidArgument(format!("origin prefix: {err}")))?;
-        Ok(Arc::new(Tenant { policy, signer }))
+        let origin = self.origin(tenant);
+        let signer = |seed: &[u8; 32]| {
+            Signer::from_seed(&origin, *seed)
+                .map_err(|err| Error::InvalidArgument(format!("origin prefix: {err}")))
+        };
+        let current = signer(&self.signing_seed)?;
+        let mut verifiers = vec![current.verifier()];
+        for seed in &self.retired_seeds {
+            verifiers.push(signer(seed)?.verifier());
+        }
+        Ok(Arc::new(Tenant { policy, signer: current, verifiers }))
     }
 
     fn tenant(&self, tenant: &TenantId) -> Result<Arc<Tenant>> {
@@ -494,16 +523,11 @@ impl Sequencer {
         }
     }
 
-    fn log_state(&mut self, tenant: &TenantId, verifier: &Verifier) -> Result<LogState> {
+    fn log_state(&mut self, tenant: &TenantId, verifiers: &[Verifier]) -> Result<LogState> {
         if let Some(state) = self.logs.get(tenant) {
             return Ok(state.clone());
         }
-        let state = LogState::load(
-            &*self.shared.store,
-            tenant,
-            &self.shared.origin(tenant),
-            std::slice::from_ref(verifier),
-        )?;
+        let state = LogState::load(&*self.shared.store, tenant, &self.shared.origin(tenant), verifiers)?;
         self.logs.insert(tenant.clone(), state.clone());
         Ok(state)
     }
@@ -517,7 +541,7 @@ impl Sequencer {
         for request in group.iter_mut() {
             let tenant_entry = self.shared.tenant(&request.tenant)?;
             if !next_states.contains_key(&request.tenant) {
-                let state = self.log_state(&request.tenant, &tenant_entry.signer.verifier())?;
+                let state = self.log_state(&request.tenant, &tenant_entry.verifiers)?;
                 next_states.insert(request.tenant.clone(), (state, Vec::new(), Vec::new()));
             }
             let keys: Vec<(&str, &str)> = request

@@ -187,7 +187,7 @@ impl Engine {
     fn latest(&self, tenant: &TenantId) -> Result<(Checkpoint, String)> {
         let (_, note) =
             self.checkpoint(tenant)?.ok_or_else(|| Error::NotFound(format!("log of {tenant} is empty")))?;
-        let (checkpoint, _) = Checkpoint::open(&note, &[self.verifier(tenant)?], &self.origin(tenant))?;
+        let (checkpoint, _) = Checkpoint::open(&note, &self.verifiers(tenant)?, &self.origin(tenant))?;
         Ok((checkpoint, note))
     }
 

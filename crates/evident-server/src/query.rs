@@ -521,7 +521,10 @@ pub async fn vkeys(
     Path(tenant): Path<String>,
 ) -> ApiResult<Response> {
     let principal = reader(&state, connect, &headers, Some(&tenant)).await?;
-    Ok(text(format!("{}\n", state.engine.verifier(&principal.tenant)?.to_vkey())))
+    // The current key first, then retired ones (checkpoints signed before a rotation).
+    let vkeys: String =
+        state.engine.verifiers(&principal.tenant)?.iter().map(|v| format!("{}\n", v.to_vkey())).collect();
+    Ok(text(vkeys))
 }
 
 /// C2SP tlog-tiles: `tile/<L>/<N>[.p/<W>]` and `tile/entries/<N>[.p/<W>]`.
