@@ -1,0 +1,650 @@
+//! `evident ingest FILE...`: sends events from files to a server, in batches, resumably.
+//!
+//! Formats (`--format`, detected by default, see [`input`]): Evident's own events as NDJSON
+//! ([`ndjson`]), CSV with a column mapping ([`csv`]), AWS CloudTrail ([`cloudtrail`]), Kubernetes
+//! audit events ([`k8s`]) and GitHub organisation audit logs ([`github`]). Each importer documents
+//! its mapping field by field; all of them derive a stable `id` from the source record, so running
+//! the same file again stores nothing twice: the server answers `duplicate` for what it has.
+//!
+//! Every problem is reported with the file and line (and record number inside a JSON document):
+//! lines that cannot be read or mapped (*bad lines*, never sent), events the server rejected (with
+//! every failing field and rule), and conflicts (the same `source` and `id` already stored with other
+//! content; nothing is stored). Without `--fail-fast` the rest goes on and the exit code is non-zero
+//! if anything was not stored; with it, ingestion stops after the first problem.
+//!
+//! Output: problems and a summary on stderr, with a progress bar when stderr is a terminal (plain
+//! progress lines otherwise); with `--json` (or when stdout is not a terminal) also one JSON object
+//! per problem and a final `{"summary": ...}` on stdout.
+
+mod cloudtrail;
+mod csv;
+mod event;
+mod github;
+mod input;
+mod k8s;
+mod ndjson;
+
+use std::io::IsTerminal as _;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use evident_client::{Client, Error as ClientError};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::ClientArgs;
+use crate::output;
+use input::{Input, Place};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The files to ingest (`.gz` compressed files too).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The files' format; `auto` tells it from the extension and the first record.
+    #[arg(long, value_enum, default_value = "auto")]
+    format: FormatArg,
+    /// Stop at the first bad line, rejection or conflict (the default is to skip, report and go on).
+    /// The server judges a whole batch at once, so the events after a rejected one in its batch are
+    /// stored; with `--batch-size 1` nothing after it is sent.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Events per request.
+    #[arg(long, default_value = "500", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: u32,
+    /// CSV: the column holding a field, e.g. `--map actor.id=User` (repeatable; `--map help` lists
+    /// the fields).
+    #[arg(long = "map", value_name = "FIELD=COLUMN")]
+    map: Vec<String>,
+    /// CSV: a constant field, e.g. `--set source=//erp.example.com --set action=update` (repeatable).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    set: Vec<String>,
+    /// CSV: the field delimiter.
+    #[arg(long, default_value = ",")]
+    delimiter: char,
+    /// CSV: how times are written when not RFC 3339 (chrono `strftime` syntax, e.g. `%d/%m/%Y %H:%M`;
+    /// without an offset, UTC).
+    #[arg(long, value_name = "FORMAT")]
+    time_format: Option<String>,
+    /// Kubernetes: the cluster's name, used in the events' source `//k8s/<NAME>`.
+    #[arg(long, default_value = "kubernetes")]
+    cluster: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Auto,
+    Ndjson,
+    Csv,
+    Cloudtrail,
+    K8s,
+    Github,
+}
+
+/// A file's format, once known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    Csv,
+    CloudTrail,
+    K8s,
+    GitHub,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Ndjson => "Evident NDJSON",
+            Format::Csv => "CSV",
+            Format::CloudTrail => "AWS CloudTrail",
+            Format::K8s => "Kubernetes audit",
+            Format::GitHub => "GitHub audit log",
+        }
+    }
+}
+
+/// At most this many bytes of NDJSON in one request (the server's default limit is 16 MiB).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+/// How often plain progress lines are printed when stderr is not a terminal.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Attempts of one request while the server answers 503 (or 429).
+const MAX_BUSY_ATTEMPTS: u32 = 10;
+/// Attempts of one request after the server was reached once and then could not be.
+const MAX_UNREACHABLE_ATTEMPTS: u32 = 5;
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    csv::help(&args.map)?;
+    let inputs: Vec<Input> =
+        args.files.iter().map(|path| input::open(path, args.format)).collect::<Result<_>>()?;
+    let csv_inputs: Vec<&Input> = inputs.iter().filter(|input| input.format == Format::Csv).collect();
+    let csv_mapping = match (args.map.is_empty() && args.set.is_empty(), csv_inputs.is_empty()) {
+        (true, true) => None,
+        (false, true) => bail!("--map and --set apply to CSV files only, and none of the files is CSV"),
+        (true, false) => bail!(
+            "CSV files need a column mapping: --map FIELD=COLUMN for each column and --set FIELD=VALUE \
+             for constants, e.g. --map id=EventId --map time=Timestamp --map actor.id=User \
+             --set source=//erp.example.com --set type=erp.record.updated ... (`--map help` lists the fields)"
+        ),
+        (false, false) => {
+            Some(csv::Mapping::from_args(&args.map, &args.set, args.delimiter, args.time_format.clone())?)
+        }
+    };
+    let csv_columns: Vec<csv::Columns> = match &csv_mapping {
+        Some(mapping) => csv_inputs.iter().map(|input| mapping.columns(input)).collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    if args.client.key.is_none() {
+        bail!("no API key: pass --key or set EVIDENT_API_KEY (a key with the producer role)");
+    }
+
+    let client = args.client.client();
+    let total_bytes = inputs.iter().map(|input| input.size).sum();
+    let mut run = Run::new(&client, args.batch_size as usize, args.fail_fast, &args.client, total_bytes);
+    run.check_server()?;
+    let options = MapOptions { cluster: args.cluster.clone() };
+    let outcome = ingest_all(&mut run, &inputs, csv_mapping.as_ref(), csv_columns, &options);
+    run.progress.finish();
+    let stopped = match outcome {
+        Ok(flow) => flow.is_break(),
+        Err(err) => {
+            if run.totals.records > 0 {
+                run.summary(false);
+            }
+            if run.totals.stored + run.totals.duplicates > 0 {
+                return Err(err.context("ingestion stopped (running the same command again resumes it)"));
+            }
+            return Err(err);
+        }
+    };
+    run.summary(stopped);
+    let clean = run.totals.conflicts + run.totals.rejected + run.totals.bad_lines == 0 && !stopped;
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Options of the importers.
+pub struct MapOptions {
+    pub cluster: String,
+}
+
+fn ingest_all(
+    run: &mut Run,
+    inputs: &[Input],
+    csv_mapping: Option<&csv::Mapping>,
+    csv_columns: Vec<csv::Columns>,
+    options: &MapOptions,
+) -> Result<ControlFlow<()>> {
+    let mut csv_columns = csv_columns.into_iter();
+    for input in inputs {
+        run.totals.files += 1;
+        run.progress.start_file(input);
+        let flow = match input.format {
+            Format::Csv => {
+                let mapping = csv_mapping.expect("checked in run");
+                let columns = csv_columns.next().expect("one per CSV file");
+                csv::ingest(input, mapping, &columns, run)?
+            }
+            format => ingest_json(input, format, options, run)?,
+        };
+        // After a stop too: the events read before the problem are good.
+        let flushed = run.flush()?;
+        let flow = if flow.is_break() { flow } else { flushed };
+        run.progress.end_file(input);
+        if flow.is_break() {
+            return Ok(flow);
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// One JSON-based file: every record mapped by the format's importer.
+fn ingest_json(
+    input: &Input,
+    format: Format,
+    options: &MapOptions,
+    run: &mut Run,
+) -> Result<ControlFlow<()>> {
+    let mut records = input.records()?;
+    while let Some(record) = records.next_record()? {
+        run.totals.records += 1;
+        let mapped = record.value.and_then(|value| match format {
+            Format::Ndjson => ndjson::event(value),
+            Format::CloudTrail => cloudtrail::event(&value),
+            Format::K8s => k8s::event(&value, &options.cluster),
+            Format::GitHub => github::event(&value),
+            Format::Csv => unreachable!("CSV files are read by csv::ingest"),
+        });
+        let flow = match mapped {
+            Ok(event) => run.event(record.place, event)?,
+            Err(message) => run.bad(record.place, &message),
+        };
+        run.progress.update(input, records.position(), &run.totals);
+        if flow.is_break() {
+            return Ok(flow);
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// What happened to the records so far.
+#[derive(Debug, Default)]
+struct Totals {
+    files: u64,
+    /// Lines (or records of a JSON document, or CSV rows) read.
+    records: u64,
+    stored: u64,
+    /// Already stored with the same content (a re-run, or a repeat in the file).
+    duplicates: u64,
+    conflicts: u64,
+    rejected: u64,
+    /// Lines that could not be read or mapped: never sent.
+    bad_lines: u64,
+}
+
+/// An event read and waiting for its batch.
+struct Pending {
+    place: Place,
+    id: Option<String>,
+    line: Vec<u8>,
+}
+
+/// The sending side: batches, the server's answers, problems, totals and progress.
+pub struct Run<'c> {
+    client: &'c Client,
+    batch_size: usize,
+    fail_fast: bool,
+    json: bool,
+    batch: Vec<Pending>,
+    batch_bytes: usize,
+    totals: Totals,
+    /// Whether the server answered once: before that, an unreachable server is not retried.
+    contacted: bool,
+    started: Instant,
+    progress: Progress,
+}
+
+impl<'c> Run<'c> {
+    fn new(
+        client: &'c Client,
+        batch_size: usize,
+        fail_fast: bool,
+        args: &ClientArgs,
+        total_bytes: u64,
+    ) -> Self {
+        Run {
+            client,
+            batch_size,
+            fail_fast,
+            json: output::json_wanted(args.json),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            totals: Totals::default(),
+            contacted: false,
+            started: Instant::now(),
+            progress: Progress::new(total_bytes),
+        }
+    }
+
+    /// A line that could not be read or mapped: reported, never sent.
+    pub fn bad(&mut self, place: Place, message: &str) -> ControlFlow<()> {
+        self.totals.bad_lines += 1;
+        self.progress.println(&format!("{place}: bad line: {message}"));
+        if self.json {
+            let mut problem = place.to_json();
+            problem["problem"] = json!("bad_line");
+            problem["message"] = json!(message);
+            println!("{problem}");
+        }
+        if self.fail_fast { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    /// An event to send (batched).
+    pub fn event(&mut self, place: Place, event: Value) -> Result<ControlFlow<()>> {
+        let id = event.get("id").and_then(Value::as_str).map(str::to_owned);
+        let mut line = serde_json::to_vec(&event).expect("a JSON value serializes");
+        line.push(b'\n');
+        self.batch_bytes += line.len();
+        self.batch.push(Pending { place, id, line });
+        if self.batch.len() >= self.batch_size || self.batch_bytes >= MAX_BATCH_BYTES {
+            return self.flush();
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Sends the waiting events and accounts for every answer.
+    fn flush(&mut self) -> Result<ControlFlow<()>> {
+        if self.batch.is_empty() {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let answers = self.send(&batch)?;
+        let mut flow = ControlFlow::Continue(());
+        for (pending, answer) in batch.iter().zip(answers) {
+            if self.account(pending, &answer).is_break() {
+                flow = ControlFlow::Break(());
+            }
+        }
+        Ok(flow)
+    }
+
+    /// One answer (`receipts[i]` of `POST /v1/events`).
+    fn account(&mut self, pending: &Pending, answer: &Value) -> ControlFlow<()> {
+        let status = answer["status"].as_str().unwrap_or("");
+        let errors = answer["errors"].as_array().cloned().unwrap_or_default();
+        let id = pending.id.as_deref().map(|id| format!(" (id {id:?})")).unwrap_or_default();
+        let problem = match status {
+            "stored" => {
+                self.totals.stored += 1;
+                return ControlFlow::Continue(());
+            }
+            "duplicate" => {
+                self.totals.duplicates += 1;
+                return ControlFlow::Continue(());
+            }
+            "conflict" => {
+                self.totals.conflicts += 1;
+                let reason = errors.first().and_then(|e| e["reason"].as_str()).unwrap_or(
+                    "an event with this source and id is stored with other content; nothing was stored",
+                );
+                self.progress.println(&format!("{}: conflict{id}: {reason}", pending.place));
+                "conflict"
+            }
+            _ => {
+                self.totals.rejected += 1;
+                let reasons: Vec<String> = errors.iter().map(describe_error).collect();
+                let reasons =
+                    if reasons.is_empty() { "no reason given".to_owned() } else { reasons.join("; ") };
+                self.progress.println(&format!("{}: rejected{id}: {reasons}", pending.place));
+                "rejected"
+            }
+        };
+        if self.json {
+            let mut record = pending.place.to_json();
+            record["problem"] = json!(problem);
+            if let Some(id) = &pending.id {
+                record["id"] = json!(id);
+            }
+            record["errors"] = Value::Array(errors);
+            if problem == "conflict" {
+                record["existing_event_id"] = answer["event_id"].clone();
+                record["existing_index"] = answer["index"].clone();
+            }
+            println!("{record}");
+        }
+        if self.fail_fast { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    /// POSTs `batch` as NDJSON and answers one result per event. A batch the server finds too large
+    /// is split in halves; a single event still too large is answered as rejected.
+    fn send(&mut self, batch: &[Pending]) -> Result<Vec<Value>> {
+        let body: Vec<u8> = batch.iter().flat_map(|pending| pending.line.iter().copied()).collect();
+        match self.post(body)? {
+            Posted::Answer(answer) => {
+                let receipts = answer["receipts"].as_array().cloned().unwrap_or_default();
+                if receipts.len() != batch.len() {
+                    bail!(
+                        "unexpected answer from {}: {} results for {} events",
+                        self.client.url("/v1/events"),
+                        receipts.len(),
+                        batch.len()
+                    );
+                }
+                Ok(receipts)
+            }
+            Posted::TooLarge(detail) if batch.len() == 1 => Ok(vec![json!({
+                "status": "rejected",
+                "errors": [{"name": "", "rule": "size", "reason": detail}],
+            })]),
+            Posted::TooLarge(_) => {
+                let (first, second) = batch.split_at(batch.len() / 2);
+                let mut answers = self.send(first)?;
+                answers.extend(self.send(second)?);
+                Ok(answers)
+            }
+        }
+    }
+
+    /// Before reading anything: that the server is there and takes this key for appending. An empty
+    /// NDJSON body is authenticated and authorised like any other, then refused (400) for holding
+    /// no event; nothing is stored.
+    fn check_server(&mut self) -> Result<()> {
+        match self.client.post_bytes("/v1/events", "application/x-ndjson", Vec::new()) {
+            Ok(_) | Err(ClientError::Api { status: 400 | 429 | 503, .. }) => {
+                self.contacted = true;
+                Ok(())
+            }
+            Err(error) => Err(self.fatal(error)),
+        }
+    }
+
+    /// The error that ends ingestion, said plainly.
+    fn fatal(&self, error: ClientError) -> anyhow::Error {
+        let base = self.client.base();
+        match &error {
+            ClientError::Api { status: 401, .. } => {
+                anyhow::anyhow!("the API key was refused by {base} ({error}); check --key or EVIDENT_API_KEY")
+            }
+            ClientError::Api { status: 403, .. } => anyhow::anyhow!(
+                "the API key may not append events at {base} ({error}); ingesting needs a key with the producer role"
+            ),
+            ClientError::Api { .. } => anyhow::anyhow!("the server at {base} refused the events: {error}"),
+            ClientError::Unreachable { reason, .. } => {
+                let why = connect_error(base).unwrap_or_else(|| reason.clone());
+                anyhow::anyhow!(
+                    "cannot reach the server at {base}: {why}; is `evident serve` running there? Set --url or \
+                     EVIDENT_URL"
+                )
+            }
+            ClientError::Protocol { .. } => anyhow::Error::new(error),
+        }
+    }
+
+    /// One request, retried while the server is busy (honouring `Retry-After`) or, once it was
+    /// reached, briefly unreachable: appending is idempotent, so a repeat never stores twice.
+    fn post(&mut self, body: Vec<u8>) -> Result<Posted> {
+        let mut busy_attempts = 0;
+        let mut unreachable_attempts = 0;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let error = match self.client.post_bytes("/v1/events", "application/x-ndjson", body.clone()) {
+                Ok((_, answer)) => {
+                    self.contacted = true;
+                    return Ok(Posted::Answer(answer));
+                }
+                Err(error) => error,
+            };
+            let wait = match &error {
+                ClientError::Api { status: 503 | 429, retry_after, .. } => {
+                    busy_attempts += 1;
+                    if busy_attempts >= MAX_BUSY_ATTEMPTS {
+                        bail!(
+                            "the server at {} stayed busy after {busy_attempts} attempts: {error}",
+                            self.client.base()
+                        );
+                    }
+                    retry_after.map(Duration::from_secs).unwrap_or(backoff).min(Duration::from_secs(60))
+                }
+                ClientError::Api { status: 413, detail, .. } => {
+                    return Ok(Posted::TooLarge(detail.clone().unwrap_or_else(|| error.to_string())));
+                }
+                ClientError::Unreachable { .. } if !self.contacted => return Err(self.fatal(error)),
+                ClientError::Unreachable { .. } => {
+                    unreachable_attempts += 1;
+                    if unreachable_attempts >= MAX_UNREACHABLE_ATTEMPTS {
+                        return Err(anyhow::Error::new(error)
+                            .context(format!("the server at {} went away", self.client.base())));
+                    }
+                    backoff
+                }
+                _ => return Err(self.fatal(error)),
+            };
+            self.progress.println(&format!("evident: {error}; retrying in {:.1} s", wait.as_secs_f64()));
+            std::thread::sleep(wait);
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Prints the summary: on stderr for people, and as JSON on stdout for scripts.
+    fn summary(&self, stopped: bool) {
+        let totals = &self.totals;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 { totals.records as f64 / elapsed } else { 0.0 };
+        let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut line = format!(
+            "{}, {} read: {} stored, {} already present, {}, {} rejected, {}; {elapsed:.1} s, {rate:.0} records/s",
+            plural(totals.files, "file", "files"),
+            plural(totals.records, "record", "records"),
+            totals.stored,
+            totals.duplicates,
+            plural(totals.conflicts, "conflict", "conflicts"),
+            totals.rejected,
+            plural(totals.bad_lines, "bad line", "bad lines"),
+        );
+        if stopped {
+            line.push_str("; stopped at the first problem (--fail-fast)");
+        }
+        eprintln!("{line}");
+        if self.json {
+            let summary = json!({"summary": {
+                "files": totals.files,
+                "records": totals.records,
+                "stored": totals.stored,
+                "duplicates": totals.duplicates,
+                "conflicts": totals.conflicts,
+                "rejected": totals.rejected,
+                "bad_lines": totals.bad_lines,
+                "stopped_early": stopped,
+                "elapsed_seconds": (elapsed * 1000.0).round() / 1000.0,
+                "records_per_second": rate.round(),
+            }});
+            println!("{summary}");
+        }
+    }
+}
+
+/// Why a TCP connection to the server's address fails (e.g. "Connection refused"), if it does:
+/// the HTTP client's own error does not say.
+fn connect_error(base: &str) -> Option<String> {
+    use std::net::{TcpStream, ToSocketAddrs as _};
+    let (scheme, rest) = base.split_once("://")?;
+    let authority = rest.split('/').next()?.rsplit('@').next()?;
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        && !authority.ends_with(']');
+    let address = if has_port { authority.to_owned() } else { format!("{authority}:{default_port}") };
+    let addresses = match address.to_socket_addrs() {
+        Ok(addresses) => addresses,
+        Err(err) => return Some(format!("cannot resolve {authority}: {err}")),
+    };
+    let mut last = None;
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
+            Ok(_) => return None,
+            Err(err) => last = Some(err.to_string()),
+        }
+    }
+    last
+}
+
+enum Posted {
+    Answer(Value),
+    /// 413: the batch (or the one event) is too large; the server's detail.
+    TooLarge(String),
+}
+
+/// `name (rule): reason` of one item error.
+fn describe_error(error: &Value) -> String {
+    let name = error["name"].as_str().unwrap_or("");
+    let rule = error["rule"].as_str().unwrap_or("");
+    let reason = error["reason"].as_str().unwrap_or("");
+    match (name.is_empty(), rule.is_empty()) {
+        (false, false) => format!("{name} ({rule}): {reason}"),
+        (true, false) => format!("({rule}) {reason}"),
+        _ => reason.to_owned(),
+    }
+}
+
+/// Progress over the bytes of all files: a bar on a terminal, a plain line now and then otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    /// Bytes of the files done.
+    done_files: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar
+        });
+        let now = Instant::now();
+        Progress { bar, total, done_files: 0, started: now, last_line: now }
+    }
+
+    fn start_file(&mut self, input: &Input) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(input.name.clone());
+        }
+    }
+
+    /// `position`: bytes of `input` read so far.
+    fn update(&mut self, input: &Input, position: u64, totals: &Totals) {
+        let at = self.done_files + position.min(input.size);
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{} stored, {} already present", totals.stored, totals.duplicates));
+            bar.set_position(at);
+            return;
+        }
+        if self.last_line.elapsed() < PLAIN_PROGRESS_EVERY {
+            return;
+        }
+        self.last_line = Instant::now();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = totals.records as f64 / elapsed.max(0.001);
+        let fraction = if self.total == 0 { 1.0 } else { at as f64 / self.total as f64 };
+        let left = if fraction > 0.0 { elapsed / fraction - elapsed } else { 0.0 };
+        eprintln!(
+            "{}: {:.0}% of {} bytes, {} records, {rate:.0} records/s, about {left:.0} s left",
+            input.name,
+            fraction * 100.0,
+            self.total,
+            totals.records
+        );
+    }
+
+    fn end_file(&mut self, input: &Input) {
+        self.done_files += input.size;
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done_files);
+        }
+    }
+
+    /// A line for people (above the bar, if any).
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
