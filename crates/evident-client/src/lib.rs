@@ -27,6 +27,22 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error with its causes ("error sending request: connection refused"): reqwest's own message
+/// leaves out why.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A client of one Evident server, with one API key.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -64,7 +80,7 @@ impl Client {
         let response = self
             .authorized(builder)
             .send()
-            .map_err(|err| Error::Unreachable { url: url.to_owned(), reason: err.to_string() })?;
+            .map_err(|err| Error::Unreachable { url: url.to_owned(), reason: error_chain(&err) })?;
         if response.status().is_success() {
             return Ok(response);
         }
