@@ -3,31 +3,14 @@
 //! patterns are found with `search`; a second demo stores nothing new; `tail -f` prints an event
 //! appended after it started, once; refused keys, unreachable servers and bad flags fail clearly.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader, Read};
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{EVIDENT, Serve, TIMEOUT, client, lines};
 use serde_json::{Value, json};
-
-const EVIDENT: &str = env!("CARGO_BIN_EXE_evident");
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Sends each line of `pipe` to the answered channel.
-fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
 
 /// A child killed when dropped (a failing test leaves no process behind).
 struct Running(Child);
@@ -37,66 +20,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A running `evident serve` on a port the system picked, and its admin key.
-struct Serve {
-    _child: Running,
-    base: String,
-    admin: String,
-}
-
-impl Serve {
-    fn start(data_dir: &Path) -> Serve {
-        let mut child = Command::new(EVIDENT)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env_remove("EVIDENT_CONFIG")
-            .env_remove("EVIDENT_LISTEN")
-            .env_remove("EVIDENT_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("evident serve starts");
-        let stdout = lines(child.stdout.take().expect("stdout"));
-        let stderr = lines(child.stderr.take().expect("stderr"));
-        let child = Running(child);
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        let base = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("evident serve did not start listening:\n{}", seen.join("\n")));
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().expect("an address").to_owned();
-            }
-            seen.push(line);
-        };
-        // Keep draining stderr so that the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr {});
-        let line = stdout.recv_timeout(TIMEOUT).expect("the admin key line");
-        let admin = line.strip_prefix("admin key: ").unwrap_or_else(|| panic!("not the key line: {line:?}"));
-        Serve { _child: child, base, admin: admin.to_owned() }
-    }
-
-    /// A new key of `role` in the default tenant.
-    fn key(&self, role: &str) -> String {
-        let response = http()
-            .post(format!("{}/v1/keys", self.base))
-            .bearer_auth(&self.admin)
-            .json(&json!({"role": role, "label": "test"}))
-            .send()
-            .expect("POST /v1/keys");
-        assert_eq!(response.status(), 201);
-        let answer: Value = response.json().expect("JSON");
-        answer["key"].as_str().expect("a key").to_owned()
-    }
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
 }
 
 /// Runs `evident ARGS --url URL --key KEY` (no settings from the environment).
@@ -142,7 +65,7 @@ fn refused(output: &Output, expected: &str) {
 #[test]
 fn demo_fills_a_server_whose_planted_patterns_search_finds() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let serve = Serve::start(&dir.path().join("data"));
+    let serve = Serve::first_start(&dir.path().join("data"));
 
     let started = Instant::now();
     let summary = json_lines(&evident(&serve.base, &serve.admin, &["demo", "--json"])).remove(0);
@@ -262,7 +185,7 @@ fn demo_fills_a_server_whose_planted_patterns_search_finds() {
 #[test]
 fn tail_follows_new_events_and_prints_each_once() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let serve = Serve::start(&dir.path().join("data"));
+    let serve = Serve::first_start(&dir.path().join("data"));
     let producer = serve.key("producer");
     let append = |id: &str| {
         let event = json!({
@@ -270,7 +193,7 @@ fn tail_follows_new_events_and_prints_each_once() {
             "time": chrono_now(), "actor": {"id": "tester"}, "targets": [{"type": "thing", "id": id}],
             "outcome": "success", "origin": {"service": "test"},
         });
-        let response = http()
+        let response = client()
             .post(format!("{}/v1/events", serve.base))
             .bearer_auth(&producer)
             .json(&event)
@@ -334,7 +257,7 @@ fn chrono_now() -> String {
 #[test]
 fn refused_keys_unreachable_servers_and_bad_flags_fail_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let serve = Serve::start(&dir.path().join("data"));
+    let serve = Serve::first_start(&dir.path().join("data"));
 
     let wrong = "evk_0123456789abcdef_not-the-secret";
     refused(&evident(&serve.base, wrong, &["search"]), "the API key was refused (401)");

@@ -6,99 +6,21 @@
 //! fails, naming the event. Receipts and checkpoints verify against a pinned key; `verify --watch`
 //! follows the log and exits 2 on a rollback or a fork.
 
-use std::io::{BufRead as _, BufReader, Read};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{EVIDENT, Serve};
 use evident_tlog::{LeafIndex, TreeSize};
 use serde_json::{Value, json};
 
-const EVIDENT: &str = env!("CARGO_BIN_EXE_evident");
-const TIMEOUT: Duration = Duration::from_secs(60);
 const ORIGIN: &str = "evident.localhost/default";
 
-/// A running `evident serve` on a temporary data directory, killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-    admin: String,
-    _data: tempfile::TempDir,
-}
-
-fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
-
 impl Serve {
-    fn start() -> Serve {
-        let data = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(EVIDENT)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .env_remove("EVIDENT_CONFIG")
-            .env_remove("EVIDENT_LISTEN")
-            .env_remove("EVIDENT_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("evident serve starts");
-        let stdout = lines(child.stdout.take().expect("stdout"));
-        let stderr = lines(child.stderr.take().expect("stderr"));
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        let base = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("evident serve did not start listening:\n{}", seen.join("\n")));
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().expect("an address").to_owned();
-            }
-            seen.push(line);
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr {});
-        let line = stdout.recv_timeout(TIMEOUT).expect("the admin key line");
-        let admin = line.strip_prefix("admin key: ").expect("the admin key line").to_owned();
-        Serve { child, base, admin, _data: data }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn key(&self, role: &str) -> String {
-        let (status, body) = self.post(&self.admin, "/v1/keys", &json!({ "role": role }));
-        assert_eq!(status, 201, "{body}");
-        body["key"].as_str().expect("a key").to_owned()
-    }
-
-    fn post(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
-        let response = http().post(self.url(path)).bearer_auth(key).json(body).send().expect("POST");
-        let status = response.status().as_u16();
-        (status, response.json().expect("JSON"))
-    }
-
-    fn get_bytes(&self, key: &str, path: &str) -> Vec<u8> {
-        let response = http().get(self.url(path)).bearer_auth(key).send().expect("GET");
-        assert_eq!(response.status().as_u16(), 200, "GET {path}");
-        response.bytes().expect("body").to_vec()
-    }
-
     /// Appends `count` events: subjects cust-0 to cust-4 in turn, each with personal values
     /// (the actor's display name, the target's display name, the client IP).
     fn append(&self, producer: &str, first: usize, count: usize) -> Vec<Value> {
@@ -129,17 +51,6 @@ impl Serve {
         assert!(status == 200 && rejected.is_empty(), "{status}: {rejected:?}");
         receipts
     }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
 }
 
 /// Runs `evident ARGS` with no ambient configuration.
@@ -277,7 +188,7 @@ fn names(line: &str) -> String {
 
 #[test]
 fn an_export_verifies_offline_and_any_tampering_is_named() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, auditor) = (serve.key("producer"), serve.key("auditor"));
     serve.append(&producer, 0, 50);
     let vkey = text(&serve.get_bytes(&auditor, "/v1/logs/default/vkeys")).trim().to_owned();
@@ -425,7 +336,7 @@ fn an_export_verifies_offline_and_any_tampering_is_named() {
 
 #[test]
 fn an_investigators_export_carries_checked_personal_parts() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, auditor, investigator) =
         (serve.key("producer"), serve.key("auditor"), serve.key("investigator"));
     serve.append(&producer, 0, 50);
@@ -491,7 +402,7 @@ fn an_investigators_export_carries_checked_personal_parts() {
 
 #[test]
 fn receipts_and_checkpoints_verify_against_a_pinned_key() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, auditor) = (serve.key("producer"), serve.key("auditor"));
     let receipts = serve.append(&producer, 0, 5);
     let event_id = receipts[2]["event_id"].as_str().unwrap().to_owned();
@@ -548,7 +459,7 @@ fn receipts_and_checkpoints_verify_against_a_pinned_key() {
 
 #[test]
 fn watch_follows_the_log_and_alarms_on_rollback_or_fork() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, auditor) = (serve.key("producer"), serve.key("auditor"));
     serve.append(&producer, 0, 10);
     let work = tempfile::tempdir().expect("temp dir");

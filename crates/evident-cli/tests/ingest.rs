@@ -8,101 +8,24 @@
 //! are split; and every bad input (a missing file, a wrong format, an unreachable server, a wrong
 //! key or role) fails with a clear message.
 
-use std::io::{BufRead as _, BufReader, Read};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use common::{EVIDENT, Serve, client};
 use serde_json::{Value, json};
-
-const EVIDENT: &str = env!("CARGO_BIN_EXE_evident");
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ingest").join(name)
 }
 
-/// A running `evident serve` on a temporary data directory, killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
-
-fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
-
 impl Serve {
-    fn start() -> Serve {
-        Serve::start_with(&[])
-    }
-
-    /// With extra environment variables (limits).
-    fn start_with(env: &[(&str, &str)]) -> Serve {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(EVIDENT)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .env_remove("EVIDENT_CONFIG")
-            .env_remove("EVIDENT_LISTEN")
-            .env_remove("EVIDENT_DATA_DIR")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("evident serve starts");
-        let stdout = lines(child.stdout.take().expect("stdout"));
-        let stderr = lines(child.stderr.take().expect("stderr"));
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + TIMEOUT;
-        let base = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stderr
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("evident serve did not start listening:\n{}", seen.join("\n")));
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().expect("an address").to_owned();
-            }
-            seen.push(line);
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.iter() {});
-        let line = stdout.recv_timeout(TIMEOUT).expect("the admin key line");
-        let admin = line.strip_prefix("admin key: ").expect("admin key line").to_owned();
-        Serve { child, base, admin, _dir: dir }
-    }
-
-    /// A new key of `role` for the default tenant.
-    fn key(&self, role: &str) -> String {
-        let response = http()
-            .post(format!("{}/v1/keys", self.base))
-            .bearer_auth(&self.admin)
-            .json(&json!({"tenant": "default", "role": role}))
-            .send()
-            .expect("POST /v1/keys");
-        assert!(response.status().is_success(), "POST /v1/keys: {}", response.status());
-        let body: Value = response.json().expect("JSON");
-        body["key"].as_str().expect("a key").to_owned()
-    }
-
     /// The events matching `query` (a search with `key`), oldest first.
     fn search(&self, key: &str, query: &[(&str, &str)]) -> Vec<Value> {
         let mut query: Vec<(&str, &str)> = query.to_vec();
         query.extend([("limit", "1000"), ("order", "oldest")]);
-        let response = http()
+        let response = client()
             .get(format!("{}/v1/events", self.base))
             .bearer_auth(key)
             .query(&query)
@@ -120,17 +43,6 @@ impl Serve {
         assert_eq!(found.len(), 1, "one event {id} for {query:?} in {events:#?}");
         found[0].clone()
     }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
 }
 
 /// What one `evident ingest` run did.
@@ -200,7 +112,7 @@ fn pair(target_type: &str, id: &str) -> (String, String) {
 
 #[test]
 fn cloudtrail_files_are_mapped_and_running_them_again_stores_nothing_twice() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, reader) = (serve.key("producer"), serve.key("reader"));
     let files = [path("cloudtrail-records.json"), path("cloudtrail.ndjson")];
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
@@ -297,7 +209,7 @@ fn cloudtrail_files_are_mapped_and_running_them_again_stores_nothing_twice() {
 
 #[test]
 fn kubernetes_audit_events_are_mapped_stage_by_stage() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, reader) = (serve.key("producer"), serve.key("reader"));
     let files = [path("k8s-eventlist.json"), path("k8s-audit.ndjson")];
     let ran = ingest(&serve.base, Some(&producer), &[&files[0], &files[1], "--cluster", "prod-eu"]);
@@ -355,7 +267,7 @@ fn kubernetes_audit_events_are_mapped_stage_by_stage() {
 
 #[test]
 fn github_audit_log_entries_are_mapped() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, reader) = (serve.key("producer"), serve.key("reader"));
     let file = path("github-audit-log.json");
     let ran = ingest(&serve.base, Some(&producer), &[&file]);
@@ -391,7 +303,7 @@ fn github_audit_log_entries_are_mapped() {
 
 #[test]
 fn evident_ndjson_reports_each_bad_line_rejection_and_conflict_with_its_line() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, reader) = (serve.key("producer"), serve.key("reader"));
     let file = path("events.ndjson");
 
@@ -461,7 +373,7 @@ fn evident_ndjson_reports_each_bad_line_rejection_and_conflict_with_its_line() {
 
 #[test]
 fn batches_the_server_finds_too_large_are_split() {
-    let serve = Serve::start_with(&[("EVIDENT_MAX_BATCH_EVENTS", "2"), ("EVIDENT_MAX_BODY_BYTES", "6000")]);
+    let serve = Serve::fresh_with(&[("EVIDENT_MAX_BATCH_EVENTS", "2"), ("EVIDENT_MAX_BODY_BYTES", "6000")]);
     let producer = serve.key("producer");
     let files = [path("cloudtrail-records.json"), path("k8s-eventlist.json")];
     let ran = ingest(&serve.base, Some(&producer), &[&files[0], &files[1]]);
@@ -504,7 +416,7 @@ const CSV_MAPPING: &[&str] = &[
 
 #[test]
 fn csv_rows_are_mapped_by_the_column_mapping() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, reader) = (serve.key("producer"), serve.key("reader"));
     let file = path("erp-audit.csv");
     let args: Vec<&str> = std::iter::once(file.as_str()).chain(CSV_MAPPING.iter().copied()).collect();
@@ -559,7 +471,7 @@ fn csv_rows_are_mapped_by_the_column_mapping() {
 
 #[test]
 fn bad_inputs_fail_with_a_clear_message() {
-    let serve = Serve::start();
+    let serve = Serve::fresh();
     let (producer, reader) = (serve.key("producer"), serve.key("reader"));
     let dir = tempfile::tempdir().expect("temp dir");
     let events = path("events.ndjson");

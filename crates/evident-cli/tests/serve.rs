@@ -3,131 +3,16 @@
 //! prints no new key and keeps everything; starts and stops are in the log; a bad configuration
 //! file stops it before anything is made, naming the file.
 
-use std::io::{BufRead as _, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{EVIDENT, Serve, client};
 use serde_json::{Value, json};
 
-const EVIDENT: &str = env!("CARGO_BIN_EXE_evident");
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A running `evident serve`, killed if a test fails before stopping it.
-struct Serve {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-    /// Everything read from stderr so far, for failure messages.
-    stderr_seen: Vec<String>,
-    base: String,
-}
-
-/// Sends each line of `pipe` to the answered channel.
-fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
-
-impl Serve {
-    /// Starts `evident serve` on a port the system picks, and waits until it listens.
-    fn start(data_dir: &Path) -> Serve {
-        let mut child = Command::new(EVIDENT)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env_remove("EVIDENT_CONFIG")
-            .env_remove("EVIDENT_LISTEN")
-            .env_remove("EVIDENT_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("evident serve starts");
-        let stdout = lines(child.stdout.take().expect("stdout"));
-        let stderr = lines(child.stderr.take().expect("stderr"));
-        let mut serve = Serve { child, stdout, stderr, stderr_seen: Vec::new(), base: String::new() };
-        let deadline = Instant::now() + TIMEOUT;
-        while serve.base.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match serve.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        serve.base = rest.split_whitespace().next().expect("an address").to_owned();
-                    }
-                    serve.stderr_seen.push(line);
-                }
-                Err(_) => panic!("evident serve did not start listening:\n{}", serve.stderr_seen.join("\n")),
-            }
-        }
-        assert!(serve.base.starts_with("http://127.0.0.1:"), "{}", serve.base);
-        serve
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The next stdout line (the first start prints the admin key before it listens).
-    fn stdout_line(&self) -> String {
-        self.stdout.recv_timeout(TIMEOUT).expect("a line on stdout")
-    }
-
-    /// SIGTERM, then waits for the exit; answers the exit status and the rest of stdout.
-    fn terminate(mut self) -> (ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(sent.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "evident serve did not stop within {TIMEOUT:?} of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.stderr_seen.extend(self.stderr.try_iter());
-        let stdout: Vec<String> = self.stdout.iter().collect();
-        assert!(status.success(), "evident serve exited with {status}:\n{}", self.stderr_seen.join("\n"));
-        (status, stdout)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
-}
-
-fn get(serve: &Serve, key: &str, path: &str) -> Value {
-    let response = client().get(serve.url(path)).bearer_auth(key).send().expect("GET");
-    assert_eq!(response.status(), 200, "GET {path}");
-    response.json().expect("JSON")
-}
-
-fn post(serve: &Serve, key: &str, path: &str, body: &Value) -> (u16, Value) {
-    let response = client().post(serve.url(path)).bearer_auth(key).json(body).send().expect("POST");
-    let status = response.status().as_u16();
-    (status, response.json().expect("JSON"))
-}
-
 fn event_types(serve: &Serve, key: &str, event_type: &str) -> usize {
-    let page = get(serve, key, &format!("/v1/events?source=evident&type={event_type}&limit=1000"));
+    let page = serve.get(key, &format!("/v1/events?source=evident&type={event_type}&limit=1000"));
     page["events"].as_array().expect("events").len()
 }
 
@@ -148,7 +33,7 @@ fn serve_starts_takes_events_stops_on_sigterm_and_restarts_without_a_new_key() {
 
     let health = client().get(serve.url("/healthz")).send().expect("healthz");
     assert_eq!(health.status(), 200);
-    let (status, made) = post(&serve, &admin, "/v1/keys", &json!({"role": "producer"}));
+    let (status, made) = serve.post(&admin, "/v1/keys", &json!({"role": "producer"}));
     assert_eq!(status, 201, "{made}");
     let producer = made["key"].as_str().expect("a key").to_owned();
     let event = json!({
@@ -157,7 +42,7 @@ fn serve_starts_takes_events_stops_on_sigterm_and_restarts_without_a_new_key() {
         "targets": [{"type": "customer", "id": "cust-1"}], "outcome": "success",
         "origin": {"service": "support-api"}
     });
-    let (status, receipts) = post(&serve, &producer, "/v1/events", &event);
+    let (status, receipts) = serve.post(&producer, "/v1/events", &event);
     assert_eq!(status, 200, "{receipts}");
     let receipt = receipts["receipts"][0].clone();
     assert_eq!(receipt["status"], "stored");
@@ -168,13 +53,13 @@ fn serve_starts_takes_events_stops_on_sigterm_and_restarts_without_a_new_key() {
 
     // The restart keeps the keys and the events, and shows no key.
     let serve = Serve::start(&data);
-    let (status, duplicate) = post(&serve, &producer, "/v1/events", &event);
+    let (status, duplicate) = serve.post(&producer, "/v1/events", &event);
     assert_eq!(status, 200);
     assert_eq!(duplicate["receipts"][0]["status"], "duplicate");
     assert_eq!(duplicate["receipts"][0]["index"], receipt["index"]);
     assert_eq!(event_types(&serve, &admin, "evident.service.started"), 2, "one per start");
     assert_eq!(event_types(&serve, &admin, "evident.service.stopped"), 1, "the first stop");
-    let started = get(&serve, &admin, "/v1/events?source=evident&type=evident.service.started&limit=1");
+    let started = serve.get(&admin, "/v1/events?source=evident&type=evident.service.started&limit=1");
     let started = &started["events"][0]["event"];
     assert_eq!(
         (started["actor"]["id"].as_str(), started["action"].as_str()),
@@ -252,7 +137,7 @@ fn a_receipt_from_the_service_verifies_with_the_go_checker() {
     let serve = Serve::start(dir.path());
     let admin = serve.stdout_line().strip_prefix("admin key: ").expect("the admin key line").to_owned();
     let key = |role: &str| {
-        let (status, body) = post(&serve, &admin, "/v1/keys", &json!({"role": role}));
+        let (status, body) = serve.post(&admin, "/v1/keys", &json!({"role": role}));
         assert_eq!(status, 201, "{body}");
         body["key"].as_str().unwrap().to_owned()
     };
@@ -266,10 +151,10 @@ fn a_receipt_from_the_service_verifies_with_the_go_checker() {
         "changes": [{"field": "/email", "before": "old@example.com", "after": "new@example.com"}],
         "origin": {"ip": "192.0.2.7", "service": "crm"}
     });
-    let (status, body) = post(&serve, &producer, "/v1/events", &event);
+    let (status, body) = serve.post(&producer, "/v1/events", &event);
     assert_eq!(status, 200, "{body}");
     let event_id = body["receipts"][0]["event_id"].as_str().unwrap().to_owned();
-    let found = get(&serve, &auditor, "/v1/events?subject=cust-42");
+    let found = serve.get(&auditor, "/v1/events?subject=cust-42");
     assert_eq!(found["events"][0]["event_id"], event_id.as_str());
 
     let text = |path: &str| {
@@ -383,16 +268,16 @@ fn a_rotated_signing_key_keeps_old_checkpoints_verifiable() {
     let dir = tempfile::tempdir().unwrap();
     let serve = Serve::start(dir.path());
     let admin = serve.stdout_line().strip_prefix("admin key: ").expect("the admin key line").to_owned();
-    let (_, created) = post(&serve, &admin, "/v1/keys", &json!({"role": "producer"}));
+    let (_, created) = serve.post(&admin, "/v1/keys", &json!({"role": "producer"}));
     let producer = created["key"].as_str().unwrap().to_owned();
-    let (_, created) = post(&serve, &admin, "/v1/keys", &json!({"role": "auditor"}));
+    let (_, created) = serve.post(&admin, "/v1/keys", &json!({"role": "auditor"}));
     let auditor = created["key"].as_str().unwrap().to_owned();
     let event = |id: &str| {
         json!({"id": id, "source": "//crm", "type": "customer.record.viewed", "action": "read",
                "time": "2026-11-26T10:00:00Z", "actor": {"id": "agent-1"}, "targets": [{"type": "customer", "id": "c1"}],
                "outcome": "success", "origin": {"service": "crm"}})
     };
-    let (status, body) = post(&serve, &producer, "/v1/events", &event("before"));
+    let (status, body) = serve.post(&producer, "/v1/events", &event("before"));
     assert_eq!(status, 200, "{body}");
     let old_checkpoint = body["receipts"][0]["checkpoint"].as_str().unwrap().to_owned();
     let fetch = |serve: &Serve, path: &str| {
@@ -419,7 +304,7 @@ fn a_rotated_signing_key_keeps_old_checkpoints_verifiable() {
     assert_eq!(vkeys.len(), 2, "{vkeys:?}");
     assert_eq!(vkeys[1], old_vkey, "the old key is still listed, after the current one");
     assert_ne!(vkeys[0], old_vkey);
-    let (status, body) = post(&serve, &producer, "/v1/events", &event("after"));
+    let (status, body) = serve.post(&producer, "/v1/events", &event("after"));
     assert_eq!(status, 200, "{body}");
     let new_checkpoint = body["receipts"][0]["checkpoint"].as_str().unwrap().to_owned();
     serve.terminate();

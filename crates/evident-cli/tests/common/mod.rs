@@ -1,0 +1,187 @@
+//! What the integration tests share: a real `evident serve` on a port the system picks, and small
+//! HTTP helpers against it.
+#![allow(dead_code)] // not every test file uses every helper
+
+use std::io::{BufRead as _, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const EVIDENT: &str = env!("CARGO_BIN_EXE_evident");
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sends each line of `pipe` to the answered channel.
+pub fn lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// A running `evident serve`, killed if a test fails before stopping it.
+pub struct Serve {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    /// Read by a thread all along, so the server never blocks on a full pipe.
+    stderr: mpsc::Receiver<String>,
+    /// Everything read from stderr so far, for failure messages.
+    stderr_seen: Vec<String>,
+    pub base: String,
+    /// The admin key a first start printed (read by `first_start` and `fresh`; empty otherwise).
+    pub admin: String,
+    /// The temporary data directory of `fresh`, removed after the process is killed.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Serve {
+    /// Starts `evident serve` on a port the system picks, and waits until it listens.
+    pub fn start(data_dir: &Path) -> Serve {
+        Serve::start_with(data_dir, &[])
+    }
+
+    /// The same, with extra environment variables (limits).
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Serve {
+        let mut child = Command::new(EVIDENT)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("EVIDENT_CONFIG")
+            .env_remove("EVIDENT_LISTEN")
+            .env_remove("EVIDENT_DATA_DIR")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("evident serve starts");
+        let stdout = lines(child.stdout.take().expect("stdout"));
+        let stderr = lines(child.stderr.take().expect("stderr"));
+        let mut serve = Serve {
+            child,
+            stdout,
+            stderr,
+            stderr_seen: Vec::new(),
+            base: String::new(),
+            admin: String::new(),
+            _dir: None,
+        };
+        let deadline = Instant::now() + TIMEOUT;
+        while serve.base.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match serve.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        serve.base = rest.split_whitespace().next().expect("an address").to_owned();
+                    }
+                    serve.stderr_seen.push(line);
+                }
+                Err(_) => panic!("evident serve did not start listening:\n{}", serve.stderr_seen.join("\n")),
+            }
+        }
+        assert!(serve.base.starts_with("http://127.0.0.1:"), "{}", serve.base);
+        serve
+    }
+
+    /// The first start on `data_dir`, with the admin key it prints in `admin`.
+    pub fn first_start(data_dir: &Path) -> Serve {
+        Serve::first_start_with(data_dir, &[])
+    }
+
+    fn first_start_with(data_dir: &Path, env: &[(&str, &str)]) -> Serve {
+        let mut serve = Serve::start_with(data_dir, env);
+        let line = serve.stdout.recv_timeout(TIMEOUT).expect("the admin key line");
+        let admin = line.strip_prefix("admin key: ").unwrap_or_else(|| panic!("not the key line: {line:?}"));
+        serve.admin = admin.to_owned();
+        serve
+    }
+
+    /// A first start on a new temporary data directory, removed when the `Serve` is dropped.
+    pub fn fresh() -> Serve {
+        Serve::fresh_with(&[])
+    }
+
+    /// The same, with extra environment variables (limits).
+    pub fn fresh_with(env: &[(&str, &str)]) -> Serve {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut serve = Serve::first_start_with(&dir.path().join("data"), env);
+        serve._dir = Some(dir);
+        serve
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The next stdout line (the first start prints the admin key before it listens).
+    pub fn stdout_line(&self) -> String {
+        self.stdout.recv_timeout(TIMEOUT).expect("a line on stdout")
+    }
+
+    /// SIGTERM, then waits for the exit; answers the exit status and the rest of stdout.
+    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "evident serve did not stop within {TIMEOUT:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.stderr_seen.extend(self.stderr.try_iter());
+        let stdout: Vec<String> = self.stdout.iter().collect();
+        assert!(status.success(), "evident serve exited with {status}:\n{}", self.stderr_seen.join("\n"));
+        (status, stdout)
+    }
+
+    /// A new key of `role` in the default tenant.
+    pub fn key(&self, role: &str) -> String {
+        let (status, body) = self.post(&self.admin, "/v1/keys", &json!({ "role": role }));
+        assert_eq!(status, 201, "POST /v1/keys: {body}");
+        body["key"].as_str().expect("a key").to_owned()
+    }
+
+    /// GET `path` with `key`: must answer 200 and JSON.
+    pub fn get(&self, key: &str, path: &str) -> Value {
+        let response = client().get(self.url(path)).bearer_auth(key).send().expect("GET");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().expect("JSON")
+    }
+
+    /// GET `path` with `key`: must answer 200; the body.
+    pub fn get_bytes(&self, key: &str, path: &str) -> Vec<u8> {
+        let response = client().get(self.url(path)).bearer_auth(key).send().expect("GET");
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.bytes().expect("body").to_vec()
+    }
+
+    /// POST `body` to `path` with `key`; the status and the JSON answer.
+    pub fn post(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let response = client().post(self.url(path)).bearer_auth(key).json(body).send().expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().expect("JSON"))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
+}
