@@ -6,10 +6,11 @@
 # of Evident's maximum load, bytes on disk per event, peak resident memory and fsck speed over a
 # long run, and a Markdown table with ratios to the peers. See bench/README.md.
 #
-# Usage: bench/engine.sh [--events N] [--seconds S] [--no-pg]
-#   --events N   size of the long run (peak RSS, bytes on disk, fsck); default 1000000
-#   --seconds S  length of each throughput run; default 10
-#   --no-pg      skip the PostgreSQL peer
+# Usage: bench/engine.sh [--events N] [--seconds S] [--long-producers P] [--no-pg]
+#   --events N           size of the long run (peak RSS, bytes on disk, fsck); default 1000000
+#   --seconds S          length of each throughput run; default 10
+#   --long-producers P   producer threads of the long run (x 100 events per request); default 8
+#   --no-pg              skip the PostgreSQL peer
 # Raw outputs are kept in target/bench-engine/ (runs.txt, pg.txt, long-*.txt, fsck.txt, table.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +18,15 @@ repo=$PWD
 
 events=1000000
 seconds=10
+long_producers=8
 pg=yes
 while [ $# -gt 0 ]; do
   case $1 in
     --events) events=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
+    --long-producers) long_producers=$2; shift 2 ;;
     --no-pg) pg=no; shift ;;
-    *) echo "usage: bench/engine.sh [--events N] [--seconds S] [--no-pg]" >&2; exit 2 ;;
+    *) echo "usage: bench/engine.sh [--events N] [--seconds S] [--long-producers P] [--no-pg]" >&2; exit 2 ;;
   esac
 done
 
@@ -49,17 +52,18 @@ cargo build --release -p evident-cli
 bin=$repo/target/release/evident
 echo
 
-# One hammer run on a fresh data directory: records `<label> <bytes of the data dir> <JSON summary>`.
+# One hammer run on a fresh data directory; records
+# `<label> <bytes of the data dir> <peak RSS in KiB> <JSON summary>`.
 hammer() {
   local label=$1; shift
   local dir=$data/$label
   rm -rf "$dir"
   sync
-  local summary
-  summary=$("$bin" hammer --data-dir "$dir" --json "$@")
-  local bytes
+  local summary bytes rss
+  summary=$(/usr/bin/time -f %M -o "$data/rss" "$bin" hammer --data-dir "$dir" --json "$@")
   bytes=$(du -sb "$dir" | cut -f1)
-  echo "$label $bytes $summary" | tee -a "$out/runs.txt"
+  rss=$(tail -1 "$data/rss")
+  echo "$label $bytes $rss $summary" | tee -a "$out/runs.txt"
   rm -rf "$dir"
 }
 
@@ -90,8 +94,9 @@ fi
 best() {  # best <batch>: "<events/s> <producers>" of Evident's fastest run with that batch size
   python3 - "$out/runs.txt" "$1" <<'PY'
 import json, sys
-best = max((json.loads(line.split(" ", 2)[2]) for line in open(sys.argv[1])
-            if line.startswith("evident-") and line.split()[0].endswith("x" + sys.argv[2])),
+best = max((json.loads(line.split(" ", 3)[3]) for line in open(sys.argv[1])
+            if line.startswith("evident-") and "-half-" not in line.split()[0]
+            and line.split()[0].endswith("x" + sys.argv[2])),
            key=lambda r: r["events_per_second"])
 print(f'{best["events_per_second"]:.0f} {best["producers"]}')
 PY
@@ -103,11 +108,11 @@ read -r max producers <<<"$(best 1)"
 hammer "evident-half-$producers""x1" --producers "$producers" --batch 1 --seconds "$seconds" --rate $((max / 2))
 echo
 
-echo "== long run: $events events, 64 producers x 100"
+echo "== long run: $events events, $long_producers producers x 100"
 sync
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >"$out/long-load.txt"
 /usr/bin/time -v -o "$out/long-time.txt" \
-  "$bin" hammer --data-dir "$data/long" --json --producers 64 --batch 100 --events "$events" --seconds 1e9 \
+  "$bin" hammer --data-dir "$data/long" --json --producers "$long_producers" --batch 100 --events "$events" --seconds 1e9 \
   | tee "$out/long-hammer.txt"
 du -sb "$data/long" | cut -f1 | tee "$out/long-bytes.txt"
 ls -l "$data/long" >>"$out/long-bytes.txt"
@@ -125,8 +130,8 @@ import json, os, re, sys
 out, long_events = sys.argv[1], int(sys.argv[2])
 runs = {}
 for line in open(os.path.join(out, "runs.txt")):
-    label, size, summary = line.split(" ", 2)
-    runs[label] = json.loads(summary) | {"disk_bytes": int(size)}
+    label, size, rss, summary = line.split(" ", 3)
+    runs[label] = json.loads(summary) | {"disk_bytes": int(size), "rss_kib": int(rss)}
 pg = {}
 pg_path = os.path.join(out, "pg.txt")
 if os.path.exists(pg_path):
@@ -195,7 +200,7 @@ disk = int(open(os.path.join(out, "long-bytes.txt")).readline())
 fsck_m = re.search(r"checked (\d+) entries in ([\d.]+) s \((\d+) entries/s\)", open(os.path.join(out, "fsck.txt")).read())
 fsck_rate = float(fsck_m.group(3))
 at = f'{long["events"]:,} events'
-row(f"< 300 MB resident at 10,000,000 events (this run: {at})", f"{rss_mb:.0f} MB peak RSS",
+row(f"< 300 MB resident at 10,000,000 events (this run: {at}, {long['producers']} x 100)", f"{rss_mb:.0f} MiB peak RSS",
     ("yes" if rss_mb < 300 else "NO") + ("" if long["events"] >= 10_000_000 else " (at this size)"))
 row(f"fsck >= 500,000 events/s ({at})", f"{rate(fsck_rate)} entries/s",
     "yes" if fsck_rate >= 500_000 else f"NO ({fsck_rate / 500_000:.2f}x of the goal)")
@@ -203,12 +208,14 @@ row(f"fsck >= 500,000 events/s ({at})", f"{rate(fsck_rate)} entries/s",
 print("\n### Other measures\n")
 row("measure", "value")
 row(*["---"] * 2)
-row(f"long run ({at}, 64 x 100)", f'{rate(long["events_per_second"])} events/s, p50 {long["p50_ms"]:.2f} ms, '
-    f'p99 {long["p99_ms"]:.2f} ms')
-row(f"bytes on disk per event, Evident (long run, data dir incl. WAL)", f'{disk / long["events"]:.0f}')
-for w in ["64x100"]:
-    for peer in ["evident", "plain-sqlite", "fsync-loop"]:
-        r = runs[f"{peer}-{w}"]
-        row(f"bytes on disk per event, {peer} ({w} run, {r['events']:,} events)", f'{r["disk_bytes"] / r["events"]:.0f}')
+row(f'long run ({at}, {long["producers"]} x 100)', f'{rate(long["events_per_second"])} events/s, '
+    f'p50 {long["p50_ms"]:.2f} ms, p99 {long["p99_ms"]:.2f} ms, peak RSS {rss_mb:.0f} MiB')
+row("bytes on disk per event, Evident (long run, whole data dir)", f'{disk / long["events"]:.0f}')
+for peer in ["evident", "plain-sqlite", "fsync-loop"]:
+    r = runs[f"{peer}-64x100"]
+    row(f"bytes on disk per event, {peer} (64 x 100 run, {r['events']:,} events)",
+        f'{r["disk_bytes"] / r["events"]:.0f}')
+row("peak RSS of the throughput runs, Evident (1x1, 8x1, 64x1, 8x100, 64x100)",
+    ", ".join(f'{runs[f"evident-{w}"]["rss_kib"] / 1024:.0f} MiB' for w in ["1x1", "8x1", "64x1", "8x100", "64x100"]))
 row("producer JSON per event", f'{long["event_bytes"]:.0f} bytes')
 PY

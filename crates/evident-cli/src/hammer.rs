@@ -11,8 +11,9 @@
 //! `--peer` replaces the engine by a baseline fed by the same producers with the same requests:
 //! - `plain-sqlite`: the same rows (the engine's `events` and `event_targets` tables and indexes,
 //!   `entry` holding the producer's JSON) inserted by one SQLite connection behind a mutex, one
-//!   transaction per request, WAL and `synchronous=FULL`, no hashing, sealing or tree: what an
-//!   application without tamper evidence does, at the same durability.
+//!   transaction per request, with the embedded store's settings (WAL, `synchronous=FULL`, WAL
+//!   checkpoints in the background), no hashing, sealing or tree: what an application without
+//!   tamper evidence does, at the same durability.
 //! - `fsync-loop`: each request's bytes appended to one file and `fdatasync`ed, serialised by a
 //!   mutex: the device's limit at that request pattern.
 
@@ -72,11 +73,11 @@ pub struct Args {
     json: bool,
     #[arg(long, default_value = "evident.localhost")]
     origin_prefix: String,
-    /// Group commit: at most this many events per commit.
-    #[arg(long, default_value_t = 4096)]
+    /// Group commit: at most this many events per commit (the engine's default).
+    #[arg(long, default_value_t = 1024)]
     max_batch_entries: usize,
-    /// Group commit: wait at most this long for more requests.
-    #[arg(long, default_value_t = 1.0)]
+    /// Group commit: wait at most this long for more requests (the engine's default).
+    #[arg(long, default_value_t = 0.0)]
     max_batch_delay_ms: f64,
     /// Distinct customers the events concern.
     #[arg(long, default_value_t = 10_000)]
@@ -104,6 +105,18 @@ impl Peer {
 }
 
 const SOURCE: &str = "//crm.example.com/support-api";
+
+/// 2026-01-01T00:00:00Z: the generated events' times count from it.
+const BASE_TIME: Micros = Micros(1_767_225_600_000_000);
+
+/// The `k`th event of a producer, with the id `<prefix>-<producer>-<k>`: a function of those two
+/// numbers only, so re-sending an id (a reused `--id-prefix`) re-sends the very same event. Its time
+/// is [`BASE_TIME`] plus `k` milliseconds plus `producer` microseconds, so producers' events
+/// arrive in about time order, as they would with real clocks.
+fn sample_event_for(id: &str, producer: u64, k: u64, customers: u64) -> Vec<u8> {
+    let time = Micros(BASE_TIME.0 + k as i64 * 1000 + producer as i64).to_rfc3339();
+    sample_event(id, (producer << 40) | k, customers, &time)
+}
 
 /// One realistic customer-service event as producer JSON, about 500 bytes, with three personal
 /// fields: `actor.display`, the change's `before`/`after` and `origin.ip`. A `format!` template,
@@ -194,6 +207,57 @@ fn validate_all(events: &[Vec<u8>], policy: &TenantPolicy) -> Result<Vec<Validat
 struct PlainSqlite {
     connection: rusqlite::Connection,
     next_index: u64,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: PlainCheckpointer,
+}
+
+/// The embedded store's WAL arrangement, copied so that the peers differ only in tamper evidence:
+/// no automatic checkpoints on the commit path, a background connection that checkpoints every
+/// 200 ms (truncating the WAL above 256 MB).
+struct PlainCheckpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PlainCheckpointer {
+    fn start(path: &Path) -> Result<PlainCheckpointer> {
+        let connection = plain_connection(path)?;
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("plain-checkpoint".into()).spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(200))
+            {
+                let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 256 << 20);
+                let mode = if big { "TRUNCATE" } else { "PASSIVE" };
+                let _ = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+            }
+        })?;
+        Ok(PlainCheckpointer { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for PlainCheckpointer {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A connection with the embedded store's settings: WAL, `synchronous=FULL`, the same cache.
+fn plain_connection(path: &Path) -> Result<rusqlite::Connection> {
+    let connection =
+        rusqlite::Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(connection)
 }
 
 /// The `events` and `event_targets` tables and their indexes, as in the embedded store's
@@ -241,22 +305,18 @@ CREATE TABLE IF NOT EXISTS event_targets (
 const PLAIN_TID: i64 = 1;
 
 impl PlainSqlite {
-    /// Opens the database with the store's connection settings (WAL, `synchronous=FULL`, the same
-    /// cache), leaving WAL checkpoints to SQLite's default automatic ones, as an application does.
+    /// Opens the database with the embedded store's settings and WAL arrangement.
     fn open(path: &Path) -> Result<PlainSqlite> {
-        let connection =
-            rusqlite::Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        connection.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 10000;
-             PRAGMA cache_size = -65536;
-             PRAGMA temp_store = MEMORY;",
-        )?;
+        let connection = plain_connection(path)?;
         connection.execute_batch(PLAIN_SCHEMA)?;
+        connection.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
         let next_index: i64 =
             connection.query_row("SELECT coalesce(max(rid) + 1, 0) FROM events", [], |row| row.get(0))?;
-        Ok(PlainSqlite { connection, next_index: (next_index & ((1 << 40) - 1)) as u64 })
+        Ok(PlainSqlite {
+            connection,
+            next_index: (next_index & ((1 << 40) - 1)) as u64,
+            _checkpointer: PlainCheckpointer::start(path)?,
+        })
     }
 
     /// One transaction for one request.
@@ -438,7 +498,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Peer::FsyncLoop => Sink::FsyncLoop(Mutex::new(FsyncLoop::open(&dir.path.join("fsync-loop.log"))?)),
     };
     let sink = Arc::new(sink);
-    if args.rate.is_some_and(|rate| !(rate > 0.0)) {
+    if args.rate.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
         anyhow::bail!("--rate must be positive");
     }
 
@@ -467,13 +527,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         break;
                     }
                     let count = limit.map_or(batch as u64, |limit| (limit - claimed).min(batch as u64));
-                    let time = Micros::now().to_rfc3339();
                     let ids: Vec<String> =
                         (0..count).map(|i| format!("{prefix}-{producer}-{}", n + i)).collect();
                     let events: Vec<Vec<u8>> = ids
                         .iter()
-                        .enumerate()
-                        .map(|(i, id)| sample_event(id, claimed + i as u64, customers, &time))
+                        .zip(n..)
+                        .map(|(id, k)| sample_event_for(id, producer as u64, k, customers))
                         .collect();
                     n += count;
                     let begun = match due {
@@ -563,10 +622,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sample_event_is_valid_and_about_500_bytes_with_three_personal_fields() {
-        let time = Micros::now().to_rfc3339();
-        for n in [0, 1, 12_345, 9_999_999, u64::MAX / 3] {
-            let bytes = sample_event(&format!("hammer-3-{n}"), n, 10_000, &time);
+    fn the_sample_event_is_valid_about_500_bytes_with_three_personal_fields_and_repeatable() {
+        for (producer, k) in [(0, 0), (3, 1), (7, 12_345), (63, 9_999_999)] {
+            let id = format!("hammer-{producer}-{k}");
+            let bytes = sample_event_for(&id, producer, k, 10_000);
+            assert_eq!(bytes, sample_event_for(&id, producer, k, 10_000), "re-sending must send the same");
             assert!((450..=550).contains(&bytes.len()), "{} bytes", bytes.len());
             let validated = parse_event_json(&bytes, &TenantPolicy::default()).expect("valid");
             let pointers = evident_core::leaf::personal_pointers(&validated.event, &TenantPolicy::default());

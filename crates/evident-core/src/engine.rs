@@ -54,8 +54,11 @@ impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {
             origin_prefix: "evident.localhost".to_owned(),
-            max_batch_entries: 4096,
-            max_batch_delay: Duration::from_millis(1),
+            // Groups form by themselves while a commit runs; waiting on purpose only delays a lone
+            // producer (0 ms: 1,383 acks/s for one producer against 424 with 1 ms), and smaller
+            // groups shorten the latency tail under load (bench/README.md).
+            max_batch_entries: 1024,
+            max_batch_delay: Duration::ZERO,
             queue_capacity: 100_000,
             key_cache_capacity: 100_000,
         }

@@ -87,7 +87,11 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let writer = open_connection(path)?;
         writer.execute_batch(include_str!("schema.sql")).map_err(storage)?;
-        writer.execute_batch("PRAGMA wal_autocheckpoint = 0;").map_err(storage)?;
+        writer
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"
+            ))
+            .map_err(storage)?;
         let version: Option<String> = writer
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| row.get(0))
             .optional()
@@ -160,16 +164,20 @@ impl SqliteStore {
     }
 }
 
+/// Page cache of the writer (it touches the most pages) and of each other connection, in KiB.
+const WRITER_CACHE_KIB: i64 = 65_536;
+const OTHER_CACHE_KIB: i64 = 8_192;
+
 fn open_connection(path: &Path) -> Result<Connection> {
     let connection = Connection::open(path).map_err(storage)?;
     connection
-        .execute_batch(
+        .execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 10000;
-             PRAGMA cache_size = -65536;
-             PRAGMA temp_store = MEMORY;",
-        )
+             PRAGMA cache_size = -{OTHER_CACHE_KIB};
+             PRAGMA temp_store = MEMORY;"
+        ))
         .map_err(storage)?;
     Ok(connection)
 }
