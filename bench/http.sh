@@ -84,7 +84,7 @@ export EVIDENT_READER_KEY=$(new_key "$ADMIN" reader)
 stop_server
 "$BIN" hammer --data-dir "$WORK/read" --producers 8 --batch 100 --events "$READ_EVENTS" --seconds 100000 --json >"$OUT/fill.json"
 start_server "$WORK/read"
-curl -sf "$URL/v1/events?limit=1000&type=customer.record.updated" -H "Authorization: Bearer $EVIDENT_READER_KEY" >"$OUT/events.json"
+curl -sf "$URL/v1/events?limit=1000&type=customer.updated" -H "Authorization: Bearer $EVIDENT_READER_KEY" >"$OUT/events.json"
 python3 - "$OUT" <<'PY'
 import json, sys
 events = json.load(open(f"{sys.argv[1]}/events.json"))["events"]
