@@ -260,46 +260,8 @@ fn plain_connection(path: &Path) -> Result<rusqlite::Connection> {
     Ok(connection)
 }
 
-/// The `events` and `event_targets` tables and their indexes, as in the embedded store's
-/// `schema.sql` (keep in step with it).
-const PLAIN_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    rid          INTEGER PRIMARY KEY,
-    tid          INTEGER NOT NULL,
-    event_id     BLOB NOT NULL,
-    source       TEXT NOT NULL,
-    producer_id  TEXT NOT NULL,
-    content_hash BLOB NOT NULL,
-    time         INTEGER NOT NULL,
-    recorded_at  INTEGER NOT NULL,
-    type         TEXT NOT NULL,
-    action       TEXT NOT NULL,
-    outcome      TEXT NOT NULL,
-    actor        TEXT NOT NULL,
-    subject      TEXT,
-    entry        BLOB NOT NULL,
-    seal_subject TEXT,
-    sealed       BLOB
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
-CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (tid, source, producer_id);
-CREATE INDEX IF NOT EXISTS events_time ON events (tid, time);
-CREATE INDEX IF NOT EXISTS events_actor ON events (tid, actor, time);
-CREATE INDEX IF NOT EXISTS events_subject ON events (tid, subject, time) WHERE subject IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_type ON events (tid, type, time);
-CREATE INDEX IF NOT EXISTS events_action ON events (tid, action, time);
-CREATE INDEX IF NOT EXISTS events_outcome ON events (tid, outcome, time);
-CREATE INDEX IF NOT EXISTS events_source ON events (tid, source, time);
-
-CREATE TABLE IF NOT EXISTS event_targets (
-    tid  INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    id   TEXT NOT NULL,
-    time INTEGER NOT NULL,
-    rid  INTEGER NOT NULL,
-    PRIMARY KEY (tid, type, id, time, rid)
-) WITHOUT ROWID;
-";
+/// The embedded store's own schema: the peer writes the same rows with the same indexes.
+const PLAIN_SCHEMA: &str = evident_store_sqlite::SCHEMA;
 
 /// The one tenant of the peers, numbered as the store numbers its first tenant.
 const PLAIN_TID: i64 = 1;

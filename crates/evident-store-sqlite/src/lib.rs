@@ -17,6 +17,10 @@ use evident_tlog::{TileId, TreeSize};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
 const SCHEMA_VERSION: &str = "1";
+
+/// The store's schema (tables and indexes), e.g. for a benchmark peer that must write the same rows
+/// with the same indexes.
+pub const SCHEMA: &str = include_str!("schema.sql");
 const TENANT_SHIFT: u32 = 40;
 const MAX_READERS: usize = 8;
 
@@ -86,7 +90,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let writer = open_connection(path)?;
-        writer.execute_batch(include_str!("schema.sql")).map_err(storage)?;
+        writer.execute_batch(SCHEMA).map_err(storage)?;
         writer
             .execute_batch(&format!(
                 "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"
