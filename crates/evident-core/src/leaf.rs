@@ -30,7 +30,8 @@ pub struct Leaf {
     pub entry: Vec<u8>,
     /// The personal part, absent when the event has no personal values.
     pub personal: Option<Personal>,
-    /// [`content_hash`] of the event, computed on the way.
+    /// SHA-256 of the canonical normalised event (computed on the way, from the same JSON): two
+    /// submissions with the same (source, id) are the same event exactly when these agree.
     pub content_hash: [u8; 32],
 }
 
@@ -136,12 +137,6 @@ fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(value) = value {
         map.insert(key.into(), json!(value));
     }
-}
-
-/// SHA-256 of the canonical normalised event: two submissions with the same (source, id) are the
-/// same event exactly when these agree.
-pub fn content_hash(event: &Event) -> [u8; 32] {
-    Sha256::digest(canonical_json(&Value::Object(event_json(event)))).into()
 }
 
 /// The pointers of every personal value present in `event`.

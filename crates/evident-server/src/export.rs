@@ -12,14 +12,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use evident_core::event::Micros;
 use evident_core::read::{ExportDigest, export_manifest_text};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
-use crate::query::{access, blocking, describe, filter_from, read_event, reader};
+use crate::query::{access, blocking, describe, filter_fields, filter_from, read_event, reader};
 use crate::wire::SearchParams;
 
 /// Export the events matching a query as a bundle that verifies offline.
@@ -69,23 +68,9 @@ pub async fn export(
     audit::record(&state, &principal.tenant, event).await?;
 
     // The query as the manifest states it: normalised values, only those given.
-    let mut query = Map::new();
-    let mut put = |key: &str, value: Option<String>| {
-        if let Some(value) = value {
-            query.insert(key.into(), json!(value));
-        }
-    };
-    put("from", filter.from.map(Micros::to_rfc3339));
-    put("to", filter.to.map(Micros::to_rfc3339));
-    put("actor", filter.actor.clone());
-    put("subject", filter.subject.clone());
-    put("target_type", filter.target.as_ref().map(|t| t.0.clone()));
-    put("target_id", filter.target.as_ref().map(|t| t.1.clone()));
-    put("type", filter.event_type.clone());
-    put("action", filter.action.clone());
-    put("outcome", filter.outcome.clone());
-    put("source", filter.source.clone());
-    let query = Value::Object(query);
+    let query = Value::Object(
+        filter_fields(&filter).into_iter().map(|(name, value)| (name.to_owned(), json!(value))).collect(),
+    );
 
     let origin = state.engine.origin(&principal.tenant);
     let vkey = state.engine.verifier(&principal.tenant)?.to_vkey();

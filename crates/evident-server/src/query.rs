@@ -247,23 +247,30 @@ pub async fn search(
     Ok(Json(EventPage { events: page.items.into_iter().map(view).collect(), next_cursor: page.next_cursor }))
 }
 
+/// The filters that were given, by their query-parameter names, with normalised values: what
+/// a search's audit record and an export's signed manifest state.
+pub(crate) fn filter_fields(filter: &Filter) -> Vec<(&'static str, String)> {
+    let target = filter.target.as_ref();
+    [
+        ("from", filter.from.map(Micros::to_rfc3339)),
+        ("to", filter.to.map(Micros::to_rfc3339)),
+        ("actor", filter.actor.clone()),
+        ("subject", filter.subject.clone()),
+        ("target_type", target.map(|t| t.0.clone())),
+        ("target_id", target.map(|t| t.1.clone())),
+        ("type", filter.event_type.clone()),
+        ("action", filter.action.clone()),
+        ("outcome", filter.outcome.clone()),
+        ("source", filter.source.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|value| (name, value)))
+    .collect()
+}
+
+/// The metadata of a search's or an export's audit record: `filter.<name>` per given filter.
 pub(crate) fn describe(filter: &Filter) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut put = |key: &str, value: &Option<String>| {
-        if let Some(value) = value {
-            out.insert(format!("filter.{key}"), value.clone());
-        }
-    };
-    put("actor", &filter.actor);
-    put("subject", &filter.subject);
-    put("type", &filter.event_type);
-    put("action", &filter.action);
-    put("outcome", &filter.outcome);
-    put("source", &filter.source);
-    put("from", &filter.from.map(Micros::to_rfc3339));
-    put("to", &filter.to.map(Micros::to_rfc3339));
-    put("target", &filter.target.as_ref().map(|(t, i)| format!("{t}/{i}")));
-    out
+    filter_fields(filter).into_iter().map(|(name, value)| (format!("filter.{name}"), value)).collect()
 }
 
 fn event_ref(text: &str) -> ApiResult<EventRef> {
