@@ -39,7 +39,7 @@ macro_rules! store_conformance_suite {
             append_and_read_back, idempotency, search_filters_and_pagination, record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
-            signing_key_rotation);
+            signing_key_rotation, service_state);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -603,6 +603,7 @@ pub fn commit_is_compare_and_swap(harness: &dyn Harness) {
             tiles: Vec::new(),
             checkpoint: "forged".into(),
         }],
+        ..Commit::default()
     };
     assert!(matches!(store.commit(&stale), Err(Error::Conflict(_))));
     assert_eq!(store.head(&acme).unwrap().unwrap(), before);
@@ -632,6 +633,19 @@ pub fn reopen_continues_the_log(harness: &dyn Harness) {
     let report = crate::fsck::check_log(&**engine.store(), &acme, &origin, &[verifier]).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.entries_checked, 301);
+}
+
+pub fn service_state(harness: &dyn Harness) {
+    let store = harness.open();
+    assert_eq!(store.get_state("detect/acme").unwrap(), None);
+    store.put_state("detect/acme", b"one").unwrap();
+    store.put_state("detect/other", b"").unwrap();
+    store.put_state("detect/acme", &[0, 255, 1]).unwrap();
+    assert_eq!(store.get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
+    assert_eq!(store.get_state("detect/other").unwrap(), Some(Vec::new()));
+    drop(store);
+    // State is as durable as the log.
+    assert_eq!(harness.open().get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
 }
 
 /// A store whose commits can be held, or made to fail before or after they persist.
@@ -703,6 +717,12 @@ impl KeyStore for FaultyStore {
     }
     fn revoke_api_key(&self, key_id: &str, at: Micros) -> Result<bool> {
         self.inner.revoke_api_key(key_id, at)
+    }
+    fn get_state(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get_state(name)
+    }
+    fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.inner.put_state(name, value)
     }
     fn check_writable(&self) -> Result<()> {
         self.inner.check_writable()

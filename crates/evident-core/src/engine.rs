@@ -77,6 +77,20 @@ pub struct Receipt {
     pub warnings: Vec<String>,
 }
 
+/// Events one group commit stored in one tenant's log, as [`Engine::subscribe`] delivers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    pub tenant: TenantId,
+    /// Stored entries in index order: `(index, event id, entry bytes)`.
+    pub entries: Vec<(u64, Uuid, Vec<u8>)>,
+    /// The size of the log after the commit.
+    pub tree_size: u64,
+}
+
+/// Commits a subscriber may fall behind by before it misses some (and must read them from the
+/// store: indices have no gaps, so a subscriber knows what it missed).
+const COMMITTED_BACKLOG: usize = 4096;
+
 /// The outcome of one submitted event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -131,6 +145,7 @@ struct Shared {
     keys: Mutex<HashMap<(TenantId, String), CachedKey>>,
     queued: AtomicUsize,
     stats: EngineStats,
+    committed: tokio::sync::broadcast::Sender<Arc<Committed>>,
 }
 
 /// The audit engine. Cheap to share behind an `Arc`; [`Engine::shutdown`] drains the queue.
@@ -171,6 +186,7 @@ impl Engine {
             keys: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
             stats: EngineStats::default(),
+            committed: tokio::sync::broadcast::channel(COMMITTED_BACKLOG).0,
         });
         let mut logs = HashMap::new();
         for (tenant, policy) in shared.store.tenants()? {
@@ -258,6 +274,13 @@ impl Engine {
         let outcomes = self.submit(tenant, events)?.await.map_err(|_| Error::ShuttingDown)?;
         self.shared.stats.ack_latency.observe(begun.elapsed().as_secs_f64());
         outcomes
+    }
+
+    /// Every commit from now on, per tenant, in commit order, after it is durable. A receiver that
+    /// falls more than a few thousand commits behind gets `Lagged` and must read the entries it
+    /// missed from the store by index.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Committed>> {
+        self.shared.committed.subscribe()
     }
 
     /// The engine's counters and histograms.
@@ -644,6 +667,20 @@ impl Sequencer {
             stats.events_stored.fetch_add(stored as u64, Ordering::Relaxed);
             stats.batch_size.observe(stored as f64);
             stats.last_commit_micros.store(Micros::now().0, Ordering::Relaxed);
+            if self.shared.committed.receiver_count() > 0 {
+                for log in &commit.logs {
+                    let entries = log
+                        .entries
+                        .iter()
+                        .map(|e| (e.index, Uuid::from_bytes(e.event_id), e.entry.clone()))
+                        .collect();
+                    let _ = self.shared.committed.send(Arc::new(Committed {
+                        tenant: log.tenant.clone(),
+                        entries,
+                        tree_size: log.new_size.0,
+                    }));
+                }
+            }
         }
         for (tenant, state) in published {
             self.logs.insert(tenant, state);

@@ -98,6 +98,61 @@ pub struct NewDataKey {
 pub struct Commit {
     pub data_keys: Vec<NewDataKey>,
     pub logs: Vec<LogCommit>,
+    /// Set when several nodes share the store: the leases this commit is made under. The store
+    /// checks, inside the commit's transaction, that `node` still holds each lease at its epoch
+    /// and has not let it expire, and keeps them from changing hands until the commit ends;
+    /// otherwise the whole commit fails with [`crate::Error::Conflict`]. Single-node stores
+    /// refuse a commit with a fence.
+    pub fence: Option<Fence>,
+    /// Inbox requests ([`Cluster::enqueue`]) this commit answers: `(ticket, answer)`, stored in
+    /// the same transaction so a request is answered exactly when its events are durable.
+    pub answered: Vec<(u64, Vec<u8>)>,
+}
+
+/// The leases a commit is made under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub node: String,
+    /// `(tenant, epoch)` of every tenant the commit writes or answers for.
+    pub leases: Vec<(TenantId, u64)>,
+}
+
+/// Who holds a tenant's lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub node: String,
+    /// Grows by one each time the lease changes hands.
+    pub epoch: u64,
+    /// Time left before it expires, by the store's clock; negative once expired.
+    pub remaining_ms: i64,
+}
+
+/// Coordination of several nodes sharing one store (PostgreSQL). A tenant's log is sequenced and
+/// signed by the node that holds its lease; other nodes put their requests in a durable inbox
+/// the leader answers. All times are the store's clock, never a node's.
+pub trait Cluster: Send + Sync {
+    /// Takes the tenant's lease for `node` if it is free or expired (the epoch grows by one), or
+    /// renews it if `node` holds it (same epoch); either way it then expires `ttl` from now.
+    /// `None` when another node holds an unexpired lease.
+    fn acquire_lease(&self, tenant: &TenantId, node: &str, ttl: std::time::Duration) -> Result<Option<u64>>;
+
+    /// Gives the lease up (it expires now) if `node` holds it at `epoch`.
+    fn release_lease(&self, tenant: &TenantId, node: &str, epoch: u64) -> Result<()>;
+
+    /// The current holder of the tenant's lease, if it ever had one.
+    fn lease(&self, tenant: &TenantId) -> Result<Option<Lease>>;
+
+    /// Stores a request for the tenant's leader durably; answers its ticket.
+    fn enqueue(&self, tenant: &TenantId, request: &[u8]) -> Result<u64>;
+
+    /// Up to `limit` unanswered requests of the tenant, oldest first.
+    fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+
+    /// The answers of those of `tickets` that have one.
+    fn answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>>;
+
+    /// Deletes requests whose answers were taken.
+    fn forget(&self, tickets: &[u64]) -> Result<()>;
 }
 
 /// A stored entry found by its idempotency key.
@@ -155,6 +210,11 @@ pub trait LogStore: Send + Sync {
     /// visible on failure. Each log's `old_size` is compared and swapped; on mismatch the whole
     /// commit fails with [`crate::Error::Conflict`].
     fn commit(&self, commit: &Commit) -> Result<()>;
+
+    /// The coordination of several nodes, for stores that several nodes may share.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 }
 
 /// A stored event as queries return it.
@@ -277,6 +337,12 @@ pub trait KeyStore: Send + Sync {
 
     /// Checks that the store takes writes right now (for health checks); writes nothing.
     fn check_writable(&self) -> Result<()>;
+
+    /// A named blob of service state (detection state, for one), `None` if never put.
+    fn get_state(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Replaces a named blob of service state, durably.
+    fn put_state(&self, name: &str, value: &[u8]) -> Result<()>;
 }
 
 /// A complete backend.

@@ -407,6 +407,11 @@ impl LogStore for SqliteStore {
     }
 
     fn commit(&self, commit: &Commit) -> Result<()> {
+        if commit.fence.is_some() || !commit.answered.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the embedded store has one node: it takes no fenced commits and no inbox answers".into(),
+            ));
+        }
         let mut writer = self.writer.lock().expect("writer lock");
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
         {
@@ -610,6 +615,26 @@ impl KeyStore for SqliteStore {
     fn check_writable(&self) -> Result<()> {
         let writer = self.writer.lock().expect("writer lock");
         writer.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").map_err(storage)
+    }
+
+    fn get_state(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|connection| {
+            connection
+                .query_row("SELECT value FROM service_state WHERE name = ?1", [name], |row| row.get(0))
+                .optional()
+        })
+    }
+
+    fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
+        let writer = self.writer.lock().expect("writer lock");
+        writer
+            .execute(
+                "INSERT INTO service_state (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )
+            .map(|_| ())
+            .map_err(storage)
     }
 }
 

@@ -93,3 +93,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at  INTEGER NOT NULL,
     revoked_at  INTEGER
 );
+
+-- Named blobs of service state (detection windows and baselines, for one).
+CREATE TABLE IF NOT EXISTS service_state (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
