@@ -153,6 +153,11 @@ pub trait Cluster: Send + Sync {
 
     /// Deletes requests whose answers were taken.
     fn forget(&self, tickets: &[u64]) -> Result<()>;
+
+    /// Stores a subject's wrapped data key unless one is stored already, at once and durably, and
+    /// answers the stored one: nodes sealing for the same new subject at the same time must end
+    /// up using one key.
+    fn ensure_data_key(&self, tenant: &TenantId, subject: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
 }
 
 /// A stored entry found by its idempotency key.
