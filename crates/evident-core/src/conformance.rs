@@ -39,7 +39,7 @@ macro_rules! store_conformance_suite {
             append_and_read_back, idempotency, search_filters_and_pagination, record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
-            signing_key_rotation, service_state);
+            signing_key_rotation, service_state, subscribers_see_commits);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -633,6 +633,29 @@ pub fn reopen_continues_the_log(harness: &dyn Harness) {
     let report = crate::fsck::check_log(&**engine.store(), &acme, &origin, &[verifier]).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.entries_checked, 301);
+}
+
+pub fn subscribers_see_commits(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let mut committed = engine.subscribe();
+    append(&engine, &acme, vec![event("s1", json!({})), event("s2", json!({"origin": {"service": "x"}}))]);
+    append(&engine, &acme, vec![event("s1", json!({}))]); // a duplicate: nothing new is committed
+    append(&engine, &acme, vec![event("s3", json!({}))]);
+    let mut seen = Vec::new();
+    while let Ok(batch) = committed.try_recv() {
+        assert_eq!(batch.tenant, acme);
+        seen.extend(batch.entries.iter().map(|e| (e.index, e.personal.clone())));
+        let stored = engine.event(&acme, EventRef::Index(batch.entries[0].index), Access::Skeleton).unwrap();
+        assert_eq!(stored.entry, batch.entries[0].entry);
+    }
+    assert_eq!(seen.iter().map(|(index, _)| *index).collect::<Vec<_>>(), vec![0, 1, 2]);
+    // The origin IP is personal: subscribers get it in clear, the store only sealed.
+    let personal: Value = serde_json::from_slice(seen[0].1.as_ref().expect("a personal part")).unwrap();
+    assert_eq!(personal["/origin/ip"], json!("192.0.2.10"));
+    let personal: Value = serde_json::from_slice(seen[1].1.as_ref().expect("displays are personal")).unwrap();
+    assert_eq!(personal.get("/origin/ip"), None);
 }
 
 pub fn service_state(harness: &dyn Harness) {

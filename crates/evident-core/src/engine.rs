@@ -81,10 +81,22 @@ pub struct Receipt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
     pub tenant: TenantId,
-    /// Stored entries in index order: `(index, event id, entry bytes)`.
-    pub entries: Vec<(u64, Uuid, Vec<u8>)>,
+    /// Stored entries in index order.
+    pub entries: Vec<CommittedEntry>,
     /// The size of the log after the commit.
     pub tree_size: u64,
+}
+
+/// One stored event as [`Engine::subscribe`] delivers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedEntry {
+    pub index: u64,
+    pub event_id: Uuid,
+    /// The log entry: the canonical skeleton.
+    pub entry: Vec<u8>,
+    /// The personal part in clear, as canonical JSON `{"<JSON pointer>": value, ...}` (what the
+    /// store keeps sealed), when the event has one. Only in memory; never stored unsealed.
+    pub personal: Option<Vec<u8>>,
 }
 
 /// Commits a subscriber may fall behind by before it misses some (and must read them from the
@@ -113,6 +125,8 @@ struct Prepared {
     entry: NewEntry,
     new_key: Option<NewDataKey>,
     warnings: Vec<String>,
+    /// The personal part in clear, for subscribers.
+    personal: Option<Vec<u8>>,
 }
 
 struct Request {
@@ -439,6 +453,7 @@ impl Shared {
             },
             new_key,
             warnings,
+            personal: leaf.personal.map(|personal| personal.canonical),
         })
     }
 
@@ -562,6 +577,8 @@ impl Sequencer {
         // Idempotency and index assignment, per tenant, in arrival order.
         let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(group.len());
         let mut next_states: HashMap<TenantId, (LogState, Vec<Hash>, Vec<NewEntry>)> = HashMap::new();
+        // The personal parts in clear of new entries, per tenant in index order, for subscribers.
+        let mut personals: HashMap<TenantId, Vec<Option<Vec<u8>>>> = HashMap::new();
         let mut seen: HashMap<IdempotencyKey, FirstInGroup> = HashMap::new();
         let mut commit = Commit::default();
         for request in group.iter_mut() {
@@ -620,6 +637,7 @@ impl Sequencer {
                 let mut entry = std::mem::take(&mut prepared.entry);
                 entry.index = index;
                 entries.push(entry);
+                personals.entry(request.tenant.clone()).or_default().push(prepared.personal.take());
                 if let Some(new_key) = prepared.new_key.take() {
                     commit.data_keys.push(new_key);
                 }
@@ -669,10 +687,16 @@ impl Sequencer {
             stats.last_commit_micros.store(Micros::now().0, Ordering::Relaxed);
             if self.shared.committed.receiver_count() > 0 {
                 for log in &commit.logs {
+                    let mut personal = personals.remove(&log.tenant).unwrap_or_default().into_iter();
                     let entries = log
                         .entries
                         .iter()
-                        .map(|e| (e.index, Uuid::from_bytes(e.event_id), e.entry.clone()))
+                        .map(|e| CommittedEntry {
+                            index: e.index,
+                            event_id: Uuid::from_bytes(e.event_id),
+                            entry: e.entry.clone(),
+                            personal: personal.next().flatten(),
+                        })
                         .collect();
                     let _ = self.shared.committed.send(Arc::new(Committed {
                         tenant: log.tenant.clone(),
