@@ -32,7 +32,7 @@ use crate::leaf::{self, Recorded};
 use crate::log::LogState;
 use crate::seal::{DataKey, MasterKey, random_32};
 use crate::stats::EngineStats;
-use crate::store::{Commit, LogCommit, NewDataKey, NewEntry, Store, TenantId};
+use crate::store::{Commit, Fence, LogCommit, NewDataKey, NewEntry, Store, TenantId};
 use crate::validate::Validated;
 
 /// Tunables of the engine.
@@ -48,6 +48,15 @@ pub struct EngineConfig {
     pub queue_capacity: usize,
     /// Data keys kept unwrapped in memory.
     pub key_cache_capacity: usize,
+    /// This node's name among the nodes sharing a store (unused on a single-node store).
+    pub node_id: String,
+    /// How long a tenant's lease lasts without renewal: a failed leader's tenants are taken over
+    /// after at most about this long. Renewed every quarter of it.
+    pub lease_ttl: Duration,
+    /// How often a leader looks for requests other nodes queued, and a follower for answers.
+    pub inbox_poll: Duration,
+    /// How long a follower waits for the leader's answer before telling the caller to retry.
+    pub forward_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -61,8 +70,20 @@ impl Default for EngineConfig {
             max_batch_delay: Duration::ZERO,
             queue_capacity: 100_000,
             key_cache_capacity: 100_000,
+            node_id: default_node_id(),
+            lease_ttl: Duration::from_secs(5),
+            inbox_poll: Duration::from_millis(5),
+            forward_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in lease listings.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "node".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), u16::from_le_bytes([random_32()[0], random_32()[1]]))
 }
 
 /// What the engine answers for an accepted event.
@@ -116,23 +137,34 @@ pub enum Outcome {
     Rejected(String),
 }
 
-struct Prepared {
-    event_id: [u8; 16],
-    source: String,
-    producer_id: String,
-    content_hash: [u8; 32],
-    leaf_hash: Hash,
-    entry: NewEntry,
-    new_key: Option<NewDataKey>,
-    warnings: Vec<String>,
+/// An event ready to be sequenced.
+pub(crate) struct Prepared {
+    pub(crate) event_id: [u8; 16],
+    pub(crate) source: String,
+    pub(crate) producer_id: String,
+    pub(crate) content_hash: [u8; 32],
+    pub(crate) leaf_hash: Hash,
+    pub(crate) entry: NewEntry,
+    pub(crate) new_key: Option<NewDataKey>,
+    pub(crate) warnings: Vec<String>,
     /// The personal part in clear, for subscribers.
-    personal: Option<Vec<u8>>,
+    pub(crate) personal: Option<Vec<u8>>,
+}
+
+type Answer = oneshot::Sender<Result<Vec<Outcome>>>;
+
+/// Where the outcomes of a request go.
+enum Reply {
+    /// A caller on this node.
+    Local(Answer),
+    /// A request another node put in the inbox: answered in the commit that stores its events.
+    Inbox(u64),
 }
 
 struct Request {
     tenant: TenantId,
     items: Vec<std::result::Result<Prepared, String>>,
-    reply: oneshot::Sender<Result<Vec<Outcome>>>,
+    reply: Reply,
 }
 
 struct Tenant {
@@ -160,6 +192,21 @@ struct Shared {
     queued: AtomicUsize,
     stats: EngineStats,
     committed: tokio::sync::broadcast::Sender<Arc<Committed>>,
+    /// Set when the store is shared by several nodes.
+    cluster: Option<ClusterNode>,
+}
+
+/// This node's part in a cluster of nodes sharing one store.
+struct ClusterNode {
+    /// Tenants whose lease this node holds: epoch, and when the store last confirmed it.
+    leases: Mutex<HashMap<TenantId, (u64, Instant)>>,
+    /// Requests this node put in the inbox, by ticket: the caller, the events counted in the
+    /// queue, and the deadline.
+    waiting: Mutex<HashMap<u64, (Answer, usize, Instant)>>,
+    stop: std::sync::atomic::AtomicBool,
+    /// Wakes the lease keeper and the answer collector early on shutdown.
+    wake: std::sync::Condvar,
+    wake_lock: Mutex<()>,
 }
 
 /// The audit engine. Cheap to share behind an `Arc`; [`Engine::shutdown`] drains the queue.
@@ -167,6 +214,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     sequencer: Mutex<Option<JoinHandle<()>>>,
+    /// The lease keeper and the answer collector, on a shared store.
+    helpers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -190,6 +239,7 @@ impl Engine {
         master: MasterKey,
         config: EngineConfig,
     ) -> Result<Engine> {
+        let store_is_shared = store.cluster().is_some();
         let shared = Arc::new(Shared {
             store,
             config,
@@ -201,6 +251,13 @@ impl Engine {
             queued: AtomicUsize::new(0),
             stats: EngineStats::default(),
             committed: tokio::sync::broadcast::channel(COMMITTED_BACKLOG).0,
+            cluster: store_is_shared.then(|| ClusterNode {
+                leases: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(HashMap::new()),
+                stop: std::sync::atomic::AtomicBool::new(false),
+                wake: std::sync::Condvar::new(),
+                wake_lock: Mutex::new(()),
+            }),
         });
         let mut logs = HashMap::new();
         for (tenant, policy) in shared.store.tenants()? {
@@ -213,9 +270,46 @@ impl Engine {
         let sequencer_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("evident-sequencer".into())
-            .spawn(move || Sequencer { shared: sequencer_shared, logs }.run(receiver))
+            .spawn(move || Sequencer { shared: sequencer_shared, logs, epochs: HashMap::new() }.run(receiver))
             .map_err(|err| Error::Unavailable(format!("cannot start the sequencer thread: {err}")))?;
-        Ok(Engine { shared, sender: Mutex::new(Some(sender)), sequencer: Mutex::new(Some(handle)) })
+        let mut helpers = Vec::new();
+        if shared.cluster.is_some() {
+            let spawn = |name: &str, f: fn(Arc<Shared>)| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(move || f(shared))
+                    .map_err(|err| Error::Unavailable(format!("cannot start {name}: {err}")))
+            };
+            helpers.push(spawn("evident-leases", Shared::keep_leases)?);
+            helpers.push(spawn("evident-answers", Shared::collect_answers)?);
+        }
+        Ok(Engine {
+            shared,
+            sender: Mutex::new(Some(sender)),
+            sequencer: Mutex::new(Some(handle)),
+            helpers: Mutex::new(helpers),
+        })
+    }
+
+    /// The tenants this node sequences, with their lease epochs; every tenant on a single-node
+    /// store (epoch 0).
+    pub fn led_tenants(&self) -> Vec<(TenantId, u64)> {
+        let mut led: Vec<(TenantId, u64)> = match &self.shared.cluster {
+            None => self.tenants().into_iter().map(|t| (t, 0)).collect(),
+            Some(_) => self
+                .tenants()
+                .into_iter()
+                .filter_map(|t| self.shared.held(&t).map(|epoch| (t, epoch)))
+                .collect(),
+        };
+        led.sort();
+        led
+    }
+
+    /// This node's name among the nodes sharing the store.
+    pub fn node_id(&self) -> &str {
+        &self.shared.config.node_id
     }
 
     /// The origin line of a tenant's log.
@@ -320,15 +414,21 @@ impl Engine {
             self.shared.queued.fetch_sub(count, Ordering::AcqRel);
             return Err(Error::Overloaded { retry_after: Duration::from_secs(1) });
         }
-        let items =
+        let items: Vec<_> =
             events.into_iter().map(|validated| self.shared.prepare(tenant, &entry, validated)).collect();
         let (reply, receiver) = oneshot::channel();
+        if self.shared.cluster.is_some() && self.shared.held(tenant).is_none() {
+            self.shared.forward(tenant, &items, reply, count);
+            return Ok(receiver);
+        }
         let sender = self.sender.lock().expect("sender lock");
         let Some(sender) = sender.as_ref() else {
             self.shared.queued.fetch_sub(count, Ordering::AcqRel);
             return Err(Error::ShuttingDown);
         };
-        sender.send(Request { tenant: tenant.clone(), items, reply }).map_err(|_| Error::ShuttingDown)?;
+        sender
+            .send(Request { tenant: tenant.clone(), items, reply: Reply::Local(reply) })
+            .map_err(|_| Error::ShuttingDown)?;
         Ok(receiver)
     }
 
@@ -337,6 +437,13 @@ impl Engine {
         self.sender.lock().expect("sender lock").take();
         if let Some(handle) = self.sequencer.lock().expect("sequencer lock").take() {
             let _ = handle.join();
+        }
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.stop.store(true, Ordering::SeqCst);
+            cluster.wake.notify_all();
+            for handle in self.helpers.lock().expect("helpers lock").drain(..) {
+                let _ = handle.join();
+            }
         }
     }
 
@@ -393,12 +500,18 @@ impl Shared {
     }
 
     fn tenant(&self, tenant: &TenantId) -> Result<Arc<Tenant>> {
-        self.tenants
-            .read()
-            .expect("tenants lock")
-            .get(tenant)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))
+        if let Some(entry) = self.tenants.read().expect("tenants lock").get(tenant) {
+            return Ok(Arc::clone(entry));
+        }
+        // Another node sharing the store may have created it.
+        if self.cluster.is_some()
+            && let Some((_, policy)) = self.store.tenants()?.into_iter().find(|(t, _)| t == tenant)
+        {
+            let entry = self.tenant_entry(tenant, policy)?;
+            self.tenants.write().expect("tenants lock").insert(tenant.clone(), Arc::clone(&entry));
+            return Ok(entry);
+        }
+        Err(Error::NotFound(format!("tenant {tenant}")))
     }
 
     /// Step 1 of the append path, on the caller's thread.
@@ -481,7 +594,19 @@ impl Shared {
                     None => {
                         let key = DataKey::generate();
                         let wrapped = self.master.wrap(tenant.as_str(), subject, &key);
-                        CachedKey { key, wrapped, persisted: false }
+                        match self.store.cluster() {
+                            // Another node may be sealing for the same new subject right now:
+                            // store the key first, and use whichever key the store kept.
+                            Some(cluster) => {
+                                let wrapped = cluster.ensure_data_key(tenant, subject, &wrapped)?;
+                                CachedKey {
+                                    key: self.master.unwrap(tenant.as_str(), subject, &wrapped)?,
+                                    wrapped,
+                                    persisted: true,
+                                }
+                            }
+                            None => CachedKey { key, wrapped, persisted: false },
+                        }
                     }
                 };
                 vacant.insert(cached)
@@ -491,10 +616,155 @@ impl Shared {
     }
 }
 
+/// Leadership and forwarding on a shared store.
+impl Shared {
+    /// The epoch of the tenant's lease if this node holds it, confirmed recently enough that it
+    /// cannot have expired yet by the store's clock (renewals take a quarter of the lease; a
+    /// lease not confirmed for three quarters is treated as lost). The store checks again in
+    /// every commit, so this only steers work; it never decides safety.
+    fn held(&self, tenant: &TenantId) -> Option<u64> {
+        let cluster = self.cluster.as_ref()?;
+        let leases = cluster.leases.lock().expect("leases lock");
+        let (epoch, confirmed) = leases.get(tenant)?;
+        (confirmed.elapsed() < self.config.lease_ttl * 3 / 4).then_some(*epoch)
+    }
+
+    /// Puts a request in the store's inbox for the tenant's leader and registers the caller to
+    /// be answered when the leader has stored it.
+    /// `count` events of the queue's count are released when the answer comes.
+    fn forward(
+        &self,
+        tenant: &TenantId,
+        items: &[std::result::Result<Prepared, String>],
+        reply: Answer,
+        count: usize,
+    ) {
+        let cluster = self.cluster.as_ref().expect("forwarding only on a shared store");
+        let store = self.store.cluster().expect("a shared store");
+        let ticket = match store.enqueue(tenant, &crate::inbox::encode_request(items)) {
+            Ok(ticket) => ticket,
+            Err(err) => {
+                self.queued.fetch_sub(count, Ordering::AcqRel);
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
+        self.stats.forwarded.fetch_add(items.len() as u64, Ordering::Relaxed);
+        let deadline = Instant::now() + self.config.forward_timeout;
+        cluster.waiting.lock().expect("waiting lock").insert(ticket, (reply, count, deadline));
+    }
+
+    fn sleep(&self, cluster: &ClusterNode, wait: Duration) {
+        let guard = cluster.wake_lock.lock().expect("wake lock");
+        if !cluster.stop.load(Ordering::SeqCst) {
+            let _ = cluster.wake.wait_timeout(guard, wait);
+        }
+    }
+
+    /// The lease keeper: takes free or expired leases of every tenant and renews held ones,
+    /// every quarter of the lease; gives them up on shutdown so another node takes over at once.
+    fn keep_leases(self: Arc<Shared>) {
+        let cluster = self.cluster.as_ref().expect("a shared store");
+        let store = self.store.cluster().expect("a shared store");
+        let node = self.config.node_id.as_str();
+        let ttl = self.config.lease_ttl;
+        while !cluster.stop.load(Ordering::SeqCst) {
+            let round = Instant::now();
+            match self.store.tenants() {
+                Err(err) => tracing::warn!(error = %err, "cannot list tenants for leases"),
+                Ok(tenants) => {
+                    for (tenant, _) in tenants {
+                        let asked = Instant::now();
+                        let held = store.acquire_lease(&tenant, node, ttl);
+                        let mut leases = cluster.leases.lock().expect("leases lock");
+                        match held {
+                            Ok(Some(epoch)) => {
+                                let previous = leases.insert(tenant.clone(), (epoch, asked));
+                                if previous.is_none_or(|(old, _)| old != epoch) {
+                                    tracing::info!(%tenant, epoch, node, "leading the tenant's log");
+                                    self.stats.lease_takeovers.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Ok(None) => {
+                                if leases.remove(&tenant).is_some() {
+                                    tracing::warn!(%tenant, node, "lost the tenant's lease to another node");
+                                }
+                            }
+                            Err(err) => tracing::warn!(%tenant, error = %err, "cannot renew the lease"),
+                        }
+                    }
+                }
+            }
+            self.sleep(cluster, (ttl / 4).saturating_sub(round.elapsed()));
+        }
+        let held: Vec<(TenantId, (u64, Instant))> =
+            cluster.leases.lock().expect("leases lock").drain().collect();
+        for (tenant, (epoch, _)) in held {
+            if let Err(err) = store.release_lease(&tenant, node, epoch) {
+                tracing::warn!(%tenant, error = %err, "cannot release the lease");
+            }
+        }
+    }
+
+    /// Answers callers whose requests went to another node's inbox, once that node stored them
+    /// (or tells them to retry when it takes too long; their ids make a retry safe).
+    fn collect_answers(self: Arc<Shared>) {
+        let cluster = self.cluster.as_ref().expect("a shared store");
+        let store = self.store.cluster().expect("a shared store");
+        loop {
+            let stopping = cluster.stop.load(Ordering::SeqCst);
+            let tickets: Vec<u64> = cluster.waiting.lock().expect("waiting lock").keys().copied().collect();
+            if tickets.is_empty() && stopping {
+                return;
+            }
+            if !tickets.is_empty() {
+                match store.answers(&tickets) {
+                    Err(err) => tracing::warn!(error = %err, "cannot read inbox answers"),
+                    Ok(answers) => {
+                        let done: Vec<u64> = answers.iter().map(|(ticket, _)| *ticket).collect();
+                        let mut waiting = cluster.waiting.lock().expect("waiting lock");
+                        for (ticket, answer) in answers {
+                            if let Some((reply, count, _)) = waiting.remove(&ticket) {
+                                self.queued.fetch_sub(count, Ordering::AcqRel);
+                                let _ = reply.send(crate::inbox::decode_answer(&answer));
+                            }
+                        }
+                        drop(waiting);
+                        if !done.is_empty()
+                            && let Err(err) = store.forget(&done)
+                        {
+                            tracing::warn!(error = %err, "cannot delete answered inbox requests");
+                        }
+                    }
+                }
+                let now = Instant::now();
+                let mut waiting = cluster.waiting.lock().expect("waiting lock");
+                let late: Vec<u64> = waiting
+                    .iter()
+                    .filter(|(_, (_, _, deadline))| stopping || *deadline <= now)
+                    .map(|(ticket, _)| *ticket)
+                    .collect();
+                for ticket in late {
+                    let (reply, count, _) = waiting.remove(&ticket).expect("listed above");
+                    self.queued.fetch_sub(count, Ordering::AcqRel);
+                    let _ = reply.send(Err(Error::Unavailable(format!(
+                        "the tenant's leader has not stored request {ticket} yet; \
+                         send the same events again (their ids make it safe)"
+                    ))));
+                }
+            }
+            self.sleep(cluster, self.config.inbox_poll);
+        }
+    }
+}
+
 /// The single thread that sequences, commits and publishes.
 struct Sequencer {
     shared: Arc<Shared>,
     logs: HashMap<TenantId, LogState>,
+    /// On a shared store, the lease epoch each cached log state was loaded under: a state is
+    /// only trusted while this node keeps leading at that epoch.
+    epochs: HashMap<TenantId, u64>,
 }
 
 /// (tenant, source, producer id).
@@ -522,21 +792,107 @@ impl Sequencer {
     fn run(mut self, receiver: mpsc::Receiver<Request>) {
         let max_entries = self.shared.config.max_batch_entries.max(1);
         let delay = self.shared.config.max_batch_delay;
-        while let Ok(first) = receiver.recv() {
-            let mut entries = first.items.len();
-            let mut group = vec![first];
-            let deadline = Instant::now() + delay;
-            while entries < max_entries {
-                let next = match deadline.checked_duration_since(Instant::now()) {
-                    Some(wait) if !wait.is_zero() => receiver.recv_timeout(wait).ok(),
-                    _ => receiver.try_recv().ok(),
-                };
-                let Some(next) = next else { break };
-                entries += next.items.len();
-                group.push(next);
+        let shared_store = self.shared.cluster.is_some();
+        loop {
+            // On a shared store the sequencer also wakes to look for other nodes' requests.
+            let first = if shared_store {
+                match receiver.recv_timeout(self.shared.config.inbox_poll) {
+                    Ok(first) => Some(first),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match receiver.recv() {
+                    Ok(first) => Some(first),
+                    Err(_) => break,
+                }
+            };
+            let mut entries = 0;
+            let mut group = Vec::new();
+            if let Some(first) = first {
+                entries = first.items.len();
+                group.push(first);
+                let deadline = Instant::now() + delay;
+                while entries < max_entries {
+                    let next = match deadline.checked_duration_since(Instant::now()) {
+                        Some(wait) if !wait.is_zero() => receiver.recv_timeout(wait).ok(),
+                        _ => receiver.try_recv().ok(),
+                    };
+                    let Some(next) = next else { break };
+                    entries += next.items.len();
+                    group.push(next);
+                }
+                self.shared.queued.fetch_sub(entries, Ordering::AcqRel);
             }
-            self.shared.queued.fetch_sub(entries, Ordering::AcqRel);
-            self.process(group);
+            if shared_store {
+                self.route(&mut group);
+                self.take_inbox(&mut group, max_entries.saturating_sub(entries));
+            }
+            if !group.is_empty() {
+                self.process(group);
+            }
+        }
+    }
+
+    /// On a shared store: hands requests for tenants this node does not lead (any more) to the
+    /// inbox, and forgets log states loaded under another lease epoch.
+    fn route(&mut self, group: &mut Vec<Request>) {
+        let mut kept = Vec::with_capacity(group.len());
+        for request in group.drain(..) {
+            let Some(epoch) = self.shared.held(&request.tenant) else {
+                self.logs.remove(&request.tenant);
+                self.epochs.remove(&request.tenant);
+                if let Reply::Local(reply) = request.reply {
+                    // Its events already left the queue's count.
+                    self.shared.forward(&request.tenant, &request.items, reply, 0);
+                }
+                // An inbox request of a tenant this node no longer leads stays for its leader.
+                continue;
+            };
+            if self.epochs.get(&request.tenant) != Some(&epoch) {
+                self.logs.remove(&request.tenant);
+                self.epochs.insert(request.tenant.clone(), epoch);
+            }
+            kept.push(request);
+        }
+        *group = kept;
+    }
+
+    /// On a shared store: adds requests other nodes queued for the tenants this node leads.
+    fn take_inbox(&mut self, group: &mut Vec<Request>, room: usize) {
+        let cluster = self.shared.cluster.as_ref().expect("a shared store");
+        let store = self.shared.store.cluster().expect("a shared store");
+        let led: Vec<(TenantId, u64)> =
+            cluster.leases.lock().expect("leases lock").iter().map(|(t, (e, _))| (t.clone(), *e)).collect();
+        let mut room = room;
+        for (tenant, _) in led {
+            let Some(epoch) = self.shared.held(&tenant) else { continue };
+            if room == 0 {
+                break;
+            }
+            let pending = match store.pending(&tenant, room.min(256)) {
+                Ok(pending) => pending,
+                Err(err) => {
+                    tracing::warn!(%tenant, error = %err, "cannot read the inbox");
+                    continue;
+                }
+            };
+            if pending.is_empty() {
+                continue;
+            }
+            if self.epochs.get(&tenant) != Some(&epoch) {
+                self.logs.remove(&tenant);
+                self.epochs.insert(tenant.clone(), epoch);
+            }
+            for (ticket, request) in pending {
+                let items = crate::inbox::decode_request(&tenant, &request).unwrap_or_else(|err| {
+                    tracing::error!(%tenant, ticket, error = %err, "unreadable inbox request");
+                    vec![Err(format!("the forwarding node sent an unreadable request: {err}"))]
+                });
+                room = room.saturating_sub(items.len());
+                self.shared.stats.inbox_requests.fetch_add(1, Ordering::Relaxed);
+                group.push(Request { tenant: tenant.clone(), items, reply: Reply::Inbox(ticket) });
+            }
         }
     }
 
@@ -544,21 +900,27 @@ impl Sequencer {
         match self.sequence_and_commit(&mut group) {
             Ok(outcomes) => {
                 for (request, outcomes) in group.into_iter().zip(outcomes) {
-                    let _ = request.reply.send(Ok(outcomes));
+                    if let Reply::Local(reply) = request.reply {
+                        let _ = reply.send(Ok(outcomes));
+                    }
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, "group commit failed; reloading the affected logs");
                 for request in &group {
                     self.logs.remove(&request.tenant);
+                    self.epochs.remove(&request.tenant);
                 }
                 let message = err.to_string();
                 for request in group {
-                    let _ = request.reply.send(Err(match &err {
-                        Error::Conflict(_) => Error::Unavailable(message.clone()),
-                        Error::Integrity(_) => Error::Integrity(message.clone()),
-                        _ => Error::Unavailable(message.clone()),
-                    }));
+                    // Inbox requests stay unanswered in the store: the leader takes them again.
+                    if let Reply::Local(reply) = request.reply {
+                        let _ = reply.send(Err(match &err {
+                            Error::Conflict(_) => Error::Unavailable(message.clone()),
+                            Error::Integrity(_) => Error::Integrity(message.clone()),
+                            _ => Error::Unavailable(message.clone()),
+                        }));
+                    }
                 }
             }
         }
@@ -674,7 +1036,54 @@ impl Sequencer {
             published.push((tenant, state));
         }
 
-        if !commit.logs.is_empty() {
+        // Receipts.
+        let receipt_for = |tenant: &TenantId, index: u64, event_id: [u8; 16], warnings: Vec<String>| {
+            let (tree_size, checkpoint) =
+                heads.get(tenant).cloned().expect("every tenant of the group has a head");
+            Receipt { event_id: Uuid::from_bytes(event_id), index, tree_size, checkpoint, warnings }
+        };
+        let mut answers = Vec::with_capacity(group.len());
+        for (request, request_slots) in group.iter().zip(slots) {
+            let mut outcomes = Vec::with_capacity(request_slots.len());
+            for (item, slot) in request.items.iter().zip(request_slots) {
+                let warnings = item.as_ref().map(|p| p.warnings.clone()).unwrap_or_default();
+                outcomes.push(match slot {
+                    Slot::Done(Outcome::Duplicate(receipt)) => Outcome::Duplicate(receipt_for(
+                        &request.tenant,
+                        receipt.index,
+                        *receipt.event_id.as_bytes(),
+                        warnings,
+                    )),
+                    Slot::Done(outcome) => outcome,
+                    Slot::New { index, tenant } => {
+                        let event_id = item.as_ref().expect("new items were prepared").event_id;
+                        Outcome::Stored(receipt_for(&tenant, index, event_id, warnings))
+                    }
+                    Slot::SameAs { index, event_id, tenant } => {
+                        Outcome::Duplicate(receipt_for(&tenant, index, event_id, warnings))
+                    }
+                });
+            }
+            answers.push(outcomes);
+        }
+        if self.shared.cluster.is_some() {
+            let mut leases = Vec::new();
+            for request in group.iter() {
+                if !leases.iter().any(|(t, _)| t == &request.tenant) {
+                    let epoch = self.epochs.get(&request.tenant).copied().ok_or_else(|| {
+                        Error::Conflict(format!("this node does not lead tenant {}", request.tenant))
+                    })?;
+                    leases.push((request.tenant.clone(), epoch));
+                }
+            }
+            commit.fence = Some(Fence { node: self.shared.config.node_id.clone(), leases });
+            for (request, outcomes) in group.iter().zip(&answers) {
+                if let Reply::Inbox(ticket) = request.reply {
+                    commit.answered.push((ticket, crate::inbox::encode_answer(&Ok(outcomes.clone()))));
+                }
+            }
+        }
+        if !commit.logs.is_empty() || !commit.answered.is_empty() {
             let stats = &self.shared.stats;
             if let Err(err) = self.shared.store.commit(&commit) {
                 stats.commit_failures.fetch_add(1, Ordering::Relaxed);
@@ -718,36 +1127,6 @@ impl Sequencer {
             }
         }
 
-        // Receipts.
-        let receipt_for = |tenant: &TenantId, index: u64, event_id: [u8; 16], warnings: Vec<String>| {
-            let (tree_size, checkpoint) =
-                heads.get(tenant).cloned().expect("every tenant of the group has a head");
-            Receipt { event_id: Uuid::from_bytes(event_id), index, tree_size, checkpoint, warnings }
-        };
-        let mut answers = Vec::with_capacity(group.len());
-        for (request, request_slots) in group.iter().zip(slots) {
-            let mut outcomes = Vec::with_capacity(request_slots.len());
-            for (item, slot) in request.items.iter().zip(request_slots) {
-                let warnings = item.as_ref().map(|p| p.warnings.clone()).unwrap_or_default();
-                outcomes.push(match slot {
-                    Slot::Done(Outcome::Duplicate(receipt)) => Outcome::Duplicate(receipt_for(
-                        &request.tenant,
-                        receipt.index,
-                        *receipt.event_id.as_bytes(),
-                        warnings,
-                    )),
-                    Slot::Done(outcome) => outcome,
-                    Slot::New { index, tenant } => {
-                        let event_id = item.as_ref().expect("new items were prepared").event_id;
-                        Outcome::Stored(receipt_for(&tenant, index, event_id, warnings))
-                    }
-                    Slot::SameAs { index, event_id, tenant } => {
-                        Outcome::Duplicate(receipt_for(&tenant, index, event_id, warnings))
-                    }
-                });
-            }
-            answers.push(outcomes);
-        }
         Ok(answers)
     }
 }

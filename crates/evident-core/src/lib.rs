@@ -10,6 +10,7 @@ pub mod engine;
 pub mod event;
 pub mod fsck;
 pub mod history;
+mod inbox;
 pub mod jcs;
 pub mod leaf;
 pub mod log;

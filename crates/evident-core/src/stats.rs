@@ -61,6 +61,12 @@ pub struct EngineStats {
     pub ack_latency: Histogram,
     /// When the last group commit succeeded (microseconds since the epoch; 0 = never).
     pub last_commit_micros: AtomicI64,
+    /// Events this node put in a shared store's inbox for another node to sequence.
+    pub forwarded: AtomicU64,
+    /// Inbox requests of other nodes this node sequenced.
+    pub inbox_requests: AtomicU64,
+    /// Times this node took a tenant's lease (became its leader).
+    pub lease_takeovers: AtomicU64,
 }
 
 const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
@@ -75,6 +81,9 @@ impl Default for EngineStats {
             batch_size: Histogram::new(BATCH_BOUNDS),
             ack_latency: Histogram::new(LATENCY_BOUNDS),
             last_commit_micros: AtomicI64::new(0),
+            forwarded: AtomicU64::new(0),
+            inbox_requests: AtomicU64::new(0),
+            lease_takeovers: AtomicU64::new(0),
         }
     }
 }
