@@ -14,7 +14,7 @@ use evident_tlog::{
 };
 use serde_json::{Value, json};
 
-use crate::engine::{Engine, EngineConfig, Outcome};
+use crate::engine::{Engine, EngineConfig, Outcome, Receipt};
 use crate::error::{Error, Result};
 use crate::event::{Micros, TenantPolicy};
 use crate::read::{Access, EventRef, PersonalState};
@@ -49,6 +49,16 @@ macro_rules! store_conformance_suite {
                 $crate::conformance::$name(&harness);
             }
         )*
+    };
+}
+
+/// Checks for stores that several nodes may share ([`crate::store::Cluster`]): each test opens
+/// the harness's store once per node, as separate processes would.
+#[macro_export]
+macro_rules! store_cluster_suite {
+    ($harness:expr) => {
+        $crate::store_conformance_suite!(@tests $harness;
+            two_nodes_share_one_log, a_stopped_leader_hands_over);
     };
 }
 
@@ -669,6 +679,137 @@ pub fn service_state(harness: &dyn Harness) {
     drop(store);
     // State is as durable as the log.
     assert_eq!(harness.open().get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
+}
+
+fn node_config(node: &str) -> EngineConfig {
+    EngineConfig {
+        node_id: node.to_owned(),
+        lease_ttl: Duration::from_millis(800),
+        inbox_poll: Duration::from_millis(2),
+        ..EngineConfig::default()
+    }
+}
+
+/// Waits until one of `engines` leads `tenant`; answers its position.
+fn leader_of(engines: &[&Engine], tenant: &TenantId) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let leaders: Vec<usize> = (0..engines.len())
+            .filter(|&i| engines[i].led_tenants().iter().any(|(t, _)| t == tenant))
+            .collect();
+        assert!(leaders.len() <= 1, "two nodes lead {tenant} at once: {leaders:?}");
+        if let [leader] = leaders[..] {
+            return leader;
+        }
+        assert!(std::time::Instant::now() < deadline, "no node took the lease of {tenant}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every pair of checkpoints among `notes` is consistent, and each verifies.
+fn all_consistent(engine: &Engine, tenant: &TenantId, notes: &[String]) {
+    let verifiers = engine.verifiers(tenant).unwrap();
+    let origin = engine.origin(tenant);
+    let mut heads: Vec<Checkpoint> =
+        notes.iter().map(|note| Checkpoint::open(note, &verifiers, &origin).unwrap().0).collect();
+    heads.sort_by_key(|head| head.size);
+    heads.dedup_by_key(|head| head.size);
+    for pair in heads.windows(2) {
+        let proof = engine.consistency_proof(tenant, pair[0].size.0, pair[1].size.0).unwrap();
+        verify_consistency(pair[0].size, pair[1].size, &pair[0].root, &pair[1].root, &proof)
+            .unwrap_or_else(|err| panic!("sizes {} and {} disagree: {err}", pair[0].size.0, pair[1].size.0));
+    }
+}
+
+pub fn two_nodes_share_one_log(harness: &dyn Harness) {
+    let a = engine_over(harness.open(), node_config("node-a"));
+    let b = engine_over(harness.open(), node_config("node-b"));
+    let acme = tenant("acme");
+    a.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let leader = leader_of(&[&a, &b], &acme);
+    let receipts: Vec<Receipt> = std::thread::scope(|scope| {
+        let sends: Vec<_> = [&a, &b]
+            .into_iter()
+            .enumerate()
+            .map(|(node, engine)| {
+                let acme = &acme;
+                scope.spawn(move || {
+                    (0..10)
+                        .flat_map(|batch| {
+                            let events =
+                                (0..5).map(|i| event(&format!("n{node}-{batch}-{i}"), json!({}))).collect();
+                            append(engine, acme, events)
+                        })
+                        .map(|outcome| match outcome {
+                            Outcome::Stored(receipt) => receipt,
+                            other => panic!("expected Stored, got {other:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        sends.into_iter().flat_map(|send| send.join().unwrap()).collect()
+    });
+    let mut indices: Vec<u64> = receipts.iter().map(|r| r.index).collect();
+    indices.sort();
+    assert_eq!(indices, (0..100).collect::<Vec<_>>(), "one log, no gaps, no index given twice");
+    let follower = [&a, &b][1 - leader];
+    assert!(follower.stats().forwarded.load(Ordering::Relaxed) >= 50, "the follower forwarded its events");
+    assert_eq!(follower.stats().events_stored.load(Ordering::Relaxed), 0, "only the leader sequences");
+    let notes: Vec<String> = receipts.iter().map(|r| r.checkpoint.to_string()).collect();
+    all_consistent(&a, &acme, &notes);
+    // Idempotency holds across nodes: a retry through the other node answers the same index.
+    let first = receipts.iter().find(|r| r.index == 0).unwrap().clone();
+    let id_of_first = a.event(&acme, EventRef::Index(0), Access::Skeleton).unwrap().event["id"].clone();
+    for engine in [&a, &b] {
+        let again = append(engine, &acme, vec![event(id_of_first.as_str().unwrap(), json!({}))]);
+        match &again[0] {
+            Outcome::Duplicate(receipt) => assert_eq!(receipt.event_id, first.event_id),
+            other => panic!("expected Duplicate, got {other:?}"),
+        }
+    }
+    // A tenant made on one node is known to the other, and reads agree everywhere.
+    let globex = tenant("globex");
+    b.create_tenant(&globex, TenantPolicy::default()).unwrap();
+    let stored = append(&a, &globex, vec![event("g1", json!({"subject": "cust-9"}))]);
+    assert_eq!(stored_index(&stored[0]), 0);
+    let view = b.event(&globex, EventRef::Index(0), Access::Personal).unwrap();
+    assert_eq!(view.personal, PersonalState::Included, "both nodes open the same data key");
+    assert_eq!(a.checkpoint(&globex).unwrap(), b.checkpoint(&globex).unwrap());
+}
+
+pub fn a_stopped_leader_hands_over(harness: &dyn Harness) {
+    let a = engine_over(harness.open(), node_config("node-a"));
+    let b = engine_over(harness.open(), node_config("node-b"));
+    let acme = tenant("acme");
+    a.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let engines = [a, b];
+    let leader = leader_of(&[&engines[0], &engines[1]], &acme);
+    let [first, second] = engines;
+    let (old, new) = if leader == 0 { (first, second) } else { (second, first) };
+    let before = append(&new, &acme, (0..20).map(|i| event(&format!("h{i}"), json!({}))).collect());
+    // A graceful stop gives the lease up: the other node leads well within one lease period.
+    old.shutdown();
+    let stopped = std::time::Instant::now();
+    assert_eq!(leader_of(&[&new], &acme), 0);
+    assert!(stopped.elapsed() < Duration::from_millis(800), "took over in {:?}", stopped.elapsed());
+    let after = append(&new, &acme, (20..40).map(|i| event(&format!("h{i}"), json!({}))).collect());
+    let mut indices: Vec<u64> = before.iter().chain(&after).map(stored_index).collect();
+    indices.sort();
+    assert_eq!(indices, (0..40).collect::<Vec<_>>());
+    let notes: Vec<String> = before
+        .iter()
+        .chain(&after)
+        .map(|outcome| match outcome {
+            Outcome::Stored(receipt) => receipt.checkpoint.to_string(),
+            _ => unreachable!(),
+        })
+        .collect();
+    all_consistent(&new, &acme, &notes);
+    let report =
+        crate::fsck::check_log(&**new.store(), &acme, &new.origin(&acme), &new.verifiers(&acme).unwrap())
+            .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
 }
 
 /// A store whose commits can be held, or made to fail before or after they persist.

@@ -344,6 +344,10 @@ impl Engine {
             .unwrap_or(policy);
         let entry = self.shared.tenant_entry(tenant, policy)?;
         self.shared.tenants.write().expect("tenants lock").insert(tenant.clone(), entry);
+        if let Some(cluster) = &self.shared.cluster {
+            // Let the lease keeper take the new log's lease now rather than at its next round.
+            cluster.wake.notify_all();
+        }
         Ok(created)
     }
 
