@@ -1,4 +1,5 @@
-//! `evident fsck`: re-verifies every log of a stopped embedded store.
+//! `evident fsck`: re-verifies every log of a stopped embedded store, or of a PostgreSQL store
+//! (`--database-url`; the data directory then only lends its signing keys).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,17 +23,31 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Check the PostgreSQL store at this URL instead of the embedded one.
+    #[arg(long, env = "EVIDENT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The PostgreSQL schema Evident lives in (default `public`).
+    #[arg(long, env = "EVIDENT_DATABASE_SCHEMA")]
+    database_schema: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = DataDir::open(&args.data_dir.data_dir, false)?;
-    if !dir.store_path().exists() {
+    if args.database_url.is_none() && !dir.store_path().exists() {
         anyhow::bail!("no store at {}", dir.store_path().display());
     }
     let (seed, _) = dir.key(SIGNING_KEY_FILE, false)?;
     let mut seeds = vec![seed];
     seeds.extend(crate::datadir::retired_signing_keys(&dir.signing_key_path(&None))?);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
+    let store: Arc<dyn Store> = match &args.database_url {
+        Some(url) => crate::serve::DatabaseSettings {
+            url: url.clone(),
+            schema: args.database_schema.clone(),
+            pool_size: Some(2),
+        }
+        .open()?,
+        None => Arc::new(SqliteStore::open(&dir.store_path())?),
+    };
     let started = std::time::Instant::now();
     let mut all_ok = true;
     let mut total_entries = 0u64;

@@ -1,4 +1,5 @@
-//! `evident serve`: the HTTP service on the embedded store, with zero configuration.
+//! `evident serve`: the HTTP service on the embedded store, with zero configuration, or on
+//! PostgreSQL (`--database-url`), where any number of nodes may share one database.
 //!
 //! Settings come from, strongest first: flags, environment variables (`EVIDENT_*`), the TOML file
 //! (`--config` / `EVIDENT_CONFIG`), defaults. On the first start of a new data directory the keys
@@ -6,7 +7,7 @@
 //! time that key is shown.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Role, Store};
 use evident_server::{AppState, ServerConfig, app, audit, auth};
+use evident_store_postgres::{PgOptions, PgStore};
 use evident_store_sqlite::SqliteStore;
 use serde::Deserialize;
 
@@ -33,8 +35,9 @@ pub struct Args {
     /// A TOML configuration file.
     #[arg(long, env = "EVIDENT_CONFIG")]
     config: Option<PathBuf>,
-    /// PostgreSQL instead of the embedded store.
-    #[arg(long, env = "EVIDENT_DATABASE_URL")]
+    /// PostgreSQL instead of the embedded store, e.g. `postgres://evident@db/evident`; the data
+    /// directory then holds only the keys [env: EVIDENT_DATABASE_URL]
+    #[arg(long)]
     database_url: Option<String>,
 }
 
@@ -51,6 +54,25 @@ struct FileConfig {
     limits: Limits,
     #[serde(default)]
     keys: Keys,
+    #[serde(default)]
+    database: Database,
+    #[serde(default)]
+    cluster: ClusterFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Database {
+    url: Option<String>,
+    schema: Option<String>,
+    pool_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    node_id: Option<String>,
+    lease_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +106,25 @@ pub struct Settings {
     pub server: ServerConfig,
     pub master_key_file: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
+    pub database: Option<DatabaseSettings>,
+}
+
+/// Where the PostgreSQL store is.
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub schema: Option<String>,
+    pub pool_size: Option<usize>,
+}
+
+impl DatabaseSettings {
+    pub fn open(&self) -> Result<Arc<dyn Store>> {
+        let mut options = PgOptions { schema: self.schema.clone(), ..PgOptions::default() };
+        if let Some(size) = self.pool_size {
+            options.pool_size = size.max(1);
+        }
+        Ok(Arc::new(PgStore::connect(&self.url, options)?))
+    }
 }
 
 fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
@@ -113,6 +154,20 @@ fn settings(args: &Args) -> Result<Settings> {
     if !(0.0..=1000.0).contains(&delay_ms) {
         bail!("max batch delay must be between 0 and 1000 ms");
     }
+    let lease_ttl_ms: u64 = env("EVIDENT_LEASE_TTL_MS")?
+        .or(file.cluster.lease_ttl_ms)
+        .unwrap_or(engine_defaults.lease_ttl.as_millis() as u64);
+    if !(200..=600_000).contains(&lease_ttl_ms) {
+        bail!("the lease must last between 200 ms and 10 minutes");
+    }
+    let database = match args.database_url.clone().or(env("EVIDENT_DATABASE_URL")?).or(file.database.url) {
+        Some(url) => Some(DatabaseSettings {
+            url,
+            schema: env("EVIDENT_DATABASE_SCHEMA")?.or(file.database.schema),
+            pool_size: env("EVIDENT_DATABASE_POOL_SIZE")?.or(file.database.pool_size),
+        }),
+        None => None,
+    };
     Ok(Settings {
         listen: args
             .listen
@@ -136,6 +191,8 @@ fn settings(args: &Args) -> Result<Settings> {
             queue_capacity: env("EVIDENT_QUEUE_CAPACITY")?
                 .or(file.batching.queue_capacity)
                 .unwrap_or(engine_defaults.queue_capacity),
+            node_id: env("EVIDENT_NODE_ID")?.or(file.cluster.node_id).unwrap_or(engine_defaults.node_id.clone()),
+            lease_ttl: Duration::from_millis(lease_ttl_ms),
             ..engine_defaults
         },
         server: ServerConfig {
@@ -149,6 +206,7 @@ fn settings(args: &Args) -> Result<Settings> {
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
         signing_key_file: env("EVIDENT_SIGNING_KEY_FILE")?.or(file.keys.signing_key_file),
+        database,
     })
 }
 
@@ -177,18 +235,15 @@ fn init_logging() {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     init_logging();
-    if args.database_url.is_some() {
-        bail!(
-            "the PostgreSQL backend is not part of this build yet; run without --database-url for the embedded store"
-        );
-    }
     let settings = settings(&args)?;
     let dir = DataDir::open(&settings.data_dir, true)?;
     let (signing_seed, _) = key(&dir, &settings.signing_key_file, SIGNING_KEY_FILE)?;
     let retired = datadir::retired_signing_keys(&dir.signing_key_path(&settings.signing_key_file))?;
     let (master, _) = key(&dir, &settings.master_key_file, MASTER_KEY_FILE)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
-    let first_start = store.tenants()?.is_empty();
+    let store: Arc<dyn Store> = match &settings.database {
+        Some(database) => database.open()?,
+        None => Arc::new(SqliteStore::open(&dir.store_path())?),
+    };
     let engine = Arc::new(
         Engine::open_with_retired_keys(
             Arc::clone(&store),
@@ -200,8 +255,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .context("the store does not verify against its checkpoints; run `evident fsck`")?,
     );
     let default_tenant = settings.server.default_tenant.clone();
-    engine.create_tenant(&default_tenant, TenantPolicy::default())?;
-    if first_start {
+    // Creating the default tenant is what marks a first start: on a shared database exactly one
+    // of several nodes starting at once creates it, and so prints the one admin key.
+    if engine.create_tenant(&default_tenant, TenantPolicy::default())? {
         let made = auth::new_key(&default_tenant, Role::Admin, true, Some("bootstrap admin".into()));
         store.put_api_key(&made.record)?;
         println!("admin key: {}", made.key);
@@ -210,17 +266,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         settings.listen.parse().with_context(|| format!("listen address {:?}", settings.listen))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let state = AppState::new(Arc::clone(&engine), settings.server.clone());
-    runtime.block_on(serve(state, listen, &dir.path))?;
+    let place = match &settings.database {
+        Some(_) => format!("PostgreSQL, node {}; keys in {}", engine.node_id(), dir.path.display()),
+        None => format!("data in {}", dir.path.display()),
+    };
+    runtime.block_on(serve(state, listen, &place))?;
     engine.shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(state: AppState, listen: SocketAddr, data_dir: &Path) -> Result<()> {
+async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, data_dir = %data_dir.display(), "evident is serving");
-    eprintln!("evident: listening on http://{local} (data in {})", data_dir.display());
+    tracing::info!(address = %local, store = place, "evident is serving");
+    eprintln!("evident: listening on http://{local} ({place})");
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

@@ -51,6 +51,8 @@ pub async fn method_not_allowed() -> ApiError {
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let engine = state.engine.clone();
     let stale_after = state.config.stale_checkpoint_secs as i64 * 1_000_000;
+    let node = state.engine.node_id().to_owned();
+    let leads = state.engine.led_tenants().into_iter().map(|(tenant, _)| tenant.to_string()).collect();
     let problems = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
         if !engine.sequencer_alive() {
@@ -61,7 +63,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         }
         let last = engine.stats().last_commit_micros.load(Ordering::Relaxed);
         let now = evident_core::event::Micros::now().0;
-        if engine.queue_depth() > 0 && last > 0 && now - last > stale_after {
+        let leads_any = !engine.led_tenants().is_empty();
+        if leads_any && engine.queue_depth() > 0 && last > 0 && now - last > stale_after {
             problems.push(format!(
                 "events are waiting and the latest checkpoint is {} s old",
                 (now - last) / 1_000_000
@@ -72,8 +75,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     .await
     .unwrap_or_else(|err| vec![format!("health check failed: {err}")]);
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { status: if problems.is_empty() { "ok" } else { "unhealthy" }, problems }))
-        .into_response()
+    let status_text = if problems.is_empty() { "ok" } else { "unhealthy" };
+    (status, Json(Health { status: status_text, problems, node, leads })).into_response()
 }
 
 /// Prometheus text exposition.
@@ -93,6 +96,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         counter("evident_http_requests_total", "HTTP requests received.", http.requests.get());
         counter("evident_http_events_received_total", "Events received over HTTP.", http.events_received.get());
         counter("evident_auth_failures_total", "Failed authentications.", http.auth_failures.get());
+        counter("evident_forwarded_events_total", "Events this node put in the shared store's inbox for another node to sequence.", stats.forwarded.load(Ordering::Relaxed));
+        counter("evident_inbox_requests_total", "Inbox requests of other nodes this node sequenced.", stats.inbox_requests.load(Ordering::Relaxed));
+        counter("evident_lease_takeovers_total", "Times this node took a tenant's lease.", stats.lease_takeovers.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
             "# HELP evident_queue_depth Events waiting to be sequenced.\n# TYPE evident_queue_depth gauge\nevident_queue_depth {}",
@@ -107,6 +113,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "# HELP evident_seconds_since_last_checkpoint Seconds since the last checkpoint was published (-1: none yet).\n\
              # TYPE evident_seconds_since_last_checkpoint gauge\nevident_seconds_since_last_checkpoint {since:.3}"
         );
+        let _ = writeln!(out, "# HELP evident_leader 1 for each tenant whose log this node sequences.\n# TYPE evident_leader gauge");
+        for (tenant, _) in engine.led_tenants() {
+            let _ = writeln!(out, "evident_leader{{tenant=\"{tenant}\"}} 1");
+        }
         let _ = writeln!(out, "# HELP evident_tree_size Size of each tenant's log.\n# TYPE evident_tree_size gauge");
         for tenant in engine.tenants() {
             let size = engine.checkpoint(&tenant).ok().flatten().map_or(0, |(size, _)| size.0);

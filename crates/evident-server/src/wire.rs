@@ -243,4 +243,8 @@ pub struct Health {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// This node's name among the nodes sharing a store.
+    pub node: String,
+    /// The tenants whose logs this node sequences and signs (all of them on the embedded store).
+    pub leads: Vec<String>,
 }

@@ -95,7 +95,7 @@ impl Serve {
         Serve::first_start_with(data_dir, &[])
     }
 
-    fn first_start_with(data_dir: &Path, env: &[(&str, &str)]) -> Serve {
+    pub fn first_start_with(data_dir: &Path, env: &[(&str, &str)]) -> Serve {
         let mut serve = Serve::start_with(data_dir, env);
         let line = serve.stdout.recv_timeout(TIMEOUT).expect("the admin key line");
         let admin = line.strip_prefix("admin key: ").unwrap_or_else(|| panic!("not the key line: {line:?}"));
@@ -114,6 +114,19 @@ impl Serve {
         let mut serve = Serve::first_start_with(&dir.path().join("data"), env);
         serve._dir = Some(dir);
         serve
+    }
+
+    /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill runs");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
+    /// SIGKILL, and waits until the process is gone.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, path: &str) -> String {
