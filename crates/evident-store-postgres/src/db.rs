@@ -1,0 +1,913 @@
+//! The operations of the store, as async functions over the connection pool. They run on the
+//! store's own runtime (see `PgStore::run`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, PoolError, Transaction};
+use evident_core::event::{Micros, SensitiveTextPolicy, TenantPolicy};
+use evident_core::store::{
+    ApiKeyRecord, Commit, Existing, Filter, Lease, LogHead, Order, Position, Role, ScannedEntry, StoredEvent,
+    TenantId,
+};
+use evident_core::{Error, Result};
+use evident_tlog::{TileId, TreeSize};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use crate::search::{EVENT_COLUMNS, search_sql};
+
+/// A pooled connection.
+pub(crate) type Client = deadpool_postgres::Client;
+
+/// The pool and what the store caches: tenant numbers (tenants are never deleted) and the
+/// monthly partitions known to exist.
+pub(crate) struct Db {
+    pool: Pool,
+    /// `host:port` of the server, for messages.
+    server: String,
+    schema: String,
+    tenant_ids: RwLock<HashMap<TenantId, i64>>,
+    pub(crate) partitions: Mutex<HashSet<String>>,
+}
+
+/// The text of a PostgreSQL error: the server's own message when it sent one.
+pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A failed statement: the store is unavailable (the caller may retry).
+pub(crate) fn failed(err: tokio_postgres::Error) -> Error {
+    Error::Unavailable(format!("postgres: {}", describe(&err)))
+}
+
+/// A failed write of a commit: a unique key already taken means the commit conflicts with what is
+/// stored (an entry at the same index, key or id), anything else is [`failed`].
+fn write_failed(err: tokio_postgres::Error) -> Error {
+    match err.as_db_error() {
+        Some(db) if *db.code() == SqlState::UNIQUE_VIOLATION => Error::Conflict(format!(
+            "already stored ({}): {}",
+            db.constraint().unwrap_or("a unique key"),
+            db.detail().unwrap_or(db.message())
+        )),
+        _ => failed(err),
+    }
+}
+
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn bytes<const N: usize>(value: &[u8]) -> [u8; N] {
+    value.try_into().unwrap_or([0; N])
+}
+
+fn stored_event(row: &Row) -> StoredEvent {
+    let event_id: Vec<u8> = row.get(1);
+    let seal_subject: Option<String> = row.get(4);
+    let sealed: Option<Vec<u8>> = row.get(5);
+    StoredEvent {
+        index: row.get::<_, i64>(0) as u64,
+        event_id: bytes(&event_id),
+        time: Micros(row.get(2)),
+        entry: row.get(3),
+        sealed: seal_subject.zip(sealed),
+    }
+}
+
+/// Runs a statement prepared once per connection.
+async fn query(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+    let statement = client.prepare_cached(sql).await.map_err(failed)?;
+    client.query(&statement, params).await.map_err(failed)
+}
+
+async fn query_opt(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+    let statement = client.prepare_cached(sql).await.map_err(failed)?;
+    client.query_opt(&statement, params).await.map_err(failed)
+}
+
+async fn execute(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    let statement = client.prepare_cached(sql).await.map_err(failed)?;
+    client.execute(&statement, params).await.map_err(write_failed)
+}
+
+/// A write inside a commit's transaction.
+async fn tx_execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    let statement = tx.prepare_cached(sql).await.map_err(failed)?;
+    tx.execute(&statement, params).await.map_err(write_failed)
+}
+
+async fn tx_query(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+    let statement = tx.prepare_cached(sql).await.map_err(failed)?;
+    tx.query(&statement, params).await.map_err(failed)
+}
+
+pub(crate) fn policy_to_json(policy: &TenantPolicy) -> String {
+    serde_json::json!({
+        "sensitive_text": match policy.sensitive_text {
+            SensitiveTextPolicy::Reject => "reject",
+            SensitiveTextPolicy::Mask => "mask",
+        },
+        "require_purpose_for_personal_reads": policy.require_purpose_for_personal_reads,
+        "personal_metadata_keys": policy.personal_metadata_keys,
+    })
+    .to_string()
+}
+
+fn policy_from_json(text: &str) -> Result<TenantPolicy> {
+    let bad = || Error::Integrity(format!("stored tenant policy is unreadable: {text}"));
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+    Ok(TenantPolicy {
+        sensitive_text: match value["sensitive_text"].as_str() {
+            Some("mask") => SensitiveTextPolicy::Mask,
+            Some("reject") => SensitiveTextPolicy::Reject,
+            _ => return Err(bad()),
+        },
+        require_purpose_for_personal_reads: value["require_purpose_for_personal_reads"]
+            .as_bool()
+            .ok_or_else(bad)?,
+        personal_metadata_keys: value["personal_metadata_keys"]
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .map(|k| k.as_str().map(str::to_owned).ok_or_else(bad))
+            .collect::<Result<_>>()?,
+    })
+}
+
+const KEY_SELECT: &str =
+    "SELECT k.key_id, t.name, k.role, k.secret_hash, k.global, k.label, k.created_at, k.revoked_at
+     FROM api_keys k JOIN tenants t ON t.tid = k.tid";
+
+fn key_record(row: &Row) -> Result<ApiKeyRecord> {
+    let role: String = row.get(2);
+    let hash: Vec<u8> = row.get(3);
+    Ok(ApiKeyRecord {
+        key_id: row.get(0),
+        tenant: TenantId::new(row.get(1))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| Error::Integrity(format!("stored key has unknown role {role:?}")))?,
+        secret_hash: hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Integrity("stored key hash is not 32 bytes".into()))?,
+        global: row.get(4),
+        label: row.get(5),
+        created_at: Micros(row.get(6)),
+        revoked_at: row.get::<_, Option<i64>>(7).map(Micros),
+    })
+}
+
+/// The rows one commit adds to `events`, `event_keys`, `event_ids` and `event_targets`, as the
+/// columns of an `UNNEST`.
+#[derive(Default)]
+struct EntryColumns<'a> {
+    tid: Vec<i64>,
+    idx: Vec<i64>,
+    recorded_at: Vec<i64>,
+    event_id: Vec<&'a [u8]>,
+    source: Vec<&'a str>,
+    producer_id: Vec<&'a str>,
+    content_hash: Vec<&'a [u8]>,
+    time: Vec<i64>,
+    event_type: Vec<&'a str>,
+    action: Vec<&'a str>,
+    outcome: Vec<&'a str>,
+    actor: Vec<&'a str>,
+    subject: Vec<Option<&'a str>>,
+    entry: Vec<&'a [u8]>,
+    seal_subject: Vec<Option<&'a str>>,
+    sealed: Vec<Option<&'a [u8]>>,
+    target_tid: Vec<i64>,
+    target_type: Vec<&'a str>,
+    target_id: Vec<&'a str>,
+    target_time: Vec<i64>,
+    target_idx: Vec<i64>,
+    target_recorded_at: Vec<i64>,
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (tid, idx, recorded_at, event_id, source, producer_id,
+        content_hash, time, type, action, outcome, actor, subject, entry, seal_subject, sealed)
+    SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::text[],
+        $7::bytea[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+        $14::bytea[], $15::text[], $16::bytea[])";
+
+const INSERT_EVENT_KEYS: &str =
+    "INSERT INTO event_keys (tid, source, producer_id, idx, event_id, content_hash,
+        recorded_at)
+    SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::bytea[],
+        $7::bigint[])";
+
+const INSERT_EVENT_IDS: &str = "INSERT INTO event_ids (event_id, tid, idx, recorded_at)
+    SELECT * FROM UNNEST($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[])";
+
+const INSERT_TARGETS: &str = "INSERT INTO event_targets (tid, type, id, time, idx, recorded_at)
+    SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+    ON CONFLICT DO NOTHING";
+
+const INSERT_DATA_KEYS: &str = "INSERT INTO data_keys (tid, subject, wrapped)
+    SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[])
+    ON CONFLICT (tid, subject) DO NOTHING";
+
+const PUT_TILES: &str = "INSERT INTO tiles (tid, level, idx, data)
+    SELECT * FROM UNNEST($1::bigint[], $2::integer[], $3::bigint[], $4::bytea[])
+    ON CONFLICT (tid, level, idx) DO UPDATE SET data = excluded.data";
+
+const INSERT_CHECKPOINTS: &str = "INSERT INTO checkpoints (tid, size, note)
+    SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[])";
+
+/// The lease rows a fenced commit is made under, locked until the commit ends.
+const LOCK_LEASES: &str = "SELECT l.tid FROM leases l
+    JOIN UNNEST($1::bigint[], $2::bigint[]) AS q (tid, epoch) ON l.tid = q.tid AND l.epoch = q.epoch
+    WHERE l.node = $3 AND l.expires_at > clock_timestamp()
+    ORDER BY l.tid FOR UPDATE OF l";
+
+/// The compare-and-swap of a log's head.
+const MOVE_HEAD: &str = "UPDATE logs SET size = $3, checkpoint = $4 WHERE tid = $1 AND size = $2";
+
+/// The first head of a log (the store holds none, or one of size 0).
+const FIRST_HEAD: &str = "INSERT INTO logs AS l (tid, size, checkpoint) VALUES ($1, $2, $3)
+    ON CONFLICT (tid) DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint WHERE l.size = 0";
+
+const ANSWER: &str = "UPDATE inbox i SET answer = q.answer, answered_at = now()
+    FROM UNNEST($1::bigint[], $2::bytea[]) AS q (ticket, answer) WHERE i.ticket = q.ticket";
+
+/// Takes the lease if it is free or expired (epoch + 1), renews it for its holder (same epoch);
+/// no row when another node holds it. One statement, by the database's clock.
+const ACQUIRE_LEASE: &str = "INSERT INTO leases AS l (tid, node, epoch, expires_at)
+    VALUES ($1, $2, 1, clock_timestamp() + $3::bigint * interval '1 millisecond')
+    ON CONFLICT (tid) DO UPDATE SET
+        epoch = CASE WHEN l.node = excluded.node AND l.expires_at > clock_timestamp()
+                     THEN l.epoch ELSE l.epoch + 1 END,
+        node = excluded.node,
+        expires_at = excluded.expires_at
+    WHERE l.node = excluded.node OR l.expires_at <= clock_timestamp()
+    RETURNING l.epoch";
+
+const ENSURE_DATA_KEY: &str = "WITH inserted AS (
+        INSERT INTO data_keys (tid, subject, wrapped) VALUES ($1, $2, $3)
+        ON CONFLICT (tid, subject) DO NOTHING RETURNING wrapped)
+    SELECT wrapped FROM inserted
+    UNION ALL SELECT wrapped FROM data_keys WHERE tid = $1 AND subject = $2";
+
+impl Db {
+    pub(crate) fn new(pool: Pool, server: String, schema: String) -> Db {
+        Db {
+            pool,
+            server,
+            schema,
+            tenant_ids: RwLock::new(HashMap::new()),
+            partitions: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Closes the pool: idle connections are dropped, later requests fail.
+    pub(crate) fn close(&self) {
+        self.pool.close();
+    }
+
+    pub(crate) async fn client(&self) -> Result<Client> {
+        self.pool.get().await.map_err(|err| match err {
+            PoolError::Backend(err) => Error::Unavailable(format!(
+                "cannot connect to PostgreSQL at {}: {}",
+                self.server,
+                describe(&err)
+            )),
+            PoolError::Timeout(_) => Error::Unavailable(format!(
+                "no connection to PostgreSQL at {} within the pool's timeout",
+                self.server
+            )),
+            other => Error::Unavailable(format!("PostgreSQL at {}: {other}", self.server)),
+        })
+    }
+
+    /// The tenant's number, from the cache or the database (another node may have created it).
+    async fn tid(&self, client: &Client, tenant: &TenantId) -> Result<i64> {
+        let cached = self.tenant_ids.read().expect("tenant ids lock").get(tenant).copied();
+        if let Some(tid) = cached {
+            return Ok(tid);
+        }
+        let row = query_opt(client, "SELECT tid FROM tenants WHERE name = $1", &[&tenant.as_str()]).await?;
+        let tid: i64 = row.ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?.get(0);
+        self.tenant_ids.write().expect("tenant ids lock").insert(tenant.clone(), tid);
+        Ok(tid)
+    }
+
+    pub(crate) async fn create_tenant(&self, tenant: &TenantId, policy: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let inserted = execute(
+            &client,
+            "INSERT INTO tenants (name, policy, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+            &[&tenant.as_str(), &policy, &Micros::now().0],
+        )
+        .await?;
+        self.tid(&client, tenant).await?;
+        Ok(inserted == 1)
+    }
+
+    pub(crate) async fn tenants(&self) -> Result<Vec<(TenantId, TenantPolicy)>> {
+        let client = self.client().await?;
+        let rows = query(&client, "SELECT name, policy FROM tenants ORDER BY name", &[]).await?;
+        rows.iter().map(|row| Ok((TenantId::new(row.get(0))?, policy_from_json(row.get(1))?))).collect()
+    }
+
+    pub(crate) async fn head(&self, tenant: &TenantId) -> Result<Option<LogHead>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let row = query_opt(&client, "SELECT size, checkpoint FROM logs WHERE tid = $1", &[&tid]).await?;
+        Ok(row.map(|row| LogHead { size: TreeSize(row.get::<_, i64>(0) as u64), checkpoint: row.get(1) }))
+    }
+
+    pub(crate) async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let rows = query(&client, "SELECT size, note FROM checkpoints WHERE tid = $1 ORDER BY size", &[&tid])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| LogHead { size: TreeSize(row.get::<_, i64>(0) as u64), checkpoint: row.get(1) })
+            .collect())
+    }
+
+    pub(crate) async fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let levels: Vec<i32> = tiles.iter().map(|t| i32::from(t.level)).collect();
+        let indices: Vec<i64> = tiles.iter().map(|t| int(t.index)).collect();
+        let rows = query(
+            &client,
+            "SELECT q.n, t.data FROM UNNEST($2::integer[], $3::bigint[]) WITH ORDINALITY AS q (level, idx, n)
+             JOIN tiles t ON t.tid = $1 AND t.level = q.level AND t.idx = q.idx",
+            &[&tid, &levels, &indices],
+        )
+        .await?;
+        let mut found: Vec<Option<Vec<u8>>> = vec![None; tiles.len()];
+        for row in rows {
+            let n: i64 = row.get(0);
+            found[n as usize - 1] = Some(row.get(1));
+        }
+        tiles
+            .iter()
+            .zip(found)
+            .map(|(tile, data)| {
+                let want = tile.width as usize * 32;
+                match data {
+                    Some(mut data) if data.len() >= want => {
+                        data.truncate(want);
+                        Ok(data)
+                    }
+                    _ => Err(Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) async fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let rows = query(
+            &client,
+            "SELECT entry FROM events WHERE tid = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+            &[&tid, &int(start), &int(end)],
+        )
+        .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    pub(crate) async fn scan_entries(
+        &self,
+        tenant: &TenantId,
+        start: u64,
+        limit: usize,
+    ) -> Result<Vec<ScannedEntry>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let rows = query(
+            &client,
+            "SELECT idx, event_id, entry FROM events WHERE tid = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+            &[&tid, &int(start), &int(limit as u64)],
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| ScannedEntry {
+                index: row.get::<_, i64>(0) as u64,
+                event_id: bytes(row.get::<_, &[u8]>(1)),
+                entry: row.get(2),
+            })
+            .collect())
+    }
+
+    pub(crate) async fn find_existing(
+        &self,
+        tenant: &TenantId,
+        sources: &[String],
+        producer_ids: &[String],
+    ) -> Result<Vec<Option<Existing>>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let rows = query(
+            &client,
+            "SELECT q.n, k.idx, k.event_id, k.content_hash
+             FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS q (source, producer_id, n)
+             JOIN event_keys k ON k.tid = $1 AND k.source = q.source AND k.producer_id = q.producer_id",
+            &[&tid, &sources, &producer_ids],
+        )
+        .await?;
+        let mut found = vec![None; sources.len()];
+        for row in rows {
+            let n: i64 = row.get(0);
+            found[n as usize - 1] = Some(Existing {
+                index: row.get::<_, i64>(1) as u64,
+                event_id: bytes(row.get::<_, &[u8]>(2)),
+                content_hash: bytes(row.get::<_, &[u8]>(3)),
+            });
+        }
+        Ok(found)
+    }
+
+    pub(crate) async fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let row = query_opt(
+            &client,
+            "SELECT wrapped FROM data_keys WHERE tid = $1 AND subject = $2",
+            &[&tid, &subject],
+        )
+        .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Deletes the row. Its old version stays in the table's pages until vacuum reclaims them;
+    /// overwriting first would not help, an update writes a new version too.
+    pub(crate) async fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let deleted =
+            execute(&client, "DELETE FROM data_keys WHERE tid = $1 AND subject = $2", &[&tid, &subject])
+                .await?;
+        Ok(deleted == 1)
+    }
+
+    /// One transaction. A crash before its COMMIT leaves nothing of it (only, perhaps, an empty
+    /// monthly partition created beforehand); after it, all of it.
+    pub(crate) async fn commit(&self, commit: &Commit) -> Result<()> {
+        let mut client = self.client().await?;
+        let mut tids: HashMap<&TenantId, i64> = HashMap::new();
+        let mut named: Vec<&TenantId> = commit.logs.iter().map(|log| &log.tenant).collect();
+        named.extend(commit.data_keys.iter().map(|k| &k.tenant));
+        if let Some(fence) = &commit.fence {
+            named.extend(fence.leases.iter().map(|(tenant, _)| tenant));
+        }
+        for tenant in named {
+            if !tids.contains_key(tenant) {
+                let tid = self.tid(&client, tenant).await?;
+                tids.insert(tenant, tid);
+            }
+        }
+        if let Some(fence) = &commit.fence {
+            if let Some(log) =
+                commit.logs.iter().find(|log| !fence.leases.iter().any(|(t, _)| *t == log.tenant))
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "the commit writes the log of {} but its fence holds no lease of it",
+                    log.tenant
+                )));
+            }
+        }
+        let recorded: Vec<Micros> =
+            commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
+        self.ensure_partitions(&client, &recorded).await?;
+
+        let tx = client.transaction().await.map_err(failed)?;
+        if let Some(fence) = &commit.fence {
+            let mut leases: Vec<(i64, i64)> =
+                fence.leases.iter().map(|(tenant, epoch)| (tids[tenant], int(*epoch))).collect();
+            leases.sort_unstable();
+            leases.dedup();
+            let (lease_tids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
+            let held = tx_query(&tx, LOCK_LEASES, &[&lease_tids, &epochs, &fence.node]).await?;
+            if held.len() != leases.len() {
+                let held: HashSet<i64> = held.iter().map(|row| row.get(0)).collect();
+                let lost: Vec<String> = fence
+                    .leases
+                    .iter()
+                    .filter(|(tenant, _)| !held.contains(&tids[tenant]))
+                    .map(|(tenant, epoch)| format!("{tenant} (epoch {epoch})"))
+                    .collect();
+                return Err(Error::Conflict(format!(
+                    "lease lost: node {} no longer holds the lease of {}",
+                    fence.node,
+                    lost.join(", ")
+                )));
+            }
+        }
+        for log in &commit.logs {
+            let tid = tids[&log.tenant];
+            let (old_size, new_size) = (int(log.old_size.0), int(log.new_size.0));
+            let moved = if old_size == 0 {
+                tx_execute(&tx, FIRST_HEAD, &[&tid, &new_size, &log.checkpoint]).await?
+            } else {
+                tx_execute(&tx, MOVE_HEAD, &[&tid, &old_size, &new_size, &log.checkpoint]).await?
+            };
+            if moved != 1 {
+                let rows = tx_query(&tx, "SELECT size FROM logs WHERE tid = $1", &[&tid]).await?;
+                let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
+                return Err(Error::Conflict(format!(
+                    "log of {} is at size {current}, not {}: another writer moved it",
+                    log.tenant, log.old_size
+                )));
+            }
+        }
+        if !commit.data_keys.is_empty() {
+            let key_tids: Vec<i64> = commit.data_keys.iter().map(|k| tids[&k.tenant]).collect();
+            let subjects: Vec<&str> = commit.data_keys.iter().map(|k| k.subject.as_str()).collect();
+            let wrapped: Vec<&[u8]> = commit.data_keys.iter().map(|k| k.wrapped.as_slice()).collect();
+            tx_execute(&tx, INSERT_DATA_KEYS, &[&key_tids, &subjects, &wrapped]).await?;
+        }
+        let mut rows = EntryColumns::default();
+        for log in &commit.logs {
+            let tid = tids[&log.tenant];
+            for entry in &log.entries {
+                let idx = int(entry.index);
+                rows.tid.push(tid);
+                rows.idx.push(idx);
+                rows.recorded_at.push(entry.recorded_at.0);
+                rows.event_id.push(&entry.event_id);
+                rows.source.push(&entry.source);
+                rows.producer_id.push(&entry.producer_id);
+                rows.content_hash.push(&entry.content_hash);
+                rows.time.push(entry.time.0);
+                rows.event_type.push(&entry.event_type);
+                rows.action.push(&entry.action);
+                rows.outcome.push(&entry.outcome);
+                rows.actor.push(&entry.actor);
+                rows.subject.push(entry.subject.as_deref());
+                rows.entry.push(&entry.entry);
+                rows.seal_subject.push(entry.sealed.as_ref().map(|(subject, _)| subject.as_str()));
+                rows.sealed.push(entry.sealed.as_ref().map(|(_, sealed)| sealed.as_slice()));
+                for (target_type, target_id) in &entry.targets {
+                    rows.target_tid.push(tid);
+                    rows.target_type.push(target_type);
+                    rows.target_id.push(target_id);
+                    rows.target_time.push(entry.time.0);
+                    rows.target_idx.push(idx);
+                    rows.target_recorded_at.push(entry.recorded_at.0);
+                }
+            }
+        }
+        if !rows.idx.is_empty() {
+            // The small unique tables first: a duplicate fails the commit before the big insert.
+            tx_execute(
+                &tx,
+                INSERT_EVENT_KEYS,
+                &[
+                    &rows.tid,
+                    &rows.source,
+                    &rows.producer_id,
+                    &rows.idx,
+                    &rows.event_id,
+                    &rows.content_hash,
+                    &rows.recorded_at,
+                ],
+            )
+            .await?;
+            tx_execute(&tx, INSERT_EVENT_IDS, &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at])
+                .await?;
+            tx_execute(
+                &tx,
+                INSERT_EVENTS,
+                &[
+                    &rows.tid,
+                    &rows.idx,
+                    &rows.recorded_at,
+                    &rows.event_id,
+                    &rows.source,
+                    &rows.producer_id,
+                    &rows.content_hash,
+                    &rows.time,
+                    &rows.event_type,
+                    &rows.action,
+                    &rows.outcome,
+                    &rows.actor,
+                    &rows.subject,
+                    &rows.entry,
+                    &rows.seal_subject,
+                    &rows.sealed,
+                ],
+            )
+            .await?;
+        }
+        if !rows.target_idx.is_empty() {
+            tx_execute(
+                &tx,
+                INSERT_TARGETS,
+                &[
+                    &rows.target_tid,
+                    &rows.target_type,
+                    &rows.target_id,
+                    &rows.target_time,
+                    &rows.target_idx,
+                    &rows.target_recorded_at,
+                ],
+            )
+            .await?;
+        }
+        // One row per (tenant, level, index), the last given winning, as one upsert may not touch
+        // a row twice.
+        let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
+        for log in &commit.logs {
+            for (tile, data) in &log.tiles {
+                tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
+            }
+        }
+        if !tiles.is_empty() {
+            let (mut tile_tids, mut levels, mut indices, mut data) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((tid, level, index), bytes) in tiles {
+                tile_tids.push(tid);
+                levels.push(level);
+                indices.push(index);
+                data.push(bytes);
+            }
+            tx_execute(&tx, PUT_TILES, &[&tile_tids, &levels, &indices, &data]).await?;
+        }
+        if !commit.logs.is_empty() {
+            let log_tids: Vec<i64> = commit.logs.iter().map(|log| tids[&log.tenant]).collect();
+            let sizes: Vec<i64> = commit.logs.iter().map(|log| int(log.new_size.0)).collect();
+            let notes: Vec<&str> = commit.logs.iter().map(|log| log.checkpoint.as_str()).collect();
+            tx_execute(&tx, INSERT_CHECKPOINTS, &[&log_tids, &sizes, &notes]).await?;
+        }
+        if !commit.answered.is_empty() {
+            let tickets: Vec<i64> = commit.answered.iter().map(|(ticket, _)| int(*ticket)).collect();
+            let answers: Vec<&[u8]> = commit.answered.iter().map(|(_, answer)| answer.as_slice()).collect();
+            tx_execute(&tx, ANSWER, &[&tickets, &answers]).await?;
+        }
+        tx.commit().await.map_err(failed)
+    }
+
+    pub(crate) async fn event_by_id(
+        &self,
+        tenant: &TenantId,
+        event_id: &[u8; 16],
+    ) -> Result<Option<StoredEvent>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let row = query_opt(
+            &client,
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM event_ids i
+                 JOIN events e ON e.tid = i.tid AND e.idx = i.idx AND e.recorded_at = i.recorded_at
+                 WHERE i.event_id = $1 AND i.tid = $2"
+            ),
+            &[&event_id.as_slice(), &tid],
+        )
+        .await?;
+        Ok(row.as_ref().map(stored_event))
+    }
+
+    pub(crate) async fn event_by_index(&self, tenant: &TenantId, index: u64) -> Result<Option<StoredEvent>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let row = query_opt(
+            &client,
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM event_keys k
+                 JOIN events e ON e.tid = k.tid AND e.idx = k.idx AND e.recorded_at = k.recorded_at
+                 WHERE k.tid = $1 AND k.idx = $2"
+            ),
+            &[&tid, &int(index)],
+        )
+        .await?;
+        Ok(row.as_ref().map(stored_event))
+    }
+
+    pub(crate) async fn search(
+        &self,
+        tenant: &TenantId,
+        filter: &Filter,
+        order: Order,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let (sql, params) = search_sql(tid, filter, order, after, limit);
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+        let rows = query(&client, &sql, &params).await?;
+        Ok(rows.iter().map(stored_event).collect())
+    }
+
+    pub(crate) async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, &key.tenant).await?;
+        execute(
+            &client,
+            "INSERT INTO api_keys (key_id, tid, role, secret_hash, global, label, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &key.key_id,
+                &tid,
+                &key.role.as_str(),
+                &key.secret_hash.as_slice(),
+                &key.global,
+                &key.label,
+                &key.created_at.0,
+                &key.revoked_at.map(|t| t.0),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
+        let client = self.client().await?;
+        let row = query_opt(&client, &format!("{KEY_SELECT} WHERE k.key_id = $1"), &[&key_id]).await?;
+        row.as_ref().map(key_record).transpose()
+    }
+
+    pub(crate) async fn api_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiKeyRecord>> {
+        let client = self.client().await?;
+        let tid = match tenant {
+            Some(tenant) => Some(self.tid(&client, tenant).await?),
+            None => None,
+        };
+        let rows = query(
+            &client,
+            &format!("{KEY_SELECT} WHERE $1::bigint IS NULL OR k.tid = $1 ORDER BY k.created_at, k.key_id"),
+            &[&tid],
+        )
+        .await?;
+        rows.iter().map(key_record).collect()
+    }
+
+    pub(crate) async fn revoke_api_key(&self, key_id: &str, at: Micros) -> Result<bool> {
+        let client = self.client().await?;
+        let changed = execute(
+            &client,
+            "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL",
+            &[&key_id, &at.0],
+        )
+        .await?;
+        Ok(changed == 1)
+    }
+
+    /// The server answers, is no standby, and this session may write.
+    pub(crate) async fn check_writable(&self) -> Result<()> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'", &[])
+            .await
+            .map_err(failed)?;
+        let (standby, read_only): (bool, bool) = (row.get(0), row.get(1));
+        if standby || read_only {
+            return Err(Error::Unavailable(format!(
+                "PostgreSQL at {} takes no writes (read-only)",
+                self.server
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn get_state(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let row = query_opt(&client, "SELECT value FROM service_state WHERE name = $1", &[&name]).await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    pub(crate) async fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
+        let client = self.client().await?;
+        execute(
+            &client,
+            "INSERT INTO service_state (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&name, &value],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn acquire_lease(
+        &self,
+        tenant: &TenantId,
+        node: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let row = query_opt(&client, ACQUIRE_LEASE, &[&tid, &node, &ttl_ms]).await?;
+        Ok(row.map(|row| row.get::<_, i64>(0) as u64))
+    }
+
+    pub(crate) async fn release_lease(&self, tenant: &TenantId, node: &str, epoch: u64) -> Result<()> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        execute(
+            &client,
+            "UPDATE leases SET expires_at = clock_timestamp()
+             WHERE tid = $1 AND node = $2 AND epoch = $3 AND expires_at > clock_timestamp()",
+            &[&tid, &node, &int(epoch)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn lease(&self, tenant: &TenantId) -> Result<Option<Lease>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let row = query_opt(
+            &client,
+            "SELECT node, epoch, floor(extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint
+             FROM leases WHERE tid = $1",
+            &[&tid],
+        )
+        .await?;
+        Ok(row.map(|row| Lease {
+            node: row.get(0),
+            epoch: row.get::<_, i64>(1) as u64,
+            remaining_ms: row.get(2),
+        }))
+    }
+
+    pub(crate) async fn enqueue(&self, tenant: &TenantId, request: &[u8]) -> Result<u64> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let rows = query(
+            &client,
+            "INSERT INTO inbox (tid, request) VALUES ($1, $2) RETURNING ticket",
+            &[&tid, &request],
+        )
+        .await?;
+        Ok(rows[0].get::<_, i64>(0) as u64)
+    }
+
+    pub(crate) async fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let rows = query(
+            &client,
+            "SELECT ticket, request FROM inbox WHERE tid = $1 AND answer IS NULL ORDER BY ticket LIMIT $2",
+            &[&tid, &int(limit as u64)],
+        )
+        .await?;
+        Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
+    }
+
+    pub(crate) async fn answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
+        let client = self.client().await?;
+        let tickets: Vec<i64> = tickets.iter().copied().map(int).collect();
+        let rows = query(
+            &client,
+            "SELECT ticket, answer FROM inbox WHERE ticket = ANY($1) AND answer IS NOT NULL ORDER BY ticket",
+            &[&tickets],
+        )
+        .await?;
+        Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
+    }
+
+    pub(crate) async fn forget(&self, tickets: &[u64]) -> Result<()> {
+        let client = self.client().await?;
+        let tickets: Vec<i64> = tickets.iter().copied().map(int).collect();
+        execute(&client, "DELETE FROM inbox WHERE ticket = ANY($1)", &[&tickets]).await?;
+        Ok(())
+    }
+
+    /// Inserts unless present and answers the stored key, in one statement. Its snapshot predates
+    /// a concurrent insert it waited for, so it may see no row at all; then it asks again.
+    pub(crate) async fn ensure_data_key(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        for _ in 0..5 {
+            let rows = query(&client, ENSURE_DATA_KEY, &[&tid, &subject, &wrapped]).await?;
+            if let Some(row) = rows.first() {
+                return Ok(row.get(0));
+            }
+        }
+        Err(Error::Unavailable(format!("the data key of {subject} in {tenant} keeps changing")))
+    }
+}

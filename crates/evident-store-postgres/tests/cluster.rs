@@ -1,0 +1,407 @@
+//! What only the shared store does: leases, fenced commits, the inbox, agreeing on data keys,
+//! monthly partitions, migrations and connecting.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::TestSchema;
+use evident_core::Error;
+use evident_core::event::{Micros, TenantPolicy};
+use evident_core::store::{
+    Cluster, Commit, EventIndex, Fence, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, TenantId,
+};
+use evident_store_postgres::{PgOptions, PgStore};
+use evident_tlog::TreeSize;
+
+const TTL: Duration = Duration::from_millis(300);
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::new(name).unwrap()
+}
+
+/// A store in a fresh schema with tenant `acme`.
+fn store_with_acme() -> (TestSchema, PgStore, TenantId) {
+    let schema = TestSchema::new();
+    let store = schema.open();
+    let acme = tenant("acme");
+    store.create_tenant(&acme, &TenantPolicy::default()).unwrap();
+    (schema, store, acme)
+}
+
+fn cluster(store: &PgStore) -> &dyn Cluster {
+    store.cluster().expect("the PostgreSQL store is a cluster store")
+}
+
+fn entry(index: u64, recorded_at: Micros) -> NewEntry {
+    let mut event_id = [0u8; 16];
+    event_id[..8].copy_from_slice(&index.to_be_bytes());
+    event_id[8] = 0xee;
+    NewEntry {
+        index,
+        event_id,
+        source: "//test".into(),
+        producer_id: format!("p{index}"),
+        content_hash: [index as u8; 32],
+        time: recorded_at,
+        recorded_at,
+        event_type: "test.event".into(),
+        action: "read".into(),
+        outcome: "success".into(),
+        actor: "agent".into(),
+        subject: Some("cust".into()),
+        targets: vec![("customer".into(), "cust".into())],
+        entry: format!("entry {index}").into_bytes(),
+        sealed: None,
+    }
+}
+
+/// A commit growing the log of `tenant` from `old` to `old + n` entries recorded now.
+fn grow(tenant: &TenantId, old: u64, n: u64) -> Commit {
+    let now = Micros::now();
+    Commit {
+        logs: vec![LogCommit {
+            tenant: tenant.clone(),
+            old_size: TreeSize(old),
+            new_size: TreeSize(old + n),
+            entries: (old..old + n).map(|i| entry(i, now)).collect(),
+            tiles: Vec::new(),
+            checkpoint: format!("checkpoint at {}", old + n),
+        }],
+        ..Commit::default()
+    }
+}
+
+fn fenced(mut commit: Commit, node: &str, leases: &[(&TenantId, u64)]) -> Commit {
+    commit.fence = Some(Fence {
+        node: node.into(),
+        leases: leases.iter().map(|(tenant, epoch)| ((*tenant).clone(), *epoch)).collect(),
+    });
+    commit
+}
+
+fn size(store: &PgStore, tenant: &TenantId) -> u64 {
+    store.head(tenant).unwrap().map_or(0, |head| head.size.0)
+}
+
+#[test]
+fn leases_are_taken_renewed_refused_and_taken_over_after_expiry() {
+    let (_schema, store, acme) = store_with_acme();
+    let cluster = cluster(&store);
+    assert_eq!(cluster.lease(&acme).unwrap(), None, "never leased");
+    assert_eq!(cluster.acquire_lease(&acme, "node-a", TTL).unwrap(), Some(1));
+    let lease = cluster.lease(&acme).unwrap().unwrap();
+    assert_eq!((lease.node.as_str(), lease.epoch), ("node-a", 1));
+    assert!((0..=300).contains(&lease.remaining_ms), "{lease:?}");
+    // Renewal keeps the epoch; another node is refused while the lease lives.
+    assert_eq!(cluster.acquire_lease(&acme, "node-a", TTL).unwrap(), Some(1));
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", TTL).unwrap(), None);
+    assert_eq!(cluster.lease(&acme).unwrap().unwrap().node, "node-a");
+    std::thread::sleep(TTL + Duration::from_millis(100));
+    assert!(cluster.lease(&acme).unwrap().unwrap().remaining_ms < 0, "expired by the database clock");
+    // After expiry another node takes it over with the next epoch, and the old holder is refused.
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", TTL).unwrap(), Some(2));
+    assert_eq!(cluster.acquire_lease(&acme, "node-a", TTL).unwrap(), None);
+    assert_eq!(cluster.lease(&acme).unwrap().unwrap().epoch, 2);
+    // Leases are per tenant; an unknown tenant is not found.
+    let other = tenant("other");
+    store.create_tenant(&other, &TenantPolicy::default()).unwrap();
+    assert_eq!(cluster.acquire_lease(&other, "node-a", TTL).unwrap(), Some(1));
+    assert!(matches!(cluster.acquire_lease(&tenant("nobody"), "node-a", TTL), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn a_released_lease_is_free_at_once() {
+    let (_schema, store, acme) = store_with_acme();
+    let cluster = cluster(&store);
+    let long = Duration::from_secs(60);
+    assert_eq!(cluster.acquire_lease(&acme, "node-a", long).unwrap(), Some(1));
+    // Only the holder at its epoch can release.
+    cluster.release_lease(&acme, "node-b", 1).unwrap();
+    cluster.release_lease(&acme, "node-a", 7).unwrap();
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", long).unwrap(), None);
+    cluster.release_lease(&acme, "node-a", 1).unwrap();
+    assert!(cluster.lease(&acme).unwrap().unwrap().remaining_ms <= 0);
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", long).unwrap(), Some(2));
+}
+
+#[test]
+fn fenced_commits_need_the_live_lease() {
+    let (_schema, store, acme) = store_with_acme();
+    let cluster = cluster(&store);
+    assert_eq!(cluster.acquire_lease(&acme, "node-a", Duration::from_secs(60)).unwrap(), Some(1));
+    let refused = |commit: Commit| {
+        let result = store.commit(&commit);
+        assert!(matches!(&result, Err(Error::Conflict(m)) if m.contains("lease lost")), "{result:?}");
+    };
+    // A stale epoch, another node's name: refused, and nothing written.
+    refused(fenced(grow(&acme, 0, 2), "node-a", &[(&acme, 0)]));
+    refused(fenced(grow(&acme, 0, 2), "node-b", &[(&acme, 1)]));
+    assert_eq!(store.head(&acme).unwrap(), None);
+    assert!(store.entries(&acme, 0, 10).unwrap().is_empty());
+    assert_eq!(store.find_existing(&acme, &[("//test", "p0")]).unwrap(), vec![None]);
+    // The holder at its epoch commits.
+    store.commit(&fenced(grow(&acme, 0, 2), "node-a", &[(&acme, 1)])).unwrap();
+    assert_eq!(size(&store, &acme), 2);
+    // A fence must cover every log the commit writes.
+    let other = tenant("other");
+    store.create_tenant(&other, &TenantPolicy::default()).unwrap();
+    let result = store.commit(&fenced(grow(&other, 0, 1), "node-a", &[(&acme, 1)]));
+    assert!(matches!(result, Err(Error::InvalidArgument(_))), "{result:?}");
+    // Once the lease expires, even its last holder's commits are refused.
+    assert_eq!(cluster.acquire_lease(&acme, "node-a", TTL).unwrap(), Some(1));
+    std::thread::sleep(TTL + Duration::from_millis(100));
+    refused(fenced(grow(&acme, 2, 1), "node-a", &[(&acme, 1)]));
+    // Taken over: the new holder commits, the old epoch stays refused.
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", Duration::from_secs(60)).unwrap(), Some(2));
+    refused(fenced(grow(&acme, 2, 1), "node-a", &[(&acme, 1)]));
+    store.commit(&fenced(grow(&acme, 2, 1), "node-b", &[(&acme, 2)])).unwrap();
+    assert_eq!(size(&store, &acme), 3);
+}
+
+#[test]
+fn a_lease_locked_by_a_commit_cannot_change_hands_and_lock_waits_are_bounded() {
+    let (schema, _store, acme) = store_with_acme();
+    let options = PgOptions { lock_timeout: Duration::from_millis(300), ..schema.options() };
+    let store = PgStore::connect(&common::url(), options).unwrap();
+    let cluster = cluster(&store);
+    assert_eq!(cluster.acquire_lease(&acme, "node-a", Duration::from_millis(200)).unwrap(), Some(1));
+    std::thread::sleep(Duration::from_millis(300));
+    // Another session holds the lease row as a fenced commit does, while the lease expires.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let holder = runtime.block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(&common::url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "SET search_path TO {}; BEGIN; SELECT * FROM leases FOR UPDATE",
+                schema.name
+            ))
+            .await
+            .unwrap();
+        client
+    });
+    let started = std::time::Instant::now();
+    let blocked = cluster.acquire_lease(&acme, "node-b", TTL);
+    assert!(matches!(blocked, Err(Error::Unavailable(_))), "{blocked:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "the wait is bounded by lock_timeout");
+    runtime.block_on(async { holder.batch_execute("ROLLBACK").await.unwrap() });
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", TTL).unwrap(), Some(2));
+}
+
+#[test]
+fn inbox_answers_are_written_with_the_commit() {
+    let (_schema, store, acme) = store_with_acme();
+    let cluster = cluster(&store);
+    let first = cluster.enqueue(&acme, b"one").unwrap();
+    let second = cluster.enqueue(&acme, b"two").unwrap();
+    let third = cluster.enqueue(&acme, &[0, 255]).unwrap();
+    assert!(first < second && second < third);
+    assert_eq!(
+        cluster.pending(&acme, 10).unwrap(),
+        vec![(first, b"one".to_vec()), (second, b"two".to_vec()), (third, vec![0, 255])]
+    );
+    assert_eq!(cluster.pending(&acme, 1).unwrap(), vec![(first, b"one".to_vec())]);
+    let other = tenant("other");
+    store.create_tenant(&other, &TenantPolicy::default()).unwrap();
+    assert!(cluster.pending(&other, 10).unwrap().is_empty());
+    assert!(cluster.answers(&[first, second, third]).unwrap().is_empty());
+
+    // Answered in the commit that makes the events durable.
+    let mut commit = grow(&acme, 0, 1);
+    commit.answered = vec![(first, b"stored at 0".to_vec())];
+    store.commit(&commit).unwrap();
+    assert_eq!(cluster.answers(&[first, second]).unwrap(), vec![(first, b"stored at 0".to_vec())]);
+    assert_eq!(cluster.pending(&acme, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(), [second, third]);
+
+    // A commit that fails (here on its compare-and-swap) answers nothing.
+    let mut stale = grow(&acme, 0, 1);
+    stale.answered = vec![(second, b"never".to_vec())];
+    assert!(matches!(store.commit(&stale), Err(Error::Conflict(_))));
+    assert!(cluster.answers(&[second]).unwrap().is_empty());
+    assert_eq!(size(&store, &acme), 1);
+
+    // Answers of a fenced commit too, and taken answers are forgotten.
+    cluster.acquire_lease(&acme, "node-a", Duration::from_secs(60)).unwrap();
+    let mut commit = fenced(grow(&acme, 1, 1), "node-a", &[(&acme, 1)]);
+    commit.answered = vec![(second, b"stored at 1".to_vec()), (third, Vec::new())];
+    store.commit(&commit).unwrap();
+    assert_eq!(
+        cluster.answers(&[third, first, second]).unwrap(),
+        vec![(first, b"stored at 0".to_vec()), (second, b"stored at 1".to_vec()), (third, Vec::new())]
+    );
+    assert!(cluster.pending(&acme, 10).unwrap().is_empty());
+    cluster.forget(&[first, second]).unwrap();
+    assert_eq!(cluster.answers(&[first, second, third]).unwrap(), vec![(third, Vec::new())]);
+    cluster.forget(&[third, 999_999]).unwrap();
+    assert!(cluster.answers(&[third]).unwrap().is_empty());
+}
+
+#[test]
+fn nodes_sealing_for_one_new_subject_agree_on_its_key() {
+    let (schema, store, acme) = store_with_acme();
+    let other_node = schema.open();
+    for round in 0..20 {
+        let subject = format!("subject-{round}");
+        let barrier = Arc::new(Barrier::new(2));
+        let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = [&store, &other_node]
+                .into_iter()
+                .enumerate()
+                .map(|(node, store)| {
+                    let (barrier, subject, acme) = (Arc::clone(&barrier), subject.clone(), acme.clone());
+                    scope.spawn(move || {
+                        barrier.wait();
+                        cluster(store).ensure_data_key(&acme, &subject, &[node as u8; 40]).unwrap()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(keys[0], keys[1], "{subject}");
+        assert_eq!(store.data_key(&acme, &subject).unwrap(), Some(keys[0].clone()));
+    }
+    // A key stored already is kept, by ensure_data_key and by a commit's data keys alike.
+    assert_eq!(cluster(&store).ensure_data_key(&acme, "subject-0", b"late").unwrap().len(), 40);
+    let mut commit = grow(&acme, 0, 1);
+    commit.data_keys = vec![
+        NewDataKey { tenant: acme.clone(), subject: "subject-1".into(), wrapped: b"late".to_vec() },
+        NewDataKey { tenant: acme.clone(), subject: "fresh".into(), wrapped: b"fresh".to_vec() },
+    ];
+    store.commit(&commit).unwrap();
+    assert_eq!(store.data_key(&acme, "subject-1").unwrap().unwrap().len(), 40);
+    assert_eq!(store.data_key(&acme, "fresh").unwrap(), Some(b"fresh".to_vec()));
+    // After erasure the next key wins.
+    assert!(store.erase_data_key(&acme, "subject-2").unwrap());
+    assert_eq!(cluster(&store).ensure_data_key(&acme, "subject-2", b"new").unwrap(), b"new");
+}
+
+#[test]
+fn entries_land_in_the_partition_of_their_month() {
+    let (schema, store, acme) = store_with_acme();
+    let at = |t: &str| Micros::parse_rfc3339(t).unwrap();
+    let (january, march) = (at("2026-01-31T23:59:59Z"), at("2026-03-01T00:00:00Z"));
+    let commit = Commit {
+        logs: vec![LogCommit {
+            tenant: acme.clone(),
+            old_size: TreeSize(0),
+            new_size: TreeSize(3),
+            entries: vec![entry(0, january), entry(1, march), entry(2, january)],
+            tiles: Vec::new(),
+            checkpoint: "three".into(),
+        }],
+        ..Commit::default()
+    };
+    store.commit(&commit).unwrap();
+    assert_eq!(
+        store.entries(&acme, 0, 3).unwrap(),
+        ["entry 0", "entry 1", "entry 2"].map(|e| e.as_bytes().to_vec())
+    );
+    let second = store.event_by_index(&acme, 1).unwrap().unwrap();
+    assert_eq!((second.time, second.entry.as_slice()), (march, b"entry 1".as_slice()));
+    let by_id = store.event_by_id(&acme, &commit.logs[0].entries[2].event_id).unwrap().unwrap();
+    assert_eq!(by_id.index, 2);
+    assert_eq!(store.scan_entries(&acme, 1, 10).unwrap().iter().map(|e| e.index).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        schema.sql(&format!(
+            "SELECT c.relname FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+             JOIN pg_namespace n ON n.oid = p.relnamespace
+             WHERE p.relname = 'events' AND n.nspname = '{}' ORDER BY 1",
+            schema.name
+        )),
+        ["events_2026_01", "events_2026_03", "events_default"]
+    );
+    assert_eq!(schema.sql("SELECT count(*) FROM events_2026_01"), ["2"]);
+    assert_eq!(schema.sql("SELECT count(*) FROM events_2026_03"), ["1"]);
+    assert_eq!(schema.sql("SELECT count(*) FROM events_default"), ["0"]);
+    // Another node (with its own cache of partitions) writes into the same months.
+    let other_node = schema.open();
+    let mut later = commit.clone();
+    later.logs[0].old_size = TreeSize(3);
+    later.logs[0].new_size = TreeSize(4);
+    later.logs[0].entries = vec![NewEntry { producer_id: "p3".into(), event_id: [3; 16], ..entry(3, march) }];
+    other_node.commit(&later).unwrap();
+    assert_eq!(schema.sql("SELECT count(*) FROM events_2026_03"), ["2"]);
+}
+
+#[test]
+fn a_duplicate_entry_fails_the_whole_commit() {
+    let (_schema, store, acme) = store_with_acme();
+    store.commit(&grow(&acme, 0, 2)).unwrap();
+    // Index 2 with the idempotency key of index 0: a conflict, and the head stays.
+    let mut commit = grow(&acme, 2, 1);
+    commit.logs[0].entries[0].producer_id = "p0".into();
+    assert!(matches!(store.commit(&commit), Err(Error::Conflict(_))));
+    assert_eq!(size(&store, &acme), 2);
+    assert!(store.entries(&acme, 2, 3).unwrap().is_empty());
+    assert_eq!(store.checkpoints(&acme).unwrap().len(), 1);
+}
+
+#[test]
+fn reopening_applies_no_migration_twice() {
+    let schema = TestSchema::new();
+    let store = schema.open();
+    store.put_state("kept", b"yes").unwrap();
+    drop(store);
+    let reopened = schema.open();
+    assert_eq!(reopened.get_state("kept").unwrap(), Some(b"yes".to_vec()));
+    assert_eq!(schema.sql("SELECT version || ' ' || name FROM schema_migrations"), ["1 init"]);
+}
+
+#[test]
+fn nodes_starting_at_once_migrate_one_new_schema_once() {
+    let schema = TestSchema::new();
+    let barrier = Barrier::new(4);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    PgStore::connect(&common::url(), schema.options())
+                })
+            })
+            .collect();
+        for thread in threads {
+            let store = thread.join().unwrap().expect("every node connects");
+            store.check_writable().unwrap();
+        }
+    });
+    assert_eq!(schema.sql("SELECT count(*) FROM schema_migrations"), ["1"]);
+}
+
+#[test]
+fn an_unreachable_server_is_unavailable_and_named() {
+    let result = PgStore::connect("postgres://postgres@127.0.0.1:1/test", PgOptions::default());
+    match result {
+        Err(Error::Unavailable(message)) => assert!(message.contains("127.0.0.1:1"), "{message}"),
+        Err(other) => panic!("expected Unavailable, got {other:?}"),
+        Ok(_) => panic!("connected to port 1"),
+    }
+    assert!(matches!(
+        PgStore::connect("postgres://[not a url", PgOptions::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    let bad_schema = PgOptions { schema: Some("Robert'); DROP".into()), ..PgOptions::default() };
+    assert!(matches!(PgStore::connect(&common::url(), bad_schema), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn the_store_is_usable_from_inside_another_runtime() {
+    let (_schema, store, acme) = store_with_acme();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let head = runtime.block_on(async move {
+        tokio::spawn(async move {
+            store.commit(&grow(&acme, 0, 1)).unwrap();
+            let head = store.head(&acme).unwrap();
+            // Dropped on a worker thread of this runtime: must not panic or block.
+            drop(store);
+            head
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(head.unwrap().size, TreeSize(1));
+}
