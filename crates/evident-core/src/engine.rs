@@ -458,15 +458,7 @@ impl Engine {
 
     /// Opens a subject's data key for reading personal parts.
     pub(crate) fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
-        if let Some(cached) =
-            self.shared.keys.lock().expect("keys lock").get(&(tenant.clone(), subject.to_owned()))
-        {
-            return Ok(Some(cached.key.clone()));
-        }
-        match self.shared.store.data_key(tenant, subject)? {
-            Some(wrapped) => Ok(Some(self.shared.master.unwrap(tenant.as_str(), subject, &wrapped)?)),
-            None => Ok(None),
-        }
+        self.shared.data_key(tenant, subject)
     }
 
     /// Destroys a subject's data key: its personal parts can no longer be opened, while every
@@ -572,6 +564,16 @@ impl Shared {
             warnings,
             personal: leaf.personal.map(|personal| personal.canonical),
         })
+    }
+
+    fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
+        if let Some(cached) = self.keys.lock().expect("keys lock").get(&(tenant.clone(), subject.to_owned())) {
+            return Ok(Some(cached.key.clone()));
+        }
+        match self.store.data_key(tenant, subject)? {
+            Some(wrapped) => Ok(Some(self.master.unwrap(tenant.as_str(), subject, &wrapped)?)),
+            None => Ok(None),
+        }
     }
 
     /// The data key to seal a subject's personal part with, and its wrapped form when it is not
@@ -889,10 +891,21 @@ impl Sequencer {
                 self.epochs.insert(tenant.clone(), epoch);
             }
             for (ticket, request) in pending {
-                let items = crate::inbox::decode_request(&tenant, &request).unwrap_or_else(|err| {
+                let mut items = crate::inbox::decode_request(&tenant, &request).unwrap_or_else(|err| {
                     tracing::error!(%tenant, ticket, error = %err, "unreadable inbox request");
                     vec![Err(format!("the forwarding node sent an unreadable request: {err}"))]
                 });
+                if self.shared.committed.receiver_count() > 0 {
+                    // Personal parts travel sealed; subscribers (detection) get them in clear.
+                    for prepared in items.iter_mut().filter_map(|item| item.as_mut().ok()) {
+                        let Some((subject, sealed)) = &prepared.entry.sealed else { continue };
+                        if let Ok(Some(key)) = self.shared.data_key(&tenant, subject)
+                            && let Ok((_, canonical)) = key.unseal(tenant.as_str(), &prepared.event_id, sealed)
+                        {
+                            prepared.personal = Some(canonical);
+                        }
+                    }
+                }
                 room = room.saturating_sub(items.len());
                 self.shared.stats.inbox_requests.fetch_add(1, Ordering::Relaxed);
                 group.push(Request { tenant: tenant.clone(), items, reply: Reply::Inbox(ticket) });
