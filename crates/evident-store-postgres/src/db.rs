@@ -484,15 +484,14 @@ impl Db {
                 tids.insert(tenant, tid);
             }
         }
-        if let Some(fence) = &commit.fence {
-            if let Some(log) =
+        if let Some(fence) = &commit.fence
+            && let Some(log) =
                 commit.logs.iter().find(|log| !fence.leases.iter().any(|(t, _)| *t == log.tenant))
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "the commit writes the log of {} but its fence holds no lease of it",
-                    log.tenant
-                )));
-            }
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the commit writes the log of {} but its fence holds no lease of it",
+                log.tenant
+            )));
         }
         let recorded: Vec<Micros> =
             commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
