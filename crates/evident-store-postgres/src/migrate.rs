@@ -25,6 +25,8 @@ impl Db {
         let schema = self.schema();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(failed)?;
+        // Another node's migration may take longer than the sessions' usual lock timeout.
+        tx.batch_execute("SET LOCAL lock_timeout = '10min'").await.map_err(failed)?;
         tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_CLASS, &schema])
             .await
             .map_err(failed)?;
