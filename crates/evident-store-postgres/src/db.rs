@@ -326,7 +326,8 @@ impl Db {
 
     pub(crate) async fn tenants(&self) -> Result<Vec<(TenantId, TenantPolicy)>> {
         let client = self.client().await?;
-        let rows = query(&client, "SELECT name, policy FROM tenants ORDER BY name", &[]).await?;
+        let rows =
+            query(&client, "SELECT name, policy FROM tenants ORDER BY name COLLATE \"C\"", &[]).await?;
         rows.iter().map(|row| Ok((TenantId::new(row.get(0))?, policy_from_json(row.get(1))?))).collect()
     }
 
@@ -784,7 +785,7 @@ impl Db {
         };
         let rows = query(
             &client,
-            &format!("{KEY_SELECT} WHERE $1::bigint IS NULL OR k.tid = $1 ORDER BY k.created_at, k.key_id"),
+            &format!("{KEY_SELECT} WHERE $1::bigint IS NULL OR k.tid = $1 ORDER BY k.created_at, k.key_id COLLATE \"C\""),
             &[&tid],
         )
         .await?;

@@ -27,8 +27,10 @@
 //! # Writes
 //! One [`LogStore::commit`] is one transaction (durable on return: `synchronous_commit` is left
 //! on), writing each table with one multi-row `INSERT ... SELECT FROM UNNEST(...)`, whatever the
-//! number of entries. A log's head moves by compare-and-swap on its size (`UPDATE logs ... WHERE
-//! size = old`); no row updated means another writer moved it, and the commit rolls back.
+//! number of entries, and sending those statements together (pipelined). A log's head moves by
+//! compare-and-swap on its size (`UPDATE logs ... WHERE size = old`); no row updated means
+//! another writer moved it, and the commit rolls back. A duplicate entry (index, idempotency key
+//! or event id) fails the commit on `event_keys` or `event_ids` as [`Error::Conflict`].
 //!
 //! # Fencing
 //! When several nodes share the store, each tenant's log is written by the holder of its lease

@@ -405,3 +405,32 @@ fn the_store_is_usable_from_inside_another_runtime() {
     });
     assert_eq!(head.unwrap().size, TreeSize(1));
 }
+
+#[test]
+fn dropping_the_store_closes_its_connections() {
+    let (schema, _store, acme) = store_with_acme();
+    let name = format!("evident-drop-{}", &schema.name["evident_test_".len()..]);
+    let separator = if common::url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}application_name={name}", common::url());
+    let store = Arc::new(PgStore::connect(&url, schema.options()).unwrap());
+    // Several threads at once, so the pool opens several connections.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let (store, acme) = (Arc::clone(&store), acme.clone());
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    store.head(&acme).unwrap();
+                }
+            });
+        }
+    });
+    let sessions =
+        || schema.sql(&format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'"));
+    assert_ne!(sessions(), ["0"]);
+    drop(store);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sessions() != ["0"] {
+        assert!(std::time::Instant::now() < deadline, "sessions left open: {:?}", sessions());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
