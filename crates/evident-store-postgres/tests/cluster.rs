@@ -10,7 +10,8 @@ use common::TestSchema;
 use evident_core::Error;
 use evident_core::event::{Micros, TenantPolicy};
 use evident_core::store::{
-    Cluster, Commit, EventIndex, Fence, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, TenantId,
+    Cluster, Commit, EventIndex, Fence, Filter, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, Order,
+    Position, TenantId,
 };
 use evident_store_postgres::{PgOptions, PgStore};
 use evident_tlog::TreeSize;
@@ -432,5 +433,43 @@ fn dropping_the_store_closes_its_connections() {
     while sessions() != ["0"] {
         assert!(std::time::Instant::now() < deadline, "sessions left open: {:?}", sessions());
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn search_orders_by_event_time_across_partitions() {
+    let (_schema, store, acme) = store_with_acme();
+    let at = |t: &str| Micros::parse_rfc3339(t).unwrap();
+    // Recorded in two months, with event times in another order than the indices.
+    let recorded = [at("2026-01-10T00:00:00Z"), at("2026-02-10T00:00:00Z")];
+    let times =
+        ["2025-12-05T00:00:00Z", "2025-12-01T00:00:00Z", "2025-12-03T00:00:00Z", "2025-12-03T00:00:00Z"];
+    let entries: Vec<NewEntry> = times
+        .iter()
+        .enumerate()
+        .map(|(i, time)| NewEntry { time: at(time), ..entry(i as u64, recorded[i % 2]) })
+        .collect();
+    let commit = Commit {
+        logs: vec![LogCommit {
+            tenant: acme.clone(),
+            old_size: TreeSize(0),
+            new_size: TreeSize(4),
+            entries,
+            tiles: Vec::new(),
+            checkpoint: "four".into(),
+        }],
+        ..Commit::default()
+    };
+    store.commit(&commit).unwrap();
+    let search = |filter: &Filter, order: Order, after: Option<Position>| -> Vec<u64> {
+        store.search(&acme, filter, order, after, 10).unwrap().iter().map(|e| e.index).collect()
+    };
+    let by_target = Filter { target: Some(("customer".into(), "cust".into())), ..Filter::default() };
+    for filter in [Filter::default(), by_target] {
+        assert_eq!(search(&filter, Order::OldestFirst, None), [1, 2, 3, 0]);
+        assert_eq!(search(&filter, Order::NewestFirst, None), [0, 3, 2, 1]);
+        let middle = Position { time: at("2025-12-03T00:00:00Z"), index: 2 };
+        assert_eq!(search(&filter, Order::OldestFirst, Some(middle)), [3, 0]);
+        assert_eq!(search(&filter, Order::NewestFirst, Some(middle)), [1]);
     }
 }
