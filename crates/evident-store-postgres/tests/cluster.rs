@@ -473,3 +473,39 @@ fn search_orders_by_event_time_across_partitions() {
         assert_eq!(search(&filter, Order::NewestFirst, Some(middle)), [1]);
     }
 }
+
+#[test]
+fn nodes_creating_one_new_month_at_once_all_commit() {
+    let schema = TestSchema::new();
+    let nodes: Vec<PgStore> = (0..4).map(|_| schema.open()).collect();
+    let tenants: Vec<TenantId> = (0..4).map(|i| tenant(&format!("t{i}"))).collect();
+    for tenant in &tenants {
+        nodes[0].create_tenant(tenant, &TenantPolicy::default()).unwrap();
+    }
+    let may = Micros::parse_rfc3339("2030-05-15T12:00:00Z").unwrap();
+    let barrier = Barrier::new(4);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = nodes
+            .iter()
+            .zip(&tenants)
+            .map(|(node, tenant)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut commit = grow(tenant, 0, 2);
+                    for (i, entry) in commit.logs[0].entries.iter_mut().enumerate() {
+                        entry.recorded_at = may;
+                        entry.event_id[15] = tenant.as_str().as_bytes()[1];
+                        entry.event_id[14] = i as u8;
+                    }
+                    barrier.wait();
+                    node.commit(&commit)
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap().expect("every node commits");
+        }
+    });
+    assert_eq!(schema.sql("SELECT count(*) FROM events_2030_05"), ["8"]);
+    assert_eq!(schema.sql("SELECT count(*) FROM events_default"), ["0"]);
+}
