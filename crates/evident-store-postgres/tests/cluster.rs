@@ -105,6 +105,10 @@ fn leases_are_taken_renewed_refused_and_taken_over_after_expiry() {
     assert_eq!(cluster.acquire_lease(&acme, "node-b", TTL).unwrap(), Some(2));
     assert_eq!(cluster.acquire_lease(&acme, "node-a", TTL).unwrap(), None);
     assert_eq!(cluster.lease(&acme).unwrap().unwrap().epoch, 2);
+    // A holder that lets its lease expire gets it back only as a new epoch: whatever it did
+    // under the old one may have been fenced off meanwhile.
+    std::thread::sleep(TTL + Duration::from_millis(100));
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", TTL).unwrap(), Some(3));
     // Leases are per tenant; an unknown tenant is not found.
     let other = tenant("other");
     store.create_tenant(&other, &TenantPolicy::default()).unwrap();
