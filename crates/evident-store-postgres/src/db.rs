@@ -280,6 +280,11 @@ impl Db {
         &self.schema
     }
 
+    /// `host:port` of the server, for messages.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
+    }
+
     /// Closes the pool: idle connections are dropped, later requests fail.
     pub(crate) fn close(&self) {
         self.pool.close();

@@ -81,6 +81,10 @@ pub struct PgOptions {
     pub idle_in_transaction_timeout: Duration,
     /// How long a statement waits for a row or table lock before it fails.
     pub lock_timeout: Duration,
+    /// How long a caller waits for any one operation before it is told [`Error::Unavailable`]
+    /// (a server that stopped answering, a network that drops packets). A commit that times out
+    /// may still have committed; the engine's idempotency answers its retry.
+    pub operation_timeout: Duration,
 }
 
 impl Default for PgOptions {
@@ -90,6 +94,7 @@ impl Default for PgOptions {
             pool_size: 8,
             idle_in_transaction_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -99,6 +104,7 @@ pub struct PgStore {
     /// `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     db: Arc<Db>,
+    operation_timeout: Duration,
 }
 
 impl PgStore {
@@ -124,6 +130,8 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
+        // Notice a vanished server or peer within a minute rather than hours.
+        config.keepalives(true).keepalives_idle(Duration::from_secs(30));
         if config.get_application_name().is_none() {
             config.application_name("evident");
         }
@@ -146,8 +154,15 @@ impl PgStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|err| Error::Unavailable(format!("cannot build the PostgreSQL pool: {err}")))?;
-        let store = PgStore { runtime: Some(runtime), db: Arc::new(Db::new(pool, server, schema)) };
-        store.run(|db| async move { db.migrate().await })?;
+        let store = PgStore {
+            runtime: Some(runtime),
+            db: Arc::new(Db::new(pool, server, schema)),
+            operation_timeout: options.operation_timeout,
+        };
+        // Another node's migration may hold the lock for a while.
+        store.run_within(MIGRATION_TIMEOUT.max(options.operation_timeout), |db| async move {
+            db.migrate().await
+        })?;
         Ok(store)
     }
 
@@ -162,11 +177,24 @@ impl PgStore {
         T: Send + 'static,
         F: Future<Output = Result<T>> + Send + 'static,
     {
+        self.run_within(self.operation_timeout, op)
+    }
+
+    /// [`PgStore::run`] with its own timeout.
+    fn run_within<T, F>(&self, timeout: Duration, op: impl FnOnce(Arc<Db>) -> F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
         let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
         let future = op(Arc::clone(&self.db));
+        let server = self.db.server().to_owned();
         runtime.spawn(async move {
-            let _ = answer.send(future.await);
+            let result = tokio::time::timeout(timeout, future).await.unwrap_or_else(|_| {
+                Err(Error::Unavailable(format!("PostgreSQL at {server} did not answer within {timeout:?}")))
+            });
+            let _ = answer.send(result);
         });
         answered
             .recv()
@@ -188,6 +216,9 @@ impl Drop for PgStore {
         }
     }
 }
+
+/// Longest wait for the migration lock at connect.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Schema names go into SQL and into the startup options unescaped, so they are kept plain.
 fn check_schema_name(schema: &str) -> Result<()> {

@@ -513,3 +513,41 @@ fn nodes_creating_one_new_month_at_once_all_commit() {
     assert_eq!(schema.sql("SELECT count(*) FROM events_2030_05"), ["8"]);
     assert_eq!(schema.sql("SELECT count(*) FROM events_default"), ["0"]);
 }
+
+#[test]
+fn a_server_that_does_not_answer_in_time_is_unavailable_and_the_store_recovers() {
+    let (schema, _store, _acme) = store_with_acme();
+    let options = PgOptions {
+        operation_timeout: Duration::from_millis(300),
+        lock_timeout: Duration::from_secs(30),
+        ..schema.options()
+    };
+    let store = PgStore::connect(&common::url(), options).unwrap();
+    store.put_state("s", b"before").unwrap();
+    // Another session keeps every statement on service_state waiting.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let holder = runtime.block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(&common::url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "SET search_path TO {}; BEGIN; LOCK TABLE service_state IN ACCESS EXCLUSIVE MODE",
+                schema.name
+            ))
+            .await
+            .unwrap();
+        client
+    });
+    let started = std::time::Instant::now();
+    let result = store.get_state("s");
+    assert!(matches!(&result, Err(Error::Unavailable(m)) if m.contains("did not answer")), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    runtime.block_on(async { holder.batch_execute("ROLLBACK").await.unwrap() });
+    // The store goes on working, on the same pool.
+    for _ in 0..8 {
+        assert_eq!(store.get_state("s").unwrap(), Some(b"before".to_vec()));
+    }
+    store.put_state("s", b"after").unwrap();
+    assert_eq!(store.get_state("s").unwrap(), Some(b"after".to_vec()));
+}
