@@ -4,9 +4,17 @@
 //!
 //! # Schema choices
 //! The schema lives in numbered migrations (`migrations/0001_init.sql`, ...), applied in order in
-//! one transaction under an advisory lock, so nodes starting together do not race; `schema_migrations`
-//! records what was applied. A store lives in one PostgreSQL schema ([`PgOptions::schema`]), set
-//! as the `search_path` of every pooled session.
+//! one transaction under an advisory lock, so nodes starting together do not race;
+//! `schema_migrations` records what was applied. A store lives in one PostgreSQL schema
+//! ([`PgOptions::schema`]), set as the `search_path` of every pooled session.
+//!
+//! ```no_run
+//! use evident_store_postgres::{PgOptions, PgStore};
+//!
+//! let options = PgOptions { schema: Some("evident".into()), pool_size: 8, ..PgOptions::default() };
+//! let store = PgStore::connect("postgres://evident@db.example:5432/audit", options)?;
+//! # Ok::<(), evident_core::Error>(())
+//! ```
 //!
 //! - **`events` is partitioned by month of `recorded_at`** (microseconds, the store's clock at
 //!   sequencing). Recording times only grow, so each month's partition is written for a month and
@@ -44,7 +52,9 @@
 //! # Threads
 //! The store traits are synchronous and are called from plain threads and from other runtimes'
 //! worker threads alike, so the store owns a private two-thread tokio runtime: every operation is
-//! spawned onto it and its caller waits on a channel (never `block_on` on the caller's thread).
+//! spawned onto it and its caller waits on a channel (never `block_on` on the caller's thread),
+//! at most [`PgOptions::operation_timeout`]. An operation that timed out may leave its statement
+//! running on its connection; the next user of that connection waits behind it.
 //!
 //! [`Fence`]: evident_core::store::Fence
 
