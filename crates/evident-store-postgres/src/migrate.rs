@@ -73,3 +73,16 @@ impl Db {
         tx.commit().await.map_err(failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, i as i32 + 1, "{}", migration.name);
+            assert!(!migration.sql.trim().is_empty(), "{}", migration.name);
+        }
+    }
+}
