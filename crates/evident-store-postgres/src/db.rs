@@ -170,6 +170,9 @@ fn key_record(row: &Row) -> Result<ApiKeyRecord> {
     })
 }
 
+/// One of a commit's pipelined writes.
+type Write<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
+
 /// The rows one commit adds to `events`, `event_keys`, `event_ids` and `event_targets`, as the
 /// columns of an `UNNEST`.
 #[derive(Default)]
@@ -277,6 +280,11 @@ impl Db {
         &self.schema
     }
 
+    /// `host:port` of the server, for messages.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
+    }
+
     /// Closes the pool: idle connections are dropped, later requests fail.
     pub(crate) fn close(&self) {
         self.pool.close();
@@ -323,7 +331,8 @@ impl Db {
 
     pub(crate) async fn tenants(&self) -> Result<Vec<(TenantId, TenantPolicy)>> {
         let client = self.client().await?;
-        let rows = query(&client, "SELECT name, policy FROM tenants ORDER BY name", &[]).await?;
+        let rows =
+            query(&client, "SELECT name, policy FROM tenants ORDER BY name COLLATE \"C\"", &[]).await?;
         rows.iter().map(|row| Ok((TenantId::new(row.get(0))?, policy_from_json(row.get(1))?))).collect()
     }
 
@@ -484,15 +493,14 @@ impl Db {
                 tids.insert(tenant, tid);
             }
         }
-        if let Some(fence) = &commit.fence {
-            if let Some(log) =
+        if let Some(fence) = &commit.fence
+            && let Some(log) =
                 commit.logs.iter().find(|log| !fence.leases.iter().any(|(t, _)| *t == log.tenant))
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "the commit writes the log of {} but its fence holds no lease of it",
-                    log.tenant
-                )));
-            }
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the commit writes the log of {} but its fence holds no lease of it",
+                log.tenant
+            )));
         }
         let recorded: Vec<Micros> =
             commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
@@ -538,12 +546,12 @@ impl Db {
                 )));
             }
         }
-        if !commit.data_keys.is_empty() {
-            let key_tids: Vec<i64> = commit.data_keys.iter().map(|k| tids[&k.tenant]).collect();
-            let subjects: Vec<&str> = commit.data_keys.iter().map(|k| k.subject.as_str()).collect();
-            let wrapped: Vec<&[u8]> = commit.data_keys.iter().map(|k| k.wrapped.as_slice()).collect();
-            tx_execute(&tx, INSERT_DATA_KEYS, &[&key_tids, &subjects, &wrapped]).await?;
-        }
+        // Every column first, then every write at once: tokio-postgres pipelines statements that
+        // are polled together, so the rest of the transaction is one round trip plus its COMMIT,
+        // whatever it holds.
+        let key_tids: Vec<i64> = commit.data_keys.iter().map(|k| tids[&k.tenant]).collect();
+        let subjects: Vec<&str> = commit.data_keys.iter().map(|k| k.subject.as_str()).collect();
+        let wrapped: Vec<&[u8]> = commit.data_keys.iter().map(|k| k.wrapped.as_slice()).collect();
         let mut rows = EntryColumns::default();
         for log in &commit.logs {
             let tid = tids[&log.tenant];
@@ -575,12 +583,40 @@ impl Db {
                 }
             }
         }
+        // One row per (tenant, level, index), the last given winning, as one upsert may not touch
+        // a row twice.
+        let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
+        for log in &commit.logs {
+            for (tile, data) in &log.tiles {
+                tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
+            }
+        }
+        let (mut tile_tids, mut levels, mut indices, mut tile_data) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((tid, level, index), data) in tiles {
+            tile_tids.push(tid);
+            levels.push(level);
+            indices.push(index);
+            tile_data.push(data);
+        }
+        let log_tids: Vec<i64> = commit.logs.iter().map(|log| tids[&log.tenant]).collect();
+        let sizes: Vec<i64> = commit.logs.iter().map(|log| int(log.new_size.0)).collect();
+        let notes: Vec<&str> = commit.logs.iter().map(|log| log.checkpoint.as_str()).collect();
+        let tickets: Vec<i64> = commit.answered.iter().map(|(ticket, _)| int(*ticket)).collect();
+        let answers: Vec<&[u8]> = commit.answered.iter().map(|(_, answer)| answer.as_slice()).collect();
+
+        let in_tx = &tx;
+        let mut writes: Vec<Write<'_>> = Vec::new();
+        if !key_tids.is_empty() {
+            writes.push(Box::pin(async {
+                tx_execute(in_tx, INSERT_DATA_KEYS, &[&key_tids, &subjects, &wrapped]).await
+            }));
+        }
         if !rows.idx.is_empty() {
-            // The small unique tables first: a duplicate fails the commit before the big insert.
-            tx_execute(
-                &tx,
-                INSERT_EVENT_KEYS,
-                &[
+            let rows = &rows;
+            // The small unique tables first: a duplicate fails them before the big insert runs.
+            writes.push(Box::pin(async move {
+                let params: [&(dyn ToSql + Sync); 7] = [
                     &rows.tid,
                     &rows.source,
                     &rows.producer_id,
@@ -588,15 +624,19 @@ impl Db {
                     &rows.event_id,
                     &rows.content_hash,
                     &rows.recorded_at,
-                ],
-            )
-            .await?;
-            tx_execute(&tx, INSERT_EVENT_IDS, &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at])
-                .await?;
-            tx_execute(
-                &tx,
-                INSERT_EVENTS,
-                &[
+                ];
+                tx_execute(in_tx, INSERT_EVENT_KEYS, &params).await
+            }));
+            writes.push(Box::pin(async move {
+                tx_execute(
+                    in_tx,
+                    INSERT_EVENT_IDS,
+                    &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at],
+                )
+                .await
+            }));
+            writes.push(Box::pin(async move {
+                let params: [&(dyn ToSql + Sync); 16] = [
                     &rows.tid,
                     &rows.idx,
                     &rows.recorded_at,
@@ -613,54 +653,51 @@ impl Db {
                     &rows.entry,
                     &rows.seal_subject,
                     &rows.sealed,
-                ],
-            )
-            .await?;
+                ];
+                tx_execute(in_tx, INSERT_EVENTS, &params).await
+            }));
         }
         if !rows.target_idx.is_empty() {
-            tx_execute(
-                &tx,
-                INSERT_TARGETS,
-                &[
+            let rows = &rows;
+            writes.push(Box::pin(async move {
+                let params: [&(dyn ToSql + Sync); 6] = [
                     &rows.target_tid,
                     &rows.target_type,
                     &rows.target_id,
                     &rows.target_time,
                     &rows.target_idx,
                     &rows.target_recorded_at,
-                ],
-            )
-            .await?;
+                ];
+                tx_execute(in_tx, INSERT_TARGETS, &params).await
+            }));
         }
-        // One row per (tenant, level, index), the last given winning, as one upsert may not touch
-        // a row twice.
-        let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
-        for log in &commit.logs {
-            for (tile, data) in &log.tiles {
-                tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
+        if !tile_tids.is_empty() {
+            writes.push(Box::pin(async {
+                tx_execute(in_tx, PUT_TILES, &[&tile_tids, &levels, &indices, &tile_data]).await
+            }));
+        }
+        if !log_tids.is_empty() {
+            writes.push(Box::pin(async {
+                tx_execute(in_tx, INSERT_CHECKPOINTS, &[&log_tids, &sizes, &notes]).await
+            }));
+        }
+        if !tickets.is_empty() {
+            writes.push(Box::pin(async { tx_execute(in_tx, ANSWER, &[&tickets, &answers]).await }));
+        }
+        // After a failed statement the later ones fail as "transaction aborted"; a conflict is the
+        // cause worth reporting.
+        let mut first_error = None;
+        for result in futures_util::future::join_all(writes).await {
+            match result {
+                Ok(_) => {}
+                Err(conflict @ Error::Conflict(_)) => return Err(conflict),
+                Err(other) => {
+                    first_error.get_or_insert(other);
+                }
             }
         }
-        if !tiles.is_empty() {
-            let (mut tile_tids, mut levels, mut indices, mut data) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((tid, level, index), bytes) in tiles {
-                tile_tids.push(tid);
-                levels.push(level);
-                indices.push(index);
-                data.push(bytes);
-            }
-            tx_execute(&tx, PUT_TILES, &[&tile_tids, &levels, &indices, &data]).await?;
-        }
-        if !commit.logs.is_empty() {
-            let log_tids: Vec<i64> = commit.logs.iter().map(|log| tids[&log.tenant]).collect();
-            let sizes: Vec<i64> = commit.logs.iter().map(|log| int(log.new_size.0)).collect();
-            let notes: Vec<&str> = commit.logs.iter().map(|log| log.checkpoint.as_str()).collect();
-            tx_execute(&tx, INSERT_CHECKPOINTS, &[&log_tids, &sizes, &notes]).await?;
-        }
-        if !commit.answered.is_empty() {
-            let tickets: Vec<i64> = commit.answered.iter().map(|(ticket, _)| int(*ticket)).collect();
-            let answers: Vec<&[u8]> = commit.answered.iter().map(|(_, answer)| answer.as_slice()).collect();
-            tx_execute(&tx, ANSWER, &[&tickets, &answers]).await?;
+        if let Some(error) = first_error {
+            return Err(error);
         }
         tx.commit().await.map_err(failed)
     }
@@ -753,7 +790,7 @@ impl Db {
         };
         let rows = query(
             &client,
-            &format!("{KEY_SELECT} WHERE $1::bigint IS NULL OR k.tid = $1 ORDER BY k.created_at, k.key_id"),
+            &format!("{KEY_SELECT} WHERE $1::bigint IS NULL OR k.tid = $1 ORDER BY k.created_at, k.key_id COLLATE \"C\""),
             &[&tid],
         )
         .await?;

@@ -4,9 +4,17 @@
 //!
 //! # Schema choices
 //! The schema lives in numbered migrations (`migrations/0001_init.sql`, ...), applied in order in
-//! one transaction under an advisory lock, so nodes starting together do not race; `schema_migrations`
-//! records what was applied. A store lives in one PostgreSQL schema ([`PgOptions::schema`]), set
-//! as the `search_path` of every pooled session.
+//! one transaction under an advisory lock, so nodes starting together do not race;
+//! `schema_migrations` records what was applied. A store lives in one PostgreSQL schema
+//! ([`PgOptions::schema`]), set as the `search_path` of every pooled session.
+//!
+//! ```no_run
+//! use evident_store_postgres::{PgOptions, PgStore};
+//!
+//! let options = PgOptions { schema: Some("evident".into()), pool_size: 8, ..PgOptions::default() };
+//! let store = PgStore::connect("postgres://evident@db.example:5432/audit", options)?;
+//! # Ok::<(), evident_core::Error>(())
+//! ```
 //!
 //! - **`events` is partitioned by month of `recorded_at`** (microseconds, the store's clock at
 //!   sequencing). Recording times only grow, so each month's partition is written for a month and
@@ -27,8 +35,10 @@
 //! # Writes
 //! One [`LogStore::commit`] is one transaction (durable on return: `synchronous_commit` is left
 //! on), writing each table with one multi-row `INSERT ... SELECT FROM UNNEST(...)`, whatever the
-//! number of entries. A log's head moves by compare-and-swap on its size (`UPDATE logs ... WHERE
-//! size = old`); no row updated means another writer moved it, and the commit rolls back.
+//! number of entries, and sending those statements together (pipelined). A log's head moves by
+//! compare-and-swap on its size (`UPDATE logs ... WHERE size = old`); no row updated means
+//! another writer moved it, and the commit rolls back. A duplicate entry (index, idempotency key
+//! or event id) fails the commit on `event_keys` or `event_ids` as [`Error::Conflict`].
 //!
 //! # Fencing
 //! When several nodes share the store, each tenant's log is written by the holder of its lease
@@ -42,7 +52,9 @@
 //! # Threads
 //! The store traits are synchronous and are called from plain threads and from other runtimes'
 //! worker threads alike, so the store owns a private two-thread tokio runtime: every operation is
-//! spawned onto it and its caller waits on a channel (never `block_on` on the caller's thread).
+//! spawned onto it and its caller waits on a channel (never `block_on` on the caller's thread),
+//! at most [`PgOptions::operation_timeout`]. An operation that timed out may leave its statement
+//! running on its connection; the next user of that connection waits behind it.
 //!
 //! [`Fence`]: evident_core::store::Fence
 
@@ -79,6 +91,10 @@ pub struct PgOptions {
     pub idle_in_transaction_timeout: Duration,
     /// How long a statement waits for a row or table lock before it fails.
     pub lock_timeout: Duration,
+    /// How long a caller waits for any one operation before it is told [`Error::Unavailable`]
+    /// (a server that stopped answering, a network that drops packets). A commit that times out
+    /// may still have committed; the engine's idempotency answers its retry.
+    pub operation_timeout: Duration,
 }
 
 impl Default for PgOptions {
@@ -88,6 +104,7 @@ impl Default for PgOptions {
             pool_size: 8,
             idle_in_transaction_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -97,6 +114,7 @@ pub struct PgStore {
     /// `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     db: Arc<Db>,
+    operation_timeout: Duration,
 }
 
 impl PgStore {
@@ -122,6 +140,8 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
+        // Notice a vanished server or peer within a minute rather than hours.
+        config.keepalives(true).keepalives_idle(Duration::from_secs(30));
         if config.get_application_name().is_none() {
             config.application_name("evident");
         }
@@ -144,8 +164,15 @@ impl PgStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|err| Error::Unavailable(format!("cannot build the PostgreSQL pool: {err}")))?;
-        let store = PgStore { runtime: Some(runtime), db: Arc::new(Db::new(pool, server, schema)) };
-        store.run(|db| async move { db.migrate().await })?;
+        let store = PgStore {
+            runtime: Some(runtime),
+            db: Arc::new(Db::new(pool, server, schema)),
+            operation_timeout: options.operation_timeout,
+        };
+        // Another node's migration may hold the lock for a while.
+        store.run_within(MIGRATION_TIMEOUT.max(options.operation_timeout), |db| async move {
+            db.migrate().await
+        })?;
         Ok(store)
     }
 
@@ -160,11 +187,24 @@ impl PgStore {
         T: Send + 'static,
         F: Future<Output = Result<T>> + Send + 'static,
     {
+        self.run_within(self.operation_timeout, op)
+    }
+
+    /// [`PgStore::run`] with its own timeout.
+    fn run_within<T, F>(&self, timeout: Duration, op: impl FnOnce(Arc<Db>) -> F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
         let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
         let future = op(Arc::clone(&self.db));
+        let server = self.db.server().to_owned();
         runtime.spawn(async move {
-            let _ = answer.send(future.await);
+            let result = tokio::time::timeout(timeout, future).await.unwrap_or_else(|_| {
+                Err(Error::Unavailable(format!("PostgreSQL at {server} did not answer within {timeout:?}")))
+            });
+            let _ = answer.send(result);
         });
         answered
             .recv()
@@ -186,6 +226,9 @@ impl Drop for PgStore {
         }
     }
 }
+
+/// Longest wait for the migration lock at connect.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Schema names go into SQL and into the startup options unescaped, so they are kept plain.
 fn check_schema_name(schema: &str) -> Result<()> {

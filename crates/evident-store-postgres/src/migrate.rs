@@ -25,6 +25,8 @@ impl Db {
         let schema = self.schema();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(failed)?;
+        // Another node's migration may take longer than the sessions' usual lock timeout.
+        tx.batch_execute("SET LOCAL lock_timeout = '10min'").await.map_err(failed)?;
         tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_CLASS, &schema])
             .await
             .map_err(failed)?;
@@ -69,5 +71,18 @@ impl Db {
             .map_err(failed)?;
         }
         tx.commit().await.map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, i as i32 + 1, "{}", migration.name);
+            assert!(!migration.sql.trim().is_empty(), "{}", migration.name);
+        }
     }
 }

@@ -10,7 +10,8 @@ use common::TestSchema;
 use evident_core::Error;
 use evident_core::event::{Micros, TenantPolicy};
 use evident_core::store::{
-    Cluster, Commit, EventIndex, Fence, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, TenantId,
+    Cluster, Commit, EventIndex, Fence, Filter, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, Order,
+    Position, TenantId,
 };
 use evident_store_postgres::{PgOptions, PgStore};
 use evident_tlog::TreeSize;
@@ -104,6 +105,10 @@ fn leases_are_taken_renewed_refused_and_taken_over_after_expiry() {
     assert_eq!(cluster.acquire_lease(&acme, "node-b", TTL).unwrap(), Some(2));
     assert_eq!(cluster.acquire_lease(&acme, "node-a", TTL).unwrap(), None);
     assert_eq!(cluster.lease(&acme).unwrap().unwrap().epoch, 2);
+    // A holder that lets its lease expire gets it back only as a new epoch: whatever it did
+    // under the old one may have been fenced off meanwhile.
+    std::thread::sleep(TTL + Duration::from_millis(100));
+    assert_eq!(cluster.acquire_lease(&acme, "node-b", TTL).unwrap(), Some(3));
     // Leases are per tenant; an unknown tenant is not found.
     let other = tenant("other");
     store.create_tenant(&other, &TenantPolicy::default()).unwrap();
@@ -404,4 +409,145 @@ fn the_store_is_usable_from_inside_another_runtime() {
         .unwrap()
     });
     assert_eq!(head.unwrap().size, TreeSize(1));
+}
+
+#[test]
+fn dropping_the_store_closes_its_connections() {
+    let (schema, _store, acme) = store_with_acme();
+    let name = format!("evident-drop-{}", &schema.name["evident_test_".len()..]);
+    let separator = if common::url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}application_name={name}", common::url());
+    let store = Arc::new(PgStore::connect(&url, schema.options()).unwrap());
+    // Several threads at once, so the pool opens several connections.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let (store, acme) = (Arc::clone(&store), acme.clone());
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    store.head(&acme).unwrap();
+                }
+            });
+        }
+    });
+    let sessions =
+        || schema.sql(&format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'"));
+    assert_ne!(sessions(), ["0"]);
+    drop(store);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sessions() != ["0"] {
+        assert!(std::time::Instant::now() < deadline, "sessions left open: {:?}", sessions());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn search_orders_by_event_time_across_partitions() {
+    let (_schema, store, acme) = store_with_acme();
+    let at = |t: &str| Micros::parse_rfc3339(t).unwrap();
+    // Recorded in two months, with event times in another order than the indices.
+    let recorded = [at("2026-01-10T00:00:00Z"), at("2026-02-10T00:00:00Z")];
+    let times =
+        ["2025-12-05T00:00:00Z", "2025-12-01T00:00:00Z", "2025-12-03T00:00:00Z", "2025-12-03T00:00:00Z"];
+    let entries: Vec<NewEntry> = times
+        .iter()
+        .enumerate()
+        .map(|(i, time)| NewEntry { time: at(time), ..entry(i as u64, recorded[i % 2]) })
+        .collect();
+    let commit = Commit {
+        logs: vec![LogCommit {
+            tenant: acme.clone(),
+            old_size: TreeSize(0),
+            new_size: TreeSize(4),
+            entries,
+            tiles: Vec::new(),
+            checkpoint: "four".into(),
+        }],
+        ..Commit::default()
+    };
+    store.commit(&commit).unwrap();
+    let search = |filter: &Filter, order: Order, after: Option<Position>| -> Vec<u64> {
+        store.search(&acme, filter, order, after, 10).unwrap().iter().map(|e| e.index).collect()
+    };
+    let by_target = Filter { target: Some(("customer".into(), "cust".into())), ..Filter::default() };
+    for filter in [Filter::default(), by_target] {
+        assert_eq!(search(&filter, Order::OldestFirst, None), [1, 2, 3, 0]);
+        assert_eq!(search(&filter, Order::NewestFirst, None), [0, 3, 2, 1]);
+        let middle = Position { time: at("2025-12-03T00:00:00Z"), index: 2 };
+        assert_eq!(search(&filter, Order::OldestFirst, Some(middle)), [3, 0]);
+        assert_eq!(search(&filter, Order::NewestFirst, Some(middle)), [1]);
+    }
+}
+
+#[test]
+fn nodes_creating_one_new_month_at_once_all_commit() {
+    let schema = TestSchema::new();
+    let nodes: Vec<PgStore> = (0..4).map(|_| schema.open()).collect();
+    let tenants: Vec<TenantId> = (0..4).map(|i| tenant(&format!("t{i}"))).collect();
+    for tenant in &tenants {
+        nodes[0].create_tenant(tenant, &TenantPolicy::default()).unwrap();
+    }
+    let may = Micros::parse_rfc3339("2030-05-15T12:00:00Z").unwrap();
+    let barrier = Barrier::new(4);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = nodes
+            .iter()
+            .zip(&tenants)
+            .map(|(node, tenant)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut commit = grow(tenant, 0, 2);
+                    for (i, entry) in commit.logs[0].entries.iter_mut().enumerate() {
+                        entry.recorded_at = may;
+                        entry.event_id[15] = tenant.as_str().as_bytes()[1];
+                        entry.event_id[14] = i as u8;
+                    }
+                    barrier.wait();
+                    node.commit(&commit)
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap().expect("every node commits");
+        }
+    });
+    assert_eq!(schema.sql("SELECT count(*) FROM events_2030_05"), ["8"]);
+    assert_eq!(schema.sql("SELECT count(*) FROM events_default"), ["0"]);
+}
+
+#[test]
+fn a_server_that_does_not_answer_in_time_is_unavailable_and_the_store_recovers() {
+    let (schema, _store, _acme) = store_with_acme();
+    let options = PgOptions {
+        operation_timeout: Duration::from_millis(300),
+        lock_timeout: Duration::from_secs(30),
+        ..schema.options()
+    };
+    let store = PgStore::connect(&common::url(), options).unwrap();
+    store.put_state("s", b"before").unwrap();
+    // Another session keeps every statement on service_state waiting.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let holder = runtime.block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(&common::url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "SET search_path TO {}; BEGIN; LOCK TABLE service_state IN ACCESS EXCLUSIVE MODE",
+                schema.name
+            ))
+            .await
+            .unwrap();
+        client
+    });
+    let started = std::time::Instant::now();
+    let result = store.get_state("s");
+    assert!(matches!(&result, Err(Error::Unavailable(m)) if m.contains("did not answer")), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    runtime.block_on(async { holder.batch_execute("ROLLBACK").await.unwrap() });
+    // The store goes on working, on the same pool.
+    for _ in 0..8 {
+        assert_eq!(store.get_state("s").unwrap(), Some(b"before".to_vec()));
+    }
+    store.put_state("s", b"after").unwrap();
+    assert_eq!(store.get_state("s").unwrap(), Some(b"after".to_vec()));
 }
