@@ -40,7 +40,7 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
+        let _ = std::process::Command::new("psql").env("PGOPTIONS", "--client-min-messages=warning")
             .args([&database_url(), "-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)])
             .status();
     }
@@ -165,6 +165,7 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     let dir = |node: usize| dirs.path().join(format!("node-{node}"));
     let first = start(&dir(0), &schema.0, 0, true);
     let admin = first.admin.clone();
+    let producer = first.key("producer");
     // Every node needs the same signing and master keys: copy them, as an operator would.
     for node in 1..NODES {
         std::fs::create_dir_all(dir(node)).unwrap();
@@ -184,7 +185,7 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     let shared_bases = Arc::new(bases.clone());
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
-            let (bases, key, stop, acks) = (shared_bases.clone(), admin.clone(), stop.clone(), acks.clone());
+            let (bases, key, stop, acks) = (shared_bases.clone(), producer.clone(), stop.clone(), acks.clone());
             std::thread::spawn(move || produce(bases, key, stop, acks, p))
         })
         .collect();
@@ -257,11 +258,11 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     }
 
     // No two checkpoints disagree: one root per size, and each consistent with the next larger.
-    let vkeys: String = reader.get(format!("{live}/v1/logs/default/vkeys")).send().unwrap().text().unwrap();
+    let vkeys: String = reader.get(format!("{live}/v1/logs/default/vkeys")).bearer_auth(&admin).send().unwrap().text().unwrap();
     let verifiers: Vec<Verifier> = vkeys.lines().map(|l| Verifier::parse(l).unwrap()).collect();
     let origin = verifiers[0].name().to_owned();
     let mut checkpoints = acks.checkpoints.clone();
-    checkpoints.push(reader.get(format!("{live}/v1/logs/default/checkpoint")).send().unwrap().text().unwrap());
+    checkpoints.push(reader.get(format!("{live}/v1/logs/default/checkpoint")).bearer_auth(&admin).send().unwrap().text().unwrap());
     let mut by_size: HashMap<u64, Hash> = HashMap::new();
     for note in &checkpoints {
         let (checkpoint, _) = Checkpoint::open(note, &verifiers, &origin).expect("a checkpoint verifies");
