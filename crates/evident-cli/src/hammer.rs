@@ -82,6 +82,16 @@ pub struct Args {
     /// Distinct customers the events concern.
     #[arg(long, default_value_t = 10_000)]
     customers: u64,
+    /// PostgreSQL instead of the embedded store (the data directory then holds only the keys).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The PostgreSQL schema to use.
+    #[arg(long)]
+    database_schema: Option<String>,
+    /// Engines sharing the PostgreSQL store, as separate nodes would (each with its own
+    /// connections); producers are spread over them, so most requests go through a follower.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -151,7 +161,7 @@ pub fn sample_event(id: &str, n: u64, customers: u64, time: &str) -> Vec<u8> {
 
 /// What the producers send to.
 enum Sink {
-    Evident { engine: Arc<Engine>, tenant: TenantId, policy: TenantPolicy },
+    Evident { engines: Vec<Arc<Engine>>, tenant: TenantId, policy: TenantPolicy },
     PlainSqlite { policy: TenantPolicy, db: Mutex<PlainSqlite> },
     FsyncLoop(Mutex<FsyncLoop>),
 }
@@ -159,9 +169,10 @@ enum Sink {
 impl Sink {
     /// Stores one request's events and returns once they are durable, with the index of each;
     /// `None` when the engine answered overloaded (nothing stored; send again).
-    fn send(&self, events: &[Vec<u8>]) -> Result<Option<Vec<u64>>> {
+    fn send(&self, producer: usize, events: &[Vec<u8>]) -> Result<Option<Vec<u64>>> {
         match self {
-            Sink::Evident { engine, tenant, policy } => {
+            Sink::Evident { engines, tenant, policy } => {
+                let engine = &engines[producer % engines.len()];
                 let validated = validate_all(events, policy)?;
                 let outcomes = match engine.append(tenant, validated) {
                     Ok(outcomes) => outcomes,
@@ -434,24 +445,47 @@ struct ProducerReport {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = DataDir::open(&args.data_dir.data_dir, true)?;
-    let mut engine = None;
+    let mut engines = Vec::new();
+    if args.nodes > 1 && args.database_url.is_none() {
+        anyhow::bail!("--nodes needs --database-url: the embedded store has one node");
+    }
     let sink = match args.peer {
         Peer::Evident => {
             let (signing_seed, _) = dir.key(SIGNING_KEY_FILE, true)?;
             let (master, _) = dir.key(MASTER_KEY_FILE, true)?;
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.store_path())?);
-            let config = EngineConfig {
-                origin_prefix: args.origin_prefix.clone(),
-                max_batch_entries: args.max_batch_entries,
-                max_batch_delay: Duration::from_secs_f64(args.max_batch_delay_ms / 1000.0),
-                ..EngineConfig::default()
-            };
-            let opened = Arc::new(Engine::open(store, signing_seed, MasterKey::from_bytes(master), config)?);
             let tenant = TenantId::new(&args.tenant)?;
-            opened.create_tenant(&tenant, TenantPolicy::default())?;
-            let policy = opened.policy(&tenant)?;
-            engine = Some(Arc::clone(&opened));
-            Sink::Evident { engine: opened, tenant, policy }
+            for node in 0..args.nodes.max(1) {
+                let store: Arc<dyn Store> = match &args.database_url {
+                    Some(url) => crate::serve::DatabaseSettings {
+                        url: url.clone(),
+                        schema: args.database_schema.clone(),
+                        pool_size: None,
+                    }
+                    .open()?,
+                    None => Arc::new(SqliteStore::open(&dir.store_path())?),
+                };
+                let config = EngineConfig {
+                    origin_prefix: args.origin_prefix.clone(),
+                    max_batch_entries: args.max_batch_entries,
+                    max_batch_delay: Duration::from_secs_f64(args.max_batch_delay_ms / 1000.0),
+                    node_id: format!("hammer-{node}"),
+                    ..EngineConfig::default()
+                };
+                let opened =
+                    Arc::new(Engine::open(store, signing_seed, MasterKey::from_bytes(master), config)?);
+                opened.create_tenant(&tenant, TenantPolicy::default())?;
+                engines.push(opened);
+            }
+            // On a shared store, start once a node leads the tenant.
+            let waited = Instant::now();
+            while !engines.iter().any(|e| e.led_tenants().iter().any(|(t, _)| *t == tenant)) {
+                if waited.elapsed() > Duration::from_secs(30) {
+                    anyhow::bail!("no node took the lease of {tenant} within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let policy = engines[0].policy(&tenant)?;
+            Sink::Evident { engines: engines.clone(), tenant, policy }
         }
         Peer::PlainSqlite => Sink::PlainSqlite {
             policy: TenantPolicy::default(),
@@ -508,7 +542,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         None => Instant::now(),
                     };
                     let indices = loop {
-                        match sink.send(&events)? {
+                        match sink.send(producer, &events)? {
                             Some(indices) => break Some(indices),
                             None if stop.load(Ordering::Relaxed) || Instant::now() >= deadline => break None,
                             None => {
@@ -552,7 +586,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     stop.store(true, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(engine) = engine {
+    for engine in engines {
         engine.shutdown();
     }
     if let Some(err) = failure {

@@ -191,7 +191,9 @@ fn settings(args: &Args) -> Result<Settings> {
             queue_capacity: env("EVIDENT_QUEUE_CAPACITY")?
                 .or(file.batching.queue_capacity)
                 .unwrap_or(engine_defaults.queue_capacity),
-            node_id: env("EVIDENT_NODE_ID")?.or(file.cluster.node_id).unwrap_or(engine_defaults.node_id.clone()),
+            node_id: env("EVIDENT_NODE_ID")?
+                .or(file.cluster.node_id)
+                .unwrap_or(engine_defaults.node_id.clone()),
             lease_ttl: Duration::from_millis(lease_ttl_ms),
             ..engine_defaults
         },

@@ -32,7 +32,8 @@ struct Schema(String);
 
 impl Schema {
     fn new() -> Schema {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let name = format!("evident_failover_{}_{nanos}", std::process::id());
         Schema(name)
     }
@@ -40,7 +41,8 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("psql").env("PGOPTIONS", "--client-min-messages=warning")
+        let _ = std::process::Command::new("psql")
+            .env("PGOPTIONS", "--client-min-messages=warning")
             .args([&database_url(), "-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)])
             .status();
     }
@@ -67,7 +69,8 @@ fn client(timeout: Duration) -> reqwest::blocking::Client {
 
 /// The tenants a node says it leads; `None` if it does not answer.
 fn leads(base: &str) -> Option<Vec<String>> {
-    let health: Value = client(Duration::from_millis(500)).get(format!("{base}/healthz")).send().ok()?.json().ok()?;
+    let health: Value =
+        client(Duration::from_millis(500)).get(format!("{base}/healthz")).send().ok()?.json().ok()?;
     Some(health["leads"].as_array()?.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
 }
 
@@ -99,7 +102,13 @@ struct Acks {
 
 /// Producers: batches of 5 events with unique ids, spread over the nodes; a batch that fails is
 /// sent again (same ids) to the next node until it is acknowledged.
-fn produce(bases: Arc<Vec<String>>, key: String, stop: Arc<AtomicBool>, acks: Arc<Mutex<Acks>>, producer: usize) {
+fn produce(
+    bases: Arc<Vec<String>>,
+    key: String,
+    stop: Arc<AtomicBool>,
+    acks: Arc<Mutex<Acks>>,
+    producer: usize,
+) {
     let http = client(Duration::from_secs(3));
     let mut node = producer;
     let mut batch = 0;
@@ -156,7 +165,10 @@ fn produce(bases: Arc<Vec<String>>, key: String, stop: Arc<AtomicBool>, acks: Ar
 #[test]
 fn three_nodes_survive_a_killed_and_a_paused_leader() {
     assert!(
-        std::process::Command::new("pg_isready").args(["-d", &database_url()]).status().is_ok_and(|s| s.success()),
+        std::process::Command::new("pg_isready")
+            .args(["-d", &database_url()])
+            .status()
+            .is_ok_and(|s| s.success()),
         "PostgreSQL at {} does not answer; start it (scripts/test does)",
         database_url()
     );
@@ -185,7 +197,8 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     let shared_bases = Arc::new(bases.clone());
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
-            let (bases, key, stop, acks) = (shared_bases.clone(), producer.clone(), stop.clone(), acks.clone());
+            let (bases, key, stop, acks) =
+                (shared_bases.clone(), producer.clone(), stop.clone(), acks.clone());
             std::thread::spawn(move || produce(bases, key, stop, acks, p))
         })
         .collect();
@@ -222,7 +235,10 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
         assert!(Instant::now() < deadline, "the resumed node still claims to lead");
         std::thread::sleep(Duration::from_millis(20));
     }
-    wait_for_leader(&bases.iter().enumerate().filter(|(n, _)| *n != killed).map(|(_, b)| b.clone()).collect::<Vec<_>>(), Duration::from_secs(5));
+    wait_for_leader(
+        &bases.iter().enumerate().filter(|(n, _)| *n != killed).map(|(_, b)| b.clone()).collect::<Vec<_>>(),
+        Duration::from_secs(5),
+    );
     run_for(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
     for producer in producers {
@@ -258,11 +274,25 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     }
 
     // No two checkpoints disagree: one root per size, and each consistent with the next larger.
-    let vkeys: String = reader.get(format!("{live}/v1/logs/default/vkeys")).bearer_auth(&admin).send().unwrap().text().unwrap();
+    let vkeys: String = reader
+        .get(format!("{live}/v1/logs/default/vkeys"))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     let verifiers: Vec<Verifier> = vkeys.lines().map(|l| Verifier::parse(l).unwrap()).collect();
     let origin = verifiers[0].name().to_owned();
     let mut checkpoints = acks.checkpoints.clone();
-    checkpoints.push(reader.get(format!("{live}/v1/logs/default/checkpoint")).bearer_auth(&admin).send().unwrap().text().unwrap());
+    checkpoints.push(
+        reader
+            .get(format!("{live}/v1/logs/default/checkpoint"))
+            .bearer_auth(&admin)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
     let mut by_size: HashMap<u64, Hash> = HashMap::new();
     for note in &checkpoints {
         let (checkpoint, _) = Checkpoint::open(note, &verifiers, &origin).expect("a checkpoint verifies");
@@ -308,6 +338,9 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     let report = String::from_utf8_lossy(&fsck.stdout);
     assert!(fsck.status.success(), "fsck failed:\n{report}\n{}", String::from_utf8_lossy(&fsck.stderr));
     assert!(report.contains("default: ok"), "{report}");
-    assert!(takeover_kill < Duration::from_millis(LEASE_TTL_MS * 5), "takeover after SIGKILL: {takeover_kill:?}");
+    assert!(
+        takeover_kill < Duration::from_millis(LEASE_TTL_MS * 5),
+        "takeover after SIGKILL: {takeover_kill:?}"
+    );
     assert!(takeover_stop < Duration::from_secs(15), "takeover after SIGSTOP: {takeover_stop:?}");
 }

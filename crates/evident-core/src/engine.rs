@@ -567,7 +567,8 @@ impl Shared {
     }
 
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
-        if let Some(cached) = self.keys.lock().expect("keys lock").get(&(tenant.clone(), subject.to_owned())) {
+        if let Some(cached) = self.keys.lock().expect("keys lock").get(&(tenant.clone(), subject.to_owned()))
+        {
             return Ok(Some(cached.key.clone()));
         }
         match self.store.data_key(tenant, subject)? {
@@ -583,7 +584,15 @@ impl Shared {
         if let Some(cached) = self.keys.lock().expect("keys lock").get(&cache_key) {
             return Ok((cached.key.clone(), (!cached.persisted).then(|| cached.wrapped.clone())));
         }
-        let stored = self.store.data_key(tenant, subject)?;
+        let stored = match self.store.cluster() {
+            // Another node may be sealing for the same new subject right now: store a key first
+            // (one round trip, outside the cache lock), and use whichever key the store kept.
+            Some(cluster) => {
+                let fresh = self.master.wrap(tenant.as_str(), subject, &DataKey::generate());
+                Some(cluster.ensure_data_key(tenant, subject, &fresh)?)
+            }
+            None => self.store.data_key(tenant, subject)?,
+        };
         let mut keys = self.keys.lock().expect("keys lock");
         if keys.len() >= self.config.key_cache_capacity {
             keys.retain(|_, cached| !cached.persisted);
@@ -600,19 +609,7 @@ impl Shared {
                     None => {
                         let key = DataKey::generate();
                         let wrapped = self.master.wrap(tenant.as_str(), subject, &key);
-                        match self.store.cluster() {
-                            // Another node may be sealing for the same new subject right now:
-                            // store the key first, and use whichever key the store kept.
-                            Some(cluster) => {
-                                let wrapped = cluster.ensure_data_key(tenant, subject, &wrapped)?;
-                                CachedKey {
-                                    key: self.master.unwrap(tenant.as_str(), subject, &wrapped)?,
-                                    wrapped,
-                                    persisted: true,
-                                }
-                            }
-                            None => CachedKey { key, wrapped, persisted: false },
-                        }
+                        CachedKey { key, wrapped, persisted: false }
                     }
                 };
                 vacant.insert(cached)
@@ -900,7 +897,8 @@ impl Sequencer {
                     for prepared in items.iter_mut().filter_map(|item| item.as_mut().ok()) {
                         let Some((subject, sealed)) = &prepared.entry.sealed else { continue };
                         if let Ok(Some(key)) = self.shared.data_key(&tenant, subject)
-                            && let Ok((_, canonical)) = key.unseal(tenant.as_str(), &prepared.event_id, sealed)
+                            && let Ok((_, canonical)) =
+                                key.unseal(tenant.as_str(), &prepared.event_id, sealed)
                         {
                             prepared.personal = Some(canonical);
                         }
@@ -960,19 +958,33 @@ impl Sequencer {
         let mut personals: HashMap<TenantId, Vec<Option<Vec<u8>>>> = HashMap::new();
         let mut seen: HashMap<IdempotencyKey, FirstInGroup> = HashMap::new();
         let mut commit = Commit::default();
+        // Idempotency keys looked up once per tenant for the whole group (one query, not one per
+        // request), answers in request order.
+        let mut existing_by_tenant: HashMap<TenantId, std::vec::IntoIter<Option<crate::store::Existing>>> =
+            HashMap::new();
+        {
+            let mut keys: HashMap<&TenantId, Vec<(&str, &str)>> = HashMap::new();
+            for request in group.iter() {
+                keys.entry(&request.tenant).or_default().extend(
+                    request
+                        .items
+                        .iter()
+                        .filter_map(|item| item.as_ref().ok())
+                        .map(|p| (p.source.as_str(), p.producer_id.as_str())),
+                );
+            }
+            for (tenant, keys) in keys {
+                let found = self.shared.store.find_existing(tenant, &keys)?;
+                existing_by_tenant.insert(tenant.clone(), found.into_iter());
+            }
+        }
         for request in group.iter_mut() {
             let tenant_entry = self.shared.tenant(&request.tenant)?;
             if !next_states.contains_key(&request.tenant) {
                 let state = self.log_state(&request.tenant, &tenant_entry.verifiers)?;
                 next_states.insert(request.tenant.clone(), (state, Vec::new(), Vec::new()));
             }
-            let keys: Vec<(&str, &str)> = request
-                .items
-                .iter()
-                .filter_map(|item| item.as_ref().ok())
-                .map(|p| (p.source.as_str(), p.producer_id.as_str()))
-                .collect();
-            let mut existing = self.shared.store.find_existing(&request.tenant, &keys)?.into_iter();
+            let existing = existing_by_tenant.get_mut(&request.tenant).expect("looked up above");
             let (state, hashes, entries) = next_states.get_mut(&request.tenant).expect("inserted above");
             let mut request_slots = Vec::with_capacity(request.items.len());
             for item in request.items.iter_mut() {
