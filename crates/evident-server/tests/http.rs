@@ -1364,7 +1364,11 @@ fn health_metrics_and_the_openapi_document() {
 
     let health = server.expect(&get("/healthz"), 200);
     assert_eq!(health.content_type(), "application/json");
-    assert_eq!(health.json(), json!({"status": "ok"}));
+    let health = health.json();
+    assert_eq!(health["status"], "ok");
+    // The embedded store has one node, which leads every tenant.
+    assert_eq!(health["leads"], json!(["default"]));
+    assert!(health["node"].as_str().is_some_and(|node| !node.is_empty()), "{health}");
 
     let metrics = server.expect(&get("/metrics"), 200);
     assert!(metrics.content_type().starts_with("text/plain"), "{}", metrics.content_type());
