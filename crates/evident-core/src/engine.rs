@@ -270,7 +270,15 @@ impl Engine {
         let sequencer_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("evident-sequencer".into())
-            .spawn(move || Sequencer { shared: sequencer_shared, logs, epochs: HashMap::new() }.run(receiver))
+            .spawn(move || {
+                Sequencer {
+                    shared: sequencer_shared,
+                    logs,
+                    epochs: HashMap::new(),
+                    inbox_read: Instant::now(),
+                }
+                .run(receiver)
+            })
             .map_err(|err| Error::Unavailable(format!("cannot start the sequencer thread: {err}")))?;
         let mut helpers = Vec::new();
         if shared.cluster.is_some() {
@@ -768,6 +776,9 @@ struct Sequencer {
     /// On a shared store, the lease epoch each cached log state was loaded under: a state is
     /// only trusted while this node keeps leading at that epoch.
     epochs: HashMap<TenantId, u64>,
+    /// When the inbox was last read: at most once per `inbox_poll`, busy or not, so a busy
+    /// leader does not pay an extra round trip per group.
+    inbox_read: Instant,
 }
 
 /// (tenant, source, producer id).
@@ -829,7 +840,10 @@ impl Sequencer {
             }
             if shared_store {
                 self.route(&mut group);
-                self.take_inbox(&mut group, max_entries.saturating_sub(entries));
+                if self.inbox_read.elapsed() >= self.shared.config.inbox_poll {
+                    self.inbox_read = Instant::now();
+                    self.take_inbox(&mut group, max_entries.saturating_sub(entries));
+                }
             }
             if !group.is_empty() {
                 self.process(group);

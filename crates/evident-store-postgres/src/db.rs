@@ -26,6 +26,9 @@ pub(crate) type Client = deadpool_postgres::Client;
 /// monthly partitions known to exist.
 pub(crate) struct Db {
     pool: Pool,
+    /// The sequencer's own connection (idempotency lookups and commits), so a burst of other
+    /// work, such as producers storing new subjects' keys, never makes a commit wait for one.
+    writer: Pool,
     /// `host:port` of the server, for messages.
     server: String,
     schema: String,
@@ -266,9 +269,10 @@ const ENSURE_DATA_KEY: &str = "WITH inserted AS (
     UNION ALL SELECT wrapped FROM data_keys WHERE tid = $1 AND subject = $2";
 
 impl Db {
-    pub(crate) fn new(pool: Pool, server: String, schema: String) -> Db {
+    pub(crate) fn new(pool: Pool, writer: Pool, server: String, schema: String) -> Db {
         Db {
             pool,
+            writer,
             server,
             schema,
             tenant_ids: RwLock::new(HashMap::new()),
@@ -288,10 +292,19 @@ impl Db {
     /// Closes the pool: idle connections are dropped, later requests fail.
     pub(crate) fn close(&self) {
         self.pool.close();
+        self.writer.close();
     }
 
     pub(crate) async fn client(&self) -> Result<Client> {
-        self.pool.get().await.map_err(|err| match err {
+        self.checkout(&self.pool).await
+    }
+
+    async fn writer_client(&self) -> Result<Client> {
+        self.checkout(&self.writer).await
+    }
+
+    async fn checkout(&self, pool: &Pool) -> Result<Client> {
+        pool.get().await.map_err(|err| match err {
             PoolError::Backend(err) => Error::Unavailable(format!(
                 "cannot connect to PostgreSQL at {}: {}",
                 self.server,
@@ -432,7 +445,7 @@ impl Db {
         sources: &[String],
         producer_ids: &[String],
     ) -> Result<Vec<Option<Existing>>> {
-        let client = self.client().await?;
+        let client = self.writer_client().await?;
         let tid = self.tid(&client, tenant).await?;
         let rows = query(
             &client,
@@ -480,7 +493,7 @@ impl Db {
     /// One transaction. A crash before its COMMIT leaves nothing of it (only, perhaps, an empty
     /// monthly partition created beforehand); after it, all of it.
     pub(crate) async fn commit(&self, commit: &Commit) -> Result<()> {
-        let mut client = self.client().await?;
+        let mut client = self.writer_client().await?;
         let mut tids: HashMap<&TenantId, i64> = HashMap::new();
         let mut named: Vec<&TenantId> = commit.logs.iter().map(|log| &log.tenant).collect();
         named.extend(commit.data_keys.iter().map(|k| &k.tenant));
@@ -506,46 +519,6 @@ impl Db {
             commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
         self.ensure_partitions(&client, &recorded).await?;
 
-        let tx = client.transaction().await.map_err(failed)?;
-        if let Some(fence) = &commit.fence {
-            let mut leases: Vec<(i64, i64)> =
-                fence.leases.iter().map(|(tenant, epoch)| (tids[tenant], int(*epoch))).collect();
-            leases.sort_unstable();
-            leases.dedup();
-            let (lease_tids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
-            let held = tx_query(&tx, LOCK_LEASES, &[&lease_tids, &epochs, &fence.node]).await?;
-            if held.len() != leases.len() {
-                let held: HashSet<i64> = held.iter().map(|row| row.get(0)).collect();
-                let lost: Vec<String> = fence
-                    .leases
-                    .iter()
-                    .filter(|(tenant, _)| !held.contains(&tids[tenant]))
-                    .map(|(tenant, epoch)| format!("{tenant} (epoch {epoch})"))
-                    .collect();
-                return Err(Error::Conflict(format!(
-                    "lease lost: node {} no longer holds the lease of {}",
-                    fence.node,
-                    lost.join(", ")
-                )));
-            }
-        }
-        for log in &commit.logs {
-            let tid = tids[&log.tenant];
-            let (old_size, new_size) = (int(log.old_size.0), int(log.new_size.0));
-            let moved = if old_size == 0 {
-                tx_execute(&tx, FIRST_HEAD, &[&tid, &new_size, &log.checkpoint]).await?
-            } else {
-                tx_execute(&tx, MOVE_HEAD, &[&tid, &old_size, &new_size, &log.checkpoint]).await?
-            };
-            if moved != 1 {
-                let rows = tx_query(&tx, "SELECT size FROM logs WHERE tid = $1", &[&tid]).await?;
-                let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
-                return Err(Error::Conflict(format!(
-                    "log of {} is at size {current}, not {}: another writer moved it",
-                    log.tenant, log.old_size
-                )));
-            }
-        }
         // Every column first, then every write at once: tokio-postgres pipelines statements that
         // are polled together, so the rest of the transaction is one round trip plus its COMMIT,
         // whatever it holds.
@@ -605,7 +578,39 @@ impl Db {
         let tickets: Vec<i64> = commit.answered.iter().map(|(ticket, _)| int(*ticket)).collect();
         let answers: Vec<&[u8]> = commit.answered.iter().map(|(_, answer)| answer.as_slice()).collect();
 
+        // One transaction, three round trips: BEGIN; then the lease check, the compare-and-swap of
+        // each head and every write, pipelined (statements on a connection run in order, so the
+        // lease rows are locked before anything is written); then COMMIT, or ROLLBACK when a check
+        // failed.
+        let tx = client.transaction().await.map_err(failed)?;
+        let mut leases: Vec<(i64, i64)> = match &commit.fence {
+            Some(fence) => fence.leases.iter().map(|(tenant, epoch)| (tids[tenant], int(*epoch))).collect(),
+            None => Vec::new(),
+        };
+        leases.sort_unstable();
+        leases.dedup();
+        let (lease_tids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
         let in_tx = &tx;
+        let fence_node = commit.fence.as_ref().map(|fence| fence.node.as_str());
+        let lease_check = async {
+            match fence_node {
+                Some(node) => tx_query(in_tx, LOCK_LEASES, &[&lease_tids, &epochs, &node]).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let head_moves = async {
+            let mut moved = Vec::with_capacity(commit.logs.len());
+            for log in &commit.logs {
+                let tid = tids[&log.tenant];
+                let (old_size, new_size) = (int(log.old_size.0), int(log.new_size.0));
+                moved.push(if old_size == 0 {
+                    tx_execute(in_tx, FIRST_HEAD, &[&tid, &new_size, &log.checkpoint]).await?
+                } else {
+                    tx_execute(in_tx, MOVE_HEAD, &[&tid, &old_size, &new_size, &log.checkpoint]).await?
+                });
+            }
+            Ok::<_, Error>(moved)
+        };
         let mut writes: Vec<Write<'_>> = Vec::new();
         if !key_tids.is_empty() {
             writes.push(Box::pin(async {
@@ -684,10 +689,53 @@ impl Db {
         if !tickets.is_empty() {
             writes.push(Box::pin(async { tx_execute(in_tx, ANSWER, &[&tickets, &answers]).await }));
         }
+        let (held, moved, written) =
+            futures_util::future::join3(lease_check, head_moves, futures_util::future::join_all(writes))
+                .await;
+        // Statements are prepared before they run, so they may run in another order than sent;
+        // after the first failure the rest answer "transaction aborted". A conflict (a duplicate
+        // entry) is the cause worth reporting, wherever it appears.
+        let mut errors = held
+            .as_ref()
+            .err()
+            .into_iter()
+            .chain(moved.as_ref().err())
+            .chain(written.iter().filter_map(|result| result.as_ref().err()));
+        if let Some(Error::Conflict(message)) = errors.find(|err| matches!(err, Error::Conflict(_))) {
+            return Err(Error::Conflict(message.clone()));
+        }
+        if let Some(held) = held? {
+            if held.len() != leases.len() {
+                let fence = commit.fence.as_ref().expect("a fence was checked");
+                let held: HashSet<i64> = held.iter().map(|row| row.get(0)).collect();
+                let lost: Vec<String> = fence
+                    .leases
+                    .iter()
+                    .filter(|(tenant, _)| !held.contains(&tids[tenant]))
+                    .map(|(tenant, epoch)| format!("{tenant} (epoch {epoch})"))
+                    .collect();
+                return Err(Error::Conflict(format!(
+                    "lease lost: node {} no longer holds the lease of {}",
+                    fence.node,
+                    lost.join(", ")
+                )));
+            }
+        }
+        if let Some(log) = commit.logs.iter().zip(moved?).find_map(|(log, moved)| (moved != 1).then_some(log))
+        {
+            drop(tx);
+            let tid = tids[&log.tenant];
+            let rows = query(&client, "SELECT size FROM logs WHERE tid = $1", &[&tid]).await?;
+            let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
+            return Err(Error::Conflict(format!(
+                "log of {} is at size {current}, not {}: another writer moved it",
+                log.tenant, log.old_size
+            )));
+        }
         // After a failed statement the later ones fail as "transaction aborted"; a conflict is the
         // cause worth reporting.
         let mut first_error = None;
-        for result in futures_util::future::join_all(writes).await {
+        for result in written {
             match result {
                 Ok(_) => {}
                 Err(conflict @ Error::Conflict(_)) => return Err(conflict),

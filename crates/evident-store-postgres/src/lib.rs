@@ -151,22 +151,27 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|err| Error::Unavailable(format!("cannot start the PostgreSQL runtime: {err}")))?;
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|err| Error::Unavailable(format!("cannot build the PostgreSQL pool: {err}")))?;
+        let build = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                tokio_postgres::NoTls,
+                ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .recycle_timeout(Some(Duration::from_secs(5)))
+                .build()
+                .map_err(|err| Error::Unavailable(format!("cannot build the PostgreSQL pool: {err}")))
+        };
+        let pool = build(options.pool_size.max(1))?;
+        // The sequencer is one thread: one connection of its own is all it uses.
+        let writer = build(1)?;
         let store = PgStore {
             runtime: Some(runtime),
-            db: Arc::new(Db::new(pool, server, schema)),
+            db: Arc::new(Db::new(pool, writer, server, schema)),
             operation_timeout: options.operation_timeout,
         };
         // Another node's migration may hold the lock for a while.

@@ -339,7 +339,8 @@ fn a_duplicate_entry_fails_the_whole_commit() {
     // Index 2 with the idempotency key of index 0: a conflict, and the head stays.
     let mut commit = grow(&acme, 2, 1);
     commit.logs[0].entries[0].producer_id = "p0".into();
-    assert!(matches!(store.commit(&commit), Err(Error::Conflict(_))));
+    let answer = store.commit(&commit);
+    assert!(matches!(answer, Err(Error::Conflict(_))), "{answer:?}");
     assert_eq!(size(&store, &acme), 2);
     assert!(store.entries(&acme, 2, 3).unwrap().is_empty());
     assert_eq!(store.checkpoints(&acme).unwrap().len(), 1);
