@@ -422,9 +422,9 @@ fn evaluate(
             if !cooled(state, &event.actor, event.time, p.cooldown_secs) {
                 return None;
             }
-            let about = event.subject.as_deref().map(|s| format!(" of {s}")).unwrap_or_default();
+            let about = event.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_default();
             let explanation = format!(
-                "{} did {} ({}){about} of personal data ({}) without a stated purpose",
+                "{} did {} ({}){about}, personal data ({}), without a stated purpose",
                 event.actor,
                 event.action,
                 event.event_type,
