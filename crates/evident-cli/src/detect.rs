@@ -123,7 +123,9 @@ pub struct WebhooksArgs {
 enum WebhooksCommand {
     /// Register a webhook; its signing secret is printed this once.
     Create {
-        url: String,
+        /// Where deliveries are POSTed (http:// or https://).
+        #[arg(value_name = "URL")]
+        endpoint: String,
         /// Findings below this severity are not sent.
         #[arg(long, default_value = "low")]
         min_severity: String,
@@ -315,8 +317,8 @@ pub fn webhooks(args: WebhooksArgs) -> Result<ExitCode> {
     let api = client(&args.client)?;
     let json = output::json_wanted(args.client.json);
     match args.command {
-        WebhooksCommand::Create { url, min_severity, description } => {
-            let mut body = json!({"url": url, "min_severity": min_severity});
+        WebhooksCommand::Create { endpoint, min_severity, description } => {
+            let mut body = json!({"url": endpoint, "min_severity": min_severity});
             if let Some(description) = description {
                 body["description"] = json!(description);
             }

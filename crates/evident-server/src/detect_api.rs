@@ -503,7 +503,11 @@ pub async fn set_status(
         "resolved" => "evident.finding.resolved",
         "false_positive" => "evident.finding.false_positive",
         _ => {
-            return Err(ApiError::invalid_param("status", "enum", "acknowledged, resolved or false_positive"));
+            return Err(ApiError::invalid_param(
+                "status",
+                "enum",
+                "acknowledged, resolved or false_positive",
+            ));
         }
     };
     let comment = request.comment.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
@@ -532,7 +536,7 @@ pub async fn set_status(
     }
     let event = AuditEvent {
         event_type,
-        action: "update",
+        action: "other",
         target: ("finding".to_owned(), finding_id.clone()),
         reason: comment.clone(),
         metadata: BTreeMap::from([
