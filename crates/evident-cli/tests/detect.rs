@@ -194,12 +194,15 @@ fn the_demo_patterns_are_found_and_nothing_else() {
     assert_eq!(serve.get(&auditor, "/v1/findings?limit=1000")["findings"].as_array().unwrap().len(), before);
 }
 
+/// (signature header, delivery id, body, arrival)
+type Delivery = (String, String, Vec<u8>, Instant);
+
 /// A webhook receiver: answers 500 while `failing` is above zero (counting down; u32::MAX fails
 /// forever), else 200; keeps what it received with the time it arrived.
 struct Receiver {
     url: String,
     failing: Arc<AtomicU32>,
-    received: Arc<Mutex<Vec<(String, String, Vec<u8>, Instant)>>>,
+    received: Arc<Mutex<Vec<Delivery>>>,
 }
 
 fn receiver() -> Receiver {

@@ -206,12 +206,9 @@ mod webhook_tests {
             super::verify_webhook_at("whsec_other", &header, body, 1_800_000_000),
             Err(SignatureError::Mismatch)
         );
-        let fresh = signature_header(secret.as_bytes(), super::tests_now(), body);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let fresh = signature_header(secret.as_bytes(), now, body);
         assert_eq!(super::verify_webhook(secret, &fresh, body), Ok(()));
     }
-}
-
-#[cfg(test)]
-fn tests_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }

@@ -360,7 +360,7 @@ async fn run(
             },
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks % 5 == 0 {
+                if ticks.is_multiple_of(5) {
                     let now = Micros::now().0;
                     for (tenant, detect) in state.detect.loaded() {
                         let findings = detect.lock().expect("not poisoned").evaluator.tick(now);
@@ -369,7 +369,7 @@ async fn run(
                         }
                     }
                 }
-                if ticks % 2 == 0 {
+                if ticks.is_multiple_of(2) {
                     let (hub, store) = (Arc::clone(&state.detect), Arc::clone(state.engine.store()));
                     let _ = tokio::task::spawn_blocking(move || hub.persist(&store)).await;
                 }
