@@ -298,6 +298,17 @@ impl Hub {
     }
 }
 
+/// Sets a tenant's rules and webhooks before the detector first loads it (benchmarks, tests).
+pub fn install(
+    store: &Arc<dyn Store>,
+    tenant: &TenantId,
+    rules: Vec<Rule>,
+    webhooks: Vec<Webhook>,
+) -> evident_core::Result<()> {
+    let bytes = serde_json::to_vec(&ConfigBlob { rules, webhooks }).expect("config serialises");
+    store.put_state(&config_name(tenant), &bytes)
+}
+
 /// Writes a tenant's rules and webhooks (after a change through the API).
 pub fn save_config(
     store: &Arc<dyn Store>,
