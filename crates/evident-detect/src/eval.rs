@@ -38,13 +38,30 @@ pub struct Finding {
     pub actor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// Event time of the last trigger (UTC microseconds); wall-clock for silence.
+    /// Event time of the last trigger (UTC microseconds; RFC 3339 on the wire); wall-clock for
+    /// silence.
+    #[serde(with = "rfc3339")]
     pub time: i64,
     /// Event ids that triggered it (at most [`MAX_TRIGGERS`], the latest last).
     pub triggers: Vec<String>,
     /// How many events took part (may exceed `triggers.len()`).
     pub trigger_count: u64,
     pub explanation: String,
+}
+
+/// Times as RFC 3339 text in JSON, microseconds in memory.
+mod rfc3339 {
+    use evident_core::event::Micros;
+    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(time: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&Micros(*time).to_rfc3339())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Micros::parse_rfc3339(&text).map(|m| m.0).ok_or_else(|| D::Error::custom("not an RFC 3339 time"))
+    }
 }
 
 fn finding_id(rule: &str, key: &str, first_trigger: &str) -> String {
