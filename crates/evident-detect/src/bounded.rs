@@ -42,11 +42,14 @@ impl<V> BoundedMap<V> {
     /// The value of `key` (made with `make` when absent), marked as just used.
     pub fn touch(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
         self.clock += 1;
-        if !self.entries.contains_key(key) && self.entries.len() >= self.max_keys {
-            self.evict();
-        }
         let clock = self.clock;
-        let slot = self.entries.entry(key.to_owned()).or_insert_with(|| (clock, make()));
+        if !self.entries.contains_key(key) {
+            if self.entries.len() >= self.max_keys {
+                self.evict();
+            }
+            self.entries.insert(key.to_owned(), (clock, make()));
+        }
+        let slot = self.entries.get_mut(key).expect("present");
         slot.0 = clock;
         &mut slot.1
     }

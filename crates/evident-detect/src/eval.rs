@@ -72,8 +72,8 @@ fn finding_id(rule: &str, key: &str, first_trigger: &str) -> String {
 /// Per-key state of window rules: event ids and times, oldest first.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Window {
-    /// (time, event id, customer) — customer only for `mass_access`.
-    items: VecDeque<(i64, String, String)>,
+    /// (time, event id, FNV-1a hash of the customer) — the customer only for `mass_access`.
+    items: VecDeque<(i64, String, u64)>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -176,7 +176,10 @@ impl Evaluator {
         }
         let mut findings = Vec::new();
         for compiled in &self.rules {
-            let state = self.state.rules.entry(compiled.rule.id.clone()).or_default();
+            if !self.state.rules.contains_key(&compiled.rule.id) {
+                self.state.rules.insert(compiled.rule.id.clone(), RuleState::default());
+            }
+            let state = self.state.rules.get_mut(&compiled.rule.id).expect("just inserted");
             if let Some(finding) = evaluate(&compiled.rule, &compiled.params, state, event, arrival) {
                 findings.push(finding);
             }
@@ -269,6 +272,11 @@ fn customers(event: &Observed, target_types: &[String]) -> Vec<String> {
     }
 }
 
+/// FNV-1a, 64 bits: a stable hash for comparing customers in windows.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn has(list: &[String], item: &str) -> bool {
     list.iter().any(|x| x == item)
 }
@@ -324,7 +332,8 @@ fn evaluate(
             let window = p.window_secs as i64 * SECOND;
             let w = state.windows.touch(&event.actor, Window::default);
             for customer in customers {
-                w.items.retain(|(_, _, c)| c != &customer);
+                let customer = fnv1a(customer.as_bytes());
+                w.items.retain(|(_, _, c)| *c != customer);
                 w.items.push_back((event.time, event.event_id.clone(), customer));
             }
             while w.items.front().is_some_and(|(t, _, _)| *t <= event.time - window) {
@@ -357,7 +366,7 @@ fn evaluate(
             };
             let window = p.window_secs as i64 * SECOND;
             let w = state.windows.touch(&key, Window::default);
-            w.items.push_back((event.time, event.event_id.clone(), String::new()));
+            w.items.push_back((event.time, event.event_id.clone(), 0));
             while w.items.front().is_some_and(|(t, _, _)| *t <= event.time - window) {
                 w.items.pop_front();
             }
