@@ -44,7 +44,9 @@ echo
 
 echo "== build"
 cargo build --release -p evident-cli
-bin=$target/release/evident
+# A private copy: the target directory may be shared with other work trees.
+cp "$target/release/evident" "$data/evident"
+bin=$data/evident
 echo
 
 # The workload: 8 producers x 100 events per request, about 500 bytes each (hammer's sample event).

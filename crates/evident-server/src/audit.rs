@@ -112,12 +112,48 @@ pub async fn record(state: &AppState, tenant: &TenantId, event: AuditEvent) -> A
 /// Appends an event with a deterministic `id`: answers its index, whether newly stored or stored
 /// before (a replay).
 pub async fn record_idempotent(state: &AppState, tenant: &TenantId, event: AuditEvent) -> ApiResult<u64> {
+    let mut indices = record_many_idempotent(state, tenant, vec![event]).await?;
+    indices.pop().ok_or_else(|| ApiError::Internal("no outcome for an appended event".into()))
+}
+
+/// Appends events with deterministic ids in one commit; answers the index of each, whether newly
+/// stored or stored before (a replay).
+pub async fn record_many_idempotent(
+    state: &AppState,
+    tenant: &TenantId,
+    events: Vec<AuditEvent>,
+) -> ApiResult<Vec<u64>> {
     use evident_core::engine::Outcome;
-    match record_outcome(state, tenant, event).await? {
-        Outcome::Stored(receipt) | Outcome::Duplicate(receipt) => Ok(receipt.index),
-        Outcome::Conflict { existing_index, .. } => Ok(existing_index),
-        other => Err(ApiError::Internal(format!("event was not stored: {other:?}"))),
-    }
+    let validated = events.iter().map(validated).collect::<ApiResult<Vec<_>>>()?;
+    let outcomes = append(state, tenant, validated).await?;
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Stored(receipt) | Outcome::Duplicate(receipt) => Ok(receipt.index),
+            Outcome::Conflict { existing_index, .. } => Ok(existing_index),
+            other => Err(ApiError::Internal(format!("event was not stored: {other:?}"))),
+        })
+        .collect()
+}
+
+fn validated(event: &AuditEvent) -> ApiResult<evident_core::validate::Validated> {
+    // Our own events mask rather than refuse anything that looks like a card number or a secret
+    // (a search for one, say), so that recording never fails on content.
+    let policy = TenantPolicy { sensitive_text: SensitiveTextPolicy::Mask, ..TenantPolicy::default() };
+    validate_event(&event.to_json(), &policy).map_err(|errors| {
+        ApiError::Internal(format!("self-audit event {} is invalid: {errors:?}", event.event_type))
+    })
+}
+
+async fn append(
+    state: &AppState,
+    tenant: &TenantId,
+    validated: Vec<evident_core::validate::Validated>,
+) -> ApiResult<Vec<evident_core::engine::Outcome>> {
+    state.engine.append_async(tenant, validated).await.map_err(|err| match err {
+        evident_core::Error::Overloaded { .. } => ApiError::Unavailable("cannot record the access".into()),
+        other => ApiError::from(other),
+    })
 }
 
 async fn record_outcome(
@@ -125,16 +161,7 @@ async fn record_outcome(
     tenant: &TenantId,
     event: AuditEvent,
 ) -> ApiResult<evident_core::engine::Outcome> {
-    // Our own events mask rather than refuse anything that looks like a card number or a secret
-    // (a search for one, say), so that recording never fails on content.
-    let policy = TenantPolicy { sensitive_text: SensitiveTextPolicy::Mask, ..TenantPolicy::default() };
-    let validated = validate_event(&event.to_json(), &policy).map_err(|errors| {
-        ApiError::Internal(format!("self-audit event {} is invalid: {errors:?}", event.event_type))
-    })?;
-    let outcomes = state.engine.append_async(tenant, vec![validated]).await.map_err(|err| match err {
-        evident_core::Error::Overloaded { .. } => ApiError::Unavailable("cannot record the access".into()),
-        other => ApiError::from(other),
-    })?;
+    let outcomes = append(state, tenant, vec![validated(&event)?]).await?;
     outcomes.into_iter().next().ok_or_else(|| ApiError::Internal("no outcome for an appended event".into()))
 }
 

@@ -133,15 +133,6 @@ pub struct TenantDetect {
 }
 
 impl TenantDetect {
-    fn state_bytes(&self) -> Vec<u8> {
-        let blob = StateBlob {
-            evaluator: self.evaluator.state.clone(),
-            findings: self.findings.values().cloned().collect(),
-            dead_letters: self.dead_letters.clone(),
-        };
-        serde_json::to_vec(&blob).expect("state serialises")
-    }
-
     pub fn config_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(&ConfigBlob { rules: self.rules.clone(), webhooks: self.webhooks.clone() })
             .expect("config serialises")
@@ -149,16 +140,18 @@ impl TenantDetect {
 
     /// Keeps at most [`MAX_FINDINGS`], dropping closed ones first, then the oldest.
     fn trim_findings(&mut self) {
-        while self.findings.len() > MAX_FINDINGS {
-            let victim = self
-                .findings
-                .values()
-                .min_by_key(|f| (f.status == "open" || f.status == "acknowledged", f.finding.time))
-                .map(|f| f.finding.id.clone());
-            match victim {
-                Some(id) => self.findings.remove(&id),
-                None => break,
-            };
+        let extra = self.findings.len().saturating_sub(MAX_FINDINGS);
+        if extra == 0 {
+            return;
+        }
+        let mut order: Vec<(bool, i64, String)> = self
+            .findings
+            .values()
+            .map(|f| (f.status == "open" || f.status == "acknowledged", f.finding.time, f.finding.id.clone()))
+            .collect();
+        order.sort_unstable();
+        for (_, _, id) in order.into_iter().take(extra) {
+            self.findings.remove(&id);
         }
     }
 }
@@ -279,17 +272,23 @@ impl Hub {
         tenants.iter().map(|(t, d)| (t.clone(), Arc::clone(d))).collect()
     }
 
-    /// Writes every changed state blob.
+    /// Writes every changed state blob. The state is copied under the tenant's lock and
+    /// serialised outside it, so evaluation is held up only for the copy.
     pub fn persist(&self, store: &Arc<dyn Store>) {
         for (tenant, detect) in self.loaded() {
-            let bytes = {
+            let blob = {
                 let mut detect = detect.lock().expect("not poisoned");
                 if !detect.dirty {
                     continue;
                 }
                 detect.dirty = false;
-                detect.state_bytes()
+                StateBlob {
+                    evaluator: detect.evaluator.state.clone(),
+                    findings: detect.findings.values().cloned().collect(),
+                    dead_letters: detect.dead_letters.clone(),
+                }
             };
+            let bytes = serde_json::to_vec(&blob).expect("state serialises");
             if let Err(err) = store.put_state(&state_name(&tenant), &bytes) {
                 tracing::error!(%tenant, error = %err, "cannot persist detection state");
                 detect.lock().expect("not poisoned").dirty = true;
@@ -357,6 +356,7 @@ async fn run(
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
+    let mut persisting: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             message = commits.recv() => match message {
@@ -380,9 +380,10 @@ async fn run(
                         }
                     }
                 }
-                if ticks.is_multiple_of(2) {
+                // Persisting runs beside evaluation; one at a time.
+                if ticks.is_multiple_of(2) && persisting.as_ref().is_none_or(|p| p.is_finished()) {
                     let (hub, store) = (Arc::clone(&state.detect), Arc::clone(state.engine.store()));
-                    let _ = tokio::task::spawn_blocking(move || hub.persist(&store)).await;
+                    persisting = Some(tokio::task::spawn_blocking(move || hub.persist(&store)));
                 }
             }
             _ = stopped.changed() => break,
@@ -390,6 +391,9 @@ async fn run(
     }
     drop(found);
     let _ = recorder.await;
+    if let Some(previous) = persisting {
+        let _ = previous.await;
+    }
     let (hub, store) = (Arc::clone(&state.detect), Arc::clone(state.engine.store()));
     let _ = tokio::task::spawn_blocking(move || hub.persist(&store)).await;
     tracing::info!("the detector stopped");
@@ -491,40 +495,70 @@ async fn catch_up(state: &AppState, tenant: &TenantId, until: u64, found: &Found
     }
 }
 
-/// Appends each finding to its tenant's log, then publishes and delivers it.
+/// Appends findings to their tenants' logs (what has queued up, in one commit per tenant), then
+/// publishes and delivers them.
 async fn record_findings(state: AppState, mut found: mpsc::UnboundedReceiver<(TenantId, Finding)>) {
-    while let Some((tenant, finding)) = found.recv().await {
-        let Ok(detect) = state.detect.tenant(state.engine.store(), &tenant) else { continue };
-        if detect.lock().expect("not poisoned").findings.contains_key(&finding.id) {
-            continue; // a replay of one already recorded
+    while let Some(first) = found.recv().await {
+        let mut by_tenant: BTreeMap<TenantId, Vec<Finding>> = BTreeMap::new();
+        by_tenant.entry(first.0).or_default().push(first.1);
+        let mut queued = 1;
+        while queued < 1000 {
+            let Ok((tenant, finding)) = found.try_recv() else { break };
+            by_tenant.entry(tenant).or_default().push(finding);
+            queued += 1;
         }
-        let event = finding_event(&finding);
-        let index = match audit::record_idempotent(&state, &tenant, event).await {
-            Ok(index) => index,
-            Err(err) => {
-                tracing::error!(%tenant, finding = %finding.id, error = ?err, "cannot record a finding");
-                continue;
-            }
-        };
-        let record = FindingRecord {
+        for (tenant, findings) in by_tenant {
+            record_tenant_findings(&state, tenant, findings).await;
+        }
+    }
+}
+
+async fn record_tenant_findings(state: &AppState, tenant: TenantId, mut findings: Vec<Finding>) {
+    let Ok(detect) = state.detect.tenant(state.engine.store(), &tenant) else { return };
+    {
+        // Replays of findings already recorded, and repeats within the batch, are dropped.
+        let detect = detect.lock().expect("not poisoned");
+        let mut seen = std::collections::HashSet::new();
+        findings.retain(|f| !detect.findings.contains_key(&f.id) && seen.insert(f.id.clone()));
+    }
+    if findings.is_empty() {
+        return;
+    }
+    let events = findings.iter().map(finding_event).collect();
+    let indices = match audit::record_many_idempotent(state, &tenant, events).await {
+        Ok(indices) => indices,
+        Err(err) => {
+            tracing::error!(%tenant, findings = findings.len(), error = ?err, "cannot record findings");
+            return;
+        }
+    };
+    let opened_at = Micros::now().to_rfc3339();
+    let records: Vec<FindingRecord> = findings
+        .into_iter()
+        .zip(indices)
+        .map(|(finding, event_index)| FindingRecord {
             finding,
             status: "open".into(),
-            opened_at: Micros::now().to_rfc3339(),
-            event_index: index,
+            opened_at: opened_at.clone(),
+            event_index,
             history: Vec::new(),
-        };
-        let webhooks = {
-            let mut detect = detect.lock().expect("not poisoned");
+        })
+        .collect();
+    let webhooks = {
+        let mut detect = detect.lock().expect("not poisoned");
+        for record in &records {
             detect.findings.insert(record.finding.id.clone(), record.clone());
-            detect.trim_findings();
-            detect.dirty = true;
-            detect.webhooks.clone()
-        };
+        }
+        detect.trim_findings();
+        detect.dirty = true;
+        detect.webhooks.clone()
+    };
+    for record in records {
         state.detect.stats.findings_opened.inc();
         tracing::info!(%tenant, finding = %record.finding.id, rule = %record.finding.rule, "finding opened");
         let _ = state.detect.findings.send(Arc::new((tenant.clone(), record.clone())));
-        for webhook in webhooks.into_iter().filter(|w| record.finding.severity >= w.min_severity) {
-            tokio::spawn(deliver(state.clone(), tenant.clone(), webhook, record.clone()));
+        for webhook in webhooks.iter().filter(|w| record.finding.severity >= w.min_severity) {
+            tokio::spawn(deliver(state.clone(), tenant.clone(), webhook.clone(), record.clone()));
         }
     }
 }
