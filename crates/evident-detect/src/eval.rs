@@ -168,6 +168,15 @@ impl Evaluator {
         self.rules.len()
     }
 
+    /// Whether a rule keys on the IP address (so catching up should open personal parts).
+    pub fn needs_ip(&self) -> bool {
+        self.rules.iter().any(|c| match &c.params {
+            Params::FailedBurst(p) => p.by == By::Ip,
+            Params::SensitiveChange(_) => true,
+            _ => false,
+        })
+    }
+
     /// Evaluates one event; `arrival` is the wall-clock time it was committed (silence uses it).
     pub fn observe(&mut self, event: &Observed, arrival: i64) -> Vec<Finding> {
         self.state.watermark = Some(event.index);

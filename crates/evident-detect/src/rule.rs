@@ -351,6 +351,13 @@ fn window(field: &str, secs: u64) -> Result<()> {
     Ok(())
 }
 
+fn cooldown(field: &str, secs: u64) -> Result<()> {
+    if secs > 31 * 86_400 {
+        return Err(invalid(field, "at most 31 days"));
+    }
+    Ok(())
+}
+
 fn threshold(field: &str, n: u32) -> Result<()> {
     if n == 0 || n > 5000 {
         return Err(invalid(field, "must be between 1 and 5000"));
@@ -477,6 +484,7 @@ impl Rule {
                 let offset_secs = utc_offset("params.utc_offset", &p.utc_offset)?;
                 actions("params.actions", &p.actions)?;
                 list_len("params.actor_types", &p.actor_types, 10)?;
+                cooldown("params.cooldown_secs", p.cooldown_secs)?;
                 Params::OffHours(OffHoursCompiled { params: p, start_minute, end_minute, offset_secs })
             }
             "watchlist" => {
@@ -484,6 +492,7 @@ impl Rule {
                 list_len("params.subjects", &p.subjects, 10_000)?;
                 list_len("params.targets", &p.targets, 10_000)?;
                 list_len("params.exempt_actors", &p.exempt_actors, 1000)?;
+                cooldown("params.cooldown_secs", p.cooldown_secs)?;
                 if p.subjects.is_empty() && p.targets.is_empty() {
                     return Err(invalid("params.subjects", "name at least one subject or target"));
                 }
@@ -493,6 +502,7 @@ impl Rule {
                 let p: NoPurpose = parse(params)?;
                 actions("params.actions", &p.actions)?;
                 list_len("params.data_classes", &p.data_classes, 10)?;
+                cooldown("params.cooldown_secs", p.cooldown_secs)?;
                 Params::NoPurpose(p)
             }
             "sensitive_change" => {
@@ -670,6 +680,8 @@ mod tests {
         check("off_hours", json!({"days": [0]}), Some("params.days"));
         check("off_hours", json!({"start": "22:00", "end": "06:00", "utc_offset": "-05:30"}), None);
         check("watchlist", json!({}), Some("params.subjects"));
+        check("no_purpose", json!({"cooldown_secs": u64::MAX}), Some("params.cooldown_secs"));
+        check("off_hours", json!({"cooldown_secs": 40 * 86_400}), Some("params.cooldown_secs"));
         check("watchlist", json!({"subjects": ["cus_1"]}), None);
         check("silence", json!({"factor": 0.5}), Some("params.factor"));
         check("baseline", json!({"by": "ip"}), Some("params.by"));

@@ -4,7 +4,7 @@
 //!
 //! Flow: the engine broadcasts every durable commit; the detector evaluates its entries in index
 //! order (a per-tenant watermark; on a lag or a gap it reads the missed entries from the store,
-//! skeletons only, so IP-keyed rules lose precision there). Each finding is appended as
+//! opening personal parts only when a rule keys on IP addresses). Each finding is appended as
 //! `evident.finding.opened` with a deterministic id (a replay after a crash is answered as a
 //! duplicate, never stored twice), then shown to `GET /v1/findings`, the SSE stream and webhooks.
 //!
@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use evident_core::engine::Committed;
 use evident_core::event::Micros;
+use evident_core::read::{Access, EventRef};
 use evident_core::store::{Store, TenantId};
 use evident_detect::eval::{Evaluator, Finding, State};
 use evident_detect::observe::Observed;
@@ -263,6 +264,12 @@ impl Hub {
         if fresh_config {
             store.put_state(&config_name(tenant), &detect.config_bytes())?;
         }
+        if fresh_state {
+            // The starting watermark is durable before any event is evaluated, so a crash before
+            // the first periodic write resumes from here instead of skipping what came between.
+            let blob = StateBlob { evaluator: detect.evaluator.state.clone(), ..StateBlob::default() };
+            store.put_state(&state_name(tenant), &serde_json::to_vec(&blob).expect("state serialises"))?;
+        }
         let mut tenants = self.tenants.lock().expect("not poisoned");
         Ok(Arc::clone(tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(Mutex::new(detect)))))
     }
@@ -407,8 +414,20 @@ fn evaluate(
     stats: &DetectStats,
 ) {
     let arrival = Micros::now().0;
-    for finding in detect.evaluator.observe(observed, arrival) {
-        let _ = found.send((tenant.clone(), finding));
+    // A bug in a rule must not stop detection for everyone: the event is skipped and logged.
+    let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        detect.evaluator.observe(observed, arrival)
+    }));
+    match evaluated {
+        Ok(findings) => {
+            for finding in findings {
+                let _ = found.send((tenant.clone(), finding));
+            }
+        }
+        Err(_) => {
+            tracing::error!(%tenant, index = observed.index, "a rule panicked on this event; skipped");
+            detect.evaluator.state.watermark = Some(observed.index);
+        }
     }
     detect.dirty = true;
     stats.events_evaluated.inc();
@@ -447,7 +466,8 @@ async fn evaluate_commit(state: &AppState, committed: &Committed, found: &Found)
 }
 
 /// Evaluates the entries after the watermark and before `until` (or the head), read from the
-/// store: skeletons only.
+/// store. When a rule keys on IP addresses, the personal parts of entries that have one are opened
+/// (slower, one read each) and only the IP is kept, hashed; erased subjects have none.
 async fn catch_up(state: &AppState, tenant: &TenantId, until: u64, found: &Found) {
     let detect = match state.detect.tenant(state.engine.store(), tenant) {
         Ok(detect) => detect,
@@ -457,15 +477,33 @@ async fn catch_up(state: &AppState, tenant: &TenantId, until: u64, found: &Found
         }
     };
     loop {
-        let start = detect.lock().expect("not poisoned").evaluator.state.watermark.map_or(0, |w| w + 1);
+        let (start, needs_ip) = {
+            let detect = detect.lock().expect("not poisoned");
+            (detect.evaluator.state.watermark.map_or(0, |w| w + 1), detect.evaluator.needs_ip())
+        };
         let (engine, t) = (Arc::clone(&state.engine), tenant.clone());
-        let read = tokio::task::spawn_blocking(move || {
+        type Read = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+        let read = tokio::task::spawn_blocking(move || -> evident_core::Result<Read> {
             let head = engine.store().head(&t)?.map_or(0, |h| h.size.0);
             let end = head.min(until).min(start + 1000);
             if end <= start {
                 return Ok(Vec::new());
             }
-            engine.store().entries(&t, start, end)
+            let entries = engine.store().entries(&t, start, end)?;
+            let mut with_ip = Vec::with_capacity(entries.len());
+            for (offset, entry) in entries.into_iter().enumerate() {
+                let has_personal = entry.windows(16).any(|w| w == b"\"pii_commitment\"");
+                let ip = (needs_ip && has_personal)
+                    .then(|| {
+                        let index = EventRef::Index(start + offset as u64);
+                        let view = engine.event(&t, index, Access::Personal).ok()?;
+                        let ip = view.event["origin"]["ip"].as_str()?.to_owned();
+                        Some(serde_json::to_vec(&serde_json::json!({"/origin/ip": ip})).expect("JSON"))
+                    })
+                    .flatten();
+                with_ip.push((entry, ip));
+            }
+            Ok(with_ip)
         })
         .await;
         let entries = match read {
@@ -481,13 +519,13 @@ async fn catch_up(state: &AppState, tenant: &TenantId, until: u64, found: &Found
             }
         };
         let mut detect = detect.lock().expect("not poisoned");
-        for (offset, entry) in entries.iter().enumerate() {
+        for (offset, (entry, personal)) in entries.iter().enumerate() {
             let index = start + offset as u64;
             let event_id = serde_json::from_slice::<serde_json::Value>(entry)
                 .ok()
                 .and_then(|v| v["event_id"].as_str().map(str::to_owned))
                 .unwrap_or_default();
-            match Observed::from_entry(index, &event_id, entry, None, &detect.ip_key) {
+            match Observed::from_entry(index, &event_id, entry, personal.as_deref(), &detect.ip_key) {
                 Some(observed) => evaluate(&mut detect, &observed, found, tenant, &state.detect.stats),
                 None => detect.evaluator.state.watermark = Some(index),
             }
