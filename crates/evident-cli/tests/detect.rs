@@ -444,6 +444,32 @@ fn the_rule_api_refuses_bad_input() {
     for expected in ["evident.rule.created", "evident.rule.updated", "evident.rule.deleted"] {
         assert!(types.contains(&expected), "{expected} not in {types:?}");
     }
+    // Another tenant sees its own rules and none of this tenant's findings.
+    assert_eq!(serve.post(&admin, "/v1/tenants", &json!({"id": "acme"})).0, 201);
+    let (status, made) = serve.post(&admin, "/v1/keys", &json!({"tenant": "acme", "role": "admin"}));
+    assert_eq!(status, 201, "{made}");
+    let acme = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(serve.post(&acme, "/v1/rules", &rule("no_purpose", json!({}))).0, 201, "ids are per tenant");
+    let producer = serve.key("producer");
+    send(&serve, &producer, read_event("t1", "agent-t", "cus-t", None));
+    let ours = wait_for("a finding in default", || {
+        let findings = serve.get(&admin, "/v1/findings?rule=no-purpose")["findings"].as_array().cloned()?;
+        findings.into_iter().next()
+    });
+    let id = ours["id"].as_str().unwrap();
+    let status = |key: &str, path: &str| {
+        client().get(serve.url(path)).bearer_auth(key).send().unwrap().status().as_u16()
+    };
+    assert_eq!(status(&acme, &format!("/v1/findings/{id}")), 404);
+    let theirs = serve.get(&acme, "/v1/findings")["findings"].as_array().unwrap().clone();
+    assert!(
+        theirs.iter().all(|f| f["rule"] == "privilege-change"),
+        "only acme's own rule change: {theirs:?}"
+    );
+    assert_eq!(
+        serve.post(&acme, &format!("/v1/findings/{id}/status"), &json!({"status": "acknowledged"})).0,
+        404
+    );
     let templates = json_lines(&evident(&serve.base, &admin, &["rules", "templates", "--json"]));
     assert_eq!(templates.len(), 10);
     let rules = json_lines(&evident(&serve.base, &admin, &["rules", "list", "--json"]));
