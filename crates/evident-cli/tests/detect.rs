@@ -509,3 +509,35 @@ fn after_a_crash_the_detector_catches_up_from_the_store_with_addresses() {
     assert_eq!(finding["trigger_count"], 4, "{finding}");
     assert!(!finding.to_string().contains("203.0.113.77"));
 }
+
+#[test]
+fn a_delivery_under_way_at_shutdown_becomes_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let slow = [("EVIDENT_WEBHOOK_ATTEMPTS", "10"), ("EVIDENT_WEBHOOK_BACKOFF_MS", "10000")];
+    let serve = Serve::start_with(&data, &slow);
+    let admin = serve.stdout_line().strip_prefix("admin key: ").expect("the admin key").to_owned();
+    let hook = receiver();
+    hook.failing.store(u32::MAX, Ordering::SeqCst);
+    let (status, _) = serve.post(&admin, "/v1/webhooks", &json!({"url": hook.url, "min_severity": "high"}));
+    assert_eq!(status, 201);
+    let (status, _) = serve.post(
+        &admin,
+        "/v1/rules",
+        &json!({"id": "any-read", "template": "no_purpose",
+        "params": {"data_classes": []}, "severity": "high"}),
+    );
+    assert_eq!(status, 201);
+    let (_, made) = serve.post(&admin, "/v1/keys", &json!({"role": "producer"}));
+    let producer = made["key"].as_str().unwrap().to_owned();
+    send(&serve, &producer, read_event("d1", "agent-d", "cus-d", None));
+    wait_for("the finding", || {
+        let findings = serve.get(&admin, "/v1/findings?rule=any-read")["findings"].as_array().cloned()?;
+        (!findings.is_empty()).then_some(())
+    });
+    serve.terminate();
+    let serve = Serve::start(&data);
+    let letters = serve.get(&admin, "/v1/webhooks/dead-letters")["dead_letters"].as_array().unwrap().clone();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0]["last_error"].as_str().unwrap().contains("interrupted"), "{letters:?}");
+}

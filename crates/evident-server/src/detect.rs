@@ -176,6 +176,8 @@ pub struct Hub {
     http: reqwest::Client,
     pub config: DetectConfig,
     pub stats: DetectStats,
+    /// Deliveries under way: delivery id -> (tenant, webhook id, finding id).
+    pending: Mutex<HashMap<String, (TenantId, String, String)>>,
 }
 
 fn config_name(tenant: &TenantId) -> String {
@@ -214,6 +216,7 @@ impl Hub {
             http,
             config,
             stats: DetectStats::default(),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -272,6 +275,27 @@ impl Hub {
         }
         let mut tenants = self.tenants.lock().expect("not poisoned");
         Ok(Arc::clone(tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(Mutex::new(detect)))))
+    }
+
+    /// Turns the deliveries still under way into dead letters (at shutdown), so that none is lost
+    /// silently; a redelivery may then duplicate one that was about to succeed (receivers drop
+    /// duplicates by `Evident-Delivery`).
+    fn interrupt_deliveries(&self, store: &Arc<dyn Store>) {
+        let pending: Vec<_> = self.pending.lock().expect("not poisoned").drain().collect();
+        for (delivery, (tenant, webhook, finding)) in pending {
+            let Ok(detect) = self.tenant(store, &tenant) else { continue };
+            let mut detect = detect.lock().expect("not poisoned");
+            detect.dead_letters.retain(|d| d.id != delivery);
+            detect.dead_letters.push(DeadLetter {
+                id: delivery,
+                webhook,
+                finding,
+                attempts: 0,
+                last_error: "interrupted: the service stopped before the delivery succeeded".into(),
+                failed_at: Micros::now().to_rfc3339(),
+            });
+            detect.dirty = true;
+        }
     }
 
     fn loaded(&self) -> Vec<(TenantId, Arc<Mutex<TenantDetect>>)> {
@@ -402,7 +426,11 @@ async fn run(
         let _ = previous.await;
     }
     let (hub, store) = (Arc::clone(&state.detect), Arc::clone(state.engine.store()));
-    let _ = tokio::task::spawn_blocking(move || hub.persist(&store)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        hub.interrupt_deliveries(&store);
+        hub.persist(&store)
+    })
+    .await;
     tracing::info!("the detector stopped");
 }
 
@@ -663,6 +691,10 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
     }))
     .expect("a delivery serialises");
     let secret = hub.webhook_secret(&tenant, &webhook.id);
+    hub.pending
+        .lock()
+        .expect("not poisoned")
+        .insert(delivery.clone(), (tenant.clone(), webhook.id.clone(), record.finding.id.clone()));
     let mut last_error = String::new();
     let attempts = hub.config.webhook_attempts.max(1);
     for attempt in 0..attempts {
@@ -682,6 +714,7 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
         match sent {
             Ok(response) if response.status().is_success() => {
                 hub.stats.deliveries_ok.inc();
+                hub.pending.lock().expect("not poisoned").remove(&delivery);
                 return;
             }
             Ok(response) => last_error = format!("the receiver answered {}", response.status().as_u16()),
@@ -690,6 +723,9 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
         hub.stats.delivery_failures.inc();
     }
     tracing::warn!(%tenant, webhook = %webhook.id, %delivery, error = %last_error, "delivery failed; dead letter");
+    if hub.pending.lock().expect("not poisoned").remove(&delivery).is_none() {
+        return; // already a dead letter: the service is stopping
+    }
     hub.stats.dead_letters.inc();
     if let Ok(detect) = hub.tenant(state.engine.store(), &tenant) {
         let mut detect = detect.lock().expect("not poisoned");
