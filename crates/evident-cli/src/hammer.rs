@@ -92,6 +92,15 @@ pub struct Args {
     /// connections); producers are spread over them, so most requests go through a follower.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Run detection in the same process with this many active rules (built from every template;
+    /// see `bench_rules`), as `evident serve` does. Without it, no detector runs.
+    #[arg(long)]
+    detect_rules: Option<usize>,
+    /// After the load (needs --detect-rules): this many events, one every 20 ms, that each raise a
+    /// finding; reports the time from each one's acknowledgement to the finding's webhook delivery
+    /// at a local HTTP receiver.
+    #[arg(long, default_value_t = 0)]
+    webhook_samples: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -494,6 +503,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Peer::FsyncLoop => Sink::FsyncLoop(Mutex::new(FsyncLoop::open(&dir.path.join("fsync-loop.log"))?)),
     };
     let sink = Arc::new(sink);
+    let detection = match (engines.first(), args.detect_rules) {
+        (Some(engine), Some(rules)) => Some(Detection::start(engine, &TenantId::new(&args.tenant)?, rules)?),
+        (None, Some(_)) => anyhow::bail!("--detect-rules needs the evident peer"),
+        _ => None,
+    };
     if args.rate.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
         anyhow::bail!("--rate must be positive");
     }
@@ -586,6 +600,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     stop.store(true, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
+    let mut detect_summary = serde_json::Value::Null;
+    if let (Some(detection), Some(engine)) = (detection, engines.first()) {
+        let tenant = TenantId::new(&args.tenant)?;
+        detect_summary = detection.finish(engine, &tenant, stored, args.webhook_samples)?;
+    }
     for engine in engines {
         engine.shutdown();
     }
@@ -598,7 +617,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "peer": args.peer.name(), "producers": args.producers, "batch": args.batch, "rate": args.rate,
         "events": stored, "seconds": seconds, "events_per_second": stored as f64 / seconds,
         "requests": latencies.total, "p50_ms": p50, "p99_ms": p99, "overloaded_retries": overloaded,
-        "event_bytes": event_bytes,
+        "event_bytes": event_bytes, "detect_rules": args.detect_rules, "detect": detect_summary,
     });
     if args.json {
         println!("{summary}");
@@ -611,6 +630,175 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `n` active rules for the benchmark, cycling through twenty variants of the ten templates
+/// (the first includes `no_purpose`, which the webhook samples trigger).
+fn bench_rules(n: usize) -> Vec<evident_detect::rule::Rule> {
+    let watched: Vec<String> = (0..100).map(|c| format!("cust-{}", c * 97)).collect();
+    let variants = [
+        ("no_purpose", json!({"cooldown_secs": 0})),
+        ("mass_access", json!({})),
+        ("failed_burst", json!({"by": "ip"})),
+        ("off_hours", json!({"utc_offset": "+01:00"})),
+        ("watchlist", json!({"subjects": watched})),
+        ("sensitive_change", json!({})),
+        ("privilege_change", json!({})),
+        ("first_touch", json!({})),
+        ("silence", json!({})),
+        ("baseline", json!({"by": "actor"})),
+        ("mass_access", json!({"threshold": 50, "window_secs": 600})),
+        ("failed_burst", json!({"by": "actor"})),
+        ("off_hours", json!({"days": [1, 2, 3, 4, 5, 6, 7], "start": "22:00", "end": "06:00"})),
+        ("watchlist", json!({"targets": ["ticket:TCK-1", "ticket:TCK-2"]})),
+        ("no_purpose", json!({"actions": ["export"], "data_classes": []})),
+        ("sensitive_change", json!({"fields": ["/phone", "/iban"], "window_secs": 600})),
+        ("first_touch", json!({"min_events": 1000})),
+        ("silence", json!({"factor": 5.0})),
+        ("baseline", json!({"by": "source", "factor": 3.0})),
+        ("mass_access", json!({"threshold": 1000, "window_secs": 86_400})),
+    ];
+    (0..n)
+        .map(|i| {
+            let (template, params) = &variants[i % variants.len()];
+            evident_detect::rule::Rule {
+                id: format!("bench-{i}"),
+                template: (*template).into(),
+                params: params.clone(),
+                severity: evident_detect::rule::Severity::High,
+                enabled: true,
+                description: String::new(),
+            }
+        })
+        .collect()
+}
+
+/// The detector running beside the producers, with a webhook to a local receiver.
+struct Detection {
+    runtime: tokio::runtime::Runtime,
+    state: evident_server::AppState,
+    detector: evident_server::detect::Detector,
+    /// Trigger event id -> when its finding arrived at the receiver.
+    arrivals: Arc<Mutex<std::collections::HashMap<String, Instant>>>,
+}
+
+impl Detection {
+    fn start(engine: &Arc<Engine>, tenant: &TenantId, rules: usize) -> Result<Detection> {
+        let arrivals = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let url = receiver(Arc::clone(&arrivals))?;
+        let webhook = evident_server::detect::Webhook {
+            id: "wh_bench".into(),
+            url,
+            min_severity: evident_detect::rule::Severity::Info,
+            created_at: Micros::now().to_rfc3339(),
+            description: String::new(),
+        };
+        evident_server::detect::install(engine.store(), tenant, bench_rules(rules), vec![webhook])?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let state =
+            evident_server::AppState::new(Arc::clone(engine), evident_server::ServerConfig::default());
+        let detector = {
+            let _entered = runtime.enter();
+            evident_server::detect::Detector::start(state.clone())
+        };
+        Ok(Detection { runtime, state, detector, arrivals })
+    }
+
+    /// Waits for the detector to evaluate everything stored, measures webhook latency, stops it.
+    fn finish(
+        self,
+        engine: &Arc<Engine>,
+        tenant: &TenantId,
+        stored: u64,
+        samples: usize,
+    ) -> Result<serde_json::Value> {
+        let stats = &self.state.detect.stats;
+        let drain_started = Instant::now();
+        while stats.events_evaluated.get() < stored && drain_started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let drain = drain_started.elapsed().as_secs_f64();
+        let evaluated = stats.events_evaluated.get();
+        let policy = engine.policy(tenant)?;
+        let mut latencies = Histogram::new();
+        let mut missing = 0;
+        for n in 0..samples {
+            let event = json!({
+                "id": format!("latency-{n}-{}", Micros::now().0), "source": "//bench", "type": "customer.record.viewed",
+                "action": "read", "time": Micros::now().to_rfc3339(),
+                "actor": {"id": format!("latency-agent-{n}"), "type": "service"}, "subject": "cust-1",
+                "targets": [{"type": "customer", "id": "cust-1"}], "outcome": "success",
+                "origin": {"service": "bench"}, "data_classes": ["pii"],
+            });
+            let validated = parse_event_json(event.to_string().as_bytes(), &policy)
+                .map_err(|errors| anyhow::anyhow!("latency event invalid: {errors:?}"))?;
+            let outcome = engine.append(tenant, vec![validated])?;
+            let acked = Instant::now();
+            let Some(Outcome::Stored(receipt)) = outcome.into_iter().next() else {
+                anyhow::bail!("a latency event was not stored");
+            };
+            let event_id = receipt.event_id.to_string();
+            let deadline = acked + Duration::from_secs(10);
+            loop {
+                if let Some(arrived) = self.arrivals.lock().expect("arrivals").get(&event_id) {
+                    latencies.record(arrived.saturating_duration_since(acked));
+                    break;
+                }
+                if Instant::now() > deadline {
+                    missing += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let findings = stats.findings_opened.get();
+        self.runtime.block_on(self.detector.stop());
+        Ok(json!({
+            "events_evaluated": evaluated, "drain_seconds": drain, "findings": findings,
+            "webhook_samples": latencies.total, "webhook_missing": missing,
+            "webhook_p50_ms": latencies.percentile_ms(0.50), "webhook_p99_ms": latencies.percentile_ms(0.99),
+            "webhook_max_ms": latencies.percentile_ms(1.0),
+        }))
+    }
+}
+
+/// A minimal HTTP receiver on a local port: records when each finding arrived, by the event ids
+/// that triggered it; answers 200.
+fn receiver(arrivals: Arc<Mutex<std::collections::HashMap<String, Instant>>>) -> Result<String> {
+    use std::io::{BufRead as _, Read as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Ok(clone) = stream.try_clone() else { continue };
+            let mut reader = std::io::BufReader::new(clone);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let arrived = Instant::now();
+            if let Ok(delivery) = serde_json::from_slice::<serde_json::Value>(&body) {
+                let mut arrivals = arrivals.lock().expect("arrivals");
+                for trigger in delivery["finding"]["triggers"].as_array().into_iter().flatten() {
+                    if let Some(id) = trigger.as_str() {
+                        arrivals.entry(id.to_owned()).or_insert(arrived);
+                    }
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -628,6 +816,13 @@ mod tests {
             let pointers = evident_core::leaf::personal_pointers(&validated.event, &TenantPolicy::default());
             assert_eq!(pointers, ["/actor/display", "/changes/0/before", "/changes/0/after", "/origin/ip"]);
         }
+    }
+
+    #[test]
+    fn the_bench_rules_compile() {
+        let rules = bench_rules(20);
+        assert_eq!(rules.len(), 20);
+        evident_detect::eval::Evaluator::new(&rules, Default::default()).expect("compile");
     }
 
     #[test]

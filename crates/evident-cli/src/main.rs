@@ -2,6 +2,7 @@
 
 mod datadir;
 mod demo;
+mod detect;
 mod export;
 mod fsck;
 mod hammer;
@@ -50,6 +51,12 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Create and list tenants.
     Tenants(keys::TenantsArgs),
+    /// Detection rules: list, templates, create, delete, backtest.
+    Rules(detect::RulesArgs),
+    /// Findings of the detection rules and their workflow.
+    Findings(detect::FindingsArgs),
+    /// Webhooks that receive findings, and their dead letters.
+    Webhooks(detect::WebhooksArgs),
     /// Verify a stopped store: every entry, tile and checkpoint of every log.
     Fsck(fsck::Args),
     /// Load tool: append generated events straight into a data directory's store and report
@@ -69,6 +76,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Keys(args) => keys::keys(args),
         Command::Tenants(args) => keys::tenants(args),
+        Command::Rules(args) => detect::rules(args),
+        Command::Findings(args) => detect::findings(args),
+        Command::Webhooks(args) => detect::webhooks(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
     };

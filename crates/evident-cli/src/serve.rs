@@ -17,6 +17,7 @@ use evident_core::engine::{Engine, EngineConfig};
 use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Role, Store};
+use evident_server::detect::{DetectConfig, Detector};
 use evident_server::{AppState, ServerConfig, app, audit, auth};
 use evident_store_postgres::{PgOptions, PgStore};
 use evident_store_sqlite::SqliteStore;
@@ -204,6 +205,15 @@ fn settings(args: &Args) -> Result<Settings> {
             max_batch_events: env("EVIDENT_MAX_BATCH_EVENTS")?
                 .or(file.limits.max_batch_events)
                 .unwrap_or(server_defaults.max_batch_events),
+            detect: DetectConfig {
+                webhook_attempts: env("EVIDENT_WEBHOOK_ATTEMPTS")?
+                    .unwrap_or(server_defaults.detect.webhook_attempts)
+                    .clamp(1, 20),
+                webhook_backoff: env::<u64>("EVIDENT_WEBHOOK_BACKOFF_MS")?
+                    .map(Duration::from_millis)
+                    .unwrap_or(server_defaults.detect.webhook_backoff),
+                ..server_defaults.detect.clone()
+            },
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
@@ -283,6 +293,8 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, store = place, "evident is serving");
     eprintln!("evident: listening on http://{local} ({place})");
+    // Detection starts before the first request and stops after the last one.
+    let detector = Detector::start(state.clone());
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -291,6 +303,8 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
         .context("the server failed")?;
     // Requests in flight have finished; record the stop while the engine still runs.
     audit::record_lifecycle(&state, "evident.service.stopped").await;
+    // The engine still runs: findings already made are recorded, then the state is persisted.
+    detector.stop().await;
     tracing::info!("evident stopped");
     Ok(())
 }

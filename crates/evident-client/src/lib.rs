@@ -162,3 +162,53 @@ impl Client {
         response.json().map_err(|err| Error::Protocol { url, reason: err.to_string() })
     }
 }
+
+/// Checks a webhook delivery from Evident: `secret` as shown when the webhook was created,
+/// `signature` the `Evident-Signature` header, `body` the exact bytes received. Refuses a
+/// timestamp more than five minutes from the local clock (a replay), a malformed header, or a
+/// signature that does not match.
+pub fn verify_webhook(
+    secret: &str,
+    signature: &str,
+    body: &[u8],
+) -> std::result::Result<(), evident_detect::signature::SignatureError> {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    verify_webhook_at(secret, signature, body, now)
+}
+
+/// [`verify_webhook`] against a given clock (Unix seconds).
+pub fn verify_webhook_at(
+    secret: &str,
+    signature: &str,
+    body: &[u8],
+    now_unix: i64,
+) -> std::result::Result<(), evident_detect::signature::SignatureError> {
+    use evident_detect::signature::{TOLERANCE_SECS, verify};
+    verify(secret.as_bytes(), signature, body, now_unix, TOLERANCE_SECS)
+}
+
+#[cfg(test)]
+mod webhook_tests {
+    use evident_detect::signature::{SignatureError, signature_header};
+
+    #[test]
+    fn deliveries_verify_and_replays_are_refused() {
+        let secret = "whsec_0123";
+        let body = br#"{"delivery":"dlv_1"}"#;
+        let header = signature_header(secret.as_bytes(), 1_800_000_000, body);
+        assert_eq!(super::verify_webhook_at(secret, &header, body, 1_800_000_060), Ok(()));
+        assert!(matches!(
+            super::verify_webhook_at(secret, &header, body, 1_800_000_000 + 301),
+            Err(SignatureError::Stale(_))
+        ));
+        assert_eq!(
+            super::verify_webhook_at("whsec_other", &header, body, 1_800_000_000),
+            Err(SignatureError::Mismatch)
+        );
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let fresh = signature_header(secret.as_bytes(), now, body);
+        assert_eq!(super::verify_webhook(secret, &fresh, body), Ok(()));
+    }
+}

@@ -30,6 +30,12 @@ pub struct AuditEvent {
     pub ip: Option<IpAddr>,
     pub metadata: BTreeMap<String, String>,
     pub data_classes: Vec<&'static str>,
+    /// The producer id; random unless given (findings give a deterministic one, so that a
+    /// replay after a crash is answered as a duplicate instead of stored twice).
+    pub id: Option<String>,
+    /// The event time; now unless given.
+    pub time: Option<evident_core::event::Micros>,
+    pub severity: Option<&'static str>,
 }
 
 impl AuditEvent {
@@ -50,11 +56,11 @@ impl AuditEvent {
             origin["ip"] = json!(ip.to_string());
         }
         let mut event = json!({
-            "id": uuid::Uuid::now_v7().to_string(),
+            "id": self.id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             "source": "evident",
             "type": self.event_type,
             "action": self.action,
-            "time": evident_core::event::Micros::now().to_rfc3339(),
+            "time": self.time.unwrap_or_else(evident_core::event::Micros::now).to_rfc3339(),
             "actor": {
                 "id": identifier(&self.actor_id, 256),
                 "type": if self.actor_type.is_empty() { "system" } else { self.actor_type },
@@ -77,6 +83,9 @@ impl AuditEvent {
         if !self.data_classes.is_empty() {
             event["data_classes"] = json!(self.data_classes);
         }
+        if let Some(severity) = self.severity {
+            event["severity"] = json!(severity);
+        }
         event
     }
 }
@@ -94,20 +103,66 @@ fn identifier(text: &str, max_chars: usize) -> String {
 
 /// Appends a self-audit event to `tenant`'s log and waits until it is durable.
 pub async fn record(state: &AppState, tenant: &TenantId, event: AuditEvent) -> ApiResult<()> {
+    match record_outcome(state, tenant, event).await? {
+        evident_core::engine::Outcome::Stored(_) => Ok(()),
+        other => Err(ApiError::Internal(format!("self-audit event was not stored: {other:?}"))),
+    }
+}
+
+/// Appends an event with a deterministic `id`: answers its index, whether newly stored or stored
+/// before (a replay).
+pub async fn record_idempotent(state: &AppState, tenant: &TenantId, event: AuditEvent) -> ApiResult<u64> {
+    let mut indices = record_many_idempotent(state, tenant, vec![event]).await?;
+    indices.pop().ok_or_else(|| ApiError::Internal("no outcome for an appended event".into()))
+}
+
+/// Appends events with deterministic ids in one commit; answers the index of each, whether newly
+/// stored or stored before (a replay).
+pub async fn record_many_idempotent(
+    state: &AppState,
+    tenant: &TenantId,
+    events: Vec<AuditEvent>,
+) -> ApiResult<Vec<u64>> {
+    use evident_core::engine::Outcome;
+    let validated = events.iter().map(validated).collect::<ApiResult<Vec<_>>>()?;
+    let outcomes = append(state, tenant, validated).await?;
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Stored(receipt) | Outcome::Duplicate(receipt) => Ok(receipt.index),
+            Outcome::Conflict { existing_index, .. } => Ok(existing_index),
+            other => Err(ApiError::Internal(format!("event was not stored: {other:?}"))),
+        })
+        .collect()
+}
+
+fn validated(event: &AuditEvent) -> ApiResult<evident_core::validate::Validated> {
     // Our own events mask rather than refuse anything that looks like a card number or a secret
     // (a search for one, say), so that recording never fails on content.
     let policy = TenantPolicy { sensitive_text: SensitiveTextPolicy::Mask, ..TenantPolicy::default() };
-    let validated = validate_event(&event.to_json(), &policy).map_err(|errors| {
+    validate_event(&event.to_json(), &policy).map_err(|errors| {
         ApiError::Internal(format!("self-audit event {} is invalid: {errors:?}", event.event_type))
-    })?;
-    let outcomes = state.engine.append_async(tenant, vec![validated]).await.map_err(|err| match err {
+    })
+}
+
+async fn append(
+    state: &AppState,
+    tenant: &TenantId,
+    validated: Vec<evident_core::validate::Validated>,
+) -> ApiResult<Vec<evident_core::engine::Outcome>> {
+    state.engine.append_async(tenant, validated).await.map_err(|err| match err {
         evident_core::Error::Overloaded { .. } => ApiError::Unavailable("cannot record the access".into()),
         other => ApiError::from(other),
-    })?;
-    match outcomes.into_iter().next() {
-        Some(evident_core::engine::Outcome::Stored(_)) => Ok(()),
-        other => Err(ApiError::Internal(format!("self-audit event was not stored: {other:?}"))),
-    }
+    })
+}
+
+async fn record_outcome(
+    state: &AppState,
+    tenant: &TenantId,
+    event: AuditEvent,
+) -> ApiResult<evident_core::engine::Outcome> {
+    let outcomes = append(state, tenant, vec![validated(&event)?]).await?;
+    outcomes.into_iter().next().ok_or_else(|| ApiError::Internal("no outcome for an appended event".into()))
 }
 
 /// Records a start or stop of the service in every tenant's log.

@@ -6,6 +6,8 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod detect;
+pub mod detect_api;
 pub mod error;
 pub mod export;
 pub mod ingest;
@@ -21,6 +23,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
+use detect::{DetectConfig, Hub};
 use evident_core::engine::Engine;
 use evident_core::store::TenantId;
 
@@ -35,6 +38,8 @@ pub struct ServerConfig {
     pub default_tenant: TenantId,
     /// A head older than this while events wait makes `/healthz` fail.
     pub stale_checkpoint_secs: u64,
+    /// Webhook delivery: attempts and backoff.
+    pub detect: DetectConfig,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +49,7 @@ impl Default for ServerConfig {
             max_batch_events: 10_000,
             default_tenant: TenantId::new("default").expect("valid"),
             stale_checkpoint_secs: 30,
+            detect: DetectConfig::default(),
         }
     }
 }
@@ -63,11 +69,15 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<HttpStats>,
     pub started: Instant,
+    /// Detection: rules, findings, webhooks (the [`detect::Detector`] task feeds it).
+    pub detect: Arc<Hub>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
+        let detect = Arc::new(Hub::new(engine.store(), config.detect.clone()));
         AppState {
+            detect,
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
@@ -99,6 +109,21 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/tenants", post(admin::create_tenant).get(admin::list_tenants))
         .route("/v1/keys", post(admin::create_key).get(admin::list_keys))
         .route("/v1/keys/{key_id}", delete(admin::revoke_key))
+        .route("/v1/rules", get(detect_api::list_rules).post(detect_api::create_rule))
+        .route("/v1/rules/templates", get(detect_api::templates))
+        .route("/v1/rules/backtest", post(detect_api::backtest))
+        .route(
+            "/v1/rules/{rule_id}",
+            get(detect_api::get_rule).put(detect_api::put_rule).delete(detect_api::delete_rule),
+        )
+        .route("/v1/findings", get(detect_api::list_findings))
+        .route("/v1/findings/{finding_id}", get(detect_api::get_finding))
+        .route("/v1/findings/{finding_id}/status", post(detect_api::set_status))
+        .route("/v1/webhooks", get(detect_api::list_webhooks).post(detect_api::create_webhook))
+        .route("/v1/webhooks/dead-letters", get(detect_api::dead_letters))
+        .route("/v1/webhooks/dead-letters/{delivery_id}/redeliver", post(detect_api::redeliver))
+        .route("/v1/webhooks/{webhook_id}", delete(detect_api::delete_webhook))
+        .route("/v1/stream", get(detect_api::stream))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))

@@ -84,6 +84,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let engine = state.engine.clone();
     let http = state.metrics.clone();
+    let detect_hub = state.detect.clone();
     let body = tokio::task::spawn_blocking(move || {
         let stats = engine.stats();
         let mut out = String::new();
@@ -99,6 +100,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         counter("evident_forwarded_events_total", "Events this node put in the shared store's inbox for another node to sequence.", stats.forwarded.load(Ordering::Relaxed));
         counter("evident_inbox_requests_total", "Inbox requests of other nodes this node sequenced.", stats.inbox_requests.load(Ordering::Relaxed));
         counter("evident_lease_takeovers_total", "Times this node took a tenant's lease.", stats.lease_takeovers.load(Ordering::Relaxed));
+        let detect = &detect_hub.stats;
+        counter("evident_detect_events_evaluated_total", "Events evaluated by detection rules.", detect.events_evaluated.get());
+        counter("evident_detect_findings_opened_total", "Findings recorded.", detect.findings_opened.get());
+        counter("evident_webhook_deliveries_total", "Webhook deliveries that succeeded.", detect.deliveries_ok.get());
+        counter("evident_webhook_delivery_failures_total", "Webhook delivery attempts that failed.", detect.delivery_failures.get());
+        counter("evident_webhook_dead_letters_total", "Deliveries that failed every attempt.", detect.dead_letters.get());
         let _ = writeln!(
             out,
             "# HELP evident_queue_depth Events waiting to be sequenced.\n# TYPE evident_queue_depth gauge\nevident_queue_depth {}",
@@ -160,6 +167,22 @@ fn histogram(out: &mut String, name: &str, help: &str, histogram: &evident_core:
         crate::admin::create_key,
         crate::admin::list_keys,
         crate::admin::revoke_key,
+        crate::detect_api::list_rules,
+        crate::detect_api::templates,
+        crate::detect_api::get_rule,
+        crate::detect_api::create_rule,
+        crate::detect_api::put_rule,
+        crate::detect_api::delete_rule,
+        crate::detect_api::backtest,
+        crate::detect_api::list_findings,
+        crate::detect_api::get_finding,
+        crate::detect_api::set_status,
+        crate::detect_api::create_webhook,
+        crate::detect_api::list_webhooks,
+        crate::detect_api::delete_webhook,
+        crate::detect_api::dead_letters,
+        crate::detect_api::redeliver,
+        crate::detect_api::stream,
         healthz,
         metrics,
     ),

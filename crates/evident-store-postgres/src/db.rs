@@ -704,22 +704,22 @@ impl Db {
         if let Some(Error::Conflict(message)) = errors.find(|err| matches!(err, Error::Conflict(_))) {
             return Err(Error::Conflict(message.clone()));
         }
-        if let Some(held) = held? {
-            if held.len() != leases.len() {
-                let fence = commit.fence.as_ref().expect("a fence was checked");
-                let held: HashSet<i64> = held.iter().map(|row| row.get(0)).collect();
-                let lost: Vec<String> = fence
-                    .leases
-                    .iter()
-                    .filter(|(tenant, _)| !held.contains(&tids[tenant]))
-                    .map(|(tenant, epoch)| format!("{tenant} (epoch {epoch})"))
-                    .collect();
-                return Err(Error::Conflict(format!(
-                    "lease lost: node {} no longer holds the lease of {}",
-                    fence.node,
-                    lost.join(", ")
-                )));
-            }
+        if let Some(held) = held?
+            && held.len() != leases.len()
+        {
+            let fence = commit.fence.as_ref().expect("a fence was checked");
+            let held: HashSet<i64> = held.iter().map(|row| row.get(0)).collect();
+            let lost: Vec<String> = fence
+                .leases
+                .iter()
+                .filter(|(tenant, _)| !held.contains(&tids[tenant]))
+                .map(|(tenant, epoch)| format!("{tenant} (epoch {epoch})"))
+                .collect();
+            return Err(Error::Conflict(format!(
+                "lease lost: node {} no longer holds the lease of {}",
+                fence.node,
+                lost.join(", ")
+            )));
         }
         if let Some(log) = commit.logs.iter().zip(moved?).find_map(|(log, moved)| (moved != 1).then_some(log))
         {
