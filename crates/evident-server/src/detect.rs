@@ -14,7 +14,7 @@
 //! two seconds when changed and on shutdown). A crash loses at most those two seconds of
 //! evaluation, which the restart re-evaluates from the watermark.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -298,6 +298,13 @@ impl Hub {
         }
     }
 
+    /// Drops a tenant's cached detection without writing it: on a shared store, when this node
+    /// stops leading the tenant (its new leader owns the state now), or starts leading it (the
+    /// state in the store is newer than the cached copy).
+    fn unload(&self, tenant: &TenantId) {
+        self.tenants.lock().expect("not poisoned").remove(tenant);
+    }
+
     fn loaded(&self) -> Vec<(TenantId, Arc<Mutex<TenantDetect>>)> {
         let tenants = self.tenants.lock().expect("not poisoned");
         tenants.iter().map(|(t, d)| (t.clone(), Arc::clone(d))).collect()
@@ -306,7 +313,16 @@ impl Hub {
     /// Writes every changed state blob. The state is copied under the tenant's lock and
     /// serialised outside it, so evaluation is held up only for the copy.
     pub fn persist(&self, store: &Arc<dyn Store>) {
+        self.persist_led(store, None);
+    }
+
+    /// [`Hub::persist`] for the tenants in `led` only (all when `None`): on a shared store, only
+    /// the node leading a tenant writes its detection state.
+    fn persist_led(&self, store: &Arc<dyn Store>, led: Option<&HashSet<TenantId>>) {
         for (tenant, detect) in self.loaded() {
+            if led.is_some_and(|led| !led.contains(&tenant)) {
+                continue;
+            }
             let blob = {
                 let mut detect = detect.lock().expect("not poisoned");
                 if !detect.dirty {
@@ -382,8 +398,14 @@ async fn run(
 ) {
     let (found, found_rx) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record_findings(state.clone(), found_rx));
-    for tenant in state.engine.tenants() {
-        catch_up(&state, &tenant, u64::MAX, &found).await;
+    // Detection runs where a tenant's log is sequenced: on the embedded store every tenant; on a
+    // shared store the tenants whose lease this node holds (it alone sees their commits).
+    let led_now = |state: &AppState| -> HashSet<TenantId> {
+        state.engine.led_tenants().into_iter().map(|(tenant, _)| tenant).collect()
+    };
+    let mut led = led_now(&state);
+    for tenant in &led {
+        catch_up(&state, tenant, u64::MAX, &found).await;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
@@ -394,17 +416,33 @@ async fn run(
                 Ok(committed) => evaluate_commit(&state, &committed, &found).await,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the detector lagged; catching up from the store");
-                    for tenant in state.engine.tenants() {
-                        catch_up(&state, &tenant, u64::MAX, &found).await;
+                    for tenant in &led {
+                        catch_up(&state, tenant, u64::MAX, &found).await;
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tick.tick() => {
                 ticks += 1;
+                let now_led = led_now(&state);
+                for gone in led.difference(&now_led) {
+                    tracing::info!(tenant = %gone, "another node leads the tenant now; its detection moves there");
+                    state.detect.unload(gone);
+                }
+                for new in now_led.difference(&led) {
+                    // On a shared store another node may have moved the state on since we cached it.
+                    if state.engine.store().cluster().is_some() {
+                        state.detect.unload(new);
+                    }
+                    catch_up(&state, new, u64::MAX, &found).await;
+                }
+                led = now_led;
                 if ticks.is_multiple_of(5) {
                     let now = Micros::now().0;
                     for (tenant, detect) in state.detect.loaded() {
+                        if !led.contains(&tenant) {
+                            continue;
+                        }
                         let findings = detect.lock().expect("not poisoned").evaluator.tick(now);
                         for finding in findings {
                             let _ = found.send((tenant.clone(), finding));
@@ -414,7 +452,8 @@ async fn run(
                 // Persisting runs beside evaluation; one at a time.
                 if ticks.is_multiple_of(2) && persisting.as_ref().is_none_or(|p| p.is_finished()) {
                     let (hub, store) = (Arc::clone(&state.detect), Arc::clone(state.engine.store()));
-                    persisting = Some(tokio::task::spawn_blocking(move || hub.persist(&store)));
+                    let led = led.clone();
+                    persisting = Some(tokio::task::spawn_blocking(move || hub.persist_led(&store, Some(&led))));
                 }
             }
             _ = stopped.changed() => break,
@@ -428,7 +467,7 @@ async fn run(
     let (hub, store) = (Arc::clone(&state.detect), Arc::clone(state.engine.store()));
     let _ = tokio::task::spawn_blocking(move || {
         hub.interrupt_deliveries(&store);
-        hub.persist(&store)
+        hub.persist_led(&store, Some(&led))
     })
     .await;
     tracing::info!("the detector stopped");
