@@ -469,6 +469,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         url: url.clone(),
                         schema: args.database_schema.clone(),
                         pool_size: None,
+                        lease_ttl: evident_core::engine::EngineConfig::default().lease_ttl,
                     }
                     .open()?,
                     None => Arc::new(SqliteStore::open(&dir.store_path())?),

@@ -116,11 +116,19 @@ pub struct DatabaseSettings {
     pub url: String,
     pub schema: Option<String>,
     pub pool_size: Option<usize>,
+    /// The lease length of the nodes: a node stopped in the middle of a commit holds its lease
+    /// row until the server ends its idle transaction, so that timeout follows the lease (between
+    /// 1 and 5 s); a commit is idle in its transaction for milliseconds only.
+    pub lease_ttl: Duration,
 }
 
 impl DatabaseSettings {
     pub fn open(&self) -> Result<Arc<dyn Store>> {
-        let mut options = PgOptions { schema: self.schema.clone(), ..PgOptions::default() };
+        let mut options = PgOptions {
+            schema: self.schema.clone(),
+            idle_in_transaction_timeout: self.lease_ttl.clamp(Duration::from_secs(1), Duration::from_secs(5)),
+            ..PgOptions::default()
+        };
         if let Some(size) = self.pool_size {
             options.pool_size = size.max(1);
         }
@@ -166,6 +174,7 @@ fn settings(args: &Args) -> Result<Settings> {
             url,
             schema: env("EVIDENT_DATABASE_SCHEMA")?.or(file.database.schema),
             pool_size: env("EVIDENT_DATABASE_POOL_SIZE")?.or(file.database.pool_size),
+            lease_ttl: Duration::from_millis(lease_ttl_ms),
         }),
         None => None,
     };

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 const LEASE_TTL_MS: u64 = 1000;
 const NODES: usize = 3;
-const PRODUCERS: usize = 4;
+const PRODUCERS: usize = 6;
 
 fn database_url() -> String {
     std::env::var("EVIDENT_TEST_DATABASE_URL")
@@ -101,7 +101,8 @@ struct Acks {
 }
 
 /// Producers: batches of 5 events with unique ids, spread over the nodes; a batch that fails is
-/// sent again (same ids) to the next node until it is acknowledged.
+/// sent again (same ids) to the next node until it is acknowledged. Like a load balancer with
+/// health checks, a producer avoids a node for a while after it failed.
 fn produce(
     bases: Arc<Vec<String>>,
     key: String,
@@ -109,8 +110,9 @@ fn produce(
     acks: Arc<Mutex<Acks>>,
     producer: usize,
 ) {
-    let http = client(Duration::from_secs(3));
+    let http = client(Duration::from_secs(1));
     let mut node = producer;
+    let mut avoid_until = vec![Instant::now(); bases.len()];
     let mut batch = 0;
     while !stop.load(Ordering::SeqCst) {
         let events: Vec<Value> = (0..5)
@@ -130,6 +132,12 @@ fn produce(
             })
             .collect();
         loop {
+            let now = Instant::now();
+            if let Some(next) =
+                (0..bases.len()).map(|i| (node + i) % bases.len()).find(|&n| avoid_until[n] <= now)
+            {
+                node = next;
+            }
             let base = &bases[node % bases.len()];
             let answer = http.post(format!("{base}/v1/events")).bearer_auth(&key).json(&events).send();
             if let Ok(response) = answer
@@ -151,6 +159,7 @@ fn produce(
                 break;
             }
             acks.lock().unwrap().retries += 1;
+            avoid_until[node % bases.len()] = Instant::now() + Duration::from_secs(2);
             node += 1;
             if stop.load(Ordering::SeqCst) {
                 return; // never acknowledged: may or may not be stored, either is fine
@@ -217,7 +226,7 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     let (after_kill, takeover_kill) = wait_for_leader(&others, Duration::from_secs(20));
     let second = (0..NODES).filter(|&n| n != killed).nth(after_kill).unwrap();
     eprintln!("takeover after SIGKILL of node-{killed}: {} ms (node-{second})", takeover_kill.as_millis());
-    run_for(Duration::from_millis(1500));
+    run_for(Duration::from_millis(2500));
 
     // 2. The new leader is paused past its lease, then resumed.
     nodes[second].as_ref().unwrap().signal("STOP");
@@ -226,7 +235,7 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     let candidate_bases: Vec<String> = third_candidates.iter().map(|&n| bases[n].clone()).collect();
     let (_, takeover_stop) = wait_for_leader(&candidate_bases, Duration::from_secs(30));
     eprintln!("takeover after SIGSTOP of node-{second}: {} ms", takeover_stop.as_millis());
-    run_for(Duration::from_millis(1500));
+    run_for(Duration::from_millis(2500));
     nodes[second].as_ref().unwrap().signal("CONT");
     eprintln!("node-{second} resumed after {} ms", paused_at.elapsed().as_millis());
     // The resumed node must learn it lost the lease (its commits are fenced off meanwhile).
