@@ -334,6 +334,20 @@ fn three_nodes_survive_a_killed_and_a_paused_leader() {
     }
     eprintln!("{} distinct checkpoints, consecutive pairs consistent", sizes.len());
 
+    // Detection runs on the tenant's leader: a follower answers reads from the stored state and
+    // refuses changes (which its leader's next write would otherwise overwrite).
+    let live: Vec<String> = (0..NODES).filter(|&n| n != killed).map(|n| bases[n].clone()).collect::<Vec<_>>();
+    let (leader_at, _) = wait_for_leader(&live, Duration::from_secs(5));
+    let (leader, follower) = (&live[leader_at], &live[1 - leader_at]);
+    let rule = json!({"id": "vip-watch", "template": "watchlist", "severity": "high",
+                      "params": {"subjects": ["cust-7"]}});
+    let findings = reader.get(format!("{follower}/v1/findings")).bearer_auth(&admin).send().unwrap();
+    assert_eq!(findings.status(), 200, "a follower lists findings");
+    let refused = reader.post(format!("{follower}/v1/rules")).bearer_auth(&admin).json(&rule).send().unwrap();
+    assert_eq!(refused.status(), 503, "a follower refuses to change rules");
+    let made = reader.post(format!("{leader}/v1/rules")).bearer_auth(&admin).json(&rule).send().unwrap();
+    assert_eq!(made.status(), 201, "the leader changes rules");
+
     // The log verifies from scratch.
     for node in nodes.into_iter().flatten() {
         node.kill();

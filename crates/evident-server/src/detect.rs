@@ -236,6 +236,22 @@ impl Hub {
         if let Some(found) = self.tenants.lock().expect("not poisoned").get(tenant) {
             return Ok(Arc::clone(found));
         }
+        let detect = self.load(store, tenant)?;
+        let mut tenants = self.tenants.lock().expect("not poisoned");
+        Ok(Arc::clone(tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(Mutex::new(detect)))))
+    }
+
+    /// A tenant's detection as the store holds it now, without caching it: what a node that does
+    /// not lead the tenant answers from (its leader writes the state every few seconds).
+    pub fn snapshot(
+        &self,
+        store: &Arc<dyn Store>,
+        tenant: &TenantId,
+    ) -> evident_core::Result<Arc<Mutex<TenantDetect>>> {
+        Ok(Arc::new(Mutex::new(self.load(store, tenant)?)))
+    }
+
+    fn load(&self, store: &Arc<dyn Store>, tenant: &TenantId) -> evident_core::Result<TenantDetect> {
         let config: Option<ConfigBlob> =
             store.get_state(&config_name(tenant))?.and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let fresh_config = config.is_none();
@@ -273,8 +289,7 @@ impl Hub {
             let blob = StateBlob { evaluator: detect.evaluator.state.clone(), ..StateBlob::default() };
             store.put_state(&state_name(tenant), &serde_json::to_vec(&blob).expect("state serialises"))?;
         }
-        let mut tenants = self.tenants.lock().expect("not poisoned");
-        Ok(Arc::clone(tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(Mutex::new(detect)))))
+        Ok(detect)
     }
 
     /// Turns the deliveries still under way into dead letters (at shutdown), so that none is lost

@@ -67,8 +67,30 @@ fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
         .map_err(|err| ApiError::invalid_param("body", "json", format!("invalid request body: {err}")))
 }
 
+/// Whether another node sequences the tenant's log (and so runs its detection).
+fn led_elsewhere(state: &AppState, tenant: &TenantId) -> bool {
+    state.engine.store().cluster().is_some() && !state.engine.led_tenants().iter().any(|(t, _)| t == tenant)
+}
+
+/// A tenant's detection to read: this node's own when it leads the tenant, else the store's.
 fn tenant_detect(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<Mutex<TenantDetect>>> {
+    if led_elsewhere(state, tenant) {
+        return state.detect.snapshot(state.engine.store(), tenant).map_err(ApiError::from);
+    }
     state.detect.tenant(state.engine.store(), tenant).map_err(ApiError::from)
+}
+
+/// A tenant's detection to change: only on the node that leads the tenant, whose copy is the one
+/// written to the store (a change made elsewhere would be overwritten). Elsewhere 503: a client
+/// behind a balancer retries and reaches the leader (`/healthz` names the tenants a node leads).
+fn tenant_detect_to_change(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<Mutex<TenantDetect>>> {
+    if led_elsewhere(state, tenant) {
+        return Err(ApiError::Unavailable(format!(
+            "node {} does not lead tenant {tenant}; detection settings and findings change on its leader",
+            state.engine.node_id()
+        )));
+    }
+    tenant_detect(state, tenant)
 }
 
 fn rule_error(err: evident_detect::Error) -> ApiError {
@@ -110,7 +132,7 @@ fn rule_event(principal: &Principal, event_type: &'static str, rule: &Rule) -> A
 
 /// Applies a changed rule set: compiles it into the evaluator, then stores it.
 fn apply_rules(state: &AppState, tenant: &TenantId, rules: Vec<Rule>) -> ApiResult<()> {
-    let detect = tenant_detect(state, tenant)?;
+    let detect = tenant_detect_to_change(state, tenant)?;
     let mut detect = detect.lock().expect("not poisoned");
     detect.evaluator.set_rules(&rules).map_err(rule_error)?;
     detect.rules = rules;
@@ -186,7 +208,7 @@ pub async fn create_rule(
     let rule: Rule = json_body(body)?;
     rule.compile().map_err(rule_error)?;
     let tenant = principal.tenant.clone();
-    let mut rules = tenant_detect(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
+    let mut rules = tenant_detect_to_change(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
     if rules.iter().any(|r| r.id == rule.id) {
         return Err(ApiError::Conflict(format!(
             "rule {:?} exists; PUT /v1/rules/{} changes it",
@@ -232,7 +254,7 @@ pub async fn put_rule(
         .map_err(|err| ApiError::invalid_param("body", "json", format!("invalid rule: {err}")))?;
     rule.compile().map_err(rule_error)?;
     let tenant = principal.tenant.clone();
-    let mut rules = tenant_detect(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
+    let mut rules = tenant_detect_to_change(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
     let Some(slot) = rules.iter_mut().find(|r| r.id == rule_id) else {
         return Err(ApiError::NotFound(format!("no rule {rule_id:?}")));
     };
@@ -256,7 +278,7 @@ pub async fn delete_rule(
     let principal = caller(&state, connect, &headers, Need::Admin).await?;
     check_id("rule", &rule_id)?;
     let tenant = principal.tenant.clone();
-    let mut rules = tenant_detect(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
+    let mut rules = tenant_detect_to_change(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
     let Some(position) = rules.iter().position(|r| r.id == rule_id) else {
         return Err(ApiError::NotFound(format!("no rule {rule_id:?}")));
     };
@@ -518,7 +540,7 @@ pub async fn set_status(
         return Err(ApiError::invalid_param("comment", "length", "at most 2000 characters"));
     }
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant)?;
     let (from, rule) = {
         let detect = detect.lock().expect("not poisoned");
         let finding = detect
@@ -610,7 +632,7 @@ pub async fn create_webhook(
         return Err(ApiError::invalid_param("description", "length", "at most 1000 characters"));
     }
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant)?;
     if detect.lock().expect("not poisoned").webhooks.len() >= 20 {
         return Err(ApiError::invalid_param("url", "limit", "a tenant has at most 20 webhooks"));
     }
@@ -672,7 +694,7 @@ pub async fn delete_webhook(
     let principal = caller(&state, connect, &headers, Need::Admin).await?;
     check_id("webhook", &webhook_id)?;
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant)?;
     if !detect.lock().expect("not poisoned").webhooks.iter().any(|w| w.id == webhook_id) {
         return Err(ApiError::NotFound(format!("no webhook {webhook_id:?}")));
     }
@@ -719,7 +741,7 @@ pub async fn redeliver(
     let principal = caller(&state, connect, &headers, Need::Admin).await?;
     check_id("dead letter", &delivery_id)?;
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant)?;
     let (webhook, record) = {
         let mut detect = detect.lock().expect("not poisoned");
         let letter = detect
