@@ -926,7 +926,13 @@ impl Sequencer {
     }
 
     fn process(&mut self, mut group: Vec<Request>) {
-        match self.sequence_and_commit(&mut group) {
+        let optimistic = self.shared.store.refuses_duplicate_entries();
+        let result = match self.sequence_and_commit(&mut group, !optimistic) {
+            // Most likely a retried event: sequence the group again, looking its keys up.
+            Err(Error::Conflict(_)) if optimistic => self.sequence_and_commit(&mut group, true),
+            other => other,
+        };
+        match result {
             Ok(outcomes) => {
                 for (request, outcomes) in group.into_iter().zip(outcomes) {
                     if let Reply::Local(reply) = request.reply {
@@ -964,7 +970,10 @@ impl Sequencer {
         Ok(state)
     }
 
-    fn sequence_and_commit(&mut self, group: &mut [Request]) -> Result<Vec<Vec<Outcome>>> {
+    /// `lookup`: look the group's idempotency keys up in the store first. A store that refuses
+    /// duplicate entries in its commits ([`crate::store::LogStore::refuses_duplicate_entries`])
+    /// lets the engine skip that round trip and retry with it after a conflict.
+    fn sequence_and_commit(&mut self, group: &mut [Request], lookup: bool) -> Result<Vec<Vec<Outcome>>> {
         // Idempotency and index assignment, per tenant, in arrival order.
         let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(group.len());
         let mut next_states: HashMap<TenantId, (LogState, Vec<Hash>, Vec<NewEntry>)> = HashMap::new();
@@ -988,7 +997,11 @@ impl Sequencer {
                 );
             }
             for (tenant, keys) in keys {
-                let found = self.shared.store.find_existing(tenant, &keys)?;
+                let found = if lookup {
+                    self.shared.store.find_existing(tenant, &keys)?
+                } else {
+                    vec![None; keys.len()]
+                };
                 existing_by_tenant.insert(tenant.clone(), found.into_iter());
             }
         }
@@ -1039,11 +1052,12 @@ impl Sequencer {
                 let index = state.size().0 + hashes.len() as u64;
                 seen.insert(key, (prepared.content_hash, index, prepared.event_id));
                 hashes.push(prepared.leaf_hash);
-                let mut entry = std::mem::take(&mut prepared.entry);
+                // Copies, not moves: a group may be sequenced twice (see `lookup`).
+                let mut entry = prepared.entry.clone();
                 entry.index = index;
                 entries.push(entry);
-                personals.entry(request.tenant.clone()).or_default().push(prepared.personal.take());
-                if let Some(new_key) = prepared.new_key.take() {
+                personals.entry(request.tenant.clone()).or_default().push(prepared.personal.clone());
+                if let Some(new_key) = prepared.new_key.clone() {
                     commit.data_keys.push(new_key);
                 }
                 request_slots.push(Slot::New { index, tenant: request.tenant.clone() });

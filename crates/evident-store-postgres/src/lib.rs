@@ -327,6 +327,11 @@ impl LogStore for PgStore {
     fn cluster(&self) -> Option<&dyn Cluster> {
         Some(self)
     }
+
+    /// `event_keys` holds every idempotency key under a unique constraint, checked in the commit.
+    fn refuses_duplicate_entries(&self) -> bool {
+        true
+    }
 }
 
 impl EventIndex for PgStore {
