@@ -879,10 +879,19 @@ impl Sequencer {
     fn take_inbox(&mut self, group: &mut Vec<Request>, room: usize) {
         let cluster = self.shared.cluster.as_ref().expect("a shared store");
         let store = self.shared.store.cluster().expect("a shared store");
-        let led: Vec<(TenantId, u64)> =
-            cluster.leases.lock().expect("leases lock").iter().map(|(t, (e, _))| (t.clone(), *e)).collect();
+        let waiting = match store.tenants_with_pending() {
+            Ok(waiting) => waiting,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the inbox");
+                return;
+            }
+        };
+        let led: Vec<TenantId> = {
+            let leases = cluster.leases.lock().expect("leases lock");
+            waiting.into_iter().filter(|tenant| leases.contains_key(tenant)).collect()
+        };
         let mut room = room;
-        for (tenant, _) in led {
+        for tenant in led {
             let Some(epoch) = self.shared.held(&tenant) else { continue };
             if room == 0 {
                 break;

@@ -145,6 +145,10 @@ pub trait Cluster: Send + Sync {
     /// Stores a request for the tenant's leader durably; answers its ticket.
     fn enqueue(&self, tenant: &TenantId, request: &[u8]) -> Result<u64>;
 
+    /// The tenants that have unanswered requests: one cheap question per poll, however many
+    /// tenants a leader leads.
+    fn tenants_with_pending(&self) -> Result<Vec<TenantId>>;
+
     /// Up to `limit` unanswered requests of the tenant, oldest first.
     fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
 

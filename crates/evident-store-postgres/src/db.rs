@@ -946,6 +946,24 @@ impl Db {
         Ok(rows[0].get::<_, i64>(0) as u64)
     }
 
+    pub(crate) async fn tenants_with_pending(&self) -> Result<Vec<TenantId>> {
+        let client = self.client().await?;
+        // A loose index scan over `inbox_pending` (tid, ticket) WHERE answer IS NULL: one probe per
+        // tenant with requests, none for the others.
+        let rows = query(
+            &client,
+            "WITH RECURSIVE t AS (
+                 (SELECT tid FROM inbox WHERE answer IS NULL ORDER BY tid LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT i.tid FROM inbox i WHERE i.answer IS NULL AND i.tid > t.tid ORDER BY i.tid LIMIT 1)
+                 FROM t WHERE t.tid IS NOT NULL)
+             SELECT n.name FROM t JOIN tenants n ON n.tid = t.tid",
+            &[],
+        )
+        .await?;
+        rows.iter().map(|row| TenantId::new(row.get::<_, &str>(0))).collect()
+    }
+
     pub(crate) async fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let client = self.client().await?;
         let tid = self.tid(&client, tenant).await?;

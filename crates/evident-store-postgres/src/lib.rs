@@ -415,6 +415,10 @@ impl Cluster for PgStore {
         self.run(move |db| async move { db.enqueue(&tenant, &request).await })
     }
 
+    fn tenants_with_pending(&self) -> Result<Vec<TenantId>> {
+        self.run(|db| async move { db.tenants_with_pending().await })
+    }
+
     fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let tenant = tenant.clone();
         self.run(move |db| async move { db.pending(&tenant, limit).await })

@@ -212,6 +212,13 @@ fn inbox_answers_are_written_with_the_commit() {
     let other = tenant("other");
     store.create_tenant(&other, &TenantPolicy::default()).unwrap();
     assert!(cluster.pending(&other, 10).unwrap().is_empty());
+    assert_eq!(cluster.tenants_with_pending().unwrap(), vec![acme.clone()]);
+    let late = cluster.enqueue(&other, b"late").unwrap();
+    let mut waiting = cluster.tenants_with_pending().unwrap();
+    waiting.sort();
+    assert_eq!(waiting, vec![acme.clone(), other.clone()]);
+    cluster.forget(&[late]).unwrap();
+    assert_eq!(cluster.tenants_with_pending().unwrap(), vec![acme.clone()]);
     assert!(cluster.answers(&[first, second, third]).unwrap().is_empty());
 
     // Answered in the commit that makes the events durable.
@@ -238,6 +245,7 @@ fn inbox_answers_are_written_with_the_commit() {
         vec![(first, b"stored at 0".to_vec()), (second, b"stored at 1".to_vec()), (third, Vec::new())]
     );
     assert!(cluster.pending(&acme, 10).unwrap().is_empty());
+    assert!(cluster.tenants_with_pending().unwrap().is_empty(), "answered requests wait for nobody");
     cluster.forget(&[first, second]).unwrap();
     assert_eq!(cluster.answers(&[first, second, third]).unwrap(), vec![(third, Vec::new())]);
     cluster.forget(&[third, 999_999]).unwrap();
