@@ -227,3 +227,68 @@ pub struct TenantPolicy {
     /// Metadata keys whose values are personal and therefore sealed.
     pub personal_metadata_keys: Vec<String>,
 }
+
+impl TenantPolicy {
+    /// The form every store keeps a policy in: a small JSON object.
+    pub fn to_stored(&self) -> String {
+        serde_json::json!({
+            "sensitive_text": match self.sensitive_text {
+                SensitiveTextPolicy::Reject => "reject",
+                SensitiveTextPolicy::Mask => "mask",
+            },
+            "require_purpose_for_personal_reads": self.require_purpose_for_personal_reads,
+            "personal_metadata_keys": self.personal_metadata_keys,
+        })
+        .to_string()
+    }
+
+    /// Reads [`TenantPolicy::to_stored`]'s form back; anything else is an integrity error.
+    pub fn from_stored(text: &str) -> crate::Result<TenantPolicy> {
+        let bad = || crate::Error::Integrity(format!("stored tenant policy is unreadable: {text}"));
+        let value: Value = serde_json::from_str(text).map_err(|_| bad())?;
+        Ok(TenantPolicy {
+            sensitive_text: match value["sensitive_text"].as_str() {
+                Some("mask") => SensitiveTextPolicy::Mask,
+                Some("reject") => SensitiveTextPolicy::Reject,
+                _ => return Err(bad()),
+            },
+            require_purpose_for_personal_reads: value["require_purpose_for_personal_reads"]
+                .as_bool()
+                .ok_or_else(bad)?,
+            personal_metadata_keys: value["personal_metadata_keys"]
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|k| k.as_str().map(str::to_owned).ok_or_else(bad))
+                .collect::<crate::Result<_>>()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_policies_read_back_and_unreadable_ones_are_refused() {
+        let policy = TenantPolicy {
+            sensitive_text: SensitiveTextPolicy::Mask,
+            require_purpose_for_personal_reads: true,
+            personal_metadata_keys: vec!["employee_id".into()],
+        };
+        assert_eq!(TenantPolicy::from_stored(&policy.to_stored()).unwrap(), policy);
+        assert_eq!(
+            TenantPolicy::from_stored(&TenantPolicy::default().to_stored()).unwrap(),
+            TenantPolicy::default()
+        );
+        for bad in [
+            "",
+            "{}",
+            r#"{"sensitive_text": "shred", "require_purpose_for_personal_reads": false, "personal_metadata_keys": []}"#,
+            r#"{"sensitive_text": "mask", "require_purpose_for_personal_reads": "no", "personal_metadata_keys": []}"#,
+            r#"{"sensitive_text": "mask", "require_purpose_for_personal_reads": false, "personal_metadata_keys": [1]}"#,
+        ] {
+            assert!(matches!(TenantPolicy::from_stored(bad), Err(crate::Error::Integrity(_))), "{bad:?}");
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError, Transaction};
-use evident_core::event::{Micros, SensitiveTextPolicy, TenantPolicy};
+use evident_core::event::{Micros, TenantPolicy};
 use evident_core::store::{
     ApiKeyRecord, Commit, Existing, Filter, Lease, LogHead, Order, Position, Role, ScannedEntry, StoredEvent,
     TenantId,
@@ -115,39 +115,6 @@ async fn tx_execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Syn
 async fn tx_query(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
     let statement = tx.prepare_cached(sql).await.map_err(failed)?;
     tx.query(&statement, params).await.map_err(failed)
-}
-
-pub(crate) fn policy_to_json(policy: &TenantPolicy) -> String {
-    serde_json::json!({
-        "sensitive_text": match policy.sensitive_text {
-            SensitiveTextPolicy::Reject => "reject",
-            SensitiveTextPolicy::Mask => "mask",
-        },
-        "require_purpose_for_personal_reads": policy.require_purpose_for_personal_reads,
-        "personal_metadata_keys": policy.personal_metadata_keys,
-    })
-    .to_string()
-}
-
-fn policy_from_json(text: &str) -> Result<TenantPolicy> {
-    let bad = || Error::Integrity(format!("stored tenant policy is unreadable: {text}"));
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
-    Ok(TenantPolicy {
-        sensitive_text: match value["sensitive_text"].as_str() {
-            Some("mask") => SensitiveTextPolicy::Mask,
-            Some("reject") => SensitiveTextPolicy::Reject,
-            _ => return Err(bad()),
-        },
-        require_purpose_for_personal_reads: value["require_purpose_for_personal_reads"]
-            .as_bool()
-            .ok_or_else(bad)?,
-        personal_metadata_keys: value["personal_metadata_keys"]
-            .as_array()
-            .ok_or_else(bad)?
-            .iter()
-            .map(|k| k.as_str().map(str::to_owned).ok_or_else(bad))
-            .collect::<Result<_>>()?,
-    })
 }
 
 const KEY_SELECT: &str =
@@ -346,7 +313,9 @@ impl Db {
         let client = self.client().await?;
         let rows =
             query(&client, "SELECT name, policy FROM tenants ORDER BY name COLLATE \"C\"", &[]).await?;
-        rows.iter().map(|row| Ok((TenantId::new(row.get(0))?, policy_from_json(row.get(1))?))).collect()
+        rows.iter()
+            .map(|row| Ok((TenantId::new(row.get(0))?, TenantPolicy::from_stored(row.get(1))?)))
+            .collect()
     }
 
     pub(crate) async fn head(&self, tenant: &TenantId) -> Result<Option<LogHead>> {

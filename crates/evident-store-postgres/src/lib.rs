@@ -269,7 +269,7 @@ fn describe_server(config: &tokio_postgres::Config) -> String {
 
 impl LogStore for PgStore {
     fn create_tenant(&self, tenant: &TenantId, policy: &TenantPolicy) -> Result<bool> {
-        let (tenant, policy) = (tenant.clone(), db::policy_to_json(policy));
+        let (tenant, policy) = (tenant.clone(), policy.to_stored());
         self.run(move |db| async move { db.create_tenant(&tenant, &policy).await })
     }
 

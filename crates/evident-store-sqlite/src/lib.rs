@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use evident_core::event::{Micros, SensitiveTextPolicy, TenantPolicy};
+use evident_core::event::{Micros, TenantPolicy};
 use evident_core::store::{
     ApiKeyRecord, Commit, EventIndex, Existing, Filter, KeyStore, LogHead, LogStore, Order, Position, Role,
     ScannedEntry, StoredEvent, TenantId,
@@ -186,39 +186,6 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
-fn policy_to_json(policy: &TenantPolicy) -> String {
-    serde_json::json!({
-        "sensitive_text": match policy.sensitive_text {
-            SensitiveTextPolicy::Reject => "reject",
-            SensitiveTextPolicy::Mask => "mask",
-        },
-        "require_purpose_for_personal_reads": policy.require_purpose_for_personal_reads,
-        "personal_metadata_keys": policy.personal_metadata_keys,
-    })
-    .to_string()
-}
-
-fn policy_from_json(text: &str) -> Result<TenantPolicy> {
-    let bad = || Error::Integrity(format!("stored tenant policy is unreadable: {text}"));
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
-    Ok(TenantPolicy {
-        sensitive_text: match value["sensitive_text"].as_str() {
-            Some("mask") => SensitiveTextPolicy::Mask,
-            Some("reject") => SensitiveTextPolicy::Reject,
-            _ => return Err(bad()),
-        },
-        require_purpose_for_personal_reads: value["require_purpose_for_personal_reads"]
-            .as_bool()
-            .ok_or_else(bad)?,
-        personal_metadata_keys: value["personal_metadata_keys"]
-            .as_array()
-            .ok_or_else(bad)?
-            .iter()
-            .map(|k| k.as_str().map(str::to_owned).ok_or_else(bad))
-            .collect::<Result<_>>()?,
-    })
-}
-
 fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     let rid: i64 = row.get(0)?;
     let event_id: Vec<u8> = row.get(1)?;
@@ -241,7 +208,7 @@ impl LogStore for SqliteStore {
         let inserted = writer
             .execute(
                 "INSERT OR IGNORE INTO tenants (name, policy, created_at) VALUES (?1, ?2, ?3)",
-                params![tenant.as_str(), policy_to_json(policy), Micros::now().0],
+                params![tenant.as_str(), policy.to_stored(), Micros::now().0],
             )
             .map_err(storage)?;
         let tid: i64 = writer
@@ -262,7 +229,7 @@ impl LogStore for SqliteStore {
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter()
-            .map(|(name, policy)| Ok((TenantId::new(&name)?, policy_from_json(&policy)?)))
+            .map(|(name, policy)| Ok((TenantId::new(&name)?, TenantPolicy::from_stored(&policy)?)))
             .collect()
     }
 
