@@ -101,6 +101,10 @@ pub struct Args {
     /// at a local HTTP receiver.
     #[arg(long, default_value_t = 0)]
     webhook_samples: usize,
+    /// Take the webhook samples while the producers run (from the start of the load, one every
+    /// 20 ms), not after: the latency of a finding under load.
+    #[arg(long)]
+    webhook_under_load: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -518,6 +522,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let deadline = started + Duration::from_secs_f64(args.seconds);
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let sampler = match (&detection, engines.first()) {
+        (Some(detection), Some(engine)) if args.webhook_under_load && args.webhook_samples > 0 => {
+            let (engine, arrivals) = (Arc::clone(engine), Arc::clone(&detection.arrivals));
+            let (tenant, samples) = (TenantId::new(&args.tenant)?, args.webhook_samples);
+            Some(std::thread::spawn(move || sample_webhooks(&engine, &tenant, &arrivals, samples)))
+        }
+        _ => None,
+    };
     let workers: Vec<_> = (0..args.producers)
         .map(|producer| {
             let (sink, sent, stop) = (Arc::clone(&sink), Arc::clone(&sent), Arc::clone(&stop));
@@ -601,10 +613,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     stop.store(true, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
+    let sampled = match sampler {
+        Some(sampler) => Some(sampler.join().map_err(|_| anyhow::anyhow!("the webhook sampler panicked"))??),
+        None => None,
+    };
     let mut detect_summary = serde_json::Value::Null;
     if let (Some(detection), Some(engine)) = (detection, engines.first()) {
         let tenant = TenantId::new(&args.tenant)?;
-        detect_summary = detection.finish(engine, &tenant, stored, args.webhook_samples)?;
+        detect_summary = detection.finish(engine, &tenant, stored, args.webhook_samples, sampled)?;
     }
     for engine in engines {
         engine.shutdown();
@@ -712,6 +728,7 @@ impl Detection {
         tenant: &TenantId,
         stored: u64,
         samples: usize,
+        sampled: Option<(Histogram, u64)>,
     ) -> Result<serde_json::Value> {
         let stats = &self.state.detect.stats;
         let drain_started = Instant::now();
@@ -720,47 +737,67 @@ impl Detection {
         }
         let drain = drain_started.elapsed().as_secs_f64();
         let evaluated = stats.events_evaluated.get();
-        let policy = engine.policy(tenant)?;
-        let mut latencies = Histogram::new();
-        let mut missing = 0;
-        for n in 0..samples {
-            let event = json!({
-                "id": format!("latency-{n}-{}", Micros::now().0), "source": "//bench", "type": "customer.record.viewed",
-                "action": "read", "time": Micros::now().to_rfc3339(),
-                "actor": {"id": format!("latency-agent-{n}"), "type": "service"}, "subject": "cust-1",
-                "targets": [{"type": "customer", "id": "cust-1"}], "outcome": "success",
-                "origin": {"service": "bench"}, "data_classes": ["pii"],
-            });
-            let validated = parse_event_json(event.to_string().as_bytes(), &policy)
-                .map_err(|errors| anyhow::anyhow!("latency event invalid: {errors:?}"))?;
-            let outcome = engine.append(tenant, vec![validated])?;
-            let acked = Instant::now();
-            let Some(Outcome::Stored(receipt)) = outcome.into_iter().next() else {
-                anyhow::bail!("a latency event was not stored");
-            };
-            let event_id = receipt.event_id.to_string();
-            let deadline = acked + Duration::from_secs(10);
-            loop {
-                if let Some(arrived) = self.arrivals.lock().expect("arrivals").get(&event_id) {
-                    latencies.record(arrived.saturating_duration_since(acked));
-                    break;
-                }
-                if Instant::now() > deadline {
-                    missing += 1;
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let under_load = sampled.is_some();
+        let (latencies, missing) = match sampled {
+            Some(sampled) => sampled,
+            None => sample_webhooks(engine, tenant, &self.arrivals, samples)?,
+        };
         let findings = stats.findings_opened.get();
         self.runtime.block_on(self.detector.stop());
         Ok(json!({
             "events_evaluated": evaluated, "drain_seconds": drain, "findings": findings,
             "webhook_samples": latencies.total, "webhook_missing": missing,
             "webhook_p50_ms": latencies.percentile_ms(0.50), "webhook_p99_ms": latencies.percentile_ms(0.99),
-            "webhook_max_ms": latencies.percentile_ms(1.0),
+            "webhook_max_ms": latencies.percentile_ms(1.0), "webhook_under_load": under_load,
         }))
+    }
+}
+
+/// `samples` events, one every 20 ms (not waiting for their findings, so the pace holds under
+/// load), each raising a finding: the time from each one's acknowledgement to its finding's
+/// arrival at the receiver, and how many had not arrived 10 s after the last was sent.
+fn sample_webhooks(
+    engine: &Arc<Engine>,
+    tenant: &TenantId,
+    arrivals: &Mutex<std::collections::HashMap<String, Instant>>,
+    samples: usize,
+) -> Result<(Histogram, u64)> {
+    let policy = engine.policy(tenant)?;
+    let mut sent = Vec::with_capacity(samples);
+    for n in 0..samples {
+        let event = json!({
+            "id": format!("latency-{n}-{}", Micros::now().0), "source": "//bench", "type": "customer.record.viewed",
+            "action": "read", "time": Micros::now().to_rfc3339(),
+            "actor": {"id": format!("latency-agent-{n}"), "type": "service"}, "subject": "cust-1",
+            "targets": [{"type": "customer", "id": "cust-1"}], "outcome": "success",
+            "origin": {"service": "bench"}, "data_classes": ["pii"],
+        });
+        let validated = parse_event_json(event.to_string().as_bytes(), &policy)
+            .map_err(|errors| anyhow::anyhow!("latency event invalid: {errors:?}"))?;
+        let outcome = engine.append(tenant, vec![validated])?;
+        let acked = Instant::now();
+        let Some(Outcome::Stored(receipt)) = outcome.into_iter().next() else {
+            anyhow::bail!("a latency event was not stored");
+        };
+        sent.push((receipt.event_id.to_string(), acked));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let arrived = arrivals.lock().expect("arrivals");
+        if sent.iter().all(|(id, _)| arrived.contains_key(id)) || Instant::now() > deadline {
+            let mut latencies = Histogram::new();
+            let mut missing = 0;
+            for (id, acked) in &sent {
+                match arrived.get(id) {
+                    Some(at) => latencies.record(at.saturating_duration_since(*acked)),
+                    None => missing += 1,
+                }
+            }
+            return Ok((latencies, missing));
+        }
+        drop(arrived);
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
