@@ -1061,12 +1061,19 @@ impl Sequencer {
                 let index = state.size().0 + hashes.len() as u64;
                 seen.insert(key, (prepared.content_hash, index, prepared.event_id));
                 hashes.push(prepared.leaf_hash);
-                // Copies, not moves: a group may be sequenced twice (see `lookup`).
-                let mut entry = prepared.entry.clone();
+                // Without the lookup the group may be sequenced again (see `lookup`): copy what a
+                // second pass needs; with it this is the last pass, so move.
+                let mut entry =
+                    if lookup { std::mem::take(&mut prepared.entry) } else { prepared.entry.clone() };
                 entry.index = index;
                 entries.push(entry);
-                personals.entry(request.tenant.clone()).or_default().push(prepared.personal.clone());
-                if let Some(new_key) = prepared.new_key.clone() {
+                personals.entry(request.tenant.clone()).or_default().push(if lookup {
+                    prepared.personal.take()
+                } else {
+                    prepared.personal.clone()
+                });
+                if let Some(new_key) = if lookup { prepared.new_key.take() } else { prepared.new_key.clone() }
+                {
                     commit.data_keys.push(new_key);
                 }
                 request_slots.push(Slot::New { index, tenant: request.tenant.clone() });

@@ -180,6 +180,19 @@ pub struct ScannedEntry {
     pub entry: Vec<u8>,
 }
 
+/// What [`LogStore::read_tiles`] answers for one request, from the widest version of the tile the
+/// store holds (`None`: none): its first `width * 32` bytes, or [`crate::Error::NotFound`].
+pub fn tile_prefix(tenant: &TenantId, tile: &TileId, stored: Option<Vec<u8>>) -> Result<Vec<u8>> {
+    let want = tile.width as usize * 32;
+    match stored {
+        Some(mut data) if data.len() >= want => {
+            data.truncate(want);
+            Ok(data)
+        }
+        _ => Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+    }
+}
+
 /// Storage of logs. Implementations are shared between threads.
 pub trait LogStore: Send + Sync {
     /// Creates a tenant with an empty log; `false` if it existed (its policy is left as it was).

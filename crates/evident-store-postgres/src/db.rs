@@ -9,7 +9,7 @@ use deadpool_postgres::{Pool, PoolError, Transaction};
 use evident_core::event::{Micros, TenantPolicy};
 use evident_core::store::{
     ApiKeyRecord, Commit, Existing, Filter, Lease, LogHead, Order, Position, Role, ScannedEntry, StoredEvent,
-    TenantId,
+    TenantId, tile_prefix,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -353,20 +353,7 @@ impl Db {
             let n: i64 = row.get(0);
             found[n as usize - 1] = Some(row.get(1));
         }
-        tiles
-            .iter()
-            .zip(found)
-            .map(|(tile, data)| {
-                let want = tile.width as usize * 32;
-                match data {
-                    Some(mut data) if data.len() >= want => {
-                        data.truncate(want);
-                        Ok(data)
-                    }
-                    _ => Err(Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
-                }
-            })
-            .collect()
+        tiles.iter().zip(found).map(|(tile, data)| tile_prefix(tenant, tile, data)).collect()
     }
 
     pub(crate) async fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {

@@ -10,7 +10,7 @@ use std::sync::{Mutex, RwLock};
 use evident_core::event::{Micros, TenantPolicy};
 use evident_core::store::{
     ApiKeyRecord, Commit, EventIndex, Existing, Filter, KeyStore, LogHead, LogStore, Order, Position, Role,
-    ScannedEntry, StoredEvent, TenantId,
+    ScannedEntry, StoredEvent, TenantId, tile_prefix,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -272,20 +272,7 @@ impl LogStore for SqliteStore {
                 })
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        tiles
-            .iter()
-            .zip(found)
-            .map(|(tile, data)| {
-                let want = tile.width as usize * 32;
-                match data {
-                    Some(mut data) if data.len() >= want => {
-                        data.truncate(want);
-                        Ok(data)
-                    }
-                    _ => Err(Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
-                }
-            })
-            .collect()
+        tiles.iter().zip(found).map(|(tile, data)| tile_prefix(tenant, tile, data)).collect()
     }
 
     fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
