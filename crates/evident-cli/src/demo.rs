@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use evident_core::event::Micros;
+use evident_wire::Micros;
 use serde_json::{Value, json};
 
 use crate::ClientArgs;

@@ -247,7 +247,7 @@ fn print_findings(findings: &[Value]) {
     let rows: Vec<Vec<String>> = findings
         .iter()
         .map(|f| {
-            let time = evident_core::event::Micros(f["time"].as_i64().unwrap_or(0)).to_rfc3339();
+            let time = evident_wire::Micros(f["time"].as_i64().unwrap_or(0)).to_rfc3339();
             vec![
                 text(&f["id"]),
                 text(&f["status"]),

@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use evident_core::engine::{Engine, EngineConfig, Outcome};
-use evident_core::event::{Micros, TenantPolicy};
+use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Store, TenantId};
 use evident_core::validate::{Validated, parse_event_json};
 use evident_store_sqlite::SqliteStore;
+use evident_wire::Micros;
 use serde_json::json;
 
 use crate::DataDirArg;

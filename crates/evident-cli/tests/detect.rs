@@ -64,7 +64,7 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 fn read_event(id: &str, actor: &str, customer: &str, purpose: Option<&str>) -> Value {
     let mut event = json!({
         "id": id, "source": "//crm.test", "type": "customer.record.viewed", "action": "read",
-        "time": evident_core::event::Micros::now().to_rfc3339(),
+        "time": evident_wire::Micros::now().to_rfc3339(),
         "actor": {"id": actor, "type": "user"}, "subject": customer,
         "targets": [{"type": "customer", "id": customer}], "outcome": "success",
         "origin": {"ip": "198.51.100.9", "service": "crm"}, "data_classes": ["pii"],
@@ -489,7 +489,7 @@ fn after_a_crash_the_detector_catches_up_from_the_store_with_addresses() {
     let failed = |n: usize| {
         json!({
             "id": format!("f{n}"), "source": "//sso.test", "type": "auth.login.failed", "action": "login",
-            "time": evident_core::event::Micros::now().to_rfc3339(),
+            "time": evident_wire::Micros::now().to_rfc3339(),
             "actor": {"id": format!("user-{n}"), "type": "user"}, "targets": [{"type": "service", "id": "sso"}],
             "outcome": "failure", "reason": "bad_password", "origin": {"ip": "203.0.113.77"},
         })

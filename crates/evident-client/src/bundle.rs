@@ -54,10 +54,10 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use evident_core::event::Micros;
 use evident_core::read::{ExportDigest, export_manifest_text};
-use evident_core::{jcs, leaf, seal};
 use evident_tlog::{Checkpoint, Hash, LeafIndex, TreeSize, Verifier, leaf_hash, open_note, verify_inclusion};
+use evident_wire::Micros;
+use evident_wire::jcs;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -523,13 +523,14 @@ fn check_event(event: &EventLine, checkpoint: &Checkpoint, query: &Query) -> Res
                     event.fail("has a personal part but its entry commits to none (no pii_commitment)")
                 );
             };
-            if seal::commitment(salt, &canonical) != claimed {
+            if evident_wire::entry::commitment(salt, &canonical) != claimed {
                 return Err(event.fail(
                     "its personal part does not match the entry's pii_commitment: the personal values or \
                      the salt were changed",
                 ));
             }
-            leaf::rehydrate(&entry, salt, &canonical).map_err(|err| event.fail(err.to_string()))?
+            evident_wire::entry::rehydrate(&entry, salt, &canonical)
+                .map_err(|err| event.fail(err.to_string()))?
         }
     };
     if jcs::to_vec(&event.event) != jcs::to_vec(&expected) {
@@ -878,7 +879,8 @@ mod tests {
             let salt = [i as u8; 32];
             let part = json!({"/actor/display": format!("Ann {i}")});
             if subject == "cust-1" {
-                skeleton["pii_commitment"] = json!(seal::commitment(&salt, &jcs::to_vec(&part)));
+                skeleton["pii_commitment"] =
+                    json!(evident_wire::entry::commitment(&salt, &jcs::to_vec(&part)));
             }
             let entry = jcs::to_vec(&skeleton);
             tree.append(&entry);
@@ -902,7 +904,8 @@ mod tests {
                 "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(), "event": skeleton,
             });
             if personal {
-                line["event"] = leaf::rehydrate(&skeleton, &salt, &jcs::to_vec(&part)).unwrap();
+                line["event"] =
+                    evident_wire::entry::rehydrate(&skeleton, &salt, &jcs::to_vec(&part)).unwrap();
                 line["personal"] = json!({"salt": BASE64.encode(salt), "part": part});
             }
             lines.push(line);

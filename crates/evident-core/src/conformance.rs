@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{Engine, EngineConfig, Outcome, Receipt};
 use crate::error::{Error, Result};
-use crate::event::{Micros, TenantPolicy};
+use crate::event::TenantPolicy;
 use crate::read::{Access, EventRef, PersonalState};
 use crate::seal::MasterKey;
 use crate::store::{
@@ -24,6 +24,7 @@ use crate::store::{
     Position, Role, ScannedEntry, Store, StoredEvent, TenantId,
 };
 use crate::validate::{Validated, validate_event};
+use evident_wire::Micros;
 
 /// Opens the backend under test.
 pub trait Harness {

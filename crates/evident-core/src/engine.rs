@@ -27,13 +27,14 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::event::{Micros, TenantPolicy};
+use crate::event::TenantPolicy;
 use crate::leaf::{self, Recorded};
 use crate::log::LogState;
 use crate::seal::{DataKey, MasterKey, random_32};
 use crate::stats::EngineStats;
 use crate::store::{Commit, Fence, LogCommit, NewDataKey, NewEntry, Store, TenantId};
 use crate::validate::Validated;
+use evident_wire::Micros;
 
 /// Tunables of the engine.
 #[derive(Clone, Debug)]

@@ -45,3 +45,9 @@ impl From<evident_tlog::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<evident_wire::entry::Mismatch> for Error {
+    fn from(err: evident_wire::entry::Mismatch) -> Error {
+        Error::Integrity(err.0)
+    }
+}

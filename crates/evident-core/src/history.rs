@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::event::Micros;
 use crate::read::{Access, PersonalState};
 use crate::store::{Filter, Order, TenantId};
+use evident_wire::Micros;
 
 /// At most this many versions are rebuilt for one record.
 pub const MAX_VERSIONS: usize = 10_000;

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::engine::{Outcome, Prepared, Receipt};
 use crate::error::{Error, Result};
-use crate::event::Micros;
 use crate::store::{NewDataKey, NewEntry, TenantId};
+use evident_wire::Micros;
 
 const VERSION: &str = "evident-inbox/v1";
 

@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, Micros, TenantPolicy};
-use crate::seal;
+use crate::event::{Event, TenantPolicy};
+use evident_wire::Micros;
+use evident_wire::entry::{escape_pointer_token, take_pointer};
 
 /// What the service adds to an event when it accepts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub struct Personal {
 
 /// RFC 8785 canonical JSON.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
-    crate::jcs::to_vec(value)
+    evident_wire::jcs::to_vec(value)
 }
 
 /// The normalised producer event as JSON (times in UTC microseconds, defaults filled in); what
@@ -198,7 +199,10 @@ pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, sal
     let personal = (!personal.is_empty())
         .then(|| Personal { salt, canonical: canonical_json(&Value::Object(personal)) });
     if let Some(personal) = &personal {
-        object.insert("pii_commitment".into(), json!(seal::commitment(&personal.salt, &personal.canonical)));
+        object.insert(
+            "pii_commitment".into(),
+            json!(evident_wire::entry::commitment(&personal.salt, &personal.canonical)),
+        );
     }
     let entry = canonical_json(&skeleton);
     if entry.len() > evident_tlog::MAX_ENTRY_LEN {
@@ -209,51 +213,4 @@ pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, sal
         )));
     }
     Ok(Leaf { entry, personal, content_hash })
-}
-
-/// Puts an event back together from its skeleton and its opened personal part, after checking the
-/// personal part against the skeleton's `pii_commitment`.
-pub fn rehydrate(skeleton: &Value, salt: &[u8; 32], canonical_personal: &[u8]) -> Result<Value> {
-    let claimed = skeleton.get("pii_commitment").and_then(Value::as_str);
-    if claimed != Some(seal::commitment(salt, canonical_personal).as_str()) {
-        return Err(Error::Integrity("personal part does not match the leaf's pii_commitment".into()));
-    }
-    let personal: Map<String, Value> = serde_json::from_slice(canonical_personal)
-        .map_err(|err| Error::Integrity(format!("personal part is not a JSON object: {err}")))?;
-    let mut full = skeleton.clone();
-    for (pointer, value) in personal {
-        set_pointer(&mut full, &pointer, value)?;
-    }
-    Ok(full)
-}
-
-fn escape_pointer_token(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-fn unescape_pointer_token(token: &str) -> String {
-    token.replace("~1", "/").replace("~0", "~")
-}
-
-/// Removes and answers the value at `pointer` (whose parent must exist).
-fn take_pointer(root: &mut Value, pointer: &str) -> Option<Value> {
-    let (parent, last) = pointer.rsplit_once('/')?;
-    let last = unescape_pointer_token(last);
-    match root.pointer_mut(parent)? {
-        Value::Object(map) => map.remove(&last),
-        _ => None,
-    }
-}
-
-fn set_pointer(root: &mut Value, pointer: &str, value: Value) -> Result<()> {
-    let bad =
-        || Error::Integrity(format!("personal part names {pointer:?}, which the skeleton has no place for"));
-    let (parent, last) = pointer.rsplit_once('/').ok_or_else(bad)?;
-    match root.pointer_mut(parent) {
-        Some(Value::Object(map)) => {
-            map.insert(unescape_pointer_token(last), value);
-            Ok(())
-        }
-        _ => Err(bad()),
-    }
 }

@@ -11,7 +11,6 @@ pub mod event;
 pub mod fsck;
 pub mod history;
 mod inbox;
-pub mod jcs;
 pub mod leaf;
 pub mod log;
 pub mod read;

@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::leaf;
 use crate::log::StoreTiles;
 use crate::store::{Filter, Order, Position, StoredEvent, TenantId};
 
@@ -92,7 +91,7 @@ fn decode_cursor(cursor: &str, order: Order) -> Result<Position> {
         return Err(Error::InvalidArgument("cursor was issued for the other order".into()));
     }
     Ok(Position {
-        time: crate::event::Micros(time.parse().map_err(|_| bad())?),
+        time: evident_wire::Micros(time.parse().map_err(|_| bad())?),
         index: index.parse().map_err(|_| bad())?,
     })
 }
@@ -108,7 +107,7 @@ impl Engine {
                 None => (skeleton, PersonalState::Erased),
                 Some(key) => {
                     let (salt, canonical) = key.unseal(tenant.as_str(), &stored.event_id, sealed)?;
-                    (leaf::rehydrate(&skeleton, &salt, &canonical)?, PersonalState::Included)
+                    (evident_wire::entry::rehydrate(&skeleton, &salt, &canonical)?, PersonalState::Included)
                 }
             },
         };
@@ -277,7 +276,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_forgeries() {
-        let position = Position { time: crate::event::Micros(1_700_000_000_123_456), index: 42 };
+        let position = Position { time: evident_wire::Micros(1_700_000_000_123_456), index: 42 };
         let cursor = encode_cursor(Order::NewestFirst, position);
         assert_eq!(decode_cursor(&cursor, Order::NewestFirst).unwrap(), position);
         assert!(decode_cursor(&cursor, Order::OldestFirst).is_err());
@@ -319,7 +318,7 @@ pub fn export_manifest_text(
         "evident-export/v1\n{origin}\n{}\n{count}\n{}\n{}\n",
         size.0,
         STANDARD.encode(digest),
-        String::from_utf8(crate::jcs::to_vec(query)).expect("JCS is UTF-8")
+        String::from_utf8(evident_wire::jcs::to_vec(query)).expect("JCS is UTF-8")
     )
 }
 

@@ -8,11 +8,8 @@
 //! Associated data binds every ciphertext to where it belongs, so a sealed blob or a wrapped key
 //! moved to another event, subject or tenant does not open.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -102,14 +99,6 @@ impl DataKey {
     }
 }
 
-/// `base64(SHA-256(salt || JCS(personal part)))`, the leaf's `pii_commitment`.
-pub fn commitment(salt: &[u8; 32], canonical_personal: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(salt);
-    hasher.update(canonical_personal);
-    BASE64.encode(hasher.finalize())
-}
-
 fn wrap_aad(tenant: &str, subject: &str) -> Vec<u8> {
     let mut aad = b"evident data key v1\0".to_vec();
     aad.extend_from_slice(tenant.as_bytes());
@@ -178,13 +167,5 @@ mod tests {
         assert!(unwrapped.unseal("acme", &[7; 16], &sealed[..10]).is_err(), "truncated");
         // The plaintext does not appear in the sealed bytes.
         assert!(!sealed.windows(8).any(|w| w == b"10.0.0.1"));
-    }
-
-    #[test]
-    fn commitment_depends_on_salt_and_content() {
-        let (a, b) = (random_32(), random_32());
-        assert_ne!(commitment(&a, b"{}"), commitment(&b, b"{}"));
-        assert_ne!(commitment(&a, b"{}"), commitment(&a, b"{ }"));
-        assert_eq!(commitment(&a, b"{}"), commitment(&a, b"{}"));
     }
 }

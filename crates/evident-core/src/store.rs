@@ -7,7 +7,8 @@
 use evident_tlog::{TileId, TreeSize};
 
 use crate::error::Result;
-use crate::event::{Micros, TenantPolicy};
+use crate::event::TenantPolicy;
+use evident_wire::Micros;
 
 /// A tenant's identity: 1..=64 of `[a-z0-9_-]`, starting with a letter or digit. It becomes the
 /// last element of the log's origin, so it is kept URL- and path-safe.

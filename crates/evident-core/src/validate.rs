@@ -24,10 +24,11 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Action, Actor, ActorType, Auth, Change, Correlation, DataClass, Event, EventOrigin, Micros, Outcome,
+    Action, Actor, ActorType, Auth, Change, Correlation, DataClass, Event, EventOrigin, Outcome,
     SensitiveTextPolicy, Severity, Target, TenantPolicy,
 };
 use crate::sensitive::{self, SensitiveKind};
+use evident_wire::Micros;
 
 /// Raw JSON of one event, at most.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;

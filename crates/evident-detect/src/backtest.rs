@@ -5,9 +5,9 @@
 //! here; silence is judged on event times instead of arrival times.
 
 use evident_core::engine::Engine;
-use evident_core::event::Micros;
 use evident_core::read::Access;
 use evident_core::store::{Filter, Order, TenantId};
+use evident_wire::Micros;
 
 use crate::Result;
 use crate::eval::{Evaluator, Finding, State};

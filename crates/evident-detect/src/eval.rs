@@ -51,7 +51,7 @@ pub struct Finding {
 
 /// Times as RFC 3339 text in JSON, microseconds in memory.
 mod rfc3339 {
-    use evident_core::event::Micros;
+    use evident_wire::Micros;
     use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
 
     pub fn serialize<S: Serializer>(time: &i64, serializer: S) -> Result<S::Ok, S::Error> {
@@ -621,7 +621,7 @@ fn evaluate(
                 "{} has {} events in the hour from {} UTC; its usual level is {:.1} per active hour (limit {:.0})",
                 key,
                 level.count,
-                evident_core::event::Micros(hour * HOUR).to_rfc3339(),
+                evident_wire::Micros(hour * HOUR).to_rfc3339(),
                 level.mean,
                 limit
             );

@@ -57,7 +57,7 @@ impl Observed {
         ip_key: &[u8; 32],
     ) -> Option<Observed> {
         let event: Skeleton = serde_json::from_slice(entry).ok()?;
-        let time = evident_core::event::Micros::parse_rfc3339(&event.time)?.0;
+        let time = evident_wire::Micros::parse_rfc3339(&event.time)?.0;
         let ip = personal
             .and_then(|bytes| serde_json::from_slice::<PersonalIp>(bytes).ok())
             .and_then(|part| part.ip)

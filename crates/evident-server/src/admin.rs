@@ -196,7 +196,7 @@ pub async fn revoke_key(
         // Do not reveal that another tenant's key exists.
         return Err(ApiError::NotFound(format!("key {key_id}")));
     }
-    store.revoke_api_key(&key_id, evident_core::event::Micros::now())?;
+    store.revoke_api_key(&key_id, evident_wire::Micros::now())?;
     let mut event = admin_event(&principal, "evident.admin.key_revoked", ("api_key".into(), key_id.clone()));
     event.action = "revoke";
     audit::record(&state, &record.tenant, event).await?;

@@ -34,7 +34,7 @@ pub struct AuditEvent {
     /// replay after a crash is answered as a duplicate instead of stored twice).
     pub id: Option<String>,
     /// The event time; now unless given.
-    pub time: Option<evident_core::event::Micros>,
+    pub time: Option<evident_wire::Micros>,
     pub severity: Option<&'static str>,
 }
 
@@ -60,7 +60,7 @@ impl AuditEvent {
             "source": "evident",
             "type": self.event_type,
             "action": self.action,
-            "time": self.time.unwrap_or_else(evident_core::event::Micros::now).to_rfc3339(),
+            "time": self.time.unwrap_or_else(evident_wire::Micros::now).to_rfc3339(),
             "actor": {
                 "id": identifier(&self.actor_id, 256),
                 "type": if self.actor_type.is_empty() { "system" } else { self.actor_type },

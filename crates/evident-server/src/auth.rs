@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use evident_core::event::Micros;
 use evident_core::store::{ApiKeyRecord, Role, TenantId};
+use evident_wire::Micros;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 

@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evident_core::engine::Committed;
-use evident_core::event::Micros;
 use evident_core::read::{Access, EventRef};
 use evident_core::store::{Store, TenantId};
 use evident_detect::eval::{Evaluator, Finding, State};
 use evident_detect::observe::Observed;
 use evident_detect::rule::{Rule, Severity, default_rules};
 use evident_detect::signature::{hmac_sha256, signature_header};
+use evident_wire::Micros;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 

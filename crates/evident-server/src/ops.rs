@@ -62,7 +62,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
             problems.push(format!("the store does not take writes: {err}"));
         }
         let last = engine.stats().last_commit_micros.load(Ordering::Relaxed);
-        let now = evident_core::event::Micros::now().0;
+        let now = evident_wire::Micros::now().0;
         let leads_any = !engine.led_tenants().is_empty();
         if leads_any && engine.queue_depth() > 0 && last > 0 && now - last > stale_after {
             problems.push(format!(
@@ -114,7 +114,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         histogram(&mut out, "evident_batch_size_events", "Events per group commit.", &stats.batch_size);
         histogram(&mut out, "evident_ack_latency_seconds", "Time from submission to durable acknowledgement.", &stats.ack_latency);
         let last = stats.last_commit_micros.load(Ordering::Relaxed);
-        let since = if last > 0 { (evident_core::event::Micros::now().0 - last) as f64 / 1e6 } else { -1.0 };
+        let since = if last > 0 { (evident_wire::Micros::now().0 - last) as f64 / 1e6 } else { -1.0 };
         let _ = writeln!(
             out,
             "# HELP evident_seconds_since_last_checkpoint Seconds since the last checkpoint was published (-1: none yet).\n\

@@ -6,13 +6,14 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError, Transaction};
-use evident_core::event::{Micros, TenantPolicy};
+use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Commit, Existing, Filter, Lease, LogHead, Order, Position, Role, ScannedEntry, StoredEvent,
     TenantId, tile_prefix,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
+use evident_wire::Micros;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;

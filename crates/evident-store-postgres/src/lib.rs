@@ -68,13 +68,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use evident_core::event::{Micros, TenantPolicy};
+use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Cluster, Commit, EventIndex, Existing, Filter, KeyStore, Lease, LogHead, LogStore, Order,
     Position, ScannedEntry, StoredEvent, TenantId,
 };
 use evident_core::{Error, Result};
 use evident_tlog::TileId;
+use evident_wire::Micros;
 
 use crate::db::Db;
 

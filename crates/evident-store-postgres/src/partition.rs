@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveDate};
 use evident_core::Result;
-use evident_core::event::Micros;
+use evident_wire::Micros;
 
 use crate::db::{Client, Db, failed};
 

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use common::TestSchema;
 use evident_core::Error;
-use evident_core::event::{Micros, TenantPolicy};
+use evident_core::event::TenantPolicy;
 use evident_core::store::{
     Cluster, Commit, EventIndex, Fence, Filter, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, Order,
     Position, TenantId,
 };
 use evident_store_postgres::{PgOptions, PgStore};
 use evident_tlog::TreeSize;
+use evident_wire::Micros;
 
 const TTL: Duration = Duration::from_millis(300);
 

@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use evident_core::event::{Micros, TenantPolicy};
+use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Commit, EventIndex, Existing, Filter, KeyStore, LogHead, LogStore, Order, Position, Role,
     ScannedEntry, StoredEvent, TenantId, tile_prefix,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
+use evident_wire::Micros;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
 const SCHEMA_VERSION: &str = "1";
