@@ -24,11 +24,11 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Action, Actor, ActorType, Auth, Change, Correlation, DataClass, Event, EventOrigin, Outcome,
-    SensitiveTextPolicy, Severity, Target, TenantPolicy,
+    Actor, Auth, Change, Correlation, Event, EventOrigin, SensitiveTextPolicy, Target, TenantPolicy,
 };
 use crate::sensitive::{self, SensitiveKind};
 use evident_wire::Micros;
+use evident_wire::names::{Action, ActorType, DataClass, Outcome, Severity, WireName};
 
 /// Raw JSON of one event, at most.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -622,27 +622,6 @@ impl Text {
 }
 
 /// The enums of the schema, by their wire names.
-trait WireName: Copy + 'static {
-    const ALL: &'static [Self];
-    fn wire_name(self) -> &'static str;
-    fn from_wire_name(name: &str) -> Option<Self>;
-}
-
-macro_rules! wire_name {
-    ($($ty:ty),*) => {$(
-        impl WireName for $ty {
-            const ALL: &'static [$ty] = <$ty>::ALL;
-            fn wire_name(self) -> &'static str {
-                self.as_str()
-            }
-            fn from_wire_name(name: &str) -> Option<$ty> {
-                <$ty>::parse(name)
-            }
-        }
-    )*};
-}
-
-wire_name!(Action, ActorType, Outcome, Severity, DataClass);
 
 impl Checker<'_> {
     fn error(&mut self, field: impl Into<String>, rule: &'static str, message: impl Into<String>) {

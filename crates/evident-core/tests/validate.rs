@@ -1,10 +1,9 @@
 //! Validation of producer events: every rule of `EVENT-SCHEMA.md` §1 and the ones `validate`
 //! decides where the schema is silent, driven through one `check` helper.
 
-use evident_core::event::{
-    Action, ActorType, DataClass, Outcome, SensitiveTextPolicy, Severity, TenantPolicy,
-};
+use evident_core::event::{SensitiveTextPolicy, TenantPolicy};
 use evident_core::validate::{FieldError, MAX_EVENT_BYTES, Validated, parse_event_json, validate_event};
+use evident_wire::names::{Action, ActorType, DataClass, Outcome, Severity};
 use serde_json::{Value, json};
 
 /// An event using every field.

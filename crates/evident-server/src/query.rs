@@ -11,11 +11,11 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use evident_core::event::{Action, Outcome as EventOutcome};
 use evident_core::read::{Access, EventRef, PersonalState};
 use evident_core::store::{Filter, Order, Role, TenantId};
 use evident_tlog::TilePath;
 use evident_wire::Micros;
+use evident_wire::names::{Action, Outcome as EventOutcome};
 use serde_json::Value;
 
 use crate::audit::{self, AuditEvent};

@@ -8,6 +8,7 @@
 
 pub mod entry;
 pub mod jcs;
+pub mod names;
 pub mod time;
 
 pub use time::Micros;
