@@ -28,7 +28,7 @@ use crate::event::{
 };
 use crate::sensitive::{self, SensitiveKind};
 use evident_wire::Micros;
-use evident_wire::names::{Action, ActorType, DataClass, Outcome, Severity, WireName};
+use evident_wire::names::{Action, ActorType, DataClass, Outcome, WireName};
 
 /// Raw JSON of one event, at most.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
