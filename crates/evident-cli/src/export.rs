@@ -11,11 +11,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use evident_client::bundle::{
-    BUNDLE_FILE, BundleReader, BundleReport, CSV_COLUMNS, EVENTS_CSV, EVENTS_JSONL, Line, csv_record,
-    verify_bundle,
-};
+use evident_client::bundle::{BundleReader, BundleReport, csv_record, verify_bundle};
 use evident_tlog::Verifier;
+use evident_wire::export::{BUNDLE_FILE, CSV_COLUMNS, EVENTS_CSV, EVENTS_JSONL, Line};
 use serde_json::json;
 
 use crate::ClientArgs;

@@ -1,34 +1,6 @@
 //! Export bundles: a query's events as of one checkpoint, in a form that verifies offline.
 //!
-//! # Format (`evident-export/v1`)
-//!
-//! The server answers `GET /v1/export?<search filters>[&purpose=...]` with NDJSON, which the CLI
-//! writes unchanged as `bundle.ndjson` in the bundle directory:
-//!
-//! 1. A header line:
-//!    `{"format":"evident-export/v1","origin":O,"tree_size":N,"checkpoint":C,"vkey":V,"query":Q}`,
-//!    where `C` is the signed checkpoint note at size `N`, `V` the log's verifier key (informative:
-//!    verification uses a key the verifier trusts), and `Q` the filters as a JSON object of strings.
-//! 2. One line per event, oldest first: in increasing (event `time`, index), the order in which the
-//!    server pages through the query:
-//!    `{"index":I,"event_id":E,"entry":B,"proof":[H,...],"event":J,"personal":P}`, where `B` is
-//!    the base64 of the exact entry bytes (the canonical skeleton), `H` the base64 hashes of its
-//!    inclusion proof at size `N`, `J` the event as JSON (the skeleton, with personal values merged
-//!    in when `P` is present), and `P`, only for keys allowed to see personal data,
-//!    `{"salt":S,"part":X}`: the salt (base64) and the personal part (`{pointer: value}`) whose
-//!    `SHA-256(salt || JCS(part))` must equal the entry's `pii_commitment`.
-//! 3. A trailer line `{"manifest":M}`: a signed note by the log's key whose text is
-//!
-//!    ```text
-//!    evident-export/v1
-//!    <origin>
-//!    <tree_size>
-//!    <count>
-//!    <base64 SHA-256 over the events, in order, of (8-byte big-endian index || leaf hash)>
-//!    <JCS of the query object>
-//!    ```
-//!
-//!    so that dropping, adding or reordering events, or changing the query, is caught.
+//! The format (`evident-export/v1`) is described and owned by `evident_wire::export`.
 //!
 //! Next to `bundle.ndjson`, `evident export` writes two derived views for people and spreadsheets:
 //! `events.jsonl` (the `J` values, one per line, in bundle order) and `events.csv` (one row per
@@ -44,52 +16,25 @@
 //! entry's); and the signed manifest must state exactly these events, this query and this
 //! checkpoint. Every failure names the line, and the event (index and event id) when there is one.
 //!
-//! The JCS, commitment, manifest and digest code is `evident-core`'s, the very code the server
-//! signs with, so that verifier and signer cannot drift apart (`evident-core` does no I/O).
+//! The JCS, commitment, manifest and digest code is `evident-wire`'s, the very code the server
+//! signs with, so that verifier and signer cannot drift apart; besides it, verification needs only
+//! the log core (`evident-tlog`).
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use evident_core::read::{ExportDigest, export_manifest_text};
 use evident_tlog::{Checkpoint, Hash, LeafIndex, TreeSize, Verifier, leaf_hash, open_note, verify_inclusion};
 use evident_wire::Micros;
+use evident_wire::export::{
+    BUNDLE_FILE, CSV_COLUMNS, EVENTS_CSV, EVENTS_JSONL, EventLine, ExportDigest, FORMAT, FormatError, Header,
+    Line, manifest_text, parse_header, parse_line,
+};
+use evident_wire::filter::Filter;
 use evident_wire::jcs;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
-
-/// The format line of a bundle header and of its manifest.
-pub const FORMAT: &str = "evident-export/v1";
-/// The bundle proper, as the server streamed it.
-pub const BUNDLE_FILE: &str = "bundle.ndjson";
-/// The events, one JSON object per line.
-pub const EVENTS_JSONL: &str = "events.jsonl";
-/// The events as a table.
-pub const EVENTS_CSV: &str = "events.csv";
-/// The columns of `events.csv`.
-pub const CSV_COLUMNS: [&str; 14] = [
-    "index",
-    "event_id",
-    "time",
-    "recorded_at",
-    "tenant",
-    "source",
-    "type",
-    "action",
-    "outcome",
-    "actor",
-    "subject",
-    "targets",
-    "reason",
-    "personal_included",
-];
-
-/// The query filters a bundle may carry (the names of `GET /v1/export`'s parameters).
-const QUERY_KEYS: [&str; 10] =
-    ["from", "to", "actor", "subject", "target_type", "target_id", "type", "action", "outcome", "source"];
 
 /// Why a bundle does not verify.
 ///
@@ -152,50 +97,6 @@ pub struct BundleReport {
     pub checked_csv: bool,
 }
 
-/// The header line of a bundle.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Header {
-    pub origin: String,
-    pub tree_size: u64,
-    pub checkpoint: String,
-    /// The log's verifier key as the server stated it (informative, not trusted).
-    pub vkey: String,
-    pub query: Map<String, Value>,
-}
-
-/// One event line of a bundle, decoded but not yet checked.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventLine {
-    /// 1-based line number in `bundle.ndjson`.
-    pub line: usize,
-    pub index: u64,
-    pub event_id: String,
-    pub entry: Vec<u8>,
-    pub proof: Vec<Hash>,
-    pub event: Value,
-    /// The salt and the personal part, when included.
-    pub personal: Option<([u8; 32], Value)>,
-}
-
-impl EventLine {
-    fn fail(&self, reason: impl Into<String>) -> BundleError {
-        BundleError::Event {
-            line: self.line,
-            index: self.index,
-            event_id: self.event_id.clone(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The lines after the header.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Line {
-    Event(Box<EventLine>),
-    /// The trailer: the signed manifest note.
-    Manifest(String),
-}
-
 /// Reads a bundle line by line (the header first), decoding each line's fields.
 pub struct BundleReader {
     path: PathBuf,
@@ -237,7 +138,7 @@ impl BundleReader {
             path: self.path.clone(),
             reason: format!("line {}: {err}", self.line),
         })?;
-        parse_line(self.line, &text).map(Some)
+        Ok(Some(parse_line(self.line, &text)?))
     }
 }
 
@@ -245,100 +146,22 @@ fn malformed(line: usize, reason: impl Into<String>) -> BundleError {
     BundleError::Malformed { file: BUNDLE_FILE, line, reason: reason.into() }
 }
 
-fn parse_header(text: &str) -> Result<Header, BundleError> {
-    let bad = |reason: String| malformed(1, format!("header: {reason}"));
-    let value: Value = serde_json::from_str(text).map_err(|err| bad(format!("not JSON: {err}")))?;
-    let object = value.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
-    match object.get("format").and_then(Value::as_str) {
-        Some(FORMAT) => {}
-        Some(other) => return Err(bad(format!("format {other:?} is not {FORMAT:?}"))),
-        None => return Err(bad(format!("no \"format\"; an {FORMAT} bundle starts with its header"))),
-    }
-    let string = |key: &str| {
-        object
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| bad(format!("no string {key:?}")))
-    };
-    let tree_size = object
-        .get("tree_size")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| bad("no \"tree_size\" (an unsigned integer)".into()))?;
-    let query =
-        object.get("query").and_then(Value::as_object).ok_or_else(|| bad("no \"query\" object".into()))?;
-    for (key, value) in query {
-        if !value.is_string() {
-            return Err(bad(format!("query value of {key:?} is not a string")));
-        }
-    }
-    Ok(Header {
-        origin: string("origin")?,
-        tree_size,
-        checkpoint: string("checkpoint")?,
-        vkey: string("vkey")?,
-        query: query.clone(),
-    })
+/// The failure of one event line.
+fn fail(event: &EventLine, reason: impl Into<String>) -> BundleError {
+    event.fail(reason).into()
 }
 
-fn parse_line(line: usize, text: &str) -> Result<Line, BundleError> {
-    if text.trim().is_empty() {
-        return Err(malformed(line, "blank line"));
+impl From<FormatError> for BundleError {
+    fn from(err: FormatError) -> BundleError {
+        match err {
+            FormatError::Malformed { line, reason } => {
+                BundleError::Malformed { file: BUNDLE_FILE, line, reason }
+            }
+            FormatError::Event { line, index, event_id, reason } => {
+                BundleError::Event { line, index, event_id, reason }
+            }
+        }
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|err| malformed(line, format!("not JSON: {err}")))?;
-    let Value::Object(mut object) = value else { return Err(malformed(line, "not a JSON object")) };
-    if let Some(manifest) = object.get("manifest") {
-        let manifest =
-            manifest.as_str().ok_or_else(|| malformed(line, "trailer: manifest is not a string"))?;
-        return Ok(Line::Manifest(manifest.to_owned()));
-    }
-    let index = object
-        .get("index")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| malformed(line, "neither an event (no unsigned \"index\") nor the trailer"))?;
-    let event_id = object
-        .get("event_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed(line, format!("event with index {index} has no string \"event_id\"")))?
-        .to_owned();
-    let mut partial = EventLine {
-        line,
-        index,
-        event_id,
-        entry: Vec::new(),
-        proof: Vec::new(),
-        event: Value::Null,
-        personal: None,
-    };
-    let entry =
-        object.get("entry").and_then(Value::as_str).ok_or_else(|| partial.fail("no \"entry\" string"))?;
-    partial.entry =
-        BASE64.decode(entry).map_err(|err| partial.fail(format!("entry is not base64: {err}")))?;
-    let proof =
-        object.get("proof").and_then(Value::as_array).ok_or_else(|| partial.fail("no \"proof\" array"))?;
-    partial.proof = proof
-        .iter()
-        .enumerate()
-        .map(|(i, hash)| {
-            hash.as_str()
-                .and_then(|text| Hash::from_base64(text).ok())
-                .ok_or_else(|| partial.fail(format!("proof hash {i} is not a base64 SHA-256 hash")))
-        })
-        .collect::<Result<_, _>>()?;
-    partial.event = object.remove("event").ok_or_else(|| partial.fail("no \"event\""))?;
-    if let Some(personal) = object.remove("personal") {
-        let salt = personal
-            .get("salt")
-            .and_then(Value::as_str)
-            .and_then(|text| BASE64.decode(text).ok())
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| partial.fail("personal part: salt is not 32 bytes of base64"))?;
-        let part = personal.get("part").filter(|part| part.is_object()).cloned();
-        let part = part.ok_or_else(|| partial.fail("personal part: \"part\" is not an object"))?;
-        partial.personal = Some((salt, part));
-    }
-    Ok(Line::Event(Box::new(partial)))
 }
 
 /// The `events.csv` row of an event line: [`CSV_COLUMNS`], from its `event` value.
@@ -416,7 +239,7 @@ pub fn verify_bundle(
             header.tree_size, checkpoint.size
         )));
     }
-    let query = Query::parse(&header.query)?;
+    let query = header.filter().map_err(|err| malformed(1, format!("header: query: {}", err.reason)))?;
 
     let mut digest = ExportDigest::default();
     let mut seen_indices = HashSet::new();
@@ -431,21 +254,24 @@ pub fn verify_bundle(
             Some(Line::Event(event)) => {
                 let time = check_event(&event, &checkpoint, &query)?;
                 if !seen_indices.insert(event.index) {
-                    return Err(event.fail("appears twice: an index occurs at most once in a bundle"));
+                    return Err(fail(&event, "appears twice: an index occurs at most once in a bundle"));
                 }
                 if !seen_ids.insert(event.event_id.clone()) {
-                    return Err(event.fail("appears twice: an event id occurs at most once in a bundle"));
+                    return Err(fail(&event, "appears twice: an event id occurs at most once in a bundle"));
                 }
                 if let Some((previous_time, previous_index)) = previous
                     && (time, event.index) <= (previous_time, previous_index)
                 {
-                    return Err(event.fail(format!(
-                        "out of order: its (time {}, index {}) is not after the previous event's (time {}, \
+                    return Err(fail(
+                        &event,
+                        format!(
+                            "out of order: its (time {}, index {}) is not after the previous event's (time {}, \
                          index {previous_index}); a bundle lists events oldest first",
-                        time.to_rfc3339(),
-                        event.index,
-                        previous_time.to_rfc3339()
-                    )));
+                            time.to_rfc3339(),
+                            event.index,
+                            previous_time.to_rfc3339()
+                        ),
+                    ));
                 }
                 previous = Some((time, event.index));
                 personal_included += u64::from(event.personal.is_some());
@@ -476,14 +302,17 @@ pub fn verify_bundle(
 }
 
 /// Checks one event line against the checkpoint and the query; answers its event time.
-fn check_event(event: &EventLine, checkpoint: &Checkpoint, query: &Query) -> Result<Micros, BundleError> {
+fn check_event(event: &EventLine, checkpoint: &Checkpoint, query: &Filter) -> Result<Micros, BundleError> {
     if event.index >= checkpoint.size.0 {
-        return Err(event.fail(format!("index is not below the checkpoint's tree size {}", checkpoint.size)));
+        return Err(fail(
+            event,
+            format!("index is not below the checkpoint's tree size {}", checkpoint.size),
+        ));
     }
     let entry: Value = serde_json::from_slice(&event.entry)
-        .map_err(|err| event.fail(format!("entry is not JSON: {err}")))?;
+        .map_err(|err| fail(event, format!("entry is not JSON: {err}")))?;
     if !entry.is_object() {
-        return Err(event.fail("entry is not a JSON object"));
+        return Err(fail(event, "entry is not a JSON object"));
     }
     // The proof first: an entry that is not in the log is the most telling failure.
     verify_inclusion(
@@ -494,24 +323,30 @@ fn check_event(event: &EventLine, checkpoint: &Checkpoint, query: &Query) -> Res
         &checkpoint.root,
     )
     .map_err(|err| {
-        event.fail(format!(
-            "the entry is not the log's leaf at this index: its inclusion proof does not lead to the \
+        fail(
+            event,
+            format!(
+                "the entry is not the log's leaf at this index: its inclusion proof does not lead to the \
                  checkpoint's root ({err}); the entry, its index or its proof was changed"
-        ))
+            ),
+        )
     })?;
     if entry.get("event_id").and_then(Value::as_str) != Some(event.event_id.as_str()) {
-        return Err(event.fail(format!(
-            "the line's event_id is not the entry's ({})",
-            entry.get("event_id").and_then(Value::as_str).unwrap_or("none")
-        )));
+        return Err(fail(
+            event,
+            format!(
+                "the line's event_id is not the entry's ({})",
+                entry.get("event_id").and_then(Value::as_str).unwrap_or("none")
+            ),
+        ));
     }
     let time = entry
         .get("time")
         .and_then(Value::as_str)
         .and_then(Micros::parse_rfc3339)
-        .ok_or_else(|| event.fail("the entry has no RFC 3339 \"time\""))?;
+        .ok_or_else(|| fail(event, "the entry has no RFC 3339 \"time\""))?;
     if let Some(reason) = query.mismatch(&entry, time) {
-        return Err(event.fail(format!("does not match the bundle's query: {reason}")));
+        return Err(fail(event, format!("does not match the bundle's query: {reason}")));
     }
     let expected = match &event.personal {
         None => entry,
@@ -519,18 +354,20 @@ fn check_event(event: &EventLine, checkpoint: &Checkpoint, query: &Query) -> Res
             let canonical = jcs::to_vec(part);
             let claimed = entry.get("pii_commitment").and_then(Value::as_str);
             let Some(claimed) = claimed else {
-                return Err(
-                    event.fail("has a personal part but its entry commits to none (no pii_commitment)")
-                );
+                return Err(fail(
+                    event,
+                    "has a personal part but its entry commits to none (no pii_commitment)",
+                ));
             };
             if evident_wire::entry::commitment(salt, &canonical) != claimed {
-                return Err(event.fail(
+                return Err(fail(
+                    event,
                     "its personal part does not match the entry's pii_commitment: the personal values or \
                      the salt were changed",
                 ));
             }
             evident_wire::entry::rehydrate(&entry, salt, &canonical)
-                .map_err(|err| event.fail(err.to_string()))?
+                .map_err(|err| fail(event, err.to_string()))?
         }
     };
     if jcs::to_vec(&event.event) != jcs::to_vec(&expected) {
@@ -540,10 +377,13 @@ fn check_event(event: &EventLine, checkpoint: &Checkpoint, query: &Query) -> Res
         } else {
             "its entry (no personal part is included)"
         };
-        return Err(event.fail(format!(
-            "its \"event\" differs from {what} at {}",
-            if at.is_empty() { "the top level".to_owned() } else { format!("{at:?}") }
-        )));
+        return Err(fail(
+            event,
+            format!(
+                "its \"event\" differs from {what} at {}",
+                if at.is_empty() { "the top level".to_owned() } else { format!("{at:?}") }
+            ),
+        ));
     }
     Ok(time)
 }
@@ -573,96 +413,6 @@ fn first_difference(a: &Value, b: &Value) -> Option<String> {
     }
 }
 
-/// A bundle's query, ready to be evaluated on entries.
-struct Query<'a> {
-    equal: Vec<(&'a str, &'a str)>,
-    target: Option<(&'a str, &'a str)>,
-    from: Option<Micros>,
-    to: Option<Micros>,
-}
-
-impl<'a> Query<'a> {
-    fn parse(query: &'a Map<String, Value>) -> Result<Query<'a>, BundleError> {
-        let bad = |reason: String| malformed(1, format!("header: query: {reason}"));
-        let mut parsed = Query { equal: Vec::new(), target: None, from: None, to: None };
-        let get = |key: &str| query.get(key).and_then(Value::as_str);
-        for key in query.keys() {
-            if !QUERY_KEYS.contains(&key.as_str()) {
-                return Err(bad(format!("unknown filter {key:?} (known: {})", QUERY_KEYS.join(", "))));
-            }
-        }
-        let time = |key: &str| {
-            get(key)
-                .map(|text| {
-                    Micros::parse_rfc3339(text).ok_or_else(|| bad(format!("{key} {text:?} is not RFC 3339")))
-                })
-                .transpose()
-        };
-        parsed.from = time("from")?;
-        parsed.to = time("to")?;
-        parsed.target = match (get("target_type"), get("target_id")) {
-            (Some(kind), Some(id)) => Some((kind, id)),
-            (None, None) => None,
-            _ => return Err(bad("target_type and target_id go together".into())),
-        };
-        for (key, pointer) in [
-            ("actor", "/actor/id"),
-            ("subject", "/subject"),
-            ("type", "/type"),
-            ("action", "/action"),
-            ("outcome", "/outcome"),
-            ("source", "/source"),
-        ] {
-            if let Some(value) = get(key) {
-                parsed.equal.push((pointer, value));
-            }
-        }
-        Ok(parsed)
-    }
-
-    /// Why `entry` (whose event time is `time`) does not match; `None` when it does.
-    fn mismatch(&self, entry: &Value, time: Micros) -> Option<String> {
-        for (pointer, wanted) in &self.equal {
-            let found = entry.pointer(pointer).and_then(Value::as_str);
-            if found != Some(*wanted) {
-                let found = found.map(|f| format!("{f:?}")).unwrap_or_else(|| "absent".into());
-                return Some(format!("{pointer} is {found}, the query asks for {wanted:?}"));
-            }
-        }
-        if let Some((kind, id)) = self.target {
-            let targets = entry.get("targets").and_then(Value::as_array);
-            let hit = targets.is_some_and(|targets| {
-                targets.iter().any(|t| {
-                    t.get("type").and_then(Value::as_str) == Some(kind)
-                        && t.get("id").and_then(Value::as_str) == Some(id)
-                })
-            });
-            if !hit {
-                return Some(format!("no target is {kind}/{id}, which the query asks for"));
-            }
-        }
-        if let Some(from) = self.from
-            && time < from
-        {
-            return Some(format!(
-                "its time {} is before the query's from {}",
-                time.to_rfc3339(),
-                from.to_rfc3339()
-            ));
-        }
-        if let Some(to) = self.to
-            && time >= to
-        {
-            return Some(format!(
-                "its time {} is not before the query's to {}",
-                time.to_rfc3339(),
-                to.to_rfc3339()
-            ));
-        }
-        None
-    }
-}
-
 /// Checks the trailer: a note signed by a trusted key stating exactly this bundle.
 fn check_manifest(
     manifest: &str,
@@ -678,8 +428,7 @@ fn check_manifest(
     })?;
     let count = digest.count();
     let query = Value::Object(header.query.clone());
-    let expected =
-        export_manifest_text(&header.origin, TreeSize(header.tree_size), count, &digest.finish(), &query);
+    let expected = manifest_text(&header.origin, TreeSize(header.tree_size), count, &digest.finish(), &query);
     if note.text == expected {
         return Ok(());
     }
@@ -849,6 +598,8 @@ fn check_csv(path: &Path, expected: &[ExpectedView]) -> Result<(), BundleError> 
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
     use evident_tlog::{MemoryTree, Signer, sign_note};
     use serde_json::json;
 
@@ -911,7 +662,7 @@ mod tests {
             lines.push(line);
         }
         let count = digest.count();
-        let text = export_manifest_text(ORIGIN, size, count, &digest.finish(), &query);
+        let text = manifest_text(ORIGIN, size, count, &digest.finish(), &query);
         lines.push(json!({"manifest": sign_note(&text, &[&signer]).unwrap()}));
         (lines, signer.verifier())
     }

@@ -171,7 +171,7 @@ pub fn verify_webhook(
     secret: &str,
     signature: &str,
     body: &[u8],
-) -> std::result::Result<(), evident_detect::signature::SignatureError> {
+) -> std::result::Result<(), evident_wire::signature::SignatureError> {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     verify_webhook_at(secret, signature, body, now)
@@ -183,14 +183,14 @@ pub fn verify_webhook_at(
     signature: &str,
     body: &[u8],
     now_unix: i64,
-) -> std::result::Result<(), evident_detect::signature::SignatureError> {
-    use evident_detect::signature::{TOLERANCE_SECS, verify};
+) -> std::result::Result<(), evident_wire::signature::SignatureError> {
+    use evident_wire::signature::{TOLERANCE_SECS, verify};
     verify(secret.as_bytes(), signature, body, now_unix, TOLERANCE_SECS)
 }
 
 #[cfg(test)]
 mod webhook_tests {
-    use evident_detect::signature::{SignatureError, signature_header};
+    use evident_wire::signature::{SignatureError, signature_header};
 
     #[test]
     fn deliveries_verify_and_replays_are_refused() {

@@ -20,11 +20,13 @@ use crate::event::TenantPolicy;
 use crate::read::{Access, EventRef, PersonalState};
 use crate::seal::MasterKey;
 use crate::store::{
-    ApiKeyRecord, Commit, EventIndex, Existing, Filter, KeyStore, LogCommit, LogHead, LogStore, Order,
-    Position, Role, ScannedEntry, Store, StoredEvent, TenantId,
+    ApiKeyRecord, Commit, EventIndex, Existing, KeyStore, LogCommit, LogHead, LogStore, Role, ScannedEntry,
+    SearchPlan, Store, StoredEvent, TenantId,
 };
 use crate::validate::{Validated, validate_event};
 use evident_wire::Micros;
+use evident_wire::filter::{Filter, Order};
+use evident_wire::names::{Action, Outcome as EventOutcome};
 
 /// Opens the backend under test.
 pub trait Harness {
@@ -264,9 +266,9 @@ pub fn search_filters_and_pagination(harness: &dyn Harness) {
             Filter { event_type: Some("customer.record.export".into()), ..Filter::default() },
             Box::new(|e| e["type"] == "customer.record.export"),
         ),
-        (Filter { action: Some("login".into()), ..Filter::default() }, Box::new(|e| e["action"] == "login")),
+        (Filter { action: Some(Action::Login), ..Filter::default() }, Box::new(|e| e["action"] == "login")),
         (
-            Filter { outcome: Some("failure".into()), ..Filter::default() },
+            Filter { outcome: Some(EventOutcome::Failure), ..Filter::default() },
             Box::new(|e| e["outcome"] == "failure"),
         ),
         (
@@ -287,7 +289,7 @@ pub fn search_filters_and_pagination(harness: &dyn Harness) {
         (
             Filter {
                 actor: Some("agent-2".into()),
-                outcome: Some("success".into()),
+                outcome: Some(EventOutcome::Success),
                 target: Some(("customer".into(), "t-2".into())),
                 ..Filter::default()
             },
@@ -901,15 +903,8 @@ impl EventIndex for FaultyStore {
     fn event_by_index(&self, tenant: &TenantId, index: u64) -> Result<Option<StoredEvent>> {
         self.inner.event_by_index(tenant, index)
     }
-    fn search(
-        &self,
-        tenant: &TenantId,
-        filter: &Filter,
-        order: Order,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>> {
-        self.inner.search(tenant, filter, order, after, limit)
+    fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
+        self.inner.search(tenant, plan)
     }
 }
 

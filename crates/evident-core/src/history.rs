@@ -11,8 +11,9 @@ use uuid::Uuid;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::read::{Access, PersonalState};
-use crate::store::{Filter, Order, TenantId};
+use crate::store::TenantId;
 use evident_wire::Micros;
+use evident_wire::filter::{Filter, Order};
 
 /// At most this many versions are rebuilt for one record.
 pub const MAX_VERSIONS: usize = 10_000;

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::log::StoreTiles;
-use crate::store::{Filter, Order, Position, StoredEvent, TenantId};
+use crate::store::{Position, SearchPlan, StoredEvent, TenantId};
+use evident_wire::filter::{Filter, Order};
 
 /// What a caller may see of events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +150,8 @@ impl Engine {
         }
         let limit = limit.clamp(1, MAX_PAGE);
         let after = cursor.map(|c| decode_cursor(c, order)).transpose()?;
-        let mut stored = self.store().search(tenant, filter, order, after, limit + 1)?;
+        let mut stored =
+            self.store().search(tenant, &SearchPlan { filter, order, after, limit: limit + 1 })?;
         let more = stored.len() > limit;
         stored.truncate(limit);
         let next_cursor = more
@@ -305,45 +307,6 @@ pub struct ExportItem {
     pub personal: Option<([u8; 32], Value)>,
 }
 
-/// The text of an export manifest (see `evident_client::bundle`): what a signed manifest states.
-pub fn export_manifest_text(
-    origin: &str,
-    size: TreeSize,
-    count: u64,
-    digest: &[u8; 32],
-    query: &Value,
-) -> String {
-    use base64::engine::general_purpose::STANDARD;
-    format!(
-        "evident-export/v1\n{origin}\n{}\n{count}\n{}\n{}\n",
-        size.0,
-        STANDARD.encode(digest),
-        String::from_utf8(evident_wire::jcs::to_vec(query)).expect("JCS is UTF-8")
-    )
-}
-
-/// Accumulates the manifest digest: SHA-256 over `(8-byte big-endian index || leaf hash)` per event.
-#[derive(Clone, Debug, Default)]
-pub struct ExportDigest(sha2::Sha256, u64);
-
-impl ExportDigest {
-    pub fn add(&mut self, index: u64, entry: &[u8]) {
-        use sha2::Digest as _;
-        self.0.update(index.to_be_bytes());
-        self.0.update(evident_tlog::leaf_hash(entry).0);
-        self.1 += 1;
-    }
-
-    pub fn count(&self) -> u64 {
-        self.1
-    }
-
-    pub fn finish(self) -> [u8; 32] {
-        use sha2::Digest as _;
-        self.0.finalize().into()
-    }
-}
-
 impl Engine {
     /// The latest checkpoint, which an export is made against.
     pub fn export_head(&self, tenant: &TenantId) -> Result<ExportHead> {
@@ -363,7 +326,8 @@ impl Engine {
     ) -> Result<(Vec<ExportItem>, Option<String>)> {
         let limit = MAX_PAGE;
         let after = cursor.map(|c| decode_cursor(c, Order::OldestFirst)).transpose()?;
-        let mut stored = self.store().search(tenant, filter, Order::OldestFirst, after, limit + 1)?;
+        let plan = SearchPlan { filter, order: Order::OldestFirst, after, limit: limit + 1 };
+        let mut stored = self.store().search(tenant, &plan)?;
         let more = stored.len() > limit;
         stored.truncate(limit);
         let next = more

@@ -9,6 +9,7 @@ use evident_tlog::{TileId, TreeSize};
 use crate::error::Result;
 use crate::event::TenantPolicy;
 use evident_wire::Micros;
+use evident_wire::filter::{Filter, Order};
 
 /// A tenant's identity: 1..=64 of `[a-z0-9_-]`, starting with a letter or digit. It becomes the
 /// last element of the log's origin, so it is kept URL- and path-safe.
@@ -258,34 +259,78 @@ pub struct StoredEvent {
     pub sealed: Option<(String, Vec<u8>)>,
 }
 
-/// Order of results.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Order {
-    #[default]
-    NewestFirst,
-    OldestFirst,
-}
-
-/// Filters of a search; all given ones must hold. Times are event times, `from` inclusive and
-/// `to` exclusive.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub from: Option<Micros>,
-    pub to: Option<Micros>,
-    pub actor: Option<String>,
-    pub subject: Option<String>,
-    pub target: Option<(String, String)>,
-    pub event_type: Option<String>,
-    pub action: Option<String>,
-    pub outcome: Option<String>,
-    pub source: Option<String>,
-}
-
 /// Where a page starts: strictly after this (time, index) in the page order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {
     pub time: Micros,
     pub index: u64,
+}
+
+/// A search as a store runs it: which events, in which order, after which position, how many.
+/// Each store renders it into its own SQL ([`SearchPlan::conditions`] says what must hold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchPlan<'a> {
+    pub filter: &'a Filter,
+    pub order: Order,
+    /// Where the page starts (exclusive), in `order`.
+    pub after: Option<Position>,
+    pub limit: usize,
+}
+
+/// A column a search compares for equality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Actor,
+    Subject,
+    EventType,
+    Action,
+    Outcome,
+    Source,
+}
+
+/// One condition of a search, besides the tenant and the target (which decides the walk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition<'a> {
+    Equals(Column, &'a str),
+    /// Event time at or after.
+    TimeAtLeast(Micros),
+    /// Event time before.
+    TimeBefore(Micros),
+    /// (time, index) strictly after this position in the plan's order.
+    After(Position),
+}
+
+impl<'a> SearchPlan<'a> {
+    /// A target filter makes the search walk the targets index (`(type, id)`), ordered by time
+    /// there; otherwise it walks the events.
+    pub fn target(&self) -> Option<(&'a str, &'a str)> {
+        self.filter.target.as_ref().map(|(kind, id)| (kind.as_str(), id.as_str()))
+    }
+
+    pub fn descending(&self) -> bool {
+        self.order == Order::NewestFirst
+    }
+
+    /// What must hold of every result, in a stable order (so a store's statement cache hits).
+    pub fn conditions(&self) -> Vec<Condition<'a>> {
+        let filter = self.filter;
+        let equal = [
+            (Column::Actor, filter.actor.as_deref()),
+            (Column::Subject, filter.subject.as_deref()),
+            (Column::EventType, filter.event_type.as_deref()),
+            (Column::Action, filter.action.map(|a| a.as_str())),
+            (Column::Outcome, filter.outcome.map(|o| o.as_str())),
+            (Column::Source, filter.source.as_deref()),
+        ];
+        let mut conditions: Vec<Condition<'a>> = equal
+            .into_iter()
+            .filter_map(|(column, value)| value.map(|v| Condition::Equals(column, v)))
+            .collect();
+        conditions.extend(filter.from.map(Condition::TimeAtLeast));
+        conditions.extend(filter.to.map(Condition::TimeBefore));
+        conditions.extend(self.after.map(Condition::After));
+        conditions
+    }
 }
 
 /// Queries over stored events; all scoped to one tenant.
@@ -294,16 +339,9 @@ pub trait EventIndex: Send + Sync {
 
     fn event_by_index(&self, tenant: &TenantId, index: u64) -> Result<Option<StoredEvent>>;
 
-    /// Up to `limit` events matching `filter`, ordered by (time, index) in `order`, starting
-    /// after `after`.
-    fn search(
-        &self,
-        tenant: &TenantId,
-        filter: &Filter,
-        order: Order,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>>;
+    /// Up to `plan.limit` events matching `plan.filter`, ordered by (time, index) in
+    /// `plan.order`, starting after `plan.after`.
+    fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>>;
 }
 
 /// What an API key may do.

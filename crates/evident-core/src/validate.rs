@@ -621,8 +621,6 @@ impl Text {
     }
 }
 
-/// The enums of the schema, by their wire names.
-
 impl Checker<'_> {
     fn error(&mut self, field: impl Into<String>, rule: &'static str, message: impl Into<String>) {
         self.errors.push(FieldError::new(field, rule, message));

@@ -6,8 +6,9 @@
 
 use evident_core::engine::Engine;
 use evident_core::read::Access;
-use evident_core::store::{Filter, Order, TenantId};
+use evident_core::store::TenantId;
 use evident_wire::Micros;
+use evident_wire::filter::{Filter, Order};
 
 use crate::Result;
 use crate::eval::{Evaluator, Finding, State};

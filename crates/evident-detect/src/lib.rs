@@ -8,7 +8,6 @@
 //!   part, from which only a keyed hash of the IP address is kept).
 //! - [`eval`]: the per-tenant [`eval::Evaluator`], fed events in index order; its state is bounded
 //!   and serialisable, so it survives a restart.
-//! - [`signature`]: HMAC-SHA256 and the `Evident-Signature` header of webhook deliveries.
 //! - [`backtest`]: a fresh evaluator over a past time range; findings are answered, never recorded.
 
 pub mod backtest;
@@ -16,7 +15,6 @@ pub mod bounded;
 pub mod eval;
 pub mod observe;
 pub mod rule;
-pub mod signature;
 
 /// Everything that can go wrong here.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::signature::hmac_sha256;
+use evident_wire::signature::hmac_sha256;
 
 /// One event as rules see it.
 #[derive(Clone, Debug, Default, PartialEq)]

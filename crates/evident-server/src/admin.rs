@@ -1,29 +1,18 @@
 //! Administration: tenants and API keys. Admin keys act within their tenant; the bootstrap
 //! ("global") admin key may create tenants and keys for any tenant. Every action is recorded.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use evident_core::event::TenantPolicy;
 use evident_core::store::{ApiKeyRecord, Role, TenantId};
 
+use crate::AppState;
 use crate::audit::{self, AuditEvent};
-use crate::auth::{self, Need, Principal};
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{CreateKey, CreateTenant, KeyInfo, KeyList, NewKey, Tenant, TenantList};
-use crate::{AppState, client_ip};
-
-async fn admin(
-    state: &AppState,
-    connect: ConnectInfo<SocketAddr>,
-    headers: &HeaderMap,
-) -> ApiResult<Principal> {
-    let principal = auth::authenticate(state, headers, client_ip(connect, headers)).await?;
-    auth::require(state, &principal, Need::Admin, None).await?;
-    Ok(principal)
-}
+use crate::principal::{Need, Principal};
+use evident_wire::api::{CreateKey, CreateTenant, KeyInfo, KeyList, NewKey, Tenant, TenantList};
 
 /// An admin may act on its own tenant; only the global admin on others.
 async fn require_tenant(state: &AppState, principal: &Principal, tenant: &TenantId) -> ApiResult<()> {
@@ -57,16 +46,15 @@ fn admin_event(principal: &Principal, event_type: &'static str, target: (String,
 /// Create a tenant (global admin only).
 #[utoipa::path(post, path = "/v1/tenants", request_body = CreateTenant,
     responses((status = 201, body = Tenant), (status = 200, description = "It existed", body = Tenant),
-              (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem)),
+              (status = 400, body = evident_wire::api::Problem), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn create_tenant(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     request: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
-    let principal = admin(&state, connect, &headers).await?;
+    let principal = caller.principal;
     let request: CreateTenant = body(&request)?;
     let tenant =
         TenantId::new(&request.id).map_err(|err| ApiError::invalid_param("id", "format", err.to_string()))?;
@@ -96,14 +84,13 @@ pub async fn create_tenant(
 
 /// List tenants: all for the global admin, its own for other admins.
 #[utoipa::path(get, path = "/v1/tenants",
-    responses((status = 200, body = TenantList), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = TenantList), (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn list_tenants(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<TenantList>> {
-    let principal = admin(&state, connect, &headers).await?;
+    let principal = caller.principal;
     let tenants = state
         .engine
         .tenants()
@@ -116,17 +103,16 @@ pub async fn list_tenants(
 
 /// Create an API key; the key is in this answer only.
 #[utoipa::path(post, path = "/v1/keys", request_body = CreateKey,
-    responses((status = 201, body = NewKey), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem)),
+    responses((status = 201, body = NewKey), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem),
+              (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     request: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<NewKey>)> {
-    let principal = admin(&state, connect, &headers).await?;
+    let principal = caller.principal;
     let request: CreateKey = body(&request)?;
     let role = Role::parse(&request.role).ok_or_else(|| {
         ApiError::invalid_param(
@@ -165,14 +151,13 @@ pub async fn create_key(
 
 /// List API keys (never the keys themselves).
 #[utoipa::path(get, path = "/v1/keys",
-    responses((status = 200, body = KeyList), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = KeyList), (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn list_keys(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<KeyList>> {
-    let principal = admin(&state, connect, &headers).await?;
+    let principal = caller.principal;
     let scope = (!principal.global).then_some(&principal.tenant);
     let keys = state.engine.store().api_keys(scope)?;
     Ok(Json(KeyList { keys: keys.iter().map(key_info).collect() }))
@@ -180,16 +165,15 @@ pub async fn list_keys(
 
 /// Revoke an API key.
 #[utoipa::path(delete, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)),
-    responses((status = 200, body = KeyInfo), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = KeyInfo), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn revoke_key(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     Path(key_id): Path<String>,
 ) -> ApiResult<Json<KeyInfo>> {
-    let principal = admin(&state, connect, &headers).await?;
+    let principal = caller.principal;
     let store = state.engine.store();
     let record = store.api_key(&key_id)?.ok_or_else(|| ApiError::NotFound(format!("key {key_id}")))?;
     if !principal.global && record.tenant != principal.tenant {

@@ -12,8 +12,8 @@ use evident_core::validate::validate_event;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::principal::Principal;
 
 /// An event about the service's own use.
 #[derive(Clone, Debug, Default)]

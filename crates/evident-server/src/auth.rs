@@ -4,9 +4,13 @@
 //! revocations; only `SHA-256(secret)` is stored, compared in constant time. The key's tenant
 //! comes from the key, never from the request, so a key can only reach its own tenant's data.
 
-use std::net::IpAddr;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Deref;
 
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use evident_core::store::{ApiKeyRecord, Role, TenantId};
@@ -17,40 +21,69 @@ use subtle::ConstantTimeEq;
 use crate::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
+use crate::principal::{Need, Principal};
 
-/// Who is calling.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub key_id: String,
-    pub tenant: TenantId,
-    pub role: Role,
-    /// The bootstrap admin key: administers every tenant.
-    pub global: bool,
-    pub ip: Option<IpAddr>,
+/// What a route asks of its caller, as a type: the marker in `Caller<auth::Read>`.
+pub trait Requirement: Send + Sync + 'static {
+    const NEED: Need;
 }
 
-/// What an endpoint needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Need {
-    Append,
-    Read,
-    Admin,
+/// Producers: append events.
+pub struct Append;
+/// Readers, investigators, auditors and admins: read audit data.
+pub struct Read;
+/// Auditors, investigators and admins: work findings, run backtests.
+pub struct Review;
+/// Admins.
+pub struct Admin;
+
+impl Requirement for Append {
+    const NEED: Need = Need::Append;
+}
+impl Requirement for Read {
+    const NEED: Need = Need::Read;
+}
+impl Requirement for Review {
+    const NEED: Need = Need::Review;
+}
+impl Requirement for Admin {
+    const NEED: Need = Need::Admin;
 }
 
-impl Principal {
-    pub fn may(&self, need: Need) -> bool {
-        match need {
-            Need::Append => self.role == Role::Producer,
-            Need::Read => {
-                matches!(self.role, Role::Reader | Role::Investigator | Role::Auditor | Role::Admin)
-            }
-            Need::Admin => self.role == Role::Admin,
-        }
+/// An authenticated caller that meets `R`: the type in a handler's signature is the check. On a
+/// route with a `{tenant}` segment, the caller's key must belong to that tenant. A missing or bad
+/// key answers 401, a caller that falls short 403; both are recorded (see [`authenticate`] and
+/// [`require`]) before the handler runs.
+pub struct Caller<R> {
+    pub principal: Principal,
+    need: PhantomData<R>,
+}
+
+impl<R> Deref for Caller<R> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
     }
+}
 
-    /// The actor object of the events this caller causes.
-    pub fn actor_id(&self) -> String {
-        format!("key:{}", self.key_id)
+impl<R: Requirement> FromRequestParts<AppState> for Caller<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|connect| connect.0.ip());
+        let principal = authenticate(state, &parts.headers, ip).await?;
+        let tenant = match RawPathParams::from_request_parts(parts, state).await {
+            Ok(params) => {
+                params.iter().find(|(name, _)| *name == "tenant").map(|(_, value)| value.to_owned())
+            }
+            Err(_) => None,
+        };
+        let tenant = tenant
+            .map(|t| TenantId::new(&t).map_err(|_| ApiError::NotFound(format!("tenant {t:?}"))))
+            .transpose()?;
+        require(state, &principal, R::NEED, tenant.as_ref()).await?;
+        Ok(Caller { principal, need: PhantomData })
     }
 }
 
@@ -165,6 +198,7 @@ pub async fn require(
             match need {
                 Need::Append => "append events",
                 Need::Read => "read audit data",
+                Need::Review => "work findings",
                 Need::Admin => "administer",
             }
         )

@@ -24,8 +24,8 @@ use evident_core::store::{Store, TenantId};
 use evident_detect::eval::{Evaluator, Finding, State};
 use evident_detect::observe::Observed;
 use evident_detect::rule::{Rule, Severity, default_rules};
-use evident_detect::signature::{hmac_sha256, signature_header};
 use evident_wire::Micros;
+use evident_wire::signature::{hmac_sha256, signature_header};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 

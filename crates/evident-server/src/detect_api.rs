@@ -9,16 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use evident_core::store::{Role, TenantId};
+use evident_core::store::TenantId;
 use evident_detect::rule::{Rule, Severity};
 use evident_wire::Micros;
 use futures_util::Stream;
@@ -28,38 +27,14 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::AppState;
 use crate::audit::{self, AuditEvent};
-use crate::auth::{self, Need, Principal};
+use crate::auth::{self, Caller};
 use crate::detect::{self, FindingRecord, StatusChange, TenantDetect, Webhook};
 use crate::error::{ApiError, ApiResult};
-use crate::{AppState, client_ip};
+use crate::principal::Principal;
 
 type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
-
-async fn caller(
-    state: &AppState,
-    connect: ConnectInfo<SocketAddr>,
-    headers: &HeaderMap,
-    need: Need,
-) -> ApiResult<Principal> {
-    let principal = auth::authenticate(state, headers, client_ip(connect, headers)).await?;
-    auth::require(state, &principal, need, None).await?;
-    Ok(principal)
-}
-
-/// Auditors, investigators and admins work findings and run backtests.
-async fn reviewer(
-    state: &AppState,
-    connect: ConnectInfo<SocketAddr>,
-    headers: &HeaderMap,
-) -> ApiResult<Principal> {
-    let principal = caller(state, connect, headers, Need::Read).await?;
-    if matches!(principal.role, Role::Auditor | Role::Investigator | Role::Admin) {
-        return Ok(principal);
-    }
-    let why = format!("role {} may not work findings", principal.role.as_str());
-    Err(auth::deny(state, &principal, &principal.tenant.clone(), why).await)
-}
 
 fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
     let bytes = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
@@ -148,14 +123,13 @@ pub struct RuleList {
 
 /// List the tenant's rules.
 #[utoipa::path(get, path = "/v1/rules",
-    responses((status = 200, body = RuleList), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = RuleList), (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn list_rules(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
 ) -> ApiResult<Json<RuleList>> {
-    let principal = caller(&state, connect, &headers, Need::Read).await?;
+    let principal = caller.principal;
     let detect = tenant_detect(&state, &principal.tenant)?;
     let rules = detect.lock().expect("not poisoned").rules.clone();
     Ok(Json(RuleList { rules }))
@@ -163,29 +137,23 @@ pub async fn list_rules(
 
 /// The rule templates with their default parameters.
 #[utoipa::path(get, path = "/v1/rules/templates",
-    responses((status = 200, body = Object), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
-pub async fn templates(
-    State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    caller(&state, connect, &headers, Need::Read).await?;
+pub async fn templates(_caller: Caller<auth::Read>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"templates": evident_detect::rule::templates()})))
 }
 
 /// One rule.
 #[utoipa::path(get, path = "/v1/rules/{rule_id}", params(("rule_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn get_rule(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     Path(rule_id): Path<String>,
 ) -> ApiResult<Json<Rule>> {
-    let principal = caller(&state, connect, &headers, Need::Read).await?;
+    let principal = caller.principal;
     check_id("rule", &rule_id)?;
     let detect = tenant_detect(&state, &principal.tenant)?;
     let rule = detect.lock().expect("not poisoned").rules.iter().find(|r| r.id == rule_id).cloned();
@@ -194,17 +162,16 @@ pub async fn get_rule(
 
 /// Create a rule (admin).
 #[utoipa::path(post, path = "/v1/rules", request_body = Object,
-    responses((status = 201, body = Object), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-              (status = 409, body = crate::error::Problem)),
+    responses((status = 201, body = Object), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem),
+              (status = 409, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn create_rule(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Rule>)> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     let rule: Rule = json_body(body)?;
     rule.compile().map_err(rule_error)?;
     let tenant = principal.tenant.clone();
@@ -226,18 +193,17 @@ pub async fn create_rule(
 
 /// Replace a rule (admin). The body's `id`, if any, must be the path's.
 #[utoipa::path(put, path = "/v1/rules/{rule_id}", params(("rule_id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem),
+              (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn put_rule(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     Path(rule_id): Path<String>,
     body: Body,
 ) -> ApiResult<Json<Rule>> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     check_id("rule", &rule_id)?;
     let mut value: Value = json_body(body)?;
     let Some(object) = value.as_object_mut() else {
@@ -266,16 +232,15 @@ pub async fn put_rule(
 
 /// Delete a rule (admin).
 #[utoipa::path(delete, path = "/v1/rules/{rule_id}", params(("rule_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn delete_rule(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     Path(rule_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     check_id("rule", &rule_id)?;
     let tenant = principal.tenant.clone();
     let mut rules = tenant_detect_to_change(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
@@ -303,17 +268,16 @@ pub struct BacktestRequest {
 
 /// Run a rule over a past time range: what it would have found. Creates no findings.
 #[utoipa::path(post, path = "/v1/rules/backtest", request_body = BacktestRequest,
-    responses((status = 200, body = Object), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem),
+              (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn backtest(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Review>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let principal = reviewer(&state, connect, &headers).await?;
+    let principal = caller.principal;
     let request: BacktestRequest = json_body(body)?;
     let time = |name: &str, text: &str| {
         Micros::parse_rfc3339(text).ok_or_else(|| ApiError::invalid_param(name, "format", "must be RFC 3339"))
@@ -395,16 +359,15 @@ const STATUSES: &[&str] = &["open", "acknowledged", "resolved", "false_positive"
 
 /// List findings (filters, cursor), newest first.
 #[utoipa::path(get, path = "/v1/findings", params(FindingParams),
-    responses((status = 200, body = FindingPage), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = FindingPage), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn list_findings(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     query: Result<Query<FindingParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<FindingPage>> {
-    let principal = caller(&state, connect, &headers, Need::Read).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     if let Some(status) = &params.status
         && !STATUSES.contains(&status.as_str())
@@ -476,16 +439,15 @@ pub async fn list_findings(
 
 /// One finding with its workflow.
 #[utoipa::path(get, path = "/v1/findings/{finding_id}", params(("finding_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn get_finding(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     Path(finding_id): Path<String>,
 ) -> ApiResult<Json<FindingRecord>> {
-    let principal = caller(&state, connect, &headers, Need::Read).await?;
+    let principal = caller.principal;
     check_id("finding", &finding_id)?;
     let detect = tenant_detect(&state, &principal.tenant)?;
     let found = detect.lock().expect("not poisoned").findings.get(&finding_id).cloned();
@@ -506,18 +468,17 @@ pub struct StatusRequest {
 /// may go straight to resolved or false_positive). Recorded as `evident.finding.<status>`.
 #[utoipa::path(post, path = "/v1/findings/{finding_id}/status", params(("finding_id" = String, Path)),
     request_body = StatusRequest,
-    responses((status = 200, body = Object), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem),
+              (status = 404, body = evident_wire::api::Problem), (status = 409, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn set_status(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Review>,
     Path(finding_id): Path<String>,
     body: Body,
 ) -> ApiResult<Json<FindingRecord>> {
-    let principal = reviewer(&state, connect, &headers).await?;
+    let principal = caller.principal;
     check_id("finding", &finding_id)?;
     let request: StatusRequest = json_body(body)?;
     let event_type = match request.status.as_str() {
@@ -606,16 +567,15 @@ pub struct WebhookList {
 
 /// Register a webhook (admin). The answer holds its signing secret: the only time it is shown.
 #[utoipa::path(post, path = "/v1/webhooks", request_body = CreateWebhook,
-    responses((status = 201, body = Object), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 201, body = Object), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn create_webhook(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     let request: CreateWebhook = json_body(body)?;
     let url = reqwest::Url::parse(&request.url)
         .ok()
@@ -667,14 +627,13 @@ pub async fn create_webhook(
 
 /// List webhooks (admin).
 #[utoipa::path(get, path = "/v1/webhooks",
-    responses((status = 200, body = WebhookList), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = WebhookList), (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn list_webhooks(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<WebhookList>> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     let detect = tenant_detect(&state, &principal.tenant)?;
     let webhooks = detect.lock().expect("not poisoned").webhooks.clone();
     Ok(Json(WebhookList { webhooks }))
@@ -682,16 +641,15 @@ pub async fn list_webhooks(
 
 /// Delete a webhook (admin).
 #[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", params(("webhook_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn delete_webhook(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     Path(webhook_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     check_id("webhook", &webhook_id)?;
     let tenant = principal.tenant.clone();
     let detect = tenant_detect_to_change(&state, &tenant)?;
@@ -713,14 +671,13 @@ pub async fn delete_webhook(
 
 /// Deliveries that failed every attempt (admin).
 #[utoipa::path(get, path = "/v1/webhooks/dead-letters",
-    responses((status = 200, body = Object), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = Object), (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn dead_letters(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<Value>> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     let detect = tenant_detect(&state, &principal.tenant)?;
     let letters = detect.lock().expect("not poisoned").dead_letters.clone();
     Ok(Json(json!({"dead_letters": letters})))
@@ -729,16 +686,15 @@ pub async fn dead_letters(
 /// Deliver a dead letter again, with fresh retries (admin). It leaves the list; it comes back if
 /// every attempt fails again.
 #[utoipa::path(post, path = "/v1/webhooks/dead-letters/{delivery_id}/redeliver", params(("delivery_id" = String, Path)),
-    responses((status = 202, body = Object), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 202, body = Object), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn redeliver(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Admin>,
     Path(delivery_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let principal = caller(&state, connect, &headers, Need::Admin).await?;
+    let principal = caller.principal;
     check_id("dead letter", &delivery_id)?;
     let tenant = principal.tenant.clone();
     let detect = tenant_detect_to_change(&state, &tenant)?;
@@ -783,16 +739,15 @@ pub struct StreamParams {
 /// caller's tenant, as they are committed; keep-alive comments every 15 s. The subscription is
 /// recorded (`evident.audit.stream`).
 #[utoipa::path(get, path = "/v1/stream", params(StreamParams),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     query: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let principal = caller(&state, connect, &headers, Need::Read).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     let kind = params.kind.unwrap_or_else(|| "findings".into());
     if kind != "findings" && kind != "events" {

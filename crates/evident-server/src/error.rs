@@ -7,36 +7,17 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use evident_core::validate::FieldError;
-use serde::Serialize;
-use utoipa::ToSchema;
+use evident_wire::api::{InvalidParam, Problem};
 
-/// One failing field of a request, as problem details list them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct InvalidParam {
-    /// Dotted path of the field, e.g. `actor.id` or `targets[0].type`.
-    pub name: String,
-    /// The rule that failed, e.g. `required`, `enum`, `format`.
-    pub rule: String,
-    pub reason: String,
+/// A failing field of a producer event as problem details list it.
+pub fn invalid_param(err: &FieldError) -> InvalidParam {
+    InvalidParam { name: err.field.clone(), rule: err.rule.to_owned(), reason: err.message.clone() }
 }
 
-impl From<&FieldError> for InvalidParam {
-    fn from(err: &FieldError) -> InvalidParam {
-        InvalidParam { name: err.field.clone(), rule: err.rule.to_owned(), reason: err.message.clone() }
+impl From<evident_wire::filter::Invalid> for ApiError {
+    fn from(invalid: evident_wire::filter::Invalid) -> ApiError {
+        ApiError::BadRequest { detail: invalid.reason.clone(), params: vec![InvalidParam::from(invalid)] }
     }
-}
-
-/// An RFC 9457 problem details body.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub problem_type: String,
-    pub title: String,
-    pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
-    pub invalid_params: Vec<InvalidParam>,
 }
 
 /// Everything a handler can fail with.

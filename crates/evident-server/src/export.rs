@@ -1,39 +1,34 @@
 //! `GET /v1/export`: the events matching a query, as of one checkpoint, as an `evident-export/v1`
 //! NDJSON stream (header, one line per event with its entry and inclusion proof, and a trailer with
-//! a manifest signed by the log's key). The format is described in `evident_client::bundle`. The
+//! a manifest signed by the log's key). The format is `evident_wire::export`. The
 //! export is recorded (`evident.audit.export`) before the first byte is sent; a stream cut short
 //! lacks its signed trailer and so never verifies.
 
-use std::net::SocketAddr;
-
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use evident_core::read::{ExportDigest, export_manifest_text};
-use serde_json::{Value, json};
+use evident_wire::export::{EventLine, ExportDigest, Header, manifest_text, trailer_line};
 
 use crate::AppState;
 use crate::audit;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::query::{access, blocking, describe, filter_fields, filter_from, read_event, reader};
-use crate::wire::SearchParams;
+use crate::query::{access, blocking, describe, read_event};
+use evident_wire::api::SearchParams;
 
 /// Export the events matching a query as a bundle that verifies offline.
 #[utoipa::path(get, path = "/v1/export", params(SearchParams),
     responses((status = 200, content_type = "application/x-ndjson", body = String),
-              (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+              (status = 400, body = evident_wire::api::Problem), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn export(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     query: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let principal = reader(&state, connect, &headers, None).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     for (name, given) in [
         ("order", params.order.is_some()),
@@ -48,7 +43,7 @@ pub async fn export(
             ));
         }
     }
-    let filter = filter_from(&params)?;
+    let filter = params.filter()?;
     let access = access(&state, &principal, &params.purpose).await?;
     let engine = state.engine.clone();
     let tenant = principal.tenant.clone();
@@ -68,26 +63,26 @@ pub async fn export(
     audit::record(&state, &principal.tenant, event).await?;
 
     // The query as the manifest states it: normalised values, only those given.
-    let query = Value::Object(
-        filter_fields(&filter).into_iter().map(|(name, value)| (name.to_owned(), json!(value))).collect(),
-    );
+    let query = filter.to_json();
 
     let origin = state.engine.origin(&principal.tenant);
     let vkey = state.engine.verifier(&principal.tenant)?.to_vkey();
-    let header_line = json!({
-        "format": "evident-export/v1", "origin": origin, "tree_size": head.size.0,
-        "checkpoint": head.checkpoint, "vkey": vkey, "query": query,
-    });
+    let header = Header {
+        origin: origin.clone(),
+        tree_size: head.size.0,
+        checkpoint: head.checkpoint.clone(),
+        vkey,
+        query: query.as_object().cloned().unwrap_or_default(),
+    };
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(16);
     let engine = state.engine.clone();
     let tenant = principal.tenant.clone();
     tokio::task::spawn_blocking(move || {
-        let line = |value: Value| {
-            let mut bytes = serde_json::to_vec(&value).expect("JSON serialises");
+        let line = |mut bytes: Vec<u8>| {
             bytes.push(b'\n');
             Bytes::from(bytes)
         };
-        if sender.blocking_send(line(header_line)).is_err() {
+        if sender.blocking_send(line(header.to_line())).is_err() {
             return;
         }
         let mut digest = ExportDigest::default();
@@ -103,16 +98,16 @@ pub async fn export(
             };
             for item in items {
                 digest.add(item.index, &item.entry);
-                let mut value = json!({
-                    "index": item.index, "event_id": item.event_id.to_string(),
-                    "entry": BASE64.encode(&item.entry),
-                    "proof": item.proof.iter().map(evident_tlog::Hash::to_base64).collect::<Vec<_>>(),
-                    "event": item.event,
-                });
-                if let Some((salt, part)) = item.personal {
-                    value["personal"] = json!({"salt": BASE64.encode(salt), "part": part});
-                }
-                if sender.blocking_send(line(value)).is_err() {
+                let event_line = EventLine {
+                    line: 0,
+                    index: item.index,
+                    event_id: item.event_id.to_string(),
+                    entry: item.entry,
+                    proof: item.proof,
+                    event: item.event,
+                    personal: item.personal,
+                };
+                if sender.blocking_send(line(event_line.to_line())).is_err() {
                     return; // the client went away
                 }
             }
@@ -122,10 +117,10 @@ pub async fn export(
             }
         }
         let count = digest.count();
-        let text = export_manifest_text(&origin, head.size, count, &digest.finish(), &query);
+        let text = manifest_text(&origin, head.size, count, &digest.finish(), &query);
         match engine.sign_export_manifest(&tenant, &text) {
             Ok(manifest) => {
-                let _ = sender.blocking_send(line(json!({ "manifest": manifest })));
+                let _ = sender.blocking_send(line(trailer_line(&manifest)));
             }
             Err(err) => tracing::error!(error = %err, "cannot sign the export manifest"),
         }

@@ -3,21 +3,21 @@
 //! every failing field and rule, conflicts with the event they collide with.
 
 use std::io::Read as _;
-use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use evident_core::engine::Outcome;
 use evident_core::validate::{self, MAX_EVENT_BYTES, Validated};
 use serde_json::Value;
 
-use crate::auth::{self, Need};
-use crate::error::{ApiError, ApiResult, InvalidParam};
-use crate::wire::{IngestResponse, ItemResult};
-use crate::{AppState, client_ip};
+use crate::AppState;
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ApiResult};
+use evident_wire::api::{IngestResponse, ItemResult};
+use evident_wire::api::{InvalidParam, ItemStatus};
 
 /// Append audit events.
 #[utoipa::path(
@@ -31,24 +31,23 @@ use crate::{AppState, client_ip};
     responses(
         (status = 200, description = "Every event stored (or already stored with the same content)", body = IngestResponse),
         (status = 207, description = "Some events were not stored; see each item", body = IngestResponse),
-        (status = 400, description = "The (single) event or the body is invalid", body = crate::error::Problem),
-        (status = 401, description = "No valid API key", body = crate::error::Problem),
-        (status = 403, description = "The key may not append", body = crate::error::Problem),
-        (status = 409, description = "The (single) event conflicts with a stored one", body = crate::error::Problem),
-        (status = 413, description = "Body, batch or event too large", body = crate::error::Problem),
-        (status = 415, description = "Unsupported content type or encoding", body = crate::error::Problem),
-        (status = 503, description = "Overloaded or unavailable; retry after `Retry-After`", body = crate::error::Problem),
+        (status = 400, description = "The (single) event or the body is invalid", body = evident_wire::api::Problem),
+        (status = 401, description = "No valid API key", body = evident_wire::api::Problem),
+        (status = 403, description = "The key may not append", body = evident_wire::api::Problem),
+        (status = 409, description = "The (single) event conflicts with a stored one", body = evident_wire::api::Problem),
+        (status = 413, description = "Body, batch or event too large", body = evident_wire::api::Problem),
+        (status = 415, description = "Unsupported content type or encoding", body = evident_wire::api::Problem),
+        (status = 503, description = "Overloaded or unavailable; retry after `Retry-After`", body = evident_wire::api::Problem),
     ),
     security(("bearer" = []))
 )]
 pub async fn post_events(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
+    caller: Caller<auth::Append>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let principal = auth::authenticate(&state, &headers, client_ip(connect, &headers)).await?;
-    auth::require(&state, &principal, Need::Append, None).await?;
+    let principal = caller.principal;
     let limit = state.config.max_body_bytes;
     let raw = axum::body::to_bytes(body, limit)
         .await
@@ -78,7 +77,9 @@ pub async fn post_events(
                 valid.push(validated);
                 results.push(None);
             }
-            Err(errors) => results.push(Some(rejected(errors.iter().map(InvalidParam::from).collect()))),
+            Err(errors) => {
+                results.push(Some(rejected(errors.iter().map(crate::error::invalid_param).collect())))
+            }
         }
     }
     if !valid.is_empty() {
@@ -92,7 +93,7 @@ pub async fn post_events(
     if single {
         let item = &receipts[0];
         match item.status {
-            "rejected" => {
+            ItemStatus::Rejected => {
                 let too_large =
                     item.errors.iter().any(|e| e.rule == validate::rule::SIZE && e.name.is_empty());
                 if too_large {
@@ -105,7 +106,7 @@ pub async fn post_events(
                     params: item.errors.clone(),
                 });
             }
-            "conflict" => {
+            ItemStatus::Conflict => {
                 return Err(ApiError::Conflict(
                     item.errors.first().map(|e| e.reason.clone()).unwrap_or_default(),
                 ));
@@ -113,14 +114,14 @@ pub async fn post_events(
             _ => {}
         }
     }
-    let all_ok = receipts.iter().all(|r| r.status == "stored" || r.status == "duplicate");
+    let all_ok = receipts.iter().all(|r| matches!(r.status, ItemStatus::Stored | ItemStatus::Duplicate));
     let status = if all_ok { StatusCode::OK } else { StatusCode::MULTI_STATUS };
     Ok((status, Json(IngestResponse { receipts })).into_response())
 }
 
 fn rejected(errors: Vec<InvalidParam>) -> ItemResult {
     ItemResult {
-        status: "rejected",
+        status: ItemStatus::Rejected,
         event_id: None,
         index: None,
         tree_size: None,
@@ -132,10 +133,10 @@ fn rejected(errors: Vec<InvalidParam>) -> ItemResult {
 
 fn item_result(outcome: Outcome) -> ItemResult {
     match outcome {
-        Outcome::Stored(receipt) => receipt_result("stored", receipt),
-        Outcome::Duplicate(receipt) => receipt_result("duplicate", receipt),
+        Outcome::Stored(receipt) => receipt_result(ItemStatus::Stored, receipt),
+        Outcome::Duplicate(receipt) => receipt_result(ItemStatus::Duplicate, receipt),
         Outcome::Conflict { existing_event_id, existing_index } => ItemResult {
-            status: "conflict",
+            status: ItemStatus::Conflict,
             event_id: Some(existing_event_id.to_string()),
             index: Some(existing_index),
             errors: vec![InvalidParam {
@@ -154,7 +155,7 @@ fn item_result(outcome: Outcome) -> ItemResult {
     }
 }
 
-fn receipt_result(status: &'static str, receipt: evident_core::engine::Receipt) -> ItemResult {
+fn receipt_result(status: ItemStatus, receipt: evident_core::engine::Receipt) -> ItemResult {
     ItemResult {
         status,
         event_id: Some(receipt.event_id.to_string()),
@@ -240,7 +241,7 @@ fn split_items(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Result<Value, 
     }
     let value = validate::parse_json(body).map_err(|err| ApiError::BadRequest {
         detail: err.message.clone(),
-        params: vec![InvalidParam::from(&err)],
+        params: vec![crate::error::invalid_param(&err)],
     })?;
     match value {
         Value::Array(items) => Ok(items

@@ -5,27 +5,27 @@
 //! log does not make it grow by following it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use evident_core::read::{Access, EventRef, PersonalState};
-use evident_core::store::{Filter, Order, Role, TenantId};
+use evident_core::store::Role;
 use evident_tlog::TilePath;
 use evident_wire::Micros;
-use evident_wire::names::{Action, Outcome as EventOutcome};
+use evident_wire::filter::{Filter, Order};
 use serde_json::Value;
 
+use crate::AppState;
 use crate::audit::{self, AuditEvent};
-use crate::auth::{self, Need, Principal};
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{
+use crate::principal::Principal;
+use evident_wire::api::{
     ConsistencyParams, ConsistencyProof, EventPage, EventView, FieldChange, History, HistoryParams,
-    PageParams, SearchParams, Version,
+    PageParams, Personal, SearchParams, Version,
 };
-use crate::{AppState, client_ip};
 
 /// Runs blocking engine work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -35,20 +35,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|err| ApiError::Internal(format!("task failed: {err}")))?
         .map_err(ApiError::from)
-}
-
-pub(crate) async fn reader(
-    state: &AppState,
-    connect: ConnectInfo<SocketAddr>,
-    headers: &HeaderMap,
-    tenant: Option<&str>,
-) -> ApiResult<Principal> {
-    let principal = auth::authenticate(state, headers, client_ip(connect, headers)).await?;
-    let tenant = tenant
-        .map(|t| TenantId::new(t).map_err(|_| ApiError::NotFound(format!("tenant {t:?}"))))
-        .transpose()?;
-    auth::require(state, &principal, Need::Read, tenant.as_ref()).await?;
-    Ok(principal)
 }
 
 /// Personal data only for investigators who state a purpose; others asking for it are refused.
@@ -76,16 +62,6 @@ pub(crate) async fn access(
     Ok(Access::Personal)
 }
 
-fn order(text: &Option<String>) -> ApiResult<Order> {
-    match text.as_deref() {
-        None | Some("newest") => Ok(Order::NewestFirst),
-        Some("oldest") => Ok(Order::OldestFirst),
-        Some(other) => {
-            Err(ApiError::invalid_param("order", "enum", format!("{other:?} is not newest or oldest")))
-        }
-    }
-}
-
 fn limit(limit: Option<usize>) -> ApiResult<usize> {
     match limit {
         None => Ok(50),
@@ -103,93 +79,15 @@ fn time(name: &str, text: &Option<String>) -> ApiResult<Option<Micros>> {
         .transpose()
 }
 
-/// A caller-given identifier (a filter value or a path segment) as events hold them: 1 to `max`
-/// characters without control characters. Anything else could match no event; it is refused by
-/// name rather than answered with nothing.
-fn identifier(name: &str, value: &str, max: usize) -> ApiResult<()> {
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_param(
-            name,
-            "format",
-            format!("{name} must not contain control characters"),
-        ));
-    }
-    let chars = value.chars().count();
-    if chars == 0 || chars > max {
-        return Err(ApiError::invalid_param(name, "length", format!("{name} must be 1 to {max} characters")));
-    }
-    Ok(())
-}
-
-/// One of an enum's wire names.
-fn choice(name: &str, value: &str, names: &[&str]) -> ApiResult<()> {
-    if names.contains(&value) {
-        return Ok(());
-    }
-    Err(ApiError::invalid_param(name, "enum", format!("{name} must be one of: {}", names.join(", "))))
-}
-
-/// The filter a search or an export asks for, every value checked.
-pub(crate) fn filter_from(params: &SearchParams) -> ApiResult<Filter> {
-    check_filters(params)?;
-    let target = match (&params.target_type, &params.target_id) {
-        (Some(t), Some(i)) => Some((t.clone(), i.clone())),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::invalid_param(
-                "target_type",
-                "conditional",
-                "target_type and target_id go together",
-            ));
-        }
-    };
-    Ok(Filter {
-        from: time("from", &params.from)?,
-        to: time("to", &params.to)?,
-        actor: params.actor.clone(),
-        subject: params.subject.clone(),
-        target,
-        event_type: params.event_type.clone(),
-        action: params.action.clone(),
-        outcome: params.outcome.clone(),
-        source: params.source.clone(),
-    })
-}
-
-fn check_filters(params: &SearchParams) -> ApiResult<()> {
-    let identifiers = [
-        ("actor", &params.actor, 256),
-        ("subject", &params.subject, 256),
-        ("target_type", &params.target_type, 128),
-        ("target_id", &params.target_id, 256),
-        ("type", &params.event_type, 128),
-        ("source", &params.source, 512),
-    ];
-    for (name, value, max) in identifiers {
-        if let Some(value) = value {
-            identifier(name, value, max)?;
-        }
-    }
-    if let Some(action) = &params.action {
-        let names: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-        choice("action", action, &names)?;
-    }
-    if let Some(outcome) = &params.outcome {
-        let names: Vec<&str> = EventOutcome::ALL.iter().map(|o| o.as_str()).collect();
-        choice("outcome", outcome, &names)?;
-    }
-    Ok(())
-}
-
 fn view(view: evident_core::read::EventView) -> EventView {
     EventView {
         index: view.index,
         event_id: view.event_id.to_string(),
         personal: match view.personal {
-            PersonalState::None => "none",
-            PersonalState::Withheld => "withheld",
-            PersonalState::Included => "included",
-            PersonalState::Erased => "erased",
+            PersonalState::None => Personal::None,
+            PersonalState::Withheld => Personal::Withheld,
+            PersonalState::Included => Personal::Included,
+            PersonalState::Erased => Personal::Erased,
         },
         event: view.event,
     }
@@ -215,20 +113,19 @@ pub(crate) fn read_event(
 
 /// Search events.
 #[utoipa::path(get, path = "/v1/events", params(SearchParams),
-    responses((status = 200, body = EventPage), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = EventPage), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn search(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     query: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<EventPage>> {
-    let principal = reader(&state, connect, &headers, None).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    let filter = filter_from(&params)?;
+    let filter = params.filter()?;
     let access = access(&state, &principal, &params.purpose).await?;
-    let (order, limit) = (order(&params.order)?, limit(params.limit)?);
+    let (order, limit) = (Order::parse(params.order.as_deref())?, limit(params.limit)?);
     let (engine, tenant, cursor) = (state.engine.clone(), principal.tenant.clone(), params.cursor.clone());
     let filter_for_query = filter.clone();
     let page =
@@ -248,30 +145,15 @@ pub async fn search(
     Ok(Json(EventPage { events: page.items.into_iter().map(view).collect(), next_cursor: page.next_cursor }))
 }
 
-/// The filters that were given, by their query-parameter names, with normalised values: what
-/// a search's audit record and an export's signed manifest state.
-pub(crate) fn filter_fields(filter: &Filter) -> Vec<(&'static str, String)> {
-    let target = filter.target.as_ref();
-    [
-        ("from", filter.from.map(Micros::to_rfc3339)),
-        ("to", filter.to.map(Micros::to_rfc3339)),
-        ("actor", filter.actor.clone()),
-        ("subject", filter.subject.clone()),
-        ("target_type", target.map(|t| t.0.clone())),
-        ("target_id", target.map(|t| t.1.clone())),
-        ("type", filter.event_type.clone()),
-        ("action", filter.action.clone()),
-        ("outcome", filter.outcome.clone()),
-        ("source", filter.source.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| value.map(|value| (name, value)))
-    .collect()
-}
-
 /// The metadata of a search's or an export's audit record: `filter.<name>` per given filter.
 pub(crate) fn describe(filter: &Filter) -> BTreeMap<String, String> {
-    filter_fields(filter).into_iter().map(|(name, value)| (format!("filter.{name}"), value)).collect()
+    filter.pairs().into_iter().map(|(name, value)| (format!("filter.{name}"), value)).collect()
+}
+
+/// A path segment that names an identifier events hold (refused by name if none could).
+fn identifier(name: &str, value: &str, max: usize) -> ApiResult<()> {
+    evident_wire::filter::identifier(name, value, max)?;
+    Ok(())
 }
 
 fn event_ref(text: &str) -> ApiResult<EventRef> {
@@ -284,18 +166,17 @@ fn event_ref(text: &str) -> ApiResult<EventRef> {
 #[utoipa::path(get, path = "/v1/events/{event_id}",
     params(("event_id" = String, Path, description = "The event id (UUIDv7) the service assigned"),
            ("purpose" = Option<String>, Query, description = "Investigators: why personal data is needed")),
-    responses((status = 200, body = EventView), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-              (status = 404, body = crate::error::Problem)),
+    responses((status = 200, body = EventView), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem),
+              (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn get_event(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     Path(event_id): Path<String>,
     query: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<EventView>> {
-    let principal = reader(&state, connect, &headers, None).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     let access = access(&state, &principal, &params.purpose).await?;
     let which = event_ref(&event_id)?;
@@ -322,16 +203,15 @@ pub async fn get_event(
 /// values): what a receipt's inclusion proof is checked against.
 #[utoipa::path(get, path = "/v1/events/{event_id}/entry",
     params(("event_id" = String, Path, description = "The event id (UUIDv7) the service assigned")),
-    responses((status = 200, content_type = "application/json", body = Object), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, content_type = "application/json", body = Object), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn get_entry(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     Path(event_id): Path<String>,
 ) -> ApiResult<Response> {
-    let principal = reader(&state, connect, &headers, None).await?;
+    let principal = caller.principal;
     let which = event_ref(&event_id)?;
     let (engine, tenant) = (state.engine.clone(), principal.tenant.clone());
     let found = blocking(move || engine.event(&tenant, which, Access::Skeleton)).await?;
@@ -350,16 +230,15 @@ pub async fn get_entry(
 /// The `c2sp.org/tlog-proof@v1` receipt of an event at the latest checkpoint.
 #[utoipa::path(get, path = "/v1/events/{event_id}/proof",
     params(("event_id" = String, Path, description = "The event id (UUIDv7) the service assigned")),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn get_proof(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     Path(event_id): Path<String>,
 ) -> ApiResult<Response> {
-    let principal = reader(&state, connect, &headers, None).await?;
+    let principal = caller.principal;
     let which = event_ref(&event_id)?;
     let (engine, tenant) = (state.engine.clone(), principal.tenant.clone());
     let proof = blocking(move || engine.receipt(&tenant, which)).await?;
@@ -381,21 +260,20 @@ fn text(body: String) -> Response {
 /// Everything that concerns one data subject (customer).
 #[utoipa::path(get, path = "/v1/subjects/{subject}/timeline",
     params(("subject" = String, Path), PageParams),
-    responses((status = 200, body = EventPage), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = EventPage), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn timeline(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     Path(subject): Path<String>,
     query: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<EventPage>> {
-    let principal = reader(&state, connect, &headers, None).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     identifier("subject", &subject, 256)?;
     let access = access(&state, &principal, &params.purpose).await?;
-    let (order, limit) = (order(&params.order)?, limit(params.limit)?);
+    let (order, limit) = (Order::parse(params.order.as_deref())?, limit(params.limit)?);
     let (engine, tenant, cursor, who) =
         (state.engine.clone(), principal.tenant.clone(), params.cursor.clone(), subject.clone());
     let page =
@@ -416,17 +294,16 @@ pub async fn timeline(
 /// and `to`, the diff between two versions.
 #[utoipa::path(get, path = "/v1/records/{record_type}/{record_id}/history",
     params(("record_type" = String, Path), ("record_id" = String, Path), HistoryParams),
-    responses((status = 200, body = History), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = History), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller<auth::Read>,
     Path((record_type, record_id)): Path<(String, String)>,
     query: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<History>> {
-    let principal = reader(&state, connect, &headers, None).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     identifier("record_type", &record_type, 128)?;
     identifier("record_id", &record_id, 256)?;
@@ -479,16 +356,11 @@ pub async fn history(
 
 /// The latest signed checkpoint of a tenant's log (C2SP tlog-checkpoint).
 #[utoipa::path(get, path = "/v1/logs/{tenant}/checkpoint", params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default")),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
-pub async fn checkpoint(
-    State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(tenant): Path<String>,
-) -> ApiResult<Response> {
-    let principal = reader(&state, connect, &headers, Some(&tenant)).await?;
+pub async fn checkpoint(State(state): State<AppState>, caller: Caller<auth::Read>) -> ApiResult<Response> {
+    let principal = caller.principal;
     let engine = state.engine.clone();
     let head = blocking(move || engine.checkpoint(&principal.tenant)).await?;
     let (_, note) = head.ok_or_else(|| ApiError::NotFound("the log is empty".into()))?;
@@ -499,17 +371,15 @@ pub async fn checkpoint(
 
 /// A consistency proof between two sizes of a tenant's log.
 #[utoipa::path(get, path = "/v1/logs/{tenant}/consistency", params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default"), ConsistencyParams),
-    responses((status = 200, body = ConsistencyProof), (status = 400, body = crate::error::Problem),
-              (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 200, body = ConsistencyProof), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn consistency(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(tenant): Path<String>,
+    caller: Caller<auth::Read>,
     query: Result<Query<ConsistencyParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<ConsistencyProof>> {
-    let principal = reader(&state, connect, &headers, Some(&tenant)).await?;
+    let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
     let engine = state.engine.clone();
     let (from, to) = (params.from, params.to);
@@ -519,16 +389,11 @@ pub async fn consistency(
 
 /// The keys that verify a tenant's checkpoints, one vkey per line.
 #[utoipa::path(get, path = "/v1/logs/{tenant}/vkeys", params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default")),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
-pub async fn vkeys(
-    State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(tenant): Path<String>,
-) -> ApiResult<Response> {
-    let principal = reader(&state, connect, &headers, Some(&tenant)).await?;
+pub async fn vkeys(State(state): State<AppState>, caller: Caller<auth::Read>) -> ApiResult<Response> {
+    let principal = caller.principal;
     // The current key first, then retired ones (checkpoints signed before a rotation).
     let vkeys: String =
         state.engine.verifiers(&principal.tenant)?.iter().map(|v| format!("{}\n", v.to_vkey())).collect();
@@ -539,16 +404,15 @@ pub async fn vkeys(
 #[utoipa::path(get, path = "/v1/logs/{tenant}/tile/{path}",
     params(("tenant" = String, Path, description = "The tenant id; a key reads its own tenant only", example = "default"), ("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`", example = "0/000.p/1")),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-              (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
-              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+              (status = 400, body = evident_wire::api::Problem), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn tile(
     State(state): State<AppState>,
-    connect: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((tenant, path)): Path<(String, String)>,
+    caller: Caller<auth::Read>,
+    Path((_tenant, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let principal = reader(&state, connect, &headers, Some(&tenant)).await?;
+    let principal = caller.principal;
     let parsed = TilePath::parse(&format!("tile/{path}"))
         .map_err(|err| ApiError::invalid_param("path", "format", err.to_string()))?;
     let engine = state.engine.clone();

@@ -8,8 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolError, Transaction};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Commit, Existing, Filter, Lease, LogHead, Order, Position, Role, ScannedEntry, StoredEvent,
-    TenantId, tile_prefix,
+    ApiKeyRecord, Commit, Existing, Lease, LogHead, Role, ScannedEntry, StoredEvent, TenantId, tile_prefix,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -18,7 +17,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use crate::search::{EVENT_COLUMNS, search_sql};
+use crate::search::{EVENT_COLUMNS, Param};
 
 /// A pooled connection.
 pub(crate) type Client = deadpool_postgres::Client;
@@ -743,18 +742,19 @@ impl Db {
         Ok(row.as_ref().map(stored_event))
     }
 
+    /// Runs a search rendered by [`search_sql`] (whose `$1` is the tenant's id).
     pub(crate) async fn search(
         &self,
         tenant: &TenantId,
-        filter: &Filter,
-        order: Order,
-        after: Option<Position>,
-        limit: usize,
+        sql: &str,
+        params: Vec<Param>,
     ) -> Result<Vec<StoredEvent>> {
         let client = self.client().await?;
         let tid = self.tid(&client, tenant).await?;
-        let (sql, params) = search_sql(tid, filter, order, after, limit);
-        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&tid as &(dyn ToSql + Sync))
+            .chain(params.iter().map(|p| &**p as &(dyn ToSql + Sync)))
+            .collect();
+        let sql = sql.to_owned();
         let rows = query(&client, &sql, &params).await?;
         Ok(rows.iter().map(stored_event).collect())
     }

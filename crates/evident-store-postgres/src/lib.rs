@@ -70,8 +70,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Cluster, Commit, EventIndex, Existing, Filter, KeyStore, Lease, LogHead, LogStore, Order,
-    Position, ScannedEntry, StoredEvent, TenantId,
+    ApiKeyRecord, Cluster, Commit, EventIndex, Existing, KeyStore, Lease, LogHead, LogStore, ScannedEntry,
+    SearchPlan, StoredEvent, TenantId,
 };
 use evident_core::{Error, Result};
 use evident_tlog::TileId;
@@ -346,16 +346,10 @@ impl EventIndex for PgStore {
         self.run(move |db| async move { db.event_by_index(&tenant, index).await })
     }
 
-    fn search(
-        &self,
-        tenant: &TenantId,
-        filter: &Filter,
-        order: Order,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>> {
-        let (tenant, filter) = (tenant.clone(), filter.clone());
-        self.run(move |db| async move { db.search(&tenant, &filter, order, after, limit).await })
+    fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
+        let (sql, params) = search::search_sql(plan);
+        let tenant = tenant.clone();
+        self.run(move |db| async move { db.search(&tenant, &sql, params).await })
     }
 }
 

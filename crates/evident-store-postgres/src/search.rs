@@ -1,7 +1,7 @@
 //! The SQL of a search: the given filters, ordered by (time, index) in either direction, after
 //! a position.
 
-use evident_core::store::{Filter, Order, Position};
+use evident_core::store::{Column, Condition, SearchPlan};
 use tokio_postgres::types::ToSql;
 
 /// Columns of a [`evident_core::store::StoredEvent`], in the order `db::stored_event` reads them.
@@ -10,25 +10,16 @@ pub(crate) const EVENT_COLUMNS: &str = "e.idx, e.event_id, e.time, e.entry, e.se
 /// A parameter of a search.
 pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
-/// Builds the SQL of a search and its parameters. With a target filter the walk goes through
-/// `event_targets` (ordered by time there); otherwise through the index of a given column.
-pub(crate) fn search_sql(
-    tid: i64,
-    filter: &Filter,
-    order: Order,
-    after: Option<Position>,
-    limit: usize,
-) -> (String, Vec<Param>) {
-    let mut params: Vec<Param> = vec![Box::new(tid)];
+/// Builds the SQL of a search and its parameters after the first: `$1` is the tenant's id, which
+/// the caller looks up and puts first. With a target filter the walk goes through `event_targets`
+/// (ordered by time there); otherwise through the index of a given column.
+pub(crate) fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
+    let mut params: Vec<Param> = Vec::new();
     let mut conditions = vec!["e.tid = $1".to_owned()];
-    let (from, time_column, index_column) = if let Some((target_type, target_id)) = &filter.target {
-        params.push(Box::new(target_type.clone()));
-        params.push(Box::new(target_id.clone()));
-        conditions.push(format!(
-            "t.tid = $1 AND t.type = ${} AND t.id = ${}",
-            params.len() - 1,
-            params.len()
-        ));
+    let (from, time_column, index_column) = if let Some((target_type, target_id)) = plan.target() {
+        params.push(Box::new(target_type.to_owned()));
+        params.push(Box::new(target_id.to_owned()));
+        conditions.push("t.tid = $1 AND t.type = $2 AND t.id = $3".to_owned());
         (
             "event_targets t JOIN events e ON e.tid = t.tid AND e.idx = t.idx AND e.recorded_at = t.recorded_at",
             "t.time",
@@ -37,45 +28,47 @@ pub(crate) fn search_sql(
     } else {
         ("events e", "e.time", "e.idx")
     };
-    let mut equal = |column: &str, value: &Option<String>| {
-        if let Some(value) = value {
-            params.push(Box::new(value.clone()));
-            conditions.push(format!("{column} = ${}", params.len()));
-        }
-    };
-    equal("e.actor", &filter.actor);
-    equal("e.subject", &filter.subject);
-    equal("e.type", &filter.event_type);
-    equal("e.action", &filter.action);
-    equal("e.outcome", &filter.outcome);
-    equal("e.source", &filter.source);
-    if let Some(from) = filter.from {
-        params.push(Box::new(from.0));
-        conditions.push(format!("{time_column} >= ${}", params.len()));
+    let (direction, comparison) = if plan.descending() { ("DESC", "<") } else { ("ASC", ">") };
+    for condition in plan.conditions() {
+        let n = params.len() + 2;
+        conditions.push(match condition {
+            Condition::Equals(column, value) => {
+                params.push(Box::new(value.to_owned()));
+                format!("{} = ${n}", column_name(column))
+            }
+            Condition::TimeAtLeast(time) => {
+                params.push(Box::new(time.0));
+                format!("{time_column} >= ${n}")
+            }
+            Condition::TimeBefore(time) => {
+                params.push(Box::new(time.0));
+                format!("{time_column} < ${n}")
+            }
+            Condition::After(position) => {
+                params.push(Box::new(position.time.0));
+                params.push(Box::new(i64::try_from(position.index).unwrap_or(i64::MAX)));
+                format!("({time_column}, {index_column}) {comparison} (${n}, ${})", n + 1)
+            }
+        });
     }
-    if let Some(to) = filter.to {
-        params.push(Box::new(to.0));
-        conditions.push(format!("{time_column} < ${}", params.len()));
-    }
-    let (direction, comparison) = match order {
-        Order::NewestFirst => ("DESC", "<"),
-        Order::OldestFirst => ("ASC", ">"),
-    };
-    if let Some(after) = after {
-        params.push(Box::new(after.time.0));
-        params.push(Box::new(i64::try_from(after.index).unwrap_or(i64::MAX)));
-        conditions.push(format!(
-            "({time_column}, {index_column}) {comparison} (${}, ${})",
-            params.len() - 1,
-            params.len()
-        ));
-    }
-    params.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+    params.push(Box::new(i64::try_from(plan.limit).unwrap_or(i64::MAX)));
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM {from} WHERE {} \
          ORDER BY {time_column} {direction}, {index_column} {direction} LIMIT ${}",
         conditions.join(" AND "),
-        params.len()
+        params.len() + 1
     );
     (sql, params)
+}
+
+/// The `events` column an equality condition compares.
+fn column_name(column: Column) -> &'static str {
+    match column {
+        Column::Actor => "e.actor",
+        Column::Subject => "e.subject",
+        Column::EventType => "e.type",
+        Column::Action => "e.action",
+        Column::Outcome => "e.outcome",
+        Column::Source => "e.source",
+    }
 }

@@ -10,12 +10,13 @@ use common::TestSchema;
 use evident_core::Error;
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    Cluster, Commit, EventIndex, Fence, Filter, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, Order,
-    Position, TenantId,
+    Cluster, Commit, EventIndex, Fence, KeyStore, LogCommit, LogStore, NewDataKey, NewEntry, Position,
+    SearchPlan, TenantId,
 };
 use evident_store_postgres::{PgOptions, PgStore};
 use evident_tlog::TreeSize;
 use evident_wire::Micros;
+use evident_wire::filter::{Filter, Order};
 
 const TTL: Duration = Duration::from_millis(300);
 
@@ -476,7 +477,12 @@ fn search_orders_by_event_time_across_partitions() {
     };
     store.commit(&commit).unwrap();
     let search = |filter: &Filter, order: Order, after: Option<Position>| -> Vec<u64> {
-        store.search(&acme, filter, order, after, 10).unwrap().iter().map(|e| e.index).collect()
+        store
+            .search(&acme, &SearchPlan { filter, order, after, limit: 10 })
+            .unwrap()
+            .iter()
+            .map(|e| e.index)
+            .collect()
     };
     let by_target = Filter { target: Some(("customer".into(), "cust".into())), ..Filter::default() };
     for filter in [Filter::default(), by_target] {

@@ -9,8 +9,8 @@ use std::sync::{Mutex, RwLock};
 
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Commit, EventIndex, Existing, Filter, KeyStore, LogHead, LogStore, Order, Position, Role,
-    ScannedEntry, StoredEvent, TenantId, tile_prefix,
+    ApiKeyRecord, Column, Commit, Condition, EventIndex, Existing, KeyStore, LogHead, LogStore, Role,
+    ScannedEntry, SearchPlan, StoredEvent, TenantId, tile_prefix,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -494,16 +494,9 @@ impl EventIndex for SqliteStore {
         })
     }
 
-    fn search(
-        &self,
-        tenant: &TenantId,
-        filter: &Filter,
-        order: Order,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Vec<StoredEvent>> {
+    fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
         let tid = self.tid(tenant)?;
-        let (sql, values) = search_sql(tid, filter, order, after, limit);
+        let (sql, values) = search_sql(tid, plan);
         self.read(|c| {
             let mut statement = c.prepare_cached(&sql)?;
             let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
@@ -633,66 +626,56 @@ fn key_record(
 
 /// Builds the SQL of a search. With a target filter the walk goes through `event_targets`
 /// (ordered by time there); otherwise through the index of the most selective given column.
-fn search_sql(
-    tid: i64,
-    filter: &Filter,
-    order: Order,
-    after: Option<Position>,
-    limit: usize,
-) -> (String, Vec<rusqlite::types::Value>) {
+fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
     let mut values: Vec<V> = vec![V::Integer(tid)];
     let mut conditions = vec!["e.tid = ?1".to_owned()];
-    let (from, time_column, rid_column) = if let Some((target_type, target_id)) = &filter.target {
-        values.push(V::Text(target_type.clone()));
-        values.push(V::Text(target_id.clone()));
-        conditions.push(format!(
-            "t.tid = ?1 AND t.type = ?{} AND t.id = ?{}",
-            values.len() - 1,
-            values.len()
-        ));
+    let (from, time_column, rid_column) = if let Some((target_type, target_id)) = plan.target() {
+        values.extend([V::Text(target_type.to_owned()), V::Text(target_id.to_owned())]);
+        conditions.push("t.tid = ?1 AND t.type = ?2 AND t.id = ?3".to_owned());
         ("event_targets t JOIN events e ON e.rid = t.rid", "t.time", "t.rid")
     } else {
         ("events e", "e.time", "e.rid")
     };
-    let mut equal = |column: &str, value: &Option<String>| {
-        if let Some(value) = value {
-            values.push(V::Text(value.clone()));
-            conditions.push(format!("{column} = ?{}", values.len()));
-        }
-    };
-    equal("e.actor", &filter.actor);
-    equal("e.subject", &filter.subject);
-    equal("e.type", &filter.event_type);
-    equal("e.action", &filter.action);
-    equal("e.outcome", &filter.outcome);
-    equal("e.source", &filter.source);
-    if let Some(from) = filter.from {
-        values.push(V::Integer(from.0));
-        conditions.push(format!("{time_column} >= ?{}", values.len()));
+    let (direction, comparison) = if plan.descending() { ("DESC", "<") } else { ("ASC", ">") };
+    for condition in plan.conditions() {
+        let n = values.len() + 1;
+        conditions.push(match condition {
+            Condition::Equals(column, value) => {
+                values.push(V::Text(value.to_owned()));
+                format!("{} = ?{n}", column_name(column))
+            }
+            Condition::TimeAtLeast(time) => {
+                values.push(V::Integer(time.0));
+                format!("{time_column} >= ?{n}")
+            }
+            Condition::TimeBefore(time) => {
+                values.push(V::Integer(time.0));
+                format!("{time_column} < ?{n}")
+            }
+            Condition::After(position) => {
+                values.extend([V::Integer(position.time.0), V::Integer(rid(tid, position.index))]);
+                format!("({time_column}, {rid_column}) {comparison} (?{n}, ?{})", n + 1)
+            }
+        });
     }
-    if let Some(to) = filter.to {
-        values.push(V::Integer(to.0));
-        conditions.push(format!("{time_column} < ?{}", values.len()));
-    }
-    let (direction, comparison) = match order {
-        Order::NewestFirst => ("DESC", "<"),
-        Order::OldestFirst => ("ASC", ">"),
-    };
-    if let Some(after) = after {
-        values.push(V::Integer(after.time.0));
-        values.push(V::Integer(rid(tid, after.index)));
-        conditions.push(format!(
-            "({time_column}, {rid_column}) {comparison} (?{}, ?{})",
-            values.len() - 1,
-            values.len()
-        ));
-    }
-    values.push(V::Integer(limit as i64));
+    values.push(V::Integer(plan.limit as i64));
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM {from} WHERE {} ORDER BY {time_column} {direction}, {rid_column} {direction} LIMIT ?{}",
         conditions.join(" AND "),
         values.len()
     );
     (sql, values)
+}
+
+/// The `events` column an equality condition compares.
+fn column_name(column: Column) -> &'static str {
+    match column {
+        Column::Actor => "e.actor",
+        Column::Subject => "e.subject",
+        Column::EventType => "e.type",
+        Column::Action => "e.action",
+        Column::Outcome => "e.outcome",
+        Column::Source => "e.source",
+    }
 }

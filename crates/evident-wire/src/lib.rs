@@ -5,10 +5,19 @@
 //! - [`time`]: times as the wire and the leaves spell them.
 //! - [`jcs`]: RFC 8785 canonical JSON, the spelling of every entry.
 //! - [`entry`]: the leaf's `pii_commitment` and putting an event back together.
+//! - [`names`]: the schema's closed vocabularies (action, outcome, severity, ...).
+//! - [`filter`]: the search filter, its query-string form and its meaning on an entry.
+//! - [`api`]: requests and answers of `/v1/...` (OpenAPI schemas with the feature `openapi`).
+//! - [`export`]: the `evident-export/v1` bundle format.
+//! - [`signature`]: HMAC-SHA256 and the `Evident-Signature` header of webhook deliveries.
 
+pub mod api;
 pub mod entry;
+pub mod export;
+pub mod filter;
 pub mod jcs;
 pub mod names;
+pub mod signature;
 pub mod time;
 
 pub use time::Micros;
