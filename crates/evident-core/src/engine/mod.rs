@@ -392,7 +392,8 @@ impl Engine {
         }
         let sender = self.sender.lock().expect("sender lock");
         let Some(sender) = sender.as_ref() else { return Err(Error::ShuttingDown) };
-        // A request the sequencer never takes (shut down) gives its slots back as it is dropped.
+        // A request the sequencer can no longer take (its thread ended) gives its slots back as
+        // it is dropped with the send error.
         sender
             .send(Request { tenant: tenant.clone(), items, reply: Reply::Local(reply), queued })
             .map_err(|_| Error::ShuttingDown)?;
