@@ -1,237 +1,257 @@
-//! The wire form of requests a node puts in a shared store's inbox for the tenant's leader, and of
-//! the leader's answers (see [`crate::store::Cluster`]). Both sides run the same build, but the
-//! form is plain JSON with bytes in base64 so a mismatch fails loudly instead of misreading.
+//! Core's side of the inbox (`evident_wire::inbox`, the form requests and answers travel in
+//! between nodes sharing a store): prepared events and their outcomes to and from that form.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Value, json};
 use std::sync::Arc;
+
+use evident_tlog::Hash;
+use evident_wire::Micros;
+use evident_wire::inbox::{self as wire, Base64};
 use uuid::Uuid;
 
-use crate::engine::{Outcome, Prepared, Receipt};
+use crate::append::{Outcome, Prepared, Receipt};
 use crate::error::{Error, Result};
 use crate::store::{NewDataKey, NewEntry, TenantId};
-use evident_wire::Micros;
-
-const VERSION: &str = "evident-inbox/v1";
-
-fn bytes(value: &[u8]) -> Value {
-    Value::String(B64.encode(value))
-}
-
-fn bad(what: &str) -> Error {
-    Error::Integrity(format!("inbox: malformed {what}"))
-}
-
-fn get_str<'a>(value: &'a Value, key: &str) -> Result<&'a str> {
-    value.get(key).and_then(Value::as_str).ok_or_else(|| bad(key))
-}
-
-fn get_bytes(value: &Value, key: &str) -> Result<Vec<u8>> {
-    B64.decode(get_str(value, key)?).map_err(|_| bad(key))
-}
-
-fn get_array<const N: usize>(value: &Value, key: &str) -> Result<[u8; N]> {
-    get_bytes(value, key)?.try_into().map_err(|_| bad(key))
-}
-
-fn get_u64(value: &Value, key: &str) -> Result<u64> {
-    value.get(key).and_then(Value::as_u64).ok_or_else(|| bad(key))
-}
-
-fn get_i64(value: &Value, key: &str) -> Result<i64> {
-    value.get(key).and_then(Value::as_i64).ok_or_else(|| bad(key))
-}
-
-fn strings(value: &Value, key: &str) -> Result<Vec<String>> {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad(key))?
-        .iter()
-        .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| bad(key)))
-        .collect()
-}
 
 /// A request: the prepared (or already rejected) items of one submission.
 pub(crate) fn encode_request(items: &[std::result::Result<Prepared, String>]) -> Vec<u8> {
-    let items: Vec<Value> = items
+    let items = items
         .iter()
         .map(|item| match item {
-            Err(reason) => json!({"rejected": reason}),
-            Ok(p) => {
-                let e = &p.entry;
-                json!({
-                    "event_id": bytes(&p.event_id),
-                    "source": p.source,
-                    "producer_id": p.producer_id,
-                    "content_hash": bytes(&p.content_hash),
-                    "leaf_hash": bytes(&p.leaf_hash.0),
-                    "time": e.time.0,
-                    "recorded_at": e.recorded_at.0,
-                    "type": e.event_type,
-                    "action": e.action,
-                    "outcome": e.outcome,
-                    "actor": e.actor,
-                    "subject": e.subject,
-                    "targets": e.targets.iter().map(|(t, id)| json!([t, id])).collect::<Vec<_>>(),
-                    "entry": bytes(&e.entry),
-                    "sealed": e.sealed.as_ref().map(|(subject, sealed)| json!([subject, bytes(sealed)])),
-                    "new_key": p.new_key.as_ref().map(|k| json!([k.subject, bytes(&k.wrapped)])),
-                    "warnings": p.warnings,
-                })
-            }
+            Err(reason) => wire::Item::Rejected(reason.clone()),
+            Ok(prepared) => wire::Item::Event(Box::new(event_to_wire(prepared))),
         })
         .collect();
-    serde_json::to_vec(&json!({"v": VERSION, "items": items})).expect("JSON values serialize")
+    wire::Request::new(items).to_bytes()
 }
 
+/// The items of a request another node queued for `tenant`; an unreadable request is refused
+/// as a whole ([`Error::Integrity`], naming what is wrong).
 pub(crate) fn decode_request(
     tenant: &TenantId,
     request: &[u8],
 ) -> Result<Vec<std::result::Result<Prepared, String>>> {
-    let value: Value = serde_json::from_slice(request).map_err(|_| bad("request"))?;
-    if value.get("v").and_then(Value::as_str) != Some(VERSION) {
-        return Err(bad("request version"));
-    }
-    let items = value.get("items").and_then(Value::as_array).ok_or_else(|| bad("items"))?;
-    items.iter().map(|item| decode_item(tenant, item)).collect()
+    let request = wire::Request::from_bytes(request).map_err(|err| Error::Integrity(err.to_string()))?;
+    Ok(request
+        .items
+        .into_iter()
+        .map(|item| match item {
+            wire::Item::Rejected(reason) => Err(reason),
+            wire::Item::Event(event) => Ok(event_from_wire(tenant, *event)),
+        })
+        .collect())
 }
 
-fn decode_item(tenant: &TenantId, item: &Value) -> Result<std::result::Result<Prepared, String>> {
-    if let Some(reason) = item.get("rejected").and_then(Value::as_str) {
-        return Ok(Err(reason.to_owned()));
+fn event_to_wire(prepared: &Prepared) -> wire::Event {
+    let entry = &prepared.entry;
+    wire::Event {
+        event_id: prepared.event_id,
+        source: prepared.source.clone(),
+        producer_id: prepared.producer_id.clone(),
+        content_hash: prepared.content_hash,
+        leaf_hash: prepared.leaf_hash.0,
+        time: entry.time.0,
+        recorded_at: entry.recorded_at.0,
+        event_type: entry.event_type.clone(),
+        action: entry.action.clone(),
+        outcome: entry.outcome.clone(),
+        actor: entry.actor.clone(),
+        subject: entry.subject.clone(),
+        targets: entry.targets.clone(),
+        entry: Base64(entry.entry.clone()),
+        sealed: entry.sealed.as_ref().map(|(subject, sealed)| (subject.clone(), Base64(sealed.clone()))),
+        new_key: prepared.new_key.as_ref().map(|key| (key.subject.clone(), Base64(key.wrapped.clone()))),
+        warnings: prepared.warnings.clone(),
     }
-    let event_id = get_array::<16>(item, "event_id")?;
-    let source = get_str(item, "source")?.to_owned();
-    let producer_id = get_str(item, "producer_id")?.to_owned();
-    let content_hash = get_array::<32>(item, "content_hash")?;
-    let targets = item
-        .get("targets")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("targets"))?
-        .iter()
-        .map(|pair| match pair.as_array().map(Vec::as_slice) {
-            Some([Value::String(t), Value::String(id)]) => Ok((t.clone(), id.clone())),
-            _ => Err(bad("targets")),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let pair = |key: &str| -> Result<Option<(String, Vec<u8>)>> {
-        match item.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(pair)) => match pair.as_slice() {
-                [Value::String(subject), Value::String(data)] => {
-                    Ok(Some((subject.clone(), B64.decode(data).map_err(|_| bad(key))?)))
-                }
-                _ => Err(bad(key)),
-            },
-            Some(_) => Err(bad(key)),
-        }
-    };
-    let entry = NewEntry {
-        index: 0,
-        event_id,
-        source: source.clone(),
-        producer_id: producer_id.clone(),
-        content_hash,
-        time: Micros(get_i64(item, "time")?),
-        recorded_at: Micros(get_i64(item, "recorded_at")?),
-        event_type: get_str(item, "type")?.to_owned(),
-        action: get_str(item, "action")?.to_owned(),
-        outcome: get_str(item, "outcome")?.to_owned(),
-        actor: get_str(item, "actor")?.to_owned(),
-        subject: item.get("subject").and_then(Value::as_str).map(str::to_owned),
-        targets,
-        entry: get_bytes(item, "entry")?,
-        sealed: pair("sealed")?,
-    };
-    Ok(Ok(Prepared {
-        event_id,
-        source,
-        producer_id,
-        content_hash,
-        leaf_hash: evident_tlog::Hash(get_array::<32>(item, "leaf_hash")?),
-        entry,
-        new_key: pair("new_key")?.map(|(subject, wrapped)| NewDataKey {
+}
+
+fn event_from_wire(tenant: &TenantId, event: wire::Event) -> Prepared {
+    Prepared {
+        event_id: event.event_id,
+        source: event.source.clone(),
+        producer_id: event.producer_id.clone(),
+        content_hash: event.content_hash,
+        leaf_hash: Hash(event.leaf_hash),
+        entry: NewEntry {
+            index: 0,
+            event_id: event.event_id,
+            source: event.source,
+            producer_id: event.producer_id,
+            content_hash: event.content_hash,
+            time: Micros(event.time),
+            recorded_at: Micros(event.recorded_at),
+            event_type: event.event_type,
+            action: event.action,
+            outcome: event.outcome,
+            actor: event.actor,
+            subject: event.subject,
+            targets: event.targets,
+            entry: event.entry.0,
+            sealed: event.sealed.map(|(subject, Base64(sealed))| (subject, sealed)),
+        },
+        new_key: event.new_key.map(|(subject, Base64(wrapped))| NewDataKey {
             tenant: tenant.clone(),
             subject,
             wrapped,
         }),
-        warnings: strings(item, "warnings")?,
+        warnings: event.warnings,
         // Personal parts in clear never leave the node that took the event.
         personal: None,
-    }))
+    }
 }
 
-/// An answer: the outcomes of a request, or why it failed as a whole.
-pub(crate) fn encode_answer(answer: &Result<Vec<Outcome>>) -> Vec<u8> {
-    let receipt = |r: &Receipt| {
-        json!({
-            "event_id": r.event_id.to_string(),
-            "index": r.index,
-            "tree_size": r.tree_size,
-            "checkpoint": r.checkpoint.as_str(),
-            "warnings": r.warnings,
-        })
+/// An answer: the outcomes of a request's items, in order.
+pub(crate) fn encode_answer(outcomes: &[Outcome]) -> Vec<u8> {
+    let receipt = |r: &Receipt| wire::Receipt {
+        event_id: r.event_id.to_string(),
+        index: r.index,
+        tree_size: r.tree_size,
+        checkpoint: r.checkpoint.to_string(),
+        warnings: r.warnings.clone(),
     };
-    let value = match answer {
-        Err(err) => json!({"v": VERSION, "error": err.to_string()}),
-        Ok(outcomes) => {
-            let outcomes: Vec<Value> = outcomes
-                .iter()
-                .map(|outcome| match outcome {
-                    Outcome::Stored(r) => json!({"stored": receipt(r)}),
-                    Outcome::Duplicate(r) => json!({"duplicate": receipt(r)}),
-                    Outcome::Conflict { existing_event_id, existing_index } => {
-                        json!({"conflict": {"event_id": existing_event_id.to_string(), "index": existing_index}})
-                    }
-                    Outcome::Rejected(reason) => json!({"rejected": reason}),
-                })
-                .collect();
-            json!({"v": VERSION, "outcomes": outcomes})
-        }
-    };
-    serde_json::to_vec(&value).expect("JSON values serialize")
-}
-
-pub(crate) fn decode_answer(answer: &[u8]) -> Result<Vec<Outcome>> {
-    let value: Value = serde_json::from_slice(answer).map_err(|_| bad("answer"))?;
-    if value.get("v").and_then(Value::as_str) != Some(VERSION) {
-        return Err(bad("answer version"));
-    }
-    if let Some(error) = value.get("error").and_then(Value::as_str) {
-        return Err(Error::Unavailable(format!("the tenant's leader could not store the events: {error}")));
-    }
-    let uuid = |value: &Value, key: &str| Uuid::parse_str(get_str(value, key)?).map_err(|_| bad(key));
-    let receipt = |r: &Value| -> Result<Receipt> {
-        Ok(Receipt {
-            event_id: uuid(r, "event_id")?,
-            index: get_u64(r, "index")?,
-            tree_size: get_u64(r, "tree_size")?,
-            checkpoint: Arc::new(get_str(r, "checkpoint")?.to_owned()),
-            warnings: strings(r, "warnings")?,
-        })
-    };
-    value
-        .get("outcomes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("outcomes"))?
+    let outcomes = outcomes
         .iter()
-        .map(|outcome| {
-            if let Some(r) = outcome.get("stored") {
-                Ok(Outcome::Stored(receipt(r)?))
-            } else if let Some(r) = outcome.get("duplicate") {
-                Ok(Outcome::Duplicate(receipt(r)?))
-            } else if let Some(c) = outcome.get("conflict") {
-                Ok(Outcome::Conflict {
-                    existing_event_id: uuid(c, "event_id")?,
-                    existing_index: get_u64(c, "index")?,
-                })
-            } else if let Some(reason) = outcome.get("rejected").and_then(Value::as_str) {
-                Ok(Outcome::Rejected(reason.to_owned()))
-            } else {
-                Err(bad("outcome"))
+        .map(|outcome| match outcome {
+            Outcome::Stored(r) => wire::Outcome::Stored(receipt(r)),
+            Outcome::Duplicate(r) => wire::Outcome::Duplicate(receipt(r)),
+            Outcome::Conflict { existing_event_id, existing_index } => {
+                wire::Outcome::Conflict { event_id: existing_event_id.to_string(), index: *existing_index }
             }
+            Outcome::Rejected(reason) => wire::Outcome::Rejected(reason.clone()),
+        })
+        .collect();
+    wire::Answer::new(wire::AnswerBody::Outcomes(outcomes)).to_bytes()
+}
+
+/// The outcomes the leader answered, or why it failed the request as a whole.
+pub(crate) fn decode_answer(answer: &[u8]) -> Result<Vec<Outcome>> {
+    let answer = wire::Answer::from_bytes(answer).map_err(|err| Error::Integrity(err.to_string()))?;
+    let outcomes = match answer.body {
+        wire::AnswerBody::Error(error) => {
+            return Err(Error::Unavailable(format!(
+                "the tenant's leader could not store the events: {error}"
+            )));
+        }
+        wire::AnswerBody::Outcomes(outcomes) => outcomes,
+    };
+    let uuid = |text: &str| {
+        Uuid::parse_str(text)
+            .map_err(|err| Error::Integrity(format!("inbox: malformed answer: event id {text:?}: {err}")))
+    };
+    let receipt = |r: wire::Receipt| -> Result<Receipt> {
+        Ok(Receipt {
+            event_id: uuid(&r.event_id)?,
+            index: r.index,
+            tree_size: r.tree_size,
+            checkpoint: Arc::new(r.checkpoint),
+            warnings: r.warnings,
+        })
+    };
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            wire::Outcome::Stored(r) => Ok(Outcome::Stored(receipt(r)?)),
+            wire::Outcome::Duplicate(r) => Ok(Outcome::Duplicate(receipt(r)?)),
+            wire::Outcome::Conflict { event_id, index } => {
+                Ok(Outcome::Conflict { existing_event_id: uuid(&event_id)?, existing_index: index })
+            }
+            wire::Outcome::Rejected(reason) => Ok(Outcome::Rejected(reason)),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared() -> Prepared {
+        let entry = NewEntry {
+            index: 0,
+            event_id: [1; 16],
+            source: "app".into(),
+            producer_id: "e-1".into(),
+            content_hash: [2; 32],
+            time: Micros(10),
+            recorded_at: Micros(11),
+            event_type: "user.login".into(),
+            action: "read".into(),
+            outcome: "success".into(),
+            actor: "ann".into(),
+            subject: Some("doc-1".into()),
+            targets: vec![("doc".into(), "d-1".into())],
+            entry: b"{\"a\":1}".to_vec(),
+            sealed: Some(("ann".into(), vec![0, 255, 7])),
+        };
+        Prepared {
+            event_id: entry.event_id,
+            source: entry.source.clone(),
+            producer_id: entry.producer_id.clone(),
+            content_hash: entry.content_hash,
+            leaf_hash: Hash([3; 32]),
+            entry,
+            new_key: Some(NewDataKey { tenant: tenant(), subject: "ann".into(), wrapped: vec![9; 40] }),
+            warnings: vec!["masked a card number".into()],
+            personal: Some(b"{}".to_vec()),
+        }
+    }
+
+    fn tenant() -> TenantId {
+        TenantId::new("acme").unwrap()
+    }
+
+    #[test]
+    fn a_request_carries_everything_but_the_personal_part_in_clear() {
+        let bytes = encode_request(&[Err("bad event".into()), Ok(prepared())]);
+        let items = decode_request(&tenant(), &bytes).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].as_ref().err().map(String::as_str), Some("bad event"));
+        let (sent, got) = (prepared(), items[1].as_ref().expect("an event"));
+        assert_eq!(got.entry, sent.entry);
+        assert_eq!(got.new_key, sent.new_key);
+        assert_eq!(
+            (got.event_id, &got.source, &got.producer_id),
+            (sent.event_id, &sent.source, &sent.producer_id)
+        );
+        assert_eq!(
+            (got.content_hash, got.leaf_hash, &got.warnings),
+            (sent.content_hash, sent.leaf_hash, &sent.warnings)
+        );
+        assert_eq!(got.personal, None);
+    }
+
+    #[test]
+    fn answers_read_back() {
+        let receipt = Receipt {
+            event_id: Uuid::now_v7(),
+            index: 3,
+            tree_size: 4,
+            checkpoint: Arc::new("note\n".into()),
+            warnings: vec!["w".into()],
+        };
+        let outcomes = vec![
+            Outcome::Stored(receipt.clone()),
+            Outcome::Duplicate(receipt.clone()),
+            Outcome::Conflict { existing_event_id: receipt.event_id, existing_index: 1 },
+            Outcome::Rejected("no".into()),
+        ];
+        assert_eq!(decode_answer(&encode_answer(&outcomes)).unwrap(), outcomes);
+    }
+
+    #[test]
+    fn unreadable_requests_and_answers_are_refused() {
+        for bytes in
+            [&b"not json"[..], br#"{"v":"evident-inbox/v1","items":[]}"#, br#"{"v":"evident-inbox/v2"}"#]
+        {
+            match decode_request(&tenant(), bytes) {
+                Err(Error::Integrity(message)) => {
+                    assert!(message.starts_with("inbox: malformed request: "), "{message}")
+                }
+                Err(other) => panic!("{other:?}"),
+                Ok(_) => panic!("{bytes:?} was read"),
+            }
+        }
+        let bad_id = br#"{"v":"evident-inbox/v2","outcomes":[{"conflict":{"event_id":"x","index":1}}]}"#;
+        assert!(matches!(decode_answer(bad_id), Err(Error::Integrity(m)) if m.contains("event id \"x\"")));
+        let failed = br#"{"v":"evident-inbox/v2","error":"disk full"}"#;
+        assert!(matches!(decode_answer(failed), Err(Error::Unavailable(m)) if m.ends_with("disk full")));
+    }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolError, Transaction};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Commit, Existing, Lease, LogHead, Role, ScannedEntry, StoredEvent, TenantId, tile_prefix,
+    ApiKeyRecord, Commit, Existing, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry, StoredEvent,
+    TenantId, tile_prefix,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -169,6 +170,339 @@ struct EntryColumns<'a> {
     target_time: Vec<i64>,
     target_idx: Vec<i64>,
     target_recorded_at: Vec<i64>,
+}
+
+/// A fenced commit must hold a lease of every log it writes.
+fn check_fence_covers_logs(commit: &Commit) -> Result<()> {
+    if let Some(fence) = &commit.fence
+        && let Some(log) = commit.logs.iter().find(|log| !fence.leases.iter().any(|(t, _)| *t == log.tenant))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the commit writes the log of {} but its fence holds no lease of it",
+            log.tenant
+        )));
+    }
+    Ok(())
+}
+
+/// Every column a commit writes, gathered before its transaction begins: tokio-postgres
+/// pipelines statements that are polled together, so the rest of the transaction is one round
+/// trip plus its COMMIT, whatever it holds.
+struct CommitColumns<'a> {
+    entries: EntryColumns<'a>,
+    key_tids: Vec<i64>,
+    subjects: Vec<&'a str>,
+    wrapped: Vec<&'a [u8]>,
+    tiles: TileColumns<'a>,
+    log_tids: Vec<i64>,
+    sizes: Vec<i64>,
+    notes: Vec<&'a str>,
+    tickets: Vec<i64>,
+    answers: Vec<&'a [u8]>,
+    /// The fence's leases, by `(tid, epoch)`, sorted and without repeats.
+    lease_tids: Vec<i64>,
+    epochs: Vec<i64>,
+}
+
+impl<'a> CommitColumns<'a> {
+    fn new(commit: &'a Commit, tids: &HashMap<&TenantId, i64>) -> CommitColumns<'a> {
+        let mut entries = EntryColumns::default();
+        for log in &commit.logs {
+            for entry in &log.entries {
+                entries.push(tids[&log.tenant], entry);
+            }
+        }
+        let mut leases: Vec<(i64, i64)> = match &commit.fence {
+            Some(fence) => fence.leases.iter().map(|(tenant, epoch)| (tids[tenant], int(*epoch))).collect(),
+            None => Vec::new(),
+        };
+        leases.sort_unstable();
+        leases.dedup();
+        let (lease_tids, epochs) = leases.into_iter().unzip();
+        CommitColumns {
+            entries,
+            key_tids: commit.data_keys.iter().map(|k| tids[&k.tenant]).collect(),
+            subjects: commit.data_keys.iter().map(|k| k.subject.as_str()).collect(),
+            wrapped: commit.data_keys.iter().map(|k| k.wrapped.as_slice()).collect(),
+            tiles: TileColumns::new(commit, tids),
+            log_tids: commit.logs.iter().map(|log| tids[&log.tenant]).collect(),
+            sizes: commit.logs.iter().map(|log| int(log.new_size.0)).collect(),
+            notes: commit.logs.iter().map(|log| log.checkpoint.as_str()).collect(),
+            tickets: commit.answered.iter().map(|(ticket, _)| int(*ticket)).collect(),
+            answers: commit.answered.iter().map(|(_, answer)| answer.as_slice()).collect(),
+            lease_tids,
+            epochs,
+        }
+    }
+}
+
+impl<'a> EntryColumns<'a> {
+    fn push(&mut self, tid: i64, entry: &'a NewEntry) {
+        let idx = int(entry.index);
+        self.tid.push(tid);
+        self.idx.push(idx);
+        self.recorded_at.push(entry.recorded_at.0);
+        self.event_id.push(&entry.event_id);
+        self.source.push(&entry.source);
+        self.producer_id.push(&entry.producer_id);
+        self.content_hash.push(&entry.content_hash);
+        self.time.push(entry.time.0);
+        self.event_type.push(&entry.event_type);
+        self.action.push(&entry.action);
+        self.outcome.push(&entry.outcome);
+        self.actor.push(&entry.actor);
+        self.subject.push(entry.subject.as_deref());
+        self.entry.push(&entry.entry);
+        self.seal_subject.push(entry.sealed.as_ref().map(|(subject, _)| subject.as_str()));
+        self.sealed.push(entry.sealed.as_ref().map(|(_, sealed)| sealed.as_slice()));
+        for (target_type, target_id) in &entry.targets {
+            self.target_tid.push(tid);
+            self.target_type.push(target_type);
+            self.target_id.push(target_id);
+            self.target_time.push(entry.time.0);
+            self.target_idx.push(idx);
+            self.target_recorded_at.push(entry.recorded_at.0);
+        }
+    }
+}
+
+/// The tiles a commit puts, as the columns of an `UNNEST`.
+#[derive(Default)]
+struct TileColumns<'a> {
+    tid: Vec<i64>,
+    level: Vec<i32>,
+    index: Vec<i64>,
+    data: Vec<&'a [u8]>,
+}
+
+impl<'a> TileColumns<'a> {
+    /// One row per (tenant, level, index), the last given winning, as one upsert may not touch
+    /// a row twice.
+    fn new(commit: &'a Commit, tids: &HashMap<&TenantId, i64>) -> TileColumns<'a> {
+        let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
+        for log in &commit.logs {
+            for (tile, data) in &log.tiles {
+                tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
+            }
+        }
+        let mut columns = TileColumns::default();
+        for ((tid, level, index), data) in tiles {
+            columns.tid.push(tid);
+            columns.level.push(level);
+            columns.index.push(index);
+            columns.data.push(data);
+        }
+        columns
+    }
+}
+
+/// What a commit's pipelined statements answered.
+struct Answered {
+    /// The fence's lease rows this transaction locked; `None` without a fence.
+    held: Result<Option<Vec<Row>>>,
+    /// Per log, the rows its head's compare-and-swap touched (1, or 0 if another writer moved it).
+    moved: Result<Vec<u64>>,
+    written: Vec<Result<u64>>,
+}
+
+/// Sends the lease check, the compare-and-swap of each head and every write at once, and waits
+/// for all of them. Statements on a connection run in order, so the lease rows are locked
+/// before anything is written. Nothing is durable until the transaction commits.
+async fn send_pipelined(
+    tx: &Transaction<'_>,
+    commit: &Commit,
+    tids: &HashMap<&TenantId, i64>,
+    columns: &CommitColumns<'_>,
+) -> Answered {
+    let fence_node = commit.fence.as_ref().map(|fence| fence.node.as_str());
+    let lease_check = async {
+        match fence_node {
+            Some(node) => {
+                tx_query(tx, LOCK_LEASES, &[&columns.lease_tids, &columns.epochs, &node]).await.map(Some)
+            }
+            None => Ok(None),
+        }
+    };
+    let head_moves = async {
+        let mut moved = Vec::with_capacity(commit.logs.len());
+        for log in &commit.logs {
+            let tid = tids[&log.tenant];
+            let (old_size, new_size) = (int(log.old_size.0), int(log.new_size.0));
+            moved.push(if old_size == 0 {
+                tx_execute(tx, FIRST_HEAD, &[&tid, &new_size, &log.checkpoint]).await?
+            } else {
+                tx_execute(tx, MOVE_HEAD, &[&tid, &old_size, &new_size, &log.checkpoint]).await?
+            });
+        }
+        Ok::<_, Error>(moved)
+    };
+    let (held, moved, written) = futures_util::future::join3(
+        lease_check,
+        head_moves,
+        futures_util::future::join_all(writes(tx, columns)),
+    )
+    .await;
+    Answered { held, moved, written }
+}
+
+/// Every write of a commit, data keys first; of the entries' tables the small unique ones
+/// first, so a duplicate fails them before the big insert runs.
+fn writes<'a>(tx: &'a Transaction<'_>, columns: &'a CommitColumns<'_>) -> Vec<Write<'a>> {
+    let mut writes: Vec<Write<'a>> = Vec::new();
+    if !columns.key_tids.is_empty() {
+        writes.push(Box::pin(async move {
+            tx_execute(tx, INSERT_DATA_KEYS, &[&columns.key_tids, &columns.subjects, &columns.wrapped]).await
+        }));
+    }
+    if !columns.entries.idx.is_empty() {
+        writes.extend(entry_writes(tx, &columns.entries));
+    }
+    let tiles = &columns.tiles;
+    if !tiles.tid.is_empty() {
+        writes.push(Box::pin(async move {
+            tx_execute(tx, PUT_TILES, &[&tiles.tid, &tiles.level, &tiles.index, &tiles.data]).await
+        }));
+    }
+    if !columns.log_tids.is_empty() {
+        writes.push(Box::pin(async move {
+            tx_execute(tx, INSERT_CHECKPOINTS, &[&columns.log_tids, &columns.sizes, &columns.notes]).await
+        }));
+    }
+    if !columns.tickets.is_empty() {
+        writes.push(Box::pin(
+            async move { tx_execute(tx, ANSWER, &[&columns.tickets, &columns.answers]).await },
+        ));
+    }
+    writes
+}
+
+/// The writes of the entries' rows: `event_keys`, `event_ids`, `events`, `event_targets`.
+fn entry_writes<'a>(tx: &'a Transaction<'_>, rows: &'a EntryColumns<'_>) -> Vec<Write<'a>> {
+    let mut writes: Vec<Write<'a>> = vec![
+        Box::pin(async move {
+            let params: [&(dyn ToSql + Sync); 7] = [
+                &rows.tid,
+                &rows.source,
+                &rows.producer_id,
+                &rows.idx,
+                &rows.event_id,
+                &rows.content_hash,
+                &rows.recorded_at,
+            ];
+            tx_execute(tx, INSERT_EVENT_KEYS, &params).await
+        }),
+        Box::pin(async move {
+            tx_execute(tx, INSERT_EVENT_IDS, &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at]).await
+        }),
+        Box::pin(async move {
+            let params: [&(dyn ToSql + Sync); 16] = [
+                &rows.tid,
+                &rows.idx,
+                &rows.recorded_at,
+                &rows.event_id,
+                &rows.source,
+                &rows.producer_id,
+                &rows.content_hash,
+                &rows.time,
+                &rows.event_type,
+                &rows.action,
+                &rows.outcome,
+                &rows.actor,
+                &rows.subject,
+                &rows.entry,
+                &rows.seal_subject,
+                &rows.sealed,
+            ];
+            tx_execute(tx, INSERT_EVENTS, &params).await
+        }),
+    ];
+    if !rows.target_idx.is_empty() {
+        writes.push(Box::pin(async move {
+            let params: [&(dyn ToSql + Sync); 6] = [
+                &rows.target_tid,
+                &rows.target_type,
+                &rows.target_id,
+                &rows.target_time,
+                &rows.target_idx,
+                &rows.target_recorded_at,
+            ];
+            tx_execute(tx, INSERT_TARGETS, &params).await
+        }));
+    }
+    writes
+}
+
+/// Why a commit's transaction must roll back.
+enum Refused<'a> {
+    Failed(Error),
+    /// Another writer moved this log's head (reported with its size now, read after rollback).
+    HeadMoved(&'a LogCommit),
+}
+
+/// Whether the transaction may commit. Statements are prepared before they run, so they may
+/// run in another order than sent, and after the first failure the rest answer "transaction
+/// aborted": a conflict (a duplicate entry) is the cause worth reporting, wherever it appears;
+/// then a lost lease, a moved head, and the first other failure.
+fn judge<'a>(
+    commit: &'a Commit,
+    tids: &HashMap<&TenantId, i64>,
+    columns: &CommitColumns<'_>,
+    answered: Answered,
+) -> std::result::Result<(), Refused<'a>> {
+    let Answered { held, moved, written } = answered;
+    let mut errors = held
+        .as_ref()
+        .err()
+        .into_iter()
+        .chain(moved.as_ref().err())
+        .chain(written.iter().filter_map(|result| result.as_ref().err()));
+    if let Some(Error::Conflict(message)) = errors.find(|err| matches!(err, Error::Conflict(_))) {
+        return Err(Refused::Failed(Error::Conflict(message.clone())));
+    }
+    if let Some(held) = held.map_err(Refused::Failed)?
+        && held.len() != columns.lease_tids.len()
+    {
+        return Err(Refused::Failed(lease_lost(commit, tids, &held)));
+    }
+    let moved = moved.map_err(Refused::Failed)?;
+    if let Some(log) = commit.logs.iter().zip(moved).find_map(|(log, moved)| (moved != 1).then_some(log)) {
+        return Err(Refused::HeadMoved(log));
+    }
+    // No write failed with a conflict (that was reported above): report the first failure.
+    match written.into_iter().find_map(std::result::Result::err) {
+        Some(err) => Err(Refused::Failed(err)),
+        None => Ok(()),
+    }
+}
+
+/// The conflict of a fenced commit some of whose leases this node no longer holds.
+fn lease_lost(commit: &Commit, tids: &HashMap<&TenantId, i64>, held: &[Row]) -> Error {
+    let fence = commit.fence.as_ref().expect("a fence was checked");
+    let held: HashSet<i64> = held.iter().map(|row| row.get(0)).collect();
+    let lost: Vec<String> = fence
+        .leases
+        .iter()
+        .filter(|(tenant, _)| !held.contains(&tids[tenant]))
+        .map(|(tenant, epoch)| format!("{tenant} (epoch {epoch})"))
+        .collect();
+    Error::Conflict(format!(
+        "lease lost: node {} no longer holds the lease of {}",
+        fence.node,
+        lost.join(", ")
+    ))
+}
+
+/// The conflict of a commit whose log head another writer moved, with the head's size now.
+async fn head_moved(client: &Client, tid: i64, log: &LogCommit) -> Error {
+    let rows = match query(client, "SELECT size FROM logs WHERE tid = $1", &[&tid]).await {
+        Ok(rows) => rows,
+        Err(err) => return err,
+    };
+    let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
+    Error::Conflict(format!(
+        "log of {} is at size {current}, not {}: another writer moved it",
+        log.tenant, log.old_size
+    ))
 }
 
 const INSERT_EVENTS: &str = "INSERT INTO events (tid, idx, recorded_at, event_id, source, producer_id,
@@ -447,9 +781,35 @@ impl Db {
     }
 
     /// One transaction. A crash before its COMMIT leaves nothing of it (only, perhaps, an empty
-    /// monthly partition created beforehand); after it, all of it.
+    /// monthly partition created beforehand); after it, all of it. Three round trips: BEGIN;
+    /// every statement at once ([`send_pipelined`]); then COMMIT, or ROLLBACK when a check
+    /// failed ([`judge`]).
     pub(crate) async fn commit(&self, commit: &Commit) -> Result<()> {
         let mut client = self.writer_client().await?;
+        let tids = self.commit_tids(&client, commit).await?;
+        check_fence_covers_logs(commit)?;
+        let recorded: Vec<Micros> =
+            commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
+        self.ensure_partitions(&client, &recorded).await?;
+        let columns = CommitColumns::new(commit, &tids);
+        let tx = client.transaction().await.map_err(failed)?;
+        let answered = send_pipelined(&tx, commit, &tids, &columns).await;
+        match judge(commit, &tids, &columns, answered) {
+            Ok(()) => tx.commit().await.map_err(failed),
+            Err(Refused::Failed(err)) => Err(err),
+            Err(Refused::HeadMoved(log)) => {
+                drop(tx);
+                Err(head_moved(&client, tids[&log.tenant], log).await)
+            }
+        }
+    }
+
+    /// The number of every tenant a commit names: its logs, data keys and leases.
+    async fn commit_tids<'a>(
+        &self,
+        client: &Client,
+        commit: &'a Commit,
+    ) -> Result<HashMap<&'a TenantId, i64>> {
         let mut tids: HashMap<&TenantId, i64> = HashMap::new();
         let mut named: Vec<&TenantId> = commit.logs.iter().map(|log| &log.tenant).collect();
         named.extend(commit.data_keys.iter().map(|k| &k.tenant));
@@ -458,252 +818,11 @@ impl Db {
         }
         for tenant in named {
             if !tids.contains_key(tenant) {
-                let tid = self.tid(&client, tenant).await?;
+                let tid = self.tid(client, tenant).await?;
                 tids.insert(tenant, tid);
             }
         }
-        if let Some(fence) = &commit.fence
-            && let Some(log) =
-                commit.logs.iter().find(|log| !fence.leases.iter().any(|(t, _)| *t == log.tenant))
-        {
-            return Err(Error::InvalidArgument(format!(
-                "the commit writes the log of {} but its fence holds no lease of it",
-                log.tenant
-            )));
-        }
-        let recorded: Vec<Micros> =
-            commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
-        self.ensure_partitions(&client, &recorded).await?;
-
-        // Every column first, then every write at once: tokio-postgres pipelines statements that
-        // are polled together, so the rest of the transaction is one round trip plus its COMMIT,
-        // whatever it holds.
-        let key_tids: Vec<i64> = commit.data_keys.iter().map(|k| tids[&k.tenant]).collect();
-        let subjects: Vec<&str> = commit.data_keys.iter().map(|k| k.subject.as_str()).collect();
-        let wrapped: Vec<&[u8]> = commit.data_keys.iter().map(|k| k.wrapped.as_slice()).collect();
-        let mut rows = EntryColumns::default();
-        for log in &commit.logs {
-            let tid = tids[&log.tenant];
-            for entry in &log.entries {
-                let idx = int(entry.index);
-                rows.tid.push(tid);
-                rows.idx.push(idx);
-                rows.recorded_at.push(entry.recorded_at.0);
-                rows.event_id.push(&entry.event_id);
-                rows.source.push(&entry.source);
-                rows.producer_id.push(&entry.producer_id);
-                rows.content_hash.push(&entry.content_hash);
-                rows.time.push(entry.time.0);
-                rows.event_type.push(&entry.event_type);
-                rows.action.push(&entry.action);
-                rows.outcome.push(&entry.outcome);
-                rows.actor.push(&entry.actor);
-                rows.subject.push(entry.subject.as_deref());
-                rows.entry.push(&entry.entry);
-                rows.seal_subject.push(entry.sealed.as_ref().map(|(subject, _)| subject.as_str()));
-                rows.sealed.push(entry.sealed.as_ref().map(|(_, sealed)| sealed.as_slice()));
-                for (target_type, target_id) in &entry.targets {
-                    rows.target_tid.push(tid);
-                    rows.target_type.push(target_type);
-                    rows.target_id.push(target_id);
-                    rows.target_time.push(entry.time.0);
-                    rows.target_idx.push(idx);
-                    rows.target_recorded_at.push(entry.recorded_at.0);
-                }
-            }
-        }
-        // One row per (tenant, level, index), the last given winning, as one upsert may not touch
-        // a row twice.
-        let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
-        for log in &commit.logs {
-            for (tile, data) in &log.tiles {
-                tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
-            }
-        }
-        let (mut tile_tids, mut levels, mut indices, mut tile_data) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((tid, level, index), data) in tiles {
-            tile_tids.push(tid);
-            levels.push(level);
-            indices.push(index);
-            tile_data.push(data);
-        }
-        let log_tids: Vec<i64> = commit.logs.iter().map(|log| tids[&log.tenant]).collect();
-        let sizes: Vec<i64> = commit.logs.iter().map(|log| int(log.new_size.0)).collect();
-        let notes: Vec<&str> = commit.logs.iter().map(|log| log.checkpoint.as_str()).collect();
-        let tickets: Vec<i64> = commit.answered.iter().map(|(ticket, _)| int(*ticket)).collect();
-        let answers: Vec<&[u8]> = commit.answered.iter().map(|(_, answer)| answer.as_slice()).collect();
-
-        // One transaction, three round trips: BEGIN; then the lease check, the compare-and-swap of
-        // each head and every write, pipelined (statements on a connection run in order, so the
-        // lease rows are locked before anything is written); then COMMIT, or ROLLBACK when a check
-        // failed.
-        let tx = client.transaction().await.map_err(failed)?;
-        let mut leases: Vec<(i64, i64)> = match &commit.fence {
-            Some(fence) => fence.leases.iter().map(|(tenant, epoch)| (tids[tenant], int(*epoch))).collect(),
-            None => Vec::new(),
-        };
-        leases.sort_unstable();
-        leases.dedup();
-        let (lease_tids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
-        let in_tx = &tx;
-        let fence_node = commit.fence.as_ref().map(|fence| fence.node.as_str());
-        let lease_check = async {
-            match fence_node {
-                Some(node) => tx_query(in_tx, LOCK_LEASES, &[&lease_tids, &epochs, &node]).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let head_moves = async {
-            let mut moved = Vec::with_capacity(commit.logs.len());
-            for log in &commit.logs {
-                let tid = tids[&log.tenant];
-                let (old_size, new_size) = (int(log.old_size.0), int(log.new_size.0));
-                moved.push(if old_size == 0 {
-                    tx_execute(in_tx, FIRST_HEAD, &[&tid, &new_size, &log.checkpoint]).await?
-                } else {
-                    tx_execute(in_tx, MOVE_HEAD, &[&tid, &old_size, &new_size, &log.checkpoint]).await?
-                });
-            }
-            Ok::<_, Error>(moved)
-        };
-        let mut writes: Vec<Write<'_>> = Vec::new();
-        if !key_tids.is_empty() {
-            writes.push(Box::pin(async {
-                tx_execute(in_tx, INSERT_DATA_KEYS, &[&key_tids, &subjects, &wrapped]).await
-            }));
-        }
-        if !rows.idx.is_empty() {
-            let rows = &rows;
-            // The small unique tables first: a duplicate fails them before the big insert runs.
-            writes.push(Box::pin(async move {
-                let params: [&(dyn ToSql + Sync); 7] = [
-                    &rows.tid,
-                    &rows.source,
-                    &rows.producer_id,
-                    &rows.idx,
-                    &rows.event_id,
-                    &rows.content_hash,
-                    &rows.recorded_at,
-                ];
-                tx_execute(in_tx, INSERT_EVENT_KEYS, &params).await
-            }));
-            writes.push(Box::pin(async move {
-                tx_execute(
-                    in_tx,
-                    INSERT_EVENT_IDS,
-                    &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at],
-                )
-                .await
-            }));
-            writes.push(Box::pin(async move {
-                let params: [&(dyn ToSql + Sync); 16] = [
-                    &rows.tid,
-                    &rows.idx,
-                    &rows.recorded_at,
-                    &rows.event_id,
-                    &rows.source,
-                    &rows.producer_id,
-                    &rows.content_hash,
-                    &rows.time,
-                    &rows.event_type,
-                    &rows.action,
-                    &rows.outcome,
-                    &rows.actor,
-                    &rows.subject,
-                    &rows.entry,
-                    &rows.seal_subject,
-                    &rows.sealed,
-                ];
-                tx_execute(in_tx, INSERT_EVENTS, &params).await
-            }));
-        }
-        if !rows.target_idx.is_empty() {
-            let rows = &rows;
-            writes.push(Box::pin(async move {
-                let params: [&(dyn ToSql + Sync); 6] = [
-                    &rows.target_tid,
-                    &rows.target_type,
-                    &rows.target_id,
-                    &rows.target_time,
-                    &rows.target_idx,
-                    &rows.target_recorded_at,
-                ];
-                tx_execute(in_tx, INSERT_TARGETS, &params).await
-            }));
-        }
-        if !tile_tids.is_empty() {
-            writes.push(Box::pin(async {
-                tx_execute(in_tx, PUT_TILES, &[&tile_tids, &levels, &indices, &tile_data]).await
-            }));
-        }
-        if !log_tids.is_empty() {
-            writes.push(Box::pin(async {
-                tx_execute(in_tx, INSERT_CHECKPOINTS, &[&log_tids, &sizes, &notes]).await
-            }));
-        }
-        if !tickets.is_empty() {
-            writes.push(Box::pin(async { tx_execute(in_tx, ANSWER, &[&tickets, &answers]).await }));
-        }
-        let (held, moved, written) =
-            futures_util::future::join3(lease_check, head_moves, futures_util::future::join_all(writes))
-                .await;
-        // Statements are prepared before they run, so they may run in another order than sent;
-        // after the first failure the rest answer "transaction aborted". A conflict (a duplicate
-        // entry) is the cause worth reporting, wherever it appears.
-        let mut errors = held
-            .as_ref()
-            .err()
-            .into_iter()
-            .chain(moved.as_ref().err())
-            .chain(written.iter().filter_map(|result| result.as_ref().err()));
-        if let Some(Error::Conflict(message)) = errors.find(|err| matches!(err, Error::Conflict(_))) {
-            return Err(Error::Conflict(message.clone()));
-        }
-        if let Some(held) = held?
-            && held.len() != leases.len()
-        {
-            let fence = commit.fence.as_ref().expect("a fence was checked");
-            let held: HashSet<i64> = held.iter().map(|row| row.get(0)).collect();
-            let lost: Vec<String> = fence
-                .leases
-                .iter()
-                .filter(|(tenant, _)| !held.contains(&tids[tenant]))
-                .map(|(tenant, epoch)| format!("{tenant} (epoch {epoch})"))
-                .collect();
-            return Err(Error::Conflict(format!(
-                "lease lost: node {} no longer holds the lease of {}",
-                fence.node,
-                lost.join(", ")
-            )));
-        }
-        if let Some(log) = commit.logs.iter().zip(moved?).find_map(|(log, moved)| (moved != 1).then_some(log))
-        {
-            drop(tx);
-            let tid = tids[&log.tenant];
-            let rows = query(&client, "SELECT size FROM logs WHERE tid = $1", &[&tid]).await?;
-            let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
-            return Err(Error::Conflict(format!(
-                "log of {} is at size {current}, not {}: another writer moved it",
-                log.tenant, log.old_size
-            )));
-        }
-        // After a failed statement the later ones fail as "transaction aborted"; a conflict is the
-        // cause worth reporting.
-        let mut first_error = None;
-        for result in written {
-            match result {
-                Ok(_) => {}
-                Err(conflict @ Error::Conflict(_)) => return Err(conflict),
-                Err(other) => {
-                    first_error.get_or_insert(other);
-                }
-            }
-        }
-        if let Some(error) = first_error {
-            return Err(error);
-        }
-        tx.commit().await.map_err(failed)
+        Ok(tids)
     }
 
     pub(crate) async fn event_by_id(

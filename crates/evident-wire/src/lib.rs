@@ -10,11 +10,13 @@
 //! - [`api`]: requests and answers of `/v1/...` (OpenAPI schemas with the feature `openapi`).
 //! - [`export`]: the `evident-export/v1` bundle format.
 //! - [`signature`]: HMAC-SHA256 and the `Evident-Signature` header of webhook deliveries.
+//! - [`inbox`]: the requests nodes sharing a store queue for a tenant's leader, and its answers.
 
 pub mod api;
 pub mod entry;
 pub mod export;
 pub mod filter;
+pub mod inbox;
 pub mod jcs;
 pub mod names;
 pub mod signature;
