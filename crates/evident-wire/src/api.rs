@@ -322,45 +322,67 @@ pub struct Health {
 }
 
 impl SearchParams {
+    /// The filter parameters by name: the one list the two conversions below share.
+    fn filter_slots(&mut self) -> [(&'static str, &mut Option<String>); 10] {
+        [
+            ("from", &mut self.from),
+            ("to", &mut self.to),
+            ("actor", &mut self.actor),
+            ("subject", &mut self.subject),
+            ("target_type", &mut self.target_type),
+            ("target_id", &mut self.target_id),
+            ("type", &mut self.event_type),
+            ("action", &mut self.action),
+            ("outcome", &mut self.outcome),
+            ("source", &mut self.source),
+        ]
+    }
+
     /// The filter these parameters ask for, every value checked.
     pub fn filter(&self) -> Result<Filter, Invalid> {
-        let given = [
-            ("from", &self.from),
-            ("to", &self.to),
-            ("actor", &self.actor),
-            ("subject", &self.subject),
-            ("target_type", &self.target_type),
-            ("target_id", &self.target_id),
-            ("type", &self.event_type),
-            ("action", &self.action),
-            ("outcome", &self.outcome),
-            ("source", &self.source),
-        ];
-        Filter::from_pairs(given.into_iter().filter_map(|(name, value)| value.as_deref().map(|v| (name, v))))
+        let mut params = self.clone();
+        let slots = params.filter_slots();
+        Filter::from_pairs(slots.iter().filter_map(|(name, value)| value.as_deref().map(|v| (*name, v))))
     }
 
     /// The parameters of a filter (and nothing else).
     pub fn from_filter(filter: &Filter) -> SearchParams {
         let mut params = SearchParams::default();
-        for (name, value) in filter.pairs() {
-            let slot = match name {
-                "from" => &mut params.from,
-                "to" => &mut params.to,
-                "actor" => &mut params.actor,
-                "subject" => &mut params.subject,
-                "target_type" => &mut params.target_type,
-                "target_id" => &mut params.target_id,
-                "type" => &mut params.event_type,
-                "action" => &mut params.action,
-                "outcome" => &mut params.outcome,
-                _ => &mut params.source,
-            };
-            *slot = Some(value);
+        let mut given = filter.pairs();
+        for (name, slot) in params.filter_slots() {
+            if let Some(at) = given.iter().position(|(given_name, _)| *given_name == name) {
+                *slot = Some(given.swap_remove(at).1);
+            }
         }
         params
     }
 
     pub fn order(&self) -> Result<Order, Invalid> {
         Order::parse(self.order.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_params_and_filters_convert_both_ways() {
+        let params = SearchParams {
+            from: Some("2026-11-01T00:00:00Z".into()),
+            target_type: Some("customer".into()),
+            target_id: Some("cus_1".into()),
+            action: Some("update".into()),
+            limit: Some(5),
+            ..SearchParams::default()
+        };
+        let filter = params.filter().unwrap();
+        let back = SearchParams::from_filter(&filter);
+        assert_eq!(back.from.as_deref(), Some("2026-11-01T00:00:00.000000Z"));
+        assert_eq!((back.target_type.as_deref(), back.action.as_deref()), (Some("customer"), Some("update")));
+        assert_eq!(back.limit, None, "only the filter is carried over");
+        assert_eq!(back.filter().unwrap(), filter);
+        let bad = SearchParams { outcome: Some("maybe".into()), ..SearchParams::default() };
+        assert_eq!(bad.filter().unwrap_err().name, "outcome");
     }
 }
