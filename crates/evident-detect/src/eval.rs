@@ -15,7 +15,10 @@ use sha2::{Digest, Sha256};
 
 use crate::bounded::BoundedMap;
 use crate::observe::Observed;
-use crate::rule::{By, OffHoursCompiled, Params, Rule, Severity};
+use crate::rule::{
+    Baseline, By, FailedBurst, FirstTouch, MassAccess, NoPurpose, OffHoursCompiled, Params, PrivilegeChange,
+    Rule, SensitiveChange, Severity, Watchlist,
+};
 use crate::{HOUR, Result, SECOND};
 
 /// Trigger event ids kept in a finding.
@@ -321,6 +324,7 @@ fn within_hours(time: i64, p: &OffHoursCompiled) -> bool {
     in_span && p.params.days.contains(&shift_day)
 }
 
+/// Evaluates one event against one rule: each template is its own step below.
 fn evaluate(
     rule: &Rule,
     params: &Params,
@@ -328,310 +332,355 @@ fn evaluate(
     event: &Observed,
     arrival: i64,
 ) -> Option<Finding> {
-    let evident = event.is_evident();
     match params {
-        Params::MassAccess(p) => {
-            if evident || !has(&p.actions, &event.action) || event.outcome == "failure" {
-                return None;
-            }
-            let customers = customers(event, &p.target_types);
-            if customers.is_empty() {
-                return None;
-            }
-            let window = p.window_secs as i64 * SECOND;
-            let w = state.windows.touch(&event.actor, Window::default);
-            for customer in customers {
-                let customer = fnv1a(customer.as_bytes());
-                w.items.retain(|(_, _, c)| *c != customer);
-                w.items.push_back((event.time, event.event_id.clone(), customer));
-            }
-            while w.items.front().is_some_and(|(t, _, _)| *t <= event.time - window) {
-                w.items.pop_front();
-            }
-            while w.items.len() > p.threshold as usize + 1 {
-                w.items.pop_front();
-            }
-            if w.items.len() <= p.threshold as usize {
-                return None;
-            }
-            let triggers: Vec<String> = w.items.iter().map(|(_, id, _)| id.clone()).collect();
-            let count = w.items.len() as u64;
-            if !cooled(state, &event.actor, event.time, p.window_secs) {
-                return None;
-            }
-            let explanation = format!(
-                "{} read or exported {count} distinct customers within {} s (more than {})",
-                event.actor, p.window_secs, p.threshold
-            );
-            Some(found(rule, &event.actor, event, triggers, count, explanation))
-        }
-        Params::FailedBurst(p) => {
-            if !is_failure(event) {
-                return None;
-            }
-            let key = match p.by {
-                By::Actor => event.actor.clone(),
-                _ => event.ip.clone()?,
-            };
-            let window = p.window_secs as i64 * SECOND;
-            let w = state.windows.touch(&key, Window::default);
-            w.items.push_back((event.time, event.event_id.clone(), 0));
-            while w.items.front().is_some_and(|(t, _, _)| *t <= event.time - window) {
-                w.items.pop_front();
-            }
-            while w.items.len() > p.threshold as usize {
-                w.items.pop_front();
-            }
-            if w.items.len() < p.threshold as usize {
-                return None;
-            }
-            let triggers: Vec<String> = w.items.iter().map(|(_, id, _)| id.clone()).collect();
-            if !cooled(state, &key, event.time, p.window_secs) {
-                return None;
-            }
-            let who = match p.by {
-                By::Actor => format!("actor {key}"),
-                _ => format!("address {key} (keyed hash)"),
-            };
-            let explanation = format!(
-                "{} failed logins or denied requests from {who} within {} s",
-                triggers.len(),
-                p.window_secs
-            );
-            let mut finding = found(rule, &key, event, triggers.clone(), triggers.len() as u64, explanation);
-            if p.by == By::Ip {
-                finding.actor = None;
-            }
-            finding.subject = None;
-            Some(finding)
-        }
-        Params::OffHours(p) => {
-            if evident
-                || !has(&p.params.actions, &event.action)
-                || !has(&p.params.actor_types, &event.actor_type)
-                || within_hours(event.time, p)
-            {
-                return None;
-            }
-            if !cooled(state, &event.actor, event.time, p.params.cooldown_secs) {
-                return None;
-            }
-            let (minute, weekday) = local_minute_and_day(event.time, p);
-            let explanation = format!(
-                "{} did {} ({}) at {:02}:{:02} on ISO weekday {weekday} (UTC{}), outside working hours {}-{}",
-                event.actor,
-                event.action,
-                event.event_type,
-                minute / 60,
-                minute % 60,
-                p.params.utc_offset,
-                p.params.start,
-                p.params.end
-            );
-            Some(found(rule, &event.actor, event, vec![event.event_id.clone()], 1, explanation))
-        }
-        Params::Watchlist(p) => {
-            if evident || has(&p.exempt_actors, &event.actor) {
-                return None;
-            }
-            let watched =
-                event.subject.as_deref().filter(|s| has(&p.subjects, s)).map(str::to_owned).or_else(
-                    || event.targets.iter().map(|(t, id)| format!("{t}:{id}")).find(|t| has(&p.targets, t)),
-                )?;
-            let key = format!("{}|{watched}", event.actor);
-            if !cooled(state, &key, event.time, p.cooldown_secs) {
-                return None;
-            }
-            let explanation =
-                format!("{} did {} ({}) on watched {watched}", event.actor, event.action, event.event_type);
-            Some(found(rule, &key, event, vec![event.event_id.clone()], 1, explanation))
-        }
-        Params::NoPurpose(p) => {
-            if evident
-                || !has(&p.actions, &event.action)
-                || event.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
-                || (!p.data_classes.is_empty() && !event.data_classes.iter().any(|c| has(&p.data_classes, c)))
-            {
-                return None;
-            }
-            if !cooled(state, &event.actor, event.time, p.cooldown_secs) {
-                return None;
-            }
-            let about = event.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_default();
-            let explanation = format!(
-                "{} did {} ({}){about}, personal data ({}), without a stated purpose",
-                event.actor,
-                event.action,
-                event.event_type,
-                event.data_classes.join(", ")
-            );
-            Some(found(rule, &event.actor, event, vec![event.event_id.clone()], 1, explanation))
-        }
-        Params::SensitiveChange(p) => {
-            if evident {
-                return None;
-            }
-            // A login of a customer (as actor) from a place not seen for them before.
-            let new_place = if event.action == "login" && event.outcome == "success" {
-                match &event.ip {
-                    Some(ip) => {
-                        let seen = state.seen.touch(&event.actor, Seen::default);
-                        let new = !seen.values.contains(ip);
-                        if new {
-                            seen.values.push(ip.clone());
-                            if seen.values.len() > MAX_SEEN {
-                                seen.values.remove(0);
-                            }
-                        }
-                        new && seen.values.len() > 1
-                    }
-                    None => false,
-                }
-            } else {
-                false
-            };
-            if let Some(field) = event.changed_fields.iter().find(|f| has(&p.fields, f))
-                && let Some(subject) = &event.subject
-                && event.outcome == "success"
-            {
-                let until = event.time + p.window_secs as i64 * SECOND;
-                *state.pending.touch(subject, Pending::default) =
-                    Pending { until, event_id: event.event_id.clone(), field: field.clone() };
-                return None;
-            }
-            let (customer, what) = if event.action == "export" {
-                (event.subject.clone()?, "an export")
-            } else if new_place {
-                (event.actor.clone(), "a login from a new place")
-            } else {
-                return None;
-            };
-            let pending = state.pending.get(&customer)?.clone();
-            if event.time > pending.until || event.time < pending.until - p.window_secs as i64 * SECOND {
-                return None;
-            }
-            state.pending.remove(&customer);
-            let explanation = format!(
-                "{} of customer {customer} changed, then {what} ({} by {}) within {} s",
-                pending.field, event.event_type, event.actor, p.window_secs
-            );
-            let mut finding =
-                found(rule, &customer, event, vec![pending.event_id, event.event_id.clone()], 2, explanation);
-            finding.subject = Some(customer);
-            Some(finding)
-        }
-        Params::PrivilegeChange(p) => {
-            if event.actor_type == "system" || event.outcome == "failure" {
-                return None;
-            }
-            let settings =
-                evident && p.type_prefixes.iter().any(|prefix| event.event_type.starts_with(prefix));
-            let role = event.metadata.get("role").and_then(|r| r.as_str()).unwrap_or_default();
-            let key_grant =
-                evident && event.event_type == "evident.admin.key_created" && has(&p.privileged_roles, role);
-            let producer_grant = !evident && has(&p.actions, &event.action);
-            if !(settings || key_grant || producer_grant) {
-                return None;
-            }
-            let target = event.targets.first().map(|(t, id)| format!("{t} {id}")).unwrap_or_default();
-            let explanation = if key_grant {
-                format!("{} created a key with role {role} ({target})", event.actor)
-            } else {
-                format!("{} did {} ({}) on {target}", event.actor, event.action, event.event_type)
-            };
-            Some(found(rule, &event.event_id, event, vec![event.event_id.clone()], 1, explanation))
-        }
-        Params::FirstTouch(p) => {
-            if evident || event.targets.is_empty() {
-                return None;
-            }
-            let seen = state.seen.touch(&event.actor, Seen::default);
-            seen.events += 1;
-            let mut new_kinds = Vec::new();
-            for (kind, _) in &event.targets {
-                if !seen.values.contains(kind) {
-                    seen.values.push(kind.clone());
-                    new_kinds.push(kind.clone());
-                }
-            }
-            if seen.values.len() > MAX_SEEN {
-                let extra = seen.values.len() - MAX_SEEN;
-                seen.values.drain(..extra);
-            }
-            if new_kinds.is_empty() || seen.events <= u64::from(p.min_events) {
-                return None;
-            }
-            let explanation = format!(
-                "{} touched {} for the first time after {} events ({})",
-                event.actor,
-                new_kinds.join(", "),
-                seen.events - 1,
-                event.event_type
-            );
-            let key = format!("{}|{}", event.actor, new_kinds.join(","));
-            Some(found(rule, &key, event, vec![event.event_id.clone()], 1, explanation))
-        }
+        Params::MassAccess(p) => mass_access(rule, p, state, event),
+        Params::FailedBurst(p) => failed_burst(rule, p, state, event),
+        Params::OffHours(p) => off_hours(rule, p, state, event),
+        Params::Watchlist(p) => watchlist(rule, p, state, event),
+        Params::NoPurpose(p) => no_purpose(rule, p, state, event),
+        Params::SensitiveChange(p) => sensitive_change(rule, p, state, event),
+        Params::PrivilegeChange(p) => privilege_change(rule, p, event),
+        Params::FirstTouch(p) => first_touch(rule, p, state, event),
         Params::Silence(_) => {
-            if evident {
-                return None;
-            }
-            let gap = state.gaps.touch(&event.source, SourceGap::default);
-            if gap.arrivals > 0 {
-                let observed = (arrival - gap.last_arrival).max(0) as f64;
-                gap.mean_gap = if gap.arrivals == 1 { observed } else { 0.9 * gap.mean_gap + 0.1 * observed };
-            }
-            gap.arrivals += 1;
-            gap.last_arrival = arrival;
-            gap.fired = false;
-            gap.last_event = event.event_id.clone();
+            learn_gap(state, event, arrival);
             None
         }
-        Params::Baseline(p) => {
-            if evident {
-                return None;
-            }
-            let key = match p.by {
-                By::Source => event.source.clone(),
-                _ => event.actor.clone(),
-            };
-            let hour = event.time.div_euclid(HOUR);
-            let level = state.levels.touch(&key, HourLevel::default);
-            if level.hours == 0 && level.count == 0 {
-                level.hour = hour;
-            }
-            if hour < level.hour {
-                return None; // late event of a closed hour
-            }
-            if hour > level.hour {
-                let count = f64::from(level.count);
-                level.mean = if level.hours == 0 { count } else { 0.9 * level.mean + 0.1 * count };
-                level.hours += 1;
-                level.hour = hour;
-                level.count = 0;
-                level.fired = false;
-            }
-            level.count += 1;
-            level.last_event = event.event_id.clone();
-            let limit = (level.mean * p.factor).max(f64::from(p.min_count));
-            if level.fired || level.hours < p.learning_hours || f64::from(level.count) <= limit {
-                return None;
-            }
-            level.fired = true;
-            let explanation = format!(
-                "{} has {} events in the hour from {} UTC; its usual level is {:.1} per active hour (limit {:.0})",
-                key,
-                level.count,
-                evident_wire::Micros(hour * HOUR).to_rfc3339(),
-                level.mean,
-                limit
-            );
-            let count = u64::from(level.count);
-            let triggers = vec![event.event_id.clone()];
-            let mut finding = found(rule, &format!("{key}@{hour}"), event, triggers, count, explanation);
-            finding.key = key;
-            finding.subject = None;
-            Some(finding)
+        Params::Baseline(p) => baseline(rule, p, state, event),
+    }
+}
+
+/// One actor reads or exports more than `threshold` distinct customers within the window.
+fn mass_access(rule: &Rule, p: &MassAccess, state: &mut RuleState, event: &Observed) -> Option<Finding> {
+    if event.is_evident() || !has(&p.actions, &event.action) || event.outcome == "failure" {
+        return None;
+    }
+    let customers = customers(event, &p.target_types);
+    if customers.is_empty() {
+        return None;
+    }
+    let window = p.window_secs as i64 * SECOND;
+    let w = state.windows.touch(&event.actor, Window::default);
+    for customer in customers {
+        let customer = fnv1a(customer.as_bytes());
+        w.items.retain(|(_, _, c)| *c != customer);
+        w.items.push_back((event.time, event.event_id.clone(), customer));
+    }
+    while w.items.front().is_some_and(|(t, _, _)| *t <= event.time - window) {
+        w.items.pop_front();
+    }
+    while w.items.len() > p.threshold as usize + 1 {
+        w.items.pop_front();
+    }
+    if w.items.len() <= p.threshold as usize {
+        return None;
+    }
+    let triggers: Vec<String> = w.items.iter().map(|(_, id, _)| id.clone()).collect();
+    let count = w.items.len() as u64;
+    if !cooled(state, &event.actor, event.time, p.window_secs) {
+        return None;
+    }
+    let explanation = format!(
+        "{} read or exported {count} distinct customers within {} s (more than {})",
+        event.actor, p.window_secs, p.threshold
+    );
+    Some(found(rule, &event.actor, event, triggers, count, explanation))
+}
+
+/// `threshold` failed logins or denied requests from one actor or one IP within the window.
+fn failed_burst(rule: &Rule, p: &FailedBurst, state: &mut RuleState, event: &Observed) -> Option<Finding> {
+    if !is_failure(event) {
+        return None;
+    }
+    let key = match p.by {
+        By::Actor => event.actor.clone(),
+        _ => event.ip.clone()?,
+    };
+    let window = p.window_secs as i64 * SECOND;
+    let w = state.windows.touch(&key, Window::default);
+    w.items.push_back((event.time, event.event_id.clone(), 0));
+    while w.items.front().is_some_and(|(t, _, _)| *t <= event.time - window) {
+        w.items.pop_front();
+    }
+    while w.items.len() > p.threshold as usize {
+        w.items.pop_front();
+    }
+    if w.items.len() < p.threshold as usize {
+        return None;
+    }
+    let triggers: Vec<String> = w.items.iter().map(|(_, id, _)| id.clone()).collect();
+    if !cooled(state, &key, event.time, p.window_secs) {
+        return None;
+    }
+    let who = match p.by {
+        By::Actor => format!("actor {key}"),
+        _ => format!("address {key} (keyed hash)"),
+    };
+    let explanation =
+        format!("{} failed logins or denied requests from {who} within {} s", triggers.len(), p.window_secs);
+    let mut finding = found(rule, &key, event, triggers.clone(), triggers.len() as u64, explanation);
+    if p.by == By::Ip {
+        finding.actor = None;
+    }
+    finding.subject = None;
+    Some(finding)
+}
+
+/// Access outside the rule's working hours.
+fn off_hours(rule: &Rule, p: &OffHoursCompiled, state: &mut RuleState, event: &Observed) -> Option<Finding> {
+    if event.is_evident()
+        || !has(&p.params.actions, &event.action)
+        || !has(&p.params.actor_types, &event.actor_type)
+        || within_hours(event.time, p)
+    {
+        return None;
+    }
+    if !cooled(state, &event.actor, event.time, p.params.cooldown_secs) {
+        return None;
+    }
+    let (minute, weekday) = local_minute_and_day(event.time, p);
+    let explanation = format!(
+        "{} did {} ({}) at {:02}:{:02} on ISO weekday {weekday} (UTC{}), outside working hours {}-{}",
+        event.actor,
+        event.action,
+        event.event_type,
+        minute / 60,
+        minute % 60,
+        p.params.utc_offset,
+        p.params.start,
+        p.params.end
+    );
+    Some(found(rule, &event.actor, event, vec![event.event_id.clone()], 1, explanation))
+}
+
+/// Any access to a watched customer or record, except by exempt actors.
+fn watchlist(rule: &Rule, p: &Watchlist, state: &mut RuleState, event: &Observed) -> Option<Finding> {
+    if event.is_evident() || has(&p.exempt_actors, &event.actor) {
+        return None;
+    }
+    let watched =
+        event.subject.as_deref().filter(|s| has(&p.subjects, s)).map(str::to_owned).or_else(|| {
+            event.targets.iter().map(|(t, id)| format!("{t}:{id}")).find(|t| has(&p.targets, t))
+        })?;
+    let key = format!("{}|{watched}", event.actor);
+    if !cooled(state, &key, event.time, p.cooldown_secs) {
+        return None;
+    }
+    let explanation =
+        format!("{} did {} ({}) on watched {watched}", event.actor, event.action, event.event_type);
+    Some(found(rule, &key, event, vec![event.event_id.clone()], 1, explanation))
+}
+
+/// Reads of personal data without a stated purpose.
+fn no_purpose(rule: &Rule, p: &NoPurpose, state: &mut RuleState, event: &Observed) -> Option<Finding> {
+    if event.is_evident()
+        || !has(&p.actions, &event.action)
+        || event.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
+        || (!p.data_classes.is_empty() && !event.data_classes.iter().any(|c| has(&p.data_classes, c)))
+    {
+        return None;
+    }
+    if !cooled(state, &event.actor, event.time, p.cooldown_secs) {
+        return None;
+    }
+    let about = event.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_default();
+    let explanation = format!(
+        "{} did {} ({}){about}, personal data ({}), without a stated purpose",
+        event.actor,
+        event.action,
+        event.event_type,
+        event.data_classes.join(", ")
+    );
+    Some(found(rule, &event.actor, event, vec![event.event_id.clone()], 1, explanation))
+}
+
+/// A sensitive field of a customer changes, then within the window an export concerning that
+/// customer or a login of that customer from a new place.
+fn sensitive_change(
+    rule: &Rule,
+    p: &SensitiveChange,
+    state: &mut RuleState,
+    event: &Observed,
+) -> Option<Finding> {
+    if event.is_evident() {
+        return None;
+    }
+    let new_place = login_from_new_place(state, event);
+    if let Some(field) = event.changed_fields.iter().find(|f| has(&p.fields, f))
+        && let Some(subject) = &event.subject
+        && event.outcome == "success"
+    {
+        let until = event.time + p.window_secs as i64 * SECOND;
+        *state.pending.touch(subject, Pending::default) =
+            Pending { until, event_id: event.event_id.clone(), field: field.clone() };
+        return None;
+    }
+    let (customer, what) = if event.action == "export" {
+        (event.subject.clone()?, "an export")
+    } else if new_place {
+        (event.actor.clone(), "a login from a new place")
+    } else {
+        return None;
+    };
+    let pending = state.pending.get(&customer)?.clone();
+    if event.time > pending.until || event.time < pending.until - p.window_secs as i64 * SECOND {
+        return None;
+    }
+    state.pending.remove(&customer);
+    let explanation = format!(
+        "{} of customer {customer} changed, then {what} ({} by {}) within {} s",
+        pending.field, event.event_type, event.actor, p.window_secs
+    );
+    let triggers = vec![pending.event_id, event.event_id.clone()];
+    let mut finding = found(rule, &customer, event, triggers, 2, explanation);
+    finding.subject = Some(customer);
+    Some(finding)
+}
+
+/// Whether the event is a successful login of a customer (as actor) from an IP address (hashed)
+/// not seen for them before; remembers the address.
+fn login_from_new_place(state: &mut RuleState, event: &Observed) -> bool {
+    if event.action != "login" || event.outcome != "success" {
+        return false;
+    }
+    let Some(ip) = &event.ip else { return false };
+    let seen = state.seen.touch(&event.actor, Seen::default);
+    let new = !seen.values.contains(ip);
+    if new {
+        seen.values.push(ip.clone());
+        if seen.values.len() > MAX_SEEN {
+            seen.values.remove(0);
         }
+    }
+    new && seen.values.len() > 1
+}
+
+/// Privilege grants and changes to the audit system's own settings.
+fn privilege_change(rule: &Rule, p: &PrivilegeChange, event: &Observed) -> Option<Finding> {
+    if event.actor_type == "system" || event.outcome == "failure" {
+        return None;
+    }
+    let evident = event.is_evident();
+    let settings = evident && p.type_prefixes.iter().any(|prefix| event.event_type.starts_with(prefix));
+    let role = event.metadata.get("role").and_then(|r| r.as_str()).unwrap_or_default();
+    let key_grant =
+        evident && event.event_type == "evident.admin.key_created" && has(&p.privileged_roles, role);
+    let producer_grant = !evident && has(&p.actions, &event.action);
+    if !(settings || key_grant || producer_grant) {
+        return None;
+    }
+    let target = event.targets.first().map(|(t, id)| format!("{t} {id}")).unwrap_or_default();
+    let explanation = if key_grant {
+        format!("{} created a key with role {role} ({target})", event.actor)
+    } else {
+        format!("{} did {} ({}) on {target}", event.actor, event.action, event.event_type)
+    };
+    Some(found(rule, &event.event_id, event, vec![event.event_id.clone()], 1, explanation))
+}
+
+/// An actor touches a kind of record never touched before, once it has enough history.
+fn first_touch(rule: &Rule, p: &FirstTouch, state: &mut RuleState, event: &Observed) -> Option<Finding> {
+    if event.is_evident() || event.targets.is_empty() {
+        return None;
+    }
+    let seen = state.seen.touch(&event.actor, Seen::default);
+    seen.events += 1;
+    let mut new_kinds = Vec::new();
+    for (kind, _) in &event.targets {
+        if !seen.values.contains(kind) {
+            seen.values.push(kind.clone());
+            new_kinds.push(kind.clone());
+        }
+    }
+    if seen.values.len() > MAX_SEEN {
+        let extra = seen.values.len() - MAX_SEEN;
+        seen.values.drain(..extra);
+    }
+    if new_kinds.is_empty() || seen.events <= u64::from(p.min_events) {
+        return None;
+    }
+    let explanation = format!(
+        "{} touched {} for the first time after {} events ({})",
+        event.actor,
+        new_kinds.join(", "),
+        seen.events - 1,
+        event.event_type
+    );
+    let key = format!("{}|{}", event.actor, new_kinds.join(","));
+    Some(found(rule, &key, event, vec![event.event_id.clone()], 1, explanation))
+}
+
+/// Silence learns each source's usual gap between arrivals here; [`Evaluator::tick`] judges it.
+fn learn_gap(state: &mut RuleState, event: &Observed, arrival: i64) {
+    if event.is_evident() {
+        return;
+    }
+    let gap = state.gaps.touch(&event.source, SourceGap::default);
+    if gap.arrivals > 0 {
+        let observed = (arrival - gap.last_arrival).max(0) as f64;
+        gap.mean_gap = if gap.arrivals == 1 { observed } else { 0.9 * gap.mean_gap + 0.1 * observed };
+    }
+    gap.arrivals += 1;
+    gap.last_arrival = arrival;
+    gap.fired = false;
+    gap.last_event = event.event_id.clone();
+}
+
+/// Hourly activity of an actor or a source departs from its learned level.
+fn baseline(rule: &Rule, p: &Baseline, state: &mut RuleState, event: &Observed) -> Option<Finding> {
+    if event.is_evident() {
+        return None;
+    }
+    let key = match p.by {
+        By::Source => event.source.clone(),
+        _ => event.actor.clone(),
+    };
+    let hour = event.time.div_euclid(HOUR);
+    let level = state.levels.touch(&key, HourLevel::default);
+    if !level.count_in(hour) {
+        return None; // late event of a closed hour
+    }
+    level.last_event = event.event_id.clone();
+    let limit = (level.mean * p.factor).max(f64::from(p.min_count));
+    if level.fired || level.hours < p.learning_hours || f64::from(level.count) <= limit {
+        return None;
+    }
+    level.fired = true;
+    let explanation = format!(
+        "{} has {} events in the hour from {} UTC; its usual level is {:.1} per active hour (limit {:.0})",
+        key,
+        level.count,
+        evident_wire::Micros(hour * HOUR).to_rfc3339(),
+        level.mean,
+        limit
+    );
+    let count = u64::from(level.count);
+    let triggers = vec![event.event_id.clone()];
+    let mut finding = found(rule, &format!("{key}@{hour}"), event, triggers, count, explanation);
+    finding.key = key;
+    finding.subject = None;
+    Some(finding)
+}
+
+impl HourLevel {
+    /// Counts an event of `hour`, closing the current hour into the mean when `hour` is later;
+    /// `false` for a late event of a closed hour (not counted).
+    fn count_in(&mut self, hour: i64) -> bool {
+        if self.hours == 0 && self.count == 0 {
+            self.hour = hour;
+        }
+        if hour < self.hour {
+            return false;
+        }
+        if hour > self.hour {
+            let count = f64::from(self.count);
+            self.mean = if self.hours == 0 { count } else { 0.9 * self.mean + 0.1 * count };
+            self.hours += 1;
+            self.hour = hour;
+            self.count = 0;
+            self.fired = false;
+        }
+        self.count += 1;
+        true
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Observed {
     /// `ip:<16 hex>`, a keyed hash of `origin.ip`; absent when the personal part was not at hand.
     pub ip: Option<String>,
     pub metadata: serde_json::Map<String, Value>,
+    /// The entry has a personal part (its skeleton holds a `pii_commitment`).
+    pub has_personal: bool,
 }
 
 impl Observed {
@@ -56,15 +58,25 @@ impl Observed {
         personal: Option<&[u8]>,
         ip_key: &[u8; 32],
     ) -> Option<Observed> {
-        let event: Skeleton = serde_json::from_slice(entry).ok()?;
-        let time = evident_wire::Micros::parse_rfc3339(&event.time)?.0;
+        let mut observed = Observed::from_stored(index, entry)?;
+        observed.event_id = event_id.to_owned();
         let ip = personal
             .and_then(|bytes| serde_json::from_slice::<PersonalIp>(bytes).ok())
-            .and_then(|part| part.ip)
-            .map(|ip| ip_pseudonym(ip_key, &ip));
+            .and_then(|part| part.ip);
+        if let Some(ip) = ip {
+            observed.set_ip(&ip, ip_key);
+        }
+        Some(observed)
+    }
+
+    /// Reads a stored entry (canonical skeleton JSON) alone: the event id comes from the entry,
+    /// and the IP address is not known until [`Observed::set_ip`] (when [`Observed::has_personal`]).
+    pub fn from_stored(index: u64, entry: &[u8]) -> Option<Observed> {
+        let event: Skeleton = serde_json::from_slice(entry).ok()?;
+        let time = evident_wire::Micros::parse_rfc3339(&event.time)?.0;
         Some(Observed {
             index,
-            event_id: event_id.to_owned(),
+            event_id: event.event_id,
             time,
             source: event.source,
             event_type: event.event_type,
@@ -77,15 +89,25 @@ impl Observed {
             reason: event.reason,
             changed_fields: event.changes.into_iter().map(|c| c.field).collect(),
             data_classes: event.data_classes,
-            ip,
+            ip: None,
             metadata: event.metadata,
+            has_personal: event.pii_commitment.is_some(),
         })
+    }
+
+    /// Keeps of the event's IP address only its keyed hash under `ip_key`.
+    pub fn set_ip(&mut self, ip: &str, ip_key: &[u8; 32]) {
+        self.ip = Some(ip_pseudonym(ip_key, ip));
     }
 }
 
 /// The skeleton fields rules read; the rest is skipped by the parser.
 #[derive(Deserialize)]
 struct Skeleton {
+    #[serde(default)]
+    event_id: String,
+    /// Present when the event has a personal part; its value is not needed here.
+    pii_commitment: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     source: String,
     #[serde(rename = "type", default)]
@@ -165,5 +187,20 @@ mod tests {
         assert_eq!(ip, ip_pseudonym(&[7; 32], "192.0.2.7"));
         assert_ne!(ip, ip_pseudonym(&[8; 32], "192.0.2.7"), "keyed");
         assert!(Observed::from_entry(0, "e", b"{}", None, &[0; 32]).is_none(), "no time");
+        assert!(!observed.has_personal, "no pii_commitment in this skeleton");
+    }
+
+    #[test]
+    fn a_stored_entry_says_whether_it_has_a_personal_part() {
+        let with =
+            br#"{"action":"read","event_id":"evt_1","pii_commitment":"q83v","time":"2026-11-26T10:00:00Z",
+            "metadata":{"note":"\"pii_commitment\""}}"#;
+        let observed = Observed::from_stored(4, with).unwrap();
+        assert_eq!((observed.index, observed.event_id.as_str(), observed.has_personal), (4, "evt_1", true));
+        assert_eq!(observed.ip, None);
+        // The name only as a value (or a metadata key) is not a personal part.
+        let without = br#"{"action":"read","event_id":"evt_2","reason":"\"pii_commitment\"",
+            "metadata":{"pii_commitment":"x"},"time":"2026-11-26T10:00:00Z"}"#;
+        assert!(!Observed::from_stored(5, without).unwrap().has_personal);
     }
 }
