@@ -704,14 +704,19 @@ impl Detection {
     fn start(engine: &Arc<Engine>, tenant: &TenantId, rules: usize) -> Result<Detection> {
         let arrivals = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let url = receiver(Arc::clone(&arrivals))?;
-        let webhook = evident_server::detect::Webhook {
+        let webhook = evident_detect::workspace::Webhook {
             id: "wh_bench".into(),
             url,
             min_severity: evident_detect::rule::Severity::Info,
             created_at: Micros::now().to_rfc3339(),
             description: String::new(),
         };
-        evident_server::detect::install(engine.store(), tenant, bench_rules(rules), vec![webhook])?;
+        evident_detect::workspace::Workspace::install(
+            engine.store().as_ref(),
+            tenant,
+            bench_rules(rules),
+            vec![webhook],
+        )?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let state =
             evident_server::AppState::new(Arc::clone(engine), evident_server::ServerConfig::default());

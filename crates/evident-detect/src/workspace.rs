@@ -615,13 +615,14 @@ impl Editor<'_> {
         Ok(answer)
     }
 
-    /// A new webhook (with a fresh id) while the tenant has fewer than [`MAX_WEBHOOKS`].
+    /// A new webhook (with a fresh id; apply it as [`WebhookChange::Create`]) while the tenant
+    /// has fewer than [`MAX_WEBHOOKS`].
     pub fn check_create_webhook(
         &self,
         url: String,
         min_severity: Severity,
         description: String,
-    ) -> Result<WebhookChange> {
+    ) -> Result<Webhook> {
         if self.tenant.lock().webhooks.len() >= MAX_WEBHOOKS {
             return Err(Error::Invalid {
                 field: "url",
@@ -629,13 +630,13 @@ impl Editor<'_> {
                 reason: format!("a tenant has at most {MAX_WEBHOOKS} webhooks"),
             });
         }
-        Ok(WebhookChange::Create(Webhook {
+        Ok(Webhook {
             id: format!("wh_{}", hex::encode(&evident_core::seal::random_32()[..8])),
             url,
             min_severity,
             created_at: Micros::now().to_rfc3339(),
             description,
-        }))
+        })
     }
 
     /// Deleting the webhook with this id.
@@ -784,11 +785,8 @@ mod tests {
         let workspace = Workspace::open(store(&dir));
         let detect = workspace.tenant(&tenant()).unwrap();
         let mut editor = detect.edit().await;
-        let WebhookChange::Create(webhook) =
-            editor.check_create_webhook("http://127.0.0.1:9/".into(), Severity::Low, String::new()).unwrap()
-        else {
-            panic!("a creation")
-        };
+        let webhook =
+            editor.check_create_webhook("http://127.0.0.1:9/".into(), Severity::Low, String::new()).unwrap();
         editor.apply_webhook_change(WebhookChange::Create(webhook.clone())).unwrap();
         let change = editor.check_create_rule(rule("other")).unwrap();
         editor.apply_rule_change(change).unwrap();

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -18,7 +18,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use evident_core::store::TenantId;
+use evident_detect::finding::{FindingRecord, Status};
 use evident_detect::rule::{Rule, Severity};
+use evident_detect::workspace::{Editor, RuleChange, TenantWorkspace, Webhook, WebhookChange, check_step};
 use evident_wire::Micros;
 use futures_util::Stream;
 use serde::Deserialize;
@@ -30,7 +32,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{self, Caller};
-use crate::detect::{self, FindingRecord, StatusChange, TenantDetect, Webhook};
+use crate::detect;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::Principal;
 
@@ -48,17 +50,17 @@ fn led_elsewhere(state: &AppState, tenant: &TenantId) -> bool {
 }
 
 /// A tenant's detection to read: this node's own when it leads the tenant, else the store's.
-fn tenant_detect(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<Mutex<TenantDetect>>> {
-    if led_elsewhere(state, tenant) {
-        return state.detect.snapshot(state.engine.store(), tenant).map_err(ApiError::from);
-    }
-    state.detect.tenant(state.engine.store(), tenant).map_err(ApiError::from)
+fn tenant_detect(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantWorkspace>> {
+    let workspace = &state.detect.workspace;
+    let detect =
+        if led_elsewhere(state, tenant) { workspace.snapshot(tenant) } else { workspace.tenant(tenant) };
+    detect.map_err(detect_error)
 }
 
 /// A tenant's detection to change: only on the node that leads the tenant, whose copy is the one
 /// written to the store (a change made elsewhere would be overwritten). Elsewhere 503: a client
 /// behind a balancer retries and reaches the leader (`/healthz` names the tenants a node leads).
-fn tenant_detect_to_change(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<Mutex<TenantDetect>>> {
+fn tenant_detect_to_change(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantWorkspace>> {
     if led_elsewhere(state, tenant) {
         return Err(ApiError::Unavailable(format!(
             "node {} does not lead tenant {tenant}; detection settings and findings change on its leader",
@@ -68,12 +70,16 @@ fn tenant_detect_to_change(state: &AppState, tenant: &TenantId) -> ApiResult<Arc
     tenant_detect(state, tenant)
 }
 
-fn rule_error(err: evident_detect::Error) -> ApiError {
+/// What detection refuses, as HTTP.
+fn detect_error(err: evident_detect::Error) -> ApiError {
+    use evident_detect::Error;
     match err {
-        evident_detect::Error::InvalidRule { field, reason } => {
-            ApiError::invalid_param(&field, "rule", reason)
-        }
-        other => ApiError::Internal(other.to_string()),
+        Error::InvalidRule { field, reason } => ApiError::invalid_param(&field, "rule", reason),
+        Error::Invalid { field, rule, reason } => ApiError::invalid_param(field, rule, reason),
+        Error::NotFound(what) => ApiError::NotFound(what),
+        Error::Conflict(why) => ApiError::Conflict(why),
+        Error::Core(core) => ApiError::from(core),
+        Error::State(_) => ApiError::Internal(err.to_string()),
     }
 }
 
@@ -89,7 +95,8 @@ fn digest(value: &impl serde::Serialize) -> String {
 }
 
 /// A rule change as an event: template, severity and a digest of the whole rule.
-fn rule_event(principal: &Principal, event_type: &'static str, rule: &Rule) -> AuditEvent {
+fn rule_event(principal: &Principal, change: &RuleChange) -> AuditEvent {
+    let rule = change.rule();
     let metadata = BTreeMap::from([
         ("template".to_owned(), rule.template.clone()),
         ("severity".to_owned(), rule.severity.as_str().to_owned()),
@@ -97,7 +104,7 @@ fn rule_event(principal: &Principal, event_type: &'static str, rule: &Rule) -> A
         ("rule_sha256".to_owned(), digest(rule)),
     ]);
     AuditEvent {
-        event_type,
+        event_type: change.event_type(),
         action: "configure",
         target: ("detection_rule".to_owned(), rule.id.clone()),
         metadata,
@@ -105,13 +112,19 @@ fn rule_event(principal: &Principal, event_type: &'static str, rule: &Rule) -> A
     }
 }
 
-/// Applies a changed rule set: compiles it into the evaluator, then stores it.
-fn apply_rules(state: &AppState, tenant: &TenantId, rules: Vec<Rule>) -> ApiResult<()> {
-    let detect = tenant_detect_to_change(state, tenant)?;
-    let mut detect = detect.lock().expect("not poisoned");
-    detect.evaluator.set_rules(&rules).map_err(rule_error)?;
-    detect.rules = rules;
-    detect::save_config(state.engine.store(), tenant, &detect).map_err(ApiError::from)
+/// Makes a rule change on the node leading the tenant: checked against the current rules,
+/// recorded in the tenant's log, then applied, all under the tenant's change lock (a concurrent
+/// change waits, then is checked against this one's result).
+async fn change_rules(
+    state: &AppState,
+    principal: &Principal,
+    check: impl FnOnce(&Editor<'_>) -> evident_detect::Result<RuleChange>,
+) -> ApiResult<()> {
+    let detect = tenant_detect_to_change(state, &principal.tenant)?;
+    let mut editor = detect.edit().await;
+    let change = check(&editor).map_err(detect_error)?;
+    audit::record(state, &principal.tenant, rule_event(principal, &change)).await?;
+    editor.apply_rule_change(change).map_err(detect_error)
 }
 
 /// A tenant's detection rules.
@@ -130,8 +143,7 @@ pub async fn list_rules(
     caller: Caller<auth::Read>,
 ) -> ApiResult<Json<RuleList>> {
     let principal = caller.principal;
-    let detect = tenant_detect(&state, &principal.tenant)?;
-    let rules = detect.lock().expect("not poisoned").rules.clone();
+    let rules = tenant_detect(&state, &principal.tenant)?.rules();
     Ok(Json(RuleList { rules }))
 }
 
@@ -155,8 +167,7 @@ pub async fn get_rule(
 ) -> ApiResult<Json<Rule>> {
     let principal = caller.principal;
     check_id("rule", &rule_id)?;
-    let detect = tenant_detect(&state, &principal.tenant)?;
-    let rule = detect.lock().expect("not poisoned").rules.iter().find(|r| r.id == rule_id).cloned();
+    let rule = tenant_detect(&state, &principal.tenant)?.rule(&rule_id);
     rule.map(Json).ok_or_else(|| ApiError::NotFound(format!("no rule {rule_id:?}")))
 }
 
@@ -173,21 +184,8 @@ pub async fn create_rule(
 ) -> ApiResult<(StatusCode, Json<Rule>)> {
     let principal = caller.principal;
     let rule: Rule = json_body(body)?;
-    rule.compile().map_err(rule_error)?;
-    let tenant = principal.tenant.clone();
-    let mut rules = tenant_detect_to_change(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
-    if rules.iter().any(|r| r.id == rule.id) {
-        return Err(ApiError::Conflict(format!(
-            "rule {:?} exists; PUT /v1/rules/{} changes it",
-            rule.id, rule.id
-        )));
-    }
-    if rules.len() >= 200 {
-        return Err(ApiError::invalid_param("id", "limit", "a tenant has at most 200 rules"));
-    }
-    audit::record(&state, &tenant, rule_event(&principal, "evident.rule.created", &rule)).await?;
-    rules.push(rule.clone());
-    apply_rules(&state, &tenant, rules)?;
+    rule.compile().map_err(detect_error)?;
+    change_rules(&state, &principal, |editor| editor.check_create_rule(rule.clone())).await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
@@ -218,15 +216,8 @@ pub async fn put_rule(
     }
     let rule: Rule = serde_json::from_value(value)
         .map_err(|err| ApiError::invalid_param("body", "json", format!("invalid rule: {err}")))?;
-    rule.compile().map_err(rule_error)?;
-    let tenant = principal.tenant.clone();
-    let mut rules = tenant_detect_to_change(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
-    let Some(slot) = rules.iter_mut().find(|r| r.id == rule_id) else {
-        return Err(ApiError::NotFound(format!("no rule {rule_id:?}")));
-    };
-    *slot = rule.clone();
-    audit::record(&state, &tenant, rule_event(&principal, "evident.rule.updated", &rule)).await?;
-    apply_rules(&state, &tenant, rules)?;
+    rule.compile().map_err(detect_error)?;
+    change_rules(&state, &principal, |editor| editor.check_replace_rule(rule.clone())).await?;
     Ok(Json(rule))
 }
 
@@ -242,14 +233,7 @@ pub async fn delete_rule(
 ) -> ApiResult<Json<Value>> {
     let principal = caller.principal;
     check_id("rule", &rule_id)?;
-    let tenant = principal.tenant.clone();
-    let mut rules = tenant_detect_to_change(&state, &tenant)?.lock().expect("not poisoned").rules.clone();
-    let Some(position) = rules.iter().position(|r| r.id == rule_id) else {
-        return Err(ApiError::NotFound(format!("no rule {rule_id:?}")));
-    };
-    let rule = rules.remove(position);
-    audit::record(&state, &tenant, rule_event(&principal, "evident.rule.deleted", &rule)).await?;
-    apply_rules(&state, &tenant, rules)?;
+    change_rules(&state, &principal, |editor| editor.check_delete_rule(&rule_id)).await?;
     Ok(Json(json!({"deleted": rule_id})))
 }
 
@@ -288,11 +272,9 @@ pub async fn backtest(
     }
     let rule = match (request.rule, request.rule_id) {
         (Some(rule), None) => rule,
-        (None, Some(id)) => {
-            let detect = tenant_detect(&state, &principal.tenant)?;
-            let found = detect.lock().expect("not poisoned").rules.iter().find(|r| r.id == id).cloned();
-            found.ok_or_else(|| ApiError::NotFound(format!("no rule {id:?}")))?
-        }
+        (None, Some(id)) => tenant_detect(&state, &principal.tenant)?
+            .rule(&id)
+            .ok_or_else(|| ApiError::NotFound(format!("no rule {id:?}")))?,
         _ => {
             return Err(ApiError::invalid_param(
                 "rule",
@@ -301,7 +283,7 @@ pub async fn backtest(
             ));
         }
     };
-    rule.compile().map_err(rule_error)?;
+    rule.compile().map_err(detect_error)?;
     let mut event = AuditEvent {
         event_type: "evident.audit.backtest",
         action: "search",
@@ -319,10 +301,7 @@ pub async fn backtest(
     })
     .await
     .map_err(|err| ApiError::Internal(format!("task failed: {err}")))?
-    .map_err(|err| match err {
-        evident_detect::Error::Core(core) => ApiError::from(core),
-        other => rule_error(other),
-    })?;
+    .map_err(detect_error)?;
     event.metadata.insert("findings".to_owned(), report.findings.len().to_string());
     audit::record(&state, &principal.tenant, event).await?;
     Ok(Json(json!(report)))
@@ -355,8 +334,6 @@ pub struct FindingPage {
     pub next_cursor: Option<String>,
 }
 
-const STATUSES: &[&str] = &["open", "acknowledged", "resolved", "false_positive"];
-
 /// List findings (filters, cursor), newest first.
 #[utoipa::path(get, path = "/v1/findings", params(FindingParams),
     responses((status = 200, body = FindingPage), (status = 400, body = evident_wire::api::Problem),
@@ -369,15 +346,15 @@ pub async fn list_findings(
 ) -> ApiResult<Json<FindingPage>> {
     let principal = caller.principal;
     let Query(params) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    if let Some(status) = &params.status
-        && !STATUSES.contains(&status.as_str())
-    {
-        return Err(ApiError::invalid_param(
-            "status",
-            "enum",
-            "open, acknowledged, resolved or false_positive",
-        ));
-    }
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                ApiError::invalid_param("status", "enum", "open, acknowledged, resolved or false_positive")
+            })
+        })
+        .transpose()?;
     let severity = params
         .severity
         .as_deref()
@@ -412,22 +389,15 @@ pub async fn list_findings(
             .ok_or_else(|| ApiError::invalid_param("cursor", "format", "not a cursor this service issued"))
         })
         .transpose()?;
-    let detect = tenant_detect(&state, &principal.tenant)?;
-    let mut matching: Vec<FindingRecord> = {
-        let detect = detect.lock().expect("not poisoned");
-        detect
-            .findings
-            .values()
-            .filter(|f| params.status.as_ref().is_none_or(|s| &f.status == s))
-            .filter(|f| severity.is_none_or(|s| f.finding.severity >= s))
-            .filter(|f| params.rule.as_ref().is_none_or(|r| &f.finding.rule == r))
-            .filter(|f| params.actor.as_ref().is_none_or(|a| f.finding.actor.as_ref() == Some(a)))
-            .filter(|f| from.is_none_or(|t| f.finding.time >= t.0))
-            .filter(|f| to.is_none_or(|t| f.finding.time < t.0))
-            .filter(|f| after.as_ref().is_none_or(|(time, id)| (f.finding.time, &f.finding.id) < (*time, id)))
-            .cloned()
-            .collect()
-    };
+    let mut matching = tenant_detect(&state, &principal.tenant)?.findings(|f| {
+        status.is_none_or(|s| f.status == s)
+            && severity.is_none_or(|s| f.finding.severity >= s)
+            && params.rule.as_ref().is_none_or(|r| &f.finding.rule == r)
+            && params.actor.as_ref().is_none_or(|a| f.finding.actor.as_ref() == Some(a))
+            && from.is_none_or(|t| f.finding.time >= t.0)
+            && to.is_none_or(|t| f.finding.time < t.0)
+            && after.as_ref().is_none_or(|(time, id)| (f.finding.time, &f.finding.id) < (*time, id))
+    });
     matching.sort_by(|a, b| (b.finding.time, &b.finding.id).cmp(&(a.finding.time, &a.finding.id)));
     let more = matching.len() > limit;
     matching.truncate(limit);
@@ -449,8 +419,7 @@ pub async fn get_finding(
 ) -> ApiResult<Json<FindingRecord>> {
     let principal = caller.principal;
     check_id("finding", &finding_id)?;
-    let detect = tenant_detect(&state, &principal.tenant)?;
-    let found = detect.lock().expect("not poisoned").findings.get(&finding_id).cloned();
+    let found = tenant_detect(&state, &principal.tenant)?.finding(&finding_id);
     found.map(Json).ok_or_else(|| ApiError::NotFound(format!("no finding {finding_id:?}")))
 }
 
@@ -481,69 +450,25 @@ pub async fn set_status(
     let principal = caller.principal;
     check_id("finding", &finding_id)?;
     let request: StatusRequest = json_body(body)?;
-    let event_type = match request.status.as_str() {
-        "acknowledged" => "evident.finding.acknowledged",
-        "resolved" => "evident.finding.resolved",
-        "false_positive" => "evident.finding.false_positive",
-        _ => {
-            return Err(ApiError::invalid_param(
-                "status",
-                "enum",
-                "acknowledged, resolved or false_positive",
-            ));
-        }
-    };
-    let comment = request.comment.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
-    if request.status != "acknowledged" && comment.is_none() {
-        return Err(ApiError::invalid_param("comment", "required", "say why when resolving or dismissing"));
-    }
-    if comment.as_ref().is_some_and(|c| c.chars().count() > 2000) {
-        return Err(ApiError::invalid_param("comment", "length", "at most 2000 characters"));
-    }
+    let (to, comment) = check_step(&request.status, request.comment).map_err(detect_error)?;
     let tenant = principal.tenant.clone();
     let detect = tenant_detect_to_change(&state, &tenant)?;
-    let (from, rule) = {
-        let detect = detect.lock().expect("not poisoned");
-        let finding = detect
-            .findings
-            .get(&finding_id)
-            .ok_or_else(|| ApiError::NotFound(format!("no finding {finding_id:?}")))?;
-        (finding.status.clone(), finding.finding.rule.clone())
-    };
-    let allowed = matches!(
-        (from.as_str(), request.status.as_str()),
-        ("open", _) | ("acknowledged", "resolved" | "false_positive")
-    );
-    if !allowed {
-        return Err(ApiError::Conflict(format!("a finding that is {from} cannot become {}", request.status)));
-    }
+    let mut editor = detect.edit().await;
+    let step = editor.check_status(&finding_id, to, comment).map_err(detect_error)?;
     let event = AuditEvent {
-        event_type,
+        event_type: step.to.event_type(),
         action: "other",
         target: ("finding".to_owned(), finding_id.clone()),
-        reason: comment.clone(),
+        reason: step.comment.clone(),
         metadata: BTreeMap::from([
-            ("from".to_owned(), from),
-            ("to".to_owned(), request.status.clone()),
-            ("rule".to_owned(), rule),
+            ("from".to_owned(), step.from.as_str().to_owned()),
+            ("to".to_owned(), step.to.as_str().to_owned()),
+            ("rule".to_owned(), step.rule.clone()),
         ]),
         ..AuditEvent::by(&principal)
     };
     let event_index = audit::record_idempotent(&state, &tenant, event).await?;
-    let mut detect = detect.lock().expect("not poisoned");
-    let Some(finding) = detect.findings.get_mut(&finding_id) else {
-        return Err(ApiError::NotFound(format!("no finding {finding_id:?}")));
-    };
-    finding.status = request.status.clone();
-    finding.history.push(StatusChange {
-        status: request.status,
-        by: principal.actor_id(),
-        comment,
-        at: Micros::now().to_rfc3339(),
-        event_index,
-    });
-    let answer = finding.clone();
-    detect.dirty = true;
+    let answer = editor.apply_status(step, principal.actor_id(), event_index).map_err(detect_error)?;
     Ok(Json(answer))
 }
 
@@ -593,16 +518,9 @@ pub async fn create_webhook(
     }
     let tenant = principal.tenant.clone();
     let detect = tenant_detect_to_change(&state, &tenant)?;
-    if detect.lock().expect("not poisoned").webhooks.len() >= 20 {
-        return Err(ApiError::invalid_param("url", "limit", "a tenant has at most 20 webhooks"));
-    }
-    let webhook = Webhook {
-        id: format!("wh_{}", hex::encode(&evident_core::seal::random_32()[..8])),
-        url: url.to_string(),
-        min_severity,
-        created_at: Micros::now().to_rfc3339(),
-        description,
-    };
+    let mut editor = detect.edit().await;
+    let webhook =
+        editor.check_create_webhook(url.to_string(), min_severity, description).map_err(detect_error)?;
     let event = AuditEvent {
         event_type: "evident.webhook.created",
         action: "configure",
@@ -614,12 +532,8 @@ pub async fn create_webhook(
         ..AuditEvent::by(&principal)
     };
     audit::record(&state, &tenant, event).await?;
-    {
-        let mut detect = detect.lock().expect("not poisoned");
-        detect.webhooks.push(webhook.clone());
-        detect::save_config(state.engine.store(), &tenant, &detect)?;
-    }
-    let secret = state.detect.webhook_secret(&tenant, &webhook.id);
+    editor.apply_webhook_change(WebhookChange::Create(webhook.clone())).map_err(detect_error)?;
+    let secret = state.detect.workspace.webhook_secret(&tenant, &webhook.id);
     let mut answer = json!(webhook);
     answer["secret"] = json!(secret);
     Ok((StatusCode::CREATED, Json(answer)))
@@ -634,8 +548,7 @@ pub async fn list_webhooks(
     caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<WebhookList>> {
     let principal = caller.principal;
-    let detect = tenant_detect(&state, &principal.tenant)?;
-    let webhooks = detect.lock().expect("not poisoned").webhooks.clone();
+    let webhooks = tenant_detect(&state, &principal.tenant)?.webhooks();
     Ok(Json(WebhookList { webhooks }))
 }
 
@@ -653,9 +566,8 @@ pub async fn delete_webhook(
     check_id("webhook", &webhook_id)?;
     let tenant = principal.tenant.clone();
     let detect = tenant_detect_to_change(&state, &tenant)?;
-    if !detect.lock().expect("not poisoned").webhooks.iter().any(|w| w.id == webhook_id) {
-        return Err(ApiError::NotFound(format!("no webhook {webhook_id:?}")));
-    }
+    let mut editor = detect.edit().await;
+    let change = editor.check_delete_webhook(&webhook_id).map_err(detect_error)?;
     let event = AuditEvent {
         event_type: "evident.webhook.deleted",
         action: "configure",
@@ -663,9 +575,7 @@ pub async fn delete_webhook(
         ..AuditEvent::by(&principal)
     };
     audit::record(&state, &tenant, event).await?;
-    let mut detect = detect.lock().expect("not poisoned");
-    detect.webhooks.retain(|w| w.id != webhook_id);
-    detect::save_config(state.engine.store(), &tenant, &detect)?;
+    editor.apply_webhook_change(change).map_err(detect_error)?;
     Ok(Json(json!({"deleted": webhook_id})))
 }
 
@@ -678,8 +588,7 @@ pub async fn dead_letters(
     caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<Value>> {
     let principal = caller.principal;
-    let detect = tenant_detect(&state, &principal.tenant)?;
-    let letters = detect.lock().expect("not poisoned").dead_letters.clone();
+    let letters = tenant_detect(&state, &principal.tenant)?.dead_letters();
     Ok(Json(json!({"dead_letters": letters})))
 }
 
@@ -698,32 +607,18 @@ pub async fn redeliver(
     check_id("dead letter", &delivery_id)?;
     let tenant = principal.tenant.clone();
     let detect = tenant_detect_to_change(&state, &tenant)?;
-    let (webhook, record) = {
-        let mut detect = detect.lock().expect("not poisoned");
-        let letter = detect
-            .dead_letters
-            .iter()
-            .find(|d| d.id == delivery_id)
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound(format!("no dead letter {delivery_id:?}")))?;
-        let webhook = detect.webhooks.iter().find(|w| w.id == letter.webhook).cloned();
-        let record = detect.findings.get(&letter.finding).cloned();
-        let (Some(webhook), Some(record)) = (webhook, record) else {
-            return Err(ApiError::NotFound("its webhook or finding no longer exists".into()));
-        };
-        detect.dead_letters.retain(|d| d.id != delivery_id);
-        detect.dirty = true;
-        (webhook, record)
-    };
+    let mut editor = detect.edit().await;
+    let redelivery = editor.check_redelivery(&delivery_id).map_err(detect_error)?;
     let event = AuditEvent {
         event_type: "evident.webhook.redelivered",
         action: "other",
-        target: ("webhook".to_owned(), webhook.id.clone()),
+        target: ("webhook".to_owned(), redelivery.webhook.id.clone()),
         metadata: BTreeMap::from([("delivery".to_owned(), delivery_id.clone())]),
         ..AuditEvent::by(&principal)
     };
     audit::record(&state, &tenant, event).await?;
-    tokio::spawn(detect::deliver(state.clone(), tenant, webhook, record));
+    editor.apply_redelivery(&redelivery);
+    tokio::spawn(detect::deliver(state.clone(), tenant, redelivery.webhook, redelivery.record));
     Ok((StatusCode::ACCEPTED, Json(json!({"redelivering": delivery_id}))))
 }
 

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod counter;
 pub mod detect;
 pub mod detect_api;
 pub mod error;
@@ -57,9 +58,9 @@ impl Default for ServerConfig {
 /// Counters of the HTTP layer (the engine keeps its own).
 #[derive(Debug, Default)]
 pub struct HttpStats {
-    pub requests: ops::Counter,
-    pub auth_failures: ops::Counter,
-    pub events_received: ops::Counter,
+    pub requests: counter::Counter,
+    pub auth_failures: counter::Counter,
+    pub events_received: counter::Counter,
 }
 
 /// Shared by every handler.

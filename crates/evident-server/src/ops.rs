@@ -1,7 +1,7 @@
 //! Operations: `/healthz`, Prometheus `/metrics`, the OpenAPI document, request counting.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -14,22 +14,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use crate::AppState;
 use crate::error::ApiError;
 use evident_wire::api::Health;
-
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 pub async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     state.metrics.requests.inc();

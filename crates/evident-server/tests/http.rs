@@ -1428,3 +1428,33 @@ fn health_metrics_and_the_openapi_document() {
     allow.sort_unstable();
     assert_eq!(allow, ["GET", "HEAD", "POST"]);
 }
+
+// ---- detection settings under concurrent changes ----
+
+/// Rule changes made at the same time are all kept: each is answered 201 and each is in the rule
+/// set afterwards (none is lost to a read, self-audit, write-back race).
+#[test]
+fn concurrent_rule_changes_are_all_kept() {
+    let server = TestServer::start();
+    let before = server.expect(&get("/v1/rules").key(&server.admin), 200).json()["rules"]
+        .as_array()
+        .expect("rules")
+        .len();
+    let ids: Vec<String> = (0..8).map(|n| format!("concurrent-{n}")).collect();
+    std::thread::scope(|scope| {
+        for id in &ids {
+            let server = &server;
+            scope.spawn(move || {
+                let rule = json!({"id": id, "template": "no_purpose", "severity": "low", "params": {}});
+                server.expect(&post_json("/v1/rules", &rule).key(&server.admin), 201);
+            });
+        }
+    });
+    let rules = server.expect(&get("/v1/rules").key(&server.admin), 200).json();
+    let kept: Vec<&str> =
+        rules["rules"].as_array().expect("rules").iter().filter_map(|r| r["id"].as_str()).collect();
+    for id in &ids {
+        assert!(kept.contains(&id.as_str()), "rule {id} was lost: {kept:?}");
+    }
+    assert_eq!(kept.len(), before + ids.len(), "{kept:?}");
+}
