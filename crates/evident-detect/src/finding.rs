@@ -2,6 +2,7 @@
 //! `evident.finding.opened` event is, and its workflow) and the workflow itself, [`Status`] with
 //! its allowed transitions. This is the one place that knows the statuses and their wire names.
 
+use evident_wire::names::WireName;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::Finding;
@@ -64,6 +65,16 @@ impl Status {
             Status::Resolved => "evident.finding.resolved",
             Status::FalsePositive => "evident.finding.false_positive",
         }
+    }
+}
+
+impl WireName for Status {
+    const ALL: &'static [Status] = &Status::ALL;
+    fn wire_name(self) -> &'static str {
+        self.as_str()
+    }
+    fn from_wire_name(name: &str) -> Option<Status> {
+        Status::parse(name)
     }
 }
 
@@ -130,6 +141,7 @@ mod tests {
                 status.as_str()
             }));
         }
+        assert_eq!(<Status as WireName>::names(), ["open", "acknowledged", "resolved", "false_positive"]);
         assert_eq!(Status::parse("closed"), None);
         assert_eq!(Status::parse("Open"), None);
     }
