@@ -5,6 +5,7 @@
 //! No network I/O, no SQL, no HTTP: storage is reached through [`store::Store`], implemented by the
 //! `evident-store-*` crates.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod engine;
 pub mod event;
