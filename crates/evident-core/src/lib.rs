@@ -16,7 +16,6 @@ pub mod leaf;
 pub mod log;
 pub mod read;
 pub mod seal;
-pub mod sensitive;
 pub mod stats;
 pub mod store;
 pub mod validate;
