@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use chrono::{Datelike as _, NaiveDate, TimeDelta};
 use evident_wire::Micros;
 use serde_json::{Value, json};
 
@@ -267,43 +268,18 @@ fn report(args: &Args, plan: &Plan, history: &History, tally: &Tally, key_id: &s
 
 // ---- time in business days ----
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
+/// Day 0 of the day numbers.
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
 
-/// The date of a day number (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
-}
-
+/// The day number (days since 1970-01-01) of `YYYY-MM-DD`, for years 1970 to 9999.
 fn parse_day(text: &str) -> Option<i64> {
-    let mut parts = text.trim().split('-');
-    let (Some(year), Some(month), Some(day), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let (year, month, day) = (year.parse().ok()?, month.parse().ok()?, day.parse().ok()?);
-    let days = days_from_civil(year, month, day);
-    (civil_from_days(days) == (year, month, day) && (1970..=9999).contains(&year)).then_some(days)
+    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
+    (1970..=9999).contains(&date.year()).then(|| (date - EPOCH).num_days())
 }
 
+/// `YYYY-MM-DD` of a day number.
 fn day_text(days: i64) -> String {
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}")
+    (EPOCH + TimeDelta::days(days)).format("%Y-%m-%d").to_string()
 }
 
 /// The UTC instant (microseconds) a business day starts.

@@ -9,11 +9,9 @@
 //! moment its bytes are in hand (or, with `--rate`, from when it was due) to its acknowledgement.
 //!
 //! `--peer` replaces the engine by a baseline fed by the same producers with the same requests:
-//! - `plain-sqlite`: the same rows (the engine's `events` and `event_targets` tables and indexes,
-//!   `entry` holding the producer's JSON) inserted by one SQLite connection behind a mutex, one
-//!   transaction per request, with the embedded store's settings (WAL, `synchronous=FULL`, WAL
-//!   checkpoints in the background), no hashing, sealing or tree: what an application without
-//!   tamper evidence does, at the same durability.
+//! - `plain-sqlite`: the same rows in SQLite, one transaction per request, with the embedded store's
+//!   settings and no tamper evidence (`evident_store_sqlite::peer`, which also holds its SQL),
+//!   behind a mutex.
 //! - `fsync-loop`: each request's bytes appended to one file and `fdatasync`ed, serialised by a
 //!   mutex: the device's limit at that request pattern.
 
@@ -32,6 +30,7 @@ use evident_core::seal::MasterKey;
 use evident_core::store::{Store, TenantId};
 use evident_core::validate::{Validated, parse_event_json};
 use evident_store_sqlite::SqliteStore;
+use evident_store_sqlite::peer::PlainSqlite;
 use evident_wire::Micros;
 use serde_json::json;
 
@@ -204,7 +203,7 @@ impl Sink {
             }
             Sink::PlainSqlite { policy, db } => {
                 let validated = validate_all(events, policy)?;
-                db.lock().expect("plain-sqlite lock").insert(events, &validated).map(Some)
+                Ok(Some(db.lock().expect("plain-sqlite lock").insert(events, &validated)?))
             }
             Sink::FsyncLoop(file) => {
                 let mut bytes = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum());
@@ -226,140 +225,6 @@ fn validate_all(events: &[Vec<u8>], policy: &TenantPolicy) -> Result<Vec<Validat
                 .map_err(|errors| anyhow::anyhow!("generated event is invalid: {errors:?}"))
         })
         .collect()
-}
-
-/// The `plain-sqlite` peer: the engine's event tables and indexes, without tamper evidence.
-struct PlainSqlite {
-    connection: rusqlite::Connection,
-    next_index: u64,
-    /// Dropping it stops the checkpointer thread.
-    _checkpointer: PlainCheckpointer,
-}
-
-/// The embedded store's WAL arrangement, copied so that the peers differ only in tamper evidence:
-/// no automatic checkpoints on the commit path, a background connection that checkpoints every
-/// 200 ms (truncating the WAL above 256 MB).
-struct PlainCheckpointer {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl PlainCheckpointer {
-    fn start(path: &Path) -> Result<PlainCheckpointer> {
-        let connection = plain_connection(path)?;
-        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new().name("plain-checkpoint".into()).spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(Duration::from_millis(200))
-            {
-                let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 256 << 20);
-                let mode = if big { "TRUNCATE" } else { "PASSIVE" };
-                let _ = connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
-            }
-        })?;
-        Ok(PlainCheckpointer { stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for PlainCheckpointer {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// A connection with the embedded store's settings: WAL, `synchronous=FULL`, the same cache.
-fn plain_connection(path: &Path) -> Result<rusqlite::Connection> {
-    let connection =
-        rusqlite::Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    connection.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -65536;
-         PRAGMA temp_store = MEMORY;",
-    )?;
-    Ok(connection)
-}
-
-/// The embedded store's own schema: the peer writes the same rows with the same indexes.
-const PLAIN_SCHEMA: &str = evident_store_sqlite::SCHEMA;
-
-/// The one tenant of the peers, numbered as the store numbers its first tenant.
-const PLAIN_TID: i64 = 1;
-
-impl PlainSqlite {
-    /// Opens the database with the embedded store's settings and WAL arrangement.
-    fn open(path: &Path) -> Result<PlainSqlite> {
-        let connection = plain_connection(path)?;
-        connection.execute_batch(PLAIN_SCHEMA)?;
-        connection.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
-        let next_index: i64 =
-            connection.query_row("SELECT coalesce(max(rid) + 1, 0) FROM events", [], |row| row.get(0))?;
-        Ok(PlainSqlite {
-            connection,
-            next_index: (next_index & ((1 << 40) - 1)) as u64,
-            _checkpointer: PlainCheckpointer::start(path)?,
-        })
-    }
-
-    /// One transaction for one request.
-    fn insert(&mut self, raw: &[Vec<u8>], events: &[Validated]) -> Result<Vec<u64>> {
-        let recorded_at = Micros::now().0;
-        let tx = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut indices = Vec::with_capacity(events.len());
-        {
-            let mut insert_event = tx.prepare_cached(
-                "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
-                    type, action, outcome, actor, subject, entry, seal_subject, sealed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, NULL)",
-            )?;
-            let mut insert_target = tx.prepare_cached(
-                "INSERT OR IGNORE INTO event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (bytes, validated) in raw.iter().zip(events) {
-                let event = &validated.event;
-                let index = self.next_index + indices.len() as u64;
-                let rid = (PLAIN_TID << 40) + index as i64;
-                // A time-ordered 16-byte id, as a UUIDv7 would be, without its randomness.
-                let mut event_id = [0u8; 16];
-                event_id[..8].copy_from_slice(&recorded_at.to_be_bytes());
-                event_id[8..].copy_from_slice(&index.to_be_bytes());
-                insert_event.execute(rusqlite::params![
-                    rid,
-                    PLAIN_TID,
-                    event_id.as_slice(),
-                    event.source,
-                    event.id,
-                    [0u8; 32].as_slice(),
-                    event.time.0,
-                    recorded_at,
-                    event.event_type,
-                    event.action.as_str(),
-                    event.outcome.as_str(),
-                    event.actor.id,
-                    event.subject,
-                    bytes.as_slice(),
-                ])?;
-                for target in &event.targets {
-                    insert_target.execute(rusqlite::params![
-                        PLAIN_TID,
-                        target.target_type,
-                        target.id,
-                        event.time.0,
-                        rid
-                    ])?;
-                }
-                indices.push(index);
-            }
-        }
-        tx.commit()?;
-        self.next_index += indices.len() as u64;
-        Ok(indices)
-    }
 }
 
 /// The `fsync-loop` peer: one append-only file.
@@ -450,6 +315,7 @@ impl Histogram {
     }
 }
 
+/// What producers did: acknowledgement latencies, events stored, overloaded answers, bytes sent.
 struct ProducerReport {
     latencies: Histogram,
     stored: u64,
@@ -457,40 +323,56 @@ struct ProducerReport {
     bytes: u64,
 }
 
+impl ProducerReport {
+    fn new() -> ProducerReport {
+        ProducerReport { latencies: Histogram::new(), stored: 0, overloaded: 0, bytes: 0 }
+    }
+
+    fn merge(&mut self, other: &ProducerReport) {
+        self.latencies.merge(&other.latencies);
+        self.stored += other.stored;
+        self.overloaded += other.overloaded;
+        self.bytes += other.bytes;
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = DataDir::open(&args.data_dir.data_dir, true)?;
-    let mut engines = Vec::new();
     if args.nodes > 1 && args.database_url.is_none() {
         anyhow::bail!("--nodes needs --database-url: the embedded store has one node");
     }
+    let (sink, engines) = open_sink(&args, &dir)?;
+    let detection = match (engines.first(), args.detect_rules) {
+        (Some(engine), Some(rules)) => Some(Detection::start(engine, &TenantId::new(&args.tenant)?, rules)?),
+        (None, Some(_)) => anyhow::bail!("--detect-rules needs the evident peer"),
+        _ => None,
+    };
+    if args.rate.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
+        anyhow::bail!("--rate must be positive");
+    }
+    let load = apply_load(&args, sink, &engines, detection.as_ref())?;
+    let mut detect_summary = serde_json::Value::Null;
+    if let (Some(detection), Some(engine)) = (detection, engines.first()) {
+        let tenant = TenantId::new(&args.tenant)?;
+        detect_summary =
+            detection.finish(engine, &tenant, load.report.stored, args.webhook_samples, load.sampled)?;
+    }
+    for engine in engines {
+        engine.shutdown();
+    }
+    if let Some(err) = load.failure {
+        return Err(err);
+    }
+    print_summary(&args, &load.report, load.seconds, detect_summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What receives the events, and the engines when it is Evident.
+fn open_sink(args: &Args, dir: &DataDir) -> Result<(Sink, Vec<Arc<Engine>>)> {
     let sink = match args.peer {
         Peer::Evident => {
-            let (signing_seed, _) = dir.key(SIGNING_KEY_FILE, true)?;
-            let (master, _) = dir.key(MASTER_KEY_FILE, true)?;
+            let engines = open_engines(args, dir)?;
             let tenant = TenantId::new(&args.tenant)?;
-            for node in 0..args.nodes.max(1) {
-                let store: Arc<dyn Store> = match &args.database_url {
-                    Some(url) => crate::serve::DatabaseSettings {
-                        url: url.clone(),
-                        schema: args.database_schema.clone(),
-                        pool_size: None,
-                        lease_ttl: evident_core::engine::EngineConfig::default().lease_ttl,
-                    }
-                    .open()?,
-                    None => Arc::new(SqliteStore::open(&dir.store_path())?),
-                };
-                let config = EngineConfig {
-                    origin_prefix: args.origin_prefix.clone(),
-                    max_batch_entries: args.max_batch_entries,
-                    max_batch_delay: Duration::from_secs_f64(args.max_batch_delay_ms / 1000.0),
-                    node_id: format!("hammer-{node}"),
-                    ..EngineConfig::default()
-                };
-                let opened =
-                    Arc::new(Engine::open(store, signing_seed, MasterKey::from_bytes(master), config)?);
-                opened.create_tenant(&tenant, TenantPolicy::default())?;
-                engines.push(opened);
-            }
             // On a shared store, start once a node leads the tenant.
             let waited = Instant::now();
             while !engines.iter().any(|e| e.led_tenants().iter().any(|(t, _)| *t == tenant)) {
@@ -500,7 +382,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 std::thread::sleep(Duration::from_millis(10));
             }
             let policy = engines[0].policy(&tenant)?;
-            Sink::Evident { engines: engines.clone(), tenant, policy }
+            return Ok((Sink::Evident { engines: engines.clone(), tenant, policy }, engines));
         }
         Peer::PlainSqlite => Sink::PlainSqlite {
             policy: TenantPolicy::default(),
@@ -508,22 +390,88 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
         Peer::FsyncLoop => Sink::FsyncLoop(Mutex::new(FsyncLoop::open(&dir.path.join("fsync-loop.log"))?)),
     };
-    let sink = Arc::new(sink);
-    let detection = match (engines.first(), args.detect_rules) {
-        (Some(engine), Some(rules)) => Some(Detection::start(engine, &TenantId::new(&args.tenant)?, rules)?),
-        (None, Some(_)) => anyhow::bail!("--detect-rules needs the evident peer"),
-        _ => None,
-    };
-    if args.rate.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
-        anyhow::bail!("--rate must be positive");
-    }
+    Ok((sink, Vec::new()))
+}
 
-    let batch = args.batch.max(1);
+/// One engine per node (`--nodes`) over the data directory's keys, each with the tenant created.
+fn open_engines(args: &Args, dir: &DataDir) -> Result<Vec<Arc<Engine>>> {
+    let (signing_seed, _) = dir.key(SIGNING_KEY_FILE, true)?;
+    let (master, _) = dir.key(MASTER_KEY_FILE, true)?;
+    let tenant = TenantId::new(&args.tenant)?;
+    let mut engines = Vec::new();
+    for node in 0..args.nodes.max(1) {
+        let store: Arc<dyn Store> = match &args.database_url {
+            Some(url) => crate::serve::DatabaseSettings {
+                url: url.clone(),
+                schema: args.database_schema.clone(),
+                pool_size: None,
+                lease_ttl: evident_core::engine::EngineConfig::default().lease_ttl,
+            }
+            .open()?,
+            None => Arc::new(SqliteStore::open(&dir.store_path())?),
+        };
+        let config = EngineConfig {
+            origin_prefix: args.origin_prefix.clone(),
+            max_batch_entries: args.max_batch_entries,
+            max_batch_delay: Duration::from_secs_f64(args.max_batch_delay_ms / 1000.0),
+            node_id: format!("hammer-{node}"),
+            ..EngineConfig::default()
+        };
+        let opened = Arc::new(Engine::open(store, signing_seed, MasterKey::from_bytes(master), config)?);
+        opened.create_tenant(&tenant, TenantPolicy::default())?;
+        engines.push(opened);
+    }
+    Ok(engines)
+}
+
+/// What one producer thread needs to know.
+#[derive(Clone)]
+struct Schedule {
+    /// Events per request.
+    batch: u64,
+    /// `--events`: the most events in all.
+    limit: Option<u64>,
+    /// `--rate`: events per second in all.
+    rate: Option<f64>,
+    started: Instant,
+    deadline: Instant,
+    id_prefix: String,
+    customers: u64,
+    print_acks: bool,
+}
+
+/// The load and what came of it.
+struct Load {
+    report: ProducerReport,
+    seconds: f64,
+    /// The webhook samples taken during the load (`--webhook-under-load`).
+    sampled: Option<(Histogram, u64)>,
+    /// The first producer's failure: returned once the engines are shut down.
+    failure: Option<anyhow::Error>,
+}
+
+/// Runs the producers (and the webhook sampler, under load) until the deadline or the event limit.
+fn apply_load(
+    args: &Args,
+    sink: Sink,
+    engines: &[Arc<Engine>],
+    detection: Option<&Detection>,
+) -> Result<Load> {
+    let sink = Arc::new(sink);
     let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(args.seconds);
+    let schedule = Schedule {
+        batch: args.batch.max(1) as u64,
+        limit: args.events,
+        rate: args.rate,
+        started,
+        deadline: started + Duration::from_secs_f64(args.seconds),
+        id_prefix: args.id_prefix.clone(),
+        customers: args.customers,
+        print_acks: args.print_acks,
+    };
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = match (&detection, engines.first()) {
+    let sampler = match (detection, engines.first()) {
         (Some(detection), Some(engine)) if args.webhook_under_load && args.webhook_samples > 0 => {
             let (engine, arrivals) = (Arc::clone(engine), Arc::clone(&detection.arrivals));
             let (tenant, samples) = (TenantId::new(&args.tenant)?, args.webhook_samples);
@@ -533,79 +481,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let workers: Vec<_> = (0..args.producers)
         .map(|producer| {
-            let (sink, sent, stop) = (Arc::clone(&sink), Arc::clone(&sent), Arc::clone(&stop));
-            let (limit, prefix, print_acks, customers, rate) =
-                (args.events, args.id_prefix.clone(), args.print_acks, args.customers, args.rate);
-            std::thread::spawn(move || -> Result<ProducerReport> {
-                let mut report =
-                    ProducerReport { latencies: Histogram::new(), stored: 0, overloaded: 0, bytes: 0 };
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    let claimed = sent.fetch_add(batch as u64, Ordering::Relaxed);
-                    if limit.is_some_and(|limit| claimed >= limit) {
-                        break;
-                    }
-                    // With --rate, the request is due when the schedule reaches its first event.
-                    let due = rate.map(|rate| started + Duration::from_secs_f64(claimed as f64 / rate));
-                    if due.is_some_and(|due| due >= deadline) {
-                        break;
-                    }
-                    let count = limit.map_or(batch as u64, |limit| (limit - claimed).min(batch as u64));
-                    let ids: Vec<String> =
-                        (0..count).map(|i| format!("{prefix}-{producer}-{}", n + i)).collect();
-                    let events: Vec<Vec<u8>> = ids
-                        .iter()
-                        .zip(n..)
-                        .map(|(id, k)| sample_event_for(id, producer as u64, k, customers))
-                        .collect();
-                    n += count;
-                    let begun = match due {
-                        Some(due) => {
-                            let now = Instant::now();
-                            if due > now {
-                                std::thread::sleep(due - now);
-                            }
-                            due
-                        }
-                        None => Instant::now(),
-                    };
-                    let indices = loop {
-                        match sink.send(producer, &events)? {
-                            Some(indices) => break Some(indices),
-                            None if stop.load(Ordering::Relaxed) || Instant::now() >= deadline => break None,
-                            None => {
-                                report.overloaded += 1;
-                                std::thread::sleep(Duration::from_millis(1));
-                            }
-                        }
-                    };
-                    let Some(indices) = indices else { break };
-                    report.latencies.record(begun.elapsed());
-                    report.stored += indices.len() as u64;
-                    report.bytes += events.iter().map(|e| e.len() as u64).sum::<u64>();
-                    if print_acks {
-                        let mut out = std::io::stdout().lock();
-                        for (id, index) in ids.iter().zip(indices) {
-                            writeln!(out, "ack {SOURCE} {id} {index}")?;
-                        }
-                        out.flush()?;
-                    }
-                }
-                Ok(report)
-            })
+            let (sink, sent, stop, schedule) =
+                (Arc::clone(&sink), Arc::clone(&sent), Arc::clone(&stop), schedule.clone());
+            std::thread::spawn(move || produce(producer, &schedule, &sink, &sent, &stop))
         })
         .collect();
-    let mut latencies = Histogram::new();
-    let (mut stored, mut overloaded, mut bytes) = (0u64, 0u64, 0u64);
+    let mut report = ProducerReport::new();
     let mut failure = None;
     for worker in workers {
         match worker.join().map_err(|_| anyhow::anyhow!("a producer panicked")).and_then(|r| r) {
-            Ok(report) => {
-                latencies.merge(&report.latencies);
-                stored += report.stored;
-                overloaded += report.overloaded;
-                bytes += report.bytes;
-            }
+            Ok(producer_report) => report.merge(&producer_report),
             Err(err) => {
                 stop.store(true, Ordering::Relaxed);
                 failure.get_or_insert(err);
@@ -618,19 +503,98 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(sampler) => Some(sampler.join().map_err(|_| anyhow::anyhow!("the webhook sampler panicked"))??),
         None => None,
     };
-    let mut detect_summary = serde_json::Value::Null;
-    if let (Some(detection), Some(engine)) = (detection, engines.first()) {
-        let tenant = TenantId::new(&args.tenant)?;
-        detect_summary = detection.finish(engine, &tenant, stored, args.webhook_samples, sampled)?;
+    Ok(Load { report, seconds, sampled, failure })
+}
+
+/// One producer: claims requests from the shared count `sent`, sends each and waits for its
+/// acknowledgement, until the deadline, the event limit or `stop`.
+fn produce(
+    producer: usize,
+    schedule: &Schedule,
+    sink: &Sink,
+    sent: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<ProducerReport> {
+    let mut report = ProducerReport::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < schedule.deadline {
+        let claimed = sent.fetch_add(schedule.batch, Ordering::Relaxed);
+        if schedule.limit.is_some_and(|limit| claimed >= limit) {
+            break;
+        }
+        // With --rate, the request is due when the schedule reaches its first event.
+        let due = schedule.rate.map(|rate| schedule.started + Duration::from_secs_f64(claimed as f64 / rate));
+        if due.is_some_and(|due| due >= schedule.deadline) {
+            break;
+        }
+        let count = schedule.limit.map_or(schedule.batch, |limit| (limit - claimed).min(schedule.batch));
+        let ids: Vec<String> =
+            (0..count).map(|i| format!("{}-{producer}-{}", schedule.id_prefix, n + i)).collect();
+        let events: Vec<Vec<u8>> = ids
+            .iter()
+            .zip(n..)
+            .map(|(id, k)| sample_event_for(id, producer as u64, k, schedule.customers))
+            .collect();
+        n += count;
+        let begun = match due {
+            Some(due) => {
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                due
+            }
+            None => Instant::now(),
+        };
+        let Some(indices) = send_until_taken(sink, producer, &events, schedule, stop, &mut report)? else {
+            break;
+        };
+        report.latencies.record(begun.elapsed());
+        report.stored += indices.len() as u64;
+        report.bytes += events.iter().map(|e| e.len() as u64).sum::<u64>();
+        if schedule.print_acks {
+            print_acks(&ids, &indices)?;
+        }
     }
-    for engine in engines {
-        engine.shutdown();
+    Ok(report)
+}
+
+/// Sends one request again while the engine answers overloaded; `None` when the load ends first.
+fn send_until_taken(
+    sink: &Sink,
+    producer: usize,
+    events: &[Vec<u8>],
+    schedule: &Schedule,
+    stop: &AtomicBool,
+    report: &mut ProducerReport,
+) -> Result<Option<Vec<u64>>> {
+    loop {
+        match sink.send(producer, events)? {
+            Some(indices) => return Ok(Some(indices)),
+            None if stop.load(Ordering::Relaxed) || Instant::now() >= schedule.deadline => return Ok(None),
+            None => {
+                report.overloaded += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
-    if let Some(err) = failure {
-        return Err(err);
+}
+
+/// `ack <source> <id> <index>` for each acknowledged event, flushed at once (the crash test reads them).
+fn print_acks(ids: &[String], indices: &[u64]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (id, index) in ids.iter().zip(indices) {
+        writeln!(out, "ack {SOURCE} {id} {index}")?;
     }
+    out.flush()?;
+    Ok(())
+}
+
+/// The summary: one JSON object with `--json`, else a line for people (nothing with `--print-acks`).
+fn print_summary(args: &Args, report: &ProducerReport, seconds: f64, detect_summary: serde_json::Value) {
+    let (stored, overloaded, latencies) = (report.stored, report.overloaded, &report.latencies);
     let (p50, p99) = (latencies.percentile_ms(0.50), latencies.percentile_ms(0.99));
-    let event_bytes = if stored == 0 { 0.0 } else { bytes as f64 / stored as f64 };
+    let event_bytes = if stored == 0 { 0.0 } else { report.bytes as f64 / stored as f64 };
     let summary = json!({
         "peer": args.peer.name(), "producers": args.producers, "batch": args.batch, "rate": args.rate,
         "events": stored, "seconds": seconds, "events_per_second": stored as f64 / seconds,
@@ -647,7 +611,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
             latencies.total
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `n` active rules for the benchmark, cycling through twenty variants of the ten templates
@@ -860,6 +823,20 @@ mod tests {
             let pointers = evident_core::leaf::personal_pointers(&validated.event, &TenantPolicy::default());
             assert_eq!(pointers, ["/actor/display", "/changes/0/before", "/changes/0/after", "/origin/ip"]);
         }
+    }
+
+    #[test]
+    fn the_plain_sqlite_peer_numbers_its_rows_on_across_reopening() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("plain.sqlite");
+        let raw: Vec<Vec<u8>> = (0..6).map(|k| sample_event_for(&format!("p-0-{k}"), 0, k, 100)).collect();
+        let validated = validate_all(&raw, &TenantPolicy::default()).expect("valid");
+        let mut peer = PlainSqlite::open(&path).expect("opens");
+        assert_eq!(peer.insert(&raw[..3], &validated[..3]).expect("stored"), [0, 1, 2]);
+        assert_eq!(peer.insert(&raw[3..4], &validated[3..4]).expect("stored"), [3]);
+        drop(peer);
+        let mut reopened = PlainSqlite::open(&path).expect("opens again");
+        assert_eq!(reopened.insert(&raw[4..], &validated[4..]).expect("stored"), [4, 5]);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `evident ingest FILE...`: sends events from files to a server, in batches, resumably.
 //!
-//! Formats (`--format`, detected by default, see [`input`]): Evident's own events as NDJSON
-//! ([`ndjson`]), CSV with a column mapping ([`csv`]), AWS CloudTrail ([`cloudtrail`]), Kubernetes
-//! audit events ([`k8s`]) and GitHub organisation audit logs ([`github`]). Each importer documents
-//! its mapping field by field; all of them derive a stable `id` from the source record, so running
-//! the same file again stores nothing twice: the server answers `duplicate` for what it has.
+//! The files are read and their records mapped onto events by `evident-import` (formats:
+//! `--format`, detected by default; each importer documents its mapping field by field). Every
+//! importer derives a stable `id` from the source record, so running the same file again stores
+//! nothing twice: the server answers `duplicate` for what it has. This module does the rest:
+//! flags, batches, posting, retries, progress and the summary.
 //!
 //! Every problem is reported with the file and line (and record number inside a JSON document):
 //! lines that cannot be read or mapped (*bad lines*, never sent), events the server rejected (with
@@ -16,14 +16,6 @@
 //! progress lines otherwise); with `--json` (or when stdout is not a terminal) also one JSON object
 //! per problem and a final `{"summary": ...}` on stdout.
 
-mod cloudtrail;
-mod csv;
-mod event;
-mod github;
-mod input;
-mod k8s;
-mod ndjson;
-
 use std::io::IsTerminal as _;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -32,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use evident_client::{Client, Error as ClientError};
+use evident_import::{Format, Input, Options, Place, csv};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::ClientArgs;
 use crate::output;
-use input::{Input, Place};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,7 +62,7 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT")]
     time_format: Option<String>,
     /// Kubernetes: the cluster's name, used in the events' source `//k8s/<NAME>`.
-    #[arg(long, default_value = "kubernetes")]
+    #[arg(long, default_value = evident_import::k8s::DEFAULT_CLUSTER)]
     cluster: String,
     #[command(flatten)]
     client: ClientArgs,
@@ -87,24 +79,16 @@ pub enum FormatArg {
     Github,
 }
 
-/// A file's format, once known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Ndjson,
-    Csv,
-    CloudTrail,
-    K8s,
-    GitHub,
-}
-
-impl Format {
-    fn name(self) -> &'static str {
+impl FormatArg {
+    /// The format asked for; `None`: tell it from the file.
+    fn asked(self) -> Option<Format> {
         match self {
-            Format::Ndjson => "Evident NDJSON",
-            Format::Csv => "CSV",
-            Format::CloudTrail => "AWS CloudTrail",
-            Format::K8s => "Kubernetes audit",
-            Format::GitHub => "GitHub audit log",
+            FormatArg::Auto => None,
+            FormatArg::Ndjson => Some(Format::Ndjson),
+            FormatArg::Csv => Some(Format::Csv),
+            FormatArg::Cloudtrail => Some(Format::CloudTrail),
+            FormatArg::K8s => Some(Format::K8s),
+            FormatArg::Github => Some(Format::GitHub),
         }
     }
 }
@@ -119,26 +103,15 @@ const MAX_BUSY_ATTEMPTS: u32 = 10;
 const MAX_UNREACHABLE_ATTEMPTS: u32 = 5;
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    csv::help(&args.map)?;
-    let inputs: Vec<Input> =
-        args.files.iter().map(|path| input::open(path, args.format)).collect::<Result<_>>()?;
-    let csv_inputs: Vec<&Input> = inputs.iter().filter(|input| input.format == Format::Csv).collect();
-    let csv_mapping = match (args.map.is_empty() && args.set.is_empty(), csv_inputs.is_empty()) {
-        (true, true) => None,
-        (false, true) => bail!("--map and --set apply to CSV files only, and none of the files is CSV"),
-        (true, false) => bail!(
-            "CSV files need a column mapping: --map FIELD=COLUMN for each column and --set FIELD=VALUE \
-             for constants, e.g. --map id=EventId --map time=Timestamp --map actor.id=User \
-             --set source=//erp.example.com --set type=erp.record.updated ... (`--map help` lists the fields)"
-        ),
-        (false, false) => {
-            Some(csv::Mapping::from_args(&args.map, &args.set, args.delimiter, args.time_format.clone())?)
-        }
-    };
-    let csv_columns: Vec<csv::Columns> = match &csv_mapping {
-        Some(mapping) => csv_inputs.iter().map(|input| mapping.columns(input)).collect::<Result<_>>()?,
-        None => Vec::new(),
-    };
+    if args.map.iter().any(|map| map == "help") {
+        bail!("--map FIELD=COLUMN and --set FIELD=VALUE take these fields: {}", csv::known_fields());
+    }
+    let inputs: Vec<Input> = args
+        .files
+        .iter()
+        .map(|path| evident_import::open(path, args.format.asked()))
+        .collect::<Result<_, _>>()?;
+    let options = Options { cluster: args.cluster.clone(), csv: csv_mapping(&args, &inputs)? };
     if args.client.key.is_none() {
         bail!("no API key: pass --key or set EVIDENT_API_KEY (a key with the producer role)");
     }
@@ -147,8 +120,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let total_bytes = inputs.iter().map(|input| input.size).sum();
     let mut run = Run::new(&client, args.batch_size as usize, args.fail_fast, &args.client, total_bytes);
     run.check_server()?;
-    let options = MapOptions { cluster: args.cluster.clone() };
-    let outcome = ingest_all(&mut run, &inputs, csv_mapping.as_ref(), csv_columns, &options);
+    let outcome = ingest_all(&mut run, &inputs, &options);
     run.progress.finish();
     let stopped = match outcome {
         Ok(flow) => flow.is_break(),
@@ -167,30 +139,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Options of the importers.
-pub struct MapOptions {
-    pub cluster: String,
+/// The CSV mapping of `--map` and `--set`, checked against the header of every CSV file; `None`
+/// when there is no CSV file.
+fn csv_mapping(args: &Args, inputs: &[Input]) -> Result<Option<csv::Mapping>> {
+    let csv_inputs: Vec<&Input> = inputs.iter().filter(|input| input.format == Format::Csv).collect();
+    let mapping = match (args.map.is_empty() && args.set.is_empty(), csv_inputs.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, true) => bail!("--map and --set apply to CSV files only, and none of the files is CSV"),
+        (true, false) => bail!(
+            "CSV files need a column mapping: --map FIELD=COLUMN for each column and --set FIELD=VALUE \
+             for constants, e.g. --map id=EventId --map time=Timestamp --map actor.id=User \
+             --set source=//erp.example.com --set type=erp.record.updated ... (`--map help` lists the fields)"
+        ),
+        (false, false) => {
+            csv::Mapping::from_args(&args.map, &args.set, args.delimiter, args.time_format.clone())?
+        }
+    };
+    for input in csv_inputs {
+        mapping.check(input)?;
+    }
+    Ok(Some(mapping))
 }
 
-fn ingest_all(
-    run: &mut Run,
-    inputs: &[Input],
-    csv_mapping: Option<&csv::Mapping>,
-    csv_columns: Vec<csv::Columns>,
-    options: &MapOptions,
-) -> Result<ControlFlow<()>> {
-    let mut csv_columns = csv_columns.into_iter();
+fn ingest_all(run: &mut Run, inputs: &[Input], options: &Options) -> Result<ControlFlow<()>> {
     for input in inputs {
         run.totals.files += 1;
         run.progress.start_file(input);
-        let flow = match input.format {
-            Format::Csv => {
-                let mapping = csv_mapping.expect("checked in run");
-                let columns = csv_columns.next().expect("one per CSV file");
-                csv::ingest(input, mapping, &columns, run)?
-            }
-            format => ingest_json(input, format, options, run)?,
-        };
+        let flow = ingest_file(input, options, run)?;
         // After a stop too: the events read before the problem are good.
         let flushed = run.flush()?;
         let flow = if flow.is_break() { flow } else { flushed };
@@ -202,28 +177,16 @@ fn ingest_all(
     Ok(ControlFlow::Continue(()))
 }
 
-/// One JSON-based file: every record mapped by the format's importer.
-fn ingest_json(
-    input: &Input,
-    format: Format,
-    options: &MapOptions,
-    run: &mut Run,
-) -> Result<ControlFlow<()>> {
-    let mut records = input.records()?;
-    while let Some(record) = records.next_record()? {
+/// One file: every record's event sent, every problem reported.
+fn ingest_file(input: &Input, options: &Options, run: &mut Run) -> Result<ControlFlow<()>> {
+    let mut events = input.events(options)?;
+    while let Some(record) = events.next_record()? {
         run.totals.records += 1;
-        let mapped = record.value.and_then(|value| match format {
-            Format::Ndjson => ndjson::event(value),
-            Format::CloudTrail => cloudtrail::event(&value),
-            Format::K8s => k8s::event(&value, &options.cluster),
-            Format::GitHub => github::event(&value),
-            Format::Csv => unreachable!("CSV files are read by csv::ingest"),
-        });
-        let flow = match mapped {
+        let flow = match record.event {
             Ok(event) => run.event(record.place, event)?,
             Err(message) => run.bad(record.place, &message),
         };
-        run.progress.update(input, records.position(), &run.totals);
+        run.progress.update(input, events.position(), &run.totals);
         if flow.is_break() {
             return Ok(flow);
         }
@@ -254,7 +217,7 @@ struct Pending {
 }
 
 /// The sending side: batches, the server's answers, problems, totals and progress.
-pub struct Run<'c> {
+struct Run<'c> {
     client: &'c Client,
     batch_size: usize,
     fail_fast: bool,
@@ -291,11 +254,11 @@ impl<'c> Run<'c> {
     }
 
     /// A line that could not be read or mapped: reported, never sent.
-    pub fn bad(&mut self, place: Place, message: &str) -> ControlFlow<()> {
+    fn bad(&mut self, place: Place, message: &str) -> ControlFlow<()> {
         self.totals.bad_lines += 1;
         self.progress.println(&format!("{place}: bad line: {message}"));
         if self.json {
-            let mut problem = place.to_json();
+            let mut problem = place_json(&place);
             problem["problem"] = json!("bad_line");
             problem["message"] = json!(message);
             println!("{problem}");
@@ -304,7 +267,7 @@ impl<'c> Run<'c> {
     }
 
     /// An event to send (batched).
-    pub fn event(&mut self, place: Place, event: Value) -> Result<ControlFlow<()>> {
+    fn event(&mut self, place: Place, event: Value) -> Result<ControlFlow<()>> {
         let id = event.get("id").and_then(Value::as_str).map(str::to_owned);
         let mut line = serde_json::to_vec(&event).expect("a JSON value serializes");
         line.push(b'\n');
@@ -365,7 +328,7 @@ impl<'c> Run<'c> {
             }
         };
         if self.json {
-            let mut record = pending.place.to_json();
+            let mut record = place_json(&pending.place);
             record["problem"] = json!(problem);
             if let Some(id) = &pending.id {
                 record["id"] = json!(id);
@@ -556,6 +519,15 @@ enum Posted {
     Answer(Value),
     /// 413: the batch (or the one event) is too large; the server's detail.
     TooLarge(String),
+}
+
+/// Where a problem is, for `--json`: `{"file", "line"}` and `"record"` inside a JSON document.
+fn place_json(place: &Place) -> Value {
+    let mut json = json!({"file": &*place.file, "line": place.line});
+    if let Some(record) = place.record {
+        json["record"] = json!(record);
+    }
+    json
 }
 
 /// `name (rule): reason` of one item error.

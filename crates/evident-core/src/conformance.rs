@@ -3,6 +3,9 @@
 //!
 //! A backend provides a [`Harness`] that opens its store; opening again must give a new handle to
 //! the same data (so the suite can test restarts).
+//!
+//! Compiled only with the `conformance` feature, which the backends enable from their
+//! dev-dependencies: the suite runs in their tests and stays out of the `evident` binary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -6,6 +6,7 @@
 //! `evident-store-*` crates.
 
 mod append;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod engine;
 pub mod event;
@@ -16,7 +17,6 @@ pub mod leaf;
 pub mod log;
 pub mod read;
 pub mod seal;
-pub mod sensitive;
 pub mod stats;
 pub mod store;
 pub mod validate;

@@ -9,26 +9,24 @@
 //! - Lengths count `char`s; control characters are refused everywhere except inside
 //!   `changes[].before`/`after`.
 //! - Free text (`reason`, `actor.display`, `targets[].display`, `origin.user_agent`, metadata
-//!   values, strings inside `changes[].before`/`after`) is screened by [`crate::sensitive`];
+//!   values, strings inside `changes[].before`/`after`) is screened by [`evident_wire::sensitive`];
 //!   [`SensitiveTextPolicy`] decides between an error and masking with a warning.
 //! - A malformed `correlation.traceparent` is dropped with a warning; a `correlation` or
 //!   `actor.auth` left without members becomes `None`. `origin.ip` is stored in canonical form.
 //! - A conditionally required `reason` must not be blank.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io;
 use std::net::IpAddr;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::event::{
     Actor, Auth, Change, Correlation, Event, EventOrigin, SensitiveTextPolicy, Target, TenantPolicy,
 };
-use crate::sensitive::{self, SensitiveKind};
 use evident_wire::Micros;
 use evident_wire::names::{Action, ActorType, DataClass, Outcome, WireName};
+use evident_wire::sensitive::{self, SensitiveKind};
 
 /// Raw JSON of one event, at most.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -100,8 +98,7 @@ pub fn parse_event_json(bytes: &[u8], policy: &TenantPolicy) -> Result<Validated
 /// Parses JSON text, refusing duplicate object keys (RFC 8259 §4 leaves them to the parser; one
 /// event must not mean different things to different parsers). Errors name line and column.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, FieldError> {
-    serde_json::from_slice::<UniqueKeys>(bytes)
-        .map(|UniqueKeys(value)| value)
+    evident_wire::json::parse(bytes)
         .map_err(|err| FieldError::new("", rule::JSON, format!("invalid JSON: {err}")))
 }
 
@@ -815,74 +812,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     distances[a.len()][b.len()]
-}
-
-// ---- JSON without duplicate keys ----
-
-/// A JSON value whose objects have no repeated keys.
-struct UniqueKeys(Value);
-
-impl<'de> Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<UniqueKeys, D::Error> {
-        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
-    }
-}
-
-struct UniqueKeysVisitor;
-
-impl<'de> Visitor<'de> for UniqueKeysVisitor {
-    type Value = Value;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
-        Ok(Value::Bool(value))
-    }
-
-    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
-        Ok(Value::from(value))
-    }
-
-    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
-        Ok(Value::from(value))
-    }
-
-    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
-        Ok(Value::from(value))
-    }
-
-    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
-        Ok(Value::String(value.to_owned()))
-    }
-
-    fn visit_string<E>(self, value: String) -> Result<Value, E> {
-        Ok(Value::String(value))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(UniqueKeys(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if members.contains_key(&key) {
-                let shown: String = key.chars().take(64).collect();
-                return Err(de::Error::custom(format!("duplicate key `{shown}`")));
-            }
-            let UniqueKeys(value) = map.next_value()?;
-            members.insert(key, value);
-        }
-        Ok(Value::Object(members))
-    }
 }

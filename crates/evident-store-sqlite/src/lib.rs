@@ -1,7 +1,9 @@
 //! The embedded store: SQLite (bundled) in WAL mode with `synchronous=FULL`, so a committed group
 //! is on disk before the engine acknowledges it. One writer connection, a small pool of readers.
 //!
-//! The only crate besides the PostgreSQL one that knows SQL; the schema is in `schema.sql`.
+//! The only crate besides the PostgreSQL one that knows SQL; the schema is in `schema.sql`. With
+//! the `bench-peer` feature, [`peer`] is the load tool's baseline: the same rows without tamper
+//! evidence.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +19,13 @@ use evident_tlog::{TileId, TreeSize};
 use evident_wire::Micros;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
+#[cfg(feature = "bench-peer")]
+pub mod peer;
+
 const SCHEMA_VERSION: &str = "1";
 
-/// The store's schema (tables and indexes), e.g. for a benchmark peer that must write the same rows
-/// with the same indexes.
-pub const SCHEMA: &str = include_str!("schema.sql");
+/// The store's schema: tables and indexes.
+const SCHEMA: &str = include_str!("schema.sql");
 const TENANT_SHIFT: u32 = 40;
 const MAX_READERS: usize = 8;
 
@@ -90,13 +94,7 @@ impl Drop for Checkpointer {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let writer = open_connection(path)?;
-        writer.execute_batch(SCHEMA).map_err(storage)?;
-        writer
-            .execute_batch(&format!(
-                "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"
-            ))
-            .map_err(storage)?;
+        let writer = open_writer(path)?;
         let version: Option<String> = writer
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| row.get(0))
             .optional()
@@ -185,6 +183,17 @@ fn open_connection(path: &Path) -> Result<Connection> {
         ))
         .map_err(storage)?;
     Ok(connection)
+}
+
+/// The writer: the schema in place, no automatic checkpoints (the [`Checkpointer`] does them off
+/// the commit path), the larger cache.
+fn open_writer(path: &Path) -> Result<Connection> {
+    let writer = open_connection(path)?;
+    writer.execute_batch(SCHEMA).map_err(storage)?;
+    writer
+        .execute_batch(&format!("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
+        .map_err(storage)?;
+    Ok(writer)
 }
 
 fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {

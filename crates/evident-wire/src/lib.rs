@@ -11,6 +11,9 @@
 //! - [`export`]: the `evident-export/v1` bundle format.
 //! - [`signature`]: HMAC-SHA256 and the `Evident-Signature` header of webhook deliveries.
 //! - [`inbox`]: the requests nodes sharing a store queue for a tenant's leader, and its answers.
+//! - [`json`]: JSON text without duplicate keys, as the server and the importers read it.
+//! - [`sensitive`]: card numbers and secrets in free text, found and masked the same way by the
+//!   server's validation and the importers.
 
 pub mod api;
 pub mod entry;
@@ -18,7 +21,9 @@ pub mod export;
 pub mod filter;
 pub mod inbox;
 pub mod jcs;
+pub mod json;
 pub mod names;
+pub mod sensitive;
 pub mod signature;
 pub mod time;
 

@@ -18,15 +18,15 @@
 //! server reports what else is wrong with an event.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
+use std::io::Read;
+use std::rc::Rc;
 
-use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::input::{Input, Place, open_reader};
-use super::{Run, event};
+use crate::input::{BytesRead, Input, Place, open_reader};
+use crate::{Error, Record, Result, event};
 
 /// Fields that take a cell as it is, and where they go in the event.
 const TEXT_FIELDS: &[(&str, &[&str])] = &[
@@ -76,11 +76,12 @@ pub struct Mapping {
 }
 
 /// A mapping resolved against one file's header: field → column index.
-pub struct Columns {
+struct Columns {
     index: Vec<(String, usize, String)>,
 }
 
-fn known_fields() -> String {
+/// The fields a mapping can name, for messages: `id, source, ..., metadata.<KEY>`.
+pub fn known_fields() -> String {
     let mut fields: Vec<&str> = TEXT_FIELDS.iter().map(|(name, _)| *name).collect();
     fields.push("metadata.<KEY>");
     fields.join(", ")
@@ -92,7 +93,8 @@ fn is_known(field: &str) -> bool {
 }
 
 impl Mapping {
-    /// The mapping given on the command line.
+    /// The mapping from `FIELD=COLUMN` texts (`--map`) and `FIELD=VALUE` texts (`--set`), the field
+    /// delimiter and the time format (chrono `strftime` syntax) of times not in RFC 3339.
     pub fn from_args(
         maps: &[String],
         sets: &[String],
@@ -100,12 +102,15 @@ impl Mapping {
         time_format: Option<String>,
     ) -> Result<Mapping> {
         let split = |flag: &str, text: &String| -> Result<(String, String)> {
-            let (field, value) = text
-                .split_once('=')
-                .ok_or_else(|| anyhow!("{flag} {text:?}: expected FIELD={}", flag_value(flag)))?;
+            let (field, value) = text.split_once('=').ok_or_else(|| {
+                Error::Input(format!("{flag} {text:?}: expected FIELD={}", flag_value(flag)))
+            })?;
             let field = field.trim().to_owned();
             if !is_known(&field) {
-                bail!("{flag} {text:?}: unknown field {field:?}; the fields are: {}", known_fields());
+                return Err(Error::Input(format!(
+                    "{flag} {text:?}: unknown field {field:?}; the fields are: {}",
+                    known_fields()
+                )));
             }
             Ok((field, value.to_owned()))
         };
@@ -125,24 +130,30 @@ impl Mapping {
                 }
                 missing.push_str("one of origin.ip, origin.user_agent, origin.host, origin.service");
             }
-            bail!(
+            return Err(Error::Input(format!(
                 "the CSV mapping lacks {missing}: map a column with --map FIELD=COLUMN or give a constant \
                  with --set FIELD=VALUE"
-            );
+            )));
         }
         if !delimiter.is_ascii() {
-            bail!("--delimiter must be one ASCII character");
+            return Err(Error::Input("--delimiter must be one ASCII character".into()));
         }
         Ok(Mapping { columns, constants, delimiter: delimiter as u8, time_format })
     }
 
-    /// The mapping against the header of `input`: every mapped column must be there (exactly, or
-    /// else ignoring case).
-    pub fn columns(&self, input: &Input) -> Result<Columns> {
+    /// Whether the mapping fits the header of `input`: every mapped column must be there (exactly,
+    /// or else ignoring case).
+    pub fn check(&self, input: &Input) -> Result<()> {
+        self.columns(input).map(|_| ())
+    }
+
+    /// The mapping against the header of `input`.
+    fn columns(&self, input: &Input) -> Result<Columns> {
         let (reader, _) = open_reader(&input.path, &input.name)?;
         let mut csv = self.reader(reader);
-        let header =
-            csv.headers().map_err(|err| anyhow!("cannot read the header row of {}: {err}", input.name))?;
+        let header = csv
+            .headers()
+            .map_err(|err| Error::Input(format!("cannot read the header row of {}: {err}", input.name)))?;
         let names: Vec<String> = header.iter().map(|name| name.trim().to_owned()).collect();
         let mut index = Vec::new();
         for (field, column) in &self.columns {
@@ -155,11 +166,13 @@ impl Mapping {
                 .or_else(|| names.iter().position(|name| name.eq_ignore_ascii_case(column.trim())));
             match at {
                 Some(at) => index.push((field.clone(), at, column.clone())),
-                None => bail!(
-                    "{}: no column {column:?} (mapped to {field}) in the header row; its columns are: {}",
-                    input.name,
-                    names.join(", ")
-                ),
+                None => {
+                    return Err(Error::Input(format!(
+                        "{}: no column {column:?} (mapped to {field}) in the header row; its columns are: {}",
+                        input.name,
+                        names.join(", ")
+                    )));
+                }
             }
         }
         Ok(Columns { index })
@@ -174,49 +187,59 @@ impl Mapping {
     }
 }
 
-/// `--map help`: the fields, as an error (nothing is ingested).
-pub fn help(maps: &[String]) -> Result<()> {
-    if maps.iter().any(|map| map == "help") {
-        bail!("--map FIELD=COLUMN and --set FIELD=VALUE take these fields: {}", known_fields());
-    }
-    Ok(())
-}
-
 fn flag_value(flag: &str) -> &'static str {
     if flag == "--map" { "COLUMN" } else { "VALUE" }
 }
 
-/// Reads every row of `input` and hands its event (or why there is none) to `run`.
-pub fn ingest(input: &Input, mapping: &Mapping, columns: &Columns, run: &mut Run) -> Result<ControlFlow<()>> {
-    let (reader, counter) = open_reader(&input.path, &input.name)?;
-    let mut csv = mapping.reader(reader);
-    let file: std::rc::Rc<str> = std::rc::Rc::from(input.name.as_str());
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let line = csv.position().line();
-        let read = csv.read_byte_record(&mut record);
-        let place =
-            Place { file: file.clone(), line: record.position().map_or(line, |p| p.line()), record: None };
-        let flow = match read {
-            Ok(false) => return Ok(ControlFlow::Continue(())),
-            Ok(true) if record.iter().all(|cell| cell.trim_ascii().is_empty()) => continue,
-            Ok(true) => {
-                run.totals.records += 1;
-                match row_event(&record, mapping, columns) {
-                    Ok(event) => run.event(place, event)?,
-                    Err(message) => run.bad(place, &message),
+/// The rows of a CSV file, each mapped onto an event.
+pub(crate) struct Rows<'i> {
+    name: &'i str,
+    file: Rc<str>,
+    csv: csv::Reader<Box<dyn Read>>,
+    counter: BytesRead,
+    mapping: &'i Mapping,
+    columns: Columns,
+    row: csv::ByteRecord,
+}
+
+impl<'i> Rows<'i> {
+    pub(crate) fn open(input: &'i Input, mapping: &'i Mapping) -> Result<Rows<'i>> {
+        let columns = mapping.columns(input)?;
+        let (reader, counter) = open_reader(&input.path, &input.name)?;
+        let csv = mapping.reader(reader);
+        let file = Rc::from(input.name.as_str());
+        Ok(Rows { name: &input.name, file, csv, counter, mapping, columns, row: csv::ByteRecord::new() })
+    }
+
+    /// The next row's event, or why there is none; `None` at the end. Blank rows are skipped.
+    pub(crate) fn next_record(&mut self) -> Result<Option<Record>> {
+        loop {
+            let line = self.csv.position().line();
+            let read = self.csv.read_byte_record(&mut self.row);
+            let line_of_row = self.row.position().map_or(line, |p| p.line());
+            let place = Place { file: self.file.clone(), line: line_of_row, record: None };
+            return match read {
+                Ok(false) => Ok(None),
+                Ok(true) if self.row.iter().all(|cell| cell.trim_ascii().is_empty()) => continue,
+                Ok(true) => {
+                    let event = row_event(&self.row, self.mapping, &self.columns);
+                    Ok(Some(Record { place, event }))
                 }
-            }
-            Err(err) if err.is_io_error() => bail!("cannot read {}: line {line}: {err}", input.name),
-            Err(err) => {
-                run.totals.records += 1;
-                run.bad(place, &format!("not valid CSV: {err}"))
-            }
-        };
-        run.progress.update(input, counter.get(), &run.totals);
-        if flow.is_break() {
-            return Ok(flow);
+                Err(err) if err.is_io_error() => {
+                    let context = format!("cannot read {}: line {line}", self.name);
+                    match err.into_kind() {
+                        csv::ErrorKind::Io(source) => Err(Error::Io { context, source }),
+                        _ => unreachable!("an I/O error"),
+                    }
+                }
+                Err(err) => Ok(Some(Record { place, event: Err(format!("not valid CSV: {err}")) })),
+            };
         }
+    }
+
+    /// Bytes of the file (on disk) read so far.
+    pub(crate) fn position(&self) -> u64 {
+        self.counter.get()
     }
 }
 

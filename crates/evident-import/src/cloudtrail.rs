@@ -27,7 +27,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::event::{self, Metadata, limit};
+use crate::event::{self, Metadata, limit};
 
 /// Whether a record looks like a CloudTrail record: `eventVersion` and `eventSource`.
 pub fn looks_like(record: &Value) -> bool {

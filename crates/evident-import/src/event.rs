@@ -1,5 +1,5 @@
 //! Building Evident events (`EVENT-SCHEMA.md` §1) from other systems' records, within the limits
-//! the server validates (`evident_core::validate`): bounded text, bounded metadata, dotted types,
+//! the server validates (`evident_core::validate`, which this crate does not depend on): bounded text, bounded metadata, dotted types,
 //! RFC 3339 times, and the `changes` that every successful create, update and delete must carry.
 //!
 //! Only schema fields are ever built: the server rejects unknown ones.
@@ -104,7 +104,7 @@ impl Metadata {
         if key.is_empty() || value.is_empty() || self.0.len() >= limit::METADATA_KEYS {
             return;
         }
-        let (masked, _) = evident_core::sensitive::mask_sensitive(&value);
+        let (masked, _) = evident_wire::sensitive::mask_sensitive(&value);
         self.0.insert(key, Value::String(masked));
     }
 

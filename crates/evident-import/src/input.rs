@@ -3,16 +3,16 @@
 //!
 //! Layouts: *lines* (NDJSON / JSON Lines: one record per line, read as a stream), a *document* (one
 //! JSON value holding the records: an array, CloudTrail's `{"Records": [...]}`, a Kubernetes
-//! `EventList`'s `items`, or a single record; read whole), and CSV (read by [`super::csv`]).
+//! `EventList`'s `items`, or a single record; read whole), and CSV (read by [`crate::csv`]).
 //!
-//! Detection (`--format auto`): `.csv` (also `.csv.gz`) is CSV. Otherwise the content decides: a
+//! Detection (no format asked, `--format auto`): `.csv` (also `.csv.gz`) is CSV. Otherwise the content decides: a
 //! first line that is a whole JSON object makes NDJSON, unless that object is a CloudTrail records
 //! file or a Kubernetes `EventList`; an array, or an object spread over several lines, makes a
 //! document. The first record then names the format: a CloudTrail record (`eventVersion` and
 //! `eventSource`), a Kubernetes audit event (`apiVersion` `audit.k8s.io/*`, `kind` `Event`), a
 //! GitHub audit log entry (`action`, `actor`, `@timestamp` or `created_at`, `_document_id`), or an
 //! Evident event (`id` and `source`, `type` or `actor`). Anything else is an error naming the file
-//! and what was expected. With an explicit `--format`, the first record must look like that format.
+//! and what was expected. With a format asked, the first record must look like that format.
 
 use std::cell::Cell;
 use std::fmt;
@@ -22,10 +22,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Format, FormatArg, cloudtrail, github, k8s, ndjson};
+use crate::{Error, Format, Result};
 
 /// Bytes read (after decompression) to tell a file's format.
 const PREFIX_BYTES: u64 = 1 << 20;
@@ -61,7 +60,7 @@ struct Document {
 type Broken = (usize, String);
 
 /// Bytes read from disk so far, shared with the reader that counts them.
-pub type BytesRead = Rc<Cell<u64>>;
+pub(crate) type BytesRead = Rc<Cell<u64>>;
 
 /// Where a record came from: the file, the (1-based) line it starts on, and its (1-based) number
 /// inside a JSON document.
@@ -82,34 +81,24 @@ impl fmt::Display for Place {
     }
 }
 
-impl Place {
-    pub fn to_json(&self) -> Value {
-        let mut place = json!({"file": &*self.file, "line": self.line});
-        if let Some(record) = self.record {
-            place["record"] = json!(record);
-        }
-        place
-    }
-}
-
-/// One record: its JSON, or why it cannot be read.
-pub struct Record {
+/// One record of a JSON-based file: its JSON, or why it cannot be read.
+pub(crate) struct JsonRecord {
     pub place: Place,
     pub value: Result<Value, String>,
 }
 
-/// Opens `path` and tells its format and layout; reads nothing else yet (except a JSON document,
-/// which is read whole).
-pub fn open(path: &Path, asked: FormatArg) -> Result<Input> {
+/// Opens `path` and tells its format and layout (`asked`: the format it must have; `None` to tell
+/// it from the file); reads nothing else yet (except a JSON document, which is read whole).
+pub fn open(path: &Path, asked: Option<Format>) -> Result<Input> {
     let name = path.display().to_string();
-    let metadata = std::fs::metadata(path).with_context(|| format!("cannot open {name}"))?;
+    let metadata = std::fs::metadata(path).map_err(Error::io(format!("cannot open {name}")))?;
     if metadata.is_dir() {
-        bail!("cannot open {name}: it is a directory");
+        return Err(Error::Input(format!("cannot open {name}: it is a directory")));
     }
     let size = metadata.len();
     let input = |format, layout| Input { path: path.to_owned(), name: name.clone(), format, layout, size };
     let extension = extension(path);
-    if asked == FormatArg::Csv || (asked == FormatArg::Auto && extension == "csv") {
+    if asked == Some(Format::Csv) || (asked.is_none() && extension == "csv") {
         open_reader(path, &name)?;
         return Ok(input(Format::Csv, Layout::Csv));
     }
@@ -121,7 +110,7 @@ pub fn open(path: &Path, asked: FormatArg) -> Result<Input> {
         .by_ref()
         .take(PREFIX_BYTES)
         .read_to_end(&mut prefix)
-        .with_context(|| format!("cannot read {name}"))?;
+        .map_err(Error::io(format!("cannot read {name}")))?;
     let whole = (prefix.len() as u64) < PREFIX_BYTES;
     let start = skip_bom(&prefix);
     let first = skip_ws(&prefix, start);
@@ -148,7 +137,7 @@ pub fn open(path: &Path, asked: FormatArg) -> Result<Input> {
                     // An object spread over lines (a document, perhaps cut short), or NDJSON whose
                     // first line is bad.
                     let mut text = prefix;
-                    reader.read_to_end(&mut text).with_context(|| format!("cannot read {name}"))?;
+                    reader.read_to_end(&mut text).map_err(Error::io(format!("cannot read {name}")))?;
                     let single = skip_value(&text, first)
                         .ok()
                         .filter(|end| skip_ws(&text, *end) == text.len())
@@ -163,33 +152,33 @@ pub fn open(path: &Path, asked: FormatArg) -> Result<Input> {
                 }
             }
         }
-        Some(_) if asked == FormatArg::Ndjson => (Layout::Lines, None),
-        Some(_) => bail!("{name} is not JSON: {}", expected(asked)),
+        Some(_) if asked == Some(Format::Ndjson) => (Layout::Lines, None),
+        Some(_) => return Err(Error::Input(format!("{name} is not JSON: {}", expected(asked)))),
     };
     let format = decide(asked, first_record.as_ref(), &name, &extension)?;
     Ok(input(format, layout))
 }
 
 /// The format, from what was asked and the first record.
-fn decide(asked: FormatArg, first: Option<&Value>, name: &str, extension: &str) -> Result<Format> {
+fn decide(asked: Option<Format>, first: Option<&Value>, name: &str, extension: &str) -> Result<Format> {
     let wanted = match asked {
-        FormatArg::Auto => {
-            return match first.and_then(classify) {
-                Some(format) => Ok(format),
-                None if first.is_none() && matches!(extension, "ndjson" | "jsonl") => Ok(Format::Ndjson),
-                None if first.is_none() => bail!("{name} holds no readable record: {}", expected(asked)),
-                None => bail!("cannot tell the format of {name}: {}; or pass --format", expected(asked)),
+        None => {
+            let problem = match first.and_then(classify) {
+                Some(format) => return Ok(format),
+                None if first.is_none() && matches!(extension, "ndjson" | "jsonl") => {
+                    return Ok(Format::Ndjson);
+                }
+                None if first.is_none() => format!("{name} holds no readable record: {}", expected(asked)),
+                None => format!("cannot tell the format of {name}: {}; or pass --format", expected(asked)),
             };
+            return Err(Error::Input(problem));
         }
-        FormatArg::Ndjson => return Ok(Format::Ndjson),
-        FormatArg::Csv => return Ok(Format::Csv),
-        FormatArg::Cloudtrail => Format::CloudTrail,
-        FormatArg::K8s => Format::K8s,
-        FormatArg::Github => Format::GitHub,
+        Some(format @ (Format::Ndjson | Format::Csv)) => return Ok(format),
+        Some(format) => format,
     };
     match first {
-        Some(record) if !looks_like(wanted, record) => {
-            bail!("{name} does not look like {}: {}", wanted.name(), expected(asked))
+        Some(record) if !wanted.looks_like(record) => {
+            Err(Error::Input(format!("{name} does not look like {}: {}", wanted.name(), expected(asked))))
         }
         _ => Ok(wanted),
     }
@@ -199,39 +188,29 @@ fn decide(asked: FormatArg, first: Option<&Value>, name: &str, extension: &str) 
 fn classify(record: &Value) -> Option<Format> {
     [Format::CloudTrail, Format::K8s, Format::GitHub, Format::Ndjson]
         .into_iter()
-        .find(|format| looks_like(*format, record))
-}
-
-fn looks_like(format: Format, record: &Value) -> bool {
-    match format {
-        Format::CloudTrail => cloudtrail::looks_like(record),
-        Format::K8s => k8s::looks_like(record),
-        Format::GitHub => github::looks_like(record),
-        Format::Ndjson => ndjson::looks_like(record),
-        Format::Csv => false,
-    }
+        .find(|format| format.looks_like(record))
 }
 
 /// What a file of the asked format should hold.
-fn expected(asked: FormatArg) -> &'static str {
+fn expected(asked: Option<Format>) -> &'static str {
     match asked {
-        FormatArg::Auto => {
+        None => {
             "expected NDJSON of Evident events (id, source, type, ...), AWS CloudTrail records (a \
              {\"Records\": [...]} file or NDJSON), Kubernetes audit events (audit.k8s.io/v1 Event or \
              EventList), a GitHub audit log (a JSON array or NDJSON of entries with action, actor, \
              @timestamp and _document_id), or a .csv file"
         }
-        FormatArg::Ndjson => "expected one Evident event (a JSON object) per line",
-        FormatArg::Csv => "expected CSV with a header row",
-        FormatArg::Cloudtrail => {
+        Some(Format::Ndjson) => "expected one Evident event (a JSON object) per line",
+        Some(Format::Csv) => "expected CSV with a header row",
+        Some(Format::CloudTrail) => {
             "expected a CloudTrail records file ({\"Records\": [...]}) or NDJSON of CloudTrail records \
              (with eventVersion and eventSource)"
         }
-        FormatArg::K8s => {
+        Some(Format::K8s) => {
             "expected a Kubernetes audit EventList or NDJSON of audit events (apiVersion audit.k8s.io/v1, \
              kind Event)"
         }
-        FormatArg::Github => {
+        Some(Format::GitHub) => {
             "expected a GitHub audit log: a JSON array or NDJSON of entries with action, actor, \
              @timestamp (or created_at) and _document_id"
         }
@@ -267,7 +246,7 @@ fn first_item(document: &Document) -> Option<Value> {
 
 /// Reads the rest of a document and finds its records.
 fn read_document(mut text: Vec<u8>, mut reader: Box<dyn Read>, first: usize, name: &str) -> Result<Document> {
-    reader.read_to_end(&mut text).with_context(|| format!("cannot read {name}"))?;
+    reader.read_to_end(&mut text).map_err(Error::io(format!("cannot read {name}")))?;
     Ok(document(text, first))
 }
 
@@ -450,17 +429,17 @@ fn skip_value(text: &[u8], at: usize) -> Result<usize, String> {
 
 /// Opens `path` for reading, decompressing gzip (told by its magic bytes); the counter follows the
 /// bytes read from disk.
-pub fn open_reader(path: &Path, name: &str) -> Result<(Box<dyn Read>, BytesRead)> {
-    let mut file = File::open(path).with_context(|| format!("cannot open {name}"))?;
+pub(crate) fn open_reader(path: &Path, name: &str) -> Result<(Box<dyn Read>, BytesRead)> {
+    let mut file = File::open(path).map_err(Error::io(format!("cannot open {name}")))?;
     let mut magic = [0u8; 2];
     let mut n_magic = 0;
     while n_magic < 2 {
-        match file.read(&mut magic[n_magic..]).with_context(|| format!("cannot read {name}"))? {
+        match file.read(&mut magic[n_magic..]).map_err(Error::io(format!("cannot read {name}")))? {
             0 => break,
             n => n_magic += n,
         }
     }
-    file.seek(SeekFrom::Start(0)).with_context(|| format!("cannot read {name}"))?;
+    file.seek(SeekFrom::Start(0)).map_err(Error::io(format!("cannot read {name}")))?;
     let counter = Rc::new(Cell::new(0));
     let counting = Counting { inner: file, counter: counter.clone() };
     let reader: Box<dyn Read> = if n_magic == 2 && magic == [0x1f, 0x8b] {
@@ -487,7 +466,7 @@ impl<R: Read> Read for Counting<R> {
 
 impl Input {
     /// The records of a JSON-based file, in order.
-    pub fn records(&self) -> Result<Records<'_>> {
+    pub(crate) fn json_records(&self) -> Result<Records<'_>> {
         let file: Rc<str> = Rc::from(self.name.as_str());
         let source = match &self.layout {
             Layout::Lines => {
@@ -495,14 +474,14 @@ impl Input {
                 Source::Lines { reader: BufReader::with_capacity(1 << 16, reader), counter, line: 0 }
             }
             Layout::Document(document) => Source::Document { document, next: 0, line: 1, scanned: 0 },
-            Layout::Csv => bail!("{} is CSV, not JSON", self.name),
+            Layout::Csv => return Err(Error::Input(format!("{} is CSV, not JSON", self.name))),
         };
         Ok(Records { input: self, file, source, buf: Vec::new() })
     }
 }
 
-/// The records of one file.
-pub struct Records<'i> {
+/// The records of one JSON-based file.
+pub(crate) struct Records<'i> {
     input: &'i Input,
     file: Rc<str>,
     source: Source<'i>,
@@ -527,13 +506,14 @@ enum Source<'i> {
 
 impl Records<'_> {
     /// The next record; `None` at the end. Errors only when the file cannot be read.
-    pub fn next_record(&mut self) -> Result<Option<Record>> {
+    pub(crate) fn next_record(&mut self) -> Result<Option<JsonRecord>> {
         match &mut self.source {
             Source::Lines { reader, line, .. } => loop {
                 self.buf.clear();
-                let n = reader
-                    .read_until(b'\n', &mut self.buf)
-                    .map_err(|err| anyhow!("cannot read {}: line {}: {err}", self.input.name, *line + 1))?;
+                let n = reader.read_until(b'\n', &mut self.buf).map_err(|source| Error::Io {
+                    context: format!("cannot read {}: line {}", self.input.name, *line + 1),
+                    source,
+                })?;
                 if n == 0 {
                     return Ok(None);
                 }
@@ -547,7 +527,7 @@ impl Records<'_> {
                 // The record is the line: its position is the column.
                 let value =
                     parse(text).map_err(|message| message.replace(" at line 1 column ", " at column "));
-                return Ok(Some(Record { place, value }));
+                return Ok(Some(JsonRecord { place, value }));
             },
             Source::Document { document, next, line, scanned } => {
                 let (at, value) = match document.items.get(*next) {
@@ -562,13 +542,13 @@ impl Records<'_> {
                 *scanned = at;
                 *next += 1;
                 let place = Place { file: self.file.clone(), line: *line, record: Some(*next) };
-                Ok(Some(Record { place, value }))
+                Ok(Some(JsonRecord { place, value }))
             }
         }
     }
 
     /// Bytes of the file (on disk) read so far.
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         match &self.source {
             Source::Lines { counter, .. } => counter.get(),
             Source::Document { document, next, .. } => {
@@ -582,7 +562,7 @@ impl Records<'_> {
 
 /// One record's JSON; duplicate keys are refused, as the server does.
 fn parse(text: &[u8]) -> Result<Value, String> {
-    evident_core::validate::parse_json(text).map_err(|err| err.message)
+    evident_wire::json::parse(text).map_err(|err| format!("invalid JSON: {err}"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! | event field | from the audit event |
 //! | --- | --- |
 //! | `id` | `<auditID>/<stage>`: one request makes an event per stage (`RequestReceived`, `ResponseStarted`, `ResponseComplete`, `Panic`), all with its `auditID` |
-//! | `source` | `//k8s/<cluster>`: audit events do not name their cluster, so `--cluster` does (default `kubernetes`) |
+//! | `source` | `//k8s/<cluster>`: audit events do not name their cluster, so `Options::cluster` does (`evident ingest --cluster`; default [`DEFAULT_CLUSTER`]) |
 //! | `type` | `k8s.<resource>[.<subresource>].<verb>`, e.g. `k8s.secrets.get`, `k8s.pods.exec.create`; requests to non-resource URLs: `k8s.nonresource.<verb>` |
 //! | `action` | from `verb`, see [`action`]: `get` → `read`; `list`, `watch` → `list`; `create` → `create`; `update`, `patch` → `update`; `delete`, `deletecollection` → `delete`; `bind`, `escalate` → `grant`; `create` of `*reviews` (token and access reviews: questions, not objects) → `read`; the `exec`, `attach`, `portforward` and `proxy` subresources, `impersonate` and anything else → `other`; non-resource `get`/`head` → `read` |
 //! | `time` | `requestReceivedTimestamp`, else `stageTimestamp` |
@@ -25,7 +25,10 @@
 
 use serde_json::{Value, json};
 
-use super::event::{self, Metadata, limit};
+use crate::event::{self, Metadata, limit};
+
+/// The cluster's name in the events' source when none is given.
+pub const DEFAULT_CLUSTER: &str = "kubernetes";
 
 /// Whether a record looks like a Kubernetes audit event.
 pub fn looks_like(record: &Value) -> bool {

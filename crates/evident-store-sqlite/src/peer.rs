@@ -1,0 +1,103 @@
+//! `plain-sqlite`, the baseline of the load tool (`evident hammer --peer plain-sqlite`): the rows
+//! of this store's `events` and `event_targets` tables, with their indexes, `entry` holding the
+//! producer's JSON, written by one connection with the writer's settings (WAL,
+//! `synchronous=FULL`, no automatic checkpoints, the same cache) and the store's own background
+//! [`Checkpointer`], one transaction per request. No hashing, sealing or tree: what an application
+//! without tamper evidence does at the same durability, so the two differ only in that.
+//!
+//! Behind the `bench-peer` feature: only the load tool uses it.
+
+use std::path::Path;
+
+use evident_core::Result;
+use evident_core::validate::Validated;
+use evident_wire::Micros;
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::{Checkpointer, TENANT_SHIFT, open_writer, rid, storage};
+
+/// The one tenant of the peer, numbered as the store numbers its first tenant.
+const TID: i64 = 1;
+
+/// The peer's database: one writer, no tamper evidence.
+pub struct PlainSqlite {
+    connection: Connection,
+    next_index: u64,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: Checkpointer,
+}
+
+impl PlainSqlite {
+    /// Opens (creating if needed) the database at `path`; its rows continue after those there.
+    pub fn open(path: &Path) -> Result<PlainSqlite> {
+        let connection = open_writer(path)?;
+        let next_rid: i64 = connection
+            .query_row("SELECT coalesce(max(rid) + 1, 0) FROM events", [], |row| row.get(0))
+            .map_err(storage)?;
+        Ok(PlainSqlite {
+            connection,
+            next_index: (next_rid & ((1 << TENANT_SHIFT) - 1)) as u64,
+            _checkpointer: Checkpointer::start(path)?,
+        })
+    }
+
+    /// Stores one request's events (`raw`: their producer JSON) in one transaction; durable on
+    /// return. The index of each, in order.
+    pub fn insert(&mut self, raw: &[Vec<u8>], events: &[Validated]) -> Result<Vec<u64>> {
+        let indices = insert_rows(&mut self.connection, self.next_index, raw, events).map_err(storage)?;
+        self.next_index += indices.len() as u64;
+        Ok(indices)
+    }
+}
+
+fn insert_rows(
+    connection: &mut Connection,
+    next_index: u64,
+    raw: &[Vec<u8>],
+    events: &[Validated],
+) -> rusqlite::Result<Vec<u64>> {
+    let recorded_at = Micros::now().0;
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut indices = Vec::with_capacity(events.len());
+    {
+        let mut insert_event = tx.prepare_cached(
+            "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
+                type, action, outcome, actor, subject, entry, seal_subject, sealed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, NULL)",
+        )?;
+        let mut insert_target = tx.prepare_cached(
+            "INSERT OR IGNORE INTO event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (bytes, validated) in raw.iter().zip(events) {
+            let event = &validated.event;
+            let index = next_index + indices.len() as u64;
+            let rid = rid(TID, index);
+            // A time-ordered 16-byte id, as a UUIDv7 would be, without its randomness.
+            let mut event_id = [0u8; 16];
+            event_id[..8].copy_from_slice(&recorded_at.to_be_bytes());
+            event_id[8..].copy_from_slice(&index.to_be_bytes());
+            insert_event.execute(params![
+                rid,
+                TID,
+                event_id.as_slice(),
+                event.source,
+                event.id,
+                [0u8; 32].as_slice(),
+                event.time.0,
+                recorded_at,
+                event.event_type,
+                event.action.as_str(),
+                event.outcome.as_str(),
+                event.actor.id,
+                event.subject,
+                bytes.as_slice(),
+            ])?;
+            for target in &event.targets {
+                insert_target.execute(params![TID, target.target_type, target.id, event.time.0, rid])?;
+            }
+            indices.push(index);
+        }
+    }
+    tx.commit()?;
+    Ok(indices)
+}
