@@ -65,7 +65,7 @@ impl Client {
 
     /// `GET /v1/export`: streams the bundle of a search into `out` as it arrives; answers the bytes
     /// copied. `timeout` bounds the whole transfer (the client's default of a minute is for short
-    /// calls). `cursor`, `limit` and `order` are not export parameters and must be `None`.
+    /// calls). An export takes no `cursor`, `limit` or `order`: the server refuses them.
     pub fn export_to_writer(
         &self,
         params: &SearchParams,
