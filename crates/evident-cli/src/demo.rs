@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use chrono::{Datelike as _, NaiveDate, TimeDelta};
 use evident_wire::Micros;
+use evident_wire::api::{CreateKey, IngestResponse, ItemStatus};
 use serde_json::{Value, json};
 
 use crate::ClientArgs;
@@ -29,6 +30,7 @@ use crate::search::{client, explain};
 
 /// Events per request.
 const BATCH: usize = 500;
+const NDJSON: &str = "application/x-ndjson";
 /// Business time: UTC+01:00, no daylight saving.
 const OFFSET_SECONDS: i64 = 3600;
 const ZONE: &str = "+01:00";
@@ -84,16 +86,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Creates the producer key demo sends with; answers its key id and the key.
 fn producer_key(admin: &evident_client::Client) -> Result<(String, String)> {
-    let request = json!({"role": "producer", "label": "demo"});
-    let (_, answer) = admin.post_json("/v1/keys", &request).map_err(|err| match err {
+    let request = CreateKey { tenant: None, role: "producer".into(), label: Some("demo".into()) };
+    let key = admin.create_key(&request).map_err(|err| match err {
         evident_client::Error::Api { status: 403, .. } => anyhow!(
             "demo needs an admin key (the one `evident serve` printed on its first start) to create \
              the producer key it sends with; this key may not create keys (403)"
         ),
         other => explain(other),
     })?;
-    let key = answer["key"].as_str().ok_or_else(|| anyhow!("POST /v1/keys answered no key"))?;
-    Ok((answer["key_id"].as_str().unwrap_or_default().to_owned(), key.to_owned()))
+    Ok((key.info.key_id, key.key))
 }
 
 /// What the server said about the events sent.
@@ -118,33 +119,36 @@ fn send(client: &evident_client::Client, events: &[Value]) -> Result<Tally> {
             serde_json::to_writer(&mut body, event).context("serialising an event")?;
             body.push(b'\n');
         }
-        let answer = post_with_retries(client, body)?;
-        let receipts = answer["receipts"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let receipts = post_with_retries(client, body)?.receipts;
         if receipts.len() != batch.len() {
             bail!("the server answered {} receipts for {} events", receipts.len(), batch.len());
         }
-        for (event, receipt) in batch.iter().zip(receipts) {
+        for (event, receipt) in batch.iter().zip(&receipts) {
             let counts = tally.by_type.entry(event["type"].as_str().unwrap_or("?").to_owned()).or_default();
             counts.0 += 1;
             tally.sent += 1;
-            match receipt["status"].as_str().unwrap_or_default() {
-                "stored" => {
+            let status = match receipt.status {
+                ItemStatus::Stored => {
                     counts.1 += 1;
                     tally.stored += 1;
+                    continue;
                 }
-                "duplicate" => tally.duplicates += 1,
-                status => {
-                    if status == "conflict" {
-                        tally.conflicts += 1;
-                    } else {
-                        tally.rejected += 1;
-                    }
-                    if tally.problems.len() < 5 {
-                        tally
-                            .problems
-                            .push(format!("event {}: {status}: {}", event["id"], receipt["errors"]));
-                    }
+                ItemStatus::Duplicate => {
+                    tally.duplicates += 1;
+                    continue;
                 }
+                ItemStatus::Conflict => {
+                    tally.conflicts += 1;
+                    "conflict"
+                }
+                ItemStatus::Rejected => {
+                    tally.rejected += 1;
+                    "rejected"
+                }
+            };
+            if tally.problems.len() < 5 {
+                let errors = serde_json::to_string(&receipt.errors).expect("errors serialise");
+                tally.problems.push(format!("event {}: {status}: {errors}", event["id"]));
             }
         }
     }
@@ -152,10 +156,10 @@ fn send(client: &evident_client::Client, events: &[Value]) -> Result<Tally> {
 }
 
 /// POSTs one NDJSON batch, waiting out a busy server (503) for a while.
-fn post_with_retries(client: &evident_client::Client, body: Vec<u8>) -> Result<Value> {
+fn post_with_retries(client: &evident_client::Client, body: Vec<u8>) -> Result<IngestResponse> {
     const ATTEMPTS: u32 = 30;
     for _ in 1..ATTEMPTS {
-        match client.post_bytes("/v1/events", "application/x-ndjson", body.clone()) {
+        match client.post_events(NDJSON, body.clone()) {
             Ok((_, answer)) => return Ok(answer),
             Err(evident_client::Error::Api { status: 503, retry_after, .. }) => {
                 std::thread::sleep(Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 10)));
@@ -163,10 +167,7 @@ fn post_with_retries(client: &evident_client::Client, body: Vec<u8>) -> Result<V
             Err(err) => return Err(explain(err)).context("sending the demo events"),
         }
     }
-    let (_, answer) = client
-        .post_bytes("/v1/events", "application/x-ndjson", body)
-        .map_err(explain)
-        .context("sending the demo events")?;
+    let (_, answer) = client.post_events(NDJSON, body).map_err(explain).context("sending the demo events")?;
     Ok(answer)
 }
 

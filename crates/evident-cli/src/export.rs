@@ -18,40 +18,17 @@ use serde_json::json;
 
 use crate::ClientArgs;
 use crate::output;
+use crate::search::Filters;
 
 /// How long an export may take to stream: it holds every match.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Events at or after this time (RFC 3339, event time).
-    #[arg(long)]
-    from: Option<String>,
-    /// Events before this time (RFC 3339, event time).
-    #[arg(long)]
-    to: Option<String>,
-    /// The actor's id.
-    #[arg(long)]
-    actor: Option<String>,
-    /// The data subject (customer).
-    #[arg(long)]
-    subject: Option<String>,
-    /// A target, as TYPE/ID (e.g. customer/cust-42).
-    #[arg(long, value_name = "TYPE/ID")]
-    target: Option<String>,
-    /// The event type.
-    #[arg(long = "type", value_name = "TYPE")]
-    event_type: Option<String>,
-    #[arg(long)]
-    action: Option<String>,
-    #[arg(long)]
-    outcome: Option<String>,
-    #[arg(long)]
-    source: Option<String>,
-    /// Investigators: why personal data is needed; the export then includes personal parts
-    /// (recorded in the audit trail).
-    #[arg(long)]
-    purpose: Option<String>,
+    /// Which events (the filters of `search`); with --purpose, investigators' exports include
+    /// the personal parts (recorded in the audit trail).
+    #[command(flatten)]
+    filters: Filters,
     /// The bundle directory to write (created; it must be empty unless --force).
     #[arg(long, short = 'o', value_name = "DIR")]
     output: PathBuf,
@@ -62,37 +39,8 @@ pub struct Args {
     client: ClientArgs,
 }
 
-impl Args {
-    /// The query parameters of `GET /v1/export`.
-    fn query(&self) -> Result<Vec<(&'static str, String)>> {
-        let mut query = Vec::new();
-        let mut put = |name: &'static str, value: &Option<String>| {
-            if let Some(value) = value {
-                query.push((name, value.clone()));
-            }
-        };
-        put("from", &self.from);
-        put("to", &self.to);
-        put("actor", &self.actor);
-        put("subject", &self.subject);
-        put("type", &self.event_type);
-        put("action", &self.action);
-        put("outcome", &self.outcome);
-        put("source", &self.source);
-        put("purpose", &self.purpose);
-        if let Some(target) = &self.target {
-            let Some((target_type, target_id)) = target.split_once('/') else {
-                bail!("--target {target:?} is not TYPE/ID (e.g. customer/cust-42)");
-            };
-            query.push(("target_type", target_type.to_owned()));
-            query.push(("target_id", target_id.to_owned()));
-        }
-        Ok(query)
-    }
-}
-
 pub fn run(args: Args) -> Result<ExitCode> {
-    let query = args.query()?;
+    let params = args.filters.params()?;
     let client = args.client.client();
     let dir = &args.output;
     let created = prepare_dir(dir, args.force)?;
@@ -101,12 +49,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let file =
         File::create(&bundle_path).with_context(|| format!("cannot create {}", bundle_path.display()))?;
     let mut out = BufWriter::new(file);
-    let streamed = client.get_to_writer("/v1/export", &query, EXPORT_TIMEOUT, &mut out);
+    let streamed = client.export_to_writer(&params, EXPORT_TIMEOUT, &mut out).map_err(anyhow::Error::new);
     let streamed = streamed.and_then(|bytes| {
-        out.flush().map_err(|err| evident_client::Error::Protocol {
-            url: client.url("/v1/export"),
-            reason: format!("cannot write {}: {err}", bundle_path.display()),
-        })?;
+        out.flush().with_context(|| format!("cannot write {}", bundle_path.display()))?;
         Ok(bytes)
     });
     drop(out);
@@ -121,18 +66,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let origin = write_views(dir)?;
     let tenant = origin.rsplit('/').next().unwrap_or_default();
-    let vkeys_path = format!("/v1/logs/{tenant}/vkeys");
     let vkeys = client
-        .get_text(&vkeys_path)
-        .with_context(|| format!("cannot fetch the log's verifier keys ({vkeys_path})"))?;
+        .vkeys(tenant)
+        .with_context(|| format!("cannot fetch the verifier keys of the log of tenant {tenant}"))?;
     let trusted = vkeys
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| Verifier::parse(line.trim()).with_context(|| format!("the server's vkey {line:?}")))
+        .iter()
+        .map(|line| Verifier::parse(line).with_context(|| format!("the server's vkey {line:?}")))
         .collect::<Result<Vec<_>>>()?;
     let report = verify_bundle(dir, &trusted, Some(&origin))
         .with_context(|| format!("the bundle written to {} does NOT verify", dir.display()))?;
-    print_summary(dir, &report, args.purpose.is_some(), args.client.json);
+    print_summary(dir, &report, args.filters.purpose.is_some(), args.client.json);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use evident_wire::api::{CreateKey, CreateTenant, KeyInfo};
+use serde::Serialize;
 
 use crate::ClientArgs;
 use crate::output;
@@ -64,9 +65,21 @@ enum TenantsCommand {
     List,
 }
 
-fn key_row(key: &Value) -> Vec<String> {
-    let text = |name: &str| key[name].as_str().unwrap_or("").to_owned();
-    vec![text("key_id"), text("tenant"), text("role"), text("label"), text("created_at"), text("revoked_at")]
+fn key_row(key: &KeyInfo) -> Vec<String> {
+    let optional = |text: &Option<String>| text.clone().unwrap_or_default();
+    vec![
+        key.key_id.clone(),
+        key.tenant.clone(),
+        key.role.clone(),
+        optional(&key.label),
+        key.created_at.clone(),
+        optional(&key.revoked_at),
+    ]
+}
+
+/// One line of JSON output.
+fn json_line(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("an API answer serialises")
 }
 
 const KEY_HEADER: &[&str] = &["KEY ID", "TENANT", "ROLE", "LABEL", "CREATED", "REVOKED"];
@@ -88,38 +101,29 @@ pub fn keys(args: KeysArgs) -> Result<ExitCode> {
     let json = output::json_wanted(args.client.json);
     match args.command {
         KeysCommand::Create { role, tenant, label } => {
-            let mut body = json!({ "role": role });
-            if let Some(tenant) = tenant {
-                body["tenant"] = json!(tenant);
-            }
-            if let Some(label) = label {
-                body["label"] = json!(label);
-            }
-            let (_, key) = client.post_json("/v1/keys", &body).context("cannot create the key")?;
+            let key =
+                client.create_key(&CreateKey { tenant, role, label }).context("cannot create the key")?;
             if json {
-                println!("{key}");
+                println!("{}", json_line(&key));
             } else {
-                println!("key: {}", key["key"].as_str().unwrap_or(""));
+                println!("key: {}", key.key);
                 println!("(shown this once; it is stored only as a hash)");
-                output::table(KEY_HEADER, &[key_row(&key)]);
+                output::table(KEY_HEADER, &[key_row(&key.info)]);
             }
         }
         KeysCommand::List => {
-            let list = client.get_json("/v1/keys", &[]).context("cannot list keys")?;
-            let keys = list["keys"].as_array().cloned().unwrap_or_default();
+            let keys = client.list_keys().context("cannot list keys")?.keys;
             if json {
-                keys.iter().for_each(|key| println!("{key}"));
+                keys.iter().for_each(|key| println!("{}", json_line(key)));
             } else {
                 output::table(KEY_HEADER, &keys.iter().map(key_row).collect::<Vec<_>>());
             }
         }
         KeysCommand::RotateSigningKey { .. } => unreachable!("handled above"),
         KeysCommand::Revoke { key_id } => {
-            let key = client
-                .delete(&format!("/v1/keys/{key_id}"))
-                .with_context(|| format!("cannot revoke {key_id}"))?;
+            let key = client.revoke_key(&key_id).with_context(|| format!("cannot revoke {key_id}"))?;
             if json {
-                println!("{key}");
+                println!("{}", json_line(&key));
             } else {
                 println!("revoked {key_id}");
             }
@@ -133,26 +137,22 @@ pub fn tenants(args: TenantsArgs) -> Result<ExitCode> {
     let json = output::json_wanted(args.client.json);
     match args.command {
         TenantsCommand::Create { id } => {
-            let (status, tenant) =
-                client.post_json("/v1/tenants", &json!({ "id": id })).context("cannot create the tenant")?;
+            let tenant =
+                client.create_tenant(&CreateTenant { id: id.clone() }).context("cannot create the tenant")?;
             if json {
-                println!("{tenant}");
-            } else if status == 201 {
-                println!("created tenant {id}, log {}", tenant["origin"].as_str().unwrap_or(""));
+                println!("{}", json_line(&tenant));
+            } else if tenant.created {
+                println!("created tenant {id}, log {}", tenant.origin);
             } else {
-                println!("tenant {id} exists, log {}", tenant["origin"].as_str().unwrap_or(""));
+                println!("tenant {id} exists, log {}", tenant.origin);
             }
         }
         TenantsCommand::List => {
-            let list = client.get_json("/v1/tenants", &[]).context("cannot list tenants")?;
-            let tenants = list["tenants"].as_array().cloned().unwrap_or_default();
+            let tenants = client.list_tenants().context("cannot list tenants")?.tenants;
             if json {
-                tenants.iter().for_each(|t| println!("{}", json!({ "id": t })));
+                tenants.iter().for_each(|id| println!("{}", serde_json::json!({ "id": id })));
             } else {
-                output::table(
-                    &["TENANT"],
-                    &tenants.iter().map(|t| vec![t.as_str().unwrap_or("").to_owned()]).collect::<Vec<_>>(),
-                );
+                output::table(&["TENANT"], &tenants.iter().map(|id| vec![id.clone()]).collect::<Vec<_>>());
             }
         }
     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use evident_wire::Micros;
+use evident_wire::api::{EventPage, EventView, SearchParams};
 use serde_json::Value;
 
 use crate::ClientArgs;
@@ -68,38 +69,34 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// The query parameters of these filters.
-    fn query(&self) -> Result<Vec<(&'static str, String)>> {
-        let mut query = Vec::new();
-        if let Some(from) = &self.from {
-            query.push(("from", time_param(from)));
-        }
-        if let Some(to) = &self.to {
-            query.push(("to", time_param(to)));
-        }
-        if let Some(target) = &self.target {
-            let (target_type, target_id) =
-                target.split_once('/').filter(|(t, i)| !t.is_empty() && !i.is_empty()).ok_or_else(|| {
-                    anyhow!("--target must be TYPE/ID, e.g. customer/cus_00042; got {target:?}")
-                })?;
-            query.push(("target_type", target_type.to_owned()));
-            query.push(("target_id", target_id.to_owned()));
-        }
-        let plain = [
-            ("actor", &self.actor),
-            ("subject", &self.subject),
-            ("type", &self.event_type),
-            ("action", &self.action),
-            ("outcome", &self.outcome),
-            ("source", &self.source),
-            ("purpose", &self.purpose),
-        ];
-        for (name, value) in plain {
-            if let Some(value) = value {
-                query.push((name, value.clone()));
+    /// The search parameters of these flags (filters and purpose; no paging). Values are passed on
+    /// as given, but for the forms of time only the command line knows: the server checks them
+    /// and names a refused one.
+    pub(crate) fn params(&self) -> Result<SearchParams> {
+        let (target_type, target_id) = match &self.target {
+            Some(target) => {
+                let (target_type, target_id) =
+                    target.split_once('/').filter(|(t, i)| !t.is_empty() && !i.is_empty()).ok_or_else(
+                        || anyhow!("--target must be TYPE/ID, e.g. customer/cus_00042; got {target:?}"),
+                    )?;
+                (Some(target_type.to_owned()), Some(target_id.to_owned()))
             }
-        }
-        Ok(query)
+            None => (None, None),
+        };
+        Ok(SearchParams {
+            from: self.from.as_deref().map(time_param),
+            to: self.to.as_deref().map(time_param),
+            actor: self.actor.clone(),
+            subject: self.subject.clone(),
+            target_type,
+            target_id,
+            event_type: self.event_type.clone(),
+            action: self.action.clone(),
+            outcome: self.outcome.clone(),
+            source: self.source.clone(),
+            purpose: self.purpose.clone(),
+            ..SearchParams::default()
+        })
     }
 }
 
@@ -157,15 +154,10 @@ pub(crate) fn explain(err: evident_client::Error) -> anyhow::Error {
             anyhow!("forbidden (403): {}", detail.unwrap_or_else(|| "this key may not do that".into()))
         }
         E::Api { status: 400, detail, problem, .. } => {
-            let params: Vec<String> = problem["invalid-params"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    let name = p["name"].as_str().unwrap_or_default();
-                    let reason = p["reason"].as_str().unwrap_or_default();
-                    format!("{} ({name}): {reason}", flag_of(name))
-                })
+            let params: Vec<String> = problem
+                .iter()
+                .flat_map(|problem| &problem.invalid_params)
+                .map(|p| format!("{} ({}): {}", flag_of(&p.name), p.name, p.reason))
                 .collect();
             if params.is_empty() {
                 anyhow!("the server refused the request (400): {}", detail.unwrap_or_default())
@@ -214,36 +206,26 @@ pub struct Args {
     table: bool,
 }
 
-/// One page of a search.
-struct Page {
-    events: Vec<Value>,
-    next_cursor: Option<String>,
-}
-
+/// One page of a search: `params` with an order, a page size and where to go on.
 fn fetch(
     client: &evident_client::Client,
-    query: &[(&'static str, String)],
+    params: &SearchParams,
     order: &str,
     limit: usize,
     cursor: Option<&str>,
-) -> Result<Page, evident_client::Error> {
-    let mut query = query.to_vec();
-    query.push(("order", order.to_owned()));
-    query.push(("limit", limit.clamp(1, MAX_PAGE).to_string()));
-    if let Some(cursor) = cursor {
-        query.push(("cursor", cursor.to_owned()));
-    }
-    let answer = client.get_json("/v1/events", &query)?;
-    let events = answer["events"].as_array().cloned().ok_or_else(|| evident_client::Error::Protocol {
-        url: client.url("/v1/events"),
-        reason: "no events list".into(),
-    })?;
-    Ok(Page { events, next_cursor: answer["next_cursor"].as_str().map(str::to_owned) })
+) -> Result<EventPage, evident_client::Error> {
+    let params = SearchParams {
+        order: Some(order.to_owned()),
+        limit: Some(limit.clamp(1, MAX_PAGE)),
+        cursor: cursor.map(str::to_owned),
+        ..params.clone()
+    };
+    client.search(&params)
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let client = client(&args.client)?;
-    let query = args.filters.query()?;
+    let params = args.filters.params()?;
     let as_table = args.table || !output::json_wanted(args.client.json);
     let mut left = if args.all { usize::MAX } else { usize::try_from(args.limit).unwrap_or(usize::MAX) };
     let page_size = usize::try_from(args.page_size).unwrap_or(MAX_PAGE);
@@ -253,12 +235,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     while left > 0 {
         let page =
-            fetch(&client, &query, &args.order, page_size.min(left), cursor.as_deref()).map_err(explain)?;
+            fetch(&client, &params, &args.order, page_size.min(left), cursor.as_deref()).map_err(explain)?;
         left = left.saturating_sub(page.events.len());
         for view in &page.events {
             if as_table {
                 rows.push(row(view));
-            } else if writeln!(out, "{view}").is_err() {
+            } else if writeln!(out, "{}", json_line(view)).is_err() {
                 return Ok(ExitCode::SUCCESS); // the reader went away (`| head`)
             }
         }
@@ -284,9 +266,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
 const HEADER: [&str; 9] =
     ["TIME", "INDEX", "ACTOR", "ACTION", "TYPE", "OUTCOME", "SUBJECT", "TARGET", "REASON"];
 
+/// An event view as one line of JSON.
+fn json_line(view: &EventView) -> String {
+    serde_json::to_string(view).expect("an event view serialises")
+}
+
 /// The table cells of one event view.
-fn row(view: &Value) -> Vec<String> {
-    let event = &view["event"];
+fn row(view: &EventView) -> Vec<String> {
+    let event = &view.event;
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     // `2026-11-20T01:02:03.000000Z` -> `2026-11-20T01:02:03Z`
     let time = event["time"].as_str().map(|t| format!("{}Z", t.get(..19).unwrap_or(t))).unwrap_or_default();
@@ -304,7 +291,7 @@ fn row(view: &Value) -> Vec<String> {
     }
     vec![
         time,
-        view["index"].as_u64().map(|i| i.to_string()).unwrap_or_default(),
+        view.index.to_string(),
         actor,
         text(&event["action"]),
         text(&event["type"]),
@@ -352,8 +339,8 @@ struct Shown {
 }
 
 impl Shown {
-    fn wants(&self, view: &Value) -> bool {
-        let event = &view["event"];
+    fn wants(&self, view: &EventView) -> bool {
+        let event = &view.event;
         if event["source"] != "evident" {
             return true;
         }
@@ -395,8 +382,8 @@ impl Printer {
     }
 
     /// False once stdout is gone.
-    fn print(&self, view: &Value) -> bool {
-        if self.table { emit(&self.line(&row(view))) } else { emit(&view.to_string()) }
+    fn print(&self, view: &EventView) -> bool {
+        if self.table { emit(&self.line(&row(view))) } else { emit(&json_line(view)) }
     }
 }
 
@@ -411,8 +398,8 @@ fn own_actor(key: Option<&str>) -> Option<String> {
     Some(format!("key:{key_id}"))
 }
 
-fn event_time(view: &Value) -> Option<Micros> {
-    view["event"]["time"].as_str().and_then(Micros::parse_rfc3339)
+fn event_time(view: &EventView) -> Option<Micros> {
+    view.event["time"].as_str().and_then(Micros::parse_rfc3339)
 }
 
 pub fn tail(args: TailArgs) -> Result<ExitCode> {
@@ -420,22 +407,22 @@ pub fn tail(args: TailArgs) -> Result<ExitCode> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         bail!("--interval must be a positive number of seconds");
     }
-    let query = args.filters.query()?;
+    let params = args.filters.params()?;
     let shown = Shown {
         exclude_evident: !args.include_self && args.filters.source.is_none(),
         own_actor: own_actor(args.client.key.as_deref()),
     };
     let printer = Printer { table: args.table || !output::json_wanted(args.client.json) };
     if !args.follow {
-        return last(&client, &query, &shown, &printer, usize::try_from(args.limit).unwrap_or(usize::MAX));
+        return last(&client, &params, &shown, &printer, usize::try_from(args.limit).unwrap_or(usize::MAX));
     }
-    follow(&client, &args, &query, &shown, &printer)
+    follow(&client, &args, &params, &shown, &printer)
 }
 
 /// The newest `limit` shown events, oldest first.
 fn last(
     client: &evident_client::Client,
-    query: &[(&'static str, String)],
+    params: &SearchParams,
     shown: &Shown,
     printer: &Printer,
     limit: usize,
@@ -443,7 +430,8 @@ fn last(
     let mut found = Vec::new();
     let mut cursor = None;
     loop {
-        let page = fetch(client, query, "newest", limit - found.len(), cursor.as_deref()).map_err(explain)?;
+        let page =
+            fetch(client, params, "newest", limit - found.len(), cursor.as_deref()).map_err(explain)?;
         found.extend(page.events.into_iter().filter(|view| shown.wants(view)));
         found.truncate(limit);
         cursor = page.next_cursor;
@@ -465,16 +453,14 @@ fn last(
 /// Every event of a window of event time (`from` on), oldest first, over as many pages as it takes.
 fn window(
     client: &evident_client::Client,
-    query: &[(&'static str, String)],
+    params: &SearchParams,
     from: Micros,
-) -> Result<Vec<Value>, evident_client::Error> {
-    let mut query: Vec<(&'static str, String)> =
-        query.iter().filter(|(name, _)| *name != "from").cloned().collect();
-    query.push(("from", from.to_rfc3339()));
+) -> Result<Vec<EventView>, evident_client::Error> {
+    let params = SearchParams { from: Some(from.to_rfc3339()), ..params.clone() };
     let mut events = Vec::new();
     let mut cursor = None;
     loop {
-        let page = fetch(client, &query, "oldest", MAX_PAGE, cursor.as_deref())?;
+        let page = fetch(client, &params, "oldest", MAX_PAGE, cursor.as_deref())?;
         events.extend(page.events);
         cursor = page.next_cursor;
         if cursor.is_none() {
@@ -488,12 +474,12 @@ fn window(
 fn follow(
     client: &evident_client::Client,
     args: &TailArgs,
-    query: &[(&'static str, String)],
+    params: &SearchParams,
     shown: &Shown,
     printer: &Printer,
 ) -> Result<ExitCode> {
     let lag = i64::try_from(args.lag).unwrap_or(i64::MAX / 2).saturating_mul(MICROS_PER_SECOND);
-    let given_from = query.iter().find(|(name, _)| *name == "from").map(|(_, value)| value.clone());
+    let given_from = params.from.clone();
     // With --from, everything from there on is new; otherwise what is there now is the baseline.
     let (mut window_start, baseline) = match given_from {
         Some(from) => {
@@ -503,8 +489,8 @@ fn follow(
         }
         None => {
             let start = Micros(Micros::now().0 - lag);
-            let present = window(client, query, start).map_err(explain)?;
-            (start, present.iter().filter_map(|view| view["index"].as_u64()).max())
+            let present = window(client, params, start).map_err(explain)?;
+            (start, present.iter().map(|view| view.index).max())
         }
     };
     eprintln!("following new events (polling every {} s; Ctrl-C stops)", args.interval);
@@ -516,7 +502,7 @@ fn follow(
     let mut newest = window_start;
     let mut unavailable = false;
     loop {
-        let events = match window(client, query, window_start) {
+        let events = match window(client, params, window_start) {
             Ok(events) => {
                 if unavailable {
                     eprintln!("the server answers again");
@@ -534,7 +520,8 @@ fn follow(
             Err(err) => return Err(explain(err)).context("following events"),
         };
         for view in &events {
-            let (Some(index), Some(time)) = (view["index"].as_u64(), event_time(view)) else { continue };
+            let Some(time) = event_time(view) else { continue };
+            let index = view.index;
             newest = newest.max(time);
             let new = baseline.is_none_or(|baseline| index > baseline) && !printed.contains_key(&index);
             if new && shown.wants(view) {
@@ -574,11 +561,11 @@ mod tests {
 
     #[test]
     fn targets_are_type_slash_id() {
-        let query = |target: &str| Filters { target: Some(target.into()), ..Filters::default() }.query();
-        let ok = query("customer/cus_1/x").unwrap();
-        assert_eq!(ok, [("target_type", "customer".into()), ("target_id", "cus_1/x".into())]);
+        let params = |target: &str| Filters { target: Some(target.into()), ..Filters::default() }.params();
+        let ok = params("customer/cus_1/x").unwrap();
+        assert_eq!((ok.target_type.as_deref(), ok.target_id.as_deref()), (Some("customer"), Some("cus_1/x")));
         for bad in ["customer", "/cus_1", "customer/", ""] {
-            assert!(query(bad).is_err(), "{bad:?}");
+            assert!(params(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -316,18 +316,25 @@ enum Seen {
 
 fn watch(url: &str, args: &Args) -> Result<ExitCode> {
     let url = url.trim_end_matches('/');
-    if !(url.starts_with("http://") || url.starts_with("https://")) || !url.contains("/v1/logs/") {
+    let log = url
+        .rsplit_once("/v1/logs/")
+        .filter(|(base, tenant)| {
+            (base.starts_with("http://") || base.starts_with("https://"))
+                && !tenant.is_empty()
+                && !tenant.contains('/')
+        })
+        .map(|(base, tenant)| Log { client: Client::new(base, args.key.clone()), tenant: tenant.to_owned() });
+    let Some(log) = log else {
         bail!("--watch {url:?} is not a tenant log's URL, like http://127.0.0.1:7411/v1/logs/default");
-    }
+    };
     let state_path = match &args.state {
         Some(path) => path.clone(),
         None => default_state_path(url)?,
     };
     let pinned_flags = trusted_keys(args)?;
-    let client = Client::new(url, args.key.clone());
     let json = output::json_wanted(args.json);
     loop {
-        match check_once(&client, url, &state_path, &pinned_flags) {
+        match check_once(&log, url, &state_path, &pinned_flags) {
             Ok(seen) => report_seen(&seen, json, args.once),
             Err(WatchFailure::Alarm(message)) => {
                 eprintln!("evident: ALARM: {url}: {message}");
@@ -424,18 +431,25 @@ fn write_state(path: &Path, state: &WatchState) -> Result<()> {
     write().with_context(|| format!("cannot write the watch state {}", path.display()))
 }
 
-fn fetch(client: &Client, path: &str) -> Result<String> {
-    client.get_text(path).map_err(|err| match err {
+/// A tenant's log on a server: what `--watch` follows.
+struct Log {
+    client: Client,
+    tenant: String,
+}
+
+/// A failed read of a watched log, with a hint when the log is not there.
+fn log_error(err: ClientError) -> anyhow::Error {
+    match err {
         ClientError::Api { status: 404, .. } => {
             anyhow!("{err} (is the URL a tenant log, and is the log non-empty?)")
         }
         other => anyhow!(other),
-    })
+    }
 }
 
 /// One check: the current checkpoint, verified against the pinned key and the last one seen.
 fn check_once(
-    client: &Client,
+    log: &Log,
     url: &str,
     state_path: &Path,
     pinned_flags: &[Verifier],
@@ -450,12 +464,7 @@ fn check_once(
             state.url
         )));
     }
-    let served: Vec<String> = fetch(client, "/vkeys")?
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let served: Vec<String> = log.client.vkeys(&log.tenant).map_err(log_error)?;
     let pinned: Vec<String> = match (&state, pinned_flags) {
         (Some(state), _) => state.vkeys.clone(),
         (None, []) => served.clone(),
@@ -485,7 +494,7 @@ fn check_once(
         .map(|vkey| Verifier::parse(vkey).with_context(|| format!("the pinned vkey {vkey:?}")))
         .collect::<Result<Vec<_>>>()?;
 
-    let note = fetch(client, "/checkpoint")?;
+    let note = log.client.checkpoint(&log.tenant).map_err(log_error)?;
     let origin = match &state {
         Some(state) => state.origin.clone(),
         None => origin_line(&note).to_owned(),
@@ -533,19 +542,14 @@ fn check_once(
         }
         return Ok(Seen::Unchanged(checkpoint));
     }
-    let answer = client
-        .get_json("/consistency", &[("from", state.size.to_string()), ("to", size.to_string())])
+    let answer = log
+        .client
+        .consistency(&log.tenant, state.size, size)
         .with_context(|| format!("cannot get a consistency proof from tree size {} to {size}", state.size))?;
     let proof = answer
-        .get("proof")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("the consistency answer has no proof array"))?
+        .proof
         .iter()
-        .map(|hash| {
-            hash.as_str()
-                .and_then(|text| Hash::from_base64(text).ok())
-                .ok_or_else(|| anyhow!("the consistency proof holds a bad hash"))
-        })
+        .map(|hash| Hash::from_base64(hash).map_err(|_| anyhow!("the consistency proof holds a bad hash")))
         .collect::<Result<Vec<_>>>()?;
     verify_consistency(TreeSize(state.size), checkpoint.size, &seen_root, &checkpoint.root, &proof).map_err(
         |err| {

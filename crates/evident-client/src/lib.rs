@@ -3,26 +3,66 @@
 //!
 //! The client knows the wire format only; verification never trusts the server: it needs the log's
 //! verifier key, obtained out of band (or pinned on first use).
+//!
+//! - [`Client`]'s typed methods (module `api`) are the API's endpoints, one each, with the
+//!   requests and answers of `evident_wire::api`; the API's paths are spelled there, once.
+//! - The generic methods here (`get_json`, `post_json`, `post_bytes`, `delete`) are for endpoints
+//!   whose wire types are not in `evident-wire` yet (detection rules, findings, webhooks).
+//! - [`bundle`]: reading and verifying export bundles offline.
 
+mod api;
 pub mod bundle;
 
 use std::time::Duration;
 
+use evident_wire::api::{InvalidParam, Problem};
+use reqwest::Url;
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The server answered with an error (RFC 9457 problem details when it could).
+    /// The server answered with an error: `title` and `detail` from its RFC 9457 problem details
+    /// (`problem`) when it sent them, else the status's reason.
     #[error("{status} {title}{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Api { status: u16, title: String, detail: Option<String>, problem: Value, retry_after: Option<u64> },
+    Api {
+        status: u16,
+        title: String,
+        detail: Option<String>,
+        problem: Option<Box<Problem>>,
+        /// `Retry-After` in seconds (with 503 and 429).
+        retry_after: Option<u64>,
+    },
     /// The server could not be reached.
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
     /// The answer was not what the API promises.
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
+}
+
+impl Error {
+    /// The request's fields the server refused, by name and rule (empty unless a 4xx said so).
+    pub fn invalid_params(&self) -> &[InvalidParam] {
+        match self {
+            Error::Api { problem: Some(problem), .. } => &problem.invalid_params,
+            _ => &[],
+        }
+    }
+
+    /// The error an answer of `status` (not a success) with `body` stands for.
+    fn from_answer(status: u16, retry_after: Option<u64>, body: &[u8]) -> Error {
+        let problem = serde_json::from_slice::<Problem>(body).ok();
+        let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+        let title = match &problem {
+            Some(problem) => problem.title.clone(),
+            None => reason.unwrap_or("error").to_lowercase(),
+        };
+        let detail = problem.as_ref().and_then(|problem| problem.detail.clone());
+        Error::Api { status, title, detail, problem: problem.map(Box::new), retry_after }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,8 +105,20 @@ impl Client {
         &self.base
     }
 
+    /// The URL of `path` (which starts with `/`), as given.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The URL of the path made of `segments`, each percent-encoded (an id may hold `/`).
+    fn endpoint(&self, segments: &[&str]) -> Result<Url> {
+        let mut url = Url::parse(&self.base)
+            .map_err(|err| Error::Unreachable { url: self.base.clone(), reason: err.to_string() })?;
+        url.path_segments_mut()
+            .map_err(|()| Error::Unreachable { url: self.base.clone(), reason: "not a base URL".into() })?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
     }
 
     fn authorized(&self, builder: RequestBuilder) -> RequestBuilder {
@@ -76,11 +128,20 @@ impl Client {
         }
     }
 
-    fn send(&self, url: &str, builder: RequestBuilder) -> Result<Response> {
-        let response = self
-            .authorized(builder)
+    /// Sends a request; any answer is `Ok`.
+    fn answer(&self, url: &str, builder: RequestBuilder) -> Result<Response> {
+        self.authorized(builder)
             .send()
-            .map_err(|err| Error::Unreachable { url: url.to_owned(), reason: error_chain(&err) })?;
+            .map_err(|err| Error::Unreachable { url: url.to_owned(), reason: error_chain(&err) })
+    }
+
+    /// Sends a request; an answer that is not a success is an [`Error::Api`].
+    fn send(&self, url: &str, builder: RequestBuilder) -> Result<Response> {
+        self.checked(self.answer(url, builder)?)
+    }
+
+    /// A successful answer, or the [`Error::Api`] it stands for.
+    fn checked(&self, response: Response) -> Result<Response> {
         if response.status().is_success() {
             return Ok(response);
         }
@@ -90,49 +151,24 @@ impl Client {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let problem: Value = response.json().unwrap_or(Value::Null);
-        Err(Error::Api {
-            status,
-            title: problem["title"].as_str().unwrap_or("error").to_owned(),
-            detail: problem["detail"].as_str().map(str::to_owned),
-            problem,
-            retry_after,
-        })
+        let body = response.bytes().unwrap_or_default();
+        Err(Error::from_answer(status, retry_after, &body))
+    }
+
+    /// The JSON answer of a response, as `T`.
+    fn read_json<T: DeserializeOwned>(url: &str, response: Response) -> Result<T> {
+        let bytes = response
+            .bytes()
+            .map_err(|err| Error::Protocol { url: url.to_owned(), reason: error_chain(&err) })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|err| Error::Protocol { url: url.to_owned(), reason: err.to_string() })
     }
 
     /// GET a JSON answer; `query` pairs are URL-encoded.
     pub fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
         let url = self.url(path);
         let response = self.send(&url, self.http.get(&url).query(query))?;
-        response.json().map_err(|err| Error::Protocol { url, reason: err.to_string() })
-    }
-
-    /// GET a (possibly long) answer and copy it into `out` as it arrives; answers the bytes copied.
-    /// `timeout` bounds the whole transfer (the client's default of a minute is for short calls).
-    pub fn get_to_writer(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-        timeout: Duration,
-        out: &mut dyn std::io::Write,
-    ) -> Result<u64> {
-        let url = self.url(path);
-        let mut response = self.send(&url, self.http.get(&url).query(query).timeout(timeout))?;
-        response.copy_to(out).map_err(|err| Error::Protocol { url, reason: err.to_string() })
-    }
-
-    /// GET raw bytes.
-    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let url = self.url(path);
-        let response = self.send(&url, self.http.get(&url))?;
-        response.bytes().map(|b| b.to_vec()).map_err(|err| Error::Protocol { url, reason: err.to_string() })
-    }
-
-    /// GET text.
-    pub fn get_text(&self, path: &str) -> Result<String> {
-        let bytes = self.get_bytes(path)?;
-        String::from_utf8(bytes)
-            .map_err(|err| Error::Protocol { url: self.url(path), reason: err.to_string() })
+        Client::read_json(&url, response)
     }
 
     /// POST a JSON body; answers the status and the JSON answer.
@@ -140,8 +176,7 @@ impl Client {
         let url = self.url(path);
         let response = self.send(&url, self.http.post(&url).json(body))?;
         let status = response.status().as_u16();
-        let value = response.json().map_err(|err| Error::Protocol { url, reason: err.to_string() })?;
-        Ok((status, value))
+        Ok((status, Client::read_json(&url, response)?))
     }
 
     /// POST raw bytes with a content type (e.g. NDJSON); answers the status and the JSON answer.
@@ -151,15 +186,14 @@ impl Client {
         let builder = self.http.post(&url).header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         let response = self.send(&url, builder)?;
         let status = response.status().as_u16();
-        let value = response.json().map_err(|err| Error::Protocol { url, reason: err.to_string() })?;
-        Ok((status, value))
+        Ok((status, Client::read_json(&url, response)?))
     }
 
     /// DELETE; answers the JSON answer.
     pub fn delete(&self, path: &str) -> Result<Value> {
         let url = self.url(path);
         let response = self.send(&url, self.http.delete(&url))?;
-        response.json().map_err(|err| Error::Protocol { url, reason: err.to_string() })
+        Client::read_json(&url, response)
     }
 }
 
@@ -210,5 +244,40 @@ mod webhook_tests {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let fresh = signature_header(secret.as_bytes(), now, body);
         assert_eq!(super::verify_webhook(secret, &fresh, body), Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::Error;
+
+    /// The answer of a real `evident serve` to `GET /v1/events?action=fly` (captured with curl).
+    const INVALID_ACTION: &str = r#"{"type":"about:blank","title":"invalid request","status":400,"detail":"action must be one of: create, read, update, delete, list, search, export, login, logout, grant, revoke, configure, other","invalid-params":[{"name":"action","rule":"enum","reason":"action must be one of: create, read, update, delete, list, search, export, login, logout, grant, revoke, configure, other"}]}"#;
+
+    #[test]
+    fn problem_bodies_become_typed_api_errors() {
+        let err = Error::from_answer(400, None, INVALID_ACTION.as_bytes());
+        let Error::Api { status: 400, title, detail, problem: Some(problem), retry_after: None } = &err
+        else {
+            panic!("not a typed problem: {err:?}");
+        };
+        assert_eq!(title, "invalid request");
+        assert!(detail.as_deref().is_some_and(|d| d.starts_with("action must be one of")));
+        assert_eq!(problem.problem_type, "about:blank");
+        let params: Vec<(&str, &str)> =
+            err.invalid_params().iter().map(|p| (p.name.as_str(), p.rule.as_str())).collect();
+        assert_eq!(params, [("action", "enum")]);
+        assert!(err.to_string().starts_with("400 invalid request: action must be one of"), "{err}");
+    }
+
+    #[test]
+    fn other_bodies_keep_the_status_and_retry_after() {
+        let err = Error::from_answer(503, Some(2), b"<html>busy</html>");
+        assert!(
+            matches!(&err, Error::Api { status: 503, problem: None, retry_after: Some(2), .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "503 service unavailable");
+        assert!(err.invalid_params().is_empty());
     }
 }
