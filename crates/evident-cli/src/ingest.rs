@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use evident_client::{Client, Error as ClientError};
 use evident_import::{Format, Input, Options, Place, csv};
+use evident_wire::api::{IngestResponse, InvalidParam, ItemResult, ItemStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -297,28 +298,27 @@ impl<'c> Run<'c> {
     }
 
     /// One answer (`receipts[i]` of `POST /v1/events`).
-    fn account(&mut self, pending: &Pending, answer: &Value) -> ControlFlow<()> {
-        let status = answer["status"].as_str().unwrap_or("");
-        let errors = answer["errors"].as_array().cloned().unwrap_or_default();
+    fn account(&mut self, pending: &Pending, answer: &ItemResult) -> ControlFlow<()> {
+        let errors = &answer.errors;
         let id = pending.id.as_deref().map(|id| format!(" (id {id:?})")).unwrap_or_default();
-        let problem = match status {
-            "stored" => {
+        let problem = match answer.status {
+            ItemStatus::Stored => {
                 self.totals.stored += 1;
                 return ControlFlow::Continue(());
             }
-            "duplicate" => {
+            ItemStatus::Duplicate => {
                 self.totals.duplicates += 1;
                 return ControlFlow::Continue(());
             }
-            "conflict" => {
+            ItemStatus::Conflict => {
                 self.totals.conflicts += 1;
-                let reason = errors.first().and_then(|e| e["reason"].as_str()).unwrap_or(
+                let reason = errors.first().map(|e| e.reason.as_str()).unwrap_or(
                     "an event with this source and id is stored with other content; nothing was stored",
                 );
                 self.progress.println(&format!("{}: conflict{id}: {reason}", pending.place));
                 "conflict"
             }
-            _ => {
+            ItemStatus::Rejected => {
                 self.totals.rejected += 1;
                 let reasons: Vec<String> = errors.iter().map(describe_error).collect();
                 let reasons =
@@ -333,10 +333,10 @@ impl<'c> Run<'c> {
             if let Some(id) = &pending.id {
                 record["id"] = json!(id);
             }
-            record["errors"] = Value::Array(errors);
+            record["errors"] = json!(errors);
             if problem == "conflict" {
-                record["existing_event_id"] = answer["event_id"].clone();
-                record["existing_index"] = answer["index"].clone();
+                record["existing_event_id"] = json!(answer.event_id);
+                record["existing_index"] = json!(answer.index);
             }
             println!("{record}");
         }
@@ -345,25 +345,30 @@ impl<'c> Run<'c> {
 
     /// POSTs `batch` as NDJSON and answers one result per event. A batch the server finds too large
     /// is split in halves; a single event still too large is answered as rejected.
-    fn send(&mut self, batch: &[Pending]) -> Result<Vec<Value>> {
+    fn send(&mut self, batch: &[Pending]) -> Result<Vec<ItemResult>> {
         let body: Vec<u8> = batch.iter().flat_map(|pending| pending.line.iter().copied()).collect();
         match self.post(body)? {
             Posted::Answer(answer) => {
-                let receipts = answer["receipts"].as_array().cloned().unwrap_or_default();
+                let receipts = answer.receipts;
                 if receipts.len() != batch.len() {
                     bail!(
                         "unexpected answer from {}: {} results for {} events",
-                        self.client.url("/v1/events"),
+                        self.client.base(),
                         receipts.len(),
                         batch.len()
                     );
                 }
                 Ok(receipts)
             }
-            Posted::TooLarge(detail) if batch.len() == 1 => Ok(vec![json!({
-                "status": "rejected",
-                "errors": [{"name": "", "rule": "size", "reason": detail}],
-            })]),
+            Posted::TooLarge(detail) if batch.len() == 1 => Ok(vec![ItemResult {
+                status: ItemStatus::Rejected,
+                event_id: None,
+                index: None,
+                tree_size: None,
+                checkpoint: None,
+                warnings: Vec::new(),
+                errors: vec![InvalidParam { name: String::new(), rule: "size".into(), reason: detail }],
+            }]),
             Posted::TooLarge(_) => {
                 let (first, second) = batch.split_at(batch.len() / 2);
                 let mut answers = self.send(first)?;
@@ -377,7 +382,7 @@ impl<'c> Run<'c> {
     /// NDJSON body is authenticated and authorised like any other, then refused (400) for holding
     /// no event; nothing is stored.
     fn check_server(&mut self) -> Result<()> {
-        match self.client.post_bytes("/v1/events", "application/x-ndjson", Vec::new()) {
+        match self.client.post_events("application/x-ndjson", Vec::new()) {
             Ok(_) | Err(ClientError::Api { status: 400 | 429 | 503, .. }) => {
                 self.contacted = true;
                 Ok(())
@@ -415,7 +420,7 @@ impl<'c> Run<'c> {
         let mut unreachable_attempts = 0;
         let mut backoff = Duration::from_millis(500);
         loop {
-            let error = match self.client.post_bytes("/v1/events", "application/x-ndjson", body.clone()) {
+            let error = match self.client.post_events("application/x-ndjson", body.clone()) {
                 Ok((_, answer)) => {
                     self.contacted = true;
                     return Ok(Posted::Answer(answer));
@@ -516,7 +521,7 @@ fn connect_error(base: &str) -> Option<String> {
 }
 
 enum Posted {
-    Answer(Value),
+    Answer(IngestResponse),
     /// 413: the batch (or the one event) is too large; the server's detail.
     TooLarge(String),
 }
@@ -531,10 +536,8 @@ fn place_json(place: &Place) -> Value {
 }
 
 /// `name (rule): reason` of one item error.
-fn describe_error(error: &Value) -> String {
-    let name = error["name"].as_str().unwrap_or("");
-    let rule = error["rule"].as_str().unwrap_or("");
-    let reason = error["reason"].as_str().unwrap_or("");
+fn describe_error(error: &InvalidParam) -> String {
+    let (name, rule, reason) = (error.name.as_str(), error.rule.as_str(), error.reason.as_str());
     match (name.is_empty(), rule.is_empty()) {
         (false, false) => format!("{name} ({rule}): {reason}"),
         (true, false) => format!("({rule}) {reason}"),

@@ -6,7 +6,7 @@
 //!
 //! - [`Client`]'s typed methods (module `api`) are the API's endpoints, one each, with the
 //!   requests and answers of `evident_wire::api`; the API's paths are spelled there, once.
-//! - The generic methods here (`get_json`, `post_json`, `post_bytes`, `delete`) are for endpoints
+//! - The generic methods here (`get_json`, `post_json`, `delete`) are for endpoints
 //!   whose wire types are not in `evident-wire` yet (detection rules, findings, webhooks).
 //! - [`bundle`]: reading and verifying export bundles offline.
 
@@ -175,16 +175,6 @@ impl Client {
     pub fn post_json(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
         let url = self.url(path);
         let response = self.send(&url, self.http.post(&url).json(body))?;
-        let status = response.status().as_u16();
-        Ok((status, Client::read_json(&url, response)?))
-    }
-
-    /// POST raw bytes with a content type (e.g. NDJSON); answers the status and the JSON answer.
-    /// A 207 (some items not stored) is a success here: the items say what happened.
-    pub fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, Value)> {
-        let url = self.url(path);
-        let builder = self.http.post(&url).header(reqwest::header::CONTENT_TYPE, content_type).body(body);
-        let response = self.send(&url, builder)?;
         let status = response.status().as_u16();
         Ok((status, Client::read_json(&url, response)?))
     }
