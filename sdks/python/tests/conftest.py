@@ -112,8 +112,8 @@ class Server:
     def key(self, role: str, tenant: str = "default") -> str:
         return self.request("POST", "/v1/keys", self.admin, {"tenant": tenant, "role": role})["key"]
 
-    def events(self, key: str, purpose: Optional[str] = None, **filters) -> list:
-        """Every event matching the filters, oldest first (all pages)."""
+    def events(self, key: str, purpose: Optional[str] = None, all_pages: bool = True, **filters) -> list:
+        """Every event matching the filters, oldest first (all pages, or the first)."""
         params = {"order": "oldest", "limit": "1000", **filters}
         if purpose:
             params["purpose"] = purpose
@@ -123,7 +123,7 @@ class Server:
             page = self.request("GET", "/v1/events?" + urllib.parse.urlencode(query), key)
             found.extend(page["events"])
             cursor = page.get("next_cursor")
-            if not cursor:
+            if not cursor or not all_pages:
                 return found
 
 

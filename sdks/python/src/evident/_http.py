@@ -137,6 +137,17 @@ class Api:
         text = self.request("GET", f"/v1/logs/{_seg(tenant)}/vkeys").body.decode()
         return [line for line in text.splitlines() if line.strip()]
 
+    def checkpoint(self, tenant: str) -> str:
+        """The latest signed checkpoint of a tenant's log (a C2SP signed note)."""
+        return self.request("GET", f"/v1/logs/{_seg(tenant)}/checkpoint").body.decode()
+
+    def consistency(self, tenant: str, old_size: int, new_size: int) -> list:
+        """The consistency proof between two sizes of a tenant's log, as 32-byte hashes."""
+        from .tlog import hash_from_base64
+
+        answer = self.get_json(f"/v1/logs/{_seg(tenant)}/consistency?from={int(old_size)}&to={int(new_size)}")
+        return [hash_from_base64(h, "consistency proof") for h in answer["proof"]]
+
     def get_json(self, path: str) -> Any:
         return self.request("GET", path).json()
 
