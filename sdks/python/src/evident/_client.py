@@ -90,6 +90,7 @@ class Client:
         batch_size: int = 500,
         batch_bytes: int = 4 << 20,
         max_backoff: float = 30.0,
+        linger: float = 0.005,
         timeout: float = 30.0,
         on_dead_letter: Optional[Callable[[DeadLetter], None]] = None,
     ):
@@ -103,6 +104,7 @@ class Client:
         self._batch_limit = batch_size
         self._batch_bytes = batch_bytes
         self._max_backoff = max_backoff
+        self._linger = linger
         self._on_dead_letter = on_dead_letter
         self._acknowledged = 0
         self._last_error: Optional[str] = None
@@ -206,6 +208,8 @@ class Client:
             if not batch:
                 self._wake.wait(1.0)
                 self._wake.clear()
+                if self._linger and not self._stop.is_set():
+                    self._stop.wait(self._linger)  # let a burst gather into one batch
                 continue
             try:
                 delay = self._send(batch)
