@@ -4,13 +4,12 @@ one server. Run by ``bench/sdk-python.sh``; arguments: URL PRODUCER_KEY WORK_DIR
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 import time
 import uuid
-
-import json
 
 import evident
 from evident._http import Api
@@ -90,7 +89,9 @@ def direct_run(url, key, threads, total, source):
 def main():
     url, key, work = sys.argv[1], sys.argv[2], sys.argv[3]
     total = int(sys.argv[4]) if len(sys.argv) > 4 else 4000
-    print("| how the application records | app threads | events | accepted by the call | all acknowledged by the server |")
+    print(
+        "| how the application records | app threads | events | accepted by the call | all acknowledged by the server |"
+    )
     print("| --- | --- | --- | --- | --- |")
     for threads in (1, 8):
         source = f"//bench/{uuid.uuid4().hex[:8]}"
@@ -98,7 +99,9 @@ def main():
         print(f"| direct POST /v1/events per event (peer) | {threads} | {n} | {rate(n, seconds)} | same |")
         spool = os.path.join(work, f"spool-{threads}")
         n, recorded, drained = record_run(url, key, spool, threads, total, source + "-spool")
-        print(f"| evident.Client.record (spool, fsync per commit) | {threads} | {n} | {rate(n, recorded)} | {rate(n, drained)} |")
+        print(
+            f"| evident.Client.record (spool, fsync per commit) | {threads} | {n} | {rate(n, recorded)} | {rate(n, drained)} |"
+        )
     sys.stdout.flush()
 
 

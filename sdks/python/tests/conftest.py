@@ -15,7 +15,6 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -36,7 +35,9 @@ def shared_vectors() -> Path:
 def evident_bin() -> str:
     path = os.environ.get("EVIDENT_BIN") or str(REPO / "target" / "debug" / "evident")
     if not os.access(path, os.X_OK):
-        raise RuntimeError(f"the evident binary is missing at {path}: run `cargo build -p evident-cli` or set EVIDENT_BIN")
+        raise RuntimeError(
+            f"the evident binary is missing at {path}: run `cargo build -p evident-cli` or set EVIDENT_BIN"
+        )
     return path
 
 
@@ -46,7 +47,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _pump(pipe, sink: "queue.Queue[str]", seen: list) -> None:
+def _pump(pipe, sink: queue.Queue[str], seen: list) -> None:
     for line in iter(pipe.readline, ""):
         seen.append(line.rstrip("\n"))
         sink.put(line.rstrip("\n"))
@@ -55,13 +56,13 @@ def _pump(pipe, sink: "queue.Queue[str]", seen: list) -> None:
 class Server:
     """A running ``evident serve`` on a fixed port, restartable on the same port and data dir."""
 
-    def __init__(self, data_dir: Path, port: Optional[int] = None, env: Optional[dict] = None):
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None):
         self.data_dir = data_dir
         self.extra_env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin = ""
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.log: list = []
         self.start()
 
@@ -77,8 +78,8 @@ class Server:
             text=True,
             env=env,
         )
-        out: "queue.Queue[str]" = queue.Queue()
-        err: "queue.Queue[str]" = queue.Queue()
+        out: queue.Queue[str] = queue.Queue()
+        err: queue.Queue[str] = queue.Queue()
         threading.Thread(target=_pump, args=(self.proc.stdout, out, self.log), daemon=True).start()
         threading.Thread(target=_pump, args=(self.proc.stderr, err, self.log), daemon=True).start()
         if first:
@@ -112,7 +113,7 @@ class Server:
     def key(self, role: str, tenant: str = "default") -> str:
         return self.request("POST", "/v1/keys", self.admin, {"tenant": tenant, "role": role})["key"]
 
-    def events(self, key: str, purpose: Optional[str] = None, all_pages: bool = True, **filters) -> list:
+    def events(self, key: str, purpose: str | None = None, all_pages: bool = True, **filters) -> list:
         """Every event matching the filters, oldest first (all pages, or the first)."""
         params = {"order": "oldest", "limit": "1000", **filters}
         if purpose:

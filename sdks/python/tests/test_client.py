@@ -49,7 +49,11 @@ def test_id_time_and_source_are_filled_in(server, producer_key, investigator_key
     "change, error, why",
     [
         (lambda e: "not a dict", TypeError, "must be a dict"),
-        (lambda e: {"type": "x"}, ValueError, "missing required field.*source.*action.*actor.*targets.*outcome.*origin"),
+        (
+            lambda e: {"type": "x"},
+            ValueError,
+            "missing required field.*source.*action.*actor.*targets.*outcome.*origin",
+        ),
         (lambda e: dict(e, targets=[]), ValueError, "targets"),
         (lambda e: dict(e, metadata={"when": object()}), TypeError, "not JSON"),
         (lambda e: dict(e, metadata={"x": float("nan")}), TypeError, "not JSON"),
@@ -85,14 +89,19 @@ def test_rejected_and_conflicting_events_become_dead_letters(server, producer_ke
         assert client.flush(30.0)
         letters = client.dead_letters()
         assert client.metrics().dead_letters == 2 and client.metrics().depth == 0
-    assert [(l.status, json.loads(l.body)["id"]) for l in letters] == [("rejected", bad["id"]), ("conflict", good["id"])]
+    assert [(l.status, json.loads(l.body)["id"]) for l in letters] == [
+        ("rejected", bad["id"]),
+        ("conflict", good["id"]),
+    ]
     assert "action" in letters[0].reason and "enum" in letters[0].reason
     assert "other content" in letters[1].reason
     assert [l.seq for l in seen] == [l.seq for l in letters]
     assert ids_in_log(server, investigator_key, source) == Counter([good["id"]])
 
 
-def test_an_event_the_server_already_has_is_acknowledged_as_duplicate(server, producer_key, investigator_key, source, tmp_path):
+def test_an_event_the_server_already_has_is_acknowledged_as_duplicate(
+    server, producer_key, investigator_key, source, tmp_path
+):
     event = make_event(source, time="2026-12-03T10:00:00Z")
     server.request("POST", "/v1/events", producer_key, [event])  # as if the first answer was lost
     with evident.Client(server.url, producer_key, str(tmp_path / "spool")) as client:
@@ -150,7 +159,9 @@ def test_full_spool_refuses_new_events_and_keeps_the_old(own_server, source, tmp
 
 
 def test_full_wait_lets_the_sender_make_room(server, producer_key, source, tmp_path):
-    with evident.Client(server.url, producer_key, str(tmp_path / "spool"), max_spool_bytes=3000, full_wait=10.0) as client:
+    with evident.Client(
+        server.url, producer_key, str(tmp_path / "spool"), max_spool_bytes=3000, full_wait=10.0
+    ) as client:
         for n in range(60):  # far more than fits at once
             client.record(make_event(source, n))
         assert client.flush(30.0)
@@ -158,9 +169,8 @@ def test_full_wait_lets_the_sender_make_room(server, producer_key, source, tmp_p
 
 
 def test_one_client_per_spool_directory(tmp_path):
-    with evident.Client("http://127.0.0.1:9", "k", str(tmp_path)):
-        with pytest.raises(evident.SpoolInUse, match="in use"):
-            evident.Client("http://127.0.0.1:9", "k", str(tmp_path))
+    with evident.Client("http://127.0.0.1:9", "k", str(tmp_path)), pytest.raises(evident.SpoolInUse, match="in use"):
+        evident.Client("http://127.0.0.1:9", "k", str(tmp_path))
     evident.Client("http://127.0.0.1:9", "k", str(tmp_path)).close()  # free again
 
 

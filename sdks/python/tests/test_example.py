@@ -31,7 +31,9 @@ def test_the_example_records_reads_and_changes(server, producer_key, investigato
     assert client.flush(30.0)
     client.close()
 
-    events = [v["event"] for v in server.events(investigator_key, source=example.SOURCE, subject=customer["customer_ref"])]
+    events = [
+        v["event"] for v in server.events(investigator_key, source=example.SOURCE, subject=customer["customer_ref"])
+    ]
     assert [(e["type"], e.get("reason")) for e in events] == [
         ("customer.created", None),
         ("customer.viewed", "invoice question"),

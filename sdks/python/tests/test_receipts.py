@@ -57,7 +57,7 @@ def test_tampered_receipts_fail(recorded, own_server):
 
 
 def test_checkpoints_of_the_log_are_consistent(recorded, server, producer_key, source, tmp_path):
-    api, views = recorded
+    api, _views = recorded
     vkeys = [tlog.Verifier.parse(v) for v in api.vkeys("default")]
     origin = vkeys[0].name
     old = tlog.open_checkpoint(api.checkpoint("default"), vkeys, origin)

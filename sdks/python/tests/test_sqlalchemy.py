@@ -31,7 +31,7 @@ def models(suffix: str):
         external_ref: Mapped[str] = mapped_column(sa.String(40))
         name: Mapped[str] = mapped_column(sa.String(100))
         email: Mapped[str] = mapped_column(sa.String(100))
-        balance: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(10, 2), default=decimal.Decimal("0"))
+        balance: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(10, 2), default=decimal.Decimal(0))
         birthday: Mapped[datetime.date | None] = mapped_column(sa.Date, nullable=True)
         password_hash: Mapped[str] = mapped_column(sa.String(100), default="")
 
@@ -76,22 +76,30 @@ def test_flushes_become_events_with_changes_actor_and_subject(database, client, 
     factory = sessionmaker(engine)
     tracker = track(factory, client, source=source)
     agent = {"id": "agent-5", "type": "user"}
-    with audit_context(actor=agent, origin={"ip": "203.0.113.9"}, reason="ticket 42", correlation={"request_id": "req-1"}):
-        with factory() as session:
-            ada = Customer(external_ref="cust-ada", name="Ada", email="ada@example.com", balance=decimal.Decimal("10.50"),
-                           birthday=datetime.date(1990, 12, 10), password_hash="secret-hash")
-            session.add_all([ada, Note(text="not audited")])
-            session.commit()
-            ada_id = ada.id
-            ada.email = "ada@example.org"
-            ada.balance = decimal.Decimal("12.00")
-            ada.name = "Ada"  # same value: not a change
-            session.commit()
-            ada.name = "Never"
-            session.flush()
-            session.rollback()  # flushed, then rolled back: no event
-            with session.begin():
-                session.delete(session.get(Customer, ada_id))
+    context = audit_context(
+        actor=agent, origin={"ip": "203.0.113.9"}, reason="ticket 42", correlation={"request_id": "req-1"}
+    )
+    with context, factory() as session:
+        ada = Customer(
+            external_ref="cust-ada",
+            name="Ada",
+            email="ada@example.com",
+            balance=decimal.Decimal("10.50"),
+            birthday=datetime.date(1990, 12, 10),
+            password_hash="secret-hash",
+        )
+        session.add_all([ada, Note(text="not audited")])
+        session.commit()
+        ada_id = ada.id
+        ada.email = "ada@example.org"
+        ada.balance = decimal.Decimal("12.00")
+        ada.name = "Ada"  # same value: not a change
+        session.commit()
+        ada.name = "Never"
+        session.flush()
+        session.rollback()  # flushed, then rolled back: no event
+        with session.begin():
+            session.delete(session.get(Customer, ada_id))
     assert current.get() is None
     tracker.remove()
     assert client.flush(30.0)
@@ -123,13 +131,13 @@ def test_flushes_become_events_with_changes_actor_and_subject(database, client, 
     assert {c["field"]: c.get("before") for c in deleted}["/email"] == "ada@example.org"
     assert all("after" not in c for c in deleted)
 
-    history = server.request(
-        "GET", f"/v1/records/{record_type}/{ada_id}/history?purpose=audit", investigator_key
-    )
+    history = server.request("GET", f"/v1/records/{record_type}/{ada_id}/history?purpose=audit", investigator_key)
     assert [v["action"] for v in history["versions"]] == ["create", "update", "delete"]
 
 
-def test_no_context_uses_the_defaults_and_savepoint_rollbacks_drop_their_events(database, client, server, investigator_key, source):
+def test_no_context_uses_the_defaults_and_savepoint_rollbacks_drop_their_events(
+    database, client, server, investigator_key, source
+):
     engine, Customer, _ = database
     tracker = track(Session, client, source=source, default_actor={"id": "batch-job", "type": "service"})
     try:
@@ -175,6 +183,7 @@ def test_reads_are_recorded_on_request(database, client, server, investigator_ke
 def test_bad_use_is_refused(client):
     with pytest.raises(ValueError, match="source"):
         track(Session, client, source="")
-    with pytest.raises(ValueError, match="actor"):
-        with audit_context(actor={"type": "user"}):
-            pass
+    with pytest.raises(ValueError, match="actor"), audit_context(actor={"type": "user"}):
+        pass
+    with pytest.raises(TypeError, match="record_type"):
+        audited()(type("Plain", (), {}))

@@ -171,8 +171,16 @@ def mutate_receipt(text: str, old: str, new: str) -> str:
         ("index 12345", "index -1", "canonical decimal"),
         ("c2sp.org/tlog-proof@v1", "c2sp.org/tlog-proof@v2", "first line"),
         ("VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx4Pc=\n", "", "inclusion proof is shorter"),
-        ("VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx4Pc=", "VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx4Pd=", "non-canonical"),
-        ("VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx4Pc=", "VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx", "not base64|bytes"),
+        (
+            "VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx4Pc=",
+            "VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx4Pd=",
+            "non-canonical",
+        ),
+        (
+            "VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx4Pc=",
+            "VEJ8NnlxZSzlj2j3TzKz2xuSYXZSgFIKOhSYbLpx",
+            "not base64|bytes",
+        ),
         ("\n70000\n", "\n70001\n", "bad signature"),
         ("\n\nexample.com", "\nexample.com", "blank line|index|base64"),
     ],
@@ -187,7 +195,10 @@ def test_receipts_that_must_fail(old, new, why):
     "vkey, why",
     [
         ("example.com/evident-test+9dd0ebff+ASC71x/0M5urdEEfgkXsrvkdXP7mh6o6XGYgVhOTf+bN", "key id does not match"),
-        ("example.com/evident-test+9dd0ebfe+AiC71x/0M5urdEEfgkXsrvkdXP7mh6o6XGYgVhOTf+bN", "unsupported signature type"),
+        (
+            "example.com/evident-test+9dd0ebfe+AiC71x/0M5urdEEfgkXsrvkdXP7mh6o6XGYgVhOTf+bN",
+            "unsupported signature type",
+        ),
         ("example.com/evident-test+9dd0ebfe", "expected"),
         ("example.com/evident-test+9dd0eb+ASC71x/0M5urdEEfgkXsrvkdXP7mh6o6XGYgVhOTf+bN", "8 hex digits"),
         ("example.com/evident-test+9dd0ebfe+ASC71x/0M5urdEEfgkXsrvkdXP7mh6o6XGYgVhOTf", "not base64|32 bytes"),

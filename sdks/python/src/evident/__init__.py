@@ -12,17 +12,17 @@ from ._spool import DeadLetter, SpoolFull, SpoolInUse
 from .tlog import VerificationError, verify_receipt
 
 __all__ = [
-    "Client",
-    "SpoolMetrics",
-    "SpoolFull",
-    "SpoolInUse",
-    "DeadLetter",
+    "MAX_EVENT_BYTES",
+    "REQUIRED_FIELDS",
     "Api",
     "ApiError",
+    "Client",
+    "DeadLetter",
+    "SpoolFull",
+    "SpoolInUse",
+    "SpoolMetrics",
     "Unavailable",
     "VerificationError",
     "verify_receipt",
-    "REQUIRED_FIELDS",
-    "MAX_EVENT_BYTES",
 ]
 __version__ = "0.1.0"

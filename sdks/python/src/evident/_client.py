@@ -25,13 +25,16 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any
+
+from typing_extensions import Self
 
 from ._http import Api, ApiError, Unavailable
 from ._spool import DeadLetter, Spool
 
-__all__ = ["Client", "SpoolMetrics", "REQUIRED_FIELDS", "MAX_EVENT_BYTES"]
+__all__ = ["MAX_EVENT_BYTES", "REQUIRED_FIELDS", "Client", "SpoolMetrics"]
 
 log = logging.getLogger("evident")
 
@@ -56,7 +59,7 @@ class SpoolMetrics:
     """Events the server answered ``rejected`` or ``conflict`` for."""
     acknowledged: int
     """Events acknowledged since this client started."""
-    last_error: Optional[str]
+    last_error: str | None
     """Why the last attempt failed, until one succeeds."""
 
 
@@ -82,9 +85,9 @@ class Client:
         self,
         url: str,
         api_key: str,
-        spool_dir: Optional[str] = None,
+        spool_dir: str | None = None,
         *,
-        source: Optional[str] = None,
+        source: str | None = None,
         max_spool_bytes: int = 64 << 20,
         full_wait: float = 0.0,
         batch_size: int = 500,
@@ -92,7 +95,7 @@ class Client:
         max_backoff: float = 30.0,
         linger: float = 0.005,
         timeout: float = 30.0,
-        on_dead_letter: Optional[Callable[[DeadLetter], None]] = None,
+        on_dead_letter: Callable[[DeadLetter], None] | None = None,
     ):
         if batch_size < 1 or batch_bytes < 1:
             raise ValueError("batch_size and batch_bytes must be positive")
@@ -107,7 +110,7 @@ class Client:
         self._linger = linger
         self._on_dead_letter = on_dead_letter
         self._acknowledged = 0
-        self._last_error: Optional[str] = None
+        self._last_error: str | None = None
         self._failures = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -178,7 +181,7 @@ class Client:
         self._api.close()
         self._spool.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -195,7 +198,7 @@ class Client:
             last_error=self._last_error,
         )
 
-    def dead_letters(self, limit: int = 1000) -> List[DeadLetter]:
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """Events the server will never take, with its reason (they hold personal values: act on
         them and clear the spool directory's ``dead_letters`` table as your retention says)."""
         return self._spool.dead_letters(limit)
@@ -213,7 +216,7 @@ class Client:
                 continue
             try:
                 delay = self._send(batch)
-            except Exception as err:  # noqa: BLE001 - the sender must outlive any one failure
+            except Exception as err:
                 log.exception("evident: sender failed")
                 delay = self._fail(f"{type(err).__name__}: {err}", None)
             with self._progress:
@@ -221,7 +224,7 @@ class Client:
             if delay:
                 self._stop.wait(delay)
 
-    def _send(self, batch) -> float:
+    def _send(self, batch: list[tuple[int, bytes]]) -> float:
         """Posts one batch; answers how long to wait before the next attempt."""
         body = b"[" + b",".join(item for _, item in batch) + b"]"
         try:
@@ -245,7 +248,7 @@ class Client:
         self._batch_limit = min(self._batch_size, self._batch_limit * 2)
         return 0.0
 
-    def _refused(self, batch, err: ApiError) -> float:
+    def _refused(self, batch: list[tuple[int, bytes]], err: ApiError) -> float:
         """A 4xx for the whole request: halve a batch that is too large or unreadable; an item that
         alone is refused so is dead; any other refusal (a bad key) keeps everything and waits."""
         if err.status in (400, 413):
@@ -256,7 +259,7 @@ class Client:
             return 0.0
         return self._fail(str(err), None)
 
-    def _settle(self, acknowledged, dead) -> None:
+    def _settle(self, acknowledged: list[int], dead: list[tuple[int, str, str]]) -> None:
         self._spool.settle(acknowledged, dead)
         self._acknowledged += len(acknowledged)
         self._failures = 0
@@ -272,10 +275,10 @@ class Client:
     def _callback(self, letter: DeadLetter) -> None:
         try:
             self._on_dead_letter(letter)  # type: ignore[misc]
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("evident: on_dead_letter raised")
 
-    def _fail(self, reason: str, retry_after: Optional[float]) -> float:
+    def _fail(self, reason: str, retry_after: float | None) -> float:
         self._failures += 1
         self._last_error = reason
         if retry_after is not None:

@@ -10,15 +10,15 @@ import json
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
-__all__ = ["Api", "ApiError", "Unavailable", "Answer"]
+__all__ = ["Answer", "Api", "ApiError", "Unavailable"]
 
 
 class ApiError(Exception):
     """The server refused a request (a 4xx): ``status`` and the RFC 9457 problem ``problem``."""
 
-    def __init__(self, status: int, problem: dict):
+    def __init__(self, status: int, problem: dict[str, Any]):
         self.status = status
         self.problem = problem
         detail = problem.get("detail") or problem.get("title") or ""
@@ -32,7 +32,7 @@ class Unavailable(Exception):
     """The server could not be reached or answered 5xx / 429; try again after ``retry_after``
     seconds when the server said so."""
 
-    def __init__(self, message: str, retry_after: Optional[float] = None):
+    def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -40,14 +40,14 @@ class Unavailable(Exception):
 @dataclass
 class Answer:
     status: int
-    headers: dict
+    headers: dict[str, str]
     body: bytes
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
     if not value:
         return None
@@ -77,12 +77,13 @@ class Api:
         self._prefix = parsed.path.rstrip("/")
         self._api_key = api_key
         self._timeout = timeout
-        self._conn: Optional[http.client.HTTPConnection] = None
+        self._conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
             cls = http.client.HTTPSConnection if self._parsed.scheme == "https" else http.client.HTTPConnection
-            self._conn = cls(self._parsed.hostname, self._parsed.port, timeout=self._timeout)
+            host = self._parsed.hostname or ""
+            self._conn = cls(host, self._parsed.port, timeout=self._timeout)
         return self._conn
 
     def close(self) -> None:
@@ -90,7 +91,9 @@ class Api:
             self._conn.close()
             self._conn = None
 
-    def request(self, method: str, path: str, body: Optional[bytes] = None, content_type: str = "application/json") -> Answer:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> Answer:
         """Sends one request; answers any 2xx. Raises :class:`ApiError` on 4xx (except 429) and
         :class:`Unavailable` on 5xx, 429 and connection failures."""
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
@@ -116,7 +119,7 @@ class Api:
             raise ApiError(response.status, problem if isinstance(problem, dict) else {})
         return answer
 
-    def post_events(self, body: bytes) -> list:
+    def post_events(self, body: bytes) -> list[dict[str, Any]]:
         """``POST /v1/events`` with a JSON array already encoded; answers the per-item results."""
         answer = self.request("POST", "/v1/events", body)
         receipts = answer.json().get("receipts")
@@ -132,7 +135,7 @@ class Api:
         """The exact entry bytes the log committed to for an event (a reading key)."""
         return self.request("GET", f"/v1/events/{_seg(event_id)}/entry").body
 
-    def vkeys(self, tenant: str) -> list:
+    def vkeys(self, tenant: str) -> list[str]:
         """The verifier keys of a tenant's log."""
         text = self.request("GET", f"/v1/logs/{_seg(tenant)}/vkeys").body.decode()
         return [line for line in text.splitlines() if line.strip()]
@@ -141,7 +144,7 @@ class Api:
         """The latest signed checkpoint of a tenant's log (a C2SP signed note)."""
         return self.request("GET", f"/v1/logs/{_seg(tenant)}/checkpoint").body.decode()
 
-    def consistency(self, tenant: str, old_size: int, new_size: int) -> list:
+    def consistency(self, tenant: str, old_size: int, new_size: int) -> list[bytes]:
         """The consistency proof between two sizes of a tenant's log, as 32-byte hashes."""
         from .tlog import hash_from_base64
 

@@ -20,10 +20,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["Spool", "SpoolFull", "SpoolInUse", "DeadLetter"]
+__all__ = ["DeadLetter", "Spool", "SpoolFull", "SpoolInUse"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -69,7 +69,7 @@ class _Waiter:
     def __init__(self, body: bytes):
         self.body = body
         self.done = False
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
 
 
 class Spool:
@@ -81,12 +81,14 @@ class Spool:
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.max_bytes = max_bytes
-        self._lock_file = open(os.path.join(directory, "spool.lock"), "a+")
+        self._lock_file = open(os.path.join(directory, "spool.lock"), "a+")  # noqa: SIM115 - held while open
         try:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock_file.close()
-            raise SpoolInUse(f"spool directory {directory} is in use by another client; give each its own spool_dir") from None
+            raise SpoolInUse(
+                f"spool directory {directory} is in use by another client; give each its own spool_dir"
+            ) from None
         path = os.path.join(directory, "spool.sqlite3")
         self._writer = self._connect(path)
         self._writer.executescript(_SCHEMA)
@@ -96,7 +98,7 @@ class Spool:
         self._count, self._bytes = int(count), int(size)
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
-        self._queue: List[_Waiter] = []
+        self._queue: list[_Waiter] = []
         self._committing = False
         self._closed = False
 
@@ -141,7 +143,7 @@ class Spool:
         batch, self._queue = self._queue, []
         self._committing = True
         self._lock.release()
-        error: Optional[BaseException] = None
+        error: BaseException | None = None
         try:
             now = time.time()
             with _transaction(self._writer):
@@ -163,10 +165,11 @@ class Spool:
 
     # -- the sender's side --------------------------------------------------------------------
 
-    def peek(self, max_items: int, max_bytes: int) -> List[Tuple[int, bytes]]:
+    def peek(self, max_items: int, max_bytes: int) -> list[tuple[int, bytes]]:
         """The oldest items, at most ``max_items`` and about ``max_bytes`` (at least one)."""
         rows = self._sender.execute("SELECT seq, body FROM items ORDER BY seq LIMIT ?", (max_items,)).fetchall()
-        batch, size = [], 0
+        batch: list[tuple[int, bytes]] = []
+        size = 0
         for seq, body in rows:
             if batch and size + len(body) > max_bytes:
                 break
@@ -174,7 +177,7 @@ class Spool:
             size += len(body)
         return batch
 
-    def settle(self, acknowledged: Sequence[int], dead: Iterable[Tuple[int, str, str]]) -> None:
+    def settle(self, acknowledged: Sequence[int], dead: Iterable[tuple[int, str, str]]) -> None:
         """Removes acknowledged items and moves dead ones (seq, status, reason) to the dead
         letters, in one transaction."""
         dead = list(dead)
@@ -194,7 +197,9 @@ class Spool:
             for start in range(0, len(seqs), 500):
                 chunk = seqs[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                (size,) = conn.execute(f"SELECT coalesce(sum(length(body)), 0) FROM items WHERE seq IN ({marks})", chunk).fetchone()
+                (size,) = conn.execute(
+                    f"SELECT coalesce(sum(length(body)), 0) FROM items WHERE seq IN ({marks})", chunk
+                ).fetchone()
                 freed += int(size)
                 conn.execute(f"DELETE FROM items WHERE seq IN ({marks})", chunk)
         with self._lock:
@@ -204,7 +209,7 @@ class Spool:
 
     # -- what anyone may ask ------------------------------------------------------------------
 
-    def depth(self) -> Tuple[int, int]:
+    def depth(self) -> tuple[int, int]:
         """Items and bytes waiting."""
         with self._lock:
             return self._count, self._bytes
@@ -215,7 +220,7 @@ class Spool:
             row = self._reader.execute("SELECT spooled_at FROM items ORDER BY seq LIMIT 1").fetchone()
         return max(0.0, time.time() - row[0]) if row else 0.0
 
-    def dead_letters(self, limit: int = 1000) -> List[DeadLetter]:
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         with self._lock:
             rows = self._reader.execute(
                 "SELECT seq, body, status, reason, spooled_at, failed_at FROM dead_letters ORDER BY seq LIMIT ?",
@@ -249,5 +254,5 @@ class _transaction:
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, kind, value, tb) -> None:
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")

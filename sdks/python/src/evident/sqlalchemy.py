@@ -31,9 +31,11 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import math
 import socket
 import uuid
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
@@ -41,19 +43,22 @@ from sqlalchemy.orm import Session
 
 from ._client import Client, _now_rfc3339
 
-__all__ = ["audited", "track", "Tracker", "AuditContext", "audit_context", "current"]
+__all__ = ["AuditContext", "Tracker", "audit_context", "audited", "current", "track"]
 
 _PENDING = "evident.pending"
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelAudit:
     record_type: str
-    subject: Optional[str]
-    exclude: frozenset
+    subject: str | None
+    exclude: frozenset[str]
 
 
-def audited(record_type: Optional[str] = None, subject: Optional[str] = None, exclude: Sequence[str] = ()):
+def audited(
+    record_type: str | None = None, subject: str | None = None, exclude: Sequence[str] = ()
+) -> Callable[[type[T]], type[T]]:
     """Marks a mapped class: its inserts, updates and deletes become events.
 
     ``record_type`` names the target type (default: the table name); ``subject`` names the
@@ -61,8 +66,11 @@ def audited(record_type: Optional[str] = None, subject: Optional[str] = None, ex
     (secrets, large blobs).
     """
 
-    def mark(cls):
-        cls.__evident__ = ModelAudit(record_type or cls.__tablename__, subject, frozenset(exclude))
+    def mark(cls: type[T]) -> type[T]:
+        name = record_type or getattr(cls, "__tablename__", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"@audited on {cls.__name__}: give record_type (the class has no __tablename__)")
+        cls.__evident__ = ModelAudit(name, subject, frozenset(exclude))  # type: ignore[attr-defined]
         return cls
 
     return mark
@@ -72,23 +80,23 @@ def audited(record_type: Optional[str] = None, subject: Optional[str] = None, ex
 class AuditContext:
     """Who acts, from where and why: what every event of the current request carries."""
 
-    actor: Dict[str, Any]
-    origin: Optional[Dict[str, Any]] = None
-    reason: Optional[str] = None
-    correlation: Optional[Dict[str, Any]] = None
+    actor: dict[str, Any]
+    origin: dict[str, Any] | None = None
+    reason: str | None = None
+    correlation: dict[str, Any] | None = None
 
 
 #: The audit context of the running request (a ``contextvars`` variable, so each thread and each
 #: asyncio task has its own).
-current: contextvars.ContextVar[Optional[AuditContext]] = contextvars.ContextVar("evident_audit_context", default=None)
+current: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("evident_audit_context", default=None)
 
 
 @contextlib.contextmanager
 def audit_context(
-    actor: Dict[str, Any],
-    origin: Optional[Dict[str, Any]] = None,
-    reason: Optional[str] = None,
-    correlation: Optional[Dict[str, Any]] = None,
+    actor: dict[str, Any],
+    origin: dict[str, Any] | None = None,
+    reason: str | None = None,
+    correlation: dict[str, Any] | None = None,
 ) -> Iterator[AuditContext]:
     """Sets :data:`current` for the block (a web framework's middleware wraps each request)."""
     if not isinstance(actor, dict) or not actor.get("id"):
@@ -106,7 +114,7 @@ def _json_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, (decimal.Decimal, uuid.UUID)):
@@ -126,7 +134,7 @@ def _pointer(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
-def _changes(state, audit: ModelAudit, action: str) -> List[Dict[str, Any]]:
+def _changes(state: Any, audit: ModelAudit, action: str) -> list[dict[str, Any]]:
     """One ``{field, before, after}`` per column that the operation changed (no SQL is emitted:
     only loaded values and attribute history are read)."""
     changes = []
@@ -150,7 +158,7 @@ def _changes(state, audit: ModelAudit, action: str) -> List[Dict[str, Any]]:
             if state.dict.get(key) is None:
                 continue
             before, after = state.dict[key], None
-        change: Dict[str, Any] = {"field": _pointer(key)}
+        change: dict[str, Any] = {"field": _pointer(key)}
         if before is not None:
             change["before"] = _json_value(before)
         if after is not None:
@@ -170,15 +178,15 @@ class Tracker:
         target: Any,
         client: Client,
         source: str,
-        default_actor: Optional[Dict[str, Any]] = None,
-        default_origin: Optional[Dict[str, Any]] = None,
+        default_actor: dict[str, Any] | None = None,
+        default_origin: dict[str, Any] | None = None,
     ):
         self.target = target
         self.client = client
         self.source = source
         self.default_actor = default_actor or {"id": "system", "type": "system"}
         self.default_origin = default_origin or {"host": socket.gethostname()}
-        self._listeners = [
+        self._listeners: list[tuple[str, Callable[..., None]]] = [
             ("after_flush", self._after_flush),
             ("after_commit", self._after_commit),
             ("after_soft_rollback", self._after_soft_rollback),
@@ -191,10 +199,10 @@ class Tracker:
         for name, listener in self._listeners:
             sa_event.remove(self.target, name, listener)
 
-    def event_for(self, obj: Any, action: str, reason: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    def event_for(self, obj: Any, action: str, reason: str | None = None) -> dict[str, Any] | None:
         """The event of ``action`` on a marked instance (None for unmarked classes, or an update
         that changed nothing)."""
-        audit: Optional[ModelAudit] = getattr(type(obj), "__evident__", None)
+        audit: ModelAudit | None = getattr(type(obj), "__evident__", None)
         if audit is None:
             return None
         state = sa_inspect(obj)
@@ -203,7 +211,7 @@ class Tracker:
             return None
         context = current.get()
         identity = state.mapper.primary_key_from_instance(obj)
-        event: Dict[str, Any] = {
+        event: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "source": self.source,
             "type": f"{audit.record_type}.{_VERBS.get(action, 'viewed')}",
@@ -227,7 +235,7 @@ class Tracker:
             event["correlation"] = context.correlation
         return event
 
-    def record_read(self, obj: Any, reason: Optional[str] = None) -> None:
+    def record_read(self, obj: Any, reason: str | None = None) -> None:
         """Records that the current actor read a marked instance (``<record_type>.viewed``)."""
         event = self.event_for(obj, "read", reason)
         if event is None:
@@ -238,7 +246,7 @@ class Tracker:
 
     def _after_flush(self, session: Session, flush_context: Any) -> None:
         transaction = session.get_nested_transaction() or session.get_transaction()
-        pending: List[Tuple[Any, Dict[str, Any]]] = session.info.setdefault(_PENDING, [])
+        pending: list[tuple[Any, dict[str, Any]]] = session.info.setdefault(_PENDING, [])
         for objects, action in ((session.new, "create"), (session.dirty, "update"), (session.deleted, "delete")):
             for obj in objects:
                 event = self.event_for(obj, action)
@@ -261,7 +269,7 @@ class Tracker:
         session.info[_PENDING] = [(t, e) for t, e in pending if not _within(t, doomed)]
 
 
-def _within(transaction: Any, doomed: set) -> bool:
+def _within(transaction: Any, doomed: set[int]) -> bool:
     while transaction is not None:
         if id(transaction) in doomed:
             return True
@@ -273,8 +281,8 @@ def track(
     target: Any,
     client: Client,
     source: str,
-    default_actor: Optional[Dict[str, Any]] = None,
-    default_origin: Optional[Dict[str, Any]] = None,
+    default_actor: dict[str, Any] | None = None,
+    default_origin: dict[str, Any] | None = None,
 ) -> Tracker:
     """Records the changes of ``@audited`` models made through ``target`` (a ``Session`` class, a
     ``sessionmaker`` or one session) with ``client``, as events of ``source``."""

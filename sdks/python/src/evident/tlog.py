@@ -18,23 +18,23 @@ import base64
 import binascii
 import hashlib
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = [
+    "Checkpoint",
+    "TlogProof",
     "VerificationError",
+    "Verifier",
     "leaf_hash",
     "node_hash",
-    "verify_inclusion",
-    "verify_consistency",
-    "Verifier",
-    "Checkpoint",
-    "open_note",
     "open_checkpoint",
-    "TlogProof",
+    "open_note",
+    "verify_consistency",
+    "verify_inclusion",
     "verify_receipt",
 ]
 
@@ -118,9 +118,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         raise VerificationError("inclusion proof does not lead to the root hash")
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """RFC 9162 §2.1.4.2: raises :class:`VerificationError` unless the tree of ``new_size`` extends
     the tree of ``old_size``. Equal sizes need an empty proof and equal roots; a proof from the
     empty tree is refused, since that tree commits to nothing."""
@@ -188,7 +186,7 @@ class Verifier:
     public_key: bytes
 
     @classmethod
-    def parse(cls, vkey: str) -> "Verifier":
+    def parse(cls, vkey: str) -> Verifier:
         def bad(reason: str) -> VerificationError:
             return VerificationError(f"verifier key {vkey!r}: {reason}")
 
@@ -249,8 +247,8 @@ class Note:
     """An opened signed note: its text and which signatures verified."""
 
     text: str
-    verified: list = field(default_factory=list)
-    unverified: list = field(default_factory=list)
+    verified: list[NoteSignature] = field(default_factory=list)
+    unverified: list[NoteSignature] = field(default_factory=list)
 
 
 def _parse_signature_line(line: str) -> NoteSignature:
@@ -307,10 +305,10 @@ class Checkpoint:
     origin: str
     size: int
     root: bytes
-    extensions: tuple = ()
+    extensions: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, body: str) -> "Checkpoint":
+    def parse(cls, body: str) -> Checkpoint:
         if not body.endswith("\n"):
             raise VerificationError("checkpoint: does not end with a newline")
         lines = body[:-1].split("\n")
@@ -340,12 +338,12 @@ class TlogProof:
     checkpoint (verbatim) it leads to."""
 
     index: int
-    proof: tuple
+    proof: tuple[bytes, ...]
     checkpoint: str
-    extra: Optional[bytes] = None
+    extra: bytes | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "TlogProof":
+    def parse(cls, text: str) -> TlogProof:
         head, sep, checkpoint = text.partition("\n\n")
         if not sep:
             raise VerificationError("tlog-proof: no blank line before the checkpoint")
@@ -376,9 +374,7 @@ class TlogProof:
         return checkpoint
 
 
-def verify_receipt(
-    receipt: str, entry: bytes, vkeys: Iterable[str], origin: Optional[str] = None
-) -> Checkpoint:
+def verify_receipt(receipt: str, entry: bytes, vkeys: Iterable[str], origin: str | None = None) -> Checkpoint:
     """Verifies a ``c2sp.org/tlog-proof@v1`` receipt for ``entry`` (the exact entry bytes, as
     ``GET /v1/events/{event_id}/entry`` answers them) against the log's verifier keys.
 
