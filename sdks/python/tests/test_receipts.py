@@ -70,3 +70,23 @@ def test_checkpoints_of_the_log_are_consistent(recorded, server, producer_key, s
     tlog.verify_consistency(old.size, new.size, old.root, new.root, proof)
     with pytest.raises(evident.VerificationError):
         tlog.verify_consistency(old.size, new.size, new.root, new.root, proof)
+
+
+def test_receipts_checked_on_arrival(server, producer_key, investigator_key, own_server, source, tmp_path):
+    vkeys = evident.Api(server.url, investigator_key).vkeys("default")
+    with evident.Client(server.url, producer_key, str(tmp_path / "good"), verify_receipts=vkeys) as client:
+        client.record(make_event(source, 1))
+        assert client.flush(30.0)
+    other = own_server()
+    other_vkeys = evident.Api(other.url, other.key("investigator")).vkeys("default")
+    spool = str(tmp_path / "bad")
+    with evident.Client(server.url, producer_key, spool, verify_receipts=other_vkeys, max_backoff=0.1) as client:
+        client.record(make_event(source, 2))
+        assert not client.flush(1.0)  # the server stored it, but its receipt is not signed by the key we trust
+        metrics = client.metrics()
+        assert metrics.depth == 1 and "does not verify" in metrics.last_error
+        client.close(timeout=0)
+    with evident.Client(server.url, producer_key, spool, verify_receipts=vkeys) as client:
+        assert client.flush(30.0) and client.metrics().acknowledged == 1  # as a duplicate
+    with pytest.raises(evident.VerificationError, match="verifier key"):
+        evident.Client(server.url, producer_key, str(tmp_path / "x"), verify_receipts=["not a vkey"])

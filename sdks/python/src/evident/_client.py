@@ -25,14 +25,13 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from typing_extensions import Self
-
 from ._http import Api, ApiError, Unavailable
 from ._spool import DeadLetter, Spool
+from .tlog import VerificationError, Verifier, open_checkpoint
 
 __all__ = ["MAX_EVENT_BYTES", "REQUIRED_FIELDS", "Client", "SpoolMetrics"]
 
@@ -96,9 +95,11 @@ class Client:
         linger: float = 0.005,
         timeout: float = 30.0,
         on_dead_letter: Callable[[DeadLetter], None] | None = None,
+        verify_receipts: Sequence[str] | None = None,
     ):
         if batch_size < 1 or batch_bytes < 1:
             raise ValueError("batch_size and batch_bytes must be positive")
+        self._verifiers = [Verifier.parse(v) for v in verify_receipts or ()]
         self._api = Api(url, api_key, timeout)  # used by the sender thread only
         self._spool = Spool(spool_dir or default_spool_dir(), max_spool_bytes)
         self._source = source
@@ -181,7 +182,7 @@ class Client:
         self._api.close()
         self._spool.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Client:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,9 +245,33 @@ class Client:
                 dead.append((seq, status, json.dumps(result.get("errors", []))))
             else:
                 return self._fail(f"unknown item status {status!r}", None)
+        problem = self._check_receipts(results)
+        if problem is not None:
+            return self._fail(problem, None)
         self._settle(acknowledged, dead)
         self._batch_limit = min(self._batch_size, self._batch_limit * 2)
         return 0.0
+
+    def _check_receipts(self, results: list[dict[str, Any]]) -> str | None:
+        """With ``verify_receipts``: each acknowledgement's checkpoint must be signed by the log's
+        key and cover the event's index; answers what is wrong (the items then stay spooled)."""
+        if not self._verifiers:
+            return None
+        opened: dict[str, int] = {}
+        for result in results:
+            if result.get("status") not in ("stored", "duplicate"):
+                continue
+            note, index = result.get("checkpoint"), result.get("index")
+            if not isinstance(note, str) or not isinstance(index, int):
+                return "a receipt without checkpoint or index"
+            if note not in opened:
+                try:
+                    opened[note] = open_checkpoint(note, self._verifiers, self._verifiers[0].name).size
+                except VerificationError as err:
+                    return f"a receipt's checkpoint does not verify: {err}"
+            if index >= opened[note]:
+                return f"a receipt's checkpoint (size {opened[note]}) does not cover index {index}"
+        return None
 
     def _refused(self, batch: list[tuple[int, bytes]], err: ApiError) -> float:
         """A 4xx for the whole request: halve a batch that is too large or unreadable; an item that
