@@ -292,10 +292,8 @@ class Client:
         if dead:
             log.warning("evident: %d event(s) refused by the server, kept as dead letters", len(dead))
             if self._on_dead_letter is not None:
-                seqs = {seq for seq, _, _ in dead}
-                for letter in self._spool.dead_letters(limit=1 << 30):
-                    if letter.seq in seqs:
-                        self._callback(letter)
+                for letter in self._spool.dead_letters(seqs=[seq for seq, _, _ in dead]):
+                    self._callback(letter)
 
     def _callback(self, letter: DeadLetter) -> None:
         try:

@@ -220,12 +220,15 @@ class Spool:
             row = self._reader.execute("SELECT spooled_at FROM items ORDER BY seq LIMIT 1").fetchone()
         return max(0.0, time.time() - row[0]) if row else 0.0
 
-    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+    def dead_letters(self, limit: int = 1000, seqs: Sequence[int] | None = None) -> list[DeadLetter]:
+        """The oldest dead letters, or those of ``seqs``."""
+        query = "SELECT seq, body, status, reason, spooled_at, failed_at FROM dead_letters"
         with self._lock:
-            rows = self._reader.execute(
-                "SELECT seq, body, status, reason, spooled_at, failed_at FROM dead_letters ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
+            if seqs is None:
+                rows = self._reader.execute(f"{query} ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            else:
+                marks = ",".join("?" * len(seqs))
+                rows = self._reader.execute(f"{query} WHERE seq IN ({marks}) ORDER BY seq", list(seqs)).fetchall()
         return [DeadLetter(int(s), bytes(b), st, r, sa, fa) for s, b, st, r, sa, fa in rows]
 
     def dead_letter_count(self) -> int:
