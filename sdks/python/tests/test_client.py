@@ -260,3 +260,19 @@ def test_retry_after_forms():
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_a_connection_closed_by_a_server_restart_is_replaced_at_once(own_server, source, tmp_path, caplog):
+    srv = own_server()
+    producer, investigator = srv.key("producer"), srv.key("investigator")
+    events = [make_event(source, n) for n in range(2)]
+    with evident.Client(srv.url, producer, str(tmp_path / "spool")) as client:
+        client.record(events[0])
+        assert client.flush(30.0)
+        srv.kill()  # the client's kept-alive connection dies with it
+        srv.start()
+        caplog.set_level("WARNING", logger="evident")
+        client.record(events[1])
+        assert client.flush(30.0)
+    assert [r.getMessage() for r in caplog.records if "delivery failed" in r.getMessage()] == []
+    assert ids_in_log(srv, investigator, source) == Counter(e["id"] for e in events)

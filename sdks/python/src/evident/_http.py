@@ -92,21 +92,34 @@ class Api:
             self._conn = None
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        idempotent: bool | None = None,
     ) -> Answer:
         """Sends one request; answers any 2xx. Raises :class:`ApiError` on 4xx (except 429) and
-        :class:`Unavailable` on 5xx, 429 and connection failures."""
+        :class:`Unavailable` on 5xx, 429 and connection failures. An idempotent request (GET by
+        default) that fails on a kept-alive connection is sent once more on a new one."""
+        if idempotent is None:
+            idempotent = method == "GET"
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
-        try:
-            conn = self._connection()
-            conn.request(method, self._prefix + path, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as err:
-            self.close()
-            raise Unavailable(f"{method} {path}: {type(err).__name__}: {err}") from None
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            try:
+                conn = self._connection()
+                conn.request(method, self._prefix + path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except (OSError, http.client.HTTPException) as err:
+                self.close()
+                # Most likely a kept-alive connection the server has since closed.
+                if not (idempotent and reused and attempt == 1):
+                    raise Unavailable(f"{method} {path}: {type(err).__name__}: {err}") from None
         answer = Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
         if response.status >= 500 or response.status == 429:
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
@@ -121,7 +134,7 @@ class Api:
 
     def post_events(self, body: bytes) -> list[dict[str, Any]]:
         """``POST /v1/events`` with a JSON array already encoded; answers the per-item results."""
-        answer = self.request("POST", "/v1/events", body)
+        answer = self.request("POST", "/v1/events", body, idempotent=True)  # by event id
         receipts = answer.json().get("receipts")
         if not isinstance(receipts, list):
             raise Unavailable("POST /v1/events: the answer holds no receipts list")
