@@ -19,7 +19,7 @@ from flask import Flask, abort, g, jsonify, request
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 import evident
-from evident.sqlalchemy import AuditContext, audited, current, track
+from evident.sqlalchemy import AuditContext, Tracker, audited, current, track
 
 HERE = Path(__file__).resolve().parent
 SOURCE = "//crm.example.com/customer-api"
@@ -53,6 +53,18 @@ def create_app(evident_url: str, api_key: str, database_url: str, spool_dir: str
     client = evident.Client(evident_url, api_key, spool_dir, source=SOURCE)
     tracker = track(Session, client, source=SOURCE)
     app.extensions["evident"] = client
+    audit_context_per_request(app)
+    customer_routes(app, Session, tracker)
+
+    @app.get("/audit/spool")
+    def spool_metrics():
+        return jsonify(vars(client.metrics()))
+
+    return app
+
+
+def audit_context_per_request(app: Flask) -> None:
+    """Who acts, from where and why, for every event a request causes."""
 
     @app.before_request
     def audit_context_from_request():
@@ -73,6 +85,10 @@ def create_app(evident_url: str, api_key: str, database_url: str, spool_dir: str
         token = g.pop("audit_token", None)
         if token is not None:
             current.reset(token)
+
+
+def customer_routes(app: Flask, Session: sessionmaker, tracker: Tracker) -> None:
+    """Create, read, update, delete: changes are captured from the flushes, reads recorded."""
 
     @app.post("/customers")
     def create_customer():
@@ -104,12 +120,6 @@ def create_app(evident_url: str, api_key: str, database_url: str, spool_dir: str
         with Session.begin() as session:
             session.delete(session.get(Customer, customer_id) or abort(404))
         return "", 204
-
-    @app.get("/audit/spool")
-    def spool_metrics():
-        return jsonify(vars(client.metrics()))
-
-    return app
 
 
 if __name__ == "__main__":

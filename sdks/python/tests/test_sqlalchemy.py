@@ -71,15 +71,9 @@ def captured(server, investigator_key, source):
     return [view["event"] for view in server.events(investigator_key, purpose=PURPOSE, source=source)]
 
 
-def test_flushes_become_events_with_changes_actor_and_subject(database, client, server, investigator_key, source):
-    engine, Customer, Note = database
-    factory = sessionmaker(engine)
-    tracker = track(factory, client, source=source)
-    agent = {"id": "agent-5", "type": "user"}
-    context = audit_context(
-        actor=agent, origin={"ip": "203.0.113.9"}, reason="ticket 42", correlation={"request_id": "req-1"}
-    )
-    with context, factory() as session:
+def create_change_roll_back_delete(factory, Customer, Note) -> int:
+    """Creates a customer, changes it, rolls a change back, deletes it; answers its id."""
+    with factory() as session:
         ada = Customer(
             external_ref="cust-ada",
             name="Ada",
@@ -100,6 +94,19 @@ def test_flushes_become_events_with_changes_actor_and_subject(database, client, 
         session.rollback()  # flushed, then rolled back: no event
         with session.begin():
             session.delete(session.get(Customer, ada_id))
+    return ada_id
+
+
+def test_flushes_become_events_with_changes_actor_and_subject(database, client, server, investigator_key, source):
+    engine, Customer, Note = database
+    factory = sessionmaker(engine)
+    tracker = track(factory, client, source=source)
+    agent = {"id": "agent-5", "type": "user"}
+    context = audit_context(
+        actor=agent, origin={"ip": "203.0.113.9"}, reason="ticket 42", correlation={"request_id": "req-1"}
+    )
+    with context:
+        ada_id = create_change_roll_back_delete(factory, Customer, Note)
     assert current.get() is None
     tracker.remove()
     assert client.flush(30.0)
