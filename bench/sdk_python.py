@@ -54,15 +54,20 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:,.0f} events/s"
 
 
-def record_run(url, key, spool, threads, total, source):
-    """``threads`` application threads each recording total/threads events; then the drain."""
+def record_run(url, key, spool, threads, total, source, many=1):
+    """``threads`` application threads each recording total/threads events (``many`` a call:
+    ``record`` for 1, ``record_many`` above); then the drain."""
     per = total // threads
     with evident.Client(url, key, spool) as client:
         start = time.perf_counter()
 
         def work(t):
-            for n in range(per):
-                client.record(event(source, t * per + n))
+            if many == 1:
+                for n in range(per):
+                    client.record(event(source, t * per + n))
+                return
+            for n in range(0, per, many):
+                client.record_many([event(source, t * per + n + i) for i in range(min(many, per - n))])
 
         run_threads(threads, work)
         recorded = time.perf_counter() - start
@@ -102,6 +107,8 @@ def main():
         print(
             f"| evident.Client.record (spool, fsync per commit) | {threads} | {n} | {rate(n, recorded)} | {rate(n, drained)} |"
         )
+    n, recorded, drained = record_run(url, key, os.path.join(work, "spool-many"), 1, total, "//bench/many", 100)
+    print(f"| evident.Client.record_many, 100 events a call | 1 | {n} | {rate(n, recorded)} | {rate(n, drained)} |")
     sys.stdout.flush()
 
 

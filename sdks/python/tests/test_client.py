@@ -276,3 +276,16 @@ def test_a_connection_closed_by_a_server_restart_is_replaced_at_once(own_server,
         assert client.flush(30.0)
     assert [r.getMessage() for r in caplog.records if "delivery failed" in r.getMessage()] == []
     assert ids_in_log(srv, investigator, source) == Counter(e["id"] for e in events)
+
+
+def test_record_many_is_all_or_none(server, producer_key, investigator_key, source, tmp_path):
+    events = [make_event(source, n) for n in range(3)]
+    with evident.Client(server.url, producer_key, str(tmp_path / "spool"), max_spool_bytes=2000) as client:
+        with pytest.raises(ValueError, match="origin"):
+            client.record_many([*events, dict(events[0], origin={})])
+        with pytest.raises(evident.SpoolFull, match="4 event"):
+            client.record_many([*events, make_event(source, 4, reason="x" * 1500)])
+        assert client.metrics().depth == 0
+        client.record_many(events)
+        assert client.flush(30.0)
+    assert ids_in_log(server, investigator_key, source) == Counter(e["id"] for e in events)

@@ -130,10 +130,16 @@ class Client:
         Raises ``TypeError``/``ValueError`` for an event that cannot be sent (not a mapping, not
         JSON, a required field missing, too large) and :class:`SpoolFull` when there is no room.
         """
+        self.record_many([event])
+
+    def record_many(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Spools ``events`` in one commit (one fsync), all or none; otherwise as :meth:`record`."""
         if self._closed:
             raise RuntimeError("the client is closed")
-        self._spool.append(self._encode(event), self._full_wait)
-        self._wake.set()
+        bodies = [self._encode(event) for event in events]
+        if bodies:
+            self._spool.append(bodies, self._full_wait)
+            self._wake.set()
 
     def _encode(self, event: Mapping[str, Any]) -> bytes:
         if not isinstance(event, Mapping):

@@ -64,10 +64,11 @@ class DeadLetter:
 
 
 class _Waiter:
-    __slots__ = ("body", "done", "error")
+    __slots__ = ("bodies", "done", "error", "size")
 
-    def __init__(self, body: bytes):
-        self.body = body
+    def __init__(self, bodies: Sequence[bytes]):
+        self.bodies = bodies
+        self.size = sum(len(body) for body in bodies)
         self.done = False
         self.error: BaseException | None = None
 
@@ -111,23 +112,23 @@ class Spool:
 
     # -- the application's side ---------------------------------------------------------------
 
-    def append(self, body: bytes, wait: float = 0.0) -> None:
-        """Stores ``body`` durably; returns once it is committed. Raises :class:`SpoolFull` when
-        there is no room for it within ``wait`` seconds."""
+    def append(self, bodies: Sequence[bytes], wait: float = 0.0) -> None:
+        """Stores ``bodies`` durably, all or none; returns once they are committed. Raises
+        :class:`SpoolFull` when there is no room for them within ``wait`` seconds."""
         deadline = time.monotonic() + wait
-        waiter = _Waiter(body)
+        waiter = _Waiter(bodies)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the spool is closed")
-            while self._bytes + len(body) > self.max_bytes:
+            while self._bytes + waiter.size > self.max_bytes:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise SpoolFull(
                         f"the spool holds {self._bytes} bytes of {self.max_bytes} (max_spool_bytes); "
-                        "the event was not recorded"
+                        f"{len(bodies)} event(s) of {waiter.size} bytes not recorded"
                     )
                 self._room.wait(left)
-            self._bytes += len(body)  # reserved now, given back if the commit fails
+            self._bytes += waiter.size  # reserved now, given back if the commit fails
             self._queue.append(waiter)
             while not waiter.done:
                 if self._committing:
@@ -148,7 +149,7 @@ class Spool:
             now = time.time()
             with _transaction(self._writer):
                 self._writer.executemany(
-                    "INSERT INTO items (body, spooled_at) VALUES (?, ?)", [(w.body, now) for w in batch]
+                    "INSERT INTO items (body, spooled_at) VALUES (?, ?)", [(b, now) for w in batch for b in w.bodies]
                 )
         except BaseException as err:  # noqa: BLE001 - handed to every waiter of this commit
             error = err
@@ -158,9 +159,9 @@ class Spool:
             for w in batch:
                 w.done, w.error = True, error
                 if error is None:
-                    self._count += 1
+                    self._count += len(w.bodies)
                 else:
-                    self._bytes -= len(w.body)
+                    self._bytes -= w.size
             self._room.notify_all()
 
     # -- the sender's side --------------------------------------------------------------------

@@ -255,8 +255,7 @@ class Tracker:
 
     def _after_commit(self, session: Session) -> None:
         pending = session.info.pop(_PENDING, [])
-        for _, event in pending:
-            self.client.record(event)
+        self.client.record_many([event for _, event in pending])
 
     def _after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         # Fires for every rolled-back transaction; ``after_rollback`` would not do, since it also
