@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -289,3 +292,18 @@ def test_record_many_is_all_or_none(server, producer_key, investigator_key, sour
         client.record_many(events)
         assert client.flush(30.0)
     assert ids_in_log(server, investigator_key, source) == Counter(e["id"] for e in events)
+
+
+def test_a_client_left_open_flushes_at_exit(server, producer_key, investigator_key, source, tmp_path):
+    script = (
+        "import sys, evident, tests.conftest as c\n"
+        "client = evident.Client(sys.argv[1], sys.argv[2], sys.argv[3])\n"
+        "for n in range(5): client.record(c.make_event(sys.argv[4], n))\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, server.url, producer_key, str(tmp_path / "spool"), source],
+        cwd=str(Path(__file__).resolve().parents[1]),
+        timeout=60,
+        check=True,
+    )
+    assert sum(ids_in_log(server, investigator_key, source).values()) == 5

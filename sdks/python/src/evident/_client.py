@@ -17,6 +17,7 @@ that fails.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import json
 import logging
@@ -76,8 +77,9 @@ class Client:
 
     ``Client(url, api_key, spool_dir=None)``; use as a context manager or call :meth:`close`.
     ``spool_dir`` defaults to ``$XDG_STATE_HOME/evident/spool`` (``~/.local/state/evident/spool``);
-    a spool directory belongs to one open client at a time. Events left in the spool when the
-    process stops are sent by the next client opened on the same directory.
+    a spool directory belongs to one open client at a time. A client still open when the
+    interpreter exits flushes for up to ``flush_at_exit`` seconds. Events left in the spool when
+    the process stops are sent by the next client opened on the same directory.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Client:
         timeout: float = 30.0,
         on_dead_letter: Callable[[DeadLetter], None] | None = None,
         verify_receipts: Sequence[str] | None = None,
+        flush_at_exit: float = 2.0,
     ):
         if batch_size < 1 or batch_bytes < 1:
             raise ValueError("batch_size and batch_bytes must be positive")
@@ -119,6 +122,8 @@ class Client:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="evident-sender", daemon=True)
         self._thread.start()
+        self._flush_at_exit = flush_at_exit
+        atexit.register(self._at_exit)
 
     # -- the application's side ---------------------------------------------------------------
 
@@ -180,6 +185,7 @@ class Client:
         for the next client on this spool directory."""
         if self._closed:
             return
+        atexit.unregister(self._at_exit)
         self.flush(timeout)
         self._closed = True
         self._stop.set()
@@ -187,6 +193,10 @@ class Client:
         self._thread.join()
         self._api.close()
         self._spool.close()
+
+    def _at_exit(self) -> None:
+        """A client left open when the interpreter exits gets ``flush_at_exit`` seconds."""
+        self.close(self._flush_at_exit)
 
     def __enter__(self) -> Client:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
