@@ -224,16 +224,16 @@ class Client:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._spool.peek(self._batch_limit, self._batch_bytes)
-            if not batch:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                if self._linger and not self._stop.is_set():
-                    self._stop.wait(self._linger)  # let a burst gather into one batch
-                continue
+            self._wake.clear()  # before the peek: a record after it sets it again
             try:
+                batch = self._spool.peek(self._batch_limit, self._batch_bytes)
+                if not batch:
+                    self._wake.wait(1.0)
+                    if self._linger and not self._stop.is_set():
+                        self._stop.wait(self._linger)  # let a burst gather into one batch
+                    continue
                 delay = self._send(batch)
-            except Exception as err:
+            except Exception as err:  # the sender must outlive any one failure
                 log.exception("evident: sender failed")
                 delay = self._fail(f"{type(err).__name__}: {err}", None)
             with self._progress:
