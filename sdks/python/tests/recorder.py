@@ -6,8 +6,8 @@ import threading
 
 import evident
 
-url, key, spool, source, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-client = evident.Client(url, key, spool, batch_size=50)
+url, key, spool, source, threads, fsync = sys.argv[1:5] + [int(sys.argv[5]), sys.argv[6] == "fsync"]
+client = evident.Client(url, key, spool, batch_size=50, fsync=fsync)
 printing = threading.Lock()
 
 

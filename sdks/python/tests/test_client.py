@@ -307,3 +307,12 @@ def test_a_client_left_open_flushes_at_exit(server, producer_key, investigator_k
         check=True,
     )
     assert sum(ids_in_log(server, investigator_key, source).values()) == 5
+
+
+@pytest.mark.parametrize("fsync, synchronous", [(True, 2), (False, 1)])  # FULL, NORMAL
+def test_the_spool_fsyncs_each_commit_unless_told_not_to(tmp_path, fsync, synchronous):
+    with evident.Client("http://127.0.0.1:9", "k", str(tmp_path), fsync=fsync) as client:
+        spool = client._spool
+        for conn in (spool._writer, spool._sender, spool._reader):
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == synchronous

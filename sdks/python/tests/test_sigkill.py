@@ -19,13 +19,13 @@ import evident
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize("returned_before_kill", [150, 1200])
+@pytest.mark.parametrize("returned_before_kill, fsync", [(150, "fsync"), (1200, "fsync"), (600, "no-fsync")])
 def test_sigkill_then_restart_delivers_each_returned_event_once(
-    server, producer_key, investigator_key, source, tmp_path, returned_before_kill
+    server, producer_key, investigator_key, source, tmp_path, returned_before_kill, fsync
 ):
     spool = str(tmp_path / "spool")
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "recorder.py"), server.url, producer_key, spool, source, "4"],
+        [sys.executable, str(HERE / "recorder.py"), server.url, producer_key, spool, source, "4", fsync],
         stdout=subprocess.PIPE,
         text=True,
     )

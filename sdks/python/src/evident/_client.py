@@ -78,7 +78,8 @@ class Client:
     ``Client(url, api_key, spool_dir=None)``; use as a context manager or call :meth:`close`.
     ``spool_dir`` defaults to ``$XDG_STATE_HOME/evident/spool`` (``~/.local/state/evident/spool``);
     a spool directory belongs to one open client at a time. A client still open when the
-    interpreter exits flushes for up to ``flush_at_exit`` seconds. Events left in the spool when
+    interpreter exits flushes for up to ``flush_at_exit`` seconds. ``fsync=False`` trades the
+    machine-crash guarantee for speed: see ``evident._spool``. Events left in the spool when
     the process stops are sent by the next client opened on the same directory.
     """
 
@@ -99,12 +100,13 @@ class Client:
         on_dead_letter: Callable[[DeadLetter], None] | None = None,
         verify_receipts: Sequence[str] | None = None,
         flush_at_exit: float = 2.0,
+        fsync: bool = True,
     ):
         if batch_size < 1 or batch_bytes < 1:
             raise ValueError("batch_size and batch_bytes must be positive")
         self._verifiers = [Verifier.parse(v) for v in verify_receipts or ()]
         self._api = Api(url, api_key, timeout)  # used by the sender thread only
-        self._spool = Spool(spool_dir or default_spool_dir(), max_spool_bytes)
+        self._spool = Spool(spool_dir or default_spool_dir(), max_spool_bytes, fsync)
         self._source = source
         self._full_wait = full_wait
         self._batch_size = batch_size

@@ -10,6 +10,10 @@ wait for it. A crash before the commit loses only events whose ``append`` had no
 crash after it loses nothing, and the sender sends the event again (same body, same ``id``) after
 the restart.
 
+With ``fsync=False`` (``synchronous=NORMAL``) a commit reaches the operating system but is not
+fsynced: events survive the application's crash (SIGKILL included) but not the machine's (power
+loss, kernel panic) until the next WAL checkpoint.
+
 One process at a time: the spool directory is locked (``flock``) while a spool is open on it.
 """
 
@@ -76,9 +80,10 @@ class _Waiter:
 class Spool:
     """The spool in ``directory``: ``spool.sqlite3`` and its lock file."""
 
-    def __init__(self, directory: str, max_bytes: int):
+    def __init__(self, directory: str, max_bytes: int, fsync: bool = True):
         if max_bytes <= 0:
             raise ValueError("max_spool_bytes must be positive")
+        self._synchronous = "FULL" if fsync else "NORMAL"
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.max_bytes = max_bytes
@@ -103,11 +108,10 @@ class Spool:
         self._committing = False
         self._closed = False
 
-    @staticmethod
-    def _connect(path: str) -> sqlite3.Connection:
+    def _connect(self, path: str) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
 
     # -- the application's side ---------------------------------------------------------------
