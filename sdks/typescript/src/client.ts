@@ -123,11 +123,8 @@ export class Client {
       }
     });
     this.source = options.source;
-    this.spool = FileSpool.open(path.resolve(options.spoolDir ?? ".evident-spool"), {
-      maxBytes: this.maxSpoolBytes,
-      segmentBytes: positive(options, "segmentBytes", 8 << 20),
-    });
-    this.sender = new Sender(this.spool, {
+    const segmentBytes = positive(options, "segmentBytes", 8 << 20);
+    const sending = {
       url: options.url,
       apiKey: options.apiKey,
       maxBatchEvents: positive(options, "maxBatchEvents", 500),
@@ -138,7 +135,13 @@ export class Client {
       vkeys,
       ...(options.onReceipt && { onReceipt: options.onReceipt }),
       ...(options.onError && { onError: options.onError }),
+    };
+    // Every option is checked before the spool's lock is taken.
+    this.spool = FileSpool.open(path.resolve(options.spoolDir ?? ".evident-spool"), {
+      maxBytes: this.maxSpoolBytes,
+      segmentBytes,
     });
+    this.sender = new Sender(this.spool, sending);
     this.spool.onDurable = () => this.sender.wake();
     this.sender.onAcknowledged = () => {
       for (const wake of this.ackWaiters) wake();
