@@ -11,24 +11,23 @@
  * dropped: fixing the key delivers everything.
  */
 
+import type { ClientOptions } from "./client.js";
 import { VerificationError } from "./errors.js";
 import { openCheckpoint, type Verifier } from "./note.js";
 import type { FileSpool, DeadLetter, SpooledEvent } from "./spool.js";
 import type { AuditEvent, IngestResponse, ItemResult, Problem } from "./types.js";
 
-export interface SenderOptions {
-  url: string;
-  apiKey: string;
-  maxBatchEvents: number;
-  maxBatchBytes: number;
-  requestTimeoutMs: number;
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-  /** Check each receipt's checkpoint signature on arrival against these keys. */
-  vkeys?: Verifier[];
-  onReceipt?: (result: ItemResult, event: AuditEvent) => void;
-  onError?: (error: Error) => void;
-}
+/** The Client's delivery options, defaults applied, with the vkeys parsed. */
+export type SenderOptions = Required<
+  Pick<
+    ClientOptions,
+    "url" | "apiKey" | "maxBatchEvents" | "maxBatchBytes" | "requestTimeoutMs" | "initialBackoffMs" | "maxBackoffMs"
+  >
+> &
+  Pick<ClientOptions, "onReceipt" | "onError"> & {
+    /** Check each receipt's checkpoint signature on arrival against these keys. */
+    vkeys?: Verifier[];
+  };
 
 /** Counters of the sender, as `Client.metrics()` reports them. */
 export interface SenderStats {

@@ -76,6 +76,15 @@ function position(value: Position, what: string): bigint {
   return big;
 }
 
+/** The walks' inner loop (RFC 9162 §2.1.3.2 step 5, §2.1.4.2 step 6): until LSB(fn) is set or fn is 0, shift both right. */
+function shiftOutZeros(fn: bigint, sn: bigint): [bigint, bigint] {
+  while ((fn & 1n) === 0n && fn !== 0n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  return [fn, sn];
+}
+
 /**
  * Steps 2 to 5 of RFC 9162 §2.1.3.2 without the final comparison: the root an inclusion proof
  * implies for `leaf` at `index` in a tree of `size` leaves.
@@ -95,12 +104,7 @@ export function rootFromInclusionProof(leaf: Hash, index: Position, size: Positi
     }
     if ((fn & 1n) === 1n || fn === sn) {
       r = nodeHash(p, r);
-      if ((fn & 1n) === 0n) {
-        while ((fn & 1n) === 0n && fn !== 0n) {
-          fn >>= 1n;
-          sn >>= 1n;
-        }
-      }
+      [fn, sn] = shiftOutZeros(fn, sn);
     } else {
       r = nodeHash(r, p);
     }
@@ -177,12 +181,7 @@ export function verifyConsistency(
     if ((fn & 1n) === 1n || fn === sn) {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
-      if ((fn & 1n) === 0n) {
-        while ((fn & 1n) === 0n && fn !== 0n) {
-          fn >>= 1n;
-          sn >>= 1n;
-        }
-      }
+      [fn, sn] = shiftOutZeros(fn, sn);
     } else {
       sr = nodeHash(sr, c);
     }
