@@ -147,6 +147,7 @@ export class Client {
       for (const wake of this.ackWaiters) wake();
     };
     this.sender.start();
+    if (this.spool.damage !== undefined) this.sender.reportDamage(this.spool.damage);
   }
 
   /**

@@ -163,6 +163,11 @@ export class Sender {
     await this.pause(delay);
   }
 
+  /** Reports damage found in the spool when it was opened. */
+  reportDamage(damage: string): void {
+    this.report(new Error(damage));
+  }
+
   private report(error: Error): void {
     this.stats.lastError = error.message;
     this.stats.lastErrorAt = Date.now();

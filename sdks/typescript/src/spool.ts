@@ -121,19 +121,32 @@ function readSegment(file: string): SpooledEvent[] {
   return events;
 }
 
-function readCursor(dir: string): number {
+/**
+ * The acknowledged seq in `cursor.json` (0 when there is none). A cursor that cannot be read
+ * (it is only ever replaced atomically, so this means outside damage) counts as 0: everything
+ * still spooled is sent again and the server answers `duplicate` for what it has, so nothing is
+ * lost or doubled. `damage` says why, for the Client to report.
+ */
+function readCursor(dir: string): { acknowledged: number; damage?: string } {
+  const file = path.join(dir, CURSOR_FILE);
   let text: string;
   try {
-    text = fs.readFileSync(path.join(dir, CURSOR_FILE), "utf8");
+    text = fs.readFileSync(file, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { acknowledged: 0 };
     throw err;
   }
-  const acknowledged = (JSON.parse(text) as { acknowledged?: unknown }).acknowledged;
-  if (typeof acknowledged !== "number" || !Number.isSafeInteger(acknowledged) || acknowledged < 0) {
-    throw new Error(`${path.join(dir, CURSOR_FILE)} is not a spool cursor: ${JSON.stringify(text)}`);
+  let acknowledged: unknown;
+  try {
+    acknowledged = (JSON.parse(text) as { acknowledged?: unknown }).acknowledged;
+  } catch {
+    acknowledged = undefined;
   }
-  return acknowledged;
+  if (typeof acknowledged !== "number" || !Number.isSafeInteger(acknowledged) || acknowledged < 0) {
+    const damage = `${file} is not a spool cursor (${JSON.stringify(text.slice(0, 80))}); sending everything still spooled again`;
+    return { acknowledged: 0, damage };
+  }
+  return { acknowledged };
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -164,6 +177,8 @@ export class FileSpool {
   /** The highest seq made durable so far. */
   private durableSeq: number;
   private closed = false;
+  /** Why the spool's cursor could not be read at open, if it could not. */
+  damage: string | undefined;
   /** Called when new events became durable (the sender wakes up). */
   onDurable: () => void = () => {};
 
@@ -183,7 +198,9 @@ export class FileSpool {
     const real = fs.realpathSync(dir);
     takeLock(real);
     try {
-      const spool = new FileSpool(real, options, readCursor(real));
+      const cursor = readCursor(real);
+      const spool = new FileSpool(real, options, cursor.acknowledged);
+      if (cursor.damage !== undefined) spool.damage = cursor.damage;
       spool.load();
       return spool;
     } catch (err) {
@@ -332,9 +349,12 @@ export class FileSpool {
       await fsp.rename(tmp, path.join(this.dir, CURSOR_FILE));
       await syncDir(this.dir);
       this.acknowledgedSeq = upTo;
-      while (this.pending.length > 0 && this.pending[0]!.seq <= upTo) {
-        this.pendingBytes -= this.pending.shift()!.bytes;
+      let resolved = 0;
+      while (resolved < this.pending.length && this.pending[resolved]!.seq <= upTo) {
+        this.pendingBytes -= this.pending[resolved]!.bytes;
+        resolved++;
       }
+      this.pending.splice(0, resolved);
       await this.dropResolvedSegments();
     });
   }

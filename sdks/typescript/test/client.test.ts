@@ -307,6 +307,32 @@ describe("the spool", () => {
     assert.deepEqual(await idsInLog(source), ["torn-1", "torn-2", "torn-3", "torn-5"]);
     assert.deepEqual(fs.readdirSync(spoolDir).filter((name) => name.startsWith("segment-")), [], "resolved segments are deleted");
   });
+
+  it("sends everything again when its cursor is damaged, and the log still holds each event once", async () => {
+    const spoolDir = tempDir("spool");
+    const source = "//sdk-test/cursor";
+    const first = new Client({ url: serve.base, apiKey: producer, spoolDir, segmentBytes: 1 });
+    // segmentBytes 1: every group gets its own segment, so acknowledged ones are deleted one by one.
+    for (const id of ["cursor-1", "cursor-2"]) await first.record(sampleEvent(id, source));
+    assert.equal(await first.flush(10_000), true);
+    await first.close();
+    const nowhere = `http://127.0.0.1:${await freePort()}`;
+    const offline = new Client({ url: nowhere, apiKey: producer, spoolDir });
+    await offline.record(sampleEvent("cursor-3", source));
+    await offline.close();
+    // A delivered segment kept back (as a crash between the cursor write and the deletion leaves it).
+    fs.writeFileSync(path.join(spoolDir, "segment-0000000000000001.ndjson"), `{"seq":1,"spooled_at":1,"event":${JSON.stringify(sampleEvent("cursor-1", source))}}\n`);
+    fs.writeFileSync(path.join(spoolDir, "cursor.json"), "{\"acknowledged\":");
+
+    const errors: Error[] = [];
+    const again = new Client({ url: serve.base, apiKey: producer, spoolDir, onError: (err) => errors.push(err) });
+    assert.match(again.metrics().lastError ?? "", /cursor.json is not a spool cursor/);
+    assert.match(errors[0]?.message ?? "", /sending everything still spooled again/);
+    assert.equal(again.metrics().depth, 2, "cursor-1 (kept back) and cursor-3");
+    assert.equal(await again.flush(10_000), true);
+    await again.close();
+    assert.deepEqual(await idsInLog(source), ["cursor-1", "cursor-2", "cursor-3"]);
+  });
 });
 
 describe("bad input", () => {
