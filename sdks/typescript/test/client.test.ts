@@ -204,6 +204,26 @@ describe("outages", () => {
 });
 
 describe("retries", () => {
+  it("keeps events and says why while the key is wrong; never drops them", async () => {
+    const readerKey = await serve.key("reader");
+    for (const [apiKey, expected] of [
+      ["evk_0000000000000000_nope", /401 authentication required/],
+      [readerKey, /403 forbidden: role reader may not append events/],
+    ] as const) {
+      const errors: Error[] = [];
+      const client = new Client({ url: serve.base, apiKey, spoolDir: tempDir("spool"), initialBackoffMs: 10, maxBackoffMs: 50, onError: (err) => errors.push(err) });
+      await client.record(sampleEvent("wrong-key", "//sdk-test/wrong-key"));
+      assert.equal(await client.flush(400), false);
+      const metrics = client.metrics();
+      assert.equal(metrics.depth, 1, "the event stays spooled");
+      assert.equal(metrics.deadLettered, 0);
+      assert.ok(metrics.retries >= 2, `${metrics.retries} retries`);
+      assert.match(metrics.lastError ?? "", expected);
+      assert.match(errors[0]!.message, expected);
+      await client.close();
+    }
+  });
+
   it("honours Retry-After, survives lost answers and resets, and sends the same bytes every time", async () => {
     const proxy = await startProxy(serve.base, ["503", "lost", "reset", "pass"]);
     try {
