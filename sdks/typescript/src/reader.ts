@@ -7,7 +7,7 @@
 
 import { InvalidInputError } from "./errors.js";
 import { verifyReceipt, type VerifiedReceipt } from "./note.js";
-import type { EventPage, EventView, Problem, SearchParams } from "./types.js";
+import type { ConsistencyProof, EventPage, EventView, Problem, SearchParams } from "./types.js";
 
 /** The server answered with a problem (RFC 9457). */
 export class ApiError extends Error {
@@ -104,6 +104,12 @@ export class Reader {
   /** `GET /v1/logs/{tenant}/checkpoint`: the latest signed checkpoint. */
   async checkpoint(): Promise<string> {
     return (await this.get(`v1/logs/${encodeURIComponent(this.tenant)}/checkpoint`)).text();
+  }
+
+  /** `GET /v1/logs/{tenant}/consistency?from=A&to=B`: check it with `verifyConsistency`. */
+  async consistency(from: number, to: number): Promise<ConsistencyProof> {
+    const path = `v1/logs/${encodeURIComponent(this.tenant)}/consistency?from=${from}&to=${to}`;
+    return (await (await this.get(path)).json()) as ConsistencyProof;
   }
 
   /**

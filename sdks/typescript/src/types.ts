@@ -180,3 +180,10 @@ export interface SearchParams {
   cursor?: string;
   purpose?: string;
 }
+
+/** A consistency proof (RFC 9162 §2.1.4) between two sizes of a log, hashes in base64. */
+export interface ConsistencyProof {
+  from: number;
+  to: number;
+  proof: string[];
+}

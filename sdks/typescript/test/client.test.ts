@@ -11,15 +11,19 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import {
+  ApiError,
   Client,
   ClosedError,
   DEAD_LETTER_FILE,
+  hashFromBase64,
   InvalidInputError,
   type ItemResult,
+  openCheckpoint,
   Reader,
   SpoolFullError,
   SpoolLockedError,
   VerificationError,
+  verifyConsistency,
   verifyReceipt,
 } from "../src/index.js";
 import { startProxy } from "./helpers/proxy.js";
@@ -157,6 +161,38 @@ describe("delivery", () => {
     } finally {
       await small.stop();
     }
+  });
+});
+
+describe("reading", () => {
+  it("proves two of the log's checkpoints consistent", async () => {
+    const client = new Client({ url: serve.base, apiKey: producer, spoolDir: tempDir("spool") });
+    await client.record(sampleEvent("consistency-1", "//sdk-test/consistency"));
+    assert.equal(await client.flush(10_000), true);
+    const older = openCheckpoint(await reader.checkpoint(), vkeys, "evident.localhost/default");
+    await client.record(sampleEvent("consistency-2", "//sdk-test/consistency"));
+    assert.equal(await client.flush(10_000), true);
+    await client.close();
+    const newer = openCheckpoint(await reader.checkpoint(), vkeys, "evident.localhost/default");
+    assert.ok(newer.size > older.size);
+    const answer = await reader.consistency(Number(older.size), Number(newer.size));
+    const proof = answer.proof.map((hash) => hashFromBase64(hash));
+    verifyConsistency(older.size, newer.size, older.root, newer.root, proof);
+    assert.throws(() => verifyConsistency(older.size, newer.size, newer.root, newer.root, proof), VerificationError);
+  });
+
+  it("answers problems as ApiError with the status and the server's words", async () => {
+    const cases: [Reader, () => (r: Reader) => Promise<unknown>, number, RegExp][] = [
+      [new Reader({ url: serve.base, apiKey: producer }), () => (r) => r.search(), 403, /role producer may not read/],
+      [reader, () => (r) => r.event("not-a-uuid"), 400, /event_id|UUID/],
+      [reader, () => (r) => r.proof("01a23b3e-98c3-72a5-8aa5-9cd7afc87df0"), 404, /./],
+      [new Reader({ url: serve.base, apiKey: "evk_0000000000000000_nope" }), () => (r) => r.vkeys(), 401, /authentication required/],
+    ];
+    for (const [who, call, status, words] of cases) {
+      await assert.rejects(call()(who), (err: ApiError) => err instanceof ApiError && err.status === status && words.test(err.message));
+    }
+    assert.throws(() => new Reader({ url: "nope", apiKey: "k" }), InvalidInputError);
+    assert.throws(() => new Reader({ url: serve.base, apiKey: "" }), InvalidInputError);
   });
 });
 
