@@ -76,11 +76,19 @@ function row(name, count, seconds, note) {
 row("disk floor: append + fdatasync, one at a time", 500, fsyncFloor(500), "what one unbatched durable write costs");
 
 const direct1 = await drive(300, 1, () => postDirect("d1"));
-row("peer: POST each event, await answer, 1 caller", 300, direct1, "no spool: an outage loses events or fails requests");
+row(
+  "peer: POST each event, await answer, 1 caller",
+  300,
+  direct1,
+  "no spool: an outage loses events or fails requests",
+);
 const direct64 = await drive(2000, CONCURRENCY, () => postDirect("d64"));
 row(`peer: POST each event, await answer, ${CONCURRENCY} callers`, 2000, direct64, "same");
 
-for (const [concurrency, count] of [[1, 2000], [CONCURRENCY, 20000]]) {
+for (const [concurrency, count] of [
+  [1, 2000],
+  [CONCURRENCY, 20000],
+]) {
   const spoolDir = path.join(workDir, `spool-${concurrency}`);
   const client = new Client({ url, apiKey, spoolDir, maxSpoolBytes: 256 << 20 });
   const run = `s${concurrency}`;
@@ -91,12 +99,24 @@ for (const [concurrency, count] of [[1, 2000], [CONCURRENCY, 20000]]) {
   const { acknowledged, batchesSent } = client.metrics();
   await client.close();
   if (acknowledged !== count) throw new Error(`${acknowledged} of ${count} acknowledged`);
-  row(`record, ${concurrency} caller${concurrency > 1 ? "s" : ""}: accepted (durable in the spool)`, count, recorded, "record resolved");
-  row(`record, ${concurrency} caller${concurrency > 1 ? "s" : ""}: delivered (flush true)`, count, delivered, `${batchesSent} requests, ${(count / batchesSent).toFixed(0)} events each`);
+  row(
+    `record, ${concurrency} caller${concurrency > 1 ? "s" : ""}: accepted (durable in the spool)`,
+    count,
+    recorded,
+    "record resolved",
+  );
+  row(
+    `record, ${concurrency} caller${concurrency > 1 ? "s" : ""}: delivered (flush true)`,
+    count,
+    delivered,
+    `${batchesSent} requests, ${(count / batchesSent).toFixed(0)} events each`,
+  );
 }
 
 console.log("| workload | events | seconds | events/s | note |");
 console.log("| --- | ---: | ---: | ---: | --- |");
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.count} | ${r.seconds.toFixed(2)} | ${Math.round(r.rate).toLocaleString("en")} | ${r.note} |`);
+  console.log(
+    `| ${r.name} | ${r.count} | ${r.seconds.toFixed(2)} | ${Math.round(r.rate).toLocaleString("en")} | ${r.note} |`,
+  );
 }

@@ -45,7 +45,11 @@ function auditEvent(req, { type, action, customerId, outcome = "success", reason
     subject: customerId,
     targets: [{ type: "customer", id: customerId }],
     outcome,
-    origin: { ip: req.ip, service: "customer-api", ...(req.get("user-agent") && { user_agent: req.get("user-agent") }) },
+    origin: {
+      ip: req.ip,
+      service: "customer-api",
+      ...(req.get("user-agent") && { user_agent: req.get("user-agent") }),
+    },
     correlation: { request_id: req.requestId },
     data_classes: ["pii"],
   };
@@ -86,8 +90,15 @@ async function audited(req, res, event, answer) {
 
 app.post("/customers", async (req, res) => {
   const id = `cus_${randomUUID().slice(0, 8)}`;
-  const record = Object.fromEntries(EDITABLE.filter((f) => req.body?.[f] !== undefined).map((f) => [f, String(req.body[f])]));
-  const event = auditEvent(req, { type: "customer.record.created", action: "create", customerId: id, changes: diff(undefined, record) });
+  const record = Object.fromEntries(
+    EDITABLE.filter((f) => req.body?.[f] !== undefined).map((f) => [f, String(req.body[f])]),
+  );
+  const event = auditEvent(req, {
+    type: "customer.record.created",
+    action: "create",
+    customerId: id,
+    changes: diff(undefined, record),
+  });
   await audited(req, res, event, () => {
     customers.set(id, record);
     res.status(201).json({ id, ...record });
@@ -102,7 +113,9 @@ app.get("/customers/:id", async (req, res) => {
     customerId: req.params.id,
     ...(record ? { reason: req.get("x-purpose") } : { outcome: "failure", reason: "not_found" }),
   });
-  await audited(req, res, event, () => (record ? res.json({ id: req.params.id, ...record }) : res.status(404).json({ error: "no such customer" })));
+  await audited(req, res, event, () =>
+    record ? res.json({ id: req.params.id, ...record }) : res.status(404).json({ error: "no such customer" }),
+  );
 });
 
 app.patch("/customers/:id", async (req, res) => {
@@ -110,7 +123,12 @@ app.patch("/customers/:id", async (req, res) => {
   if (!before) return res.status(404).json({ error: "no such customer" });
   const after = { ...before };
   for (const field of EDITABLE) if (req.body?.[field] !== undefined) after[field] = String(req.body[field]);
-  const event = auditEvent(req, { type: "customer.record.updated", action: "update", customerId: req.params.id, changes: diff(before, after) });
+  const event = auditEvent(req, {
+    type: "customer.record.updated",
+    action: "update",
+    customerId: req.params.id,
+    changes: diff(before, after),
+  });
   await audited(req, res, event, () => {
     customers.set(req.params.id, after);
     res.json({ id: req.params.id, ...after });
@@ -120,7 +138,12 @@ app.patch("/customers/:id", async (req, res) => {
 app.delete("/customers/:id", async (req, res) => {
   const before = customers.get(req.params.id);
   if (!before) return res.status(404).json({ error: "no such customer" });
-  const event = auditEvent(req, { type: "customer.record.deleted", action: "delete", customerId: req.params.id, changes: diff(before, undefined) });
+  const event = auditEvent(req, {
+    type: "customer.record.deleted",
+    action: "delete",
+    customerId: req.params.id,
+    changes: diff(before, undefined),
+  });
   await audited(req, res, event, () => {
     customers.delete(req.params.id);
     res.status(204).end();

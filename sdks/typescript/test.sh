@@ -24,6 +24,7 @@ command -v node >/dev/null || { echo "sdks/typescript/test.sh: node is missing (
 
 cd "$here"
 npm ci --no-audit --no-fund
+npm run -s format:check
 npm run build
 npm test
 

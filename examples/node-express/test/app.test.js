@@ -16,10 +16,18 @@ import { Reader } from "evident";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 function startApp(dir) {
-  const env = { ...process.env, EVIDENT_DATA_DIR: path.join(dir, "evident-data"), EVIDENT_SPOOL_DIR: path.join(dir, "spool"), PORT: "0" };
+  const env = {
+    ...process.env,
+    EVIDENT_DATA_DIR: path.join(dir, "evident-data"),
+    EVIDENT_SPOOL_DIR: path.join(dir, "spool"),
+    PORT: "0",
+  };
   delete env.EVIDENT_API_KEY;
   delete env.EVIDENT_URL;
-  const child = spawn(process.execPath, [path.join(HERE, "..", "server.js")], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [path.join(HERE, "..", "server.js")], {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const urls = new Promise((resolve, reject) => {
     let evident;
     createInterface({ input: child.stdout }).on("line", (line) => {
@@ -33,7 +41,11 @@ function startApp(dir) {
 }
 
 async function call(app, method, url, { user = "alice", body, purpose } = {}) {
-  const headers = { "x-user": user, ...(body && { "content-type": "application/json" }), ...(purpose && { "x-purpose": purpose }) };
+  const headers = {
+    "x-user": user,
+    ...(body && { "content-type": "application/json" }),
+    ...(purpose && { "x-purpose": purpose }),
+  };
   const response = await fetch(`${app}${url}`, { method, headers, body: body && JSON.stringify(body) });
   return { status: response.status, body: response.status === 204 ? undefined : await response.json() };
 }
@@ -49,7 +61,10 @@ test("records customer reads and changes, and delivers them before exiting", asy
     assert.equal(created.status, 201);
     const id = created.body.id;
     assert.equal((await call(app, "GET", `/customers/${id}`, { purpose: "ticket 42" })).status, 200);
-    assert.equal((await call(app, "PATCH", `/customers/${id}`, { body: { email: "bob@new.example" } })).body.email, "bob@new.example");
+    assert.equal(
+      (await call(app, "PATCH", `/customers/${id}`, { body: { email: "bob@new.example" } })).body.email,
+      "bob@new.example",
+    );
     assert.equal((await call(app, "GET", "/customers/cus_missing", { user: "mallory" })).status, 404);
     assert.equal((await call(app, "DELETE", `/customers/${id}`)).status, 204);
     assert.match(await (await fetch(`${app}/metrics`)).text(), /^evident_spool_depth_events \d+$/m);
@@ -74,9 +89,15 @@ test("records customer reads and changes, and delivers them before exiting", asy
         ],
       );
       assert.equal(trail[1].reason, "ticket 42");
-      assert.deepEqual(trail[2].changes.map((c) => c.field), ["/email"]);
+      assert.deepEqual(
+        trail[2].changes.map((c) => c.field),
+        ["/email"],
+      );
       const missing = (await reader.search({ subject: "cus_missing" })).events.map((view) => view.event);
-      assert.deepEqual(missing.map((e) => [e.actor.id, e.outcome, e.reason]), [["mallory", "failure", "not_found"]]);
+      assert.deepEqual(
+        missing.map((e) => [e.actor.id, e.outcome, e.reason]),
+        [["mallory", "failure", "not_found"]],
+      );
       const verified = await reader.verifyEvent(trail[2].event_id, await reader.vkeys());
       assert.equal(verified.eventId, trail[2].event_id);
     } finally {

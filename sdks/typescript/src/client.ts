@@ -207,7 +207,10 @@ export class Client {
       throw new InvalidInputError("timeoutMs", "must be a number of milliseconds >= 0");
     }
     const deadline = Date.now() + timeoutMs;
-    const settled = await this.until(this.spool.settled().then(() => true), deadline);
+    const settled = await this.until(
+      this.spool.settled().then(() => true),
+      deadline,
+    );
     if (!settled) return false;
     const target = this.spool.lastDurableSeq;
     while (this.spool.acknowledged < target) {
@@ -261,7 +264,9 @@ export class Client {
       ["evident_client_retries_total", "counter", "Delivery attempts retried", m.retries],
       ["evident_client_receipts_unverified_total", "counter", "Receipts that did not verify", m.receiptsUnverified],
     ];
-    return lines.map(([name, type, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`).join("");
+    return lines
+      .map(([name, type, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`)
+      .join("");
   }
 
   /**

@@ -146,7 +146,9 @@ export class Sender {
         if (batch.length > 1) {
           this.limit = Math.ceil(batch.length / 2);
         } else {
-          await this.resolve(batch, [{ status: "rejected", errors: [{ name: "", rule: "request", reason: attempt.problem }] }]);
+          await this.resolve(batch, [
+            { status: "rejected", errors: [{ name: "", rule: "request", reason: attempt.problem }] },
+          ]);
         }
       } else {
         await this.retryLater(attempt.error, attempt.retryAfterMs);
@@ -157,7 +159,10 @@ export class Sender {
   private async retryLater(error: Error, retryAfterMs?: number): Promise<void> {
     this.stats.retries++;
     this.report(error);
-    const ceiling = Math.min(this.options.maxBackoffMs, this.options.initialBackoffMs * 2 ** Math.min(this.failures, 30));
+    const ceiling = Math.min(
+      this.options.maxBackoffMs,
+      this.options.initialBackoffMs * 2 ** Math.min(this.failures, 30),
+    );
     this.failures++;
     const delay = retryAfterMs ?? ceiling * (0.5 + Math.random() * 0.5);
     await this.pause(delay);

@@ -98,8 +98,13 @@ describe("delivery", () => {
     assert.equal(verified.index, BigInt(receipts[7]!.index!));
     // A changed entry does not verify against the same receipt.
     const proof = await reader.proof(eventId);
-    const entry = Buffer.from(await reader.entry(eventId)).toString().replace('"outcome":"success"', '"outcome":"failure"');
-    assert.throws(() => verifyReceipt({ proof, entry, vkeys }), (err: VerificationError) => err.failure === "root_mismatch");
+    const entry = Buffer.from(await reader.entry(eventId))
+      .toString()
+      .replace('"outcome":"success"', '"outcome":"failure"');
+    assert.throws(
+      () => verifyReceipt({ proof, entry, vkeys }),
+      (err: VerificationError) => err.failure === "root_mismatch",
+    );
   });
 
   it("reports receipts whose checkpoint is not signed by the pinned key", async () => {
@@ -135,7 +140,13 @@ describe("delivery", () => {
 
     assert.deepEqual(await idsInLog(source), ["dl-1", "dl-3"]);
     const letters = deadLetters(spoolDir);
-    assert.deepEqual(letters.map((l) => [l.event.id, l.status]), [["dl-2", "rejected"], ["dl-1", "conflict"]]);
+    assert.deepEqual(
+      letters.map((l) => [l.event.id, l.status]),
+      [
+        ["dl-2", "rejected"],
+        ["dl-1", "conflict"],
+      ],
+    );
     assert.match(letters[0]!.errors[0]!.reason, /action must be one of/);
     assert.match(letters[1]!.errors[0]!.reason, /stored with other content/);
   });
@@ -146,17 +157,27 @@ describe("delivery", () => {
       const spoolDir = tempDir("spool");
       const source = "//sdk-test/split";
       const smallReader = new Reader({ url: small.base, apiKey: await small.key("reader") });
-      const client = new Client({ url: small.base, apiKey: await small.key("producer"), spoolDir, maxBatchEvents: 100 });
+      const client = new Client({
+        url: small.base,
+        apiKey: await small.key("producer"),
+        spoolDir,
+        maxBatchEvents: 100,
+      });
       const ids = Array.from({ length: 10 }, (_, n) => `split-${n}`);
       await Promise.all(ids.slice(0, 5).map((id) => client.record(sampleEvent(id, source))));
-      await client.record(sampleEvent("split-big", source, { metadata: { note: "x".repeat(1000) }, reason: "y".repeat(25_000) }));
+      await client.record(
+        sampleEvent("split-big", source, { metadata: { note: "x".repeat(1000) }, reason: "y".repeat(25_000) }),
+      );
       await Promise.all(ids.slice(5).map((id) => client.record(sampleEvent(id, source))));
       assert.equal(await client.flush(15_000), true);
       assert.equal(client.metrics().deadLettered, 1);
       await client.close();
       assert.deepEqual(await idsInLog(source, smallReader), ids);
       const letters = deadLetters(spoolDir);
-      assert.deepEqual(letters.map((l) => [l.event.id, l.status]), [["split-big", "rejected"]]);
+      assert.deepEqual(
+        letters.map((l) => [l.event.id, l.status]),
+        [["split-big", "rejected"]],
+      );
       assert.match(letters[0]!.errors[0]!.reason, /^413 .*larger than 20000 bytes/);
     } finally {
       await small.stop();
@@ -186,10 +207,18 @@ describe("reading", () => {
       [new Reader({ url: serve.base, apiKey: producer }), () => (r) => r.search(), 403, /role producer may not read/],
       [reader, () => (r) => r.event("not-a-uuid"), 400, /event_id|UUID/],
       [reader, () => (r) => r.proof("01a23b3e-98c3-72a5-8aa5-9cd7afc87df0"), 404, /./],
-      [new Reader({ url: serve.base, apiKey: "evk_0000000000000000_nope" }), () => (r) => r.vkeys(), 401, /authentication required/],
+      [
+        new Reader({ url: serve.base, apiKey: "evk_0000000000000000_nope" }),
+        () => (r) => r.vkeys(),
+        401,
+        /authentication required/,
+      ],
     ];
     for (const [who, call, status, words] of cases) {
-      await assert.rejects(call()(who), (err: ApiError) => err instanceof ApiError && err.status === status && words.test(err.message));
+      await assert.rejects(
+        call()(who),
+        (err: ApiError) => err instanceof ApiError && err.status === status && words.test(err.message),
+      );
     }
     assert.throws(() => new Reader({ url: "nope", apiKey: "k" }), InvalidInputError);
     assert.throws(() => new Reader({ url: serve.base, apiKey: "" }), InvalidInputError);
@@ -247,7 +276,14 @@ describe("retries", () => {
       [readerKey, /403 forbidden: role reader may not append events/],
     ] as const) {
       const errors: Error[] = [];
-      const client = new Client({ url: serve.base, apiKey, spoolDir: tempDir("spool"), initialBackoffMs: 10, maxBackoffMs: 50, onError: (err) => errors.push(err) });
+      const client = new Client({
+        url: serve.base,
+        apiKey,
+        spoolDir: tempDir("spool"),
+        initialBackoffMs: 10,
+        maxBackoffMs: 50,
+        onError: (err) => errors.push(err),
+      });
       await client.record(sampleEvent("wrong-key", "//sdk-test/wrong-key"));
       assert.equal(await client.flush(400), false);
       const metrics = client.metrics();
@@ -282,9 +318,18 @@ describe("retries", () => {
       assert.deepEqual(await idsInLog(source), ids, "each event once, though the server stored a batch twice");
       assert.deepEqual(statuses, ["duplicate", "duplicate", "duplicate", "duplicate", "duplicate"]);
       const posts = proxy.seen.filter((request) => request.path === "/v1/events");
-      assert.deepEqual(posts.map((request) => request.fault), ["503", "lost", "reset", "pass"]);
-      assert.ok(posts[1]!.at - posts[0]!.at >= 950, `the retry after 503 came ${posts[1]!.at - posts[0]!.at} ms later, Retry-After said 1 s`);
-      assert.ok(posts.every((request) => request.body === posts[0]!.body), "every try sends the same bytes");
+      assert.deepEqual(
+        posts.map((request) => request.fault),
+        ["503", "lost", "reset", "pass"],
+      );
+      assert.ok(
+        posts[1]!.at - posts[0]!.at >= 950,
+        `the retry after 503 came ${posts[1]!.at - posts[0]!.at} ms later, Retry-After said 1 s`,
+      );
+      assert.ok(
+        posts.every((request) => request.body === posts[0]!.body),
+        "every try sends the same bytes",
+      );
     } finally {
       await proxy.close();
     }
@@ -314,7 +359,10 @@ describe("the spool", () => {
     assert.ok(refused.spoolBytes + refused.eventBytes > 4096);
     assert.match(refused.message, /NOT recorded/);
     const refusedId = `full-${accepted.length}`;
-    const onDisk = fs.readdirSync(spoolDir).map((name) => fs.readFileSync(path.join(spoolDir, name), "utf8")).join("");
+    const onDisk = fs
+      .readdirSync(spoolDir)
+      .map((name) => fs.readFileSync(path.join(spoolDir, name), "utf8"))
+      .join("");
     assert.ok(!onDisk.includes(`"${refusedId}"`), "nothing of the refused event is written");
     assert.equal(offline.metrics().spoolFull, 1);
     await assert.rejects(offline.record(sampleEvent("full-again", source)), SpoolFullError);
@@ -361,7 +409,11 @@ describe("the spool", () => {
     assert.equal(await online.flush(10_000), true);
     await online.close();
     assert.deepEqual(await idsInLog(source), ["torn-1", "torn-2", "torn-3", "torn-5"]);
-    assert.deepEqual(fs.readdirSync(spoolDir).filter((name) => name.startsWith("segment-")), [], "resolved segments are deleted");
+    assert.deepEqual(
+      fs.readdirSync(spoolDir).filter((name) => name.startsWith("segment-")),
+      [],
+      "resolved segments are deleted",
+    );
   });
 
   it("sends everything again when its cursor is damaged, and the log still holds each event once", async () => {
@@ -377,8 +429,11 @@ describe("the spool", () => {
     await offline.record(sampleEvent("cursor-3", source));
     await offline.close();
     // A delivered segment kept back (as a crash between the cursor write and the deletion leaves it).
-    fs.writeFileSync(path.join(spoolDir, "segment-0000000000000001.ndjson"), `{"seq":1,"spooled_at":1,"event":${JSON.stringify(sampleEvent("cursor-1", source))}}\n`);
-    fs.writeFileSync(path.join(spoolDir, "cursor.json"), "{\"acknowledged\":");
+    fs.writeFileSync(
+      path.join(spoolDir, "segment-0000000000000001.ndjson"),
+      `{"seq":1,"spooled_at":1,"event":${JSON.stringify(sampleEvent("cursor-1", source))}}\n`,
+    );
+    fs.writeFileSync(path.join(spoolDir, "cursor.json"), '{"acknowledged":');
 
     const errors: Error[] = [];
     const again = new Client({ url: serve.base, apiKey: producer, spoolDir, onError: (err) => errors.push(err) });
@@ -416,7 +471,11 @@ describe("bad input", () => {
   });
 
   it("refuses events that can never be sent, naming the field", async () => {
-    const client = new Client({ url: `http://127.0.0.1:${await freePort()}`, apiKey: producer, spoolDir: tempDir("spool") });
+    const client = new Client({
+      url: `http://127.0.0.1:${await freePort()}`,
+      apiKey: producer,
+      spoolDir: tempDir("spool"),
+    });
     const base = sampleEvent("bad", "//sdk-test/bad");
     const cases: [string, unknown][] = [
       ["event", null],

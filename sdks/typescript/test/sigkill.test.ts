@@ -31,7 +31,8 @@ async function recordAndKill(args: string[], killAfter: number): Promise<string[
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, signal) => resolve(signal)));
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line === "done") return reject(new Error(`the child recorded everything before ${killAfter} ids were printed`));
+      if (line === "done")
+        return reject(new Error(`the child recorded everything before ${killAfter} ids were printed`));
       printed.push(line);
       if (printed.length === killAfter) {
         child.kill("SIGKILL");
@@ -67,5 +68,9 @@ it("delivers every event whose record resolved exactly once after SIGKILL and re
   const twice = [...counts].filter(([, n]) => n > 1);
   assert.deepEqual(twice, [], "no event is in the log twice");
   const missing = resolved.filter((id) => counts.get(id) !== 1);
-  assert.deepEqual(missing, [], `every resolved record is in the log (${resolved.length} resolved, ${counts.size} in the log)`);
+  assert.deepEqual(
+    missing,
+    [],
+    `every resolved record is in the log (${resolved.length} resolved, ${counts.size} in the log)`,
+  );
 });

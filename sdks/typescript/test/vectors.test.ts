@@ -25,7 +25,9 @@ import { REPO_ROOT } from "./helpers/server.js";
 
 const VECTORS = process.env.EVIDENT_VECTORS ?? path.resolve(REPO_ROOT, "../shared/vectors");
 if (!fs.existsSync(path.join(VECTORS, "tlog-vectors.json"))) {
-  throw new Error(`the shared vectors are missing at ${VECTORS}: check out ../shared next to the repository or set EVIDENT_VECTORS`);
+  throw new Error(
+    `the shared vectors are missing at ${VECTORS}: check out ../shared next to the repository or set EVIDENT_VECTORS`,
+  );
 }
 const vectors = JSON.parse(fs.readFileSync(path.join(VECTORS, "tlog-vectors.json"), "utf8"));
 
@@ -59,9 +61,15 @@ describe("RFC 6962 known answers (Go sumdb/tlog)", () => {
       if (hashes.length > 0) {
         const flipped = hashes.map((h: Uint8Array) => new Uint8Array(h));
         flipped[0][5] ^= 1;
-        assert.equal(outcome(() => verifyInclusion(leafHash(leaves[index]!), index, size, flipped, hex(rfc.roots[size]))), "root_mismatch");
+        assert.equal(
+          outcome(() => verifyInclusion(leafHash(leaves[index]!), index, size, flipped, hex(rfc.roots[size]))),
+          "root_mismatch",
+        );
       }
-      assert.notEqual(outcome(() => verifyInclusion(leafHash(leaves[index]!), index + 1, size, hashes, hex(rfc.roots[size]))), "ok");
+      assert.notEqual(
+        outcome(() => verifyInclusion(leafHash(leaves[index]!), index + 1, size, hashes, hex(rfc.roots[size]))),
+        "ok",
+      );
     }
   });
 
@@ -70,7 +78,18 @@ describe("RFC 6962 known answers (Go sumdb/tlog)", () => {
     for (const { old_size, new_size, proof } of rfc.consistency) {
       verifyConsistency(old_size, new_size, hex(rfc.roots[old_size]), hex(rfc.roots[new_size]), proof.map(hex));
       if (old_size < new_size) {
-        assert.notEqual(outcome(() => verifyConsistency(old_size, new_size, hex(rfc.roots[old_size]), hex(rfc.roots[new_size]), proof.slice(1).map(hex))), "ok");
+        assert.notEqual(
+          outcome(() =>
+            verifyConsistency(
+              old_size,
+              new_size,
+              hex(rfc.roots[old_size]),
+              hex(rfc.roots[new_size]),
+              proof.slice(1).map(hex),
+            ),
+          ),
+          "ok",
+        );
       }
     }
   });
@@ -83,11 +102,27 @@ describe("the entry-<i> tree up to 70000 (Go sumdb/tlog)", () => {
     for (const { index, size, proof } of entries.inclusion) {
       assert.ok(entries.roots[size], `a root for size ${size}`);
       verifyInclusion(leafHash(`entry-${index}`), index, size, proof.map(hex), hex(entries.roots[size]));
-      assert.equal(outcome(() => verifyInclusion(leafHash(`entry-${index}x`), index, size, proof.map(hex), hex(entries.roots[size]))), "root_mismatch");
+      assert.equal(
+        outcome(() =>
+          verifyInclusion(leafHash(`entry-${index}x`), index, size, proof.map(hex), hex(entries.roots[size])),
+        ),
+        "root_mismatch",
+      );
     }
     for (const { old_size, new_size, proof } of entries.consistency) {
       verifyConsistency(old_size, new_size, hex(entries.roots[old_size]), hex(entries.roots[new_size]), proof.map(hex));
-      assert.equal(outcome(() => verifyConsistency(old_size, new_size, hex(entries.roots[new_size]), hex(entries.roots[new_size]), proof.map(hex))), old_size === new_size ? "ok" : "root_mismatch");
+      assert.equal(
+        outcome(() =>
+          verifyConsistency(
+            old_size,
+            new_size,
+            hex(entries.roots[new_size]),
+            hex(entries.roots[new_size]),
+            proof.map(hex),
+          ),
+        ),
+        old_size === new_size ? "ok" : "root_mismatch",
+      );
     }
   });
 });
@@ -123,7 +158,10 @@ describe("transparency-dev/merkle test data", () => {
   it("refuses the policy case because its roots are not hashes", () => {
     const data = JSON.parse(fs.readFileSync(path.join(root, POLICY_CASE), "utf8"));
     assert.equal(data.wantErr, false, "transparency-dev accepts it");
-    assert.equal(outcome(() => verifyConsistency(1, 1, b64(data.root1), b64(data.root2), [])), "malformed");
+    assert.equal(
+      outcome(() => verifyConsistency(1, 1, b64(data.root1), b64(data.root2), [])),
+      "malformed",
+    );
   });
 });
 
@@ -147,20 +185,46 @@ describe("C2SP signed checkpoint and tlog-proof (Go sumdb/note)", () => {
   });
 
   it("refuses a tampered note, an unknown signer and another origin", () => {
-    assert.equal(outcome(() => openCheckpoint(cp.note_tampered, [cp.verifier_key], cp.origin)), "bad_signature");
-    assert.equal(outcome(() => openCheckpoint(cp.note, [cp.other_verifier_key], cp.origin)), "no_known_signature");
-    assert.equal(outcome(() => openCheckpoint(cp.note, [cp.verifier_key], "example.com/other")), "wrong_origin");
+    assert.equal(
+      outcome(() => openCheckpoint(cp.note_tampered, [cp.verifier_key], cp.origin)),
+      "bad_signature",
+    );
+    assert.equal(
+      outcome(() => openCheckpoint(cp.note, [cp.other_verifier_key], cp.origin)),
+      "no_known_signature",
+    );
+    assert.equal(
+      outcome(() => openCheckpoint(cp.note, [cp.verifier_key], "example.com/other")),
+      "wrong_origin",
+    );
   });
 
   it("verifies the tlog-proof of entry 12345 and nothing else", () => {
     const verified = verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12345", vkeys: [cp.verifier_key] });
     assert.deepEqual([verified.index, verified.treeSize, verified.origin], [12345n, 70000n, cp.origin]);
-    assert.equal(outcome(() => verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12346", vkeys: [cp.verifier_key] })), "root_mismatch");
+    assert.equal(
+      outcome(() => verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12346", vkeys: [cp.verifier_key] })),
+      "root_mismatch",
+    );
     const moved = cp.tlog_proof.replace("index 12345", "index 12344");
-    assert.equal(outcome(() => verifyReceipt({ proof: moved, entry: "entry-12344", vkeys: [cp.verifier_key] })), "root_mismatch");
-    assert.equal(outcome(() => verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12345", vkeys: [cp.other_verifier_key] })), "no_known_signature");
-    assert.equal(outcome(() => verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12345", vkeys: [] })), "no_known_signature");
-    assert.equal(outcome(() => verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12345", vkeys: [cp.verifier_key], origin: "x" })), "wrong_origin");
+    assert.equal(
+      outcome(() => verifyReceipt({ proof: moved, entry: "entry-12344", vkeys: [cp.verifier_key] })),
+      "root_mismatch",
+    );
+    assert.equal(
+      outcome(() => verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12345", vkeys: [cp.other_verifier_key] })),
+      "no_known_signature",
+    );
+    assert.equal(
+      outcome(() => verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12345", vkeys: [] })),
+      "no_known_signature",
+    );
+    assert.equal(
+      outcome(() =>
+        verifyReceipt({ proof: cp.tlog_proof, entry: "entry-12345", vkeys: [cp.verifier_key], origin: "x" }),
+      ),
+      "wrong_origin",
+    );
   });
 
   it("refuses malformed receipts, checkpoints, notes and keys", () => {
@@ -175,7 +239,10 @@ describe("C2SP signed checkpoint and tlog-proof (Go sumdb/note)", () => {
       ["proof line of 31 bytes", () => parseTlogProof(proof.replace(lines[2]!, Buffer.alloc(31).toString("base64")))],
       ["non-canonical base64", () => parseTlogProof(proof.replace(lines[2]!, lines[2]!.replace(/=$/, "")))],
       ["no checkpoint", () => parseTlogProof(lines.slice(0, 5).join("\n"))],
-      ["64 proof lines", () => parseTlogProof([lines[0], lines[1], ...Array(64).fill(lines[2]), "", cp.note].join("\n"))],
+      [
+        "64 proof lines",
+        () => parseTlogProof([lines[0], lines[1], ...Array(64).fill(lines[2]), "", cp.note].join("\n")),
+      ],
       ["checkpoint without newline", () => parseCheckpoint(cp.body.slice(0, -1))],
       ["checkpoint size not decimal", () => parseCheckpoint(cp.body.replace("70000", "7e4"))],
       ["checkpoint empty extension", () => parseCheckpoint(`${cp.body}\n`)],
@@ -184,7 +251,10 @@ describe("C2SP signed checkpoint and tlog-proof (Go sumdb/note)", () => {
       ["note with a control character", () => openNote(cp.note.replace("70000", "70\u00010"), [cp.verifier_key])],
       ["vkey with a wrong key id", () => Verifier.parse(cp.verifier_key.replace("+9dd0ebfe+", "+9dd0ebff+"))],
       ["vkey without material", () => Verifier.parse("example.com+9dd0ebfe")],
-      ["vkey of another type", () => Verifier.parse(`a+00000000+${Buffer.concat([Buffer.of(2), Buffer.alloc(32)]).toString("base64")}`)],
+      [
+        "vkey of another type",
+        () => Verifier.parse(`a+00000000+${Buffer.concat([Buffer.of(2), Buffer.alloc(32)]).toString("base64")}`),
+      ],
       ["signer key as vkey", () => Verifier.parse(cp.signer_key)],
     ];
     for (const [name, check] of cases) assert.equal(outcome(check), "malformed", name);

@@ -48,7 +48,11 @@ export async function startProxy(upstream: string, faults: Fault[]): Promise<Pro
       const value = request.headers[name];
       if (typeof value === "string") headers[name] = value;
     }
-    const answer = await fetch(`${upstream}${request.url}`, { method: request.method ?? "GET", headers, body: request.method === "GET" ? undefined : body });
+    const answer = await fetch(`${upstream}${request.url}`, {
+      method: request.method ?? "GET",
+      headers,
+      body: request.method === "GET" ? undefined : body,
+    });
     const text = await answer.text();
     if (fault === "lost") {
       request.socket.destroy();

@@ -10,7 +10,14 @@ import { Client } from "../../src/index.js";
 import { sampleEvent } from "./server.js";
 
 const [url, apiKey, spoolDir, source, prefix, count] = process.argv.slice(2);
-const client = new Client({ url: url!, apiKey: apiKey!, spoolDir: spoolDir!, source: source!, initialBackoffMs: 20, maxBackoffMs: 200 });
+const client = new Client({
+  url: url!,
+  apiKey: apiKey!,
+  spoolDir: spoolDir!,
+  source: source!,
+  initialBackoffMs: 20,
+  maxBackoffMs: 200,
+});
 const total = Number(count);
 for (let start = 0; start < total; start += 25) {
   const wave = Array.from({ length: Math.min(25, total - start) }, (_, n) => `${prefix}-${start + n}`);

@@ -59,7 +59,10 @@ export async function startServer(
     if (line.startsWith("admin key: ")) admin = line.slice("admin key: ".length);
   });
   const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`evident serve did not listen within 60 s:\n${seen.join("\n")}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`evident serve did not listen within 60 s:\n${seen.join("\n")}`)),
+      60_000,
+    );
     createInterface({ input: child.stderr! }).on("line", (line) => {
       seen.push(line);
       const match = /listening on (http:\/\/\S+)/.exec(line);
@@ -94,7 +97,8 @@ export async function startServer(
         body: JSON.stringify({ role }),
       });
       const body = (await response.json()) as { key?: string };
-      if (response.status !== 201 || !body.key) throw new Error(`POST /v1/keys: ${response.status} ${JSON.stringify(body)}`);
+      if (response.status !== 201 || !body.key)
+        throw new Error(`POST /v1/keys: ${response.status} ${JSON.stringify(body)}`);
       return body.key;
     },
   };
