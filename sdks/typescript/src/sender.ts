@@ -138,21 +138,32 @@ export class Sender {
         await this.waitForWork();
         continue;
       }
-      const attempt = await this.post(batch);
-      if (this.stopping) break;
-      if (attempt.kind === "answered") {
-        await this.resolve(batch, attempt.results);
-      } else if (attempt.kind === "split") {
-        if (batch.length > 1) {
-          this.limit = Math.ceil(batch.length / 2);
-        } else {
-          await this.resolve(batch, [
-            { status: "rejected", errors: [{ name: "", rule: "request", reason: attempt.problem }] },
-          ]);
-        }
-      } else {
-        await this.retryLater(attempt.error, attempt.retryAfterMs);
+      try {
+        await this.deliver(batch);
+      } catch (err) {
+        // Unexpected (a bug, a disk error): the batch stays spooled and is tried again.
+        await this.retryLater(err instanceof Error ? err : new Error(String(err)));
       }
+    }
+  }
+
+  /** One try at a batch, and what its answer means. */
+  private async deliver(batch: SpooledEvent[]): Promise<void> {
+    const attempt = await this.post(batch);
+    if (attempt.kind === "answered") {
+      // Even when stopping: what the server answered for need not be sent again.
+      await this.resolve(batch, attempt.results);
+    } else if (this.stopping) {
+      return;
+    } else if (attempt.kind === "split") {
+      if (batch.length > 1) {
+        this.limit = Math.ceil(batch.length / 2);
+      } else {
+        const errors = [{ name: "", rule: "request", reason: attempt.problem }];
+        await this.resolve(batch, [{ status: "rejected", errors }]);
+      }
+    } else {
+      await this.retryLater(attempt.error, attempt.retryAfterMs);
     }
   }
 
