@@ -392,6 +392,24 @@ describe("the spool", () => {
     await assert.rejects(second.record(sampleEvent("after-close", "//x")), ClosedError);
   });
 
+  it("does not keep the process alive: a script that ends without close leaves its events spooled", async () => {
+    const spoolDir = tempDir("spool");
+    const nowhere = `http://127.0.0.1:${await freePort()}`;
+    const index = new URL("../src/index.js", import.meta.url).href;
+    const script = `
+      const { Client } = await import(${JSON.stringify(index)});
+      const client = new Client({ url: ${JSON.stringify(nowhere)}, apiKey: "k", spoolDir: ${JSON.stringify(spoolDir)} });
+      await client.record(${JSON.stringify(sampleEvent("no-close", "//sdk-test/no-close"))});`;
+    const ended = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      timeout: 20_000,
+      encoding: "utf8",
+    });
+    assert.equal(ended.status, 0, `the script ended by itself: ${ended.stderr} ${ended.error ?? ""}`);
+    const next = new Client({ url: nowhere, apiKey: producer, spoolDir });
+    assert.equal(next.metrics().depth, 1, "its event waits in the spool");
+    await next.close();
+  });
+
   it("recovers from a torn last line: the events before it are sent, the torn one never", async () => {
     const spoolDir = tempDir("spool");
     const source = "//sdk-test/torn";
