@@ -27,7 +27,7 @@ import {
   verifyReceipt,
 } from "../src/index.js";
 import { startProxy } from "./helpers/proxy.js";
-import { freePort, sampleEvent, type Serve, startServer, tempDir } from "./helpers/server.js";
+import { evidentBinary, freePort, sampleEvent, type Serve, startServer, tempDir } from "./helpers/server.js";
 
 let serve: Serve;
 let producer: string;
@@ -186,6 +186,37 @@ describe("delivery", () => {
 });
 
 describe("reading", () => {
+  it("agrees with `evident verify` on a receipt and its entry, intact and changed", async () => {
+    const client = new Client({ url: serve.base, apiKey: producer, spoolDir: tempDir("spool") });
+    await client.record(sampleEvent("interop-1", "//sdk-test/interop"));
+    assert.equal(await client.flush(10_000), true);
+    await client.close();
+    const [view] = (await reader.search({ source: "//sdk-test/interop" })).events;
+    const dir = tempDir("interop");
+    const proofFile = path.join(dir, "event.tlog-proof");
+    fs.writeFileSync(proofFile, await reader.proof(view!.event_id));
+    const entry = Buffer.from(await reader.entry(view!.event_id));
+    const changed = Buffer.from(entry.toString().replace('"interop-1"', '"interop-2"'));
+    for (const [bytes, expected] of [
+      [entry, true],
+      [changed, false],
+    ] as const) {
+      const entryFile = path.join(dir, "entry.json");
+      fs.writeFileSync(entryFile, bytes);
+      const args = ["verify", proofFile, "--event", entryFile, "--vkey", vkeys[0]!];
+      const cli = spawnSync(evidentBinary(), args, { encoding: "utf8" });
+      let ours = true;
+      try {
+        verifyReceipt({ proof: fs.readFileSync(proofFile, "utf8"), entry: bytes, vkeys });
+      } catch (err) {
+        assert.ok(err instanceof VerificationError);
+        ours = false;
+      }
+      assert.equal(cli.status === 0, expected, `evident verify: ${cli.stdout} ${cli.stderr}`);
+      assert.equal(ours, expected, "this library agrees");
+    }
+  });
+
   it("proves two of the log's checkpoints consistent", async () => {
     const client = new Client({ url: serve.base, apiKey: producer, spoolDir: tempDir("spool") });
     await client.record(sampleEvent("consistency-1", "//sdk-test/consistency"));
