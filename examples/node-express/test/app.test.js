@@ -106,5 +106,6 @@ test("records customer reads and changes, and delivers them before exiting", asy
     }
   } finally {
     child.kill("SIGKILL");
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -24,8 +24,16 @@ export function evidentBinary(): string {
   return binary;
 }
 
+const made: string[] = [];
+process.on("exit", () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new temporary directory, removed when the test process exits. */
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `evident-ts-${prefix}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `evident-ts-${prefix}-`));
+  made.push(dir);
+  return dir;
 }
 
 export interface Serve {
