@@ -316,3 +316,17 @@ def test_the_spool_fsyncs_each_commit_unless_told_not_to(tmp_path, fsync, synchr
         for conn in (spool._writer, spool._sender, spool._reader):
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert conn.execute("PRAGMA synchronous").fetchone()[0] == synchronous
+
+
+def test_metrics_in_the_prometheus_text_format(tmp_path, source):
+    with evident.Client("http://127.0.0.1:9", "k", str(tmp_path), max_backoff=0.05) as client:
+        client.record(make_event(source))
+        client.record(make_event(source))
+        assert not client.flush(0.3)
+        text = client.metrics().prometheus()
+        client.close(timeout=0)
+    values = dict(line.split(" ") for line in text.splitlines() if not line.startswith("#"))
+    assert values["evident_client_spool_depth"] == "2" and int(values["evident_client_spool_bytes"]) > 100
+    assert float(values["evident_client_spool_oldest_age_seconds"]) >= 0.3
+    assert values["evident_client_delivery_failing"] == "1" and values["evident_client_acknowledged_total"] == "0"
+    assert "# TYPE evident_client_spool_depth gauge" in text

@@ -62,6 +62,30 @@ class SpoolMetrics:
     last_error: str | None
     """Why the last attempt failed, until one succeeds."""
 
+    def prometheus(self, prefix: str = "evident_client") -> str:
+        """The metrics in the Prometheus text format, for an application's own ``/metrics``."""
+        rows = [
+            ("spool_depth", "gauge", "Events waiting to be acknowledged.", self.depth),
+            ("spool_bytes", "gauge", "Bytes of the events waiting.", self.bytes),
+            ("spool_oldest_age_seconds", "gauge", "Age of the oldest waiting event.", self.oldest_age_seconds),
+            ("dead_letters", "gauge", "Events the server refused for good.", self.dead_letters),
+            ("acknowledged_total", "counter", "Events acknowledged since the client started.", self.acknowledged),
+            (
+                "delivery_failing",
+                "gauge",
+                "1 while the last delivery attempt failed.",
+                int(self.last_error is not None),
+            ),
+        ]
+        lines = []
+        for name, kind, help_text, value in rows:
+            lines += [
+                f"# HELP {prefix}_{name} {help_text}",
+                f"# TYPE {prefix}_{name} {kind}",
+                f"{prefix}_{name} {value}",
+            ]
+        return "\n".join(lines) + "\n"
+
 
 def default_spool_dir() -> str:
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
