@@ -8,7 +8,7 @@
 //! | `action`, `outcome`, `actor.type`, `severity` | the cell, lowercased; for `outcome` also `ok`, `succeeded`, `true`, `allowed` → `success` and `failed`, `error`, `false`, `denied` → `failure` |
 //! | `time` | RFC 3339; with `--time-format`, that `strftime` format (UTC unless it has an offset); also `YYYY-MM-DD HH:MM:SS[.f]` (UTC) and Unix seconds or milliseconds |
 //! | `actor.auth.mfa` | `true`/`false` (also `yes`/`no`, `1`/`0`) |
-//! | `change.field`, `change.before`, `change.after` | one change (`changes[0]`); `before`/`after` are parsed as JSON when they are JSON, else kept as text; a successful create, update or delete row without one gets the change `event::changes` makes (the whole record) |
+//! | `change.field`, `change.before`, `change.after` | one change (`changes[0]`); `before`/`after` are parsed as JSON when they are JSON, else kept as text; a successful create, update or delete row without one gets the change `event::record_changes` makes (the whole record) |
 //! | `data_classes` | a list separated by commas, semicolons or spaces |
 //! | `metadata.<KEY>` | the cell, under `KEY` |
 //!
@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::input::{BytesRead, Input, Place, open_reader};
-use crate::{Error, Record, Result, event};
+use crate::{Error, Mapped, Record, Result, event};
 
 /// Fields that take a cell as it is, and where they go in the event.
 const TEXT_FIELDS: &[(&str, &[&str])] = &[
@@ -223,7 +223,7 @@ impl<'i> Rows<'i> {
                 Ok(true) if self.row.iter().all(|cell| cell.trim_ascii().is_empty()) => continue,
                 Ok(true) => {
                     let event = row_event(&self.row, self.mapping, &self.columns);
-                    Ok(Some(Record { place, event }))
+                    Ok(Some(Record { place, mapped: event.into() }))
                 }
                 Err(err) if err.is_io_error() => {
                     let context = format!("cannot read {}: line {line}", self.name);
@@ -232,7 +232,7 @@ impl<'i> Rows<'i> {
                         _ => unreachable!("an I/O error"),
                     }
                 }
-                Err(err) => Ok(Some(Record { place, event: Err(format!("not valid CSV: {err}")) })),
+                Err(err) => Ok(Some(Record { place, mapped: Mapped::Bad(format!("not valid CSV: {err}")) })),
             };
         }
     }
@@ -316,7 +316,8 @@ fn row_event(row: &csv::ByteRecord, mapping: &Mapping, columns: &Columns) -> Res
     if !event.contains_key("changes") {
         let text = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
         let target = event.get("targets").map_or(Value::Null, |targets| targets[0].clone());
-        if let Some(changes) = event::changes(&text("action"), &text("outcome"), Vec::new(), &target) {
+        let record = event::record_changes(&text("action"), &text("outcome"), Vec::new(), &target);
+        if let Some(changes) = event::changes(record, None) {
             event.insert("changes".to_owned(), changes);
         }
     }
