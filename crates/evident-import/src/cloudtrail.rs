@@ -54,7 +54,8 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Mapped {
         let account = event::str_at(record, "/awsAccountId").unwrap_or("?");
         let end = event::str_at(record, "/digestEndTime").unwrap_or("?");
         return Mapped::Skipped(format!(
-            "a CloudTrail digest file (account {account}, up to {end}): it lists log files and their hashes,              not events; import the log files it lists (`aws cloudtrail validate-logs` checks them against it)"
+            "a CloudTrail digest file (account {account}, up to {end}): it lists log files and their hashes, \
+             not events; import the log files it lists (`aws cloudtrail validate-logs` checks them against it)"
         ));
     }
     let result = if record.get("insightDetails").is_some() && record.get("eventSource").is_none() {
@@ -102,11 +103,15 @@ fn api_event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     let event_type = format!("aws.{}.{}", event::type_segment(service), event::type_segment(event_name));
     let action = action(event_name);
     let actor = actor(record, identity, keys);
+    let account = event::str_at(record, "/recipientAccountId")
+        .or_else(|| event::str_at(identity, "/accountId"))
+        .unwrap_or("unknown");
+    let targets = targets(record, event_source, account, keys);
 
     let error_code = event::str_at(record, "/errorCode");
     let error_message = event::str_at(record, "/errorMessage").map(|message| {
-        let known: Vec<&str> = actor["display"].as_str().into_iter().collect();
-        keys.redact(&redact_arns(message, keys), &known)
+        let names = std::iter::once(&actor).chain(&targets).filter_map(|named| named["display"].as_str());
+        keys.redact(&redact_arns(message, keys), &names.collect::<Vec<_>>())
     });
     let console_failure = event::str_at(record, "/responseElements/ConsoleLogin") == Some("Failure");
     let failed = error_code.is_some() || console_failure;
@@ -121,10 +126,6 @@ fn api_event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
         event::bounded(&reason, limit::REASON)
     });
 
-    let account = event::str_at(record, "/recipientAccountId")
-        .or_else(|| event::str_at(identity, "/accountId"))
-        .unwrap_or("unknown");
-    let targets = targets(record, event_source, account, keys);
     let parameters = record.get("requestParameters").filter(|value| value.is_object());
     let fields = event::after_fields(parameters.and_then(Value::as_object));
     let record_changes = event::record_changes(action, outcome, fields.clone(), &targets[0]);

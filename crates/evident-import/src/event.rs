@@ -132,9 +132,10 @@ pub fn pointer_token(key: &str) -> String {
 ///   the server's limits); otherwise one change of the whole record whose `after` is the record's
 ///   identity (`{"type", "id"}` of the first target), since the source records no content.
 ///
-/// Empty for other actions and for failures (a failed change changed nothing).
+/// Empty for other actions and for outcomes other than success (a failed change changed nothing,
+/// one whose outcome is not known yet may not have).
 pub fn record_changes(action: &str, outcome: &str, fields: Vec<Value>, first_target: &Value) -> Vec<Value> {
-    if !matches!(action, "create" | "update" | "delete") || outcome == "failure" {
+    if !matches!(action, "create" | "update" | "delete") || outcome != "success" {
         return Vec::new();
     }
     let identity = json!({"type": first_target["type"], "id": first_target["id"]});
@@ -151,8 +152,8 @@ pub fn record_changes(action: &str, outcome: &str, fields: Vec<Value>, first_tar
 /// `{"field": "/request", "after": <request>}`. Such values may name people, and `changes` values
 /// are the schema's personal part, so they are sealed with the event and erased with its subject;
 /// record histories use only the changes of successful creates, updates and deletes, and read
-/// this one as the request's own field. A request too large for the server's limit is kept as
-/// the start of its JSON text.
+/// this one as the request's own field. Card numbers and secrets in it are masked; a request too
+/// large for the server's limit is kept as the start of its JSON text.
 pub fn request_change(request: &Value) -> Option<Value> {
     let empty = match request {
         Value::Null => true,
@@ -163,7 +164,9 @@ pub fn request_change(request: &Value) -> Option<Value> {
     if empty {
         return None;
     }
-    let text = serde_json::to_string(request).unwrap_or_default();
+    let mut request = request.clone();
+    mask_strings(&mut request);
+    let text = serde_json::to_string(&request).unwrap_or_default();
     if text.len() <= limit::CHANGE_BYTES {
         return Some(json!({"field": "/request", "after": request}));
     }
@@ -171,7 +174,19 @@ pub fn request_change(request: &Value) -> Option<Value> {
     Some(json!({"field": "/request", "after": format!("{cut}... (cut: {} bytes in all)", text.len())}))
 }
 
-/// `changes` as the event carries them: the record's, then the request's; `None` when empty.
+/// Masks card numbers and secrets in every string inside `value`: a request's words are the
+/// source's, not a producer's assertion, so they are masked rather than failing the event.
+fn mask_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => *text = evident_wire::sensitive::mask_sensitive(text).0,
+        Value::Array(items) => items.iter_mut().for_each(mask_strings),
+        Value::Object(members) => members.values_mut().for_each(mask_strings),
+        _ => {}
+    }
+}
+
+/// `changes` as the event carries them: the record's, then the request's (card numbers and
+/// secrets masked); `None` when empty.
 pub fn changes(record: Vec<Value>, request: Option<Value>) -> Option<Value> {
     let mut changes = record;
     if let Some(request) = request {
@@ -181,7 +196,9 @@ pub fn changes(record: Vec<Value>, request: Option<Value>) -> Option<Value> {
             changes.push(request);
         }
     }
-    (!changes.is_empty()).then_some(Value::Array(changes))
+    let mut changes = Value::Array(changes);
+    mask_strings(&mut changes);
+    (changes.as_array().is_some_and(|changes| !changes.is_empty())).then_some(changes)
 }
 
 fn change_bytes(changes: &[Value]) -> usize {

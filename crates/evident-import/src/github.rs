@@ -14,7 +14,7 @@
 //! | `actor.display` (sealed) | `actor`, the login |
 //! | `actor.type` | no actor → `system`; a login ending in `[bot]`, `actor_is_bot`, or a GitHub App token → `service`; else `user` |
 //! | `actor.auth.method` | `programmatic_access_type` (e.g. `Personal access token (classic)`) |
-//! | `targets` | `repo` or `repository` → `github.repository`; `team` → `github.team`; `user` → `github.user` with the login's pseudonym as id and the login as (sealed) display; `hook_id` → `github.hook`; none of these: the org (`github.organization`) or enterprise (`github.enterprise`) |
+//! | `targets` | `repo` or `repository` → `github.repository`; `team` → `github.team`; `user` and `invitee` → `github.user` with the login's pseudonym as id and the login as (sealed) display; `hook_id` → `github.hook`; none of these: the org (`github.organization`) or enterprise (`github.enterprise`) |
 //! | `outcome` | `success`: the audit log records what took effect and has no outcome field |
 //! | `changes` (sealed) | successful create/update: `{"field": "/<x>", "before": old_<x>, "after": <x>}` for each `old_<x>` or `previous_<x>` the entry has (e.g. `permission`, `visibility`), else one change of the whole record whose `after` is the first target; successful delete: `{"field": "", "before": <first target>, "after": null}` |
 //! | `origin.ip` (sealed) | `actor_ip` |
@@ -67,6 +67,7 @@ const TARGETS: &[(&str, &str)] = &[
     ("repository", "github.repository"),
     ("team", "github.team"),
     ("user", "github.user"),
+    ("invitee", "github.user"),
     ("hook_id", "github.hook"),
 ];
 
@@ -102,7 +103,7 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     let mut targets = Vec::new();
     for (name, target_type) in TARGETS {
         if let Some(id) = event::text(entry.get(*name), limit::TARGET_ID) {
-            let target = if *name == "user" {
+            let target = if *target_type == "github.user" {
                 json!({"type": target_type, "id": person(&id), "display": id})
             } else {
                 event::target(target_type, &id)

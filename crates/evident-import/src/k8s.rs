@@ -255,7 +255,7 @@ fn audit_event(record: &Value, cluster: &str, keys: &Pseudonyms) -> Result<Value
         let message = event::str_at(record, "/responseStatus/message").unwrap_or("");
         let reason = match (code, stage) {
             (_, Some("Panic")) => format!("the API server panicked while serving the request {message}"),
-            (Some(code), _) => format!("{code} {status_reason}: {message}"),
+            (Some(code), _) => format!("{code} {status_reason}").trim_end().to_owned() + ": " + message,
             (None, _) => message.to_owned(),
         };
         Some(event::bounded(&keys.redact(reason.trim_end_matches([':', ' ']), &people), limit::REASON))
