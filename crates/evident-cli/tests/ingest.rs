@@ -557,3 +557,514 @@ fn bad_inputs_fail_with_a_clear_message() {
     let stored = serve.search(&reader, &[("source", "//crm.example.com/support-api")]);
     assert!(stored.is_empty(), "none of these stored anything: {stored:#?}");
 }
+
+/// Asserts that none of `values` appears anywhere in `events` (as a reader sees them: the
+/// skeleton, without the sealed personal part).
+fn no_personal(events: &[Value], values: &[&str]) {
+    assert!(!events.is_empty(), "no events to look at");
+    let text = serde_json::to_string(events).expect("JSON");
+    for value in values {
+        assert!(!text.contains(value), "{value:?} is in clear in {events:#?}");
+    }
+}
+
+/// The one event of `type` among `events`.
+fn of_type<'e>(events: &'e [Value], event_type: &str) -> &'e Value {
+    let found: Vec<&Value> = events.iter().filter(|event| event["type"] == event_type).collect();
+    assert_eq!(found.len(), 1, "one event of type {event_type} in {events:#?}");
+    found[0]
+}
+
+/// A fresh server with one file imported (told by its content) and imported again with
+/// `--format`: `stored` events the first time, all of them duplicates the second; and the events
+/// of `source` as a reader sees them, none of `personal` among them.
+struct Imported {
+    serve: Serve,
+    reader: String,
+    investigator: String,
+    events: Vec<Value>,
+}
+
+fn import_one(name: &str, format: &str, stored: u64, source: &str, personal: &[&str]) -> Imported {
+    let serve = Serve::fresh();
+    let (producer, reader, investigator) =
+        (serve.key("producer"), serve.key("reader"), serve.key("investigator"));
+    let file = path(name);
+    let ran = ingest(&serve.base, Some(&producer), &[&file]);
+    assert!(ran.success, "{ran:#?}");
+    ran.expect(&[("stored", stored), ("rejected", 0), ("bad_lines", 0)]);
+    let again = ingest(&serve.base, Some(&producer), &[&file, "--format", format]);
+    again.expect(&[("stored", 0), ("duplicates", stored)]);
+    let events = serve.search(&reader, &[("source", source)]);
+    no_personal(&events, personal);
+    Imported { serve, reader, investigator, events }
+}
+
+#[test]
+fn github_exports_without_document_ids_get_stable_derived_ids_and_keep_logins_sealed() {
+    let personal = ["octocat", "monalisa", "hubot-admin", "new.hire", "192.0.2.40", "583231"];
+    let Imported { serve, reader, investigator, events } =
+        import_one("github-export-no-id.ndjson", "github", 6, "//github.com/acme-corp", &personal);
+    let org = [("source", "//github.com/acme-corp")];
+    assert_eq!(events.len(), 5);
+    let added = of_type(&events, "github.org.add_member");
+    assert!(added["id"].as_str().is_some_and(|id| id.starts_with("gh_") && id.len() == 35), "{added:#}");
+    assert_eq!(added["time"], "2024-05-01T10:00:00.512000Z", "created_at in epoch milliseconds");
+    assert_eq!((&added["action"], &added["actor"]["id"]), (&json!("grant"), &json!(ps("octocat"))));
+    assert_eq!(target(added, 0), pair("github.user", &ps("monalisa")));
+    assert_eq!(
+        of_type(&events, "github.repo.destroy")["changes"],
+        json!([{"field": ""}]),
+        "values are sealed"
+    );
+    let seen = serve.search_personal(&investigator, &org);
+    let destroyed = of_type(&seen, "github.repo.destroy");
+    assert_eq!(
+        destroyed["changes"],
+        json!([{"field": "", "before": {"type": "github.repository", "id": "acme-corp/legacy-billing"}, "after": null}]),
+        "a delete names what is gone, never a bare {{\"field\": \"\"}}"
+    );
+    let invited = of_type(&events, "github.org.invite_member");
+    assert_eq!(target(invited, 0), pair("github.user", &ps("new.hire")));
+    let cloned = of_type(&events, "github.git.clone");
+    assert_eq!(
+        (&cloned["actor"]["id"], &cloned["actor"]["type"]),
+        (&json!("ci-deployer[bot]"), &json!("service"))
+    );
+
+    // The sealed values are there for an investigator.
+    let added = of_type(&seen, "github.org.add_member");
+    assert_eq!(
+        (&added["actor"]["display"], &added["targets"][0]["display"]),
+        (&json!("octocat"), &json!("monalisa"))
+    );
+    assert_eq!(added["origin"]["ip"], "192.0.2.40");
+    let enterprise = serve.search(&reader, &[("source", "//github.com/enterprises/acme")]);
+    assert_eq!(of_type(&enterprise, "github.business.set_actions_retention_limit")["action"], "update");
+}
+
+#[test]
+fn kubernetes_timestamp_events_and_gke_and_aks_records_are_mapped() {
+    let serve = Serve::fresh();
+    let (producer, reader) = (serve.key("producer"), serve.key("reader"));
+    let investigator = serve.key("investigator");
+    let files = [path("k8s-v1beta1-timestamp.ndjson"), path("k8s-gke.ndjson"), path("k8s-aks-records.json")];
+    let ran = ingest(&serve.base, Some(&producer), &[&files[0], &files[1], &files[2]]);
+    assert!(ran.success, "{ran:#?}");
+    ran.expect(&[("files", 3), ("records", 9), ("stored", 9), ("rejected", 0), ("bad_lines", 0)]);
+
+    let old = serve.search(&reader, &[("source", "//k8s/kubernetes")]);
+    no_personal(&old, &["alice", "10.1.2.3"]);
+    let read = of_type(&old, "k8s.secrets.get");
+    assert_eq!(read["time"], "2019-03-01T09:00:00.000000Z", "the v1beta1 `timestamp`");
+    assert_eq!(read["actor"]["id"], ps("alice"));
+    let denied = of_type(&old, "k8s.pods.list");
+    assert_eq!(
+        denied["reason"],
+        format!(
+            "403 Forbidden: pods is forbidden: User \"{}\" cannot list resource \"pods\" in API group \"\" in the \
+             namespace \"kube-system\"",
+            ps("alice")
+        ),
+        "the user name in the message is its pseudonym"
+    );
+    let deleted = of_type(&old, "k8s.deployments.delete");
+    assert_eq!(
+        deleted["actor"]["id"], "system:serviceaccount:ci:deployer",
+        "system identities are not people"
+    );
+    assert_eq!(
+        deleted["changes"],
+        json!([{"field": ""}]),
+        "a reader sees which field changed, not the values"
+    );
+    let seen = serve.search_personal(&investigator, &[("source", "//k8s/kubernetes")]);
+    let deleted = of_type(&seen, "k8s.deployments.delete");
+    assert_eq!(deleted["changes"][0]["before"], json!({"type": "deployments.apps", "id": "shop/web"}));
+
+    let gke = serve.search(&reader, &[("source", "//k8s/prod-eu")]);
+    no_personal(&gke, &["dana@example.com", "erin@example.com", "198.51.100.23"]);
+    let secret = serve.event(&reader, &[("source", "//k8s/prod-eu")], "gke/gke-0001");
+    assert_eq!((&secret["type"], &secret["action"]), (&json!("k8s.secrets.get"), &json!("read")));
+    assert_eq!(target(&secret, 0), pair("secrets", "payments/db-credentials"));
+    assert_eq!(secret["metadata"]["gke_project"], "acme-prod");
+    let forbidden = serve.event(&reader, &[("source", "//k8s/prod-eu")], "gke/gke-0003");
+    assert_eq!(
+        (&forbidden["outcome"], &forbidden["metadata"]["response_code"]),
+        (&json!("failure"), &json!("403"))
+    );
+    let scale = serve.event(&reader, &[("source", "//k8s/prod-eu")], "gke/gke-0002");
+    assert_eq!(target(&scale, 0), pair("deployments.apps", "payments/api"));
+    let binding = serve.event(&reader, &[("source", "//k8s/prod-eu")], "gke/gke-0004");
+    assert_eq!((&binding["action"], &binding["actor"]["type"]), (&json!("create"), &json!("service")));
+
+    let aks = serve.search(&reader, &[("source", "//k8s/aks-prod")]);
+    no_personal(&aks, &["frank@contoso.com", "203.0.113.80"]);
+    let update = of_type(&aks, "k8s.configmaps.update");
+    assert_eq!(
+        (&update["actor"]["id"], &update["metadata"]["aks_category"]),
+        (&json!(ps("frank@contoso.com")), &json!("kube-audit"))
+    );
+    assert!(
+        update["reason"].as_str().is_some_and(|reason| reason.contains(&ps("frank@contoso.com"))),
+        "{update:#}"
+    );
+    let seen = serve.search_personal(&investigator, &[("source", "//k8s/aks-prod")]);
+    assert_eq!(of_type(&seen, "k8s.configmaps.update")["actor"]["display"], "frank@contoso.com");
+
+    // --cluster names the cluster even when the record names one.
+    let named = ingest(&serve.base, Some(&producer), &[&files[2], "--cluster", "blue"]);
+    named.expect(&[("stored", 2)]);
+    assert_eq!(serve.search(&reader, &[("source", "//k8s/blue")]).len(), 2);
+}
+
+#[test]
+fn a_file_failing_the_same_way_on_every_line_is_said_once() {
+    let serve = Serve::fresh();
+    let producer = serve.key("producer");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("audit.ndjson");
+    let line = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","stage":"ResponseComplete","verb":"get","user":{"username":"system:kube-proxy"},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"}"#;
+    std::fs::write(&file, format!("{line}\n").repeat(37)).expect("write");
+    let ran = ingest(&serve.base, Some(&producer), &[&file.display().to_string()]);
+    assert!(!ran.success);
+    ran.expect(&[("records", 37), ("bad_lines", 37), ("stored", 0)]);
+    assert_eq!(
+        ran.stderr.matches("the audit event has no auditID").count(),
+        2,
+        "once, and once counted: {}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("audit.ndjson:1: bad line: the audit event has no auditID"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains(
+            "audit.ndjson: the same on 36 more lines after line 1: bad line: the audit event has no auditID"
+        ),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.problems.len(), 37, "scripts still get every line");
+}
+
+#[test]
+fn cloudtrail_insights_digests_and_the_records_that_leaked_or_lost_values() {
+    let serve = Serve::fresh();
+    let (producer, reader) = (serve.key("producer"), serve.key("reader"));
+    let investigator = serve.key("investigator");
+    let files =
+        [path("cloudtrail-edge.ndjson"), path("cloudtrail-insights.json"), path("cloudtrail-digest.json")];
+    let ran = ingest(&serve.base, Some(&producer), &[&files[0], &files[1], &files[2]]);
+    assert!(ran.success, "a digest file is skipped, not a problem: {ran:#?}");
+    ran.expect(&[("records", 8), ("stored", 7), ("skipped", 1), ("rejected", 0), ("bad_lines", 0)]);
+    assert_eq!(ran.stderr.matches("skipped: a CloudTrail digest file").count(), 1, "{}", ran.stderr);
+    let digest = ingest(&serve.base, Some(&producer), &[&files[2], "--format", "cloudtrail"]);
+    assert!(digest.success);
+    digest.expect(&[("records", 1), ("skipped", 1), ("bad_lines", 0)]);
+
+    let us = [("source", "//aws.amazon.com/cloudtrail/123456789012/us-east-1")];
+    let events = serve.search(&reader, &us);
+    no_personal(
+        &events,
+        &["test@example.com", "AKIA6ON6E4XTESTKEY01", "grace", "heidi", "departed.employee", "198.51.100.7"],
+    );
+
+    let batch = of_type(&events, "aws.secretsmanager.batchgetsecretvalue");
+    assert_eq!(
+        (target(batch, 0), target(batch, 1)),
+        (
+            pair(
+                "AWS::SecretsManager::Secret",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/orders/db-AbCdEf"
+            ),
+            pair(
+                "AWS::SecretsManager::Secret",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/orders/api-key-GhIjKl"
+            )
+        ),
+        "the secrets named in requestParameters, not the service"
+    );
+    let seen = serve.search_personal(&investigator, &us);
+    let deleted = of_type(&seen, "aws.iam.deleteuser");
+    let gone = format!("arn:aws:iam::123456789012:user/{}", ps("departed.employee"));
+    assert_eq!(
+        deleted["changes"][0],
+        json!({"field": "", "before": {"type": "AWS::IAM::User", "id": gone}, "after": null})
+    );
+    for change in deleted["changes"].as_array().expect("changes") {
+        assert!(
+            change.get("before").is_some() || change.get("after").is_some(),
+            "a change with no value: {change}"
+        );
+    }
+    let tagged = of_type(&events, "aws.iam.taguser");
+    let reason = tagged["reason"].as_str().expect("a reason");
+    assert!(reason.starts_with("AccessDenied: User: arn:aws:iam::123456789012:user/ps_"), "{reason}");
+    assert!(reason.contains(&ps("heidi")), "{reason}");
+    let login = of_type(&events, "aws.signin.consolelogin");
+    assert_eq!(
+        (&login["actor"]["type"], &login["actor"]["auth"]["method"]),
+        (&json!("user"), &json!("console"))
+    );
+    assert_eq!(
+        login["actor"]["id"],
+        format!("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_ReadOnly_1a2b3c/{}", ps("grace"))
+    );
+    let caller = of_type(&events, "aws.sts.getcalleridentity");
+    assert_eq!(caller["actor"]["session"], ps("AKIA6ON6E4XTESTKEY01"));
+    let insight = serve.event(&reader, &us, "i7000001-0000-4000-8000-000000000001");
+    assert_eq!(
+        (&insight["type"], &insight["actor"]["type"]),
+        (&json!("aws.cloudtrail.insight.apicallrateinsight"), &json!("system"))
+    );
+    assert_eq!(target(&insight, 0), pair("aws.api", "iam.amazonaws.com:CreateAccessKey"));
+    assert_eq!(insight["metadata"]["insight_state"], "Start");
+
+    // What was sealed is there for an investigator: the Email tag, the session name, the user.
+    let tagged = of_type(&seen, "aws.iam.taguser");
+    let request = &tagged["changes"][0];
+    assert_eq!(request["field"], "/request");
+    assert_eq!(request["after"]["tags"][0], json!({"key": "Email", "value": "heidi@example.com"}));
+    assert_eq!(of_type(&seen, "aws.signin.consolelogin")["actor"]["display"], "grace");
+    assert_eq!(of_type(&seen, "aws.iam.deleteuser")["targets"][0]["display"], "departed.employee");
+}
+
+#[test]
+fn okta_system_log_events_are_mapped() {
+    let personal =
+        ["ivan@example.com", "Ivan Petrov", "Judy Admin", "kate@example.com", "203.0.113.99", "102abcDEF"];
+    let Imported { serve, reader, investigator, events } =
+        import_one("okta-system-log.json", "okta", 9, "//okta/acme.okta.com", &personal);
+    let okta = [("source", "//okta/acme.okta.com")];
+    let failed = serve.event(&reader, &okta, "0a1b2c3d-0001-11ef-9a1b-0242ac120002");
+    assert_eq!(
+        (&failed["action"], &failed["outcome"], &failed["reason"]),
+        (&json!("login"), &json!("failure"), &json!("INVALID_CREDENTIALS"))
+    );
+    assert_eq!(
+        (&failed["actor"]["id"], &failed["actor"]["auth"]["method"]),
+        (&json!("00u1ivan0000000000x7"), &json!("password"))
+    );
+    let mfa = of_type(&events, "okta.user.authentication.auth_via_mfa");
+    assert_eq!(mfa["actor"]["auth"]["mfa"], true);
+    let added = of_type(&events, "okta.group.user_membership.add");
+    assert_eq!(
+        (&added["action"], target(added, 1)),
+        (&json!("grant"), pair("okta.usergroup", "00g1finance0000000x7"))
+    );
+    let removed = of_type(&events, "okta.application.user_membership.remove");
+    assert_eq!((&removed["action"], &removed["actor"]["type"]), (&json!("revoke"), &json!("system")));
+    assert_eq!(of_type(&events, "okta.user.lifecycle.deactivate")["action"], "update");
+    assert_eq!(of_type(&events, "okta.policy.evaluate_sign_on")["action"], "other");
+    assert_eq!(of_type(&events, "okta.user.session.end")["action"], "logout");
+    let seen = serve.search_personal(&investigator, &okta);
+    let created = of_type(&seen, "okta.user.lifecycle.create");
+    assert_eq!(created["targets"][0]["display"], "Kate Lin");
+    assert_eq!(created["changes"][0]["after"]["id"], "00u1kate0000000000x7");
+}
+
+#[test]
+fn azure_activity_logs_and_entra_sign_ins_are_mapped() {
+    let serve = Serve::fresh();
+    let (producer, reader) = (serve.key("producer"), serve.key("reader"));
+    let investigator = serve.key("investigator");
+    let files = [
+        path("azure-activity.json"),
+        path("azure-activity-records.json"),
+        path("entra-signins.json"),
+        path("entra-signin-records.ndjson"),
+    ];
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let ran = ingest(&serve.base, Some(&producer), &args);
+    assert!(ran.success, "{ran:#?}");
+    ran.expect(&[("files", 4), ("records", 13), ("stored", 13), ("rejected", 0), ("bad_lines", 0)]);
+    ingest(&serve.base, Some(&producer), &args).expect(&[("stored", 0), ("duplicates", 13)]);
+
+    let azure = [("source", "//azure/0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9")];
+    let events = serve.search(&reader, &azure);
+    assert_eq!(events.len(), 8);
+    no_personal(&events, &["mallory@contoso.com", "Mallory Ng", "niaj@contoso.com", "198.51.100.61"]);
+    let granted = of_type(&events, "azure.microsoft_authorization.roleassignments.write");
+    assert_eq!(
+        (&granted["action"], &granted["actor"]["id"]),
+        (&json!("grant"), &json!("entra:5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"))
+    );
+    let started = serve.event(&reader, &azure, "1a2b3c4d-0002-4e5f-8a9b-0c1d2e3f4a5b");
+    assert_eq!((&started["action"], &started["outcome"]), (&json!("update"), &json!("unknown")));
+    let refused = serve.event(&reader, &azure, "1a2b3c4d-0005-4e5f-8a9b-0c1d2e3f4a5b");
+    assert_eq!((&refused["action"], &refused["outcome"]), (&json!("delete"), &json!("failure")));
+    assert!(refused["reason"].as_str().is_some_and(|reason| reason.contains("ScopeLocked")), "{refused:#}");
+    let keys_read = of_type(&events, "azure.microsoft_storage.storageaccounts.listkeys.action");
+    assert_eq!((&keys_read["action"], &keys_read["actor"]["type"]), (&json!("read"), &json!("service")));
+    let vault: Vec<&Value> =
+        events.iter().filter(|event| event["type"] == "azure.microsoft_keyvault.vaults.write").collect();
+    assert_eq!(vault.len(), 2, "a diagnostic record per stage");
+    assert!(
+        vault.iter().all(|event| event["id"].as_str().is_some_and(|id| id.starts_with("az_"))),
+        "{vault:#?}"
+    );
+    assert_eq!(target(vault[0], 0).0, "MICROSOFT.KEYVAULT/VAULTS");
+
+    let entra = serve.search(&reader, &[("action", "login")]);
+    assert_eq!(entra.len(), 5);
+    no_personal(
+        &entra,
+        &["olivia@contoso.com", "Olivia Wilde", "peggy@contoso.com", "OLIVIA-LAPTOP", "203.0.113.120"],
+    );
+    let olivia = "entra:3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
+    let signed_in =
+        entra.iter().find(|event| event["id"] == "66ea54eb-6301-4ee5-be62-ff5a759b0100").expect("sign-in");
+    assert_eq!((&signed_in["type"], &signed_in["actor"]["id"]), (&json!("entra.signin"), &json!(olivia)));
+    assert_eq!(signed_in["actor"]["auth"]["mfa"], true);
+    let bad_password =
+        entra.iter().find(|event| event["id"] == "66ea54eb-6301-4ee5-be62-ff5a759b0101").expect("failure");
+    assert_eq!(
+        bad_password["reason"],
+        "50126: Error validating credentials due to invalid username or password."
+    );
+    let quiet =
+        entra.iter().find(|event| event["type"] == "entra.signin.noninteractive").expect("non-interactive");
+    assert_eq!(quiet["source"], "//login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47");
+    let app = entra
+        .iter()
+        .find(|event| event["type"] == "entra.signin.serviceprincipal")
+        .expect("service principal");
+    assert_eq!(app["actor"]["type"], "service");
+    let seen = serve.search_personal(&investigator, &[("action", "login")]);
+    assert!(seen.iter().any(|event| event["actor"]["display"] == "olivia@contoso.com"), "{seen:#?}");
+}
+
+#[test]
+fn google_workspace_activities_are_mapped_one_event_per_activity_event() {
+    let personal = ["sybil@acme.example", "rupert.admin@acme.example", "trent@acme.example", "203.0.113.150"];
+    let Imported { serve, investigator, events, .. } =
+        import_one("workspace-admin.json", "workspace", 8, "//workspace.google.com/C03az79cb", &personal);
+    let workspace = [("source", "//workspace.google.com/C03az79cb")];
+    let created = of_type(&events, "gworkspace.admin.create_user");
+    assert_eq!((&created["action"], &created["actor"]["type"]), (&json!("create"), &json!("admin")));
+    assert_eq!(created["actor"]["id"], "google:104372938210982734561");
+    assert_eq!(target(created, 0), pair("gworkspace.user", &ps("sybil@acme.example")));
+    let member = of_type(&events, "gworkspace.admin.add_group_member");
+    assert!(member["id"].as_str().is_some_and(|id| id.ends_with("/1")), "{member:#}");
+    assert_eq!(
+        (&member["action"], target(member, 1)),
+        (&json!("grant"), pair("gworkspace.group", "finance@acme.example"))
+    );
+    let role = of_type(&events, "gworkspace.admin.assign_role");
+    assert!(
+        role["id"].as_str().is_some_and(|id| id.ends_with("/2")),
+        "the activity's second event: {role:#}"
+    );
+    assert_eq!(of_type(&events, "gworkspace.admin.suspend_user")["actor"]["type"], "service");
+    let failed = of_type(&events, "gworkspace.login.login_failure");
+    assert_eq!(
+        (&failed["outcome"], &failed["reason"]),
+        (&json!("failure"), &json!("login_failure_invalid_password"))
+    );
+    assert_eq!(of_type(&events, "gworkspace.login.login_success")["action"], "login");
+
+    let seen = serve.search_personal(&investigator, &workspace);
+    let deleted = of_type(&seen, "gworkspace.admin.delete_user");
+    assert_eq!(deleted["changes"][0]["before"]["id"], ps("trent@acme.example"));
+    assert_eq!(deleted["changes"][0]["after"], Value::Null);
+    let setting = of_type(&seen, "gworkspace.admin.change_application_setting");
+    assert_eq!(
+        setting["changes"],
+        json!([{"field": "/Sharing outside of acme.example", "before": "ALLOWED", "after": "NOT_ALLOWED"}])
+    );
+}
+
+#[test]
+fn pgaudit_csv_logs_are_mapped_and_postgres_own_lines_skipped() {
+    let serve = Serve::fresh();
+    let (producer, reader) = (serve.key("producer"), serve.key("reader"));
+    let investigator = serve.key("investigator");
+    let file = path("postgresql-pgaudit.csv");
+    let ran = ingest(&serve.base, Some(&producer), &[&file]);
+    assert!(ran.success, "PostgreSQL's own lines are skipped, not problems: {ran:#?}");
+    ran.expect(&[("records", 10), ("stored", 8), ("skipped", 2), ("bad_lines", 0), ("rejected", 0)]);
+    assert_eq!(
+        ran.stderr.matches("PostgreSQL's own log line").count(),
+        2,
+        "said once, then counted: {}",
+        ran.stderr
+    );
+    ingest(&serve.base, Some(&producer), &[&file, "--format", "pgaudit"])
+        .expect(&[("duplicates", 8), ("skipped", 2)]);
+
+    let shop = [("source", "//postgresql/shop")];
+    let events = serve.search(&reader, &shop);
+    no_personal(&events, &["walter", "xavier@example.com", "+49 30 1234567", "10.0.3.7", "SELECT name"]);
+    let select = serve.event(&reader, &shop, "pg/663de2f4.1a2b/2");
+    assert_eq!((&select["type"], &select["action"]), (&json!("pg.read.select"), &json!("read")));
+    assert_eq!(select["time"], "2024-05-10T09:00:01.120000Z");
+    assert_eq!(
+        (&select["actor"]["id"], target(&select, 0)),
+        (&json!(ps("walter")), pair("pg.table", "shop.public.customers"))
+    );
+    assert_eq!(of_type(&events, "pg.write.insert")["action"], "create");
+    assert_eq!(of_type(&events, "pg.read.copy")["action"], "export");
+    let dropped = of_type(&events, "pg.ddl.drop_table");
+    assert_eq!((&dropped["action"], &dropped["actor"]["id"]), (&json!("delete"), &json!("postgres")));
+    assert_eq!(of_type(&events, "pg.role.grant")["action"], "grant");
+    assert_eq!(of_type(&events, "pg.misc_set.set")["origin"]["host"], "db-client.internal");
+
+    let seen = serve.search_personal(&investigator, &shop);
+    let select = seen.iter().find(|event| event["id"] == "pg/663de2f4.1a2b/2").expect("the select");
+    assert_eq!(
+        select["changes"],
+        json!([{"field": "/request", "after": {"statement": "SELECT name, email FROM customers WHERE email = 'xavier@example.com';"}}])
+    );
+    assert_eq!(of_type(&seen, "pg.write.insert")["changes"][1]["after"]["parameter"], "42,19.90");
+
+    // A log in a named time zone cannot be placed in time: every line says how to fix it, once.
+    let text = std::fs::read_to_string(data("postgresql-pgaudit.csv")).expect("read");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let zoned = dir.path().join("postgresql-zoned.csv");
+    std::fs::write(&zoned, text.replace(" UTC,walter", " CEST,walter")).expect("write");
+    let bad = ingest(&serve.base, Some(&producer), &[&zoned.display().to_string()]);
+    assert!(!bad.success);
+    bad.expect(&[("bad_lines", 5), ("skipped", 2)]);
+    assert_eq!(bad.stderr.matches("set log_timezone = 'UTC'").count(), 5, "{}", bad.stderr);
+}
+
+#[test]
+fn the_pseudonym_key_is_made_once_and_a_bad_key_file_is_refused() {
+    let serve = Serve::fresh();
+    let (producer, reader) = (serve.key("producer"), serve.key("reader"));
+    let config = tempfile::tempdir().expect("temp dir");
+    let run = |file: &str, extra: &[&str]| {
+        let output = Command::new(EVIDENT)
+            .args(["ingest", file, "--url", &serve.base, "--key", &producer, "--json"])
+            .args(extra)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("EVIDENT_PSEUDONYM_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .expect("evident ingest runs");
+        (output.status.success(), String::from_utf8(output.stderr).expect("UTF-8"))
+    };
+    let file = path("k8s-v1beta1-timestamp.ndjson");
+    let (success, stderr) = run(&file, &[]);
+    assert!(success, "{stderr}");
+    let made = config.path().join("evident/pseudonym.key");
+    assert!(stderr.contains(&format!("made the pseudonym key {}", made.display())), "{stderr}");
+    let key = Pseudonyms::load_or_create(&made).expect("the key made").0;
+    let read = of_type(&serve.search(&reader, &[("source", "//k8s/kubernetes")]), "k8s.secrets.get").clone();
+    assert_eq!(read["actor"]["id"], key.of("alice"));
+    let (success, stderr) = run(&file, &[]);
+    assert!(success && !stderr.contains("made the pseudonym key"), "the same key again: {stderr}");
+
+    // Another key gives other pseudonyms: the same ids with other content are conflicts, never stored.
+    let (success, stderr) = run(&file, &["--pseudonym-key", &data("pseudonym.key").display().to_string()]);
+    assert!(!success);
+    assert!(stderr.contains("2 conflicts"), "{stderr}");
+
+    std::fs::write(&made, "not a key\n").expect("write");
+    let (success, stderr) = run(&file, &[]);
+    assert!(!success);
+    assert!(stderr.contains("does not hold a pseudonym key (64 hex digits)"), "{stderr}");
+}

@@ -7,7 +7,7 @@
 //! | event field | from the Activity Log event |
 //! | --- | --- |
 //! | `id` | `eventDataId`; diagnostic records have none: `az_` and the keyed hash of the record's canonical JSON ([`Pseudonyms::record_id`]) |
-//! | `source` | `//azure/<subscription>` (`subscriptionId`, else from `resourceId`) |
+//! | `source` | `//azure/<subscription>` (`subscriptionId`, else from `resourceId`; lowercased, as diagnostic records spell ids in capitals) |
 //! | `type` | `azure.<operation>`: `operationName` lowercased, `/` as `.`: `azure.microsoft_compute.virtualmachines.write` |
 //! | `action` | from the operation, see [`action`]: `Microsoft.Authorization/roleAssignments/write` → `grant`, `…/delete` → `revoke`; `*/write` → `update` (Azure's write creates or updates); `*/delete` → `delete`; `*/read` → `read`; `*/list*/action` (keys, secrets) → `read`; `*/regenerateKey/action` → `update`; other actions → `other` |
 //! | `time` | `eventTimestamp`, else `time` |
@@ -59,7 +59,8 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     let resource_id = event::str_at(record, "/resourceId");
     let subscription = event::str_at(record, "/subscriptionId")
         .or_else(|| resource_id.and_then(|id| segment_after(id, "subscriptions")))
-        .unwrap_or("unknown");
+        .unwrap_or("unknown")
+        .to_lowercase();
     let action = action(operation);
 
     let status = event::str_at(record, "/status/value").or_else(|| event::str_at(record, "/resultType"));
@@ -85,7 +86,7 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     let target = match (resource_id, resource_type) {
         (Some(id), Some(resource_type)) => event::target(&resource_type, id),
         (Some(id), None) => event::target("azure.resource", id),
-        (None, _) => event::target("azure.subscription", subscription),
+        (None, _) => event::target("azure.subscription", &subscription),
     };
     let changes = event::changes(event::record_changes(action, outcome, Vec::new(), &target), None);
 
@@ -95,7 +96,7 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
         .join(".");
     let mut event = json!({
         "id": event::bounded(&id, 128),
-        "source": event::bounded(&format!("//azure/{}", event::source_segment(subscription)), limit::SOURCE),
+        "source": event::bounded(&format!("//azure/{}", event::source_segment(&subscription)), limit::SOURCE),
         "type": event_type,
         "action": action,
         "time": time,
@@ -115,7 +116,7 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
             "request_id": event::text(record.pointer("/httpRequest/clientRequestId"), limit::REQUEST_ID)
                 .or_else(|| event::text(record.pointer("/properties/serviceRequestId"), limit::REQUEST_ID)),
         },
-        "metadata": metadata(record, subscription),
+        "metadata": metadata(record, &subscription),
     });
     event::prune(&mut event);
     Ok(event)

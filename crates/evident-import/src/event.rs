@@ -132,10 +132,11 @@ pub fn pointer_token(key: &str) -> String {
 ///   the server's limits); otherwise one change of the whole record whose `after` is the record's
 ///   identity (`{"type", "id"}` of the first target), since the source records no content.
 ///
-/// Empty for other actions and for outcomes other than success (a failed change changed nothing,
-/// one whose outcome is not known yet may not have).
+/// Empty for other actions and for failures (a failed change changed nothing); the server asks
+/// for changes of every other create, update and delete, including those whose outcome is not
+/// known yet (an Azure `Started` record, a Kubernetes `RequestReceived` stage).
 pub fn record_changes(action: &str, outcome: &str, fields: Vec<Value>, first_target: &Value) -> Vec<Value> {
-    if !matches!(action, "create" | "update" | "delete") || outcome != "success" {
+    if !matches!(action, "create" | "update" | "delete") || outcome == "failure" {
         return Vec::new();
     }
     let identity = json!({"type": first_target["type"], "id": first_target["id"]});
@@ -189,16 +190,19 @@ fn mask_strings(value: &mut Value) {
 /// secrets masked); `None` when empty.
 pub fn changes(record: Vec<Value>, request: Option<Value>) -> Option<Value> {
     let mut changes = record;
-    if let Some(request) = request {
-        if change_bytes(&changes) + serde_json::to_vec(&request).map_or(0, |b| b.len()) <= limit::CHANGE_BYTES
+    let fits = |request: &Value| {
+        change_bytes(&changes) + serde_json::to_vec(request).map_or(0, |b| b.len()) <= limit::CHANGE_BYTES
             && changes.len() < limit::CHANGES
-        {
-            changes.push(request);
-        }
+    };
+    if let Some(request) = request.filter(fits) {
+        changes.push(request);
+    }
+    if changes.is_empty() {
+        return None;
     }
     let mut changes = Value::Array(changes);
     mask_strings(&mut changes);
-    (changes.as_array().is_some_and(|changes| !changes.is_empty())).then_some(changes)
+    Some(changes)
 }
 
 fn change_bytes(changes: &[Value]) -> usize {

@@ -61,12 +61,15 @@ fn csv_reader(reader: Box<dyn Read>) -> csv::Reader<Box<dyn Read>> {
     csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader)
 }
 
-/// Whether the file's first row is a PostgreSQL CSV log line.
+/// Whether the file's first row is a PostgreSQL CSV log line: at least 23 columns, the first a
+/// `log_time` (in any zone: a zone that cannot be read is said on each line).
 pub(crate) fn looks_like(reader: Box<dyn Read>) -> bool {
     let mut row = csv::StringRecord::new();
     matches!(csv_reader(reader).read_record(&mut row), Ok(true))
         && row.len() >= column::MIN
-        && log_time(&row[column::LOG_TIME]).is_ok()
+        && row[column::LOG_TIME]
+            .rsplit_once(' ')
+            .is_some_and(|(local, _)| NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f").is_ok())
 }
 
 /// The rows of a CSV log, each mapped onto an event (or skipped).
