@@ -211,7 +211,7 @@ impl Input {
     /// The events of this file's records. CSV files need [`Options::csv`].
     pub fn events<'i>(&'i self, options: &'i Options) -> Result<Events<'i>> {
         let source = match (self.format, &options.csv) {
-            (Format::Csv, Some(mapping)) => Source::Csv(csv::Rows::open(self, mapping)?),
+            (Format::Csv, Some(mapping)) => Source::Csv(csv::Rows::open(self, mapping, &options.pseudonyms)?),
             (Format::Csv, None) => {
                 return Err(Error::Input(format!("{} is CSV: it needs a column mapping", self.name)));
             }
@@ -263,5 +263,35 @@ impl Iterator for Events<'_> {
 
     fn next(&mut self) -> Option<Result<Record>> {
         self.next_record().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/importers.md` shows each importer's mapping table; the module docs are where it is
+    /// written, so the two must stay equal.
+    #[test]
+    fn docs_hold_every_mapping_table() {
+        let docs = include_str!("../../../docs/importers.md");
+        for (module, source) in [
+            ("cloudtrail", include_str!("cloudtrail.rs")),
+            ("k8s", include_str!("k8s.rs")),
+            ("github", include_str!("github.rs")),
+            ("okta", include_str!("okta.rs")),
+            ("azure", include_str!("azure.rs")),
+            ("entra", include_str!("entra.rs")),
+            ("workspace", include_str!("workspace.rs")),
+            ("pgaudit", include_str!("pgaudit.rs")),
+            ("csv", include_str!("csv.rs")),
+        ] {
+            let rows: Vec<&str> = source.lines().filter_map(|line| line.strip_prefix("//! |")).collect();
+            assert!(rows.len() > 5, "{module} has a mapping table");
+            for row in rows {
+                assert!(
+                    docs.contains(&format!("\n|{row}\n")),
+                    "docs/importers.md lacks {module}'s row |{row}"
+                );
+            }
+        }
     }
 }
