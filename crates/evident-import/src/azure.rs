@@ -71,23 +71,9 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     };
     let claims = record.get("claims").or_else(|| record.pointer("/identity/claims")).unwrap_or(&Value::Null);
     let (actor, people) = actor(record, claims, keys);
-    let reason = (outcome == "failure").then(|| {
-        let reason =
-            ["/properties/statusMessage", "/properties/statusCode", "/subStatus/value", "/resultSignature"]
-                .iter()
-                .find_map(|pointer| event::str_at(record, pointer))
-                .unwrap_or("Failed");
-        event::bounded(&keys.redact(reason, &people), limit::REASON)
-    });
+    let reason = (outcome == "failure").then(|| failure_reason(record, keys, &people));
 
-    let resource_type = event::str_at(record, "/resourceType/value")
-        .map(str::to_owned)
-        .or_else(|| resource_id.and_then(resource_type));
-    let target = match (resource_id, resource_type) {
-        (Some(id), Some(resource_type)) => event::target(&resource_type, id),
-        (Some(id), None) => event::target("azure.resource", id),
-        (None, _) => event::target("azure.subscription", &subscription),
-    };
+    let target = target(record, resource_id, &subscription);
     let changes = event::changes(event::record_changes(action, outcome, Vec::new(), &target), None);
 
     let event_type = std::iter::once("azure".to_owned())
@@ -120,6 +106,30 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     });
     event::prune(&mut event);
     Ok(event)
+}
+
+/// The resource a `resourceId` names (typed by `resourceType`, else by the id); else the
+/// subscription.
+fn target(record: &Value, resource_id: Option<&str>, subscription: &str) -> Value {
+    let resource_type = event::str_at(record, "/resourceType/value")
+        .map(str::to_owned)
+        .or_else(|| resource_id.and_then(resource_type));
+    match (resource_id, resource_type) {
+        (Some(id), Some(resource_type)) => event::target(&resource_type, id),
+        (Some(id), None) => event::target("azure.resource", id),
+        (None, _) => event::target("azure.subscription", subscription),
+    }
+}
+
+/// Why an operation failed: `statusMessage` (else `statusCode`, `subStatus`, `resultSignature`),
+/// people named in it pseudonymised.
+fn failure_reason(record: &Value, keys: &Pseudonyms, people: &[&str]) -> String {
+    let reason =
+        ["/properties/statusMessage", "/properties/statusCode", "/subStatus/value", "/resultSignature"]
+            .iter()
+            .find_map(|pointer| event::str_at(record, pointer))
+            .unwrap_or("Failed");
+    event::bounded(&keys.redact(reason, people), limit::REASON)
 }
 
 /// The actor, and the personal values it was named by (for redacting free text).

@@ -108,24 +108,7 @@ fn api_event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
         .unwrap_or("unknown");
     let targets = targets(record, event_source, account, keys);
 
-    let error_code = event::str_at(record, "/errorCode");
-    let error_message = event::str_at(record, "/errorMessage").map(|message| {
-        let names = std::iter::once(&actor).chain(&targets).filter_map(|named| named["display"].as_str());
-        keys.redact(&redact_arns(message, keys), &names.collect::<Vec<_>>())
-    });
-    let console_failure = event::str_at(record, "/responseElements/ConsoleLogin") == Some("Failure");
-    let failed = error_code.is_some() || console_failure;
-    let outcome = if failed { "failure" } else { "success" };
-    let reason = failed.then(|| {
-        let reason = match (error_code, error_message) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_owned(),
-            (None, Some(message)) => message,
-            (None, None) => format!("{event_name}: Failure"),
-        };
-        event::bounded(&reason, limit::REASON)
-    });
-
+    let (outcome, reason) = outcome_and_reason(record, event_name, &actor, &targets, keys);
     let parameters = record.get("requestParameters").filter(|value| value.is_object());
     let fields = event::after_fields(parameters.and_then(Value::as_object));
     let record_changes = event::record_changes(action, outcome, fields.clone(), &targets[0]);
@@ -158,6 +141,36 @@ fn api_event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     });
     event::prune(&mut event);
     Ok(event)
+}
+
+/// The outcome, and for a failure why: `<errorCode>: <errorMessage>`, with the names, ARNs and
+/// e-mail addresses in the message pseudonymised.
+fn outcome_and_reason(
+    record: &Value,
+    event_name: &str,
+    actor: &Value,
+    targets: &[Value],
+    keys: &Pseudonyms,
+) -> (&'static str, Option<String>) {
+    let error_code = event::str_at(record, "/errorCode");
+    let error_message = event::str_at(record, "/errorMessage").map(|message| {
+        let names = std::iter::once(actor).chain(targets).filter_map(|named| named["display"].as_str());
+        keys.redact(&redact_arns(message, keys), &names.collect::<Vec<_>>())
+    });
+    let console_failure = event::str_at(record, "/responseElements/ConsoleLogin") == Some("Failure");
+    let failed = error_code.is_some() || console_failure;
+    let outcome = if failed { "failure" } else { "success" };
+    let reason = failed.then(|| {
+        let reason = match (error_code, error_message) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            (None, Some(message)) => message,
+            (None, None) => format!("{event_name}: Failure"),
+        };
+        event::bounded(&reason, limit::REASON)
+    });
+
+    (outcome, reason)
 }
 
 /// The metadata of an API call (none of it personal: names in it are pseudonymised).

@@ -68,25 +68,13 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     let time =
         event::rfc3339(time).ok_or_else(|| format!("createdDateTime {time:?} is not an RFC 3339 time"))?;
 
-    let user_id = event::str_at(sign_in, "/userId");
-    let principal_id = event::str_at(sign_in, "/servicePrincipalId").filter(|_| user_id.is_none());
+    let principal_only = event::str_at(sign_in, "/userId").is_none()
+        && event::str_at(sign_in, "/servicePrincipalId").is_some();
     let event_type = match category.and_then(|name| CATEGORIES.iter().find(|(known, _)| *known == name)) {
         Some((_, event_type)) => *event_type,
-        None if principal_id.is_some() => "entra.signin.serviceprincipal",
+        None if principal_only => "entra.signin.serviceprincipal",
         None if sign_in.get("isInteractive") == Some(&Value::Bool(false)) => "entra.signin.noninteractive",
         None => "entra.signin",
-    };
-    let service = event_type.ends_with("serviceprincipal") || event_type.ends_with("managedidentity");
-    let (actor_id, display) = match (user_id, principal_id) {
-        (Some(user), _) => (
-            format!("entra:{user}"),
-            event::str_at(sign_in, "/userPrincipalName")
-                .or_else(|| event::str_at(sign_in, "/userDisplayName")),
-        ),
-        (None, Some(principal)) => {
-            (format!("entra:sp:{principal}"), event::str_at(sign_in, "/servicePrincipalName"))
-        }
-        (None, None) => return Err("the sign-in names no user (userId) and no service principal".into()),
     };
     let people: Vec<&str> = ["/userPrincipalName", "/userDisplayName"]
         .iter()
@@ -103,6 +91,36 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
         && event::str_at(sign_in, "/authenticationRequirement") == Some("multiFactorAuthentication"))
     .then_some(true);
 
+    let targets = targets(record, sign_in);
+    let source = match tenant(record, sign_in) {
+        Some(tenant) => format!("//login.microsoftonline.com/{}", event::source_segment(tenant)),
+        None => "//login.microsoftonline.com".to_owned(),
+    };
+
+    let mut event = json!({
+        "id": event::bounded(id, 128),
+        "source": event::bounded(&source, limit::SOURCE),
+        "type": event_type,
+        "action": "login",
+        "time": time,
+        "actor": actor(sign_in, event_type, mfa, keys)?,
+        "targets": targets,
+        "outcome": outcome,
+        "reason": reason,
+        "origin": event::origin(
+            event::str_at(sign_in, "/ipAddress").or_else(|| event::str_at(record, "/callerIpAddress")),
+            sign_in.get("userAgent"),
+            "login.microsoftonline.com"
+        ),
+        "correlation": {"correlation_id": event::text(sign_in.get("correlationId"), limit::REQUEST_ID)},
+        "metadata": metadata(sign_in, category),
+    });
+    event::prune(&mut event);
+    Ok(event)
+}
+
+/// The application signed in to and the resource asked for; else the tenant.
+fn targets(record: &Value, sign_in: &Value) -> Vec<Value> {
     let mut targets = Vec::new();
     if let Some(app) = event::str_at(sign_in, "/appId") {
         event::push_target(&mut targets, event::target("entra.application", app));
@@ -116,42 +134,35 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
             event::target("entra.tenant", tenant(record, sign_in).unwrap_or("unknown")),
         );
     }
-    let source = match tenant(record, sign_in) {
-        Some(tenant) => format!("//login.microsoftonline.com/{}", event::source_segment(tenant)),
-        None => "//login.microsoftonline.com".to_owned(),
-    };
+    targets
+}
 
-    let mut event = json!({
-        "id": event::bounded(id, 128),
-        "source": event::bounded(&source, limit::SOURCE),
-        "type": event_type,
-        "action": "login",
-        "time": time,
-        "actor": {
-            "id": event::bounded(&actor_id, limit::ACTOR_ID),
-            "type": if service { "service" } else { "user" },
-            "display": display.map(|name| event::bounded(name, limit::DISPLAY)),
-            "session": event::str_at(sign_in, "/sessionId").map(|session| keys.of(session)),
-            "auth": {
-                "method": event::text(sign_in.get("clientAppUsed"), limit::AUTH_METHOD),
-                "mfa": mfa,
-            },
+/// Who signed in: a user by directory id, or a service principal.
+fn actor(sign_in: &Value, event_type: &str, mfa: Option<bool>, keys: &Pseudonyms) -> Result<Value, String> {
+    let user_id = event::str_at(sign_in, "/userId");
+    let principal_id = event::str_at(sign_in, "/servicePrincipalId").filter(|_| user_id.is_none());
+    let service = event_type.ends_with("serviceprincipal") || event_type.ends_with("managedidentity");
+    let (actor_id, display) = match (user_id, principal_id) {
+        (Some(user), _) => (
+            format!("entra:{user}"),
+            event::str_at(sign_in, "/userPrincipalName")
+                .or_else(|| event::str_at(sign_in, "/userDisplayName")),
+        ),
+        (None, Some(principal)) => {
+            (format!("entra:sp:{principal}"), event::str_at(sign_in, "/servicePrincipalName"))
+        }
+        (None, None) => return Err("the sign-in names no user (userId) and no service principal".into()),
+    };
+    Ok(json!({
+        "id": event::bounded(&actor_id, limit::ACTOR_ID),
+        "type": if service { "service" } else { "user" },
+        "display": display.map(|name| event::bounded(name, limit::DISPLAY)),
+        "session": event::str_at(sign_in, "/sessionId").map(|session| keys.of(session)),
+        "auth": {
+            "method": event::text(sign_in.get("clientAppUsed"), limit::AUTH_METHOD),
+            "mfa": mfa,
         },
-        "targets": targets,
-        "outcome": outcome,
-        "reason": reason,
-        "origin": {
-            "ip": event::str_at(sign_in, "/ipAddress")
-                .or_else(|| event::str_at(record, "/callerIpAddress"))
-                .and_then(event::ip),
-            "user_agent": event::text(sign_in.get("userAgent"), limit::USER_AGENT),
-            "service": "login.microsoftonline.com",
-        },
-        "correlation": {"correlation_id": event::text(sign_in.get("correlationId"), limit::REQUEST_ID)},
-        "metadata": metadata(sign_in, category),
-    });
-    event::prune(&mut event);
-    Ok(event)
+    }))
 }
 
 fn tenant<'r>(record: &'r Value, sign_in: &'r Value) -> Option<&'r str> {

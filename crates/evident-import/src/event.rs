@@ -89,6 +89,16 @@ pub fn ip(text: &str) -> Option<String> {
     text.trim().parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
 }
 
+/// An `origin`: the client's address (kept only when it is one), its user agent (bounded) and the
+/// service that recorded the event. The first two are personal: the server seals them.
+pub fn origin(ip_text: Option<&str>, user_agent: Option<&Value>, service: &str) -> Value {
+    json!({
+        "ip": ip_text.and_then(ip),
+        "user_agent": text(user_agent, limit::USER_AGENT),
+        "service": service,
+    })
+}
+
 /// Metadata within the schema's bounds: at most 50 keys (later ones are dropped), keys cut to 64
 /// characters, values to 1024. Values are derived from source records, not asserted by a
 /// producer, so card numbers and secrets in them are masked here rather than failing the event.

@@ -95,16 +95,47 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
         .chain(github_action.split('.').map(event::type_segment))
         .collect::<Vec<_>>()
         .join(".");
-    let operation_type = event::str_at(record, "/operation_type");
-    let action = action(github_action, operation_type);
+    let action = action(github_action, event::str_at(record, "/operation_type"));
+    let targets = targets(entry, org, business, keys);
+    let outcome = "success";
+    let changes =
+        event::changes(event::record_changes(action, outcome, old_and_new(entry), &targets[0]), None);
 
-    let login = event::str_at(record, "/actor");
-    let person = |login: &str| if login.ends_with("[bot]") { login.to_owned() } else { keys.of(login) };
+    let mut event = json!({
+        "id": event::bounded(&id, 128),
+        "source": event::bounded(&source, limit::SOURCE),
+        "type": event_type,
+        "action": action,
+        "time": time,
+        "actor": actor(record, keys),
+        "targets": targets,
+        "outcome": outcome,
+        "changes": changes,
+        "origin": event::origin(event::str_at(record, "/actor_ip"), entry.get("user_agent"), "github.com"),
+        "correlation": {"request_id": event::text(entry.get("request_id"), limit::REQUEST_ID)},
+        "metadata": metadata(entry, keys),
+    });
+    event::prune(&mut event);
+    Ok(event)
+}
+
+/// A login's stand-in in clear fields: its pseudonym; a bot's login as it is.
+fn person(login: &str, keys: &Pseudonyms) -> String {
+    if login.ends_with("[bot]") { login.to_owned() } else { keys.of(login) }
+}
+
+/// The repositories, teams, users and hooks an entry names; else its org or enterprise.
+fn targets(
+    entry: &Map<String, Value>,
+    org: Option<&str>,
+    business: Option<&str>,
+    keys: &Pseudonyms,
+) -> Vec<Value> {
     let mut targets = Vec::new();
     for (name, target_type) in TARGETS {
         if let Some(id) = event::text(entry.get(*name), limit::TARGET_ID) {
             let target = if *target_type == "github.user" {
-                json!({"type": target_type, "id": person(&id), "display": id})
+                json!({"type": target_type, "id": person(&id, keys), "display": id})
             } else {
                 event::target(target_type, &id)
             };
@@ -112,18 +143,18 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
         }
     }
     if targets.is_empty() {
-        match (org, business) {
-            (Some(org), _) => event::push_target(&mut targets, event::target("github.organization", org)),
-            (None, Some(business)) => {
-                event::push_target(&mut targets, event::target("github.enterprise", business));
-            }
-            (None, None) => event::push_target(&mut targets, event::target("github", "github.com")),
-        }
+        let target = match (org, business) {
+            (Some(org), _) => event::target("github.organization", org),
+            (None, Some(business)) => event::target("github.enterprise", business),
+            (None, None) => event::target("github", "github.com"),
+        };
+        event::push_target(&mut targets, target);
     }
-    let outcome = "success";
-    let changes =
-        event::changes(event::record_changes(action, outcome, old_and_new(entry), &targets[0]), None);
+    targets
+}
 
+fn actor(record: &Value, keys: &Pseudonyms) -> Value {
+    let login = event::str_at(record, "/actor");
     let programmatic = event::str_at(record, "/programmatic_access_type");
     let actor_type = match login {
         None => "system",
@@ -137,24 +168,25 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
         Some(_) => "user",
     };
     let mut actor = json!({
-        "id": event::bounded(&login.map_or("github".to_owned(), person), limit::ACTOR_ID),
+        "id": event::bounded(&login.map_or("github".to_owned(), |login| person(login, keys)), limit::ACTOR_ID),
         "type": actor_type,
         "display": login.filter(|login| !login.ends_with("[bot]")),
         "auth": {"method": programmatic.map(|kind| event::bounded(kind, limit::AUTH_METHOD))},
     });
     event::prune(&mut actor);
+    actor
+}
 
-    let origin = json!({
-        "ip": event::str_at(record, "/actor_ip").and_then(event::ip),
-        "user_agent": event::text(entry.get("user_agent"), limit::USER_AGENT),
-        "service": "github.com",
-    });
-
+/// The entry's other scalar members, logins and e-mail addresses in them pseudonymised.
+fn metadata(entry: &Map<String, Value>, keys: &Pseudonyms) -> Option<Value> {
     let mut metadata = Metadata::default();
-    metadata.put_value("country_code", record.pointer("/actor_location/country_code"));
-    let logins: Vec<&str> = [login, event::str_at(record, "/user"), event::str_at(record, "/invitee")]
-        .into_iter()
-        .flatten()
+    metadata.put_value(
+        "country_code",
+        entry.get("actor_location").and_then(|location| location.get("country_code")),
+    );
+    let logins: Vec<&str> = ["actor", "user", "invitee"]
+        .iter()
+        .filter_map(|name| entry.get(*name).and_then(Value::as_str))
         .collect();
     for (key, value) in entry {
         let personal = key.contains("email") || key.starts_with("external_identity");
@@ -166,23 +198,7 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
             metadata.put(key, &if whole_login { keys.of(&text) } else { keys.redact(&text, &logins) });
         }
     }
-
-    let mut event = json!({
-        "id": event::bounded(&id, 128),
-        "source": event::bounded(&source, limit::SOURCE),
-        "type": event_type,
-        "action": action,
-        "time": time,
-        "actor": actor,
-        "targets": targets,
-        "outcome": outcome,
-        "changes": changes,
-        "origin": origin,
-        "correlation": {"request_id": event::text(entry.get("request_id"), limit::REQUEST_ID)},
-        "metadata": metadata.into_value(),
-    });
-    event::prune(&mut event);
-    Ok(event)
+    metadata.into_value()
 }
 
 /// `@timestamp` or `created_at`: milliseconds since the epoch, or RFC 3339.

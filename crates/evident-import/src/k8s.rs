@@ -231,39 +231,15 @@ fn audit_event(record: &Value, cluster: &str, keys: &Pseudonyms) -> Result<Value
     let object = record.get("objectRef").filter(|object| event::str_at(object, "/resource").is_some());
     let resource = object.and_then(|object| event::str_at(object, "/resource"));
     let subresource = object.and_then(|object| event::str_at(object, "/subresource"));
-    let mut event_type = format!("k8s.{}", event::type_segment(resource.unwrap_or("nonresource")));
-    if let Some(subresource) = subresource {
-        event_type = format!("{event_type}.{}", event::type_segment(subresource));
-    }
-    event_type = format!("{event_type}.{}", event::type_segment(verb));
+    let event_type = [Some(resource.unwrap_or("nonresource")), subresource, Some(verb)]
+        .into_iter()
+        .flatten()
+        .fold("k8s".to_owned(), |event_type, part| format!("{event_type}.{}", event::type_segment(part)));
     let action = action(verb, resource, subresource);
-
     let impersonated = event::str_at(record, "/impersonatedUser/username");
     let people: Vec<&str> =
         [Some(username), impersonated].into_iter().flatten().filter(|u| !is_system(u)).collect();
-    let person = |name: &str| if is_system(name) { name.to_owned() } else { keys.of(name) };
-
-    let code = record.pointer("/responseStatus/code").and_then(Value::as_i64);
-    let outcome = match (stage, code) {
-        (Some("Panic"), _) => "failure",
-        (_, Some(code)) if code >= 400 => "failure",
-        (_, Some(_)) => "success",
-        (_, None) => "unknown",
-    };
-    let reason = if outcome == "failure" {
-        let status_reason = event::str_at(record, "/responseStatus/reason").unwrap_or("");
-        let message = event::str_at(record, "/responseStatus/message").unwrap_or("");
-        let reason = match (code, stage) {
-            (_, Some("Panic")) => format!("the API server panicked while serving the request {message}"),
-            (Some(code), _) => format!("{code} {status_reason}").trim_end().to_owned() + ": " + message,
-            (None, _) => message.to_owned(),
-        };
-        Some(event::bounded(&keys.redact(reason.trim_end_matches([':', ' ']), &people), limit::REASON))
-    } else {
-        event::text(record.pointer("/annotations/authorization.k8s.io~1reason"), limit::REASON)
-            .map(|reason| keys.redact(&reason, &people))
-    };
-
+    let (outcome, reason) = outcome_and_reason(record, stage, keys, &people);
     let target = match object {
         Some(object) => object_target(object),
         None => {
@@ -271,22 +247,78 @@ fn audit_event(record: &Value, cluster: &str, keys: &Pseudonyms) -> Result<Value
             event::target("nonresource", uri.split('?').next().unwrap_or(uri))
         }
     };
-    let changes = event::changes(event::record_changes(action, outcome, Vec::new(), &target), None);
-
-    let groups = |pointer: &str| {
-        record
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .map(|groups| groups.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+    let id = match stage {
+        Some(stage) => format!("{audit_id}/{stage}"),
+        None => audit_id.to_owned(),
     };
-    let user_groups = groups("/user/groups");
+    let mut event = json!({
+        "id": event::bounded(&id, 128),
+        "source": event::bounded(&format!("//k8s/{}", event::source_segment(cluster)), limit::SOURCE),
+        "type": event_type,
+        "action": action,
+        "time": time,
+        "actor": actor(record, username, impersonated, keys),
+        "changes": event::changes(event::record_changes(action, outcome, Vec::new(), &target), None),
+        "targets": [target],
+        "outcome": outcome,
+        "reason": reason,
+        "origin": event::origin(event::str_at(record, "/sourceIPs/0"), record.get("userAgent"), "kube-apiserver"),
+        "correlation": {"request_id": event::bounded(audit_id, limit::REQUEST_ID)},
+        "metadata": metadata(record, object, keys, &people),
+    });
+    event::prune(&mut event);
+    Ok(event)
+}
+
+/// The outcome, and the reason: why it failed, or the authorizer's justification of a success;
+/// people named in either pseudonymised.
+fn outcome_and_reason(
+    record: &Value,
+    stage: Option<&str>,
+    keys: &Pseudonyms,
+    people: &[&str],
+) -> (&'static str, Option<String>) {
+    let code = record.pointer("/responseStatus/code").and_then(Value::as_i64);
+    let outcome = match (stage, code) {
+        (Some("Panic"), _) => "failure",
+        (_, Some(code)) if code >= 400 => "failure",
+        (_, Some(_)) => "success",
+        (_, None) => "unknown",
+    };
+    if outcome != "failure" {
+        let reason = event::text(record.pointer("/annotations/authorization.k8s.io~1reason"), limit::REASON);
+        return (outcome, reason.map(|reason| keys.redact(&reason, people)));
+    }
+    let status_reason = event::str_at(record, "/responseStatus/reason").unwrap_or("");
+    let message = event::str_at(record, "/responseStatus/message").unwrap_or("");
+    let reason = match (code, stage) {
+        (_, Some("Panic")) => format!("the API server panicked while serving the request {message}"),
+        (Some(code), _) => format!("{code} {status_reason}").trim_end().to_owned() + ": " + message,
+        (None, _) => message.to_owned(),
+    };
+    (outcome, Some(event::bounded(&keys.redact(reason.trim_end_matches([':', ' ']), people), limit::REASON)))
+}
+
+/// The groups at `pointer`, joined by commas.
+fn groups(record: &Value, pointer: &str) -> Option<String> {
+    record
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|groups| groups.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+}
+
+/// The actor: system identities by name, people by pseudonym (the name sealed as `display`).
+fn actor(record: &Value, username: &str, impersonated: Option<&str>, keys: &Pseudonyms) -> Value {
+    let person = |name: &str| if is_system(name) { name.to_owned() } else { keys.of(name) };
+    let masters = groups(record, "/user/groups")
+        .is_some_and(|groups| groups.split(", ").any(|g| g == "system:masters"));
     let actor_type = if username.starts_with("system:serviceaccount:") {
         "service"
     } else if username == "system:anonymous" {
         "anonymous"
     } else if is_system(username) {
         "system"
-    } else if user_groups.as_deref().is_some_and(|groups| groups.split(", ").any(|g| g == "system:masters")) {
+    } else if masters {
         "admin"
     } else {
         "user"
@@ -300,59 +332,40 @@ fn audit_event(record: &Value, cluster: &str, keys: &Pseudonyms) -> Result<Value
             .map(|credential| keys.of(credential)),
     });
     event::prune(&mut actor);
+    actor
+}
 
-    let origin = json!({
-        "ip": event::str_at(record, "/sourceIPs/0").and_then(event::ip),
-        "user_agent": event::text(record.get("userAgent"), limit::USER_AGENT),
-        "service": "kube-apiserver",
-    });
-
+fn metadata(record: &Value, object: Option<&Value>, keys: &Pseudonyms, people: &[&str]) -> Option<Value> {
     let mut metadata = Metadata::default();
-    metadata.put_value("stage", stage.map(Value::from).as_ref());
-    metadata.put_value("level", record.get("level"));
-    metadata.put("verb", verb);
-    metadata.put_value("request_uri", record.get("requestURI"));
-    metadata.put_value("api_group", object.and_then(|object| object.get("apiGroup")));
-    metadata.put_value("api_version", object.and_then(|object| object.get("apiVersion")));
-    metadata.put_value("subresource", object.and_then(|object| object.get("subresource")));
-    metadata.put_value("response_code", record.pointer("/responseStatus/code"));
-    metadata.put_value("stage_timestamp", record.get("stageTimestamp"));
-    if let Some(groups) = &user_groups {
-        metadata.put("user_groups", groups);
+    for (key, value) in [
+        ("stage", record.get("stage")),
+        ("level", record.get("level")),
+        ("verb", record.get("verb")),
+        ("request_uri", record.get("requestURI")),
+        ("api_group", object.and_then(|object| object.get("apiGroup"))),
+        ("api_version", object.and_then(|object| object.get("apiVersion"))),
+        ("subresource", object.and_then(|object| object.get("subresource"))),
+        ("response_code", record.pointer("/responseStatus/code")),
+        ("stage_timestamp", record.get("stageTimestamp")),
+    ] {
+        metadata.put_value(key, value);
     }
-    if let Some(groups) = groups("/impersonatedUser/groups") {
-        metadata.put("impersonated_groups", &groups);
-    }
-    let annotations = record.get("annotations").and_then(Value::as_object);
-    for (key, value) in annotations.into_iter().flatten() {
-        if let Some(text) =
-            event::text(Some(value), limit::METADATA_VALUE).filter(|_| key != "authorization.k8s.io/reason")
-        {
-            metadata.put(&format!("annotation.{key}"), &keys.redact(&text, &people));
+    for (key, pointer) in
+        [("user_groups", "/user/groups"), ("impersonated_groups", "/impersonatedUser/groups")]
+    {
+        if let Some(groups) = groups(record, pointer) {
+            metadata.put(key, &groups);
         }
     }
-
-    let id = match stage {
-        Some(stage) => format!("{audit_id}/{stage}"),
-        None => audit_id.to_owned(),
-    };
-    let mut event = json!({
-        "id": event::bounded(&id, 128),
-        "source": event::bounded(&format!("//k8s/{}", event::source_segment(cluster)), limit::SOURCE),
-        "type": event_type,
-        "action": action,
-        "time": time,
-        "actor": actor,
-        "targets": [target],
-        "outcome": outcome,
-        "reason": reason,
-        "changes": changes,
-        "origin": origin,
-        "correlation": {"request_id": event::bounded(audit_id, limit::REQUEST_ID)},
-        "metadata": metadata.into_value(),
-    });
-    event::prune(&mut event);
-    Ok(event)
+    let annotations = record.get("annotations").and_then(Value::as_object);
+    for (key, value) in
+        annotations.into_iter().flatten().filter(|(key, _)| *key != "authorization.k8s.io/reason")
+    {
+        if let Some(text) = event::text(Some(value), limit::METADATA_VALUE) {
+            metadata.put(&format!("annotation.{key}"), &keys.redact(&text, people));
+        }
+    }
+    metadata.into_value()
 }
 
 /// The schema action of a request: its verb, on a resource (and subresource) or not.

@@ -47,6 +47,71 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     let actor_id = event::str_at(record, "/actor/id").ok_or("not an Okta LogEvent: no actor.id")?;
     let action = action(event_type);
 
+    let (targets, people) = targets(record);
+    let outcome = match event::str_at(record, "/outcome/result") {
+        Some("SUCCESS" | "ALLOW") => "success",
+        Some("FAILURE" | "DENY") => "failure",
+        _ => "unknown",
+    };
+    let reason = (outcome == "failure").then(|| {
+        let reason = event::str_at(record, "/outcome/reason")
+            .or_else(|| event::str_at(record, "/outcome/result"))
+            .unwrap_or("FAILURE");
+        event::bounded(&keys.redact(reason, &people), limit::REASON)
+    });
+    let changes = event::changes(event::record_changes(action, outcome, Vec::new(), &targets[0]), None);
+
+    let mut event = json!({
+        "id": event::bounded(id, 128),
+        "source": source(record),
+        "type": format!("okta.{}", event_type.split('.').map(event::type_segment).collect::<Vec<_>>().join(".")),
+        "action": action,
+        "time": time,
+        "actor": actor(record, actor_id, event_type, outcome, keys),
+        "targets": targets,
+        "outcome": outcome,
+        "reason": reason,
+        "changes": changes,
+        "origin": event::origin(
+            event::str_at(record, "/client/ipAddress"),
+            record.pointer("/client/userAgent/rawUserAgent"),
+            "okta"
+        ),
+        "correlation": {
+            "request_id": event::text(record.pointer("/debugContext/debugData/requestId"), limit::REQUEST_ID),
+            "correlation_id": event::text(record.pointer("/transaction/id"), limit::REQUEST_ID),
+        },
+        "metadata": metadata(record, keys, &people),
+    });
+    event::prune(&mut event);
+    Ok(event)
+}
+
+fn actor(record: &Value, actor_id: &str, event_type: &str, outcome: &str, keys: &Pseudonyms) -> Value {
+    let actor_type = match event::str_at(record, "/actor/type") {
+        Some("User") => Some("user"),
+        Some("SystemPrincipal") => Some("system"),
+        Some("PublicClientApp" | "AppInstance" | "Client") => Some("service"),
+        _ => None,
+    };
+    let mfa = (event_type == "user.authentication.auth_via_mfa" && outcome == "success").then_some(true);
+    let mut actor = json!({
+        "id": event::bounded(actor_id, limit::ACTOR_ID),
+        "type": actor_type,
+        "display": names(&record["actor"]).first().map(|name| event::bounded(name, limit::DISPLAY)),
+        "session": event::str_at(record, "/authenticationContext/externalSessionId").map(|id| keys.of(id)),
+        "auth": {
+            "method": event::str_at(record, "/authenticationContext/credentialType")
+                .map(|method| event::bounded(&method.to_lowercase(), limit::AUTH_METHOD)),
+            "mfa": mfa,
+        },
+    });
+    event::prune(&mut actor);
+    actor
+}
+
+/// The targets, and the names of the people among them and the actor (for redacting free text).
+fn targets(record: &Value) -> (Vec<Value>, Vec<&str>) {
     let mut people: Vec<&str> = names(&record["actor"]);
     let mut targets = Vec::new();
     for target in record.get("target").and_then(Value::as_array).into_iter().flatten() {
@@ -67,64 +132,7 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
     if targets.is_empty() {
         event::push_target(&mut targets, event::target("okta.org", "okta"));
     }
-
-    let outcome = match event::str_at(record, "/outcome/result") {
-        Some("SUCCESS" | "ALLOW") => "success",
-        Some("FAILURE" | "DENY") => "failure",
-        _ => "unknown",
-    };
-    let reason = (outcome == "failure").then(|| {
-        let reason = event::str_at(record, "/outcome/reason")
-            .or_else(|| event::str_at(record, "/outcome/result"))
-            .unwrap_or("FAILURE");
-        event::bounded(&keys.redact(reason, &people), limit::REASON)
-    });
-    let changes = event::changes(event::record_changes(action, outcome, Vec::new(), &targets[0]), None);
-
-    let actor_type = match event::str_at(record, "/actor/type") {
-        Some("User") => Some("user"),
-        Some("SystemPrincipal") => Some("system"),
-        Some("PublicClientApp" | "AppInstance" | "Client") => Some("service"),
-        _ => None,
-    };
-    let mfa = (event_type == "user.authentication.auth_via_mfa" && outcome == "success").then_some(true);
-    let mut actor = json!({
-        "id": event::bounded(actor_id, limit::ACTOR_ID),
-        "type": actor_type,
-        "display": names(&record["actor"]).first().map(|name| event::bounded(name, limit::DISPLAY)),
-        "session": event::str_at(record, "/authenticationContext/externalSessionId").map(|id| keys.of(id)),
-        "auth": {
-            "method": event::str_at(record, "/authenticationContext/credentialType")
-                .map(|method| event::bounded(&method.to_lowercase(), limit::AUTH_METHOD)),
-            "mfa": mfa,
-        },
-    });
-    event::prune(&mut actor);
-
-    let mut event = json!({
-        "id": event::bounded(id, 128),
-        "source": source(record),
-        "type": format!("okta.{}", event_type.split('.').map(event::type_segment).collect::<Vec<_>>().join(".")),
-        "action": action,
-        "time": time,
-        "actor": actor,
-        "targets": targets,
-        "outcome": outcome,
-        "reason": reason,
-        "changes": changes,
-        "origin": {
-            "ip": event::str_at(record, "/client/ipAddress").and_then(event::ip),
-            "user_agent": event::text(record.pointer("/client/userAgent/rawUserAgent"), limit::USER_AGENT),
-            "service": "okta",
-        },
-        "correlation": {
-            "request_id": event::text(record.pointer("/debugContext/debugData/requestId"), limit::REQUEST_ID),
-            "correlation_id": event::text(record.pointer("/transaction/id"), limit::REQUEST_ID),
-        },
-        "metadata": metadata(record, keys, &people),
-    });
-    event::prune(&mut event);
-    Ok(event)
+    (targets, people)
 }
 
 /// The names a `LogEvent` gives an actor or a target: `displayName`, `alternateId`.
