@@ -1068,3 +1068,114 @@ fn the_pseudonym_key_is_made_once_and_a_bad_key_file_is_refused() {
     assert!(!success);
     assert!(stderr.contains("does not hold a pseudonym key (64 hex digits)"), "{stderr}");
 }
+
+#[test]
+fn broken_records_of_every_format_are_bad_lines_that_say_what_is_missing() {
+    let serve = Serve::fresh();
+    let producer = serve.key("producer");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let aks_broken =
+        json!({"category": "kube-audit", "properties": {"log": "{not json"}, "time": "2024-05-04T08:00:00Z"});
+    let gke_broken = json!({"insertId": "x", "timestamp": "2024-05-03T11:00:00Z", "protoPayload": {
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog", "serviceName": "k8s.io",
+        "methodName": "io.k8s.core.v1.secrets.get"}});
+    let cases: &[(&str, Value, &str)] = &[
+        (
+            "okta",
+            json!({"uuid": "u1", "published": "2024-05-06T08:00:00Z", "eventType": "user.session.start", "actor": {}}),
+            "not an Okta LogEvent: no actor.id",
+        ),
+        (
+            "okta",
+            json!({"uuid": "u2", "published": "yesterday", "eventType": "user.session.start", "actor": {"id": "00u1"}}),
+            "published is not an RFC 3339 time",
+        ),
+        (
+            "azure-activity",
+            json!({"eventDataId": "e1", "operationName": {"value": "Microsoft.Compute/virtualMachines/write"}}),
+            "no eventTimestamp (or time)",
+        ),
+        (
+            "entra-signin",
+            json!({"id": "s1", "createdDateTime": "2024-05-08T07:30:00Z", "status": {"errorCode": 0}, "appId": "a"}),
+            "names no user (userId) and no service principal",
+        ),
+        (
+            "workspace",
+            json!({"kind": "admin#reports#activity", "id": {"time": "2024-05-09T09:00:00Z", "uniqueQualifier": "1", "applicationName": "admin"}, "events": []}),
+            "the activity holds no events",
+        ),
+        (
+            "workspace",
+            json!({"kind": "admin#reports#activity", "id": {"applicationName": "admin"}, "events": [{"name": "CREATE_USER"}]}),
+            "not a Workspace activity: no id.time",
+        ),
+        ("k8s", aks_broken, "properties.log of the AKS record is not a JSON audit event"),
+        ("k8s", gke_broken, "no protoPayload.authenticationInfo.principalEmail"),
+        (
+            "cloudtrail",
+            json!({"eventVersion": "1.09", "insightDetails": {}, "eventTime": "2024-05-05T11:00:00Z"}),
+            "not a CloudTrail record: no eventID",
+        ),
+        (
+            "github",
+            json!({"action": "repo.create", "actor": "octocat", "created_at": "last week"}),
+            "no usable @timestamp or created_at",
+        ),
+    ];
+    for (n, (format, record, expected)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("broken-{n}.ndjson"));
+        std::fs::write(&file, format!("{record}\n")).expect("write");
+        let ran = ingest(&serve.base, Some(&producer), &[&file.display().to_string(), "--format", format]);
+        assert!(!ran.success, "{format}: {ran:#?}");
+        ran.expect(&[("records", 1), ("bad_lines", 1), ("stored", 0)]);
+        let message = ran.problems[0]["message"].as_str().unwrap_or("");
+        assert!(message.contains(expected), "{format}: {expected:?} in {message:?}");
+    }
+
+    // pgaudit: a line too short, and an AUDIT record missing its fields.
+    let csv_log = dir.path().join("postgresql-broken.csv");
+    let row = |message: &str| {
+        let mut cells = vec![""; 26];
+        let quoted = format!("\"{}\"", message.replace('"', "\"\""));
+        cells[0] = "2024-05-10 09:00:01.120 UTC";
+        cells[1] = "walter";
+        cells[5] = "663de2f4.1a2b";
+        cells[6] = "2";
+        cells[13] = &quoted;
+        cells.join(",")
+    };
+    std::fs::write(
+        &csv_log,
+        format!(
+            "{}\n{}\n2024-05-10 09:00:02 UTC,walter\n",
+            row("AUDIT: SESSION,1,1,READ"),
+            row("AUDIT: SESSION,1,1,READ")
+        ),
+    )
+    .expect("write");
+    let ran = ingest(&serve.base, Some(&producer), &[&csv_log.display().to_string()]);
+    assert!(!ran.success);
+    ran.expect(&[("records", 3), ("bad_lines", 3), ("stored", 0)]);
+    assert!(
+        ran.stderr.contains("the pgaudit record has 4 fields, expected AUDIT_TYPE, STATEMENT_ID"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("the same on 1 more line after line 1"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("the line has 2 columns; a PostgreSQL CSV log line has at least 23"),
+        "{}",
+        ran.stderr
+    );
+
+    // A file of one format asked as another.
+    let asked =
+        ingest(&serve.base, Some(&producer), &[&path("okta-system-log.json"), "--format", "workspace"]);
+    assert!(!asked.success);
+    assert!(
+        asked.stderr.contains("okta-system-log.json does not look like Google Workspace audit: expected"),
+        "{}",
+        asked.stderr
+    );
+}
