@@ -85,6 +85,13 @@ impl Ran {
         self.summary[name].as_u64().unwrap_or_else(|| panic!("summary has no {name}: {self:#?}"))
     }
 
+    /// Checks that stderr says each of `expected`.
+    fn says(&self, expected: &[&str]) {
+        for expected in expected {
+            assert!(self.stderr.contains(expected), "{expected:?} in\n{}", self.stderr);
+        }
+    }
+
     /// Checks the summary's counts.
     fn expect(&self, counts: &[(&str, u64)]) {
         for (name, expected) in counts {
@@ -1157,17 +1164,11 @@ fn broken_records_of_every_format_are_bad_lines_that_say_what_is_missing() {
     let ran = ingest(&serve.base, Some(&producer), &[&csv_log.display().to_string()]);
     assert!(!ran.success);
     ran.expect(&[("records", 3), ("bad_lines", 3), ("stored", 0)]);
-    assert!(
-        ran.stderr.contains("the pgaudit record has 4 fields, expected AUDIT_TYPE, STATEMENT_ID"),
-        "{}",
-        ran.stderr
-    );
-    assert!(ran.stderr.contains("the same on 1 more line after line 1"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("the line has 2 columns; a PostgreSQL CSV log line has at least 23"),
-        "{}",
-        ran.stderr
-    );
+    ran.says(&[
+        "the pgaudit record has 4 fields, expected AUDIT_TYPE, STATEMENT_ID",
+        "the same on 1 more line after line 1",
+        "the line has 2 columns; a PostgreSQL CSV log line has at least 23",
+    ]);
 
     // A file of one format asked as another.
     let asked =
