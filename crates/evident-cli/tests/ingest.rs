@@ -658,10 +658,20 @@ fn kubernetes_timestamp_events_and_gke_and_aks_records_are_mapped() {
     let files = [path("k8s-v1beta1-timestamp.ndjson"), path("k8s-gke.ndjson"), path("k8s-aks-records.json")];
     let ran = ingest(&serve.base, Some(&producer), &[&files[0], &files[1], &files[2]]);
     assert!(ran.success, "{ran:#?}");
-    ran.expect(&[("files", 3), ("records", 9), ("stored", 9), ("rejected", 0), ("bad_lines", 0)]);
+    ran.expect(&[("files", 3), ("records", 10), ("stored", 10), ("rejected", 0), ("bad_lines", 0)]);
 
     let old = serve.search(&reader, &[("source", "//k8s/kubernetes")]);
-    no_personal(&old, &["alice", "10.1.2.3"]);
+    no_personal(&old, &["alice", "10.1.2.3", "carol", "ops-lead"]);
+    let impersonating = of_type(&old, "k8s.configmaps.patch");
+    assert_eq!(
+        (&impersonating["actor"]["id"], &impersonating["actor"]["type"]),
+        (&json!(ps("ops-lead")), &json!("admin"))
+    );
+    assert_eq!(
+        impersonating["actor"]["on_behalf_of"],
+        ps("carol@example.com"),
+        "the impersonated person too"
+    );
     let read = of_type(&old, "k8s.secrets.get");
     assert_eq!(read["time"], "2019-03-01T09:00:00.000000Z", "the v1beta1 `timestamp`");
     assert_eq!(read["actor"]["id"], ps("alice"));
@@ -1068,7 +1078,7 @@ fn the_pseudonym_key_is_made_once_and_a_bad_key_file_is_refused() {
     // Another key gives other pseudonyms: the same ids with other content are conflicts, never stored.
     let (success, stderr) = run(&file, &["--pseudonym-key", &data("pseudonym.key").display().to_string()]);
     assert!(!success);
-    assert!(stderr.contains("2 conflicts"), "{stderr}");
+    assert!(stderr.contains("3 conflicts"), "{stderr}");
 
     std::fs::write(&made, "not a key\n").expect("write");
     let (success, stderr) = run(&file, &[]);
