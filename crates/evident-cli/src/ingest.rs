@@ -39,7 +39,7 @@ use crate::output;
 #[derive(clap::Args)]
 pub struct Args {
     /// The files to ingest (`.gz` compressed files too).
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "pseudonym_of", value_name = "FILE")]
     files: Vec<PathBuf>,
     /// The files' format; `auto` tells it from the extension and the first record.
     #[arg(long, value_enum, default_value = "auto")]
@@ -73,8 +73,14 @@ pub struct Args {
     /// The key file of pseudonyms: personal values in clear fields (user names, e-mail addresses,
     /// access key ids) become keyed pseudonyms, and records without an id get a keyed derived id.
     /// Made on first use (mode 0600); use the same file for every import of the same logs.
+    /// Default: `$XDG_CONFIG_HOME/evident/pseudonym.key` (`~/.config/evident/pseudonym.key`).
     #[arg(long, value_name = "FILE", env = "EVIDENT_PSEUDONYM_KEY")]
     pseudonym_key: Option<PathBuf>,
+    /// Print the pseudonym of VALUE (a user name, an e-mail address) under the key, to search for
+    /// that person's imported events (`evident search --actor ps_...`), and import nothing
+    /// (repeatable).
+    #[arg(long, value_name = "VALUE")]
+    pseudonym_of: Vec<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -124,6 +130,9 @@ const MAX_BUSY_ATTEMPTS: u32 = 10;
 const MAX_UNREACHABLE_ATTEMPTS: u32 = 5;
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if !args.pseudonym_of.is_empty() {
+        return print_pseudonyms(&args);
+    }
     if args.map.iter().any(|map| map == "help") {
         bail!("--map FIELD=COLUMN and --set FIELD=VALUE take these fields: {}", csv::known_fields());
     }
@@ -164,7 +173,43 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// The key of `--pseudonym-key`, or of `$XDG_CONFIG_HOME/evident/pseudonym.key` (else
 /// `~/.config/evident/pseudonym.key`); made when the file does not exist yet.
 fn pseudonym_key(args: &Args) -> Result<Pseudonyms> {
-    let path = match &args.pseudonym_key {
+    let path = pseudonym_key_path(args)?;
+    let (pseudonyms, created) = Pseudonyms::load_or_create(&path)?;
+    if created {
+        eprintln!(
+            "evident: made the pseudonym key {}: keep it, and use it for every import of the same logs \
+             (another key gives other pseudonyms and ids)",
+            path.display()
+        );
+    }
+    Ok(pseudonyms)
+}
+
+/// `--pseudonym-of`: each value's pseudonym, one per line (tab-separated from the value for
+/// people; with `--json`, `{"value", "pseudonym"}`).
+fn print_pseudonyms(args: &Args) -> Result<ExitCode> {
+    let path = pseudonym_key_path(args)?;
+    let Some(pseudonyms) = Pseudonyms::load(&path)? else {
+        bail!(
+            "no pseudonym key at {}: nothing was imported with it; pass the key file the imports used \
+             with --pseudonym-key",
+            path.display()
+        );
+    };
+    for value in &args.pseudonym_of {
+        let pseudonym = pseudonyms.of(value);
+        if output::json_wanted(args.client.json) {
+            println!("{}", json!({"value": value, "pseudonym": pseudonym}));
+        } else {
+            println!("{pseudonym}\t{value}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--pseudonym-key`, else the default place.
+fn pseudonym_key_path(args: &Args) -> Result<PathBuf> {
+    Ok(match &args.pseudonym_key {
         Some(path) => path.clone(),
         None => {
             let config = std::env::var_os("XDG_CONFIG_HOME")
@@ -180,16 +225,7 @@ fn pseudonym_key(args: &Args) -> Result<Pseudonyms> {
             };
             config.join("evident").join("pseudonym.key")
         }
-    };
-    let (pseudonyms, created) = Pseudonyms::load_or_create(&path)?;
-    if created {
-        eprintln!(
-            "evident: made the pseudonym key {}: keep it, and use it for every import of the same logs \
-             (another key gives other pseudonyms and ids)",
-            path.display()
-        );
-    }
-    Ok(pseudonyms)
+    })
 }
 
 /// The CSV mapping of `--map` and `--set`, checked against the header of every CSV file; `None`

@@ -1080,6 +1080,35 @@ fn the_pseudonym_key_is_made_once_and_a_bad_key_file_is_refused() {
     assert!(!success);
     assert!(stderr.contains("3 conflicts"), "{stderr}");
 
+    // The pseudonym of a person, to search for their events; never from a key made to answer.
+    let pseudonym_of = |extra: &[&str]| {
+        Command::new(EVIDENT)
+            .args(["ingest", "--pseudonym-of", "alice", "--pseudonym-of", "bob@example.com"])
+            .args(extra)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("EVIDENT_PSEUDONYM_KEY")
+            .output()
+            .expect("evident ingest runs")
+    };
+    let printed = pseudonym_of(&[]);
+    assert!(printed.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&printed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"value": "alice", "pseudonym": key.of("alice")}),
+            json!({"value": "bob@example.com", "pseudonym": key.of("bob@example.com")})
+        ]
+    );
+    let elsewhere = config.path().join("no-such.key");
+    let refused = pseudonym_of(&["--pseudonym-key", &elsewhere.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("no pseudonym key at"), "{stderr}");
+    assert!(!elsewhere.exists(), "no key is made to answer");
+
     std::fs::write(&made, "not a key\n").expect("write");
     let (success, stderr) = run(&file, &[]);
     assert!(!success);

@@ -46,12 +46,8 @@ impl Pseudonyms {
     /// there (mode 0600, parent directories created). `true` when the key was created.
     pub fn load_or_create(path: &Path) -> Result<(Pseudonyms, bool)> {
         let name = path.display();
-        match std::fs::read_to_string(path) {
-            Ok(text) => return Ok((Pseudonyms::parse(text.trim(), &name.to_string())?, false)),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Io { context: format!("cannot read the key file {name}"), source });
-            }
+        if let Some(pseudonyms) = Pseudonyms::load(path)? {
+            return Ok((pseudonyms, false));
         }
         let mut key = [0u8; 32];
         getrandom::getrandom(&mut key)
@@ -73,6 +69,16 @@ impl Pseudonyms {
             // Another run created it meanwhile: use theirs.
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Pseudonyms::load_or_create(path),
             Err(source) => Err(Error::Io { context: format!("cannot write the key file {name}"), source }),
+        }
+    }
+
+    /// The key in `path`; `None` when there is no such file.
+    pub fn load(path: &Path) -> Result<Option<Pseudonyms>> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(Pseudonyms::parse(text.trim(), &name)?)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io { context: format!("cannot read the key file {name}"), source }),
         }
     }
 
