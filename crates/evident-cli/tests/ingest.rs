@@ -1002,7 +1002,7 @@ fn pgaudit_csv_logs_are_mapped_and_postgres_own_lines_skipped() {
     let file = path("postgresql-pgaudit.csv");
     let ran = ingest(&serve.base, Some(&producer), &[&file]);
     assert!(ran.success, "PostgreSQL's own lines are skipped, not problems: {ran:#?}");
-    ran.expect(&[("records", 10), ("stored", 8), ("skipped", 2), ("bad_lines", 0), ("rejected", 0)]);
+    ran.expect(&[("records", 12), ("stored", 10), ("skipped", 2), ("bad_lines", 0), ("rejected", 0)]);
     assert_eq!(
         ran.stderr.matches("PostgreSQL's own log line").count(),
         2,
@@ -1010,7 +1010,7 @@ fn pgaudit_csv_logs_are_mapped_and_postgres_own_lines_skipped() {
         ran.stderr
     );
     ingest(&serve.base, Some(&producer), &[&file, "--format", "pgaudit"])
-        .expect(&[("duplicates", 8), ("skipped", 2)]);
+        .expect(&[("duplicates", 10), ("skipped", 2)]);
 
     let shop = [("source", "//postgresql/shop")];
     let events = serve.search(&reader, &shop);
@@ -1027,6 +1027,12 @@ fn pgaudit_csv_logs_are_mapped_and_postgres_own_lines_skipped() {
     let dropped = of_type(&events, "pg.ddl.drop_table");
     assert_eq!((&dropped["action"], &dropped["actor"]["id"]), (&json!("delete"), &json!("postgres")));
     assert_eq!(of_type(&events, "pg.role.grant")["action"], "grant");
+    let function = of_type(&events, "pg.function.execute");
+    assert_eq!(
+        (&function["action"], target(function, 0)),
+        (&json!("other"), pair("pg.function", "shop.public.refund_total"))
+    );
+    assert_eq!(of_type(&events, "pg.misc.vacuum")["action"], "other");
     assert_eq!(of_type(&events, "pg.misc_set.set")["origin"]["host"], "db-client.internal");
 
     let seen = serve.search_personal(&investigator, &shop);
@@ -1044,8 +1050,8 @@ fn pgaudit_csv_logs_are_mapped_and_postgres_own_lines_skipped() {
     std::fs::write(&zoned, text.replace(" UTC,walter", " CEST,walter")).expect("write");
     let bad = ingest(&serve.base, Some(&producer), &[&zoned.display().to_string()]);
     assert!(!bad.success);
-    bad.expect(&[("bad_lines", 5), ("skipped", 2)]);
-    assert_eq!(bad.stderr.matches("set log_timezone = 'UTC'").count(), 5, "{}", bad.stderr);
+    bad.expect(&[("bad_lines", 6), ("skipped", 2)]);
+    assert_eq!(bad.stderr.matches("set log_timezone = 'UTC'").count(), 6, "{}", bad.stderr);
 }
 
 #[test]
