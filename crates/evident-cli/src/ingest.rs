@@ -126,6 +126,8 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Attempts of one request while the server answers 503 (or 429).
 const MAX_BUSY_ATTEMPTS: u32 = 10;
+/// Different problem messages remembered per file to say each once (memory stays bounded).
+const MAX_REPEATS: usize = 1000;
 /// Attempts of one request after the server was reached once and then could not be.
 const MAX_UNREACHABLE_ATTEMPTS: u32 = 5;
 
@@ -354,12 +356,15 @@ impl<'c> Run<'c> {
     }
 
     /// Prints `line` for people, unless this file said `message` already (then it is counted).
+    /// Past [`MAX_REPEATS`] different messages, new ones are printed and not remembered.
     fn say_once(&mut self, place: &Place, message: String, line: String) {
         match self.repeats.get_mut(&message) {
             Some((_, more)) => *more += 1,
             None => {
                 self.progress.println(&line);
-                self.repeats.insert(message, (place.clone(), 0));
+                if self.repeats.len() < MAX_REPEATS {
+                    self.repeats.insert(message, (place.clone(), 0));
+                }
             }
         }
     }
