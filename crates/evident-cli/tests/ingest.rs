@@ -1219,9 +1219,10 @@ fn broken_records_of_every_format_are_bad_lines_that_say_what_is_missing() {
     let asked =
         ingest(&serve.base, Some(&producer), &[&path("okta-system-log.json"), "--format", "workspace"]);
     assert!(!asked.success);
-    assert!(
-        asked.stderr.contains("okta-system-log.json does not look like Google Workspace audit: expected"),
-        "{}",
-        asked.stderr
-    );
+    asked.says(&["okta-system-log.json does not look like Google Workspace audit: expected"]);
+    let not_a_log = ingest(&serve.base, Some(&producer), &[&path("erp-audit.csv"), "--format", "pgaudit"]);
+    assert!(!not_a_log.success);
+    not_a_log.says(&[
+        "erp-audit.csv does not look like PostgreSQL pgaudit CSV log: expected a PostgreSQL CSV log",
+    ]);
 }

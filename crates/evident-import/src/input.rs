@@ -106,7 +106,15 @@ pub fn open(path: &Path, asked: Option<Format>) -> Result<Input> {
     let input = |format, layout| Input { path: path.to_owned(), name: name.clone(), format, layout, size };
     let extension = extension(path);
     if asked == Some(Format::Pgaudit) {
-        open_reader(path, &name)?;
+        let (reader, _) = open_reader(path, &name)?;
+        if !crate::pgaudit::looks_like(reader) {
+            let wanted = Format::Pgaudit;
+            return Err(Error::Input(format!(
+                "{name} does not look like {}: {}",
+                wanted.name(),
+                expected(asked)
+            )));
+        }
         return Ok(input(Format::Pgaudit, Layout::Csv));
     }
     if asked == Some(Format::Csv) || (asked.is_none() && extension == "csv") {
