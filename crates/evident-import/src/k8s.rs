@@ -19,7 +19,7 @@
 //! | `actor.on_behalf_of` | `impersonatedUser.username` (pseudonymised like `actor.id`): the user impersonated |
 //! | `actor.session` | the pseudonym of `user.extra["authentication.kubernetes.io/credential-id"][0]` (a token's `JTI=…` or a certificate's fingerprint) |
 //! | `targets` | `objectRef`: `type` `<resource>` (`<resource>.<apiGroup>` outside the core group, as kubectl names them), `id` `<namespace>/<name>` (`<namespace>/*` for a collection, `<name>` or `*` when cluster-scoped); non-resource requests: `{"type": "nonresource", "id": <path of requestURI>}`; GKE: parsed from `resourceName` |
-//! | `outcome` | `responseStatus.code` >= 400 → `failure`, other codes → `success`; stage `Panic` → `failure`; no status yet (`RequestReceived`) → `unknown`; GKE: `status.code` (google.rpc codes, 0 or none → `success`) |
+//! | `outcome` | `responseStatus.code` >= 400 → `failure`, other codes → `success`; stage `Panic` → `failure`; no status yet (`RequestReceived`) → `unknown`; GKE: `protoPayload.responseStatus.code` (HTTP) when present, else `status.code` (google.rpc codes as HTTP ones; 0 or none → `success`) |
 //! | `reason` | failures: `<code> <responseStatus.reason>: <responseStatus.message>`; successes: the `authorization.k8s.io/reason` annotation (the authorizer's justification); user names and e-mail addresses in either pseudonymised |
 //! | `changes` (sealed) | successful create/update/patch: request bodies are never copied (they may hold Secret data), so one change of the whole record whose `after` is its object reference; successful delete: `{"field": "", "before": <object reference>, "after": null}` |
 //! | `origin.ip` (sealed) | `sourceIPs[0]` (the others, proxies, are personal too and are not kept); GKE: `requestMetadata.callerIp` |
@@ -140,7 +140,11 @@ fn gke_audit_event(record: &Value) -> Result<Value, String> {
     let principal = event::str_at(payload, "/authenticationInfo/principalEmail")
         .ok_or("the GKE audit entry has no protoPayload.authenticationInfo.principalEmail")?;
     let time = event::str_at(record, "/timestamp").ok_or("the GKE audit entry has no timestamp")?;
-    let code = payload.pointer("/status/code").and_then(Value::as_i64).unwrap_or(0);
+    // The HTTP status when the entry gives it, else the google.rpc code of `status`.
+    let code = payload
+        .pointer("/responseStatus/code")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| http_code(payload.pointer("/status/code").and_then(Value::as_i64).unwrap_or(0)));
     let mut audit = json!({
         "apiVersion": "audit.k8s.io/v1",
         "kind": "Event",
@@ -152,7 +156,7 @@ fn gke_audit_event(record: &Value) -> Result<Value, String> {
         "sourceIPs": event::str_at(payload, "/requestMetadata/callerIp").map(|ip| vec![ip]),
         "userAgent": event::str_at(payload, "/requestMetadata/callerSuppliedUserAgent"),
         "responseStatus": {
-            "code": http_code(code),
+            "code": code,
             "message": event::str_at(payload, "/status/message"),
         },
         "annotations": record.get("labels").filter(|labels| labels.is_object()),
