@@ -70,6 +70,10 @@ pub struct Args {
     /// GKE and AKS records give, else `kubernetes`).
     #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
+    /// Okta: the org's host (e.g. `acme.okta.com`), used in the events' source `//okta/<HOST>`
+    /// (System Log records seldom name their org).
+    #[arg(long, value_name = "HOST")]
+    okta_org: Option<String>,
     /// The key file of pseudonyms: personal values in clear fields (user names, e-mail addresses,
     /// access key ids) become keyed pseudonyms, and records without an id get a keyed derived id.
     /// Made on first use (mode 0600); use the same file for every import of the same logs.
@@ -147,7 +151,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.client.key.is_none() {
         bail!("no API key: pass --key or set EVIDENT_API_KEY (a key with the producer role)");
     }
-    let options = Options { cluster: args.cluster.clone(), csv, pseudonyms: pseudonym_key(&args)? };
+    let options = Options {
+        cluster: args.cluster.clone(),
+        okta_org: args.okta_org.clone(),
+        csv,
+        pseudonyms: pseudonym_key(&args)?,
+    };
 
     let client = args.client.client();
     let total_bytes = inputs.iter().map(|input| input.size).sum();

@@ -592,15 +592,23 @@ struct Imported {
     events: Vec<Value>,
 }
 
-fn import_one(name: &str, format: &str, stored: u64, source: &str, personal: &[&str]) -> Imported {
+fn import_one(
+    name: &str,
+    format: &str,
+    stored: u64,
+    source: &str,
+    personal: &[&str],
+    extra: &[&str],
+) -> Imported {
     let serve = Serve::fresh();
     let (producer, reader, investigator) =
         (serve.key("producer"), serve.key("reader"), serve.key("investigator"));
     let file = path(name);
-    let ran = ingest(&serve.base, Some(&producer), &[&file]);
+    let args: Vec<&str> = std::iter::once(file.as_str()).chain(extra.iter().copied()).collect();
+    let ran = ingest(&serve.base, Some(&producer), &args);
     assert!(ran.success, "{ran:#?}");
     ran.expect(&[("stored", stored), ("rejected", 0), ("bad_lines", 0)]);
-    let again = ingest(&serve.base, Some(&producer), &[&file, "--format", format]);
+    let again = ingest(&serve.base, Some(&producer), &[&args[..], &["--format", format]].concat());
     again.expect(&[("stored", 0), ("duplicates", stored)]);
     let events = serve.search(&reader, &[("source", source)]);
     no_personal(&events, personal);
@@ -611,7 +619,7 @@ fn import_one(name: &str, format: &str, stored: u64, source: &str, personal: &[&
 fn github_exports_without_document_ids_get_stable_derived_ids_and_keep_logins_sealed() {
     let personal = ["octocat", "monalisa", "hubot-admin", "new.hire", "192.0.2.40", "583231"];
     let Imported { serve, reader, investigator, events } =
-        import_one("github-export-no-id.ndjson", "github", 6, "//github.com/acme-corp", &personal);
+        import_one("github-export-no-id.ndjson", "github", 6, "//github.com/acme-corp", &personal, &[]);
     let org = [("source", "//github.com/acme-corp")];
     assert_eq!(events.len(), 5);
     let added = of_type(&events, "github.org.add_member");
@@ -853,8 +861,14 @@ fn cloudtrail_insights_digests_and_the_records_that_leaked_or_lost_values() {
 fn okta_system_log_events_are_mapped() {
     let personal =
         ["ivan@example.com", "Ivan Petrov", "Judy Admin", "kate@example.com", "203.0.113.99", "102abcDEF"];
-    let Imported { serve, reader, investigator, events } =
-        import_one("okta-system-log.json", "okta", 9, "//okta/acme.okta.com", &personal);
+    let Imported { serve, reader, investigator, events } = import_one(
+        "okta-system-log.json",
+        "okta",
+        9,
+        "//okta/acme.okta.com",
+        &personal,
+        &["--okta-org", "acme.okta.com"],
+    );
     let okta = [("source", "//okta/acme.okta.com")];
     let failed = serve.event(&reader, &okta, "0a1b2c3d-0001-11ef-9a1b-0242ac120002");
     assert_eq!(
@@ -957,8 +971,14 @@ fn azure_activity_logs_and_entra_sign_ins_are_mapped() {
 #[test]
 fn google_workspace_activities_are_mapped_one_event_per_activity_event() {
     let personal = ["sybil@acme.example", "rupert.admin@acme.example", "trent@acme.example", "203.0.113.150"];
-    let Imported { serve, investigator, events, .. } =
-        import_one("workspace-admin.json", "workspace", 8, "//workspace.google.com/C03az79cb", &personal);
+    let Imported { serve, investigator, events, .. } = import_one(
+        "workspace-admin.json",
+        "workspace",
+        8,
+        "//workspace.google.com/C03az79cb",
+        &personal,
+        &[],
+    );
     let workspace = [("source", "//workspace.google.com/C03az79cb")];
     let created = of_type(&events, "gworkspace.admin.create_user");
     assert_eq!((&created["action"], &created["actor"]["type"]), (&json!("create"), &json!("admin")));

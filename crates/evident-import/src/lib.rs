@@ -137,7 +137,7 @@ impl Format {
             Format::CloudTrail => vec![cloudtrail::event(&record, keys)],
             Format::K8s => one(k8s::event(&record, options.cluster.as_deref(), keys)),
             Format::GitHub => one(github::event(&record, keys)),
-            Format::Okta => one(okta::event(&record, keys)),
+            Format::Okta => one(okta::event(&record, options.okta_org.as_deref(), keys)),
             Format::AzureActivity => one(azure::event(&record, keys)),
             Format::EntraSignIn => one(entra::event(&record, keys)),
             Format::Workspace => workspace::events(&record, keys),
@@ -151,6 +151,9 @@ pub struct Options {
     /// Kubernetes: the cluster's name, in the events' source `//k8s/<cluster>`; `None`: the name
     /// the record gives (GKE, AKS), else [`k8s::DEFAULT_CLUSTER`].
     pub cluster: Option<String>,
+    /// Okta: the org's host (`acme.okta.com`), in the events' source `//okta/<org>`; `None`: the
+    /// host of the request URL the record gives, if it gives one.
+    pub okta_org: Option<String>,
     /// CSV: which column (or constant) gives which field; CSV files cannot be read without one.
     pub csv: Option<csv::Mapping>,
     /// The key of pseudonyms and derived ids.
@@ -159,7 +162,7 @@ pub struct Options {
 
 impl Options {
     pub fn new(pseudonyms: Pseudonyms) -> Options {
-        Options { cluster: None, csv: None, pseudonyms }
+        Options { cluster: None, okta_org: None, csv: None, pseudonyms }
     }
 }
 

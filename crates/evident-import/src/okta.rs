@@ -4,7 +4,7 @@
 //! | event field | from the Okta `LogEvent` |
 //! | --- | --- |
 //! | `id` | `uuid` |
-//! | `source` | `//okta/<org>`: the org's host from `debugContext.debugData.url`'s origin when it has one, else `//okta` |
+//! | `source` | `//okta/<org>`: `--okta-org` (`Options::okta_org`), else the host of `debugContext.debugData.url` when it is a whole URL (it is mostly a path), else `//okta` |
 //! | `type` | `okta.<eventType>`, e.g. `okta.user.session.start`, `okta.group.user_membership.add` |
 //! | `action` | from `eventType`, see [`action`]: `*.session.start`, `user.authentication.*` → `login`; `*.session.end` → `logout`; `*membership.add`, `*.grant*`, `*.assign*`, `*.privilege.grant` → `grant`; `*membership.remove`, `*.revoke*`, `*.unassign*` → `revoke`; `*.create` → `create`; `*.delete*` (also `user.lifecycle.delete.completed`) → `delete`; `*.update*`, `*.activate`, `*.deactivate`, `*.suspend`, `*.unsuspend`, `*.unlock`, `*.reset_password`, `*.update_password` → `update`; `*.read`, `*.access`, `*.sso` → `read`; `*.export*`, `*.download*` → `export`; else `other` |
 //! | `time` | `published` |
@@ -34,7 +34,7 @@ pub fn looks_like(record: &Value) -> bool {
 }
 
 /// The event for one `LogEvent`, or why there cannot be one.
-pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
+pub fn event(record: &Value, org: Option<&str>, keys: &Pseudonyms) -> Result<Value, String> {
     if !record.is_object() {
         return Err("an Okta LogEvent must be a JSON object".into());
     }
@@ -63,7 +63,7 @@ pub fn event(record: &Value, keys: &Pseudonyms) -> Result<Value, String> {
 
     let mut event = json!({
         "id": event::bounded(id, 128),
-        "source": source(record),
+        "source": source(record, org),
         "type": format!("okta.{}", event_type.split('.').map(event::type_segment).collect::<Vec<_>>().join(".")),
         "action": action,
         "time": time,
@@ -140,12 +140,15 @@ fn names(value: &Value) -> Vec<&str> {
     ["/displayName", "/alternateId"].iter().filter_map(|pointer| event::str_at(value, pointer)).collect()
 }
 
-/// `//okta/<host>` from the request URL Okta recorded, else `//okta`.
-fn source(record: &Value) -> String {
-    let host = event::str_at(record, "/debugContext/debugData/url")
-        .and_then(|url| url.split_once("://"))
-        .and_then(|(_, rest)| rest.split(['/', '?']).next())
-        .filter(|host| !host.is_empty());
+/// `//okta/<org>`: the org asked for, else the host of the request URL Okta recorded (most
+/// records give only its path), else `//okta`.
+fn source(record: &Value, org: Option<&str>) -> String {
+    let host = org.or_else(|| {
+        event::str_at(record, "/debugContext/debugData/url")
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, rest)| rest.split(['/', '?']).next())
+            .filter(|host| !host.is_empty())
+    });
     match host {
         Some(host) => event::bounded(&format!("//okta/{}", event::source_segment(host)), limit::SOURCE),
         None => "//okta".to_owned(),
@@ -208,7 +211,19 @@ pub fn action(event_type: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::action;
+    use super::{action, source};
+    use serde_json::json;
+
+    #[test]
+    fn the_source_names_the_org_asked_for_or_the_one_a_whole_url_gives() {
+        let path_only = json!({"debugContext": {"debugData": {"url": "/api/v1/authn?"}}});
+        let whole_url =
+            json!({"debugContext": {"debugData": {"url": "https://acme.okta.com/api/v1/authn?"}}});
+        assert_eq!(source(&path_only, None), "//okta");
+        assert_eq!(source(&path_only, Some("acme.okta.com")), "//okta/acme.okta.com");
+        assert_eq!(source(&whole_url, None), "//okta/acme.okta.com");
+        assert_eq!(source(&whole_url, Some("other.okta.com")), "//okta/other.okta.com");
+    }
 
     #[test]
     fn actions_follow_the_event_type() {
