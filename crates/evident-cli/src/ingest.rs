@@ -268,6 +268,7 @@ fn ingest_all(run: &mut Run, inputs: &[Input], options: &Options) -> Result<Cont
         let flow = ingest_file(input, options, run)?;
         // After a stop too: the events read before the problem are good.
         let flushed = run.flush()?;
+        run.said_once(input);
         let flow = if flow.is_break() { flow } else { flushed };
         run.progress.end_file(input);
         if flow.is_break() {
@@ -294,7 +295,6 @@ fn ingest_file(input: &Input, options: &Options, run: &mut Run) -> Result<Contro
             break;
         }
     }
-    run.said_once(input);
     Ok(flow)
 }
 
@@ -336,8 +336,9 @@ struct Run<'c> {
     contacted: bool,
     started: Instant,
     progress: Progress,
-    /// This file's messages said so far (bad lines and skips), with the first place and how many
-    /// more times each came: a file failing the same way on every line is said once.
+    /// This file's messages said so far (bad lines, skips, rejections), with the first
+    /// place and how many more times each came: a file failing the same way on every line is said
+    /// once.
     repeats: HashMap<String, (Place, u64)>,
 }
 
@@ -462,6 +463,7 @@ impl<'c> Run<'c> {
                 let reason = errors.first().map(|e| e.reason.as_str()).unwrap_or(
                     "an event with this source and id is stored with other content; nothing was stored",
                 );
+                // Each names the stored event it conflicts with: said every time.
                 self.progress.println(&format!("{}: conflict{id}: {reason}", pending.place));
                 "conflict"
             }
@@ -470,7 +472,8 @@ impl<'c> Run<'c> {
                 let reasons: Vec<String> = errors.iter().map(describe_error).collect();
                 let reasons =
                     if reasons.is_empty() { "no reason given".to_owned() } else { reasons.join("; ") };
-                self.progress.println(&format!("{}: rejected{id}: {reasons}", pending.place));
+                let line = format!("{}: rejected{id}: {reasons}", pending.place);
+                self.say_once(&pending.place, format!("rejected: {reasons}"), line);
                 "rejected"
             }
         };

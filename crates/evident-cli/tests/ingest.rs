@@ -773,6 +773,24 @@ fn a_file_failing_the_same_way_on_every_line_is_said_once() {
         ran.stderr
     );
     assert_eq!(ran.problems.len(), 37, "scripts still get every line");
+
+    // Events the server rejects all the same way: said once too, with the first one's id.
+    let rejected = dir.path().join("events.ndjson");
+    let event = |n: u32| {
+        json!({"id": format!("evt-{n}"), "source": "//crm.example.com/support-api", "type": "auth.logout.done",
+               "action": "logout", "time": "2024-05-01T10:00:00Z", "actor": {"id": "agent-23"},
+               "targets": [{"type": "service", "id": "support-api"}], "outcome": "success",
+               "origin": {"service": "support-api"}, "severity": "urgent"})
+    };
+    let lines: Vec<String> = (1..=5).map(|n| event(n).to_string()).collect();
+    std::fs::write(&rejected, lines.join("\n")).expect("write");
+    let ran = ingest(&serve.base, Some(&producer), &[&rejected.display().to_string()]);
+    ran.expect(&[("records", 5), ("rejected", 5), ("stored", 0)]);
+    assert_eq!(ran.stderr.matches(": rejected (id ").count(), 1, "{}", ran.stderr);
+    ran.says(&[
+        "events.ndjson:1: rejected (id \"evt-1\"): severity (enum)",
+        "events.ndjson: the same on 4 more lines after line 1: rejected: severity (enum)",
+    ]);
 }
 
 #[test]
