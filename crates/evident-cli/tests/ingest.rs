@@ -1264,3 +1264,43 @@ fn broken_records_of_every_format_are_bad_lines_that_say_what_is_missing() {
         "erp-audit.csv does not look like PostgreSQL pgaudit CSV log: expected a PostgreSQL CSV log",
     ]);
 }
+
+#[test]
+fn every_layout_of_the_same_records_makes_the_same_events() {
+    let serve = Serve::fresh();
+    let producer = serve.key("producer");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // (sample, where its records are, extra flags): imported as written, then as NDJSON and as a
+    // plain JSON array of the same records, which must all be duplicates.
+    let samples: &[(&str, &str, &[&str])] = &[
+        ("okta-system-log.json", "", &["--okta-org", "acme.okta.com"]),
+        ("workspace-admin.json", "/items", &[]),
+        ("k8s-aks-records.json", "/records", &[]),
+        ("entra-signins.json", "/value", &[]),
+        ("azure-activity-records.json", "/records", &[]),
+        ("cloudtrail-insights.json", "/Records", &[]),
+    ];
+    for (name, pointer, extra) in samples {
+        let file = path(name);
+        let first = ingest(&serve.base, Some(&producer), &[&[file.as_str()], &extra[..]].concat());
+        assert!(first.success, "{name}: {first:#?}");
+        let stored = first.count("stored");
+        let document: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
+        let records = document.pointer(pointer).and_then(Value::as_array).expect("records").clone();
+        let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+        let ndjson = dir.path().join(format!("{name}.ndjson"));
+        std::fs::write(&ndjson, lines.join("\n") + "\n").expect("write");
+        let array = dir.path().join(format!("{name}.array.json"));
+        std::fs::write(&array, serde_json::to_string_pretty(&records).expect("JSON")).expect("write");
+        for other in [ndjson, array] {
+            let again = ingest(
+                &serve.base,
+                Some(&producer),
+                &[&[other.to_str().expect("UTF-8")], &extra[..]].concat(),
+            );
+            assert!(again.success, "{name} as {}: {again:#?}", other.display());
+            again.expect(&[("stored", 0), ("duplicates", stored)]);
+        }
+    }
+}
