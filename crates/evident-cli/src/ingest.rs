@@ -9,13 +9,17 @@
 //! Every problem is reported with the file and line (and record number inside a JSON document):
 //! lines that cannot be read or mapped (*bad lines*, never sent), events the server rejected (with
 //! every failing field and rule), and conflicts (the same `source` and `id` already stored with other
-//! content; nothing is stored). Without `--fail-fast` the rest goes on and the exit code is non-zero
-//! if anything was not stored; with it, ingestion stops after the first problem.
+//! content; nothing is stored). A problem repeated in a file (a whole file failing the same way) is
+//! said once, then counted. Records skipped on purpose (a CloudTrail digest file, PostgreSQL's own
+//! log lines) are counted apart, with one line per reason, and are not problems. Without
+//! `--fail-fast` the rest goes on and the exit code is non-zero if anything was not stored; with
+//! it, ingestion stops after the first problem.
 //!
 //! Output: problems and a summary on stderr, with a progress bar when stderr is a terminal (plain
 //! progress lines otherwise); with `--json` (or when stdout is not a terminal) also one JSON object
 //! per problem and a final `{"summary": ...}` on stdout.
 
+use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use evident_client::{Client, Error as ClientError};
-use evident_import::{Format, Input, Options, Place, csv};
+use evident_import::{Format, Input, Mapped, Options, Place, Pseudonyms, csv};
 use evident_wire::api::{IngestResponse, InvalidParam, ItemResult, ItemStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -35,7 +39,7 @@ use crate::output;
 #[derive(clap::Args)]
 pub struct Args {
     /// The files to ingest (`.gz` compressed files too).
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "pseudonym_of", value_name = "FILE")]
     files: Vec<PathBuf>,
     /// The files' format; `auto` tells it from the extension and the first record.
     #[arg(long, value_enum, default_value = "auto")]
@@ -62,9 +66,25 @@ pub struct Args {
     /// without an offset, UTC).
     #[arg(long, value_name = "FORMAT")]
     time_format: Option<String>,
-    /// Kubernetes: the cluster's name, used in the events' source `//k8s/<NAME>`.
-    #[arg(long, default_value = evident_import::k8s::DEFAULT_CLUSTER)]
-    cluster: String,
+    /// Kubernetes: the cluster's name, used in the events' source `//k8s/<NAME>` (default: the name
+    /// GKE and AKS records give, else `kubernetes`).
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// Okta: the org's host (e.g. `acme.okta.com`), used in the events' source `//okta/<HOST>`
+    /// (System Log records seldom name their org).
+    #[arg(long, value_name = "HOST")]
+    okta_org: Option<String>,
+    /// The key file of pseudonyms: personal values in clear fields (user names, e-mail addresses,
+    /// access key ids) become keyed pseudonyms, and records without an id get a keyed derived id.
+    /// Made on first use (mode 0600); use the same file for every import of the same logs.
+    /// Default: `$XDG_CONFIG_HOME/evident/pseudonym.key` (`~/.config/evident/pseudonym.key`).
+    #[arg(long, value_name = "FILE", env = "EVIDENT_PSEUDONYM_KEY")]
+    pseudonym_key: Option<PathBuf>,
+    /// Print the pseudonym of VALUE (a user name, an e-mail address) under the key, to search for
+    /// that person's imported events (`evident search --actor ps_...`), and import nothing
+    /// (repeatable).
+    #[arg(long, value_name = "VALUE")]
+    pseudonym_of: Vec<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -78,6 +98,11 @@ pub enum FormatArg {
     Cloudtrail,
     K8s,
     Github,
+    Okta,
+    AzureActivity,
+    EntraSignin,
+    Workspace,
+    Pgaudit,
 }
 
 impl FormatArg {
@@ -90,6 +115,11 @@ impl FormatArg {
             FormatArg::Cloudtrail => Some(Format::CloudTrail),
             FormatArg::K8s => Some(Format::K8s),
             FormatArg::Github => Some(Format::GitHub),
+            FormatArg::Okta => Some(Format::Okta),
+            FormatArg::AzureActivity => Some(Format::AzureActivity),
+            FormatArg::EntraSignin => Some(Format::EntraSignIn),
+            FormatArg::Workspace => Some(Format::Workspace),
+            FormatArg::Pgaudit => Some(Format::Pgaudit),
         }
     }
 }
@@ -100,10 +130,15 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Attempts of one request while the server answers 503 (or 429).
 const MAX_BUSY_ATTEMPTS: u32 = 10;
+/// Different problem messages remembered per file to say each once (memory stays bounded).
+const MAX_REPEATS: usize = 1000;
 /// Attempts of one request after the server was reached once and then could not be.
 const MAX_UNREACHABLE_ATTEMPTS: u32 = 5;
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if !args.pseudonym_of.is_empty() {
+        return print_pseudonyms(&args);
+    }
     if args.map.iter().any(|map| map == "help") {
         bail!("--map FIELD=COLUMN and --set FIELD=VALUE take these fields: {}", csv::known_fields());
     }
@@ -112,10 +147,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .iter()
         .map(|path| evident_import::open(path, args.format.asked()))
         .collect::<Result<_, _>>()?;
-    let options = Options { cluster: args.cluster.clone(), csv: csv_mapping(&args, &inputs)? };
+    let csv = csv_mapping(&args, &inputs)?;
     if args.client.key.is_none() {
         bail!("no API key: pass --key or set EVIDENT_API_KEY (a key with the producer role)");
     }
+    let options = Options {
+        cluster: args.cluster.clone(),
+        okta_org: args.okta_org.clone(),
+        csv,
+        pseudonyms: pseudonym_key(&args)?,
+    };
 
     let client = args.client.client();
     let total_bytes = inputs.iter().map(|input| input.size).sum();
@@ -138,6 +179,64 @@ pub fn run(args: Args) -> Result<ExitCode> {
     run.summary(stopped);
     let clean = run.totals.conflicts + run.totals.rejected + run.totals.bad_lines == 0 && !stopped;
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The key of `--pseudonym-key`, or of `$XDG_CONFIG_HOME/evident/pseudonym.key` (else
+/// `~/.config/evident/pseudonym.key`); made when the file does not exist yet.
+fn pseudonym_key(args: &Args) -> Result<Pseudonyms> {
+    let path = pseudonym_key_path(args)?;
+    let (pseudonyms, created) = Pseudonyms::load_or_create(&path)?;
+    if created {
+        eprintln!(
+            "evident: made the pseudonym key {}: keep it, and use it for every import of the same logs \
+             (another key gives other pseudonyms and ids)",
+            path.display()
+        );
+    }
+    Ok(pseudonyms)
+}
+
+/// `--pseudonym-of`: each value's pseudonym, one per line (tab-separated from the value for
+/// people; with `--json`, `{"value", "pseudonym"}`).
+fn print_pseudonyms(args: &Args) -> Result<ExitCode> {
+    let path = pseudonym_key_path(args)?;
+    let Some(pseudonyms) = Pseudonyms::load(&path)? else {
+        bail!(
+            "no pseudonym key at {}: nothing was imported with it; pass the key file the imports used \
+             with --pseudonym-key",
+            path.display()
+        );
+    };
+    for value in &args.pseudonym_of {
+        let pseudonym = pseudonyms.of(value);
+        if output::json_wanted(args.client.json) {
+            println!("{}", json!({"value": value, "pseudonym": pseudonym}));
+        } else {
+            println!("{pseudonym}\t{value}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--pseudonym-key`, else the default place.
+fn pseudonym_key_path(args: &Args) -> Result<PathBuf> {
+    Ok(match &args.pseudonym_key {
+        Some(path) => path.clone(),
+        None => {
+            let config = std::env::var_os("XDG_CONFIG_HOME")
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .filter(|dir| !dir.is_empty())
+                        .map(|home| PathBuf::from(home).join(".config"))
+                });
+            let Some(config) = config else {
+                bail!("no place for the pseudonym key: pass --pseudonym-key FILE (or set HOME)");
+            };
+            config.join("evident").join("pseudonym.key")
+        }
+    })
 }
 
 /// The CSV mapping of `--map` and `--set`, checked against the header of every CSV file; `None`
@@ -169,6 +268,7 @@ fn ingest_all(run: &mut Run, inputs: &[Input], options: &Options) -> Result<Cont
         let flow = ingest_file(input, options, run)?;
         // After a stop too: the events read before the problem are good.
         let flushed = run.flush()?;
+        run.said_once(input);
         let flow = if flow.is_break() { flow } else { flushed };
         run.progress.end_file(input);
         if flow.is_break() {
@@ -181,18 +281,21 @@ fn ingest_all(run: &mut Run, inputs: &[Input], options: &Options) -> Result<Cont
 /// One file: every record's event sent, every problem reported.
 fn ingest_file(input: &Input, options: &Options, run: &mut Run) -> Result<ControlFlow<()>> {
     let mut events = input.events(options)?;
+    run.repeats.clear();
+    let mut flow = ControlFlow::Continue(());
     while let Some(record) = events.next_record()? {
         run.totals.records += 1;
-        let flow = match record.event {
-            Ok(event) => run.event(record.place, event)?,
-            Err(message) => run.bad(record.place, &message),
+        flow = match record.mapped {
+            Mapped::Event(event) => run.event(record.place, event)?,
+            Mapped::Skipped(why) => run.skipped(record.place, &why),
+            Mapped::Bad(message) => run.bad(record.place, &message),
         };
         run.progress.update(input, events.position(), &run.totals);
         if flow.is_break() {
-            return Ok(flow);
+            break;
         }
     }
-    Ok(ControlFlow::Continue(()))
+    Ok(flow)
 }
 
 /// What happened to the records so far.
@@ -208,6 +311,9 @@ struct Totals {
     rejected: u64,
     /// Lines that could not be read or mapped: never sent.
     bad_lines: u64,
+    /// Records that hold no event, on purpose (a digest file, a log line that is not an audit
+    /// record): never sent, not a problem.
+    skipped: u64,
 }
 
 /// An event read and waiting for its batch.
@@ -230,6 +336,10 @@ struct Run<'c> {
     contacted: bool,
     started: Instant,
     progress: Progress,
+    /// This file's messages said so far (bad lines, skips, rejections), with the first
+    /// place and how many more times each came: a file failing the same way on every line is said
+    /// once.
+    repeats: HashMap<String, (Place, u64)>,
 }
 
 impl<'c> Run<'c> {
@@ -251,13 +361,51 @@ impl<'c> Run<'c> {
             contacted: false,
             started: Instant::now(),
             progress: Progress::new(total_bytes),
+            repeats: HashMap::new(),
         }
     }
 
-    /// A line that could not be read or mapped: reported, never sent.
+    /// Prints `line` for people, unless this file said `message` already (then it is counted).
+    /// Past [`MAX_REPEATS`] different messages, new ones are printed and not remembered.
+    fn say_once(&mut self, place: &Place, message: String, line: String) {
+        match self.repeats.get_mut(&message) {
+            Some((_, more)) => *more += 1,
+            None => {
+                self.progress.println(&line);
+                if self.repeats.len() < MAX_REPEATS {
+                    self.repeats.insert(message, (place.clone(), 0));
+                }
+            }
+        }
+    }
+
+    /// After a file: how many more times each message came.
+    fn said_once(&mut self, input: &Input) {
+        let mut repeated: Vec<(&String, &(Place, u64))> =
+            self.repeats.iter().filter(|(_, (_, more))| *more > 0).collect();
+        repeated.sort_by_key(|(_, (place, _))| (place.line, place.record));
+        for (message, (place, more)) in repeated {
+            let lines = if *more == 1 { "line" } else { "lines" };
+            self.progress.println(&format!(
+                "{}: the same on {more} more {lines} after line {}: {message}",
+                input.name, place.line
+            ));
+        }
+        self.repeats.clear();
+    }
+
+    /// A record that holds no event, on purpose: counted, said once per reason.
+    fn skipped(&mut self, place: Place, why: &str) -> ControlFlow<()> {
+        self.totals.skipped += 1;
+        self.say_once(&place, format!("skipped: {why}"), format!("{place}: skipped: {why}"));
+        ControlFlow::Continue(())
+    }
+
+    /// A line that could not be read or mapped: reported (once per message and file for people,
+    /// every time for scripts), never sent.
     fn bad(&mut self, place: Place, message: &str) -> ControlFlow<()> {
         self.totals.bad_lines += 1;
-        self.progress.println(&format!("{place}: bad line: {message}"));
+        self.say_once(&place, format!("bad line: {message}"), format!("{place}: bad line: {message}"));
         if self.json {
             let mut problem = place_json(&place);
             problem["problem"] = json!("bad_line");
@@ -315,6 +463,7 @@ impl<'c> Run<'c> {
                 let reason = errors.first().map(|e| e.reason.as_str()).unwrap_or(
                     "an event with this source and id is stored with other content; nothing was stored",
                 );
+                // Each names the stored event it conflicts with: said every time.
                 self.progress.println(&format!("{}: conflict{id}: {reason}", pending.place));
                 "conflict"
             }
@@ -323,7 +472,8 @@ impl<'c> Run<'c> {
                 let reasons: Vec<String> = errors.iter().map(describe_error).collect();
                 let reasons =
                     if reasons.is_empty() { "no reason given".to_owned() } else { reasons.join("; ") };
-                self.progress.println(&format!("{}: rejected{id}: {reasons}", pending.place));
+                let line = format!("{}: rejected{id}: {reasons}", pending.place);
+                self.say_once(&pending.place, format!("rejected: {reasons}"), line);
                 "rejected"
             }
         };
@@ -465,7 +615,7 @@ impl<'c> Run<'c> {
         let rate = if elapsed > 0.0 { totals.records as f64 / elapsed } else { 0.0 };
         let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut line = format!(
-            "{}, {} read: {} stored, {} already present, {}, {} rejected, {}; {elapsed:.1} s, {rate:.0} records/s",
+            "{}, {} read: {} stored, {} already present, {}, {} rejected, {}, {} skipped; {elapsed:.1} s, {rate:.0} records/s",
             plural(totals.files, "file", "files"),
             plural(totals.records, "record", "records"),
             totals.stored,
@@ -473,6 +623,7 @@ impl<'c> Run<'c> {
             plural(totals.conflicts, "conflict", "conflicts"),
             totals.rejected,
             plural(totals.bad_lines, "bad line", "bad lines"),
+            totals.skipped,
         );
         if stopped {
             line.push_str("; stopped at the first problem (--fail-fast)");
@@ -487,6 +638,7 @@ impl<'c> Run<'c> {
                 "conflicts": totals.conflicts,
                 "rejected": totals.rejected,
                 "bad_lines": totals.bad_lines,
+                "skipped": totals.skipped,
                 "stopped_early": stopped,
                 "elapsed_seconds": (elapsed * 1000.0).round() / 1000.0,
                 "records_per_second": rate.round(),

@@ -37,7 +37,8 @@ enum Command {
     Serve(serve::Args),
     /// Fill a server with a realistic customer-service history to explore.
     Demo(demo::Args),
-    /// Send events from files: NDJSON, CSV, AWS CloudTrail, Kubernetes audit, GitHub audit log.
+    /// Send events from files: NDJSON, CSV, AWS CloudTrail, Kubernetes audit (also GKE, AKS), GitHub
+    /// audit log, Okta System Log, Azure Activity Log, Entra ID sign-ins, Google Workspace, pgaudit.
     Ingest(ingest::Args),
     /// Search events.
     Search(search::Args),

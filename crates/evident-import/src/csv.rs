@@ -3,12 +3,12 @@
 //!
 //! | event field | from |
 //! | --- | --- |
-//! | `id` | the column mapped to `id`; without one, `csv-` and the first 32 hex digits of SHA-256 over the row's cells (so a re-run stores nothing twice, and identical rows are one event) |
+//! | `id` | the column mapped to `id`; without one, `csv-` and the keyed hash of the row's cells ([`Pseudonyms::record_id`]: the cells may be personal, so no plain hash of them goes to a clear field; a re-run with the same key stores nothing twice, and identical rows are one event) |
 //! | `source`, `type`, `actor.id`, `actor.display`, `actor.on_behalf_of`, `actor.session`, `actor.auth.method`, `subject`, `target.type`, `target.id`, `target.display`, `reason`, `origin.ip`, `origin.user_agent`, `origin.host`, `origin.service`, `correlation.request_id`, `correlation.correlation_id`, `correlation.traceparent` | the cell, as it is |
 //! | `action`, `outcome`, `actor.type`, `severity` | the cell, lowercased; for `outcome` also `ok`, `succeeded`, `true`, `allowed` → `success` and `failed`, `error`, `false`, `denied` → `failure` |
 //! | `time` | RFC 3339; with `--time-format`, that `strftime` format (UTC unless it has an offset); also `YYYY-MM-DD HH:MM:SS[.f]` (UTC) and Unix seconds or milliseconds |
 //! | `actor.auth.mfa` | `true`/`false` (also `yes`/`no`, `1`/`0`) |
-//! | `change.field`, `change.before`, `change.after` | one change (`changes[0]`); `before`/`after` are parsed as JSON when they are JSON, else kept as text; a successful create, update or delete row without one gets the change `event::changes` makes (the whole record) |
+//! | `change.field`, `change.before`, `change.after` | one change (`changes[0]`); `before`/`after` are parsed as JSON when they are JSON, else kept as text; a successful create, update or delete row without one gets the change `event::record_changes` makes (the whole record) |
 //! | `data_classes` | a list separated by commas, semicolons or spaces |
 //! | `metadata.<KEY>` | the cell, under `KEY` |
 //!
@@ -23,10 +23,10 @@ use std::rc::Rc;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use sha2::{Digest as _, Sha256};
 
 use crate::input::{BytesRead, Input, Place, open_reader};
-use crate::{Error, Record, Result, event};
+use crate::pseudonym::Pseudonyms;
+use crate::{Error, Mapped, Record, Result, event};
 
 /// Fields that take a cell as it is, and where they go in the event.
 const TEXT_FIELDS: &[(&str, &[&str])] = &[
@@ -198,17 +198,27 @@ pub(crate) struct Rows<'i> {
     csv: csv::Reader<Box<dyn Read>>,
     counter: BytesRead,
     mapping: &'i Mapping,
+    keys: &'i Pseudonyms,
     columns: Columns,
     row: csv::ByteRecord,
 }
 
 impl<'i> Rows<'i> {
-    pub(crate) fn open(input: &'i Input, mapping: &'i Mapping) -> Result<Rows<'i>> {
+    pub(crate) fn open(input: &'i Input, mapping: &'i Mapping, keys: &'i Pseudonyms) -> Result<Rows<'i>> {
         let columns = mapping.columns(input)?;
         let (reader, counter) = open_reader(&input.path, &input.name)?;
         let csv = mapping.reader(reader);
         let file = Rc::from(input.name.as_str());
-        Ok(Rows { name: &input.name, file, csv, counter, mapping, columns, row: csv::ByteRecord::new() })
+        Ok(Rows {
+            name: &input.name,
+            file,
+            csv,
+            counter,
+            mapping,
+            keys,
+            columns,
+            row: csv::ByteRecord::new(),
+        })
     }
 
     /// The next row's event, or why there is none; `None` at the end. Blank rows are skipped.
@@ -222,8 +232,8 @@ impl<'i> Rows<'i> {
                 Ok(false) => Ok(None),
                 Ok(true) if self.row.iter().all(|cell| cell.trim_ascii().is_empty()) => continue,
                 Ok(true) => {
-                    let event = row_event(&self.row, self.mapping, &self.columns);
-                    Ok(Some(Record { place, event }))
+                    let event = row_event(&self.row, self.mapping, &self.columns, self.keys);
+                    Ok(Some(Record { place, mapped: event.into() }))
                 }
                 Err(err) if err.is_io_error() => {
                     let context = format!("cannot read {}: line {line}", self.name);
@@ -232,7 +242,7 @@ impl<'i> Rows<'i> {
                         _ => unreachable!("an I/O error"),
                     }
                 }
-                Err(err) => Ok(Some(Record { place, event: Err(format!("not valid CSV: {err}")) })),
+                Err(err) => Ok(Some(Record { place, mapped: Mapped::Bad(format!("not valid CSV: {err}")) })),
             };
         }
     }
@@ -244,7 +254,12 @@ impl<'i> Rows<'i> {
 }
 
 /// The event of one row.
-fn row_event(row: &csv::ByteRecord, mapping: &Mapping, columns: &Columns) -> Result<Value, String> {
+fn row_event(
+    row: &csv::ByteRecord,
+    mapping: &Mapping,
+    columns: &Columns,
+    keys: &Pseudonyms,
+) -> Result<Value, String> {
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
     for (field, at, column) in &columns.index {
         let cell = row.get(*at).ok_or_else(|| {
@@ -274,12 +289,8 @@ fn row_event(row: &csv::ByteRecord, mapping: &Mapping, columns: &Columns) -> Res
 
     let mut event = Map::new();
     if !values.contains_key("id") {
-        let mut hash = Sha256::new();
-        for cell in row.iter() {
-            hash.update((cell.len() as u64).to_be_bytes());
-            hash.update(cell);
-        }
-        values.insert("id", format!("csv-{}", &hex::encode(hash.finalize())[..32]));
+        let cells: Vec<String> = row.iter().map(|cell| String::from_utf8_lossy(cell).into_owned()).collect();
+        values.insert("id", keys.record_id("csv-", &json!(cells)));
     }
     for (field, value) in values {
         if let Some(key) = field.strip_prefix("metadata.") {
@@ -316,7 +327,8 @@ fn row_event(row: &csv::ByteRecord, mapping: &Mapping, columns: &Columns) -> Res
     if !event.contains_key("changes") {
         let text = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
         let target = event.get("targets").map_or(Value::Null, |targets| targets[0].clone());
-        if let Some(changes) = event::changes(&text("action"), &text("outcome"), Vec::new(), &target) {
+        let record = event::record_changes(&text("action"), &text("outcome"), Vec::new(), &target);
+        if let Some(changes) = event::changes(record, None) {
             event.insert("changes".to_owned(), changes);
         }
     }

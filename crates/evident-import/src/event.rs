@@ -11,7 +11,6 @@ use serde_json::{Map, Value, json};
 pub mod limit {
     pub const ACTOR_ID: usize = 256;
     pub const DISPLAY: usize = 256;
-    pub const SESSION: usize = 256;
     pub const AUTH_METHOD: usize = 64;
     pub const TARGET_TYPE: usize = 128;
     pub const TARGET_ID: usize = 256;
@@ -90,6 +89,16 @@ pub fn ip(text: &str) -> Option<String> {
     text.trim().parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
 }
 
+/// An `origin`: the client's address (kept only when it is one), its user agent (bounded) and the
+/// service that recorded the event. The first two are personal: the server seals them.
+pub fn origin(ip_text: Option<&str>, user_agent: Option<&Value>, service: &str) -> Value {
+    json!({
+        "ip": ip_text.and_then(ip),
+        "user_agent": text(user_agent, limit::USER_AGENT),
+        "service": service,
+    })
+}
+
 /// Metadata within the schema's bounds: at most 50 keys (later ones are dropped), keys cut to 64
 /// characters, values to 1024. Values are derived from source records, not asserted by a
 /// producer, so card numbers and secrets in them are masked here rather than failing the event.
@@ -127,27 +136,87 @@ pub fn pointer_token(key: &str) -> String {
 
 /// `changes` for an event, which the schema requires of successful create, update and delete
 /// events:
-/// - delete: `[{"field": ""}]`: the whole record, with nothing after (what it held before is not
-///   in these sources);
+/// - delete: `[{"field": "", "before": {"type", "id"}, "after": null}]`: the whole record, named as
+///   the source names it (the first target), is gone (what it held is not in these sources);
 /// - create and update: `fields` when the source says which fields got which values (and they fit
 ///   the server's limits); otherwise one change of the whole record whose `after` is the record's
-///   identity as the source names it (`{"type", "id"}` of the first target), since the source
-///   records no content.
+///   identity (`{"type", "id"}` of the first target), since the source records no content.
 ///
-/// `None` for other actions and for failures (a failed change changed nothing).
-pub fn changes(action: &str, outcome: &str, fields: Vec<Value>, first_target: &Value) -> Option<Value> {
+/// Empty for other actions and for failures (a failed change changed nothing); the server asks
+/// for changes of every other create, update and delete, including those whose outcome is not
+/// known yet (an Azure `Started` record, a Kubernetes `RequestReceived` stage).
+pub fn record_changes(action: &str, outcome: &str, fields: Vec<Value>, first_target: &Value) -> Vec<Value> {
     if !matches!(action, "create" | "update" | "delete") || outcome == "failure" {
-        return None;
-    }
-    if action == "delete" {
-        return Some(json!([{"field": ""}]));
-    }
-    let bytes: usize = fields.iter().map(|change| serde_json::to_vec(change).map_or(0, |b| b.len())).sum();
-    if !fields.is_empty() && fields.len() <= limit::CHANGES && bytes <= limit::CHANGE_BYTES {
-        return Some(Value::Array(fields));
+        return Vec::new();
     }
     let identity = json!({"type": first_target["type"], "id": first_target["id"]});
-    Some(json!([{"field": "", "after": identity}]))
+    if action == "delete" {
+        return vec![json!({"field": "", "before": identity, "after": null})];
+    }
+    if !fields.is_empty() && fields.len() <= limit::CHANGES && change_bytes(&fields) <= limit::CHANGE_BYTES {
+        return fields;
+    }
+    vec![json!({"field": "", "after": identity})]
+}
+
+/// The change that keeps what a request asked (its parameters, a statement) sealed:
+/// `{"field": "/request", "after": <request>}`. Such values may name people, and `changes` values
+/// are the schema's personal part, so they are sealed with the event and erased with its subject;
+/// record histories use only the changes of successful creates, updates and deletes, and read
+/// this one as the request's own field. Card numbers and secrets in it are masked; a request too
+/// large for the server's limit is kept as the start of its JSON text.
+pub fn request_change(request: &Value) -> Option<Value> {
+    let empty = match request {
+        Value::Null => true,
+        Value::Object(members) => members.is_empty(),
+        Value::String(text) => text.trim().is_empty(),
+        _ => false,
+    };
+    if empty {
+        return None;
+    }
+    let mut request = request.clone();
+    mask_strings(&mut request);
+    let text = serde_json::to_string(&request).unwrap_or_default();
+    if text.len() <= limit::CHANGE_BYTES {
+        return Some(json!({"field": "/request", "after": request}));
+    }
+    let cut: String = text.chars().take(limit::CHANGE_BYTES / 4).collect();
+    Some(json!({"field": "/request", "after": format!("{cut}... (cut: {} bytes in all)", text.len())}))
+}
+
+/// Masks card numbers and secrets in every string inside `value`: a request's words are the
+/// source's, not a producer's assertion, so they are masked rather than failing the event.
+fn mask_strings(value: &mut Value) {
+    match value {
+        Value::String(text) => *text = evident_wire::sensitive::mask_sensitive(text).0,
+        Value::Array(items) => items.iter_mut().for_each(mask_strings),
+        Value::Object(members) => members.values_mut().for_each(mask_strings),
+        _ => {}
+    }
+}
+
+/// `changes` as the event carries them: the record's, then the request's (card numbers and
+/// secrets masked); `None` when empty.
+pub fn changes(record: Vec<Value>, request: Option<Value>) -> Option<Value> {
+    let mut changes = record;
+    let fits = |request: &Value| {
+        change_bytes(&changes) + serde_json::to_vec(request).map_or(0, |b| b.len()) <= limit::CHANGE_BYTES
+            && changes.len() < limit::CHANGES
+    };
+    if let Some(request) = request.filter(fits) {
+        changes.push(request);
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let mut changes = Value::Array(changes);
+    mask_strings(&mut changes);
+    Some(changes)
+}
+
+fn change_bytes(changes: &[Value]) -> usize {
+    changes.iter().map(|change| serde_json::to_vec(change).map_or(0, |b| b.len())).sum()
 }
 
 /// One change per member of `values`, `{"field": "/<key>", "after": <value>}` (nulls skipped).

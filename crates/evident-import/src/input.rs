@@ -2,17 +2,24 @@
 //! their records, each with the line it starts on (and its number inside a JSON document).
 //!
 //! Layouts: *lines* (NDJSON / JSON Lines: one record per line, read as a stream), a *document* (one
-//! JSON value holding the records: an array, CloudTrail's `{"Records": [...]}`, a Kubernetes
-//! `EventList`'s `items`, or a single record; read whole), and CSV (read by [`crate::csv`]).
+//! JSON value holding the records: an array, CloudTrail's `{"Records": [...]}`, Azure's
+//! `{"records": [...]}`, a Kubernetes `EventList`'s or a Google Reports API answer's `items`, or a
+//! single record; read whole), and CSV (read by [`crate::csv`] or [`crate::pgaudit`]).
 //!
-//! Detection (no format asked, `--format auto`): `.csv` (also `.csv.gz`) is CSV. Otherwise the content decides: a
-//! first line that is a whole JSON object makes NDJSON, unless that object is a CloudTrail records
-//! file or a Kubernetes `EventList`; an array, or an object spread over several lines, makes a
-//! document. The first record then names the format: a CloudTrail record (`eventVersion` and
-//! `eventSource`), a Kubernetes audit event (`apiVersion` `audit.k8s.io/*`, `kind` `Event`), a
-//! GitHub audit log entry (`action`, `actor`, `@timestamp` or `created_at`, `_document_id`), or an
-//! Evident event (`id` and `source`, `type` or `actor`). Anything else is an error naming the file
-//! and what was expected. With a format asked, the first record must look like that format.
+//! Detection (no format asked, `--format auto`): a `.csv` file (also `.csv.gz`) whose first row is
+//! a PostgreSQL CSV log line (a `log_time` and at least 23 columns) is a pgaudit log, any other
+//! `.csv` is CSV. Otherwise the content decides: a first line that is a whole JSON object makes
+//! NDJSON, unless that object holds records (as above); an array, or an object spread over several
+//! lines, makes a document. The first record then names the format: a CloudTrail record
+//! (`eventVersion` and `eventSource` or `insightDetails`, or a digest file), a Kubernetes audit
+//! event (`apiVersion` `audit.k8s.io/*`, `kind` `Event`; or its GKE or AKS wrapper), an Okta System
+//! Log event (`uuid`, `published`, `eventType`), an Entra ID sign-in (`createdDateTime` and
+//! `userPrincipalName` or `appId`, or a `SignInLogs` diagnostic record), an Azure Activity Log
+//! record (`operationName` and `eventTimestamp`, or `time` and `resourceId`), a Google Workspace
+//! activity (`kind` `admin#reports#activity`), a GitHub audit log entry (`action`, `actor`,
+//! `@timestamp` or `created_at`), or an Evident event (`id` and `source`, `type` or `actor`).
+//! Anything else is an error naming the file and what was expected. With a format asked, the first
+//! record must look like that format.
 
 use std::cell::Cell;
 use std::fmt;
@@ -98,9 +105,23 @@ pub fn open(path: &Path, asked: Option<Format>) -> Result<Input> {
     let size = metadata.len();
     let input = |format, layout| Input { path: path.to_owned(), name: name.clone(), format, layout, size };
     let extension = extension(path);
+    if asked == Some(Format::Pgaudit) {
+        let (reader, _) = open_reader(path, &name)?;
+        if !crate::pgaudit::looks_like(reader) {
+            let wanted = Format::Pgaudit;
+            return Err(Error::Input(format!(
+                "{name} does not look like {}: {}",
+                wanted.name(),
+                expected(asked)
+            )));
+        }
+        return Ok(input(Format::Pgaudit, Layout::Csv));
+    }
     if asked == Some(Format::Csv) || (asked.is_none() && extension == "csv") {
-        open_reader(path, &name)?;
-        return Ok(input(Format::Csv, Layout::Csv));
+        let (reader, _) = open_reader(path, &name)?;
+        let format =
+            if asked.is_none() && crate::pgaudit::looks_like(reader) { Format::Pgaudit } else { Format::Csv };
+        return Ok(input(format, Layout::Csv));
     }
 
     let (reader, _) = open_reader(path, &name)?;
@@ -173,7 +194,7 @@ fn decide(asked: Option<Format>, first: Option<&Value>, name: &str, extension: &
             };
             return Err(Error::Input(problem));
         }
-        Some(format @ (Format::Ndjson | Format::Csv)) => return Ok(format),
+        Some(format @ (Format::Ndjson | Format::Csv | Format::Pgaudit)) => return Ok(format),
         Some(format) => format,
     };
     match first {
@@ -186,9 +207,18 @@ fn decide(asked: Option<Format>, first: Option<&Value>, name: &str, extension: &
 
 /// The format a record looks like.
 fn classify(record: &Value) -> Option<Format> {
-    [Format::CloudTrail, Format::K8s, Format::GitHub, Format::Ndjson]
-        .into_iter()
-        .find(|format| format.looks_like(record))
+    [
+        Format::CloudTrail,
+        Format::K8s,
+        Format::Okta,
+        Format::EntraSignIn,
+        Format::AzureActivity,
+        Format::Workspace,
+        Format::GitHub,
+        Format::Ndjson,
+    ]
+    .into_iter()
+    .find(|format| format.looks_like(record))
 }
 
 /// What a file of the asked format should hold.
@@ -197,31 +227,59 @@ fn expected(asked: Option<Format>) -> &'static str {
         None => {
             "expected NDJSON of Evident events (id, source, type, ...), AWS CloudTrail records (a \
              {\"Records\": [...]} file or NDJSON), Kubernetes audit events (audit.k8s.io/v1 Event or \
-             EventList), a GitHub audit log (a JSON array or NDJSON of entries with action, actor, \
-             @timestamp and _document_id), or a .csv file"
+             EventList, or GKE or AKS audit records), a GitHub audit log (a JSON array or NDJSON of entries \
+             with action, actor and @timestamp or created_at), an Okta System Log, an Azure Activity Log, \
+             Entra ID sign-in logs, Google Workspace audit activities, a PostgreSQL CSV log with pgaudit \
+             lines, or a .csv file"
         }
         Some(Format::Ndjson) => "expected one Evident event (a JSON object) per line",
         Some(Format::Csv) => "expected CSV with a header row",
         Some(Format::CloudTrail) => {
             "expected a CloudTrail records file ({\"Records\": [...]}) or NDJSON of CloudTrail records \
-             (with eventVersion and eventSource)"
+             (with eventVersion and eventSource or insightDetails)"
         }
         Some(Format::K8s) => {
             "expected a Kubernetes audit EventList or NDJSON of audit events (apiVersion audit.k8s.io/v1, \
-             kind Event)"
+             kind Event), or GKE (protoPayload AuditLog of k8s.io) or AKS (category kube-audit, \
+             properties.log) audit records"
         }
         Some(Format::GitHub) => {
-            "expected a GitHub audit log: a JSON array or NDJSON of entries with action, actor, \
-             @timestamp (or created_at) and _document_id"
+            "expected a GitHub audit log: a JSON array or NDJSON of entries with action, actor and \
+             @timestamp or created_at"
+        }
+        Some(Format::Okta) => {
+            "expected an Okta System Log: a JSON array or NDJSON of LogEvents with uuid, published, \
+             eventType and actor"
+        }
+        Some(Format::AzureActivity) => {
+            "expected an Azure Activity Log: a JSON array, NDJSON or {\"records\": [...]} of events with \
+             operationName and eventTimestamp (or time and resourceId)"
+        }
+        Some(Format::EntraSignIn) => {
+            "expected Entra ID sign-in logs: a JSON array, NDJSON or {\"value\"|\"records\": [...]} of \
+             sign-ins with id, createdDateTime and userPrincipalName or appId (or SignInLogs records)"
+        }
+        Some(Format::Workspace) => {
+            "expected Google Workspace audit activities: a Reports API answer ({\"items\": [...]}), a \
+             JSON array or NDJSON of activities (kind admin#reports#activity)"
+        }
+        Some(Format::Pgaudit) => {
+            "expected a PostgreSQL CSV log (log_destination = 'csvlog') with pgaudit's AUDIT: lines"
         }
     }
 }
 
-/// `{"Records": [...]}` or a Kubernetes `EventList`: a document whose records are inside.
+/// Lists whose records are inside an object: CloudTrail's `Records`, Azure's `records`, Microsoft
+/// Graph's `value`, and `items` of a Kubernetes `EventList` or a Google Reports API answer.
 fn is_document_object(value: &Value) -> bool {
-    value.get("Records").is_some_and(Value::is_array)
-        || (value.get("kind").and_then(Value::as_str) == Some("EventList")
-            && value.get("items").is_some_and(Value::is_array))
+    let kind = value.get("kind").and_then(Value::as_str);
+    ["Records", "records", "value"].iter().any(|name| value.get(*name).is_some_and(Value::is_array))
+        || (kind.is_some_and(items_kind) && value.get("items").is_some_and(Value::is_array))
+}
+
+/// The `kind`s whose `items` are records.
+fn items_kind(kind: &str) -> bool {
+    matches!(kind, "EventList" | "admin#reports#activities")
 }
 
 /// The extension, lowercase, without a trailing `.gz`.
@@ -275,15 +333,14 @@ fn object_items(text: &[u8], open: usize) -> (Vec<Range<usize>>, Option<Broken>)
     }
 }
 
-/// Whether the object at `open` holds records: a `Records` array, or an `EventList`'s `items`
-/// (even if the document breaks later).
+/// Whether the object at `open` holds records ([`is_document_object`]), even if the document breaks
+/// later.
 fn holds_records(text: &[u8], open: usize) -> bool {
     let (members, _) = object_members(text, open);
     member_array(text, &members).is_some()
 }
 
-/// Where the records array starts among an object's members: `Records`, or an `EventList`'s
-/// `items`.
+/// Where the records array starts among an object's members ([`is_document_object`]).
 fn member_array(text: &[u8], members: &[(String, usize)]) -> Option<usize> {
     let member = |name: &str| members.iter().find(|(key, _)| key == name).map(|(_, at)| *at);
     let kind = member("kind").and_then(|at| {
@@ -291,7 +348,9 @@ fn member_array(text: &[u8], members: &[(String, usize)]) -> Option<usize> {
         serde_json::from_slice::<String>(&text[at..end]).ok()
     });
     member("Records")
-        .or_else(|| member("items").filter(|_| kind.as_deref() == Some("EventList")))
+        .or_else(|| member("records"))
+        .or_else(|| member("value"))
+        .or_else(|| member("items").filter(|_| kind.as_deref().is_some_and(items_kind)))
         .filter(|at| text.get(*at) == Some(&b'['))
 }
 
