@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 if [ -f .state/env ]; then source .state/env; fi
 : "${EVIDENT_URL:?set EVIDENT_URL (run.sh sets it when it starts the server)}"
 : "${INVESTIGATOR_KEY:?set INVESTIGATOR_KEY to an investigator key of the tenant}"
-app=http://127.0.0.1:5000
+app="http://127.0.0.1:${PORT:-5000}"
 say() { printf '\n== %s\n' "$*"; }
 call() { curl -sS -H 'X-User: agent-5' -H 'Content-Type: application/json' "$@"; echo; }
 

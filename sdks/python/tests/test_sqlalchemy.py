@@ -4,6 +4,7 @@ become events with changes, actor and context; rollbacks and unmarked models lea
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import decimal
 import os
@@ -194,3 +195,43 @@ def test_bad_use_is_refused(client):
         pass
     with pytest.raises(TypeError, match="record_type"):
         audited()(type("Plain", (), {}))
+
+
+def test_async_sessions_carry_the_context_too(client, server, investigator_key, source):
+    """AsyncSession runs a Session underneath (in a greenlet); the context variable reaches it."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    Base, Customer, _ = models(uuid.uuid4().hex[:10])
+
+    async def scenario() -> int:
+        engine = create_async_engine(POSTGRES_URL)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        try:
+            maker = async_sessionmaker(engine, expire_on_commit=False)
+            with audit_context(actor={"id": "agent-async", "type": "user"}, reason="async"):
+                async with maker() as session:
+                    customer = Customer(external_ref="cust-async", name="A", email="a@example.com")
+                    session.add(customer)
+                    await session.commit()
+                    customer.name = "B"
+                    await session.commit()
+            return customer.id
+        finally:
+            async with engine.begin() as conn:
+                await conn.run_sync(Base.metadata.drop_all)
+            await engine.dispose()
+
+    tracker = track(Session, client, source=source)
+    try:
+        customer_id = asyncio.run(scenario())
+    finally:
+        tracker.remove()
+    assert client.flush(30.0)
+    events = captured(server, investigator_key, source)
+    assert [(e["action"], e["actor"]["id"], e["reason"]) for e in events] == [
+        ("create", "agent-async", "async"),
+        ("update", "agent-async", "async"),
+    ]
+    assert events[1]["changes"] == [{"field": "/name", "before": "A", "after": "B"}]
+    assert events[1]["targets"][0]["id"] == str(customer_id)
