@@ -602,9 +602,9 @@ fn print_summary(args: &Args, report: &ProducerReport, seconds: f64, detect_summ
         "event_bytes": event_bytes, "detect_rules": args.detect_rules, "detect": detect_summary,
     });
     if args.json {
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else if !args.print_acks {
-        println!(
+        crate::outln!(
             "{}: {stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {p50:.2} ms, p99 {p99:.2} ms ({} requests, {overloaded} overloaded retries, {event_bytes:.0} bytes per event)",
             args.peer.name(),
             stored as f64 / seconds,

@@ -174,9 +174,9 @@ fn bundle(path: &Path, mut trusted: Vec<Verifier>, origin: Option<&str>, json: b
             "personal_included": report.personal_included, "signed_by": report.signed_by,
             "key_pinned": pinned, "checked_jsonl": report.checked_jsonl, "checked_csv": report.checked_csv,
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
-        println!(
+        crate::outln!(
             "bundle verifies: {} event{} of {} at tree size {} (root {}), query {}",
             report.events,
             if report.events == 1 { "" } else { "s" },
@@ -185,21 +185,25 @@ fn bundle(path: &Path, mut trusted: Vec<Verifier>, origin: Option<&str>, json: b
             report.root.to_base64(),
             Value::Object(report.query.clone())
         );
-        println!("  signed by {}{}", report.signed_by.join(", "), if pinned { "" } else { " (NOT pinned)" });
+        crate::outln!(
+            "  signed by {}{}",
+            report.signed_by.join(", "),
+            if pinned { "" } else { " (NOT pinned)" }
+        );
         if report.personal_included > 0 {
-            println!(
+            crate::outln!(
                 "  personal parts: {} included, each matches its entry's commitment",
                 report.personal_included
             );
         } else {
-            println!("  personal parts: none included");
+            crate::outln!("  personal parts: none included");
         }
         let views: Vec<&str> = [(report.checked_jsonl, "events.jsonl"), (report.checked_csv, "events.csv")]
             .into_iter()
             .filter_map(|(checked, name)| checked.then_some(name))
             .collect();
         if !views.is_empty() {
-            println!("  {} agree with the bundle", views.join(" and "));
+            crate::outln!("  {} agree with the bundle", views.join(" and "));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -238,9 +242,9 @@ fn receipt(path: &Path, args: &Args, trusted: &[Verifier], json: bool) -> Result
             "verified": true, "kind": "receipt", "event_id": event_id, "index": proof.index.0,
             "origin": checkpoint.origin, "tree_size": checkpoint.size.0, "root": checkpoint.root.to_base64(),
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
-        println!(
+        crate::outln!(
             "receipt verifies: {} is leaf {} of {} at tree size {} (root {}), signed by {}",
             event_id.map(|id| format!("event {id}")).unwrap_or_else(|| "the entry".into()),
             proof.index,
@@ -265,9 +269,9 @@ fn checkpoint(path: &Path, trusted: &[Verifier], origin: Option<&str>, json: boo
             "verified": true, "kind": "checkpoint", "origin": checkpoint.origin,
             "tree_size": checkpoint.size.0, "root": checkpoint.root.to_base64(), "signed_by": signed_by,
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
-        println!(
+        crate::outln!(
             "checkpoint verifies: {} at tree size {} (root {}), signed by {}",
             checkpoint.origin,
             checkpoint.size,
@@ -368,21 +372,27 @@ fn report_seen(seen: &Seen, json: bool, once: bool) {
             "status": status, "origin": checkpoint.origin, "tree_size": checkpoint.size.0,
             "root": checkpoint.root.to_base64(), "previous_size": previous,
         });
-        println!("{line}");
+        crate::outln!("{line}");
         return;
     }
     let root = checkpoint.root.to_base64();
     match seen {
-        Seen::First(_) => println!(
+        Seen::First(_) => crate::outln!(
             "{} size {} root {root}: first checkpoint seen; key pinned",
-            checkpoint.origin, checkpoint.size
+            checkpoint.origin,
+            checkpoint.size
         ),
         Seen::Unchanged(_) => {
-            println!("{} size {} root {root}: unchanged since last seen", checkpoint.origin, checkpoint.size)
+            crate::outln!(
+                "{} size {} root {root}: unchanged since last seen",
+                checkpoint.origin,
+                checkpoint.size
+            )
         }
-        Seen::Consistent { previous, .. } => println!(
+        Seen::Consistent { previous, .. } => crate::outln!(
             "{} size {} root {root}: consistent with size {previous} seen before",
-            checkpoint.origin, checkpoint.size
+            checkpoint.origin,
+            checkpoint.size
         ),
     }
 }
