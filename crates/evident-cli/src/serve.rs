@@ -320,6 +320,8 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
+    // Installed before saying so: a SIGTERM right after "listening" stops it gracefully.
+    let stop = shutdown_signal()?;
     tracing::info!(address = %local, store = place, "evident is serving");
     eprintln!("evident: listening on http://{local} ({place})");
     // Detection starts before the first request and stops after the last one.
@@ -327,7 +329,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await
         .context("the server failed")?;
     // Requests in flight have finished; record the stop while the engine still runs.
@@ -338,14 +340,17 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
-    }
+/// Installs the handlers of SIGINT and SIGTERM now; the answered future ends at the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
 
 #[cfg(test)]
