@@ -167,7 +167,8 @@ fn print_summary(dir: &Path, report: &BundleReport, purpose_given: bool, json: b
     }
     crate::outln!("  files: {BUNDLE_FILE} (the proofs), {EVENTS_JSONL}, {EVENTS_CSV}");
     crate::outln!(
-        "  verified with the server's key; check it offline with: evident verify {}",
+        "  verified with the server's key; check it offline with: evident verify {} --vkey \"$VKEY\" \
+         (the log's key you keep)",
         dir.display()
     );
 }

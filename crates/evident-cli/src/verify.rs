@@ -38,6 +38,10 @@ pub struct Args {
     /// The log (checkpoint origin) the artefact must come from; by default the one it names.
     #[arg(long)]
     origin: Option<String>,
+    /// Without --vkey: check a bundle against the key its header names. That proves it intact,
+    /// NOT that it comes from your log; without this flag, no pinned key is a failure.
+    #[arg(long, conflicts_with_all = ["vkeys", "vkey_file", "watch"])]
+    trust_on_first_use: bool,
     /// Follow a tenant log's checkpoints, e.g. http://127.0.0.1:7411/v1/logs/default: each new
     /// one must be signed by the key pinned on first use and consistent with the last one seen.
     #[arg(long, value_name = "URL")]
@@ -76,7 +80,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let json = output::json_wanted(args.json);
     match kind {
-        Kind::Bundle => bundle(path, trusted, args.origin.as_deref(), json),
+        Kind::Bundle => bundle(path, trusted, args.origin.as_deref(), args.trust_on_first_use, json),
         Kind::Receipt => receipt(path, &args, &trusted, json),
         Kind::Checkpoint => checkpoint(path, &trusted, args.origin.as_deref(), json),
     }
@@ -148,15 +152,29 @@ fn signers(trusted: &[Verifier]) -> String {
     trusted.iter().map(|v| format!("{}+{:08x}", v.name(), v.key_id())).collect::<Vec<_>>().join(", ")
 }
 
-fn bundle(path: &Path, mut trusted: Vec<Verifier>, origin: Option<&str>, json: bool) -> Result<ExitCode> {
+fn bundle(
+    path: &Path,
+    mut trusted: Vec<Verifier>,
+    origin: Option<&str>,
+    trust_on_first_use: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let pinned = !trusted.is_empty();
+    if !pinned && !trust_on_first_use {
+        bail!(
+            "bundle NOT verified: no verifier key is pinned, and a bundle signed by anyone would check \
+             out against the key it names itself. Pin the log's key with --vkey VKEY or --vkey-file FILE \
+             (GET /v1/logs/<tenant>/vkeys answers it; get it once and keep it), or pass \
+             --trust-on-first-use to accept the bundle's own key"
+        );
+    }
     if !pinned {
         let reader = BundleReader::open(path).map_err(|err| anyhow!("bundle does NOT verify: {err}"))?;
         let vkey = reader.header.vkey.clone();
         let verifier = Verifier::parse(&vkey)
             .map_err(|err| anyhow!("bundle does NOT verify: the header's vkey {vkey:?}: {err}"))?;
         eprintln!(
-            "evident: WARNING: no --vkey given, so the bundle is checked against the key it names itself \
+            "evident: WARNING: --trust-on-first-use: the bundle is checked against the key it names itself \
              ({}+{:08x}). That proves it intact and self-consistent, NOT that it comes from your log: \
              pin the log's key with --vkey or --vkey-file",
             verifier.name(),

@@ -24,8 +24,10 @@
 // With -bundle it checks an evident-export/v1 bundle (the format is described
 // in crates/evident-client/src/bundle.rs): the checkpoint's signature, every
 // event's inclusion proof, and the signed manifest's statement of the events,
-// their count and the query; it prints "bundle verifies: N events" or names
-// the failing event, exit status 0 or 1.
+// their count and the query; and everything the bundle shows a person, bound
+// to the verified entries (views.go): each line's readable "event" and
+// personal part, and events.jsonl and events.csv next to it. It prints
+// "bundle verifies: N events" or names the failing event, exit status 0 or 1.
 //
 // Fields are strict on purpose: unknown fields, missing required fields,
 // unknown kinds and duplicate names make the manifest malformed (exit 2), so
@@ -544,11 +546,13 @@ type bundleHeader struct {
 
 // bundleLine is an event line or, with Manifest set, the trailer.
 type bundleLine struct {
-	Index    *int64    `json:"index"`
-	EventID  string    `json:"event_id"`
-	Entry    *string   `json:"entry"`
-	Proof    *[]string `json:"proof"`
-	Manifest *string   `json:"manifest"`
+	Index    *int64          `json:"index"`
+	EventID  string          `json:"event_id"`
+	Entry    *string         `json:"entry"`
+	Proof    *[]string       `json:"proof"`
+	Event    json.RawMessage `json:"event"`
+	Personal *personalPart   `json:"personal"`
+	Manifest *string         `json:"manifest"`
 }
 
 // verifyBundle checks an evident-export/v1 bundle against a verifier key,
@@ -571,6 +575,7 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
 		path = filepath.Join(path, "bundle.ndjson")
 	}
+	var shown []shownEvent
 	file, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tlogcheck: %v\n", err)
@@ -657,6 +662,12 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 		if err := json.Unmarshal(entry, &fields); err != nil || fields.EventID != line.EventID {
 			return fail("%s: the line's event_id is not the entry's", event)
 		}
+		value, canonical, err := checkShown(entry, line.Event, line.Personal)
+		if err != nil {
+			return fail("%s: %v", event, err)
+		}
+		shown = append(shown, shownEvent{index: index, eventID: line.EventID,
+			canonical: canonical, value: value, personal: line.Personal != nil})
 		var be [8]byte
 		for i := 0; i < 8; i++ {
 			be[i] = byte(uint64(index) >> (56 - 8*i))
@@ -690,7 +701,15 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 		}
 		return fail("manifest: the signed text does not state this bundle (%q, want %q)", n.Text, want)
 	}
-	fmt.Printf("bundle verifies: %d events\n", count)
+	views, err := checkViews(filepath.Dir(path), shown)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(views) > 0 {
+		fmt.Printf("bundle verifies: %d events (%s agree)\n", count, strings.Join(views, " and "))
+	} else {
+		fmt.Printf("bundle verifies: %d events\n", count)
+	}
 	return 0
 }
 
