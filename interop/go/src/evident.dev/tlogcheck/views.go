@@ -271,27 +271,28 @@ func jcsNumber(n json.Number) (string, error) {
 // present, against the verified events; it answers which ones it checked.
 func checkViews(dir string, events []shownEvent) ([]string, error) {
 	var checked []string
-	if _, err := os.Stat(filepath.Join(dir, "events.jsonl")); err == nil {
-		if err := checkJSONL(filepath.Join(dir, "events.jsonl"), events); err != nil {
+	for _, view := range []struct {
+		name  string
+		check func(io.Reader, []shownEvent) error
+	}{{"events.jsonl", checkJSONL}, {"events.csv", checkCSV}} {
+		file, err := os.Open(filepath.Join(dir, view.name))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
-		checked = append(checked, "events.jsonl")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "events.csv")); err == nil {
-		if err := checkCSV(filepath.Join(dir, "events.csv"), events); err != nil {
+		err = view.check(file, events)
+		file.Close()
+		if err != nil {
 			return nil, err
 		}
-		checked = append(checked, "events.csv")
+		checked = append(checked, view.name)
 	}
 	return checked, nil
 }
 
-func checkJSONL(path string, events []shownEvent) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
+func checkJSONL(file io.Reader, events []shownEvent) error {
 	scanner := bufio.NewScanner(file)
 	scanner.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	n := 0
@@ -342,12 +343,7 @@ func csvRow(e shownEvent) []string {
 		strconv.FormatBool(e.personal)}
 }
 
-func checkCSV(path string, events []shownEvent) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
+func checkCSV(file io.Reader, events []shownEvent) error {
 	reader := csv.NewReader(file)
 	reader.FieldsPerRecord = -1
 	header, err := reader.Read()
