@@ -277,10 +277,16 @@ fn an_export_verifies_offline_and_any_tampering_is_named() {
         true,
     );
 
-    // One event dropped.
+    // One event dropped: both verifiers name it.
     let mut lines = bundle.clone();
     lines.remove(4);
-    case("dropped", Some(lines), false, &["it lists 10 events, the bundle holds 9".into()], true);
+    let dropped = format!(
+        "it lists 10 events, the bundle holds 9: missing: {}",
+        names(&bundle[4]).replacen(", event_id ", " (event_id ", 1) + ")"
+    );
+    case("dropped", Some(lines.clone()), false, std::slice::from_ref(&dropped), true);
+    let go = fails(&go_check(&tampered(&good, "dropped-go", Some(&lines)), &vkey), 1, "Go checker, dropped");
+    assert!(go.contains(&dropped), "{go}");
 
     // A genuine event that the query does not select, added.
     let mut lines = bundle.clone();

@@ -552,7 +552,9 @@ type bundleLine struct {
 	Proof    *[]string       `json:"proof"`
 	Event    json.RawMessage `json:"event"`
 	Personal *personalPart   `json:"personal"`
+	Previous *link           `json:"previous"`
 	Manifest *string         `json:"manifest"`
+	Last     *link           `json:"last"`
 }
 
 // verifyBundle checks an evident-export/v1 bundle against a verifier key,
@@ -576,6 +578,7 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 		path = filepath.Join(path, "bundle.ndjson")
 	}
 	var shown []shownEvent
+	var links links
 	file, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tlogcheck: %v\n", err)
@@ -626,12 +629,14 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 		}
 		if line.Manifest != nil {
 			manifest = line.Manifest
+			links.follow(lineNo, line.Last, nil)
 			continue
 		}
 		if line.Index == nil || *line.Index < 0 || line.Entry == nil || line.Proof == nil {
 			return fail("line %d: neither an event (index, entry, proof) nor the trailer", lineNo)
 		}
 		index := *line.Index
+		links.follow(lineNo, line.Previous, &link{Index: index, EventID: line.EventID})
 		event := fmt.Sprintf("line %d (index %d, event_id %s)", lineNo, index, line.EventID)
 		entry, err := decodeB64(*line.Entry)
 		if err != nil {
@@ -691,7 +696,7 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 	if n.Text != want {
 		signed := strings.Split(n.Text, "\n")
 		if len(signed) == 7 && signed[3] != strconv.Itoa(count) {
-			return fail("manifest: it lists %s events, the bundle holds %d", signed[3], count)
+			return fail("manifest: it lists %s events, the bundle holds %d: %s", signed[3], count, links.missing(seen))
 		}
 		if len(signed) == 7 && signed[5] != jcsStringMap(header.Query) {
 			return fail("manifest: it was signed for the query %s, the header states %s", signed[5], jcsStringMap(header.Query))
@@ -700,6 +705,9 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 			return fail("manifest: the bundle's events (their indices, entries or order) are not those it lists")
 		}
 		return fail("manifest: the signed text does not state this bundle (%q, want %q)", n.Text, want)
+	}
+	if len(links.broken) > 0 {
+		return fail("%s", links.broken[0])
 	}
 	views, err := checkViews(filepath.Dir(path), shown)
 	if err != nil {

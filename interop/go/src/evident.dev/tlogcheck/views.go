@@ -375,3 +375,41 @@ func checkCSV(file io.Reader, events []shownEvent) error {
 	}
 	return nil
 }
+
+// link is a "previous" or "last" link: the event line before a line.
+type link struct {
+	Index   int64  `json:"index"`
+	EventID string `json:"event_id"`
+}
+
+// links follows the links of a bundle's lines: in a genuine bundle each names
+// the line before it; after a drop, the link after the gap names the dropped
+// event.
+type links struct {
+	before *link
+	claims []link   // links that do not name the line before them
+	broken []string // the same, as failures
+}
+
+func (l *links) follow(lineNo int, claimed *link, this *link) {
+	// Bundles written before the links existed have none.
+	if claimed != nil && (l.before == nil || *l.before != *claimed) {
+		l.claims = append(l.claims, *claimed)
+		l.broken = append(l.broken, fmt.Sprintf("line %d: its link names index %d (event_id %s), which is not the event line before it", lineNo, claimed.Index, claimed.EventID))
+	}
+	l.before = this
+}
+
+// missing names the events the links name that the bundle does not hold.
+func (l *links) missing(held map[int64]bool) string {
+	var named []string
+	for _, c := range l.claims {
+		if !held[c.Index] {
+			named = append(named, fmt.Sprintf("index %d (event_id %s)", c.Index, c.EventID))
+		}
+	}
+	if len(named) == 0 {
+		return "events were dropped or added"
+	}
+	return "missing: " + strings.Join(named, ", ")
+}
