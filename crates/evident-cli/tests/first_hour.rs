@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{EVIDENT, Serve, TIMEOUT, client, lines};
+use common::{EVIDENT, Schema, Serve, TIMEOUT, client, database_url, lines};
 use serde_json::{Value, json};
 
 /// Runs `evident ARGS --url URL --key KEY` (no settings from the environment).
@@ -385,4 +385,34 @@ fn a_lost_admin_key_is_replaced_from_the_data_directory_and_recorded() {
     // No data directory, no key.
     let missing = break_glass(&dir.path().join("nowhere"));
     assert!(!missing.status.success() && text(&missing.stderr).contains("no data directory"));
+}
+
+#[test]
+fn on_postgresql_the_break_glass_key_is_made_while_the_nodes_run() {
+    let schema = Schema::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let env = [("EVIDENT_DATABASE_URL", database_url()), ("EVIDENT_DATABASE_SCHEMA", schema.0.clone())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let serve = Serve::first_start_with(&data, &env);
+    let made = Command::new(EVIDENT)
+        .args(["keys", "create", "--global", "--json", "--label", "night shift", "--data-dir"])
+        .arg(&data)
+        .args(["--database-url", &database_url()])
+        .env("EVIDENT_DATABASE_SCHEMA", &schema.0)
+        .env_remove("EVIDENT_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("evident runs");
+    let made = json_lines(&made);
+    let key = made[0]["key"].as_str().expect("a key");
+    assert_eq!(made[0]["label"], "night shift");
+    // The running node knows it at once (the store is shared), and the log has its creation.
+    let events = json_lines(&evident(
+        &serve,
+        key,
+        &["search", "--json", "--type", "evident.admin.key_created", "--include-self"],
+    ));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0]["event"]["reason"].as_str().expect("a reason").contains("the database"), "{events:?}");
 }
