@@ -50,8 +50,9 @@ pub struct Args {
     #[arg(long, env = "EVIDENT_API_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Where --watch keeps the last checkpoint seen and the pinned key (default:
-    /// ~/.local/state/evident/watch-<hash of URL>.json).
-    #[arg(long, value_name = "FILE", requires = "watch")]
+    /// ~/.local/state/evident/watch-<hash of URL>.json). Verifying a file, the keys that watch
+    /// pinned are trusted, and the log it follows is the expected origin.
+    #[arg(long, value_name = "FILE", conflicts_with = "trust_on_first_use")]
     state: Option<PathBuf>,
     /// Seconds between two checks of --watch.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
@@ -69,7 +70,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return watch(url, &args);
     }
     let path = args.path.as_deref().expect("clap requires PATH without --watch");
-    let trusted = trusted_keys(&args)?;
+    let (trusted, watched) = trusted_keys(&args, args.state.as_deref())?;
+    let origin = args.origin.as_deref().or(watched.as_deref());
     let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if args.event.is_some() && metadata.is_dir() {
         bail!("--event goes with a .tlog-proof receipt, and {} is a directory", path.display());
@@ -80,9 +82,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let json = output::json_wanted(args.json);
     match kind {
-        Kind::Bundle => bundle(path, trusted, args.origin.as_deref(), args.trust_on_first_use, json),
-        Kind::Receipt => receipt(path, &args, &trusted, json),
-        Kind::Checkpoint => checkpoint(path, &trusted, args.origin.as_deref(), json),
+        Kind::Bundle => bundle(path, trusted, origin, args.trust_on_first_use, json),
+        Kind::Receipt => receipt(path, &args, &trusted, origin, json),
+        Kind::Checkpoint => checkpoint(path, &trusted, origin, json),
     }
 }
 
@@ -109,9 +111,23 @@ fn kind_of_file(path: &Path) -> Result<Kind> {
     })
 }
 
-/// The keys given with `--vkey` and `--vkey-file`.
-fn trusted_keys(args: &Args) -> Result<Vec<Verifier>> {
+/// The keys given with `--vkey` and `--vkey-file`, and those a watch pinned in `state`, with the
+/// origin of the log that watch follows.
+fn trusted_keys(args: &Args, state: Option<&Path>) -> Result<(Vec<Verifier>, Option<String>)> {
     let mut keys = Vec::new();
+    let mut watched = None;
+    if let Some(path) = state {
+        let state = read_state(path)?.ok_or_else(|| {
+            anyhow!("no watch state at {}: run `evident verify --watch URL` first", path.display())
+        })?;
+        for vkey in &state.vkeys {
+            keys.push(
+                Verifier::parse(vkey)
+                    .with_context(|| format!("{}: {vkey:?} is not a verifier key", path.display()))?,
+            );
+        }
+        watched = Some(state.origin);
+    }
     for vkey in &args.vkeys {
         keys.push(
             Verifier::parse(vkey.trim()).with_context(|| format!("--vkey {vkey:?} is not a verifier key"))?,
@@ -130,7 +146,7 @@ fn trusted_keys(args: &Args) -> Result<Vec<Verifier>> {
             bail!("{} holds no verifier key", file.display());
         }
     }
-    Ok(keys)
+    Ok((keys, watched))
 }
 
 fn need_keys(trusted: &[Verifier], what: &str) -> Result<()> {
@@ -227,7 +243,13 @@ fn bundle(
     Ok(ExitCode::SUCCESS)
 }
 
-fn receipt(path: &Path, args: &Args, trusted: &[Verifier], json: bool) -> Result<ExitCode> {
+fn receipt(
+    path: &Path,
+    args: &Args,
+    trusted: &[Verifier],
+    origin: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
     need_keys(trusted, "a receipt")?;
     let Some(event_file) = &args.event else {
         bail!(
@@ -238,7 +260,7 @@ fn receipt(path: &Path, args: &Args, trusted: &[Verifier], json: bool) -> Result
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let entry = std::fs::read(event_file).with_context(|| format!("cannot read {}", event_file.display()))?;
     let proof = TlogProof::parse(&text).map_err(|err| anyhow!("receipt does NOT verify: {err}"))?;
-    let origin = args.origin.clone().unwrap_or_else(|| origin_line(&proof.checkpoint).to_owned());
+    let origin = origin.map_or_else(|| origin_line(&proof.checkpoint).to_owned(), str::to_owned);
     let checkpoint = proof.verify(&entry, trusted, &origin).map_err(|err| {
         let hint = match err {
             evident_tlog::Error::RootMismatch | evident_tlog::Error::ProofMismatch(_) => {
@@ -353,7 +375,7 @@ fn watch(url: &str, args: &Args) -> Result<ExitCode> {
         Some(path) => path.clone(),
         None => default_state_path(url)?,
     };
-    let pinned_flags = trusted_keys(args)?;
+    let (pinned_flags, _) = trusted_keys(args, None)?;
     let json = output::json_wanted(args.json);
     loop {
         match check_once(&log, url, &state_path, &pinned_flags) {

@@ -416,3 +416,47 @@ fn on_postgresql_the_break_glass_key_is_made_while_the_nodes_run() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0]["event"]["reason"].as_str().expect("a reason").contains("the database"), "{events:?}");
 }
+
+#[test]
+fn a_bundle_verifies_against_the_key_a_watch_pinned_and_not_without_one() {
+    let serve = Serve::fresh();
+    post_event(&serve, "w-1", &common_now());
+    let auditor = serve.key("auditor");
+    let work = tempfile::tempdir().expect("temp dir");
+    let bundle = work.path().join("bundle");
+    let bundle = bundle.to_str().expect("UTF-8");
+    json_lines(&evident(&serve, &auditor, &["export", "--subject", "cust-42", "--output", bundle]));
+    let state = work.path().join("watch.json");
+    let state = state.to_str().expect("UTF-8");
+    let log = format!("{}/v1/logs/default", serve.base);
+    let verify = |args: &[&str]| {
+        Command::new(EVIDENT).arg("verify").args(args).env_remove("EVIDENT_API_KEY").output().expect("runs")
+    };
+    let unpinned = verify(&[bundle, "--json"]);
+    assert!(!unpinned.status.success(), "{}", text(&unpinned.stdout));
+    assert!(text(&unpinned.stderr).contains("no verifier key is pinned"), "{}", text(&unpinned.stderr));
+    let missing = verify(&[bundle, "--state", state]);
+    assert!(text(&missing.stderr).contains("no watch state"), "{}", text(&missing.stderr));
+    json_lines(&verify(&["--watch", &log, "--once", "--state", state, "--key", &auditor, "--json"]));
+    let pinned = json_lines(&verify(&[bundle, "--state", state, "--json"]));
+    assert_eq!(pinned[0]["key_pinned"], true, "{pinned:?}");
+    assert_eq!(pinned[0]["events"], 1, "{pinned:?}");
+    // A watch of another log pins another key.
+    let other = Serve::fresh();
+    let other_state = work.path().join("other.json");
+    let other_state = other_state.to_str().expect("UTF-8");
+    let other_log = format!("{}/v1/logs/default", other.base);
+    json_lines(&verify(&[
+        "--watch",
+        &other_log,
+        "--once",
+        "--state",
+        other_state,
+        "--key",
+        &other.admin,
+        "--json",
+    ]));
+    let refused = verify(&[bundle, "--state", other_state]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("not signed by a trusted key"), "{}", text(&refused.stderr));
+}
