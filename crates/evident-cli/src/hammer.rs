@@ -29,7 +29,6 @@ use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Store, TenantId};
 use evident_core::validate::{Validated, parse_event_json};
-use evident_store_sqlite::SqliteStore;
 use evident_store_sqlite::peer::PlainSqlite;
 use evident_wire::Micros;
 use serde_json::json;
@@ -408,7 +407,7 @@ fn open_engines(args: &Args, dir: &DataDir) -> Result<Vec<Arc<Engine>>> {
                 lease_ttl: evident_core::engine::EngineConfig::default().lease_ttl,
             }
             .open()?,
-            None => Arc::new(SqliteStore::open(&dir.store_path())?),
+            None => Arc::new(dir.open_store()?),
         };
         let config = EngineConfig {
             origin_prefix: args.origin_prefix.clone(),
