@@ -111,6 +111,30 @@ fn kind_of_file(path: &Path) -> Result<Kind> {
     })
 }
 
+/// The key a bundle names itself, accepted only with `--trust-on-first-use` (and loudly).
+fn bundle_own_key(path: &Path, trust_on_first_use: bool) -> Result<Verifier> {
+    if !trust_on_first_use {
+        bail!(
+            "bundle NOT verified: no verifier key is pinned, and a bundle signed by anyone would check \
+             out against the key it names itself. Pin the log's key with --vkey VKEY or --vkey-file FILE \
+             (GET /v1/logs/<tenant>/vkeys answers it; get it once and keep it), --state FILE (the key a \
+             `verify --watch` pinned), or pass --trust-on-first-use to accept the bundle's own key"
+        );
+    }
+    let reader = BundleReader::open(path).map_err(|err| anyhow!("bundle does NOT verify: {err}"))?;
+    let vkey = reader.header.vkey.clone();
+    let verifier = Verifier::parse(&vkey)
+        .map_err(|err| anyhow!("bundle does NOT verify: the header's vkey {vkey:?}: {err}"))?;
+    eprintln!(
+        "evident: WARNING: --trust-on-first-use: the bundle is checked against the key it names itself \
+         ({}+{:08x}). That proves it intact and self-consistent, NOT that it comes from your log: pin \
+         the log's key with --vkey or --vkey-file",
+        verifier.name(),
+        verifier.key_id()
+    );
+    Ok(verifier)
+}
+
 /// The keys given with `--vkey` and `--vkey-file`, and those a watch pinned in `state`, with the
 /// origin of the log that watch follows.
 fn trusted_keys(args: &Args, state: Option<&Path>) -> Result<(Vec<Verifier>, Option<String>)> {
@@ -176,27 +200,8 @@ fn bundle(
     json: bool,
 ) -> Result<ExitCode> {
     let pinned = !trusted.is_empty();
-    if !pinned && !trust_on_first_use {
-        bail!(
-            "bundle NOT verified: no verifier key is pinned, and a bundle signed by anyone would check \
-             out against the key it names itself. Pin the log's key with --vkey VKEY or --vkey-file FILE \
-             (GET /v1/logs/<tenant>/vkeys answers it; get it once and keep it), or pass \
-             --trust-on-first-use to accept the bundle's own key"
-        );
-    }
     if !pinned {
-        let reader = BundleReader::open(path).map_err(|err| anyhow!("bundle does NOT verify: {err}"))?;
-        let vkey = reader.header.vkey.clone();
-        let verifier = Verifier::parse(&vkey)
-            .map_err(|err| anyhow!("bundle does NOT verify: the header's vkey {vkey:?}: {err}"))?;
-        eprintln!(
-            "evident: WARNING: --trust-on-first-use: the bundle is checked against the key it names itself \
-             ({}+{:08x}). That proves it intact and self-consistent, NOT that it comes from your log: \
-             pin the log's key with --vkey or --vkey-file",
-            verifier.name(),
-            verifier.key_id()
-        );
-        trusted.push(verifier);
+        trusted.push(bundle_own_key(path, trust_on_first_use)?);
     }
     let report =
         verify_bundle(path, &trusted, origin).map_err(|err| anyhow!("bundle does NOT verify: {err}"))?;
