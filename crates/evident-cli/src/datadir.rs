@@ -1,9 +1,15 @@
 //! The data directory: where the embedded store and the key files live, and how they are made on
 //! first start.
 //!
-//! Layout: `evident.sqlite` (the store), `master.key` (the key that wraps data keys) and
-//! `signing.key` (the Ed25519 seed that signs checkpoints), both base64 of 32 random bytes, created
-//! with mode 0600 and never overwritten.
+//! Layout: `evident.sqlite` (the store, with SQLite's `-wal` and `-shm` files), `master.key` (the
+//! key that wraps data keys) and `signing.key` (the Ed25519 seed that signs checkpoints), both
+//! base64 of 32 random bytes, and `evident.lock`: all created with mode 0600 (the directory 0700);
+//! key files are never overwritten.
+//!
+//! One process at a time writes the embedded store: `serve` (and every command that appends to
+//! the store directly) holds an exclusive `flock` on `evident.lock` while it runs, so a second one
+//! is refused at start with a message saying so, instead of both starting and then failing each
+//! other's commits. The lock goes with the process, however it ends.
 
 use std::fs;
 use std::io::Write as _;
@@ -15,6 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 pub const STORE_FILE: &str = "evident.sqlite";
+pub const LOCK_FILE: &str = "evident.lock";
 pub const MASTER_KEY_FILE: &str = "master.key";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
 /// Next to a signing key file: the keys it replaced, oldest first, one base64 line each.
@@ -42,6 +49,58 @@ impl DataDir {
 
     pub fn store_path(&self) -> PathBuf {
         self.path.join(STORE_FILE)
+    }
+
+    /// Takes the data directory's write lock for as long as the answered file is open; refuses
+    /// when another process holds it.
+    pub fn lock(&self) -> Result<fs::File> {
+        let path = self.path.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: flock on a file descriptor this function owns; no memory is shared.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if locked != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                bail!(
+                    "the data directory {} is in use by another process (an `evident serve`, or a command \
+                     that writes to the store); stop it first, or give this one another --data-dir",
+                    self.path.display()
+                );
+            }
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+        Ok(file)
+    }
+
+    /// Opens the embedded store, creating its file with mode 0600 when there is none (SQLite gives
+    /// its `-wal` and `-shm` files the mode of the database); files of an older start that are
+    /// open to others are narrowed to 0600.
+    pub fn open_store(&self) -> Result<evident_store_sqlite::SqliteStore> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.store_path();
+        match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err).with_context(|| format!("cannot create {}", path.display())),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(metadata) = fs::metadata(&file)
+                && metadata.permissions().mode() & 0o077 != 0
+            {
+                fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot restrict {}", file.display()))?;
+            }
+        }
+        Ok(evident_store_sqlite::SqliteStore::open(&path)?)
     }
 
     /// The signing key file: the configured one, or the data directory's.

@@ -199,22 +199,24 @@ fn report(args: &Args, plan: &Plan, history: &History, tally: &Tally, key_id: &s
                 "deletion_request": {"subject": history.deletion_subject},
             },
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
-        println!(
+        crate::outln!(
             "demo history {first_day} to {last_day} (business time UTC{ZONE}): {} customers, {} agents, seed {}",
             plan.customers,
             AGENTS.len(),
             plan.seed
         );
-        println!(
+        crate::outln!(
             "sent {} events with a new producer key (id {key_id}, label demo): {} stored, {} already there",
-            tally.sent, tally.stored, tally.duplicates
+            tally.sent,
+            tally.stored,
+            tally.duplicates
         );
         if tally.stored == 0 && tally.duplicates == tally.sent {
-            println!("(this history was sent before; another --seed or --until makes a new one)");
+            crate::outln!("(this history was sent before; another --seed or --until makes a new one)");
         }
-        println!();
+        crate::outln!();
         let rows: Vec<Vec<String>> = tally
             .by_type
             .iter()
@@ -223,41 +225,43 @@ fn report(args: &Args, plan: &Plan, history: &History, tally: &Tally, key_id: &s
         output::table(&["TYPE", "SENT", "STORED"], &rows);
         let day = |micros: i64| local_time(micros)[..10].to_owned();
         let at = |micros: i64| local_time(micros)[..16].replace('T', " ");
-        println!();
-        println!("planted patterns, to find with `evident search` (same --url and --key):");
-        println!(
+        crate::outln!();
+        crate::outln!("planted patterns, to find with `evident search` (same --url and --key):");
+        crate::outln!(
             "  1. {} read {} customers between 01:00 and 03:00 on {}:",
             night.actor,
             night.reads,
             day(night.from)
         );
-        println!(
+        crate::outln!(
             "     evident search --actor {} --from {} --to {} --all",
             night.actor,
             local_time_short(night.from),
             local_time_short(night.to)
         );
-        println!(
+        crate::outln!(
             "  2. {} failed logins from one address within 5 minutes, {} to {}:",
             burst.attempts,
             at(burst.from),
             &at(burst.to)[11..]
         );
-        println!(
+        crate::outln!(
             "     evident search --type auth.login.failed --from {} --to {}",
             local_time_short(burst.from),
             local_time_short(burst.to)
         );
-        println!(
+        crate::outln!(
             "  3. {} read VIP customer {} without a reason (every other read names a ticket):",
-            vip.actor, vip.subject
+            vip.actor,
+            vip.subject
         );
-        println!("     evident search --subject {} --type customer.record.viewed", vip.subject);
-        println!(
+        crate::outln!("     evident search --subject {} --type customer.record.viewed", vip.subject);
+        crate::outln!(
             "also: customer {} asked to be deleted: evident search --subject {}",
-            history.deletion_subject, history.deletion_subject
+            history.deletion_subject,
+            history.deletion_subject
         );
-        println!(
+        crate::outln!(
             "names, addresses and before/after values are personal: an investigator key and --purpose \
              show them"
         );

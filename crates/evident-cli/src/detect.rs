@@ -30,15 +30,19 @@ enum RulesCommand {
         /// A rule as JSON: {"id", "template", "params", "severity", "enabled", "description"}.
         #[arg(long, conflicts_with_all = ["id", "template"])]
         file: Option<PathBuf>,
+        /// The new rule's id (without --file).
         #[arg(long)]
         id: Option<String>,
+        /// The template it instantiates (`evident rules templates` lists them).
         #[arg(long)]
         template: Option<String>,
         /// The parameters as a JSON object.
         #[arg(long, default_value = "{}")]
         params: String,
+        /// The severity of its findings: info, low, medium, high or critical.
         #[arg(long, default_value = "medium")]
         severity: String,
+        /// What the rule is for, shown with its findings.
         #[arg(long, default_value = "")]
         description: String,
     },
@@ -52,11 +56,11 @@ enum RulesCommand {
         /// A rule as JSON.
         #[arg(long)]
         file: Option<PathBuf>,
-        /// RFC 3339.
-        #[arg(long)]
+        /// Start of the range: RFC 3339, a day (2026-11-20) or an age (7d ago).
+        #[arg(long, value_name = "TIME", value_parser = crate::timearg::parse)]
         from: String,
-        /// RFC 3339.
-        #[arg(long)]
+        /// End of the range (same forms as --from).
+        #[arg(long, value_name = "TIME", value_parser = crate::timearg::parse)]
         to: String,
     },
 }
@@ -73,39 +77,52 @@ pub struct FindingsArgs {
 enum FindingsCommand {
     /// Findings, newest first.
     List {
+        /// open, acknowledged, resolved or false_positive.
         #[arg(long)]
         status: Option<String>,
-        /// This severity or higher.
+        /// This severity or higher: info, low, medium, high or critical.
         #[arg(long)]
         severity: Option<String>,
+        /// The id of the rule that opened them.
         #[arg(long)]
         rule: Option<String>,
+        /// The actor the findings are about.
         #[arg(long)]
         actor: Option<String>,
-        #[arg(long)]
+        /// Findings whose last trigger is at or after this time: RFC 3339, a day (2026-11-20) or
+        /// an age (7d ago).
+        #[arg(long, value_name = "TIME", value_parser = crate::timearg::parse)]
         from: Option<String>,
-        #[arg(long)]
+        /// Findings whose last trigger is before this time (same forms as --from).
+        #[arg(long, value_name = "TIME", value_parser = crate::timearg::parse)]
         to: Option<String>,
+        /// Print at most this many findings.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print a table even when stdout is not a terminal.
+        #[arg(long, conflicts_with = "json")]
+        table: bool,
     },
     /// One finding with its workflow.
     Show { finding_id: String },
     /// Acknowledge a finding.
     Ack {
         finding_id: String,
+        /// A note recorded with the acknowledgement.
         #[arg(long)]
         comment: Option<String>,
     },
     /// Resolve a finding (a comment is required).
     Resolve {
         finding_id: String,
+        /// How it was resolved (recorded).
         #[arg(long)]
         comment: String,
     },
     /// Dismiss a finding as a false positive (a comment is required).
     FalsePositive {
         finding_id: String,
+        /// Why it is a false positive (recorded).
         #[arg(long)]
         comment: String,
     },
@@ -129,6 +146,7 @@ enum WebhooksCommand {
         /// Findings below this severity are not sent.
         #[arg(long, default_value = "low")]
         min_severity: String,
+        /// What the webhook is for.
         #[arg(long)]
         description: Option<String>,
     },
@@ -152,7 +170,7 @@ fn read_json(path: &PathBuf) -> Result<Value> {
 }
 
 fn print_json(value: &Value) {
-    println!("{value}");
+    crate::outln!("{value}");
 }
 
 fn text(value: &Value) -> String {
@@ -214,13 +232,13 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
             if json {
                 print_json(&answer);
             } else {
-                println!("created rule {}", text(&answer["id"]));
+                crate::outln!("created rule {}", text(&answer["id"]));
             }
         }
         RulesCommand::Delete { rule_id } => {
             api.delete(&format!("/v1/rules/{rule_id}")).map_err(explain)?;
             if !json {
-                println!("deleted rule {rule_id}");
+                crate::outln!("deleted rule {rule_id}");
             }
         }
         RulesCommand::Backtest { rule, file, from, to } => {
@@ -235,7 +253,7 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
                 print_json(&report);
             } else {
                 let findings = report["findings"].as_array().cloned().unwrap_or_default();
-                println!("{} events read, {} would-be findings", report["events"], findings.len());
+                crate::outln!("{} events read, {} would-be findings", report["events"], findings.len());
                 print_findings(&findings);
             }
         }
@@ -243,11 +261,26 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A finding's time as the API states it (RFC 3339), shortened to the second like `search`'s.
+fn finding_time(value: &Value) -> String {
+    match value {
+        Value::String(time) => match evident_wire::Micros::parse_rfc3339(time) {
+            Some(micros) => {
+                let full = micros.to_rfc3339();
+                format!("{}Z", full.get(..19).unwrap_or(&full))
+            }
+            None => time.clone(),
+        },
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 fn print_findings(findings: &[Value]) {
     let rows: Vec<Vec<String>> = findings
         .iter()
         .map(|f| {
-            let time = evident_wire::Micros(f["time"].as_i64().unwrap_or(0)).to_rfc3339();
+            let time = finding_time(&f["time"]);
             vec![
                 text(&f["id"]),
                 text(&f["status"]),
@@ -273,7 +306,7 @@ pub fn findings(args: FindingsArgs) -> Result<ExitCode> {
         Ok(answer)
     };
     let answer = match args.command {
-        FindingsCommand::List { status, severity, rule, actor, from, to, limit } => {
+        FindingsCommand::List { status, severity, rule, actor, from, to, limit, table } => {
             let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             for (name, value) in [
                 ("status", status),
@@ -289,7 +322,7 @@ pub fn findings(args: FindingsArgs) -> Result<ExitCode> {
             }
             let page = api.get_json("/v1/findings", &query).map_err(explain)?;
             let findings = page["findings"].as_array().cloned().unwrap_or_default();
-            if json {
+            if json && !table {
                 findings.iter().for_each(print_json);
             } else {
                 print_findings(&findings);
@@ -308,7 +341,7 @@ pub fn findings(args: FindingsArgs) -> Result<ExitCode> {
     if json {
         print_json(&answer);
     } else {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -326,8 +359,11 @@ pub fn webhooks(args: WebhooksArgs) -> Result<ExitCode> {
             if json {
                 print_json(&answer);
             } else {
-                println!("webhook {} created", text(&answer["id"]));
-                println!("secret: {} (shown only now; verify deliveries with it)", text(&answer["secret"]));
+                crate::outln!("webhook {} created", text(&answer["id"]));
+                crate::outln!(
+                    "secret: {} (shown only now; verify deliveries with it)",
+                    text(&answer["secret"])
+                );
             }
         }
         WebhooksCommand::List => {
@@ -348,7 +384,7 @@ pub fn webhooks(args: WebhooksArgs) -> Result<ExitCode> {
         WebhooksCommand::Delete { webhook_id } => {
             api.delete(&format!("/v1/webhooks/{webhook_id}")).map_err(explain)?;
             if !json {
-                println!("deleted webhook {webhook_id}");
+                crate::outln!("deleted webhook {webhook_id}");
             }
         }
         WebhooksCommand::DeadLetters => {
@@ -376,7 +412,7 @@ pub fn webhooks(args: WebhooksArgs) -> Result<ExitCode> {
             if json {
                 print_json(&answer);
             } else {
-                println!("redelivering {delivery_id}");
+                crate::outln!("redelivering {delivery_id}");
             }
         }
     }

@@ -145,26 +145,30 @@ fn print_summary(dir: &Path, report: &BundleReport, purpose_given: bool, json: b
             "files": [BUNDLE_FILE, EVENTS_JSONL, EVENTS_CSV],
             "verified": true,
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
         return;
     }
     let plural = if report.events == 1 { "" } else { "s" };
-    println!("exported {} event{plural} to {}", report.events, dir.display());
-    println!(
+    crate::outln!("exported {} event{plural} to {}", report.events, dir.display());
+    crate::outln!(
         "  checkpoint: {} at tree size {}, root {}",
         report.origin,
         report.tree_size,
         report.root.to_base64()
     );
-    println!("  query: {}", serde_json::Value::Object(report.query.clone()));
+    crate::outln!("  query: {}", serde_json::Value::Object(report.query.clone()));
     if report.personal_included > 0 || purpose_given {
-        println!(
+        crate::outln!(
             "  personal parts: included for {} of them, each checked against its commitment",
             report.personal_included
         );
     } else {
-        println!("  personal parts: not included (investigators may ask with --purpose)");
+        crate::outln!("  personal parts: not included (investigators may ask with --purpose)");
     }
-    println!("  files: {BUNDLE_FILE} (the proofs), {EVENTS_JSONL}, {EVENTS_CSV}");
-    println!("  verified with the server's key; check it offline with: evident verify {}", dir.display());
+    crate::outln!("  files: {BUNDLE_FILE} (the proofs), {EVENTS_JSONL}, {EVENTS_CSV}");
+    crate::outln!(
+        "  verified with the server's key; check it offline with: evident verify {} --vkey \"$VKEY\" \
+         (the log's key you keep)",
+        dir.display()
+    );
 }

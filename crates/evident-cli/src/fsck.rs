@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         total_entries += report.entries_checked;
         all_ok &= report.ok();
         if args.json {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::json!({
                     "tenant": report.tenant, "size": report.size, "ok": report.ok(),
@@ -92,21 +92,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         } else {
             let verdict = if report.ok() { "ok" } else { "FAILED" };
-            println!(
+            crate::outln!(
                 "{}: {verdict}: {} entries, {} tiles, {} checkpoints checked",
-                report.tenant, report.entries_checked, report.tiles_checked, report.checkpoints_checked
+                report.tenant,
+                report.entries_checked,
+                report.tiles_checked,
+                report.checkpoints_checked
             );
             if let Some(index) = report.first_bad_index() {
-                println!("  first bad index: {index}");
+                crate::outln!("  first bad index: {index}");
             }
             for problem in &report.problems {
-                println!("  {problem}");
+                crate::outln!("  {problem}");
             }
         }
     }
     let seconds = started.elapsed().as_secs_f64();
     if !args.json {
-        println!(
+        crate::outln!(
             "checked {total_entries} entries in {seconds:.2} s ({:.0} entries/s)",
             total_entries as f64 / seconds.max(1e-9)
         );

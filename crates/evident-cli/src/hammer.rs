@@ -29,7 +29,6 @@ use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Store, TenantId};
 use evident_core::validate::{Validated, parse_event_json};
-use evident_store_sqlite::SqliteStore;
 use evident_store_sqlite::peer::PlainSqlite;
 use evident_wire::Micros;
 use serde_json::json;
@@ -408,7 +407,7 @@ fn open_engines(args: &Args, dir: &DataDir) -> Result<Vec<Arc<Engine>>> {
                 lease_ttl: evident_core::engine::EngineConfig::default().lease_ttl,
             }
             .open()?,
-            None => Arc::new(SqliteStore::open(&dir.store_path())?),
+            None => Arc::new(dir.open_store()?),
         };
         let config = EngineConfig {
             origin_prefix: args.origin_prefix.clone(),
@@ -602,9 +601,9 @@ fn print_summary(args: &Args, report: &ProducerReport, seconds: f64, detect_summ
         "event_bytes": event_bytes, "detect_rules": args.detect_rules, "detect": detect_summary,
     });
     if args.json {
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else if !args.print_acks {
-        println!(
+        crate::outln!(
             "{}: {stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {p50:.2} ms, p99 {p99:.2} ms ({} requests, {overloaded} overloaded retries, {event_bytes:.0} bytes per event)",
             args.peer.name(),
             stored as f64 / seconds,

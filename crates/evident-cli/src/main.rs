@@ -9,8 +9,10 @@ mod hammer;
 mod ingest;
 mod keys;
 mod output;
+mod records;
 mod search;
 mod serve;
+mod timearg;
 mod verify;
 
 use std::path::PathBuf;
@@ -25,7 +27,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Evident: a tamper-evident audit trail for customer data.
 #[derive(Parser)]
-#[command(name = "evident", version, about, long_about = None)]
+#[command(name = "evident", version, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +46,10 @@ enum Command {
     Search(search::Args),
     /// Print events as they arrive (`tail -f`).
     Tail(search::TailArgs),
+    /// A customer's timeline: every event about a data subject.
+    Timeline(records::TimelineArgs),
+    /// A record's versions: who changed what and when; with --at, the version in force then.
+    History(records::HistoryArgs),
     /// Write events matching a query to a bundle that verifies offline.
     Export(export::Args),
     /// Verify a receipt, an export bundle or a checkpoint offline, or follow a log like a witness.
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(args),
         Command::Search(args) => search::run(args),
         Command::Tail(args) => search::tail(args),
+        Command::Timeline(args) => records::timeline(args),
+        Command::History(args) => records::history(args),
         Command::Export(args) => export::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Keys(args) => keys::keys(args),

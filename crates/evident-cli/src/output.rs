@@ -1,7 +1,31 @@
 //! Output for people and for scripts: aligned tables on a terminal, JSON lines otherwise (or with
-//! `--json`).
+//! `--json`); and what happens when the reader goes away (`evident ... --json | head`): every line
+//! goes through [`line`] (the `outln!` macro), which ends the process quietly with success on a
+//! closed pipe instead of panicking as `println!` does.
 
 use std::io::{IsTerminal as _, Write as _};
+
+/// `println!` for command output: a closed stdout ends the process with success (see [`line`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::output::line(format_args!($($arg)*)) };
+}
+
+/// Writes one line to stdout. When the reader has gone away (a closed pipe), there is no one left
+/// to tell: the process ends with success, as `head` expects; any other write error ends it with
+/// failure and a message on stderr.
+pub fn line(text: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(text).and_then(|()| out.write_all(b"\n"));
+    if let Err(err) = written {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("evident: cannot write to stdout: {err}");
+        std::process::exit(1);
+    }
+}
 
 /// Whether to print JSON: asked for, or stdout is not a terminal.
 pub fn json_wanted(asked: bool) -> bool {
@@ -31,8 +55,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
-    let line = |cells: Vec<&str>| {
+    let format = |cells: Vec<&str>| {
         cells
             .iter()
             .zip(&widths)
@@ -42,8 +65,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .trim_end()
             .to_owned()
     };
-    let _ = writeln!(out, "{}", line(header.to_vec()));
+    line(format_args!("{}", format(header.to_vec())));
     for row in &rows {
-        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+        line(format_args!("{}", format(row.iter().map(String::as_str).collect())));
     }
 }

@@ -9,9 +9,10 @@
 //! `search` for those).
 //!
 //! Every search is itself recorded (`evident.audit.search`, source `evident`), so a follower that
-//! showed those would show its own polls forever. By default tail leaves out every event of
-//! source `evident`; with `--include-self` or `--source evident` it shows them, but never the
-//! search events of its own key.
+//! showed those would show its own polls forever, and a search would show its own earlier
+//! searches before the data it looks for. By default search and tail leave out every event of
+//! source `evident`; with `--include-self` or `--source evident` they show them (tail never the
+//! search events of its own key).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -35,10 +36,10 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 pub struct Filters {
     /// Events at or after this time: RFC 3339 (2026-11-20T01:00:00+01:00), a day (2026-11-20,
     /// midnight UTC), or an age (30s, 15m, 2h, 7d ago).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = crate::timearg::parse)]
     pub from: Option<String>,
     /// Events before this time (same forms as --from).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = crate::timearg::parse)]
     pub to: Option<String>,
     /// Who acted (actor id).
     #[arg(long)]
@@ -69,8 +70,8 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// The search parameters of these flags (filters and purpose; no paging). Values are passed on
-    /// as given, but for the forms of time only the command line knows: the server checks them
+    /// The search parameters of these flags (filters and purpose; no paging). Times are RFC 3339
+    /// already (`timearg` parsed them); other values are passed on as given: the server checks them
     /// and names a refused one.
     pub(crate) fn params(&self) -> Result<SearchParams> {
         let (target_type, target_id) = match &self.target {
@@ -84,8 +85,8 @@ impl Filters {
             None => (None, None),
         };
         Ok(SearchParams {
-            from: self.from.as_deref().map(time_param),
-            to: self.to.as_deref().map(time_param),
+            from: self.from.clone(),
+            to: self.to.clone(),
             actor: self.actor.clone(),
             subject: self.subject.clone(),
             target_type,
@@ -98,39 +99,6 @@ impl Filters {
             ..SearchParams::default()
         })
     }
-}
-
-/// `--from`/`--to` as the API takes them: a day or an age becomes RFC 3339; anything else is
-/// passed on as given (the server names it if it is not a time).
-fn time_param(text: &str) -> String {
-    let text = text.trim();
-    if let Some(age) = parse_age(text) {
-        return Micros(Micros::now().0 - age.as_micros() as i64).to_rfc3339();
-    }
-    let is_day = text.len() == 10
-        && text
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
-    if is_day {
-        return format!("{text}T00:00:00Z");
-    }
-    text.to_owned()
-}
-
-/// `30s`, `15m`, `2h`, `7d`.
-fn parse_age(text: &str) -> Option<Duration> {
-    let unit = text.chars().last()?;
-    let number: u64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
-    let seconds = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return None,
-    };
-    Some(Duration::from_secs(number.checked_mul(seconds)?))
 }
 
 /// The flag a query parameter comes from, for error messages.
@@ -146,6 +114,10 @@ fn flag_of(param: &str) -> String {
 pub(crate) fn explain(err: evident_client::Error) -> anyhow::Error {
     use evident_client::Error as E;
     match err {
+        E::Api { status: 401, title, .. } if title == "key revoked" => anyhow!(
+            "the API key was revoked (401): ask an admin for a new key, and pass it with --key or \
+             EVIDENT_API_KEY"
+        ),
         E::Api { status: 401, .. } => anyhow!(
             "the API key was refused (401): pass a valid key with --key or EVIDENT_API_KEY \
              (`evident serve` prints an admin key on its first start)"
@@ -204,6 +176,10 @@ pub struct Args {
     /// Print a table even when stdout is not a terminal.
     #[arg(long, conflicts_with = "json")]
     table: bool,
+    /// Show Evident's own events too (source `evident`: searches, exports, key changes); without
+    /// it they are left out unless --source asks for them.
+    #[arg(long)]
+    include_self: bool,
 }
 
 /// One page of a search: `params` with an order, a page size and where to go on.
@@ -232,12 +208,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     let mut more = false;
+    let shown =
+        Shown { exclude_evident: !args.include_self && args.filters.source.is_none(), own_actor: None };
     let mut out = std::io::stdout().lock();
     while left > 0 {
         let page =
             fetch(&client, &params, &args.order, page_size.min(left), cursor.as_deref()).map_err(explain)?;
-        left = left.saturating_sub(page.events.len());
-        for view in &page.events {
+        let views: Vec<&EventView> = page.events.iter().filter(|view| shown.wants(view)).take(left).collect();
+        left = left.saturating_sub(views.len());
+        for view in views {
             if as_table {
                 rows.push(row(view));
             } else if writeln!(out, "{}", json_line(view)).is_err() {
@@ -263,16 +242,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const HEADER: [&str; 9] =
+pub(crate) const HEADER: [&str; 9] =
     ["TIME", "INDEX", "ACTOR", "ACTION", "TYPE", "OUTCOME", "SUBJECT", "TARGET", "REASON"];
 
 /// An event view as one line of JSON.
-fn json_line(view: &EventView) -> String {
+pub(crate) fn json_line(view: &EventView) -> String {
     serde_json::to_string(view).expect("an event view serialises")
 }
 
 /// The table cells of one event view.
-fn row(view: &EventView) -> Vec<String> {
+pub(crate) fn row(view: &EventView) -> Vec<String> {
     let event = &view.event;
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     // `2026-11-20T01:02:03.000000Z` -> `2026-11-20T01:02:03Z`
@@ -547,17 +526,6 @@ fn transient(err: &evident_client::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_in_flags() {
-        assert_eq!(time_param("2026-11-20"), "2026-11-20T00:00:00Z");
-        assert_eq!(time_param("2026-11-20T01:00:00+01:00"), "2026-11-20T01:00:00+01:00");
-        assert_eq!(time_param("yesterday"), "yesterday");
-        assert_eq!(parse_age("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_age("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(parse_age("m"), None);
-        assert!(Micros::parse_rfc3339(&time_param("1h")).is_some());
-    }
 
     #[test]
     fn targets_are_type_slash_id() {

@@ -20,7 +20,6 @@ use evident_core::store::{Role, Store};
 use evident_server::detect::{DetectConfig, Detector};
 use evident_server::{AppState, ServerConfig, app, audit, auth};
 use evident_store_postgres::{PgOptions, PgStore};
-use evident_store_sqlite::SqliteStore;
 use serde::Deserialize;
 
 use crate::datadir::{self, DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
@@ -29,17 +28,17 @@ use crate::datadir::{self, DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
 pub struct Args {
     /// The data directory of the embedded store [env: EVIDENT_DATA_DIR] [default: ./evident-data]
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Address to listen on [env: EVIDENT_LISTEN] [default: 127.0.0.1:7411]
     #[arg(long)]
-    listen: Option<String>,
+    pub(crate) listen: Option<String>,
     /// A TOML configuration file.
     #[arg(long, env = "EVIDENT_CONFIG")]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// PostgreSQL instead of the embedded store, e.g. `postgres://evident@db/evident`; the data
     /// directory then holds only the keys [env: EVIDENT_DATABASE_URL]
     #[arg(long)]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
 }
 
 /// The configuration file. Every field is optional.
@@ -143,7 +142,7 @@ fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     }
 }
 
-fn settings(args: &Args) -> Result<Settings> {
+pub(crate) fn settings(args: &Args) -> Result<Settings> {
     let file = match &args.config {
         Some(path) => {
             let text =
@@ -231,39 +230,33 @@ fn settings(args: &Args) -> Result<Settings> {
     })
 }
 
-fn key(dir: &DataDir, configured: &Option<PathBuf>, default_file: &str) -> Result<([u8; 32], bool)> {
+fn key(
+    dir: &DataDir,
+    configured: &Option<PathBuf>,
+    default_file: &str,
+    create: bool,
+) -> Result<([u8; 32], bool)> {
     match configured {
-        Some(path) => datadir::read_or_create_key(path, true),
-        None => dir.key(default_file, true),
+        Some(path) => datadir::read_or_create_key(path, create),
+        None => dir.key(default_file, create),
     }
 }
 
-fn init_logging() {
-    let json = std::env::var("EVIDENT_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let level = match std::env::var("EVIDENT_LOG").as_deref() {
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("warn") => tracing::Level::WARN,
-        Ok("error") => tracing::Level::ERROR,
-        _ => tracing::Level::INFO,
-    };
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
-    if json {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
+/// An engine over its store, and the data directory's write lock (held while the file is open;
+/// none on PostgreSQL, whose nodes share).
+pub(crate) type Opened = (Arc<Engine>, Arc<dyn Store>, Option<std::fs::File>);
 
-pub fn run(args: Args) -> Result<ExitCode> {
-    init_logging();
-    let settings = settings(&args)?;
-    let dir = DataDir::open(&settings.data_dir, true)?;
-    let (signing_seed, _) = key(&dir, &settings.signing_key_file, SIGNING_KEY_FILE)?;
+/// The engine over the configured store, with the data directory's keys (made on a first start
+/// when `create` is set); for the embedded store, with the data directory's write lock.
+pub(crate) fn open_engine(settings: &Settings, dir: &DataDir, create: bool) -> Result<Opened> {
+    // The embedded store has one writer: this process, until it ends (PostgreSQL nodes share).
+    let lock = if settings.database.is_none() { Some(dir.lock()?) } else { None };
+    let (signing_seed, _) = key(dir, &settings.signing_key_file, SIGNING_KEY_FILE, create)?;
     let retired = datadir::retired_signing_keys(&dir.signing_key_path(&settings.signing_key_file))?;
-    let (master, _) = key(&dir, &settings.master_key_file, MASTER_KEY_FILE)?;
+    let (master, _) = key(dir, &settings.master_key_file, MASTER_KEY_FILE, create)?;
     let store: Arc<dyn Store> = match &settings.database {
         Some(database) => database.open()?,
-        None => Arc::new(SqliteStore::open(&dir.store_path())?),
+        None => Arc::new(dir.open_store()?),
     };
     let engine = Arc::new(
         Engine::open_with_retired_keys(
@@ -275,6 +268,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )
         .context("the store does not verify against its checkpoints; run `evident fsck`")?,
     );
+    Ok((engine, store, lock))
+}
+
+fn init_logging() {
+    let json = std::env::var("EVIDENT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let level = match std::env::var("EVIDENT_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    // Colour only for a person at a terminal: a redirected log holds no escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_max_level(level).with_ansi(ansi).with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    init_logging();
+    let settings = settings(&args)?;
+    let dir = DataDir::open(&settings.data_dir, true)?;
+    let (engine, store, _lock) = open_engine(&settings, &dir, true)?;
     let default_tenant = settings.server.default_tenant.clone();
     // Creating the default tenant is what marks a first start: on a shared database exactly one
     // of several nodes starting at once creates it, and so prints the one admin key.
@@ -300,6 +320,8 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
+    // Installed before saying so: a SIGTERM right after "listening" stops it gracefully.
+    let stop = shutdown_signal()?;
     tracing::info!(address = %local, store = place, "evident is serving");
     eprintln!("evident: listening on http://{local} ({place})");
     // Detection starts before the first request and stops after the last one.
@@ -307,7 +329,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await
         .context("the server failed")?;
     // Requests in flight have finished; record the stop while the engine still runs.
@@ -318,14 +340,17 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
-    }
+/// Installs the handlers of SIGINT and SIGTERM now; the answered future ends at the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
 
 #[cfg(test)]

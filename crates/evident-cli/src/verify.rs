@@ -38,6 +38,10 @@ pub struct Args {
     /// The log (checkpoint origin) the artefact must come from; by default the one it names.
     #[arg(long)]
     origin: Option<String>,
+    /// Without --vkey: check a bundle against the key its header names. That proves it intact,
+    /// NOT that it comes from your log; without this flag, no pinned key is a failure.
+    #[arg(long, conflicts_with_all = ["vkeys", "vkey_file", "watch"])]
+    trust_on_first_use: bool,
     /// Follow a tenant log's checkpoints, e.g. http://127.0.0.1:7411/v1/logs/default: each new
     /// one must be signed by the key pinned on first use and consistent with the last one seen.
     #[arg(long, value_name = "URL")]
@@ -46,8 +50,9 @@ pub struct Args {
     #[arg(long, env = "EVIDENT_API_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Where --watch keeps the last checkpoint seen and the pinned key (default:
-    /// ~/.local/state/evident/watch-<hash of URL>.json).
-    #[arg(long, value_name = "FILE", requires = "watch")]
+    /// ~/.local/state/evident/watch-<hash of URL>.json). Verifying a file, the keys that watch
+    /// pinned are trusted, and the log it follows is the expected origin.
+    #[arg(long, value_name = "FILE", conflicts_with = "trust_on_first_use")]
     state: Option<PathBuf>,
     /// Seconds between two checks of --watch.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
@@ -65,7 +70,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return watch(url, &args);
     }
     let path = args.path.as_deref().expect("clap requires PATH without --watch");
-    let trusted = trusted_keys(&args)?;
+    let (trusted, watched) = trusted_keys(&args, args.state.as_deref())?;
+    let origin = args.origin.as_deref().or(watched.as_deref());
     let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if args.event.is_some() && metadata.is_dir() {
         bail!("--event goes with a .tlog-proof receipt, and {} is a directory", path.display());
@@ -76,9 +82,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let json = output::json_wanted(args.json);
     match kind {
-        Kind::Bundle => bundle(path, trusted, args.origin.as_deref(), json),
-        Kind::Receipt => receipt(path, &args, &trusted, json),
-        Kind::Checkpoint => checkpoint(path, &trusted, args.origin.as_deref(), json),
+        Kind::Bundle => bundle(path, trusted, origin, args.trust_on_first_use, json),
+        Kind::Receipt => receipt(path, &args, &trusted, origin, json),
+        Kind::Checkpoint => checkpoint(path, &trusted, origin, json),
     }
 }
 
@@ -105,9 +111,47 @@ fn kind_of_file(path: &Path) -> Result<Kind> {
     })
 }
 
-/// The keys given with `--vkey` and `--vkey-file`.
-fn trusted_keys(args: &Args) -> Result<Vec<Verifier>> {
+/// The key a bundle names itself, accepted only with `--trust-on-first-use` (and loudly).
+fn bundle_own_key(path: &Path, trust_on_first_use: bool) -> Result<Verifier> {
+    if !trust_on_first_use {
+        bail!(
+            "bundle NOT verified: no verifier key is pinned, and a bundle signed by anyone would check \
+             out against the key it names itself. Pin the log's key with --vkey VKEY or --vkey-file FILE \
+             (GET /v1/logs/<tenant>/vkeys answers it; get it once and keep it), --state FILE (the key a \
+             `verify --watch` pinned), or pass --trust-on-first-use to accept the bundle's own key"
+        );
+    }
+    let reader = BundleReader::open(path).map_err(|err| anyhow!("bundle does NOT verify: {err}"))?;
+    let vkey = reader.header.vkey.clone();
+    let verifier = Verifier::parse(&vkey)
+        .map_err(|err| anyhow!("bundle does NOT verify: the header's vkey {vkey:?}: {err}"))?;
+    eprintln!(
+        "evident: WARNING: --trust-on-first-use: the bundle is checked against the key it names itself \
+         ({}+{:08x}). That proves it intact and self-consistent, NOT that it comes from your log: pin \
+         the log's key with --vkey or --vkey-file",
+        verifier.name(),
+        verifier.key_id()
+    );
+    Ok(verifier)
+}
+
+/// The keys given with `--vkey` and `--vkey-file`, and those a watch pinned in `state`, with the
+/// origin of the log that watch follows.
+fn trusted_keys(args: &Args, state: Option<&Path>) -> Result<(Vec<Verifier>, Option<String>)> {
     let mut keys = Vec::new();
+    let mut watched = None;
+    if let Some(path) = state {
+        let state = read_state(path)?.ok_or_else(|| {
+            anyhow!("no watch state at {}: run `evident verify --watch URL` first", path.display())
+        })?;
+        for vkey in &state.vkeys {
+            keys.push(
+                Verifier::parse(vkey)
+                    .with_context(|| format!("{}: {vkey:?} is not a verifier key", path.display()))?,
+            );
+        }
+        watched = Some(state.origin);
+    }
     for vkey in &args.vkeys {
         keys.push(
             Verifier::parse(vkey.trim()).with_context(|| format!("--vkey {vkey:?} is not a verifier key"))?,
@@ -126,7 +170,7 @@ fn trusted_keys(args: &Args) -> Result<Vec<Verifier>> {
             bail!("{} holds no verifier key", file.display());
         }
     }
-    Ok(keys)
+    Ok((keys, watched))
 }
 
 fn need_keys(trusted: &[Verifier], what: &str) -> Result<()> {
@@ -148,21 +192,16 @@ fn signers(trusted: &[Verifier]) -> String {
     trusted.iter().map(|v| format!("{}+{:08x}", v.name(), v.key_id())).collect::<Vec<_>>().join(", ")
 }
 
-fn bundle(path: &Path, mut trusted: Vec<Verifier>, origin: Option<&str>, json: bool) -> Result<ExitCode> {
+fn bundle(
+    path: &Path,
+    mut trusted: Vec<Verifier>,
+    origin: Option<&str>,
+    trust_on_first_use: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let pinned = !trusted.is_empty();
     if !pinned {
-        let reader = BundleReader::open(path).map_err(|err| anyhow!("bundle does NOT verify: {err}"))?;
-        let vkey = reader.header.vkey.clone();
-        let verifier = Verifier::parse(&vkey)
-            .map_err(|err| anyhow!("bundle does NOT verify: the header's vkey {vkey:?}: {err}"))?;
-        eprintln!(
-            "evident: WARNING: no --vkey given, so the bundle is checked against the key it names itself \
-             ({}+{:08x}). That proves it intact and self-consistent, NOT that it comes from your log: \
-             pin the log's key with --vkey or --vkey-file",
-            verifier.name(),
-            verifier.key_id()
-        );
-        trusted.push(verifier);
+        trusted.push(bundle_own_key(path, trust_on_first_use)?);
     }
     let report =
         verify_bundle(path, &trusted, origin).map_err(|err| anyhow!("bundle does NOT verify: {err}"))?;
@@ -174,9 +213,9 @@ fn bundle(path: &Path, mut trusted: Vec<Verifier>, origin: Option<&str>, json: b
             "personal_included": report.personal_included, "signed_by": report.signed_by,
             "key_pinned": pinned, "checked_jsonl": report.checked_jsonl, "checked_csv": report.checked_csv,
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
-        println!(
+        crate::outln!(
             "bundle verifies: {} event{} of {} at tree size {} (root {}), query {}",
             report.events,
             if report.events == 1 { "" } else { "s" },
@@ -185,27 +224,37 @@ fn bundle(path: &Path, mut trusted: Vec<Verifier>, origin: Option<&str>, json: b
             report.root.to_base64(),
             Value::Object(report.query.clone())
         );
-        println!("  signed by {}{}", report.signed_by.join(", "), if pinned { "" } else { " (NOT pinned)" });
+        crate::outln!(
+            "  signed by {}{}",
+            report.signed_by.join(", "),
+            if pinned { "" } else { " (NOT pinned)" }
+        );
         if report.personal_included > 0 {
-            println!(
+            crate::outln!(
                 "  personal parts: {} included, each matches its entry's commitment",
                 report.personal_included
             );
         } else {
-            println!("  personal parts: none included");
+            crate::outln!("  personal parts: none included");
         }
         let views: Vec<&str> = [(report.checked_jsonl, "events.jsonl"), (report.checked_csv, "events.csv")]
             .into_iter()
             .filter_map(|(checked, name)| checked.then_some(name))
             .collect();
         if !views.is_empty() {
-            println!("  {} agree with the bundle", views.join(" and "));
+            crate::outln!("  {} agree with the bundle", views.join(" and "));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn receipt(path: &Path, args: &Args, trusted: &[Verifier], json: bool) -> Result<ExitCode> {
+fn receipt(
+    path: &Path,
+    args: &Args,
+    trusted: &[Verifier],
+    origin: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
     need_keys(trusted, "a receipt")?;
     let Some(event_file) = &args.event else {
         bail!(
@@ -216,7 +265,7 @@ fn receipt(path: &Path, args: &Args, trusted: &[Verifier], json: bool) -> Result
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let entry = std::fs::read(event_file).with_context(|| format!("cannot read {}", event_file.display()))?;
     let proof = TlogProof::parse(&text).map_err(|err| anyhow!("receipt does NOT verify: {err}"))?;
-    let origin = args.origin.clone().unwrap_or_else(|| origin_line(&proof.checkpoint).to_owned());
+    let origin = origin.map_or_else(|| origin_line(&proof.checkpoint).to_owned(), str::to_owned);
     let checkpoint = proof.verify(&entry, trusted, &origin).map_err(|err| {
         let hint = match err {
             evident_tlog::Error::RootMismatch | evident_tlog::Error::ProofMismatch(_) => {
@@ -238,9 +287,9 @@ fn receipt(path: &Path, args: &Args, trusted: &[Verifier], json: bool) -> Result
             "verified": true, "kind": "receipt", "event_id": event_id, "index": proof.index.0,
             "origin": checkpoint.origin, "tree_size": checkpoint.size.0, "root": checkpoint.root.to_base64(),
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
-        println!(
+        crate::outln!(
             "receipt verifies: {} is leaf {} of {} at tree size {} (root {}), signed by {}",
             event_id.map(|id| format!("event {id}")).unwrap_or_else(|| "the entry".into()),
             proof.index,
@@ -265,9 +314,9 @@ fn checkpoint(path: &Path, trusted: &[Verifier], origin: Option<&str>, json: boo
             "verified": true, "kind": "checkpoint", "origin": checkpoint.origin,
             "tree_size": checkpoint.size.0, "root": checkpoint.root.to_base64(), "signed_by": signed_by,
         });
-        println!("{summary}");
+        crate::outln!("{summary}");
     } else {
-        println!(
+        crate::outln!(
             "checkpoint verifies: {} at tree size {} (root {}), signed by {}",
             checkpoint.origin,
             checkpoint.size,
@@ -331,7 +380,7 @@ fn watch(url: &str, args: &Args) -> Result<ExitCode> {
         Some(path) => path.clone(),
         None => default_state_path(url)?,
     };
-    let pinned_flags = trusted_keys(args)?;
+    let (pinned_flags, _) = trusted_keys(args, None)?;
     let json = output::json_wanted(args.json);
     loop {
         match check_once(&log, url, &state_path, &pinned_flags) {
@@ -368,21 +417,27 @@ fn report_seen(seen: &Seen, json: bool, once: bool) {
             "status": status, "origin": checkpoint.origin, "tree_size": checkpoint.size.0,
             "root": checkpoint.root.to_base64(), "previous_size": previous,
         });
-        println!("{line}");
+        crate::outln!("{line}");
         return;
     }
     let root = checkpoint.root.to_base64();
     match seen {
-        Seen::First(_) => println!(
+        Seen::First(_) => crate::outln!(
             "{} size {} root {root}: first checkpoint seen; key pinned",
-            checkpoint.origin, checkpoint.size
+            checkpoint.origin,
+            checkpoint.size
         ),
         Seen::Unchanged(_) => {
-            println!("{} size {} root {root}: unchanged since last seen", checkpoint.origin, checkpoint.size)
+            crate::outln!(
+                "{} size {} root {root}: unchanged since last seen",
+                checkpoint.origin,
+                checkpoint.size
+            )
         }
-        Seen::Consistent { previous, .. } => println!(
+        Seen::Consistent { previous, .. } => crate::outln!(
             "{} size {} root {root}: consistent with size {previous} seen before",
-            checkpoint.origin, checkpoint.size
+            checkpoint.origin,
+            checkpoint.size
         ),
     }
 }

@@ -14,39 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{EVIDENT, Serve};
+use common::{EVIDENT, Schema, Serve, database_url};
 use evident_tlog::{Checkpoint, Hash, Verifier, verify_consistency};
 use serde_json::{Value, json};
 
 const LEASE_TTL_MS: u64 = 1000;
 const NODES: usize = 3;
 const PRODUCERS: usize = 6;
-
-fn database_url() -> String {
-    std::env::var("EVIDENT_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A schema of its own for this run, dropped at the end.
-struct Schema(String);
-
-impl Schema {
-    fn new() -> Schema {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("evident_failover_{}_{nanos}", std::process::id());
-        Schema(name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .env("PGOPTIONS", "--client-min-messages=warning")
-            .args([&database_url(), "-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)])
-            .status();
-    }
-}
 
 fn node_env(schema: &str, node: usize) -> Vec<(String, String)> {
     vec![

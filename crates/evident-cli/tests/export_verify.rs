@@ -215,10 +215,17 @@ fn an_export_verifies_offline_and_any_tampering_is_named() {
     assert_eq!(parse(verdict.trim())["events"], 10);
     let go = go_check(&good, &vkey);
     assert!(ok(&go, "Go checker on the genuine bundle").contains("bundle verifies: 10 events"));
-    // Without a pinned key: verifies against the header's key, with a loud warning.
+    // Without a pinned key: a failure, unless trust on first use is asked for (then verified
+    // against the header's key, with a loud warning).
     let unpinned = evident(["verify".as_ref(), good.as_os_str()]);
-    assert!(ok(&unpinned, "unpinned").contains("\"key_pinned\":false"));
-    assert!(text(&unpinned.stderr).contains("WARNING: no --vkey given"), "{}", text(&unpinned.stderr));
+    let stderr = fails(&unpinned, 1, "unpinned");
+    assert!(
+        stderr.contains("no verifier key is pinned") && stderr.contains("--trust-on-first-use"),
+        "{stderr}"
+    );
+    let tofu = evident(["verify".as_ref(), good.as_os_str(), "--trust-on-first-use".as_ref()]);
+    assert!(ok(&tofu, "trust on first use").contains("\"key_pinned\":false"));
+    assert!(text(&tofu.stderr).contains("WARNING: --trust-on-first-use"), "{}", text(&tofu.stderr));
 
     // An event of cust-2, genuine, that the query does not select. Another export is made at
     // another tree size (each export is itself recorded), so its proof is recomputed at this
@@ -270,10 +277,16 @@ fn an_export_verifies_offline_and_any_tampering_is_named() {
         true,
     );
 
-    // One event dropped.
+    // One event dropped: both verifiers name it.
     let mut lines = bundle.clone();
     lines.remove(4);
-    case("dropped", Some(lines), false, &["it lists 10 events, the bundle holds 9".into()], true);
+    let dropped = format!(
+        "it lists 10 events, the bundle holds 9: missing: {}",
+        names(&bundle[4]).replacen(", event_id ", " (event_id ", 1) + ")"
+    );
+    case("dropped", Some(lines.clone()), false, std::slice::from_ref(&dropped), true);
+    let go = fails(&go_check(&tampered(&good, "dropped-go", Some(&lines)), &vkey), 1, "Go checker, dropped");
+    assert!(go.contains(&dropped), "{go}");
 
     // A genuine event that the query does not select, added.
     let mut lines = bundle.clone();
@@ -312,8 +325,21 @@ fn an_export_verifies_offline_and_any_tampering_is_named() {
     lines[0] = header.to_string();
     case("query-changed", Some(lines), false, &["does not match the bundle's query".into()], true);
 
-    // events.jsonl edited (the bundle itself intact: the Go checker only reads the bundle).
-    case("jsonl-changed", None, true, &[format!("events.jsonl line 5 ({})", names(&bundle[5]))], false);
+    // events.jsonl edited (the bundle itself intact): both verifiers read it.
+    case("jsonl-changed", None, true, &[format!("events.jsonl line 5 ({})", names(&bundle[5]))], true);
+
+    // The readable reason of one event edited in the bundle (its entry intact).
+    let mut lines = bundle.clone();
+    let mut value = parse(&lines[3]);
+    value["event"]["reason"] = json!("nothing to see here");
+    lines[3] = value.to_string();
+    case(
+        "reason-changed",
+        Some(lines),
+        false,
+        &[format!("line 4 ({})", names(&bundle[3])), "\"/reason\"".into()],
+        true,
+    );
 
     // Printed for the report.
     eprintln!("{}", reports.join("\n"));
@@ -368,7 +394,32 @@ fn an_investigators_export_carries_checked_personal_parts() {
     let stderr = fails(&verify(&changed, &vkey), 1, "personal part changed");
     assert!(stderr.contains(&format!("line 3 ({})", names(&bundle[2]))), "{stderr}");
     assert!(stderr.contains("does not match the entry's pii_commitment"), "{stderr}");
-    eprintln!("personal-changed:\n  evident: {stderr}");
+    let go = fails(&go_check(&changed, &vkey), 1, "Go checker, personal part changed");
+    assert!(go.contains(&format!("line 3 ({})", names(&bundle[2]))), "{go}");
+    assert!(go.contains("does not match the entry's pii_commitment"), "{go}");
+    eprintln!("personal-changed:\n  evident: {stderr}  go: {go}");
+
+    // Only the readable personal value changed (its part intact): every verifier sees it.
+    let mut lines = bundle.clone();
+    let mut value = parse(&lines[2]);
+    value["event"]["origin"]["ip"] = json!("203.0.113.66");
+    lines[2] = value.to_string();
+    let changed = tampered(&dir, "shown-ip-changed", Some(&lines));
+    let stderr = fails(&verify(&changed, &vkey), 1, "shown personal value changed");
+    assert!(stderr.contains("\"/origin/ip\""), "{stderr}");
+    let go = fails(&go_check(&changed, &vkey), 1, "Go checker, shown personal value changed");
+    assert!(go.contains("differs from its entry with the personal part merged in"), "{go}");
+
+    // The IP edited in events.jsonl and in events.csv of the subject export.
+    for (file, from, to) in [("events.jsonl", "192.0.2.", "198.51.100."), ("events.csv", "true", "false")] {
+        let changed = tampered(&dir, &format!("{file}-changed"), None);
+        let text = std::fs::read_to_string(changed.join(file)).unwrap().replacen(from, to, 1);
+        std::fs::write(changed.join(file), text).unwrap();
+        let stderr = fails(&verify(&changed, &vkey), 1, file);
+        assert!(stderr.contains(file), "{stderr}");
+        let go = fails(&go_check(&changed, &vkey), 1, &format!("Go checker, {file} changed"));
+        assert!(go.contains(file) && go.contains(&format!("({})", names(&bundle[1]))), "{go}");
+    }
 
     // Personal data for someone without the role is refused and nothing is left behind; so is a
     // bad filter; an existing bundle is not overwritten.

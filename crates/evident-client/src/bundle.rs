@@ -245,13 +245,15 @@ pub fn verify_bundle(
     let mut seen_indices = HashSet::new();
     let mut seen_ids = HashSet::new();
     let mut previous: Option<(Micros, u64)> = None;
+    let mut links = Links::default();
     let mut expected_views: Vec<ExpectedView> = Vec::new();
     let mut personal_included = 0;
-    let manifest = loop {
+    let trailer = loop {
         match reader.next_line()? {
             None => return Err(BundleError::Truncated { events: digest.count() }),
-            Some(Line::Manifest(manifest)) => break manifest,
+            Some(Line::Manifest(trailer)) => break trailer,
             Some(Line::Event(event)) => {
+                links.follow(event.previous.as_ref(), Some((event.index, &event.event_id)));
                 let time = check_event(&event, &checkpoint, &query)?;
                 if !seen_indices.insert(event.index) {
                     return Err(fail(&event, "appears twice: an index occurs at most once in a bundle"));
@@ -283,7 +285,17 @@ pub fn verify_bundle(
     if reader.next_line()?.is_some() {
         return Err(malformed(reader.line, "data after the trailer"));
     }
-    check_manifest(&manifest, trusted, &header, digest)?;
+    links.follow(trailer.last.as_ref(), None);
+    check_manifest(&trailer.manifest, trusted, &header, digest, &links.missing(&seen_indices))?;
+    if let Some((line, claim)) = links.broken.first() {
+        return Err(malformed(
+            *line,
+            format!(
+                "its link names index {} (event_id {}), which is not the event line before it",
+                claim.0, claim.1
+            ),
+        ));
+    }
 
     let (checked_jsonl, checked_csv) = check_views(reader.path(), &expected_views)?;
     Ok(BundleReport {
@@ -413,12 +425,49 @@ fn first_difference(a: &Value, b: &Value) -> Option<String> {
     }
 }
 
-/// Checks the trailer: a note signed by a trusted key stating exactly this bundle.
+/// The `previous` and `last` links of a bundle's lines, as read: the ones that do not name the
+/// line before them (in a genuine bundle, none; after a drop, they name what was dropped).
+#[derive(Default)]
+struct Links {
+    /// The event line read last: (index, event id).
+    before: Option<(u64, String)>,
+    /// The line number being read (the header is line 1).
+    line: usize,
+    /// (line, what its link names) for every link that does not name the line before.
+    broken: Vec<(usize, (u64, String))>,
+}
+
+impl Links {
+    /// Reads the link of the next line (an event line, or the trailer with `this` = `None`).
+    fn follow(&mut self, claimed: Option<&(u64, String)>, this: Option<(u64, &str)>) {
+        self.line = if self.line == 0 { 2 } else { self.line + 1 };
+        // Bundles written before the links existed have none: nothing to follow.
+        if let Some(claimed) = claimed
+            && self.before.as_ref() != Some(claimed)
+        {
+            self.broken.push((self.line, claimed.clone()));
+        }
+        self.before = this.map(|(index, event_id)| (index, event_id.to_owned()));
+    }
+
+    /// The events the links name that the bundle does not hold: the dropped ones.
+    fn missing(&self, held: &HashSet<u64>) -> Vec<(u64, String)> {
+        self.broken
+            .iter()
+            .map(|(_, claim)| claim.clone())
+            .filter(|(index, _)| !held.contains(index))
+            .collect()
+    }
+}
+
+/// Checks the trailer: a note signed by a trusted key stating exactly this bundle. `missing` are
+/// the events the lines' links name that the bundle does not hold, for the message.
 fn check_manifest(
     manifest: &str,
     trusted: &[Verifier],
     header: &Header,
     digest: ExportDigest,
+    missing: &[(u64, String)],
 ) -> Result<(), BundleError> {
     let note = open_note(manifest, trusted).map_err(|err| {
         BundleError::Manifest(match err {
@@ -445,7 +494,14 @@ fn check_manifest(
     } else if signed[5] != ours[5] {
         format!("it was signed for the query {}, the bundle's header states {}", signed[5], ours[5])
     } else if signed[3] != ours[3] {
-        format!("it lists {} events, the bundle holds {}: events were dropped or added", signed[3], ours[3])
+        let named: Vec<String> =
+            missing.iter().map(|(index, event_id)| format!("index {index} (event_id {event_id})")).collect();
+        let which = if named.is_empty() {
+            "events were dropped or added".to_owned()
+        } else {
+            format!("missing: {}", named.join(", "))
+        };
+        format!("it lists {} events, the bundle holds {}: {which}", signed[3], ours[3])
     } else {
         "the bundle's events (their indices, entries or order) are not those it lists: an event was replaced \
          or events were reordered"
@@ -647,6 +703,7 @@ mod tests {
         let mut matching: Vec<_> = events.into_iter().filter(|e| e.1["subject"] == wanted).collect();
         matching.sort_by_key(|e| (e.1["time"].as_str().unwrap().to_owned(), e.0));
         let mut digest = ExportDigest::default();
+        let mut previous = Value::Null;
         for (index, skeleton, entry, salt, part) in matching {
             digest.add(index, &entry);
             let proof = tree.inclusion_proof(LeafIndex(index), size).unwrap();
@@ -654,6 +711,10 @@ mod tests {
                 "index": index, "event_id": skeleton["event_id"], "entry": BASE64.encode(&entry),
                 "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(), "event": skeleton,
             });
+            if !previous.is_null() {
+                line["previous"] = previous;
+            }
+            previous = json!({"index": index, "event_id": skeleton["event_id"]});
             if personal {
                 line["event"] =
                     evident_wire::entry::rehydrate(&skeleton, &salt, &jcs::to_vec(&part)).unwrap();
@@ -663,7 +724,7 @@ mod tests {
         }
         let count = digest.count();
         let text = manifest_text(ORIGIN, size, count, &digest.finish(), &query);
-        lines.push(json!({"manifest": sign_note(&text, &[&signer]).unwrap()}));
+        lines.push(json!({"manifest": sign_note(&text, &[&signer]).unwrap(), "last": previous}));
         (lines, signer.verifier())
     }
 
@@ -742,6 +803,18 @@ mod tests {
     #[test]
     fn dropped_added_reordered_or_duplicated_events_fail() {
         check(false, |lines| drop(lines.remove(2)), Err("it lists 4 events, the bundle holds 3"));
+        // The dropped event is named, wherever it was.
+        for at in [1, 2, 4] {
+            let (lines, _) = bundle(false);
+            let named = format!(
+                "missing: index {} (event_id {})",
+                lines[at]["index"],
+                lines[at]["event_id"].as_str().unwrap()
+            );
+            check(false, move |lines| drop(lines.remove(at)), Err(&named));
+        }
+        // In a genuine bundle every link names the line before it.
+        check(false, |lines| lines[3]["previous"]["index"] = json!(0), Err("line 4: its link names index 0"));
         check(false, |lines| lines.swap(1, 2), Err("out of order"));
         check(false, |lines| lines.insert(2, lines[1].clone()), Err("appears twice"));
         // A genuine event of the log (its proof checks out) that the query does not select.

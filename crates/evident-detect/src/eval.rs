@@ -569,12 +569,28 @@ fn privilege_change(rule: &Rule, p: &PrivilegeChange, event: &Observed) -> Optio
         return None;
     }
     let target = event.targets.first().map(|(t, id)| format!("{t} {id}")).unwrap_or_default();
-    let explanation = if key_grant {
-        format!("{} created a key with role {role} ({target})", event.actor)
+    // Only an admin key may call `POST /v1/keys`: an actor that is an API key is that path.
+    let through_api = key_grant && event.actor_type == "api_key";
+    let explanation = if through_api {
+        format!(
+            "admin {} created a key with role {role} ({target}) through the API: expected when planned; \
+             confirm it was, or revoke it",
+            event.actor
+        )
+    } else if key_grant {
+        format!(
+            "{} created a key with role {role} ({target}) outside the API (break-glass from the data \
+             directory or the database): confirm who did it and why",
+            event.actor
+        )
     } else {
         format!("{} did {} ({}) on {target}", event.actor, event.action, event.event_type)
     };
-    Some(found(rule, &event.event_id, event, vec![event.event_id.clone()], 1, explanation))
+    let mut finding = found(rule, &event.event_id, event, vec![event.event_id.clone()], 1, explanation);
+    if through_api {
+        finding.severity = p.api_key_grant_severity;
+    }
+    Some(finding)
 }
 
 /// An actor touches a kind of record never touched before, once it has enough history.

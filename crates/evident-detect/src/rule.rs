@@ -205,6 +205,11 @@ pub struct PrivilegeChange {
     pub privileged_roles: Vec<String>,
     /// Producer events with these actions count too (role grants in the customer's systems).
     pub actions: Vec<String>,
+    /// The severity of a privileged key that an admin key created through the API (`POST
+    /// /v1/keys`, `evident keys create`): the documented way to give an auditor or investigator
+    /// access, so expected, and recorded at this lower severity; every other grant or change
+    /// (a break-glass key made from the data directory included) has the rule's severity.
+    pub api_key_grant_severity: Severity,
 }
 
 impl Default for PrivilegeChange {
@@ -213,6 +218,7 @@ impl Default for PrivilegeChange {
             type_prefixes: strings(&["evident.rule.", "evident.webhook.", "evident.admin.tenant"]),
             privileged_roles: strings(&["admin", "auditor", "investigator"]),
             actions: strings(&["grant"]),
+            api_key_grant_severity: Severity::Low,
         }
     }
 }

@@ -211,7 +211,21 @@ fn privilege_change() {
         e.metadata.insert("role".into(), json!(role));
         e
     };
-    assert_eq!(run(&r, vec![admin_event("evident.admin.key_created", "auditor", "api_key")]).len(), 1);
+    let through_api = run(&r, vec![admin_event("evident.admin.key_created", "auditor", "api_key")]);
+    assert_eq!(through_api.len(), 1);
+    assert_eq!(through_api[0].severity, Severity::Low, "the documented path is expected");
+    assert!(
+        through_api[0].explanation.contains("through the API: expected"),
+        "{}",
+        through_api[0].explanation
+    );
+    let break_glass = run(&r, vec![admin_event("evident.admin.key_created", "admin", "admin")]);
+    assert_eq!(break_glass.len(), 1);
+    assert_eq!(break_glass[0].severity, r.severity, "a key made outside the API keeps the rule's severity");
+    assert!(break_glass[0].explanation.contains("break-glass"), "{}", break_glass[0].explanation);
+    let strict = rule("privilege_change", json!({"api_key_grant_severity": "high"}));
+    let found = run(&strict, vec![admin_event("evident.admin.key_created", "auditor", "api_key")]);
+    assert_eq!(found[0].severity, Severity::High);
     assert!(run(&r, vec![admin_event("evident.admin.key_created", "producer", "api_key")]).is_empty());
     assert_eq!(run(&r, vec![admin_event("evident.rule.updated", "", "api_key")]).len(), 1);
     assert!(run(&r, vec![admin_event("evident.rule.created", "", "system")]).is_empty(), "defaults");

@@ -28,7 +28,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> ApiResult<
         .map_err(|err| ApiError::invalid_param("body", "json", format!("invalid request body: {err}")))
 }
 
-pub(crate) fn key_info(record: &ApiKeyRecord) -> KeyInfo {
+pub fn key_info(record: &ApiKeyRecord) -> KeyInfo {
     KeyInfo {
         key_id: record.key_id.clone(),
         tenant: record.tenant.to_string(),

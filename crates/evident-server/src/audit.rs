@@ -136,7 +136,9 @@ pub async fn record_many_idempotent(
         .collect()
 }
 
-fn validated(event: &AuditEvent) -> ApiResult<evident_core::validate::Validated> {
+/// The event, validated for appending (to append it without a server: `evident keys create
+/// --global`).
+pub fn validated(event: &AuditEvent) -> ApiResult<evident_core::validate::Validated> {
     // Our own events mask rather than refuse anything that looks like a card number or a secret
     // (a search for one, say), so that recording never fails on content.
     let policy = TenantPolicy { sensitive_text: SensitiveTextPolicy::Mask, ..TenantPolicy::default() };

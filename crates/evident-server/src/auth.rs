@@ -145,7 +145,9 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAd
         return Err(fail(state, Some(&record), "wrong secret", ip).await);
     }
     if record.revoked_at.is_some() {
-        return Err(fail(state, Some(&record), "revoked key", ip).await);
+        // The secret is right: its holder may know that it was revoked (and nothing more).
+        fail(state, Some(&record), "revoked key", ip).await;
+        return Err(ApiError::Revoked);
     }
     Ok(Principal {
         key_id: record.key_id,

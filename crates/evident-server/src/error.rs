@@ -30,6 +30,9 @@ pub enum ApiError {
     },
     /// 401: no credential, or one that is unknown, malformed or revoked.
     Unauthenticated,
+    /// 401 for a key whose secret is right but which was revoked: said so (only to whoever holds
+    /// the secret), so its holder asks for a new key instead of checking the one they have.
+    Revoked,
     /// 403: the credential is valid but its role or tenant does not allow this.
     Forbidden(String),
     NotFound(String),
@@ -65,7 +68,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated | ApiError::Revoked => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -81,6 +84,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => "invalid request",
             ApiError::Unauthenticated => "authentication required",
+            ApiError::Revoked => "key revoked",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not found",
             ApiError::MethodNotAllowed => "method not allowed",
@@ -98,6 +102,9 @@ impl ApiError {
             ApiError::BadRequest { detail, params } => (Some(detail.clone()), params.clone()),
             ApiError::Unauthenticated => {
                 (Some("send a valid API key as `Authorization: Bearer <key>`".to_owned()), Vec::new())
+            }
+            ApiError::Revoked => {
+                (Some("this API key was revoked; ask an admin for a new one".to_owned()), Vec::new())
             }
             ApiError::Forbidden(detail)
             | ApiError::NotFound(detail)
@@ -155,7 +162,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ApiError::Unauthenticated => {
+            ApiError::Unauthenticated | ApiError::Revoked => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}

@@ -86,6 +86,7 @@ pub async fn export(
             return;
         }
         let mut digest = ExportDigest::default();
+        let mut previous: Option<(u64, String)> = None;
         let mut cursor: Option<String> = None;
         loop {
             let page = engine.export_page(&tenant, &filter, &head, cursor.as_deref(), access);
@@ -98,14 +99,16 @@ pub async fn export(
             };
             for item in items {
                 digest.add(item.index, &item.entry);
+                let this = (item.index, item.event_id.to_string());
                 let event_line = EventLine {
                     line: 0,
                     index: item.index,
-                    event_id: item.event_id.to_string(),
+                    event_id: this.1.clone(),
                     entry: item.entry,
                     proof: item.proof,
                     event: item.event,
                     personal: item.personal,
+                    previous: previous.replace(this),
                 };
                 if sender.blocking_send(line(event_line.to_line())).is_err() {
                     return; // the client went away
@@ -120,7 +123,7 @@ pub async fn export(
         let text = manifest_text(&origin, head.size, count, &digest.finish(), &query);
         match engine.sign_export_manifest(&tenant, &text) {
             Ok(manifest) => {
-                let _ = sender.blocking_send(line(trailer_line(&manifest)));
+                let _ = sender.blocking_send(line(trailer_line(&manifest, previous.as_ref())));
             }
             Err(err) => tracing::error!(error = %err, "cannot sign the export manifest"),
         }

@@ -13,13 +13,15 @@
 //!    verification uses a key the verifier trusts), and `Q` the filters as a JSON object of strings.
 //! 2. One line per event, oldest first: in increasing (event `time`, index), the order in which the
 //!    server pages through the query:
-//!    `{"index":I,"event_id":E,"entry":B,"proof":[H,...],"event":J,"personal":P}`, where `B` is
+//!    `{"index":I,"event_id":E,"entry":B,"proof":[H,...],"event":J,"personal":P,"previous":R}`, where `B` is
 //!    the base64 of the exact entry bytes (the canonical skeleton), `H` the base64 hashes of its
 //!    inclusion proof at size `N`, `J` the event as JSON (the skeleton, with personal values merged
 //!    in when `P` is present), and `P`, only for keys allowed to see personal data,
 //!    `{"salt":S,"part":X}`: the salt (base64) and the personal part (`{pointer: value}`) whose
-//!    `SHA-256(salt || JCS(part))` must equal the entry's `pii_commitment`.
-//! 3. A trailer line `{"manifest":M}`: a signed note by the log's key whose text is
+//!    `SHA-256(salt || JCS(part))` must equal the entry's `pii_commitment`; `R`, absent on the
+//!    first line, is `{"index":I,"event_id":E}` of the event line before this one.
+//! 3. A trailer line `{"manifest":M,"last":R}`: `R` names the last event line as above (absent
+//!    when there is none), and `M` is a signed note by the log's key whose text is
 //!
 //!    ```text
 //!    evident-export/v1
@@ -31,6 +33,10 @@
 //!    ```
 //!
 //!    so that dropping, adding or reordering events, or changing the query, is caught.
+//!
+//! The `previous` and `last` links are not signed: in a genuine bundle each names the line before
+//! it, which verifiers check; when events were dropped, the link of the line after the gap (or the
+//! trailer's) names the missing event, so that the failure can say which one it was.
 //!
 //! Next to `bundle.ndjson`, `evident export` writes two derived views for people and spreadsheets:
 //! `events.jsonl` (the `J` values, one per line, in bundle order) and `events.csv` (one row per
@@ -123,6 +129,8 @@ pub struct EventLine {
     pub event: Value,
     /// The salt and the personal part, when included.
     pub personal: Option<([u8; 32], Value)>,
+    /// The event line before this one: (index, event id); `None` on the first.
+    pub previous: Option<(u64, String)>,
 }
 
 impl EventLine {
@@ -147,21 +155,58 @@ impl EventLine {
         if let Some((salt, part)) = &self.personal {
             value["personal"] = json!({"salt": BASE64.encode(salt), "part": part});
         }
+        if let Some(previous) = &self.previous {
+            value["previous"] = link(previous);
+        }
         serde_json::to_vec(&value).expect("JSON serialises")
     }
+}
+
+/// `{"index": I, "event_id": E}` of a `previous` or `last` link.
+fn link((index, event_id): &(u64, String)) -> Value {
+    json!({"index": index, "event_id": event_id})
+}
+
+/// A `previous` or `last` link of `object`, if it has one.
+fn parse_link(
+    line: usize,
+    object: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<(u64, String)>, FormatError> {
+    let Some(value) = object.get(key) else { return Ok(None) };
+    let index = value.get("index").and_then(Value::as_u64);
+    let event_id = value.get("event_id").and_then(Value::as_str);
+    match (index, event_id) {
+        (Some(index), Some(event_id)) => Ok(Some((index, event_id.to_owned()))),
+        _ => Err(malformed(line, format!("{key:?} is not {{\"index\": N, \"event_id\": \"...\"}}"))),
+    }
+}
+
+/// The trailer: the signed manifest and the link to the last event line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trailer {
+    /// The signed manifest note.
+    pub manifest: String,
+    /// The last event line: (index, event id); `None` when the bundle holds no event.
+    pub last: Option<(u64, String)>,
 }
 
 /// The lines after the header.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Line {
     Event(Box<EventLine>),
-    /// The trailer: the signed manifest note.
-    Manifest(String),
+    /// The trailer.
+    Manifest(Trailer),
 }
 
-/// The trailer line (without its newline) carrying the signed manifest note.
-pub fn trailer_line(manifest: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "manifest": manifest })).expect("JSON serialises")
+/// The trailer line (without its newline) carrying the signed manifest note and the link to the
+/// last event line.
+pub fn trailer_line(manifest: &str, last: Option<&(u64, String)>) -> Vec<u8> {
+    let mut value = json!({ "manifest": manifest });
+    if let Some(last) = last {
+        value["last"] = link(last);
+    }
+    serde_json::to_vec(&value).expect("JSON serialises")
 }
 
 /// The text of an export manifest: what a signed manifest states.
@@ -246,7 +291,8 @@ pub fn parse_line(line: usize, text: &str) -> Result<Line, FormatError> {
     if let Some(manifest) = object.get("manifest") {
         let manifest =
             manifest.as_str().ok_or_else(|| malformed(line, "trailer: manifest is not a string"))?;
-        return Ok(Line::Manifest(manifest.to_owned()));
+        let last = parse_link(line, &object, "last")?;
+        return Ok(Line::Manifest(Trailer { manifest: manifest.to_owned(), last }));
     }
     let index = object
         .get("index")
@@ -265,7 +311,9 @@ pub fn parse_line(line: usize, text: &str) -> Result<Line, FormatError> {
         proof: Vec::new(),
         event: Value::Null,
         personal: None,
+        previous: None,
     };
+    partial.previous = parse_link(line, &object, "previous")?;
     let entry =
         object.get("entry").and_then(Value::as_str).ok_or_else(|| partial.fail("no \"entry\" string"))?;
     partial.entry =

@@ -198,3 +198,30 @@ impl Drop for Serve {
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
 }
+
+/// The PostgreSQL server of the tests: `EVIDENT_TEST_DATABASE_URL`, by default the local one.
+pub fn database_url() -> String {
+    std::env::var("EVIDENT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A PostgreSQL schema of its own for one test, dropped at the end.
+pub struct Schema(pub String);
+
+impl Schema {
+    pub fn new() -> Schema {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("evident_test_{}_{nanos}", std::process::id());
+        Schema(name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .env("PGOPTIONS", "--client-min-messages=warning")
+            .args([&database_url(), "-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)])
+            .status();
+    }
+}

@@ -24,8 +24,10 @@
 // With -bundle it checks an evident-export/v1 bundle (the format is described
 // in crates/evident-client/src/bundle.rs): the checkpoint's signature, every
 // event's inclusion proof, and the signed manifest's statement of the events,
-// their count and the query; it prints "bundle verifies: N events" or names
-// the failing event, exit status 0 or 1.
+// their count and the query; and everything the bundle shows a person, bound
+// to the verified entries (views.go): each line's readable "event" and
+// personal part, and events.jsonl and events.csv next to it. It prints
+// "bundle verifies: N events" or names the failing event, exit status 0 or 1.
 //
 // Fields are strict on purpose: unknown fields, missing required fields,
 // unknown kinds and duplicate names make the manifest malformed (exit 2), so
@@ -544,11 +546,15 @@ type bundleHeader struct {
 
 // bundleLine is an event line or, with Manifest set, the trailer.
 type bundleLine struct {
-	Index    *int64    `json:"index"`
-	EventID  string    `json:"event_id"`
-	Entry    *string   `json:"entry"`
-	Proof    *[]string `json:"proof"`
-	Manifest *string   `json:"manifest"`
+	Index    *int64          `json:"index"`
+	EventID  string          `json:"event_id"`
+	Entry    *string         `json:"entry"`
+	Proof    *[]string       `json:"proof"`
+	Event    json.RawMessage `json:"event"`
+	Personal *personalPart   `json:"personal"`
+	Previous *link           `json:"previous"`
+	Manifest *string         `json:"manifest"`
+	Last     *link           `json:"last"`
 }
 
 // verifyBundle checks an evident-export/v1 bundle against a verifier key,
@@ -571,6 +577,8 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
 		path = filepath.Join(path, "bundle.ndjson")
 	}
+	var shown []shownEvent
+	var links links
 	file, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tlogcheck: %v\n", err)
@@ -621,12 +629,14 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 		}
 		if line.Manifest != nil {
 			manifest = line.Manifest
+			links.follow(lineNo, line.Last, nil)
 			continue
 		}
 		if line.Index == nil || *line.Index < 0 || line.Entry == nil || line.Proof == nil {
 			return fail("line %d: neither an event (index, entry, proof) nor the trailer", lineNo)
 		}
 		index := *line.Index
+		links.follow(lineNo, line.Previous, &link{Index: index, EventID: line.EventID})
 		event := fmt.Sprintf("line %d (index %d, event_id %s)", lineNo, index, line.EventID)
 		entry, err := decodeB64(*line.Entry)
 		if err != nil {
@@ -657,6 +667,12 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 		if err := json.Unmarshal(entry, &fields); err != nil || fields.EventID != line.EventID {
 			return fail("%s: the line's event_id is not the entry's", event)
 		}
+		value, canonical, err := checkShown(entry, line.Event, line.Personal)
+		if err != nil {
+			return fail("%s: %v", event, err)
+		}
+		shown = append(shown, shownEvent{index: index, eventID: line.EventID,
+			canonical: canonical, value: value, personal: line.Personal != nil})
 		var be [8]byte
 		for i := 0; i < 8; i++ {
 			be[i] = byte(uint64(index) >> (56 - 8*i))
@@ -680,7 +696,7 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 	if n.Text != want {
 		signed := strings.Split(n.Text, "\n")
 		if len(signed) == 7 && signed[3] != strconv.Itoa(count) {
-			return fail("manifest: it lists %s events, the bundle holds %d", signed[3], count)
+			return fail("manifest: it lists %s events, the bundle holds %d: %s", signed[3], count, links.missing(seen))
 		}
 		if len(signed) == 7 && signed[5] != jcsStringMap(header.Query) {
 			return fail("manifest: it was signed for the query %s, the header states %s", signed[5], jcsStringMap(header.Query))
@@ -690,7 +706,18 @@ func verifyBundle(path, vkey, wantOrigin string) int {
 		}
 		return fail("manifest: the signed text does not state this bundle (%q, want %q)", n.Text, want)
 	}
-	fmt.Printf("bundle verifies: %d events\n", count)
+	if len(links.broken) > 0 {
+		return fail("%s", links.broken[0])
+	}
+	views, err := checkViews(filepath.Dir(path), shown)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(views) > 0 {
+		fmt.Printf("bundle verifies: %d events (%s agree)\n", count, strings.Join(views, " and "))
+	} else {
+		fmt.Printf("bundle verifies: %d events\n", count)
+	}
 	return 0
 }
 
