@@ -12,6 +12,7 @@
 
 mod api;
 pub mod bundle;
+pub mod spool;
 
 use std::time::Duration;
 
