@@ -1,5 +1,6 @@
 //! `evident`: the one binary. Flag parsing and wiring only; the work is done by the library crates.
 
+mod capture;
 mod datadir;
 mod demo;
 mod detect;
@@ -39,6 +40,8 @@ enum Command {
     Demo(demo::Args),
     /// Send events from files: NDJSON, CSV, AWS CloudTrail, Kubernetes audit, GitHub audit log.
     Ingest(ingest::Args),
+    /// Capture changes from an application's database into the log.
+    Capture(capture::Args),
     /// Search events.
     Search(search::Args),
     /// Print events as they arrive (`tail -f`).
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Capture(args) => capture::run(args),
         Command::Search(args) => search::run(args),
         Command::Tail(args) => search::tail(args),
         Command::Export(args) => export::run(args),
