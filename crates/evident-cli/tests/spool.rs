@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::Serve;
 use evident_client::Client;
-use evident_client::spool::{Spool, SpoolConfig};
+use evident_client::spool::{ReceiptCheck, Spool, SpoolConfig};
 use evident_wire::api::SearchParams;
 use serde_json::{Value, json};
 
@@ -115,6 +115,53 @@ fn a_wrong_key_delays_events_without_dropping_them() {
             .unwrap();
     assert!(right.flush(Duration::from_secs(30)));
     assert_eq!(logged_ids(&serve).len(), 1);
+}
+
+/// Waits until the sender has judged `count` receipts; answers (verified, failed).
+fn receipt_verdicts(spool: &Spool, count: u64) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = spool.metrics();
+        if metrics.receipts_verified + metrics.receipts_failed >= count || Instant::now() > deadline {
+            return (metrics.receipts_verified, metrics.receipts_failed);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn receipts_are_checked_on_arrival_against_the_logs_key() {
+    let serve = Serve::fresh();
+    let producer = Client::new(&serve.base, Some(serve.key("producer")));
+    let reader = Client::new(&serve.base, Some(serve.key("reader")));
+    let vkeys = reader.vkeys("default").unwrap();
+    let origin = reader.checkpoint("default").unwrap().lines().next().unwrap().to_owned();
+    let check = |vkeys: Vec<String>, reader: Option<Client>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SpoolConfig::new(dir.path());
+        config.verify_receipts = Some(ReceiptCheck { vkeys, origin: origin.clone(), reader });
+        let spool = Spool::open(config, producer.clone()).unwrap();
+        for n in 0..4 {
+            spool.record(&event(&format!("r-{}-{n}", dir.path().display()))).unwrap();
+        }
+        assert!(spool.flush(Duration::from_secs(30)));
+        (receipt_verdicts(&spool, 4), spool.metrics().last_error)
+    };
+    // The checkpoint of each acknowledgement, then also the inclusion proof through a reader.
+    assert_eq!(check(vkeys.clone(), None).0, (4, 0));
+    assert_eq!(check(vkeys.clone(), Some(reader.clone())).0, (4, 0));
+    // Another key: every receipt fails (tamper evidence), the events stay delivered once.
+    let other = evident_tlog::Signer::from_seed(&origin, [7; 32]).unwrap().verifier().to_vkey();
+    let (verdicts, last_error) = check(vec![other], Some(reader));
+    assert_eq!(verdicts, (0, 4));
+    assert!(last_error.is_some_and(|e| e.contains("does not verify")));
+    assert_eq!(logged_ids(&serve).len(), 12);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SpoolConfig::new(dir.path());
+    config.verify_receipts = Some(ReceiptCheck { vkeys: vec!["garbage".into()], origin, reader: None });
+    let err = Spool::open(config, producer).expect_err("a bad vkey is refused");
+    assert!(err.to_string().contains("verify_receipts.vkeys"), "{err}");
 }
 
 /// Environment of the child role: the spool directory, the server, the key, the first id.

@@ -21,6 +21,11 @@
 //! - **Observable.** [`Spool::metrics`]: depth in events and bytes, the oldest event's age,
 //!   delivered and dead-lettered counts, the last sending error; Prometheus text with
 //!   [`SpoolMetrics::prometheus`].
+//! - **Receipts checked on arrival** (an option, [`SpoolConfig::verify_receipts`]): the checkpoint
+//!   of each acknowledgement must be signed by the log's key, name its origin and cover the event's
+//!   index; with a reading client, the event's `c2sp.org/tlog-proof@v1` receipt and entry are
+//!   fetched and the inclusion proof verified too. A failure is tamper evidence, counted in
+//!   `receipts_failed` with `last_error` (the event is not sent again: the log already holds it).
 //! - **One process per directory**: a `flock` on `lock` refuses a second opener.
 
 mod files;
@@ -58,6 +63,21 @@ pub struct SpoolConfig {
     pub batch_bytes: u64,
     /// A segment file is closed and the next begun once it is this large. Default 16 MiB.
     pub segment_bytes: u64,
+    /// Check each acknowledged event's receipt on arrival (off by default; two more requests per
+    /// event): its inclusion proof, against a checkpoint signed by one of these keys.
+    pub verify_receipts: Option<ReceiptCheck>,
+}
+
+/// What receipts are checked against: the log's verifier keys (`GET /v1/logs/{tenant}/vkeys`,
+/// obtained out of band or pinned) and its origin (the checkpoint's first line).
+#[derive(Clone, Debug)]
+pub struct ReceiptCheck {
+    pub vkeys: Vec<String>,
+    pub origin: String,
+    /// A client with a reading key: with it each event's inclusion proof is fetched and verified
+    /// too (two reads per event, each recorded by the server's self-audit). Without it, the
+    /// checkpoint each acknowledgement carries is verified (signature, origin, covering the index).
+    pub reader: Option<Client>,
 }
 
 impl SpoolConfig {
@@ -69,6 +89,7 @@ impl SpoolConfig {
             batch_events: 1000,
             batch_bytes: 4 << 20,
             segment_bytes: 16 << 20,
+            verify_receipts: None,
         }
     }
 }
@@ -105,6 +126,8 @@ struct Stats {
     delivered: u64,
     dead_lettered: u64,
     failed_attempts: u64,
+    receipts_verified: u64,
+    receipts_failed: u64,
     last_error: Option<String>,
 }
 
@@ -162,6 +185,10 @@ impl Spool {
     /// and starts sending through `client`.
     pub fn open(config: SpoolConfig, client: Client) -> SpoolResult<Spool> {
         let dir = config.dir.clone();
+        let receipts = match &config.verify_receipts {
+            Some(check) => Some(sender::Receipts::new(check)?),
+            None => None,
+        };
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let lock_path = dir.join("lock");
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path);
@@ -189,7 +216,7 @@ impl Spool {
         let sender_shared = Arc::clone(&shared);
         let sender = std::thread::Builder::new()
             .name("evident-spool-sender".into())
-            .spawn(move || sender::run(&sender_shared, &client, cursor))
+            .spawn(move || sender::run(&sender_shared, &client, receipts.as_ref(), cursor))
             .map_err(io_error(&dir))?;
         Ok(Spool { shared, sender: Some(sender), _lock: lock })
     }
@@ -313,6 +340,8 @@ impl Spool {
             delivered: state.stats.delivered,
             dead_lettered: state.stats.dead_lettered,
             failed_attempts: state.stats.failed_attempts,
+            receipts_verified: state.stats.receipts_verified,
+            receipts_failed: state.stats.receipts_failed,
             last_error: state.stats.last_error.clone(),
         }
     }
@@ -398,6 +427,9 @@ pub struct SpoolMetrics {
     pub dead_lettered: u64,
     /// Sending attempts that failed and will be retried.
     pub failed_attempts: u64,
+    /// With `verify_receipts`: receipts that verified, and those that did not (tamper evidence).
+    pub receipts_verified: u64,
+    pub receipts_failed: u64,
     pub last_error: Option<String>,
 }
 
@@ -440,6 +472,12 @@ impl SpoolMetrics {
                 "counter",
                 "Sending attempts that failed and are retried.",
                 self.failed_attempts as f64,
+            ),
+            (
+                "evident_spool_receipts_failed_total",
+                "counter",
+                "Receipts of acknowledged events that did not verify.",
+                self.receipts_failed as f64,
             ),
         ];
         let mut text = String::new();

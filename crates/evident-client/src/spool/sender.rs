@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use evident_tlog::{Checkpoint, LeafIndex, TlogProof, Verifier};
 use evident_wire::api::{InvalidParam, ItemStatus};
 use serde_json::{Value, json};
 
 use super::files::{self, Frame, Position, Reader};
-use super::{Shared, now_micros};
+use super::{ReceiptCheck, Shared, SpoolError, now_micros};
 use crate::{Client, Error};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -26,10 +27,62 @@ pub(super) fn dead_letter_path(dir: &Path) -> PathBuf {
     dir.join("dead-letter.ndjson")
 }
 
+/// The parsed form of [`ReceiptCheck`].
+pub(super) struct Receipts {
+    verifiers: Vec<Verifier>,
+    origin: String,
+    reader: Option<Client>,
+}
+
+/// An acknowledged event: its id, index and the checkpoint the answer carried.
+pub(super) struct Acknowledged {
+    event_id: String,
+    index: u64,
+    checkpoint: String,
+}
+
+impl Receipts {
+    pub fn new(check: &ReceiptCheck) -> Result<Receipts, SpoolError> {
+        let verifiers = check
+            .vkeys
+            .iter()
+            .map(|vkey| {
+                Verifier::parse(vkey)
+                    .map_err(|err| SpoolError::Invalid(format!("verify_receipts.vkeys: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if verifiers.is_empty() {
+            return Err(SpoolError::Invalid("verify_receipts.vkeys: at least one key is needed".into()));
+        }
+        Ok(Receipts { verifiers, origin: check.origin.clone(), reader: check.reader.clone() })
+    }
+
+    /// Checks an acknowledgement: its checkpoint, and with a reader the inclusion proof.
+    fn check(&self, acknowledged: &Acknowledged) -> Result<(), String> {
+        let Acknowledged { event_id, index, checkpoint } = acknowledged;
+        let (checkpoint, _) =
+            Checkpoint::open(checkpoint, &self.verifiers, &self.origin).map_err(|err| err.to_string())?;
+        if *index >= checkpoint.size.0 {
+            return Err(format!("the checkpoint of size {} does not cover index {index}", checkpoint.size.0));
+        }
+        let Some(client) = &self.reader else { return Ok(()) };
+        let text = client.receipt(event_id).map_err(|err| err.to_string())?;
+        let receipt = TlogProof::parse(&text).map_err(|err| err.to_string())?;
+        if receipt.index != LeafIndex(*index) {
+            return Err(format!(
+                "the receipt is for index {}, the server acknowledged {index}",
+                receipt.index.0
+            ));
+        }
+        let entry = client.entry(event_id).map_err(|err| err.to_string())?;
+        receipt.verify(&entry, &self.verifiers, &self.origin).map(|_| ()).map_err(|err| err.to_string())
+    }
+}
+
 /// What one attempt at a batch came to.
 enum Attempt {
-    /// The server answered every item: the batch is settled.
-    Settled { delivered: u64, dead: Vec<DeadLetter> },
+    /// The server answered every item: the batch is settled. `acknowledged`: event id and index.
+    Settled { delivered: u64, dead: Vec<DeadLetter>, acknowledged: Vec<Acknowledged> },
     /// Try again after at least this long.
     Retry { after: Option<Duration>, why: String },
     /// The batch is too large for the server: send fewer.
@@ -37,7 +90,7 @@ enum Attempt {
 }
 
 /// The sender's loop, until the spool closes.
-pub(super) fn run(shared: &Arc<Shared>, client: &Client, cursor: Position) {
+pub(super) fn run(shared: &Arc<Shared>, client: &Client, receipts: Option<&Receipts>, cursor: Position) {
     let config = &shared.config;
     let mut reader = Reader::new(&config.dir, cursor);
     let mut backoff = FIRST_BACKOFF;
@@ -55,8 +108,12 @@ pub(super) fn run(shared: &Arc<Shared>, client: &Client, cursor: Position) {
             }
         };
         let outcome = match attempt(client, &frames) {
-            Attempt::Settled { delivered, dead } => {
-                settle(shared, &mut reader, after, &frames, delivered, dead)
+            Attempt::Settled { delivered, dead, acknowledged } => {
+                let settled = settle(shared, &mut reader, after, &frames, delivered, dead);
+                if let (Ok(()), Some(receipts)) = (&settled, receipts) {
+                    check_receipts(shared, receipts, &acknowledged);
+                }
+                settled
             }
             Attempt::TooLarge { why } if frames.len() == 1 => {
                 let errors = vec![InvalidParam { name: String::new(), rule: "size".into(), reason: why }];
@@ -112,6 +169,23 @@ fn next_batch(shared: &Shared, batch_limit: usize) -> Option<usize> {
     Some(count)
 }
 
+/// Verifies the receipts of acknowledged events and counts the verdicts.
+fn check_receipts(shared: &Shared, receipts: &Receipts, acknowledged: &[Acknowledged]) {
+    for item in acknowledged {
+        let verdict = receipts.check(item);
+        let mut state = shared.lock();
+        match verdict {
+            Ok(()) => state.stats.receipts_verified += 1,
+            Err(why) => {
+                state.stats.receipts_failed += 1;
+                let event_id = &item.event_id;
+                state.stats.last_error =
+                    Some(format!("the receipt of event {event_id} does not verify: {why}"));
+            }
+        }
+    }
+}
+
 /// Sleeps for `duration` unless the spool closes first (then false).
 fn pause(shared: &Shared, duration: Duration) -> bool {
     let state = shared.lock();
@@ -151,15 +225,24 @@ fn attempt(client: &Client, frames: &[Frame]) -> Attempt {
         Ok((_, answer)) if answer.receipts.len() == frames.len() => {
             let mut delivered = 0;
             let mut dead = Vec::new();
+            let mut acknowledged = Vec::new();
             for (frame, item) in frames.iter().zip(answer.receipts) {
                 match item.status {
-                    ItemStatus::Stored | ItemStatus::Duplicate => delivered += 1,
+                    ItemStatus::Stored | ItemStatus::Duplicate => {
+                        delivered += 1;
+                        // A part missing fails the check (an empty checkpoint does not open).
+                        acknowledged.push(Acknowledged {
+                            event_id: item.event_id.unwrap_or_default(),
+                            index: item.index.unwrap_or(u64::MAX),
+                            checkpoint: item.checkpoint.unwrap_or_default(),
+                        });
+                    }
                     status @ (ItemStatus::Rejected | ItemStatus::Conflict) => {
                         dead.push(DeadLetter { event: event_value(frame), status, errors: item.errors })
                     }
                 }
             }
-            Attempt::Settled { delivered, dead }
+            Attempt::Settled { delivered, dead, acknowledged }
         }
         Ok((_, answer)) => Attempt::Retry {
             after: None,
