@@ -37,7 +37,8 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 } | tee "$out/machine.txt"
 
 echo "== build"
-cargo build --release -p evident-cli -p evident-client --example spool_bench
+cargo build --release -p evident-cli
+cargo build --release -p evident-client --example spool_bench
 cp "$target/release/evident" "$target/release/examples/spool_bench" "$work/"
 
 "$work/evident" serve --data-dir "$work/data" --listen 127.0.0.1:0 >"$work/stdout" 2>"$work/stderr" &
