@@ -167,13 +167,11 @@ fn receipts_are_checked_on_arrival_against_the_logs_key() {
 /// Environment of the child role: the spool directory, the server, the key, the first id.
 const CHILD_ENV: &str = "EVIDENT_SPOOL_CHILD";
 
-/// The child process of [`every_returned_event_is_logged_once_across_sigkills`]: this same test
-/// binary, run with `CHILD_ENV` set to `DIR URL KEY FIRST COUNT`. It records events `k-FIRST` ..
-/// and prints `returned: ID` once `record` returned, then (with COUNT reached) flushes and prints `returned: done`.
-/// Without `CHILD_ENV` it is not a child and does nothing.
-#[test]
-fn spool_child_role() {
-    let Ok(args) = std::env::var(CHILD_ENV) else { return };
+/// The child's part of [`every_returned_event_is_logged_once_across_sigkills`]: that same test,
+/// run in a process of its own with `CHILD_ENV` set to `DIR URL KEY FIRST COUNT`. It records
+/// events `k-FIRST` .. and prints `returned: ID` once `record` returned, then (with COUNT reached)
+/// flushes and prints `returned: done`.
+fn child(args: &str) {
     let args: Vec<&str> = args.split(' ').collect();
     let [dir, url, key, first, count] = args[..] else { panic!("{CHILD_ENV}: {args:?}") };
     let (first, count): (usize, usize) = (first.parse().unwrap(), count.parse().unwrap());
@@ -201,7 +199,12 @@ fn run_child(
     kill_after: Option<usize>,
 ) -> Vec<String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["spool_child_role", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "every_returned_event_is_logged_once_across_sigkills",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{dir} {} {key} {first} {count}", serve.base))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -212,7 +215,7 @@ fn run_child(
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         assert!(Instant::now() < deadline, "the child took too long");
-        // libtest may print "test spool_child_role ... " on the same line first.
+        // libtest may print "test NAME ... " on the same line first.
         match line.split("returned: ").nth(1) {
             Some("done") => break,
             Some(id) => returned.push(id.to_owned()),
@@ -237,6 +240,9 @@ fn random_below(bound: usize) -> usize {
 
 #[test]
 fn every_returned_event_is_logged_once_across_sigkills() {
+    if let Ok(args) = std::env::var(CHILD_ENV) {
+        return child(&args);
+    }
     let serve = Serve::fresh();
     let key = serve.key("producer");
     let dir = tempfile::tempdir().unwrap();
