@@ -258,3 +258,32 @@ fn a_capture_killed_mid_drain_loses_and_duplicates_nothing() {
     assert_eq!(by_id.len() as i64, rows + 3, "every change of the outbox is in the log");
     assert!(by_id.values().all(|&count| count == 1), "no change is logged twice");
 }
+
+#[test]
+fn an_application_role_with_no_capture_privilege_is_captured_and_kept_out_of_the_outbox() {
+    let (serve, key, db) = setup("role");
+    let role = format!("capture_app_{}", std::process::id());
+    db.sql(&format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON customers TO {role}"
+    ));
+    run_ok(capture(&serve, &key, &db, &["--table", "customers:customer_ref", "--once"]));
+    let mut app_config: tokio_postgres::Config = db.url.parse().expect("a database URL");
+    app_config.user(&role);
+    let (app, connection) =
+        db.runtime.block_on(app_config.connect(tokio_postgres::NoTls)).expect("the role connects");
+    db.runtime.spawn(connection);
+    let write = "BEGIN; SET LOCAL evident.actor = 'carol'; INSERT INTO customers VALUES (9, 'cust-9', NULL, NULL, NULL); COMMIT;";
+    db.runtime.block_on(app.batch_execute(write)).expect("the application writes as before");
+    let peek = db.runtime.block_on(app.query("SELECT * FROM evident_capture.outbox", &[]));
+    assert!(peek.is_err(), "the application role may not read the outbox");
+    drop(app);
+    assert_eq!(
+        db.text("SELECT actor || ' ' || db_user FROM evident_capture.outbox"),
+        format!("carol {role}")
+    );
+    run_ok(capture(&serve, &key, &db, &["--once"]));
+    assert_eq!(logged(&serve, &format!("//postgres/{}", db.name)).len(), 1);
+    run_ok(capture(&serve, &key, &db, &["--uninstall"]));
+    db.sql(&format!("REVOKE ALL ON customers FROM {role}; DROP ROLE {role}"));
+}
