@@ -1,11 +1,13 @@
-//! The async client against a real `evident serve`: the same typed methods as the blocking one
-//! (one endpoint table makes both), the same answers, the same typed errors.
+//! The clients against a real `evident serve`: the async client has the same typed methods as the
+//! blocking one (one endpoint table makes both), the same answers, the same typed errors; the
+//! detection endpoints have typed methods too.
 
 mod common;
 
 use common::Serve;
 use evident_client::{AsyncClient, Client, Error};
 use evident_wire::api::{CreateKey, EventPage, SearchParams};
+use evident_wire::detect::{BacktestRequest, CreateWebhook, FindingParams, Rule, StatusRequest};
 use serde_json::json;
 
 #[test]
@@ -51,4 +53,83 @@ async fn async_calls(serve: &Serve, params: &SearchParams) -> (EventPage, Vec<St
     let err = AsyncClient::new("http://127.0.0.1:1", None).health().await.expect_err("nothing listens");
     assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
     (page, admin.vkeys("default").await.expect("vkeys"))
+}
+
+/// A read of `customer` by `actor` with a purpose, now.
+fn read(id: &str, actor: &str, customer: &str) -> serde_json::Value {
+    json!({
+        "id": id, "source": "//detect.test", "type": "customer.record.viewed", "action": "read",
+        "time": evident_wire::Micros::now().to_rfc3339(), "actor": {"id": actor, "type": "user"},
+        "subject": customer, "targets": [{"type": "customer", "id": customer}], "outcome": "success",
+        "origin": {"service": "crm"}, "reason": "ticket 5"
+    })
+}
+
+#[test]
+fn detection_endpoints_have_typed_methods() {
+    let serve = Serve::fresh_with(&[("EVIDENT_ALLOW_PRIVATE_DESTINATIONS", "true")]);
+    let admin = Client::new(&serve.base, Some(serve.admin.clone()));
+    assert!(!admin.rules().unwrap().rules.is_empty(), "the default rule set");
+    let templates = admin.rule_templates().unwrap().templates;
+    let watchlist = templates.iter().find(|t| t.template == "watchlist").expect("the watchlist template");
+    let mut params = watchlist.params.clone();
+    params["subjects"] = json!(["cus_vip"]);
+    let rule = Rule {
+        id: "vip-watch".into(),
+        template: "watchlist".into(),
+        params,
+        severity: "high".into(),
+        enabled: true,
+        description: "the VIP".into(),
+    };
+    assert_eq!(admin.create_rule(&rule).unwrap().id, "vip-watch");
+    let replaced =
+        admin.replace_rule("vip-watch", &Rule { description: "the VIP desk".into(), ..rule.clone() });
+    assert_eq!(replaced.unwrap().description, "the VIP desk");
+    assert_eq!(admin.rule("vip-watch").unwrap().description, "the VIP desk");
+
+    let producer = Client::new(&serve.base, Some(serve.key("producer")));
+    let body = serde_json::to_vec(&read("d-1", "agent-3", "cus_vip")).unwrap();
+    producer.post_events("application/json", body).expect("the event is stored");
+    let params = FindingParams { rule: Some("vip-watch".into()), ..FindingParams::default() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let found = loop {
+        let page = admin.findings(&params).unwrap();
+        if let Some(found) = page.findings.into_iter().next() {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "no finding of vip-watch");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!((found.status.as_str(), found.finding.subject.as_deref()), ("open", Some("cus_vip")));
+    let step = StatusRequest { status: "acknowledged".into(), comment: None };
+    let acknowledged = admin.set_finding_status(&found.finding.id, &step).unwrap();
+    assert_eq!((acknowledged.status.as_str(), acknowledged.history.len()), ("acknowledged", 1));
+    assert_eq!(admin.finding(&found.finding.id).unwrap().status, "acknowledged");
+    let range = BacktestRequest {
+        rule: None,
+        rule_id: Some("vip-watch".into()),
+        from: "2020-01-01T00:00:00Z".into(),
+        to: "2100-01-01T00:00:00Z".into(),
+    };
+    let report = admin.backtest(&range).unwrap();
+    assert!(report.events >= 1 && report.findings.iter().any(|f| f.subject.as_deref() == Some("cus_vip")));
+
+    let request =
+        CreateWebhook { url: "http://127.0.0.1:9/hook".into(), min_severity: None, description: None };
+    let hook = admin.create_webhook(&request).unwrap();
+    assert!(!hook.secret.is_empty());
+    assert_eq!(admin.webhooks().unwrap().webhooks[0].id, hook.webhook.id);
+    let letters = admin.dead_letters().unwrap().dead_letters;
+    assert!(letters.iter().all(|letter| letter.webhook == hook.webhook.id));
+    assert_eq!(admin.delete_webhook(&hook.webhook.id).unwrap().deleted, hook.webhook.id);
+    assert_eq!(admin.delete_rule("vip-watch").unwrap().deleted, "vip-watch");
+
+    let refused =
+        admin.create_rule(&Rule { template: "astrology".into(), ..rule }).expect_err("no such template");
+    assert!(matches!(refused, Error::Api { status: 400, .. }), "{refused:?}");
+    let missing = admin.finding("fnd_nope").expect_err("no such finding");
+    assert!(matches!(missing, Error::Api { status: 404, .. }), "{missing:?}");
+    let missing = admin.redeliver("dlv_nope").expect_err("no such delivery");
+    assert!(matches!(missing, Error::Api { status: 404, .. }), "{missing:?}");
 }

@@ -11,6 +11,10 @@ use evident_wire::api::{
     ConsistencyParams, ConsistencyProof, CreateKey, CreateTenant, EventPage, EventView, Health, History,
     HistoryParams, IngestResponse, KeyInfo, KeyList, NewKey, PageParams, SearchParams, Tenant, TenantList,
 };
+use evident_wire::detect::{
+    BacktestReport, BacktestRequest, CreateWebhook, DeadLetterList, Deleted, FindingPage, FindingParams,
+    FindingRecord, NewWebhook, Redelivering, Rule, RuleList, StatusRequest, TemplateList, WebhookList,
+};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -23,6 +27,10 @@ struct Purpose<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     purpose: Option<&'a str>,
 }
+
+/// The body `{}`.
+#[derive(Serialize)]
+struct Empty {}
 
 /// Turns an answer's status and body into the method's answer.
 type Decode<T> = fn(url: &str, status: u16, body: &[u8]) -> Result<T>;
@@ -88,8 +96,17 @@ impl Target {
     }
 
     fn post<T: DeserializeOwned>(&self, segments: &[&str], body: &impl Serialize) -> Result<Request<T>> {
+        self.with_json(Method::POST, segments, body)
+    }
+
+    fn with_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &impl Serialize,
+    ) -> Result<Request<T>> {
         let body = serde_json::to_vec(body).expect("request types serialize");
-        Ok(self.request(Method::POST, segments, json)?.body("application/json", body))
+        Ok(self.request(method, segments, json)?.body("application/json", body))
     }
 }
 
@@ -186,6 +203,57 @@ endpoints! {
 
     /// `DELETE /v1/keys/{key_id}`: answers the key as revoked.
     fn revoke_key(target, key_id: &str) -> KeyInfo = target.request(Method::DELETE, &["v1", "keys", key_id], json);
+
+    /// `GET /v1/rules`: the tenant's detection rules.
+    fn rules(target) -> RuleList = target.get(&["v1", "rules"], &());
+
+    /// `GET /v1/rules/templates`: the templates rules are made from, with default parameters.
+    fn rule_templates(target) -> TemplateList = target.get(&["v1", "rules", "templates"], &());
+
+    /// `GET /v1/rules/{rule_id}`.
+    fn rule(target, rule_id: &str) -> Rule = target.get(&["v1", "rules", rule_id], &());
+
+    /// `POST /v1/rules`: creates a rule; answers it as stored.
+    fn create_rule(target, rule: &Rule) -> Rule = target.post(&["v1", "rules"], rule);
+
+    /// `PUT /v1/rules/{rule_id}`: replaces a rule.
+    fn replace_rule(target, rule_id: &str, rule: &Rule) -> Rule =
+        target.with_json(Method::PUT, &["v1", "rules", rule_id], rule);
+
+    /// `DELETE /v1/rules/{rule_id}`.
+    fn delete_rule(target, rule_id: &str) -> Deleted =
+        target.request(Method::DELETE, &["v1", "rules", rule_id], json);
+
+    /// `POST /v1/rules/backtest`: what a rule would have found over a past range.
+    fn backtest(target, request: &BacktestRequest) -> BacktestReport =
+        target.post(&["v1", "rules", "backtest"], request);
+
+    /// `GET /v1/findings`: one page, newest first.
+    fn findings(target, params: &FindingParams) -> FindingPage = target.get(&["v1", "findings"], params);
+
+    /// `GET /v1/findings/{finding_id}`.
+    fn finding(target, finding_id: &str) -> FindingRecord = target.get(&["v1", "findings", finding_id], &());
+
+    /// `POST /v1/findings/{finding_id}/status`: a step of the workflow; answers the finding.
+    fn set_finding_status(target, finding_id: &str, request: &StatusRequest) -> FindingRecord =
+        target.post(&["v1", "findings", finding_id, "status"], request);
+
+    /// `POST /v1/webhooks`: the webhook and its signing secret, shown this once.
+    fn create_webhook(target, request: &CreateWebhook) -> NewWebhook = target.post(&["v1", "webhooks"], request);
+
+    /// `GET /v1/webhooks`.
+    fn webhooks(target) -> WebhookList = target.get(&["v1", "webhooks"], &());
+
+    /// `DELETE /v1/webhooks/{webhook_id}`.
+    fn delete_webhook(target, webhook_id: &str) -> Deleted =
+        target.request(Method::DELETE, &["v1", "webhooks", webhook_id], json);
+
+    /// `GET /v1/webhooks/dead-letters`: deliveries that failed every attempt.
+    fn dead_letters(target) -> DeadLetterList = target.get(&["v1", "webhooks", "dead-letters"], &());
+
+    /// `POST /v1/webhooks/dead-letters/{delivery_id}/redeliver`.
+    fn redeliver(target, delivery_id: &str) -> Redelivering =
+        target.post(&["v1", "webhooks", "dead-letters", delivery_id, "redeliver"], &Empty {});
 
     /// `GET /healthz`: a node that is not healthy answers 503 with the same body, so that is an
     /// answer here too (`status` is not `ok`, `problems` say why).

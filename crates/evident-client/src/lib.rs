@@ -8,8 +8,8 @@
 //! - The typed methods of [`Client`] and [`AsyncClient`] (module `api`) are the API's endpoints,
 //!   one each, with the requests and answers of `evident_wire::api`, made from one table there
 //!   (each endpoint's path and parameters are written once, as a [`Request`] built by [`Target`]).
-//! - The generic methods here (`get_json`, `post_json`, `delete`) are for endpoints
-//!   whose wire types are not in `evident-wire` yet (detection rules, findings, webhooks).
+//! - The generic methods here (`get_json`, `post_json`, `delete`) remain for callers not yet moved
+//!   to the typed detection methods (the CLI's `detect.rs`); new code should not use them.
 //! - [`bundle`]: reading and verifying export bundles offline.
 
 mod api;
