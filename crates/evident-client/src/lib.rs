@@ -8,8 +8,6 @@
 //! - The typed methods of [`Client`] and [`AsyncClient`] (module `api`) are the API's endpoints,
 //!   one each, with the requests and answers of `evident_wire::api`, made from one table there
 //!   (each endpoint's path and parameters are written once, as a [`Request`] built by [`Target`]).
-//! - The generic methods here (`get_json`, `post_json`, `delete`) remain for callers not yet moved
-//!   to the typed detection methods (the CLI's `detect.rs`); new code should not use them.
 //! - [`bundle`]: reading and verifying export bundles offline.
 
 mod api;
@@ -21,8 +19,6 @@ use std::time::Duration;
 pub use api::{Request, Target};
 use evident_wire::api::{InvalidParam, Problem};
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -164,37 +160,6 @@ impl Client {
             return Err(Error::from_answer(status, retry_after, &body));
         }
         (request.decode)(&url, status, &body)
-    }
-
-    /// GET a JSON answer; `query` pairs are URL-encoded.
-    pub fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
-        let url = self.url(path);
-        let response = self.send(&url, self.http.get(&url).query(query))?;
-        Client::read_json(&url, response)
-    }
-
-    /// POST a JSON body; answers the status and the JSON answer.
-    pub fn post_json(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let url = self.url(path);
-        let response = self.send(&url, self.http.post(&url).json(body))?;
-        let status = response.status().as_u16();
-        Ok((status, Client::read_json(&url, response)?))
-    }
-
-    /// DELETE; answers the JSON answer.
-    pub fn delete(&self, path: &str) -> Result<Value> {
-        let url = self.url(path);
-        let response = self.send(&url, self.http.delete(&url))?;
-        Client::read_json(&url, response)
-    }
-
-    /// The JSON answer of a response, as `T`.
-    fn read_json<T: DeserializeOwned>(url: &str, response: Response) -> Result<T> {
-        let bytes = response
-            .bytes()
-            .map_err(|err| Error::Protocol { url: url.to_owned(), reason: error_chain(&err) })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|err| Error::Protocol { url: url.to_owned(), reason: err.to_string() })
     }
 }
 
