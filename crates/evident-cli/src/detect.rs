@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use evident_wire::detect::{
+    BacktestRequest, CreateWebhook, Finding, FindingParams, FindingRecord, Rule, StatusRequest,
+};
+use serde::Serialize;
 
 use crate::ClientArgs;
 use crate::output;
@@ -160,25 +163,18 @@ enum WebhooksCommand {
     Redeliver { delivery_id: String },
 }
 
-fn read_json(path: &PathBuf) -> Result<Value> {
+/// A rule from a JSON file (`-` for stdin).
+fn read_rule(path: &PathBuf) -> Result<Rule> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading stdin")?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
     };
-    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+    serde_json::from_str(&text).with_context(|| format!("{} is not a rule", path.display()))
 }
 
-fn print_json(value: &Value) {
-    crate::outln!("{value}");
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
+fn print_json(value: &impl Serialize) {
+    crate::outln!("{}", serde_json::to_string(value).expect("answers serialize"));
 }
 
 pub fn rules(args: RulesArgs) -> Result<ExitCode> {
@@ -186,109 +182,76 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
     let json = output::json_wanted(args.client.json);
     match args.command {
         RulesCommand::List => {
-            let answer = api.get_json("/v1/rules", &[]).map_err(explain)?;
-            let rules = answer["rules"].as_array().cloned().unwrap_or_default();
+            let rules = api.rules().map_err(explain)?.rules;
             if json {
                 rules.iter().for_each(print_json);
             } else {
                 let rows: Vec<Vec<String>> = rules
-                    .iter()
-                    .map(|r| {
-                        ["id", "template", "severity", "enabled", "description"]
-                            .iter()
-                            .map(|f| text(&r[*f]))
-                            .collect()
-                    })
+                    .into_iter()
+                    .map(|r| vec![r.id, r.template, r.severity, r.enabled.to_string(), r.description])
                     .collect();
                 output::table(&["ID", "TEMPLATE", "SEVERITY", "ENABLED", "DESCRIPTION"], &rows);
             }
         }
         RulesCommand::Templates => {
-            let answer = api.get_json("/v1/rules/templates", &[]).map_err(explain)?;
-            let templates = answer["templates"].as_array().cloned().unwrap_or_default();
+            let templates = api.rule_templates().map_err(explain)?.templates;
             if json {
                 templates.iter().for_each(print_json);
             } else {
-                let rows: Vec<Vec<String>> = templates
-                    .iter()
-                    .map(|t| vec![text(&t["template"]), text(&t["finds"]), t["params"].to_string()])
-                    .collect();
+                let rows: Vec<Vec<String>> =
+                    templates.into_iter().map(|t| vec![t.template, t.finds, t.params.to_string()]).collect();
                 output::table(&["TEMPLATE", "FINDS", "DEFAULT PARAMS"], &rows);
             }
         }
         RulesCommand::Create { file, id, template, params, severity, description } => {
             let rule = match file {
-                Some(path) => read_json(&path)?,
-                None => {
-                    let params: Value = serde_json::from_str(&params).context("--params is not JSON")?;
-                    json!({
-                        "id": id.ok_or_else(|| anyhow!("--id is required (or --file)"))?,
-                        "template": template.ok_or_else(|| anyhow!("--template is required (or --file)"))?,
-                        "params": params, "severity": severity, "description": description,
-                    })
-                }
+                Some(path) => read_rule(&path)?,
+                None => Rule {
+                    id: id.ok_or_else(|| anyhow!("--id is required (or --file)"))?,
+                    template: template.ok_or_else(|| anyhow!("--template is required (or --file)"))?,
+                    params: serde_json::from_str(&params).context("--params is not JSON")?,
+                    severity,
+                    enabled: true,
+                    description,
+                },
             };
-            let (_, answer) = api.post_json("/v1/rules", &rule).map_err(explain)?;
+            let created = api.create_rule(&rule).map_err(explain)?;
             if json {
-                print_json(&answer);
+                print_json(&created);
             } else {
-                crate::outln!("created rule {}", text(&answer["id"]));
+                crate::outln!("created rule {}", created.id);
             }
         }
         RulesCommand::Delete { rule_id } => {
-            api.delete(&format!("/v1/rules/{rule_id}")).map_err(explain)?;
+            api.delete_rule(&rule_id).map_err(explain)?;
             if !json {
                 crate::outln!("deleted rule {rule_id}");
             }
         }
         RulesCommand::Backtest { rule, file, from, to } => {
-            let mut request = json!({"from": from, "to": to});
-            match (rule, file) {
-                (Some(id), None) => request["rule_id"] = json!(id),
-                (None, Some(path)) => request["rule"] = read_json(&path)?,
+            let (rule, rule_id) = match (rule, file) {
+                (Some(id), None) => (None, Some(id)),
+                (None, Some(path)) => (Some(read_rule(&path)?), None),
                 _ => return Err(anyhow!("give --rule ID or --file RULE.json")),
-            }
-            let (_, report) = api.post_json("/v1/rules/backtest", &request).map_err(explain)?;
+            };
+            let report = api.backtest(&BacktestRequest { rule, rule_id, from, to }).map_err(explain)?;
             if json {
                 print_json(&report);
             } else {
-                let findings = report["findings"].as_array().cloned().unwrap_or_default();
-                crate::outln!("{} events read, {} would-be findings", report["events"], findings.len());
-                print_findings(&findings);
+                crate::outln!("{} events read, {} would-be findings", report.events, report.findings.len());
+                print_findings(report.findings.iter().map(|f| (f, "")));
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A finding's time as the API states it (RFC 3339), shortened to the second like `search`'s.
-fn finding_time(value: &Value) -> String {
-    match value {
-        Value::String(time) => match evident_wire::Micros::parse_rfc3339(time) {
-            Some(micros) => {
-                let full = micros.to_rfc3339();
-                format!("{}Z", full.get(..19).unwrap_or(&full))
-            }
-            None => time.clone(),
-        },
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn print_findings(findings: &[Value]) {
+/// A table of findings, each with its status (empty for would-be findings).
+fn print_findings<'a>(findings: impl Iterator<Item = (&'a Finding, &'a str)>) {
     let rows: Vec<Vec<String>> = findings
-        .iter()
-        .map(|f| {
-            let time = finding_time(&f["time"]);
-            vec![
-                text(&f["id"]),
-                text(&f["status"]),
-                text(&f["severity"]),
-                text(&f["rule"]),
-                time,
-                text(&f["explanation"]),
-            ]
+        .map(|(f, status)| {
+            let row = [&f.id, status, &f.severity, &f.rule, &f.time, &f.explanation];
+            row.iter().map(|cell| (*cell).to_owned()).collect()
         })
         .collect();
     output::table(&["ID", "STATUS", "SEVERITY", "RULE", "TIME", "EXPLANATION"], &rows);
@@ -297,41 +260,23 @@ fn print_findings(findings: &[Value]) {
 pub fn findings(args: FindingsArgs) -> Result<ExitCode> {
     let api = client(&args.client)?;
     let json = output::json_wanted(args.client.json);
-    let status = |id: &str, status: &str, comment: Option<String>| -> Result<Value> {
-        let mut body = json!({"status": status});
-        if let Some(comment) = comment {
-            body["comment"] = json!(comment);
-        }
-        let (_, answer) = api.post_json(&format!("/v1/findings/{id}/status"), &body).map_err(explain)?;
-        Ok(answer)
+    let status = |id: &str, status: &str, comment: Option<String>| -> Result<FindingRecord> {
+        let request = StatusRequest { status: status.to_owned(), comment };
+        api.set_finding_status(id, &request).map_err(explain)
     };
     let answer = match args.command {
         FindingsCommand::List { status, severity, rule, actor, from, to, limit, table } => {
-            let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-            for (name, value) in [
-                ("status", status),
-                ("severity", severity),
-                ("rule", rule),
-                ("actor", actor),
-                ("from", from),
-                ("to", to),
-            ] {
-                if let Some(value) = value {
-                    query.push((name, value));
-                }
-            }
-            let page = api.get_json("/v1/findings", &query).map_err(explain)?;
-            let findings = page["findings"].as_array().cloned().unwrap_or_default();
+            let params =
+                FindingParams { status, severity, rule, actor, from, to, cursor: None, limit: Some(limit) };
+            let findings = api.findings(&params).map_err(explain)?.findings;
             if json && !table {
                 findings.iter().for_each(print_json);
             } else {
-                print_findings(&findings);
+                print_findings(findings.iter().map(|f| (&f.finding, f.status.as_str())));
             }
             return Ok(ExitCode::SUCCESS);
         }
-        FindingsCommand::Show { finding_id } => {
-            api.get_json(&format!("/v1/findings/{finding_id}"), &[]).map_err(explain)?
-        }
+        FindingsCommand::Show { finding_id } => api.finding(&finding_id).map_err(explain)?,
         FindingsCommand::Ack { finding_id, comment } => status(&finding_id, "acknowledged", comment)?,
         FindingsCommand::Resolve { finding_id, comment } => status(&finding_id, "resolved", Some(comment))?,
         FindingsCommand::FalsePositive { finding_id, comment } => {
@@ -351,68 +296,51 @@ pub fn webhooks(args: WebhooksArgs) -> Result<ExitCode> {
     let json = output::json_wanted(args.client.json);
     match args.command {
         WebhooksCommand::Create { endpoint, min_severity, description } => {
-            let mut body = json!({"url": endpoint, "min_severity": min_severity});
-            if let Some(description) = description {
-                body["description"] = json!(description);
-            }
-            let (_, answer) = api.post_json("/v1/webhooks", &body).map_err(explain)?;
+            let request = CreateWebhook { url: endpoint, min_severity: Some(min_severity), description };
+            let created = api.create_webhook(&request).map_err(explain)?;
             if json {
-                print_json(&answer);
+                print_json(&created);
             } else {
-                crate::outln!("webhook {} created", text(&answer["id"]));
-                crate::outln!(
-                    "secret: {} (shown only now; verify deliveries with it)",
-                    text(&answer["secret"])
-                );
+                crate::outln!("webhook {} created", created.webhook.id);
+                crate::outln!("secret: {} (shown only now; verify deliveries with it)", created.secret);
             }
         }
         WebhooksCommand::List => {
-            let answer = api.get_json("/v1/webhooks", &[]).map_err(explain)?;
-            let hooks = answer["webhooks"].as_array().cloned().unwrap_or_default();
+            let hooks = api.webhooks().map_err(explain)?.webhooks;
             if json {
                 hooks.iter().for_each(print_json);
             } else {
-                let rows: Vec<Vec<String>> = hooks
-                    .iter()
-                    .map(|w| {
-                        ["id", "url", "min_severity", "created_at"].iter().map(|f| text(&w[*f])).collect()
-                    })
-                    .collect();
+                let rows: Vec<Vec<String>> =
+                    hooks.into_iter().map(|w| vec![w.id, w.url, w.min_severity, w.created_at]).collect();
                 output::table(&["ID", "URL", "MIN SEVERITY", "CREATED"], &rows);
             }
         }
         WebhooksCommand::Delete { webhook_id } => {
-            api.delete(&format!("/v1/webhooks/{webhook_id}")).map_err(explain)?;
+            api.delete_webhook(&webhook_id).map_err(explain)?;
             if !json {
                 crate::outln!("deleted webhook {webhook_id}");
             }
         }
         WebhooksCommand::DeadLetters => {
-            let answer = api.get_json("/v1/webhooks/dead-letters", &[]).map_err(explain)?;
-            let letters = answer["dead_letters"].as_array().cloned().unwrap_or_default();
+            let letters = api.dead_letters().map_err(explain)?.dead_letters;
             if json {
                 letters.iter().for_each(print_json);
             } else {
                 let rows: Vec<Vec<String>> = letters
-                    .iter()
+                    .into_iter()
                     .map(|d| {
-                        ["id", "webhook", "finding", "attempts", "last_error", "failed_at"]
-                            .iter()
-                            .map(|f| text(&d[*f]))
-                            .collect()
+                        vec![d.id, d.webhook, d.finding, d.attempts.to_string(), d.last_error, d.failed_at]
                     })
                     .collect();
                 output::table(&["DELIVERY", "WEBHOOK", "FINDING", "ATTEMPTS", "LAST ERROR", "FAILED"], &rows);
             }
         }
         WebhooksCommand::Redeliver { delivery_id } => {
-            let (_, answer) = api
-                .post_json(&format!("/v1/webhooks/dead-letters/{delivery_id}/redeliver"), &json!({}))
-                .map_err(explain)?;
+            let answer = api.redeliver(&delivery_id).map_err(explain)?;
             if json {
                 print_json(&answer);
             } else {
-                crate::outln!("redelivering {delivery_id}");
+                crate::outln!("redelivering {}", answer.redelivering);
             }
         }
     }

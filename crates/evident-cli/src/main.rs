@@ -1,5 +1,6 @@
 //! `evident`: the one binary. Flag parsing and wiring only; the work is done by the library crates.
 
+mod capture;
 mod datadir;
 mod demo;
 mod detect;
@@ -42,6 +43,8 @@ enum Command {
     /// Send events from files: NDJSON, CSV, AWS CloudTrail, Kubernetes audit (also GKE, AKS), GitHub
     /// audit log, Okta System Log, Azure Activity Log, Entra ID sign-ins, Google Workspace, pgaudit.
     Ingest(ingest::Args),
+    /// Capture changes from an application's database into the log.
+    Capture(capture::Args),
     /// Search events.
     Search(search::Args),
     /// Print events as they arrive (`tail -f`).
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Ingest(args) => ingest::run(args),
+        Command::Capture(args) => capture::run(args),
         Command::Search(args) => search::run(args),
         Command::Tail(args) => search::tail(args),
         Command::Timeline(args) => records::timeline(args),

@@ -1,25 +1,24 @@
-//! A blocking HTTP client of Evident's API (what the `evident` client commands use), and the
-//! offline verifier of what the service hands out: receipts, checkpoints and export bundles.
+//! HTTP clients of Evident's API, blocking ([`Client`], what the `evident` client commands use) and
+//! async ([`AsyncClient`]), a durable spool in front of them ([`spool`]), and the offline verifier
+//! of what the service hands out: receipts, checkpoints and export bundles.
 //!
 //! The client knows the wire format only; verification never trusts the server: it needs the log's
 //! verifier key, obtained out of band (or pinned on first use).
 //!
-//! - [`Client`]'s typed methods (module `api`) are the API's endpoints, one each, with the
-//!   requests and answers of `evident_wire::api`; the API's paths are spelled there, once.
-//! - The generic methods here (`get_json`, `post_json`, `delete`) are for endpoints
-//!   whose wire types are not in `evident-wire` yet (detection rules, findings, webhooks).
+//! - The typed methods of [`Client`] and [`AsyncClient`] (module `api`) are the API's endpoints,
+//!   one each, with the requests and answers of `evident_wire::api`, made from one table there
+//!   (each endpoint's path and parameters are written once, as a [`Request`] built by [`Target`]).
 //! - [`bundle`]: reading and verifying export bundles offline.
 
 mod api;
 pub mod bundle;
+pub mod spool;
 
 use std::time::Duration;
 
+pub use api::{Request, Target};
 use evident_wire::api::{InvalidParam, Problem};
-use reqwest::Url;
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +82,18 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// A client of one Evident server, with one API key.
+/// The `Retry-After` of an answer, in seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers.get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A blocking client of one Evident server, with one API key. Its typed methods (one per
+/// endpoint) are those of [`AsyncClient`], from the same table (module `api`).
 #[derive(Clone, Debug)]
 pub struct Client {
-    base: String,
+    target: Target,
     key: Option<String>,
     http: Http,
 }
@@ -95,30 +102,19 @@ impl Client {
     /// `base` like `http://127.0.0.1:7411`; `key` an API key (`evk_...`).
     pub fn new(base: &str, key: Option<String>) -> Client {
         let http = Http::builder()
-            .timeout(Duration::from_secs(60))
+            .timeout(TIMEOUT)
             .build()
             .expect("an HTTP client with default TLS-less settings builds");
-        Client { base: base.trim_end_matches('/').to_owned(), key, http }
+        Client { target: Target { base: base.trim_end_matches('/').to_owned() }, key, http }
     }
 
     pub fn base(&self) -> &str {
-        &self.base
+        &self.target.base
     }
 
     /// The URL of `path` (which starts with `/`), as given.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The URL of the path made of `segments`, each percent-encoded (an id may hold `/`).
-    fn endpoint(&self, segments: &[&str]) -> Result<Url> {
-        let mut url = Url::parse(&self.base)
-            .map_err(|err| Error::Unreachable { url: self.base.clone(), reason: err.to_string() })?;
-        url.path_segments_mut()
-            .map_err(|()| Error::Unreachable { url: self.base.clone(), reason: "not a base URL".into() })?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        format!("{}{path}", self.target.base)
     }
 
     fn authorized(&self, builder: RequestBuilder) -> RequestBuilder {
@@ -137,53 +133,88 @@ impl Client {
 
     /// Sends a request; an answer that is not a success is an [`Error::Api`].
     fn send(&self, url: &str, builder: RequestBuilder) -> Result<Response> {
-        self.checked(self.answer(url, builder)?)
-    }
-
-    /// A successful answer, or the [`Error::Api`] it stands for.
-    fn checked(&self, response: Response) -> Result<Response> {
+        let response = self.answer(url, builder)?;
         if response.status().is_success() {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        let retry_after = retry_after(response.headers());
         let body = response.bytes().unwrap_or_default();
         Err(Error::from_answer(status, retry_after, &body))
     }
 
-    /// The JSON answer of a response, as `T`.
-    fn read_json<T: DeserializeOwned>(url: &str, response: Response) -> Result<T> {
-        let bytes = response
-            .bytes()
-            .map_err(|err| Error::Protocol { url: url.to_owned(), reason: error_chain(&err) })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|err| Error::Protocol { url: url.to_owned(), reason: err.to_string() })
-    }
-
-    /// GET a JSON answer; `query` pairs are URL-encoded.
-    pub fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
-        let url = self.url(path);
-        let response = self.send(&url, self.http.get(&url).query(query))?;
-        Client::read_json(&url, response)
-    }
-
-    /// POST a JSON body; answers the status and the JSON answer.
-    pub fn post_json(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let url = self.url(path);
-        let response = self.send(&url, self.http.post(&url).json(body))?;
+    /// Sends one of the API's requests (built by [`Target`]) and decodes its answer.
+    fn call<T>(&self, request: Request<T>) -> Result<T> {
+        let url = request.url.to_string();
+        let mut builder = self.http.request(request.method, request.url);
+        if let Some((content_type, body)) = request.body {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        }
+        let response = self.answer(&url, builder)?;
         let status = response.status().as_u16();
-        Ok((status, Client::read_json(&url, response)?))
+        let retry_after = retry_after(response.headers());
+        let body = response
+            .bytes()
+            .map_err(|err| Error::Protocol { url: url.clone(), reason: error_chain(&err) })?;
+        if !response_is_answer(status, request.also_answer) {
+            return Err(Error::from_answer(status, retry_after, &body));
+        }
+        (request.decode)(&url, status, &body)
+    }
+}
+
+/// Whether an answer of `status` is the endpoint's answer (else it is an error's).
+fn response_is_answer(status: u16, also_answer: Option<u16>) -> bool {
+    (200..300).contains(&status) || also_answer == Some(status)
+}
+
+/// An async client (tokio, reqwest) of one Evident server, with one API key: the same typed
+/// methods as [`Client`], from the same endpoint table, as `async fn`s.
+#[derive(Clone, Debug)]
+pub struct AsyncClient {
+    target: Target,
+    key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl AsyncClient {
+    /// `base` like `http://127.0.0.1:7411`; `key` an API key (`evk_...`).
+    pub fn new(base: &str, key: Option<String>) -> AsyncClient {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .build()
+            .expect("an HTTP client with default TLS-less settings builds");
+        AsyncClient { target: Target { base: base.trim_end_matches('/').to_owned() }, key, http }
     }
 
-    /// DELETE; answers the JSON answer.
-    pub fn delete(&self, path: &str) -> Result<Value> {
-        let url = self.url(path);
-        let response = self.send(&url, self.http.delete(&url))?;
-        Client::read_json(&url, response)
+    pub fn base(&self) -> &str {
+        &self.target.base
+    }
+
+    /// Sends one of the API's requests (built by [`Target`]) and decodes its answer.
+    async fn call<T>(&self, request: Request<T>) -> Result<T> {
+        let url = request.url.to_string();
+        let mut builder = self.http.request(request.method, request.url);
+        if let Some(key) = &self.key {
+            builder = builder.bearer_auth(key);
+        }
+        if let Some((content_type, body)) = request.body {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|err| Error::Unreachable { url: url.clone(), reason: error_chain(&err) })?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| Error::Protocol { url: url.clone(), reason: error_chain(&err) })?;
+        if !response_is_answer(status, request.also_answer) {
+            return Err(Error::from_answer(status, retry_after, &body));
+        }
+        (request.decode)(&url, status, &body)
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use evident_core::store::{Store, TenantId};
 use evident_wire::Micros;
+use evident_wire::detect::DeadLetter;
 use evident_wire::signature::hmac_sha256;
 use serde::{Deserialize, Serialize};
 
@@ -48,18 +49,6 @@ pub struct Webhook {
     pub created_at: String,
     #[serde(default)]
     pub description: String,
-}
-
-/// A delivery that failed every attempt.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct DeadLetter {
-    /// The delivery id (`Evident-Delivery`).
-    pub id: String,
-    pub webhook: String,
-    pub finding: String,
-    pub attempts: u32,
-    pub last_error: String,
-    pub failed_at: String,
 }
 
 #[derive(Default, Serialize, Deserialize)]

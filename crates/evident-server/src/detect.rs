@@ -23,8 +23,9 @@ use evident_core::store::{Store, TenantId};
 use evident_detect::eval::Finding;
 use evident_detect::finding::FindingRecord;
 use evident_detect::observe::Observed;
-use evident_detect::workspace::{DeadLetter, Evaluated, TenantWorkspace, Webhook, Workspace};
+use evident_detect::workspace::{Evaluated, TenantWorkspace, Webhook, Workspace};
 use evident_wire::Micros;
+use evident_wire::detect::DeadLetter;
 use evident_wire::signature::{hmac_sha256, signature_header};
 use tokio::sync::{broadcast, mpsc, watch};
 

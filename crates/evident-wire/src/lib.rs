@@ -16,6 +16,7 @@
 //!   server's validation and the importers.
 
 pub mod api;
+pub mod detect;
 pub mod entry;
 pub mod export;
 pub mod filter;
