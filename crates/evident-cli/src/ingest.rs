@@ -39,7 +39,7 @@ use crate::output;
 #[derive(clap::Args)]
 pub struct Args {
     /// The files to ingest (`.gz` compressed files too).
-    #[arg(required_unless_present = "pseudonym_of", value_name = "FILE")]
+    #[arg(required_unless_present_any = ["pseudonym_of", "map"], value_name = "FILE")]
     files: Vec<PathBuf>,
     /// The files' format; `auto` tells it from the extension and the first record.
     #[arg(long, value_enum, default_value = "auto")]
@@ -140,7 +140,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return print_pseudonyms(&args);
     }
     if args.map.iter().any(|map| map == "help") {
-        bail!("--map FIELD=COLUMN and --set FIELD=VALUE take these fields: {}", csv::known_fields());
+        crate::outln!("--map FIELD=COLUMN and --set FIELD=VALUE take these fields: {}", csv::known_fields());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.files.is_empty() {
+        bail!("name the files to ingest (evident ingest FILE... --map FIELD=COLUMN ...)");
     }
     let inputs: Vec<Input> = args
         .files
@@ -210,9 +214,9 @@ fn print_pseudonyms(args: &Args) -> Result<ExitCode> {
     for value in &args.pseudonym_of {
         let pseudonym = pseudonyms.of(value);
         if output::json_wanted(args.client.json) {
-            println!("{}", json!({"value": value, "pseudonym": pseudonym}));
+            crate::outln!("{}", json!({"value": value, "pseudonym": pseudonym}));
         } else {
-            println!("{pseudonym}\t{value}");
+            crate::outln!("{pseudonym}\t{value}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -410,7 +414,7 @@ impl<'c> Run<'c> {
             let mut problem = place_json(&place);
             problem["problem"] = json!("bad_line");
             problem["message"] = json!(message);
-            println!("{problem}");
+            crate::outln!("{problem}");
         }
         if self.fail_fast { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
@@ -488,7 +492,7 @@ impl<'c> Run<'c> {
                 record["existing_event_id"] = json!(answer.event_id);
                 record["existing_index"] = json!(answer.index);
             }
-            println!("{record}");
+            crate::outln!("{record}");
         }
         if self.fail_fast { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
@@ -643,7 +647,7 @@ impl<'c> Run<'c> {
                 "elapsed_seconds": (elapsed * 1000.0).round() / 1000.0,
                 "records_per_second": rate.round(),
             }});
-            println!("{summary}");
+            crate::outln!("{summary}");
         }
     }
 }

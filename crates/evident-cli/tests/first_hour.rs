@@ -100,6 +100,17 @@ fn help_says_what_each_flag_is_for_without_internal_words() {
 }
 
 #[test]
+fn map_help_lists_the_csv_fields_without_a_file() {
+    let output = Command::new(EVIDENT).args(["ingest", "--map", "help"]).output().expect("evident runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let fields = text(&output.stdout);
+    assert!(fields.contains("actor.id") && fields.contains("time"), "{fields}");
+    let output = Command::new(EVIDENT).args(["ingest", "--map", "id=Id"]).output().expect("evident runs");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("name the files to ingest"), "{}", text(&output.stderr));
+}
+
+#[test]
 fn every_time_flag_takes_the_same_forms_and_names_itself_when_refused() {
     let serve = Serve::fresh();
     post_event(&serve, "t-1", &common_now());
@@ -205,6 +216,7 @@ fn a_closed_pipe_ends_every_command_quietly() {
         vec!["timeline", "cust-42", "--table"],
         vec!["tail", "--json"],
         vec!["webhooks", "list"],
+        vec!["ingest", "--map", "help"],
     ] {
         with_closed_stdout(&serve, &args);
     }
