@@ -45,7 +45,8 @@ macro_rules! store_conformance_suite {
             append_and_read_back, idempotency, search_filters_and_pagination, record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
-            signing_key_rotation, service_state, subscribers_see_commits);
+            signing_key_rotation, service_state, subscribers_see_commits,
+            repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -188,6 +189,127 @@ pub fn idempotency(harness: &dyn Harness) {
     let other = append(&engine, &acme, vec![event("dup", json!({"source": "//billing.example.com"}))]);
     assert_eq!(stored_index(&other[0]), 2);
     assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().0, TreeSize(3));
+}
+
+/// A repeat that differs only in a personal value is a conflict while the subject's key exists;
+/// after erasure, repeats with the right and with a wrong personal value get identical answers
+/// (the original receipt), so a producer key is no oracle for erased values.
+pub fn repeats_after_erasure_reveal_nothing(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let with_ip =
+        |ip: &str| event("oracle", json!({"subject": "cust-o", "origin": {"ip": ip, "service": "s"}}));
+    let Outcome::Stored(original) = &append(&engine, &acme, vec![with_ip("203.0.113.5")])[0] else {
+        panic!()
+    };
+    let before = append(&engine, &acme, vec![with_ip("203.0.113.5"), with_ip("203.0.113.6")]);
+    assert!(matches!(&before[0], Outcome::Duplicate(r) if r.event_id == original.event_id), "{before:?}");
+    assert!(matches!(&before[1], Outcome::Conflict { .. }), "a changed personal value: {before:?}");
+
+    assert!(engine.erase_subject(&acme, "cust-o").unwrap());
+    let answer = |ip: &str| match append(&engine, &acme, vec![with_ip(ip)]).remove(0) {
+        Outcome::Duplicate(receipt) => (receipt.event_id, receipt.index),
+        other => panic!("after erasure every repeat is the original event: {other:?}"),
+    };
+    assert_eq!(answer("203.0.113.5"), (original.event_id, original.index));
+    assert_eq!(answer("203.0.113.6"), answer("203.0.113.5"));
+    // Non-personal content still decides, as before erasure.
+    let changed = append(
+        &engine,
+        &acme,
+        vec![event(
+            "oracle",
+            json!({"subject": "cust-o", "outcome": "failure",
+        "reason": "x", "origin": {"ip": "203.0.113.5", "service": "s"}}),
+        )],
+    );
+    assert!(matches!(&changed[0], Outcome::Conflict { .. }), "{changed:?}");
+    // A restart (keys reloaded from the store) answers the same.
+    drop(engine);
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let again = append(&engine, &acme, vec![with_ip("198.51.100.1")]);
+    assert!(matches!(&again[0], Outcome::Duplicate(r) if r.event_id == original.event_id), "{again:?}");
+}
+
+/// What the store keeps for idempotency is the skeleton digest (computable from the leaf alone)
+/// and a keyed digest: guessing a personal value and hashing it, as one could with the old
+/// unsalted hash of the whole event, matches no stored byte.
+pub fn stored_digests_resist_guessing(harness: &dyn Harness) {
+    use crate::privacy::idempotency::{Idempotency, PersonalDigest, legacy_from_entry};
+    use sha2::{Digest, Sha256};
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let sent =
+        |octet: u8| event("guess", json!({"subject": "cust-g", "origin": {"ip": format!("10.0.0.{octet}")}}));
+    let Outcome::Stored(receipt) = &append(&engine, &acme, vec![sent(77)])[0] else { panic!() };
+    let source = "//crm.example.com/support-api";
+    let found = engine.store().find_existing(&acme, &[(source, "guess")]).unwrap().remove(0).unwrap();
+    let digest = Idempotency::from_bytes(&found.idempotency).unwrap();
+    let stored = engine.store().event_by_index(&acme, receipt.index).unwrap().unwrap();
+    assert_eq!(
+        digest.skeleton,
+        legacy_from_entry(&stored.entry).unwrap().skeleton,
+        "only what the leaf shows"
+    );
+    assert!(matches!(digest.personal, PersonalDigest::Keyed(_)));
+    for octet in 0..=255u8 {
+        let whole = crate::leaf::event_json(&valid(sent(octet)).event);
+        let canonical = crate::leaf::canonical_json(&Value::Object(whole));
+        let personal = format!(r#"{{"/origin/ip":"10.0.0.{octet}"}}"#);
+        for guess in [Sha256::digest(&canonical), Sha256::digest(personal.as_bytes())] {
+            assert!(!found.idempotency.windows(32).any(|w| w == guess.as_slice()), "10.0.0.{octet} bites");
+        }
+    }
+    assert!(engine.erase_subject(&acme, "cust-g").unwrap());
+    assert_eq!(
+        engine.store().data_key(&acme, "cust-g").unwrap(),
+        None,
+        "the key that made the digest is gone"
+    );
+}
+
+/// The marker a backend's `downgrade` writes where version 1 kept its unsalted hash of the whole
+/// event, so a test can look for it after the migration.
+pub const LEGACY_HASH: [u8; 32] = *b"legacy unsalted whole-event hash";
+
+/// The migration from version 1's unsalted whole-event hash. Events are stored; `downgrade` turns
+/// the store back into version 1's (the column named `content_hash`, [`LEGACY_HASH`] in it, the
+/// version marker set back); opening it again migrates. Afterwards every digest is the legacy one
+/// (recomputed from the entry), repeats with any personal value are duplicates, other content
+/// conflicts, and new events are stored with keyed digests. Called by each backend with its own
+/// `downgrade`; the backend then checks that [`LEGACY_HASH`] is in none of its bytes.
+pub fn legacy_digests_are_migrated(harness: &dyn Harness, downgrade: &dyn Fn()) {
+    use crate::privacy::idempotency::{Idempotency, PersonalDigest};
+    let acme = tenant("acme");
+    let with_ip = |id: &str, ip: &str| event(id, json!({"origin": {"ip": ip, "service": "s"}}));
+    {
+        let engine = engine_over(harness.open(), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        let plain = event(
+            "old-plain",
+            json!({"actor": {"id": "svc"}, "targets": [{"type": "t", "id": "1"}],
+            "subject": null, "origin": {"service": "s"}}),
+        );
+        append(&engine, &acme, vec![with_ip("old-1", "192.0.2.1"), plain]);
+    }
+    downgrade();
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let source = "//crm.example.com/support-api";
+    let found = engine.store().find_existing(&acme, &[(source, "old-1"), (source, "old-plain")]).unwrap();
+    let digests: Vec<_> = found
+        .iter()
+        .map(|f| Idempotency::from_bytes(&f.as_ref().unwrap().idempotency).unwrap().personal)
+        .collect();
+    assert_eq!(digests, vec![PersonalDigest::Legacy, PersonalDigest::None]);
+    let repeats = append(&engine, &acme, vec![with_ip("old-1", "192.0.2.1"), with_ip("old-1", "192.0.2.2")]);
+    assert!(repeats.iter().all(|o| matches!(o, Outcome::Duplicate(r) if r.index == 0)), "{repeats:?}");
+    let changed = append(&engine, &acme, vec![event("old-1", json!({"action": "list"}))]);
+    assert!(matches!(&changed[0], Outcome::Conflict { existing_index: 0, .. }), "{changed:?}");
+    append(&engine, &acme, vec![with_ip("new-1", "192.0.2.3")]);
+    let new = engine.store().find_existing(&acme, &[(source, "new-1")]).unwrap().remove(0).unwrap();
+    assert!(matches!(Idempotency::from_bytes(&new.idempotency).unwrap().personal, PersonalDigest::Keyed(_)));
 }
 
 pub fn search_filters_and_pagination(harness: &dyn Harness) {

@@ -13,6 +13,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::privacy::idempotency::KeyedDigest;
+use evident_wire::signature::hmac_sha256;
 
 const NONCE_LEN: usize = 24;
 /// Format version of sealed blobs and wrapped keys.
@@ -84,6 +86,18 @@ impl DataKey {
         plain.extend_from_slice(salt);
         plain.extend_from_slice(canonical_personal);
         encrypt(&self.0, &seal_aad(tenant, event_id), &plain)
+    }
+
+    /// The keyed digest of a personal part for idempotency (`privacy/idempotency.rs`): an
+    /// HMAC-SHA256 under a key derived from this data key, and the id of this key. Without the
+    /// data key neither says anything about the personal values.
+    pub fn idempotency_mac(&self, canonical_personal: &[u8]) -> KeyedDigest {
+        let derived = Zeroizing::new(hmac_sha256(self.0.as_slice(), b"evident idempotency key v1"));
+        let id = hmac_sha256(self.0.as_slice(), b"evident data key id v1");
+        KeyedDigest {
+            key_id: id[..8].try_into().expect("8 bytes"),
+            mac: hmac_sha256(derived.as_slice(), canonical_personal),
+        }
     }
 
     /// Opens a sealed personal part: answers the salt and the canonical personal JSON.

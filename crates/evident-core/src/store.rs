@@ -56,7 +56,8 @@ pub struct NewEntry {
     pub source: String,
     /// The producer's own id (idempotency key with `source`).
     pub producer_id: String,
-    pub content_hash: [u8; 32],
+    /// The idempotency digest's stored form (`privacy/idempotency.rs`).
+    pub idempotency: Vec<u8>,
     pub time: Micros,
     pub recorded_at: Micros,
     pub event_type: String,
@@ -171,7 +172,8 @@ pub trait Cluster: Send + Sync {
 pub struct Existing {
     pub index: u64,
     pub event_id: [u8; 16],
-    pub content_hash: [u8; 32],
+    /// The idempotency digest's stored form (`privacy/idempotency.rs`).
+    pub idempotency: Vec<u8>,
 }
 
 /// An entry as a scan returns it.

@@ -46,6 +46,7 @@ use crate::error::{Error, Result};
 use crate::event::TenantPolicy;
 use crate::leaf::{self, Recorded};
 use crate::log::LogState;
+use crate::privacy::idempotency::{Idempotency, PersonalDigest};
 use crate::seal::{DataKey, MasterKey, random_32};
 use crate::stats::EngineStats;
 use crate::store::{NewDataKey, NewEntry, Store, TenantId};
@@ -487,6 +488,7 @@ impl Shared {
         let leaf =
             leaf::build_leaf(&event, &recorded, &entry.policy, random_32()).map_err(|err| err.to_string())?;
         let mut new_key = None;
+        let mut personal_digest = PersonalDigest::None;
         let sealed = match &leaf.personal {
             None => None,
             Some(personal) => {
@@ -495,24 +497,27 @@ impl Shared {
                 if let Some(wrapped) = wrapped {
                     new_key = Some(NewDataKey { tenant: tenant.clone(), subject: subject.clone(), wrapped });
                 }
+                personal_digest = PersonalDigest::Keyed(key.idempotency_mac(&personal.canonical));
                 Some((
                     subject,
                     key.seal(tenant.as_str(), event_id.as_bytes(), &personal.salt, &personal.canonical),
                 ))
             }
         };
+        let idempotency =
+            Idempotency { skeleton: leaf.skeleton_digest, personal: personal_digest }.to_bytes();
         Ok(Prepared {
             event_id: *event_id.as_bytes(),
             source: event.source.clone(),
             producer_id: event.id.clone(),
-            content_hash: leaf.content_hash,
+            idempotency: idempotency.clone(),
             leaf_hash: leaf_hash(&leaf.entry),
             entry: NewEntry {
                 index: 0,
                 event_id: *event_id.as_bytes(),
                 source: event.source.clone(),
                 producer_id: event.id.clone(),
-                content_hash: leaf.content_hash,
+                idempotency,
                 time: event.time,
                 recorded_at: recorded.recorded_at,
                 event_type: event.event_type.clone(),
