@@ -121,6 +121,15 @@ fn the_demo_patterns_are_found_and_nothing_else() {
     // Each finding is an event in the log, with its rule and explanation.
     let opened = serve.get(&serve.admin, "/v1/events?type=evident.finding.opened&limit=1000");
     assert_eq!(opened["events"].as_array().unwrap().len(), findings.len());
+    // No IP pseudonym in a leaf: the log says only that the key is an address.
+    let pseudonym =
+        findings.iter().find(|f| f["rule"] == "failed-logins-ip").unwrap()["key"].as_str().unwrap();
+    let hash = pseudonym.strip_prefix("ip:").unwrap();
+    assert!(!opened.to_string().contains(hash), "{pseudonym} is in the log: {opened}");
+    assert!(
+        opened["events"].as_array().unwrap().iter().any(|e| e["event"]["metadata"]["key"] == "ip"),
+        "{opened}"
+    );
 
     // The workflow, through the CLI; every step an event.
     let id = findings.iter().find(|f| f["rule"] == "no-purpose").unwrap()["id"].as_str().unwrap().to_owned();

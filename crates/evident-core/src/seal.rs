@@ -57,6 +57,24 @@ impl MasterKey {
         encrypt(&self.0, &wrap_aad(tenant, subject), key.0.as_slice())
     }
 
+    /// Wraps a service secret (the detection secret, search keys) stored under `name`.
+    pub fn wrap_secret(&self, name: &str, secret: &[u8; 32]) -> Vec<u8> {
+        encrypt(&self.0, &secret_aad(name), secret)
+    }
+
+    /// Unwraps a service secret; fails if it was wrapped for another name or by another master
+    /// key, or altered.
+    pub fn unwrap_secret(&self, name: &str, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        let plain = decrypt(&self.0, &secret_aad(name), wrapped).map_err(|_| {
+            Error::Sealed(format!("service secret {name:?} does not open under the master key"))
+        })?;
+        let bytes: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Sealed(format!("service secret {name:?} has the wrong length")))?;
+        Ok(Zeroizing::new(bytes))
+    }
+
     /// Unwraps a data key; fails if the blob was made for another tenant or subject, or altered.
     pub fn unwrap(&self, tenant: &str, subject: &str, wrapped: &[u8]) -> Result<DataKey> {
         let plain = decrypt(&self.0, &wrap_aad(tenant, subject), wrapped)
@@ -121,6 +139,12 @@ fn wrap_aad(tenant: &str, subject: &str) -> Vec<u8> {
     aad
 }
 
+fn secret_aad(name: &str) -> Vec<u8> {
+    let mut aad = b"evident service secret v1\0".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad
+}
+
 fn seal_aad(tenant: &str, event_id: &[u8; 16]) -> Vec<u8> {
     let mut aad = b"evident personal part v1\0".to_vec();
     aad.extend_from_slice(tenant.as_bytes());
@@ -179,6 +203,10 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         assert!(unwrapped.unseal("acme", &[7; 16], &flipped).is_err(), "altered");
         assert!(unwrapped.unseal("acme", &[7; 16], &sealed[..10]).is_err(), "truncated");
+        let secret = master.wrap_secret("detect/secret", &[5; 32]);
+        assert_eq!(*master.unwrap_secret("detect/secret", &secret).unwrap(), [5; 32]);
+        assert!(master.unwrap_secret("search/key", &secret).is_err(), "bound to the name");
+        assert!(MasterKey::from_bytes([2; 32]).unwrap_secret("detect/secret", &secret).is_err());
         // The plaintext does not appear in the sealed bytes.
         assert!(!sealed.windows(8).any(|w| w == b"10.0.0.1"));
     }

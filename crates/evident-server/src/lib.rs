@@ -75,15 +75,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
-        let detect = Arc::new(Hub::new(engine.store(), config.detect.clone()));
-        AppState {
+    /// Fails when detection's secret cannot be read or opened with the engine's master key.
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Result<AppState, evident_core::Error> {
+        let detect = Arc::new(Hub::new(engine.store(), engine.master_key(), config.detect.clone())?);
+        Ok(AppState {
             detect,
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
             started: Instant::now(),
-        }
+        })
     }
 }
 

@@ -421,6 +421,11 @@ impl Engine {
         self.shared.queued.load(Ordering::Acquire)
     }
 
+    /// The master key, which wraps data keys and service secrets.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.shared.master
+    }
+
     /// Opens a subject's data key for reading personal parts.
     pub(crate) fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
         self.shared.data_key(tenant, subject)
