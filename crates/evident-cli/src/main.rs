@@ -9,6 +9,7 @@ mod hammer;
 mod ingest;
 mod keys;
 mod output;
+mod privacy;
 mod search;
 mod serve;
 mod verify;
@@ -57,6 +58,8 @@ enum Command {
     Findings(detect::FindingsArgs),
     /// Webhooks that receive findings, and their dead letters.
     Webhooks(detect::WebhooksArgs),
+    /// Erase a data subject: its personal values become unreadable everywhere, every proof stays valid.
+    Erase(privacy::EraseArgs),
     /// Verify a stopped store: every entry, tile and checkpoint of every log.
     Fsck(fsck::Args),
     /// Load tool: append generated events straight into a data directory's store and report
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Rules(args) => detect::rules(args),
         Command::Findings(args) => detect::findings(args),
         Command::Webhooks(args) => detect::webhooks(args),
+        Command::Erase(args) => privacy::erase(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
     };

@@ -123,6 +123,15 @@ impl Client {
         Client::read_json(url.as_str(), response)
     }
 
+    /// `POST /v1/subjects/{subject}/erasure`: destroys the subject's data key (privacy role or admin).
+    pub fn erase(
+        &self,
+        subject: &str,
+        request: &evident_wire::privacy::EraseRequest,
+    ) -> Result<evident_wire::privacy::Erasure> {
+        self.post(self.endpoint(&["v1", "subjects", subject, "erasure"])?, request)
+    }
+
     /// `GET /healthz`: a node that is not healthy answers 503 with the same body, so that is an
     /// answer here too (`status` is not `ok`, `problems` say why).
     pub fn health(&self) -> Result<Health> {

@@ -229,7 +229,9 @@ pub trait LogStore: Send + Sync {
     /// The wrapped data key of a subject, if one is stored.
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>>;
 
-    /// Destroys a subject's data key; `false` if there was none.
+    /// Destroys a subject's data key; `false` if there was none. On return no copy of the wrapped
+    /// key is left in the store's files that the store can overwrite (journal, free pages), even
+    /// when there was none to delete (a retry after a failure finishes the job).
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool>;
 
     /// Writes a whole group commit in one durable transaction: durable on return, nothing of it
@@ -359,10 +361,13 @@ pub enum Role {
     Auditor,
     /// Keys, tenants and settings (and everything above, within its tenant).
     Admin,
+    /// Privacy officer: erasure, legal holds, retention and subject reports of its tenant.
+    Privacy,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Producer, Role::Reader, Role::Investigator, Role::Auditor, Role::Admin];
+    pub const ALL: [Role; 6] =
+        [Role::Producer, Role::Reader, Role::Investigator, Role::Auditor, Role::Admin, Role::Privacy];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -371,6 +376,7 @@ impl Role {
             Role::Investigator => "investigator",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Privacy => "privacy",
         }
     }
 

@@ -14,6 +14,7 @@ pub mod export;
 pub mod ingest;
 pub mod ops;
 pub mod principal;
+pub mod privacy;
 pub mod query;
 
 use std::sync::Arc;
@@ -135,6 +136,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(detect_api::redeliver))
         .routes(routes!(detect_api::delete_webhook))
         .routes(routes!(detect_api::stream))
+        .routes(routes!(privacy::erase))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

@@ -24,6 +24,8 @@ pub enum Need {
     /// Work findings and run backtests: auditors, investigators and admins.
     Review,
     Admin,
+    /// Erasure, legal holds, retention and subject reports: the `privacy` role and admins.
+    Privacy,
 }
 
 impl Principal {
@@ -35,6 +37,7 @@ impl Principal {
             }
             Need::Review => matches!(self.role, Role::Auditor | Role::Investigator | Role::Admin),
             Need::Admin => self.role == Role::Admin,
+            Need::Privacy => matches!(self.role, Role::Privacy | Role::Admin),
         }
     }
 

@@ -777,6 +777,9 @@ impl Db {
         let deleted =
             execute(&client, "DELETE FROM data_keys WHERE tid = $1 AND subject = $2", &[&tid, &subject])
                 .await?;
+        // The deleted row version stays in the table's pages until vacuumed; vacuum now (a small
+        // table) rather than whenever autovacuum comes by. `docs/privacy.md` covers WAL archives.
+        client.batch_execute("VACUUM data_keys").await.map_err(failed)?;
         Ok(deleted == 1)
     }
 

@@ -222,7 +222,21 @@ fn migrate_from_v1(writer: &mut Connection) -> Result<()> {
     tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", [SCHEMA_VERSION]).map_err(storage)?;
     tx.commit().map_err(storage)?;
     writer.execute_batch("VACUUM").map_err(storage)?;
-    writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(storage)
+    truncate_wal(writer)
+}
+
+/// Copies every page of the WAL into the file and truncates the WAL to nothing, so older page
+/// images (an erased key's, say) are gone from it. Waits (`busy_timeout`) for readers of older
+/// snapshots; fails, to be retried, if one still holds on.
+fn truncate_wal(writer: &Connection) -> Result<()> {
+    let busy: i64 =
+        writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0)).map_err(storage)?;
+    if busy != 0 {
+        return Err(Error::Unavailable(
+            "the WAL could not be truncated: a reader holds an old snapshot".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -386,7 +400,8 @@ impl LogStore for SqliteStore {
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         let tid = self.tid(tenant)?;
         let writer = self.writer.lock().expect("writer lock");
-        // Overwrite before deleting so the wrapped key does not linger in free pages.
+        // Overwrite before deleting (and `secure_delete` zeroes what a delete frees), so the
+        // wrapped key lingers in no page of the file.
         writer
             .execute(
                 "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE tid = ?1 AND subject = ?2",
@@ -396,6 +411,7 @@ impl LogStore for SqliteStore {
         let deleted = writer
             .execute("DELETE FROM data_keys WHERE tid = ?1 AND subject = ?2", params![tid, subject])
             .map_err(storage)?;
+        truncate_wal(&writer)?;
         Ok(deleted == 1)
     }
 

@@ -66,6 +66,9 @@ pub struct EngineConfig {
     pub queue_capacity: usize,
     /// Data keys kept unwrapped in memory.
     pub key_cache_capacity: usize,
+    /// How long a data key stays in memory before it is read from the store again: the bound
+    /// within which every node stops using a key another node erased.
+    pub key_cache_ttl: Duration,
     /// This node's name among the nodes sharing a store (unused on a single-node store).
     pub node_id: String,
     /// How long a tenant's lease lasts without renewal: a failed leader's tenants are taken over
@@ -88,6 +91,7 @@ impl Default for EngineConfig {
             max_batch_delay: Duration::ZERO,
             queue_capacity: 100_000,
             key_cache_capacity: 100_000,
+            key_cache_ttl: Duration::from_secs(5),
             node_id: default_node_id(),
             lease_ttl: Duration::from_secs(5),
             inbox_poll: Duration::from_millis(5),
@@ -160,6 +164,8 @@ struct CachedKey {
     key: DataKey,
     wrapped: Vec<u8>,
     persisted: bool,
+    /// When it was read from the store (or made); stale after `key_cache_ttl`.
+    cached_at: Instant,
 }
 
 struct Shared {
@@ -421,6 +427,11 @@ impl Engine {
         self.shared.queued.load(Ordering::Acquire)
     }
 
+    /// How long a node may keep using a cached data key another node erased.
+    pub fn key_cache_ttl(&self) -> Duration {
+        self.shared.config.key_cache_ttl
+    }
+
     /// The master key, which wraps data keys and service secrets.
     pub fn master_key(&self) -> &MasterKey {
         &self.shared.master
@@ -541,9 +552,8 @@ impl Shared {
     }
 
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
-        if let Some(cached) = self.keys.lock().expect("keys lock").get(&(tenant.clone(), subject.to_owned()))
-        {
-            return Ok(Some(cached.key.clone()));
+        if let Some(cached) = self.cached_key(tenant, subject) {
+            return Ok(Some(cached.0));
         }
         match self.store.data_key(tenant, subject)? {
             Some(wrapped) => Ok(Some(self.master.unwrap(tenant.as_str(), subject, &wrapped)?)),
@@ -551,12 +561,26 @@ impl Shared {
         }
     }
 
+    /// A subject's key from the cache, with its wrapped form when not yet stored; a stored key
+    /// older than `key_cache_ttl` is dropped instead (another node may have erased it). A key not
+    /// yet stored stays: the commit that stores it is on its way.
+    fn cached_key(&self, tenant: &TenantId, subject: &str) -> Option<(DataKey, Option<Vec<u8>>)> {
+        let mut keys = self.keys.lock().expect("keys lock");
+        let cache_key = (tenant.clone(), subject.to_owned());
+        let cached = keys.get(&cache_key)?;
+        if cached.persisted && cached.cached_at.elapsed() >= self.config.key_cache_ttl {
+            keys.remove(&cache_key);
+            return None;
+        }
+        Some((cached.key.clone(), (!cached.persisted).then(|| cached.wrapped.clone())))
+    }
+
     /// The data key to seal a subject's personal part with, and its wrapped form when it is not
     /// yet known to be stored (the commit then stores it, unless already there).
     fn key_for_writing(&self, tenant: &TenantId, subject: &str) -> Result<(DataKey, Option<Vec<u8>>)> {
         let cache_key = (tenant.clone(), subject.to_owned());
-        if let Some(cached) = self.keys.lock().expect("keys lock").get(&cache_key) {
-            return Ok((cached.key.clone(), (!cached.persisted).then(|| cached.wrapped.clone())));
+        if let Some(cached) = self.cached_key(tenant, subject) {
+            return Ok(cached);
         }
         let stored = match self.store.cluster() {
             // Another node may be sealing for the same new subject right now: store a key first
@@ -579,11 +603,12 @@ impl Shared {
                         key: self.master.unwrap(tenant.as_str(), subject, &wrapped)?,
                         wrapped,
                         persisted: true,
+                        cached_at: Instant::now(),
                     },
                     None => {
                         let key = DataKey::generate();
                         let wrapped = self.master.wrap(tenant.as_str(), subject, &key);
-                        CachedKey { key, wrapped, persisted: false }
+                        CachedKey { key, wrapped, persisted: false, cached_at: Instant::now() }
                     }
                 };
                 vacant.insert(cached)
