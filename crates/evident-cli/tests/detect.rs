@@ -6,30 +6,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{EVIDENT, Serve, client};
+use common::{Serve, client, evident, json_lines};
 use serde_json::{Value, json};
-
-fn evident(base: &str, key: &str, args: &[&str]) -> std::process::Output {
-    Command::new(EVIDENT)
-        .args(args)
-        .args(["--url", base, "--key", key])
-        .env_remove("EVIDENT_API_KEY")
-        .output()
-        .expect("evident runs")
-}
-
-fn json_lines(output: &std::process::Output) -> Vec<Value> {
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
 
 /// Findings, once their number has not changed for a while.
 fn settled_findings(serve: &Serve, key: &str, at_least: usize) -> Vec<Value> {

@@ -65,7 +65,7 @@ macro_rules! store_conformance_suite {
 macro_rules! store_cluster_suite {
     ($harness:expr) => {
         $crate::store_conformance_suite!(@tests $harness;
-            two_nodes_share_one_log, a_stopped_leader_hands_over);
+            two_nodes_share_one_log, a_stopped_leader_hands_over, erasure_reaches_every_node_within_the_bound);
     };
 }
 
@@ -616,6 +616,11 @@ pub fn sealing_and_erasure(harness: &dyn Harness) {
         engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap().personal,
         PersonalState::Included
     );
+    // The old events stay erased under the subject's new key.
+    assert_eq!(
+        engine.event(&acme, EventRef::Index(0), Access::Personal).unwrap().personal,
+        PersonalState::Erased
+    );
 }
 
 pub fn tenant_isolation(harness: &dyn Harness) {
@@ -847,6 +852,40 @@ fn all_consistent(engine: &Engine, tenant: &TenantId, notes: &[String]) {
         verify_consistency(pair[0].size, pair[1].size, &pair[0].root, &pair[1].root, &proof)
             .unwrap_or_else(|err| panic!("sizes {} and {} disagree: {err}", pair[0].size.0, pair[1].size.0));
     }
+}
+
+/// A node that cached a subject's key stops using it at most `key_cache_ttl` after another node
+/// erased the subject: its reads show the personal part erased, its new events get a new key.
+pub fn erasure_reaches_every_node_within_the_bound(harness: &dyn Harness) {
+    let bound = Duration::from_millis(300);
+    let config = |node: &str| EngineConfig { key_cache_ttl: bound, ..node_config(node) };
+    let (a, b) =
+        (engine_over(harness.open(), config("node-a")), engine_over(harness.open(), config("node-b")));
+    let acme = tenant("acme");
+    a.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    leader_of(&[&a, &b], &acme);
+    // Both nodes seal for the subject, so both hold its key.
+    let first = stored_index(&append(&a, &acme, vec![event("k1", json!({"subject": "cust-n"}))])[0]);
+    let second = stored_index(&append(&b, &acme, vec![event("k2", json!({"subject": "cust-n"}))])[0]);
+    let personal = |engine: &Engine, index| {
+        let read = engine.event(&acme, EventRef::Index(index), Access::Personal);
+        read.unwrap_or_else(|err| panic!("{} reading {index}: {err}", engine.node_id())).personal
+    };
+    assert_eq!(personal(&b, first), PersonalState::Included);
+    let erased_at = std::time::Instant::now();
+    assert!(a.erase_subject(&acme, "cust-n").unwrap());
+    assert_eq!(personal(&a, second), PersonalState::Erased, "at once on the erasing node");
+    while personal(&b, first) != PersonalState::Erased {
+        assert!(
+            erased_at.elapsed() < bound + Duration::from_millis(200),
+            "node b still opens it after {bound:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(erased_at.elapsed() >= Duration::ZERO);
+    let later = stored_index(&append(&b, &acme, vec![event("k3", json!({"subject": "cust-n"}))])[0]);
+    assert_eq!(personal(&a, later), PersonalState::Included, "a new key, stored for every node");
+    assert_eq!(personal(&b, second), PersonalState::Erased);
 }
 
 pub fn two_nodes_share_one_log(harness: &dyn Harness) {

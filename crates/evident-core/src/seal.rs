@@ -17,8 +17,11 @@ use crate::privacy::idempotency::KeyedDigest;
 use evident_wire::signature::hmac_sha256;
 
 const NONCE_LEN: usize = 24;
-/// Format version of sealed blobs and wrapped keys.
+/// Format version of wrapped keys and secrets (and of personal parts sealed before key ids).
 const VERSION: u8 = 1;
+/// Format version of personal parts that carry the id of the key that sealed them.
+const SEALED_WITH_KEY_ID: u8 = 2;
+const KEY_ID_LEN: usize = 8;
 
 /// 32 random bytes from the operating system.
 pub fn random_32() -> [u8; 32] {
@@ -92,7 +95,13 @@ impl DataKey {
         DataKey(Zeroizing::new(random_32()))
     }
 
-    /// Seals a personal part and its salt for one event.
+    /// The id of this key: 8 bytes derived from it, which say nothing about it. A sealed part
+    /// carries the id of the key that sealed it.
+    pub fn key_id(&self) -> [u8; 8] {
+        hmac_sha256(self.0.as_slice(), b"evident data key id v1")[..8].try_into().expect("8 bytes")
+    }
+
+    /// Seals a personal part and its salt for one event: `2 || key id || nonce || ciphertext`.
     pub fn seal(
         &self,
         tenant: &str,
@@ -103,7 +112,43 @@ impl DataKey {
         let mut plain = Zeroizing::new(Vec::with_capacity(32 + canonical_personal.len()));
         plain.extend_from_slice(salt);
         plain.extend_from_slice(canonical_personal);
-        encrypt(&self.0, &seal_aad(tenant, event_id), &plain)
+        let sealed = encrypt(&self.0, &seal_aad(tenant, event_id), &plain);
+        let mut out = Vec::with_capacity(sealed.len() + KEY_ID_LEN);
+        out.push(SEALED_WITH_KEY_ID);
+        out.extend_from_slice(&self.key_id());
+        out.extend_from_slice(&sealed[1..]);
+        out
+    }
+
+    /// Opens a sealed personal part: answers the salt and the canonical personal JSON, or `None`
+    /// when another key sealed it (one since destroyed: the subject was erased, then got a new
+    /// key). A part this key sealed that does not open was altered: an integrity failure.
+    pub fn unseal(
+        &self,
+        tenant: &str,
+        event_id: &[u8; 16],
+        sealed: &[u8],
+    ) -> Result<Option<([u8; 32], Vec<u8>)>> {
+        let blob = match sealed.first() {
+            Some(&SEALED_WITH_KEY_ID) if sealed.len() > 1 + KEY_ID_LEN => {
+                if sealed[1..1 + KEY_ID_LEN] != self.key_id() {
+                    return Ok(None);
+                }
+                let mut blob = vec![VERSION];
+                blob.extend_from_slice(&sealed[1 + KEY_ID_LEN..]);
+                blob
+            }
+            // Sealed before key ids: only this key can tell.
+            _ => sealed.to_vec(),
+        };
+        let plain = decrypt(&self.0, &seal_aad(tenant, event_id), &blob).map_err(|_| {
+            Error::Integrity("sealed personal part does not open under its subject's key".into())
+        })?;
+        if plain.len() < 32 {
+            return Err(Error::Integrity("sealed personal part is too short".into()));
+        }
+        let salt: [u8; 32] = plain[..32].try_into().expect("32 bytes");
+        Ok(Some((salt, plain[32..].to_vec())))
     }
 
     /// The keyed digest of a personal part for idempotency (`privacy/idempotency.rs`): an
@@ -111,23 +156,7 @@ impl DataKey {
     /// data key neither says anything about the personal values.
     pub fn idempotency_mac(&self, canonical_personal: &[u8]) -> KeyedDigest {
         let derived = Zeroizing::new(hmac_sha256(self.0.as_slice(), b"evident idempotency key v1"));
-        let id = hmac_sha256(self.0.as_slice(), b"evident data key id v1");
-        KeyedDigest {
-            key_id: id[..8].try_into().expect("8 bytes"),
-            mac: hmac_sha256(derived.as_slice(), canonical_personal),
-        }
-    }
-
-    /// Opens a sealed personal part: answers the salt and the canonical personal JSON.
-    pub fn unseal(&self, tenant: &str, event_id: &[u8; 16], sealed: &[u8]) -> Result<([u8; 32], Vec<u8>)> {
-        let plain = decrypt(&self.0, &seal_aad(tenant, event_id), sealed).map_err(|_| {
-            Error::Integrity("sealed personal part does not open under its subject's key".into())
-        })?;
-        if plain.len() < 32 {
-            return Err(Error::Integrity("sealed personal part is too short".into()));
-        }
-        let salt: [u8; 32] = plain[..32].try_into().expect("32 bytes");
-        Ok((salt, plain[32..].to_vec()))
+        KeyedDigest { key_id: self.key_id(), mac: hmac_sha256(derived.as_slice(), canonical_personal) }
     }
 }
 
@@ -195,10 +224,10 @@ mod tests {
 
         let salt = random_32();
         let sealed = key.seal("acme", &[7; 16], &salt, br#"{"/origin/ip":"10.0.0.1"}"#);
-        let (got_salt, plain) = unwrapped.unseal("acme", &[7; 16], &sealed).unwrap();
+        let (got_salt, plain) = unwrapped.unseal("acme", &[7; 16], &sealed).unwrap().unwrap();
         assert_eq!((got_salt, plain.as_slice()), (salt, br#"{"/origin/ip":"10.0.0.1"}"#.as_slice()));
         assert!(unwrapped.unseal("acme", &[8; 16], &sealed).is_err(), "bound to the event");
-        assert!(DataKey::generate().unseal("acme", &[7; 16], &sealed).is_err(), "wrong data key");
+        assert_eq!(DataKey::generate().unseal("acme", &[7; 16], &sealed).unwrap(), None, "another key's");
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(unwrapped.unseal("acme", &[7; 16], &flipped).is_err(), "altered");

@@ -60,7 +60,8 @@ pub async fn erase(
     let event = AuditEvent {
         event_type: "evident.privacy.erased",
         action: "other",
-        subject: Some(subject.clone()),
+        // Named as the target, not as the event's subject: the event's own personal part (the
+        // caller's address) must not be sealed under a new key of the subject just erased.
         target: ("subject".to_owned(), subject.clone()),
         reason: Some(request.reason),
         metadata: BTreeMap::from([

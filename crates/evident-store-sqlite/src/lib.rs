@@ -226,17 +226,31 @@ fn migrate_from_v1(writer: &mut Connection) -> Result<()> {
 }
 
 /// Copies every page of the WAL into the file and truncates the WAL to nothing, so older page
-/// images (an erased key's, say) are gone from it. Waits (`busy_timeout`) for readers of older
-/// snapshots; fails, to be retried, if one still holds on.
+/// images (an erased key's, say) are gone from it. Waits for readers of older snapshots
+/// (`busy_timeout`) and for a checkpoint the [`Checkpointer`] is running (which SQLite answers
+/// with `SQLITE_BUSY` at once); fails, to be retried, if that takes over ten seconds.
 fn truncate_wal(writer: &Connection) -> Result<()> {
-    let busy: i64 =
-        writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0)).map_err(storage)?;
-    if busy != 0 {
-        return Err(Error::Unavailable(
-            "the WAL could not be truncated: a reader holds an old snapshot".into(),
-        ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let busy = match writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
+            Ok(busy) => busy != 0,
+            Err(rusqlite::Error::SqliteFailure(code, _))
+                if code.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                true
+            }
+            Err(err) => return Err(storage(err)),
+        };
+        if !busy {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Unavailable(
+                "the WAL could not be truncated: the database stayed busy".into(),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(())
 }
 
 fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {

@@ -1,0 +1,316 @@
+//! Erasure as users run it: the real `evident serve` on SQLite and on PostgreSQL, `evident erase`,
+//! then nothing of the subject's personal values, nor the key that sealed them, is left in any
+//! byte of the data directory (database file, WAL, free pages) or in any row of any PostgreSQL
+//! table (the inbox included); reads show the values as erased; receipts and export bundles made
+//! before and after, `fsck` and the Go checker all still verify.
+//!
+//! The PostgreSQL half needs the server of `EVIDENT_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and `psql`; it fails loudly without them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{EVIDENT, Serve, evident, json_lines};
+use serde_json::{Value, json};
+
+const ORIGIN: &str = "evident.localhost/default";
+const ERASED: &str = "cust-erase";
+const KEPT: &str = "cust-keep";
+/// Personal values of the erased subject's events: none may survive the erasure anywhere.
+const SECRETS: [&str; 5] =
+    ["Zebulon Quixotic", "203.0.113.77", "zebulon.quixotic@example.org", "QuixBrowser/9.1", "+47 555 0199"];
+
+fn events(subject: &str, names: [&str; 5], first: usize) -> Value {
+    let [display, ip, email, agent, phone] = names;
+    let events: Vec<Value> = (first..first + 3)
+        .map(|i| {
+            json!({
+                "id": format!("crm-{i}"), "source": "//crm.example.com/support-api",
+                "type": "customer.record.updated", "action": "update", "time": format!("2026-03-01T10:00:0{i}Z"),
+                "actor": {"id": "agent-1", "type": "user", "display": "Agent One"},
+                "subject": subject,
+                "targets": [{"type": "customer", "id": subject, "display": display}],
+                "outcome": "success", "reason": "ticket T-1",
+                "changes": [{"field": "/email", "before": email, "after": phone}],
+                "origin": {"ip": ip, "user_agent": agent, "service": "crm"}, "data_classes": ["pii"]
+            })
+        })
+        .collect();
+    Value::Array(events)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}:\nstdout: {}\nstderr: {}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+/// What the scans look for: the values, and the wrapped data key as the store holds it.
+struct Needles {
+    values: Vec<Vec<u8>>,
+    wrapped_key: Vec<u8>,
+}
+
+/// The parts of an erasure every store shares. `wrapped_key` reads the subject's wrapped data key
+/// from the store; `scan` answers which of the needles occur anywhere in the store.
+struct Erasure<'a> {
+    serve: &'a Serve,
+    dir: &'a Path,
+    wrapped_key: &'a dyn Fn(&str) -> Option<Vec<u8>>,
+    scan: &'a dyn Fn(&[Vec<u8>]) -> Vec<usize>,
+}
+
+impl Erasure<'_> {
+    fn run(&self) {
+        let serve = self.serve;
+        let producer = serve.key("producer");
+        let privacy = serve.key("privacy");
+        let investigator = serve.key("investigator");
+        let auditor = serve.key("auditor");
+        let (status, body) = serve.post(&producer, "/v1/events", &events(ERASED, SECRETS, 0));
+        assert_eq!(status, 200, "{body}");
+        let first_id = body["receipts"][0]["event_id"].as_str().unwrap().to_owned();
+        let keep = ["Keeper Kim", "198.51.100.8", "kim@example.org", "KeepBrowser/1", "+47 555 0100"];
+        let (status, body) = serve.post(&producer, "/v1/events", &events(KEPT, keep, 3));
+        assert_eq!(status, 200, "{body}");
+
+        let wrapped = (self.wrapped_key)(ERASED).expect("the subject has a data key");
+        let needles =
+            Needles { values: SECRETS.iter().map(|s| s.as_bytes().to_vec()).collect(), wrapped_key: wrapped };
+        let mut all = needles.values.clone();
+        all.push(needles.wrapped_key.clone());
+        // The store never held the values in clear; it does hold the wrapped key (so the scan bites).
+        assert_eq!((self.scan)(&all), vec![SECRETS.len()], "before erasure");
+
+        let receipt = self.dir.join("before.tlog-proof");
+        std::fs::write(&receipt, serve.get_bytes(&auditor, &format!("/v1/events/{first_id}/proof"))).unwrap();
+        let entry = self.dir.join("before.entry");
+        std::fs::write(&entry, serve.get_bytes(&auditor, &format!("/v1/events/{first_id}/entry"))).unwrap();
+        let before = self.export(&auditor, "before");
+
+        self.refusals(&privacy, &serve.key("reader"));
+        let erased = json_lines(&evident(
+            &serve.base,
+            &privacy,
+            &[
+                "erase",
+                ERASED,
+                "--reason",
+                "GDPR Art. 17(1)(b): consent withdrawn",
+                "--reference",
+                "DSR-2026-0042",
+                "--json",
+            ],
+        ))
+        .remove(0);
+        assert_eq!(
+            (erased["subject"].as_str(), erased["key_destroyed"].as_bool()),
+            (Some(ERASED), Some(true))
+        );
+        assert_eq!(erased["cache_bound_secs"], 5);
+        let again = json_lines(&evident(
+            &serve.base,
+            &privacy,
+            &["erase", ERASED, "--reason", "repeat", "--reference", "DSR-2026-0042", "--json"],
+        ))
+        .remove(0);
+        assert_eq!(again["key_destroyed"], false, "nothing left the second time; recorded all the same");
+
+        assert_eq!((self.wrapped_key)(ERASED), None);
+        assert_eq!((self.scan)(&all), Vec::<usize>::new(), "after erasure");
+        self.reads(&investigator, &auditor);
+        let vkey = serve.get_bytes(&auditor, "/v1/logs/default/vkeys");
+        let vkey = text(&vkey).lines().next().unwrap().to_owned();
+        let after = self.export(&auditor, "after");
+        for bundle in [&before, &after] {
+            succeeded(
+                &Command::new(EVIDENT)
+                    .arg("verify")
+                    .arg(bundle)
+                    .args(["--vkey", &vkey, "--origin", ORIGIN])
+                    .output()
+                    .unwrap(),
+                "verify a bundle",
+            );
+            succeeded(
+                &Command::new(common::go_checker())
+                    .arg("-bundle")
+                    .arg(bundle)
+                    .args(["-vkey", &vkey, "-origin", ORIGIN])
+                    .output()
+                    .unwrap(),
+                "the Go checker",
+            );
+        }
+        let verified = Command::new(EVIDENT)
+            .arg("verify")
+            .arg(&receipt)
+            .arg("--event")
+            .arg(&entry)
+            .args(["--vkey", &vkey, "--origin", ORIGIN])
+            .output()
+            .unwrap();
+        succeeded(&verified, "a receipt from before the erasure");
+    }
+
+    /// Bad requests and roles are refused, naming what is wrong; nothing is erased.
+    fn refusals(&self, privacy: &str, reader: &str) {
+        let serve = self.serve;
+        let path = format!("/v1/subjects/{ERASED}/erasure");
+        let ok = json!({"reason": "r", "reference": "x"});
+        assert_eq!(serve.post(reader, &path, &ok).0, 403);
+        assert_eq!(serve.post(&serve.key("producer"), &path, &ok).0, 403);
+        for (body, field) in [
+            (json!({"reference": "x"}), "reason"),
+            (json!({"reason": "r"}), "reference"),
+            (json!({"reason": " ", "reference": "x"}), "reason"),
+            (json!({"reason": "r", "reference": "x", "subject": "other"}), "subject"),
+        ] {
+            let (status, problem) = serve.post(privacy, &path, &body);
+            assert_eq!(status, 400, "{body}: {problem}");
+            assert!(problem.to_string().contains(field), "{body}: {problem} does not name {field}");
+        }
+        let output = evident(&serve.base, privacy, &["erase", ERASED, "--reason", "r"]);
+        assert!(
+            !output.status.success() && text(&output.stderr).contains("--reference"),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!((self.wrapped_key)(ERASED).is_some(), "a refused request erased nothing");
+    }
+
+    /// Reads show the erased values as erased, the other subject's as before; the erasure is an event.
+    fn reads(&self, investigator: &str, auditor: &str) {
+        let serve = self.serve;
+        let timeline = serve.get(investigator, &format!("/v1/subjects/{ERASED}/timeline?purpose=audit"));
+        let events = timeline["events"].as_array().unwrap();
+        assert!(
+            events
+                .iter()
+                .filter(|e| e["event"]["type"] == "customer.record.updated")
+                .all(|e| e["personal"] == "erased"),
+            "{timeline}"
+        );
+        assert!(!SECRETS.iter().any(|s| timeline.to_string().contains(s)), "{timeline}");
+        let kept = serve.get(investigator, &format!("/v1/subjects/{KEPT}/timeline?purpose=audit"));
+        assert!(kept.to_string().contains("Keeper Kim"), "{kept}");
+        let recorded = serve.get(auditor, "/v1/events?type=evident.privacy.erased");
+        let recorded = recorded["events"].as_array().unwrap();
+        assert_eq!(recorded.len(), 2);
+        let event =
+            &recorded.iter().find(|e| e["event"]["metadata"]["key_destroyed"] == "true").unwrap()["event"];
+        assert_eq!(event["targets"][0], json!({"type": "subject", "id": ERASED}));
+        assert_eq!(event["metadata"]["reference"], "DSR-2026-0042");
+        assert_eq!(event["reason"], "GDPR Art. 17(1)(b): consent withdrawn");
+    }
+
+    fn export(&self, key: &str, name: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.bundle"));
+        let output = evident(
+            &self.serve.base,
+            key,
+            &["export", "--subject", ERASED, "--output", path.to_str().unwrap()],
+        );
+        succeeded(&output, "export");
+        path
+    }
+}
+
+/// Which needles occur in any byte of any file under `dir`.
+fn scan_files(dir: &Path, needles: &[Vec<u8>]) -> Vec<usize> {
+    let mut bytes = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    (0..needles.len())
+        .filter(|&i| bytes.windows(needles[i].len()).any(|w| w == needles[i].as_slice()))
+        .collect()
+}
+
+#[test]
+fn erasure_on_sqlite_leaves_no_byte_of_the_subject() {
+    let files = tempfile::tempdir().unwrap();
+    let data = files.path().join("data");
+    let serve = Serve::first_start(&data);
+    let database = data.join("evident.sqlite");
+    let wrapped_key = |subject: &str| -> Option<Vec<u8>> {
+        let connection = rusqlite::Connection::open(&database).unwrap();
+        connection
+            .query_row("SELECT wrapped FROM data_keys WHERE subject = ?1", [subject], |row| row.get(0))
+            .ok()
+    };
+    let scan = |needles: &[Vec<u8>]| scan_files(&data, needles);
+    Erasure { serve: &serve, dir: files.path(), wrapped_key: &wrapped_key, scan: &scan }.run();
+    serve.terminate();
+    assert_eq!(scan_files(&data, &[SECRETS[1].as_bytes().to_vec()]), Vec::<usize>::new(), "after a stop");
+    let fsck = Command::new(EVIDENT).args(["fsck", "--data-dir"]).arg(&data).output().unwrap();
+    succeeded(&fsck, "fsck");
+}
+
+fn database_url() -> String {
+    std::env::var("EVIDENT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn psql(sql: &str) -> String {
+    let output = Command::new("psql").args([&database_url(), "-At", "-c", sql]).output().expect("psql runs");
+    assert!(output.status.success(), "psql {sql}: {}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+#[test]
+fn erasure_on_postgres_leaves_no_row_with_the_subject() {
+    let schema = format!("evident_erasure_{}", std::process::id());
+    let files = tempfile::tempdir().unwrap();
+    let env = [("EVIDENT_DATABASE_URL", database_url()), ("EVIDENT_DATABASE_SCHEMA", schema.clone())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let serve = Serve::first_start_with(&files.path().join("keys"), &env);
+    let wrapped_key = |subject: &str| -> Option<Vec<u8>> {
+        let hex = psql(&format!(
+            "SELECT encode(wrapped, 'hex') FROM \"{schema}\".data_keys WHERE subject = '{subject}'"
+        ));
+        let hex = hex.trim();
+        (!hex.is_empty()).then(|| {
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+        })
+    };
+    // Every row of every table (partitions and the inbox included) as text; bytea as hex.
+    let scan = |needles: &[Vec<u8>]| -> Vec<usize> {
+        let tables = psql(&format!(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'"
+        ));
+        let mut dump = String::new();
+        for table in tables.lines() {
+            dump.push_str(&psql(&format!("SELECT t::text FROM \"{schema}\".\"{table}\" t")));
+        }
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        (0..needles.len())
+            .filter(|&i| {
+                dump.contains(&*String::from_utf8_lossy(&needles[i])) || dump.contains(&hex(&needles[i]))
+            })
+            .collect()
+    };
+    Erasure { serve: &serve, dir: files.path(), wrapped_key: &wrapped_key, scan: &scan }.run();
+    serve.terminate();
+    let fsck = Command::new(EVIDENT)
+        .args(["fsck", "--database-url", &database_url(), "--database-schema", &schema, "--data-dir"])
+        .arg(files.path().join("keys"))
+        .output()
+        .unwrap();
+    succeeded(&fsck, "fsck");
+    psql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+}
