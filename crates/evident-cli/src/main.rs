@@ -60,6 +60,8 @@ enum Command {
     Webhooks(detect::WebhooksArgs),
     /// Erase a data subject: its personal values become unreadable everywhere, every proof stays valid.
     Erase(privacy::EraseArgs),
+    /// Legal holds: create, list, release. A hold stops erasure of what it covers.
+    Holds(privacy::HoldsArgs),
     /// Verify a stopped store: every entry, tile and checkpoint of every log.
     Fsck(fsck::Args),
     /// Load tool: append generated events straight into a data directory's store and report
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Findings(args) => detect::findings(args),
         Command::Webhooks(args) => detect::webhooks(args),
         Command::Erase(args) => privacy::erase(args),
+        Command::Holds(args) => privacy::holds(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
     };

@@ -1,9 +1,11 @@
-//! Privacy commands over the API: `evident erase SUBJECT --reason TEXT --reference REF`.
+//! Privacy commands over the API: `evident erase SUBJECT --reason TEXT --reference REF`,
+//! `evident holds create|list|release`.
 
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use evident_wire::privacy::EraseRequest;
+use clap::Subcommand;
+use evident_wire::privacy::{CreateHold, EraseRequest, HoldView};
 
 use crate::ClientArgs;
 use crate::output;
@@ -36,6 +38,100 @@ pub fn erase(args: EraseArgs) -> Result<ExitCode> {
             erasure.subject, erasure.event_id, erasure.index
         );
         println!("other nodes stop using a cached key within {} s", erasure.cache_bound_secs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct HoldsArgs {
+    #[command(subcommand)]
+    command: HoldsCommand,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Subcommand)]
+enum HoldsCommand {
+    /// Place a hold on one subject (--subject), on what search filters match (--filter NAME=VALUE,
+    /// repeatable), or on the whole tenant (--tenant).
+    Create {
+        #[arg(long, conflicts_with_all = ["filter", "tenant"])]
+        subject: Option<String>,
+        /// A search filter, e.g. `type=customer.record.updated` (repeatable).
+        #[arg(long, value_name = "NAME=VALUE", conflicts_with = "tenant")]
+        filter: Vec<String>,
+        #[arg(long)]
+        tenant: bool,
+        /// Why (a lawsuit, an investigation).
+        #[arg(long)]
+        reason: String,
+        /// A case or matter number.
+        #[arg(long)]
+        reference: String,
+    },
+    /// List holds, active and released.
+    List,
+    /// Release a hold by its id, saying why.
+    Release {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+const HOLD_HEADER: &[&str] = &["ID", "SCOPE", "ACTIVE", "REFERENCE", "REASON", "CREATED", "RELEASED"];
+
+fn hold_row(hold: &HoldView) -> Vec<String> {
+    vec![
+        hold.id.clone(),
+        hold.scope.to_string(),
+        hold.active.to_string(),
+        hold.reference.clone(),
+        hold.reason.clone(),
+        hold.created_at.clone(),
+        hold.released_at.clone().unwrap_or_default(),
+    ]
+}
+
+fn create_request(
+    subject: Option<String>,
+    filter: Vec<String>,
+    tenant: bool,
+    reason: String,
+    reference: String,
+) -> Result<CreateHold> {
+    let filter = if filter.is_empty() {
+        None
+    } else {
+        let pairs = filter.iter().map(|pair| {
+            pair.split_once('=')
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .with_context(|| format!("--filter {pair:?}: expected NAME=VALUE"))
+        });
+        Some(pairs.collect::<Result<_>>()?)
+    };
+    Ok(CreateHold { subject, filter, tenant: tenant.then_some(true), reason, reference })
+}
+
+pub fn holds(args: HoldsArgs) -> Result<ExitCode> {
+    let client = args.client.client();
+    let json = output::json_wanted(args.client.json);
+    let shown = match args.command {
+        HoldsCommand::Create { subject, filter, tenant, reason, reference } => {
+            let request = create_request(subject, filter, tenant, reason, reference)?;
+            vec![client.create_hold(&request).context("cannot create the hold")?]
+        }
+        HoldsCommand::List => client.list_holds().context("cannot list holds")?.holds,
+        HoldsCommand::Release { id, reason } => {
+            vec![client.release_hold(&id, &reason).with_context(|| format!("cannot release {id}"))?]
+        }
+    };
+    if json {
+        for hold in &shown {
+            println!("{}", serde_json::to_string(hold).expect("an API answer serialises"));
+        }
+    } else {
+        output::table(HOLD_HEADER, &shown.iter().map(hold_row).collect::<Vec<_>>());
     }
     Ok(ExitCode::SUCCESS)
 }

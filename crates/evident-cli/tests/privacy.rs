@@ -28,7 +28,7 @@ fn events(subject: &str, names: [&str; 5], first: usize) -> Value {
         .map(|i| {
             json!({
                 "id": format!("crm-{i}"), "source": "//crm.example.com/support-api",
-                "type": "customer.record.updated", "action": "update", "time": format!("2026-03-01T10:00:0{i}Z"),
+                "type": "customer.record.updated", "action": "update", "time": format!("2026-03-01T10:00:{i:02}Z"),
                 "actor": {"id": "agent-1", "type": "user", "display": "Agent One"},
                 "subject": subject,
                 "targets": [{"type": "customer", "id": subject, "display": display}],
@@ -272,13 +272,18 @@ fn psql(sql: &str) -> String {
     text(&output.stdout)
 }
 
-#[test]
-fn erasure_on_postgres_leaves_no_row_with_the_subject() {
-    let schema = format!("evident_erasure_{}", std::process::id());
-    let files = tempfile::tempdir().unwrap();
+/// A server on a schema of its own (`evident_<prefix>_<pid>`), its key files in `files/keys`.
+fn serve_on_postgres(prefix: &str, files: &Path) -> (Serve, String) {
+    let schema = format!("evident_{prefix}_{}", std::process::id());
     let env = [("EVIDENT_DATABASE_URL", database_url()), ("EVIDENT_DATABASE_SCHEMA", schema.clone())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let serve = Serve::first_start_with(&files.path().join("keys"), &env);
+    (Serve::first_start_with(&files.join("keys"), &env), schema)
+}
+
+#[test]
+fn erasure_on_postgres_leaves_no_row_with_the_subject() {
+    let files = tempfile::tempdir().unwrap();
+    let (serve, schema) = serve_on_postgres("erasure", files.path());
     let wrapped_key = |subject: &str| -> Option<Vec<u8>> {
         let hex = psql(&format!(
             "SELECT encode(wrapped, 'hex') FROM \"{schema}\".data_keys WHERE subject = '{subject}'"
@@ -312,5 +317,119 @@ fn erasure_on_postgres_leaves_no_row_with_the_subject() {
         .output()
         .unwrap();
     succeeded(&fsck, "fsck");
+    psql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+}
+
+fn delete(serve: &Serve, key: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response =
+        common::client().delete(serve.url(path)).bearer_auth(key).json(body).send().expect("DELETE");
+    let status = response.status().as_u16();
+    (status, response.json().expect("JSON"))
+}
+
+/// Holds on a subject, a filter and the whole tenant each refuse erasure with 409 naming the
+/// hold, until released; every change is an event; bad requests are refused by field.
+fn holds_block_erasure(serve: &Serve) {
+    let producer = serve.key("producer");
+    let privacy = serve.key("privacy");
+    let (status, body) = serve.post(&producer, "/v1/events", &events("cust-h", SECRETS, 10));
+    assert_eq!(status, 200, "{body}");
+    let mut viewed = events("cust-f", SECRETS, 20);
+    for event in viewed.as_array_mut().unwrap() {
+        event["type"] = json!("customer.record.viewed");
+    }
+    assert_eq!(serve.post(&producer, "/v1/events", &viewed).0, 200);
+    let hold = |args: &[&str]| -> Value {
+        let mut all = vec!["holds", "create", "--reason", "litigation", "--reference", "CASE-7", "--json"];
+        all.extend_from_slice(args);
+        json_lines(&evident(&serve.base, &privacy, &all)).remove(0)
+    };
+    let erase = |subject: &str| {
+        serve.post(
+            &privacy,
+            &format!("/v1/subjects/{subject}/erasure"),
+            &json!({"reason": "r", "reference": "x"}),
+        )
+    };
+    let refused_by = |subject: &str, hold: &Value| {
+        let (status, problem) = erase(subject);
+        assert_eq!(status, 409, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains(hold["id"].as_str().unwrap()), "{problem}");
+    };
+    let on_subject = hold(&["--subject", "cust-h"]);
+    assert_eq!(
+        (on_subject["scope"].clone(), on_subject["active"].clone()),
+        (json!({"subject": "cust-h"}), json!(true))
+    );
+    refused_by("cust-h", &on_subject);
+    let on_filter = hold(&["--filter", "type=customer.record.viewed"]);
+    refused_by("cust-f", &on_filter);
+    assert_eq!(erase("cust-nobody").0, 200, "a filter hold covers only subjects with matching events");
+    let on_tenant = hold(&["--tenant"]);
+    refused_by("cust-nobody", &on_tenant);
+
+    let listed = json_lines(&evident(&serve.base, &privacy, &["holds", "list", "--json"]));
+    assert_eq!(listed.len(), 3);
+    let path = |hold: &Value| format!("/v1/holds/{}", hold["id"].as_str().unwrap());
+    assert_eq!(delete(serve, &privacy, &path(&on_subject), &json!({})).0, 400);
+    assert_eq!(delete(serve, &privacy, "/v1/holds/hold_0000000000000000", &json!({"reason": "x"})).0, 404);
+    for held in [&on_subject, &on_filter, &on_tenant] {
+        let id = held["id"].as_str().unwrap();
+        let released = json_lines(&evident(
+            &serve.base,
+            &privacy,
+            &["holds", "release", id, "--reason", "settled", "--json"],
+        ));
+        assert_eq!(
+            (released[0]["active"].clone(), released[0]["release_reason"].clone()),
+            (json!(false), json!("settled"))
+        );
+    }
+    assert_eq!(delete(serve, &privacy, &path(&on_subject), &json!({"reason": "again"})).0, 409);
+    assert_eq!(erase("cust-h").0, 200, "released holds no longer block");
+    for (kind, count) in [("hold_created", 3), ("hold_released", 3)] {
+        let found = serve.get(&privacy_reader(serve), &format!("/v1/events?type=evident.privacy.{kind}"));
+        assert_eq!(found["events"].as_array().unwrap().len(), count, "{kind}: {found}");
+    }
+    for (body, field) in [
+        (json!({"subject": "a", "tenant": true, "reason": "r", "reference": "x"}), "scope"),
+        (json!({"reason": "r", "reference": "x"}), "scope"),
+        (json!({"filter": {"colour": "red"}, "reason": "r", "reference": "x"}), "colour"),
+        (json!({"filter": {}, "reason": "r", "reference": "x"}), "filter"),
+        (json!({"tenant": false, "reason": "r", "reference": "x"}), "tenant"),
+        (json!({"subject": "a", "reason": "r"}), "reference"),
+    ] {
+        let (status, problem) = serve.post(&privacy, "/v1/holds", &body);
+        assert_eq!(status, 400, "{body}: {problem}");
+        assert!(problem.to_string().contains(field), "{body}: {problem} does not name {field}");
+    }
+    assert_eq!(
+        serve
+            .post(
+                &serve.key("reader"),
+                "/v1/holds",
+                &json!({"tenant": true, "reason": "r", "reference": "x"})
+            )
+            .0,
+        403
+    );
+}
+
+/// A key that may search the log (the events that record holds).
+fn privacy_reader(serve: &Serve) -> String {
+    serve.key("auditor")
+}
+
+#[test]
+fn holds_block_erasure_on_sqlite() {
+    holds_block_erasure(&Serve::fresh());
+}
+
+#[test]
+fn holds_block_erasure_on_postgres() {
+    let files = tempfile::tempdir().unwrap();
+    let (serve, schema) = serve_on_postgres("holds", files.path());
+    holds_block_erasure(&serve);
+    drop(serve);
     psql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
 }

@@ -132,6 +132,27 @@ impl Client {
         self.post(self.endpoint(&["v1", "subjects", subject, "erasure"])?, request)
     }
 
+    /// `POST /v1/holds`: places a legal hold.
+    pub fn create_hold(
+        &self,
+        request: &evident_wire::privacy::CreateHold,
+    ) -> Result<evident_wire::privacy::HoldView> {
+        self.post(self.endpoint(&["v1", "holds"])?, request)
+    }
+
+    /// `GET /v1/holds`: every hold of the tenant, active and released.
+    pub fn list_holds(&self) -> Result<evident_wire::privacy::HoldList> {
+        self.get(self.endpoint(&["v1", "holds"])?, &())
+    }
+
+    /// `DELETE /v1/holds/{id}`: releases a hold, saying why.
+    pub fn release_hold(&self, id: &str, reason: &str) -> Result<evident_wire::privacy::HoldView> {
+        let url = self.endpoint(&["v1", "holds", id])?;
+        let body = evident_wire::privacy::ReleaseHold { reason: reason.to_owned() };
+        let response = self.send(url.as_str(), self.http.delete(url.clone()).json(&body))?;
+        Client::read_json(url.as_str(), response)
+    }
+
     /// `GET /healthz`: a node that is not healthy answers 503 with the same body, so that is an
     /// answer here too (`status` is not `ok`, `problems` say why).
     pub fn health(&self) -> Result<Health> {

@@ -137,6 +137,8 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(detect_api::delete_webhook))
         .routes(routes!(detect_api::stream))
         .routes(routes!(privacy::erase))
+        .routes(routes!(privacy::create_hold, privacy::list_holds))
+        .routes(routes!(privacy::release_hold))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

@@ -30,3 +30,60 @@ pub struct Erasure {
     /// How long other nodes may still use a cached copy of the key, in seconds.
     pub cache_bound_secs: u64,
 }
+
+/// `POST /v1/holds`: exactly one of `subject`, `filter` (search filters by their query names) or
+/// `tenant: true`, with a reason and a reference.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateHold {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<bool>,
+    /// Why (a lawsuit, an investigation); 1 to 2000 characters.
+    pub reason: String,
+    /// A case or matter number; 1 to 256 characters.
+    pub reference: String,
+}
+
+/// `DELETE /v1/holds/{id}`: why the hold ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseHold {
+    /// 1 to 2000 characters.
+    pub reason: String,
+}
+
+/// A legal hold as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldView {
+    /// `hold_` and 16 hex digits.
+    pub id: String,
+    /// `{"tenant": true}`, `{"subject": "..."}` or `{"filter": {...}}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub scope: serde_json::Value,
+    pub reason: String,
+    pub reference: String,
+    /// The actor that placed it (`key:<id>`).
+    pub placed_by: String,
+    pub created_at: String,
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_reason: Option<String>,
+}
+
+/// `GET /v1/holds`: every hold of the tenant, active and released, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldList {
+    pub holds: Vec<HoldView>,
+}

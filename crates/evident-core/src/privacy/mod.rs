@@ -1,5 +1,7 @@
 //! Privacy: what Evident keeps so that personal values can be forgotten while every proof stays
 //! valid. `idempotency.rs` owns the digest that recognises a repeated event without keeping
-//! anything that reveals its personal values once the subject's data key is gone.
+//! anything that reveals its personal values once the subject's data key is gone; `holds.rs`
+//! the legal holds that stop erasure and retention.
 
+pub mod holds;
 pub mod idempotency;
