@@ -46,7 +46,8 @@ macro_rules! store_conformance_suite {
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
             signing_key_rotation, service_state, subscribers_see_commits,
-            repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing);
+            repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing,
+            retention_destroys_only_months_past_the_maximum);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -264,10 +265,60 @@ pub fn stored_digests_resist_guessing(harness: &dyn Harness) {
     }
     assert!(engine.erase_subject(&acme, "cust-g").unwrap());
     assert_eq!(
-        engine.store().data_key(&acme, "cust-g").unwrap(),
-        None,
-        "the key that made the digest is gone"
+        engine.store().data_key_names(&acme, Some("cust-g")).unwrap(),
+        Vec::<String>::new(),
+        "the keys that made the digest are gone"
     );
+}
+
+/// Keys are per subject and month: retention destroys the months past the maximum while the same
+/// subject's newer events stay readable, skips subjects under a legal hold, and erasure destroys
+/// every month of a subject.
+pub fn retention_destroys_only_months_past_the_maximum(harness: &dyn Harness) {
+    use crate::privacy::holds::{Hold, Scope, put_holds};
+    use crate::privacy::retention::{Policy, put_policy};
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let now = Micros::now();
+    let days_ago = |days: i64| Micros(now.0 - days * 86_400_000_000).to_rfc3339();
+    let at =
+        |id: &str, subject: &str, days: i64| event(id, json!({"subject": subject, "time": days_ago(days)}));
+    let indices: Vec<u64> = append(
+        &engine,
+        &acme,
+        vec![at("old", "cust-r", 400), at("new", "cust-r", 1), at("held", "cust-h", 400)],
+    )
+    .iter()
+    .map(stored_index)
+    .collect();
+    assert_eq!(engine.store().data_key_names(&acme, Some("cust-r")).unwrap().len(), 2, "one key per month");
+    let hold = Hold {
+        id: "hold_1".into(),
+        scope: Scope::Subject("cust-h".into()),
+        reason: "litigation".into(),
+        reference: "CASE-1".into(),
+        placed_by: "key:test".into(),
+        created_at: now.to_rfc3339(),
+        released: None,
+    };
+    put_holds(&**engine.store(), &acme, &[hold]).unwrap();
+    assert_eq!(
+        engine.apply_retention(&acme, now).unwrap().keys_destroyed,
+        0,
+        "no maximum, nothing destroyed"
+    );
+    put_policy(&**engine.store(), &acme, &Policy { max_days: Some(365), ..Policy::default() }).unwrap();
+    let run = engine.apply_retention(&acme, now).unwrap();
+    assert_eq!((run.keys_destroyed, run.keys_held), (1, 1));
+    let personal = |index| engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap().personal;
+    assert_eq!(
+        indices.iter().map(|&i| personal(i)).collect::<Vec<_>>(),
+        vec![PersonalState::Erased, PersonalState::Included, PersonalState::Included]
+    );
+    assert!(engine.erase_subject(&acme, "cust-r").unwrap());
+    assert_eq!(personal(indices[1]), PersonalState::Erased, "erasure takes every month");
+    assert_eq!(engine.store().data_key_names(&acme, Some("cust-r")).unwrap(), Vec::<String>::new());
 }
 
 /// The marker a backend's `downgrade` writes where version 1 kept its unsalted hash of the whole
@@ -1015,6 +1066,9 @@ impl LogStore for FaultyStore {
     }
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
         self.inner.data_key(tenant, subject)
+    }
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
+        self.inner.data_key_names(tenant, subject)
     }
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         self.inner.erase_data_key(tenant, subject)

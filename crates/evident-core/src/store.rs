@@ -229,6 +229,11 @@ pub trait LogStore: Send + Sync {
     /// The wrapped data key of a subject, if one is stored.
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>>;
 
+    /// The names of the stored data keys of `subject` (its own and its periods',
+    /// `subject<U+001F><period>`, see `crate::privacy::retention`), or of every subject of the
+    /// tenant when `None`.
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>>;
+
     /// Destroys a subject's data key; `false` if there was none. On return no copy of the wrapped
     /// key is left in the store's files that the store can overwrite (journal, free pages), even
     /// when there was none to delete (a retry after a failure finishes the job).

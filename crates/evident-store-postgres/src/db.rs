@@ -757,6 +757,24 @@ impl Db {
         Ok(found)
     }
 
+    pub(crate) async fn data_key_names(
+        &self,
+        tenant: &TenantId,
+        subject: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let rows = query(
+            &client,
+            "SELECT subject FROM data_keys WHERE tid = $1
+             AND ($2::text IS NULL OR subject = $2 OR left(subject, length($2) + 1) = $2 || chr(31))
+             ORDER BY subject",
+            &[&tid, &subject],
+        )
+        .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     pub(crate) async fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
         let tid = self.tid(&client, tenant).await?;

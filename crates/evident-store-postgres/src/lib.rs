@@ -315,6 +315,11 @@ impl LogStore for PgStore {
         self.run(move |db| async move { db.data_key(&tenant, &subject).await })
     }
 
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
+        let (tenant, subject) = (tenant.clone(), subject.map(str::to_owned));
+        self.run(move |db| async move { db.data_key_names(&tenant, subject.as_deref()).await })
+    }
+
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         let (tenant, subject) = (tenant.clone(), subject.to_owned());
         self.run(move |db| async move { db.erase_data_key(&tenant, &subject).await })

@@ -411,6 +411,19 @@ impl LogStore for SqliteStore {
         })
     }
 
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
+        let tid = self.tid(tenant)?;
+        self.read(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT subject FROM data_keys WHERE tid = ?1
+                 AND (?2 IS NULL OR subject = ?2 OR substr(subject, 1, length(?2) + 1) = ?2 || char(31))
+                 ORDER BY subject",
+            )?;
+            let rows = statement.query_map(params![tid, subject], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         let tid = self.tid(tenant)?;
         let writer = self.writer.lock().expect("writer lock");

@@ -47,6 +47,7 @@ use crate::event::TenantPolicy;
 use crate::leaf::{self, Recorded};
 use crate::log::LogState;
 use crate::privacy::idempotency::{Idempotency, PersonalDigest};
+use crate::privacy::retention;
 use crate::seal::{DataKey, MasterKey, random_32};
 use crate::stats::EngineStats;
 use crate::store::{NewDataKey, NewEntry, Store, TenantId};
@@ -442,12 +443,21 @@ impl Engine {
         self.shared.data_key(tenant, subject)
     }
 
-    /// Destroys a subject's data key: its personal parts can no longer be opened, while every
-    /// leaf still verifies. `false` if the subject had no key.
+    /// Destroys every data key of a subject (its own and its months'): its personal parts can no
+    /// longer be opened, while every leaf still verifies. `false` if the subject had no key.
     pub fn erase_subject(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
+        let mut destroyed = false;
+        for name in self.shared.store.data_key_names(tenant, Some(subject))? {
+            destroyed |= self.erase_data_key(tenant, &name)?;
+        }
+        Ok(destroyed)
+    }
+
+    /// Destroys one data key by its name (and this node's cached copy).
+    pub(crate) fn erase_data_key(&self, tenant: &TenantId, name: &str) -> Result<bool> {
         let mut keys = self.shared.keys.lock().expect("keys lock");
-        keys.remove(&(tenant.clone(), subject.to_owned()));
-        self.shared.store.erase_data_key(tenant, subject)
+        keys.remove(&(tenant.clone(), name.to_owned()));
+        self.shared.store.erase_data_key(tenant, name)
     }
 }
 
@@ -508,7 +518,7 @@ impl Shared {
         let sealed = match &leaf.personal {
             None => None,
             Some(personal) => {
-                let subject = leaf::sealing_subject(&event);
+                let subject = retention::key_name(&leaf::sealing_subject(&event), event.time);
                 let (key, wrapped) = self.key_for_writing(tenant, &subject).map_err(|err| err.to_string())?;
                 if let Some(wrapped) = wrapped {
                     new_key = Some(NewDataKey { tenant: tenant.clone(), subject: subject.clone(), wrapped });
