@@ -139,6 +139,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::erase))
         .routes(routes!(privacy::create_hold, privacy::list_holds))
         .routes(routes!(privacy::release_hold))
+        .routes(routes!(privacy::get_retention, privacy::put_retention))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

@@ -1,5 +1,6 @@
-//! Privacy endpoints, for the `privacy` role and admins: erasure of a data subject (GDPR Art. 17)
-//! and legal holds (which stop erasure). Each action is an event in the tenant's own log
+//! Privacy endpoints, for the `privacy` role and admins: erasure of a data subject (GDPR Art. 17),
+//! legal holds (which stop erasure and retention), and retention settings with the background
+//! job that applies them ([`Retention`]). Each action is an event in the tenant's own log
 //! (`evident.privacy.*`), recorded before it takes effect.
 //!
 //! Erasure destroys the subject's data key (`Engine::erase_subject`): every personal part sealed
@@ -12,7 +13,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use evident_core::engine::Outcome;
 use evident_core::privacy::holds::{self, Hold, Release, Scope};
-use evident_wire::privacy::{CreateHold, EraseRequest, Erasure, HoldList, HoldView, ReleaseHold};
+use evident_core::privacy::retention::{self, Preset};
+use evident_wire::privacy::{
+    CreateHold, EraseRequest, Erasure, HoldList, HoldView, ReleaseHold, RetentionPreset, RetentionSettings,
+};
 
 use crate::AppState;
 use crate::audit::{self, AuditEvent};
@@ -266,4 +270,156 @@ pub async fn release_hold(
     let (store, tenant) = (state.engine.store().clone(), principal.tenant.clone());
     blocking(move || holds::put_holds(&*store, &tenant, &all)).await?;
     Ok(Json(hold_view(released)))
+}
+
+fn retention_view(policy: &retention::Policy) -> evident_wire::privacy::Retention {
+    evident_wire::privacy::Retention {
+        settings: RetentionSettings {
+            presets: policy.presets.iter().map(|p| p.as_str().to_owned()).collect(),
+            min_days: policy.min_days,
+            max_days: policy.max_days,
+            override_reason: policy.override_reason.clone(),
+        },
+        floor_days: policy.floor_days(),
+        available_presets: Preset::ALL
+            .into_iter()
+            .map(|p| RetentionPreset {
+                name: p.as_str().to_owned(),
+                floor_days: p.floor_days(),
+                online_days: p.online_days(),
+            })
+            .collect(),
+    }
+}
+
+/// The tenant's retention of personal parts.
+#[utoipa::path(get, path = "/v1/retention",
+    responses((status = 200, body = evident_wire::privacy::Retention), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_retention(
+    State(state): State<AppState>,
+    caller: Caller<auth::Privacy>,
+) -> ApiResult<Json<evident_wire::privacy::Retention>> {
+    let (store, tenant) = (state.engine.store().clone(), caller.principal.tenant.clone());
+    let policy = blocking(move || retention::policy(&*store, &tenant)).await?;
+    Ok(Json(retention_view(&policy)))
+}
+
+/// Sets the tenant's retention; a minimum or maximum below a chosen preset's floor needs
+/// `override_reason`. Recorded as `evident.privacy.retention_set` (with the override).
+#[utoipa::path(put, path = "/v1/retention", request_body = RetentionSettings,
+    responses((status = 200, body = evident_wire::privacy::Retention), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn put_retention(
+    State(state): State<AppState>,
+    caller: Caller<auth::Privacy>,
+    request: axum::body::Bytes,
+) -> ApiResult<Json<evident_wire::privacy::Retention>> {
+    let principal = caller.principal;
+    let request: RetentionSettings = body(&request)?;
+    let presets = request
+        .presets
+        .iter()
+        .map(|name| {
+            Preset::parse(name).ok_or_else(|| {
+                ApiError::invalid_param(
+                    "presets",
+                    "enum",
+                    format!("unknown preset {name:?}: pci_dss, hipaa or sox"),
+                )
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    if let Some(reason) = &request.override_reason {
+        required_text("override_reason", reason, 2000)?;
+    }
+    let policy = retention::Policy {
+        presets,
+        min_days: request.min_days,
+        max_days: request.max_days,
+        override_reason: request.override_reason,
+    };
+    policy.check().map_err(|refused| ApiError::invalid_param(refused.field, "range", refused.reason))?;
+    let view = retention_view(&policy);
+    let mut metadata = BTreeMap::from([
+        ("presets".to_owned(), view.settings.presets.join(",")),
+        ("min_days".to_owned(), policy.min_days.to_string()),
+        ("max_days".to_owned(), policy.max_days.map_or("none".to_owned(), |d| d.to_string())),
+    ]);
+    if let Some(reason) = &policy.override_reason {
+        metadata.insert("override_reason".to_owned(), reason.clone());
+    }
+    let event = AuditEvent {
+        event_type: "evident.privacy.retention_set",
+        action: "configure",
+        target: ("retention".to_owned(), principal.tenant.to_string()),
+        metadata,
+        ..AuditEvent::by(&principal)
+    };
+    audit::record(&state, &principal.tenant, event).await?;
+    let (store, tenant) = (state.engine.store().clone(), principal.tenant.clone());
+    blocking(move || retention::put_policy(&*store, &tenant, &policy)).await?;
+    Ok(Json(view))
+}
+
+/// The background job that applies every led tenant's maximum, every
+/// `EVIDENT_RETENTION_INTERVAL_MS` (default an hour), each run recorded as
+/// `evident.privacy.retention_applied` with its counts.
+pub struct Retention {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Retention {
+    pub fn start(state: AppState) -> Retention {
+        let interval = std::env::var("EVIDENT_RETENTION_INTERVAL_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(std::time::Duration::from_secs(3600), std::time::Duration::from_millis);
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                for (tenant, _) in state.engine.led_tenants() {
+                    if let Err(err) = apply_retention(&state, &tenant).await {
+                        tracing::error!(%tenant, error = ?err, "retention run failed; retried at the next run");
+                    }
+                }
+            }
+        });
+        Retention { stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// One run for one tenant: nothing (and no event) without a maximum.
+async fn apply_retention(state: &AppState, tenant: &evident_core::store::TenantId) -> ApiResult<()> {
+    let (engine, who) = (state.engine.clone(), tenant.clone());
+    let now = evident_wire::Micros::now();
+    let run = blocking(move || engine.apply_retention(&who, now)).await?;
+    let Some(cutoff) = run.cutoff else { return Ok(()) };
+    let event = AuditEvent {
+        event_type: "evident.privacy.retention_applied",
+        action: "other",
+        outcome: "success",
+        actor_id: "evident-retention".to_owned(),
+        actor_type: "system",
+        target: ("retention".to_owned(), tenant.to_string()),
+        metadata: BTreeMap::from([
+            ("cutoff".to_owned(), cutoff.to_rfc3339()),
+            ("keys_destroyed".to_owned(), run.keys_destroyed.to_string()),
+            ("keys_held".to_owned(), run.keys_held.to_string()),
+        ]),
+        ..AuditEvent::default()
+    };
+    audit::record(state, tenant, event).await
 }

@@ -87,3 +87,42 @@ pub struct HoldView {
 pub struct HoldList {
     pub holds: Vec<HoldView>,
 }
+
+/// `PUT /v1/retention`: a tenant's retention of personal parts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Named minimums: `pci_dss` (365 days, 90 online), `hipaa` (6 years), `sox` (7 years).
+    #[serde(default)]
+    pub presets: Vec<String>,
+    /// Personal parts are kept at least this many days.
+    #[serde(default)]
+    pub min_days: u32,
+    /// Personal parts older than this many days become unrecoverable; absent: kept until erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_days: Option<u32>,
+    /// Accepts a minimum or maximum below a preset's floor; recorded with the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
+}
+
+/// One named minimum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionPreset {
+    pub name: String,
+    pub floor_days: u32,
+    /// How much of it must be immediately available.
+    pub online_days: u32,
+}
+
+/// `GET /v1/retention`: the settings, the floor they imply, and the presets there are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Retention {
+    pub settings: RetentionSettings,
+    /// The highest floor of the chosen presets, in days.
+    pub floor_days: u32,
+    pub available_presets: Vec<RetentionPreset>,
+}

@@ -171,6 +171,11 @@ impl Serve {
         response.json().expect("JSON")
     }
 
+    /// GET `path` with `key`: the status only.
+    pub fn get_status(&self, key: &str, path: &str) -> u16 {
+        client().get(self.url(path)).bearer_auth(key).send().expect("GET").status().as_u16()
+    }
+
     /// GET `path` with `key`: must answer 200; the body.
     pub fn get_bytes(&self, key: &str, path: &str) -> Vec<u8> {
         let response = client().get(self.url(path)).bearer_auth(key).send().expect("GET");

@@ -110,16 +110,16 @@ impl Policy {
 
     /// Checks the policy; a minimum or maximum below a preset's floor needs an override reason.
     pub fn check(&self) -> std::result::Result<(), Refused> {
-        if let Some(max) = self.max_days {
-            if max == 0 || max < self.min_days {
-                return Err(Refused {
-                    field: "max_days",
-                    reason: format!(
-                        "max_days ({max}) must be at least 1 and at least min_days ({})",
-                        self.min_days
-                    ),
-                });
-            }
+        if let Some(max) = self.max_days
+            && (max == 0 || max < self.min_days)
+        {
+            return Err(Refused {
+                field: "max_days",
+                reason: format!(
+                    "max_days ({max}) must be at least 1 and at least min_days ({})",
+                    self.min_days
+                ),
+            });
         }
         let floor = self.floor_days();
         let below = [("min_days", Some(self.min_days)), ("max_days", self.max_days)]
