@@ -60,6 +60,8 @@ enum Command {
     Webhooks(detect::WebhooksArgs),
     /// Erase a data subject: its personal values become unreadable everywhere, every proof stays valid.
     Erase(privacy::EraseArgs),
+    /// Write a report about a subject: access, disclosures or erasure (JSON, or HTML for .html).
+    Report(privacy::ReportArgs),
     /// Legal holds: create, list, release. A hold stops erasure of what it covers.
     Holds(privacy::HoldsArgs),
     /// Verify a stopped store: every entry, tile and checkpoint of every log.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Webhooks(args) => detect::webhooks(args),
         Command::Erase(args) => privacy::erase(args),
         Command::Holds(args) => privacy::holds(args),
+        Command::Report(args) => privacy::report(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
     };

@@ -1,5 +1,5 @@
 //! Privacy commands over the API: `evident erase SUBJECT --reason TEXT --reference REF`,
-//! `evident holds create|list|release`.
+//! `evident holds create|list|release`, `evident report SUBJECT --kind KIND --output FILE`.
 
 use std::process::ExitCode;
 
@@ -134,4 +134,75 @@ pub fn holds(args: HoldsArgs) -> Result<ExitCode> {
         output::table(HOLD_HEADER, &shown.iter().map(hold_row).collect::<Vec<_>>());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The data subject's pseudonymous id.
+    subject: String,
+    /// access, disclosures or erasure.
+    #[arg(long)]
+    kind: String,
+    /// Where to write it: a printable HTML page when the name ends in .html, JSON otherwise.
+    #[arg(long)]
+    output: std::path::PathBuf,
+    /// Also write the export bundle of the report's events, which `evident verify` checks offline.
+    #[arg(long, value_name = "PATH")]
+    bundle: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub fn report(args: ReportArgs) -> Result<ExitCode> {
+    let client = args.client.client();
+    let html = args
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+    let what = format!("the {} report of {}", args.kind, args.subject);
+    let body =
+        client.report(&args.subject, &args.kind, html).with_context(|| format!("cannot get {what}"))?;
+    std::fs::write(&args.output, &body).with_context(|| format!("cannot write {}", args.output.display()))?;
+    if let Some(bundle) = &args.bundle {
+        let json = if html { client.report(&args.subject, &args.kind, false)? } else { body };
+        let report: serde_json::Value = serde_json::from_slice(&json).context("the report is not JSON")?;
+        let pairs: Vec<(String, String)> = report["bundle_filter"]
+            .as_object()
+            .map(|filter| {
+                filter.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect()
+            })
+            .unwrap_or_default();
+        let params = search_params(&pairs);
+        let mut file =
+            std::fs::File::create(bundle).with_context(|| format!("cannot create {}", bundle.display()))?;
+        client
+            .export_to_writer(&params, std::time::Duration::from_secs(600), &mut file)
+            .with_context(|| format!("cannot export the events of {what}"))?;
+    }
+    if !output::json_wanted(args.client.json) {
+        println!("wrote {what} to {}", args.output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An export's parameters from a report's `bundle_filter` (search filters by their query names).
+fn search_params(pairs: &[(String, String)]) -> evident_wire::api::SearchParams {
+    let mut params = evident_wire::api::SearchParams::default();
+    for (name, value) in pairs {
+        let slot = match name.as_str() {
+            "from" => &mut params.from,
+            "to" => &mut params.to,
+            "actor" => &mut params.actor,
+            "subject" => &mut params.subject,
+            "target_type" => &mut params.target_type,
+            "target_id" => &mut params.target_id,
+            "type" => &mut params.event_type,
+            "action" => &mut params.action,
+            "outcome" => &mut params.outcome,
+            "source" => &mut params.source,
+            _ => continue,
+        };
+        *slot = Some(value.clone());
+    }
+    params
 }

@@ -533,3 +533,95 @@ fn chrono_like_now() -> i64 {
 fn days_ago(now: i64, days: i64) -> String {
     evident_wire::Micros(now - days * 86_400_000_000).to_rfc3339()
 }
+
+/// The three reports through the CLI, as JSON and HTML, each with a bundle that verifies offline.
+#[test]
+fn reports_list_accesses_disclosures_and_erasures() {
+    let serve = Serve::fresh();
+    let files = tempfile::tempdir().unwrap();
+    let privacy = serve.key("privacy");
+    let producer = serve.key("producer");
+    let mut sent = events("cust-r", SECRETS, 40);
+    sent[1]["type"] = json!("customer.data.exported");
+    sent[1]["action"] = json!("export");
+    sent[1].as_object_mut().unwrap().remove("changes");
+    assert_eq!(serve.post(&producer, "/v1/events", &sent).0, 200);
+    let investigator = serve.key("investigator");
+    serve.get(&investigator, "/v1/subjects/cust-r/timeline?purpose=DSR%20check%20T-9");
+    let vkey = text(&serve.get_bytes(&privacy_reader(&serve), "/v1/logs/default/vkeys"))
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let report = |kind: &str, file: &str| -> (PathBuf, PathBuf) {
+        let (out, bundle) = (files.path().join(file), files.path().join(format!("{kind}.bundle")));
+        let args = [
+            "report",
+            "cust-r",
+            "--kind",
+            kind,
+            "--output",
+            out.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+        ];
+        succeeded(&evident(&serve.base, &privacy, &args), "report");
+        let verified = Command::new(EVIDENT)
+            .arg("verify")
+            .arg(&bundle)
+            .args(["--vkey", &vkey, "--origin", ORIGIN])
+            .output()
+            .unwrap();
+        succeeded(&verified, "the report's bundle");
+        (out, bundle)
+    };
+    let (access, _) = report("access", "access.json");
+    let access: Value = serde_json::from_slice(&std::fs::read(access).unwrap()).unwrap();
+    assert_eq!(access["events"].as_array().unwrap().len(), 3, "{access}");
+    assert!(
+        access["events"].to_string().contains(SECRETS[0]),
+        "the subject's personal data is in its access report"
+    );
+    let read = access["accesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["role"] == "investigator")
+        .expect("the investigator's read");
+    assert_eq!(
+        (read["purpose"].as_str(), read["type"].as_str()),
+        (Some("DSR check T-9"), Some("evident.audit.read")),
+        "{read}"
+    );
+    let (disclosures, _) = report("disclosures", "disclosures.html");
+    let page = text(&std::fs::read(disclosures).unwrap());
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("disclosures (1)"), "{page}");
+    let erase = json!({"reason": "Art. 17", "reference": "DSR-9"});
+    assert_eq!(serve.post(&privacy, "/v1/subjects/cust-r/erasure", &erase).0, 200);
+    let (erasure, _) = report("erasure", "erasure.json");
+    let erasure: Value = serde_json::from_slice(&std::fs::read(erasure).unwrap()).unwrap();
+    assert_eq!(
+        (erasure["erased"].clone(), erasure["keys_left"].clone()),
+        (json!(true), json!(0)),
+        "{erasure}"
+    );
+    assert_eq!(erasure["erasures"][0]["event"]["metadata"]["reference"], "DSR-9");
+    assert!(erasure["checkpoint"].as_str().unwrap().starts_with(ORIGIN), "{erasure}");
+    // The next access report shows the reports read so far, with their role.
+    let again = serve.get(&privacy, "/v1/subjects/cust-r/report?kind=access");
+    assert!(
+        again["accesses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["type"] == "evident.audit.report" && a["role"] == "privacy"),
+        "{again}"
+    );
+    assert!(!again["events"].to_string().contains(SECRETS[0]), "erased values are gone from the report");
+    for (path, status) in
+        [("/v1/subjects/cust-r/report?kind=everything", 400), ("/v1/subjects/cust-r/report", 400)]
+    {
+        assert_eq!(serve.get_status(&privacy, path), status, "{path}");
+    }
+    assert_eq!(serve.get_status(&serve.key("reader"), "/v1/subjects/cust-r/report?kind=access"), 403);
+}

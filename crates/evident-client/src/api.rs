@@ -153,6 +153,20 @@ impl Client {
         Client::read_json(url.as_str(), response)
     }
 
+    /// `GET /v1/subjects/{subject}/report?kind=`: a report about a subject, as JSON or (with
+    /// `html`) a printable HTML page; the bytes as served.
+    pub fn report(&self, subject: &str, kind: &str, html: bool) -> Result<Vec<u8>> {
+        let url = self.endpoint(&["v1", "subjects", subject, "report"])?;
+        let accept = if html { "text/html" } else { "application/json" };
+        let builder =
+            self.http.get(url.clone()).query(&[("kind", kind)]).header(reqwest::header::ACCEPT, accept);
+        let response = self.send(url.as_str(), builder)?;
+        let bytes = response
+            .bytes()
+            .map_err(|err| Error::Protocol { url: url.to_string(), reason: error_chain(&err) })?;
+        Ok(bytes.to_vec())
+    }
+
     /// `GET /healthz`: a node that is not healthy answers 503 with the same body, so that is an
     /// answer here too (`status` is not `ok`, `problems` say why).
     pub fn health(&self) -> Result<Health> {

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod principal;
 pub mod privacy;
 pub mod query;
+pub mod report_html;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -140,6 +141,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::create_hold, privacy::list_holds))
         .routes(routes!(privacy::release_hold))
         .routes(routes!(privacy::get_retention, privacy::put_retention))
+        .routes(routes!(privacy::report))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

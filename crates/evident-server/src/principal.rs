@@ -33,7 +33,11 @@ impl Principal {
         match need {
             Need::Append => self.role == Role::Producer,
             Need::Read => {
-                matches!(self.role, Role::Reader | Role::Investigator | Role::Auditor | Role::Admin)
+                // Privacy officers read (without personal values) to export their reports' bundles.
+                matches!(
+                    self.role,
+                    Role::Reader | Role::Investigator | Role::Auditor | Role::Admin | Role::Privacy
+                )
             }
             Need::Review => matches!(self.role, Role::Auditor | Role::Investigator | Role::Admin),
             Need::Admin => self.role == Role::Admin,

@@ -1,6 +1,7 @@
 //! Privacy endpoints, for the `privacy` role and admins: erasure of a data subject (GDPR Art. 17),
 //! legal holds (which stop erasure and retention), and retention settings with the background
-//! job that applies them ([`Retention`]). Each action is an event in the tenant's own log
+//! job that applies them ([`Retention`]), and the reports about one subject (access, disclosures,
+//! erasure) as JSON or as a printable HTML page. Each action is an event in the tenant's own log
 //! (`evident.privacy.*`), recorded before it takes effect.
 //!
 //! Erasure destroys the subject's data key (`Engine::erase_subject`): every personal part sealed
@@ -13,6 +14,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use evident_core::engine::Outcome;
 use evident_core::privacy::holds::{self, Hold, Release, Scope};
+use evident_core::privacy::report::Kind;
 use evident_core::privacy::retention::{self, Preset};
 use evident_wire::privacy::{
     CreateHold, EraseRequest, Erasure, HoldList, HoldView, ReleaseHold, RetentionPreset, RetentionSettings,
@@ -422,4 +424,62 @@ async fn apply_retention(state: &AppState, tenant: &evident_core::store::TenantI
         ..AuditEvent::default()
     };
     audit::record(state, tenant, event).await
+}
+
+/// `?kind=` of a report.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// `access`, `disclosures` or `erasure`.
+    pub kind: String,
+}
+
+/// A report about one subject: `access` (its events with personal data, and every access to
+/// them with date, role and purpose), `disclosures` (the last six years), or `erasure` (what was
+/// erased when, and the checkpoint). JSON, or a printable page with `Accept: text/html`. Reading
+/// it is recorded as `evident.audit.report`.
+#[utoipa::path(get, path = "/v1/subjects/{subject}/report",
+    params(("subject" = String, Path, description = "The data subject's pseudonymous id"), ReportParams),
+    responses((status = 200, description = "The report (JSON, or HTML with Accept: text/html)", body = Object),
+              (status = 400, body = evident_wire::api::Problem), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller<auth::Privacy>,
+    Path(subject): Path<String>,
+    headers: axum::http::HeaderMap,
+    query: Result<axum::extract::Query<ReportParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let principal = caller.principal;
+    let axum::extract::Query(params) =
+        query.map_err(|err| ApiError::invalid_param("kind", "enum", err.body_text()))?;
+    evident_wire::filter::identifier("subject", &subject, 256)?;
+    let kind = Kind::parse(&params.kind).ok_or_else(|| {
+        ApiError::invalid_param("kind", "enum", "kind must be access, disclosures or erasure")
+    })?;
+    let (engine, tenant, who) = (state.engine.clone(), principal.tenant.clone(), subject.clone());
+    let report =
+        blocking(move || engine.subject_report(&tenant, &who, kind, evident_wire::Micros::now())).await?;
+    let event = AuditEvent {
+        event_type: "evident.audit.report",
+        action: "read",
+        subject: Some(subject.clone()),
+        target: ("subject_report".to_owned(), format!("{}:{subject}", kind.as_str())),
+        reason: Some(format!("{} report", kind.as_str())),
+        data_classes: if kind == Kind::Erasure { Vec::new() } else { vec!["pii"] },
+        ..AuditEvent::by(&principal)
+    };
+    audit::record(&state, &principal.tenant, event).await?;
+    let html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if html {
+        let page = crate::report_html::page(&report);
+        return Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response());
+    }
+    Ok(Json(report).into_response())
 }

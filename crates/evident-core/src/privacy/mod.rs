@@ -2,8 +2,10 @@
 //! valid. `idempotency.rs` owns the digest that recognises a repeated event without keeping
 //! anything that reveals its personal values once the subject's data key is gone; `holds.rs`
 //! the legal holds that stop erasure and retention; `retention.rs` keys per subject and month,
-//! and the policies that destroy the months past a tenant's maximum.
+//! and the policies that destroy the months past a tenant's maximum; `report.rs` the access,
+//! disclosures and erasure reports about one subject.
 
 pub mod holds;
 pub mod idempotency;
+pub mod report;
 pub mod retention;
