@@ -94,7 +94,7 @@ mod tests {
             "accesses": [{"time": "t", "purpose": "<script>alert(1)</script>"}], "events": []
         }));
         assert!(page.contains("&lt;script&gt;") && !page.contains("<script>"), "{page}");
-        assert!(page.contains("<h2>accesses (1)</h2><table><tr><th>time</th><th>purpose</th>"), "{page}");
+        assert!(page.contains("<h2>accesses (1)</h2><table><tr><th>purpose</th><th>time</th>"), "{page}");
         assert!(page.contains("<h2>events (0)</h2><p>None.</p>"), "{page}");
     }
 }

@@ -1,7 +1,8 @@
 //! The reports a privacy officer hands out about one data subject, as JSON:
 //! - `access` (GDPR Art. 15, with CJEU C-579/21): the subject's events with their personal data,
-//!   and every access to that data (the service's own `evident.audit.*` records naming the
-//!   subject) with its date, the accessing key and role, and the stated purpose;
+//!   and every access to that data with its date, who, their role and the stated purpose: the
+//!   producers' read-like events (an agent viewing the record; the role is the actor's type) and
+//!   the service's own `evident.audit.*` records naming the subject (the role is the key's);
 //! - `disclosures` (HIPAA 164.528): the subject's events of the last six years that disclosed
 //!   data to someone outside (action `export`, or a type ending in `.disclosed` or `.shared`);
 //! - `erasure`: the `evident.privacy.erased` events naming the subject, whether any key of the
@@ -51,6 +52,15 @@ impl Kind {
     }
 }
 
+/// A read of the subject's data: a producer's event with a read-like action, or one of the
+/// service's `evident.audit.*` records.
+fn is_access(event: &Value) -> bool {
+    if event["source"] == "evident" {
+        return event["type"].as_str().is_some_and(|t| t.starts_with("evident.audit."));
+    }
+    matches!(event["action"].as_str(), Some("read" | "list" | "search" | "export"))
+}
+
 fn row(view: &EventView) -> Value {
     json!({"index": view.index, "event_id": view.event_id.to_string(), "personal": view.personal.as_str(), "event": view.event})
 }
@@ -85,13 +95,14 @@ impl Engine {
         let (checkpoint, bundle_filter, body) = match kind {
             Kind::Access => {
                 let (events, truncated) = self.all_events(tenant, &of_subject, Access::Personal)?;
-                let (own, audit): (Vec<_>, Vec<_>) =
-                    events.iter().partition(|v| v.event["source"] != "evident");
-                let accesses: Vec<Value> = audit
+                // Accesses: the producers' own reads of the subject's data (an agent viewing the
+                // record) and the service's records of reads through Evident.
+                let accesses: Vec<Value> = events
                     .iter()
-                    .filter(|v| v.event["type"].as_str().is_some_and(|t| t.starts_with("evident.audit.")))
+                    .filter(|v| is_access(&v.event))
                     .map(|v| self.access_row(v))
                     .collect::<Result<_>>()?;
+                let own: Vec<&EventView> = events.iter().filter(|v| v.event["source"] != "evident").collect();
                 let events: Vec<Value> = own.into_iter().map(row).collect();
                 (
                     self.checkpoint(tenant)?,
@@ -151,13 +162,14 @@ impl Engine {
     /// One access: when, which key in which role, what it did and why.
     fn access_row(&self, view: &EventView) -> Result<Value> {
         let actor = view.event["actor"]["id"].as_str().unwrap_or("");
-        let role = match actor.strip_prefix("key:") {
-            Some(key_id) => self.store().api_key(key_id)?.map(|key| key.role.as_str()),
-            None => None,
+        // A key's role for reads through Evident; the actor's type for the producers' own.
+        let role = match (view.event["source"] == "evident", actor.strip_prefix("key:")) {
+            (true, Some(key_id)) => self.store().api_key(key_id)?.map(|key| key.role.as_str().to_owned()),
+            _ => view.event["actor"]["type"].as_str().map(str::to_owned),
         };
         Ok(json!({
             "time": view.event["time"], "index": view.index, "event_id": view.event_id.to_string(),
-            "type": view.event["type"], "actor": actor, "role": role.unwrap_or("system"),
+            "type": view.event["type"], "actor": actor, "role": role.unwrap_or_else(|| "unknown".to_owned()),
             "purpose": view.event.get("reason").cloned().unwrap_or(Value::Null),
             "personal_data": view.event.get("data_classes").is_some(),
         }))
