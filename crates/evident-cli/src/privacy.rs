@@ -206,3 +206,50 @@ fn search_params(pairs: &[(String, String)]) -> evident_wire::api::SearchParams 
     }
     params
 }
+
+#[derive(clap::Args)]
+pub struct RotateMasterKeyArgs {
+    #[command(flatten)]
+    data_dir: crate::DataDirArg,
+    /// The master key file, if it is not the data directory's.
+    #[arg(long, env = "EVIDENT_MASTER_KEY_FILE")]
+    master_key_file: Option<std::path::PathBuf>,
+    /// The PostgreSQL store at this URL instead of the embedded one.
+    #[arg(long, env = "EVIDENT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The PostgreSQL schema Evident lives in (default `public`).
+    #[arg(long, env = "EVIDENT_DATABASE_SCHEMA")]
+    database_schema: Option<String>,
+}
+
+/// Makes `<master key file>.next` (or takes the one an interrupted run left), re-wraps every key
+/// with it, then moves it over the master key file: the old key is gone. Interrupted before the
+/// move, a rerun finishes (keys already re-wrapped are left as they are).
+pub fn rotate_master_key(args: RotateMasterKeyArgs) -> Result<ExitCode> {
+    use evident_core::seal::MasterKey;
+    let dir = crate::datadir::DataDir::open(&args.data_dir.data_dir, false)?;
+    let path = args.master_key_file.clone().unwrap_or_else(|| dir.path.join(crate::datadir::MASTER_KEY_FILE));
+    let next_path = std::path::PathBuf::from(format!("{}.next", path.display()));
+    let (old, _) = crate::datadir::read_or_create_key(&path, false)?;
+    let (next, _) = crate::datadir::read_or_create_key(&next_path, true)?;
+    let store = crate::fsck::open_store(&dir, &args.database_url, &args.database_schema)?;
+    let rotated = evident_core::privacy::rotation::rewrap_all(
+        &*store,
+        &MasterKey::from_bytes(old),
+        &MasterKey::from_bytes(next),
+    )
+    .context("cannot re-wrap the keys (the old master key is kept; rerun to finish)")?;
+    drop(store);
+    std::fs::rename(&next_path, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).ok();
+    }
+    println!(
+        "re-wrapped {} data keys and {} service secrets ({} already done); {} holds the new master key",
+        rotated.data_keys,
+        rotated.secrets,
+        rotated.already,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

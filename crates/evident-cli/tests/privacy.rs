@@ -625,3 +625,47 @@ fn reports_list_accesses_disclosures_and_erasures() {
     }
     assert_eq!(serve.get_status(&serve.key("reader"), "/v1/subjects/cust-r/report?kind=access"), 403);
 }
+
+/// `evident keys rotate-master-key` on a stopped server: afterwards the server starts (its
+/// detection secret opens), personal values read back, and the old master key opens no stored key.
+#[test]
+fn master_key_rotation_leaves_the_old_key_unneeded() {
+    let files = tempfile::tempdir().unwrap();
+    let data = files.path().join("data");
+    let serve = Serve::first_start(&data);
+    let (producer, investigator) = (serve.key("producer"), serve.key("investigator"));
+    let (status, body) = serve.post(&producer, "/v1/events", &events("cust-k", SECRETS, 50));
+    assert_eq!(status, 200, "{body}");
+    let id = body["receipts"][0]["event_id"].as_str().unwrap().to_owned();
+    let read = |serve: &Serve| serve.get(&investigator, &format!("/v1/events/{id}?purpose=audit"));
+    assert_eq!(read(&serve)["personal"], "included");
+    serve.terminate();
+    let old = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let rotate =
+        Command::new(EVIDENT).args(["keys", "rotate-master-key", "--data-dir"]).arg(&data).output().unwrap();
+    succeeded(&rotate, "rotate-master-key");
+    assert!(text(&rotate.stdout).contains("re-wrapped"), "{}", text(&rotate.stdout));
+    let new = std::fs::read_to_string(data.join("master.key")).unwrap();
+    assert_ne!(old, new);
+    assert!(!data.join("master.key.next").exists());
+    let decode = |text: &str| -> [u8; 32] {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap().try_into().unwrap()
+    };
+    let connection = rusqlite::Connection::open(data.join("evident.sqlite")).unwrap();
+    let mut statement = connection.prepare("SELECT subject, wrapped FROM data_keys").unwrap();
+    let keys: Vec<(String, Vec<u8>)> =
+        statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).unwrap().map(Result::unwrap).collect();
+    assert!(!keys.is_empty());
+    let (old, new) = (
+        evident_core::seal::MasterKey::from_bytes(decode(&old)),
+        evident_core::seal::MasterKey::from_bytes(decode(&new)),
+    );
+    for (name, wrapped) in &keys {
+        assert!(old.unwrap("default", name, wrapped).is_err(), "{name} still opens with the old key");
+        assert!(new.unwrap("default", name, wrapped).is_ok(), "{name} does not open with the new key");
+    }
+    let serve = Serve::start(&data);
+    assert_eq!(read(&serve)["personal"], "included");
+    assert!(read(&serve).to_string().contains(SECRETS[0]));
+}

@@ -47,7 +47,7 @@ macro_rules! store_conformance_suite {
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
             signing_key_rotation, service_state, subscribers_see_commits,
             repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing,
-            retention_destroys_only_months_past_the_maximum);
+            retention_destroys_only_months_past_the_maximum, master_key_rotation_leaves_the_old_key_unneeded);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -319,6 +319,43 @@ pub fn retention_destroys_only_months_past_the_maximum(harness: &dyn Harness) {
     assert!(engine.erase_subject(&acme, "cust-r").unwrap());
     assert_eq!(personal(indices[1]), PersonalState::Erased, "erasure takes every month");
     assert_eq!(engine.store().data_key_names(&acme, Some("cust-r")).unwrap(), Vec::<String>::new());
+}
+
+/// After a master-key rotation every data key and service secret opens with the new key and none
+/// with the old one; a rerun (after a crash, say) finds nothing left to do.
+pub fn master_key_rotation_leaves_the_old_key_unneeded(harness: &dyn Harness) {
+    use crate::privacy::rotation::rewrap_all;
+    let acme = tenant("acme");
+    let (old, new) = (MasterKey::from_bytes(MASTER), MasterKey::from_bytes([8; 32]));
+    let store = harness.open();
+    {
+        let engine = engine_over(Arc::clone(&store), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        append(
+            &engine,
+            &acme,
+            vec![event("r1", json!({"subject": "cust-1"})), event("r2", json!({"subject": "cust-2"}))],
+        );
+    }
+    store.put_state("detect/secret", &old.wrap_secret("detect/secret", &[5; 32])).unwrap();
+    let rotated = rewrap_all(&*store, &old, &new).unwrap();
+    assert_eq!((rotated.data_keys, rotated.secrets, rotated.already), (2, 1, 0));
+    assert_eq!(rewrap_all(&*store, &old, &new).unwrap().already, 3, "a rerun changes nothing");
+    for name in store.data_key_names(&acme, None).unwrap() {
+        let wrapped = store.data_key(&acme, &name).unwrap().unwrap();
+        assert!(new.unwrap("acme", &name, &wrapped).is_ok() && old.unwrap("acme", &name, &wrapped).is_err());
+    }
+    let secret = store.get_state("detect/secret").unwrap().unwrap();
+    assert!(old.unwrap_secret("detect/secret", &secret).is_err());
+    assert_eq!(*new.unwrap_secret("detect/secret", &secret).unwrap(), [5; 32]);
+    let engine = Engine::open(Arc::clone(&store), SEED, new, EngineConfig::default()).unwrap();
+    for index in [0, 1] {
+        let view = engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap();
+        assert_eq!(view.personal, PersonalState::Included);
+    }
+    drop(engine);
+    let stale = engine_over(store, EngineConfig::default());
+    assert!(matches!(stale.event(&acme, EventRef::Index(0), Access::Personal), Err(Error::Sealed(_))));
 }
 
 /// The marker a backend's `downgrade` writes where version 1 kept its unsalted hash of the whole
@@ -1069,6 +1106,9 @@ impl LogStore for FaultyStore {
     }
     fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
         self.inner.data_key_names(tenant, subject)
+    }
+    fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool> {
+        self.inner.replace_data_key(tenant, name, wrapped)
     }
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         self.inner.erase_data_key(tenant, subject)

@@ -234,6 +234,10 @@ pub trait LogStore: Send + Sync {
     /// tenant when `None`.
     fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>>;
 
+    /// Replaces the wrapped form of a stored data key (master-key rotation); `false` if there is
+    /// no such key.
+    fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool>;
+
     /// Destroys a subject's data key; `false` if there was none. On return no copy of the wrapped
     /// key is left in the store's files that the store can overwrite (journal, free pages), even
     /// when there was none to delete (a retry after a failure finishes the job).

@@ -775,6 +775,23 @@ impl Db {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
+    pub(crate) async fn replace_data_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        wrapped: &[u8],
+    ) -> Result<bool> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let updated = execute(
+            &client,
+            "UPDATE data_keys SET wrapped = $3 WHERE tid = $1 AND subject = $2",
+            &[&tid, &name, &wrapped],
+        )
+        .await?;
+        Ok(updated == 1)
+    }
+
     pub(crate) async fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
         let tid = self.tid(&client, tenant).await?;

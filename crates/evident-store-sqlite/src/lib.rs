@@ -424,6 +424,18 @@ impl LogStore for SqliteStore {
         })
     }
 
+    fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool> {
+        let tid = self.tid(tenant)?;
+        let writer = self.writer.lock().expect("writer lock");
+        let updated = writer
+            .execute(
+                "UPDATE data_keys SET wrapped = ?3 WHERE tid = ?1 AND subject = ?2",
+                params![tid, name, wrapped],
+            )
+            .map_err(storage)?;
+        Ok(updated == 1)
+    }
+
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         let tid = self.tid(tenant)?;
         let writer = self.writer.lock().expect("writer lock");
