@@ -669,3 +669,42 @@ fn master_key_rotation_leaves_the_old_key_unneeded() {
     assert_eq!(read(&serve)["personal"], "included");
     assert!(read(&serve).to_string().contains(SECRETS[0]));
 }
+
+/// Investigators find events by a personal value through search tokens; the value is recorded
+/// nowhere in clear; an erased subject drops out.
+#[test]
+fn personal_fields_are_searchable_until_erased() {
+    let serve = Serve::fresh();
+    let producer = serve.key("producer");
+    for (subject, first) in [("cust-s1", 40), ("cust-s2", 43)] {
+        assert_eq!(serve.post(&producer, "/v1/events", &events(subject, SECRETS, first)).0, 200);
+    }
+    let investigator = serve.key("investigator");
+    let search = |key: &str, body: Value| serve.post(key, "/v1/personal-search", &body);
+    let by_ip = json!({"field": "origin.ip", "value": SECRETS[1], "purpose": "fraud case F-1"});
+    let (status, found) = search(&investigator, by_ip.clone());
+    assert_eq!((status, found["events"].as_array().unwrap().len()), (200, 6), "{found}");
+    assert!(found["events"].as_array().unwrap().iter().all(|e| e["personal"] == "included"));
+    for (body, status, field) in [
+        (json!({"field": "origin.user_agent", "value": "x", "purpose": "p"}), 400, "field"),
+        (json!({"field": "origin.ip", "value": 7, "purpose": "p"}), 400, "value"),
+        (json!({"field": "origin.ip", "value": "x"}), 400, "purpose"),
+    ] {
+        let (got, problem) = search(&investigator, body.clone());
+        assert_eq!(got, status, "{body}: {problem}");
+        assert!(problem.to_string().contains(field), "{body}: {problem} does not name {field}");
+    }
+    assert_eq!(search(&serve.key("reader"), by_ip.clone()).0, 403);
+    let privacy = serve.key("privacy");
+    let erase = json!({"reason": "Art. 17", "reference": "DSR-5"});
+    assert_eq!(serve.post(&privacy, "/v1/subjects/cust-s1/erasure", &erase).0, 200);
+    let (_, found) = search(&investigator, by_ip);
+    let subjects: Vec<&str> =
+        found["events"].as_array().unwrap().iter().map(|e| e["event"]["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, vec!["cust-s2"; 3], "{found}");
+    let recorded = serve.get(&privacy, "/v1/events?type=evident.audit.search&limit=100");
+    assert!(
+        recorded.to_string().contains("origin.ip") && !recorded.to_string().contains(SECRETS[1]),
+        "{recorded}"
+    );
+}

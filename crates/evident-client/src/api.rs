@@ -167,6 +167,11 @@ impl Client {
         Ok(bytes.to_vec())
     }
 
+    /// `POST /v1/personal-search`: events whose personal field equals a value (investigators).
+    pub fn personal_search(&self, request: &evident_wire::privacy::PersonalSearch) -> Result<EventPage> {
+        self.post(self.endpoint(&["v1", "personal-search"])?, request)
+    }
+
     /// `GET /healthz`: a node that is not healthy answers 503 with the same body, so that is an
     /// answer here too (`status` is not `ok`, `problems` say why).
     pub fn health(&self) -> Result<Health> {

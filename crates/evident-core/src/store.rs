@@ -234,6 +234,10 @@ pub trait LogStore: Send + Sync {
     /// tenant when `None`.
     fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>>;
 
+    /// Deletes the search tokens (targets typed `pii:...`, `crate::privacy::search`) of the events
+    /// sealed under any key of `subject`; answers how many.
+    fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64>;
+
     /// Replaces the wrapped form of a stored data key (master-key rotation); `false` if there is
     /// no such key.
     fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool>;

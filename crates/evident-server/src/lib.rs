@@ -142,6 +142,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::release_hold))
         .routes(routes!(privacy::get_retention, privacy::put_retention))
         .routes(routes!(privacy::report))
+        .routes(routes!(privacy::personal_search))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

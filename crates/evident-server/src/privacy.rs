@@ -1,7 +1,8 @@
 //! Privacy endpoints, for the `privacy` role and admins: erasure of a data subject (GDPR Art. 17),
 //! legal holds (which stop erasure and retention), and retention settings with the background
 //! job that applies them ([`Retention`]), and the reports about one subject (access, disclosures,
-//! erasure) as JSON or as a printable HTML page. Each action is an event in the tenant's own log
+//! erasure) as JSON or as a printable HTML page; equality search on personal fields through search
+//! tokens, for investigators. Each action is an event in the tenant's own log
 //! (`evident.privacy.*`), recorded before it takes effect.
 //!
 //! Erasure destroys the subject's data key (`Engine::erase_subject`): every personal part sealed
@@ -482,4 +483,60 @@ pub async fn report(
         return Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response());
     }
     Ok(Json(report).into_response())
+}
+
+/// Events whose personal `field` equals `value`, through search tokens (`privacy/search.rs`):
+/// investigators only, stating a purpose; recorded (with the field and the token, never the value)
+/// as `evident.audit.search`. Erased subjects are not found.
+#[utoipa::path(post, path = "/v1/personal-search", request_body = evident_wire::privacy::PersonalSearch,
+    responses((status = 200, body = evident_wire::api::EventPage), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn personal_search(
+    State(state): State<AppState>,
+    caller: Caller<auth::Read>,
+    request: axum::body::Bytes,
+) -> ApiResult<Json<evident_wire::api::EventPage>> {
+    let principal = caller.principal;
+    let request: evident_wire::privacy::PersonalSearch = body(&request)?;
+    let limit = crate::query::limit(request.limit)?;
+    if !request.value.is_string() {
+        return Err(ApiError::invalid_param("value", "format", "value must be a string"));
+    }
+    let access = crate::query::access(&state, &principal, &Some(request.purpose.clone())).await?;
+    let (engine, tenant) = (state.engine.clone(), principal.tenant.clone());
+    let (field, value) = (request.field.clone(), request.value.clone());
+    let token = blocking(move || engine.search_token(&tenant, &field, &value)).await?.ok_or_else(|| {
+        ApiError::invalid_param(
+            "field",
+            "enum",
+            "field must be origin.ip or metadata.<a key the tenant marks personal>",
+        )
+    })?;
+    let filter = evident_wire::filter::Filter {
+        target: Some((
+            format!("{}{}", evident_core::privacy::search::TARGET_PREFIX, request.field),
+            token.clone(),
+        )),
+        ..evident_wire::filter::Filter::default()
+    };
+    let (engine, tenant, cursor) = (state.engine.clone(), principal.tenant.clone(), request.cursor.clone());
+    let order = evident_wire::filter::Order::NewestFirst;
+    let page =
+        blocking(move || engine.search(&tenant, &filter, order, cursor.as_deref(), limit, access)).await?;
+    let event = AuditEvent {
+        metadata: BTreeMap::from([("field".to_owned(), request.field), ("token".to_owned(), token)]),
+        ..crate::query::read_event(
+            &principal,
+            "evident.audit.search",
+            ("personal_field".to_owned(), "search".to_owned()),
+            access,
+            &Some(request.purpose),
+        )
+    };
+    audit::record(&state, &principal.tenant, event).await?;
+    Ok(Json(evident_wire::api::EventPage {
+        events: page.items.into_iter().map(crate::query::view).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }

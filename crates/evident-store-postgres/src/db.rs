@@ -775,6 +775,19 @@ impl Db {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
+    pub(crate) async fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        execute(
+            &client,
+            "DELETE FROM event_targets WHERE tid = $1 AND left(type, 4) = 'pii:' AND idx IN
+             (SELECT idx FROM events WHERE tid = $1
+              AND (seal_subject = $2 OR left(seal_subject, length($2) + 1) = $2 || chr(31)))",
+            &[&tid, &subject],
+        )
+        .await
+    }
+
     pub(crate) async fn replace_data_key(
         &self,
         tenant: &TenantId,

@@ -424,6 +424,20 @@ impl LogStore for SqliteStore {
         })
     }
 
+    fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64> {
+        let tid = self.tid(tenant)?;
+        let writer = self.writer.lock().expect("writer lock");
+        let deleted = writer
+            .execute(
+                "DELETE FROM event_targets WHERE tid = ?1 AND substr(type, 1, 4) = 'pii:' AND rid IN
+                 (SELECT rid FROM events WHERE tid = ?1
+                  AND (seal_subject = ?2 OR substr(seal_subject, 1, length(?2) + 1) = ?2 || char(31)))",
+                params![tid, subject],
+            )
+            .map_err(storage)?;
+        Ok(deleted as u64)
+    }
+
     fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool> {
         let tid = self.tid(tenant)?;
         let writer = self.writer.lock().expect("writer lock");

@@ -126,3 +126,23 @@ pub struct Retention {
     pub floor_days: u32,
     pub available_presets: Vec<RetentionPreset>,
 }
+
+/// `POST /v1/personal-search`: events whose personal `field` equals `value`, found through
+/// search tokens (the value is not stored in clear). Investigators, stating a purpose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PersonalSearch {
+    /// `origin.ip`, or `metadata.<key>` for a metadata key the tenant marks personal.
+    pub field: String,
+    /// The value to look for (a JSON string as the events carry it).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub value: serde_json::Value,
+    /// Why the personal data is needed; recorded.
+    pub purpose: String,
+    /// 1 to 1000, default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}

@@ -175,6 +175,8 @@ struct Shared {
     signing_seed: zeroize::Zeroizing<[u8; 32]>,
     retired_seeds: Vec<zeroize::Zeroizing<[u8; 32]>>,
     master: MasterKey,
+    /// The secret search tokens derive from (`privacy/search.rs`).
+    search_secret: zeroize::Zeroizing<[u8; 32]>,
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
     keys: Mutex<HashMap<(TenantId, String), CachedKey>>,
     /// Events waiting to be sequenced, counted by [`QueueSlots`].
@@ -216,12 +218,14 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine> {
         let store_is_shared = store.cluster().is_some();
+        let search_secret = crate::privacy::search::load_secret(&*store, &master)?;
         let shared = Arc::new(Shared {
             store,
             config,
             signing_seed: zeroize::Zeroizing::new(signing_seed),
             retired_seeds: retired.into_iter().map(zeroize::Zeroizing::new).collect(),
             master,
+            search_secret,
             tenants: RwLock::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             queued: Arc::new(AtomicUsize::new(0)),
@@ -433,6 +437,20 @@ impl Engine {
         self.shared.config.key_cache_ttl
     }
 
+    /// The search token of a personal value (`privacy/search.rs`), or `None` when `field` is not
+    /// searchable in the tenant.
+    pub fn search_token(
+        &self,
+        tenant: &TenantId,
+        field: &str,
+        value: &serde_json::Value,
+    ) -> Result<Option<String>> {
+        let policy = self.policy(tenant)?;
+        Ok(crate::privacy::search::searchable(field, &policy).then(|| {
+            crate::privacy::search::token(&self.shared.search_secret, tenant.as_str(), field, value)
+        }))
+    }
+
     /// The master key, which wraps data keys and service secrets.
     pub fn master_key(&self) -> &MasterKey {
         &self.shared.master
@@ -446,6 +464,8 @@ impl Engine {
     /// Destroys every data key of a subject (its own and its months'): its personal parts can no
     /// longer be opened, while every leaf still verifies. `false` if the subject had no key.
     pub fn erase_subject(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
+        // Its search tokens first: the subject drops out of personal-field search.
+        self.shared.store.forget_search_tokens(tenant, subject)?;
         let mut destroyed = false;
         for name in self.shared.store.data_key_names(tenant, Some(subject))? {
             destroyed |= self.erase_data_key(tenant, &name)?;
@@ -551,7 +571,7 @@ impl Shared {
                 outcome: event.outcome.as_str().to_owned(),
                 actor: event.actor.id.clone(),
                 subject: event.subject.clone(),
-                targets: event.targets.iter().map(|t| (t.target_type.clone(), t.id.clone())).collect(),
+                targets: self.targets(tenant, &event, &entry.policy),
                 entry: leaf.entry,
                 sealed,
             },
@@ -559,6 +579,23 @@ impl Shared {
             warnings,
             personal: leaf.personal.map(|personal| personal.canonical),
         })
+    }
+
+    /// The event's targets for the index, and a search token per searchable personal value.
+    fn targets(
+        &self,
+        tenant: &TenantId,
+        event: &crate::event::Event,
+        policy: &TenantPolicy,
+    ) -> Vec<(String, String)> {
+        use crate::privacy::search;
+        let mut targets: Vec<(String, String)> =
+            event.targets.iter().map(|t| (t.target_type.clone(), t.id.clone())).collect();
+        for (field, value) in search::fields(event, policy) {
+            let token = search::token(&self.search_secret, tenant.as_str(), &field, &value);
+            targets.push((format!("{}{field}", search::TARGET_PREFIX), token));
+        }
+        targets
     }
 
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {

@@ -3,10 +3,12 @@
 //! anything that reveals its personal values once the subject's data key is gone; `holds.rs`
 //! the legal holds that stop erasure and retention; `retention.rs` keys per subject and month,
 //! and the policies that destroy the months past a tenant's maximum; `report.rs` the access,
-//! disclosures and erasure reports about one subject; `rotation.rs` master-key rotation.
+//! disclosures and erasure reports about one subject; `rotation.rs` master-key rotation;
+//! `search.rs` search tokens of personal fields.
 
 pub mod holds;
 pub mod idempotency;
 pub mod report;
 pub mod retention;
 pub mod rotation;
+pub mod search;

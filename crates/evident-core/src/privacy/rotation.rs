@@ -10,7 +10,7 @@ use crate::seal::MasterKey;
 use crate::store::{Store, TenantId};
 
 /// The service secrets wrapped by the master key, by their service-state names.
-pub const SERVICE_SECRETS: &[&str] = &["detect/secret"];
+pub const SERVICE_SECRETS: &[&str] = &["detect/secret", crate::privacy::search::SECRET_NAME];
 
 /// What a rotation did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
