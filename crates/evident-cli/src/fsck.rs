@@ -31,6 +31,24 @@ pub struct Args {
     database_schema: Option<String>,
 }
 
+/// A stopped store: PostgreSQL at `database_url`, or the data directory's embedded one.
+pub fn open_store(
+    dir: &DataDir,
+    database_url: &Option<String>,
+    schema: &Option<String>,
+) -> Result<Arc<dyn Store>> {
+    Ok(match database_url {
+        Some(url) => crate::serve::DatabaseSettings {
+            url: url.clone(),
+            schema: schema.clone(),
+            pool_size: Some(2),
+            lease_ttl: evident_core::engine::EngineConfig::default().lease_ttl,
+        }
+        .open()?,
+        None => Arc::new(SqliteStore::open(&dir.store_path())?),
+    })
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = DataDir::open(&args.data_dir.data_dir, false)?;
     if args.database_url.is_none() && !dir.store_path().exists() {
@@ -39,16 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (seed, _) = dir.key(SIGNING_KEY_FILE, false)?;
     let mut seeds = vec![seed];
     seeds.extend(crate::datadir::retired_signing_keys(&dir.signing_key_path(&None))?);
-    let store: Arc<dyn Store> = match &args.database_url {
-        Some(url) => crate::serve::DatabaseSettings {
-            url: url.clone(),
-            schema: args.database_schema.clone(),
-            pool_size: Some(2),
-            lease_ttl: evident_core::engine::EngineConfig::default().lease_ttl,
-        }
-        .open()?,
-        None => Arc::new(SqliteStore::open(&dir.store_path())?),
-    };
+    let store = open_store(&dir, &args.database_url, &args.database_schema)?;
     let started = std::time::Instant::now();
     let mut all_ok = true;
     let mut total_entries = 0u64;

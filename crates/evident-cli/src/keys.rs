@@ -55,6 +55,10 @@ enum KeysCommand {
     /// Replace the service's checkpoint signing key; checkpoints signed so far keep verifying (the
     /// old key is kept as retired and still listed in each log's vkeys). Run it while the service
     /// is stopped; it works on the data directory, not over the API.
+    /// Re-wrap every data key and service secret with a new master key; afterwards the old one is
+    /// not needed (and is gone from the data directory). Run it while the service is stopped;
+    /// rerun it after an interruption.
+    RotateMasterKey(crate::privacy::RotateMasterKeyArgs),
     RotateSigningKey {
         /// The data directory of the embedded store.
         #[arg(long, env = "EVIDENT_DATA_DIR", default_value = "./evident-data")]
@@ -101,6 +105,9 @@ fn json_line(value: &impl Serialize) -> String {
 const KEY_HEADER: &[&str] = &["KEY ID", "TENANT", "ROLE", "LABEL", "CREATED", "REVOKED"];
 
 pub fn keys(args: KeysArgs) -> Result<ExitCode> {
+    if let KeysCommand::RotateMasterKey(rotate) = args.command {
+        return crate::privacy::rotate_master_key(rotate);
+    }
     if let KeysCommand::RotateSigningKey { data_dir, signing_key_file } = &args.command {
         let dir = crate::datadir::DataDir::open(data_dir, false)?;
         let path = dir.signing_key_path(signing_key_file);
@@ -141,7 +148,9 @@ pub fn keys(args: KeysArgs) -> Result<ExitCode> {
                 output::table(KEY_HEADER, &keys.iter().map(key_row).collect::<Vec<_>>());
             }
         }
-        KeysCommand::RotateSigningKey { .. } => unreachable!("handled above"),
+        KeysCommand::RotateSigningKey { .. } | KeysCommand::RotateMasterKey(_) => {
+            unreachable!("handled above")
+        }
         KeysCommand::Revoke { key_id } => {
             let key = client.revoke_key(&key_id).with_context(|| format!("cannot revoke {key_id}"))?;
             if json {

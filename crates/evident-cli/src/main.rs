@@ -10,6 +10,7 @@ mod hammer;
 mod ingest;
 mod keys;
 mod output;
+mod privacy;
 mod records;
 mod search;
 mod serve;
@@ -67,6 +68,12 @@ enum Command {
     Findings(detect::FindingsArgs),
     /// Webhooks that receive findings, and their dead letters.
     Webhooks(detect::WebhooksArgs),
+    /// Erase a data subject: its personal values become unreadable everywhere, every proof stays valid.
+    Erase(privacy::EraseArgs),
+    /// Write a report about a subject: access, disclosures or erasure (JSON, or HTML for .html).
+    Report(privacy::ReportArgs),
+    /// Legal holds: create, list, release. A hold stops erasure of what it covers.
+    Holds(privacy::HoldsArgs),
     /// Verify a stopped store: every entry, tile and checkpoint of every log.
     Fsck(fsck::Args),
     /// Load tool: append generated events straight into a data directory's store and report
@@ -92,6 +99,9 @@ fn main() -> ExitCode {
         Command::Rules(args) => detect::rules(args),
         Command::Findings(args) => detect::findings(args),
         Command::Webhooks(args) => detect::webhooks(args),
+        Command::Erase(args) => privacy::erase(args),
+        Command::Holds(args) => privacy::holds(args),
+        Command::Report(args) => privacy::report(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
     };

@@ -306,7 +306,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let listen: SocketAddr =
         settings.listen.parse().with_context(|| format!("listen address {:?}", settings.listen))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let state = AppState::new(Arc::clone(&engine), settings.server.clone());
+    let state = AppState::new(Arc::clone(&engine), settings.server.clone())?;
     let place = match &settings.database {
         Some(_) => format!("PostgreSQL, node {}; keys in {}", engine.node_id(), dir.path.display()),
         None => format!("data in {}", dir.path.display()),
@@ -326,6 +326,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     eprintln!("evident: listening on http://{local} ({place})");
     // Detection starts before the first request and stops after the last one.
     let detector = Detector::start(state.clone());
+    let retention = evident_server::privacy::Retention::start(state.clone());
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -334,6 +335,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
         .context("the server failed")?;
     // Requests in flight have finished; record the stop while the engine still runs.
     audit::record_lifecycle(&state, "evident.service.stopped").await;
+    retention.stop().await;
     // The engine still runs: findings already made are recorded, then the state is persisted.
     detector.stop().await;
     tracing::info!("evident stopped");

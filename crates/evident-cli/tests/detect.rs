@@ -6,30 +6,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{EVIDENT, Serve, client};
+use common::{Serve, client, evident, json_lines};
 use serde_json::{Value, json};
-
-fn evident(base: &str, key: &str, args: &[&str]) -> std::process::Output {
-    Command::new(EVIDENT)
-        .args(args)
-        .args(["--url", base, "--key", key])
-        .env_remove("EVIDENT_API_KEY")
-        .output()
-        .expect("evident runs")
-}
-
-fn json_lines(output: &std::process::Output) -> Vec<Value> {
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
 
 /// Findings, once their number has not changed for a while.
 fn settled_findings(serve: &Serve, key: &str, at_least: usize) -> Vec<Value> {
@@ -121,6 +103,15 @@ fn the_demo_patterns_are_found_and_nothing_else() {
     // Each finding is an event in the log, with its rule and explanation.
     let opened = serve.get(&serve.admin, "/v1/events?type=evident.finding.opened&limit=1000");
     assert_eq!(opened["events"].as_array().unwrap().len(), findings.len());
+    // No IP pseudonym in a leaf: the log says only that the key is an address.
+    let pseudonym =
+        findings.iter().find(|f| f["rule"] == "failed-logins-ip").unwrap()["key"].as_str().unwrap();
+    let hash = pseudonym.strip_prefix("ip:").unwrap();
+    assert!(!opened.to_string().contains(hash), "{pseudonym} is in the log: {opened}");
+    assert!(
+        opened["events"].as_array().unwrap().iter().any(|e| e["event"]["metadata"]["key"] == "ip"),
+        "{opened}"
+    );
 
     // The workflow, through the CLI; every step an event.
     let id = findings.iter().find(|f| f["rule"] == "no-purpose").unwrap()["id"].as_str().unwrap().to_owned();

@@ -10,7 +10,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -116,26 +115,8 @@ fn verify(bundle: &Path, vkey: &str) -> Output {
     ])
 }
 
-/// The Go checker, built once per test run (Go is required: the test fails loudly without it).
-fn go_checker() -> &'static Path {
-    static CHECKER: OnceLock<PathBuf> = OnceLock::new();
-    CHECKER.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tlogcheck-export");
-        let build = Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/go/build.sh"))
-            .arg(&out)
-            .status()
-            .expect("run interop/go/build.sh");
-        assert!(
-            build.success(),
-            "the Go checker must build (apt-get install -y golang-go golang-golang-x-mod-dev)"
-        );
-        out
-    })
-}
-
 fn go_check(bundle: &Path, vkey: &str) -> Output {
-    Command::new(go_checker())
+    Command::new(common::go_checker())
         .arg("-bundle")
         .arg(bundle)
         .args(["-vkey", vkey, "-origin", ORIGIN])

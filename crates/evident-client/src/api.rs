@@ -15,6 +15,9 @@ use evident_wire::detect::{
     BacktestReport, BacktestRequest, CreateWebhook, DeadLetterList, Deleted, FindingPage, FindingParams,
     FindingRecord, NewWebhook, Redelivering, Rule, RuleList, StatusRequest, TemplateList, WebhookList,
 };
+use evident_wire::privacy::{
+    CreateHold, EraseRequest, Erasure, HoldList, HoldView, PersonalSearch, ReleaseHold,
+};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,6 +46,8 @@ pub struct Request<T> {
     pub(crate) body: Option<(&'static str, Vec<u8>)>,
     /// A status other than 2xx whose body is still the answer (`/healthz` answers 503 when unhealthy).
     pub(crate) also_answer: Option<u16>,
+    /// The `Accept` header, when the endpoint serves more than one representation.
+    pub(crate) accept: Option<&'static str>,
     pub(crate) decode: Decode<T>,
     answer: PhantomData<fn() -> T>,
 }
@@ -88,7 +93,7 @@ impl Target {
 
     fn request<T>(&self, method: Method, segments: &[&str], decode: Decode<T>) -> Result<Request<T>> {
         let url = self.endpoint(segments)?;
-        Ok(Request { method, url, body: None, also_answer: None, decode, answer: PhantomData })
+        Ok(Request { method, url, body: None, also_answer: None, accept: None, decode, answer: PhantomData })
     }
 
     fn get<T: DeserializeOwned>(&self, segments: &[&str], query: &impl Serialize) -> Result<Request<T>> {
@@ -254,6 +259,33 @@ endpoints! {
     /// `POST /v1/webhooks/dead-letters/{delivery_id}/redeliver`.
     fn redeliver(target, delivery_id: &str) -> Redelivering =
         target.post(&["v1", "webhooks", "dead-letters", delivery_id, "redeliver"], &Empty {});
+
+    /// `POST /v1/subjects/{subject}/erasure`: destroys the subject's data keys (privacy role or admin).
+    fn erase(target, subject: &str, request: &EraseRequest) -> Erasure =
+        target.post(&["v1", "subjects", subject, "erasure"], request);
+
+    /// `POST /v1/holds`: places a legal hold.
+    fn create_hold(target, request: &CreateHold) -> HoldView = target.post(&["v1", "holds"], request);
+
+    /// `GET /v1/holds`: every hold of the tenant, active and released.
+    fn list_holds(target) -> HoldList = target.get(&["v1", "holds"], &());
+
+    /// `DELETE /v1/holds/{id}`: releases a hold, saying why.
+    fn release_hold(target, id: &str, reason: &str) -> HoldView =
+        target.with_json(Method::DELETE, &["v1", "holds", id], &ReleaseHold { reason: reason.to_owned() });
+
+    /// `GET /v1/subjects/{subject}/report?kind=`: a report about a subject, as JSON or (with
+    /// `html`) a printable HTML page; the bytes as served.
+    fn report(target, subject: &str, kind: &str, html: bool) -> Vec<u8> = {
+        let mut request =
+            target.request(Method::GET, &["v1", "subjects", subject, "report"], bytes)?.query(&[("kind", kind)])?;
+        request.accept = Some(if html { "text/html" } else { "application/json" });
+        Ok(request)
+    };
+
+    /// `POST /v1/personal-search`: events whose personal field equals a value (investigators).
+    fn personal_search(target, request: &PersonalSearch) -> EventPage =
+        target.post(&["v1", "personal-search"], request);
 
     /// `GET /healthz`: a node that is not healthy answers 503 with the same body, so that is an
     /// answer here too (`status` is not `ok`, `problems` say why).

@@ -147,6 +147,9 @@ impl Client {
     fn call<T>(&self, request: Request<T>) -> Result<T> {
         let url = request.url.to_string();
         let mut builder = self.http.request(request.method, request.url);
+        if let Some(accept) = request.accept {
+            builder = builder.header(reqwest::header::ACCEPT, accept);
+        }
         if let Some((content_type, body)) = request.body {
             builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
@@ -197,6 +200,9 @@ impl AsyncClient {
         let mut builder = self.http.request(request.method, request.url);
         if let Some(key) = &self.key {
             builder = builder.bearer_auth(key);
+        }
+        if let Some(accept) = request.accept {
+            builder = builder.header(reqwest::header::ACCEPT, accept);
         }
         if let Some((content_type, body)) = request.body {
             builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);

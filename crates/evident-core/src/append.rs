@@ -39,7 +39,8 @@ pub(crate) struct Prepared {
     pub(crate) event_id: [u8; 16],
     pub(crate) source: String,
     pub(crate) producer_id: String,
-    pub(crate) content_hash: [u8; 32],
+    /// The idempotency digest's stored form (`privacy/idempotency.rs`).
+    pub(crate) idempotency: Vec<u8>,
     pub(crate) leaf_hash: Hash,
     pub(crate) entry: NewEntry,
     pub(crate) new_key: Option<NewDataKey>,

@@ -45,7 +45,10 @@ macro_rules! store_conformance_suite {
             append_and_read_back, idempotency, search_filters_and_pagination, record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
-            signing_key_rotation, service_state, subscribers_see_commits);
+            signing_key_rotation, service_state, subscribers_see_commits,
+            repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing,
+            retention_destroys_only_months_past_the_maximum, master_key_rotation_leaves_the_old_key_unneeded,
+            personal_fields_are_searchable_until_erased);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -64,7 +67,7 @@ macro_rules! store_conformance_suite {
 macro_rules! store_cluster_suite {
     ($harness:expr) => {
         $crate::store_conformance_suite!(@tests $harness;
-            two_nodes_share_one_log, a_stopped_leader_hands_over);
+            two_nodes_share_one_log, a_stopped_leader_hands_over, erasure_reaches_every_node_within_the_bound);
     };
 }
 
@@ -188,6 +191,264 @@ pub fn idempotency(harness: &dyn Harness) {
     let other = append(&engine, &acme, vec![event("dup", json!({"source": "//billing.example.com"}))]);
     assert_eq!(stored_index(&other[0]), 2);
     assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().0, TreeSize(3));
+}
+
+/// A repeat that differs only in a personal value is a conflict while the subject's key exists;
+/// after erasure, repeats with the right and with a wrong personal value get identical answers
+/// (the original receipt), so a producer key is no oracle for erased values.
+pub fn repeats_after_erasure_reveal_nothing(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let with_ip =
+        |ip: &str| event("oracle", json!({"subject": "cust-o", "origin": {"ip": ip, "service": "s"}}));
+    let Outcome::Stored(original) = &append(&engine, &acme, vec![with_ip("203.0.113.5")])[0] else {
+        panic!()
+    };
+    let before = append(&engine, &acme, vec![with_ip("203.0.113.5"), with_ip("203.0.113.6")]);
+    assert!(matches!(&before[0], Outcome::Duplicate(r) if r.event_id == original.event_id), "{before:?}");
+    assert!(matches!(&before[1], Outcome::Conflict { .. }), "a changed personal value: {before:?}");
+
+    assert!(engine.erase_subject(&acme, "cust-o").unwrap());
+    let answer = |ip: &str| match append(&engine, &acme, vec![with_ip(ip)]).remove(0) {
+        Outcome::Duplicate(receipt) => (receipt.event_id, receipt.index),
+        other => panic!("after erasure every repeat is the original event: {other:?}"),
+    };
+    assert_eq!(answer("203.0.113.5"), (original.event_id, original.index));
+    assert_eq!(answer("203.0.113.6"), answer("203.0.113.5"));
+    // Non-personal content still decides, as before erasure.
+    let changed = append(
+        &engine,
+        &acme,
+        vec![event(
+            "oracle",
+            json!({"subject": "cust-o", "outcome": "failure",
+        "reason": "x", "origin": {"ip": "203.0.113.5", "service": "s"}}),
+        )],
+    );
+    assert!(matches!(&changed[0], Outcome::Conflict { .. }), "{changed:?}");
+    // A restart (keys reloaded from the store) answers the same.
+    drop(engine);
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let again = append(&engine, &acme, vec![with_ip("198.51.100.1")]);
+    assert!(matches!(&again[0], Outcome::Duplicate(r) if r.event_id == original.event_id), "{again:?}");
+}
+
+/// What the store keeps for idempotency is the skeleton digest (computable from the leaf alone)
+/// and a keyed digest: guessing a personal value and hashing it, as one could with the old
+/// unsalted hash of the whole event, matches no stored byte.
+pub fn stored_digests_resist_guessing(harness: &dyn Harness) {
+    use crate::privacy::idempotency::{Idempotency, PersonalDigest, legacy_from_entry};
+    use sha2::{Digest, Sha256};
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let sent =
+        |octet: u8| event("guess", json!({"subject": "cust-g", "origin": {"ip": format!("10.0.0.{octet}")}}));
+    let Outcome::Stored(receipt) = &append(&engine, &acme, vec![sent(77)])[0] else { panic!() };
+    let source = "//crm.example.com/support-api";
+    let found = engine.store().find_existing(&acme, &[(source, "guess")]).unwrap().remove(0).unwrap();
+    let digest = Idempotency::from_bytes(&found.idempotency).unwrap();
+    let stored = engine.store().event_by_index(&acme, receipt.index).unwrap().unwrap();
+    assert_eq!(
+        digest.skeleton,
+        legacy_from_entry(&stored.entry).unwrap().skeleton,
+        "only what the leaf shows"
+    );
+    assert!(matches!(digest.personal, PersonalDigest::Keyed(_)));
+    for octet in 0..=255u8 {
+        let whole = crate::leaf::event_json(&valid(sent(octet)).event);
+        let canonical = crate::leaf::canonical_json(&Value::Object(whole));
+        let personal = format!(r#"{{"/origin/ip":"10.0.0.{octet}"}}"#);
+        for guess in [Sha256::digest(&canonical), Sha256::digest(personal.as_bytes())] {
+            assert!(!found.idempotency.windows(32).any(|w| w == guess.as_slice()), "10.0.0.{octet} bites");
+        }
+    }
+    assert!(engine.erase_subject(&acme, "cust-g").unwrap());
+    assert_eq!(
+        engine.store().data_key_names(&acme, Some("cust-g")).unwrap(),
+        Vec::<String>::new(),
+        "the keys that made the digest are gone"
+    );
+}
+
+/// Keys are per subject and month: retention destroys the months past the maximum while the same
+/// subject's newer events stay readable, skips subjects under a legal hold, and erasure destroys
+/// every month of a subject.
+pub fn retention_destroys_only_months_past_the_maximum(harness: &dyn Harness) {
+    use crate::privacy::holds::{Hold, Scope, put_holds};
+    use crate::privacy::retention::{Policy, put_policy};
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let now = Micros::now();
+    let days_ago = |days: i64| Micros(now.0 - days * 86_400_000_000).to_rfc3339();
+    let at =
+        |id: &str, subject: &str, days: i64| event(id, json!({"subject": subject, "time": days_ago(days)}));
+    let indices: Vec<u64> = append(
+        &engine,
+        &acme,
+        vec![at("old", "cust-r", 400), at("new", "cust-r", 1), at("held", "cust-h", 400)],
+    )
+    .iter()
+    .map(stored_index)
+    .collect();
+    assert_eq!(engine.store().data_key_names(&acme, Some("cust-r")).unwrap().len(), 2, "one key per month");
+    let hold = Hold {
+        id: "hold_1".into(),
+        scope: Scope::Subject("cust-h".into()),
+        reason: "litigation".into(),
+        reference: "CASE-1".into(),
+        placed_by: "key:test".into(),
+        created_at: now.to_rfc3339(),
+        released: None,
+    };
+    put_holds(&**engine.store(), &acme, &[hold]).unwrap();
+    assert_eq!(
+        engine.apply_retention(&acme, now).unwrap().keys_destroyed,
+        0,
+        "no maximum, nothing destroyed"
+    );
+    put_policy(&**engine.store(), &acme, &Policy { max_days: Some(365), ..Policy::default() }).unwrap();
+    let run = engine.apply_retention(&acme, now).unwrap();
+    assert_eq!((run.keys_destroyed, run.keys_held), (1, 1));
+    let personal = |index| engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap().personal;
+    assert_eq!(
+        indices.iter().map(|&i| personal(i)).collect::<Vec<_>>(),
+        vec![PersonalState::Erased, PersonalState::Included, PersonalState::Included]
+    );
+    assert!(engine.erase_subject(&acme, "cust-r").unwrap());
+    assert_eq!(personal(indices[1]), PersonalState::Erased, "erasure takes every month");
+    assert_eq!(engine.store().data_key_names(&acme, Some("cust-r")).unwrap(), Vec::<String>::new());
+}
+
+/// After a master-key rotation every data key and service secret opens with the new key and none
+/// with the old one; a rerun (after a crash, say) finds nothing left to do.
+pub fn master_key_rotation_leaves_the_old_key_unneeded(harness: &dyn Harness) {
+    use crate::privacy::rotation::rewrap_all;
+    let acme = tenant("acme");
+    let (old, new) = (MasterKey::from_bytes(MASTER), MasterKey::from_bytes([8; 32]));
+    let store = harness.open();
+    {
+        let engine = engine_over(Arc::clone(&store), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        append(
+            &engine,
+            &acme,
+            vec![event("r1", json!({"subject": "cust-1"})), event("r2", json!({"subject": "cust-2"}))],
+        );
+    }
+    store.put_state("detect/secret", &old.wrap_secret("detect/secret", &[5; 32])).unwrap();
+    let rotated = rewrap_all(&*store, &old, &new).unwrap();
+    // Secrets: detection's and search's.
+    assert_eq!((rotated.data_keys, rotated.secrets, rotated.already), (2, 2, 0));
+    assert_eq!(rewrap_all(&*store, &old, &new).unwrap().already, 4, "a rerun changes nothing");
+    for name in store.data_key_names(&acme, None).unwrap() {
+        let wrapped = store.data_key(&acme, &name).unwrap().unwrap();
+        assert!(new.unwrap("acme", &name, &wrapped).is_ok() && old.unwrap("acme", &name, &wrapped).is_err());
+    }
+    let secret = store.get_state("detect/secret").unwrap().unwrap();
+    assert!(old.unwrap_secret("detect/secret", &secret).is_err());
+    assert_eq!(*new.unwrap_secret("detect/secret", &secret).unwrap(), [5; 32]);
+    let engine = Engine::open(Arc::clone(&store), SEED, new, EngineConfig::default()).unwrap();
+    for index in [0, 1] {
+        let view = engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap();
+        assert_eq!(view.personal, PersonalState::Included);
+    }
+    drop(engine);
+    let stale = Engine::open(store, SEED, MasterKey::from_bytes(MASTER), EngineConfig::default());
+    assert!(matches!(stale, Err(Error::Sealed(_))), "the old key opens nothing: {:?}", stale.err());
+}
+
+/// Equality search on personal fields through search tokens: both subjects with the value are
+/// found, the value itself is stored nowhere in clear, and an erased subject drops out.
+pub fn personal_fields_are_searchable_until_erased(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    let policy = TenantPolicy { personal_metadata_keys: vec!["email".into()], ..TenantPolicy::default() };
+    engine.create_tenant(&acme, policy.clone()).unwrap();
+    let with = |id: &str, subject: &str, ip: &str| {
+        let value = event(
+            id,
+            json!({"subject": subject, "origin": {"ip": ip}, "metadata": {"email": "ann@example.org", "channel": "web"}}),
+        );
+        validate_event(&value, &policy).unwrap()
+    };
+    let stored = engine
+        .append(
+            &acme,
+            vec![
+                with("s1", "cust-a", "198.51.100.9"),
+                with("s2", "cust-b", "198.51.100.9"),
+                with("s3", "cust-c", "198.51.100.10"),
+            ],
+        )
+        .unwrap();
+    assert!(stored.iter().all(|o| matches!(o, Outcome::Stored(_))), "{stored:?}");
+    let found = |field: &str, value: &str| -> Vec<u64> {
+        let token = engine.search_token(&acme, field, &json!(value)).unwrap().expect("searchable");
+        let filter = Filter { target: Some((format!("pii:{field}"), token)), ..Filter::default() };
+        let page = engine.search(&acme, &filter, Order::OldestFirst, None, 10, Access::Skeleton).unwrap();
+        page.items.iter().map(|v| v.index).collect()
+    };
+    assert_eq!(found("origin.ip", "198.51.100.9"), vec![0, 1]);
+    assert_eq!(found("metadata.email", "ann@example.org"), vec![0, 1, 2]);
+    assert_eq!(found("origin.ip", "198.51.100.11"), Vec::<u64>::new());
+    assert_eq!(
+        engine.search_token(&acme, "metadata.channel", &json!("web")).unwrap(),
+        None,
+        "not a personal field"
+    );
+    assert!(engine.erase_subject(&acme, "cust-a").unwrap());
+    assert_eq!(found("origin.ip", "198.51.100.9"), vec![1], "the erased subject drops out");
+    drop(engine);
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let token = engine.search_token(&acme, "origin.ip", &json!("198.51.100.9")).unwrap().unwrap();
+    let filter = Filter { target: Some(("pii:origin.ip".into(), token)), ..Filter::default() };
+    let page = engine.search(&acme, &filter, Order::OldestFirst, None, 10, Access::Skeleton).unwrap();
+    assert_eq!(page.items.len(), 1, "the same tokens after a restart (the secret is stored wrapped)");
+}
+
+/// The marker a backend's `downgrade` writes where version 1 kept its unsalted hash of the whole
+/// event, so a test can look for it after the migration.
+pub const LEGACY_HASH: [u8; 32] = *b"legacy unsalted whole-event hash";
+
+/// The migration from version 1's unsalted whole-event hash. Events are stored; `downgrade` turns
+/// the store back into version 1's (the column named `content_hash`, [`LEGACY_HASH`] in it, the
+/// version marker set back); opening it again migrates. Afterwards every digest is the legacy one
+/// (recomputed from the entry), repeats with any personal value are duplicates, other content
+/// conflicts, and new events are stored with keyed digests. Called by each backend with its own
+/// `downgrade`; the backend then checks that [`LEGACY_HASH`] is in none of its bytes.
+pub fn legacy_digests_are_migrated(harness: &dyn Harness, downgrade: &dyn Fn()) {
+    use crate::privacy::idempotency::{Idempotency, PersonalDigest};
+    let acme = tenant("acme");
+    let with_ip = |id: &str, ip: &str| event(id, json!({"origin": {"ip": ip, "service": "s"}}));
+    {
+        let engine = engine_over(harness.open(), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        let plain = event(
+            "old-plain",
+            json!({"actor": {"id": "svc"}, "targets": [{"type": "t", "id": "1"}],
+            "subject": null, "origin": {"service": "s"}}),
+        );
+        append(&engine, &acme, vec![with_ip("old-1", "192.0.2.1"), plain]);
+    }
+    downgrade();
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let source = "//crm.example.com/support-api";
+    let found = engine.store().find_existing(&acme, &[(source, "old-1"), (source, "old-plain")]).unwrap();
+    let digests: Vec<_> = found
+        .iter()
+        .map(|f| Idempotency::from_bytes(&f.as_ref().unwrap().idempotency).unwrap().personal)
+        .collect();
+    assert_eq!(digests, vec![PersonalDigest::Legacy, PersonalDigest::None]);
+    let repeats = append(&engine, &acme, vec![with_ip("old-1", "192.0.2.1"), with_ip("old-1", "192.0.2.2")]);
+    assert!(repeats.iter().all(|o| matches!(o, Outcome::Duplicate(r) if r.index == 0)), "{repeats:?}");
+    let changed = append(&engine, &acme, vec![event("old-1", json!({"action": "list"}))]);
+    assert!(matches!(&changed[0], Outcome::Conflict { existing_index: 0, .. }), "{changed:?}");
+    append(&engine, &acme, vec![with_ip("new-1", "192.0.2.3")]);
+    let new = engine.store().find_existing(&acme, &[(source, "new-1")]).unwrap().remove(0).unwrap();
+    assert!(matches!(Idempotency::from_bytes(&new.idempotency).unwrap().personal, PersonalDigest::Keyed(_)));
 }
 
 pub fn search_filters_and_pagination(harness: &dyn Harness) {
@@ -494,6 +755,11 @@ pub fn sealing_and_erasure(harness: &dyn Harness) {
         engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap().personal,
         PersonalState::Included
     );
+    // The old events stay erased under the subject's new key.
+    assert_eq!(
+        engine.event(&acme, EventRef::Index(0), Access::Personal).unwrap().personal,
+        PersonalState::Erased
+    );
 }
 
 pub fn tenant_isolation(harness: &dyn Harness) {
@@ -727,6 +993,40 @@ fn all_consistent(engine: &Engine, tenant: &TenantId, notes: &[String]) {
     }
 }
 
+/// A node that cached a subject's key stops using it at most `key_cache_ttl` after another node
+/// erased the subject: its reads show the personal part erased, its new events get a new key.
+pub fn erasure_reaches_every_node_within_the_bound(harness: &dyn Harness) {
+    let bound = Duration::from_millis(300);
+    let config = |node: &str| EngineConfig { key_cache_ttl: bound, ..node_config(node) };
+    let (a, b) =
+        (engine_over(harness.open(), config("node-a")), engine_over(harness.open(), config("node-b")));
+    let acme = tenant("acme");
+    a.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    leader_of(&[&a, &b], &acme);
+    // Both nodes seal for the subject, so both hold its key.
+    let first = stored_index(&append(&a, &acme, vec![event("k1", json!({"subject": "cust-n"}))])[0]);
+    let second = stored_index(&append(&b, &acme, vec![event("k2", json!({"subject": "cust-n"}))])[0]);
+    let personal = |engine: &Engine, index| {
+        let read = engine.event(&acme, EventRef::Index(index), Access::Personal);
+        read.unwrap_or_else(|err| panic!("{} reading {index}: {err}", engine.node_id())).personal
+    };
+    assert_eq!(personal(&b, first), PersonalState::Included);
+    let erased_at = std::time::Instant::now();
+    assert!(a.erase_subject(&acme, "cust-n").unwrap());
+    assert_eq!(personal(&a, second), PersonalState::Erased, "at once on the erasing node");
+    while personal(&b, first) != PersonalState::Erased {
+        assert!(
+            erased_at.elapsed() < bound + Duration::from_millis(200),
+            "node b still opens it after {bound:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(erased_at.elapsed() >= Duration::ZERO);
+    let later = stored_index(&append(&b, &acme, vec![event("k3", json!({"subject": "cust-n"}))])[0]);
+    assert_eq!(personal(&a, later), PersonalState::Included, "a new key, stored for every node");
+    assert_eq!(personal(&b, second), PersonalState::Erased);
+}
+
 pub fn two_nodes_share_one_log(harness: &dyn Harness) {
     let a = engine_over(harness.open(), node_config("node-a"));
     let b = engine_over(harness.open(), node_config("node-b"));
@@ -854,6 +1154,15 @@ impl LogStore for FaultyStore {
     }
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
         self.inner.data_key(tenant, subject)
+    }
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
+        self.inner.data_key_names(tenant, subject)
+    }
+    fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool> {
+        self.inner.replace_data_key(tenant, name, wrapped)
+    }
+    fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64> {
+        self.inner.forget_search_tokens(tenant, subject)
     }
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         self.inner.erase_data_key(tenant, subject)

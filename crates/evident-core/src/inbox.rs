@@ -47,7 +47,7 @@ fn event_to_wire(prepared: &Prepared) -> wire::Event {
         event_id: prepared.event_id,
         source: prepared.source.clone(),
         producer_id: prepared.producer_id.clone(),
-        content_hash: prepared.content_hash,
+        idempotency: Base64(prepared.idempotency.clone()),
         leaf_hash: prepared.leaf_hash.0,
         time: entry.time.0,
         recorded_at: entry.recorded_at.0,
@@ -69,14 +69,14 @@ fn event_from_wire(tenant: &TenantId, event: wire::Event) -> Prepared {
         event_id: event.event_id,
         source: event.source.clone(),
         producer_id: event.producer_id.clone(),
-        content_hash: event.content_hash,
+        idempotency: event.idempotency.0.clone(),
         leaf_hash: Hash(event.leaf_hash),
         entry: NewEntry {
             index: 0,
             event_id: event.event_id,
             source: event.source,
             producer_id: event.producer_id,
-            content_hash: event.content_hash,
+            idempotency: event.idempotency.0,
             time: Micros(event.time),
             recorded_at: Micros(event.recorded_at),
             event_type: event.event_type,
@@ -169,7 +169,7 @@ mod tests {
             event_id: [1; 16],
             source: "app".into(),
             producer_id: "e-1".into(),
-            content_hash: [2; 32],
+            idempotency: vec![1; 33],
             time: Micros(10),
             recorded_at: Micros(11),
             event_type: "user.login".into(),
@@ -185,7 +185,7 @@ mod tests {
             event_id: entry.event_id,
             source: entry.source.clone(),
             producer_id: entry.producer_id.clone(),
-            content_hash: entry.content_hash,
+            idempotency: entry.idempotency.clone(),
             leaf_hash: Hash([3; 32]),
             entry,
             new_key: Some(NewDataKey { tenant: tenant(), subject: "ann".into(), wrapped: vec![9; 40] }),
@@ -212,8 +212,8 @@ mod tests {
             (sent.event_id, &sent.source, &sent.producer_id)
         );
         assert_eq!(
-            (got.content_hash, got.leaf_hash, &got.warnings),
-            (sent.content_hash, sent.leaf_hash, &sent.warnings)
+            (&got.idempotency, got.leaf_hash, &got.warnings),
+            (&sent.idempotency, sent.leaf_hash, &sent.warnings)
         );
         assert_eq!(got.personal, None);
     }
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn unreadable_requests_and_answers_are_refused() {
         for bytes in
-            [&b"not json"[..], br#"{"v":"evident-inbox/v1","items":[]}"#, br#"{"v":"evident-inbox/v2"}"#]
+            [&b"not json"[..], br#"{"v":"evident-inbox/v1","items":[]}"#, br#"{"v":"evident-inbox/v3"}"#]
         {
             match decode_request(&tenant(), bytes) {
                 Err(Error::Integrity(message)) => {
@@ -249,9 +249,9 @@ mod tests {
                 Ok(_) => panic!("{bytes:?} was read"),
             }
         }
-        let bad_id = br#"{"v":"evident-inbox/v2","outcomes":[{"conflict":{"event_id":"x","index":1}}]}"#;
+        let bad_id = br#"{"v":"evident-inbox/v3","outcomes":[{"conflict":{"event_id":"x","index":1}}]}"#;
         assert!(matches!(decode_answer(bad_id), Err(Error::Integrity(m)) if m.contains("event id \"x\"")));
-        let failed = br#"{"v":"evident-inbox/v2","error":"disk full"}"#;
+        let failed = br#"{"v":"evident-inbox/v3","error":"disk full"}"#;
         assert!(matches!(decode_answer(failed), Err(Error::Unavailable(m)) if m.ends_with("disk full")));
     }
 }

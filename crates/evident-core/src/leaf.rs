@@ -7,7 +7,6 @@
 //! back together is a matter of setting each pointer.
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -31,9 +30,9 @@ pub struct Leaf {
     pub entry: Vec<u8>,
     /// The personal part, absent when the event has no personal values.
     pub personal: Option<Personal>,
-    /// SHA-256 of the canonical normalised event (computed on the way, from the same JSON): two
-    /// submissions with the same (source, id) are the same event exactly when these agree.
-    pub content_hash: [u8; 32],
+    /// The skeleton digest (`privacy/idempotency.rs`): the non-personal half of what idempotency
+    /// compares; the engine adds the keyed digest of the personal part.
+    pub skeleton_digest: [u8; 32],
 }
 
 /// A personal part before sealing.
@@ -185,13 +184,13 @@ pub fn sealing_subject(event: &Event) -> String {
 /// Builds the leaf of an accepted event. `salt` is used only when there is a personal part.
 pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, salt: [u8; 32]) -> Result<Leaf> {
     let mut skeleton = Value::Object(event_json(event));
-    let content_hash = Sha256::digest(canonical_json(&skeleton)).into();
     let mut personal = Map::new();
     for pointer in personal_pointers(event, policy) {
         if let Some(value) = take_pointer(&mut skeleton, &pointer) {
             personal.insert(pointer, value);
         }
     }
+    let skeleton_digest = crate::privacy::idempotency::skeleton_digest(&skeleton);
     let object = skeleton.as_object_mut().expect("an event is an object");
     object.insert("tenant".into(), json!(recorded.tenant));
     object.insert("event_id".into(), json!(recorded.event_id.to_string()));
@@ -212,5 +211,5 @@ pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, sal
             evident_tlog::MAX_ENTRY_LEN
         )));
     }
-    Ok(Leaf { entry, personal, content_hash })
+    Ok(Leaf { entry, personal, skeleton_digest })
 }

@@ -15,6 +15,7 @@ pub mod history;
 mod inbox;
 pub mod leaf;
 pub mod log;
+pub mod privacy;
 pub mod read;
 pub mod seal;
 pub mod stats;

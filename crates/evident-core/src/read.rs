@@ -106,10 +106,14 @@ impl Engine {
             (Some(_), Access::Skeleton) => (skeleton, PersonalState::Withheld),
             (Some((subject, sealed)), Access::Personal) => match self.data_key(tenant, subject)? {
                 None => (skeleton, PersonalState::Erased),
-                Some(key) => {
-                    let (salt, canonical) = key.unseal(tenant.as_str(), &stored.event_id, sealed)?;
-                    (evident_wire::entry::rehydrate(&skeleton, &salt, &canonical)?, PersonalState::Included)
-                }
+                Some(key) => match key.unseal(tenant.as_str(), &stored.event_id, sealed)? {
+                    // Sealed under a key since erased; the subject has a new one.
+                    None => (skeleton, PersonalState::Erased),
+                    Some((salt, canonical)) => (
+                        evident_wire::entry::rehydrate(&skeleton, &salt, &canonical)?,
+                        PersonalState::Included,
+                    ),
+                },
             },
         };
         Ok(EventView {
@@ -347,8 +351,8 @@ impl Engine {
             let mut personal = None;
             if let (Access::Personal, Some((subject, sealed))) = (access, &event.sealed)
                 && let Some(key) = self.data_key(tenant, subject)?
+                && let Some((salt, canonical)) = key.unseal(tenant.as_str(), &event.event_id, sealed)?
             {
-                let (salt, canonical) = key.unseal(tenant.as_str(), &event.event_id, sealed)?;
                 let part: Value = serde_json::from_slice(&canonical).map_err(|err| {
                     Error::Integrity(format!("personal part of {} is not JSON: {err}", event.index))
                 })?;

@@ -56,7 +56,8 @@ pub struct NewEntry {
     pub source: String,
     /// The producer's own id (idempotency key with `source`).
     pub producer_id: String,
-    pub content_hash: [u8; 32],
+    /// The idempotency digest's stored form (`privacy/idempotency.rs`).
+    pub idempotency: Vec<u8>,
     pub time: Micros,
     pub recorded_at: Micros,
     pub event_type: String,
@@ -171,7 +172,8 @@ pub trait Cluster: Send + Sync {
 pub struct Existing {
     pub index: u64,
     pub event_id: [u8; 16],
-    pub content_hash: [u8; 32],
+    /// The idempotency digest's stored form (`privacy/idempotency.rs`).
+    pub idempotency: Vec<u8>,
 }
 
 /// An entry as a scan returns it.
@@ -227,7 +229,22 @@ pub trait LogStore: Send + Sync {
     /// The wrapped data key of a subject, if one is stored.
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>>;
 
-    /// Destroys a subject's data key; `false` if there was none.
+    /// The names of the stored data keys of `subject` (its own and its periods',
+    /// `subject<U+001F><period>`, see `crate::privacy::retention`), or of every subject of the
+    /// tenant when `None`.
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>>;
+
+    /// Deletes the search tokens (targets typed `pii:...`, `crate::privacy::search`) of the events
+    /// sealed under any key of `subject`; answers how many.
+    fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64>;
+
+    /// Replaces the wrapped form of a stored data key (master-key rotation); `false` if there is
+    /// no such key.
+    fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool>;
+
+    /// Destroys a subject's data key; `false` if there was none. On return no copy of the wrapped
+    /// key is left in the store's files that the store can overwrite (journal, free pages), even
+    /// when there was none to delete (a retry after a failure finishes the job).
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool>;
 
     /// Writes a whole group commit in one durable transaction: durable on return, nothing of it
@@ -357,10 +374,13 @@ pub enum Role {
     Auditor,
     /// Keys, tenants and settings (and everything above, within its tenant).
     Admin,
+    /// Privacy officer: erasure, legal holds, retention and subject reports of its tenant.
+    Privacy,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Producer, Role::Reader, Role::Investigator, Role::Auditor, Role::Admin];
+    pub const ALL: [Role; 6] =
+        [Role::Producer, Role::Reader, Role::Investigator, Role::Auditor, Role::Admin, Role::Privacy];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -369,6 +389,7 @@ impl Role {
             Role::Investigator => "investigator",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Privacy => "privacy",
         }
     }
 

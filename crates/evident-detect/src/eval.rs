@@ -67,9 +67,24 @@ mod rfc3339 {
     }
 }
 
+/// From the rule, the key as the log shows it ([`log_key`]) and the first trigger: an event has
+/// one key of each kind, so the id stays unique per finding without carrying an IP pseudonym.
 fn finding_id(rule: &str, key: &str, first_trigger: &str) -> String {
-    let digest = Sha256::digest(format!("{rule}\n{key}\n{first_trigger}"));
+    let digest = Sha256::digest(format!("{rule}\n{}\n{first_trigger}", log_key(key)));
     format!("fnd_{}", &hex::encode(digest)[..20])
+}
+
+/// What of a finding's key may enter the log: `ip` for an IP pseudonym (`ip:<keyed hash>`), which
+/// anyone holding the detection secret could reverse by trying every address; the key otherwise.
+pub fn log_key(key: &str) -> &str {
+    if key.starts_with("ip:") { "ip" } else { key }
+}
+
+impl Finding {
+    /// The key as the finding's `evident.finding.opened` event records it ([`log_key`]).
+    pub fn key_in_log(&self) -> &str {
+        log_key(&self.key)
+    }
 }
 
 /// Per-key state of window rules: event ids and times, oldest first.
@@ -413,7 +428,8 @@ fn failed_burst(rule: &Rule, p: &FailedBurst, state: &mut RuleState, event: &Obs
     }
     let who = match p.by {
         By::Actor => format!("actor {key}"),
-        _ => format!("address {key} (keyed hash)"),
+        // The pseudonym stays in the finding's key, out of the text that enters the log.
+        _ => "one address".to_owned(),
     };
     let explanation =
         format!("{} failed logins or denied requests from {who} within {} s", triggers.len(), p.window_secs);

@@ -4,8 +4,9 @@
 //! Persistence (service-state blobs): `detect/<tenant>/config` (rules and webhooks, written on
 //! every change) and `detect/<tenant>/state` (evaluator windows and watermark, findings, dead
 //! letters; written by [`Workspace::persist`] when changed). `detect/secret` is the service's
-//! detection secret, made once: webhook secrets and IP pseudonym keys derive from it, so a webhook's
-//! secret is the same on every reload and is never stored.
+//! detection secret, made once and stored wrapped by the master key: webhook secrets and IP
+//! pseudonym keys derive from it, so a webhook's secret is the same on every reload and is never
+//! stored. A secret that cannot be read or opened stops the service; it is never replaced.
 //!
 //! Concurrency: a tenant's state is behind one lock, held only for in-memory steps (never across
 //! an `.await`). A change a person makes (rules, webhooks, finding status, redelivery) must be
@@ -18,11 +19,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use evident_core::seal::MasterKey;
 use evident_core::store::{Store, TenantId};
 use evident_wire::Micros;
 use evident_wire::detect::DeadLetter;
 use evident_wire::signature::hmac_sha256;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::eval::{Evaluator, Finding, State};
 use crate::finding::{FindingRecord, Status, StatusChange};
@@ -64,6 +67,9 @@ struct StateBlob {
     dead_letters: Vec<DeadLetter>,
 }
 
+/// The service-state name of the wrapped detection secret.
+const SECRET_NAME: &str = "detect/secret";
+
 fn config_name(tenant: &TenantId) -> String {
     format!("detect/{tenant}/config")
 }
@@ -75,28 +81,30 @@ fn state_name(tenant: &TenantId) -> String {
 /// Every tenant's detection, over the store it persists in.
 pub struct Workspace {
     store: Arc<dyn Store>,
-    secret: [u8; 32],
+    secret: Zeroizing<[u8; 32]>,
     tenants: Mutex<HashMap<TenantId, Arc<TenantWorkspace>>>,
 }
 
 impl Workspace {
-    /// Opens the workspace: loads (or makes, on first use) the detection secret. Tenants load on
-    /// first use.
-    pub fn open(store: Arc<dyn Store>) -> Workspace {
-        let secret = match store.get_state("detect/secret") {
-            Ok(Some(bytes)) if bytes.len() == 32 => bytes.try_into().expect("32 bytes"),
-            other => {
-                if let Err(err) = &other {
-                    tracing::error!(error = %err, "cannot read the detection secret; using a new one");
-                }
-                let secret = evident_core::seal::random_32();
-                if let Err(err) = store.put_state("detect/secret", &secret) {
-                    tracing::error!(error = %err, "cannot store the detection secret");
-                }
+    /// Opens the workspace: loads (or makes, on first use) the detection secret, wrapped by
+    /// `master`. Tenants load on first use. A secret that cannot be read or opened is an error:
+    /// replacing it would change every webhook secret and pseudonym.
+    pub fn open(store: Arc<dyn Store>, master: &MasterKey) -> Result<Workspace> {
+        let secret = match store.get_state(SECRET_NAME)? {
+            Some(wrapped) if wrapped.len() == 32 => {
+                // Stored in clear by earlier versions: wrap the same secret in place.
+                let secret: [u8; 32] = wrapped.try_into().expect("32 bytes");
+                store.put_state(SECRET_NAME, &master.wrap_secret(SECRET_NAME, &secret))?;
+                Zeroizing::new(secret)
+            }
+            Some(wrapped) => master.unwrap_secret(SECRET_NAME, &wrapped)?,
+            None => {
+                let secret = Zeroizing::new(evident_core::seal::random_32());
+                store.put_state(SECRET_NAME, &master.wrap_secret(SECRET_NAME, &secret))?;
                 secret
             }
         };
-        Workspace { store, secret, tenants: Mutex::new(HashMap::new()) }
+        Ok(Workspace { store, secret, tenants: Mutex::new(HashMap::new()) })
     }
 
     /// Sets a tenant's rules and webhooks before the workspace first loads it (benchmarks, tests).
@@ -113,7 +121,8 @@ impl Workspace {
     /// The secret a webhook's deliveries are signed with (`whsec_` and 64 hex digits): derived
     /// from the detection secret, the tenant and the webhook id, so the same for the webhook's life.
     pub fn webhook_secret(&self, tenant: &TenantId, webhook_id: &str) -> String {
-        let derived = hmac_sha256(&self.secret, format!("webhook\n{tenant}\n{webhook_id}").as_bytes());
+        let derived =
+            hmac_sha256(self.secret.as_slice(), format!("webhook\n{tenant}\n{webhook_id}").as_bytes());
         format!("whsec_{}", hex::encode(derived))
     }
 
@@ -189,7 +198,7 @@ impl Workspace {
         let loaded = TenantWorkspace {
             tenant: tenant.clone(),
             store: Arc::clone(&self.store),
-            ip_key: hmac_sha256(&self.secret, format!("ip\n{tenant}").as_bytes()),
+            ip_key: hmac_sha256(self.secret.as_slice(), format!("ip\n{tenant}").as_bytes()),
             detection: Mutex::new(detection),
             changes: tokio::sync::Mutex::new(()),
         };
@@ -690,6 +699,34 @@ mod tests {
         TenantId::new("acme").expect("valid")
     }
 
+    fn master() -> MasterKey {
+        MasterKey::from_bytes([3; 32])
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Workspace {
+        Workspace::open(store(dir), &master()).expect("the workspace opens")
+    }
+
+    #[test]
+    fn the_detection_secret_is_wrapped_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        // An earlier version's secret in clear is kept, and wrapped in place.
+        store(&dir).put_state(SECRET_NAME, &[9; 32]).unwrap();
+        let secret = open(&dir).webhook_secret(&tenant(), "wh_1");
+        let stored = store(&dir).get_state(SECRET_NAME).unwrap().unwrap();
+        assert!(!stored.windows(32).any(|w| w == [9; 32]), "stored in clear");
+        assert_eq!(*master().unwrap_secret(SECRET_NAME, &stored).unwrap(), [9; 32]);
+        assert_eq!(open(&dir).webhook_secret(&tenant(), "wh_1"), secret, "the same secret on reload");
+        // Another master key cannot open it: the workspace refuses to start and keeps the secret.
+        let refused = Workspace::open(store(&dir), &MasterKey::from_bytes([4; 32]));
+        assert!(matches!(refused, Err(Error::Core(evident_core::Error::Sealed(_)))), "{:?}", refused.err());
+        assert_eq!(store(&dir).get_state(SECRET_NAME).unwrap().unwrap(), stored, "not replaced");
+        // A fresh store gets a new secret, wrapped.
+        let fresh = tempfile::tempdir().unwrap();
+        drop(open(&fresh));
+        assert_eq!(store(&fresh).get_state(SECRET_NAME).unwrap().unwrap().len(), 1 + 24 + 32 + 16);
+    }
+
     fn finding(id: &str) -> Finding {
         Finding {
             id: id.to_owned(),
@@ -724,7 +761,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_status_changes_are_checked_one_after_the_other() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
         detect.open_findings(vec![(finding("fnd_1"), 7)]);
         let (resolved, dismissed) = tokio::join!(
@@ -754,7 +791,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_rule_changes_are_all_kept_and_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
         let defaults = detect.rules().len();
         let (a, b, again) =
@@ -764,14 +801,14 @@ mod tests {
         assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
         assert_eq!(detect.rules().len(), defaults + 2);
         // What was stored is what a reload sees.
-        let reloaded = Workspace::open(store(&dir)).tenant(&tenant()).unwrap();
+        let reloaded = open(&dir).tenant(&tenant()).unwrap();
         assert_eq!(reloaded.rules(), detect.rules());
     }
 
     #[tokio::test]
     async fn a_webhook_keeps_its_secret_across_changes_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
         let mut editor = detect.edit().await;
         let webhook =
@@ -782,7 +819,7 @@ mod tests {
         drop(editor);
         let secret = workspace.webhook_secret(&tenant(), &webhook.id);
         assert!(secret.starts_with("whsec_") && secret.len() == 6 + 64, "{secret}");
-        let reopened = Workspace::open(store(&dir));
+        let reopened = open(&dir);
         assert_eq!(reopened.tenant(&tenant()).unwrap().webhooks(), std::slice::from_ref(&webhook));
         assert_eq!(reopened.webhook_secret(&tenant(), &webhook.id), secret);
         assert_ne!(reopened.webhook_secret(&tenant(), "wh_other"), secret);
@@ -791,12 +828,12 @@ mod tests {
     #[tokio::test]
     async fn findings_and_their_workflow_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
         detect.open_findings(vec![(finding("fnd_1"), 7)]);
         change_status(&detect, Status::Resolved).await.unwrap();
         workspace.persist(None);
-        let reloaded = Workspace::open(store(&dir)).tenant(&tenant()).unwrap();
+        let reloaded = open(&dir).tenant(&tenant()).unwrap();
         assert_eq!(reloaded.finding("fnd_1"), detect.finding("fnd_1"));
         assert_eq!(reloaded.unrecorded(vec![finding("fnd_1"), finding("fnd_2"), finding("fnd_2")]).len(), 1);
     }

@@ -158,7 +158,8 @@ async fn append(
     })
 }
 
-async fn record_outcome(
+/// Appends a self-audit event and answers its outcome (a receipt when stored).
+pub(crate) async fn record_outcome(
     state: &AppState,
     tenant: &TenantId,
     event: AuditEvent,

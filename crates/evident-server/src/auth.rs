@@ -36,6 +36,8 @@ pub struct Read;
 pub struct Review;
 /// Admins.
 pub struct Admin;
+/// Privacy officers and admins.
+pub struct Privacy;
 
 impl Requirement for Append {
     const NEED: Need = Need::Append;
@@ -48,6 +50,9 @@ impl Requirement for Review {
 }
 impl Requirement for Admin {
     const NEED: Need = Need::Admin;
+}
+impl Requirement for Privacy {
+    const NEED: Need = Need::Privacy;
 }
 
 /// An authenticated caller that meets `R`: the type in a handler's signature is the check. On a
@@ -202,6 +207,7 @@ pub async fn require(
                 Need::Read => "read audit data",
                 Need::Review => "work findings",
                 Need::Admin => "administer",
+                Need::Privacy => "act for privacy (erasure, holds, retention, reports)",
             }
         )
     };

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use evident_core::engine::{Committed, Engine};
 use evident_core::read::{Access, EventRef};
+use evident_core::seal::MasterKey;
 use evident_core::store::{Store, TenantId};
 use evident_detect::eval::Finding;
 use evident_detect::finding::FindingRecord;
@@ -77,20 +78,29 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(store: &Arc<dyn Store>, config: DetectConfig) -> Hub {
+    /// Fails when the detection secret cannot be read or opened (`Workspace::open`).
+    pub fn new(
+        store: &Arc<dyn Store>,
+        master: &MasterKey,
+        config: DetectConfig,
+    ) -> Result<Hub, evident_core::Error> {
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");
-        Hub {
-            workspace: Workspace::open(Arc::clone(store)),
+        let workspace = Workspace::open(Arc::clone(store), master).map_err(|err| match err {
+            evident_detect::Error::Core(err) => err,
+            other => evident_core::Error::Unavailable(other.to_string()),
+        })?;
+        Ok(Hub {
+            workspace,
             findings: broadcast::channel(1024).0,
             http,
             config,
             stats: DetectStats::default(),
             pending: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// A tenant's workspace for the detector; `None` (logged) when it cannot be loaded.
@@ -360,7 +370,8 @@ fn finding_event(finding: &Finding) -> AuditEvent {
         ("rule".to_owned(), finding.rule.clone()),
         ("template".to_owned(), finding.template.clone()),
         ("severity".to_owned(), finding.severity.as_str().to_owned()),
-        ("key".to_owned(), finding.key.clone()),
+        // Never an IP pseudonym: a leaf is permanent, the address space small.
+        ("key".to_owned(), finding.key_in_log().to_owned()),
         ("trigger_count".to_owned(), finding.trigger_count.to_string()),
     ]);
     // As many trigger ids (the latest) as fit a metadata value.

@@ -14,7 +14,9 @@ pub mod export;
 pub mod ingest;
 pub mod ops;
 pub mod principal;
+pub mod privacy;
 pub mod query;
+pub mod report_html;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,15 +77,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
-        let detect = Arc::new(Hub::new(engine.store(), config.detect.clone()));
-        AppState {
+    /// Fails when detection's secret cannot be read or opened with the engine's master key.
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Result<AppState, evident_core::Error> {
+        let detect = Arc::new(Hub::new(engine.store(), engine.master_key(), config.detect.clone())?);
+        Ok(AppState {
             detect,
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
             started: Instant::now(),
-        }
+        })
     }
 }
 
@@ -134,6 +137,12 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(detect_api::redeliver))
         .routes(routes!(detect_api::delete_webhook))
         .routes(routes!(detect_api::stream))
+        .routes(routes!(privacy::erase))
+        .routes(routes!(privacy::create_hold, privacy::list_holds))
+        .routes(routes!(privacy::release_hold))
+        .routes(routes!(privacy::get_retention, privacy::put_retention))
+        .routes(routes!(privacy::report))
+        .routes(routes!(privacy::personal_search))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

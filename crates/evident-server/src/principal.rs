@@ -24,6 +24,8 @@ pub enum Need {
     /// Work findings and run backtests: auditors, investigators and admins.
     Review,
     Admin,
+    /// Erasure, legal holds, retention and subject reports: the `privacy` role and admins.
+    Privacy,
 }
 
 impl Principal {
@@ -31,10 +33,15 @@ impl Principal {
         match need {
             Need::Append => self.role == Role::Producer,
             Need::Read => {
-                matches!(self.role, Role::Reader | Role::Investigator | Role::Auditor | Role::Admin)
+                // Privacy officers read (without personal values) to export their reports' bundles.
+                matches!(
+                    self.role,
+                    Role::Reader | Role::Investigator | Role::Auditor | Role::Admin | Role::Privacy
+                )
             }
             Need::Review => matches!(self.role, Role::Auditor | Role::Investigator | Role::Admin),
             Need::Admin => self.role == Role::Admin,
+            Need::Privacy => matches!(self.role, Role::Privacy | Role::Admin),
         }
     }
 

@@ -62,7 +62,7 @@ pub(crate) async fn access(
     Ok(Access::Personal)
 }
 
-fn limit(limit: Option<usize>) -> ApiResult<usize> {
+pub(crate) fn limit(limit: Option<usize>) -> ApiResult<usize> {
     match limit {
         None => Ok(50),
         Some(n) if (1..=evident_core::read::MAX_PAGE).contains(&n) => Ok(n),
@@ -79,7 +79,7 @@ fn time(name: &str, text: &Option<String>) -> ApiResult<Option<Micros>> {
         .transpose()
 }
 
-fn view(view: evident_core::read::EventView) -> EventView {
+pub(crate) fn view(view: evident_core::read::EventView) -> EventView {
     EventView {
         index: view.index,
         event_id: view.event_id.to_string(),

@@ -60,7 +60,7 @@ impl TestServer {
             .expect("runtime");
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let address = listener.local_addr().expect("address");
-        let router = app(AppState::new(Arc::clone(&engine), config));
+        let router = app(AppState::new(Arc::clone(&engine), config).expect("the state opens"));
         runtime.spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .await

@@ -154,7 +154,7 @@ struct EntryColumns<'a> {
     event_id: Vec<&'a [u8]>,
     source: Vec<&'a str>,
     producer_id: Vec<&'a str>,
-    content_hash: Vec<&'a [u8]>,
+    idempotency: Vec<&'a [u8]>,
     time: Vec<i64>,
     event_type: Vec<&'a str>,
     action: Vec<&'a str>,
@@ -245,7 +245,7 @@ impl<'a> EntryColumns<'a> {
         self.event_id.push(&entry.event_id);
         self.source.push(&entry.source);
         self.producer_id.push(&entry.producer_id);
-        self.content_hash.push(&entry.content_hash);
+        self.idempotency.push(&entry.idempotency);
         self.time.push(entry.time.0);
         self.event_type.push(&entry.event_type);
         self.action.push(&entry.action);
@@ -386,7 +386,7 @@ fn entry_writes<'a>(tx: &'a Transaction<'_>, rows: &'a EntryColumns<'_>) -> Vec<
                 &rows.producer_id,
                 &rows.idx,
                 &rows.event_id,
-                &rows.content_hash,
+                &rows.idempotency,
                 &rows.recorded_at,
             ];
             tx_execute(tx, INSERT_EVENT_KEYS, &params).await
@@ -402,7 +402,7 @@ fn entry_writes<'a>(tx: &'a Transaction<'_>, rows: &'a EntryColumns<'_>) -> Vec<
                 &rows.event_id,
                 &rows.source,
                 &rows.producer_id,
-                &rows.content_hash,
+                &rows.idempotency,
                 &rows.time,
                 &rows.event_type,
                 &rows.action,
@@ -506,13 +506,13 @@ async fn head_moved(client: &Client, tid: i64, log: &LogCommit) -> Error {
 }
 
 const INSERT_EVENTS: &str = "INSERT INTO events (tid, idx, recorded_at, event_id, source, producer_id,
-        content_hash, time, type, action, outcome, actor, subject, entry, seal_subject, sealed)
+        idempotency, time, type, action, outcome, actor, subject, entry, seal_subject, sealed)
     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::text[],
         $7::bytea[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::bytea[], $15::text[], $16::bytea[])";
 
 const INSERT_EVENT_KEYS: &str =
-    "INSERT INTO event_keys (tid, source, producer_id, idx, event_id, content_hash,
+    "INSERT INTO event_keys (tid, source, producer_id, idx, event_id, idempotency,
         recorded_at)
     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::bytea[],
         $7::bigint[])";
@@ -739,7 +739,7 @@ impl Db {
         let tid = self.tid(&client, tenant).await?;
         let rows = query(
             &client,
-            "SELECT q.n, k.idx, k.event_id, k.content_hash
+            "SELECT q.n, k.idx, k.event_id, k.idempotency
              FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS q (source, producer_id, n)
              JOIN event_keys k ON k.tid = $1 AND k.source = q.source AND k.producer_id = q.producer_id",
             &[&tid, &sources, &producer_ids],
@@ -751,10 +751,58 @@ impl Db {
             found[n as usize - 1] = Some(Existing {
                 index: row.get::<_, i64>(1) as u64,
                 event_id: bytes(row.get::<_, &[u8]>(2)),
-                content_hash: bytes(row.get::<_, &[u8]>(3)),
+                idempotency: row.get::<_, Vec<u8>>(3),
             });
         }
         Ok(found)
+    }
+
+    pub(crate) async fn data_key_names(
+        &self,
+        tenant: &TenantId,
+        subject: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let rows = query(
+            &client,
+            "SELECT subject FROM data_keys WHERE tid = $1
+             AND ($2::text IS NULL OR subject = $2 OR left(subject, length($2) + 1) = $2 || chr(31))
+             ORDER BY subject",
+            &[&tid, &subject],
+        )
+        .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    pub(crate) async fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        execute(
+            &client,
+            "DELETE FROM event_targets WHERE tid = $1 AND left(type, 4) = 'pii:' AND idx IN
+             (SELECT idx FROM events WHERE tid = $1
+              AND (seal_subject = $2 OR left(seal_subject, length($2) + 1) = $2 || chr(31)))",
+            &[&tid, &subject],
+        )
+        .await
+    }
+
+    pub(crate) async fn replace_data_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        wrapped: &[u8],
+    ) -> Result<bool> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let updated = execute(
+            &client,
+            "UPDATE data_keys SET wrapped = $3 WHERE tid = $1 AND subject = $2",
+            &[&tid, &name, &wrapped],
+        )
+        .await?;
+        Ok(updated == 1)
     }
 
     pub(crate) async fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
@@ -777,6 +825,9 @@ impl Db {
         let deleted =
             execute(&client, "DELETE FROM data_keys WHERE tid = $1 AND subject = $2", &[&tid, &subject])
                 .await?;
+        // The deleted row version stays in the table's pages until vacuumed; vacuum now (a small
+        // table) rather than whenever autovacuum comes by. `docs/privacy.md` covers WAL archives.
+        client.batch_execute("VACUUM data_keys").await.map_err(failed)?;
         Ok(deleted == 1)
     }
 

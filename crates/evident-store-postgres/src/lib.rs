@@ -315,6 +315,21 @@ impl LogStore for PgStore {
         self.run(move |db| async move { db.data_key(&tenant, &subject).await })
     }
 
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
+        let (tenant, subject) = (tenant.clone(), subject.map(str::to_owned));
+        self.run(move |db| async move { db.data_key_names(&tenant, subject.as_deref()).await })
+    }
+
+    fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64> {
+        let (tenant, subject) = (tenant.clone(), subject.to_owned());
+        self.run(move |db| async move { db.forget_search_tokens(&tenant, &subject).await })
+    }
+
+    fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool> {
+        let (tenant, name, wrapped) = (tenant.clone(), name.to_owned(), wrapped.to_vec());
+        self.run(move |db| async move { db.replace_data_key(&tenant, &name, &wrapped).await })
+    }
+
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         let (tenant, subject) = (tenant.clone(), subject.to_owned());
         self.run(move |db| async move { db.erase_data_key(&tenant, &subject).await })

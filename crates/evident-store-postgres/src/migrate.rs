@@ -11,8 +11,16 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
+    Migration { version: 2, name: "idempotency", sql: include_str!("../migrations/0002_idempotency.sql") },
+];
+
+/// The migration after whose SQL [`recompute_legacy_digests`] runs.
+const IDEMPOTENCY_MIGRATION: i32 = 2;
+
+/// Rows migrated per statement by [`recompute_legacy_digests`].
+const LEGACY_BATCH: i64 = 1000;
 
 /// First key of the advisory lock that serializes migrations; the second is the schema name's hash.
 const LOCK_CLASS: i32 = 0x4556_4454;
@@ -63,6 +71,9 @@ impl Db {
                     crate::db::describe(&err)
                 ))
             })?;
+            if migration.version == IDEMPOTENCY_MIGRATION {
+                recompute_legacy_digests(&tx).await?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                 &[&migration.version, &migration.name],
@@ -71,6 +82,52 @@ impl Db {
             .map_err(failed)?;
         }
         tx.commit().await.map_err(failed)
+    }
+}
+
+/// Migration 2's second half: every digest still of 32 bytes is an unsalted SHA-256 of a whole
+/// event (personal values included); it becomes the legacy idempotency digest recomputed from the
+/// event's entry, which holds nothing personal (`evident_core::privacy::idempotency`). Old row
+/// versions stay in the tables' files until PostgreSQL reuses their space; `docs/privacy.md` says
+/// to run `VACUUM FULL events, event_keys` after upgrading.
+async fn recompute_legacy_digests(tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {
+    loop {
+        let rows = tx
+            .query(
+                "SELECT tid, idx, recorded_at, entry FROM events WHERE length(idempotency) = 32
+                 ORDER BY tid, idx LIMIT $1",
+                &[&LEGACY_BATCH],
+            )
+            .await
+            .map_err(failed)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (mut tids, mut idxs, mut recorded, mut digests) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for row in &rows {
+            let digest = evident_core::privacy::idempotency::legacy_from_entry(row.get::<_, &[u8]>(3))?;
+            tids.push(row.get::<_, i64>(0));
+            idxs.push(row.get::<_, i64>(1));
+            recorded.push(row.get::<_, i64>(2));
+            digests.push(digest.to_bytes());
+        }
+        tx.execute(
+            "UPDATE events e SET idempotency = u.d
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[]) AS u (tid, idx, r, d)
+             WHERE e.tid = u.tid AND e.idx = u.idx AND e.recorded_at = u.r",
+            &[&tids, &idxs, &recorded, &digests],
+        )
+        .await
+        .map_err(failed)?;
+        tx.execute(
+            "UPDATE event_keys k SET idempotency = u.d
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[]) AS u (tid, idx, d)
+             WHERE k.tid = u.tid AND k.idx = u.idx",
+            &[&tids, &idxs, &digests],
+        )
+        .await
+        .map_err(failed)?;
     }
 }
 

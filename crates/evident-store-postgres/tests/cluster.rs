@@ -46,7 +46,7 @@ fn entry(index: u64, recorded_at: Micros) -> NewEntry {
         event_id,
         source: "//test".into(),
         producer_id: format!("p{index}"),
-        content_hash: [index as u8; 32],
+        idempotency: vec![index as u8; 33],
         time: recorded_at,
         recorded_at,
         event_type: "test.event".into(),
@@ -364,7 +364,10 @@ fn reopening_applies_no_migration_twice() {
     drop(store);
     let reopened = schema.open();
     assert_eq!(reopened.get_state("kept").unwrap(), Some(b"yes".to_vec()));
-    assert_eq!(schema.sql("SELECT version || ' ' || name FROM schema_migrations"), ["1 init"]);
+    assert_eq!(
+        schema.sql("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
+        ["1 init", "2 idempotency"]
+    );
 }
 
 #[test]
@@ -385,7 +388,7 @@ fn nodes_starting_at_once_migrate_one_new_schema_once() {
             store.check_writable().unwrap();
         }
     });
-    assert_eq!(schema.sql("SELECT count(*) FROM schema_migrations"), ["1"]);
+    assert_eq!(schema.sql("SELECT count(*) FROM schema_migrations"), ["2"]);
 }
 
 #[test]

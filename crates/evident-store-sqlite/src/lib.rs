@@ -22,7 +22,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 #[cfg(feature = "bench-peer")]
 pub mod peer;
 
-const SCHEMA_VERSION: &str = "1";
+/// 2: `events.idempotency` (`evident_core::privacy::idempotency`) replaced version 1's
+/// `content_hash`, an unsalted hash of the whole event that personal values could be guessed from.
+const SCHEMA_VERSION: &str = "2";
 
 /// The store's schema: tables and indexes.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -94,7 +96,7 @@ impl Drop for Checkpointer {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let writer = open_writer(path)?;
+        let mut writer = open_writer(path)?;
         let version: Option<String> = writer
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| row.get(0))
             .optional()
@@ -106,6 +108,7 @@ impl SqliteStore {
                     .map_err(storage)?;
             }
             Some(SCHEMA_VERSION) => {}
+            Some("1") => migrate_from_v1(&mut writer)?,
             Some(other) => {
                 return Err(Error::Unavailable(format!(
                     "{} has schema version {other}; this build knows {SCHEMA_VERSION}",
@@ -179,7 +182,8 @@ fn open_connection(path: &Path) -> Result<Connection> {
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 10000;
              PRAGMA cache_size = -{OTHER_CACHE_KIB};
-             PRAGMA temp_store = MEMORY;"
+             PRAGMA temp_store = MEMORY;
+             PRAGMA secure_delete = ON;"
         ))
         .map_err(storage)?;
     Ok(connection)
@@ -194,6 +198,59 @@ fn open_writer(path: &Path) -> Result<Connection> {
         .execute_batch(&format!("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
         .map_err(storage)?;
     Ok(writer)
+}
+
+/// Version 1 to 2: renames `content_hash` to `idempotency` and replaces every stored unsalted
+/// hash of a whole event by the legacy idempotency digest recomputed from its entry (which holds
+/// nothing personal), in one transaction; then rewrites the file (`secure_delete` and `VACUUM`)
+/// and truncates the WAL so that the old hashes are in no page of either.
+fn migrate_from_v1(writer: &mut Connection) -> Result<()> {
+    let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+    tx.execute_batch("ALTER TABLE events RENAME COLUMN content_hash TO idempotency").map_err(storage)?;
+    let rows: Vec<(i64, Vec<u8>)> = {
+        let mut statement = tx.prepare("SELECT rid, entry FROM events").map_err(storage)?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(storage)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(storage)?
+    };
+    {
+        let mut update = tx.prepare("UPDATE events SET idempotency = ?1 WHERE rid = ?2").map_err(storage)?;
+        for (rid, entry) in rows {
+            let digest = evident_core::privacy::idempotency::legacy_from_entry(&entry)?;
+            update.execute(params![digest.to_bytes(), rid]).map_err(storage)?;
+        }
+    }
+    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", [SCHEMA_VERSION]).map_err(storage)?;
+    tx.commit().map_err(storage)?;
+    writer.execute_batch("VACUUM").map_err(storage)?;
+    truncate_wal(writer)
+}
+
+/// Copies every page of the WAL into the file and truncates the WAL to nothing, so older page
+/// images (an erased key's, say) are gone from it. Waits for readers of older snapshots
+/// (`busy_timeout`) and for a checkpoint the [`Checkpointer`] is running (which SQLite answers
+/// with `SQLITE_BUSY` at once); fails, to be retried, if that takes over ten seconds.
+fn truncate_wal(writer: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let busy = match writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
+            Ok(busy) => busy != 0,
+            Err(rusqlite::Error::SqliteFailure(code, _))
+                if code.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                true
+            }
+            Err(err) => return Err(storage(err)),
+        };
+        if !busy {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Unavailable(
+                "the WAL could not be truncated: the database stayed busy".into(),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -324,7 +381,7 @@ impl LogStore for SqliteStore {
         let tid = self.tid(tenant)?;
         self.read(|c| {
             let mut statement = c.prepare_cached(
-                "SELECT rid, event_id, content_hash FROM events WHERE tid = ?1 AND source = ?2 AND producer_id = ?3",
+                "SELECT rid, event_id, idempotency FROM events WHERE tid = ?1 AND source = ?2 AND producer_id = ?3",
             )?;
             keys.iter()
                 .map(|(source, id)| {
@@ -332,11 +389,11 @@ impl LogStore for SqliteStore {
                         .query_row(params![tid, source, id], |row| {
                             let rid: i64 = row.get(0)?;
                             let event_id: Vec<u8> = row.get(1)?;
-                            let content_hash: Vec<u8> = row.get(2)?;
+
                             Ok(Existing {
                                 index: (rid & ((1i64 << TENANT_SHIFT) - 1)) as u64,
                                 event_id: event_id.as_slice().try_into().unwrap_or([0; 16]),
-                                content_hash: content_hash.as_slice().try_into().unwrap_or([0; 32]),
+                                idempotency: row.get(2)?,
                             })
                         })
                         .optional()
@@ -354,10 +411,50 @@ impl LogStore for SqliteStore {
         })
     }
 
+    fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
+        let tid = self.tid(tenant)?;
+        self.read(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT subject FROM data_keys WHERE tid = ?1
+                 AND (?2 IS NULL OR subject = ?2 OR substr(subject, 1, length(?2) + 1) = ?2 || char(31))
+                 ORDER BY subject",
+            )?;
+            let rows = statement.query_map(params![tid, subject], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64> {
+        let tid = self.tid(tenant)?;
+        let writer = self.writer.lock().expect("writer lock");
+        let deleted = writer
+            .execute(
+                "DELETE FROM event_targets WHERE tid = ?1 AND substr(type, 1, 4) = 'pii:' AND rid IN
+                 (SELECT rid FROM events WHERE tid = ?1
+                  AND (seal_subject = ?2 OR substr(seal_subject, 1, length(?2) + 1) = ?2 || char(31)))",
+                params![tid, subject],
+            )
+            .map_err(storage)?;
+        Ok(deleted as u64)
+    }
+
+    fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool> {
+        let tid = self.tid(tenant)?;
+        let writer = self.writer.lock().expect("writer lock");
+        let updated = writer
+            .execute(
+                "UPDATE data_keys SET wrapped = ?3 WHERE tid = ?1 AND subject = ?2",
+                params![tid, name, wrapped],
+            )
+            .map_err(storage)?;
+        Ok(updated == 1)
+    }
+
     fn erase_data_key(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
         let tid = self.tid(tenant)?;
         let writer = self.writer.lock().expect("writer lock");
-        // Overwrite before deleting so the wrapped key does not linger in free pages.
+        // Overwrite before deleting (and `secure_delete` zeroes what a delete frees), so the
+        // wrapped key lingers in no page of the file.
         writer
             .execute(
                 "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE tid = ?1 AND subject = ?2",
@@ -367,6 +464,7 @@ impl LogStore for SqliteStore {
         let deleted = writer
             .execute("DELETE FROM data_keys WHERE tid = ?1 AND subject = ?2", params![tid, subject])
             .map_err(storage)?;
+        truncate_wal(&writer)?;
         Ok(deleted == 1)
     }
 
@@ -389,7 +487,7 @@ impl LogStore for SqliteStore {
             }
             let mut insert_event = tx
                 .prepare_cached(
-                    "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
+                    "INSERT INTO events (rid, tid, event_id, source, producer_id, idempotency, time, recorded_at,
                         type, action, outcome, actor, subject, entry, seal_subject, sealed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )
@@ -431,7 +529,7 @@ impl LogStore for SqliteStore {
                             entry.event_id.as_slice(),
                             entry.source,
                             entry.producer_id,
-                            entry.content_hash.as_slice(),
+                            entry.idempotency,
                             entry.time.0,
                             entry.recorded_at.0,
                             entry.event_type,

@@ -61,7 +61,7 @@ fn insert_rows(
     let mut indices = Vec::with_capacity(events.len());
     {
         let mut insert_event = tx.prepare_cached(
-            "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
+            "INSERT INTO events (rid, tid, event_id, source, producer_id, idempotency, time, recorded_at,
                 type, action, outcome, actor, subject, entry, seal_subject, sealed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, NULL)",
         )?;

@@ -1,4 +1,4 @@
--- Evident's embedded store, schema version 1.
+-- Evident's embedded store, schema version 2 (`meta.schema`; version 1 is migrated in `lib.rs`).
 -- Events of all tenants share one table; `rid` = tenant number * 2^40 + leaf index, so each
 -- tenant's entries are one contiguous, append-ordered key range.
 
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS events (
     event_id     BLOB NOT NULL,
     source       TEXT NOT NULL,
     producer_id  TEXT NOT NULL,
-    content_hash BLOB NOT NULL,
+    -- The idempotency digest (evident_core::privacy::idempotency): nothing personal in clear.
+    idempotency  BLOB NOT NULL,
     time         INTEGER NOT NULL,
     recorded_at  INTEGER NOT NULL,
     type         TEXT NOT NULL,

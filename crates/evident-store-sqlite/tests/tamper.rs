@@ -246,9 +246,9 @@ fn an_entry_inserted_beyond_the_head() {
         |c| {
             exec(
                 c,
-                "INSERT INTO events (rid, tid, event_id, source, producer_id, content_hash, time, recorded_at,
+                "INSERT INTO events (rid, tid, event_id, source, producer_id, idempotency, time, recorded_at,
                     type, action, outcome, actor, subject, entry, seal_subject, sealed)
-                 SELECT ?1, tid, randomblob(16), source, 'smuggled', content_hash, time, recorded_at,
+                 SELECT ?1, tid, randomblob(16), source, 'smuggled', idempotency, time, recorded_at,
                     type, action, outcome, actor, subject, entry, seal_subject, sealed
                  FROM events WHERE rid = ?2",
                 params![rid(N_EVENTS), rid(N_EVENTS - 1)],

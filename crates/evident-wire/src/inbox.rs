@@ -12,8 +12,9 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The version tag of both requests and answers. v1 spelled a request's items without the
-/// `event` tag; such requests are refused as malformed.
-pub const VERSION: &str = "evident-inbox/v2";
+/// `event` tag; v2 carried an unsalted `content_hash` of the whole event instead of the
+/// `idempotency` digest; both are refused as malformed.
+pub const VERSION: &str = "evident-inbox/v3";
 
 /// A request or an answer that cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -107,8 +108,8 @@ pub struct Event {
     pub event_id: [u8; 16],
     pub source: String,
     pub producer_id: String,
-    #[serde(with = "fixed")]
-    pub content_hash: [u8; 32],
+    /// The idempotency digest's stored form (keyed for the personal part: nothing personal in clear).
+    pub idempotency: Base64,
     #[serde(with = "fixed")]
     pub leaf_hash: [u8; 32],
     /// Microseconds since the Unix epoch.
@@ -212,7 +213,7 @@ mod tests {
             event_id: [1; 16],
             source: "app".into(),
             producer_id: "e-1".into(),
-            content_hash: [2; 32],
+            idempotency: Base64(vec![2; 33]),
             leaf_hash: [3; 32],
             time: 1_700_000_000_000_000,
             recorded_at: 1_700_000_000_000_001,
@@ -292,11 +293,20 @@ mod tests {
         let mut value = request_json();
         value["items"][0]["event"]["time"] = json!("noon");
         refused(value, "invalid type: string \"noon\"");
+        // v2's unsalted whole-event hash.
+        let mut value = request_json();
+        value["v"] = json!("evident-inbox/v2");
+        refused(value, "version \"evident-inbox/v2\"");
+        let mut value = request_json();
+        let event = value["items"][0]["event"].as_object_mut().unwrap();
+        event.remove("idempotency");
+        event.insert("content_hash".into(), json!("AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="));
+        refused(value, "missing field `idempotency`");
         // v1's untagged item.
         let mut value = request_json();
         value["items"][0] = value["items"][0]["event"].clone();
         refused(value, "expected `rejected` or `event`");
-        let answer = Answer::from_bytes(br#"{"v":"evident-inbox/v2","outcomes":[{"lost":1}]}"#).unwrap_err();
+        let answer = Answer::from_bytes(br#"{"v":"evident-inbox/v3","outcomes":[{"lost":1}]}"#).unwrap_err();
         assert!(answer.to_string().starts_with("inbox: malformed answer: "), "{answer}");
     }
 }

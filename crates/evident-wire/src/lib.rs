@@ -10,6 +10,7 @@
 //! - [`api`]: requests and answers of `/v1/...` (OpenAPI schemas with the feature `openapi`).
 //! - [`export`]: the `evident-export/v1` bundle format.
 //! - [`signature`]: HMAC-SHA256 and the `Evident-Signature` header of webhook deliveries.
+//! - [`privacy`]: requests and answers of erasure, holds, retention and subject reports.
 //! - [`inbox`]: the requests nodes sharing a store queue for a tenant's leader, and its answers.
 //! - [`json`]: JSON text without duplicate keys, as the server and the importers read it.
 //! - [`sensitive`]: card numbers and secrets in free text, found and masked the same way by the
@@ -24,6 +25,7 @@ pub mod inbox;
 pub mod jcs;
 pub mod json;
 pub mod names;
+pub mod privacy;
 pub mod sensitive;
 pub mod signature;
 pub mod time;

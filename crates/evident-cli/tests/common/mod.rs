@@ -171,6 +171,11 @@ impl Serve {
         response.json().expect("JSON")
     }
 
+    /// GET `path` with `key`: the status only.
+    pub fn get_status(&self, key: &str, path: &str) -> u16 {
+        client().get(self.url(path)).bearer_auth(key).send().expect("GET").status().as_u16()
+    }
+
     /// GET `path` with `key`: must answer 200; the body.
     pub fn get_bytes(&self, key: &str, path: &str) -> Vec<u8> {
         let response = client().get(self.url(path)).bearer_auth(key).send().expect("GET");
@@ -224,4 +229,42 @@ impl Drop for Schema {
             .args([&database_url(), "-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0)])
             .status();
     }
+}
+
+/// Runs a client command `evident ARGS --url BASE --key KEY`.
+pub fn evident(base: &str, key: &str, args: &[&str]) -> std::process::Output {
+    Command::new(EVIDENT)
+        .args(args)
+        .args(["--url", base, "--key", key])
+        .env_remove("EVIDENT_API_KEY")
+        .output()
+        .expect("evident runs")
+}
+
+/// The JSON lines a successful command printed.
+pub fn json_lines(output: &std::process::Output) -> Vec<Value> {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// The Go checker (`interop/go`), built once per test binary (Go is required: the test fails
+/// loudly without it).
+pub fn go_checker() -> &'static Path {
+    static CHECKER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    CHECKER.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tlogcheck-{}", std::process::id()));
+        let build = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/go/build.sh"))
+            .arg(&out)
+            .status()
+            .expect("run interop/go/build.sh");
+        assert!(
+            build.success(),
+            "the Go checker must build (apt-get install -y golang-go golang-golang-x-mod-dev)"
+        );
+        out
+    })
 }

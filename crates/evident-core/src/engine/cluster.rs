@@ -266,7 +266,7 @@ impl Sequencer {
             for prepared in items.iter_mut().filter_map(|item| item.as_mut().ok()) {
                 let Some((subject, sealed)) = &prepared.entry.sealed else { continue };
                 if let Ok(Some(key)) = self.shared.data_key(tenant, subject)
-                    && let Ok((_, canonical)) = key.unseal(tenant.as_str(), &prepared.event_id, sealed)
+                    && let Ok(Some((_, canonical))) = key.unseal(tenant.as_str(), &prepared.event_id, sealed)
                 {
                     prepared.personal = Some(canonical);
                 }

@@ -46,6 +46,8 @@ use crate::error::{Error, Result};
 use crate::event::TenantPolicy;
 use crate::leaf::{self, Recorded};
 use crate::log::LogState;
+use crate::privacy::idempotency::{Idempotency, PersonalDigest};
+use crate::privacy::retention;
 use crate::seal::{DataKey, MasterKey, random_32};
 use crate::stats::EngineStats;
 use crate::store::{NewDataKey, NewEntry, Store, TenantId};
@@ -65,6 +67,9 @@ pub struct EngineConfig {
     pub queue_capacity: usize,
     /// Data keys kept unwrapped in memory.
     pub key_cache_capacity: usize,
+    /// How long a data key stays in memory before it is read from the store again: the bound
+    /// within which every node stops using a key another node erased.
+    pub key_cache_ttl: Duration,
     /// This node's name among the nodes sharing a store (unused on a single-node store).
     pub node_id: String,
     /// How long a tenant's lease lasts without renewal: a failed leader's tenants are taken over
@@ -87,6 +92,7 @@ impl Default for EngineConfig {
             max_batch_delay: Duration::ZERO,
             queue_capacity: 100_000,
             key_cache_capacity: 100_000,
+            key_cache_ttl: Duration::from_secs(5),
             node_id: default_node_id(),
             lease_ttl: Duration::from_secs(5),
             inbox_poll: Duration::from_millis(5),
@@ -159,6 +165,8 @@ struct CachedKey {
     key: DataKey,
     wrapped: Vec<u8>,
     persisted: bool,
+    /// When it was read from the store (or made); stale after `key_cache_ttl`.
+    cached_at: Instant,
 }
 
 struct Shared {
@@ -167,6 +175,8 @@ struct Shared {
     signing_seed: zeroize::Zeroizing<[u8; 32]>,
     retired_seeds: Vec<zeroize::Zeroizing<[u8; 32]>>,
     master: MasterKey,
+    /// The secret search tokens derive from (`privacy/search.rs`).
+    search_secret: zeroize::Zeroizing<[u8; 32]>,
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
     keys: Mutex<HashMap<(TenantId, String), CachedKey>>,
     /// Events waiting to be sequenced, counted by [`QueueSlots`].
@@ -208,12 +218,14 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine> {
         let store_is_shared = store.cluster().is_some();
+        let search_secret = crate::privacy::search::load_secret(&*store, &master)?;
         let shared = Arc::new(Shared {
             store,
             config,
             signing_seed: zeroize::Zeroizing::new(signing_seed),
             retired_seeds: retired.into_iter().map(zeroize::Zeroizing::new).collect(),
             master,
+            search_secret,
             tenants: RwLock::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             queued: Arc::new(AtomicUsize::new(0)),
@@ -420,17 +432,52 @@ impl Engine {
         self.shared.queued.load(Ordering::Acquire)
     }
 
+    /// How long a node may keep using a cached data key another node erased.
+    pub fn key_cache_ttl(&self) -> Duration {
+        self.shared.config.key_cache_ttl
+    }
+
+    /// The search token of a personal value (`privacy/search.rs`), or `None` when `field` is not
+    /// searchable in the tenant.
+    pub fn search_token(
+        &self,
+        tenant: &TenantId,
+        field: &str,
+        value: &serde_json::Value,
+    ) -> Result<Option<String>> {
+        let policy = self.policy(tenant)?;
+        Ok(crate::privacy::search::searchable(field, &policy).then(|| {
+            crate::privacy::search::token(&self.shared.search_secret, tenant.as_str(), field, value)
+        }))
+    }
+
+    /// The master key, which wraps data keys and service secrets.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.shared.master
+    }
+
     /// Opens a subject's data key for reading personal parts.
     pub(crate) fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
         self.shared.data_key(tenant, subject)
     }
 
-    /// Destroys a subject's data key: its personal parts can no longer be opened, while every
-    /// leaf still verifies. `false` if the subject had no key.
+    /// Destroys every data key of a subject (its own and its months'): its personal parts can no
+    /// longer be opened, while every leaf still verifies. `false` if the subject had no key.
     pub fn erase_subject(&self, tenant: &TenantId, subject: &str) -> Result<bool> {
+        // Its search tokens first: the subject drops out of personal-field search.
+        self.shared.store.forget_search_tokens(tenant, subject)?;
+        let mut destroyed = false;
+        for name in self.shared.store.data_key_names(tenant, Some(subject))? {
+            destroyed |= self.erase_data_key(tenant, &name)?;
+        }
+        Ok(destroyed)
+    }
+
+    /// Destroys one data key by its name (and this node's cached copy).
+    pub(crate) fn erase_data_key(&self, tenant: &TenantId, name: &str) -> Result<bool> {
         let mut keys = self.shared.keys.lock().expect("keys lock");
-        keys.remove(&(tenant.clone(), subject.to_owned()));
-        self.shared.store.erase_data_key(tenant, subject)
+        keys.remove(&(tenant.clone(), name.to_owned()));
+        self.shared.store.erase_data_key(tenant, name)
     }
 }
 
@@ -487,32 +534,36 @@ impl Shared {
         let leaf =
             leaf::build_leaf(&event, &recorded, &entry.policy, random_32()).map_err(|err| err.to_string())?;
         let mut new_key = None;
+        let mut personal_digest = PersonalDigest::None;
         let sealed = match &leaf.personal {
             None => None,
             Some(personal) => {
-                let subject = leaf::sealing_subject(&event);
+                let subject = retention::key_name(&leaf::sealing_subject(&event), event.time);
                 let (key, wrapped) = self.key_for_writing(tenant, &subject).map_err(|err| err.to_string())?;
                 if let Some(wrapped) = wrapped {
                     new_key = Some(NewDataKey { tenant: tenant.clone(), subject: subject.clone(), wrapped });
                 }
+                personal_digest = PersonalDigest::Keyed(key.idempotency_mac(&personal.canonical));
                 Some((
                     subject,
                     key.seal(tenant.as_str(), event_id.as_bytes(), &personal.salt, &personal.canonical),
                 ))
             }
         };
+        let idempotency =
+            Idempotency { skeleton: leaf.skeleton_digest, personal: personal_digest }.to_bytes();
         Ok(Prepared {
             event_id: *event_id.as_bytes(),
             source: event.source.clone(),
             producer_id: event.id.clone(),
-            content_hash: leaf.content_hash,
+            idempotency: idempotency.clone(),
             leaf_hash: leaf_hash(&leaf.entry),
             entry: NewEntry {
                 index: 0,
                 event_id: *event_id.as_bytes(),
                 source: event.source.clone(),
                 producer_id: event.id.clone(),
-                content_hash: leaf.content_hash,
+                idempotency,
                 time: event.time,
                 recorded_at: recorded.recorded_at,
                 event_type: event.event_type.clone(),
@@ -520,7 +571,7 @@ impl Shared {
                 outcome: event.outcome.as_str().to_owned(),
                 actor: event.actor.id.clone(),
                 subject: event.subject.clone(),
-                targets: event.targets.iter().map(|t| (t.target_type.clone(), t.id.clone())).collect(),
+                targets: self.targets(tenant, &event, &entry.policy),
                 entry: leaf.entry,
                 sealed,
             },
@@ -530,10 +581,26 @@ impl Shared {
         })
     }
 
+    /// The event's targets for the index, and a search token per searchable personal value.
+    fn targets(
+        &self,
+        tenant: &TenantId,
+        event: &crate::event::Event,
+        policy: &TenantPolicy,
+    ) -> Vec<(String, String)> {
+        use crate::privacy::search;
+        let mut targets: Vec<(String, String)> =
+            event.targets.iter().map(|t| (t.target_type.clone(), t.id.clone())).collect();
+        for (field, value) in search::fields(event, policy) {
+            let token = search::token(&self.search_secret, tenant.as_str(), &field, &value);
+            targets.push((format!("{}{field}", search::TARGET_PREFIX), token));
+        }
+        targets
+    }
+
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
-        if let Some(cached) = self.keys.lock().expect("keys lock").get(&(tenant.clone(), subject.to_owned()))
-        {
-            return Ok(Some(cached.key.clone()));
+        if let Some(cached) = self.cached_key(tenant, subject) {
+            return Ok(Some(cached.0));
         }
         match self.store.data_key(tenant, subject)? {
             Some(wrapped) => Ok(Some(self.master.unwrap(tenant.as_str(), subject, &wrapped)?)),
@@ -541,12 +608,26 @@ impl Shared {
         }
     }
 
+    /// A subject's key from the cache, with its wrapped form when not yet stored; a stored key
+    /// older than `key_cache_ttl` is dropped instead (another node may have erased it). A key not
+    /// yet stored stays: the commit that stores it is on its way.
+    fn cached_key(&self, tenant: &TenantId, subject: &str) -> Option<(DataKey, Option<Vec<u8>>)> {
+        let mut keys = self.keys.lock().expect("keys lock");
+        let cache_key = (tenant.clone(), subject.to_owned());
+        let cached = keys.get(&cache_key)?;
+        if cached.persisted && cached.cached_at.elapsed() >= self.config.key_cache_ttl {
+            keys.remove(&cache_key);
+            return None;
+        }
+        Some((cached.key.clone(), (!cached.persisted).then(|| cached.wrapped.clone())))
+    }
+
     /// The data key to seal a subject's personal part with, and its wrapped form when it is not
     /// yet known to be stored (the commit then stores it, unless already there).
     fn key_for_writing(&self, tenant: &TenantId, subject: &str) -> Result<(DataKey, Option<Vec<u8>>)> {
         let cache_key = (tenant.clone(), subject.to_owned());
-        if let Some(cached) = self.keys.lock().expect("keys lock").get(&cache_key) {
-            return Ok((cached.key.clone(), (!cached.persisted).then(|| cached.wrapped.clone())));
+        if let Some(cached) = self.cached_key(tenant, subject) {
+            return Ok(cached);
         }
         let stored = match self.store.cluster() {
             // Another node may be sealing for the same new subject right now: store a key first
@@ -569,11 +650,12 @@ impl Shared {
                         key: self.master.unwrap(tenant.as_str(), subject, &wrapped)?,
                         wrapped,
                         persisted: true,
+                        cached_at: Instant::now(),
                     },
                     None => {
                         let key = DataKey::generate();
                         let wrapped = self.master.wrap(tenant.as_str(), subject, &key);
-                        CachedKey { key, wrapped, persisted: false }
+                        CachedKey { key, wrapped, persisted: false, cached_at: Instant::now() }
                     }
                 };
                 vacant.insert(cached)

@@ -19,6 +19,7 @@ use super::{Committed, CommittedEntry, Reply, Request, Shared};
 use crate::append::{Outcome, Prepared, Receipt};
 use crate::error::{Error, Result};
 use crate::log::LogState;
+use crate::privacy::idempotency::same_event;
 use crate::store::{Commit, Existing, LogCommit, NewDataKey, NewEntry, TenantId};
 use evident_wire::Micros;
 
@@ -36,8 +37,8 @@ pub(super) struct Sequencer {
 
 /// (tenant, source, producer id).
 type IdempotencyKey = (TenantId, String, String);
-/// The content hash, index and event id of the first item of a group with a given key.
-type FirstInGroup = ([u8; 32], u64, [u8; 16]);
+/// The idempotency digest, index and event id of the first item of a group with a given key.
+type FirstInGroup = (Vec<u8>, u64, [u8; 16]);
 
 /// Where an item of a group ends up (in its request's tenant's log).
 enum Slot {
@@ -213,7 +214,7 @@ impl Sequencer {
                     Err(reason) => Slot::Done(Outcome::Rejected(reason.clone())),
                     Ok(prepared) => {
                         let found = existing.next().expect("one answer per key");
-                        plan.place(&request.tenant, prepared, found, lookup)
+                        plan.place(&request.tenant, prepared, found, lookup)?
                     }
                 });
             }
@@ -363,31 +364,26 @@ impl Plan {
         prepared: &mut Prepared,
         found: Option<Existing>,
         lookup: bool,
-    ) -> Slot {
-        if let Some(found) = found {
-            return if found.content_hash == prepared.content_hash {
-                Slot::Duplicate { index: found.index, event_id: found.event_id }
-            } else {
-                Slot::Done(Outcome::Conflict {
-                    existing_event_id: Uuid::from_bytes(found.event_id),
-                    existing_index: found.index,
-                })
-            };
-        }
+    ) -> Result<Slot> {
         let key = (tenant.clone(), prepared.source.clone(), prepared.producer_id.clone());
-        if let Some(&(content_hash, index, event_id)) = self.seen.get(&key) {
-            return if content_hash == prepared.content_hash {
+        let earlier = match found {
+            Some(found) => Some((found.idempotency, found.index, found.event_id)),
+            None => self.seen.get(&key).cloned(),
+        };
+        if let Some((stored, index, event_id)) = earlier {
+            // An unreadable stored digest fails the group as an integrity failure (a 5xx).
+            return Ok(if same_event(&stored, &prepared.idempotency)? {
                 Slot::Duplicate { index, event_id }
             } else {
                 Slot::Done(Outcome::Conflict {
                     existing_event_id: Uuid::from_bytes(event_id),
                     existing_index: index,
                 })
-            };
+            });
         }
         let batch = self.batches.get_mut(tenant).expect("every tenant of the group has a batch");
         let index = batch.state.size().0 + batch.hashes.len() as u64;
-        self.seen.insert(key, (prepared.content_hash, index, prepared.event_id));
+        self.seen.insert(key, (prepared.idempotency.clone(), index, prepared.event_id));
         batch.hashes.push(prepared.leaf_hash);
         // Without the lookup the group may be sequenced again (see `sequence_and_commit`): copy
         // what a second pass needs; with it this is the last pass, so move.
@@ -400,7 +396,7 @@ impl Plan {
         batch.entries.push(entry);
         batch.personals.push(personal);
         self.data_keys.extend(new_key);
-        Slot::New { index }
+        Ok(Slot::New { index })
     }
 }
 

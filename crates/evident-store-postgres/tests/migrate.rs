@@ -1,0 +1,45 @@
+//! A schema at migration 1 is migrated: the unsalted whole-event hashes are replaced (see
+//! `evident_core::conformance::legacy_digests_are_migrated`) and no row of any table holds one.
+
+mod common;
+
+use std::sync::Arc;
+
+use evident_core::conformance::{Harness, LEGACY_HASH, legacy_digests_are_migrated};
+use evident_core::store::Store;
+
+struct Postgres {
+    schema: common::TestSchema,
+}
+
+impl Harness for Postgres {
+    fn open(&self) -> Arc<dyn Store> {
+        Arc::new(self.schema.open())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn migration_1_schemas_are_migrated_without_a_trace_of_the_old_hashes() {
+    let harness = Postgres { schema: common::TestSchema::new() };
+    let marker = hex(&LEGACY_HASH);
+    let downgrade = || {
+        harness.schema.sql(&format!(
+            "ALTER TABLE events RENAME COLUMN idempotency TO content_hash;
+             ALTER TABLE event_keys RENAME COLUMN idempotency TO content_hash;
+             UPDATE events SET content_hash = '\\x{marker}';
+             UPDATE event_keys SET content_hash = '\\x{marker}';
+             DELETE FROM schema_migrations WHERE version = 2;"
+        ));
+    };
+    legacy_digests_are_migrated(&harness, &downgrade);
+    let left = harness.schema.sql(&format!(
+        "SELECT (SELECT count(*) FROM events WHERE position('\\x{marker}'::bytea IN idempotency) > 0)
+              + (SELECT count(*) FROM event_keys WHERE position('\\x{marker}'::bytea IN idempotency) > 0)"
+    ));
+    assert_eq!(left, vec!["0".to_owned()]);
+    assert_eq!(harness.schema.sql("SELECT max(version) FROM schema_migrations"), vec!["2".to_owned()]);
+}
