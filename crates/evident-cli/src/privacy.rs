@@ -57,11 +57,13 @@ enum HoldsCommand {
     /// Place a hold on one subject (--subject), on what search filters match (--filter NAME=VALUE,
     /// repeatable), or on the whole tenant (--tenant).
     Create {
+        /// The subject the hold covers (every event about it).
         #[arg(long, conflicts_with_all = ["filter", "tenant"])]
         subject: Option<String>,
         /// A search filter, e.g. `type=customer.record.updated` (repeatable).
         #[arg(long, value_name = "NAME=VALUE", conflicts_with = "tenant")]
         filter: Vec<String>,
+        /// Cover the whole tenant.
         #[arg(long)]
         tenant: bool,
         /// Why (a lawsuit, an investigation).
@@ -76,6 +78,7 @@ enum HoldsCommand {
     /// Release a hold by its id, saying why.
     Release {
         id: String,
+        /// Why the hold ends (the case settled, the inquiry closed).
         #[arg(long)]
         reason: String,
     },
