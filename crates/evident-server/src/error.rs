@@ -152,7 +152,8 @@ impl IntoResponse for ApiError {
                 let seconds = retry.as_secs().max(1).to_string();
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
             }
-            ApiError::Unavailable(_) => {
+            // Every failure of ours tells the client when to retry.
+            ApiError::Unavailable(_) | ApiError::Internal(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::Unauthenticated => {
