@@ -59,6 +59,16 @@ struct FileConfig {
     database: Database,
     #[serde(default)]
     cluster: ClusterFile,
+    #[serde(default)]
+    outbound: Outbound,
+}
+
+/// Connections the server makes on tenants' behalf (webhooks).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Outbound {
+    /// Allow loopback, private and link-local destinations (receivers on premises).
+    allow_private: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +231,9 @@ fn settings(args: &Args) -> Result<Settings> {
                 webhook_backoff: env::<u64>("EVIDENT_WEBHOOK_BACKOFF_MS")?
                     .map(Duration::from_millis)
                     .unwrap_or(server_defaults.detect.webhook_backoff),
+                allow_private_destinations: env("EVIDENT_ALLOW_PRIVATE_DESTINATIONS")?
+                    .or(file.outbound.allow_private)
+                    .unwrap_or(server_defaults.detect.allow_private_destinations),
                 ..server_defaults.detect.clone()
             },
             ..server_defaults

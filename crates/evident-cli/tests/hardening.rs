@@ -3,9 +3,14 @@
 
 mod common;
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use common::{Serve, client};
+use common::{Serve, client, wait_for};
 use serde_json::{Value, json};
 
 /// An event whose personal part (`origin.ip`, `actor.display`) is sealed under `subject`'s data key.
@@ -100,5 +105,100 @@ fn failures_of_ours_are_503_with_retry_after_never_a_rejection() {
     sqlite(&data).execute_batch("ALTER TABLE data_keys_away RENAME TO data_keys").expect("mend the store");
     let (status, body) = serve.post(&producer, "/v1/events", &batch);
     assert_eq!(status, 200, "the retried batch is stored: {body}");
+    serve.terminate();
+}
+
+/// A loopback listener that counts the connections made to it and answers each with 200.
+struct Listener {
+    url: String,
+    connections: Arc<AtomicUsize>,
+}
+
+fn listener() -> Listener {
+    let socket = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", socket.local_addr().expect("address"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for stream in socket.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut buffer = [0u8; 65536];
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    Listener { url, connections }
+}
+
+/// Finding 1: a tenant admin cannot point a webhook at loopback, private, link-local, multicast
+/// or unspecified addresses (by literal or by a name resolving there); a webhook registered while
+/// they were allowed is refused at delivery (connect time) once they are not, and its dead letter
+/// says why without having connected.
+#[test]
+fn webhooks_never_reach_internal_addresses_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let allow = [("EVIDENT_ALLOW_PRIVATE_DESTINATIONS", "true"), ("EVIDENT_WEBHOOK_BACKOFF_MS", "50")];
+    let serve = Serve::first_start_with(&data, &allow);
+    let admin = serve.admin.clone();
+    let hook = listener();
+    let port = hook.url.split(':').nth(2).and_then(|p| p.split('/').next()).expect("a port").to_owned();
+    let by_name = format!("http://localhost:{port}/hook");
+    for url in [&hook.url, &by_name] {
+        let (status, body) = serve.post(&admin, "/v1/webhooks", &json!({ "url": url }));
+        assert_eq!(status, 201, "allowed on premises: {body}");
+    }
+    // The creation of each webhook is itself a finding, delivered while allowed.
+    wait_for("deliveries while allowed", || (hook.connections.load(Ordering::SeqCst) >= 2).then_some(()));
+    serve.terminate();
+
+    let mut serve = Serve::start_with(&data, &[("EVIDENT_WEBHOOK_BACKOFF_MS", "50")]);
+    serve.admin = admin.clone();
+    let refused = [
+        hook.url.clone(),
+        by_name,
+        format!("http://[::1]:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://0.0.0.0:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+        "http://192.168.1.1:5432/".to_owned(),
+        "https://[fd00::1]/".to_owned(),
+        "http://224.0.0.1/".to_owned(),
+        "http://2130706433/".to_owned(),
+    ];
+    for url in &refused {
+        let (status, body) = serve.post(&admin, "/v1/webhooks", &json!({ "url": url }));
+        assert_eq!(status, 400, "{url} must be refused: {body}");
+        assert_eq!(body["invalid-params"][0]["name"], "url", "{body}");
+        let reason = body["invalid-params"][0]["reason"].as_str().expect("a reason");
+        assert!(reason.contains("EVIDENT_ALLOW_PRIVATE_DESTINATIONS"), "{url}: says what to do: {reason}");
+    }
+    assert_eq!(serve.get(&admin, "/v1/webhooks")["webhooks"].as_array().expect("webhooks").len(), 2);
+
+    // A finding for the two webhooks registered earlier: refused at connect time, never sent.
+    let before = hook.connections.load(Ordering::SeqCst);
+    let producer = serve.key("producer");
+    let event = json!({
+        "id": "no-purpose-1", "source": "//crm.test", "type": "customer.record.viewed", "action": "read",
+        "time": evident_wire::Micros::now().to_rfc3339(), "actor": {"id": "agent-1", "type": "user"},
+        "subject": "cus-1", "targets": [{"type": "customer", "id": "cus-1"}], "outcome": "success",
+        "origin": {"service": "crm"}, "data_classes": ["pii"]
+    });
+    let (status, body) = serve.post(&producer, "/v1/events", &event);
+    assert_eq!(status, 200, "{body}");
+    let letters = wait_for("two dead letters", || {
+        let letters = serve.get(&admin, "/v1/webhooks/dead-letters")["dead_letters"].as_array().cloned()?;
+        (letters.len() >= 2).then_some(letters)
+    });
+    for letter in &letters {
+        let error = letter["last_error"].as_str().expect("an error");
+        assert!(error.starts_with("refused: ") && error.contains("loopback"), "{letter}");
+        assert_eq!(letter["attempts"], 1, "a refusal is not retried: {letter}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hook.connections.load(Ordering::SeqCst), before, "nothing reached the loopback listener");
     serve.terminate();
 }

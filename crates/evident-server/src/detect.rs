@@ -40,6 +40,8 @@ pub struct DetectConfig {
     /// Wait before the second attempt; doubled each time.
     pub webhook_backoff: Duration,
     pub webhook_timeout: Duration,
+    /// Whether webhooks may reach loopback, private and link-local addresses (`outbound.rs`).
+    pub allow_private_destinations: bool,
 }
 
 impl Default for DetectConfig {
@@ -48,6 +50,7 @@ impl Default for DetectConfig {
             webhook_attempts: 6,
             webhook_backoff: Duration::from_millis(500),
             webhook_timeout: Duration::from_secs(10),
+            allow_private_destinations: false,
         }
     }
 }
@@ -77,11 +80,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(store: &Arc<dyn Store>, config: DetectConfig) -> Hub {
-        let http = reqwest::Client::builder()
-            .timeout(config.webhook_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client");
+        let http = crate::outbound::client(config.webhook_timeout, config.allow_private_destinations);
         Hub {
             workspace: Workspace::open(Arc::clone(store)),
             findings: broadcast::channel(1024).0,
@@ -420,9 +419,19 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
         .insert(delivery.clone(), (tenant.clone(), webhook.id.clone(), record.finding.id.clone()));
     let mut last_error = String::new();
     let attempts = hub.config.webhook_attempts.max(1);
+    let mut attempted = 0;
     for attempt in 0..attempts {
         if attempt > 0 {
             tokio::time::sleep(hub.config.webhook_backoff * 2u32.saturating_pow(attempt - 1)).await;
+        }
+        attempted += 1;
+        let allow_private = hub.config.allow_private_destinations;
+        let literal = reqwest::Url::parse(&webhook.url)
+            .map_err(|_| crate::outbound::Refused("the URL does not parse".into()))
+            .and_then(|url| crate::outbound::check_literal(&url, allow_private));
+        if let Err(refused) = literal {
+            last_error = format!("refused: {refused}");
+            break;
         }
         let now = Micros::now().0 / 1_000_000;
         let sent = hub
@@ -441,10 +450,20 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
                 return;
             }
             Ok(response) => last_error = format!("the receiver answered {}", response.status().as_u16()),
-            Err(err) => last_error = format!("cannot reach the receiver: {}", without_url(&err)),
+            Err(err) => {
+                if let Some(refused) = crate::outbound::refusal(&err) {
+                    // Refused at connect time (the name resolves to a forbidden address now):
+                    // retrying would not change that.
+                    last_error = format!("refused: {refused}");
+                    hub.stats.delivery_failures.inc();
+                    break;
+                }
+                last_error = format!("cannot reach the receiver: {}", without_url(&err))
+            }
         }
         hub.stats.delivery_failures.inc();
     }
+    let attempts = attempted;
     tracing::warn!(%tenant, webhook = %webhook.id, %delivery, error = %last_error, "delivery failed; dead letter");
     if hub.pending.lock().expect("not poisoned").remove(&delivery).is_none() {
         return; // already a dead letter: the service is stopping

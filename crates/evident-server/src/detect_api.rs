@@ -506,6 +506,9 @@ pub async fn create_webhook(
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && request.url.len() <= 2000)
         .ok_or_else(|| ApiError::invalid_param("url", "format", "an absolute http:// or https:// URL"))?;
+    crate::outbound::check_destination(&url, state.config.detect.allow_private_destinations)
+        .await
+        .map_err(|refused| ApiError::invalid_param("url", "destination", refused.0))?;
     let min_severity = match request.min_severity.as_deref() {
         None => Severity::Low,
         Some(s) => Severity::parse(s).ok_or_else(|| {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod ingest;
 pub mod ops;
+pub mod outbound;
 pub mod principal;
 pub mod query;
 

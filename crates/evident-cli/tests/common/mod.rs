@@ -198,3 +198,15 @@ impl Drop for Serve {
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(TIMEOUT).build().expect("client")
 }
+
+/// Polls `probe` until it answers, for at most 30 s.
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
