@@ -202,3 +202,38 @@ fn webhooks_never_reach_internal_addresses_unless_allowed() {
     assert_eq!(hook.connections.load(Ordering::SeqCst), before, "nothing reached the loopback listener");
     serve.terminate();
 }
+
+fn delete(serve: &Serve, key: &str, path: &str) -> (u16, Value) {
+    let response = client().delete(serve.url(path)).bearer_auth(key).send().expect("DELETE");
+    let status = response.status().as_u16();
+    (status, response.json().expect("JSON"))
+}
+
+/// The id part of `evk_<id>_<secret>`.
+fn key_id(key: &str) -> &str {
+    key.strip_prefix("evk_").and_then(|rest| rest.split('_').next()).expect("a key")
+}
+
+/// Finding 6: a tenant admin (even of the global admin's own tenant) cannot revoke a global key,
+/// and the last global key cannot be revoked by anyone; tenants can still be created after both
+/// attempts.
+#[test]
+fn global_keys_are_managed_by_global_admins_and_the_last_one_stays() {
+    let serve = Serve::fresh();
+    let tenant_admin = serve.key("admin");
+    let global = key_id(&serve.admin).to_owned();
+    let (status, body) = delete(&serve, &tenant_admin, &format!("/v1/keys/{global}"));
+    assert_eq!(status, 403, "a tenant admin must not revoke the global key: {body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("global")), "{body}");
+    let (status, body) = delete(&serve, &serve.admin, &format!("/v1/keys/{global}"));
+    assert_eq!(status, 409, "the last global key stays: {body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("keys create --global")), "{body}");
+    let (status, body) = serve.post(&serve.admin, "/v1/tenants", &json!({"id": "acme"}));
+    assert_eq!(status, 201, "the global key still creates tenants: {body}");
+    // Other keys are revoked as before, by their tenant's admin.
+    let reader = serve.key("reader");
+    let (status, body) = delete(&serve, &tenant_admin, &format!("/v1/keys/{}", key_id(&reader)));
+    assert_eq!(status, 200, "{body}");
+    let denied = serve.get(&serve.admin, "/v1/events?source=evident&type=evident.access.denied");
+    assert_eq!(denied["events"].as_array().expect("events").len(), 1, "the refusal is recorded");
+}
