@@ -236,6 +236,7 @@ fn settings(args: &Args) -> Result<Settings> {
                     .unwrap_or(server_defaults.detect.allow_private_destinations),
                 ..server_defaults.detect.clone()
             },
+            metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),

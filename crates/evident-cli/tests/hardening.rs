@@ -237,3 +237,105 @@ fn global_keys_are_managed_by_global_admins_and_the_last_one_stays() {
     let denied = serve.get(&serve.admin, "/v1/events?source=evident&type=evident.access.denied");
     assert_eq!(denied["events"].as_array().expect("events").len(), 1, "the refusal is recorded");
 }
+
+fn metrics(serve: &Serve, bearer: Option<&str>) -> (u16, String) {
+    let mut request = client().get(serve.url("/metrics"));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().expect("GET /metrics");
+    (response.status().as_u16(), response.text().expect("text"))
+}
+
+/// Finding 10, metrics: tenant names only with the metrics token; aggregates for anyone.
+#[test]
+fn metrics_name_tenants_only_with_the_metrics_token() {
+    let serve = Serve::fresh();
+    let (status, text) = metrics(&serve, None);
+    assert_eq!(status, 200);
+    assert!(text.contains("evident_events_stored_total "), "{text}");
+    assert!(!text.contains("tenant="), "no token configured: no tenant labels:\n{text}");
+    serve.terminate();
+
+    let serve = Serve::fresh_with(&[("EVIDENT_METRICS_TOKEN", "metrics-secret")]);
+    let (status, text) = metrics(&serve, None);
+    assert_eq!(status, 200);
+    assert!(!text.contains("tenant="), "without the token: no tenant labels:\n{text}");
+    let (status, text) = metrics(&serve, Some(&serve.admin));
+    assert_eq!(status, 401, "an API key is not the metrics token: {text}");
+    let (status, text) = metrics(&serve, Some("metrics-secret"));
+    assert_eq!(status, 200);
+    assert!(text.contains("evident_tree_size{tenant=\"default\"}"), "{text}");
+    serve.terminate();
+}
+
+/// Finding 10, health: a failing store makes `/healthz` 503 without the store's own words.
+#[test]
+fn healthz_shows_no_store_error_text() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let serve = Serve::first_start(&data);
+    // Another process holds the write lock for longer than the server waits (10 s).
+    let mut db = sqlite(&data);
+    let lock = db.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).expect("lock");
+    let response = client().get(serve.url("/healthz")).send().expect("GET /healthz");
+    assert_eq!(response.status().as_u16(), 503);
+    let text = response.text().expect("text");
+    drop(lock);
+    let health: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(health["problems"], json!(["the store does not take writes"]), "{text}");
+    for word in ["locked", "sqlite", "database", "busy"] {
+        assert!(!text.to_lowercase().contains(word), "internal text {word:?}: {text}");
+    }
+    serve.terminate();
+}
+
+/// Finding 10, exports: the files are the owner's only (0600, the directory 0700) whatever the
+/// umask, and no cell of `events.csv` starts a spreadsheet formula; the bundle still verifies.
+#[test]
+fn export_files_are_private_and_csv_cells_cannot_be_formulas() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let serve = Serve::fresh();
+    let (producer, auditor) = (serve.key("producer"), serve.key("auditor"));
+    let mut event = plain_event("csv-1");
+    event["targets"][0]["id"] = json!("=HYPERLINK(\"http://evil.example/\",\"x\")");
+    event["actor"]["id"] = json!("@SUM(1+1)");
+    event["reason"] = json!("+cmd|' /C calc'!A0");
+    event["subject"] = json!("-2+3");
+    let (status, body) = serve.post(&producer, "/v1/events", &event);
+    assert_eq!(status, 200, "{body}");
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = work.path().join("export");
+    let run = std::process::Command::new(common::EVIDENT)
+        .args([
+            "export",
+            "--url",
+            &serve.base,
+            "--key",
+            &auditor,
+            "--source",
+            "//crm.example.com/support-api",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .env_remove("EVIDENT_API_KEY")
+        .output()
+        .expect("evident export runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let mode = |path: &Path| std::fs::metadata(path).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&out), 0o700, "the export directory");
+    for file in ["bundle.ndjson", "events.jsonl", "events.csv"] {
+        assert_eq!(mode(&out.join(file)), 0o600, "{file}");
+    }
+    let mut csv = csv::Reader::from_path(out.join("events.csv")).expect("events.csv");
+    let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.expect("a row")).collect();
+    assert_eq!(rows.len(), 1);
+    for cell in rows[0].iter() {
+        assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "a formula cell: {cell:?}");
+    }
+    assert!(rows[0].iter().any(|cell| cell == "'@SUM(1+1)"), "the value stays readable: {:?}", rows[0]);
+    let verify =
+        std::process::Command::new(common::EVIDENT).arg("verify").arg(&out).output().expect("verify");
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    serve.terminate();
+}

@@ -18,17 +18,6 @@ use evident_wire::api::{CreateKey, CreateTenant, KeyInfo, KeyList, NewKey, Tenan
 /// check (on one node; nodes sharing a store would need the store to decide).
 static GLOBAL_REVOCATION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A store call off the async runtime's threads.
-async fn blocking<T: Send + 'static>(
-    state: &AppState,
-    call: impl FnOnce(&dyn evident_core::store::Store) -> evident_core::Result<T> + Send + 'static,
-) -> ApiResult<T> {
-    let engine = state.engine.clone();
-    Ok(tokio::task::spawn_blocking(move || call(&**engine.store()))
-        .await
-        .map_err(|err| ApiError::Internal(err.to_string()))??)
-}
-
 /// An admin may act on its own tenant; only the global admin on others.
 async fn require_tenant(state: &AppState, principal: &Principal, tenant: &TenantId) -> ApiResult<()> {
     if principal.global {
@@ -204,7 +193,8 @@ pub async fn revoke_key(
             let why = "only a global admin key may revoke a global key".to_owned();
             return Err(auth::deny(&state, &principal, &record.tenant, why).await);
         }
-        let keys = blocking(&state, |store| store.api_keys(None)).await?;
+        let engine = state.engine.clone();
+        let keys = crate::offload::blocking(move || engine.store().api_keys(None)).await?;
         let active_global = keys.iter().filter(|k| k.global && k.revoked_at.is_none()).count();
         if record.revoked_at.is_none() && active_global <= 1 {
             return Err(ApiError::Conflict(

@@ -136,7 +136,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAd
     let Some((key_id, secret)) = parse_key(presented) else {
         return Err(fail(state, None, "malformed key", ip).await);
     };
-    let record = state.engine.store().api_key(key_id).map_err(ApiError::from)?;
+    let (engine, id) = (state.engine.clone(), key_id.to_owned());
+    let record = crate::offload::blocking(move || engine.store().api_key(&id)).await?;
     let Some(record) = record else {
         return Err(fail(state, None, "unknown key", ip).await);
     };

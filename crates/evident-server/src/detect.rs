@@ -99,6 +99,12 @@ impl Hub {
             .ok()
     }
 
+    /// [`Hub::tenant`] from async code: loading a tenant's detection reads the store.
+    async fn tenant_async(self: &Arc<Hub>, tenant: &TenantId) -> Option<Arc<TenantWorkspace>> {
+        let (hub, tenant) = (Arc::clone(self), tenant.clone());
+        tokio::task::spawn_blocking(move || hub.tenant(&tenant)).await.ok().flatten()
+    }
+
     /// Turns the deliveries still under way into dead letters (at shutdown), so that none is lost
     /// silently; a redelivery may then duplicate one that was about to succeed (receivers drop
     /// duplicates by `Evident-Delivery`).
@@ -235,7 +241,7 @@ fn report(state: &AppState, tenant: &TenantId, evaluated: Evaluated, found: &Fou
 
 async fn evaluate_commit(state: &AppState, committed: &Committed, found: &Found) {
     let tenant = &committed.tenant;
-    let Some(detect) = state.detect.tenant(tenant) else { return };
+    let Some(detect) = state.detect.tenant_async(tenant).await else { return };
     let first = committed.entries.first().map_or(0, |e| e.index);
     if first > detect.watermark().map_or(0, |w| w + 1) {
         catch_up(state, tenant, first, found).await;
@@ -251,7 +257,7 @@ async fn evaluate_commit(state: &AppState, committed: &Committed, found: &Found)
 /// Evaluates the entries after the watermark and before `until` (or the head), read from the
 /// store a thousand at a time.
 async fn catch_up(state: &AppState, tenant: &TenantId, until: u64, found: &Found) {
-    let Some(detect) = state.detect.tenant(tenant) else { return };
+    let Some(detect) = state.detect.tenant_async(tenant).await else { return };
     loop {
         let start = detect.watermark().map_or(0, |w| w + 1);
         let (engine, reading) = (Arc::clone(&state.engine), Arc::clone(&detect));
@@ -327,7 +333,7 @@ async fn record_findings(state: AppState, mut found: mpsc::UnboundedReceiver<(Te
 }
 
 async fn record_tenant_findings(state: &AppState, tenant: TenantId, findings: Vec<Finding>) {
-    let Some(detect) = state.detect.tenant(&tenant) else { return };
+    let Some(detect) = state.detect.tenant_async(&tenant).await else { return };
     // Replays of findings already recorded, and repeats within the batch, are dropped.
     let findings = detect.unrecorded(findings);
     if findings.is_empty() {
@@ -469,7 +475,7 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
         return; // already a dead letter: the service is stopping
     }
     hub.stats.dead_letters.inc();
-    if let Some(detect) = hub.tenant(&tenant) {
+    if let Some(detect) = hub.tenant_async(&tenant).await {
         detect.add_dead_letter(DeadLetter {
             id: delivery,
             webhook: webhook.id,

@@ -12,6 +12,7 @@ pub mod detect_api;
 pub mod error;
 pub mod export;
 pub mod ingest;
+pub mod offload;
 pub mod ops;
 pub mod outbound;
 pub mod principal;
@@ -42,6 +43,9 @@ pub struct ServerConfig {
     pub stale_checkpoint_secs: u64,
     /// Webhook delivery: attempts and backoff.
     pub detect: DetectConfig,
+    /// With it as bearer credential, `/metrics` adds series labelled by tenant
+    /// (`EVIDENT_METRICS_TOKEN`); without it nobody sees tenant names there.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +56,7 @@ impl Default for ServerConfig {
             default_tenant: TenantId::new("default").expect("valid"),
             stale_checkpoint_secs: 30,
             detect: DetectConfig::default(),
+            metrics_token: None,
         }
     }
 }
