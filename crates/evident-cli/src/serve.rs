@@ -24,6 +24,7 @@ use evident_store_sqlite::SqliteStore;
 use serde::Deserialize;
 
 use crate::datadir::{self, DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
+use crate::keycheck;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -245,11 +246,20 @@ fn settings(args: &Args) -> Result<Settings> {
     })
 }
 
-fn key(dir: &DataDir, configured: &Option<PathBuf>, default_file: &str) -> Result<([u8; 32], bool)> {
-    match configured {
-        Some(path) => datadir::read_or_create_key(path, true),
-        None => dir.key(default_file, true),
+/// A key file: read, or made only for a new store (`create`); refused when missing otherwise.
+fn key(
+    dir: &DataDir,
+    configured: &Option<PathBuf>,
+    default_file: &str,
+    create: bool,
+    setting: &str,
+    place: &str,
+) -> Result<([u8; 32], PathBuf)> {
+    let path = configured.clone().unwrap_or_else(|| dir.path.join(default_file));
+    if !path.exists() && !create {
+        return Err(keycheck::missing_key_file(&path, setting, place));
     }
+    Ok((datadir::read_or_create_key(&path, create)?.0, path))
 }
 
 fn init_logging() {
@@ -268,17 +278,37 @@ fn init_logging() {
     }
 }
 
+/// The signing seed, the retired signing seeds and the master key, checked against what the store
+/// recorded at its creation (`keycheck.rs`); created only for a new store.
+fn keys(
+    settings: &Settings,
+    dir: &DataDir,
+    store: &dyn Store,
+) -> Result<([u8; 32], Vec<[u8; 32]>, [u8; 32])> {
+    let new = keycheck::store_is_new(store)?;
+    let place = match &settings.database {
+        Some(_) => "the PostgreSQL database".to_owned(),
+        None => dir.store_path().display().to_string(),
+    };
+    let (signing, signing_path) =
+        key(dir, &settings.signing_key_file, SIGNING_KEY_FILE, new, "EVIDENT_SIGNING_KEY_FILE", &place)?;
+    let retired = datadir::retired_signing_keys(&signing_path)?;
+    let (master, master_path) =
+        key(dir, &settings.master_key_file, MASTER_KEY_FILE, new, "EVIDENT_MASTER_KEY_FILE", &place)?;
+    let files = keycheck::KeyFiles { signing: &signing_path, master: &master_path };
+    keycheck::check_or_record(store, &files, &signing, &retired, &master)?;
+    Ok((signing, retired, master))
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     init_logging();
     let settings = settings(&args)?;
     let dir = DataDir::open(&settings.data_dir, true)?;
-    let (signing_seed, _) = key(&dir, &settings.signing_key_file, SIGNING_KEY_FILE)?;
-    let retired = datadir::retired_signing_keys(&dir.signing_key_path(&settings.signing_key_file))?;
-    let (master, _) = key(&dir, &settings.master_key_file, MASTER_KEY_FILE)?;
     let store: Arc<dyn Store> = match &settings.database {
         Some(database) => database.open()?,
         None => Arc::new(SqliteStore::open(&dir.store_path())?),
     };
+    let (signing_seed, retired, master) = keys(&settings, &dir, &*store)?;
     let engine = Arc::new(
         Engine::open_with_retired_keys(
             Arc::clone(&store),

@@ -339,3 +339,74 @@ fn export_files_are_private_and_csv_cells_cannot_be_formulas() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
     serve.terminate();
 }
+
+/// Starts `evident serve` on `data` expecting it to refuse: answers its stderr. A server that
+/// starts instead is killed and the test fails.
+fn refused_start(data: &Path, env: &[(&str, &str)]) -> String {
+    let mut child = std::process::Command::new(common::EVIDENT)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("EVIDENT_CONFIG")
+        .env_remove("EVIDENT_MASTER_KEY_FILE")
+        .env_remove("EVIDENT_SIGNING_KEY_FILE")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("evident serve runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!("serve started with {env:?}:\n{}", String::from_utf8_lossy(&output.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no key is shown: {}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Finding 3: the store records its keys at creation. A mistyped or missing key file next to an
+/// existing store, or a key file with another key, stops `serve` with a message naming the file and
+/// what to do, and no key file is made; the right files start it again.
+#[test]
+fn keys_that_do_not_match_the_store_stop_serve_and_none_are_made() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let serve = Serve::first_start(&data);
+    let producer = serve.key("producer");
+    let (status, body) = serve.post(&producer, "/v1/events", &personal_event("k-1", "cust-1"));
+    assert_eq!(status, 200, "{body}");
+    serve.terminate();
+
+    let typo = dir.path().join("mastr.key");
+    let typo_text = typo.display().to_string();
+    let stderr = refused_start(&data, &[("EVIDENT_MASTER_KEY_FILE", &typo_text)]);
+    assert!(stderr.contains(&typo_text) && stderr.contains("copy signing.key and master.key"), "{stderr}");
+    assert!(!typo.exists(), "no key file is made next to an existing store");
+
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").expect("another key");
+    let other_text = other.display().to_string();
+    for setting in ["EVIDENT_MASTER_KEY_FILE", "EVIDENT_SIGNING_KEY_FILE"] {
+        let stderr = refused_start(&data, &[(setting, &other_text)]);
+        assert!(stderr.contains(&other_text) && stderr.contains(setting), "{setting}: {stderr}");
+    }
+
+    let master = data.join("master.key");
+    let away = dir.path().join("master.key.away");
+    std::fs::rename(&master, &away).expect("move the master key away");
+    let stderr = refused_start(&data, &[]);
+    assert!(stderr.contains(&master.display().to_string()), "{stderr}");
+    assert!(!master.exists(), "the missing master key is not replaced by a new one");
+    std::fs::rename(&away, &master).expect("put it back");
+    let serve = Serve::start(&data);
+    let (status, body) = serve.post(&producer, "/v1/events", &personal_event("k-1", "cust-1"));
+    assert_eq!(status, 200, "the same store, the same keys: {body}");
+    assert_eq!(body["receipts"][0]["status"], "duplicate");
+    serve.terminate();
+}
