@@ -280,11 +280,7 @@ fn init_logging() {
 
 /// The signing seed, the retired signing seeds and the master key, checked against what the store
 /// recorded at its creation (`keycheck.rs`); created only for a new store.
-fn keys(
-    settings: &Settings,
-    dir: &DataDir,
-    store: &dyn Store,
-) -> Result<([u8; 32], Vec<[u8; 32]>, [u8; 32])> {
+fn keys(settings: &Settings, dir: &DataDir, store: &dyn Store) -> Result<KeyMaterial> {
     let new = keycheck::store_is_new(store)?;
     let place = match &settings.database {
         Some(_) => "the PostgreSQL database".to_owned(),
@@ -297,7 +293,14 @@ fn keys(
         key(dir, &settings.master_key_file, MASTER_KEY_FILE, new, "EVIDENT_MASTER_KEY_FILE", &place)?;
     let files = keycheck::KeyFiles { signing: &signing_path, master: &master_path };
     keycheck::check_or_record(store, &files, &signing, &retired, &master)?;
-    Ok((signing, retired, master))
+    Ok(KeyMaterial { signing, retired, master })
+}
+
+/// The keys `serve` runs with.
+struct KeyMaterial {
+    signing: [u8; 32],
+    retired: Vec<[u8; 32]>,
+    master: [u8; 32],
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -308,7 +311,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(database) => database.open()?,
         None => Arc::new(SqliteStore::open(&dir.store_path())?),
     };
-    let (signing_seed, retired, master) = keys(&settings, &dir, &*store)?;
+    let KeyMaterial { signing: signing_seed, retired, master } = keys(&settings, &dir, &*store)?;
     let engine = Arc::new(
         Engine::open_with_retired_keys(
             Arc::clone(&store),
