@@ -238,6 +238,9 @@ fn settings(args: &Args) -> Result<Settings> {
                 ..server_defaults.detect.clone()
             },
             metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
+            auth_failure_window: env::<u64>("EVIDENT_AUTH_FAILURE_WINDOW_SECS")?
+                .map(Duration::from_secs)
+                .unwrap_or(server_defaults.auth_failure_window),
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
@@ -357,7 +360,9 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server failed")?;
-    // Requests in flight have finished; record the stop while the engine still runs.
+    // Requests in flight have finished; record the counted failed authentications and the stop
+    // while the engine still runs.
+    evident_server::ratelimit::flush(&state).await;
     audit::record_lifecycle(&state, "evident.service.stopped").await;
     // The engine still runs: findings already made are recorded, then the state is persisted.
     detector.stop().await;

@@ -410,3 +410,47 @@ fn keys_that_do_not_match_the_store_stop_serve_and_none_are_made() {
     assert_eq!(body["receipts"][0]["status"], "duplicate");
     serve.terminate();
 }
+
+/// The `evident.auth.failed` events of the default tenant and the attempts they stand for.
+fn auth_failures(serve: &Serve) -> (usize, u64) {
+    let page = serve.get(&serve.admin, "/v1/events?source=evident&type=evident.auth.failed&limit=1000");
+    let events = page["events"].as_array().expect("events").clone();
+    let attempts = events
+        .iter()
+        .map(|e| e["event"]["metadata"]["count"].as_str().and_then(|c| c.parse::<u64>().ok()).unwrap_or(1))
+        .sum();
+    (events.len(), attempts)
+}
+
+/// Finding 4: a flood of bad keys from one address is slowed down (429 with `Retry-After`) and
+/// costs a bounded number of durable events, whose counts still add up to every attempt.
+#[test]
+fn failed_authentication_floods_cost_bounded_writes_and_every_attempt_is_counted() {
+    let serve = Serve::fresh_with(&[("EVIDENT_AUTH_FAILURE_WINDOW_SECS", "1")]);
+    let reader = serve.key("reader");
+    let wrong_secret = format!("evk_{}_wrong", key_id(&reader));
+    let (before, _) = auth_failures(&serve);
+    let flood = 150;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for n in 0..flood {
+        let key = if n % 2 == 0 { wrong_secret.clone() } else { "evk_0000000000000000_nope".to_owned() };
+        let response = client().get(serve.url("/v1/events")).bearer_auth(&key).send().expect("GET");
+        let status = response.status().as_u16();
+        if status == 429 {
+            assert!(response.headers().get("retry-after").is_some(), "429 says when to retry");
+        }
+        *statuses.entry(status).or_default() += 1;
+    }
+    assert!(statuses.get(&429).copied().unwrap_or(0) > flood / 2, "the address is slowed down: {statuses:?}");
+    assert_eq!(statuses.get(&401).copied().unwrap_or(0) + statuses[&429], flood, "{statuses:?}");
+    // Windows close within a second or two; every attempt is then in the log, counted.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (events, attempts) = auth_failures(&serve);
+    assert!(events - before <= 8, "bounded writes: {} events for {flood} attempts", events - before);
+    assert_eq!(attempts as usize, flood, "no attempt goes unrecorded ({events} events)");
+    // The flood slowed that address only for failures' sake: after a pause a good key works.
+    std::thread::sleep(Duration::from_secs(2));
+    let response = client().get(serve.url("/v1/events")).bearer_auth(&reader).send().expect("GET");
+    assert_eq!(response.status().as_u16(), 200);
+    serve.terminate();
+}

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod outbound;
 pub mod principal;
 pub mod query;
+pub mod ratelimit;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,6 +47,9 @@ pub struct ServerConfig {
     /// With it as bearer credential, `/metrics` adds series labelled by tenant
     /// (`EVIDENT_METRICS_TOKEN`); without it nobody sees tenant names there.
     pub metrics_token: Option<String>,
+    /// Failed authentications of one kind from one address are recorded once per window and
+    /// counted in between (`ratelimit.rs`).
+    pub auth_failure_window: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,7 @@ impl Default for ServerConfig {
             stale_checkpoint_secs: 30,
             detect: DetectConfig::default(),
             metrics_token: None,
+            auth_failure_window: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -78,6 +83,8 @@ pub struct AppState {
     pub started: Instant,
     /// Detection: rules, findings, webhooks (the [`detect::Detector`] task feeds it).
     pub detect: Arc<Hub>,
+    /// Failed authentications, counted per address (`ratelimit.rs`).
+    pub auth_failures: Arc<ratelimit::AuthFailures>,
 }
 
 impl AppState {
@@ -85,6 +92,7 @@ impl AppState {
         let detect = Arc::new(Hub::new(engine.store(), config.detect.clone()));
         AppState {
             detect,
+            auth_failures: Arc::new(ratelimit::AuthFailures::new(config.auth_failure_window)),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
