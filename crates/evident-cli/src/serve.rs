@@ -336,7 +336,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let listen: SocketAddr =
         settings.listen.parse().with_context(|| format!("listen address {:?}", settings.listen))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let state = AppState::new(Arc::clone(&engine), settings.server.clone());
+    let state = AppState::try_new(Arc::clone(&engine), settings.server.clone())
+        .context("detection cannot start; nothing was changed")?;
     let place = match &settings.database {
         Some(_) => format!("PostgreSQL, node {}; keys in {}", engine.node_id(), dir.path.display()),
         None => format!("data in {}", dir.path.display()),

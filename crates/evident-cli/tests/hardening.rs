@@ -454,3 +454,27 @@ fn failed_authentication_floods_cost_bounded_writes_and_every_attempt_is_counted
     assert_eq!(response.status().as_u16(), 200);
     serve.terminate();
 }
+
+/// Finding 9: a detection secret the server cannot use is never replaced by a new one (that
+/// would re-key every webhook secret and pseudonym): `serve` stops and the stored value stays.
+#[test]
+fn a_damaged_detection_secret_stops_serve_and_is_never_replaced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let serve = Serve::first_start(&data);
+    // Once it answers, SIGTERM is handled (stops cleanly).
+    assert_eq!(client().get(serve.url("/healthz")).send().expect("healthz").status(), 200);
+    serve.terminate();
+    let read = || -> Vec<u8> {
+        sqlite(&data)
+            .query_row("SELECT value FROM service_state WHERE name = 'detect/secret'", [], |row| row.get(0))
+            .expect("the secret is stored")
+    };
+    assert_eq!(read().len(), 32);
+    sqlite(&data)
+        .execute("UPDATE service_state SET value = x'0102030405' WHERE name = 'detect/secret'", [])
+        .expect("damage the secret");
+    let stderr = refused_start(&data, &[]);
+    assert!(stderr.contains("detection secret"), "{stderr}");
+    assert_eq!(read(), vec![1, 2, 3, 4, 5], "the damaged secret is left for the operator to restore");
+}

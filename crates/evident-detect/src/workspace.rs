@@ -83,6 +83,9 @@ fn state_name(tenant: &TenantId) -> String {
     format!("detect/{tenant}/state")
 }
 
+/// Where the detection secret is kept in the store's service state.
+const SECRET_STATE: &str = "detect/secret";
+
 /// Every tenant's detection, over the store it persists in.
 pub struct Workspace {
     store: Arc<dyn Store>,
@@ -91,23 +94,27 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Opens the workspace: loads (or makes, on first use) the detection secret. Tenants load on
-    /// first use.
-    pub fn open(store: Arc<dyn Store>) -> Workspace {
-        let secret = match store.get_state("detect/secret") {
-            Ok(Some(bytes)) if bytes.len() == 32 => bytes.try_into().expect("32 bytes"),
-            other => {
-                if let Err(err) = &other {
-                    tracing::error!(error = %err, "cannot read the detection secret; using a new one");
-                }
-                let secret = evident_core::seal::random_32();
-                if let Err(err) = store.put_state("detect/secret", &secret) {
-                    tracing::error!(error = %err, "cannot store the detection secret");
-                }
-                secret
+    /// Opens the workspace: loads the detection secret, or makes it when the store has none. A
+    /// secret that cannot be read, or a damaged one, is an error: a new secret would silently
+    /// re-key every webhook secret and pseudonym. Tenants load on first use.
+    pub fn open(store: Arc<dyn Store>) -> Result<Workspace> {
+        let secret = match store.get_state(SECRET_STATE)? {
+            Some(bytes) => bytes.try_into().map_err(|bytes: Vec<u8>| {
+                Error::State(format!(
+                    "the detection secret in the store is {} bytes, not 32; it is not replaced (that \
+                     would change every webhook secret and pseudonym): restore it from a backup",
+                    bytes.len()
+                ))
+            })?,
+            None => {
+                store.put_state(SECRET_STATE, &evident_core::seal::random_32())?;
+                // Another node sharing the store may have made one at the same moment: use the
+                // one the store kept.
+                let stored = store.get_state(SECRET_STATE)?.unwrap_or_default();
+                stored.try_into().map_err(|_| Error::State("the new detection secret was not kept".into()))?
             }
         };
-        Workspace { store, secret, tenants: Mutex::new(HashMap::new()) }
+        Ok(Workspace { store, secret, tenants: Mutex::new(HashMap::new()) })
     }
 
     /// Sets a tenant's rules and webhooks before the workspace first loads it (benchmarks, tests).
@@ -735,7 +742,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_status_changes_are_checked_one_after_the_other() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = Workspace::open(store(&dir)).unwrap();
         let detect = workspace.tenant(&tenant()).unwrap();
         detect.open_findings(vec![(finding("fnd_1"), 7)]);
         let (resolved, dismissed) = tokio::join!(
@@ -765,7 +772,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_rule_changes_are_all_kept_and_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = Workspace::open(store(&dir)).unwrap();
         let detect = workspace.tenant(&tenant()).unwrap();
         let defaults = detect.rules().len();
         let (a, b, again) =
@@ -775,14 +782,14 @@ mod tests {
         assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
         assert_eq!(detect.rules().len(), defaults + 2);
         // What was stored is what a reload sees.
-        let reloaded = Workspace::open(store(&dir)).tenant(&tenant()).unwrap();
+        let reloaded = Workspace::open(store(&dir)).unwrap().tenant(&tenant()).unwrap();
         assert_eq!(reloaded.rules(), detect.rules());
     }
 
     #[tokio::test]
     async fn a_webhook_keeps_its_secret_across_changes_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = Workspace::open(store(&dir)).unwrap();
         let detect = workspace.tenant(&tenant()).unwrap();
         let mut editor = detect.edit().await;
         let webhook =
@@ -793,7 +800,7 @@ mod tests {
         drop(editor);
         let secret = workspace.webhook_secret(&tenant(), &webhook.id);
         assert!(secret.starts_with("whsec_") && secret.len() == 6 + 64, "{secret}");
-        let reopened = Workspace::open(store(&dir));
+        let reopened = Workspace::open(store(&dir)).unwrap();
         assert_eq!(reopened.tenant(&tenant()).unwrap().webhooks(), std::slice::from_ref(&webhook));
         assert_eq!(reopened.webhook_secret(&tenant(), &webhook.id), secret);
         assert_ne!(reopened.webhook_secret(&tenant(), "wh_other"), secret);
@@ -802,12 +809,12 @@ mod tests {
     #[tokio::test]
     async fn findings_and_their_workflow_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = Workspace::open(store(&dir));
+        let workspace = Workspace::open(store(&dir)).unwrap();
         let detect = workspace.tenant(&tenant()).unwrap();
         detect.open_findings(vec![(finding("fnd_1"), 7)]);
         change_status(&detect, Status::Resolved).await.unwrap();
         workspace.persist(None);
-        let reloaded = Workspace::open(store(&dir)).tenant(&tenant()).unwrap();
+        let reloaded = Workspace::open(store(&dir)).unwrap().tenant(&tenant()).unwrap();
         assert_eq!(reloaded.finding("fnd_1"), detect.finding("fnd_1"));
         assert_eq!(reloaded.unrecorded(vec![finding("fnd_1"), finding("fnd_2"), finding("fnd_2")]).len(), 1);
     }

@@ -76,19 +76,24 @@ pub struct Hub {
     pub stats: DetectStats,
     /// Deliveries under way: delivery id -> (tenant, webhook id, finding id).
     pending: Mutex<HashMap<String, (TenantId, String, String)>>,
+    /// Set when findings could not be recorded: the state is then no longer saved, so that a
+    /// restart evaluates their events again (nothing found is lost); `/healthz` reports it.
+    pub unrecorded: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
-    pub fn new(store: &Arc<dyn Store>, config: DetectConfig) -> Hub {
+    /// Fails when the detection secret cannot be read (it is never replaced by a new one).
+    pub fn new(store: &Arc<dyn Store>, config: DetectConfig) -> evident_detect::Result<Hub> {
         let http = crate::outbound::client(config.webhook_timeout, config.allow_private_destinations);
-        Hub {
-            workspace: Workspace::open(Arc::clone(store)),
+        Ok(Hub {
+            workspace: Workspace::open(Arc::clone(store))?,
             findings: broadcast::channel(1024).0,
             http,
             config,
             stats: DetectStats::default(),
             pending: Mutex::new(HashMap::new()),
-        }
+            unrecorded: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// A tenant's workspace for the detector; `None` (logged) when it cannot be loaded.
@@ -97,6 +102,16 @@ impl Hub {
             .tenant(tenant)
             .map_err(|err| tracing::error!(%tenant, error = %err, "cannot load detection state"))
             .ok()
+    }
+
+    /// Saves the evaluators' state, unless findings went unrecorded (then the saved state stays
+    /// behind them, and a restart evaluates their events again).
+    fn persist(&self, led: &HashSet<TenantId>) {
+        if self.unrecorded.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!("findings could not be recorded; detection state is not saved");
+            return;
+        }
+        self.workspace.persist(Some(led));
     }
 
     /// [`Hub::tenant`] from async code: loading a tenant's detection reads the store.
@@ -211,7 +226,7 @@ async fn run(
                 // Persisting runs beside evaluation; one at a time.
                 if ticks.is_multiple_of(2) && persisting.as_ref().is_none_or(|p| p.is_finished()) {
                     let (hub, led) = (Arc::clone(&state.detect), led.clone());
-                    persisting = Some(tokio::task::spawn_blocking(move || hub.workspace.persist(Some(&led))));
+                    persisting = Some(tokio::task::spawn_blocking(move || hub.persist(&led)));
                 }
             }
             _ = stopped.changed() => break,
@@ -225,7 +240,7 @@ async fn run(
     let hub = Arc::clone(&state.detect);
     let _ = tokio::task::spawn_blocking(move || {
         hub.interrupt_deliveries();
-        hub.workspace.persist(Some(&led))
+        hub.persist(&led)
     })
     .await;
     tracing::info!("the detector stopped");
@@ -314,6 +329,10 @@ fn personal_ip(engine: &Engine, tenant: &TenantId, index: u64) -> Option<String>
     view.event["origin"]["ip"].as_str().map(str::to_owned)
 }
 
+/// How long recording findings is retried (doubling waits from 100 ms) before detection stops
+/// saving its state.
+const RECORD_RETRY_LIMIT: Duration = Duration::from_secs(10);
+
 /// Appends findings to their tenants' logs (what has queued up, in one commit per tenant), then
 /// publishes and delivers them.
 async fn record_findings(state: AppState, mut found: mpsc::UnboundedReceiver<(TenantId, Finding)>) {
@@ -339,12 +358,25 @@ async fn record_tenant_findings(state: &AppState, tenant: TenantId, findings: Ve
     if findings.is_empty() {
         return;
     }
-    let events = findings.iter().map(finding_event).collect();
-    let indices = match audit::record_many_idempotent(state, &tenant, events).await {
-        Ok(indices) => indices,
-        Err(err) => {
-            tracing::error!(%tenant, findings = findings.len(), error = ?err, "cannot record findings");
-            return;
+    let events: Vec<AuditEvent> = findings.iter().map(finding_event).collect();
+    // Findings are never dropped: retried (their ids are deterministic, so a retry that did
+    // commit is a duplicate); if they still cannot be recorded, detection stops saving its state,
+    // so a restart evaluates these events again, and `/healthz` says so.
+    let mut wait = Duration::from_millis(100);
+    let indices = loop {
+        match audit::record_many_idempotent(state, &tenant, events.clone()).await {
+            Ok(indices) => break indices,
+            Err(err) if wait < RECORD_RETRY_LIMIT => {
+                tracing::warn!(%tenant, findings = findings.len(), error = ?err, "cannot record findings; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(err) => {
+                tracing::error!(%tenant, findings = findings.len(), error = ?err,
+                    "cannot record findings; detection state is no longer saved, restart to evaluate again");
+                state.detect.unrecorded.store(true, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
         }
     };
     for (record, webhooks) in detect.open_findings(findings.into_iter().zip(indices).collect()) {

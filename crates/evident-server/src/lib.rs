@@ -88,16 +88,22 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// [`AppState::try_new`] for tests and tools: panics when detection cannot start.
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
-        let detect = Arc::new(Hub::new(engine.store(), config.detect.clone()));
-        AppState {
+        AppState::try_new(engine, config).expect("detection starts")
+    }
+
+    /// The state of a server; fails when the detection secret cannot be read (never replaced).
+    pub fn try_new(engine: Arc<Engine>, config: ServerConfig) -> Result<AppState, evident_detect::Error> {
+        let detect = Arc::new(Hub::new(engine.store(), config.detect.clone())?);
+        Ok(AppState {
             detect,
             auth_failures: Arc::new(ratelimit::AuthFailures::new(config.auth_failure_window)),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
             started: Instant::now(),
-        }
+        })
     }
 }
 

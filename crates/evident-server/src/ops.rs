@@ -36,11 +36,15 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     let engine = state.engine.clone();
     let stale_after = state.config.stale_checkpoint_secs as i64 * 1_000_000;
     let node = state.engine.node_id().to_owned();
+    let unrecorded = state.detect.unrecorded.load(Ordering::SeqCst);
     let leads = state.engine.led_tenants().into_iter().map(|(tenant, _)| tenant.to_string()).collect();
     let problems = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
         if !engine.sequencer_alive() {
             problems.push("the sequencer is not running".to_owned());
+        }
+        if unrecorded {
+            problems.push("detection could not record findings; restart to evaluate again".to_owned());
         }
         if let Err(err) = engine.store().check_writable() {
             // Anyone may ask: the store's own words go to the log only.
