@@ -241,6 +241,9 @@ fn settings(args: &Args) -> Result<Settings> {
             auth_failure_window: env::<u64>("EVIDENT_AUTH_FAILURE_WINDOW_SECS")?
                 .map(Duration::from_secs)
                 .unwrap_or(server_defaults.auth_failure_window),
+            stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
+                .map(Duration::from_millis)
+                .unwrap_or(server_defaults.stream_recheck),
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
@@ -358,7 +361,14 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let stopping = Arc::clone(&state.stopping);
+            async move {
+                shutdown_signal().await;
+                // Open streams end now rather than hold the shutdown up.
+                stopping.send_replace(true);
+            }
+        })
         .await
         .context("the server failed")?;
     // Requests in flight have finished; record the counted failed authentications and the stop

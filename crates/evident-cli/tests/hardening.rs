@@ -478,3 +478,60 @@ fn a_damaged_detection_secret_stops_serve_and_is_never_replaced() {
     assert!(stderr.contains("detection secret"), "{stderr}");
     assert_eq!(read(), vec![1, 2, 3, 4, 5], "the damaged secret is left for the operator to restore");
 }
+
+/// Opens `/v1/stream?kind=events` with `key`; its lines arrive on the channel, which closes when
+/// the stream ends.
+fn open_stream(serve: &Serve, key: &str) -> std::sync::mpsc::Receiver<String> {
+    let response = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .expect("client")
+        .get(serve.url("/v1/stream?kind=events"))
+        .bearer_auth(key)
+        .send()
+        .expect("GET /v1/stream");
+    assert_eq!(response.status().as_u16(), 200);
+    common::lines(response)
+}
+
+/// Waits for the stream to end; answers its last `event:` line.
+fn stream_end(lines: &std::sync::mpsc::Receiver<String>, within: Duration) -> String {
+    let deadline = std::time::Instant::now() + within;
+    let mut last = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with("event:") => last = line,
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return last,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the stream is still open after {within:?}")
+            }
+        }
+    }
+}
+
+/// Finding 7: an open stream ends soon after its key is revoked (events after the revocation are
+/// not delivered), and a connected stream does not hold up SIGTERM.
+#[test]
+fn streams_end_on_revocation_and_on_shutdown() {
+    let serve = Serve::fresh_with(&[("EVIDENT_STREAM_RECHECK_MS", "300")]);
+    let (reader, producer) = (serve.key("reader"), serve.key("producer"));
+    let revoked = open_stream(&serve, &reader);
+    let (status, body) = serve.post(&producer, "/v1/events", &plain_event("s-1"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = delete(&serve, &serve.admin, &format!("/v1/keys/{}", key_id(&reader)));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stream_end(&revoked, Duration::from_secs(5)), "event: revoked");
+
+    let auditor = serve.key("auditor");
+    let open = open_stream(&serve, &auditor);
+    let begun = std::time::Instant::now();
+    serve.terminate();
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "SIGTERM took {:?} with a stream open",
+        begun.elapsed()
+    );
+    assert_eq!(stream_end(&open, Duration::from_secs(1)), "event: closing");
+}

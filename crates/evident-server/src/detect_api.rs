@@ -641,7 +641,8 @@ pub struct StreamParams {
 
 /// Server-Sent Events: new findings (`event: finding`) or new events (`event: event`) of the
 /// caller's tenant, as they are committed; keep-alive comments every 15 s. The subscription is
-/// recorded (`evident.audit.stream`).
+/// recorded (`evident.audit.stream`). The stream ends with `event: revoked` within 5 s of its
+/// key's revocation, and with `event: closing` when the server stops.
 #[utoipa::path(get, path = "/v1/stream", params(StreamParams),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 400, body = evident_wire::api::Problem),
               (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
@@ -718,5 +719,6 @@ pub async fn stream(
             },
         ))
     };
+    let items = crate::streams::guarded(&state, &principal.key_id, items);
     Ok(Sse::new(items).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))))
 }

@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod principal;
 pub mod query;
 pub mod ratelimit;
+pub mod streams;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     /// Failed authentications of one kind from one address are recorded once per window and
     /// counted in between (`ratelimit.rs`).
     pub auth_failure_window: std::time::Duration,
+    /// How often an open SSE stream checks that its key is still valid (`streams.rs`).
+    pub stream_recheck: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             detect: DetectConfig::default(),
             metrics_token: None,
             auth_failure_window: std::time::Duration::from_secs(60),
+            stream_recheck: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct AppState {
     pub detect: Arc<Hub>,
     /// Failed authentications, counted per address (`ratelimit.rs`).
     pub auth_failures: Arc<ratelimit::AuthFailures>,
+    /// Set to `true` when the server begins to stop: long-lived answers end (`streams.rs`).
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -99,6 +105,7 @@ impl AppState {
         Ok(AppState {
             detect,
             auth_failures: Arc::new(ratelimit::AuthFailures::new(config.auth_failure_window)),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
