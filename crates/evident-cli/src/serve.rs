@@ -100,6 +100,7 @@ struct Batching {
 struct Limits {
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
+    max_inflight_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +242,9 @@ fn settings(args: &Args) -> Result<Settings> {
             auth_failure_window: env::<u64>("EVIDENT_AUTH_FAILURE_WINDOW_SECS")?
                 .map(Duration::from_secs)
                 .unwrap_or(server_defaults.auth_failure_window),
+            max_inflight_bytes: env("EVIDENT_MAX_INFLIGHT_BYTES")?
+                .or(file.limits.max_inflight_bytes)
+                .unwrap_or(server_defaults.max_inflight_bytes),
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(server_defaults.stream_recheck),

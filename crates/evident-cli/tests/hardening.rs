@@ -535,3 +535,62 @@ fn streams_end_on_revocation_and_on_shutdown() {
     );
     assert_eq!(stream_end(&open, Duration::from_secs(1)), "event: closing");
 }
+
+/// The peak resident memory of a process so far (`VmHWM`), in MiB.
+fn peak_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+/// Finding 5: 64 concurrent 16 KB gzip bodies, each a JSON array of almost 16 MiB of zeros, are
+/// refused (413, or 503 while waiting for room) and the server's memory stays bounded: items are
+/// counted and measured before they are parsed, and bodies in flight share a fixed budget.
+#[test]
+fn hostile_gzip_bodies_keep_memory_bounded() {
+    use std::io::Write as _;
+    let bodies: usize = std::env::var("HOSTILE_BODIES").ok().and_then(|n| n.parse().ok()).unwrap_or(64);
+    let serve = Serve::fresh();
+    let producer = serve.key("producer");
+    let zeros = (16 << 20) / 2 - 4;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(b"[").expect("gzip");
+    for _ in 0..zeros / 4096 {
+        gzip.write_all(&b"0,".repeat(4096)).expect("gzip");
+    }
+    gzip.write_all(b"0]").expect("gzip");
+    let body = Arc::new(gzip.finish().expect("gzip"));
+    assert!(body.len() < 64 * 1024, "a small request: {} bytes", body.len());
+    let baseline = peak_mib(serve.pid());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let sends: Vec<_> = (0..bodies)
+            .map(|_| {
+                let (body, url, key) = (Arc::clone(&body), serve.url("/v1/events"), producer.clone());
+                scope.spawn(move || {
+                    let response = client()
+                        .post(url)
+                        .bearer_auth(key)
+                        .header("content-type", "application/json")
+                        .header("content-encoding", "gzip")
+                        .body(body.to_vec())
+                        .send()
+                        .expect("POST");
+                    response.status().as_u16()
+                })
+            })
+            .collect();
+        sends.into_iter().map(|send| send.join().expect("a sender")).collect()
+    });
+    let peak = peak_mib(serve.pid());
+    assert!(statuses.iter().all(|s| *s == 413 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&413), "{statuses:?}");
+    eprintln!("{bodies} hostile bodies: peak {peak} MiB (baseline {baseline} MiB)");
+    assert!(peak < 400, "memory must stay bounded: peak {peak} MiB for {bodies} bodies");
+    let (status, body) = serve.post(&producer, "/v1/events", &plain_event("after-1"));
+    assert_eq!(status, 200, "the server still takes events: {body}");
+    serve.terminate();
+}

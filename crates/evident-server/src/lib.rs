@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod budget;
 pub mod counter;
 pub mod detect;
 pub mod detect_api;
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub auth_failure_window: std::time::Duration,
     /// How often an open SSE stream checks that its key is still valid (`streams.rs`).
     pub stream_recheck: std::time::Duration,
+    /// Bytes of request bodies in memory across all requests (`budget.rs`).
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             auth_failure_window: std::time::Duration::from_secs(60),
             stream_recheck: std::time::Duration::from_secs(5),
+            max_inflight_bytes: 128 << 20,
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct AppState {
     pub auth_failures: Arc<ratelimit::AuthFailures>,
     /// Set to `true` when the server begins to stop: long-lived answers end (`streams.rs`).
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Room for request bodies across requests (`budget.rs`).
+    pub inflight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -106,6 +112,7 @@ impl AppState {
             detect,
             auth_failures: Arc::new(ratelimit::AuthFailures::new(config.auth_failure_window)),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            inflight: Arc::new(budget::room(config.max_inflight_bytes)),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),

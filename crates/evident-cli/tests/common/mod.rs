@@ -123,6 +123,11 @@ impl Serve {
         assert!(sent.success(), "kill -{signal} {pid}");
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, and waits until the process is gone.
     pub fn kill(mut self) {
         let _ = self.child.kill();
