@@ -239,6 +239,8 @@ fn settings(args: &Args) -> Result<Settings> {
                 ..server_defaults.detect.clone()
             },
             metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
+            auth_failure_burst: env("EVIDENT_AUTH_FAILURE_BURST")?
+                .unwrap_or(server_defaults.auth_failure_burst),
             auth_failure_window: env::<u64>("EVIDENT_AUTH_FAILURE_WINDOW_SECS")?
                 .map(Duration::from_secs)
                 .unwrap_or(server_defaults.auth_failure_window),

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// Failed authentications of one kind from one address are recorded once per window and
     /// counted in between (`ratelimit.rs`).
     pub auth_failure_window: std::time::Duration,
+    /// Failed authentications an address may make at once before it is answered 429.
+    pub auth_failure_burst: u32,
     /// How often an open SSE stream checks that its key is still valid (`streams.rs`).
     pub stream_recheck: std::time::Duration,
     /// Bytes of request bodies in memory across all requests (`budget.rs`).
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             detect: DetectConfig::default(),
             metrics_token: None,
             auth_failure_window: std::time::Duration::from_secs(60),
+            auth_failure_burst: ratelimit::FAILURE_BURST,
             stream_recheck: std::time::Duration::from_secs(5),
             max_inflight_bytes: 128 << 20,
         }
@@ -110,7 +113,10 @@ impl AppState {
         let detect = Arc::new(Hub::new(engine.store(), config.detect.clone())?);
         Ok(AppState {
             detect,
-            auth_failures: Arc::new(ratelimit::AuthFailures::new(config.auth_failure_window)),
+            auth_failures: Arc::new(ratelimit::AuthFailures::new(
+                config.auth_failure_window,
+                config.auth_failure_burst,
+            )),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             inflight: Arc::new(budget::room(config.max_inflight_bytes)),
             engine,

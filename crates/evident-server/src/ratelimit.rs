@@ -24,8 +24,9 @@ use evident_wire::Micros;
 use crate::AppState;
 use crate::audit::{self, AuditEvent};
 
-/// Failures an address may make in a burst before it is slowed down.
-pub const FAILURE_BURST: f64 = 30.0;
+/// Failures an address may make in a burst before it is slowed down (the default of
+/// `ServerConfig::auth_failure_burst`).
+pub const FAILURE_BURST: u32 = 30;
 /// Failures per second an address earns back.
 pub const REFILL_PER_SEC: f64 = 1.0;
 /// Streams counted at once; more fold into one stream per tenant and reason.
@@ -64,6 +65,7 @@ struct Inner {
 /// The counters of failed authentication (one per server, in [`AppState`]).
 pub struct AuthFailures {
     window: Duration,
+    burst: f64,
     inner: Mutex<Inner>,
     closer: OnceLock<()>,
 }
@@ -76,9 +78,11 @@ pub struct Closed {
 }
 
 impl AuthFailures {
-    pub fn new(window: Duration) -> AuthFailures {
+    /// Windows of `window`; `burst` failures per address before it is slowed down.
+    pub fn new(window: Duration, burst: u32) -> AuthFailures {
         AuthFailures {
             window: window.max(Duration::from_millis(100)),
+            burst: f64::from(burst.max(1)),
             inner: Mutex::default(),
             closer: OnceLock::new(),
         }
@@ -89,7 +93,7 @@ impl AuthFailures {
         let ip = ip?;
         let mut inner = self.inner.lock().expect("not poisoned");
         let bucket = inner.buckets.get_mut(&ip)?;
-        refill(bucket);
+        refill(bucket, self.burst);
         (bucket.tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - bucket.tokens) / REFILL_PER_SEC))
     }
 
@@ -97,15 +101,15 @@ impl AuthFailures {
     pub fn note(&self, stream: Stream) -> bool {
         let mut inner = self.inner.lock().expect("not poisoned");
         if let Some(ip) = stream.ip {
+            let burst = self.burst;
             if inner.buckets.len() >= MAX_BUCKETS {
                 inner.buckets.retain(|_, b| {
-                    refill(b);
-                    b.tokens < FAILURE_BURST
+                    refill(b, burst);
+                    b.tokens < burst
                 });
             }
-            let bucket =
-                inner.buckets.entry(ip).or_insert(Bucket { tokens: FAILURE_BURST, last: Instant::now() });
-            refill(bucket);
+            let bucket = inner.buckets.entry(ip).or_insert(Bucket { tokens: burst, last: Instant::now() });
+            refill(bucket, burst);
             bucket.tokens = (bucket.tokens - 1.0).max(0.0);
         }
         let stream = if inner.open.len() >= MAX_STREAMS && !inner.open.contains_key(&stream) {
@@ -147,10 +151,10 @@ impl AuthFailures {
     }
 }
 
-fn refill(bucket: &mut Bucket) {
+fn refill(bucket: &mut Bucket, burst: f64) {
     let now = Instant::now();
     let earned = now.duration_since(bucket.last).as_secs_f64() * REFILL_PER_SEC;
-    bucket.tokens = (bucket.tokens + earned).min(FAILURE_BURST);
+    bucket.tokens = (bucket.tokens + earned).min(burst);
     bucket.last = now;
 }
 
@@ -224,7 +228,7 @@ mod tests {
 
     #[test]
     fn a_window_records_its_first_failure_and_counts_the_rest() {
-        let failures = AuthFailures::new(Duration::from_secs(60));
+        let failures = AuthFailures::new(Duration::from_secs(60), FAILURE_BURST);
         assert!(failures.note(stream("192.0.2.1", "unknown key")));
         for _ in 0..9 {
             assert!(!failures.note(stream("192.0.2.1", "unknown key")));
