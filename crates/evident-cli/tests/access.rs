@@ -184,6 +184,43 @@ fn the_access_table_holds_and_is_the_documented_one() {
         }
     }
     assert!(wrong.is_empty(), "the access table does not hold:\n{}", wrong.join("\n"));
+    // Every route of the OpenAPI document has its row, so a new route cannot skip the table.
+    let document: serde_json::Value =
+        client().get(serve.url("/openapi.json")).send().expect("GET /openapi.json").json().expect("JSON");
+    let shape = |path: &str| -> String {
+        let path = path.split('?').next().unwrap_or_default();
+        // The tile route's `{path}` stands for several segments.
+        let path = match path.split_once("/tile/") {
+            Some((head, _)) => format!("{head}/tile/*"),
+            None => path.to_owned(),
+        };
+        path.split('/')
+            .map(
+                |part| {
+                    if part.starts_with('{') || part.contains('_') && part.len() > 10 { "*" } else { part }
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let rows: std::collections::BTreeSet<(String, String)> =
+        TABLE.iter().map(|row| (row.method.to_owned(), shape(row.path))).collect();
+    let mut missing = Vec::new();
+    for (path, methods) in document["paths"].as_object().expect("paths") {
+        for method in methods.as_object().expect("methods").keys() {
+            let wanted = (method.to_uppercase(), shape(path));
+            let known = rows.contains(&wanted)
+                || rows.iter().any(|(m, p)| {
+                    *m == wanted.0
+                        && p.split('/').count() == wanted.1.split('/').count()
+                        && p.split('/').zip(wanted.1.split('/')).all(|(a, b)| a == b || a == "*" || b == "*")
+                });
+            if !known {
+                missing.push(format!("{} {path}", wanted.0));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "routes without a row in the access table: {missing:?}");
     let page_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/access.md");
     let page = render();
     if std::env::var("UPDATE_DOCS").is_ok() {
