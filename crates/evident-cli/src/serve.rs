@@ -357,6 +357,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
+    // The handler is in place before the address is announced: a SIGTERM from then on stops the
+    // server gracefully (registered later, an early one would kill it before the stop is recorded).
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
@@ -370,7 +374,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
         .with_graceful_shutdown({
             let stopping = Arc::clone(&state.stopping);
             async move {
-                shutdown_signal().await;
+                shutdown_signal(terminate).await;
                 // Open streams end now rather than hold the shutdown up.
                 stopping.send_replace(true);
             }
@@ -387,10 +391,8 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
     let interrupt = tokio::signal::ctrl_c();
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
     tokio::select! {
         _ = interrupt => {}
         _ = terminate.recv() => {}

@@ -594,3 +594,70 @@ fn hostile_gzip_bodies_keep_memory_bounded() {
     assert_eq!(status, 200, "the server still takes events: {body}");
     serve.terminate();
 }
+
+/// A webhook receiver on loopback that answers 500 while `failing`, else 200, and keeps the
+/// `Evident-Delivery` of every request it answered 200.
+struct Receiver {
+    url: String,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    attempts: Arc<AtomicUsize>,
+    delivered: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn receiver() -> Receiver {
+    let socket = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", socket.local_addr().expect("address"));
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (fail, count, seen) = (Arc::clone(&failing), Arc::clone(&attempts), Arc::clone(&delivered));
+    std::thread::spawn(move || {
+        for stream in socket.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = vec![0u8; 1 << 16];
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let n = stream.read(&mut buffer).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buffer[..n]).to_lowercase();
+            let delivery =
+                head.lines().find_map(|l| l.strip_prefix("evident-delivery:")).map(|d| d.trim().to_owned());
+            count.fetch_add(1, Ordering::SeqCst);
+            let status = if fail.load(Ordering::SeqCst) { "500 Internal Server Error" } else { "200 OK" };
+            if status == "200 OK" {
+                seen.lock().expect("lock").extend(delivery);
+            }
+            let _ = write!(stream, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    Receiver { url, failing, attempts, delivered }
+}
+
+/// Finding 9: a delivery under way when the server crashes is not lost: the outbox in the store
+/// delivers it again after the restart.
+#[test]
+fn deliveries_under_way_in_a_crash_are_redelivered_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let env = [
+        ("EVIDENT_ALLOW_PRIVATE_DESTINATIONS", "true"),
+        ("EVIDENT_WEBHOOK_ATTEMPTS", "10"),
+        ("EVIDENT_WEBHOOK_BACKOFF_MS", "5000"),
+    ];
+    let serve = Serve::first_start_with(&data, &env);
+    let hook = receiver();
+    let (status, body) = serve.post(&serve.admin, "/v1/webhooks", &json!({ "url": hook.url }));
+    assert_eq!(status, 201, "{body}");
+    // Creating the webhook is a finding; its first delivery attempt fails.
+    wait_for("a failed attempt", || (hook.attempts.load(Ordering::SeqCst) >= 1).then_some(()));
+    // Detection saves its state every 2 s: once saved, a replay would not find the finding new
+    // again, so only the outbox can bring the delivery back. The next attempt is 5 s away.
+    std::thread::sleep(Duration::from_millis(3000));
+    serve.kill();
+    hook.failing.store(false, Ordering::SeqCst);
+    let serve = Serve::start_with(&data, &env);
+    let delivered = wait_for("the redelivery", || {
+        let delivered = hook.delivered.lock().expect("lock").clone();
+        (!delivered.is_empty()).then_some(delivered)
+    });
+    assert!(delivered[0].starts_with("dlv_"), "{delivered:?}");
+    serve.terminate();
+}

@@ -76,6 +76,9 @@ pub struct Hub {
     pub stats: DetectStats,
     /// Deliveries under way: delivery id -> (tenant, webhook id, finding id).
     pending: Mutex<HashMap<String, (TenantId, String, String)>>,
+    store: Arc<dyn Store>,
+    /// Deliveries not yet done, also in the store (`detect/outbox`), so a crash redelivers them.
+    outbox: Mutex<BTreeMap<String, Outgoing>>,
     /// Set when findings could not be recorded: the state is then no longer saved, so that a
     /// restart evaluates their events again (nothing found is lost); `/healthz` reports it.
     pub unrecorded: std::sync::atomic::AtomicBool,
@@ -93,6 +96,8 @@ impl Hub {
             stats: DetectStats::default(),
             pending: Mutex::new(HashMap::new()),
             unrecorded: std::sync::atomic::AtomicBool::new(false),
+            outbox: Mutex::new(BTreeMap::new()),
+            store: Arc::clone(store),
         })
     }
 
@@ -125,6 +130,16 @@ impl Hub {
     /// duplicates by `Evident-Delivery`).
     fn interrupt_deliveries(&self) {
         let pending: Vec<_> = self.pending.lock().expect("not poisoned").drain().collect();
+        // They become dead letters (kept with the detection state), so the outbox lets them go.
+        let mut outbox = self.outbox.lock().expect("not poisoned");
+        for (delivery, _) in &pending {
+            outbox.remove(delivery);
+        }
+        let bytes = serde_json::to_vec(&*outbox).expect("the outbox serialises");
+        drop(outbox);
+        if let Err(err) = self.store.put_state(OUTBOX_STATE, &bytes) {
+            tracing::error!(error = %err, "cannot save the webhook outbox");
+        }
         for (delivery, (tenant, webhook, finding)) in pending {
             let Some(detect) = self.tenant(&tenant) else { continue };
             detect.add_dead_letter(DeadLetter {
@@ -135,6 +150,73 @@ impl Hub {
                 last_error: "interrupted: the service stopped before the delivery succeeded".into(),
                 failed_at: Micros::now().to_rfc3339(),
             });
+        }
+    }
+}
+
+/// A delivery in the outbox: to which webhook of which tenant, of which finding.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Outgoing {
+    tenant: String,
+    webhook: Webhook,
+    record: FindingRecord,
+}
+
+/// Where the outbox is kept in the store's service state.
+const OUTBOX_STATE: &str = "detect/outbox";
+
+impl Hub {
+    /// Writes the outbox to the store (off the async runtime).
+    async fn save_outbox(self: &Arc<Hub>) {
+        let hub = Arc::clone(self);
+        let saved = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec(&*hub.outbox.lock().expect("not poisoned"))
+                .expect("the outbox serialises");
+            hub.store.put_state(OUTBOX_STATE, &bytes)
+        })
+        .await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::error!("cannot save the webhook outbox; deliveries under way may be lost in a crash");
+        }
+    }
+
+    async fn outbox_add(self: &Arc<Hub>, items: Vec<(String, Outgoing)>) {
+        self.outbox.lock().expect("not poisoned").extend(items);
+        self.save_outbox().await;
+    }
+
+    async fn outbox_done(self: &Arc<Hub>, delivery: &str) {
+        let removed = self.outbox.lock().expect("not poisoned").remove(delivery).is_some();
+        if removed {
+            self.save_outbox().await;
+        }
+    }
+}
+
+/// Delivers again what the outbox held when the service last stopped (after a crash), to webhooks
+/// that still exist.
+async fn redeliver_outbox(state: &AppState) {
+    let hub = Arc::clone(&state.detect);
+    let store = Arc::clone(state.engine.store());
+    let stored = tokio::task::spawn_blocking(move || store.get_state(OUTBOX_STATE)).await;
+    let Ok(Ok(Some(bytes))) = stored else { return };
+    let Ok(items) = serde_json::from_slice::<BTreeMap<String, Outgoing>>(&bytes) else {
+        tracing::error!("the webhook outbox does not parse; its deliveries are not redelivered");
+        return;
+    };
+    *hub.outbox.lock().expect("not poisoned") = items.clone();
+    for (delivery, item) in items {
+        let Ok(tenant) = TenantId::new(&item.tenant) else { continue };
+        let current = match hub.tenant_async(&tenant).await {
+            Some(detect) => detect.webhooks().into_iter().find(|w| w.id == item.webhook.id),
+            None => None,
+        };
+        match current {
+            Some(webhook) => {
+                tracing::info!(%tenant, %delivery, "redelivering a delivery the last run did not finish");
+                tokio::spawn(deliver(state.clone(), tenant, webhook, item.record));
+            }
+            None => hub.outbox_done(&delivery).await,
         }
     }
 }
@@ -178,6 +260,7 @@ async fn run(
     let led_now = |state: &AppState| -> HashSet<TenantId> {
         state.engine.led_tenants().into_iter().map(|(tenant, _)| tenant).collect()
     };
+    redeliver_outbox(&state).await;
     let mut led = led_now(&state);
     for tenant in &led {
         catch_up(&state, tenant, u64::MAX, &found).await;
@@ -383,6 +466,17 @@ async fn record_tenant_findings(state: &AppState, tenant: TenantId, findings: Ve
         state.detect.stats.findings_opened.inc();
         tracing::info!(%tenant, finding = %record.finding.id, rule = %record.finding.rule, "finding opened");
         let _ = state.detect.findings.send(Arc::new((tenant.clone(), record.clone())));
+        let outgoing = webhooks
+            .iter()
+            .map(|webhook| {
+                let item =
+                    Outgoing { tenant: tenant.to_string(), webhook: webhook.clone(), record: record.clone() };
+                (delivery_id(&webhook.id, &record.finding.id), item)
+            })
+            .collect::<Vec<_>>();
+        if !outgoing.is_empty() {
+            state.detect.outbox_add(outgoing).await;
+        }
         for webhook in webhooks {
             tokio::spawn(deliver(state.clone(), tenant.clone(), webhook, record.clone()));
         }
@@ -485,6 +579,7 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
             Ok(response) if response.status().is_success() => {
                 hub.stats.deliveries_ok.inc();
                 hub.pending.lock().expect("not poisoned").remove(&delivery);
+                hub.outbox_done(&delivery).await;
                 return;
             }
             Ok(response) => last_error = format!("the receiver answered {}", response.status().as_u16()),
@@ -507,6 +602,7 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
         return; // already a dead letter: the service is stopping
     }
     hub.stats.dead_letters.inc();
+    hub.outbox_done(&delivery).await;
     if let Some(detect) = hub.tenant_async(&tenant).await {
         detect.add_dead_letter(DeadLetter {
             id: delivery,
