@@ -46,8 +46,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let created = prepare_dir(dir, args.force)?;
 
     let bundle_path = dir.join(BUNDLE_FILE);
-    let file =
-        File::create(&bundle_path).with_context(|| format!("cannot create {}", bundle_path.display()))?;
+    let file = create_private(&bundle_path)?;
     let mut out = BufWriter::new(file);
     let streamed = client.export_to_writer(&params, EXPORT_TIMEOUT, &mut out).map_err(anyhow::Error::new);
     let streamed = streamed.and_then(|bytes| {
@@ -79,6 +78,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Creates (or truncates) an output file readable by its owner only (mode 0600, whatever the
+/// umask): the files may hold personal data.
+fn create_private(path: &Path) -> Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    // An existing file keeps its mode on open: narrow it too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok(file)
+}
+
 /// Makes `dir` ready for a bundle; answers whether it was created.
 fn prepare_dir(dir: &Path, force: bool) -> Result<bool> {
     match std::fs::read_dir(dir) {
@@ -103,6 +119,9 @@ fn prepare_dir(dir: &Path, force: bool) -> Result<bool> {
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict {}", dir.display()))?;
             Ok(true)
         }
         Err(err) => Err(err).context(format!("cannot use {} as the output directory", dir.display())),
@@ -114,11 +133,8 @@ fn write_views(dir: &Path) -> Result<String> {
     let mut reader = BundleReader::open(dir).context("the server's answer is not an export bundle")?;
     let jsonl_path = dir.join(EVENTS_JSONL);
     let csv_path = dir.join(EVENTS_CSV);
-    let mut jsonl = BufWriter::new(
-        File::create(&jsonl_path).with_context(|| format!("cannot create {}", jsonl_path.display()))?,
-    );
-    let mut csv =
-        csv::Writer::from_path(&csv_path).with_context(|| format!("cannot create {}", csv_path.display()))?;
+    let mut jsonl = BufWriter::new(create_private(&jsonl_path)?);
+    let mut csv = csv::Writer::from_writer(create_private(&csv_path)?);
     csv.write_record(CSV_COLUMNS)?;
     // The bundle is checked afterwards; a malformed line stops the views here and fails that check.
     while let Ok(Some(Line::Event(event))) = reader.next_line() {

@@ -681,7 +681,7 @@ impl Detection {
         )?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let state =
-            evident_server::AppState::new(Arc::clone(engine), evident_server::ServerConfig::default())?;
+            evident_server::AppState::try_new(Arc::clone(engine), evident_server::ServerConfig::default())?;
         let detector = {
             let _entered = runtime.enter();
             evident_server::detect::Detector::start(state.clone())

@@ -8,6 +8,7 @@ mod export;
 mod fsck;
 mod hammer;
 mod ingest;
+mod keycheck;
 mod keys;
 mod output;
 mod privacy;

@@ -244,6 +244,9 @@ pub fn rotate_master_key(args: RotateMasterKeyArgs) -> Result<ExitCode> {
         &MasterKey::from_bytes(next),
     )
     .context("cannot re-wrap the keys (the old master key is kept; rerun to finish)")?;
+    // From here the store expects the new key (`serve` checks it); an interrupted run is finished
+    // by running it again.
+    crate::keycheck::record_master(&*store, &next)?;
     drop(store);
     std::fs::rename(&next_path, &path).with_context(|| format!("cannot replace {}", path.display()))?;
     if let Some(parent) = path.parent() {

@@ -23,6 +23,7 @@ use evident_store_postgres::{PgOptions, PgStore};
 use serde::Deserialize;
 
 use crate::datadir::{self, DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
+use crate::keycheck;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -58,6 +59,16 @@ struct FileConfig {
     database: Database,
     #[serde(default)]
     cluster: ClusterFile,
+    #[serde(default)]
+    outbound: Outbound,
+}
+
+/// Connections the server makes on tenants' behalf (webhooks).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Outbound {
+    /// Allow loopback, private and link-local destinations (receivers on premises).
+    allow_private: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +99,7 @@ struct Batching {
 struct Limits {
     max_body_bytes: Option<usize>,
     max_batch_events: Option<usize>,
+    max_inflight_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,8 +232,23 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
                 webhook_backoff: env::<u64>("EVIDENT_WEBHOOK_BACKOFF_MS")?
                     .map(Duration::from_millis)
                     .unwrap_or(server_defaults.detect.webhook_backoff),
+                allow_private_destinations: env("EVIDENT_ALLOW_PRIVATE_DESTINATIONS")?
+                    .or(file.outbound.allow_private)
+                    .unwrap_or(server_defaults.detect.allow_private_destinations),
                 ..server_defaults.detect.clone()
             },
+            metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
+            auth_failure_burst: env("EVIDENT_AUTH_FAILURE_BURST")?
+                .unwrap_or(server_defaults.auth_failure_burst),
+            auth_failure_window: env::<u64>("EVIDENT_AUTH_FAILURE_WINDOW_SECS")?
+                .map(Duration::from_secs)
+                .unwrap_or(server_defaults.auth_failure_window),
+            max_inflight_bytes: env("EVIDENT_MAX_INFLIGHT_BYTES")?
+                .or(file.limits.max_inflight_bytes)
+                .unwrap_or(server_defaults.max_inflight_bytes),
+            stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
+                .map(Duration::from_millis)
+                .unwrap_or(server_defaults.stream_recheck),
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
@@ -230,34 +257,37 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
     })
 }
 
+/// A key file: read, or made only for a new store (`create`); refused when missing otherwise.
 fn key(
     dir: &DataDir,
     configured: &Option<PathBuf>,
     default_file: &str,
     create: bool,
-) -> Result<([u8; 32], bool)> {
-    match configured {
-        Some(path) => datadir::read_or_create_key(path, create),
-        None => dir.key(default_file, create),
+    setting: &str,
+    place: &str,
+) -> Result<([u8; 32], PathBuf)> {
+    let path = configured.clone().unwrap_or_else(|| dir.path.join(default_file));
+    if !path.exists() && !create {
+        return Err(keycheck::missing_key_file(&path, setting, place));
     }
+    Ok((datadir::read_or_create_key(&path, create)?.0, path))
 }
 
 /// An engine over its store, and the data directory's write lock (held while the file is open;
 /// none on PostgreSQL, whose nodes share).
 pub(crate) type Opened = (Arc<Engine>, Arc<dyn Store>, Option<std::fs::File>);
 
-/// The engine over the configured store, with the data directory's keys (made on a first start
-/// when `create` is set); for the embedded store, with the data directory's write lock.
+/// The engine over the configured store, with its key files checked against what the store
+/// recorded at its creation (made only for a new, empty store, and only when `create` is set);
+/// for the embedded store, with the data directory's write lock.
 pub(crate) fn open_engine(settings: &Settings, dir: &DataDir, create: bool) -> Result<Opened> {
     // The embedded store has one writer: this process, until it ends (PostgreSQL nodes share).
     let lock = if settings.database.is_none() { Some(dir.lock()?) } else { None };
-    let (signing_seed, _) = key(dir, &settings.signing_key_file, SIGNING_KEY_FILE, create)?;
-    let retired = datadir::retired_signing_keys(&dir.signing_key_path(&settings.signing_key_file))?;
-    let (master, _) = key(dir, &settings.master_key_file, MASTER_KEY_FILE, create)?;
     let store: Arc<dyn Store> = match &settings.database {
         Some(database) => database.open()?,
         None => Arc::new(dir.open_store()?),
     };
+    let KeyMaterial { signing: signing_seed, retired, master } = keys(settings, dir, &*store, create)?;
     let engine = Arc::new(
         Engine::open_with_retired_keys(
             Arc::clone(&store),
@@ -269,6 +299,31 @@ pub(crate) fn open_engine(settings: &Settings, dir: &DataDir, create: bool) -> R
         .context("the store does not verify against its checkpoints; run `evident fsck`")?,
     );
     Ok((engine, store, lock))
+}
+
+/// The signing seed, the retired signing seeds and the master key, checked against what the store
+/// recorded at its creation (`keycheck.rs`); created only for a new store, when `create` is set.
+fn keys(settings: &Settings, dir: &DataDir, store: &dyn Store, create: bool) -> Result<KeyMaterial> {
+    let new = create && keycheck::store_is_new(store)?;
+    let place = match &settings.database {
+        Some(_) => "the PostgreSQL database".to_owned(),
+        None => dir.store_path().display().to_string(),
+    };
+    let (signing, signing_path) =
+        key(dir, &settings.signing_key_file, SIGNING_KEY_FILE, new, "EVIDENT_SIGNING_KEY_FILE", &place)?;
+    let retired = datadir::retired_signing_keys(&signing_path)?;
+    let (master, master_path) =
+        key(dir, &settings.master_key_file, MASTER_KEY_FILE, new, "EVIDENT_MASTER_KEY_FILE", &place)?;
+    let files = keycheck::KeyFiles { signing: &signing_path, master: &master_path };
+    keycheck::check_or_record(store, &files, &signing, &retired, &master)?;
+    Ok(KeyMaterial { signing, retired, master })
+}
+
+/// The keys a store is opened with.
+struct KeyMaterial {
+    signing: [u8; 32],
+    retired: Vec<[u8; 32]>,
+    master: [u8; 32],
 }
 
 fn init_logging() {
@@ -306,7 +361,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let listen: SocketAddr =
         settings.listen.parse().with_context(|| format!("listen address {:?}", settings.listen))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let state = AppState::new(Arc::clone(&engine), settings.server.clone())?;
+    let state = AppState::try_new(Arc::clone(&engine), settings.server.clone())
+        .context("detection cannot start; nothing was changed")?;
     let place = match &settings.database {
         Some(_) => format!("PostgreSQL, node {}; keys in {}", engine.node_id(), dir.path.display()),
         None => format!("data in {}", dir.path.display()),
@@ -317,11 +373,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
+    // The handler is in place before the address is announced: a SIGTERM from then on stops the
+    // server gracefully (registered later, an early one would kill it before the stop is recorded).
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    // Installed before saying so: a SIGTERM right after "listening" stops it gracefully.
-    let stop = shutdown_signal()?;
     tracing::info!(address = %local, store = place, "evident is serving");
     eprintln!("evident: listening on http://{local} ({place})");
     // Detection starts before the first request and stops after the last one.
@@ -330,10 +388,19 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop)
+        .with_graceful_shutdown({
+            let stopping = Arc::clone(&state.stopping);
+            async move {
+                shutdown_signal(terminate).await;
+                // Open streams end now rather than hold the shutdown up.
+                stopping.send_replace(true);
+            }
+        })
         .await
         .context("the server failed")?;
-    // Requests in flight have finished; record the stop while the engine still runs.
+    // Requests in flight have finished; record the counted failed authentications and the stop
+    // while the engine still runs.
+    evident_server::ratelimit::flush(&state).await;
     audit::record_lifecycle(&state, "evident.service.stopped").await;
     retention.stop().await;
     // The engine still runs: findings already made are recorded, then the state is persisted.
@@ -342,17 +409,12 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     Ok(())
 }
 
-/// Installs the handlers of SIGINT and SIGTERM now; the answered future ends at the first of them.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
+async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Serve, client, evident, json_lines};
+use common::{Serve, client, evident, json_lines, wait_for};
 use serde_json::{Value, json};
 
 /// Findings, once their number has not changed for a while.
@@ -28,17 +28,6 @@ fn settled_findings(serve: &Serve, key: &str, at_least: usize) -> Vec<Value> {
         }
         assert!(Instant::now() < deadline, "findings did not settle: {findings:?}");
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -242,8 +231,12 @@ fn receiver() -> Receiver {
 
 #[test]
 fn webhooks_are_signed_retried_dead_lettered_and_redelivered() {
-    let serve =
-        Serve::fresh_with(&[("EVIDENT_WEBHOOK_ATTEMPTS", "3"), ("EVIDENT_WEBHOOK_BACKOFF_MS", "100")]);
+    let serve = Serve::fresh_with(&[
+        ("EVIDENT_WEBHOOK_ATTEMPTS", "3"),
+        ("EVIDENT_WEBHOOK_BACKOFF_MS", "100"),
+        // The receiver listens on loopback.
+        ("EVIDENT_ALLOW_PRIVATE_DESTINATIONS", "true"),
+    ]);
     let hook = receiver();
     let created = json_lines(&evident(
         &serve.base,
@@ -505,7 +498,11 @@ fn after_a_crash_the_detector_catches_up_from_the_store_with_addresses() {
 fn a_delivery_under_way_at_shutdown_becomes_a_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let slow = [("EVIDENT_WEBHOOK_ATTEMPTS", "10"), ("EVIDENT_WEBHOOK_BACKOFF_MS", "10000")];
+    let slow = [
+        ("EVIDENT_WEBHOOK_ATTEMPTS", "10"),
+        ("EVIDENT_WEBHOOK_BACKOFF_MS", "10000"),
+        ("EVIDENT_ALLOW_PRIVATE_DESTINATIONS", "true"),
+    ];
     let serve = Serve::start_with(&data, &slow);
     let admin = serve.stdout_line().strip_prefix("admin key: ").expect("the admin key").to_owned();
     let hook = receiver();

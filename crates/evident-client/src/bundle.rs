@@ -182,7 +182,7 @@ pub fn csv_record(line: &EventLine) -> Vec<String> {
                 .join(";")
         })
         .unwrap_or_default();
-    vec![
+    let row = vec![
         line.index.to_string(),
         line.event_id.clone(),
         text("time"),
@@ -197,7 +197,15 @@ pub fn csv_record(line: &EventLine) -> Vec<String> {
         targets,
         text("reason"),
         line.personal.is_some().to_string(),
-    ]
+    ];
+    row.into_iter().map(neutralise_formula).collect()
+}
+
+/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) gets a leading `'`, so producers cannot plant formulas in an auditor's
+/// spreadsheet (CSV injection). `events.csv` is for people; the bundle keeps the exact values.
+pub fn neutralise_formula(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
 }
 
 /// Verifies an export bundle offline against the verifier keys the caller trusts.

@@ -412,7 +412,15 @@ fn failed_burst(rule: &Rule, p: &FailedBurst, state: &mut RuleState, event: &Obs
     };
     let window = p.window_secs as i64 * SECOND;
     let w = state.windows.touch(&key, Window::default);
-    w.items.push_back((event.time, event.event_id.clone(), 0));
+    // A counted `evident.auth.failed` stands for `metadata.count` attempts (see the server's
+    // `ratelimit.rs`); it weighs that much, up to the threshold.
+    let weight = match event.event_type.as_str() {
+        "evident.auth.failed" => event.metadata.get("count").and_then(|c| c.as_str()?.parse::<u64>().ok()),
+        _ => None,
+    };
+    for _ in 0..weight.unwrap_or(1).clamp(1, u64::from(p.threshold).max(1)) {
+        w.items.push_back((event.time, event.event_id.clone(), 0));
+    }
     while w.items.front().is_some_and(|(t, _, _)| *t <= event.time - window) {
         w.items.pop_front();
     }
@@ -422,7 +430,9 @@ fn failed_burst(rule: &Rule, p: &FailedBurst, state: &mut RuleState, event: &Obs
     if w.items.len() < p.threshold as usize {
         return None;
     }
-    let triggers: Vec<String> = w.items.iter().map(|(_, id, _)| id.clone()).collect();
+    let attempts = w.items.len();
+    let mut triggers: Vec<String> = w.items.iter().map(|(_, id, _)| id.clone()).collect();
+    triggers.dedup();
     if !cooled(state, &key, event.time, p.window_secs) {
         return None;
     }
@@ -432,8 +442,8 @@ fn failed_burst(rule: &Rule, p: &FailedBurst, state: &mut RuleState, event: &Obs
         _ => "one address".to_owned(),
     };
     let explanation =
-        format!("{} failed logins or denied requests from {who} within {} s", triggers.len(), p.window_secs);
-    let mut finding = found(rule, &key, event, triggers.clone(), triggers.len() as u64, explanation);
+        format!("{attempts} failed logins or denied requests from {who} within {} s", p.window_secs);
+    let mut finding = found(rule, &key, event, triggers.clone(), attempts as u64, explanation);
     if p.by == By::Ip {
         finding.actor = None;
     }

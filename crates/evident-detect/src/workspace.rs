@@ -78,6 +78,7 @@ fn state_name(tenant: &TenantId) -> String {
     format!("detect/{tenant}/state")
 }
 
+/// Where the detection secret is kept in the store's service state.
 /// Every tenant's detection, over the store it persists in.
 pub struct Workspace {
     store: Arc<dyn Store>,

@@ -14,6 +14,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::principal::{Need, Principal};
 use evident_wire::api::{CreateKey, CreateTenant, KeyInfo, KeyList, NewKey, Tenant, TenantList};
 
+/// Revocations of global keys, one at a time, so two cannot both pass the "not the last one"
+/// check (on one node; nodes sharing a store would need the store to decide).
+static GLOBAL_REVOCATION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// An admin may act on its own tenant; only the global admin on others.
 async fn require_tenant(state: &AppState, principal: &Principal, tenant: &TenantId) -> ApiResult<()> {
     if principal.global {
@@ -166,7 +170,8 @@ pub async fn list_keys(
 /// Revoke an API key.
 #[utoipa::path(delete, path = "/v1/keys/{key_id}", params(("key_id" = String, Path)),
     responses((status = 200, body = KeyInfo), (status = 401, body = evident_wire::api::Problem),
-              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem)),
+              (status = 403, body = evident_wire::api::Problem), (status = 404, body = evident_wire::api::Problem),
+              (status = 409, description = "The last global admin key", body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn revoke_key(
     State(state): State<AppState>,
@@ -179,6 +184,25 @@ pub async fn revoke_key(
     if !principal.global && record.tenant != principal.tenant {
         // Do not reveal that another tenant's key exists.
         return Err(ApiError::NotFound(format!("key {key_id}")));
+    }
+    // Global keys are managed by global admins only, and the last one stays: without it no tenant
+    // can ever be created again (the break-glass path is `evident keys create --global`).
+    let _one_at_a_time = GLOBAL_REVOCATION.lock().await;
+    if record.global {
+        if !principal.global {
+            let why = "only a global admin key may revoke a global key".to_owned();
+            return Err(auth::deny(&state, &principal, &record.tenant, why).await);
+        }
+        let engine = state.engine.clone();
+        let keys = crate::offload::blocking(move || engine.store().api_keys(None)).await?;
+        let active_global = keys.iter().filter(|k| k.global && k.revoked_at.is_none()).count();
+        if record.revoked_at.is_none() && active_global <= 1 {
+            return Err(ApiError::Conflict(
+                "this is the last global admin key; it cannot be revoked. Make another first \
+                 (`evident keys create --global --data-dir DIR` on the server), then revoke this one"
+                    .into(),
+            ));
+        }
     }
     store.revoke_api_key(&key_id, evident_wire::Micros::now())?;
     let mut event = admin_event(&principal, "evident.admin.key_revoked", ("api_key".into(), key_id.clone()));

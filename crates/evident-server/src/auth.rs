@@ -130,6 +130,10 @@ fn parse_key(key: &str) -> Option<(&str, &str)> {
 /// 401 and is itself recorded as `evident.auth.failed` (in the key's tenant when the key id is
 /// known, else in the default tenant).
 pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAddr>) -> ApiResult<Principal> {
+    if let Some(wait) = state.auth_failures.throttled(ip) {
+        fail(state, None, "too many failed attempts from this address", ip).await;
+        return Err(ApiError::TooManyRequests(wait));
+    }
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -141,7 +145,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAd
     let Some((key_id, secret)) = parse_key(presented) else {
         return Err(fail(state, None, "malformed key", ip).await);
     };
-    let record = state.engine.store().api_key(key_id).map_err(ApiError::from)?;
+    let (engine, id) = (state.engine.clone(), key_id.to_owned());
+    let record = crate::offload::blocking(move || engine.store().api_key(&id)).await?;
     let Some(record) = record else {
         return Err(fail(state, None, "unknown key", ip).await);
     };
@@ -163,24 +168,19 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAd
     })
 }
 
-async fn fail(state: &AppState, record: Option<&ApiKeyRecord>, why: &str, ip: Option<IpAddr>) -> ApiError {
+/// Counts a failed authentication and records it as `ratelimit.rs` says (the first of its kind
+/// in a window at once, the rest as a count).
+async fn fail(
+    state: &AppState,
+    record: Option<&ApiKeyRecord>,
+    why: &'static str,
+    ip: Option<IpAddr>,
+) -> ApiError {
     state.metrics.auth_failures.inc();
     let tenant = record.map_or_else(|| state.config.default_tenant.clone(), |r| r.tenant.clone());
     let actor = record.map_or_else(|| "anonymous".to_owned(), |r| format!("key:{}", r.key_id));
-    let event = AuditEvent {
-        event_type: "evident.auth.failed",
-        action: "login",
-        outcome: "failure",
-        actor_id: actor,
-        actor_type: if record.is_some() { "api_key" } else { "anonymous" },
-        reason: Some(why.to_owned()),
-        target: ("service".to_owned(), "evident-api".to_owned()),
-        ip,
-        ..AuditEvent::default()
-    };
-    if let Err(err) = audit::record(state, &tenant, event).await {
-        tracing::error!(error = ?err, "could not record a failed authentication");
-    }
+    crate::ratelimit::record_failure(state, crate::ratelimit::Stream { ip, reason: why, tenant, actor })
+        .await;
     ApiError::Unauthenticated
 }
 

@@ -42,6 +42,8 @@ pub struct DetectConfig {
     /// Wait before the second attempt; doubled each time.
     pub webhook_backoff: Duration,
     pub webhook_timeout: Duration,
+    /// Whether webhooks may reach loopback, private and link-local addresses (`outbound.rs`).
+    pub allow_private_destinations: bool,
 }
 
 impl Default for DetectConfig {
@@ -50,6 +52,7 @@ impl Default for DetectConfig {
             webhook_attempts: 6,
             webhook_backoff: Duration::from_millis(500),
             webhook_timeout: Duration::from_secs(10),
+            allow_private_destinations: false,
         }
     }
 }
@@ -75,6 +78,12 @@ pub struct Hub {
     pub stats: DetectStats,
     /// Deliveries under way: delivery id -> (tenant, webhook id, finding id).
     pending: Mutex<HashMap<String, (TenantId, String, String)>>,
+    store: Arc<dyn Store>,
+    /// Deliveries not yet done, also in the store (`detect/outbox`), so a crash redelivers them.
+    outbox: Mutex<BTreeMap<String, Outgoing>>,
+    /// Set when findings could not be recorded: the state is then no longer saved, so that a
+    /// restart evaluates their events again (nothing found is lost); `/healthz` reports it.
+    pub unrecorded: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
@@ -84,11 +93,7 @@ impl Hub {
         master: &MasterKey,
         config: DetectConfig,
     ) -> Result<Hub, evident_core::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.webhook_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client");
+        let http = crate::outbound::client(config.webhook_timeout, config.allow_private_destinations);
         let workspace = Workspace::open(Arc::clone(store), master).map_err(|err| match err {
             evident_detect::Error::Core(err) => err,
             other => evident_core::Error::Unavailable(other.to_string()),
@@ -100,6 +105,9 @@ impl Hub {
             config,
             stats: DetectStats::default(),
             pending: Mutex::new(HashMap::new()),
+            unrecorded: std::sync::atomic::AtomicBool::new(false),
+            outbox: Mutex::new(BTreeMap::new()),
+            store: Arc::clone(store),
         })
     }
 
@@ -111,11 +119,37 @@ impl Hub {
             .ok()
     }
 
+    /// Saves the evaluators' state, unless findings went unrecorded (then the saved state stays
+    /// behind them, and a restart evaluates their events again).
+    fn persist(&self, led: &HashSet<TenantId>) {
+        if self.unrecorded.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!("findings could not be recorded; detection state is not saved");
+            return;
+        }
+        self.workspace.persist(Some(led));
+    }
+
+    /// [`Hub::tenant`] from async code: loading a tenant's detection reads the store.
+    async fn tenant_async(self: &Arc<Hub>, tenant: &TenantId) -> Option<Arc<TenantWorkspace>> {
+        let (hub, tenant) = (Arc::clone(self), tenant.clone());
+        tokio::task::spawn_blocking(move || hub.tenant(&tenant)).await.ok().flatten()
+    }
+
     /// Turns the deliveries still under way into dead letters (at shutdown), so that none is lost
     /// silently; a redelivery may then duplicate one that was about to succeed (receivers drop
     /// duplicates by `Evident-Delivery`).
     fn interrupt_deliveries(&self) {
         let pending: Vec<_> = self.pending.lock().expect("not poisoned").drain().collect();
+        // They become dead letters (kept with the detection state), so the outbox lets them go.
+        let mut outbox = self.outbox.lock().expect("not poisoned");
+        for (delivery, _) in &pending {
+            outbox.remove(delivery);
+        }
+        let bytes = serde_json::to_vec(&*outbox).expect("the outbox serialises");
+        drop(outbox);
+        if let Err(err) = self.store.put_state(OUTBOX_STATE, &bytes) {
+            tracing::error!(error = %err, "cannot save the webhook outbox");
+        }
         for (delivery, (tenant, webhook, finding)) in pending {
             let Some(detect) = self.tenant(&tenant) else { continue };
             detect.add_dead_letter(DeadLetter {
@@ -126,6 +160,73 @@ impl Hub {
                 last_error: "interrupted: the service stopped before the delivery succeeded".into(),
                 failed_at: Micros::now().to_rfc3339(),
             });
+        }
+    }
+}
+
+/// A delivery in the outbox: to which webhook of which tenant, of which finding.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Outgoing {
+    tenant: String,
+    webhook: Webhook,
+    record: FindingRecord,
+}
+
+/// Where the outbox is kept in the store's service state.
+const OUTBOX_STATE: &str = "detect/outbox";
+
+impl Hub {
+    /// Writes the outbox to the store (off the async runtime).
+    async fn save_outbox(self: &Arc<Hub>) {
+        let hub = Arc::clone(self);
+        let saved = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec(&*hub.outbox.lock().expect("not poisoned"))
+                .expect("the outbox serialises");
+            hub.store.put_state(OUTBOX_STATE, &bytes)
+        })
+        .await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::error!("cannot save the webhook outbox; deliveries under way may be lost in a crash");
+        }
+    }
+
+    async fn outbox_add(self: &Arc<Hub>, items: Vec<(String, Outgoing)>) {
+        self.outbox.lock().expect("not poisoned").extend(items);
+        self.save_outbox().await;
+    }
+
+    async fn outbox_done(self: &Arc<Hub>, delivery: &str) {
+        let removed = self.outbox.lock().expect("not poisoned").remove(delivery).is_some();
+        if removed {
+            self.save_outbox().await;
+        }
+    }
+}
+
+/// Delivers again what the outbox held when the service last stopped (after a crash), to webhooks
+/// that still exist.
+async fn redeliver_outbox(state: &AppState) {
+    let hub = Arc::clone(&state.detect);
+    let store = Arc::clone(state.engine.store());
+    let stored = tokio::task::spawn_blocking(move || store.get_state(OUTBOX_STATE)).await;
+    let Ok(Ok(Some(bytes))) = stored else { return };
+    let Ok(items) = serde_json::from_slice::<BTreeMap<String, Outgoing>>(&bytes) else {
+        tracing::error!("the webhook outbox does not parse; its deliveries are not redelivered");
+        return;
+    };
+    *hub.outbox.lock().expect("not poisoned") = items.clone();
+    for (delivery, item) in items {
+        let Ok(tenant) = TenantId::new(&item.tenant) else { continue };
+        let current = match hub.tenant_async(&tenant).await {
+            Some(detect) => detect.webhooks().into_iter().find(|w| w.id == item.webhook.id),
+            None => None,
+        };
+        match current {
+            Some(webhook) => {
+                tracing::info!(%tenant, %delivery, "redelivering a delivery the last run did not finish");
+                tokio::spawn(deliver(state.clone(), tenant, webhook, item.record));
+            }
+            None => hub.outbox_done(&delivery).await,
         }
     }
 }
@@ -169,6 +270,7 @@ async fn run(
     let led_now = |state: &AppState| -> HashSet<TenantId> {
         state.engine.led_tenants().into_iter().map(|(tenant, _)| tenant).collect()
     };
+    redeliver_outbox(&state).await;
     let mut led = led_now(&state);
     for tenant in &led {
         catch_up(&state, tenant, u64::MAX, &found).await;
@@ -217,7 +319,7 @@ async fn run(
                 // Persisting runs beside evaluation; one at a time.
                 if ticks.is_multiple_of(2) && persisting.as_ref().is_none_or(|p| p.is_finished()) {
                     let (hub, led) = (Arc::clone(&state.detect), led.clone());
-                    persisting = Some(tokio::task::spawn_blocking(move || hub.workspace.persist(Some(&led))));
+                    persisting = Some(tokio::task::spawn_blocking(move || hub.persist(&led)));
                 }
             }
             _ = stopped.changed() => break,
@@ -231,7 +333,7 @@ async fn run(
     let hub = Arc::clone(&state.detect);
     let _ = tokio::task::spawn_blocking(move || {
         hub.interrupt_deliveries();
-        hub.workspace.persist(Some(&led))
+        hub.persist(&led)
     })
     .await;
     tracing::info!("the detector stopped");
@@ -247,7 +349,7 @@ fn report(state: &AppState, tenant: &TenantId, evaluated: Evaluated, found: &Fou
 
 async fn evaluate_commit(state: &AppState, committed: &Committed, found: &Found) {
     let tenant = &committed.tenant;
-    let Some(detect) = state.detect.tenant(tenant) else { return };
+    let Some(detect) = state.detect.tenant_async(tenant).await else { return };
     let first = committed.entries.first().map_or(0, |e| e.index);
     if first > detect.watermark().map_or(0, |w| w + 1) {
         catch_up(state, tenant, first, found).await;
@@ -263,7 +365,7 @@ async fn evaluate_commit(state: &AppState, committed: &Committed, found: &Found)
 /// Evaluates the entries after the watermark and before `until` (or the head), read from the
 /// store a thousand at a time.
 async fn catch_up(state: &AppState, tenant: &TenantId, until: u64, found: &Found) {
-    let Some(detect) = state.detect.tenant(tenant) else { return };
+    let Some(detect) = state.detect.tenant_async(tenant).await else { return };
     loop {
         let start = detect.watermark().map_or(0, |w| w + 1);
         let (engine, reading) = (Arc::clone(&state.engine), Arc::clone(&detect));
@@ -320,6 +422,10 @@ fn personal_ip(engine: &Engine, tenant: &TenantId, index: u64) -> Option<String>
     view.event["origin"]["ip"].as_str().map(str::to_owned)
 }
 
+/// How long recording findings is retried (doubling waits from 100 ms) before detection stops
+/// saving its state.
+const RECORD_RETRY_LIMIT: Duration = Duration::from_secs(10);
+
 /// Appends findings to their tenants' logs (what has queued up, in one commit per tenant), then
 /// publishes and delivers them.
 async fn record_findings(state: AppState, mut found: mpsc::UnboundedReceiver<(TenantId, Finding)>) {
@@ -339,24 +445,48 @@ async fn record_findings(state: AppState, mut found: mpsc::UnboundedReceiver<(Te
 }
 
 async fn record_tenant_findings(state: &AppState, tenant: TenantId, findings: Vec<Finding>) {
-    let Some(detect) = state.detect.tenant(&tenant) else { return };
+    let Some(detect) = state.detect.tenant_async(&tenant).await else { return };
     // Replays of findings already recorded, and repeats within the batch, are dropped.
     let findings = detect.unrecorded(findings);
     if findings.is_empty() {
         return;
     }
-    let events = findings.iter().map(finding_event).collect();
-    let indices = match audit::record_many_idempotent(state, &tenant, events).await {
-        Ok(indices) => indices,
-        Err(err) => {
-            tracing::error!(%tenant, findings = findings.len(), error = ?err, "cannot record findings");
-            return;
+    let events: Vec<AuditEvent> = findings.iter().map(finding_event).collect();
+    // Findings are never dropped: retried (their ids are deterministic, so a retry that did
+    // commit is a duplicate); if they still cannot be recorded, detection stops saving its state,
+    // so a restart evaluates these events again, and `/healthz` says so.
+    let mut wait = Duration::from_millis(100);
+    let indices = loop {
+        match audit::record_many_idempotent(state, &tenant, events.clone()).await {
+            Ok(indices) => break indices,
+            Err(err) if wait < RECORD_RETRY_LIMIT => {
+                tracing::warn!(%tenant, findings = findings.len(), error = ?err, "cannot record findings; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(err) => {
+                tracing::error!(%tenant, findings = findings.len(), error = ?err,
+                    "cannot record findings; detection state is no longer saved, restart to evaluate again");
+                state.detect.unrecorded.store(true, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
         }
     };
     for (record, webhooks) in detect.open_findings(findings.into_iter().zip(indices).collect()) {
         state.detect.stats.findings_opened.inc();
         tracing::info!(%tenant, finding = %record.finding.id, rule = %record.finding.rule, "finding opened");
         let _ = state.detect.findings.send(Arc::new((tenant.clone(), record.clone())));
+        let outgoing = webhooks
+            .iter()
+            .map(|webhook| {
+                let item =
+                    Outgoing { tenant: tenant.to_string(), webhook: webhook.clone(), record: record.clone() };
+                (delivery_id(&webhook.id, &record.finding.id), item)
+            })
+            .collect::<Vec<_>>();
+        if !outgoing.is_empty() {
+            state.detect.outbox_add(outgoing).await;
+        }
         for webhook in webhooks {
             tokio::spawn(deliver(state.clone(), tenant.clone(), webhook, record.clone()));
         }
@@ -432,9 +562,19 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
         .insert(delivery.clone(), (tenant.clone(), webhook.id.clone(), record.finding.id.clone()));
     let mut last_error = String::new();
     let attempts = hub.config.webhook_attempts.max(1);
+    let mut attempted = 0;
     for attempt in 0..attempts {
         if attempt > 0 {
             tokio::time::sleep(hub.config.webhook_backoff * 2u32.saturating_pow(attempt - 1)).await;
+        }
+        attempted += 1;
+        let allow_private = hub.config.allow_private_destinations;
+        let literal = reqwest::Url::parse(&webhook.url)
+            .map_err(|_| crate::outbound::Refused("the URL does not parse".into()))
+            .and_then(|url| crate::outbound::check_literal(&url, allow_private));
+        if let Err(refused) = literal {
+            last_error = format!("refused: {refused}");
+            break;
         }
         let now = Micros::now().0 / 1_000_000;
         let sent = hub
@@ -450,19 +590,31 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
             Ok(response) if response.status().is_success() => {
                 hub.stats.deliveries_ok.inc();
                 hub.pending.lock().expect("not poisoned").remove(&delivery);
+                hub.outbox_done(&delivery).await;
                 return;
             }
             Ok(response) => last_error = format!("the receiver answered {}", response.status().as_u16()),
-            Err(err) => last_error = format!("cannot reach the receiver: {}", without_url(&err)),
+            Err(err) => {
+                if let Some(refused) = crate::outbound::refusal(&err) {
+                    // Refused at connect time (the name resolves to a forbidden address now):
+                    // retrying would not change that.
+                    last_error = format!("refused: {refused}");
+                    hub.stats.delivery_failures.inc();
+                    break;
+                }
+                last_error = format!("cannot reach the receiver: {}", without_url(&err))
+            }
         }
         hub.stats.delivery_failures.inc();
     }
+    let attempts = attempted;
     tracing::warn!(%tenant, webhook = %webhook.id, %delivery, error = %last_error, "delivery failed; dead letter");
     if hub.pending.lock().expect("not poisoned").remove(&delivery).is_none() {
         return; // already a dead letter: the service is stopping
     }
     hub.stats.dead_letters.inc();
-    if let Some(detect) = hub.tenant(&tenant) {
+    hub.outbox_done(&delivery).await;
+    if let Some(detect) = hub.tenant_async(&tenant).await {
         detect.add_dead_letter(DeadLetter {
             id: delivery,
             webhook: webhook.id,

@@ -50,24 +50,27 @@ fn led_elsewhere(state: &AppState, tenant: &TenantId) -> bool {
 }
 
 /// A tenant's detection to read: this node's own when it leads the tenant, else the store's.
-fn tenant_detect(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantWorkspace>> {
-    let workspace = &state.detect.workspace;
-    let detect =
-        if led_elsewhere(state, tenant) { workspace.snapshot(tenant) } else { workspace.tenant(tenant) };
-    detect.map_err(detect_error)
+async fn tenant_detect(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantWorkspace>> {
+    let (hub, tenant, elsewhere) = (Arc::clone(&state.detect), tenant.clone(), led_elsewhere(state, tenant));
+    crate::offload::blocking(move || {
+        let workspace = &hub.workspace;
+        let detect = if elsewhere { workspace.snapshot(&tenant) } else { workspace.tenant(&tenant) };
+        detect.map_err(detect_error)
+    })
+    .await
 }
 
 /// A tenant's detection to change: only on the node that leads the tenant, whose copy is the one
 /// written to the store (a change made elsewhere would be overwritten). Elsewhere 503: a client
 /// behind a balancer retries and reaches the leader (`/healthz` names the tenants a node leads).
-fn tenant_detect_to_change(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantWorkspace>> {
+async fn tenant_detect_to_change(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantWorkspace>> {
     if led_elsewhere(state, tenant) {
         return Err(ApiError::Unavailable(format!(
             "node {} does not lead tenant {tenant}; detection settings and findings change on its leader",
             state.engine.node_id()
         )));
     }
-    tenant_detect(state, tenant)
+    tenant_detect(state, tenant).await
 }
 
 /// What detection refuses, as HTTP.
@@ -120,11 +123,11 @@ async fn change_rules(
     principal: &Principal,
     check: impl FnOnce(&Editor<'_>) -> evident_detect::Result<RuleChange>,
 ) -> ApiResult<()> {
-    let detect = tenant_detect_to_change(state, &principal.tenant)?;
+    let detect = tenant_detect_to_change(state, &principal.tenant).await?;
     let mut editor = detect.edit().await;
     let change = check(&editor).map_err(detect_error)?;
     audit::record(state, &principal.tenant, rule_event(principal, &change)).await?;
-    editor.apply_rule_change(change).map_err(detect_error)
+    crate::offload::in_place(|| editor.apply_rule_change(change)).map_err(detect_error)
 }
 
 /// A tenant's detection rules.
@@ -143,7 +146,7 @@ pub async fn list_rules(
     caller: Caller<auth::Read>,
 ) -> ApiResult<Json<RuleList>> {
     let principal = caller.principal;
-    let rules = tenant_detect(&state, &principal.tenant)?.rules();
+    let rules = tenant_detect(&state, &principal.tenant).await?.rules();
     Ok(Json(RuleList { rules }))
 }
 
@@ -167,7 +170,7 @@ pub async fn get_rule(
 ) -> ApiResult<Json<Rule>> {
     let principal = caller.principal;
     check_id("rule", &rule_id)?;
-    let rule = tenant_detect(&state, &principal.tenant)?.rule(&rule_id);
+    let rule = tenant_detect(&state, &principal.tenant).await?.rule(&rule_id);
     rule.map(Json).ok_or_else(|| ApiError::NotFound(format!("no rule {rule_id:?}")))
 }
 
@@ -272,7 +275,8 @@ pub async fn backtest(
     }
     let rule = match (request.rule, request.rule_id) {
         (Some(rule), None) => rule,
-        (None, Some(id)) => tenant_detect(&state, &principal.tenant)?
+        (None, Some(id)) => tenant_detect(&state, &principal.tenant)
+            .await?
             .rule(&id)
             .ok_or_else(|| ApiError::NotFound(format!("no rule {id:?}")))?,
         _ => {
@@ -389,7 +393,7 @@ pub async fn list_findings(
             .ok_or_else(|| ApiError::invalid_param("cursor", "format", "not a cursor this service issued"))
         })
         .transpose()?;
-    let mut matching = tenant_detect(&state, &principal.tenant)?.findings(|f| {
+    let mut matching = tenant_detect(&state, &principal.tenant).await?.findings(|f| {
         status.is_none_or(|s| f.status == s)
             && severity.is_none_or(|s| f.finding.severity >= s)
             && params.rule.as_ref().is_none_or(|r| &f.finding.rule == r)
@@ -419,7 +423,7 @@ pub async fn get_finding(
 ) -> ApiResult<Json<FindingRecord>> {
     let principal = caller.principal;
     check_id("finding", &finding_id)?;
-    let found = tenant_detect(&state, &principal.tenant)?.finding(&finding_id);
+    let found = tenant_detect(&state, &principal.tenant).await?.finding(&finding_id);
     found.map(Json).ok_or_else(|| ApiError::NotFound(format!("no finding {finding_id:?}")))
 }
 
@@ -452,7 +456,7 @@ pub async fn set_status(
     let request: StatusRequest = json_body(body)?;
     let (to, comment) = check_step(&request.status, request.comment).map_err(detect_error)?;
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect_to_change(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant).await?;
     let mut editor = detect.edit().await;
     let step = editor.check_status(&finding_id, to, comment).map_err(detect_error)?;
     let event = AuditEvent {
@@ -468,7 +472,8 @@ pub async fn set_status(
         ..AuditEvent::by(&principal)
     };
     let event_index = audit::record_idempotent(&state, &tenant, event).await?;
-    let answer = editor.apply_status(step, principal.actor_id(), event_index).map_err(detect_error)?;
+    let answer = crate::offload::in_place(|| editor.apply_status(step, principal.actor_id(), event_index))
+        .map_err(detect_error)?;
     Ok(Json(answer))
 }
 
@@ -506,6 +511,9 @@ pub async fn create_webhook(
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some() && request.url.len() <= 2000)
         .ok_or_else(|| ApiError::invalid_param("url", "format", "an absolute http:// or https:// URL"))?;
+    crate::outbound::check_destination(&url, state.config.detect.allow_private_destinations)
+        .await
+        .map_err(|refused| ApiError::invalid_param("url", "destination", refused.0))?;
     let min_severity = match request.min_severity.as_deref() {
         None => Severity::Low,
         Some(s) => Severity::parse(s).ok_or_else(|| {
@@ -517,7 +525,7 @@ pub async fn create_webhook(
         return Err(ApiError::invalid_param("description", "length", "at most 1000 characters"));
     }
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect_to_change(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant).await?;
     let mut editor = detect.edit().await;
     let webhook =
         editor.check_create_webhook(url.to_string(), min_severity, description).map_err(detect_error)?;
@@ -532,7 +540,8 @@ pub async fn create_webhook(
         ..AuditEvent::by(&principal)
     };
     audit::record(&state, &tenant, event).await?;
-    editor.apply_webhook_change(WebhookChange::Create(webhook.clone())).map_err(detect_error)?;
+    crate::offload::in_place(|| editor.apply_webhook_change(WebhookChange::Create(webhook.clone())))
+        .map_err(detect_error)?;
     let secret = state.detect.workspace.webhook_secret(&tenant, &webhook.id);
     let mut answer = json!(webhook);
     answer["secret"] = json!(secret);
@@ -548,7 +557,7 @@ pub async fn list_webhooks(
     caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<WebhookList>> {
     let principal = caller.principal;
-    let webhooks = tenant_detect(&state, &principal.tenant)?.webhooks();
+    let webhooks = tenant_detect(&state, &principal.tenant).await?.webhooks();
     Ok(Json(WebhookList { webhooks }))
 }
 
@@ -565,7 +574,7 @@ pub async fn delete_webhook(
     let principal = caller.principal;
     check_id("webhook", &webhook_id)?;
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect_to_change(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant).await?;
     let mut editor = detect.edit().await;
     let change = editor.check_delete_webhook(&webhook_id).map_err(detect_error)?;
     let event = AuditEvent {
@@ -575,7 +584,7 @@ pub async fn delete_webhook(
         ..AuditEvent::by(&principal)
     };
     audit::record(&state, &tenant, event).await?;
-    editor.apply_webhook_change(change).map_err(detect_error)?;
+    crate::offload::in_place(|| editor.apply_webhook_change(change)).map_err(detect_error)?;
     Ok(Json(json!({"deleted": webhook_id})))
 }
 
@@ -588,7 +597,7 @@ pub async fn dead_letters(
     caller: Caller<auth::Admin>,
 ) -> ApiResult<Json<Value>> {
     let principal = caller.principal;
-    let letters = tenant_detect(&state, &principal.tenant)?.dead_letters();
+    let letters = tenant_detect(&state, &principal.tenant).await?.dead_letters();
     Ok(Json(json!({"dead_letters": letters})))
 }
 
@@ -606,7 +615,7 @@ pub async fn redeliver(
     let principal = caller.principal;
     check_id("dead letter", &delivery_id)?;
     let tenant = principal.tenant.clone();
-    let detect = tenant_detect_to_change(&state, &tenant)?;
+    let detect = tenant_detect_to_change(&state, &tenant).await?;
     let mut editor = detect.edit().await;
     let redelivery = editor.check_redelivery(&delivery_id).map_err(detect_error)?;
     let event = AuditEvent {
@@ -617,7 +626,7 @@ pub async fn redeliver(
         ..AuditEvent::by(&principal)
     };
     audit::record(&state, &tenant, event).await?;
-    editor.apply_redelivery(&redelivery);
+    crate::offload::in_place(|| editor.apply_redelivery(&redelivery));
     tokio::spawn(detect::deliver(state.clone(), tenant, redelivery.webhook, redelivery.record));
     Ok((StatusCode::ACCEPTED, Json(json!({"redelivering": delivery_id}))))
 }
@@ -632,7 +641,8 @@ pub struct StreamParams {
 
 /// Server-Sent Events: new findings (`event: finding`) or new events (`event: event`) of the
 /// caller's tenant, as they are committed; keep-alive comments every 15 s. The subscription is
-/// recorded (`evident.audit.stream`).
+/// recorded (`evident.audit.stream`). The stream ends with `event: revoked` within 5 s of its
+/// key's revocation, and with `event: closing` when the server stops.
 #[utoipa::path(get, path = "/v1/stream", params(StreamParams),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 400, body = evident_wire::api::Problem),
               (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
@@ -709,5 +719,6 @@ pub async fn stream(
             },
         ))
     };
+    let items = crate::streams::guarded(&state, &principal.key_id, items);
     Ok(Sse::new(items).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))))
 }

@@ -44,6 +44,8 @@ pub enum ApiError {
     TooLarge(String),
     /// 415: a content type this endpoint does not take.
     UnsupportedMediaType(String),
+    /// 429 with `Retry-After`: this client address failed to authenticate too often.
+    TooManyRequests(Duration),
     /// 503 with `Retry-After`: the ingest queue is full.
     Overloaded(Duration),
     /// 503: storage is unavailable or the service is stopping; retry later.
@@ -75,6 +77,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "payload too large",
             ApiError::UnsupportedMediaType(_) => "unsupported media type",
+            ApiError::TooManyRequests(_) => "too many failed attempts, retry later",
             ApiError::Overloaded(_) => "overloaded, retry later",
             ApiError::Unavailable(_) => "service unavailable, retry later",
             ApiError::Internal(_) => "internal error",
@@ -115,6 +119,12 @@ impl ApiError {
                 (Some("this path does not take this method; see /openapi.json".to_owned()), Vec::new())
             }
             ApiError::Overloaded(_) | ApiError::Unavailable(_) | ApiError::Internal(_) => (None, Vec::new()),
+            ApiError::TooManyRequests(_) => (
+                Some(
+                    "this address failed to authenticate too often; wait for Retry-After seconds".to_owned(),
+                ),
+                Vec::new(),
+            ),
         };
         let status = self.status();
         Problem {
@@ -155,11 +165,12 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         match &self {
-            ApiError::Overloaded(retry) => {
+            ApiError::Overloaded(retry) | ApiError::TooManyRequests(retry) => {
                 let seconds = retry.as_secs().max(1).to_string();
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
             }
-            ApiError::Unavailable(_) => {
+            // Every failure of ours tells the client when to retry.
+            ApiError::Unavailable(_) | ApiError::Internal(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::Unauthenticated | ApiError::Revoked => {

@@ -18,6 +18,7 @@ use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
 use evident_wire::api::{IngestResponse, ItemResult};
 use evident_wire::api::{InvalidParam, ItemStatus};
+use evident_wire::json;
 
 /// Append audit events.
 #[utoipa::path(
@@ -49,39 +50,33 @@ pub async fn post_events(
 ) -> ApiResult<Response> {
     let principal = caller.principal;
     let limit = state.config.max_body_bytes;
+    // Bodies in flight across all requests are bounded: wait for room (or answer 503).
+    let _room = crate::budget::reserve(&state, &headers, limit).await?;
     let raw = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(format!("the body is larger than {limit} bytes")))?;
     let body = decode_body(&headers, raw, limit)?;
-    let items = split_items(&headers, &body)?;
-    let single = items.len() == 1 && !is_array_or_ndjson(&headers, &body);
-    if items.len() > state.config.max_batch_events {
-        return Err(ApiError::TooLarge(format!(
-            "{} events in one request; at most {}",
-            items.len(),
-            state.config.max_batch_events
-        )));
-    }
-    if items.is_empty() {
-        return Err(ApiError::bad_request("the body holds no event"));
-    }
-    state.metrics.events_received.add(items.len() as u64);
     let policy = state.engine.policy(&principal.tenant)?;
-    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<ItemResult>> = Vec::new();
     let mut valid: Vec<Validated> = Vec::new();
     let mut valid_at: Vec<usize> = Vec::new();
-    for (at, item) in items.into_iter().enumerate() {
-        match item.and_then(|value| validate::validate_event(&value, &policy)) {
-            Ok(validated) => {
-                valid_at.push(at);
-                valid.push(validated);
-                results.push(None);
-            }
-            Err(errors) => {
-                results.push(Some(rejected(errors.iter().map(crate::error::invalid_param).collect())))
-            }
+    // Each item is validated as it is read and its JSON value dropped: one item in memory at once.
+    let mut take = |item: Result<Value, Vec<validate::FieldError>>| match item
+        .and_then(|value| validate::validate_event(&value, &policy))
+    {
+        Ok(validated) => {
+            valid_at.push(results.len());
+            valid.push(validated);
+            results.push(None);
         }
+        Err(errors) => results.push(Some(rejected(errors.iter().map(crate::error::invalid_param).collect()))),
+    };
+    let single = read_items(&headers, &body, state.config.max_batch_events, &mut take)?;
+    drop(body);
+    if results.is_empty() {
+        return Err(ApiError::bad_request("the body holds no event"));
     }
+    state.metrics.events_received.add(results.len() as u64);
     if !valid.is_empty() {
         let outcomes = state.engine.append_async(&principal.tenant, valid).await?;
         for (at, outcome) in valid_at.into_iter().zip(outcomes) {
@@ -204,30 +199,38 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
     )
 }
 
-fn is_array_or_ndjson(headers: &HeaderMap, body: &[u8]) -> bool {
-    is_ndjson(headers) || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
-}
-
-/// The items of a body: each a JSON value or the errors that make it unreadable.
-fn split_items(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Result<Value, Vec<validate::FieldError>>>> {
+/// Hands each item of a body to `take`, in order (a JSON value, or the errors that make it
+/// unreadable), never more than `max_items` and never materialising an item longer than an event
+/// may be. Answers whether the body was one event (not an array or NDJSON).
+fn read_items(
+    headers: &HeaderMap,
+    body: &[u8],
+    max_items: usize,
+    take: &mut dyn FnMut(Result<Value, Vec<validate::FieldError>>),
+) -> ApiResult<bool> {
     let too_large = |at: String| validate::FieldError {
         field: at,
         rule: validate::rule::SIZE,
         message: format!("the event is larger than {MAX_EVENT_BYTES} bytes"),
     };
+    let too_many =
+        || ApiError::TooLarge(format!("more than {max_items} events in one request; at most {max_items}"));
     if is_ndjson(headers) {
-        return Ok(body
-            .split(|b| *b == b'\n')
-            .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
-            .map(|line| {
-                if line.len() > MAX_EVENT_BYTES {
-                    return Err(vec![too_large(String::new())]);
-                }
+        let lines = body.split(|b| *b == b'\n').filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()));
+        for (n, line) in lines.enumerate() {
+            if n == max_items {
+                return Err(too_many());
+            }
+            take(if line.len() > MAX_EVENT_BYTES {
+                Err(vec![too_large(String::new())])
+            } else {
                 validate::parse_json(line).map_err(|err| vec![err])
-            })
-            .collect());
+            });
+        }
+        return Ok(false);
     }
-    let looks_like_json = matches!(body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['));
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let looks_like_json = matches!(first, Some(b'{' | b'['));
     match content_type(headers).as_str() {
         "" | "application/json" | "text/json" => {}
         other if other.ends_with("+json") => {}
@@ -239,27 +242,43 @@ fn split_items(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Result<Value, 
             )));
         }
     }
+    if first == Some(&b'[') {
+        let mut at = 0;
+        let mut each = |item: Result<Value, json::ItemError>| {
+            take(item.map_err(|err| match err {
+                json::ItemError::TooLarge => vec![too_large(format!("[{at}]"))],
+                json::ItemError::Invalid(message) => vec![validate::FieldError {
+                    field: format!("[{at}]"),
+                    rule: validate::rule::JSON,
+                    message: format!("invalid JSON: {message}"),
+                }],
+            }));
+            at += 1;
+        };
+        return match json::for_each_item(body, max_items, MAX_EVENT_BYTES, &mut each) {
+            Ok(_) => Ok(false),
+            Err(json::ArrayError::TooMany(_)) => Err(too_many()),
+            Err(json::ArrayError::Invalid(message)) => {
+                let err = validate::FieldError {
+                    field: String::new(),
+                    rule: validate::rule::JSON,
+                    message: format!("invalid JSON: {message}"),
+                };
+                Err(ApiError::BadRequest {
+                    detail: err.message.clone(),
+                    params: vec![crate::error::invalid_param(&err)],
+                })
+            }
+        };
+    }
+    if body.len() > MAX_EVENT_BYTES {
+        take(Err(vec![too_large(String::new())]));
+        return Ok(true);
+    }
     let value = validate::parse_json(body).map_err(|err| ApiError::BadRequest {
         detail: err.message.clone(),
         params: vec![crate::error::invalid_param(&err)],
     })?;
-    match value {
-        Value::Array(items) => Ok(items
-            .into_iter()
-            .enumerate()
-            .map(|(at, item)| {
-                if serde_json::to_vec(&item).map_or(0, |b| b.len()) > MAX_EVENT_BYTES {
-                    Err(vec![too_large(format!("[{at}]"))])
-                } else {
-                    Ok(item)
-                }
-            })
-            .collect()),
-        value => {
-            if body.len() > MAX_EVENT_BYTES {
-                return Ok(vec![Err(vec![too_large(String::new())])]);
-            }
-            Ok(vec![Ok(value)])
-        }
-    }
+    take(Ok(value));
+    Ok(true)
 }

@@ -6,17 +6,22 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod budget;
 pub mod counter;
 pub mod detect;
 pub mod detect_api;
 pub mod error;
 pub mod export;
 pub mod ingest;
+pub mod offload;
 pub mod ops;
+pub mod outbound;
 pub mod principal;
 pub mod privacy;
 pub mod query;
+pub mod ratelimit;
 pub mod report_html;
+pub mod streams;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +48,18 @@ pub struct ServerConfig {
     pub stale_checkpoint_secs: u64,
     /// Webhook delivery: attempts and backoff.
     pub detect: DetectConfig,
+    /// With it as bearer credential, `/metrics` adds series labelled by tenant
+    /// (`EVIDENT_METRICS_TOKEN`); without it nobody sees tenant names there.
+    pub metrics_token: Option<String>,
+    /// Failed authentications of one kind from one address are recorded once per window and
+    /// counted in between (`ratelimit.rs`).
+    pub auth_failure_window: std::time::Duration,
+    /// Failed authentications an address may make at once before it is answered 429.
+    pub auth_failure_burst: u32,
+    /// How often an open SSE stream checks that its key is still valid (`streams.rs`).
+    pub stream_recheck: std::time::Duration,
+    /// Bytes of request bodies in memory across all requests (`budget.rs`).
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +70,11 @@ impl Default for ServerConfig {
             default_tenant: TenantId::new("default").expect("valid"),
             stale_checkpoint_secs: 30,
             detect: DetectConfig::default(),
+            metrics_token: None,
+            auth_failure_window: std::time::Duration::from_secs(60),
+            auth_failure_burst: ratelimit::FAILURE_BURST,
+            stream_recheck: std::time::Duration::from_secs(5),
+            max_inflight_bytes: 128 << 20,
         }
     }
 }
@@ -74,14 +96,32 @@ pub struct AppState {
     pub started: Instant,
     /// Detection: rules, findings, webhooks (the [`detect::Detector`] task feeds it).
     pub detect: Arc<Hub>,
+    /// Failed authentications, counted per address (`ratelimit.rs`).
+    pub auth_failures: Arc<ratelimit::AuthFailures>,
+    /// Set to `true` when the server begins to stop: long-lived answers end (`streams.rs`).
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Room for request bodies across requests (`budget.rs`).
+    pub inflight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    /// Fails when detection's secret cannot be read or opened with the engine's master key.
-    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Result<AppState, evident_core::Error> {
+    /// [`AppState::try_new`] for tests and tools: panics when detection cannot start.
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
+        AppState::try_new(engine, config).expect("detection starts")
+    }
+
+    /// The state of a server; fails when detection's secret cannot be read or opened with the
+    /// engine's master key (it is never replaced).
+    pub fn try_new(engine: Arc<Engine>, config: ServerConfig) -> Result<AppState, evident_core::Error> {
         let detect = Arc::new(Hub::new(engine.store(), engine.master_key(), config.detect.clone())?);
         Ok(AppState {
             detect,
+            auth_failures: Arc::new(ratelimit::AuthFailures::new(
+                config.auth_failure_window,
+                config.auth_failure_burst,
+            )),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            inflight: Arc::new(budget::room(config.max_inflight_bytes)),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
@@ -36,14 +36,20 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     let engine = state.engine.clone();
     let stale_after = state.config.stale_checkpoint_secs as i64 * 1_000_000;
     let node = state.engine.node_id().to_owned();
+    let unrecorded = state.detect.unrecorded.load(Ordering::SeqCst);
     let leads = state.engine.led_tenants().into_iter().map(|(tenant, _)| tenant.to_string()).collect();
     let problems = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
         if !engine.sequencer_alive() {
             problems.push("the sequencer is not running".to_owned());
         }
+        if unrecorded {
+            problems.push("detection could not record findings; restart to evaluate again".to_owned());
+        }
         if let Err(err) = engine.store().check_writable() {
-            problems.push(format!("the store does not take writes: {err}"));
+            // Anyone may ask: the store's own words go to the log only.
+            tracing::warn!(error = %err, "health check: the store does not take writes");
+            problems.push("the store does not take writes".to_owned());
         }
         let last = engine.stats().last_commit_micros.load(Ordering::Relaxed);
         let now = evident_wire::Micros::now().0;
@@ -57,15 +63,43 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         problems
     })
     .await
-    .unwrap_or_else(|err| vec![format!("health check failed: {err}")]);
+    .unwrap_or_else(|err| {
+        tracing::error!(error = %err, "the health check failed");
+        vec!["the health check failed".to_owned()]
+    });
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status_text = if problems.is_empty() { "ok" } else { "unhealthy" };
     (status, Json(Health { status: status_text.to_owned(), problems, node, leads })).into_response()
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Whether a `/metrics` request may see per-tenant series: only with the metrics token
+/// (`EVIDENT_METRICS_TOKEN`) as its bearer credential; a wrong token is refused.
+fn tenant_labels_allowed(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match (state.config.metrics_token.as_deref(), presented) {
+        (Some(token), Some(presented)) => {
+            use subtle::ConstantTimeEq as _;
+            let equal =
+                token.len() == presented.len() && bool::from(token.as_bytes().ct_eq(presented.as_bytes()));
+            if equal { Ok(true) } else { Err(ApiError::Unauthenticated) }
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Prometheus text exposition. Series naming tenants only with the metrics token.
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = evident_wire::api::Problem)),
+    security((), ("bearer" = [])))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let per_tenant = match tenant_labels_allowed(&state, &headers) {
+        Ok(allowed) => allowed,
+        Err(err) => return err.into_response(),
+    };
     let engine = state.engine.clone();
     let http = state.metrics.clone();
     let detect_hub = state.detect.clone();
@@ -104,6 +138,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "# HELP evident_seconds_since_last_checkpoint Seconds since the last checkpoint was published (-1: none yet).\n\
              # TYPE evident_seconds_since_last_checkpoint gauge\nevident_seconds_since_last_checkpoint {since:.3}"
         );
+        if !per_tenant {
+            return out;
+        }
         let _ = writeln!(out, "# HELP evident_leader 1 for each tenant whose log this node sequences.\n# TYPE evident_leader gauge");
         for (tenant, _) in engine.led_tenants() {
             let _ = writeln!(out, "evident_leader{{tenant=\"{tenant}\"}} 1");

@@ -60,7 +60,7 @@ impl TestServer {
             .expect("runtime");
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let address = listener.local_addr().expect("address");
-        let router = app(AppState::new(Arc::clone(&engine), config).expect("the state opens"));
+        let router = app(AppState::new(Arc::clone(&engine), config));
         runtime.spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .await
@@ -1358,7 +1358,10 @@ fn the_service_audits_its_own_use() {
 
 #[test]
 fn health_metrics_and_the_openapi_document() {
-    let server = TestServer::start();
+    let server = TestServer::with_config(ServerConfig {
+        metrics_token: Some("m-token".into()),
+        ..ServerConfig::default()
+    });
     let producer = server.key("producer", "default");
     server.append(&producer, &[event("m-1")]);
 
@@ -1370,7 +1373,7 @@ fn health_metrics_and_the_openapi_document() {
     assert_eq!(health["leads"], json!(["default"]));
     assert!(health["node"].as_str().is_some_and(|node| !node.is_empty()), "{health}");
 
-    let metrics = server.expect(&get("/metrics"), 200);
+    let metrics = server.expect(&get("/metrics").key("m-token"), 200);
     assert!(metrics.content_type().starts_with("text/plain"), "{}", metrics.content_type());
     let text = metrics.text();
     for name in [

@@ -68,7 +68,8 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    let skew = (now_unix - timestamp).abs();
+    // A hostile `t` (i64::MIN, say) must not overflow: such a skew is simply too large.
+    let skew = now_unix.checked_sub(timestamp).and_then(i64::checked_abs).unwrap_or(i64::MAX);
     if skew > tolerance_secs {
         return Err(SignatureError::Stale(skew));
     }
@@ -109,5 +110,14 @@ mod tests {
             Err(SignatureError::Stale(400))
         );
         assert_eq!(verify(b"k", "v1=00", b"", 0, TOLERANCE_SECS), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn hostile_timestamps_are_stale_not_a_panic() {
+        let v1 = format!("v1={}", "00".repeat(32));
+        for (t, now) in [(i64::MIN, 1_000), (i64::MAX, -1_000), (i64::MIN + 1, i64::MAX), (1, i64::MIN)] {
+            let header = format!("t={t},{v1}");
+            assert_eq!(verify(b"k", &header, b"", now, TOLERANCE_SECS), Err(SignatureError::Stale(i64::MAX)));
+        }
     }
 }

@@ -123,6 +123,11 @@ impl Serve {
         assert!(sent.success(), "kill -{signal} {pid}");
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, and waits until the process is gone.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -267,4 +272,16 @@ pub fn go_checker() -> &'static Path {
         );
         out
     })
+}
+
+/// Polls `probe` until it answers, for at most 30 s.
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -395,8 +395,13 @@ impl Engine {
         let entry = self.shared.tenant(tenant)?;
         let queued = QueueSlots::take(&self.shared.queued, events.len(), self.shared.config.queue_capacity)
             .ok_or(Error::Overloaded { retry_after: Duration::from_secs(1) })?;
-        let items: Vec<_> =
-            events.into_iter().map(|validated| self.shared.prepare(tenant, &entry, validated)).collect();
+        // A failure of ours while preparing (a data key that cannot be read or opened) fails the
+        // whole request before anything is queued: nothing is stored, and the caller is told to
+        // retry rather than that its events are wrong.
+        let items = events
+            .into_iter()
+            .map(|validated| self.shared.prepare(tenant, &entry, validated))
+            .collect::<Result<Vec<_>>>()?;
         let (reply, receiver) = oneshot::channel();
         if self.shared.cluster.is_some() && self.shared.held(tenant).is_none() {
             self.shared.forward(tenant, &items, reply, queued);
@@ -521,25 +526,32 @@ impl Shared {
         Err(Error::NotFound(format!("tenant {tenant}")))
     }
 
-    /// Step 1 of the append path, on the caller's thread.
+    /// Step 1 of the append path, on the caller's thread. The inner error is the event's fault
+    /// (its leaf does not fit a log entry) and rejects that event; the outer one is ours (a data
+    /// key that cannot be read or opened) and is always [`Error::Unavailable`], so it is answered
+    /// as "retry later", never as a rejection.
     fn prepare(
         &self,
         tenant: &TenantId,
         entry: &Tenant,
         validated: Validated,
-    ) -> std::result::Result<Prepared, String> {
+    ) -> Result<std::result::Result<Prepared, String>> {
         let Validated { event, warnings } = validated;
         let event_id = Uuid::now_v7();
         let recorded = Recorded { tenant: tenant.to_string(), event_id, recorded_at: Micros::now() };
-        let leaf =
-            leaf::build_leaf(&event, &recorded, &entry.policy, random_32()).map_err(|err| err.to_string())?;
+        let leaf = match leaf::build_leaf(&event, &recorded, &entry.policy, random_32()) {
+            Ok(leaf) => leaf,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
         let mut new_key = None;
         let mut personal_digest = PersonalDigest::None;
         let sealed = match &leaf.personal {
             None => None,
             Some(personal) => {
                 let subject = retention::key_name(&leaf::sealing_subject(&event), event.time);
-                let (key, wrapped) = self.key_for_writing(tenant, &subject).map_err(|err| err.to_string())?;
+                let (key, wrapped) = self.key_for_writing(tenant, &subject).map_err(|err| {
+                    Error::Unavailable(format!("the data key of a subject of tenant {tenant}: {err}"))
+                })?;
                 if let Some(wrapped) = wrapped {
                     new_key = Some(NewDataKey { tenant: tenant.clone(), subject: subject.clone(), wrapped });
                 }
@@ -552,7 +564,7 @@ impl Shared {
         };
         let idempotency =
             Idempotency { skeleton: leaf.skeleton_digest, personal: personal_digest }.to_bytes();
-        Ok(Prepared {
+        Ok(Ok(Prepared {
             event_id: *event_id.as_bytes(),
             source: event.source.clone(),
             producer_id: event.id.clone(),
@@ -578,7 +590,7 @@ impl Shared {
             new_key,
             warnings,
             personal: leaf.personal.map(|personal| personal.canonical),
-        })
+        }))
     }
 
     /// The event's targets for the index, and a search token per searchable personal value.
