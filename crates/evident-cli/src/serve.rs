@@ -361,8 +361,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let listen: SocketAddr =
         settings.listen.parse().with_context(|| format!("listen address {:?}", settings.listen))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let state = AppState::try_new(Arc::clone(&engine), settings.server.clone())
-        .context("detection cannot start; nothing was changed")?;
+    let state = AppState::try_new(Arc::clone(&engine), settings.server.clone()).context(
+        "detection cannot start: the detection secret (detect/secret in the store) cannot be read or \
+             opened with the master key; restore it from a backup or use the store's own master.key (a new \
+             secret is never made in its place); nothing was changed",
+    )?;
     let place = match &settings.database {
         Some(_) => format!("PostgreSQL, node {}; keys in {}", engine.node_id(), dir.path.display()),
         None => format!("data in {}", dir.path.display()),

@@ -14,13 +14,14 @@ use common::{Serve, client};
 use serde_json::json;
 
 /// The callers, in the table's column order.
-const CALLERS: [&str; 9] = [
+const CALLERS: [&str; 10] = [
     "no key",
     "revoked",
     "producer",
     "reader",
     "investigator",
     "auditor",
+    "privacy",
     "admin",
     "global admin",
     "other tenant's admin",
@@ -51,42 +52,50 @@ const EVENT: &str = r#"{"id":"acl-{n}","source":"//crm.test","type":"customer.re
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
     //                                                                                  columns: no key, revoked, P, R, I, A, admin, global, other
-    row("POST",   "/v1/events",                                 Some(EVENT), false,            "nnynnnnnn"),
-    row("GET",    "/v1/events",                                 None, false,                   "nnnyyyyyy"),
-    row("GET",    "/v1/events/{event}",                         None, true,                    "nnnyyyyyn"),
-    row("GET",    "/v1/events/{event}/entry",                   None, true,                    "nnnyyyyyn"),
-    row("GET",    "/v1/events/{event}/proof",                   None, true,                    "nnnyyyyyn"),
-    row("GET",    "/v1/export",                                 None, false,                   "nnnyyyyyy"),
-    row("GET",    "/v1/subjects/cust-1/timeline",               None, false,                   "nnnyyyyyy"),
-    row("GET",    "/v1/records/customer/cust-1/history",        None, false,                   "nnnyyyyyy"),
-    row("GET",    "/v1/logs/default/checkpoint",                None, true,                    "nnnyyyyyn"),
-    row("GET",    "/v1/logs/default/vkeys",                     None, true,                    "nnnyyyyyn"),
-    row("GET",    "/v1/logs/default/consistency?from=1&to=2",   None, true,                    "nnnyyyyyn"),
-    row("GET",    "/v1/logs/default/tile/0/000.p/2",            None, true,                    "nnnyyyyyn"),
-    row("POST",   "/v1/tenants",                                Some(r#"{"id":"t-{n}"}"#), false, "nnnnnnnyn"),
-    row("GET",    "/v1/tenants",                                None, false,                   "nnnnnnyyy"),
-    row("POST",   "/v1/keys",                                   Some(r#"{"role":"reader"}"#), false, "nnnnnnyyy"),
-    row("GET",    "/v1/keys",                                   None, false,                   "nnnnnnyyy"),
-    row("DELETE", "/v1/keys/{key}",                             None, true,                    "nnnnnnyyn"),
-    row("GET",    "/v1/rules",                                  None, false,                   "nnnyyyyyy"),
-    row("GET",    "/v1/rules/templates",                        None, false,                   "nnnyyyyyy"),
-    row("GET",    "/v1/rules/no-purpose",                       None, false,                   "nnnyyyyyy"),
-    row("POST",   "/v1/rules",                                  Some("{}"), false,             "nnnnnnyyy"),
-    row("PUT",    "/v1/rules/no-such-rule",                     Some("{}"), false,             "nnnnnnyyy"),
-    row("DELETE", "/v1/rules/no-such-rule",                     None, false,                   "nnnnnnyyy"),
-    row("POST",   "/v1/rules/backtest",                         Some("{}"), false,             "nnnnyyyyy"),
-    row("GET",    "/v1/findings",                               None, false,                   "nnnyyyyyy"),
-    row("GET",    "/v1/findings/fnd_0000",                      None, false,                   "nnnyyyyyy"),
-    row("POST",   "/v1/findings/fnd_0000/status",               Some("{}"), false,             "nnnnyyyyy"),
-    row("POST",   "/v1/webhooks",                               Some(r#"{"url":"http://10.0.0.1/"}"#), false, "nnnnnnyyy"),
-    row("GET",    "/v1/webhooks",                               None, false,                   "nnnnnnyyy"),
-    row("DELETE", "/v1/webhooks/wh_0000",                       None, false,                   "nnnnnnyyy"),
-    row("GET",    "/v1/webhooks/dead-letters",                  None, false,                   "nnnnnnyyy"),
-    row("POST",   "/v1/webhooks/dead-letters/dlv_0000/redeliver", None, false,                 "nnnnnnyyy"),
-    row("GET",    "/v1/stream",                                 None, false,                   "nnnyyyyyy"),
-    row("GET",    "/healthz",                                   None, false,                   "yyyyyyyyy"),
-    row("GET",    "/metrics",                                   None, false,                   "yyyyyyyyy"),
-    row("GET",    "/openapi.json",                              None, false,                   "yyyyyyyyy"),
+    row("POST",   "/v1/events",                                 Some(EVENT), false,            "nnynnnnnnn"),
+    row("GET",    "/v1/events",                                 None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/events/{event}",                         None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/events/{event}/entry",                   None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/events/{event}/proof",                   None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/export",                                 None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/subjects/cust-1/timeline",               None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/records/customer/cust-1/history",        None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/logs/default/checkpoint",                None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/logs/default/vkeys",                     None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/logs/default/consistency?from=1&to=2",   None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/logs/default/tile/0/000.p/2",            None, true,                    "nnnyyyyyyn"),
+    row("POST",   "/v1/tenants",                                Some(r#"{"id":"t-{n}"}"#), false, "nnnnnnnnyn"),
+    row("GET",    "/v1/tenants",                                None, false,                   "nnnnnnnyyy"),
+    row("POST",   "/v1/keys",                                   Some(r#"{"role":"reader"}"#), false, "nnnnnnnyyy"),
+    row("GET",    "/v1/keys",                                   None, false,                   "nnnnnnnyyy"),
+    row("DELETE", "/v1/keys/{key}",                             None, true,                    "nnnnnnnyyn"),
+    row("GET",    "/v1/rules",                                  None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/rules/templates",                        None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/rules/no-purpose",                       None, false,                   "nnnyyyyyyy"),
+    row("POST",   "/v1/rules",                                  Some("{}"), false,             "nnnnnnnyyy"),
+    row("PUT",    "/v1/rules/no-such-rule",                     Some("{}"), false,             "nnnnnnnyyy"),
+    row("DELETE", "/v1/rules/no-such-rule",                     None, false,                   "nnnnnnnyyy"),
+    row("POST",   "/v1/rules/backtest",                         Some("{}"), false,             "nnnnyynyyy"),
+    row("GET",    "/v1/findings",                               None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/findings/fnd_0000",                      None, false,                   "nnnyyyyyyy"),
+    row("POST",   "/v1/findings/fnd_0000/status",               Some("{}"), false,             "nnnnyynyyy"),
+    row("POST",   "/v1/webhooks",                               Some(r#"{"url":"http://10.0.0.1/"}"#), false, "nnnnnnnyyy"),
+    row("GET",    "/v1/webhooks",                               None, false,                   "nnnnnnnyyy"),
+    row("DELETE", "/v1/webhooks/wh_0000",                       None, false,                   "nnnnnnnyyy"),
+    row("GET",    "/v1/webhooks/dead-letters",                  None, false,                   "nnnnnnnyyy"),
+    row("POST",   "/v1/webhooks/dead-letters/dlv_0000/redeliver", None, false,                 "nnnnnnnyyy"),
+    row("GET",    "/v1/stream",                                 None, false,                   "nnnyyyyyyy"),
+    row("POST",   "/v1/subjects/cust-9/erasure",                Some(r#"{"reason":"r","reference":"x"}"#), false, "nnnnnnyyyy"),
+    row("POST",   "/v1/holds",                                  Some(r#"{"subject":"cust-8","reason":"r","reference":"x"}"#), false, "nnnnnnyyyy"),
+    row("GET",    "/v1/holds",                                  None, false,                   "nnnnnnyyyy"),
+    row("DELETE", "/v1/holds/hold_0000",                        Some(r#"{"reason":"r"}"#), false, "nnnnnnyyyy"),
+    row("GET",    "/v1/retention",                              None, false,                   "nnnnnnyyyy"),
+    row("PUT",    "/v1/retention",                              Some(r#"{"min_days":1}"#), false, "nnnnnnyyyy"),
+    row("GET",    "/v1/subjects/cust-1/report?kind=access",     None, false,                   "nnnnnnyyyy"),
+    row("POST",   "/v1/personal-search",                        Some(r#"{"field":"origin.ip","value":"192.0.2.1","purpose":"p"}"#), false, "nnnnynnnnn"),
+    row("GET",    "/healthz",                                   None, false,                   "yyyyyyyyyy"),
+    row("GET",    "/metrics",                                   None, false,                   "yyyyyyyyyy"),
+    row("GET",    "/openapi.json",                              None, false,                   "yyyyyyyyyy"),
 ];
 
 /// The table as the documentation shows it.
@@ -97,11 +106,11 @@ fn render() -> String {
          against a running server (`UPDATE_DOCS=1 cargo nextest run -p evident-cli -E 'binary(access)'` \
          rewrites this page). ✓ allowed, – refused (401 without a valid key, 403 for a role or \
          tenant that may not, 404 for another tenant's resources, which are never revealed).\n\n\
-         Roles: P producer, R reader, I investigator, A auditor; *admin* is a tenant's admin, \
+         Roles: P producer, R reader, I investigator, A auditor, *privacy* a privacy officer; *admin* is a tenant's admin, \
          *global* the bootstrap admin key, *other* an admin of another tenant naming tenant \
          `default` or its resources where the route names any.\n\n\
-         | Route | no key | revoked | P | R | I | A | admin | global | other |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         | Route | no key | revoked | P | R | I | A | privacy | admin | global | other |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in TABLE {
         let cells: Vec<&str> = row.allowed.chars().map(|c| if c == 'y' { "✓" } else { "–" }).collect();
@@ -142,6 +151,7 @@ fn the_access_table_holds_and_is_the_documented_one() {
         Some(serve.key("reader")),
         Some(serve.key("investigator")),
         Some(serve.key("auditor")),
+        Some(serve.key("privacy")),
         Some(serve.key("admin")),
         Some(serve.admin.clone()),
         Some(other),

@@ -72,13 +72,13 @@ fn failures_of_ours_are_503_with_retry_after_never_a_rejection() {
 
     // A wrapped data key that no longer opens (a wrong master key, a damaged row).
     let wrapped: Vec<u8> = sqlite(&data)
-        .query_row("SELECT wrapped FROM data_keys WHERE subject = 'cust-1'", [], |row| row.get(0))
+        .query_row("SELECT wrapped FROM data_keys WHERE subject LIKE 'cust-1%'", [], |row| row.get(0))
         .expect("the subject's key is stored");
     let mut damaged = wrapped.clone();
     let last = damaged.len() - 1;
     damaged[last] ^= 1;
     sqlite(&data)
-        .execute("UPDATE data_keys SET wrapped = ?1 WHERE subject = 'cust-1'", [&damaged])
+        .execute("UPDATE data_keys SET wrapped = ?1 WHERE subject LIKE 'cust-1%'", [&damaged])
         .expect("damage the key");
     let mut serve = Serve::start(&data);
     serve.admin = admin;
@@ -92,7 +92,7 @@ fn failures_of_ours_are_503_with_retry_after_never_a_rejection() {
         "nothing of the failed batch is stored"
     );
     sqlite(&data)
-        .execute("UPDATE data_keys SET wrapped = ?1 WHERE subject = 'cust-1'", [&wrapped])
+        .execute("UPDATE data_keys SET wrapped = ?1 WHERE subject LIKE 'cust-1%'", [&wrapped])
         .expect("repair the key");
     let (status, body) = serve.post(&producer, "/v1/events", &batch);
     assert_eq!(status, 200, "the retried batch is stored: {body}");
@@ -334,8 +334,12 @@ fn export_files_are_private_and_csv_cells_cannot_be_formulas() {
         assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "a formula cell: {cell:?}");
     }
     assert!(rows[0].iter().any(|cell| cell == "'@SUM(1+1)"), "the value stays readable: {:?}", rows[0]);
-    let verify =
-        std::process::Command::new(common::EVIDENT).arg("verify").arg(&out).output().expect("verify");
+    let verify = std::process::Command::new(common::EVIDENT)
+        .arg("verify")
+        .arg(&out)
+        .arg("--trust-on-first-use")
+        .output()
+        .expect("verify");
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
     serve.terminate();
 }
@@ -470,7 +474,7 @@ fn a_damaged_detection_secret_stops_serve_and_is_never_replaced() {
             .query_row("SELECT value FROM service_state WHERE name = 'detect/secret'", [], |row| row.get(0))
             .expect("the secret is stored")
     };
-    assert_eq!(read().len(), 32);
+    assert!(read().len() > 32, "the secret is stored wrapped by the master key");
     sqlite(&data)
         .execute("UPDATE service_state SET value = x'0102030405' WHERE name = 'detect/secret'", [])
         .expect("damage the secret");
