@@ -569,6 +569,56 @@ fn retention_rules_by_event_type() {
     );
 }
 
+/// Which roles may erase is the tenant's decision: both by default; only admins may change it
+/// (recorded); a tenant that allows only `privacy` refuses an admin's erasure with 403 saying
+/// which roles may erase, and the refusal is recorded.
+#[test]
+fn erasure_roles_are_a_tenant_setting() {
+    let serve = Serve::fresh();
+    let (privacy, admin, auditor) = (serve.key("privacy"), serve.key("admin"), serve.key("auditor"));
+    let path = "/v1/privacy/settings";
+    assert_eq!(serve.get(&privacy, path), json!({"erasure_roles": ["privacy", "admin"]}));
+    assert_eq!(serve.get_status(&auditor, path), 403);
+    let only_privacy = json!({"erasure_roles": ["privacy"]});
+    let (status, problem) = put(&serve, &privacy, path, &only_privacy);
+    assert_eq!(status, 403, "a privacy officer may not change who erases: {problem}");
+    for (bad, names) in [
+        (json!({"erasure_roles": []}), "at least one"),
+        (json!({"erasure_roles": ["investigator"]}), "erasure_roles[0]"),
+        (json!({"erasure_roles": ["admin", "admin"]}), "twice"),
+        (json!({"erasure_roles": ["admin"], "who": 1}), "who"),
+        (json!({}), "erasure_roles"),
+    ] {
+        let (status, problem) = put(&serve, &admin, path, &bad);
+        assert_eq!(status, 400, "{bad}: {problem}");
+        assert!(problem.to_string().contains(names), "{bad}: {problem} does not say {names}");
+    }
+    // Through the typed client, as the admin and then as the privacy officer.
+    let wanted = evident_wire::privacy::PrivacySettings { erasure_roles: vec!["privacy".to_owned()] };
+    let client = |key: &str| evident_client::Client::new(&serve.base, Some(key.to_owned()));
+    assert_eq!(client(&admin).put_privacy_settings(&wanted).expect("PUT as admin"), wanted);
+    assert_eq!(client(&privacy).privacy_settings().expect("GET as privacy"), wanted);
+    assert_eq!(serve.get(&privacy, path), only_privacy);
+    let set = serve.get(&auditor, "/v1/events?type=evident.privacy.settings_set");
+    assert_eq!(set["events"].as_array().unwrap().len(), 1, "{set}");
+    assert_eq!(set["events"][0]["event"]["metadata"]["erasure_roles"], "privacy", "{set}");
+
+    let request = json!({"reason": "Art. 17", "reference": "DSR-9"});
+    let (status, problem) = serve.post(&admin, "/v1/subjects/cust-roles/erasure", &request);
+    assert_eq!(status, 403, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("only the roles privacy may erase"), "{problem}");
+    let denied = serve.get(&auditor, "/v1/events?type=evident.access.denied");
+    assert!(
+        denied.to_string().contains("only the roles privacy may erase"),
+        "refusal not recorded: {denied}"
+    );
+    let erased = serve.get(&auditor, "/v1/events?type=evident.privacy.erased");
+    assert_eq!(erased["events"].as_array().unwrap().len(), 0, "{erased}");
+    let (status, answer) = serve.post(&privacy, "/v1/subjects/cust-roles/erasure", &request);
+    assert_eq!((status, &answer["subject"]), (200, &json!("cust-roles")), "{answer}");
+}
+
 /// The first `evident.privacy.retention_applied` event that destroyed a key, waiting up to 20 s.
 fn first_run_destroying_a_key(serve: &Serve, auditor: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

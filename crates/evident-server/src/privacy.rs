@@ -17,9 +17,10 @@ use evident_core::engine::Outcome;
 use evident_core::privacy::holds::{self, Hold, Release, Scope};
 use evident_core::privacy::report::Kind;
 use evident_core::privacy::retention::{self, Preset};
+use evident_core::privacy::settings;
 use evident_wire::privacy::{
-    CreateHold, EraseRequest, Erasure, HoldList, HoldView, ReleaseHold, RetentionPreset, RetentionRule,
-    RetentionSettings,
+    CreateHold, EraseRequest, Erasure, HoldList, HoldView, PrivacySettings, ReleaseHold, RetentionPreset,
+    RetentionRule, RetentionSettings,
 };
 
 use crate::AppState;
@@ -47,7 +48,8 @@ fn required_text(name: &str, value: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// Erase a data subject: its data key is destroyed, so its personal values cannot be read again
+/// Erase a data subject (keys of the roles in the tenant's `erasure_roles`, by default privacy
+/// and admin): its data key is destroyed, so its personal values cannot be read again
 /// anywhere, while every proof stays valid. Recorded as `evident.privacy.erased`.
 #[utoipa::path(post, path = "/v1/subjects/{subject}/erasure", request_body = EraseRequest,
     params(("subject" = String, Path, description = "The data subject's pseudonymous id")),
@@ -62,6 +64,16 @@ pub async fn erase(
     request: axum::body::Bytes,
 ) -> ApiResult<Json<Erasure>> {
     let principal = caller.principal;
+    let (store, tenant) = (state.engine.store().clone(), principal.tenant.clone());
+    let allowed = blocking(move || settings::settings(&*store, &tenant)).await?;
+    if !allowed.may_erase(principal.role) {
+        let why = format!(
+            "in this tenant only the roles {} may erase (erasure_roles in /v1/privacy/settings); role {} may not",
+            allowed.erasure_roles.join(", "),
+            principal.role.as_str()
+        );
+        return Err(auth::deny(&state, &principal, &principal.tenant, why).await);
+    }
     evident_wire::filter::identifier("subject", &subject, 256)?;
     let request: EraseRequest = body(&request)?;
     required_text("reason", &request.reason, 2000)?;
@@ -100,6 +112,48 @@ pub async fn erase(
         erased_at: evident_wire::Micros::now().to_rfc3339(),
         cache_bound_secs: state.engine.key_cache_ttl().as_secs(),
     }))
+}
+
+/// Which roles may erase in the caller's tenant.
+#[utoipa::path(get, path = "/v1/privacy/settings",
+    responses((status = 200, body = PrivacySettings), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_settings(
+    State(state): State<AppState>,
+    caller: Caller<auth::Privacy>,
+) -> ApiResult<Json<PrivacySettings>> {
+    let (store, tenant) = (state.engine.store().clone(), caller.principal.tenant.clone());
+    let current = blocking(move || settings::settings(&*store, &tenant)).await?;
+    Ok(Json(PrivacySettings { erasure_roles: current.erasure_roles }))
+}
+
+/// Sets which roles may erase (`privacy`, `admin` or both); admins only. Recorded as
+/// `evident.privacy.settings_set`.
+#[utoipa::path(put, path = "/v1/privacy/settings", request_body = PrivacySettings,
+    responses((status = 200, body = PrivacySettings), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    caller: Caller<auth::Admin>,
+    request: axum::body::Bytes,
+) -> ApiResult<Json<PrivacySettings>> {
+    let principal = caller.principal;
+    let request: PrivacySettings = body(&request)?;
+    let new = settings::Settings { erasure_roles: request.erasure_roles };
+    new.check().map_err(|reason| ApiError::invalid_param("erasure_roles", "enum", reason))?;
+    let event = AuditEvent {
+        event_type: "evident.privacy.settings_set",
+        action: "configure",
+        target: ("privacy_settings".to_owned(), principal.tenant.to_string()),
+        metadata: BTreeMap::from([("erasure_roles".to_owned(), new.erasure_roles.join(","))]),
+        ..AuditEvent::by(&principal)
+    };
+    audit::record(&state, &principal.tenant, event).await?;
+    let (store, tenant, stored) = (state.engine.store().clone(), principal.tenant.clone(), new.clone());
+    blocking(move || settings::put_settings(&*store, &tenant, &stored)).await?;
+    Ok(Json(PrivacySettings { erasure_roles: new.erasure_roles }))
 }
 
 /// Changes of holds on this node, one at a time (each reads, changes and writes the tenant's

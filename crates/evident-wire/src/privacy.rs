@@ -131,6 +131,15 @@ pub struct RetentionRule {
     pub max_days: Option<u32>,
 }
 
+/// `GET`/`PUT /v1/privacy/settings`: a tenant's privacy decisions other than retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// The roles whose keys may erase a subject: `privacy`, `admin`, or both (the default).
+    pub erasure_roles: Vec<String>,
+}
+
 /// One named minimum.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{KeyStore, TenantId};
 use evident_wire::Micros;
 
@@ -252,16 +252,12 @@ fn blob_name(tenant: &TenantId) -> String {
 
 /// A tenant's policy; the default (keep until erased) if none was set.
 pub fn policy(store: &dyn KeyStore, tenant: &TenantId) -> Result<Policy> {
-    match store.get_state(&blob_name(tenant))? {
-        None => Ok(Policy::default()),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|err| Error::Integrity(format!("stored retention of {tenant} is unreadable: {err}"))),
-    }
+    super::load_blob(store, &blob_name(tenant))
 }
 
 /// Replaces a tenant's policy, durably.
 pub fn put_policy(store: &dyn KeyStore, tenant: &TenantId, policy: &Policy) -> Result<()> {
-    store.put_state(&blob_name(tenant), &serde_json::to_vec(policy).expect("a policy serialises"))
+    super::save_blob(store, &blob_name(tenant), policy)
 }
 
 /// What one run of retention did for a tenant.
