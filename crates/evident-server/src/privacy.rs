@@ -423,18 +423,7 @@ pub async fn put_retention(
         }
     })?;
     let view = retention_view(&policy);
-    let mut metadata = BTreeMap::from([
-        ("presets".to_owned(), view.settings.presets.join(",")),
-        ("min_days".to_owned(), policy.min_days.to_string()),
-        ("max_days".to_owned(), policy.max_days.map_or("none".to_owned(), |d| d.to_string())),
-    ]);
-    if !view.settings.rules.is_empty() {
-        let rules = serde_json::to_string(&view.settings.rules).expect("rules serialise");
-        metadata.insert("rules".to_owned(), rules);
-    }
-    if let Some(reason) = &policy.override_reason {
-        metadata.insert("override_reason".to_owned(), reason.clone());
-    }
+    let metadata = retention_metadata(&view.settings);
     let event = AuditEvent {
         event_type: "evident.privacy.retention_set",
         action: "configure",
@@ -446,6 +435,23 @@ pub async fn put_retention(
     let (store, tenant) = (state.engine.store().clone(), principal.tenant.clone());
     blocking(move || retention::put_policy(&*store, &tenant, &policy)).await?;
     Ok(Json(view))
+}
+
+/// What `evident.privacy.retention_set` records of new settings: all of them.
+fn retention_metadata(settings: &RetentionSettings) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
+        ("presets".to_owned(), settings.presets.join(",")),
+        ("min_days".to_owned(), settings.min_days.to_string()),
+        ("max_days".to_owned(), settings.max_days.map_or("none".to_owned(), |d| d.to_string())),
+    ]);
+    if !settings.rules.is_empty() {
+        let rules = serde_json::to_string(&settings.rules).expect("rules serialise");
+        metadata.insert("rules".to_owned(), rules);
+    }
+    if let Some(reason) = &settings.override_reason {
+        metadata.insert("override_reason".to_owned(), reason.clone());
+    }
+    metadata
 }
 
 /// A rule as the store keeps it, its data class checked.
