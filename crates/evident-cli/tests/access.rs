@@ -91,6 +91,8 @@ const TABLE: &[Row] = &[
     row("DELETE", "/v1/holds/hold_0000",                        Some(r#"{"reason":"r"}"#), false, "nnnnnnyyyy"),
     row("GET",    "/v1/retention",                              None, false,                   "nnnnnnyyyy"),
     row("PUT",    "/v1/retention",                              Some(r#"{"min_days":1}"#), false, "nnnnnnyyyy"),
+    row("GET",    "/v1/privacy/settings",                       None, false,                   "nnnnnnyyyy"),
+    row("PUT",    "/v1/privacy/settings",                       Some(r#"{"erasure_roles":["privacy","admin"]}"#), false, "nnnnnnnyyy"),
     row("GET",    "/v1/subjects/cust-1/report?kind=access",     None, false,                   "nnnnnnyyyy"),
     row("POST",   "/v1/personal-search",                        Some(r#"{"field":"origin.ip","value":"192.0.2.1","purpose":"p"}"#), false, "nnnnynnnnn"),
     row("GET",    "/healthz",                                   None, false,                   "yyyyyyyyyy"),

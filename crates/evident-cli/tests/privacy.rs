@@ -468,15 +468,16 @@ fn retention_makes_old_personal_parts_unrecoverable() {
         (settings["floor_days"].clone(), settings["available_presets"].as_array().unwrap().len()),
         (json!(0), 3)
     );
-    for (body, field) in [
-        (json!({"presets": ["pci_dss"], "min_days": 300}), "min_days"),
-        (json!({"presets": ["pci_dss"], "min_days": 365, "max_days": 200}), "max_days"),
-        (json!({"presets": ["gdpr"]}), "presets"),
-        (json!({"min_days": 30, "max_days": 10}), "max_days"),
-        (json!({"max_days": 30, "colour": 1}), "colour"),
+    for (body, field, want) in [
+        (json!({"presets": ["pci_dss"], "min_days": 300}), "min_days", 422),
+        (json!({"presets": ["pci_dss"], "min_days": 365, "max_days": 200}), "max_days", 400),
+        (json!({"presets": ["pci_dss"], "min_days": 0, "max_days": 364}), "min_days", 422),
+        (json!({"presets": ["gdpr"]}), "presets", 400),
+        (json!({"min_days": 30, "max_days": 10}), "max_days", 400),
+        (json!({"max_days": 30, "colour": 1}), "colour", 400),
     ] {
         let (status, problem) = put(&serve, &privacy, "/v1/retention", &body);
-        assert_eq!(status, 400, "{body}: {problem}");
+        assert_eq!(status, want, "{body}: {problem}");
         assert!(problem.to_string().contains(field), "{body}: {problem} does not name {field}");
     }
     assert_eq!(serve.get_status(&serve.key("reader"), "/v1/retention"), 403);
@@ -494,18 +495,135 @@ fn retention_makes_old_personal_parts_unrecoverable() {
     sent.as_array_mut().unwrap().truncate(2);
     let (status, body) = serve.post(&producer, "/v1/events", &sent);
     assert_eq!(status, 200, "{body}");
-    let ids: Vec<String> = body["receipts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["event_id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = receipt_ids(&body);
     let maximum = json!({"presets": ["pci_dss"], "min_days": 365, "max_days": 400});
     let (status, answer) = put(&serve, &privacy, "/v1/retention", &maximum);
     assert_eq!((status, answer["floor_days"].clone()), (200, json!(365)), "{answer}");
+    let applied = first_run_destroying_a_key(&serve, &auditor);
+    assert_eq!(applied["event"]["metadata"]["keys_held"], "0", "{applied}");
+    let investigator = serve.key("investigator");
+    let personal =
+        |id: &str| serve.get(&investigator, &format!("/v1/events/{id}?purpose=audit"))["personal"].clone();
+    assert_eq!((personal(&ids[0]), personal(&ids[1])), (json!("erased"), json!("included")));
+}
+
+/// Rules by event type and data class: a rule under a preset's floor is refused (422, naming the
+/// rule and the preset) until overridden, the override is recorded with the settings and with each
+/// run, and a shorter maximum for one event type erases that type's personal part while another
+/// type of the same subject and month keeps its own.
+#[test]
+fn retention_rules_by_event_type() {
+    let serve = Serve::fresh_with(&[("EVIDENT_RETENTION_INTERVAL_MS", "200")]);
+    let (privacy, auditor) = (serve.key("privacy"), serve.key("auditor"));
+    let now = chrono_like_now();
+    let mut sent = events("cust-rules", SECRETS, 40);
+    sent[0]["type"] = json!("session.login");
+    sent[0]["time"] = json!(days_ago(now, 400));
+    sent[1]["time"] = json!(days_ago(now, 400));
+    sent[2]["data_classes"] = json!(["phi"]);
+    sent[2]["time"] = json!(days_ago(now, 400));
+    let (status, body) = serve.post(&serve.key("producer"), "/v1/events", &sent);
+    assert_eq!(status, 200, "{body}");
+    let ids = receipt_ids(&body);
+
+    let rules = json!([{"event_type": "session.*", "min_days": 30, "max_days": 30},
+                       {"data_class": "phi", "min_days": 400}]);
+    let mut settings = json!({"presets": ["pci_dss"], "min_days": 365, "rules": rules});
+    let (status, problem) = put(&serve, &privacy, "/v1/retention", &settings);
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["invalid-params"][0]["name"], "rules[0].min_days", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("pci_dss"), "{problem}");
+    for (bad, field) in [
+        (json!([{"min_days": 400}]), "rules[0]"),
+        (json!([{"event_type": "a*.*", "min_days": 400}]), "rules[0].event_type"),
+        (json!([{"data_class": "gossip", "min_days": 400}]), "rules[0].data_class"),
+        (json!([{"event_type": "x", "min_days": 400, "max_days": 399}]), "rules[0].max_days"),
+        (json!([{"event_type": "x", "min_days": 400, "keep": true}]), "keep"),
+    ] {
+        let (status, problem) = put(&serve, &privacy, "/v1/retention", &json!({"rules": bad}));
+        assert_eq!(status, 400, "{bad}: {problem}");
+        assert!(problem.to_string().contains(field), "{bad}: {problem} does not name {field}");
+    }
+    settings["override_reason"] = json!("sessions: DPA 2026-7");
+    let (status, answer) = put(&serve, &privacy, "/v1/retention", &settings);
+    assert_eq!((status, answer["settings"]["rules"].clone()), (200, rules), "{answer}");
+    let set = serve.get(&auditor, "/v1/events?type=evident.privacy.retention_set");
+    let metadata = &set["events"][0]["event"]["metadata"];
+    assert_eq!(metadata["override_reason"], "sessions: DPA 2026-7", "{set}");
+    assert!(metadata["rules"].as_str().unwrap().contains("session.*"), "{set}");
+
+    let applied = first_run_destroying_a_key(&serve, &auditor);
+    let metadata = &applied["event"]["metadata"];
+    assert_eq!(
+        (&metadata["rules[0].keys_destroyed"], &metadata["keys_held"], &metadata["cutoff"]),
+        (&json!("1"), &json!("0"), &json!("none")),
+        "{applied}"
+    );
+    assert_eq!(metadata["override_reason"], "sessions: DPA 2026-7", "{applied}");
+    let investigator = serve.key("investigator");
+    let personal =
+        |id: &str| serve.get(&investigator, &format!("/v1/events/{id}?purpose=audit"))["personal"].clone();
+    assert_eq!(
+        ids.iter().map(|id| personal(id)).collect::<Vec<_>>(),
+        vec![json!("erased"), json!("included"), json!("included")]
+    );
+}
+
+/// Which roles may erase is the tenant's decision: both by default; only admins may change it
+/// (recorded); a tenant that allows only `privacy` refuses an admin's erasure with 403 saying
+/// which roles may erase, and the refusal is recorded.
+#[test]
+fn erasure_roles_are_a_tenant_setting() {
+    let serve = Serve::fresh();
+    let (privacy, admin, auditor) = (serve.key("privacy"), serve.key("admin"), serve.key("auditor"));
+    let path = "/v1/privacy/settings";
+    assert_eq!(serve.get(&privacy, path), json!({"erasure_roles": ["privacy", "admin"]}));
+    assert_eq!(serve.get_status(&auditor, path), 403);
+    let only_privacy = json!({"erasure_roles": ["privacy"]});
+    let (status, problem) = put(&serve, &privacy, path, &only_privacy);
+    assert_eq!(status, 403, "a privacy officer may not change who erases: {problem}");
+    for (bad, names) in [
+        (json!({"erasure_roles": []}), "at least one"),
+        (json!({"erasure_roles": ["investigator"]}), "erasure_roles[0]"),
+        (json!({"erasure_roles": ["admin", "admin"]}), "twice"),
+        (json!({"erasure_roles": ["admin"], "who": 1}), "who"),
+        (json!({}), "erasure_roles"),
+    ] {
+        let (status, problem) = put(&serve, &admin, path, &bad);
+        assert_eq!(status, 400, "{bad}: {problem}");
+        assert!(problem.to_string().contains(names), "{bad}: {problem} does not say {names}");
+    }
+    // Through the typed client, as the admin and then as the privacy officer.
+    let wanted = evident_wire::privacy::PrivacySettings { erasure_roles: vec!["privacy".to_owned()] };
+    let client = |key: &str| evident_client::Client::new(&serve.base, Some(key.to_owned()));
+    assert_eq!(client(&admin).put_privacy_settings(&wanted).expect("PUT as admin"), wanted);
+    assert_eq!(client(&privacy).privacy_settings().expect("GET as privacy"), wanted);
+    assert_eq!(serve.get(&privacy, path), only_privacy);
+    let set = serve.get(&auditor, "/v1/events?type=evident.privacy.settings_set");
+    assert_eq!(set["events"].as_array().unwrap().len(), 1, "{set}");
+    assert_eq!(set["events"][0]["event"]["metadata"]["erasure_roles"], "privacy", "{set}");
+
+    let request = json!({"reason": "Art. 17", "reference": "DSR-9"});
+    let (status, problem) = serve.post(&admin, "/v1/subjects/cust-roles/erasure", &request);
+    assert_eq!(status, 403, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("only the roles privacy may erase"), "{problem}");
+    let denied = serve.get(&auditor, "/v1/events?type=evident.access.denied");
+    assert!(
+        denied.to_string().contains("only the roles privacy may erase"),
+        "refusal not recorded: {denied}"
+    );
+    let erased = serve.get(&auditor, "/v1/events?type=evident.privacy.erased");
+    assert_eq!(erased["events"].as_array().unwrap().len(), 0, "{erased}");
+    let (status, answer) = serve.post(&privacy, "/v1/subjects/cust-roles/erasure", &request);
+    assert_eq!((status, &answer["subject"]), (200, &json!("cust-roles")), "{answer}");
+}
+
+/// The first `evident.privacy.retention_applied` event that destroyed a key, waiting up to 20 s.
+fn first_run_destroying_a_key(serve: &Serve, auditor: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let applied = loop {
-        let runs = serve.get(&auditor, "/v1/events?type=evident.privacy.retention_applied&limit=100");
+    loop {
+        let runs = serve.get(auditor, "/v1/events?type=evident.privacy.retention_applied&limit=100");
         let destroyed = runs["events"]
             .as_array()
             .unwrap()
@@ -513,16 +631,16 @@ fn retention_makes_old_personal_parts_unrecoverable() {
             .find(|e| e["event"]["metadata"]["keys_destroyed"] == "1")
             .cloned();
         if let Some(run) = destroyed {
-            break run;
+            return run;
         }
         assert!(std::time::Instant::now() < deadline, "no retention run destroyed a key: {runs}");
         std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    assert_eq!(applied["event"]["metadata"]["keys_held"], "0", "{applied}");
-    let investigator = serve.key("investigator");
-    let personal =
-        |id: &str| serve.get(&investigator, &format!("/v1/events/{id}?purpose=audit"))["personal"].clone();
-    assert_eq!((personal(&ids[0]), personal(&ids[1])), (json!("erased"), json!("included")));
+    }
+}
+
+/// The event ids of a batch's receipts, in order.
+fn receipt_ids(body: &Value) -> Vec<String> {
+    body["receipts"].as_array().unwrap().iter().map(|r| r["event_id"].as_str().unwrap().to_owned()).collect()
 }
 
 /// Now, in microseconds since the epoch.

@@ -16,7 +16,7 @@ use evident_wire::detect::{
     FindingRecord, NewWebhook, Redelivering, Rule, RuleList, StatusRequest, TemplateList, WebhookList,
 };
 use evident_wire::privacy::{
-    CreateHold, EraseRequest, Erasure, HoldList, HoldView, PersonalSearch, ReleaseHold,
+    CreateHold, EraseRequest, Erasure, HoldList, HoldView, PersonalSearch, PrivacySettings, ReleaseHold,
 };
 use reqwest::{Method, Url};
 use serde::Serialize;
@@ -260,9 +260,17 @@ endpoints! {
     fn redeliver(target, delivery_id: &str) -> Redelivering =
         target.post(&["v1", "webhooks", "dead-letters", delivery_id, "redeliver"], &Empty {});
 
-    /// `POST /v1/subjects/{subject}/erasure`: destroys the subject's data keys (privacy role or admin).
+    /// `POST /v1/subjects/{subject}/erasure`: destroys the subject's data keys (the roles the
+    /// tenant's `erasure_roles` allows: privacy, admin or both).
     fn erase(target, subject: &str, request: &EraseRequest) -> Erasure =
         target.post(&["v1", "subjects", subject, "erasure"], request);
+
+    /// `GET /v1/privacy/settings`: which roles may erase.
+    fn privacy_settings(target) -> PrivacySettings = target.get(&["v1", "privacy", "settings"], &());
+
+    /// `PUT /v1/privacy/settings`: sets which roles may erase (admins only).
+    fn put_privacy_settings(target, settings: &PrivacySettings) -> PrivacySettings =
+        target.with_json(Method::PUT, &["v1", "privacy", "settings"], settings);
 
     /// `POST /v1/holds`: places a legal hold.
     fn create_hold(target, request: &CreateHold) -> HoldView = target.post(&["v1", "holds"], request);

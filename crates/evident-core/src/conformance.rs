@@ -47,7 +47,8 @@ macro_rules! store_conformance_suite {
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
             signing_key_rotation, service_state, subscribers_see_commits,
             repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing,
-            retention_destroys_only_months_past_the_maximum, master_key_rotation_leaves_the_old_key_unneeded,
+            retention_destroys_only_months_past_the_maximum, retention_rules_by_type_and_class,
+            master_key_rotation_leaves_the_old_key_unneeded,
             personal_fields_are_searchable_until_erased);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -320,6 +321,69 @@ pub fn retention_destroys_only_months_past_the_maximum(harness: &dyn Harness) {
     assert!(engine.erase_subject(&acme, "cust-r").unwrap());
     assert_eq!(personal(indices[1]), PersonalState::Erased, "erasure takes every month");
     assert_eq!(engine.store().data_key_names(&acme, Some("cust-r")).unwrap(), Vec::<String>::new());
+}
+
+/// Keys are per subject, month, event type and data classes: a rule with a shorter maximum for
+/// one event type (or data class) destroys that type's personal parts while another type of the
+/// same subject and month keeps its own; the most specific rule applies.
+pub fn retention_rules_by_type_and_class(harness: &dyn Harness) {
+    use crate::privacy::retention::{Policy, Rule, put_policy};
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let now = Micros::now();
+    // The middle of a month well in the past, so the three events share it.
+    let month = Micros(now.0 - 400 * 86_400_000_000).to_rfc3339()[..7].to_owned();
+    let at = |id: &str, kind: &str, day: u32, extra: Value| {
+        let mut fields = json!({"subject": "cust-t", "type": kind, "action": "other",
+                                "time": format!("{month}-{day:02}T10:00:00Z")});
+        fields.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        event(id, fields)
+    };
+    let indices: Vec<u64> = append(
+        &engine,
+        &acme,
+        vec![
+            at("login", "session.login", 10, json!({})),
+            at("viewed", "customer.record.updated", 11, json!({})),
+            at("chart", "patient.chart.updated", 12, json!({"data_classes": ["phi"]})),
+            at("billing", "session.billing", 13, json!({"data_classes": ["phi"]})),
+        ],
+    )
+    .iter()
+    .map(stored_index)
+    .collect();
+    assert_eq!(engine.store().data_key_names(&acme, Some("cust-t")).unwrap().len(), 4, "a key per type");
+    let rule = |event_type: Option<&str>, data_class: Option<&str>, max_days| Rule {
+        event_type: event_type.map(str::to_owned),
+        data_class: data_class.map(str::to_owned),
+        min_days: 0,
+        max_days,
+    };
+    let policy = Policy {
+        rules: vec![
+            rule(Some("session.*"), None, Some(30)),
+            rule(None, Some("phi"), Some(100)),
+            rule(Some("session.billing"), None, None),
+        ],
+        ..Policy::default()
+    };
+    put_policy(&**engine.store(), &acme, &policy).unwrap();
+    let run = engine.apply_retention(&acme, now).unwrap();
+    assert_eq!((run.active, run.cutoff, run.keys_destroyed, run.keys_held), (true, None, 2, 0));
+    assert_eq!(run.destroyed_by_rule, std::collections::BTreeMap::from([(0, 1), (1, 1)]));
+    let personal = |index| engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap().personal;
+    assert_eq!(
+        indices.iter().map(|&i| personal(i)).collect::<Vec<_>>(),
+        vec![
+            PersonalState::Erased,
+            PersonalState::Included,
+            PersonalState::Erased,
+            PersonalState::Included, // the exact type's rule (no maximum) beats the class's
+        ]
+    );
+    assert_eq!(engine.apply_retention(&acme, now).unwrap().keys_destroyed, 0, "a rerun finds nothing");
+    assert_eq!(engine.store().data_key_names(&acme, Some("cust-t")).unwrap().len(), 2);
 }
 
 /// After a master-key rotation every data key and service secret opens with the new key and none

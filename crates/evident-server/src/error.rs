@@ -28,6 +28,12 @@ pub enum ApiError {
         detail: String,
         params: Vec<InvalidParam>,
     },
+    /// 422: the request is well formed but a policy refuses it (a retention below a preset's
+    /// floor, say); `params` names the fields.
+    Unprocessable {
+        detail: String,
+        params: Vec<InvalidParam>,
+    },
     /// 401: no credential, or one that is unknown, malformed or revoked.
     Unauthenticated,
     /// 401 for a key whose secret is right but which was revoked: said so (only to whoever holds
@@ -70,6 +76,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated | ApiError::Revoked => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -86,6 +93,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "invalid request",
+            ApiError::Unprocessable { .. } => "refused by policy",
             ApiError::Unauthenticated => "authentication required",
             ApiError::Revoked => "key revoked",
             ApiError::Forbidden(_) => "forbidden",
@@ -103,7 +111,9 @@ impl ApiError {
 
     pub fn problem(&self) -> Problem {
         let (detail, invalid_params) = match self {
-            ApiError::BadRequest { detail, params } => (Some(detail.clone()), params.clone()),
+            ApiError::BadRequest { detail, params } | ApiError::Unprocessable { detail, params } => {
+                (Some(detail.clone()), params.clone())
+            }
             ApiError::Unauthenticated => {
                 (Some("send a valid API key as `Authorization: Bearer <key>`".to_owned()), Vec::new())
             }

@@ -178,6 +178,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(detect_api::delete_webhook))
         .routes(routes!(detect_api::stream))
         .routes(routes!(privacy::erase))
+        .routes(routes!(privacy::get_settings, privacy::put_settings))
         .routes(routes!(privacy::create_hold, privacy::list_holds))
         .routes(routes!(privacy::release_hold))
         .routes(routes!(privacy::get_retention, privacy::put_retention))

@@ -17,8 +17,10 @@ use evident_core::engine::Outcome;
 use evident_core::privacy::holds::{self, Hold, Release, Scope};
 use evident_core::privacy::report::Kind;
 use evident_core::privacy::retention::{self, Preset};
+use evident_core::privacy::settings;
 use evident_wire::privacy::{
-    CreateHold, EraseRequest, Erasure, HoldList, HoldView, ReleaseHold, RetentionPreset, RetentionSettings,
+    CreateHold, EraseRequest, Erasure, HoldList, HoldView, PrivacySettings, ReleaseHold, RetentionPreset,
+    RetentionRule, RetentionSettings,
 };
 
 use crate::AppState;
@@ -26,6 +28,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::query::blocking;
+use evident_wire::api::InvalidParam;
 
 /// A JSON body, whatever content type it came with, every unknown field refused by name.
 fn body<T: serde::de::DeserializeOwned>(bytes: &axum::body::Bytes) -> ApiResult<T> {
@@ -45,7 +48,8 @@ fn required_text(name: &str, value: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// Erase a data subject: its data key is destroyed, so its personal values cannot be read again
+/// Erase a data subject (keys of the roles in the tenant's `erasure_roles`, by default privacy
+/// and admin): its data key is destroyed, so its personal values cannot be read again
 /// anywhere, while every proof stays valid. Recorded as `evident.privacy.erased`.
 #[utoipa::path(post, path = "/v1/subjects/{subject}/erasure", request_body = EraseRequest,
     params(("subject" = String, Path, description = "The data subject's pseudonymous id")),
@@ -60,6 +64,16 @@ pub async fn erase(
     request: axum::body::Bytes,
 ) -> ApiResult<Json<Erasure>> {
     let principal = caller.principal;
+    let (store, tenant) = (state.engine.store().clone(), principal.tenant.clone());
+    let allowed = blocking(move || settings::settings(&*store, &tenant)).await?;
+    if !allowed.may_erase(principal.role) {
+        let why = format!(
+            "in this tenant only the roles {} may erase (erasure_roles in /v1/privacy/settings); role {} may not",
+            allowed.erasure_roles.join(", "),
+            principal.role.as_str()
+        );
+        return Err(auth::deny(&state, &principal, &principal.tenant, why).await);
+    }
     evident_wire::filter::identifier("subject", &subject, 256)?;
     let request: EraseRequest = body(&request)?;
     required_text("reason", &request.reason, 2000)?;
@@ -98,6 +112,48 @@ pub async fn erase(
         erased_at: evident_wire::Micros::now().to_rfc3339(),
         cache_bound_secs: state.engine.key_cache_ttl().as_secs(),
     }))
+}
+
+/// Which roles may erase in the caller's tenant.
+#[utoipa::path(get, path = "/v1/privacy/settings",
+    responses((status = 200, body = PrivacySettings), (status = 401, body = evident_wire::api::Problem),
+              (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_settings(
+    State(state): State<AppState>,
+    caller: Caller<auth::Privacy>,
+) -> ApiResult<Json<PrivacySettings>> {
+    let (store, tenant) = (state.engine.store().clone(), caller.principal.tenant.clone());
+    let current = blocking(move || settings::settings(&*store, &tenant)).await?;
+    Ok(Json(PrivacySettings { erasure_roles: current.erasure_roles }))
+}
+
+/// Sets which roles may erase (`privacy`, `admin` or both); admins only. Recorded as
+/// `evident.privacy.settings_set`.
+#[utoipa::path(put, path = "/v1/privacy/settings", request_body = PrivacySettings,
+    responses((status = 200, body = PrivacySettings), (status = 400, body = evident_wire::api::Problem),
+              (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
+    security(("bearer" = [])))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    caller: Caller<auth::Admin>,
+    request: axum::body::Bytes,
+) -> ApiResult<Json<PrivacySettings>> {
+    let principal = caller.principal;
+    let request: PrivacySettings = body(&request)?;
+    let new = settings::Settings { erasure_roles: request.erasure_roles };
+    new.check().map_err(|reason| ApiError::invalid_param("erasure_roles", "enum", reason))?;
+    let event = AuditEvent {
+        event_type: "evident.privacy.settings_set",
+        action: "configure",
+        target: ("privacy_settings".to_owned(), principal.tenant.to_string()),
+        metadata: BTreeMap::from([("erasure_roles".to_owned(), new.erasure_roles.join(","))]),
+        ..AuditEvent::by(&principal)
+    };
+    audit::record(&state, &principal.tenant, event).await?;
+    let (store, tenant, stored) = (state.engine.store().clone(), principal.tenant.clone(), new.clone());
+    blocking(move || settings::put_settings(&*store, &tenant, &stored)).await?;
+    Ok(Json(PrivacySettings { erasure_roles: new.erasure_roles }))
 }
 
 /// Changes of holds on this node, one at a time (each reads, changes and writes the tenant's
@@ -282,6 +338,16 @@ fn retention_view(policy: &retention::Policy) -> evident_wire::privacy::Retentio
             min_days: policy.min_days,
             max_days: policy.max_days,
             override_reason: policy.override_reason.clone(),
+            rules: policy
+                .rules
+                .iter()
+                .map(|rule| RetentionRule {
+                    data_class: rule.data_class.clone(),
+                    event_type: rule.event_type.clone(),
+                    min_days: rule.min_days,
+                    max_days: rule.max_days,
+                })
+                .collect(),
         },
         floor_days: policy.floor_days(),
         available_presets: Preset::ALL
@@ -309,10 +375,13 @@ pub async fn get_retention(
     Ok(Json(retention_view(&policy)))
 }
 
-/// Sets the tenant's retention; a minimum or maximum below a chosen preset's floor needs
-/// `override_reason`. Recorded as `evident.privacy.retention_set` (with the override).
+/// Sets the tenant's retention: the default rule and rules by event type and data class. A
+/// minimum or maximum (of any rule) below a chosen preset's floor is refused with 422 unless
+/// `override_reason` is given. Recorded as `evident.privacy.retention_set` (with the rules and
+/// the override).
 #[utoipa::path(put, path = "/v1/retention", request_body = RetentionSettings,
     responses((status = 200, body = evident_wire::privacy::Retention), (status = 400, body = evident_wire::api::Problem),
+              (status = 422, description = "Below a preset's floor without override_reason", body = evident_wire::api::Problem),
               (status = 401, body = evident_wire::api::Problem), (status = 403, body = evident_wire::api::Problem)),
     security(("bearer" = [])))]
 pub async fn put_retention(
@@ -343,17 +412,18 @@ pub async fn put_retention(
         min_days: request.min_days,
         max_days: request.max_days,
         override_reason: request.override_reason,
+        rules: request.rules.iter().enumerate().map(rule).collect::<ApiResult<_>>()?,
     };
-    policy.check().map_err(|refused| ApiError::invalid_param(refused.field, "range", refused.reason))?;
+    policy.check().map_err(|refused| {
+        let param =
+            InvalidParam { name: refused.field, rule: "range".to_owned(), reason: refused.reason.clone() };
+        match refused.below_floor {
+            true => ApiError::Unprocessable { detail: refused.reason, params: vec![param] },
+            false => ApiError::BadRequest { detail: refused.reason, params: vec![param] },
+        }
+    })?;
     let view = retention_view(&policy);
-    let mut metadata = BTreeMap::from([
-        ("presets".to_owned(), view.settings.presets.join(",")),
-        ("min_days".to_owned(), policy.min_days.to_string()),
-        ("max_days".to_owned(), policy.max_days.map_or("none".to_owned(), |d| d.to_string())),
-    ]);
-    if let Some(reason) = &policy.override_reason {
-        metadata.insert("override_reason".to_owned(), reason.clone());
-    }
+    let metadata = retention_metadata(&view.settings);
     let event = AuditEvent {
         event_type: "evident.privacy.retention_set",
         action: "configure",
@@ -365,6 +435,46 @@ pub async fn put_retention(
     let (store, tenant) = (state.engine.store().clone(), principal.tenant.clone());
     blocking(move || retention::put_policy(&*store, &tenant, &policy)).await?;
     Ok(Json(view))
+}
+
+/// What `evident.privacy.retention_set` records of new settings: all of them.
+fn retention_metadata(settings: &RetentionSettings) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
+        ("presets".to_owned(), settings.presets.join(",")),
+        ("min_days".to_owned(), settings.min_days.to_string()),
+        ("max_days".to_owned(), settings.max_days.map_or("none".to_owned(), |d| d.to_string())),
+    ]);
+    if !settings.rules.is_empty() {
+        let rules = serde_json::to_string(&settings.rules).expect("rules serialise");
+        metadata.insert("rules".to_owned(), rules);
+    }
+    if let Some(reason) = &settings.override_reason {
+        metadata.insert("override_reason".to_owned(), reason.clone());
+    }
+    metadata
+}
+
+/// A rule as the store keeps it, its data class checked.
+fn rule((i, rule): (usize, &RetentionRule)) -> ApiResult<retention::Rule> {
+    use evident_wire::names::DataClass;
+    if let Some(class) = &rule.data_class
+        && DataClass::parse(class).is_none()
+    {
+        return Err(ApiError::invalid_param(
+            &format!("rules[{i}].data_class"),
+            "enum",
+            format!("unknown data class {class:?}: pii, phi, pci, financial or secret"),
+        ));
+    }
+    if let Some(event_type) = &rule.event_type {
+        evident_wire::filter::identifier(&format!("rules[{i}].event_type"), event_type, 256)?;
+    }
+    Ok(retention::Rule {
+        data_class: rule.data_class.clone(),
+        event_type: rule.event_type.clone(),
+        min_days: rule.min_days,
+        max_days: rule.max_days,
+    })
 }
 
 /// The background job that applies every led tenant's maximum, every
@@ -409,7 +519,22 @@ async fn apply_retention(state: &AppState, tenant: &evident_core::store::TenantI
     let (engine, who) = (state.engine.clone(), tenant.clone());
     let now = evident_wire::Micros::now();
     let run = blocking(move || engine.apply_retention(&who, now)).await?;
-    let Some(cutoff) = run.cutoff else { return Ok(()) };
+    if !run.active {
+        return Ok(());
+    }
+    let (store, who) = (state.engine.store().clone(), tenant.clone());
+    let policy = blocking(move || retention::policy(&*store, &who)).await?;
+    let mut metadata = BTreeMap::from([
+        ("cutoff".to_owned(), run.cutoff.map_or("none".to_owned(), |c| c.to_rfc3339())),
+        ("keys_destroyed".to_owned(), run.keys_destroyed.to_string()),
+        ("keys_held".to_owned(), run.keys_held.to_string()),
+    ]);
+    for (i, destroyed) in &run.destroyed_by_rule {
+        metadata.insert(format!("rules[{i}].keys_destroyed"), destroyed.to_string());
+    }
+    if let Some(reason) = policy.override_reason {
+        metadata.insert("override_reason".to_owned(), reason);
+    }
     let event = AuditEvent {
         event_type: "evident.privacy.retention_applied",
         action: "other",
@@ -417,11 +542,7 @@ async fn apply_retention(state: &AppState, tenant: &evident_core::store::TenantI
         actor_id: "evident-retention".to_owned(),
         actor_type: "system",
         target: ("retention".to_owned(), tenant.to_string()),
-        metadata: BTreeMap::from([
-            ("cutoff".to_owned(), cutoff.to_rfc3339()),
-            ("keys_destroyed".to_owned(), run.keys_destroyed.to_string()),
-            ("keys_held".to_owned(), run.keys_held.to_string()),
-        ]),
+        metadata,
         ..AuditEvent::default()
     };
     audit::record(state, tenant, event).await

@@ -102,9 +102,42 @@ pub struct RetentionSettings {
     /// Personal parts older than this many days become unrecoverable; absent: kept until erased.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_days: Option<u32>,
-    /// Accepts a minimum or maximum below a preset's floor; recorded with the change.
+    /// Accepts a minimum or maximum (of the default or of a rule) below a preset's floor;
+    /// recorded with the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_reason: Option<String>,
+    /// Rules by event type and data class; the most specific match applies (an exact event type,
+    /// then the longest `prefix.*`, then a data class; at equal type, a rule that also names a
+    /// class), and `min_days`/`max_days` above are the default for events no rule matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RetentionRule>,
+}
+
+/// One retention rule: at least one of `event_type` and `data_class`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// `pii`, `phi`, `pci`, `financial` or `secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_class: Option<String>,
+    /// An exact event type, or a prefix ending in `.*` (`session.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub min_days: u32,
+    /// Absent: kept until erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_days: Option<u32>,
+}
+
+/// `GET`/`PUT /v1/privacy/settings`: a tenant's privacy decisions other than retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// The roles whose keys may erase a subject: `privacy`, `admin`, or both (the default).
+    pub erasure_roles: Vec<String>,
 }
 
 /// One named minimum.

@@ -548,7 +548,13 @@ impl Shared {
         let sealed = match &leaf.personal {
             None => None,
             Some(personal) => {
-                let subject = retention::key_name(&leaf::sealing_subject(&event), event.time);
+                let classes: Vec<&str> = event.data_classes.iter().map(|c| c.as_str()).collect();
+                let subject = retention::key_name(
+                    &leaf::sealing_subject(&event),
+                    event.time,
+                    &event.event_type,
+                    &classes,
+                );
                 let (key, wrapped) = self.key_for_writing(tenant, &subject).map_err(|err| {
                     Error::Unavailable(format!("the data key of a subject of tenant {tenant}: {err}"))
                 })?;
