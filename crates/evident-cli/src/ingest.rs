@@ -514,15 +514,13 @@ impl<'c> Run<'c> {
                 }
                 Ok(receipts)
             }
-            Posted::TooLarge(detail) if batch.len() == 1 => Ok(vec![ItemResult {
-                status: ItemStatus::Rejected,
-                event_id: None,
-                index: None,
-                tree_size: None,
-                checkpoint: None,
-                warnings: Vec::new(),
-                errors: vec![InvalidParam { name: String::new(), rule: "size".into(), reason: detail }],
-            }]),
+            Posted::TooLarge(detail) if batch.len() == 1 => {
+                Ok(vec![ItemResult::rejected(vec![InvalidParam {
+                    name: String::new(),
+                    rule: "size".into(),
+                    reason: detail,
+                }])])
+            }
             Posted::TooLarge(_) => {
                 let (first, second) = batch.split_at(batch.len() / 2);
                 let mut answers = self.send(first)?;

@@ -173,15 +173,19 @@ fn outcome_and_reason(
     (outcome, reason)
 }
 
+/// Metadata every CloudTrail record carries, API call or Insights record alike.
+const RECORD_METADATA: [(&str, &str); 5] = [
+    ("event_type", "/eventType"),
+    ("event_category", "/eventCategory"),
+    ("event_version", "/eventVersion"),
+    ("aws_region", "/awsRegion"),
+    ("recipient_account_id", "/recipientAccountId"),
+];
+
 /// The metadata of an API call (none of it personal: names in it are pseudonymised).
 fn metadata(record: &Value, source_ip: Option<&str>, keys: &Pseudonyms) -> Option<Value> {
     let mut metadata = Metadata::default();
-    for (key, pointer) in [
-        ("event_type", "/eventType"),
-        ("event_category", "/eventCategory"),
-        ("event_version", "/eventVersion"),
-        ("aws_region", "/awsRegion"),
-        ("recipient_account_id", "/recipientAccountId"),
+    for (key, pointer) in RECORD_METADATA.into_iter().chain([
         ("account_id", "/userIdentity/accountId"),
         ("user_identity_type", "/userIdentity/type"),
         ("read_only", "/readOnly"),
@@ -195,7 +199,7 @@ fn metadata(record: &Value, source_ip: Option<&str>, keys: &Pseudonyms) -> Optio
         ("cipher_suite", "/tlsDetails/cipherSuite"),
         ("session_created", "/userIdentity/sessionContext/attributes/creationDate"),
         ("mfa_used", "/additionalEventData/MFAUsed"),
-    ] {
+    ]) {
         metadata.put_value(key, record.pointer(pointer));
     }
     if let Some(issuer) = event::str_at(record, "/userIdentity/sessionContext/sessionIssuer/arn") {
@@ -218,12 +222,7 @@ fn insight_event(record: &Value) -> Result<Value, String> {
     let api_name = event::str_at(details, "/eventName").unwrap_or("unknown");
     let insight_type = event::str_at(details, "/insightType").unwrap_or("insight");
     let mut metadata = Metadata::default();
-    for (key, pointer) in [
-        ("event_type", "/eventType"),
-        ("event_category", "/eventCategory"),
-        ("event_version", "/eventVersion"),
-        ("aws_region", "/awsRegion"),
-        ("recipient_account_id", "/recipientAccountId"),
+    for (key, pointer) in RECORD_METADATA.into_iter().chain([
         ("shared_event_id", "/sharedEventID"),
         ("insight_state", "/insightDetails/state"),
         ("insight_type", "/insightDetails/insightType"),
@@ -234,7 +233,7 @@ fn insight_event(record: &Value) -> Result<Value, String> {
         ("insight_average", "/insightDetails/insightContext/statistics/insight/average"),
         ("insight_duration", "/insightDetails/insightContext/statistics/insightDuration"),
         ("baseline_duration", "/insightDetails/insightContext/statistics/baselineDuration"),
-    ] {
+    ]) {
         metadata.put_value(key, record.pointer(pointer));
     }
     let mut event = json!({

@@ -69,7 +69,9 @@ pub async fn post_events(
             valid.push(validated);
             results.push(None);
         }
-        Err(errors) => results.push(Some(rejected(errors.iter().map(crate::error::invalid_param).collect()))),
+        Err(errors) => {
+            results.push(Some(ItemResult::rejected(errors.iter().map(crate::error::invalid_param).collect())))
+        }
     };
     let single = read_items(&headers, &body, state.config.max_batch_events, &mut take)?;
     drop(body);
@@ -114,18 +116,6 @@ pub async fn post_events(
     Ok((status, Json(IngestResponse { receipts })).into_response())
 }
 
-fn rejected(errors: Vec<InvalidParam>) -> ItemResult {
-    ItemResult {
-        status: ItemStatus::Rejected,
-        event_id: None,
-        index: None,
-        tree_size: None,
-        checkpoint: None,
-        warnings: Vec::new(),
-        errors,
-    }
-}
-
 fn item_result(outcome: Outcome) -> ItemResult {
     match outcome {
         Outcome::Stored(receipt) => receipt_result(ItemStatus::Stored, receipt),
@@ -142,10 +132,10 @@ fn item_result(outcome: Outcome) -> ItemResult {
                      index {existing_index}); nothing was stored"
                 ),
             }],
-            ..rejected(Vec::new())
+            ..ItemResult::rejected(Vec::new())
         },
         Outcome::Rejected(reason) => {
-            rejected(vec![InvalidParam { name: String::new(), rule: "rejected".into(), reason }])
+            ItemResult::rejected(vec![InvalidParam { name: String::new(), rule: "rejected".into(), reason }])
         }
     }
 }

@@ -89,6 +89,21 @@ pub struct ItemResult {
     pub errors: Vec<InvalidParam>,
 }
 
+impl ItemResult {
+    /// An event that was not stored, and why.
+    pub fn rejected(errors: Vec<InvalidParam>) -> ItemResult {
+        ItemResult {
+            status: ItemStatus::Rejected,
+            event_id: None,
+            index: None,
+            tree_size: None,
+            checkpoint: None,
+            warnings: Vec::new(),
+            errors,
+        }
+    }
+}
+
 /// Answer of `POST /v1/events`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
