@@ -139,7 +139,10 @@ fn receipt_files(serve: &Serve, dir: &Path, event_id: &str) -> (std::path::PathB
 fn assert_policy_met(stdout: &str, count: &str) {
     let last: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["witness_policy"], "met", "{stdout}");
-    assert!(last["detail"].as_str().unwrap().starts_with(&format!("cosigned by {count} witnesses")), "{stdout}");
+    assert!(
+        last["detail"].as_str().unwrap().starts_with(&format!("cosigned by {count} witnesses")),
+        "{stdout}"
+    );
 }
 
 fn verify_policy(file: &Path, log_vkey: &str, witnesses: &[&str], threshold: &str, extra: &[&str]) -> Output {
