@@ -484,4 +484,18 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("lisen = \"127.0.0.1:1\"\n").is_err(), "typos are refused");
         assert!(toml::from_str::<FileConfig>("[batching]\nmax_entries = \"ten\"\n").is_err());
     }
+
+    #[test]
+    fn witnesses_come_from_the_file_with_names_checked() {
+        let vkey = evident_tlog::Cosigner::from_seed("w1.example", [1; 32]).unwrap().verifier().to_vkey();
+        let entry = |name: &str| {
+            format!("[[witness]]\nname = \"{name}\"\nvkey = \"{vkey}\"\nurl = \"http://w1.example\"\n")
+        };
+        let file: FileConfig = toml::from_str(&entry("w1.example")).unwrap();
+        let found = witnesses(&file.witness).unwrap();
+        assert_eq!((found.len(), found[0].url.as_str()), (1, "http://w1.example"));
+        let file: FileConfig = toml::from_str(&entry("w2.example")).unwrap();
+        assert!(witnesses(&file.witness).unwrap_err().to_string().contains("is not the name of its vkey"));
+        assert!(toml::from_str::<FileConfig>("[[witness]]\nvkey = \"x\"\n").is_err(), "url is required");
+    }
 }

@@ -72,6 +72,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(url) = &args.watch {
         return watch(url, &args);
     }
+    if !args.policy.witness_urls.is_empty() {
+        bail!("--witness-url goes with --watch (it compares a witness's view with the log's checkpoints)");
+    }
     let path = args.path.as_deref().expect("clap requires PATH without --watch");
     let (trusted, watched) = trusted_keys(&args, args.state.as_deref())?;
     let origin = args.origin.as_deref().or(watched.as_deref());

@@ -18,7 +18,7 @@ pub struct PolicyArgs {
     pub witness_threshold: Option<usize>,
     /// With --watch: a witness's monitoring URL (repeatable); what it cosigned for the log must
     /// be consistent with the log's checkpoints.
-    #[arg(long = "witness-url", value_name = "URL", requires = "watch")]
+    #[arg(long = "witness-url", value_name = "URL")]
     pub witness_urls: Vec<String>,
 }
 

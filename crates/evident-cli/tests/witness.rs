@@ -394,3 +394,42 @@ fn watch_exits_2_when_a_witness_cosigned_a_fork() {
     assert_eq!(policy.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("witness policy NOT met: cosigned by 0 of 1"), "{stderr}");
 }
+
+#[test]
+fn policy_flags_are_checked_before_anything_is_trusted() {
+    let temp = tempfile::tempdir().unwrap();
+    let log = TestLog::new(3);
+    let file = temp.path().join("checkpoint");
+    std::fs::write(&file, log.signed()).unwrap();
+    let log_vkey = log.signer.verifier().to_vkey();
+    let witness = evident_tlog::Cosigner::from_seed("w.test", [4; 32]).unwrap().verifier().to_vkey();
+    let verify = |extra: &[&str]| {
+        evident(&[&["verify", file.to_str().unwrap(), "--vkey", &log_vkey][..], extra].concat())
+    };
+    for (extra, code, why) in [
+        (vec!["--witness", log_vkey.as_str()], 1, "is not a witness's cosignature/v1 key"),
+        (vec!["--witness", "nonsense"], 1, "is not a verifier key"),
+        (
+            vec!["--witness", witness.as_str(), "--witness-threshold", "2"],
+            1,
+            "between 1 and the 1 --witness keys",
+        ),
+        (
+            vec!["--witness", witness.as_str(), "--witness-threshold", "0"],
+            1,
+            "between 1 and the 1 --witness keys",
+        ),
+        (vec!["--witness-threshold", "1"], 2, "--witness <VKEY>"),
+        (vec!["--witness-url", "http://127.0.0.1:9"], 1, "--witness-url goes with --watch"),
+        (
+            vec!["--witness", witness.as_str()],
+            1,
+            "witness policy NOT met: cosigned by 0 of 1 witnesses (threshold 1)",
+        ),
+    ] {
+        let output = verify(&extra);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{extra:?}: {stderr}");
+        assert!(stderr.contains(why), "{extra:?}: {stderr}");
+    }
+}

@@ -204,3 +204,31 @@ async fn submit(
     }
     Err("the witness's size kept changing".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn witness_lists_name_each_bad_entry() {
+        let w1 = evident_tlog::Cosigner::from_seed("w1.example", [1; 32]).unwrap().verifier().to_vkey();
+        let w2 = evident_tlog::Cosigner::from_seed("w2.example", [2; 32]).unwrap().verifier().to_vkey();
+        let list =
+            WitnessEndpoint::parse_list(&format!("{w1} http://127.0.0.1:7412/, {w2}  http://w2.example:80"));
+        let list = list.unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!((list[0].verifier.name(), list[0].url.as_str()), ("w1.example", "http://127.0.0.1:7412"));
+        assert_eq!((list[1].verifier.name(), list[1].url.as_str()), ("w2.example", "http://w2.example:80"));
+        assert_eq!(WitnessEndpoint::parse_list("").unwrap(), Vec::new());
+        let log_key = evident_tlog::Signer::from_seed("log.example", [3; 32]).unwrap().verifier().to_vkey();
+        for (text, why) in [
+            (w1.clone(), "is not `<vkey> <url>`"),
+            (format!("{w1} https://w1.example"), "must start with http://"),
+            (format!("{log_key} http://w1.example"), "not a cosignature/v1 key"),
+            ("nonsense http://w1.example".to_owned(), "witness key"),
+        ] {
+            let err = WitnessEndpoint::parse_list(&text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
+}
