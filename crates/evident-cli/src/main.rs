@@ -17,6 +17,8 @@ mod search;
 mod serve;
 mod timearg;
 mod verify;
+mod witness;
+mod witness_policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +82,8 @@ enum Command {
     /// Load tool: append generated events straight into a data directory's store and report
     /// throughput and acknowledgement latency (benchmarks and crash tests use it).
     Hammer(hammer::Args),
+    /// Run a C2SP witness (POST /add-checkpoint) for logs it follows; add-log, vkey.
+    Witness(witness::Args),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Report(args) => privacy::report(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
+        Command::Witness(args) => witness::run(args),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod report_html;
 pub mod streams;
+pub mod witness;
 
 use std::sync::Arc;
 use std::time::Instant;
