@@ -14,13 +14,18 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const SHOTS = process.env.SCREENSHOT_DIR || join(ROOT, 'target/console-screenshots');
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
+/** The environment without settings that would point the server elsewhere. */
+function clean(env) {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !/^EVIDENT_(CONFIG|LISTEN|DATA_DIR|DATABASE_URL|URL|API_KEY)$/.test(name)));
+}
+
 /** Starts `evident serve` on a fresh data directory; answers {base, admin, dataDir, stop}. */
 export async function serve(env = {}) {
   if (!existsSync(EVIDENT)) throw new Error(`${EVIDENT} is missing: build it (cargo build -p evident-cli)`);
   const dir = mkdtempSync(join(tmpdir(), 'evident-console-'));
   const dataDir = join(dir, 'data');
   const child = spawn(EVIDENT, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
-    env: { ...process.env, EVIDENT_CONFIG: '', EVIDENT_LISTEN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...clean(process.env), ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';

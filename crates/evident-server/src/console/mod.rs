@@ -288,7 +288,7 @@ pub async fn create_link(State(state): State<AppState>, caller: Caller<auth::Rea
     let principal = caller.principal;
     let ttl = state.config.console.link_ttl;
     let token = state.console.new_link(&principal.key_id, ttl);
-    record(&state, &principal, "evident.console.link", "create", "key").await?;
+    record(&state, &principal, "evident.console.link", "other", "key").await?;
     let link = ConsoleLink { path: format!("/#/link/{token}"), expires_in: ttl.as_secs() };
     let mut response = (StatusCode::CREATED, Json(link)).into_response();
     response
