@@ -145,6 +145,26 @@ test('the other main pages pass axe-core', async () => {
   }
 });
 
+test('an admin backtests a rule and sees the chart', async () => {
+  await open('#/rules', 'table');
+  await page.click('button:has-text("Backtest off-hours")');
+  await page.waitForSelector('figcaption:has-text("Backtest of off-hours")', { timeout: 60_000 });
+  const caption = await page.textContent('figcaption:has-text("Backtest of off-hours")');
+  const found = Number(/: (\d+) findings/.exec(caption)[1]);
+  assert.ok(found > 0, caption);
+  assert.ok((await page.$$('svg.bars rect')).length > 0);
+  await check('rules-backtest');
+});
+
+test('dark mode keeps its contrast', async () => {
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await open('#/search?q=action%3Aupdate', 'table.events tbody tr');
+  await check('dark-search');
+  await open('#/findings', 'table tbody tr a');
+  await check('dark-findings');
+  await page.emulateMedia({ colorScheme: 'light' });
+});
+
 test('the phone-sized viewport shows search and an event', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await open('#/search?q=action%3Aupdate', 'table.events tbody tr');
@@ -172,6 +192,13 @@ test('an investigator signs in with a one-time link and reveals personal values 
   await page.click('form.purpose button');
   await page.waitForSelector('text=Personal values shown for: case 77: customer access request');
   await check('customer-purpose');
+  // The read with personal values is recorded with its purpose, under the investigator's key.
+  const keyId = made.body.key_id;
+  const reads = await H.api(server, server.admin, 'GET', `/v1/events?type=evident.audit.read&actor=key:${keyId}&limit=100`);
+  const purposeful = reads.body.events.map((item) => item.event).filter((e) => e.reason === 'case 77: customer access request');
+  assert.equal(purposeful.length, 1, JSON.stringify(reads.body));
+  assert.deepEqual(purposeful[0].targets, [{ type: 'subject_timeline', id: 'cus_00016' }]);
+  assert.deepEqual(purposeful[0].data_classes, ['pii']);
   const again = await page.evaluate(async (link) => (await fetch('/console/session', { method: 'POST',
     headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ link }) })).status, url.split('/').pop());
   assert.equal(again, 401, 'a link works once');

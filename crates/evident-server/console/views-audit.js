@@ -105,8 +105,7 @@ async function backtest(rule, out) {
   const to = new Date();
   const from = new Date(to.getTime() - 30 * 86400e3);
   try {
-    const { id, template, params, severity } = rule;
-    const report = await post('/v1/rules/backtest', { rule: { id, template, params, severity }, from: from.toISOString(), to: to.toISOString() });
+    const report = await post('/v1/rules/backtest', { rule_id: rule.id, from: from.toISOString(), to: to.toISOString() });
     const found = report.findings || [];
     out.replaceChildren(columns(`Backtest of ${rule.id}: ${found.length} findings over 30 days`, countBy(found, (f) => String(f.time).slice(0, 10))));
   } catch (err) { out.replaceChildren(status(`Backtest failed: ${err.message}`, 'error')); }
