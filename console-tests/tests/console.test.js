@@ -154,6 +154,12 @@ test('an admin backtests a rule and sees the chart', async () => {
   assert.ok(found > 0, caption);
   assert.ok((await page.$$('svg.bars rect')).length > 0);
   await check('rules-backtest');
+  await page.click('button:has-text("Disable off-hours")');
+  await page.waitForSelector('button:has-text("Enable off-hours")');
+  const rule = await H.api(server, server.admin, 'GET', '/v1/rules/off-hours');
+  assert.equal(rule.body.enabled, false);
+  await page.click('button:has-text("Enable off-hours")');
+  await page.waitForSelector('button:has-text("Disable off-hours")');
 });
 
 test('dark mode keeps its contrast', async () => {
@@ -192,6 +198,8 @@ test('an investigator signs in with a one-time link and reveals personal values 
   await page.click('form.purpose button');
   await page.waitForSelector('text=Personal values shown for: case 77: customer access request');
   await check('customer-purpose');
+  const shownChanges = await page.$$eval('ul.changes li', (lis) => lis.map((li) => li.textContent));
+  assert.ok(shownChanges.some((text) => / → /.test(text) && !/withheld/.test(text)), `values shown: ${shownChanges.slice(0, 5)}`);
   // The read with personal values is recorded with its purpose, under the investigator's key.
   const keyId = made.body.key_id;
   const reads = await H.api(server, server.admin, 'GET', `/v1/events?type=evident.audit.read&actor=key:${keyId}&limit=100`);

@@ -1,6 +1,6 @@
 // Findings (dashboard, one finding and its workflow), rules and webhooks for admins (with the
 // backtest as a chart), and log health.
-import { get, post, may, session } from './api.js';
+import { get, post, put, del, may, session } from './api.js';
 import { h, s, when, show, status, field, table, link, route } from './dom.js';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
@@ -92,12 +92,50 @@ function workflowForm(f) {
 
 export async function rulesPage() {
   const main = show('Rules and webhooks');
-  const [rules, hooks] = await Promise.all([get('/v1/rules'), get('/v1/webhooks').catch(() => ({ webhooks: [] }))]);
   const chart = h('div', { 'aria-live': 'polite' });
-  main.append(table('Detection rules', ['Rule', 'Template', 'Severity', 'Enabled', 'Description', 'Backtest (last 30 days)'],
-    rules.rules.map((r) => [r.id, r.template, r.severity, r.enabled ? 'yes' : 'no', r.description || '-',
-      h('button', { type: 'button', onclick: () => backtest(r, chart) }, `Backtest ${r.id}`)])), chart);
-  main.append(table('Webhooks', ['Id', 'URL', 'Minimum severity'], (hooks.webhooks || []).map((w) => [w.id, w.url, w.min_severity || '-'])));
+  const rules = h('div', {});
+  const hooks = h('div', {});
+  main.append(rules, chart, webhookForm(hooks), hooks);
+  await Promise.all([listRules(rules, chart), listWebhooks(hooks)]);
+}
+
+async function listRules(list, chart) {
+  const answer = await get('/v1/rules');
+  const toggle = (rule) => async () => {
+    try { await put(`/v1/rules/${encodeURIComponent(rule.id)}`, { ...rule, enabled: !rule.enabled }); await listRules(list, chart); } catch (err) {
+      chart.replaceChildren(status(`Not changed: ${err.message}`, 'error'));
+    }
+  };
+  list.replaceChildren(table('Detection rules', ['Rule', 'Template', 'Severity', 'Enabled', 'Description', ''],
+    answer.rules.map((r) => [r.id, r.template, r.severity, r.enabled ? 'yes' : 'no', r.description || '-', h('div', { class: 'buttons' },
+      h('button', { type: 'button', onclick: () => backtest(r, chart) }, `Backtest ${r.id}`),
+      h('button', { type: 'button', onclick: toggle(r) }, `${r.enabled ? 'Disable' : 'Enable'} ${r.id}`))])));
+}
+
+function webhookForm(list) {
+  const out = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'card', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const value = (name) => form.querySelector(`[name=${name}]`).value.trim();
+    try {
+      await post('/v1/webhooks', { url: value('hook-url'), min_severity: value('hook-severity'), description: value('hook-description') || undefined });
+      out.replaceChildren(status('Webhook added.'));
+      await listWebhooks(list);
+    } catch (err) { out.replaceChildren(status(`Not added: ${err.message}`, 'error')); }
+  } }, h('h2', {}, 'Add a webhook'), field('URL (https, a public address)', { name: 'hook-url', type: 'url', required: true }),
+  h('div', { class: 'field' }, h('label', { for: 'f-hook-severity' }, 'Minimum severity'),
+    h('select', { id: 'f-hook-severity', name: 'hook-severity' }, SEVERITIES.map((sev) => h('option', { value: sev, selected: sev === 'medium' }, sev)))),
+  field('Description', { name: 'hook-description' }), h('button', { type: 'submit' }, 'Add webhook'), out);
+  return form;
+}
+
+async function listWebhooks(list) {
+  const answer = await get('/v1/webhooks');
+  list.replaceChildren(table('Webhooks', ['Id', 'URL', 'Minimum severity', 'Description', ''], answer.webhooks.map((w) => [w.id, w.url, w.min_severity,
+    w.description || '-', h('button', { type: 'button', class: 'danger', onclick: async () => {
+      if (!confirm(`Delete webhook ${w.url}?`)) return;
+      try { await del(`/v1/webhooks/${encodeURIComponent(w.id)}`); await listWebhooks(list); } catch (err) { list.prepend(status(err.message, 'error')); }
+    } }, `Delete ${w.id}`)])));
 }
 
 async function backtest(rule, out) {

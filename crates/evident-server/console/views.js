@@ -237,11 +237,20 @@ export async function customerPage(subject, query) {
   main.append(purpose ? status(`Personal values shown for: ${purpose}`) : purposeForm((p) => {
     location.hash = `${base}?by=${by}&purpose=${encodeURIComponent(p)}`;
   }));
-  main.append(table('Every access and change, who did it and why', ['Time', 'Type', 'Action', 'Actor', 'Why', 'Outcome'],
+  main.append(table('Every access and change, who did it and why', ['Time', 'Type', 'Action', 'Actor', 'Why', 'What changed', 'Outcome'],
     [...page.events].reverse().map((item) => {
       const e = item.event;
-      return [when(e.time), link(route('event', item.event_id), e.type), e.action, e.actor?.id || '-', e.reason || h('em', {}, 'no reason given'), e.outcome];
+      const actor = e.actor?.display ? `${e.actor.display} (${e.actor.id})` : e.actor?.id || '-';
+      return [when(e.time), link(route('event', item.event_id), e.type), e.action, actor, e.reason || h('em', {}, 'no reason given'),
+        changeList(e.changes), e.outcome];
     })));
+}
+
+/** A change list: `field: before → after` when values are shown, else the fields only. */
+function changeList(changes) {
+  if (!changes?.length) return '-';
+  return h('ul', { class: 'changes' }, changes.map((c) => h('li', {}, 'before' in c || 'after' in c
+    ? [h('code', {}, c.field), ': ', valueText(c.before), ' → ', valueText(c.after)] : h('code', {}, c.field))));
 }
 
 function valueText(value) {

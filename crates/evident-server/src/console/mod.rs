@@ -305,7 +305,10 @@ mod tests {
     #[test]
     fn the_console_fits_its_weight_budget() {
         let weight = weight();
-        assert!(weight <= WEIGHT_BUDGET_BYTES, "the console weighs {weight} bytes, over {WEIGHT_BUDGET_BYTES}");
+        assert!(
+            weight <= WEIGHT_BUDGET_BYTES,
+            "the console weighs {weight} bytes, over {WEIGHT_BUDGET_BYTES}"
+        );
     }
 
     /// Every module a script imports and every file the shell names is served (a missing one
@@ -316,9 +319,13 @@ mod tests {
         let mut named: Vec<String> = Vec::new();
         for (_, _, bytes) in ASSETS {
             let text = std::str::from_utf8(bytes).expect("utf-8");
-            named.extend(text.split("from './").skip(1).map(|rest| rest.split('\'').next().unwrap().to_owned()));
+            named.extend(
+                text.split("from './").skip(1).map(|rest| rest.split('\'').next().unwrap().to_owned()),
+            );
         }
-        named.extend(INDEX.split("{{VERSION}}/").skip(1).map(|rest| rest.split('"').next().unwrap().to_owned()));
+        named.extend(
+            INDEX.split("{{VERSION}}/").skip(1).map(|rest| rest.split('"').next().unwrap().to_owned()),
+        );
         assert!(named.len() > 10, "{named:?}");
         for name in &named {
             assert!(served.contains(&name.as_str()), "{name} is named but not served");
