@@ -1,6 +1,7 @@
 //! `evident`: the one binary. Flag parsing and wiring only; the work is done by the library crates.
 
 mod capture;
+mod console_link;
 mod datadir;
 mod demo;
 mod detect;
@@ -84,6 +85,8 @@ enum Command {
     Hammer(hammer::Args),
     /// Run a C2SP witness (POST /add-checkpoint) for logs it follows; add-log, vkey.
     Witness(witness::Args),
+    /// Print a short-lived, one-time sign-in link to the web console for the given key.
+    ConsoleLink(console_link::Args),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
         Command::Witness(args) => witness::run(args),
+        Command::ConsoleLink(args) => console_link::run(args),
     };
     match result {
         Ok(code) => code,

@@ -266,6 +266,15 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(server_defaults.stream_recheck),
+            console: evident_server::console::session::ConsoleConfig {
+                idle: env::<u64>("EVIDENT_CONSOLE_IDLE_SECS")?
+                    .map(Duration::from_secs)
+                    .unwrap_or(server_defaults.console.idle),
+                max_age: env::<u64>("EVIDENT_CONSOLE_MAX_AGE_SECS")?
+                    .map(Duration::from_secs)
+                    .unwrap_or(server_defaults.console.max_age),
+                ..server_defaults.console.clone()
+            },
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
