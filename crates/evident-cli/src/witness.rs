@@ -71,8 +71,10 @@ enum Action {
     },
     /// Print the witness's verifier key (making the key if there is none yet).
     Vkey {
+        /// The witness's data directory.
         #[arg(long, env = "EVIDENT_WITNESS_DATA_DIR", default_value = "./evident-witness")]
         data_dir: PathBuf,
+        /// The witness's name, used when the key is made (e.g. witness.example.com/w1).
         #[arg(long)]
         name: Option<String>,
     },

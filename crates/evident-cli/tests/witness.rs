@@ -155,6 +155,8 @@ fn verify_policy(file: &Path, log_vkey: &str, witnesses: &[&str], threshold: &st
     evident(&args)
 }
 
+/// One scenario, longer than a screen on purpose: each step depends on the processes and state
+/// the previous one left (a witness down, then up; the log killed; both witnesses restarted).
 #[test]
 fn our_log_is_cosigned_by_our_witnesses_one_down_then_up_across_restarts() {
     let temp = tempfile::tempdir().unwrap();
