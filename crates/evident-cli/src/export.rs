@@ -41,7 +41,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let params = args.filters.params()?;
-    let client = args.client.client();
+    let client = args.client.client()?;
     let dir = &args.output;
     let created = prepare_dir(dir, args.force)?;
 

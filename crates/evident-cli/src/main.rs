@@ -16,6 +16,7 @@ mod records;
 mod search;
 mod serve;
 mod timearg;
+mod tls;
 mod verify;
 
 use std::path::PathBuf;
@@ -135,10 +136,13 @@ struct ClientArgs {
     /// Print JSON (one object per line) instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// CA certificates (PEM) to trust for an https --url, besides the bundled web roots.
+    #[arg(long, global = true, env = "EVIDENT_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 impl ClientArgs {
-    fn client(&self) -> evident_client::Client {
-        evident_client::Client::new(&self.url, self.key.clone())
+    fn client(&self) -> anyhow::Result<evident_client::Client> {
+        tls::client(&self.url, self.key.clone(), self.ca_file.as_deref())
     }
 }

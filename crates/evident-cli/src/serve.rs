@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::datadir::{self, DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
 use crate::keycheck;
+use crate::tls::{TlsFiles, TlsListener};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,6 +41,13 @@ pub struct Args {
     /// directory then holds only the keys [env: EVIDENT_DATABASE_URL]
     #[arg(long)]
     pub(crate) database_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); with --tls-key. SIGHUP reloads both
+    /// [env: EVIDENT_TLS_CERT]
+    #[arg(long)]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert [env: EVIDENT_TLS_KEY]
+    #[arg(long)]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 /// The configuration file. Every field is optional.
@@ -61,6 +69,16 @@ struct FileConfig {
     cluster: ClusterFile,
     #[serde(default)]
     outbound: Outbound,
+    #[serde(default)]
+    tls: TlsFile,
+}
+
+/// HTTPS: the certificate chain and key files (PEM).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 /// Connections the server makes on tenants' behalf (webhooks).
@@ -69,6 +87,8 @@ struct FileConfig {
 struct Outbound {
     /// Allow loopback, private and link-local destinations (receivers on premises).
     allow_private: Option<bool>,
+    /// CA certificates (PEM) trusted for https receivers besides the web roots.
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +139,8 @@ pub struct Settings {
     pub master_key_file: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
     pub database: Option<DatabaseSettings>,
+    /// HTTPS, when set.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Where the PostgreSQL store is.
@@ -235,6 +257,7 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
                 allow_private_destinations: env("EVIDENT_ALLOW_PRIVATE_DESTINATIONS")?
                     .or(file.outbound.allow_private)
                     .unwrap_or(server_defaults.detect.allow_private_destinations),
+                outbound_roots: outbound_roots(env("EVIDENT_OUTBOUND_CA_FILE")?.or(file.outbound.ca_file))?,
                 ..server_defaults.detect.clone()
             },
             metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
@@ -254,7 +277,19 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
         signing_key_file: env("EVIDENT_SIGNING_KEY_FILE")?.or(file.keys.signing_key_file),
         database,
+        tls: TlsFiles::pair(
+            args.tls_cert.clone().or(env("EVIDENT_TLS_CERT")?).or(file.tls.cert),
+            args.tls_key.clone().or(env("EVIDENT_TLS_KEY")?).or(file.tls.key),
+        )?,
     })
+}
+
+/// The extra CA certificates for https webhook receivers (`EVIDENT_OUTBOUND_CA_FILE`).
+fn outbound_roots(file: Option<PathBuf>) -> Result<Vec<evident_server::outbound::Certificate>> {
+    let Some(path) = file else { return Ok(Vec::new()) };
+    let pem = std::fs::read(&path).with_context(|| format!("EVIDENT_OUTBOUND_CA_FILE {}", path.display()))?;
+    evident_server::outbound::extra_roots(&pem)
+        .map_err(|why| anyhow::anyhow!("EVIDENT_OUTBOUND_CA_FILE {}: {why}", path.display()))
 }
 
 /// A key file: read, or made only for a new store (`create`); refused when missing otherwise.
@@ -370,12 +405,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(_) => format!("PostgreSQL, node {}; keys in {}", engine.node_id(), dir.path.display()),
         None => format!("data in {}", dir.path.display()),
     };
-    runtime.block_on(serve(state, listen, &place))?;
+    runtime.block_on(serve(state, listen, settings.tls.clone(), &place))?;
     engine.shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
+async fn serve(state: AppState, listen: SocketAddr, tls: Option<TlsFiles>, place: &str) -> Result<()> {
     // The handler is in place before the address is announced: a SIGTERM from then on stops the
     // server gracefully (registered later, an early one would kill it before the stop is recorded).
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -383,24 +418,35 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, store = place, "evident is serving");
-    eprintln!("evident: listening on http://{local} ({place})");
+    let (listener, scheme) = match tls {
+        Some(files) => (Listening::Tls(TlsListener::start(listener, files)?), "https"),
+        None => {
+            crate::tls::warn_if_exposed(local);
+            (Listening::Plain(listener), "http")
+        }
+    };
+    tracing::info!(address = %local, store = place, scheme, "evident is serving");
+    eprintln!("evident: listening on {scheme}://{local} ({place})");
     // Detection starts before the first request and stops after the last one.
     let detector = Detector::start(state.clone());
     let retention = evident_server::privacy::Retention::start(state.clone());
     audit::record_lifecycle(&state, "evident.service.started").await;
-    let router = app(state.clone());
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown({
-            let stopping = Arc::clone(&state.stopping);
-            async move {
-                shutdown_signal(terminate).await;
-                // Open streams end now rather than hold the shutdown up.
-                stopping.send_replace(true);
-            }
-        })
-        .await
-        .context("the server failed")?;
+    let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = Arc::clone(&state.stopping);
+    let shutdown = async move {
+        shutdown_signal(terminate).await;
+        // Open streams end now rather than hold the shutdown up.
+        stopping.send_replace(true);
+    };
+    match listener {
+        // `tap_io` (doing nothing) is what gives a listener other than TCP the peer address.
+        Listening::Tls(tls) => {
+            let tls = axum::serve::ListenerExt::tap_io(tls, |_| {});
+            axum::serve(tls, router).with_graceful_shutdown(shutdown).await
+        }
+        Listening::Plain(plain) => axum::serve(plain, router).with_graceful_shutdown(shutdown).await,
+    }
+    .context("the server failed")?;
     // Requests in flight have finished; record the counted failed authentications and the stop
     // while the engine still runs.
     evident_server::ratelimit::flush(&state).await;
@@ -410,6 +456,12 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     detector.stop().await;
     tracing::info!("evident stopped");
     Ok(())
+}
+
+/// What `serve` accepts connections on.
+enum Listening {
+    Plain(tokio::net::TcpListener),
+    Tls(TlsListener),
 }
 
 async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
