@@ -16,6 +16,7 @@ mod records;
 mod search;
 mod serve;
 mod timearg;
+mod timestamps;
 mod tls;
 mod verify;
 

@@ -71,6 +71,16 @@ struct FileConfig {
     outbound: Outbound,
     #[serde(default)]
     tls: TlsFile,
+    #[serde(default)]
+    timestamps: Timestamps,
+}
+
+/// Trusted time: the RFC 3161 TSA that timestamps checkpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Timestamps {
+    url: Option<String>,
+    interval_secs: Option<u64>,
 }
 
 /// HTTPS: the certificate chain and key files (PEM).
@@ -269,6 +279,10 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             max_inflight_bytes: env("EVIDENT_MAX_INFLIGHT_BYTES")?
                 .or(file.limits.max_inflight_bytes)
                 .unwrap_or(server_defaults.max_inflight_bytes),
+            tsa: tsa(
+                env("EVIDENT_TSA_URL")?.or(file.timestamps.url),
+                env("EVIDENT_TSA_INTERVAL_SECS")?.or(file.timestamps.interval_secs),
+            )?,
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(server_defaults.stream_recheck),
@@ -282,6 +296,22 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             args.tls_key.clone().or(env("EVIDENT_TLS_KEY")?).or(file.tls.key),
         )?,
     })
+}
+
+/// The TSA settings: a URL (http or https) and an interval of 1 s to a day (10 minutes by default).
+fn tsa(
+    url: Option<String>,
+    interval_secs: Option<u64>,
+) -> Result<Option<evident_server::timestamps::TsaConfig>> {
+    let Some(url) = url.filter(|url| !url.is_empty()) else { return Ok(None) };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("EVIDENT_TSA_URL={url:?} is not an http:// or https:// URL");
+    }
+    let secs = interval_secs.unwrap_or(600);
+    if !(1..=86_400).contains(&secs) {
+        bail!("the timestamp interval must be between 1 second and a day");
+    }
+    Ok(Some(evident_server::timestamps::TsaConfig { url, interval: Duration::from_secs(secs) }))
 }
 
 /// The extra CA certificates for https webhook receivers (`EVIDENT_OUTBOUND_CA_FILE`).
@@ -430,6 +460,7 @@ async fn serve(state: AppState, listen: SocketAddr, tls: Option<TlsFiles>, place
     // Detection starts before the first request and stops after the last one.
     let detector = Detector::start(state.clone());
     let retention = evident_server::privacy::Retention::start(state.clone());
+    let timestamper = evident_server::timestamps::Timestamper::start(state.clone());
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stopping = Arc::clone(&state.stopping);
@@ -452,6 +483,9 @@ async fn serve(state: AppState, listen: SocketAddr, tls: Option<TlsFiles>, place
     evident_server::ratelimit::flush(&state).await;
     audit::record_lifecycle(&state, "evident.service.stopped").await;
     retention.stop().await;
+    if let Some(timestamper) = timestamper {
+        timestamper.stop().await;
+    }
     // The engine still runs: findings already made are recorded, then the state is persisted.
     detector.stop().await;
     tracing::info!("evident stopped");

@@ -49,6 +49,10 @@ pub struct Args {
     /// The API key (for --watch).
     #[arg(long, env = "EVIDENT_API_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// The certificate (PEM or DER) of the Time-Stamping Authority: a bundle's `checkpoint.tsr`
+    /// must then be its RFC 3161 token for the bundle's checkpoint.
+    #[arg(long, value_name = "FILE")]
+    tsa_cert: Option<PathBuf>,
     /// CA certificates (PEM) to trust for an https --watch URL, besides the bundled web roots.
     #[arg(long, env = "EVIDENT_CA_FILE")]
     ca_file: Option<PathBuf>,
@@ -85,7 +89,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let json = output::json_wanted(args.json);
     match kind {
-        Kind::Bundle => bundle(path, trusted, origin, args.trust_on_first_use, json),
+        Kind::Bundle => {
+            let code = bundle(path, trusted, origin, args.trust_on_first_use, json)?;
+            crate::timestamps::check_bundle(path, args.tsa_cert.as_deref(), json)?;
+            Ok(code)
+        }
         Kind::Receipt => receipt(path, &args, &trusted, origin, json),
         Kind::Checkpoint => checkpoint(path, &trusted, origin, json),
     }

@@ -13,6 +13,7 @@
 mod api;
 pub mod bundle;
 pub mod spool;
+pub mod timestamp;
 
 use std::time::Duration;
 

@@ -22,6 +22,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod report_html;
 pub mod streams;
+pub mod timestamps;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +61,8 @@ pub struct ServerConfig {
     pub stream_recheck: std::time::Duration,
     /// Bytes of request bodies in memory across all requests (`budget.rs`).
     pub max_inflight_bytes: usize,
+    /// Trusted time: the TSA checkpoints are timestamped by, if any (`timestamps.rs`).
+    pub tsa: Option<timestamps::TsaConfig>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             auth_failure_burst: ratelimit::FAILURE_BURST,
             stream_recheck: std::time::Duration::from_secs(5),
             max_inflight_bytes: 128 << 20,
+            tsa: None,
         }
     }
 }
@@ -161,6 +165,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(query::checkpoint))
         .routes(routes!(query::consistency))
         .routes(routes!(query::vkeys))
+        .routes(routes!(timestamps::get_timestamp))
         .route("/v1/logs/{tenant}/tile/{*path}", get(query::tile))
         .routes(routes!(admin::create_tenant, admin::list_tenants))
         .routes(routes!(admin::create_key, admin::list_keys))
