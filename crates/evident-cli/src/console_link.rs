@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let answer = args.client.client().console_link().context("cannot make a sign-in link")?;
+    let answer = args.client.client()?.console_link().context("cannot make a sign-in link")?;
     let path = answer["path"].as_str().ok_or_else(|| anyhow!("the server answered no link path"))?;
     println!("{}{path}", args.client.url.trim_end_matches('/'));
     eprintln!("usable once, for {} s", answer["expires_in"].as_u64().unwrap_or_default());

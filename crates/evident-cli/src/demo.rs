@@ -78,7 +78,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let history = plan.generate();
 
     let (key_id, key) = producer_key(&client)?;
-    let producer = evident_client::Client::new(client.base(), Some(key));
+    let producer = client.with_key(Some(key));
     let tally = send(&producer, &history.events)?;
     report(&args, &plan, &history, &tally, &key_id);
     Ok(if tally.rejected + tally.conflicts == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -41,7 +41,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let params = args.filters.params()?;
-    let client = args.client.client();
+    let client = args.client.client()?;
     let dir = &args.output;
     let created = prepare_dir(dir, args.force)?;
 
@@ -74,6 +74,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let report = verify_bundle(dir, &trusted, Some(&origin))
         .with_context(|| format!("the bundle written to {} does NOT verify", dir.display()))?;
+    crate::timestamps::fetch(&client, tenant, report.tree_size, dir)?;
     print_summary(dir, &report, args.filters.purpose.is_some(), args.client.json);
     Ok(ExitCode::SUCCESS)
 }
@@ -106,7 +107,7 @@ fn prepare_dir(dir: &Path, force: bool) -> Result<bool> {
                         dir.display()
                     );
                 }
-                for name in [BUNDLE_FILE, EVENTS_JSONL, EVENTS_CSV] {
+                for name in [BUNDLE_FILE, EVENTS_JSONL, EVENTS_CSV, evident_client::timestamp::BUNDLE_FILE] {
                     match std::fs::remove_file(dir.join(name)) {
                         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                             return Err(err).context(format!("cannot replace {}", dir.join(name).display()));

@@ -162,7 +162,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         pseudonyms: pseudonym_key(&args)?,
     };
 
-    let client = args.client.client();
+    let client = args.client.client()?;
     let total_bytes = inputs.iter().map(|input| input.size).sum();
     let mut run = Run::new(&client, args.batch_size as usize, args.fail_fast, &args.client, total_bytes);
     run.check_server()?;

@@ -120,7 +120,7 @@ pub fn keys(args: KeysArgs) -> Result<ExitCode> {
         crate::outln!("restart the service to sign with the new key");
         return Ok(ExitCode::SUCCESS);
     }
-    let client = args.client.client();
+    let client = args.client.client()?;
     let json = output::json_wanted(args.client.json);
     match args.command {
         KeysCommand::Create { global: true, role, label, data_dir, database_url, .. } => {
@@ -181,7 +181,14 @@ fn break_glass(
     label: Option<String>,
 ) -> Result<NewKey> {
     use evident_server::audit::{AuditEvent, validated};
-    let serve_args = crate::serve::Args { data_dir, listen: None, config: None, database_url };
+    let serve_args = crate::serve::Args {
+        data_dir,
+        listen: None,
+        config: None,
+        database_url,
+        tls_cert: None,
+        tls_key: None,
+    };
     let settings = crate::serve::settings(&serve_args)?;
     let dir = crate::datadir::DataDir::open(&settings.data_dir, false)?;
     if settings.database.is_none() && !dir.store_path().exists() {
@@ -237,7 +244,7 @@ fn operator() -> String {
 }
 
 pub fn tenants(args: TenantsArgs) -> Result<ExitCode> {
-    let client = args.client.client();
+    let client = args.client.client()?;
     let json = output::json_wanted(args.client.json);
     match args.command {
         TenantsCommand::Create { id } => {

@@ -17,6 +17,8 @@ mod records;
 mod search;
 mod serve;
 mod timearg;
+mod timestamps;
+mod tls;
 mod verify;
 mod witness;
 mod witness_policy;
@@ -144,10 +146,13 @@ struct ClientArgs {
     /// Print JSON (one object per line) instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// CA certificates (PEM) to trust for an https --url, besides the bundled web roots.
+    #[arg(long, global = true, env = "EVIDENT_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 impl ClientArgs {
-    fn client(&self) -> evident_client::Client {
-        evident_client::Client::new(&self.url, self.key.clone())
+    fn client(&self) -> anyhow::Result<evident_client::Client> {
+        tls::client(&self.url, self.key.clone(), self.ca_file.as_deref())
     }
 }

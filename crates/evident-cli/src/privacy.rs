@@ -25,7 +25,7 @@ pub struct EraseArgs {
 }
 
 pub fn erase(args: EraseArgs) -> Result<ExitCode> {
-    let client = args.client.client();
+    let client = args.client.client()?;
     let request = EraseRequest { reason: args.reason, reference: args.reference };
     let erasure =
         client.erase(&args.subject, &request).with_context(|| format!("cannot erase {}", args.subject))?;
@@ -119,7 +119,7 @@ fn create_request(
 }
 
 pub fn holds(args: HoldsArgs) -> Result<ExitCode> {
-    let client = args.client.client();
+    let client = args.client.client()?;
     let json = output::json_wanted(args.client.json);
     let shown = match args.command {
         HoldsCommand::Create { subject, filter, tenant, reason, reference } => {
@@ -159,7 +159,7 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
-    let client = args.client.client();
+    let client = args.client.client()?;
     let html = args
         .output
         .extension()

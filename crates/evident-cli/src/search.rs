@@ -152,7 +152,7 @@ pub(crate) fn client(args: &ClientArgs) -> Result<evident_client::Client> {
              its first start)"
         );
     }
-    Ok(args.client())
+    args.client()
 }
 
 #[derive(clap::Args)]

@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use crate::datadir::{self, DataDir, MASTER_KEY_FILE, SIGNING_KEY_FILE};
 use crate::keycheck;
+use crate::tls::{TlsFiles, TlsListener};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,6 +42,13 @@ pub struct Args {
     /// directory then holds only the keys [env: EVIDENT_DATABASE_URL]
     #[arg(long)]
     pub(crate) database_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); with --tls-key. SIGHUP reloads both
+    /// [env: EVIDENT_TLS_CERT]
+    #[arg(long)]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert [env: EVIDENT_TLS_KEY]
+    #[arg(long)]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 /// The configuration file. Every field is optional.
@@ -65,6 +73,10 @@ struct FileConfig {
     /// Witnesses asked to cosign every tenant's checkpoints (`[[witness]]`).
     #[serde(default)]
     witness: Vec<WitnessFile>,
+    #[serde(default)]
+    tls: TlsFile,
+    #[serde(default)]
+    timestamps: Timestamps,
 }
 
 /// A `[[witness]]` entry: its cosignature/v1 vkey, its submission URL, and optionally its name
@@ -77,12 +89,30 @@ struct WitnessFile {
     url: String,
 }
 
+/// Trusted time: the RFC 3161 TSA that timestamps checkpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Timestamps {
+    url: Option<String>,
+    interval_secs: Option<u64>,
+}
+
+/// HTTPS: the certificate chain and key files (PEM).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
 /// Connections the server makes on tenants' behalf (webhooks).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Outbound {
     /// Allow loopback, private and link-local destinations (receivers on premises).
     allow_private: Option<bool>,
+    /// CA certificates (PEM) trusted for https receivers besides the web roots.
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +166,8 @@ pub struct Settings {
     /// Witnesses (`EVIDENT_WITNESSES`, or `[[witness]]` in the file) and the pause between rounds.
     pub witnesses: Vec<WitnessEndpoint>,
     pub witness_interval: Duration,
+    /// HTTPS, when set.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Where the PostgreSQL store is.
@@ -206,6 +238,10 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
         }),
         None => None,
     };
+    let tls = TlsFiles::pair(
+        args.tls_cert.clone().or(env("EVIDENT_TLS_CERT")?).or(file.tls.cert.clone()),
+        args.tls_key.clone().or(env("EVIDENT_TLS_KEY")?).or(file.tls.key.clone()),
+    )?;
     Ok(Settings {
         listen: args
             .listen
@@ -252,6 +288,7 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
                 allow_private_destinations: env("EVIDENT_ALLOW_PRIVATE_DESTINATIONS")?
                     .or(file.outbound.allow_private)
                     .unwrap_or(server_defaults.detect.allow_private_destinations),
+                outbound_roots: outbound_roots(env("EVIDENT_OUTBOUND_CA_FILE")?.or(file.outbound.ca_file))?,
                 ..server_defaults.detect.clone()
             },
             metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
@@ -263,6 +300,10 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             max_inflight_bytes: env("EVIDENT_MAX_INFLIGHT_BYTES")?
                 .or(file.limits.max_inflight_bytes)
                 .unwrap_or(server_defaults.max_inflight_bytes),
+            tsa: tsa(
+                env("EVIDENT_TSA_URL")?.or(file.timestamps.url),
+                env("EVIDENT_TSA_INTERVAL_SECS")?.or(file.timestamps.interval_secs),
+            )?,
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(server_defaults.stream_recheck),
@@ -273,6 +314,8 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
                 max_age: env::<u64>("EVIDENT_CONSOLE_MAX_AGE_SECS")?
                     .map(Duration::from_secs)
                     .unwrap_or(server_defaults.console.max_age),
+                // Console cookies are `Secure` whenever the listener serves HTTPS.
+                secure_cookies: tls.is_some(),
                 ..server_defaults.console.clone()
             },
             ..server_defaults
@@ -284,6 +327,7 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
         witness_interval: Duration::from_millis(
             env("EVIDENT_WITNESS_INTERVAL_MS")?.unwrap_or(1000u64).max(10),
         ),
+        tls,
     })
 }
 
@@ -306,6 +350,30 @@ fn witnesses(file: &[WitnessFile]) -> Result<Vec<WitnessEndpoint>> {
             Ok(endpoint)
         })
         .collect()
+}
+
+/// The TSA settings: a URL (http or https) and an interval of 1 s to a day (10 minutes by default).
+fn tsa(
+    url: Option<String>,
+    interval_secs: Option<u64>,
+) -> Result<Option<evident_server::timestamps::TsaConfig>> {
+    let Some(url) = url.filter(|url| !url.is_empty()) else { return Ok(None) };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("EVIDENT_TSA_URL={url:?} is not an http:// or https:// URL");
+    }
+    let secs = interval_secs.unwrap_or(600);
+    if !(1..=86_400).contains(&secs) {
+        bail!("the timestamp interval must be between 1 second and a day");
+    }
+    Ok(Some(evident_server::timestamps::TsaConfig { url, interval: Duration::from_secs(secs) }))
+}
+
+/// The extra CA certificates for https webhook receivers (`EVIDENT_OUTBOUND_CA_FILE`).
+fn outbound_roots(file: Option<PathBuf>) -> Result<Vec<evident_server::outbound::Certificate>> {
+    let Some(path) = file else { return Ok(Vec::new()) };
+    let pem = std::fs::read(&path).with_context(|| format!("EVIDENT_OUTBOUND_CA_FILE {}", path.display()))?;
+    evident_server::outbound::extra_roots(&pem)
+        .map_err(|why| anyhow::anyhow!("EVIDENT_OUTBOUND_CA_FILE {}: {why}", path.display()))
 }
 
 /// A key file: read, or made only for a new store (`create`); refused when missing otherwise.
@@ -422,7 +490,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => format!("data in {}", dir.path.display()),
     };
     let witnesses = (settings.witnesses.clone(), settings.witness_interval);
-    runtime.block_on(serve(state, listen, &place, witnesses))?;
+    runtime.block_on(serve(state, listen, settings.tls.clone(), &place, witnesses))?;
     engine.shutdown();
     Ok(ExitCode::SUCCESS)
 }
@@ -430,6 +498,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 async fn serve(
     state: AppState,
     listen: SocketAddr,
+    tls: Option<TlsFiles>,
     place: &str,
     (witnesses, witness_interval): (Vec<WitnessEndpoint>, Duration),
 ) -> Result<()> {
@@ -440,25 +509,37 @@ async fn serve(
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, store = place, "evident is serving");
-    eprintln!("evident: listening on http://{local} ({place})");
+    let (listener, scheme) = match tls {
+        Some(files) => (Listening::Tls(TlsListener::start(listener, files)?), "https"),
+        None => {
+            crate::tls::warn_if_exposed(local);
+            (Listening::Plain(listener), "http")
+        }
+    };
+    tracing::info!(address = %local, store = place, scheme, "evident is serving");
+    eprintln!("evident: listening on {scheme}://{local} ({place})");
     // Detection starts before the first request and stops after the last one.
     let detector = Detector::start(state.clone());
     let retention = evident_server::privacy::Retention::start(state.clone());
     let witness_client = WitnessClient::start(state.clone(), witnesses, witness_interval);
+    let timestamper = evident_server::timestamps::Timestamper::start(state.clone());
     audit::record_lifecycle(&state, "evident.service.started").await;
-    let router = app(state.clone());
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown({
-            let stopping = Arc::clone(&state.stopping);
-            async move {
-                shutdown_signal(terminate).await;
-                // Open streams end now rather than hold the shutdown up.
-                stopping.send_replace(true);
-            }
-        })
-        .await
-        .context("the server failed")?;
+    let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = Arc::clone(&state.stopping);
+    let shutdown = async move {
+        shutdown_signal(terminate).await;
+        // Open streams end now rather than hold the shutdown up.
+        stopping.send_replace(true);
+    };
+    match listener {
+        // `tap_io` (doing nothing) is what gives a listener other than TCP the peer address.
+        Listening::Tls(tls) => {
+            let tls = axum::serve::ListenerExt::tap_io(tls, |_| {});
+            axum::serve(tls, router).with_graceful_shutdown(shutdown).await
+        }
+        Listening::Plain(plain) => axum::serve(plain, router).with_graceful_shutdown(shutdown).await,
+    }
+    .context("the server failed")?;
     // Requests in flight have finished; record the counted failed authentications and the stop
     // while the engine still runs.
     evident_server::ratelimit::flush(&state).await;
@@ -467,10 +548,19 @@ async fn serve(
     if let Some(client) = witness_client {
         client.stop().await;
     }
+    if let Some(timestamper) = timestamper {
+        timestamper.stop().await;
+    }
     // The engine still runs: findings already made are recorded, then the state is persisted.
     detector.stop().await;
     tracing::info!("evident stopped");
     Ok(())
+}
+
+/// What `serve` accepts connections on.
+enum Listening {
+    Plain(tokio::net::TcpListener),
+    Tls(TlsListener),
 }
 
 async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {

@@ -50,6 +50,13 @@ pub struct Args {
     /// The API key (for --watch).
     #[arg(long, env = "EVIDENT_API_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// The certificate (PEM or DER) of the Time-Stamping Authority: a bundle's `checkpoint.tsr`
+    /// must then be its RFC 3161 token for the bundle's checkpoint.
+    #[arg(long, value_name = "FILE")]
+    tsa_cert: Option<PathBuf>,
+    /// CA certificates (PEM) to trust for an https --watch URL, besides the bundled web roots.
+    #[arg(long, env = "EVIDENT_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Where --watch keeps the last checkpoint seen and the pinned key (default:
     /// ~/.local/state/evident/watch-<hash of URL>.json). Verifying a file, the keys that watch
     /// pinned are trusted, and the log it follows is the expected origin.
@@ -89,7 +96,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let json = output::json_wanted(args.json);
     let policy = args.policy.policy()?;
     let code = match kind {
-        Kind::Bundle => bundle(path, trusted, origin, args.trust_on_first_use, json),
+        Kind::Bundle => bundle(path, trusted, origin, args.trust_on_first_use, json).and_then(|code| {
+            crate::timestamps::check_bundle(path, args.tsa_cert.as_deref(), json)?;
+            Ok(code)
+        }),
         Kind::Receipt => receipt(path, &args, &trusted, origin, json),
         Kind::Checkpoint => checkpoint(path, &trusted, origin, json),
     }?;
@@ -397,10 +407,11 @@ fn watch(url: &str, args: &Args) -> Result<ExitCode> {
                 && !tenant.is_empty()
                 && !tenant.contains('/')
         })
-        .map(|(base, tenant)| Log { client: Client::new(base, args.key.clone()), tenant: tenant.to_owned() });
-    let Some(log) = log else {
+        .map(|(base, tenant)| (base, tenant.to_owned()));
+    let Some((base, tenant)) = log else {
         bail!("--watch {url:?} is not a tenant log's URL, like http://127.0.0.1:7411/v1/logs/default");
     };
+    let log = Log { client: crate::tls::client(base, args.key.clone(), args.ca_file.as_deref())?, tenant };
     let state_path = match &args.state {
         Some(path) => path.clone(),
         None => default_state_path(url)?,

@@ -62,6 +62,7 @@ const TABLE: &[Row] = &[
     row("GET",    "/v1/records/customer/cust-1/history",        None, false,                   "nnnyyyyyyy"),
     row("GET",    "/v1/logs/default/checkpoint",                None, true,                    "nnnyyyyyyn"),
     row("GET",    "/v1/logs/default/vkeys",                     None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/logs/default/timestamps/1",              None, true,                    "nnnyyyyyyn"),
     row("GET",    "/v1/logs/default/consistency?from=1&to=2",   None, true,                    "nnnyyyyyyn"),
     row("GET",    "/v1/logs/default/tile/0/000.p/2",            None, true,                    "nnnyyyyyyn"),
     row("POST",   "/v1/tenants",                                Some(r#"{"id":"t-{n}"}"#), false, "nnnnnnnnyn"),

@@ -190,6 +190,11 @@ endpoints! {
     fn vkeys(target, tenant: &str) -> Vec<String> =
         target.request(Method::GET, &["v1", "logs", tenant, "vkeys"], lines);
 
+    /// `GET /v1/logs/{tenant}/timestamps/{size}`: the TSA's RFC 3161 reply (DER) for the
+    /// checkpoint at `size` (404 when there is none; see [`crate::timestamp`]).
+    fn timestamp(target, tenant: &str, size: u64) -> Vec<u8> =
+        target.request(Method::GET, &["v1", "logs", tenant, "timestamps", &size.to_string()], bytes);
+
     /// `GET /v1/logs/{tenant}/consistency`: a proof that tree size `from` is a prefix of `to`.
     fn consistency(target, tenant: &str, from: u64, to: u64) -> ConsistencyProof =
         target.get(&["v1", "logs", tenant, "consistency"], &ConsistencyParams { from, to });

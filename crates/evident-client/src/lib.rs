@@ -13,6 +13,7 @@
 mod api;
 pub mod bundle;
 pub mod spool;
+pub mod timestamp;
 
 use std::time::Duration;
 
@@ -101,11 +102,32 @@ pub struct Client {
 impl Client {
     /// `base` like `http://127.0.0.1:7411`; `key` an API key (`evk_...`).
     pub fn new(base: &str, key: Option<String>) -> Client {
-        let http = Http::builder()
-            .timeout(TIMEOUT)
-            .build()
-            .expect("an HTTP client with default TLS-less settings builds");
+        let http =
+            Http::builder().timeout(TIMEOUT).build().expect("an HTTP client with default settings builds");
         Client { target: Target { base: base.trim_end_matches('/').to_owned() }, key, http }
+    }
+
+    /// [`Client::new`] for an https server whose certificate comes from the CA certificates of
+    /// `ca_pem` (the contents of a PEM file, e.g. `--ca-file`), trusted besides the bundled web
+    /// roots. Fails naming what is wrong with them.
+    pub fn with_ca(base: &str, key: Option<String>, ca_pem: &[u8]) -> std::result::Result<Client, String> {
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem)
+            .map_err(|err| format!("not a PEM certificate file: {err}"))?;
+        if roots.is_empty() {
+            return Err("holds no PEM certificate".into());
+        }
+        let mut builder = Http::builder().timeout(TIMEOUT);
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let http =
+            builder.build().map_err(|err| format!("cannot build the HTTP client: {}", error_chain(&err)))?;
+        Ok(Client { target: Target { base: base.trim_end_matches('/').to_owned() }, key, http })
+    }
+
+    /// The same server and TLS trust with another API key.
+    pub fn with_key(&self, key: Option<String>) -> Client {
+        Client { target: self.target.clone(), key, http: self.http.clone() }
     }
 
     pub fn base(&self) -> &str {
@@ -186,7 +208,7 @@ impl AsyncClient {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .build()
-            .expect("an HTTP client with default TLS-less settings builds");
+            .expect("an HTTP client with default settings builds");
         AsyncClient { target: Target { base: base.trim_end_matches('/').to_owned() }, key, http }
     }
 

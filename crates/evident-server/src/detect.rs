@@ -44,6 +44,9 @@ pub struct DetectConfig {
     pub webhook_timeout: Duration,
     /// Whether webhooks may reach loopback, private and link-local addresses (`outbound.rs`).
     pub allow_private_destinations: bool,
+    /// CA certificates trusted for https receivers besides the web roots
+    /// (`EVIDENT_OUTBOUND_CA_FILE`, [`crate::outbound::extra_roots`]).
+    pub outbound_roots: Vec<reqwest::Certificate>,
 }
 
 impl Default for DetectConfig {
@@ -53,6 +56,7 @@ impl Default for DetectConfig {
             webhook_backoff: Duration::from_millis(500),
             webhook_timeout: Duration::from_secs(10),
             allow_private_destinations: false,
+            outbound_roots: Vec::new(),
         }
     }
 }
@@ -93,7 +97,11 @@ impl Hub {
         master: &MasterKey,
         config: DetectConfig,
     ) -> Result<Hub, evident_core::Error> {
-        let http = crate::outbound::client(config.webhook_timeout, config.allow_private_destinations);
+        let http = crate::outbound::client(
+            config.webhook_timeout,
+            config.allow_private_destinations,
+            &config.outbound_roots,
+        );
         let workspace = Workspace::open(Arc::clone(store), master).map_err(|err| match err {
             evident_detect::Error::Core(err) => err,
             other => evident_core::Error::Unavailable(other.to_string()),
@@ -602,7 +610,10 @@ pub async fn deliver(state: AppState, tenant: TenantId, webhook: Webhook, record
                     hub.stats.delivery_failures.inc();
                     break;
                 }
-                last_error = format!("cannot reach the receiver: {}", without_url(&err))
+                last_error = match crate::outbound::tls_failure(&err) {
+                    Some(tls) => format!("cannot reach the receiver: {tls}"),
+                    None => format!("cannot reach the receiver: {}", without_url(&err)),
+                }
             }
         }
         hub.stats.delivery_failures.inc();

@@ -23,6 +23,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod report_html;
 pub mod streams;
+pub mod timestamps;
 pub mod witness;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct ServerConfig {
     pub max_inflight_bytes: usize,
     /// Console sessions: cookie flags and expiry (`console/session.rs`).
     pub console: console::session::ConsoleConfig,
+    /// Trusted time: the TSA checkpoints are timestamped by, if any (`timestamps.rs`).
+    pub tsa: Option<timestamps::TsaConfig>,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             stream_recheck: std::time::Duration::from_secs(5),
             max_inflight_bytes: 128 << 20,
             console: console::session::ConsoleConfig::default(),
+            tsa: None,
         }
     }
 }
@@ -169,6 +173,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(query::checkpoint))
         .routes(routes!(query::consistency))
         .routes(routes!(query::vkeys))
+        .routes(routes!(timestamps::get_timestamp))
         .route("/v1/logs/{tenant}/tile/{*path}", get(query::tile))
         .routes(routes!(admin::create_tenant, admin::list_tenants))
         .routes(routes!(admin::create_key, admin::list_keys))

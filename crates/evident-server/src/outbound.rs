@@ -8,10 +8,18 @@
 //! public address at registration and to an internal one later (DNS rebinding) is refused at
 //! connect time. A URL whose host is an address literal is checked by [`check_literal`] before
 //! each request (no resolver runs for it). Redirects are never followed and proxies never used.
+//!
+//! `https://` receivers are verified against the bundled web roots (webpki-roots, so a container
+//! without a CA store behaves the same) plus, for receivers on premises with their own CA, the
+//! certificates of `EVIDENT_OUTBOUND_CA_FILE` (TOML `[outbound] ca_file`, [`extra_roots`]). A
+//! certificate that does not verify fails the delivery naming the TLS reason ([`tls_failure`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A CA certificate trusted for https receivers ([`extra_roots`]).
+pub use reqwest::Certificate;
 
 /// Why a destination is refused: names the kind of address, never the address a name resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,15 +140,50 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// The HTTP client for deliveries: checked resolution, no redirects, no proxies.
-pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
-    reqwest::Client::builder()
+/// The HTTP client for deliveries: checked resolution, no redirects, no proxies; https verified
+/// against the web roots and `extra_roots` (see [`extra_roots`]).
+pub fn client(
+    timeout: Duration,
+    allow_private: bool,
+    extra_roots: &[reqwest::Certificate],
+) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-        .build()
-        .expect("an HTTP client")
+        .dns_resolver(Arc::new(GuardedResolver { allow_private }));
+    for root in extra_roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder.build().expect("an HTTP client")
+}
+
+/// The CA certificates of a PEM file (`EVIDENT_OUTBOUND_CA_FILE`), trusted for https receivers
+/// besides the web roots; an error names what is wrong with the file.
+pub fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
+    let roots = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|err| format!("not a PEM certificate file: {err}"))?;
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(roots)
+}
+
+/// Why the TLS handshake with a receiver failed (an untrusted or expired certificate, a name
+/// it is not for), if that is why the request failed.
+pub fn tls_failure(err: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(format!("TLS handshake failed: {tls}"));
+        }
+        // An I/O error's `source` skips the error it wraps (the source of that one is next).
+        source = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// The refusal inside a client error, if the destination was refused.

@@ -609,7 +609,7 @@ impl Db {
             PoolError::Backend(err) => Error::Unavailable(format!(
                 "cannot connect to PostgreSQL at {}: {}",
                 self.server,
-                describe(&err)
+                crate::tls::explain(describe(&err))
             )),
             PoolError::Timeout(_) => Error::Unavailable(format!(
                 "no connection to PostgreSQL at {} within the pool's timeout",

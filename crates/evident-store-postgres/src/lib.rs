@@ -62,6 +62,7 @@ mod db;
 mod migrate;
 mod partition;
 mod search;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -122,14 +123,20 @@ impl PgStore {
     /// Connects to the database at `url` (a `postgres://` URL or a `key=value` connection
     /// string), creates the schema if needed and applies the migrations it lacks.
     ///
+    /// TLS follows libpq's `sslmode` and `sslrootcert` in `url` (`verify-full`, `verify-ca`,
+    /// `require`, `prefer`; none is plain TCP): see `tls.rs`.
+    ///
     /// An unparsable `url` or a bad schema name is [`Error::InvalidArgument`]; a server that does
     /// not answer or refuses the login is [`Error::Unavailable`], naming the host.
     pub fn connect(url: &str, options: PgOptions) -> Result<PgStore> {
         let schema = options.schema.clone().unwrap_or_else(|| "public".to_owned());
         check_schema_name(&schema)?;
+        let (url, tls) = tls::split(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|err| {
             Error::InvalidArgument(format!("the database url is not a PostgreSQL connection string: {err}"))
         })?;
+        config.ssl_mode(tls.mode.ssl_mode());
+        let connector = tls::connector(&tls)?;
         let server = describe_server(&config);
         let startup = format!(
             "{} -c search_path=\"{schema}\" -c idle_in_transaction_session_timeout={} -c lock_timeout={}",
@@ -155,7 +162,7 @@ impl PgStore {
         let build = |size: usize| {
             let manager = Manager::from_config(
                 config.clone(),
-                tokio_postgres::NoTls,
+                connector.clone(),
                 ManagerConfig { recycling_method: RecyclingMethod::Fast },
             );
             Pool::builder(manager)

@@ -86,7 +86,8 @@ impl Serve {
                 Err(_) => panic!("evident serve did not start listening:\n{}", serve.stderr_seen.join("\n")),
             }
         }
-        assert!(serve.base.starts_with("http://127.0.0.1:"), "{}", serve.base);
+        let https = serve.base.starts_with("https://127.0.0.1:");
+        assert!(serve.base.starts_with("http://127.0.0.1:") || https, "{}", serve.base);
         serve
     }
 
@@ -121,6 +122,28 @@ impl Serve {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill runs");
         assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for a line on stderr holding `needle` (after those already read) and answers it.
+    pub fn stderr_line_with(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no stderr line with {needle:?}:\n{}", self.stderr_seen.join("\n")),
+            }
+        }
+    }
+
+    /// The stderr lines read so far.
+    pub fn stderr_seen(&self) -> &[String] {
+        &self.stderr_seen
     }
 
     /// The server's process id.
