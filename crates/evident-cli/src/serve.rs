@@ -18,6 +18,7 @@ use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Role, Store};
 use evident_server::detect::{DetectConfig, Detector};
+use evident_server::outstream::StreamConfig;
 use evident_server::{AppState, ServerConfig, app, audit, auth};
 use evident_store_postgres::{PgOptions, PgStore};
 use serde::Deserialize;
@@ -69,6 +70,8 @@ struct FileConfig {
 struct Outbound {
     /// Allow loopback, private and link-local destinations (receivers on premises).
     allow_private: Option<bool>,
+    /// Extra trusted CA certificates (PEM) for outbound TLS.
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,11 +252,24 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(server_defaults.stream_recheck),
+            outstream: stream_config(&file.outbound, &server_defaults.outstream)?,
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
         signing_key_file: env("EVIDENT_SIGNING_KEY_FILE")?.or(file.keys.signing_key_file),
         database,
+    })
+}
+
+/// Streams out: polling and backoff (for tests), the extra CA file.
+fn stream_config(file: &Outbound, defaults: &StreamConfig) -> Result<StreamConfig> {
+    let millis = |name| -> Result<Option<Duration>> { Ok(env::<u64>(name)?.map(Duration::from_millis)) };
+    Ok(StreamConfig {
+        poll: millis("EVIDENT_STREAM_POLL_MS")?.unwrap_or(defaults.poll),
+        backoff: millis("EVIDENT_STREAM_BACKOFF_MS")?.unwrap_or(defaults.backoff),
+        batch: env::<usize>("EVIDENT_STREAM_BATCH")?.unwrap_or(defaults.batch).clamp(1, 10_000),
+        ca_file: env::<PathBuf>("EVIDENT_OUTBOUND_CA_FILE")?.or(file.ca_file.clone()),
+        ..defaults.clone()
     })
 }
 
@@ -388,6 +404,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     // Detection starts before the first request and stops after the last one.
     let detector = Detector::start(state.clone());
     let retention = evident_server::privacy::Retention::start(state.clone());
+    let streamer = evident_server::outstream::Streamer::start(state.clone());
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -406,6 +423,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     evident_server::ratelimit::flush(&state).await;
     audit::record_lifecycle(&state, "evident.service.stopped").await;
     retention.stop().await;
+    streamer.stop().await;
     // The engine still runs: findings already made are recorded, then the state is persisted.
     detector.stop().await;
     tracing::info!("evident stopped");

@@ -134,13 +134,30 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 /// The HTTP client for deliveries: checked resolution, no redirects, no proxies.
 pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
-    reqwest::Client::builder()
+    client_trusting(timeout, allow_private, Vec::new())
+}
+
+/// [`client`] that also trusts `extra_roots` (the operator's CA file) besides the system's.
+pub fn client_trusting(
+    timeout: Duration,
+    allow_private: bool,
+    extra_roots: Vec<reqwest::Certificate>,
+) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-        .build()
-        .expect("an HTTP client")
+        .dns_resolver(Arc::new(GuardedResolver { allow_private }));
+    for root in extra_roots {
+        builder = builder.add_root_certificate(root);
+    }
+    builder.build().expect("an HTTP client")
+}
+
+/// Refuses `addresses` (of a host named in `what`) unless every one is allowed: the check of
+/// connections made without the HTTP [`client`] (syslog, NATS).
+pub fn judge_addresses(addresses: &[SocketAddr], allow_private: bool, what: &str) -> Result<(), Refused> {
+    judge(addresses, allow_private, what)
 }
 
 /// The refusal inside a client error, if the destination was refused.

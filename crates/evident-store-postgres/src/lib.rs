@@ -62,6 +62,7 @@ mod db;
 mod migrate;
 mod partition;
 mod search;
+mod streams;
 
 use std::future::Future;
 use std::sync::Arc;
