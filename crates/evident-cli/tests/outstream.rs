@@ -447,77 +447,63 @@ fn ocsf_over_https_json_validates_against_the_ocsf_schema() {
         &json!({"format": "ocsf", "destination": destination, "token": "bearer-1", "filter": {"source": "//idp.test"}}),
     );
     assert_eq!(status, 201, "{body}");
-    // One event of each class and activity the mapping knows.
-    let kinds = [
-        ("read", "customer.record.viewed", "customer"),
-        ("update", "customer.record.updated", "customer"),
-        ("export", "customer.records.exported", "customer"),
-        ("login", "auth.login.succeeded", "session"),
-        ("logout", "auth.logout", "session"),
-        ("grant", "user.role.granted", "role"),
-        ("revoke", "user.role.revoked", "role"),
-        ("create", "user.created", "user"),
-        ("delete", "user.deleted", "user"),
-        ("configure", "settings.changed", "setting"),
-    ];
-    let events: Vec<Value> = kinds
-        .iter()
-        .enumerate()
-        .map(|(n, (action, kind, target))| {
-            let mut event = event(n);
-            event["source"] = json!("//idp.test");
-            event["action"] = json!(action);
-            event["type"] = json!(kind);
-            event["targets"] = json!([{"type": target, "id": format!("t-{n}")}]);
-            event["actor"]["auth"] = json!({"method": "oidc", "mfa": true});
-            event["origin"]["host"] = json!("idp-1.example.com");
-            event["severity"] = json!(["info", "low", "medium", "high", "critical"][n % 5]);
-            if matches!(*action, "create" | "update" | "delete") {
-                event["changes"] = json!([{"field": "/status", "before": "a", "after": "b"}]);
-            }
-            event
-        })
-        .collect();
-    let (status, body) = serve.post(&producer, "/v1/events", &Value::Array(events));
+    let (status, body) = serve.post(&producer, "/v1/events", &Value::Array(ocsf_samples()));
     assert_eq!(status, 200, "{body}");
     let ocsf = wait_for("the OCSF events", || {
         let values = receiver.values();
         let events: Vec<Value> =
             values.iter().flat_map(|v| v.as_array().cloned().unwrap_or_default()).collect();
-        (events.len() >= kinds.len()).then_some(events)
+        (events.len() >= OCSF_KINDS.len()).then_some(events)
     });
-    let classes: BTreeMap<String, u64> = ocsf
+    let type_uids: BTreeMap<String, u64> = ocsf
         .iter()
         .map(|e| (e["metadata"]["event_code"].as_str().unwrap().to_owned(), e["type_uid"].as_u64().unwrap()))
         .collect();
-    let expected: BTreeMap<String, u64> = [
-        ("customer.record.viewed", 600302),
-        ("customer.record.updated", 600303),
-        ("customer.records.exported", 600302),
-        ("auth.login.succeeded", 300201),
-        ("auth.logout", 300202),
-        ("user.role.granted", 300107),
-        ("user.role.revoked", 300108),
-        ("user.created", 300101),
-        ("user.deleted", 300106),
-        ("settings.changed", 600399),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    assert_eq!(classes, expected);
+    let expected: BTreeMap<String, u64> =
+        OCSF_KINDS.iter().map(|(_, kind, _, type_uid)| (kind.to_string(), *type_uid)).collect();
+    assert_eq!(type_uids, expected);
     let validated = Command::new("python3")
         .arg(Path::new(DATA).join("ocsf_validate.py"))
         .arg(&receiver.out)
         .output()
         .expect("python3 runs");
     let report = String::from_utf8_lossy(&validated.stdout);
-    assert!(
-        validated.status.success(),
-        "OCSF schema validation failed:\n{}{report}",
-        String::from_utf8_lossy(&validated.stderr)
-    );
+    let errors = String::from_utf8_lossy(&validated.stderr);
+    assert!(validated.status.success(), "OCSF schema validation failed:\n{errors}{report}");
     assert_eq!(report, "3001 4\n3002 2\n6003 4\n");
+}
+
+/// One event of each class and activity the OCSF mapping knows: (action, type, target type,
+/// the expected `type_uid`).
+const OCSF_KINDS: [(&str, &str, &str, u64); 10] = [
+    ("read", "customer.record.viewed", "customer", 600302),
+    ("update", "customer.record.updated", "customer", 600303),
+    ("export", "customer.records.exported", "customer", 600302),
+    ("login", "auth.login.succeeded", "session", 300201),
+    ("logout", "auth.logout", "session", 300202),
+    ("grant", "user.role.granted", "role", 300107),
+    ("revoke", "user.role.revoked", "role", 300108),
+    ("create", "user.created", "user", 300101),
+    ("delete", "user.deleted", "user", 300106),
+    ("configure", "settings.changed", "setting", 600399),
+];
+
+fn ocsf_samples() -> Vec<Value> {
+    let sample = |n: usize, (action, kind, target, _): &(&str, &str, &str, u64)| {
+        let mut event = event(n);
+        event["source"] = json!("//idp.test");
+        event["action"] = json!(action);
+        event["type"] = json!(kind);
+        event["targets"] = json!([{"type": target, "id": format!("t-{n}")}]);
+        event["actor"]["auth"] = json!({"method": "oidc", "mfa": true});
+        event["origin"]["host"] = json!("idp-1.example.com");
+        event["severity"] = json!(["info", "low", "medium", "high", "critical"][n % 5]);
+        if matches!(*action, "create" | "update" | "delete") {
+            event["changes"] = json!([{"field": "/status", "before": "a", "after": "b"}]);
+        }
+        event
+    };
+    OCSF_KINDS.iter().enumerate().map(|(n, kind)| sample(n, kind)).collect()
 }
 
 /// A JetStream stream of its own on the local NATS for one test, deleted at the end.
@@ -638,15 +624,20 @@ fn stream_requests_are_checked() {
     refused(with("token", json!("")), "token");
     let (status, _) = post(&serve.admin, json!({"format": "json"}));
     assert_eq!(status, 400);
-
     // Wrong role.
     let (status, _) = post(&reader, ok.clone());
     assert_eq!(status, 403);
     assert_eq!(serve.get_status(&reader, "/v1/streams"), 403);
+}
 
-    // A public destination is taken (nothing listens there: the error shows in the list).
-    let (status, created) =
-        post(&serve.admin, with("filter", json!({"findings_only": true, "type": "evident.finding.opened"})));
+#[test]
+fn streams_are_listed_repositioned_and_deleted_on_the_record() {
+    let serve = Serve::fresh();
+    let reader = serve.key("reader");
+    // A public destination (TEST-NET-1) is taken.
+    let filter = json!({"findings_only": true, "type": "evident.finding.opened"});
+    let request = json!({"format": "json", "destination": "nats://192.0.2.1:4222/x", "filter": filter});
+    let (status, created) = serve.post(&serve.admin, "/v1/streams", &request);
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["filter"], json!({"findings_only": true, "type": "evident.finding.opened"}));
@@ -666,21 +657,28 @@ fn stream_requests_are_checked() {
     assert_eq!((status, problem["invalid-params"][0]["name"].clone()), (400, json!("position")));
     let (status, _) = serve.post(&reader, &format!("/v1/streams/{id}/position"), &json!({"position": 0}));
     assert_eq!(status, 403);
+    let (status, moved) =
+        serve.post(&serve.admin, &format!("/v1/streams/{id}/position"), &json!({"position": 1}));
+    assert_eq!((status, moved["cursor"].clone()), (200, json!(1)), "{moved}");
 
     // Every change is in the tenant's log.
     assert_eq!(delete(&format!("/v1/streams/{id}")).status().as_u16(), 200);
     assert_eq!(delete(&format!("/v1/streams/{id}")).status().as_u16(), 404);
     assert!(streams(&serve, &serve.admin).is_empty());
     let auditor = serve.key("auditor");
-    for kind in ["evident.stream.created", "evident.stream.deleted"] {
+    for kind in ["evident.stream.created", "evident.stream.positioned", "evident.stream.deleted"] {
         let found = serve.get(&auditor, &format!("/v1/events?type={kind}"));
         assert_eq!(found["events"].as_array().map(Vec::len), Some(1), "{kind}: {found}");
     }
 }
 
-/// The tenants a node says it leads (`/healthz`).
+/// `/healthz` names the tenants a node leads only to the metrics token.
+const METRICS_TOKEN: &str = "stream-metrics";
+
+/// Whether a node says it leads tenant `default` (`/healthz`).
 fn leads_default(serve: &Serve) -> bool {
-    let health: Value = client().get(serve.url("/healthz")).send().unwrap().json().unwrap();
+    let health = client().get(serve.url("/healthz")).bearer_auth(METRICS_TOKEN).send().unwrap();
+    let health: Value = health.json().unwrap();
     health["leads"].as_array().is_some_and(|t| t.iter().any(|t| t == "default"))
 }
 
@@ -707,6 +705,7 @@ fn on_postgresql_only_the_leader_delivers_and_a_successor_goes_on() {
             ("EVIDENT_DATABASE_SCHEMA".into(), schema.0.clone()),
             ("EVIDENT_LEASE_TTL_MS".into(), "1000".into()),
             ("EVIDENT_NODE_ID".into(), format!("node-{node}")),
+            ("EVIDENT_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
         ]);
         env
     };

@@ -249,7 +249,12 @@ fn ocsf(entry: &Entry<'_>) -> Value {
     if let Some(reason) = entry.text("/reason") {
         event["status_detail"] = json!(reason);
     }
-    let object = event.as_object_mut().expect("an object");
+    ocsf_class_fields(event.as_object_mut().expect("an object"), class, entry);
+    event
+}
+
+/// The attributes of the entry's class: API details and resources, or the user and service.
+fn ocsf_class_fields(object: &mut Map<String, Value>, class: OcsfClass, entry: &Entry<'_>) {
     match class {
         OcsfClass::ApiActivity => {
             let mut api =
@@ -283,7 +288,6 @@ fn ocsf(entry: &Entry<'_>) -> Value {
             object.insert("user".into(), user);
         }
     }
-    event
 }
 
 fn ocsf_severity(severity: &str) -> (u32, &'static str) {
