@@ -630,41 +630,51 @@ fn stream_requests_are_checked() {
     assert_eq!(serve.get_status(&reader, "/v1/streams"), 403);
 }
 
+/// The status of the API error a call must have failed with.
+fn api_status<T: std::fmt::Debug>(result: Result<T, evident_client::Error>) -> u16 {
+    match result {
+        Err(evident_client::Error::Api { status, .. }) => status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Through the typed client: create, list, reposition, delete; each change on the record.
 #[test]
 fn streams_are_listed_repositioned_and_deleted_on_the_record() {
+    use evident_wire::streams::{CreateStream, Position};
     let serve = Serve::fresh();
-    let reader = serve.key("reader");
+    let admin = evident_client::Client::new(&serve.base, Some(serve.admin.clone()));
+    let reader = evident_client::Client::new(&serve.base, Some(serve.key("reader")));
     // A public destination (TEST-NET-1) is taken.
     let filter = json!({"findings_only": true, "type": "evident.finding.opened"});
-    let request = json!({"format": "json", "destination": "nats://192.0.2.1:4222/x", "filter": filter});
-    let (status, created) = serve.post(&serve.admin, "/v1/streams", &request);
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap();
-    assert_eq!(created["filter"], json!({"findings_only": true, "type": "evident.finding.opened"}));
-    assert_eq!(created["destination"], "nats://192.0.2.1:4222/x");
-    assert_eq!(created["token_set"], false);
-    let listed = streams(&serve, &serve.admin);
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0]["id"], id);
+    let request = CreateStream {
+        format: "json".into(),
+        destination: "nats://192.0.2.1:4222/x".into(),
+        filter: Some(filter.clone()),
+        token: None,
+        start: None,
+    };
+    let created = admin.create_stream(&request).unwrap();
+    assert_eq!(
+        (created.filter.clone(), created.destination.as_str(), created.token_set),
+        (filter, "nats://192.0.2.1:4222/x", false)
+    );
+    assert_eq!((created.cursor, created.lag), (0, created.tree_size));
+    let listed = admin.streams().unwrap().streams;
+    assert_eq!(listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec![created.id.as_str()]);
 
-    // Unknown ids: 404 for delete and position; a position past the log's end: 400.
-    let delete = |path: &str| client().delete(serve.url(path)).bearer_auth(&serve.admin).send().unwrap();
-    assert_eq!(delete("/v1/streams/str_nope").status().as_u16(), 404);
-    let (status, _) = serve.post(&serve.admin, "/v1/streams/str_nope/position", &json!({"position": 0}));
-    assert_eq!(status, 404);
-    let (status, problem) =
-        serve.post(&serve.admin, &format!("/v1/streams/{id}/position"), &json!({"position": 99_999}));
-    assert_eq!((status, problem["invalid-params"][0]["name"].clone()), (400, json!("position")));
-    let (status, _) = serve.post(&reader, &format!("/v1/streams/{id}/position"), &json!({"position": 0}));
-    assert_eq!(status, 403);
-    let (status, moved) =
-        serve.post(&serve.admin, &format!("/v1/streams/{id}/position"), &json!({"position": 1}));
-    assert_eq!((status, moved["cursor"].clone()), (200, json!(1)), "{moved}");
+    // Unknown ids: 404 for delete and position; a position past the log's end: 400; a reader: 403.
+    assert_eq!(api_status(admin.delete_stream("str_nope")), 404);
+    assert_eq!(api_status(admin.position_stream("str_nope", &Position { position: 0 })), 404);
+    assert_eq!(api_status(admin.position_stream(&created.id, &Position { position: 99_999 })), 400);
+    assert_eq!(api_status(reader.position_stream(&created.id, &Position { position: 0 })), 403);
+    assert_eq!(api_status(reader.streams()), 403);
+    assert_eq!(admin.position_stream(&created.id, &Position { position: 1 }).unwrap().cursor, 1);
 
     // Every change is in the tenant's log.
-    assert_eq!(delete(&format!("/v1/streams/{id}")).status().as_u16(), 200);
-    assert_eq!(delete(&format!("/v1/streams/{id}")).status().as_u16(), 404);
-    assert!(streams(&serve, &serve.admin).is_empty());
+    assert_eq!(admin.delete_stream(&created.id).unwrap().deleted, created.id);
+    assert_eq!(api_status(admin.delete_stream(&created.id)), 404);
+    assert!(admin.streams().unwrap().streams.is_empty());
     let auditor = serve.key("auditor");
     for kind in ["evident.stream.created", "evident.stream.positioned", "evident.stream.deleted"] {
         let found = serve.get(&auditor, &format!("/v1/events?type={kind}"));

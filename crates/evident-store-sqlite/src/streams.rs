@@ -6,7 +6,10 @@ use rusqlite::{ErrorCode, params};
 
 use crate::{SqliteStore, storage};
 
-fn stream_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Vec<u8>, i64, Vec<u8>)> {
+/// A `streams` row: id, tenant, spec, cursor, status.
+type Row = (String, String, Vec<u8>, i64, Vec<u8>);
+
+fn stream_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 

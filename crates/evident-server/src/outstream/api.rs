@@ -9,9 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use evident_core::store::{StreamRow, TenantId};
 use evident_wire::Micros;
-use serde::{Deserialize, Serialize};
+use evident_wire::streams::{CreateStream, Position, StreamList, StreamView};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use super::dest::Destination;
 use super::render::Format;
@@ -21,64 +20,6 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::{self, Caller};
 use crate::detect_api::{Body, json_body};
 use crate::error::{ApiError, ApiResult};
-
-/// A new stream.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateStream {
-    /// `ocsf`, `cef`, `rfc5424`, `cloudevents` or `json`.
-    pub format: String,
-    /// `syslog+tls://HOST:PORT`, `syslog+tcp://HOST:PORT`, `https://...` (a path ending in
-    /// `/services/collector/event` is a Splunk HEC) or `nats://HOST:PORT/SUBJECT`.
-    pub destination: String,
-    /// Search filters by name (`type`, `actor`, `subject`, `action`, `outcome`, `source`,
-    /// `target_type` with `target_id`, `from`, `to`) and `findings_only: true`; none: every event.
-    #[schema(value_type = Option<Object>)]
-    pub filter: Option<Value>,
-    /// The HEC token (sent as `Authorization: Splunk <token>`; a bearer token for other HTTP
-    /// receivers). Never shown again.
-    pub token: Option<String>,
-    /// The leaf index to start from (default 0: the whole log).
-    pub start: Option<u64>,
-}
-
-/// Where a stream goes on from.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Position {
-    /// A leaf index, at most the log's size: the next entry to deliver.
-    pub position: u64,
-}
-
-/// A stream and how far it got.
-#[derive(Serialize, ToSchema)]
-pub struct StreamView {
-    pub id: String,
-    pub format: String,
-    pub destination: String,
-    #[schema(value_type = Object)]
-    pub filter: Value,
-    pub token_set: bool,
-    /// The next leaf index to deliver.
-    pub cursor: u64,
-    /// The log's size (its latest checkpoint).
-    pub tree_size: u64,
-    /// Entries not yet delivered: `tree_size - cursor`.
-    pub lag: u64,
-    pub delivered: u64,
-    pub last_delivered_at: Option<String>,
-    /// Failed attempts since the last success.
-    pub failures: u64,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<String>,
-    pub created_at: String,
-    pub created_by: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StreamList {
-    pub streams: Vec<StreamView>,
-}
 
 fn view(row: &StreamRow, tree_size: u64) -> StreamView {
     let spec = spec_of(row);
