@@ -38,12 +38,7 @@ impl Destination {
     /// on premises and tests).
     pub fn parse(text: &str, allow_private: bool) -> Result<Destination, String> {
         let url = url::Url::parse(text).map_err(|_| format!("not a URL; expected {DESTINATION_RULE}"))?;
-        let host = match url.host() {
-            Some(url::Host::Domain(name)) => name.to_owned(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err("the destination has no host".into()),
-        };
+        let host = url_host(&url).ok_or("the destination has no host")?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(
                 "credentials do not belong in the destination URL (a HEC token goes in \"token\")".into()
@@ -89,11 +84,21 @@ impl Destination {
         }
     }
 
+    /// The host to resolve (an IPv6 literal without its brackets).
     pub fn host(&self) -> String {
         match self {
             Destination::Syslog { host, .. } | Destination::Nats { host, .. } => host.clone(),
-            Destination::Http { url, .. } => url.host_str().unwrap_or("").to_owned(),
+            Destination::Http { url, .. } => url_host(url).unwrap_or_default(),
         }
+    }
+}
+
+/// A URL's host as a resolver takes it.
+fn url_host(url: &url::Url) -> Option<String> {
+    match url.host()? {
+        url::Host::Domain(name) => Some(name.to_owned()),
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(ip.to_string()),
     }
 }
 
@@ -381,4 +386,48 @@ fn without_url(err: &reqwest::Error) -> String {
         err_text = err_text.replace(url.as_str(), "the destination");
     }
     err_text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_parse_and_show_without_credentials() {
+        let parse = |text: &str| Destination::parse(text, false);
+        assert_eq!(
+            parse("syslog+tls://siem.example.com:6514"),
+            Ok(Destination::Syslog { host: "siem.example.com".into(), port: 6514, tls: true })
+        );
+        assert_eq!(
+            parse("nats://[2001:db8::1]/audit.events").map(|d| (d.host(), d.display())),
+            Ok(("2001:db8::1".into(), "nats://[2001:db8::1]:4222/audit.events".into()))
+        );
+        let hec = parse("https://[2001:db8::2]:8088/services/collector/event?x=1").unwrap();
+        assert!(matches!(hec, Destination::Http { hec: true, .. }));
+        assert_eq!(
+            (hec.host(), hec.display()),
+            ("2001:db8::2".into(), "https://[2001:db8::2]:8088/services/collector/event".into())
+        );
+        assert!(matches!(parse("https://example.com/ingest"), Ok(Destination::Http { hec: false, .. })));
+        for refused in [
+            "syslog+tcp://example.com",
+            "syslog+tcp://example.com:514/path",
+            "nats://example.com:4222/",
+            "nats://example.com:4222/a..b",
+            "nats://example.com:4222/a.*",
+            "https://user:secret@example.com/",
+            "http://example.com/",
+            "ftp://example.com/",
+            "not a url",
+        ] {
+            assert!(parse(refused).is_err(), "{refused}");
+        }
+        assert!(Destination::parse("http://example.com/", true).is_ok());
+    }
+
+    #[test]
+    fn octet_counting_frames_by_bytes() {
+        assert_eq!(octet_counted("<110>1 é"), b"9 <110>1 \xc3\xa9".to_vec());
+    }
 }
