@@ -433,3 +433,31 @@ async fn record_failure(state: &AppState, row: &StreamRow, err: String) -> Pass 
     .await;
     Pass::Failed
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn filters_mean_what_searches_mean() {
+        let finding = json!({"type": "evident.finding.opened", "actor": {"id": "evident"}, "time": "2026-11-26T10:00:00Z"});
+        let read = json!({"type": "customer.record.viewed", "actor": {"id": "agent-1"}, "time": "2026-11-26T10:00:00Z"});
+        let check = |filter: StreamFilter, expected: [bool; 2]| {
+            let search = filter.filter().expect("a valid filter");
+            assert_eq!(
+                [filter.matches(&search, &finding), filter.matches(&search, &read)],
+                expected,
+                "{filter:?}"
+            );
+        };
+        check(StreamFilter::default(), [true, true]);
+        check(StreamFilter { findings_only: true, ..StreamFilter::default() }, [true, false]);
+        let by_actor = BTreeMap::from([("actor".to_owned(), "agent-1".to_owned())]);
+        check(StreamFilter { findings_only: false, search: by_actor.clone() }, [false, true]);
+        check(StreamFilter { findings_only: true, search: by_actor }, [false, false]);
+        let before = BTreeMap::from([("to".to_owned(), "2026-11-26T10:00:00Z".to_owned())]);
+        check(StreamFilter { findings_only: false, search: before }, [false, false]);
+    }
+}
