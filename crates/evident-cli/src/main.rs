@@ -1,6 +1,7 @@
 //! `evident`: the one binary. Flag parsing and wiring only; the work is done by the library crates.
 
 mod capture;
+mod console_link;
 mod datadir;
 mod demo;
 mod detect;
@@ -17,6 +18,8 @@ mod search;
 mod serve;
 mod timearg;
 mod verify;
+mod witness;
+mod witness_policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,6 +83,10 @@ enum Command {
     /// Load tool: append generated events straight into a data directory's store and report
     /// throughput and acknowledgement latency (benchmarks and crash tests use it).
     Hammer(hammer::Args),
+    /// Run a C2SP witness (POST /add-checkpoint) for logs it follows; add-log, vkey.
+    Witness(witness::Args),
+    /// Print a short-lived, one-time sign-in link to the web console for the given key.
+    ConsoleLink(console_link::Args),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +112,8 @@ fn main() -> ExitCode {
         Command::Report(args) => privacy::report(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
+        Command::Witness(args) => witness::run(args),
+        Command::ConsoleLink(args) => console_link::run(args),
     };
     match result {
         Ok(code) => code,

@@ -102,6 +102,12 @@ const TABLE: &[Row] = &[
     row("GET",    "/healthz",                                   None, false,                   "yyyyyyyyyy"),
     row("GET",    "/metrics",                                   None, false,                   "yyyyyyyyyy"),
     row("GET",    "/openapi.json",                              None, false,                   "yyyyyyyyyy"),
+    row("GET",    "/",                                          None, false,                   "yyyyyyyyyy"),
+    row("GET",    "/console/assets/0000000000000000/app.js",    None, false,                   "yyyyyyyyyy"),
+    row("POST",   "/console/session",                           Some("{}"), false,             "yyyyyyyyyy"),
+    row("GET",    "/console/session",                           None, false,                   "nnnnnnnnnn"),
+    row("DELETE", "/console/session",                           None, false,                   "nnnnnnnnnn"),
+    row("POST",   "/console/links",                             None, false,                   "nnnyyyyyyy"),
 ];
 
 /// The table as the documentation shows it.

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod budget;
+pub mod console;
 pub mod counter;
 pub mod detect;
 pub mod detect_api;
@@ -23,6 +24,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod report_html;
 pub mod streams;
+pub mod witness;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,6 +65,8 @@ pub struct ServerConfig {
     pub max_inflight_bytes: usize,
     /// Streams out to SIEMs: polling, batches, backoff, the extra CA file (`outstream/`).
     pub outstream: outstream::StreamConfig,
+    /// Console sessions: cookie flags and expiry (`console/session.rs`).
+    pub console: console::session::ConsoleConfig,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +83,7 @@ impl Default for ServerConfig {
             stream_recheck: std::time::Duration::from_secs(5),
             max_inflight_bytes: 128 << 20,
             outstream: outstream::StreamConfig::default(),
+            console: console::session::ConsoleConfig::default(),
         }
     }
 }
@@ -108,6 +113,8 @@ pub struct AppState {
     pub inflight: Arc<tokio::sync::Semaphore>,
     /// Streams out: settings, TLS, counters (`outstream/`; the [`outstream::Streamer`] delivers).
     pub streams: Arc<outstream::Streams>,
+    /// Console sessions and sign-in links (`console/session.rs`).
+    pub console: Arc<console::session::Sessions>,
 }
 
 impl AppState {
@@ -132,6 +139,7 @@ impl AppState {
                 config.outstream.clone(),
                 config.detect.allow_private_destinations,
             )),
+            console: Arc::default(),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
@@ -200,4 +208,8 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
+        .routes(routes!(console::index))
+        .routes(routes!(console::asset))
+        .routes(routes!(console::get_session, console::sign_in, console::sign_out))
+        .routes(routes!(console::create_link))
 }
