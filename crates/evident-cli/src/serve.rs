@@ -18,6 +18,7 @@ use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Role, Store};
 use evident_server::detect::{DetectConfig, Detector};
+use evident_server::outstream::StreamConfig;
 use evident_server::witness::{WitnessClient, WitnessEndpoint};
 use evident_server::{AppState, ServerConfig, app, audit, auth};
 use evident_store_postgres::{PgOptions, PgStore};
@@ -288,7 +289,9 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
                 allow_private_destinations: env("EVIDENT_ALLOW_PRIVATE_DESTINATIONS")?
                     .or(file.outbound.allow_private)
                     .unwrap_or(server_defaults.detect.allow_private_destinations),
-                outbound_roots: outbound_roots(env("EVIDENT_OUTBOUND_CA_FILE")?.or(file.outbound.ca_file))?,
+                outbound_roots: outbound_roots(
+                    env("EVIDENT_OUTBOUND_CA_FILE")?.or(file.outbound.ca_file.clone()),
+                )?,
                 ..server_defaults.detect.clone()
             },
             metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
@@ -307,6 +310,7 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(server_defaults.stream_recheck),
+            outstream: stream_config(&file.outbound, &server_defaults.outstream)?,
             console: evident_server::console::session::ConsoleConfig {
                 idle: env::<u64>("EVIDENT_CONSOLE_IDLE_SECS")?
                     .map(Duration::from_secs)
@@ -328,6 +332,18 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             env("EVIDENT_WITNESS_INTERVAL_MS")?.unwrap_or(1000u64).max(10),
         ),
         tls,
+    })
+}
+
+/// Streams out: polling and backoff (for tests), the extra CA file.
+fn stream_config(file: &Outbound, defaults: &StreamConfig) -> Result<StreamConfig> {
+    let millis = |name| -> Result<Option<Duration>> { Ok(env::<u64>(name)?.map(Duration::from_millis)) };
+    Ok(StreamConfig {
+        poll: millis("EVIDENT_STREAM_POLL_MS")?.unwrap_or(defaults.poll),
+        backoff: millis("EVIDENT_STREAM_BACKOFF_MS")?.unwrap_or(defaults.backoff),
+        batch: env::<usize>("EVIDENT_STREAM_BATCH")?.unwrap_or(defaults.batch).clamp(1, 10_000),
+        ca_file: env::<PathBuf>("EVIDENT_OUTBOUND_CA_FILE")?.or(file.ca_file.clone()),
+        ..defaults.clone()
     })
 }
 
@@ -521,6 +537,7 @@ async fn serve(
     // Detection starts before the first request and stops after the last one.
     let detector = Detector::start(state.clone());
     let retention = evident_server::privacy::Retention::start(state.clone());
+    let streamer = evident_server::outstream::Streamer::start(state.clone());
     let witness_client = WitnessClient::start(state.clone(), witnesses, witness_interval);
     let timestamper = evident_server::timestamps::Timestamper::start(state.clone());
     audit::record_lifecycle(&state, "evident.service.started").await;
@@ -545,6 +562,7 @@ async fn serve(
     evident_server::ratelimit::flush(&state).await;
     audit::record_lifecycle(&state, "evident.service.stopped").await;
     retention.stop().await;
+    streamer.stop().await;
     if let Some(client) = witness_client {
         client.stop().await;
     }

@@ -18,6 +18,7 @@ use evident_wire::detect::{
 use evident_wire::privacy::{
     CreateHold, EraseRequest, Erasure, HoldList, HoldView, PersonalSearch, PrivacySettings, ReleaseHold,
 };
+use evident_wire::streams::{CreateStream, Position, StreamList, StreamView};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -268,6 +269,20 @@ endpoints! {
     /// `POST /v1/webhooks/dead-letters/{delivery_id}/redeliver`.
     fn redeliver(target, delivery_id: &str) -> Redelivering =
         target.post(&["v1", "webhooks", "dead-letters", delivery_id, "redeliver"], &Empty {});
+
+    /// `POST /v1/streams`: a stream out to a SIEM (admins).
+    fn create_stream(target, request: &CreateStream) -> StreamView = target.post(&["v1", "streams"], request);
+
+    /// `GET /v1/streams`: the tenant's streams, their cursors, lag and last error.
+    fn streams(target) -> StreamList = target.get(&["v1", "streams"], &());
+
+    /// `POST /v1/streams/{stream_id}/position`: the next entry the stream delivers.
+    fn position_stream(target, stream_id: &str, position: &Position) -> StreamView =
+        target.post(&["v1", "streams", stream_id, "position"], position);
+
+    /// `DELETE /v1/streams/{stream_id}`.
+    fn delete_stream(target, stream_id: &str) -> Deleted =
+        target.request(Method::DELETE, &["v1", "streams", stream_id], json);
 
     /// `POST /v1/subjects/{subject}/erasure`: destroys the subject's data keys (the roles the
     /// tenant's `erasure_roles` allows: privacy, admin or both).

@@ -24,7 +24,7 @@ use crate::read::{Access, EventRef, PersonalState};
 use crate::seal::MasterKey;
 use crate::store::{
     ApiKeyRecord, Commit, EventIndex, Existing, KeyStore, LogCommit, LogHead, LogStore, Role, ScannedEntry,
-    SearchPlan, Store, StoredEvent, TenantId,
+    SearchPlan, Store, StoredEvent, StreamRow, StreamStore, TenantId,
 };
 use crate::validate::{Validated, validate_event};
 use evident_wire::Micros;
@@ -45,7 +45,7 @@ macro_rules! store_conformance_suite {
             append_and_read_back, idempotency, search_filters_and_pagination, record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
-            signing_key_rotation, service_state, subscribers_see_commits,
+            signing_key_rotation, service_state, stream_cursors_move_by_compare_and_set, subscribers_see_commits,
             repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing,
             retention_destroys_only_months_past_the_maximum, retention_rules_by_type_and_class,
             master_key_rotation_leaves_the_old_key_unneeded,
@@ -1017,6 +1017,42 @@ pub fn service_state(harness: &dyn Harness) {
     assert_eq!(harness.open().get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
 }
 
+pub fn stream_cursors_move_by_compare_and_set(harness: &dyn Harness) {
+    let store = harness.open();
+    let (acme, other) = (tenant("acme"), tenant("other"));
+    let row = |id: &str, tenant: &TenantId| StreamRow {
+        id: id.to_owned(),
+        tenant: tenant.clone(),
+        spec: br#"{"format":"json"}"#.to_vec(),
+        cursor: 0,
+        status: b"{}".to_vec(),
+    };
+    store.create_stream(&row("s1", &acme)).unwrap();
+    store.create_stream(&row("s2", &other)).unwrap();
+    assert!(matches!(store.create_stream(&row("s1", &other)), Err(Error::Conflict(_))));
+    assert!(store.advance_stream(&acme, "s1", 0, 7, b"{\"ok\":1}").unwrap());
+    // A stale delivery (from 0) and another tenant's caller cannot move it.
+    assert!(!store.advance_stream(&acme, "s1", 0, 3, b"{}").unwrap());
+    assert!(!store.advance_stream(&other, "s1", 7, 9, b"{}").unwrap());
+    assert!(!store.position_stream(&other, "s1", 1).unwrap());
+    assert!(!store.delete_stream(&other, "s1").unwrap());
+    let acme_streams = store.streams(Some(&acme)).unwrap();
+    assert_eq!(
+        acme_streams,
+        vec![StreamRow { cursor: 7, status: b"{\"ok\":1}".to_vec(), ..row("s1", &acme) }]
+    );
+    assert!(store.position_stream(&acme, "s1", 2).unwrap());
+    drop(store);
+    // As durable as the log.
+    let store = harness.open();
+    let all: Vec<(String, u64)> =
+        store.streams(None).unwrap().into_iter().map(|r| (r.id, r.cursor)).collect();
+    assert_eq!(all, vec![("s1".to_owned(), 2), ("s2".to_owned(), 0)]);
+    assert!(store.delete_stream(&acme, "s1").unwrap());
+    assert!(!store.delete_stream(&acme, "s1").unwrap());
+    assert_eq!(store.streams(Some(&acme)).unwrap(), Vec::new());
+}
+
 /// Witness cosignatures (`cosigned.rs`): merged per checkpoint, carried by the checkpoint and
 /// receipts, kept across reopening, at most `KEEP` checkpoints.
 pub fn witness_cosignatures(harness: &dyn Harness) {
@@ -1287,6 +1323,8 @@ impl LogStore for FaultyStore {
         }
     }
 }
+
+impl StreamStore for FaultyStore {}
 
 impl KeyStore for FaultyStore {
     fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()> {

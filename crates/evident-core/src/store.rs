@@ -435,7 +435,58 @@ pub trait KeyStore: Send + Sync {
     fn put_state(&self, name: &str, value: &[u8]) -> Result<()>;
 }
 
-/// A complete backend.
-pub trait Store: LogStore + EventIndex + KeyStore {}
+/// An outbound stream as the store keeps it; the server's `outstream` owns what `spec` and
+/// `status` hold (JSON it writes and reads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamRow {
+    pub id: String,
+    pub tenant: TenantId,
+    /// The definition: format, destination, filter.
+    pub spec: Vec<u8>,
+    /// The next leaf index to deliver.
+    pub cursor: u64,
+    /// Delivery state: the last error, attempts, times.
+    pub status: Vec<u8>,
+}
 
-impl<T: LogStore + EventIndex + KeyStore> Store for T {}
+/// Storage of outbound streams and their cursors. Every call is durable on return; a cursor only
+/// changes by compare-and-set, so a node that lost the tenant's lease, or a delivery that raced a
+/// repositioning, cannot move it.
+pub trait StreamStore: Send + Sync {
+    /// Stores a new stream; [`crate::Error::Conflict`] when its id is taken.
+    fn create_stream(&self, row: &StreamRow) -> Result<()> {
+        let _ = row;
+        Err(crate::Error::Unavailable("this store keeps no streams".into()))
+    }
+
+    /// Every stream of a tenant (or of all tenants), by id.
+    fn streams(&self, tenant: Option<&TenantId>) -> Result<Vec<StreamRow>> {
+        let _ = tenant;
+        Ok(Vec::new())
+    }
+
+    /// Deletes a stream; `false` when the tenant has none of that id.
+    fn delete_stream(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        let _ = (tenant, id);
+        Ok(false)
+    }
+
+    /// Sets the cursor to `to` and the status, only if the cursor is still `from` (`from == to`
+    /// records a status alone); `false` when it moved or the stream is gone.
+    fn advance_stream(&self, tenant: &TenantId, id: &str, from: u64, to: u64, status: &[u8]) -> Result<bool> {
+        let _ = (tenant, id, from, to, status);
+        Ok(false)
+    }
+
+    /// Puts the cursor at `cursor` whatever it was (a restart from a position); `false` when the
+    /// tenant has no such stream.
+    fn position_stream(&self, tenant: &TenantId, id: &str, cursor: u64) -> Result<bool> {
+        let _ = (tenant, id, cursor);
+        Ok(false)
+    }
+}
+
+/// A complete backend.
+pub trait Store: LogStore + EventIndex + KeyStore + StreamStore {}
+
+impl<T: LogStore + EventIndex + KeyStore + StreamStore> Store for T {}

@@ -36,9 +36,9 @@ use crate::detect;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::Principal;
 
-type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+pub(crate) type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
 
-fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> ApiResult<T> {
     let bytes = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
     serde_json::from_slice(&bytes)
         .map_err(|err| ApiError::invalid_param("body", "json", format!("invalid request body: {err}")))

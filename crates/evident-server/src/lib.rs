@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod offload;
 pub mod ops;
 pub mod outbound;
+pub mod outstream;
 pub mod principal;
 pub mod privacy;
 pub mod query;
@@ -63,6 +64,8 @@ pub struct ServerConfig {
     pub stream_recheck: std::time::Duration,
     /// Bytes of request bodies in memory across all requests (`budget.rs`).
     pub max_inflight_bytes: usize,
+    /// Streams out to SIEMs: polling, batches, backoff, the extra CA file (`outstream/`).
+    pub outstream: outstream::StreamConfig,
     /// Console sessions: cookie flags and expiry (`console/session.rs`).
     pub console: console::session::ConsoleConfig,
     /// Trusted time: the TSA checkpoints are timestamped by, if any (`timestamps.rs`).
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             auth_failure_burst: ratelimit::FAILURE_BURST,
             stream_recheck: std::time::Duration::from_secs(5),
             max_inflight_bytes: 128 << 20,
+            outstream: outstream::StreamConfig::default(),
             console: console::session::ConsoleConfig::default(),
             tsa: None,
         }
@@ -111,6 +115,8 @@ pub struct AppState {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Room for request bodies across requests (`budget.rs`).
     pub inflight: Arc<tokio::sync::Semaphore>,
+    /// Streams out: settings, TLS, counters (`outstream/`; the [`outstream::Streamer`] delivers).
+    pub streams: Arc<outstream::Streams>,
     /// Console sessions and sign-in links (`console/session.rs`).
     pub console: Arc<console::session::Sessions>,
 }
@@ -133,6 +139,10 @@ impl AppState {
             )),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             inflight: Arc::new(budget::room(config.max_inflight_bytes)),
+            streams: Arc::new(outstream::Streams::new(
+                config.outstream.clone(),
+                config.detect.allow_private_destinations,
+            )),
             console: Arc::default(),
             engine,
             config: Arc::new(config),
@@ -197,6 +207,9 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::get_retention, privacy::put_retention))
         .routes(routes!(privacy::report))
         .routes(routes!(privacy::personal_search))
+        .routes(routes!(outstream::api::create_stream, outstream::api::list_streams))
+        .routes(routes!(outstream::api::delete_stream))
+        .routes(routes!(outstream::api::position_stream))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

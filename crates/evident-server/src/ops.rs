@@ -110,6 +110,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     let engine = state.engine.clone();
     let http = state.metrics.clone();
     let detect_hub = state.detect.clone();
+    let streams = state.streams.clone();
     let body = tokio::task::spawn_blocking(move || {
         let stats = engine.stats();
         let mut out = String::new();
@@ -145,6 +146,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             "# HELP evident_seconds_since_last_checkpoint Seconds since the last checkpoint was published (-1: none yet).\n\
              # TYPE evident_seconds_since_last_checkpoint gauge\nevident_seconds_since_last_checkpoint {since:.3}"
         );
+        streams.stats.write_metrics(&mut out, per_tenant);
         if !per_tenant {
             return out;
         }

@@ -1,4 +1,4 @@
-//! Where the server may connect on a tenant's behalf (webhook deliveries): only public addresses,
+//! Where the server may connect on a tenant's behalf (webhook deliveries, streams out): only public addresses,
 //! unless the operator allows private ones (`EVIDENT_ALLOW_PRIVATE_DESTINATIONS=true`, TOML
 //! `[outbound] allow_private`) for receivers on premises.
 //!
@@ -34,7 +34,7 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 /// What to tell an admin whose destination is refused.
-pub const ALLOW_HINT: &str = "webhooks reach only public addresses unless the server runs with EVIDENT_ALLOW_PRIVATE_DESTINATIONS=true";
+pub const ALLOW_HINT: &str = "webhooks and streams reach only public addresses unless the server runs with EVIDENT_ALLOW_PRIVATE_DESTINATIONS=true";
 
 /// The kind of a non-public address (loopback, private, link-local, multicast, unspecified and
 /// other special-purpose ranges), or `None` for a public one. IPv6 forms that embed an IPv4
@@ -184,6 +184,12 @@ pub fn tls_failure(err: &reqwest::Error) -> Option<String> {
         };
     }
     None
+}
+
+/// Refuses `addresses` (of a host named in `what`) unless every one is allowed: the check of
+/// connections made without the HTTP [`client`] (syslog, NATS).
+pub fn judge_addresses(addresses: &[SocketAddr], allow_private: bool, what: &str) -> Result<(), Refused> {
+    judge(addresses, allow_private, what)
 }
 
 /// The refusal inside a client error, if the destination was refused.

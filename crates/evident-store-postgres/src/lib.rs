@@ -62,6 +62,7 @@ mod db;
 mod migrate;
 mod partition;
 mod search;
+mod streams;
 mod tls;
 
 use std::future::Future;

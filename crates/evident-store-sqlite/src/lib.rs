@@ -21,6 +21,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 
 #[cfg(feature = "bench-peer")]
 pub mod peer;
+mod streams;
 
 /// 2: `events.idempotency` (`evident_core::privacy::idempotency`) replaced version 1's
 /// `content_hash`, an unsalted hash of the whole event that personal values could be guessed from.

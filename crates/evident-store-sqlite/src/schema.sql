@@ -100,3 +100,13 @@ CREATE TABLE IF NOT EXISTS service_state (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL
 );
+
+-- Streams out to SIEMs (the server's `outstream`): the definition and delivery status as the
+-- server's JSON, and the cursor, the next leaf index to deliver.
+CREATE TABLE IF NOT EXISTS streams (
+    id     TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    spec   BLOB NOT NULL,
+    cursor INTEGER NOT NULL,
+    status BLOB NOT NULL
+);

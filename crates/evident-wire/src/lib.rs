@@ -28,6 +28,7 @@ pub mod names;
 pub mod privacy;
 pub mod sensitive;
 pub mod signature;
+pub mod streams;
 pub mod time;
 
 pub use time::Micros;
