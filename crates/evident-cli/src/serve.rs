@@ -95,7 +95,8 @@ struct WitnessFile {
 #[serde(deny_unknown_fields)]
 struct Timestamps {
     url: Option<String>,
-    interval_secs: Option<u64>,
+    /// Seconds between two rounds.
+    interval: Option<u64>,
 }
 
 /// HTTPS: the certificate chain and key files (PEM).
@@ -305,7 +306,7 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
                 .unwrap_or(server_defaults.max_inflight_bytes),
             tsa: tsa(
                 env("EVIDENT_TSA_URL")?.or(file.timestamps.url),
-                env("EVIDENT_TSA_INTERVAL_SECS")?.or(file.timestamps.interval_secs),
+                env("EVIDENT_TSA_INTERVAL_SECS")?.or(file.timestamps.interval),
             )?,
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
@@ -599,6 +600,13 @@ mod tests {
             toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\n[batching]\nmax_entries = 10\n").is_ok()
         );
         assert!(toml::from_str::<FileConfig>("lisen = \"127.0.0.1:1\"\n").is_err(), "typos are refused");
+        let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[outbound]\nca_file = \"ca.pem\"\n";
+        let timestamps = "[timestamps]\nurl = \"http://tsa.test/\"\ninterval = 60\n";
+        let file = toml::from_str::<FileConfig>(&format!("{tls}{timestamps}")).expect("valid");
+        assert_eq!(file.tls.cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(file.timestamps.interval, Some(60));
+        assert!(tsa(Some("ftp://tsa".into()), None).is_err(), "an http(s) URL only");
+        assert!(tsa(Some("http://tsa".into()), Some(0)).is_err(), "an interval of 1 s or more");
         assert!(toml::from_str::<FileConfig>("[batching]\nmax_entries = \"ten\"\n").is_err());
     }
 

@@ -29,9 +29,9 @@ fn openssl(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// A test CA and a TSA certificate it issued (P-256, extendedKeyUsage timeStamping), and the
-/// `openssl ts` configuration that answers with them.
-fn make_tsa(dir: &Path) -> PathBuf {
+/// A test CA and a TSA certificate it issued (a P-256 key, or RSA 2048 with `rsa`;
+/// extendedKeyUsage timeStamping), and the `openssl ts` configuration that answers with them.
+fn make_tsa(dir: &Path, rsa: bool) -> PathBuf {
     openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"]);
     openssl(
         dir,
@@ -49,7 +49,14 @@ fn make_tsa(dir: &Path) -> PathBuf {
             "ca.crt",
         ],
     );
-    openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "tsa.key"]);
+    if rsa {
+        openssl(
+            dir,
+            &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "tsa.key"],
+        );
+    } else {
+        openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "tsa.key"]);
+    }
     openssl(dir, &["req", "-new", "-key", "tsa.key", "-subj", "/CN=Test TSA", "-out", "tsa.csr"]);
     std::fs::write(dir.join("tsa.ext"), "extendedKeyUsage = critical, timeStamping\n").expect("ext");
     openssl(
@@ -166,7 +173,7 @@ fn checkpoints_are_timestamped_exported_and_verified_by_openssl_and_evident() {
     let dir = tempfile::tempdir().expect("temp dir");
     let tsa_dir = dir.path().join("tsa");
     std::fs::create_dir(&tsa_dir).expect("tsa dir");
-    make_tsa(&tsa_dir);
+    make_tsa(&tsa_dir, false);
     let (url, answered) = tsa_server(&tsa_dir);
     let serve = Serve::fresh_with(&[("EVIDENT_TSA_URL", url.as_str()), ("EVIDENT_TSA_INTERVAL_SECS", "1")]);
     let producer = serve.key("producer");
@@ -286,5 +293,30 @@ fn the_timestamp_endpoint_refuses_what_it_cannot_answer() {
     assert_eq!(response.status(), 404, "no TSA configured");
     let problem: Value = response.json().expect("a problem");
     assert!(problem["detail"].as_str().is_some_and(|d| d.contains("no TSA is configured")), "{problem}");
+    serve.terminate();
+}
+
+/// Most TSAs sign with RSA: an RSA TSA's token verifies too, and a tampered one does not.
+#[test]
+fn tokens_of_an_rsa_tsa_verify_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tsa_dir = dir.path().join("tsa");
+    std::fs::create_dir(&tsa_dir).expect("tsa dir");
+    make_tsa(&tsa_dir, true);
+    let (url, _) = tsa_server(&tsa_dir);
+    let serve = Serve::fresh_with(&[("EVIDENT_TSA_URL", url.as_str())]);
+    let auditor = serve.key("auditor");
+    let bundle = dir.path().join("bundle");
+    export(&serve, &auditor, &bundle);
+    let vkey = String::from_utf8(serve.get_bytes(&auditor, "/v1/logs/default/vkeys")).expect("utf-8");
+    let vkey = vkey.lines().next().expect("a vkey").to_owned();
+    let (ok, text) = verify(&bundle, &vkey, &tsa_dir.join("tsa.crt"));
+    assert!(ok && text.contains("\"kind\":\"timestamp\""), "{text}");
+    let mut reply = std::fs::read(bundle.join("checkpoint.tsr")).expect("reply");
+    let last = reply.len() - 1; // inside the RSA signature
+    reply[last] ^= 0x01;
+    std::fs::write(bundle.join("checkpoint.tsr"), &reply).expect("tamper");
+    let (ok, text) = verify(&bundle, &vkey, &tsa_dir.join("tsa.crt"));
+    assert!(!ok && text.contains("signature does not verify with the TSA certificate"), "{text}");
     serve.terminate();
 }

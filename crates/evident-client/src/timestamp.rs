@@ -6,9 +6,9 @@
 //! [`verify`] checks that the TSA granted the token, that its message imprint is the SHA-256 of
 //! exactly this checkpoint, that the CMS `SignedData` was signed by the given certificate (its
 //! issuer and serial number), that the signed attributes' message digest is that of the
-//! `TSTInfo`, and the signature over the signed attributes. Signers: ECDSA P-256 with SHA-256
-//! (RSA TSAs are refused as not supported). The certificate's own validity and chain are not
-//! checked: it is trusted as given, like a pinned verifier key.
+//! `TSTInfo`, and the signature over the signed attributes. Signers: ECDSA P-256 or RSA (PKCS #1
+//! v1.5), with SHA-256. The certificate's own validity and chain are not checked: it is trusted
+//! as given, like a pinned verifier key.
 
 use cms::cert::x509::der::asn1::OctetString;
 use cms::content_info::ContentInfo;
@@ -26,6 +26,8 @@ const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 
 /// The reply for the bundle's checkpoint, next to `bundle.ndjson` in an export bundle (written by
 /// `evident export` when the server has one; `openssl ts -reply -in checkpoint.tsr -text` reads it).
@@ -116,18 +118,36 @@ fn check_signer(signer: &SignerInfo, tst_der: &[u8], tsa: &Certificate) -> Resul
     if digest.as_bytes() != Sha256::digest(tst_der).as_slice() {
         return Err("the token was altered: its TSTInfo does not match the signed digest".into());
     }
-    let spki = &tbs.subject_public_key_info;
-    if spki.algorithm.oid != ID_EC_PUBLIC_KEY || signer.signature_algorithm.oid != ECDSA_WITH_SHA256 {
-        return Err(format!(
-            "unsupported TSA signature {} with key {} (ECDSA P-256 with SHA-256 only)",
-            signer.signature_algorithm.oid, spki.algorithm.oid
-        ));
-    }
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
-        .map_err(|_| "the TSA certificate's key is not a P-256 key".to_owned())?;
-    let signature = p256::ecdsa::Signature::from_der(signer.signature.as_bytes())
-        .map_err(|_| "the token's signature is not an ECDSA signature".to_owned())?;
     let signed_der = attributes.to_der().map_err(|err| format!("the signed attributes: {err}"))?;
-    key.verify_prehash(&Sha256::digest(&signed_der), &signature)
-        .map_err(|_| "the token's signature does not verify with the TSA certificate".to_owned())
+    let valid = signature_verifies(tsa, signer, &Sha256::digest(&signed_der))?;
+    if !valid {
+        return Err("the token's signature does not verify with the TSA certificate".into());
+    }
+    Ok(())
+}
+
+/// Whether the signer's signature over `digest` (SHA-256 of the signed attributes) verifies with
+/// the TSA certificate's key: ECDSA P-256 or RSA PKCS #1 v1.5, with SHA-256.
+fn signature_verifies(tsa: &Certificate, signer: &SignerInfo, digest: &[u8]) -> Result<bool, String> {
+    let spki = &tsa.tbs_certificate.subject_public_key_info;
+    let (key, algorithm) = (spki.subject_public_key.raw_bytes(), signer.signature_algorithm.oid);
+    let signature = signer.signature.as_bytes();
+    match spki.algorithm.oid {
+        ID_EC_PUBLIC_KEY if algorithm == ECDSA_WITH_SHA256 => {
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(key)
+                .map_err(|_| "the TSA certificate's key is not a P-256 key".to_owned())?;
+            let Ok(signature) = p256::ecdsa::Signature::from_der(signature) else { return Ok(false) };
+            Ok(key.verify_prehash(digest, &signature).is_ok())
+        }
+        RSA_ENCRYPTION if algorithm == RSA_ENCRYPTION || algorithm == SHA256_WITH_RSA => {
+            use rsa::pkcs1::DecodeRsaPublicKey as _;
+            let key = rsa::PublicKey::from_pkcs1_der(key)
+                .map_err(|_| "the TSA certificate's RSA key does not parse".to_owned())?;
+            let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature) else { return Ok(false) };
+            Ok(rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key).verify_prehash(digest, &signature).is_ok())
+        }
+        key => Err(format!(
+            "unsupported TSA signature {algorithm} with key {key} (ECDSA P-256 or RSA, with SHA-256)"
+        )),
+    }
 }

@@ -3,7 +3,7 @@
 //! the TSA's certificate can show the log had that size no later than the token's time.
 //!
 //! [`Timestamper`] runs every `interval` (`EVIDENT_TSA_INTERVAL_SECS`, TOML `[timestamps]
-//! interval_secs`; 10 minutes by default): for every tenant this node leads whose head has no
+//! interval`; 10 minutes by default): for every tenant this node leads whose head has no
 //! token yet, it POSTs an `application/timestamp-query` and keeps the `TimeStampResp` (DER, as the
 //! TSA sent it) in the store's service state under `timestamps/<tenant>/<size>`.
 //! `GET /v1/logs/{tenant}/timestamps/{size}` answers it as `application/timestamp-reply`
