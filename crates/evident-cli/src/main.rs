@@ -8,6 +8,7 @@ mod export;
 mod fsck;
 mod hammer;
 mod ingest;
+mod insight;
 mod keycheck;
 mod keys;
 mod output;
@@ -80,6 +81,8 @@ enum Command {
     /// Load tool: append generated events straight into a data directory's store and report
     /// throughput and acknowledgement latency (benchmarks and crash tests use it).
     Hammer(hammer::Args),
+    /// Customer insight: trends, funnels, journeys, cohorts and service measures (aggregates only).
+    Insights(insight::Args),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
         Command::Report(args) => privacy::report(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
+        Command::Insights(args) => insight::run(args),
     };
     match result {
         Ok(code) => code,
