@@ -98,6 +98,13 @@ const TABLE: &[Row] = &[
     row("GET",    "/healthz",                                   None, false,                   "yyyyyyyyyy"),
     row("GET",    "/metrics",                                   None, false,                   "yyyyyyyyyy"),
     row("GET",    "/openapi.json",                              None, false,                   "yyyyyyyyyy"),
+    row("GET",    "/v1/insights/trend",                         None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/insights/funnel?steps=type:a;type:b",    None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/insights/journeys",                      None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/insights/cohorts",                       None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/insights/measure?kind=workload",         None, false,                   "nnnyyyyyyy"),
+    row("GET",    "/v1/insights/settings",                      None, false,                   "nnnyyyyyyy"),
+    row("PUT",    "/v1/insights/settings",                      Some(r#"{"min_customers":5}"#), false, "nnnnnnnyyy"),
 ];
 
 /// The table as the documentation shows it.
