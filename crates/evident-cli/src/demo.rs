@@ -1242,5 +1242,5 @@ fn story_report(contacts: usize) {
     crate::outln!(
         "     evident insights measure --first type:contact.opened --last type:contact.resolved --by channel"
     );
-    crate::outln!("     evident insights journeys --resolved type:contact.resolved");
+    crate::outln!("     evident insights journeys --only 'type:contact.*' --resolved type:contact.resolved");
 }

@@ -85,6 +85,9 @@ enum InsightCommand {
         /// A session within this after a resolved step is a repeat contact (default 7d).
         #[arg(long)]
         repeat_within: Option<String>,
+        /// Only events matching this query make sessions and paths, e.g. `type:contact.*`.
+        #[arg(long, value_name = "QUERY")]
+        only: Option<String>,
         #[command(flatten)]
         range: Range,
     },
@@ -134,9 +137,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let params = FunnelParams { steps, within, by, from: range.from, to: range.to, dropped_at };
             funnel(client.insight_funnel(&params).map_err(explain)?, json)
         }
-        InsightCommand::Journeys { gap, depth, top, resolved, repeat_within, range } => {
-            let params =
-                JourneysParams { from: range.from, to: range.to, gap, depth, top, resolved, repeat_within };
+        InsightCommand::Journeys { gap, depth, top, resolved, repeat_within, only, range } => {
+            let params = JourneysParams {
+                from: range.from,
+                to: range.to,
+                gap,
+                depth,
+                top,
+                resolved,
+                repeat_within,
+                only,
+            };
             journeys(client.insight_journeys(&params).map_err(explain)?, json)
         }
         InsightCommand::Cohorts { period, activity, range } => {

@@ -231,6 +231,8 @@ fn journeys(f: &Fixture) {
         json!({"resolved": "type:contact.resolved", "within_seconds": 604800, "resolved_customers": 6,
                "repeat_customers": 1, "repeat_rate": 1.0 / 6.0})
     );
+    let only = ok(f, &f.investigator, &format!("/v1/insights/journeys?{WEEKS}&only=type:contact.resolved"));
+    assert_eq!((only["sessions"].clone(), only["customers"].clone()), (json!(6), json!(6)));
     let read = ok(f, &f.reader, &path);
     assert_eq!(read["paths"].as_array().unwrap().len(), 2);
     assert_eq!(read["suppressed_paths"], 1);

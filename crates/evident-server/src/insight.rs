@@ -199,9 +199,10 @@ pub async fn journeys(
     let repeat =
         evident_wire::insight::duration("repeat_within", params.repeat_within.as_deref().unwrap_or("7d"))?;
     let resolved = step("resolved", &params.resolved)?.map(|s| (s, repeat));
+    let only = step("only", &params.only)?;
     let threshold = threshold(&state, &principal).await?;
-    let query = JourneysQuery { from, to, gap, depth, top, resolved, threshold };
-    let metadata = described([("gap", params.gap), ("resolved", params.resolved)]);
+    let query = JourneysQuery { from, to, gap, depth, top, resolved, only, threshold };
+    let metadata = described([("gap", params.gap), ("resolved", params.resolved), ("only", params.only)]);
     let tenant = principal.tenant.clone();
     let answer = run(&state, &principal, "journeys", metadata, move |index| {
         insight::journeys::journeys(index, &tenant, &query)

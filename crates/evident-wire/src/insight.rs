@@ -403,6 +403,8 @@ pub struct JourneysParams {
     pub resolved: Option<String>,
     /// A session starting within this after a resolved step is a repeat contact: default `7d`.
     pub repeat_within: Option<String>,
+    /// Only events matching this step make sessions and paths, e.g. `type:contact.*`.
+    pub only: Option<String>,
 }
 
 /// A path and how often it was taken.

@@ -23,6 +23,8 @@ pub struct JourneysQuery {
     pub top: usize,
     /// The resolving step and the repeat window (microseconds).
     pub resolved: Option<(Step, i64)>,
+    /// Only matching events make sessions and paths.
+    pub only: Option<Step>,
     pub threshold: Threshold,
 }
 
@@ -110,11 +112,25 @@ impl Tally {
 
 /// Computes journeys.
 pub fn journeys(index: &dyn InsightIndex, tenant: &TenantId, query: &JourneysQuery) -> Result<Journeys> {
-    let scan =
-        Scan { from: Some(query.from), to: query.to, by_subject: true, types: None, with_entry: false };
-    let scan = Scan { with_entry: query.resolved.as_ref().is_some_and(|(s, _)| s.needs_entry()), ..scan };
+    let only = query.only.as_ref();
+    let scan = Scan {
+        from: Some(query.from),
+        to: query.to,
+        by_subject: true,
+        types: only.and_then(Step::exact_type).map(|t| vec![t.to_owned()]),
+        with_entry: query.resolved.as_ref().is_some_and(|(s, _)| s.needs_entry())
+            || only.is_some_and(Step::needs_entry),
+    };
     let mut tally = Tally::default();
-    for_each_subject(index, tenant, &scan, |_, events| tally.add(events, query))?;
+    for_each_subject(index, tenant, &scan, |_, events| match only {
+        None => tally.add(events, query),
+        Some(step) => {
+            let kept: Vec<Event> = events.iter().filter(|e| step.matches(|f| e.get(f))).cloned().collect();
+            if !kept.is_empty() {
+                tally.add(&kept, query);
+            }
+        }
+    })?;
     Ok(answer(tally, query))
 }
 
