@@ -271,7 +271,7 @@ fn report(args: &Args, plan: &Plan, history: &History, tally: &Tally, key_id: &s
             "names, addresses and before/after values are personal: an investigator key and --purpose \
              show them"
         );
-        story_report(history.contacts);
+        story::report(history.contacts);
     }
     for problem in &tally.problems {
         eprintln!("evident: not stored: {problem}");
@@ -1224,23 +1224,4 @@ mod tests {
         }
         assert!(state.len() > 100);
     }
-}
-
-/// How to see the contact-centre story with `evident insights`.
-fn story_report(contacts: usize) {
-    crate::outln!();
-    crate::outln!(
-        "{contacts} contacts by {}: verification drops off on {}, {} resolves slowest; see them with",
-        story::CHANNELS.join(", "),
-        story::DROP_OFF_CHANNEL,
-        story::SLOW_CHANNEL
-    );
-    crate::outln!(
-        "     evident insights funnel --step type:contact.opened --step 'type:contact.verified outcome:success' \\\n       \
-         --step type:contact.resolved --by channel"
-    );
-    crate::outln!(
-        "     evident insights measure --first type:contact.opened --last type:contact.resolved --by channel"
-    );
-    crate::outln!("     evident insights journeys --only 'type:contact.*' --resolved type:contact.resolved");
 }

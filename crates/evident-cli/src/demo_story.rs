@@ -122,8 +122,8 @@ pub(super) fn play(world: &mut World, seed: u64, first_day: i64, until: i64) -> 
                 id: format!("CT-{}", 50_001 + contacts),
                 customer: world.customers[index].id.clone(),
                 agent: LEADS + rng.below(AGENTS.len() - LEADS),
-                channel: *rng.pick(&CHANNELS),
-                team: *rng.pick(&TEAMS),
+                channel: CHANNELS[rng.below(CHANNELS.len())],
+                team: TEAMS[rng.below(TEAMS.len())],
             };
             let Some(resolved) = contact(world, &mut rng, &next, at, end) else { break };
             if !rng.chance(0.25) {
@@ -133,4 +133,23 @@ pub(super) fn play(world: &mut World, seed: u64, first_day: i64, until: i64) -> 
         }
     }
     Story { contacts }
+}
+
+/// How to see the contact-centre story with `evident insights`.
+pub(super) fn report(contacts: usize) {
+    crate::outln!();
+    crate::outln!(
+        "{contacts} contacts by {}: verification drops off on {}, {} resolves slowest; see them with",
+        CHANNELS.join(", "),
+        DROP_OFF_CHANNEL,
+        SLOW_CHANNEL
+    );
+    crate::outln!(
+        "     evident insights funnel --step type:contact.opened --step 'type:contact.verified outcome:success' \\\n       \
+         --step type:contact.resolved --by channel"
+    );
+    crate::outln!(
+        "     evident insights measure --first type:contact.opened --last type:contact.resolved --by channel"
+    );
+    crate::outln!("     evident insights journeys --only 'type:contact.*' --resolved type:contact.resolved");
 }

@@ -30,6 +30,9 @@ pub struct MeasureQuery {
     pub threshold: Threshold,
 }
 
+/// A group's key and, for coverage, its actor.
+type Cell = (Option<String>, Option<String>);
+
 #[derive(Default)]
 struct Group {
     count: u64,
@@ -94,7 +97,7 @@ pub fn measure(index: &dyn InsightIndex, tenant: &TenantId, query: &MeasureQuery
         types: None,
         with_entry: by.is_some_and(Field::needs_entry),
     };
-    let mut groups: HashMap<(Option<String>, Option<String>), Group> = HashMap::new();
+    let mut groups: HashMap<Cell, Group> = HashMap::new();
     let (name, rows) = match &query.kind {
         Kind::Duration { first, last } => {
             scan.by_subject = true;
@@ -133,12 +136,8 @@ pub fn measure(index: &dyn InsightIndex, tenant: &TenantId, query: &MeasureQuery
 }
 
 /// The `top` actors by customers (then events) per group, groups in key order.
-fn coverage(
-    groups: HashMap<(Option<String>, Option<String>), Group>,
-    top: usize,
-    threshold: Threshold,
-) -> Vec<MeasureRow> {
-    let mut ranked: Vec<((Option<String>, Option<String>), Group)> = groups.into_iter().collect();
+fn coverage(groups: HashMap<Cell, Group>, top: usize, threshold: Threshold) -> Vec<MeasureRow> {
+    let mut ranked: Vec<(Cell, Group)> = groups.into_iter().collect();
     ranked.sort_by(|a, b| {
         (a.0.0.cmp(&b.0.0))
             .then_with(|| b.1.customers.len().cmp(&a.1.customers.len()))

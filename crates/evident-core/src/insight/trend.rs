@@ -39,10 +39,8 @@ impl Cell {
     fn add(&mut self, event: &Event) {
         self.events += 1;
         self.failures += u64::from(event.row.outcome == "failure");
-        if let Some(subject) = &event.row.subject {
-            if !self.customers.contains(subject) {
-                self.customers.insert(subject.clone());
-            }
+        if let Some(subject) = event.row.subject.as_ref().filter(|s| !self.customers.contains(*s)) {
+            self.customers.insert(subject.clone());
         }
         if !self.actors.contains(&event.row.actor) {
             self.actors.insert(event.row.actor.clone());
