@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::{AGENTS, DAY, HOUR, LEADS, MINUTE, Rng, World, day_start};
+use super::{AGENTS, DAY, HOUR, LEADS, MINUTE, OFFSET_SECONDS, Rng, SECOND, World, day_start};
 
 const SOURCE: &str = "//crm.example.com/contact-centre";
 pub(super) const CHANNELS: [&str; 4] = ["phone", "chat", "email", "web"];
@@ -67,6 +67,18 @@ fn resolution_delay(rng: &mut Rng, channel: &str) -> i64 {
     }
 }
 
+/// `t`, or when it falls outside 08:00 to 20:00 business time, the next 08:00 to 10:00 (agents
+/// work in the day: detection's off-hours rule must not fire on the story).
+fn in_hours(rng: &mut Rng, t: i64) -> i64 {
+    let since_midnight = (t + OFFSET_SECONDS * SECOND).rem_euclid(DAY);
+    let midnight = t - since_midnight;
+    match since_midnight / HOUR {
+        0..8 => midnight + 8 * HOUR + rng.between(0, 2 * HOUR),
+        8..20 => t,
+        _ => midnight + DAY + 8 * HOUR + rng.between(0, 2 * HOUR),
+    }
+}
+
 /// Plays one contact from `at`; answers when it was resolved (none: it dropped off or is open).
 fn contact(world: &mut World, rng: &mut Rng, contact: &Contact, at: i64, end: i64) -> Option<i64> {
     let status = |before: Option<&str>, after: &str| match before {
@@ -89,7 +101,8 @@ fn contact(world: &mut World, rng: &mut Rng, contact: &Contact, at: i64, end: i6
         let changes = json!([{"field": "/plan", "before": "standard", "after": plan}]);
         world.push(last, contact.event("contact.changed", "update", "success", changes));
     }
-    let resolved = last + resolution_delay(rng, contact.channel);
+    let delay = resolution_delay(rng, contact.channel);
+    let resolved = in_hours(rng, last + delay);
     if resolved >= end {
         return None;
     }
@@ -111,8 +124,9 @@ pub(super) fn play(world: &mut World, seed: u64, first_day: i64, until: i64) -> 
         }
         let (created, frozen) = (world.customers[index].created, world.customers[index].frozen_from);
         let day = first_day + rng.between(0, until - first_day);
-        let mut at =
-            (day_start(day) + rng.between(8 * HOUR, 20 * HOUR)).max(created.map_or(i64::MIN, |c| c + HOUR));
+        let first =
+            (day_start(day) + rng.between(8 * HOUR, 16 * HOUR)).max(created.map_or(i64::MIN, |c| c + HOUR));
+        let mut at = in_hours(&mut rng, first);
         loop {
             if at >= end || frozen.is_some_and(|f| at + 4 * DAY >= f) {
                 break;
@@ -129,7 +143,8 @@ pub(super) fn play(world: &mut World, seed: u64, first_day: i64, until: i64) -> 
             if !rng.chance(0.25) {
                 break;
             }
-            at = resolved + rng.between(DAY, 6 * DAY);
+            let back = resolved + rng.between(DAY, 6 * DAY);
+            at = in_hours(&mut rng, back);
         }
     }
     Story { contacts }
