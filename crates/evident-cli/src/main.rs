@@ -1,6 +1,7 @@
 //! `evident`: the one binary. Flag parsing and wiring only; the work is done by the library crates.
 
 mod capture;
+mod console_link;
 mod datadir;
 mod demo;
 mod detect;
@@ -18,6 +19,8 @@ mod search;
 mod serve;
 mod timearg;
 mod verify;
+mod witness;
+mod witness_policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +86,10 @@ enum Command {
     Hammer(hammer::Args),
     /// Customer insight: trends, funnels, journeys, cohorts and service measures (aggregates only).
     Insights(insight::Args),
+    /// Run a C2SP witness (POST /add-checkpoint) for logs it follows; add-log, vkey.
+    Witness(witness::Args),
+    /// Print a short-lived, one-time sign-in link to the web console for the given key.
+    ConsoleLink(console_link::Args),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +116,8 @@ fn main() -> ExitCode {
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
         Command::Insights(args) => insight::run(args),
+        Command::Witness(args) => witness::run(args),
+        Command::ConsoleLink(args) => console_link::run(args),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@ use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
 use evident_core::store::{Role, Store};
 use evident_server::detect::{DetectConfig, Detector};
+use evident_server::witness::{WitnessClient, WitnessEndpoint};
 use evident_server::{AppState, ServerConfig, app, audit, auth};
 use evident_store_postgres::{PgOptions, PgStore};
 use serde::Deserialize;
@@ -61,6 +62,19 @@ struct FileConfig {
     cluster: ClusterFile,
     #[serde(default)]
     outbound: Outbound,
+    /// Witnesses asked to cosign every tenant's checkpoints (`[[witness]]`).
+    #[serde(default)]
+    witness: Vec<WitnessFile>,
+}
+
+/// A `[[witness]]` entry: its cosignature/v1 vkey, its submission URL, and optionally its name
+/// (which must be the vkey's).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessFile {
+    name: Option<String>,
+    vkey: String,
+    url: String,
 }
 
 /// Connections the server makes on tenants' behalf (webhooks).
@@ -119,6 +133,9 @@ pub struct Settings {
     pub master_key_file: Option<PathBuf>,
     pub signing_key_file: Option<PathBuf>,
     pub database: Option<DatabaseSettings>,
+    /// Witnesses (`EVIDENT_WITNESSES`, or `[[witness]]` in the file) and the pause between rounds.
+    pub witnesses: Vec<WitnessEndpoint>,
+    pub witness_interval: Duration,
 }
 
 /// Where the PostgreSQL store is.
@@ -249,12 +266,46 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
                 .map(Duration::from_millis)
                 .unwrap_or(server_defaults.stream_recheck),
+            console: evident_server::console::session::ConsoleConfig {
+                idle: env::<u64>("EVIDENT_CONSOLE_IDLE_SECS")?
+                    .map(Duration::from_secs)
+                    .unwrap_or(server_defaults.console.idle),
+                max_age: env::<u64>("EVIDENT_CONSOLE_MAX_AGE_SECS")?
+                    .map(Duration::from_secs)
+                    .unwrap_or(server_defaults.console.max_age),
+                ..server_defaults.console.clone()
+            },
             ..server_defaults
         },
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
         signing_key_file: env("EVIDENT_SIGNING_KEY_FILE")?.or(file.keys.signing_key_file),
         database,
+        witnesses: witnesses(&file.witness)?,
+        witness_interval: Duration::from_millis(
+            env("EVIDENT_WITNESS_INTERVAL_MS")?.unwrap_or(1000u64).max(10),
+        ),
     })
+}
+
+/// The witnesses of `EVIDENT_WITNESSES` (`<vkey> <url>, ...`), else of the file's `[[witness]]`.
+fn witnesses(file: &[WitnessFile]) -> Result<Vec<WitnessEndpoint>> {
+    if let Some(text) = env::<String>("EVIDENT_WITNESSES")? {
+        return WitnessEndpoint::parse_list(&text).map_err(|err| anyhow::anyhow!("EVIDENT_WITNESSES: {err}"));
+    }
+    file.iter()
+        .map(|entry| {
+            let endpoint = WitnessEndpoint::parse(&entry.vkey, &entry.url)
+                .map_err(|err| anyhow::anyhow!("[[witness]]: {err}"))?;
+            if entry.name.as_deref().is_some_and(|name| name != endpoint.verifier.name()) {
+                bail!(
+                    "[[witness]] name {:?} is not the name of its vkey {:?}",
+                    entry.name,
+                    endpoint.verifier.name()
+                );
+            }
+            Ok(endpoint)
+        })
+        .collect()
 }
 
 /// A key file: read, or made only for a new store (`create`); refused when missing otherwise.
@@ -326,7 +377,7 @@ struct KeyMaterial {
     master: [u8; 32],
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let json = std::env::var("EVIDENT_LOG_FORMAT").is_ok_and(|f| f == "json");
     let level = match std::env::var("EVIDENT_LOG").as_deref() {
         Ok("debug") => tracing::Level::DEBUG,
@@ -370,12 +421,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(_) => format!("PostgreSQL, node {}; keys in {}", engine.node_id(), dir.path.display()),
         None => format!("data in {}", dir.path.display()),
     };
-    runtime.block_on(serve(state, listen, &place))?;
+    let witnesses = (settings.witnesses.clone(), settings.witness_interval);
+    runtime.block_on(serve(state, listen, &place, witnesses))?;
     engine.shutdown();
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
+async fn serve(
+    state: AppState,
+    listen: SocketAddr,
+    place: &str,
+    (witnesses, witness_interval): (Vec<WitnessEndpoint>, Duration),
+) -> Result<()> {
     // The handler is in place before the address is announced: a SIGTERM from then on stops the
     // server gracefully (registered later, an early one would kill it before the stop is recorded).
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -388,6 +445,7 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     // Detection starts before the first request and stops after the last one.
     let detector = Detector::start(state.clone());
     let retention = evident_server::privacy::Retention::start(state.clone());
+    let witness_client = WitnessClient::start(state.clone(), witnesses, witness_interval);
     audit::record_lifecycle(&state, "evident.service.started").await;
     let router = app(state.clone());
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -406,6 +464,9 @@ async fn serve(state: AppState, listen: SocketAddr, place: &str) -> Result<()> {
     evident_server::ratelimit::flush(&state).await;
     audit::record_lifecycle(&state, "evident.service.stopped").await;
     retention.stop().await;
+    if let Some(client) = witness_client {
+        client.stop().await;
+    }
     // The engine still runs: findings already made are recorded, then the state is persisted.
     detector.stop().await;
     tracing::info!("evident stopped");
@@ -431,5 +492,19 @@ mod tests {
         );
         assert!(toml::from_str::<FileConfig>("lisen = \"127.0.0.1:1\"\n").is_err(), "typos are refused");
         assert!(toml::from_str::<FileConfig>("[batching]\nmax_entries = \"ten\"\n").is_err());
+    }
+
+    #[test]
+    fn witnesses_come_from_the_file_with_names_checked() {
+        let vkey = evident_tlog::Cosigner::from_seed("w1.example", [1; 32]).unwrap().verifier().to_vkey();
+        let entry = |name: &str| {
+            format!("[[witness]]\nname = \"{name}\"\nvkey = \"{vkey}\"\nurl = \"http://w1.example\"\n")
+        };
+        let file: FileConfig = toml::from_str(&entry("w1.example")).unwrap();
+        let found = witnesses(&file.witness).unwrap();
+        assert_eq!((found.len(), found[0].url.as_str()), (1, "http://w1.example"));
+        let file: FileConfig = toml::from_str(&entry("w2.example")).unwrap();
+        assert!(witnesses(&file.witness).unwrap_err().to_string().contains("is not the name of its vkey"));
+        assert!(toml::from_str::<FileConfig>("[[witness]]\nvkey = \"x\"\n").is_err(), "url is required");
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::output;
+use crate::witness_policy::{Policy, PolicyArgs, View, compare_view};
 
 const RECEIPT_HEADER: &str = "c2sp.org/tlog-proof@v1";
 
@@ -63,11 +64,16 @@ pub struct Args {
     /// Print JSON (one object per line) instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(url) = &args.watch {
         return watch(url, &args);
+    }
+    if !args.policy.witness_urls.is_empty() {
+        bail!("--witness-url goes with --watch (it compares a witness's view with the log's checkpoints)");
     }
     let path = args.path.as_deref().expect("clap requires PATH without --watch");
     let (trusted, watched) = trusted_keys(&args, args.state.as_deref())?;
@@ -81,11 +87,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("--event goes with a .tlog-proof receipt, and {} is not one", path.display());
     }
     let json = output::json_wanted(args.json);
-    match kind {
+    let policy = args.policy.policy()?;
+    let code = match kind {
         Kind::Bundle => bundle(path, trusted, origin, args.trust_on_first_use, json),
         Kind::Receipt => receipt(path, &args, &trusted, origin, json),
         Kind::Checkpoint => checkpoint(path, &trusted, origin, json),
+    }?;
+    if let Some(policy) = policy {
+        let summary = policy.check(&checkpoint_note(path, kind)?)?;
+        match json {
+            true => crate::outln!("{}", json!({"witness_policy": "met", "detail": summary})),
+            false => crate::outln!("  witness policy met: {summary}"),
+        }
     }
+    Ok(code)
+}
+
+/// The signed checkpoint note an artefact (already verified) is made against.
+fn checkpoint_note(path: &Path, kind: Kind) -> Result<String> {
+    let read = || std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
+    Ok(match kind {
+        Kind::Bundle => BundleReader::open(path).map_err(|err| anyhow!("{err}"))?.header.checkpoint,
+        Kind::Receipt => TlogProof::parse(&read()?)?.checkpoint,
+        Kind::Checkpoint => read()?,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -382,8 +407,9 @@ fn watch(url: &str, args: &Args) -> Result<ExitCode> {
     };
     let (pinned_flags, _) = trusted_keys(args, None)?;
     let json = output::json_wanted(args.json);
+    let witnesses = Witnesses { policy: args.policy.policy()?, urls: args.policy.witness_urls.clone() };
     loop {
-        match check_once(&log, url, &state_path, &pinned_flags) {
+        match check_once(&log, url, &state_path, &pinned_flags, &witnesses) {
             Ok(seen) => report_seen(&seen, json, args.once),
             Err(WatchFailure::Alarm(message)) => {
                 eprintln!("evident: ALARM: {url}: {message}");
@@ -502,12 +528,55 @@ fn log_error(err: ClientError) -> anyhow::Error {
     }
 }
 
+/// What a watch asks of witnesses: a policy on each checkpoint, and monitoring URLs to compare.
+struct Witnesses {
+    policy: Option<Policy>,
+    urls: Vec<String>,
+}
+
+impl Witnesses {
+    /// The policy on the log's checkpoint, and each witness's view of the log against it.
+    fn check(
+        &self,
+        log: &Log,
+        note: &str,
+        verifiers: &[Verifier],
+        checkpoint: &Checkpoint,
+    ) -> Result<(), WatchFailure> {
+        if let Some(policy) = &self.policy {
+            policy.check(note)?;
+        }
+        for url in &self.urls {
+            let consistency = |old, new| consistency_proof(log, old, new);
+            if let View::Fork(message) =
+                compare_view(url, &checkpoint.origin, verifiers, checkpoint, consistency)?
+            {
+                return Err(WatchFailure::Alarm(message));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn consistency_proof(log: &Log, old: u64, new: u64) -> Result<Vec<Hash>> {
+    let answer = log
+        .client
+        .consistency(&log.tenant, old, new)
+        .with_context(|| format!("cannot get a consistency proof from tree size {old} to {new}"))?;
+    answer
+        .proof
+        .iter()
+        .map(|hash| Hash::from_base64(hash).map_err(|_| anyhow!("the consistency proof holds a bad hash")))
+        .collect()
+}
+
 /// One check: the current checkpoint, verified against the pinned key and the last one seen.
 fn check_once(
     log: &Log,
     url: &str,
     state_path: &Path,
     pinned_flags: &[Verifier],
+    witnesses: &Witnesses,
 ) -> Result<Seen, WatchFailure> {
     let state = read_state(state_path)?;
     if let Some(state) = &state
@@ -557,6 +626,7 @@ fn check_once(
     let (checkpoint, _) = Checkpoint::open(&note, &verifiers, &origin).map_err(|err| {
         WatchFailure::Alarm(format!("the log's checkpoint does not verify with the pinned key: {err}"))
     })?;
+    witnesses.check(log, &note, &verifiers, &checkpoint)?;
     let save = |checkpoint: &Checkpoint| {
         write_state(
             state_path,
@@ -597,15 +667,7 @@ fn check_once(
         }
         return Ok(Seen::Unchanged(checkpoint));
     }
-    let answer = log
-        .client
-        .consistency(&log.tenant, state.size, size)
-        .with_context(|| format!("cannot get a consistency proof from tree size {} to {size}", state.size))?;
-    let proof = answer
-        .proof
-        .iter()
-        .map(|hash| Hash::from_base64(hash).map_err(|_| anyhow!("the consistency proof holds a bad hash")))
-        .collect::<Result<Vec<_>>>()?;
+    let proof = consistency_proof(log, state.size, size)?;
     verify_consistency(TreeSize(state.size), checkpoint.size, &seen_root, &checkpoint.root, &proof).map_err(
         |err| {
             WatchFailure::Alarm(format!(

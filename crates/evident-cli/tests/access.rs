@@ -105,6 +105,12 @@ const TABLE: &[Row] = &[
     row("GET",    "/v1/insights/measure?kind=workload",         None, false,                   "nnnyyyyyyy"),
     row("GET",    "/v1/insights/settings",                      None, false,                   "nnnyyyyyyy"),
     row("PUT",    "/v1/insights/settings",                      Some(r#"{"min_customers":5}"#), false, "nnnnnnnyyy"),
+    row("GET",    "/",                                          None, false,                   "yyyyyyyyyy"),
+    row("GET",    "/console/assets/0000000000000000/app.js",    None, false,                   "yyyyyyyyyy"),
+    row("POST",   "/console/session",                           Some("{}"), false,             "yyyyyyyyyy"),
+    row("GET",    "/console/session",                           None, false,                   "nnnnnnnnnn"),
+    row("DELETE", "/console/session",                           None, false,                   "nnnnnnnnnn"),
+    row("POST",   "/console/links",                             None, false,                   "nnnyyyyyyy"),
 ];
 
 /// The table as the documentation shows it.

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 const LEASE_TTL_MS: u64 = 1000;
 const NODES: usize = 3;
 const PRODUCERS: usize = 6;
+/// `/healthz` names the tenants a node leads only to the metrics token.
+const METRICS_TOKEN: &str = "cluster-metrics";
 
 fn node_env(schema: &str, node: usize) -> Vec<(String, String)> {
     vec![
@@ -28,6 +30,7 @@ fn node_env(schema: &str, node: usize) -> Vec<(String, String)> {
         ("EVIDENT_DATABASE_SCHEMA".into(), schema.into()),
         ("EVIDENT_LEASE_TTL_MS".into(), LEASE_TTL_MS.to_string()),
         ("EVIDENT_NODE_ID".into(), format!("node-{node}")),
+        ("EVIDENT_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
     ]
 }
 
@@ -43,9 +46,16 @@ fn client(timeout: Duration) -> reqwest::blocking::Client {
 
 /// The tenants a node says it leads; `None` if it does not answer.
 fn leads(base: &str) -> Option<Vec<String>> {
-    let health: Value =
-        client(Duration::from_millis(500)).get(format!("{base}/healthz")).send().ok()?.json().ok()?;
-    Some(health["leads"].as_array()?.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+    let health: Value = client(Duration::from_millis(500))
+        .get(format!("{base}/healthz"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    // A node that leads nothing leaves the list out.
+    let names = health.get("leads").and_then(Value::as_array).cloned().unwrap_or_default();
+    Some(names.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
 }
 
 /// Waits until exactly one of `bases` leads `default`; answers its position and how long it took.

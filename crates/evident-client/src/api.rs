@@ -243,6 +243,10 @@ endpoints! {
     /// `GET /v1/findings/{finding_id}`.
     fn finding(target, finding_id: &str) -> FindingRecord = target.get(&["v1", "findings", finding_id], &());
 
+    /// `POST /console/links`: a one-time sign-in link to the web console for this key
+    /// (`{"path": "/#/link/...", "expires_in": seconds}`).
+    fn console_link(target) -> serde_json::Value = target.post(&["console", "links"], &());
+
     /// `POST /v1/findings/{finding_id}/status`: a step of the workflow; answers the finding.
     fn set_finding_status(target, finding_id: &str, request: &StatusRequest) -> FindingRecord =
         target.post(&["v1", "findings", finding_id, "status"], request);

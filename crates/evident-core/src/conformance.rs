@@ -49,7 +49,7 @@ macro_rules! store_conformance_suite {
             repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing,
             retention_destroys_only_months_past_the_maximum, retention_rules_by_type_and_class,
             master_key_rotation_leaves_the_old_key_unneeded,
-            personal_fields_are_searchable_until_erased);
+            personal_fields_are_searchable_until_erased, witness_cosignatures);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1015,6 +1015,46 @@ pub fn service_state(harness: &dyn Harness) {
     drop(store);
     // State is as durable as the log.
     assert_eq!(harness.open().get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
+}
+
+/// Witness cosignatures (`cosigned.rs`): merged per checkpoint, carried by the checkpoint and
+/// receipts, kept across reopening, at most `KEEP` checkpoints.
+pub fn witness_cosignatures(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    append(&engine, &acme, (0..3).map(|i| event(&format!("w-{i}"), json!({}))).collect());
+    let (_, signed) = engine.head(&acme).unwrap().unwrap();
+    let body = &signed[..signed.find("\n\n").unwrap() + 1];
+    let witnesses =
+        [1u8, 2].map(|n| evident_tlog::Cosigner::from_seed(&format!("w{n}.test"), [n; 32]).unwrap());
+    for witness in &witnesses {
+        engine.add_cosignatures(&acme, &signed, &witness.cosign(body, 1_700_000_000).unwrap()).unwrap();
+    }
+    let keys: Vec<_> =
+        engine.verifiers(&acme).unwrap().into_iter().chain(witnesses.iter().map(|w| w.verifier())).collect();
+    let (_, cosigned) = engine.checkpoint(&acme).unwrap().unwrap();
+    assert_eq!(evident_tlog::open_note(&cosigned, &keys).unwrap().verified.len(), 3);
+    // A newer checkpoint has none; a receipt of an older event is proved at the cosigned one.
+    append(&engine, &acme, vec![event("w-3", json!({}))]);
+    assert_eq!(engine.checkpoint(&acme).unwrap().unwrap(), engine.head(&acme).unwrap().unwrap());
+    let receipt = engine.receipt(&acme, EventRef::Index(1)).unwrap();
+    assert_eq!(receipt.checkpoint, cosigned);
+    let entry = engine.store().entries(&acme, 1, 2).unwrap().remove(0);
+    assert_eq!(receipt.verify(&entry, &keys, &engine.origin(&acme)).unwrap().size, TreeSize(3));
+    drop(engine);
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    assert_eq!(engine.cosigned_checkpoints(&acme).unwrap(), vec![cosigned.clone()]);
+    for i in 4..4 + crate::cosigned::KEEP {
+        append(&engine, &acme, vec![event(&format!("w-{i}"), json!({}))]);
+        let (_, signed) = engine.head(&acme).unwrap().unwrap();
+        let body = &signed[..signed.find("\n\n").unwrap() + 1];
+        engine.add_cosignatures(&acme, &signed, &witnesses[0].cosign(body, 1_700_000_001).unwrap()).unwrap();
+    }
+    let kept = engine.cosigned_checkpoints(&acme).unwrap();
+    assert_eq!(kept.len(), crate::cosigned::KEEP);
+    assert!(!kept.contains(&cosigned), "the oldest is dropped");
+    assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().1, kept[kept.len() - 1]);
 }
 
 fn node_config(node: &str) -> EngineConfig {

@@ -8,6 +8,7 @@
 mod append;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod cosigned;
 pub mod engine;
 pub mod event;
 pub mod fsck;

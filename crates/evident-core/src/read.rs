@@ -184,14 +184,23 @@ impl Engine {
     }
 
     /// The latest signed checkpoint of a tenant's log (`None` while it is empty).
+    /// It carries the witness cosignatures stored for it (`cosigned.rs`).
     pub fn checkpoint(&self, tenant: &TenantId) -> Result<Option<(TreeSize, String)>> {
+        match self.head(tenant)? {
+            Some((size, note)) => Ok(Some((size, self.with_cosignatures(tenant, &note)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The latest checkpoint as the log signed it, without cosignatures.
+    pub fn head(&self, tenant: &TenantId) -> Result<Option<(TreeSize, String)>> {
         self.policy(tenant)?;
         Ok(self.store().head(tenant)?.map(|head| (head.size, head.checkpoint)))
     }
 
     fn latest(&self, tenant: &TenantId) -> Result<(Checkpoint, String)> {
         let (_, note) =
-            self.checkpoint(tenant)?.ok_or_else(|| Error::NotFound(format!("log of {tenant} is empty")))?;
+            self.head(tenant)?.ok_or_else(|| Error::NotFound(format!("log of {tenant} is empty")))?;
         let (checkpoint, _) = Checkpoint::open(&note, &self.verifiers(tenant)?, &self.origin(tenant))?;
         Ok((checkpoint, note))
     }
@@ -236,8 +245,15 @@ impl Engine {
     /// The `c2sp.org/tlog-proof@v1` receipt of an event at the latest checkpoint.
     pub fn receipt(&self, tenant: &TenantId, which: EventRef) -> Result<TlogProof> {
         let view = self.event(tenant, which, Access::Skeleton)?;
-        let (latest, note) = self.latest(tenant)?;
-        let proof = self.inclusion_proof(tenant, view.index, Some(latest.size.0))?;
+        let (latest, plain) = self.latest(tenant)?;
+        let note = self.with_cosignatures(tenant, &plain)?;
+        // Without cosignatures on the latest checkpoint, the newest cosigned one that holds the
+        // event (witnesses cosign a little after the log signs).
+        let (size, note) = match note == plain {
+            true => self.cosigned_covering(tenant, view.index + 1)?.unwrap_or((latest.size.0, note)),
+            false => (latest.size.0, note),
+        };
+        let proof = self.inclusion_proof(tenant, view.index, Some(size))?;
         Ok(TlogProof { extra: None, index: LeafIndex(view.index), proof, checkpoint: note })
     }
 
@@ -315,7 +331,7 @@ impl Engine {
     /// The latest checkpoint, which an export is made against.
     pub fn export_head(&self, tenant: &TenantId) -> Result<ExportHead> {
         let (checkpoint, note) = self.latest(tenant)?;
-        Ok(ExportHead { size: checkpoint.size, checkpoint: note })
+        Ok(ExportHead { size: checkpoint.size, checkpoint: self.with_cosignatures(tenant, &note)? })
     }
 
     /// A page of an export: events matching `filter`, oldest first, covered by `head`, each with

@@ -77,7 +77,10 @@ impl<R: Requirement> FromRequestParts<AppState> for Caller<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|connect| connect.0.ip());
-        let principal = authenticate(state, &parts.headers, ip).await?;
+        let principal = match crate::console::session::principal(state, parts, ip).await? {
+            Some(principal) => principal,
+            None => authenticate(state, &parts.headers, ip).await?,
+        };
         let tenant = match RawPathParams::from_request_parts(parts, state).await {
             Ok(params) => {
                 params.iter().find(|(name, _)| *name == "tenant").map(|(_, value)| value.to_owned())

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod budget;
+pub mod console;
 pub mod counter;
 pub mod detect;
 pub mod detect_api;
@@ -23,6 +24,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod report_html;
 pub mod streams;
+pub mod witness;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,6 +63,8 @@ pub struct ServerConfig {
     pub stream_recheck: std::time::Duration,
     /// Bytes of request bodies in memory across all requests (`budget.rs`).
     pub max_inflight_bytes: usize,
+    /// Console sessions: cookie flags and expiry (`console/session.rs`).
+    pub console: console::session::ConsoleConfig,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             auth_failure_burst: ratelimit::FAILURE_BURST,
             stream_recheck: std::time::Duration::from_secs(5),
             max_inflight_bytes: 128 << 20,
+            console: console::session::ConsoleConfig::default(),
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct AppState {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Room for request bodies across requests (`budget.rs`).
     pub inflight: Arc<tokio::sync::Semaphore>,
+    /// Console sessions and sign-in links (`console/session.rs`).
+    pub console: Arc<console::session::Sessions>,
 }
 
 impl AppState {
@@ -123,6 +130,7 @@ impl AppState {
             )),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             inflight: Arc::new(budget::room(config.max_inflight_bytes)),
+            console: Arc::default(),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),
@@ -194,4 +202,8 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(insight::cohorts))
         .routes(routes!(insight::measure))
         .routes(routes!(insight::get_settings, insight::put_settings))
+        .routes(routes!(console::index))
+        .routes(routes!(console::asset))
+        .routes(routes!(console::get_session, console::sign_in, console::sign_out))
+        .routes(routes!(console::create_link))
 }

@@ -29,15 +29,22 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 /// Fails (503) when the sequencer is not running, the store does not take writes, or events wait
-/// while the last commit is older than the configured staleness.
+/// while the last commit is older than the configured staleness. Names the tenants this node leads
+/// only to a request bearing the metrics token; anyone else learns how many.
 #[utoipa::path(get, path = "/healthz",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub async fn healthz(State(state): State<AppState>) -> Response {
+    responses((status = 200, body = Health), (status = 503, body = Health)),
+    security((), ("bearer" = [])))]
+pub async fn healthz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Any other credential (an API key, a wrong token) is simply not shown the names.
+    let named = tenant_labels_allowed(&state, &headers).unwrap_or(false);
     let engine = state.engine.clone();
     let stale_after = state.config.stale_checkpoint_secs as i64 * 1_000_000;
     let node = state.engine.node_id().to_owned();
     let unrecorded = state.detect.unrecorded.load(Ordering::SeqCst);
-    let leads = state.engine.led_tenants().into_iter().map(|(tenant, _)| tenant.to_string()).collect();
+    let led = state.engine.led_tenants();
+    let leading = led.len();
+    let leads =
+        if named { led.into_iter().map(|(tenant, _)| tenant.to_string()).collect() } else { Vec::new() };
     let problems = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
         if !engine.sequencer_alive() {
@@ -69,7 +76,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     });
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status_text = if problems.is_empty() { "ok" } else { "unhealthy" };
-    (status, Json(Health { status: status_text.to_owned(), problems, node, leads })).into_response()
+    (status, Json(Health { status: status_text.to_owned(), problems, node, leading, leads })).into_response()
 }
 
 /// Whether a `/metrics` request may see per-tenant series: only with the metrics token

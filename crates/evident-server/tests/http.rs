@@ -1369,9 +1369,15 @@ fn health_metrics_and_the_openapi_document() {
     assert_eq!(health.content_type(), "application/json");
     let health = health.json();
     assert_eq!(health["status"], "ok");
-    // The embedded store has one node, which leads every tenant.
-    assert_eq!(health["leads"], json!(["default"]));
+    // The embedded store has one node, which leads every tenant; anyone may learn how many, only
+    // the metrics token shows their names.
+    assert_eq!(health["leading"], 1, "{health}");
+    assert!(health.get("leads").is_none(), "tenant names shown without the metrics token: {health}");
     assert!(health["node"].as_str().is_some_and(|node| !node.is_empty()), "{health}");
+    let named = server.expect(&get("/healthz").key("m-token"), 200).json();
+    assert_eq!(named["leads"], json!(["default"]), "{named}");
+    let other = server.expect(&get("/healthz").key(&producer), 200).json();
+    assert!(other.get("leads").is_none(), "tenant names shown to an API key: {other}");
 
     let metrics = server.expect(&get("/metrics").key("m-token"), 200);
     assert!(metrics.content_type().starts_with("text/plain"), "{}", metrics.content_type());

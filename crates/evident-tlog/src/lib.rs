@@ -1,6 +1,6 @@
 //! The verifiable log at the heart of Evident: RFC 6962 / RFC 9162 Merkle trees and proofs, and the
 //! C2SP formats that outside verifiers already speak (tlog-tiles, signed-note, tlog-checkpoint,
-//! tlog-proof, tlog-cosignature).
+//! tlog-proof, tlog-cosignature, tlog-witness).
 //!
 //! Pure: no I/O, no async, no serde. Storage is reached through [`HashSource`] and
 //! [`TileReader`]; randomness for keys is supplied by the caller.
@@ -16,6 +16,7 @@ mod proof;
 mod receipt;
 mod tile;
 mod tree;
+mod witness;
 
 pub use checkpoint::Checkpoint;
 pub use error::{Error, Result};
@@ -34,3 +35,7 @@ pub use tile::{
     bundles_for_growth, parse_bundle, push_bundle_entry, tiles_for_growth,
 };
 pub use tree::{Frontier, MemoryTree};
+pub use witness::{
+    AddCheckpoint, PolicyReport, Refusal, SIZE_CONTENT_TYPE, check_add_checkpoint, cosignature_lines,
+    peek_checkpoint, witness_policy,
+};

@@ -374,6 +374,41 @@ impl Cosigner {
         Ok(Cosigner { name: name.to_owned(), key_id, key })
     }
 
+    /// Parses the cosigner key text [`Cosigner::to_text`] writes.
+    pub fn parse(text: &str) -> Result<Cosigner> {
+        let bad = |reason: &str| Error::malformed("cosigner key", reason.to_owned());
+        let rest =
+            text.strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
+        let (name, rest) = rest.split_once('+').ok_or_else(|| bad("no key id"))?;
+        let (id_hex, key_b64) = rest.split_once('+').ok_or_else(|| bad("no key material"))?;
+        let id = parse_key_id(id_hex).ok_or_else(|| bad("key id is not 8 hex digits"))?;
+        let bytes = BASE64.decode(key_b64).map_err(|_| bad("key material is not base64"))?;
+        let seed: [u8; 32] = match bytes.split_first() {
+            Some((&ALG_COSIGNATURE_V1, seed)) => {
+                seed.try_into().map_err(|_| bad("Ed25519 seed is not 32 bytes"))?
+            }
+            Some((alg, _)) => return Err(bad(&format!("signature type {alg:#04x} is not cosignature/v1"))),
+            None => return Err(bad("empty key material")),
+        };
+        let cosigner = Cosigner::from_seed(name, seed)?;
+        if cosigner.key_id != id {
+            return Err(bad("key id does not match the key"));
+        }
+        Ok(cosigner)
+    }
+
+    /// The key text, shaped like Go's signer keys with signature type 0x04:
+    /// `PRIVATE+KEY+<name>+<key id>+<base64(0x04 || seed)>`. It holds the secret.
+    pub fn to_text(&self) -> String {
+        let mut material = vec![ALG_COSIGNATURE_V1];
+        material.extend_from_slice(&self.key.to_bytes());
+        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(material))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn verifier(&self) -> Verifier {
         Verifier {
             name: self.name.clone(),

@@ -1,5 +1,5 @@
 //! Interop with Go's reference packages: artefacts made by our code (signed checkpoints, inclusion
-//! and consistency proofs, tlog-proof receipts) and tampered copies of them are handed to the Go
+//! and consistency proofs, tlog-proof receipts, witness cosignatures) and tampered copies of them are handed to the Go
 //! checker in `interop/go`, which must accept the first and reject the second. Our own verifier
 //! must reach the same verdict on every case.
 //!
@@ -112,6 +112,16 @@ impl Cases {
         let ours = Checkpoint::open(note, std::slice::from_ref(&self.verifier), ORIGIN);
         assert_eq!(ours.is_ok(), ok, "our verifier on {name}: {ours:?}");
         self.push(json!({"name": name, "kind": "checkpoint", "note": note, "expect_ok": ok}));
+    }
+
+    /// A checkpoint the log signed and `witness` must have validly cosigned.
+    fn cosigned(&mut self, name: String, note: &str, witness: &Verifier, ok: bool) {
+        let ours = Checkpoint::open(note, &[self.verifier.clone(), witness.clone()], ORIGIN)
+            .ok()
+            .filter(|(_, opened)| opened.verified.len() == 2);
+        assert_eq!(ours.is_some(), ok, "our verifier on {name}: {ours:?}");
+        self.push(json!({"name": name, "kind": "cosigned_checkpoint", "note": note,
+            "witness_vkey": witness.to_vkey(), "expect_ok": ok}));
     }
 
     fn receipt(&mut self, name: String, receipt: &str, leaf: &[u8], ok: bool) {
@@ -360,6 +370,7 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
     let body = Checkpoint::new(ORIGIN, TreeSize(3000), root(3000)).body();
     let cosigned = add_signature_lines(&note, &witness.cosign(&body, 1_700_000_000).unwrap()).unwrap();
     cases.checkpoint("checkpoint/cosigned".into(), &cosigned, true);
+    cosignature_cases(&mut cases, &note, &body, &witness);
 
     let count = cases.cases.len();
     let manifest = json!({"vkey": signer.verifier().to_vkey(), "origin": ORIGIN, "cases": cases.cases});
@@ -367,4 +378,32 @@ fn go_reference_packages_accept_ours_and_reject_tampering() {
     let summary = format!("tlogcheck: {count} cases, 0 mismatches");
     assert!(stdout.contains(&summary), "expected {summary:?} in:\n{stdout}");
     assert!(count > 250, "only {count} cases");
+}
+
+/// Go's note.Open with a cosignature/v1 verifier written from the spec (`interop/go`,
+/// `cosignature.go`) judges our witness cosignatures: genuine ones pass, and a flipped bit, a
+/// changed time, a cosignature of another checkpoint or none at all fail.
+fn cosignature_cases(cases: &mut Cases, note: &str, body: &str, witness: &Cosigner) {
+    let verifier = witness.verifier();
+    let line = witness.cosign(body, 1_700_000_000).unwrap();
+    cases.cosigned("cosigned/genuine".into(), &add_signature_lines(note, &line).unwrap(), &verifier, true);
+    let (prefix, b64) = line.trim_end().rsplit_once(' ').unwrap();
+    let mut bytes = BASE64.decode(b64).unwrap();
+    let mut tamper = |at: usize, name: &str| {
+        bytes[at] ^= 0x01;
+        let forged = format!("{prefix} {}\n", BASE64.encode(&bytes));
+        bytes[at] ^= 0x01;
+        cases.cosigned(name.into(), &add_signature_lines(note, &forged).unwrap(), &verifier, false);
+    };
+    tamper(11, "cosigned/time-changed");
+    tamper(40, "cosigned/signature-flipped");
+    let other_body = body.replacen("\n3000\n", "\n2999\n", 1);
+    let other = witness.cosign(&other_body, 1_700_000_000).unwrap();
+    cases.cosigned(
+        "cosigned/other-checkpoint".into(),
+        &add_signature_lines(note, &other).unwrap(),
+        &verifier,
+        false,
+    );
+    cases.cosigned("cosigned/none".into(), note, &verifier, false);
 }

@@ -332,7 +332,10 @@ pub struct Health {
     pub problems: Vec<String>,
     /// This node's name among the nodes sharing a store.
     pub node: String,
-    /// The tenants whose logs this node sequences and signs (all of them on the embedded store).
+    /// How many tenants' logs this node sequences and signs (all of them on the embedded store).
+    pub leading: usize,
+    /// Their names: only for a request bearing the metrics token (`EVIDENT_METRICS_TOKEN`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leads: Vec<String>,
 }
 

@@ -1,8 +1,9 @@
 // Command tlogcheck is Evident's "Go checker": an independent verifier that
 // checks artefacts produced by Evident's Rust code (signed checkpoints,
-// RFC 6962 inclusion and consistency proofs, c2sp.org/tlog-proof@v1 receipts)
-// with Go's reference packages golang.org/x/mod/sumdb/note and
-// golang.org/x/mod/sumdb/tlog.
+// RFC 6962 inclusion and consistency proofs, c2sp.org/tlog-proof@v1 receipts,
+// witness cosignatures) with Go's reference packages golang.org/x/mod/sumdb/note
+// and golang.org/x/mod/sumdb/tlog (cosignature/v1 through a note.Verifier of
+// our own, cosignature.go).
 //
 // It is built in GOPATH mode, with no module proxy, by ../../../build.sh
 // against the Debian package golang-golang-x-mod-dev.
@@ -91,7 +92,9 @@ type tcase struct {
 
 	// kind "tlog_proof"
 	Receipt *string `json:"receipt"`
-	LeafB64 *string `json:"leaf_b64"`
+	// cosigned_checkpoint: the witness's cosignature/v1 vkey (cosignature.go).
+	WitnessVKey *string `json:"witness_vkey"`
+	LeafB64     *string `json:"leaf_b64"`
 }
 
 // checkpoint is a parsed C2SP tlog-checkpoint note body.
@@ -247,23 +250,26 @@ func validateCase(c *tcase) error {
 		return errors.New("missing expect_ok")
 	}
 	fields := map[string]bool{
-		"note":      c.Note != nil,
-		"size":      c.Size != nil,
-		"index":     c.Index != nil,
-		"leaf_hash": c.LeafHash != nil,
-		"root":      c.Root != nil,
-		"old_size":  c.OldSize != nil,
-		"new_size":  c.NewSize != nil,
-		"old_root":  c.OldRoot != nil,
-		"new_root":  c.NewRoot != nil,
-		"proof":     c.Proof != nil,
-		"receipt":   c.Receipt != nil,
-		"leaf_b64":  c.LeafB64 != nil,
+		"note":         c.Note != nil,
+		"size":         c.Size != nil,
+		"index":        c.Index != nil,
+		"leaf_hash":    c.LeafHash != nil,
+		"root":         c.Root != nil,
+		"old_size":     c.OldSize != nil,
+		"new_size":     c.NewSize != nil,
+		"old_root":     c.OldRoot != nil,
+		"new_root":     c.NewRoot != nil,
+		"proof":        c.Proof != nil,
+		"receipt":      c.Receipt != nil,
+		"leaf_b64":     c.LeafB64 != nil,
+		"witness_vkey": c.WitnessVKey != nil,
 	}
 	var want []string
 	switch c.Kind {
 	case "checkpoint":
 		want = []string{"note"}
+	case "cosigned_checkpoint":
+		want = []string{"note", "witness_vkey"}
 	case "inclusion":
 		want = []string{"size", "index", "leaf_hash", "root", "proof"}
 	case "consistency":
@@ -313,6 +319,8 @@ func runCase(c *tcase, origin string, verifiers note.Verifiers) (err error) {
 		return checkConsistency(c)
 	case "tlog_proof":
 		return checkReceipt(c, origin, verifiers)
+	case "cosigned_checkpoint":
+		return checkCosigned(c, origin, verifiers)
 	}
 	return fmt.Errorf("unknown kind %q", c.Kind)
 }
