@@ -24,6 +24,9 @@ use evident_wire::Micros;
 use evident_wire::api::{CreateKey, IngestResponse, ItemStatus};
 use serde_json::{Value, json};
 
+#[path = "demo_story.rs"]
+mod story;
+
 use crate::ClientArgs;
 use crate::output;
 use crate::search::{client, explain};
@@ -198,6 +201,9 @@ fn report(args: &Args, plan: &Plan, history: &History, tally: &Tally, key_id: &s
                                             "time": local_time(vip.time)},
                 "deletion_request": {"subject": history.deletion_subject},
             },
+            "story": {"contacts": history.contacts, "channels": story::CHANNELS,
+                      "drop_off": {"channel": story::DROP_OFF_CHANNEL, "step": "contact.verified"},
+                      "slow_channel": story::SLOW_CHANNEL},
         });
         crate::outln!("{summary}");
     } else {
@@ -265,6 +271,7 @@ fn report(args: &Args, plan: &Plan, history: &History, tally: &Tally, key_id: &s
             "names, addresses and before/after values are personal: an investigator key and --purpose \
              show them"
         );
+        story::report(history.contacts);
     }
     for problem in &tally.problems {
         eprintln!("evident: not stored: {problem}");
@@ -481,6 +488,8 @@ struct History {
     burst: Burst,
     vip_read: VipRead,
     deletion_subject: String,
+    /// Contacts of the contact-centre story (`demo_story.rs`).
+    contacts: usize,
 }
 
 struct NightReads {
@@ -622,6 +631,8 @@ impl Plan {
             }
         }
 
+        let story = story::play(&mut world, self.seed, first_day, self.until);
+
         // Ids in time order, derived from the flags: the same flags give the same ids.
         let mut events = world.events;
         events.sort_by_key(|(time, order, _)| (*time, *order));
@@ -646,6 +657,7 @@ impl Plan {
                 time: vip_time,
             },
             deletion_subject: world.customers[deletion_customer].id.clone(),
+            contacts: story.contacts,
         }
     }
 

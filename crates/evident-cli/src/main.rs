@@ -9,6 +9,7 @@ mod export;
 mod fsck;
 mod hammer;
 mod ingest;
+mod insight;
 mod keycheck;
 mod keys;
 mod output;
@@ -85,6 +86,8 @@ enum Command {
     /// Load tool: append generated events straight into a data directory's store and report
     /// throughput and acknowledgement latency (benchmarks and crash tests use it).
     Hammer(hammer::Args),
+    /// Customer insight: trends, funnels, journeys, cohorts and service measures (aggregates only).
+    Insights(insight::Args),
     /// Run a C2SP witness (POST /add-checkpoint) for logs it follows; add-log, vkey.
     Witness(witness::Args),
     /// Print a short-lived, one-time sign-in link to the web console for the given key.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Report(args) => privacy::report(args),
         Command::Fsck(args) => fsck::run(args),
         Command::Hammer(args) => hammer::run(args),
+        Command::Insights(args) => insight::run(args),
         Command::Witness(args) => witness::run(args),
         Command::ConsoleLink(args) => console_link::run(args),
     };

@@ -15,6 +15,10 @@ use evident_wire::detect::{
     BacktestReport, BacktestRequest, CreateWebhook, DeadLetterList, Deleted, FindingPage, FindingParams,
     FindingRecord, NewWebhook, Redelivering, Rule, RuleList, StatusRequest, TemplateList, WebhookList,
 };
+use evident_wire::insight::{
+    Cohorts, CohortsParams, Funnel, FunnelParams, InsightSettings, Journeys, JourneysParams, Measure,
+    MeasureParams, Trend, TrendParams,
+};
 use evident_wire::privacy::{
     CreateHold, EraseRequest, Erasure, HoldList, HoldView, PersonalSearch, PrivacySettings, ReleaseHold,
 };
@@ -326,6 +330,29 @@ endpoints! {
         request.also_answer = Some(503);
         Ok(request)
     };
+
+    /// `GET /v1/insights/trend`: counts over time by a dimension, with the previous period.
+    fn insight_trend(target, params: &TrendParams) -> Trend = target.get(&["v1", "insights", "trend"], params);
+
+    /// `GET /v1/insights/funnel`: customers per ordered step within a window.
+    fn insight_funnel(target, params: &FunnelParams) -> Funnel = target.get(&["v1", "insights", "funnel"], params);
+
+    /// `GET /v1/insights/journeys`: sessions, common paths, repeat contacts.
+    fn insight_journeys(target, params: &JourneysParams) -> Journeys =
+        target.get(&["v1", "insights", "journeys"], params);
+
+    /// `GET /v1/insights/cohorts`: customers by first-seen period and their later activity.
+    fn insight_cohorts(target, params: &CohortsParams) -> Cohorts = target.get(&["v1", "insights", "cohorts"], params);
+
+    /// `GET /v1/insights/measure`: durations between steps, workload, coverage.
+    fn insight_measure(target, params: &MeasureParams) -> Measure = target.get(&["v1", "insights", "measure"], params);
+
+    /// `GET /v1/insights/settings`: the tenant's suppression threshold.
+    fn insight_settings(target) -> InsightSettings = target.get(&["v1", "insights", "settings"], &());
+
+    /// `PUT /v1/insights/settings`: sets the threshold (admins only).
+    fn put_insight_settings(target, settings: &InsightSettings) -> InsightSettings =
+        target.with_json(Method::PUT, &["v1", "insights", "settings"], settings);
 }
 
 impl Client {

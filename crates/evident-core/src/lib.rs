@@ -14,6 +14,7 @@ pub mod event;
 pub mod fsck;
 pub mod history;
 mod inbox;
+pub mod insight;
 pub mod leaf;
 pub mod log;
 pub mod privacy;

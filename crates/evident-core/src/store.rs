@@ -359,6 +359,11 @@ pub trait EventIndex: Send + Sync {
     /// Up to `plan.limit` events matching `plan.filter`, ordered by (time, index) in
     /// `plan.order`, starting after `plan.after`.
     fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>>;
+
+    /// The scans customer insight runs (`crate::insight`), for stores that answer them.
+    fn insight(&self) -> Option<&dyn crate::insight::InsightIndex> {
+        None
+    }
 }
 
 /// What an API key may do.

@@ -14,6 +14,7 @@ pub mod detect_api;
 pub mod error;
 pub mod export;
 pub mod ingest;
+pub mod insight;
 pub mod offload;
 pub mod ops;
 pub mod outbound;
@@ -213,6 +214,12 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
+        .routes(routes!(insight::trend))
+        .routes(routes!(insight::funnel))
+        .routes(routes!(insight::journeys))
+        .routes(routes!(insight::cohorts))
+        .routes(routes!(insight::measure))
+        .routes(routes!(insight::get_settings, insight::put_settings))
         .routes(routes!(console::index))
         .routes(routes!(console::asset))
         .routes(routes!(console::get_session, console::sign_in, console::sign_out))

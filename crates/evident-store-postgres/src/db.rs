@@ -620,7 +620,7 @@ impl Db {
     }
 
     /// The tenant's number, from the cache or the database (another node may have created it).
-    async fn tid(&self, client: &Client, tenant: &TenantId) -> Result<i64> {
+    pub(crate) async fn tid(&self, client: &Client, tenant: &TenantId) -> Result<i64> {
         let cached = self.tenant_ids.read().expect("tenant ids lock").get(tenant).copied();
         if let Some(tid) = cached {
             return Ok(tid);

@@ -59,6 +59,7 @@
 //! [`Fence`]: evident_core::store::Fence
 
 mod db;
+mod insight;
 mod migrate;
 mod partition;
 mod search;
@@ -373,6 +374,10 @@ impl EventIndex for PgStore {
         let (sql, params) = search::search_sql(plan);
         let tenant = tenant.clone();
         self.run(move |db| async move { db.search(&tenant, &sql, params).await })
+    }
+
+    fn insight(&self) -> Option<&dyn evident_core::insight::InsightIndex> {
+        Some(self)
     }
 }
 

@@ -19,6 +19,7 @@ use evident_tlog::{TileId, TreeSize};
 use evident_wire::Micros;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
+mod insight;
 #[cfg(feature = "bench-peer")]
 pub mod peer;
 mod streams;
@@ -610,6 +611,10 @@ impl EventIndex for SqliteStore {
             let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
             rows.collect()
         })
+    }
+
+    fn insight(&self) -> Option<&dyn evident_core::insight::InsightIndex> {
+        Some(self)
     }
 }
 

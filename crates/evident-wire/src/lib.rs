@@ -12,6 +12,7 @@
 //! - [`signature`]: HMAC-SHA256 and the `Evident-Signature` header of webhook deliveries.
 //! - [`privacy`]: requests and answers of erasure, holds, retention and subject reports.
 //! - [`inbox`]: the requests nodes sharing a store queue for a tenant's leader, and its answers.
+//! - [`insight`]: the step and dimension language and the answers of `/v1/insights/...`.
 //! - [`json`]: JSON text without duplicate keys, as the server and the importers read it.
 //! - [`sensitive`]: card numbers and secrets in free text, found and masked the same way by the
 //!   server's validation and the importers.
@@ -22,6 +23,7 @@ pub mod entry;
 pub mod export;
 pub mod filter;
 pub mod inbox;
+pub mod insight;
 pub mod jcs;
 pub mod json;
 pub mod names;

@@ -16,7 +16,7 @@ pub mod search;
 pub mod settings;
 
 /// A tenant's settings blob in service state, `T::default()` if never put.
-fn load_blob<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn load_blob<T: serde::de::DeserializeOwned + Default>(
     store: &dyn crate::store::KeyStore,
     name: &str,
 ) -> crate::error::Result<T> {
@@ -28,7 +28,7 @@ fn load_blob<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// Replaces a settings blob in service state, durably.
-fn save_blob<T: serde::Serialize>(
+pub(crate) fn save_blob<T: serde::Serialize>(
     store: &dyn crate::store::KeyStore,
     name: &str,
     value: &T,

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Customer insight on a store of N events (100 customers per 10,000 events, the ratio of issue 15's
+# goal of 10,000,000 events and 100,000 customers), on both stores in one run: the ingest rate
+# while building it, then the latency of a 30-day trend (by channel, daily), a 4-step funnel with
+# a 7-day window and weekly cohorts over 12 weeks (best of 3 runs each, over HTTP with a reader's
+# key, so suppression and the self-audit record are included), and the server's peak RSS (VmHWM)
+# after them. Insight keeps no rollups (answers are computed from the indexed columns at query
+# time), so there is no ingest cost to compare with and without them: ingest runs the same path as
+# without the feature.
+#
+# Usage: bench/insight.sh [--events N] [--stores "sqlite postgres"]
+# EVIDENT: the binary (default target/release/evident, built if missing).
+# Raw outputs in target/bench-insight/ (machine.txt, table.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+events=100000
+stores="sqlite postgres"
+while [ $# -gt 0 ]; do
+  case $1 in
+    --events) events=$2; shift 2 ;;
+    --stores) stores=$2; shift 2 ;;
+    *) echo "usage: bench/insight.sh [--events N] [--stores \"sqlite postgres\"]" >&2; exit 2 ;;
+  esac
+done
+evident=${EVIDENT:-target/release/evident}
+if [ ! -x "$evident" ]; then
+  cargo build --release -p evident-cli
+fi
+url=${EVIDENT_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+out=target/bench-insight
+mkdir -p "$out"
+work=$(mktemp -d -p "$repo/target" bench-insight.XXXXXX)
+schema="evident_bench_insight_$$"
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null || true
+  rm -rf "$work"
+  PGOPTIONS=--client-min-messages=warning psql -qX "$url" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+{
+  echo "cores (nproc): $(nproc)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "binary: $evident ($(file -b "$evident" | cut -d, -f1)), events: $events, customers: $((events / 100))"
+} | tee "$out/machine.txt"
+
+# The history: contacts opened, verified, changed and resolved across four channels over the 30
+# days before 2026-11-30, each customer's contacts spread over the month.
+python3 - "$events" > "$work/events.ndjson" <<'EOF'
+import datetime, json, random, sys
+n = int(sys.argv[1]); customers = max(1, n // 100)
+rng = random.Random(15)
+end = 1795996800  # 2026-11-30T00:00:00Z
+steps = ["contact.opened", "contact.verified", "contact.changed", "contact.resolved"]
+written = 0
+def emit(i, subject, kind, t, channel, ok=True):
+    event = {"id": f"b{i}", "source": "//bench.insight", "type": kind, "action": "other",
+             "time": datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "actor": {"id": f"agt_{rng.randrange(50)}", "type": "user"}, "subject": subject,
+             "targets": [{"type": "contact", "id": f"ct{i}"}], "outcome": "success" if ok else "failure",
+             "origin": {"service": channel}, "metadata": {"team": rng.choice(["billing", "accounts", "technical"])}}
+    if not ok:
+        event["reason"] = "identity_not_confirmed"
+    sys.stdout.write(json.dumps(event) + "\n")
+while written < n:
+    subject = f"cus_{rng.randrange(customers):06d}"
+    t = end - rng.randrange(30 * 86400)
+    channel = rng.choice(["phone", "chat", "email", "web"])
+    for k, kind in enumerate(steps):
+        if written >= n:
+            break
+        ok = not (kind == "contact.verified" and rng.random() < (0.35 if channel == "chat" else 0.05))
+        emit(written, subject, kind, t, channel, ok)
+        written += 1
+        t += rng.randrange(60, 3 * 86400 if channel == "email" else 7200)
+        if not ok:
+            break
+EOF
+
+best_of_3() {  # prints the best wall time in ms of GET $1 with the reader key
+  local best=""
+  for _ in 1 2 3; do
+    local s
+    s=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "Authorization: Bearer $reader" "$base$1")
+    [ "${s%% *}" = 200 ] || { echo "GET $1 answered ${s%% *}" >&2; exit 1; }
+    local ms
+    ms=$(awk -v t="${s#* }" 'BEGIN { printf "%d", t * 1000 }')
+    if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+  done
+  echo "$best"
+}
+
+echo "| store | events | ingest (events/s) | trend 30 d (ms) | funnel 4 steps, 7 d (ms) | cohorts 12 weeks (ms) | peak RSS (MiB) |" > "$out/table.md"
+echo "| --- | --- | --- | --- | --- | --- | --- |" >> "$out/table.md"
+for store in $stores; do
+  data="$work/$store"
+  mkdir -p "$data"
+  env=(EVIDENT_LISTEN=127.0.0.1:0)
+  if [ "$store" = postgres ]; then
+    env+=(EVIDENT_DATABASE_URL="$url" EVIDENT_DATABASE_SCHEMA="$schema")
+  fi
+  env "${env[@]}" "$evident" serve --data-dir "$data/dir" > "$data/out" 2> "$data/err" &
+  server=$!
+  for _ in $(seq 100); do grep -q "listening on" "$data/err" && break; sleep 0.2; done
+  base=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$data/err" | head -1)
+  admin=$(sed -n 's/admin key: //p' "$data/out")
+  producer=$("$evident" keys create --role producer --url "$base" --key "$admin" --json | jq -r .key)
+  reader=$("$evident" keys create --role reader --url "$base" --key "$admin" --json | jq -r .key)
+  start=$(date +%s.%N)
+  "$evident" ingest "$work/events.ndjson" --format ndjson --batch-size 1000 --url "$base" --key "$producer" --json > "$data/ingest.json"
+  rate=$(awk -v s="$start" -v e="$(date +%s.%N)" -v n="$events" 'BEGIN { printf "%d", n / (e - s) }')
+  range="from=2026-10-31T00:00:00Z&to=2026-11-30T00:00:00Z"
+  trend=$(best_of_3 "/v1/insights/trend?by=channel&bucket=day&$range")
+  funnel=$(best_of_3 "/v1/insights/funnel?steps=type:contact.opened;type:contact.verified%20outcome:success;type:contact.changed;type:contact.resolved&within=7d&$range")
+  cohorts=$(best_of_3 "/v1/insights/cohorts?period=week&from=2026-09-07T00:00:00Z&to=2026-11-30T00:00:00Z")
+  rss=$(awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$server/status")
+  echo "| $store | $events | $rate | $trend | $funnel | $cohorts | $rss |" | tee -a "$out/table.md"
+  kill "$server"; wait "$server" 2>/dev/null || true; server=""
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
+cat "$out/table.md"

@@ -1,0 +1,450 @@
+//! Customer insight end to end (issue 15): a real `evident serve` on each store (SQLite and
+//! PostgreSQL) holding a small constructed contact-centre history, asked for trends, funnels,
+//! journeys, cohorts and measures over HTTP and through `evident insights`, with the exact numbers
+//! worked out by hand below; readers get cells of fewer than k customers suppressed, investigators
+//! do not; every query is self-audited; bad parameters are refused naming the parameter.
+//!
+//! The history (minutes after 2026-10-05T10:00Z; `o` opened, `v` verified, `r` resolved):
+//!
+//! | customer | channel | team | events                                             |
+//! | cus-1..4 | phone   | blue | o at 10(n-1), v +5, r +60n (agt_c)                  |
+//! | cus-5    | phone   | blue | o 40, v 45, r ten days later (agt_c)                |
+//! | cus-6    | phone   | blue | o 50, v 55 failed                                   |
+//! | cus-7    | email   | red  | o 60, v 65 (agt_b), r two days after o (agt_c)      |
+//! | cus-8    | email   | blue | o 70 (agt_b)                                        |
+//! | cus-2    | phone   | blue | back: o at 1570 (a day after its resolution)        |
+//! | cus-9    | phone   | blue | one `account.viewed` on 2026-10-03 (before)         |
+//!
+//! Phone opens and verifications are by agt_a.
+
+mod common;
+
+use common::{EVIDENT, Schema, Serve, client, database_url, json_lines};
+use evident_wire::Micros;
+use serde_json::{Value, json};
+
+const MINUTE: i64 = 60_000_000;
+
+/// 2026-10-05T10:00:00Z, a Monday.
+fn base() -> Micros {
+    Micros::parse_rfc3339("2026-10-05T10:00:00Z").unwrap()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    n: usize,
+    subject: &str,
+    kind: &str,
+    minutes: i64,
+    actor: &str,
+    channel: &str,
+    team: &str,
+    ok: bool,
+) -> Value {
+    let mut event = json!({
+        "id": format!("ins-{n}"), "source": "//contact.test", "type": kind, "action": "other",
+        "time": Micros(base().0 + minutes * MINUTE).to_rfc3339(),
+        "actor": {"id": actor, "type": "user"}, "subject": subject,
+        "targets": [{"type": "contact", "id": format!("ct-{subject}")}],
+        "outcome": if ok { "success" } else { "failure" },
+        "origin": {"service": channel}, "metadata": {"team": team},
+    });
+    if !ok {
+        event["reason"] = json!("identity_not_confirmed");
+    }
+    event
+}
+
+fn history() -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut add =
+        |subject: &str, kind: &str, minutes: i64, actor: &str, channel: &str, team: &str, ok: bool| {
+            let n = events.len();
+            events.push(event(n, subject, kind, minutes, actor, channel, team, ok));
+        };
+    for n in 1..=5 {
+        let (subject, open) = (format!("cus-{n}"), 10 * (n as i64 - 1));
+        add(&subject, "contact.opened", open, "agt_a", "phone", "blue", true);
+        add(&subject, "contact.verified", open + 5, "agt_a", "phone", "blue", true);
+        let resolved = if n == 5 { open + 10 * 1440 } else { open + 60 * n as i64 };
+        add(&subject, "contact.resolved", resolved, "agt_c", "phone", "blue", true);
+    }
+    add("cus-6", "contact.opened", 50, "agt_a", "phone", "blue", true);
+    add("cus-6", "contact.verified", 55, "agt_a", "phone", "blue", false);
+    add("cus-7", "contact.opened", 60, "agt_b", "email", "red", true);
+    add("cus-7", "contact.verified", 65, "agt_b", "email", "red", true);
+    add("cus-7", "contact.resolved", 60 + 2 * 1440, "agt_c", "email", "red", true);
+    add("cus-8", "contact.opened", 70, "agt_b", "email", "blue", true);
+    add("cus-2", "contact.opened", 130 + 1440, "agt_a", "phone", "blue", true);
+    add("cus-9", "account.viewed", -2 * 1440 - 60, "agt_a", "phone", "blue", true);
+    events
+}
+
+/// The server with the history stored, and a reader's and an investigator's key.
+struct Fixture {
+    serve: Serve,
+    reader: String,
+    investigator: String,
+}
+
+fn fixture(serve: Serve) -> Fixture {
+    let producer = serve.key("producer");
+    let (status, body) = serve.post(&producer, "/v1/events", &json!(history()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["receipts"].as_array().unwrap().len(), 23);
+    Fixture { reader: serve.key("reader"), investigator: serve.key("investigator"), serve }
+}
+
+fn get(serve: &Serve, key: &str, path: &str) -> (u16, Value) {
+    let response = client().get(serve.url(path)).bearer_auth(key).send().expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().expect("JSON"))
+}
+
+fn ok(f: &Fixture, key: &str, path: &str) -> Value {
+    let (status, body) = get(&f.serve, key, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+const TREND: &str =
+    "/v1/insights/trend?by=channel&bucket=day&from=2026-10-05T00:00:00Z&to=2026-10-08T00:00:00Z";
+
+fn trend(f: &Fixture) {
+    let all = ok(f, &f.investigator, TREND);
+    assert_eq!(all["min_customers"], 0);
+    let phone = &all["series"][0];
+    assert_eq!(phone["key"], "phone");
+    assert_eq!(
+        phone["total"],
+        json!({"events": 17, "customers": 6, "actors": 2, "failures": 1, "failure_rate": 1.0 / 17.0})
+    );
+    assert_eq!(phone["previous"]["events"], 1);
+    let events = |series: &Value| -> Vec<Value> {
+        series["points"].as_array().unwrap().iter().map(|p| p["events"].clone()).collect()
+    };
+    assert_eq!(events(phone), [json!(16), json!(1), json!(0)]);
+    let email = &all["series"][1];
+    assert_eq!(
+        (email["key"].clone(), email["total"]["events"].clone(), email["total"]["customers"].clone()),
+        (json!("email"), json!(4), json!(2))
+    );
+    assert_eq!(events(email), [json!(3), json!(0), json!(1)]);
+    assert_eq!(all["series"][0]["points"][0]["start"], "2026-10-05T00:00:00.000000Z");
+
+    let read = ok(f, &f.reader, TREND);
+    assert_eq!(read["min_customers"], 5);
+    assert_eq!(read["series"][0]["total"]["customers"], 6);
+    assert_eq!(read["series"][0]["previous"], json!({"suppressed": true}));
+    assert_eq!(
+        read["series"][0]["points"][1],
+        json!({"start": "2026-10-06T00:00:00.000000Z", "suppressed": true})
+    );
+    assert_eq!(read["series"][1]["total"], json!({"suppressed": true}));
+
+    let shifted = ok(f, &f.investigator, &format!("{TREND}&tz=%2B14:00"));
+    assert_eq!(shifted["series"][0]["points"][0]["start"], "2026-10-04T10:00:00.000000Z");
+}
+
+const STEPS: &str = "steps=type:contact.opened;type:contact.verified%20outcome:success;type:contact.resolved";
+const RANGE: &str = "from=2026-10-05T00:00:00Z&to=2026-10-06T00:00:00Z";
+
+fn customers(answer: &Value, path: &str) -> Vec<Value> {
+    answer.pointer(path).unwrap().as_array().unwrap().iter().map(|s| s["customers"].clone()).collect()
+}
+
+fn funnel(f: &Fixture) {
+    let path = format!("/v1/insights/funnel?{STEPS}&{RANGE}&by=channel");
+    let all = ok(f, &f.investigator, &path);
+    assert_eq!(customers(&all, "/steps"), [json!(8), json!(6), json!(5)]);
+    assert_eq!(all["steps"][1]["dropped"], 2);
+    assert_eq!(all["steps"][2]["conversion"], 5.0 / 8.0);
+    assert_eq!(
+        all["time_to_convert"],
+        json!({"customers": 5, "median_seconds": 10800.0, "p90_seconds": 172800.0})
+    );
+    assert_eq!(all["breakdown"][0]["key"], "email");
+    assert_eq!(customers(&all, "/breakdown/0/steps"), [json!(2), json!(1), json!(1)]);
+    assert_eq!(customers(&all, "/breakdown/1/steps"), [json!(6), json!(5), json!(4)]);
+
+    let read = ok(f, &f.reader, &path);
+    assert_eq!(customers(&read, "/steps"), [json!(8), json!(6), json!(5)]);
+    assert_eq!(read["steps"][1]["dropped"], Value::Null, "2 dropped: fewer than k");
+    assert_eq!(customers(&read, "/breakdown/0/steps"), [Value::Null, Value::Null, Value::Null]);
+    assert_eq!(customers(&read, "/breakdown/1/steps"), [json!(6), json!(5), Value::Null]);
+    assert_eq!(read["breakdown"][0]["time_to_convert"], json!({"customers": 1}));
+
+    let narrow = ok(f, &f.investigator, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&within=3h"));
+    assert_eq!(customers(&narrow, "/steps"), [json!(8), json!(6), json!(3)]);
+    let dropped = ok(f, &f.investigator, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&dropped_at=2"));
+    assert_eq!(dropped["dropped_subjects"], json!(["cus-6", "cus-8"]));
+    let (status, body) =
+        get(&f.serve, &f.reader, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&dropped_at=2"));
+    assert_eq!(status, 403, "{body}");
+    let by_team = ok(
+        f,
+        &f.investigator,
+        &format!(
+            "/v1/insights/funnel?steps=type:contact.opened;type:contact.resolved%20metadata.team:red&{RANGE}"
+        ),
+    );
+    assert_eq!(customers(&by_team, "/steps"), [json!(8), json!(1)]);
+}
+
+const WEEKS: &str = "from=2026-10-05T00:00:00Z&to=2026-10-16T00:00:00Z";
+
+fn journeys(f: &Fixture) {
+    let path = format!("/v1/insights/journeys?{WEEKS}&resolved=type:contact.resolved");
+    let all = ok(f, &f.investigator, &path);
+    assert_eq!((all["sessions"].clone(), all["customers"].clone()), (json!(15), json!(8)));
+    let paths: Vec<(Value, Value, Value)> = all["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["path"].clone(), p["sessions"].clone(), p["customers"].clone()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (json!(["contact.opened", "contact.verified"]), json!(7), json!(7)),
+            (json!(["contact.resolved"]), json!(6), json!(6)),
+            (json!(["contact.opened"]), json!(2), json!(2)),
+        ]
+    );
+    let links: Vec<(Value, Value, Value, Value)> = all["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["depth"].clone(), l["from"].clone(), l["to"].clone(), l["sessions"].clone()))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            (json!(1), json!("contact.opened"), json!("(end)"), json!(2)),
+            (json!(1), json!("contact.opened"), json!("contact.verified"), json!(7)),
+            (json!(1), json!("contact.resolved"), json!("(end)"), json!(6)),
+            (json!(2), json!("contact.verified"), json!("(end)"), json!(7)),
+        ]
+    );
+    assert_eq!(
+        all["repeats"],
+        json!({"resolved": "type:contact.resolved", "within_seconds": 604800, "resolved_customers": 6,
+               "repeat_customers": 1, "repeat_rate": 1.0 / 6.0})
+    );
+    let only = ok(f, &f.investigator, &format!("/v1/insights/journeys?{WEEKS}&only=type:contact.resolved"));
+    assert_eq!((only["sessions"].clone(), only["customers"].clone()), (json!(6), json!(6)));
+    let read = ok(f, &f.reader, &path);
+    assert_eq!(read["paths"].as_array().unwrap().len(), 2);
+    assert_eq!(read["suppressed_paths"], 1);
+    assert_eq!(read["links"].as_array().unwrap().len(), 3);
+    assert_eq!(read["repeats"]["suppressed"], true);
+    assert_eq!(read["repeats"]["repeat_customers"], Value::Null);
+}
+
+const COHORTS: &str = "/v1/insights/cohorts?period=week&from=2026-09-28T00:00:00Z&to=2026-10-19T00:00:00Z";
+
+fn cohorts(f: &Fixture) {
+    let all = ok(f, &f.investigator, COHORTS);
+    let rows: Vec<(Value, Value, Value)> = all["cohorts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["start"].clone(), c["customers"].clone(), c["active"].clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (json!("2026-09-28T00:00:00.000000Z"), json!(1), json!([1, 0, 0])),
+            (json!("2026-10-05T00:00:00.000000Z"), json!(8), json!([8, 1])),
+            (json!("2026-10-12T00:00:00.000000Z"), json!(0), json!([0])),
+        ]
+    );
+    let read = ok(f, &f.reader, COHORTS);
+    assert_eq!(
+        read["cohorts"][0],
+        json!({"start": "2026-09-28T00:00:00.000000Z", "active": [null, null, null], "suppressed": true})
+    );
+    assert_eq!(read["cohorts"][1]["active"], json!([8, null]));
+    let opened = ok(f, &f.investigator, &format!("{COHORTS}&activity=type:contact.resolved"));
+    assert_eq!(opened["cohorts"][1]["customers"], 5, "cus-1..4 and cus-7 resolved first that week");
+    assert_eq!(opened["cohorts"][1]["active"], json!([5, 0]));
+    assert_eq!(opened["cohorts"][2]["customers"], 1, "cus-5 resolved first the week after");
+}
+
+fn rows(answer: &Value, fields: &[&str]) -> Vec<Vec<Value>> {
+    answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| fields.iter().map(|f| r[*f].clone()).collect())
+        .collect()
+}
+
+fn measures(f: &Fixture) {
+    let path = format!(
+        "/v1/insights/measure?first=type:contact.opened&last=type:contact.resolved&by=channel&{WEEKS}"
+    );
+    let all = ok(f, &f.investigator, &path);
+    assert_eq!(
+        rows(&all, &["key", "count", "customers", "median_seconds", "p90_seconds"]),
+        [
+            vec![json!("phone"), json!(5), json!(5), json!(10800.0), json!(864000.0)],
+            vec![json!("email"), json!(1), json!(1), json!(172800.0), json!(172800.0)],
+        ]
+    );
+    let read = ok(f, &f.reader, &path);
+    assert_eq!(read["rows"][1], json!({"key": "email", "suppressed": true}));
+
+    let workload = ok(f, &f.investigator, &format!("/v1/insights/measure?kind=workload&{WEEKS}"));
+    assert_eq!(
+        rows(&workload, &["key", "count", "customers"]),
+        [
+            vec![json!("agt_a"), json!(13), json!(6)],
+            vec![json!("agt_c"), json!(6), json!(6)],
+            vec![json!("agt_b"), json!(3), json!(2)],
+        ]
+    );
+    let coverage =
+        ok(f, &f.investigator, &format!("/v1/insights/measure?kind=coverage&by=metadata.team&top=1&{WEEKS}"));
+    assert_eq!(
+        rows(&coverage, &["key", "actor", "count", "customers"]),
+        [
+            vec![json!("blue"), json!("agt_a"), json!(13), json!(6)],
+            vec![json!("red"), json!("agt_b"), json!(2), json!(1)]
+        ]
+    );
+}
+
+/// Bad parameters: 400 naming the parameter; settings only by admins.
+fn refusals(f: &Fixture) {
+    for (path, name) in [
+        ("/v1/insights/trend?by=subject", "by"),
+        ("/v1/insights/trend?bucket=year", "bucket"),
+        ("/v1/insights/trend?tz=Mars", "tz"),
+        ("/v1/insights/trend?from=2026-10-05T00:00:00Z&to=2026-10-01T00:00:00Z", "from"),
+        ("/v1/insights/trend?from=yesterday", "from"),
+        ("/v1/insights/funnel?steps=type:a", "steps"),
+        ("/v1/insights/funnel?steps=type:a;colour:red", "steps"),
+        ("/v1/insights/funnel?steps=type:a;type:b&within=soon", "within"),
+        ("/v1/insights/funnel?steps=type:a;type:b&dropped_at=1", "dropped_at"),
+        ("/v1/insights/journeys?depth=0", "depth"),
+        ("/v1/insights/journeys?gap=0s", "gap"),
+        ("/v1/insights/cohorts?period=day", "period"),
+        ("/v1/insights/measure", "first"),
+        ("/v1/insights/measure?kind=coverage", "by"),
+        ("/v1/insights/measure?kind=speed", "kind"),
+    ] {
+        let (status, body) = get(&f.serve, &f.reader, path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["invalid-params"][0]["name"], name, "{path}: {body}");
+    }
+    let (status, _) = get(&f.serve, &f.reader, "/v1/insights/trend?bucket=minute&from=2020-01-01T00:00:00Z");
+    assert_eq!(status, 400, "too many buckets");
+    let (status, _) = get(&f.serve, &f.reader, "/v1/insights/funnel");
+    assert_eq!(status, 400, "steps are required");
+    let put = |key: &str, body: &str| {
+        let response = client()
+            .put(f.serve.url("/v1/insights/settings"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .expect("PUT");
+        (response.status().as_u16(), response.json::<Value>().expect("JSON"))
+    };
+    assert_eq!(put(&f.reader, r#"{"min_customers":1}"#).0, 403);
+    let (status, body) = put(&f.serve.admin, r#"{"min_customers":0}"#);
+    assert_eq!((status, body["invalid-params"][0]["name"].clone()), (400, json!("min_customers")));
+    assert_eq!(put(&f.serve.admin, r#"{"min_customers":"five"}"#).0, 400);
+    assert_eq!(put(&f.serve.admin, r#"{"min_customers":2}"#), (200, json!({"min_customers": 2})));
+    let read = ok(f, &f.reader, TREND);
+    assert_eq!(read["series"][1]["total"]["customers"], 2, "k = 2 shows the email series");
+    assert_eq!(put(&f.serve.admin, r#"{"min_customers":5}"#).0, 200);
+}
+
+/// Each query above left an `evident.audit.insight` record naming the insight.
+fn audited(f: &Fixture) {
+    let page = ok(f, &f.serve.admin, "/v1/events?type=evident.audit.insight&limit=1000");
+    let kinds: std::collections::BTreeSet<String> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["metadata"]["insight"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["cohorts", "funnel", "journeys", "measure", "trend"].map(String::from).into());
+    let settings = ok(f, &f.serve.admin, "/v1/events?type=evident.insight.settings_set");
+    assert_eq!(settings["events"].as_array().unwrap().len(), 2);
+}
+
+/// `evident insights` as scripts use it: JSON lines.
+fn cli(f: &Fixture) {
+    let run = |args: &[&str]| json_lines(&common::evident(&f.serve.base, &f.investigator, args));
+    let steps = run(&[
+        "insights",
+        "funnel",
+        "--step",
+        "type:contact.opened",
+        "--step",
+        "type:contact.verified outcome:success",
+        "--step",
+        "type:contact.resolved",
+        "--from",
+        "2026-10-05",
+        "--to",
+        "2026-10-06",
+        "--json",
+    ]);
+    let pairs: Vec<(Value, Value)> =
+        steps.iter().map(|s| (s["step"].clone(), s["customers"].clone())).collect();
+    assert_eq!(pairs, [(json!(1), json!(8)), (json!(2), json!(6)), (json!(3), json!(5))]);
+    let series = run(&[
+        "insights",
+        "trend",
+        "--by",
+        "channel",
+        "--from",
+        "2026-10-05",
+        "--to",
+        "2026-10-08",
+        "--json",
+    ]);
+    assert_eq!(series.iter().map(|s| s["key"].clone()).collect::<Vec<_>>(), [json!("phone"), json!("email")]);
+    let paths = run(&["insights", "journeys", "--from", "2026-10-05", "--to", "2026-10-16", "--json"]);
+    assert_eq!(paths[0]["sessions"], 7);
+    let cohorts = run(&["insights", "cohorts", "--from", "2026-09-28", "--to", "2026-10-19", "--json"]);
+    assert_eq!(cohorts.len(), 3);
+    let workload =
+        run(&["insights", "measure", "--kind", "workload", "--from", "2026-10-05", "--to", "2026-10-16"]);
+    assert_eq!(workload[0], json!({"key": "agt_a", "count": 13, "customers": 6}));
+    let refused = std::process::Command::new(EVIDENT)
+        .args(["insights", "trend", "--by", "subject", "--url", &f.serve.base, "--key", &f.reader])
+        .output()
+        .expect("evident runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("never a dimension"), "{refused:?}");
+}
+
+fn every_insight(f: &Fixture) {
+    trend(f);
+    funnel(f);
+    journeys(f);
+    cohorts(f);
+    measures(f);
+    refusals(f);
+    audited(f);
+    cli(f);
+}
+
+#[test]
+fn insights_on_sqlite() {
+    every_insight(&fixture(Serve::fresh()));
+}
+
+#[test]
+fn insights_on_postgres() {
+    let schema = Schema::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = database_url();
+    let env = [("EVIDENT_DATABASE_URL", url.as_str()), ("EVIDENT_DATABASE_SCHEMA", schema.0.as_str())];
+    every_insight(&fixture(Serve::first_start_with(&dir.path().join("keys"), &env)));
+}

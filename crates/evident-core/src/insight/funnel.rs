@@ -1,0 +1,175 @@
+//! Funnels: how many customers reached each step in order within a window from the first step.
+//!
+//! For each customer, every event matching step 1 in `[from, to)` is a possible start; from it the
+//! later steps are matched greedily (each the first matching event after the previous one, no later
+//! than the start plus the window). The customer's depth is the best over its starts; its
+//! breakdown key is that of the first start reaching that depth, and its time to convert the
+//! shortest full conversion.
+
+use std::collections::BTreeMap;
+
+use evident_wire::Micros;
+use evident_wire::insight::{Durations, Field, Funnel, FunnelGroup, FunnelStep, Step};
+
+use super::{Event, InsightIndex, Scan, Threshold, for_each_subject, percentile, seconds};
+use crate::error::Result;
+use crate::store::TenantId;
+
+/// A funnel question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunnelQuery {
+    pub steps: Vec<Step>,
+    /// Microseconds.
+    pub within: i64,
+    pub by: Option<Field>,
+    pub from: Micros,
+    pub to: Micros,
+    /// List the subjects whose depth is `dropped_at - 1`.
+    pub dropped_at: Option<usize>,
+    pub threshold: Threshold,
+}
+
+/// What one customer reached.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Walk {
+    depth: usize,
+    start: usize,
+    /// Shortest time from the first step to the last, when all were reached.
+    converted_in: Option<i64>,
+}
+
+/// The best walk of one customer's events.
+fn walk(events: &[Event], query: &FunnelQuery) -> Walk {
+    let mut best = Walk::default();
+    for (start, event) in events.iter().enumerate() {
+        let t0 = event.row.time;
+        if t0 < query.from || t0 >= query.to || !query.steps[0].matches(|f| event.get(f)) {
+            continue;
+        }
+        let (mut depth, mut last) = (1, start);
+        for step in &query.steps[1..] {
+            let next = events[last + 1..]
+                .iter()
+                .take_while(|e| e.row.time.0 - t0.0 <= query.within)
+                .position(|e| step.matches(|f| e.get(f)));
+            match next {
+                Some(offset) => (depth, last) = (depth + 1, last + 1 + offset),
+                None => break,
+            }
+        }
+        if depth > best.depth {
+            (best.depth, best.start) = (depth, start);
+        }
+        if depth == query.steps.len() {
+            let took = events[last].row.time.0 - t0.0;
+            best.converted_in = Some(best.converted_in.map_or(took, |t: i64| t.min(took)));
+        }
+    }
+    best
+}
+
+/// Customers per depth and conversion times of one group.
+#[derive(Default)]
+struct Tally {
+    /// `reached[d]`: customers whose depth is at least `d + 1`.
+    reached: Vec<u64>,
+    times: Vec<f64>,
+}
+
+impl Tally {
+    fn add(&mut self, walk: &Walk, steps: usize) {
+        self.reached.resize(steps, 0);
+        for d in 0..walk.depth {
+            self.reached[d] += 1;
+        }
+        self.times.extend(walk.converted_in.map(seconds));
+    }
+
+    fn steps(&self, query: &FunnelQuery) -> Vec<FunnelStep> {
+        let first = self.reached.first().copied().unwrap_or(0);
+        (0..query.steps.len())
+            .map(|d| {
+                let customers = self.reached.get(d).copied().unwrap_or(0);
+                let hidden = query.threshold.hides(customers);
+                let dropped = (d > 0).then(|| self.reached[d - 1] - customers);
+                FunnelStep {
+                    step: d + 1,
+                    query: query.steps[d].to_string(),
+                    customers: (!hidden).then_some(customers),
+                    conversion: (!hidden && first > 0).then(|| customers as f64 / first as f64),
+                    dropped: if hidden || dropped.is_some_and(|n| query.threshold.hides(n)) {
+                        None
+                    } else {
+                        dropped
+                    },
+                    suppressed: hidden,
+                }
+            })
+            .collect()
+    }
+
+    fn durations(&mut self, threshold: Threshold) -> Durations {
+        self.times.sort_by(f64::total_cmp);
+        let customers = self.times.len() as u64;
+        if threshold.hides(customers) {
+            return Durations { customers, median_seconds: None, p90_seconds: None };
+        }
+        Durations {
+            customers,
+            median_seconds: percentile(&self.times, 0.5),
+            p90_seconds: percentile(&self.times, 0.9),
+        }
+    }
+}
+
+/// The scan a funnel needs: first steps in `[from, to)`, later ones up to the window after.
+fn scan(query: &FunnelQuery) -> Scan {
+    let types: Option<Vec<String>> = query.steps.iter().map(|s| s.exact_type().map(str::to_owned)).collect();
+    Scan {
+        from: Some(query.from),
+        to: Micros(query.to.0.saturating_add(query.within).saturating_add(1)),
+        by_subject: true,
+        types,
+        with_entry: query.steps.iter().any(Step::needs_entry)
+            || query.by.as_ref().is_some_and(Field::needs_entry),
+    }
+}
+
+/// Computes a funnel.
+pub fn funnel(index: &dyn InsightIndex, tenant: &TenantId, query: &FunnelQuery) -> Result<Funnel> {
+    let n = query.steps.len();
+    let (mut all, mut groups) = (Tally::default(), BTreeMap::<Option<String>, Tally>::new());
+    let mut dropped = Vec::new();
+    for_each_subject(index, tenant, &scan(query), |subject, events| {
+        let walk = walk(events, query);
+        if walk.depth == 0 {
+            return;
+        }
+        all.add(&walk, n);
+        if query.by.is_some() {
+            groups.entry(events[walk.start].key(query.by.as_ref())).or_default().add(&walk, n);
+        }
+        if query.dropped_at == Some(walk.depth + 1) {
+            dropped.push(subject.to_owned());
+        }
+    })?;
+    dropped.sort();
+    Ok(Funnel {
+        from: query.from.to_rfc3339(),
+        to: query.to.to_rfc3339(),
+        within_seconds: query.within / 1_000_000,
+        min_customers: query.threshold.min_customers,
+        steps: all.steps(query),
+        time_to_convert: all.durations(query.threshold),
+        by: query.by.as_ref().map(Field::name),
+        breakdown: groups
+            .into_iter()
+            .map(|(key, mut tally)| FunnelGroup {
+                key,
+                steps: tally.steps(query),
+                time_to_convert: tally.durations(query.threshold),
+            })
+            .collect(),
+        dropped_subjects: query.dropped_at.map(|_| dropped),
+    })
+}

@@ -1,0 +1,89 @@
+//! The scans of customer insight (`evident_core::insight`): events in (time, index) order over
+//! `events_time`, or in (subject, time, index) order over `events_subject`, a page at a time after
+//! the last row of the previous page.
+
+use evident_core::Result;
+use evident_core::insight::{InsightIndex, Row, Scan};
+use evident_core::store::TenantId;
+use evident_wire::Micros;
+use tokio_postgres::types::ToSql;
+
+use crate::PgStore;
+use crate::db::failed;
+use crate::search::Param;
+
+/// The SQL of one page and its parameters after `$1`, the tenant's id.
+fn page_sql(scan: &Scan, after: Option<&Row>, limit: usize) -> (String, Vec<Param>) {
+    let mut params: Vec<Param> = vec![Box::new(scan.to.0)];
+    let mut conditions = vec!["tid = $1".to_owned(), "time < $2".to_owned()];
+    if let Some(from) = scan.from {
+        params.push(Box::new(from.0));
+        conditions.push(format!("time >= ${}", params.len() + 1));
+    }
+    if let Some(types) = &scan.types {
+        params.push(Box::new(types.clone()));
+        conditions.push(format!("type = ANY(${})", params.len() + 1));
+    }
+    if scan.by_subject {
+        conditions.push("subject IS NOT NULL".to_owned());
+    }
+    if let Some(row) = after {
+        let n = params.len() + 2;
+        let index = i64::try_from(row.index).unwrap_or(i64::MAX);
+        if scan.by_subject {
+            params.push(Box::new(row.subject.clone().unwrap_or_default()));
+            params.push(Box::new(row.time.0));
+            params.push(Box::new(index));
+            conditions.push(format!("(subject, time, idx) > (${n}, ${}, ${})", n + 1, n + 2));
+        } else {
+            params.push(Box::new(row.time.0));
+            params.push(Box::new(index));
+            conditions.push(format!("(time, idx) > (${n}, ${})", n + 1));
+        }
+    }
+    params.push(Box::new(limit as i64));
+    let entry = if scan.with_entry { "entry" } else { "NULL::bytea" };
+    let order = if scan.by_subject { "subject, time, idx" } else { "time, idx" };
+    let sql = format!(
+        "SELECT idx, time, type, action, outcome, source, actor, subject, {entry} FROM events \
+         WHERE {} ORDER BY {order} LIMIT ${}",
+        conditions.join(" AND "),
+        params.len() + 1
+    );
+    (sql, params)
+}
+
+impl InsightIndex for PgStore {
+    fn insight_rows(
+        &self,
+        tenant: &TenantId,
+        scan: &Scan,
+        after: Option<&Row>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let (sql, params) = page_sql(scan, after, limit);
+        let tenant = tenant.clone();
+        self.run(move |db| async move {
+            let client = db.client().await?;
+            let tid = db.tid(&client, &tenant).await?;
+            let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&tid as &(dyn ToSql + Sync))
+                .chain(params.iter().map(|p| &**p as &(dyn ToSql + Sync)))
+                .collect();
+            let rows = client.query(&sql, &params).await.map_err(failed)?;
+            Ok(rows
+                .iter()
+                .map(|row| Row {
+                    index: row.get::<_, i64>(0) as u64,
+                    time: Micros(row.get(1)),
+                    event_type: row.get(2),
+                    action: row.get(3),
+                    outcome: row.get(4),
+                    source: row.get(5),
+                    actor: row.get(6),
+                    subject: row.get(7),
+                    entry: row.get(8),
+                })
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! The scans of customer insight (`evident_core::insight`): events in (time, index) order over the
+//! `events_time` index, or in (subject, time, index) order over `events_subject`, a page at a
+//! time after the last row of the previous page.
+
+use evident_core::Result;
+use evident_core::insight::{InsightIndex, Row, Scan};
+use evident_core::store::TenantId;
+use evident_wire::Micros;
+use rusqlite::params_from_iter;
+use rusqlite::types::Value as V;
+
+use super::{SqliteStore, TENANT_SHIFT, rid};
+
+/// The SQL of one page and its parameters.
+fn page_sql(tid: i64, scan: &Scan, after: Option<&Row>, limit: usize) -> (String, Vec<V>) {
+    let mut values = vec![V::Integer(tid), V::Integer(scan.to.0)];
+    let mut conditions = vec!["tid = ?1".to_owned(), "time < ?2".to_owned()];
+    if let Some(from) = scan.from {
+        values.push(V::Integer(from.0));
+        conditions.push(format!("time >= ?{}", values.len()));
+    }
+    if let Some(types) = &scan.types {
+        let first = values.len() + 1;
+        values.extend(types.iter().map(|t| V::Text(t.clone())));
+        let marks: Vec<String> = (first..=values.len()).map(|n| format!("?{n}")).collect();
+        conditions.push(format!("type IN ({})", marks.join(", ")));
+    }
+    if scan.by_subject {
+        conditions.push("subject IS NOT NULL".to_owned());
+    }
+    if let Some(row) = after {
+        let n = values.len() + 1;
+        if scan.by_subject {
+            values.push(V::Text(row.subject.clone().unwrap_or_default()));
+            values.extend([V::Integer(row.time.0), V::Integer(rid(tid, row.index))]);
+            conditions.push(format!("(subject, time, rid) > (?{n}, ?{}, ?{})", n + 1, n + 2));
+        } else {
+            values.extend([V::Integer(row.time.0), V::Integer(rid(tid, row.index))]);
+            conditions.push(format!("(time, rid) > (?{n}, ?{})", n + 1));
+        }
+    }
+    values.push(V::Integer(limit as i64));
+    let entry = if scan.with_entry { "entry" } else { "NULL" };
+    let order = if scan.by_subject { "subject, time, rid" } else { "time, rid" };
+    let sql = format!(
+        "SELECT rid, time, type, action, outcome, source, actor, subject, {entry} FROM events \
+         WHERE {} ORDER BY {order} LIMIT ?{}",
+        conditions.join(" AND "),
+        values.len()
+    );
+    (sql, values)
+}
+
+impl InsightIndex for SqliteStore {
+    fn insight_rows(
+        &self,
+        tenant: &TenantId,
+        scan: &Scan,
+        after: Option<&Row>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let tid = self.tid(tenant)?;
+        let (sql, values) = page_sql(tid, scan, after, limit);
+        self.read(|c| {
+            let mut statement = c.prepare_cached(&sql)?;
+            let rows = statement.query_map(params_from_iter(values.iter()), |row| {
+                Ok(Row {
+                    index: (row.get::<_, i64>(0)? & ((1i64 << TENANT_SHIFT) - 1)) as u64,
+                    time: Micros(row.get(1)?),
+                    event_type: row.get(2)?,
+                    action: row.get(3)?,
+                    outcome: row.get(4)?,
+                    source: row.get(5)?,
+                    actor: row.get(6)?,
+                    subject: row.get(7)?,
+                    entry: row.get(8)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
