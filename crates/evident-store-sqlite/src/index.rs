@@ -48,8 +48,17 @@ pub(crate) fn index_path(path: &Path) -> PathBuf {
 }
 
 /// A connection to the store with the index file attached as `ix` (created, in WAL mode, with
-/// its tables, when missing).
+/// its tables, when missing; with the main file's permissions, as SQLite gives its `-wal` and
+/// `-shm` files, since it holds search tokens).
 pub(crate) fn open_with_index(path: &Path) -> Result<Connection> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777);
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(index_path(path));
+    if let Err(err) = created
+        && err.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(Error::Unavailable(format!("cannot create the index file: {err}")));
+    }
     let connection = open_connection(path)?;
     connection
         .execute("ATTACH DATABASE ?1 AS ix", [index_path(path).display().to_string()])
