@@ -108,6 +108,9 @@ struct Progress {
     indexed: HashMap<i64, u64>,
     /// A reader waits: index now rather than at the end of the window.
     wanted: bool,
+    /// Something was committed or waited for since the store opened: until then the indexer
+    /// does nothing, so opening a store to check it (`fsck`) writes no index.
+    active: bool,
     stop: bool,
     /// Why the last pass failed, while it keeps failing.
     failure: Option<String>,
@@ -167,6 +170,7 @@ impl Indexer {
     pub(crate) fn committed(&self, tid: i64, size: u64) {
         let mut progress = self.shared.progress.lock().expect("index progress lock");
         progress.committed.insert(tid, size);
+        progress.active = true;
         if progress.wanted {
             self.shared.changed.notify_all();
         }
@@ -183,6 +187,7 @@ impl Indexer {
                 return Err(Error::Unavailable(format!("the search index is behind the log: {why}")));
             };
             progress.wanted = true;
+            progress.active = true;
             self.shared.changed.notify_all();
             progress = self.shared.changed.wait_timeout(progress, left).expect("index progress lock").0;
         }
@@ -210,6 +215,9 @@ fn follow(shared: &Shared, connection: &Connection) {
             }
             if progress.stop {
                 return;
+            }
+            if !progress.active {
+                continue;
             }
             progress.wanted = false;
             let indexed = &progress.indexed;
