@@ -177,7 +177,10 @@ fn check_head(
     {
         report.problem(
             None,
-            format!("log was rolled back: head is at size {}, a checkpoint was published at {last}", head.size),
+            format!(
+                "log was rolled back: head is at size {}, a checkpoint was published at {last}",
+                head.size
+            ),
         );
     }
 }
@@ -234,7 +237,8 @@ fn scan_entries(
             report.entries_checked += 1;
             if next_checkpoint.peek().is_some_and(|(size, _)| *size == expected) {
                 let root = frontier.root();
-                while let Some((size, claimed_root)) = next_checkpoint.next_if(|(size, _)| *size == expected) {
+                while let Some((size, claimed_root)) = next_checkpoint.next_if(|(size, _)| *size == expected)
+                {
                     if root != *claimed_root {
                         scan.mismatched_roots.push((*size, expected - 1));
                     }
