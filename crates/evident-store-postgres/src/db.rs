@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
-use deadpool_postgres::{Pool, PoolError, Transaction};
+use deadpool_postgres::{Pool, PoolError};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Commit, Existing, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry, StoredEvent,
@@ -107,15 +107,52 @@ async fn execute(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> 
     client.execute(&statement, params).await.map_err(write_failed)
 }
 
-/// A write inside a commit's transaction.
-async fn tx_execute(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-    let statement = tx.prepare_cached(sql).await.map_err(failed)?;
-    tx.execute(&statement, params).await.map_err(write_failed)
+/// Every statement a commit may send, prepared (and cached on the connection) before its
+/// transaction begins, so each pipelined statement goes out on the first poll, between the
+/// `BEGIN` and the `COMMIT` sent with it.
+const COMMIT_STATEMENTS: [&str; 11] = [
+    LOCK_LEASES,
+    FIRST_HEAD,
+    MOVE_HEAD,
+    INSERT_DATA_KEYS,
+    INSERT_EVENT_KEYS,
+    INSERT_EVENT_IDS,
+    INSERT_EVENTS,
+    INSERT_TARGETS,
+    PUT_TILES,
+    INSERT_CHECKPOINTS,
+    ANSWER,
+];
+
+/// The commit's statements, prepared on its connection.
+struct Prepared<'c> {
+    client: &'c Client,
+    statements: HashMap<&'static str, tokio_postgres::Statement>,
 }
 
-async fn tx_query(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-    let statement = tx.prepare_cached(sql).await.map_err(failed)?;
-    tx.query(&statement, params).await.map_err(failed)
+impl<'c> Prepared<'c> {
+    async fn new(client: &'c Client) -> Result<Prepared<'c>> {
+        let mut statements = HashMap::with_capacity(COMMIT_STATEMENTS.len());
+        for sql in COMMIT_STATEMENTS {
+            statements.insert(sql, client.prepare_cached(sql).await.map_err(failed)?);
+        }
+        Ok(Prepared { client, statements })
+    }
+
+    /// Sends one statement (at the first poll: no await comes before the send).
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.client.execute(&self.statements[sql], params).await.map_err(write_failed)
+    }
+
+    /// Sends one statement answering one row, an assertion: `Ok(false)` when it failed by
+    /// dividing by zero (what the commit's checks do to abort the transaction).
+    async fn check(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<bool> {
+        match self.client.query(&self.statements[sql], params).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.code() == Some(&SqlState::DIVISION_BY_ZERO) => Ok(false),
+            Err(err) => Err(write_failed(err)),
+        }
+    }
 }
 
 const KEY_SELECT: &str =
@@ -298,18 +335,19 @@ impl<'a> TileColumns<'a> {
 
 /// What a commit's pipelined statements answered.
 struct Answered {
-    /// The fence's lease rows this transaction locked; `None` without a fence.
-    held: Result<Option<Vec<Row>>>,
-    /// Per log, the rows its head's compare-and-swap touched (1, or 0 if another writer moved it).
-    moved: Result<Vec<u64>>,
+    /// Whether the fence's lease rows were all held (and are locked); `true` without a fence.
+    held: Result<bool>,
+    /// Per log, whether its head's compare-and-swap moved it (`false`: another writer did).
+    moved: Vec<Result<bool>>,
     written: Vec<Result<u64>>,
 }
 
-/// Sends the lease check, the compare-and-swap of each head and every write at once, and waits
-/// for all of them. Statements on a connection run in order, so the lease rows are locked
-/// before anything is written. Nothing is durable until the transaction commits.
+/// Sends the lease check, the compare-and-swap of each head and every write at once, each on
+/// its first poll, and waits for all of them. Statements on a connection run in the order sent,
+/// so the lease rows are locked before anything is written. A check that fails divides by zero,
+/// which aborts the transaction: the `COMMIT` sent behind them then rolls back.
 async fn send_pipelined(
-    tx: &Transaction<'_>,
+    prepared: &Prepared<'_>,
     commit: &Commit,
     tids: &HashMap<&TenantId, i64>,
     columns: &CommitColumns<'_>,
@@ -317,29 +355,23 @@ async fn send_pipelined(
     let fence_node = commit.fence.as_ref().map(|fence| fence.node.as_str());
     let lease_check = async {
         match fence_node {
-            Some(node) => {
-                tx_query(tx, LOCK_LEASES, &[&columns.lease_tids, &columns.epochs, &node]).await.map(Some)
-            }
-            None => Ok(None),
+            Some(node) => prepared.check(LOCK_LEASES, &[&columns.lease_tids, &columns.epochs, &node]).await,
+            None => Ok(true),
         }
     };
-    let head_moves = async {
-        let mut moved = Vec::with_capacity(commit.logs.len());
-        for log in &commit.logs {
-            let tid = tids[&log.tenant];
-            let (old_size, new_size) = (int(log.old_size.0), int(log.new_size.0));
-            moved.push(if old_size == 0 {
-                tx_execute(tx, FIRST_HEAD, &[&tid, &new_size, &log.checkpoint]).await?
-            } else {
-                tx_execute(tx, MOVE_HEAD, &[&tid, &old_size, &new_size, &log.checkpoint]).await?
-            });
+    let sizes: Vec<(i64, i64, i64)> =
+        commit.logs.iter().map(|log| (tids[&log.tenant], int(log.old_size.0), int(log.new_size.0))).collect();
+    let head_moves = commit.logs.iter().zip(&sizes).map(|(log, (tid, old_size, new_size))| async move {
+        if *old_size == 0 {
+            prepared.check(FIRST_HEAD, &[tid, new_size, &log.checkpoint]).await
+        } else {
+            prepared.check(MOVE_HEAD, &[tid, old_size, new_size, &log.checkpoint]).await
         }
-        Ok::<_, Error>(moved)
-    };
+    });
     let (held, moved, written) = futures_util::future::join3(
         lease_check,
-        head_moves,
-        futures_util::future::join_all(writes(tx, columns)),
+        futures_util::future::join_all(head_moves),
+        futures_util::future::join_all(writes(prepared, columns)),
     )
     .await;
     Answered { held, moved, written }
@@ -347,11 +379,11 @@ async fn send_pipelined(
 
 /// Every write of a commit, data keys first; of the entries' tables the small unique ones
 /// first, so a duplicate fails them before the big insert runs.
-fn writes<'a>(tx: &'a Transaction<'_>, columns: &'a CommitColumns<'_>) -> Vec<Write<'a>> {
+fn writes<'a>(tx: &'a Prepared<'_>, columns: &'a CommitColumns<'_>) -> Vec<Write<'a>> {
     let mut writes: Vec<Write<'a>> = Vec::new();
     if !columns.key_tids.is_empty() {
         writes.push(Box::pin(async move {
-            tx_execute(tx, INSERT_DATA_KEYS, &[&columns.key_tids, &columns.subjects, &columns.wrapped]).await
+            tx.execute(INSERT_DATA_KEYS, &[&columns.key_tids, &columns.subjects, &columns.wrapped]).await
         }));
     }
     if !columns.entries.idx.is_empty() {
@@ -360,24 +392,22 @@ fn writes<'a>(tx: &'a Transaction<'_>, columns: &'a CommitColumns<'_>) -> Vec<Wr
     let tiles = &columns.tiles;
     if !tiles.tid.is_empty() {
         writes.push(Box::pin(async move {
-            tx_execute(tx, PUT_TILES, &[&tiles.tid, &tiles.level, &tiles.index, &tiles.data]).await
+            tx.execute(PUT_TILES, &[&tiles.tid, &tiles.level, &tiles.index, &tiles.data]).await
         }));
     }
     if !columns.log_tids.is_empty() {
         writes.push(Box::pin(async move {
-            tx_execute(tx, INSERT_CHECKPOINTS, &[&columns.log_tids, &columns.sizes, &columns.notes]).await
+            tx.execute(INSERT_CHECKPOINTS, &[&columns.log_tids, &columns.sizes, &columns.notes]).await
         }));
     }
     if !columns.tickets.is_empty() {
-        writes.push(Box::pin(
-            async move { tx_execute(tx, ANSWER, &[&columns.tickets, &columns.answers]).await },
-        ));
+        writes.push(Box::pin(async move { tx.execute(ANSWER, &[&columns.tickets, &columns.answers]).await }));
     }
     writes
 }
 
 /// The writes of the entries' rows: `event_keys`, `event_ids`, `events`, `event_targets`.
-fn entry_writes<'a>(tx: &'a Transaction<'_>, rows: &'a EntryColumns<'_>) -> Vec<Write<'a>> {
+fn entry_writes<'a>(tx: &'a Prepared<'_>, rows: &'a EntryColumns<'_>) -> Vec<Write<'a>> {
     let mut writes: Vec<Write<'a>> = vec![
         Box::pin(async move {
             let params: [&(dyn ToSql + Sync); 7] = [
@@ -389,10 +419,10 @@ fn entry_writes<'a>(tx: &'a Transaction<'_>, rows: &'a EntryColumns<'_>) -> Vec<
                 &rows.idempotency,
                 &rows.recorded_at,
             ];
-            tx_execute(tx, INSERT_EVENT_KEYS, &params).await
+            tx.execute(INSERT_EVENT_KEYS, &params).await
         }),
         Box::pin(async move {
-            tx_execute(tx, INSERT_EVENT_IDS, &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at]).await
+            tx.execute(INSERT_EVENT_IDS, &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at]).await
         }),
         Box::pin(async move {
             let params: [&(dyn ToSql + Sync); 16] = [
@@ -413,7 +443,7 @@ fn entry_writes<'a>(tx: &'a Transaction<'_>, rows: &'a EntryColumns<'_>) -> Vec<
                 &rows.seal_subject,
                 &rows.sealed,
             ];
-            tx_execute(tx, INSERT_EVENTS, &params).await
+            tx.execute(INSERT_EVENTS, &params).await
         }),
     ];
     if !rows.target_idx.is_empty() {
@@ -426,7 +456,7 @@ fn entry_writes<'a>(tx: &'a Transaction<'_>, rows: &'a EntryColumns<'_>) -> Vec<
                 &rows.target_idx,
                 &rows.target_recorded_at,
             ];
-            tx_execute(tx, INSERT_TARGETS, &params).await
+            tx.execute(INSERT_TARGETS, &params).await
         }));
     }
     writes
@@ -437,36 +467,32 @@ enum Refused<'a> {
     Failed(Error),
     /// Another writer moved this log's head (reported with its size now, read after rollback).
     HeadMoved(&'a LogCommit),
+    /// Some lease of the fence is no longer this node's (which, read after rollback).
+    LeaseLost,
 }
 
 /// Whether the transaction may commit. Statements are prepared before they run, so they may
 /// run in another order than sent, and after the first failure the rest answer "transaction
 /// aborted": a conflict (a duplicate entry) is the cause worth reporting, wherever it appears;
 /// then a lost lease, a moved head, and the first other failure.
-fn judge<'a>(
-    commit: &'a Commit,
-    tids: &HashMap<&TenantId, i64>,
-    columns: &CommitColumns<'_>,
-    answered: Answered,
-) -> std::result::Result<(), Refused<'a>> {
+fn judge(commit: &Commit, answered: Answered) -> std::result::Result<(), Refused<'_>> {
     let Answered { held, moved, written } = answered;
     let mut errors = held
         .as_ref()
         .err()
         .into_iter()
-        .chain(moved.as_ref().err())
+        .chain(moved.iter().filter_map(|result| result.as_ref().err()))
         .chain(written.iter().filter_map(|result| result.as_ref().err()));
     if let Some(Error::Conflict(message)) = errors.find(|err| matches!(err, Error::Conflict(_))) {
         return Err(Refused::Failed(Error::Conflict(message.clone())));
     }
-    if let Some(held) = held.map_err(Refused::Failed)?
-        && held.len() != columns.lease_tids.len()
-    {
-        return Err(Refused::Failed(lease_lost(commit, tids, &held)));
+    if !held.map_err(Refused::Failed)? {
+        return Err(Refused::LeaseLost);
     }
-    let moved = moved.map_err(Refused::Failed)?;
-    if let Some(log) = commit.logs.iter().zip(moved).find_map(|(log, moved)| (moved != 1).then_some(log)) {
-        return Err(Refused::HeadMoved(log));
+    for (log, moved) in commit.logs.iter().zip(moved) {
+        if !moved.map_err(Refused::Failed)? {
+            return Err(Refused::HeadMoved(log));
+        }
     }
     // No write failed with a conflict (that was reported above): report the first failure.
     match written.into_iter().find_map(std::result::Result::err) {
@@ -535,18 +561,29 @@ const PUT_TILES: &str = "INSERT INTO tiles (tid, level, idx, data)
 const INSERT_CHECKPOINTS: &str = "INSERT INTO checkpoints (tid, size, note)
     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[])";
 
-/// The lease rows a fenced commit is made under, locked until the commit ends.
-const LOCK_LEASES: &str = "SELECT l.tid FROM leases l
+/// The lease rows a fenced commit is made under, locked until the commit ends; divides by zero
+/// (aborting the transaction) unless this node holds every one of them.
+const LOCK_LEASES: &str = "WITH held AS (SELECT l.tid FROM leases l
     JOIN UNNEST($1::bigint[], $2::bigint[]) AS q (tid, epoch) ON l.tid = q.tid AND l.epoch = q.epoch
     WHERE l.node = $3 AND l.expires_at > clock_timestamp()
-    ORDER BY l.tid FOR UPDATE OF l";
+    ORDER BY l.tid FOR UPDATE OF l)
+    SELECT 1 / (count(*) = cardinality($1::bigint[]))::int FROM held";
 
-/// The compare-and-swap of a log's head.
-const MOVE_HEAD: &str = "UPDATE logs SET size = $3, checkpoint = $4 WHERE tid = $1 AND size = $2";
+/// The leases of a fence this node still holds, read after a commit refused for a lost one.
+const HELD_LEASES: &str = "SELECT l.tid FROM leases l
+    JOIN UNNEST($1::bigint[], $2::bigint[]) AS q (tid, epoch) ON l.tid = q.tid AND l.epoch = q.epoch
+    WHERE l.node = $3 AND l.expires_at > clock_timestamp()";
 
-/// The first head of a log (the store holds none, or one of size 0).
-const FIRST_HEAD: &str = "INSERT INTO logs AS l (tid, size, checkpoint) VALUES ($1, $2, $3)
-    ON CONFLICT (tid) DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint WHERE l.size = 0";
+/// The compare-and-swap of a log's head; divides by zero unless it moved the head.
+const MOVE_HEAD: &str =
+    "WITH moved AS (UPDATE logs SET size = $3, checkpoint = $4 WHERE tid = $1 AND size = $2
+    RETURNING 1) SELECT 1 / count(*)::int FROM moved";
+
+/// The first head of a log (the store holds none, or one of size 0); divides by zero unless
+/// it wrote it.
+const FIRST_HEAD: &str = "WITH moved AS (INSERT INTO logs AS l (tid, size, checkpoint) VALUES ($1, $2, $3)
+    ON CONFLICT (tid) DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint WHERE l.size = 0
+    RETURNING 1) SELECT 1 / count(*)::int FROM moved";
 
 const ANSWER: &str = "UPDATE inbox i SET answer = q.answer, answered_at = now()
     FROM UNNEST($1::bigint[], $2::bytea[]) AS q (ticket, answer) WHERE i.ticket = q.ticket";
@@ -831,26 +868,35 @@ impl Db {
         Ok(deleted == 1)
     }
 
-    /// One transaction. A crash before its COMMIT leaves nothing of it (only, perhaps, an empty
-    /// monthly partition created beforehand); after it, all of it. Three round trips: BEGIN;
-    /// every statement at once ([`send_pipelined`]); then COMMIT, or ROLLBACK when a check
-    /// failed ([`judge`]).
+    /// One transaction in one round trip: `BEGIN`, every statement ([`send_pipelined`]) and
+    /// `COMMIT` sent at once. A check that fails aborts the transaction, so the `COMMIT` rolls it
+    /// back; [`judge`] then says why. A crash before the `COMMIT` is processed leaves nothing of
+    /// it (only, perhaps, an empty monthly partition created beforehand); after it, all of it.
     pub(crate) async fn commit(&self, commit: &Commit) -> Result<()> {
-        let mut client = self.writer_client().await?;
+        let client = self.writer_client().await?;
         let tids = self.commit_tids(&client, commit).await?;
         check_fence_covers_logs(commit)?;
         let recorded: Vec<Micros> =
             commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
         self.ensure_partitions(&client, &recorded).await?;
         let columns = CommitColumns::new(commit, &tids);
-        let tx = client.transaction().await.map_err(failed)?;
-        let answered = send_pipelined(&tx, commit, &tids, &columns).await;
-        match judge(commit, &tids, &columns, answered) {
-            Ok(()) => tx.commit().await.map_err(failed),
+        let prepared = Prepared::new(&client).await?;
+        let (began, answered, ended) = futures_util::future::join3(
+            client.batch_execute("BEGIN"),
+            send_pipelined(&prepared, commit, &tids, &columns),
+            client.batch_execute("COMMIT"),
+        )
+        .await;
+        began.map_err(failed)?;
+        match judge(commit, answered) {
+            Ok(()) => ended.map_err(failed),
             Err(Refused::Failed(err)) => Err(err),
-            Err(Refused::HeadMoved(log)) => {
-                drop(tx);
-                Err(head_moved(&client, tids[&log.tenant], log).await)
+            Err(Refused::HeadMoved(log)) => Err(head_moved(&client, tids[&log.tenant], log).await),
+            Err(Refused::LeaseLost) => {
+                let node = commit.fence.as_ref().map(|fence| fence.node.as_str());
+                let held =
+                    query(&client, HELD_LEASES, &[&columns.lease_tids, &columns.epochs, &node]).await?;
+                Err(lease_lost(commit, &tids, &held))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The scans of customer insight (`evident_core::insight`): events in (time, index) order over the
-//! `events_time` index, or in (subject, time, index) order over `events_subject`, a page at a
-//! time after the last row of the previous page.
+//! index file's `search_time`, or in (subject, time, index) order over `search_subject`, a page at
+//! a time after the last row of the previous page. Like searches, a scan first waits for the
+//! indexer to cover everything committed before it.
 
 use evident_core::Result;
 use evident_core::insight::{InsightIndex, Row, Scan};
@@ -14,37 +15,40 @@ use super::{SqliteStore, TENANT_SHIFT, rid};
 /// The SQL of one page and its parameters.
 fn page_sql(tid: i64, scan: &Scan, after: Option<&Row>, limit: usize) -> (String, Vec<V>) {
     let mut values = vec![V::Integer(tid), V::Integer(scan.to.0)];
-    let mut conditions = vec!["tid = ?1".to_owned(), "time < ?2".to_owned()];
+    let mut conditions = vec!["s.tid = ?1".to_owned(), "s.time < ?2".to_owned()];
     if let Some(from) = scan.from {
         values.push(V::Integer(from.0));
-        conditions.push(format!("time >= ?{}", values.len()));
+        conditions.push(format!("s.time >= ?{}", values.len()));
     }
     if let Some(types) = &scan.types {
         let first = values.len() + 1;
         values.extend(types.iter().map(|t| V::Text(t.clone())));
         let marks: Vec<String> = (first..=values.len()).map(|n| format!("?{n}")).collect();
-        conditions.push(format!("type IN ({})", marks.join(", ")));
+        conditions.push(format!("s.type IN ({})", marks.join(", ")));
     }
     if scan.by_subject {
-        conditions.push("subject IS NOT NULL".to_owned());
+        conditions.push("s.subject IS NOT NULL".to_owned());
     }
     if let Some(row) = after {
         let n = values.len() + 1;
         if scan.by_subject {
             values.push(V::Text(row.subject.clone().unwrap_or_default()));
             values.extend([V::Integer(row.time.0), V::Integer(rid(tid, row.index))]);
-            conditions.push(format!("(subject, time, rid) > (?{n}, ?{}, ?{})", n + 1, n + 2));
+            conditions.push(format!("(s.subject, s.time, s.rid) > (?{n}, ?{}, ?{})", n + 1, n + 2));
         } else {
             values.extend([V::Integer(row.time.0), V::Integer(rid(tid, row.index))]);
-            conditions.push(format!("(time, rid) > (?{n}, ?{})", n + 1));
+            conditions.push(format!("(s.time, s.rid) > (?{n}, ?{})", n + 1));
         }
     }
     values.push(V::Integer(limit as i64));
-    let entry = if scan.with_entry { "entry" } else { "NULL" };
-    let order = if scan.by_subject { "subject, time, rid" } else { "time, rid" };
+    let (entry, join) = match scan.with_entry {
+        true => ("e.entry", " JOIN events e ON e.rid = s.rid"),
+        false => ("NULL", ""),
+    };
+    let order = if scan.by_subject { "s.subject, s.time, s.rid" } else { "s.time, s.rid" };
     let sql = format!(
-        "SELECT rid, time, type, action, outcome, source, actor, subject, {entry} FROM events \
-         WHERE {} ORDER BY {order} LIMIT ?{}",
+        "SELECT s.rid, s.time, s.type, s.action, s.outcome, s.source, s.actor, s.subject, {entry} \
+         FROM ix.event_search s{join} WHERE {} ORDER BY {order} LIMIT ?{}",
         conditions.join(" AND "),
         values.len()
     );
@@ -60,6 +64,10 @@ impl InsightIndex for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Row>> {
         let tid = self.tid(tenant)?;
+        // Everything committed before the scan's first page is in the index file first.
+        if after.is_none() {
+            self.indexer.wait_for(tid)?;
+        }
         let (sql, values) = page_sql(tid, scan, after, limit);
         self.read(|c| {
             let mut statement = c.prepare_cached(&sql)?;

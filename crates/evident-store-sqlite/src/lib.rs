@@ -19,14 +19,19 @@ use evident_tlog::{TileId, TreeSize};
 use evident_wire::Micros;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
+mod index;
 mod insight;
 #[cfg(feature = "bench-peer")]
 pub mod peer;
 mod streams;
 
+use index::{Indexer, decode_targets, encode_targets, index_path, open_with_index};
+
 /// 2: `events.idempotency` (`evident_core::privacy::idempotency`) replaced version 1's
 /// `content_hash`, an unsalted hash of the whole event that personal values could be guessed from.
-const SCHEMA_VERSION: &str = "2";
+/// 3: the secondary indexes and `event_targets` moved to the index file ([`index`]), off the
+/// commit; `events.targets` holds each event's targets for the indexer.
+const SCHEMA_VERSION: &str = "3";
 
 /// The store's schema: tables and indexes.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -48,6 +53,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     tenant_ids: RwLock<HashMap<TenantId, i64>>,
+    /// Keeps the index file up with the logs; dropped (stopped) before the checkpointer.
+    indexer: Indexer,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: Checkpointer,
 }
@@ -110,7 +117,11 @@ impl SqliteStore {
                     .map_err(storage)?;
             }
             Some(SCHEMA_VERSION) => {}
-            Some("1") => migrate_from_v1(&mut writer)?,
+            Some("1") => {
+                migrate_from_v1(&mut writer)?;
+                migrate_from_v2(&mut writer)?;
+            }
+            Some("2") => migrate_from_v2(&mut writer)?,
             Some(other) => {
                 return Err(Error::Unavailable(format!(
                     "{} has schema version {other}; this build knows {SCHEMA_VERSION}",
@@ -123,6 +134,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             tenant_ids: RwLock::new(HashMap::new()),
+            indexer: Indexer::start(path)?,
             _checkpointer: Checkpointer::start(path)?,
         };
         store.load_tenant_ids()?;
@@ -156,12 +168,12 @@ impl SqliteStore {
             .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))
     }
 
-    /// Runs `f` on a reader connection from the pool.
+    /// Runs `f` on a reader connection from the pool (the index file attached as `ix`).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let connection = self.readers.lock().expect("readers lock").pop();
         let connection = match connection {
             Some(connection) => connection,
-            None => open_connection(&self.path)?,
+            None => open_with_index(&self.path)?,
         };
         let result = f(&connection).map_err(storage);
         let mut readers = self.readers.lock().expect("readers lock");
@@ -202,6 +214,65 @@ fn open_writer(path: &Path) -> Result<Connection> {
     Ok(writer)
 }
 
+/// Version 2 to 3, in one transaction: each event's targets (search tokens included) copied
+/// from `event_targets` into its row, then that table and the secondary indexes of `events`
+/// dropped (`secure_delete` zeroes their pages). The indexer rebuilds them in the index file.
+fn migrate_from_v2(writer: &mut Connection) -> Result<()> {
+    let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+    let mut targets: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+    let exists = |kind: &str, name: &str| -> Result<bool> {
+        tx.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = ?1 AND name = ?2",
+            [kind, name],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(storage)
+    };
+    if exists("table", "event_targets")? {
+        let mut statement =
+            tx.prepare("SELECT rid, type, id FROM event_targets ORDER BY rid, type, id").map_err(storage)?;
+        let rows =
+            statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).map_err(storage)?;
+        for row in rows {
+            let (rid, kind, id): (i64, String, String) = row.map_err(storage)?;
+            targets.entry(rid).or_default().push((kind, id));
+        }
+    }
+    let has_column: i64 = tx
+        .query_row("SELECT count(*) FROM pragma_table_info('events') WHERE name = 'targets'", [], |row| {
+            row.get(0)
+        })
+        .map_err(storage)?;
+    if has_column == 0 {
+        tx.execute_batch("ALTER TABLE events ADD COLUMN targets BLOB").map_err(storage)?;
+    }
+    {
+        let mut update = tx.prepare("UPDATE events SET targets = ?1 WHERE rid = ?2").map_err(storage)?;
+        for (rid, targets) in targets {
+            update.execute(params![encode_targets(&targets), rid]).map_err(storage)?;
+        }
+    }
+    tx.execute_batch(
+        "DROP TABLE IF EXISTS event_targets;
+         DROP INDEX IF EXISTS events_time; DROP INDEX IF EXISTS events_actor;
+         DROP INDEX IF EXISTS events_subject; DROP INDEX IF EXISTS events_type;
+         DROP INDEX IF EXISTS events_action; DROP INDEX IF EXISTS events_outcome;
+         DROP INDEX IF EXISTS events_source;",
+    )
+    .map_err(storage)?;
+    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", [SCHEMA_VERSION]).map_err(storage)?;
+    tx.commit().map_err(storage)?;
+    // An index file from before is stale: the indexer starts again from nothing.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!(
+            "{}{suffix}",
+            index_path(Path::new(writer.path().unwrap_or_default())).display()
+        ));
+    }
+    Ok(())
+}
+
 /// Version 1 to 2: renames `content_hash` to `idempotency` and replaces every stored unsalted
 /// hash of a whole event by the legacy idempotency digest recomputed from its entry (which holds
 /// nothing personal), in one transaction; then rewrites the file (`secure_delete` and `VACUUM`)
@@ -221,7 +292,7 @@ fn migrate_from_v1(writer: &mut Connection) -> Result<()> {
             update.execute(params![digest.to_bytes(), rid]).map_err(storage)?;
         }
     }
-    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", [SCHEMA_VERSION]).map_err(storage)?;
+    tx.execute("UPDATE meta SET value = '2' WHERE key = 'schema'", []).map_err(storage)?;
     tx.commit().map_err(storage)?;
     writer.execute_batch("VACUUM").map_err(storage)?;
     truncate_wal(writer)
@@ -428,16 +499,10 @@ impl LogStore for SqliteStore {
 
     fn forget_search_tokens(&self, tenant: &TenantId, subject: &str) -> Result<u64> {
         let tid = self.tid(tenant)?;
+        // Everything committed is indexed first, so no token of the subject is still on its way.
+        self.indexer.wait_for(tid)?;
         let writer = self.writer.lock().expect("writer lock");
-        let deleted = writer
-            .execute(
-                "DELETE FROM event_targets WHERE tid = ?1 AND substr(type, 1, 4) = 'pii:' AND rid IN
-                 (SELECT rid FROM events WHERE tid = ?1
-                  AND (seal_subject = ?2 OR substr(seal_subject, 1, length(?2) + 1) = ?2 || char(31)))",
-                params![tid, subject],
-            )
-            .map_err(storage)?;
-        Ok(deleted as u64)
+        forget_tokens(&writer, &self.path, tid, subject)
     }
 
     fn replace_data_key(&self, tenant: &TenantId, name: &str, wrapped: &[u8]) -> Result<bool> {
@@ -490,13 +555,8 @@ impl LogStore for SqliteStore {
             let mut insert_event = tx
                 .prepare_cached(
                     "INSERT INTO events (rid, tid, event_id, source, producer_id, idempotency, time, recorded_at,
-                        type, action, outcome, actor, subject, entry, seal_subject, sealed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )
-                .map_err(storage)?;
-            let mut insert_target = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        type, action, outcome, actor, subject, entry, seal_subject, sealed, targets)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )
                 .map_err(storage)?;
             let mut put_tile = tx
@@ -542,6 +602,7 @@ impl LogStore for SqliteStore {
                             entry.entry,
                             seal_subject,
                             sealed,
+                            encode_targets(&entry.targets),
                         ])
                         .map_err(|err| match err {
                             rusqlite::Error::SqliteFailure(code, _)
@@ -554,11 +615,6 @@ impl LogStore for SqliteStore {
                             }
                             other => storage(other),
                         })?;
-                    for (target_type, target_id) in &entry.targets {
-                        insert_target
-                            .execute(params![tid, target_type, target_id, entry.time.0, row])
-                            .map_err(storage)?;
-                    }
                 }
                 for (tile, data) in &log.tiles {
                     put_tile.execute(params![tid, tile.level, tile.index as i64, data]).map_err(storage)?;
@@ -575,7 +631,11 @@ impl LogStore for SqliteStore {
                 .map_err(storage)?;
             }
         }
-        tx.commit().map_err(storage)
+        tx.commit().map_err(storage)?;
+        for log in &commit.logs {
+            self.indexer.committed(self.tid(&log.tenant)?, log.new_size.0);
+        }
+        Ok(())
     }
 }
 
@@ -605,6 +665,7 @@ impl EventIndex for SqliteStore {
 
     fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
         let tid = self.tid(tenant)?;
+        self.indexer.wait_for(tid)?;
         let (sql, values) = search_sql(tid, plan);
         self.read(|c| {
             let mut statement = c.prepare_cached(&sql)?;
@@ -737,18 +798,23 @@ fn key_record(
     })
 }
 
-/// Builds the SQL of a search. With a target filter the walk goes through `event_targets`
-/// (ordered by time there); otherwise through the index of the most selective given column.
+/// Builds the SQL of a search, over the index file (`ix`). With a target filter the walk goes
+/// through `event_targets` (ordered by time there); otherwise through the index of the most
+/// selective given column of `event_search`.
 fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
     let mut values: Vec<V> = vec![V::Integer(tid)];
-    let mut conditions = vec!["e.tid = ?1".to_owned()];
+    let mut conditions = vec!["s.tid = ?1".to_owned()];
     let (from, time_column, rid_column) = if let Some((target_type, target_id)) = plan.target() {
         values.extend([V::Text(target_type.to_owned()), V::Text(target_id.to_owned())]);
         conditions.push("t.tid = ?1 AND t.type = ?2 AND t.id = ?3".to_owned());
-        ("event_targets t JOIN events e ON e.rid = t.rid", "t.time", "t.rid")
+        (
+            "ix.event_targets t JOIN ix.event_search s ON s.rid = t.rid JOIN events e ON e.rid = t.rid",
+            "t.time",
+            "t.rid",
+        )
     } else {
-        ("events e", "e.time", "e.rid")
+        ("ix.event_search s JOIN events e ON e.rid = s.rid", "s.time", "s.rid")
     };
     let (direction, comparison) = if plan.descending() { ("DESC", "<") } else { ("ASC", ">") };
     for condition in plan.conditions() {
@@ -784,11 +850,50 @@ fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Valu
 /// The `events` column an equality condition compares.
 fn column_name(column: Column) -> &'static str {
     match column {
-        Column::Actor => "e.actor",
-        Column::Subject => "e.subject",
-        Column::EventType => "e.type",
-        Column::Action => "e.action",
-        Column::Outcome => "e.outcome",
-        Column::Source => "e.source",
+        Column::Actor => "s.actor",
+        Column::Subject => "s.subject",
+        Column::EventType => "s.type",
+        Column::Action => "s.action",
+        Column::Outcome => "s.outcome",
+        Column::Source => "s.source",
     }
+}
+
+/// Deletes the search tokens of the events sealed under `subject` (or its sub-keys) from the
+/// index file, then from the events' `targets` column, so a rebuilt index cannot bring them
+/// back; truncates the index file's WAL so no older page image keeps them.
+fn forget_tokens(writer: &Connection, path: &Path, tid: i64, subject: &str) -> Result<u64> {
+    const SEALED_UNDER: &str = "tid = ?1 AND (seal_subject = ?2
+        OR substr(seal_subject, 1, length(?2) + 1) = ?2 || char(31)) AND targets IS NOT NULL";
+    let index = open_with_index(path)?;
+    let deleted = index
+        .execute(
+            &format!(
+                "DELETE FROM ix.event_targets WHERE tid = ?1 AND substr(type, 1, 4) = 'pii:' AND rid IN
+                 (SELECT rid FROM main.events WHERE {SEALED_UNDER})"
+            ),
+            params![tid, subject],
+        )
+        .map_err(storage)?;
+    let rows: Vec<(i64, Vec<u8>)> = {
+        let mut statement = writer
+            .prepare(&format!("SELECT rid, targets FROM events WHERE {SEALED_UNDER}"))
+            .map_err(storage)?;
+        let rows = statement
+            .query_map(params![tid, subject], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(storage)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(storage)?
+    };
+    let tx = writer.unchecked_transaction().map_err(storage)?;
+    for (rid, targets) in rows {
+        let kept: Vec<(String, String)> = decode_targets(Some(&targets))?
+            .into_iter()
+            .filter(|(kind, _)| !kind.starts_with(evident_core::privacy::search::TARGET_PREFIX))
+            .collect();
+        tx.execute("UPDATE events SET targets = ?1 WHERE rid = ?2", params![encode_targets(&kept), rid])
+            .map_err(storage)?;
+    }
+    tx.commit().map_err(storage)?;
+    index.query_row("PRAGMA ix.wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(storage)?;
+    Ok(deleted as u64)
 }

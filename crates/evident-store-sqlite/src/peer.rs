@@ -19,6 +19,22 @@ use crate::{Checkpointer, TENANT_SHIFT, open_writer, rid, storage};
 /// The one tenant of the peer, numbered as the store numbers its first tenant.
 const TID: i64 = 1;
 
+/// The secondary indexes and targets table as a plain application has them, in its one file and
+/// in each transaction (schema version 2 of the store).
+const PEER_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS events_time ON events (tid, time);
+CREATE INDEX IF NOT EXISTS events_actor ON events (tid, actor, time);
+CREATE INDEX IF NOT EXISTS events_subject ON events (tid, subject, time) WHERE subject IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_type ON events (tid, type, time);
+CREATE INDEX IF NOT EXISTS events_action ON events (tid, action, time);
+CREATE INDEX IF NOT EXISTS events_outcome ON events (tid, outcome, time);
+CREATE INDEX IF NOT EXISTS events_source ON events (tid, source, time);
+CREATE TABLE IF NOT EXISTS event_targets (
+    tid INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (tid, type, id, time, rid)
+) WITHOUT ROWID;
+";
+
 /// The peer's database: one writer, no tamper evidence.
 pub struct PlainSqlite {
     connection: Connection,
@@ -31,6 +47,7 @@ impl PlainSqlite {
     /// Opens (creating if needed) the database at `path`; its rows continue after those there.
     pub fn open(path: &Path) -> Result<PlainSqlite> {
         let connection = open_writer(path)?;
+        connection.execute_batch(PEER_INDEXES).map_err(storage)?;
         let next_rid: i64 = connection
             .query_row("SELECT coalesce(max(rid) + 1, 0) FROM events", [], |row| row.get(0))
             .map_err(storage)?;

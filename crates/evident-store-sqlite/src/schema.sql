@@ -1,6 +1,7 @@
--- Evident's embedded store, schema version 2 (`meta.schema`; version 1 is migrated in `lib.rs`).
--- Events of all tenants share one table; `rid` = tenant number * 2^40 + leaf index, so each
--- tenant's entries are one contiguous, append-ordered key range.
+-- Evident's embedded store, schema version 3 (`meta.schema`; versions 1 and 2 are migrated in
+-- `lib.rs`). Events of all tenants share one table; `rid` = tenant number * 2^40 + leaf index, so
+-- each tenant's entries are one contiguous, append-ordered key range. The secondary (search)
+-- indexes are in the index file beside this one (`index.rs`), written off the commit.
 
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -56,26 +57,14 @@ CREATE TABLE IF NOT EXISTS events (
     subject      TEXT,
     entry        BLOB NOT NULL,
     seal_subject TEXT,
-    sealed       BLOB
+    sealed       BLOB,
+    -- `(type, id)` of every target, search tokens (`pii:` types) included until erasure, for the
+    -- indexer (`index::encode_targets`).
+    targets      BLOB
 );
+-- The two indexes a commit needs: event ids and idempotency keys are unique.
 CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (tid, source, producer_id);
-CREATE INDEX IF NOT EXISTS events_time ON events (tid, time);
-CREATE INDEX IF NOT EXISTS events_actor ON events (tid, actor, time);
-CREATE INDEX IF NOT EXISTS events_subject ON events (tid, subject, time) WHERE subject IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_type ON events (tid, type, time);
-CREATE INDEX IF NOT EXISTS events_action ON events (tid, action, time);
-CREATE INDEX IF NOT EXISTS events_outcome ON events (tid, outcome, time);
-CREATE INDEX IF NOT EXISTS events_source ON events (tid, source, time);
-
-CREATE TABLE IF NOT EXISTS event_targets (
-    tid  INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    id   TEXT NOT NULL,
-    time INTEGER NOT NULL,
-    rid  INTEGER NOT NULL,
-    PRIMARY KEY (tid, type, id, time, rid)
-) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS data_keys (
     tid     INTEGER NOT NULL,

@@ -72,28 +72,34 @@ fn open_engine(path: &Path) -> evident_core::Result<Engine> {
     Engine::open(store, SIGNING_SEED, MasterKey::from_bytes(MASTER_KEY), EngineConfig::default())
 }
 
+/// Appends `n_events` events in commits of `batch`, then closes the store; its origin.
+fn build_store(path: &Path, n_events: u64, batch: u64) -> String {
+    let engine = open_engine(path).unwrap();
+    engine.create_tenant(&tenant(), TenantPolicy::default()).unwrap();
+    let policy = engine.policy(&tenant()).unwrap();
+    for start in (0..n_events).step_by(batch as usize) {
+        let events = (start..(start + batch).min(n_events))
+            .map(|n| validate_event(&event(n), &policy).expect("the test's events are valid"))
+            .collect();
+        for (n, outcome) in (start..).zip(engine.append(&tenant(), events).unwrap()) {
+            match outcome {
+                Outcome::Stored(receipt) => assert_eq!(receipt.index, n),
+                other => panic!("event {n} was not stored: {other:?}"),
+            }
+        }
+    }
+    let origin = engine.origin(&tenant());
+    engine.shutdown();
+    drop(engine); // closes the store, folding its WAL into the file
+    origin
+}
+
 fn pristine() -> &'static Pristine {
     static PRISTINE: OnceLock<Pristine> = OnceLock::new();
     PRISTINE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(STORE_FILE);
-        let engine = open_engine(&path).unwrap();
-        engine.create_tenant(&tenant(), TenantPolicy::default()).unwrap();
-        let policy = engine.policy(&tenant()).unwrap();
-        for start in (0..N_EVENTS).step_by(BATCH as usize) {
-            let events = (start..(start + BATCH).min(N_EVENTS))
-                .map(|n| validate_event(&event(n), &policy).expect("the test's events are valid"))
-                .collect();
-            for (n, outcome) in (start..).zip(engine.append(&tenant(), events).unwrap()) {
-                match outcome {
-                    Outcome::Stored(receipt) => assert_eq!(receipt.index, n),
-                    other => panic!("event {n} was not stored: {other:?}"),
-                }
-            }
-        }
-        let origin = engine.origin(&tenant());
-        engine.shutdown();
-        drop(engine); // closes the store, folding its WAL into the file
+        let origin = build_store(&path, N_EVENTS, BATCH);
         let connection = Connection::open(&path).unwrap();
         let tid =
             connection.query_row("SELECT tid FROM tenants WHERE name = ?1", [TENANT], |r| r.get(0)).unwrap();
@@ -406,4 +412,51 @@ fn a_published_checkpoint_that_does_not_match_the_entries() {
         Some(earlier - 1),
         &format!("checkpoint at size {earlier} does not match the entries"),
     );
+}
+
+/// A store written one event per commit has a checkpoint per entry: fsck still checks every one
+/// (signature and root), so a forged checkpoint and a broken signature among hundreds are caught
+/// at their sizes.
+#[test]
+fn a_tampered_checkpoint_among_one_event_commits() {
+    const EVENTS: u64 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STORE_FILE);
+    let origin = build_store(&path, EVENTS, 1);
+    let verifiers = [verifier(&origin)];
+    let store = SqliteStore::open(&path).unwrap();
+    let pristine = check_log(&store as &dyn LogStore, &tenant(), &origin, &verifiers).unwrap();
+    assert!(pristine.ok(), "{:?}", pristine.problems);
+    assert_eq!((pristine.entries_checked, pristine.checkpoints_checked), (EVENTS, EVENTS));
+    drop(store);
+    let connection = Connection::open(&path).unwrap();
+    let tid: i64 = connection.query_row("SELECT tid FROM tenants", [], |r| r.get(0)).unwrap();
+    let note_at = |size: i64| -> String {
+        connection
+            .query_row("SELECT note FROM checkpoints WHERE tid = ?1 AND size = ?2", params![tid, size], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    let signer = Signer::from_seed(&origin, SIGNING_SEED).unwrap();
+    let forged =
+        Checkpoint::new(&origin, TreeSize(137), evident_tlog::leaf_hash(b"another history")).sign(&[&signer]);
+    // A base64 character inside the signature changed.
+    let mut broken = note_at(211);
+    let at = broken.len() - 10;
+    let replacement = if &broken[at..at + 1] == "A" { "B" } else { "A" };
+    broken.replace_range(at..at + 1, replacement);
+    for (size, note) in [(137, forged.unwrap()), (211, broken)] {
+        let sql = "UPDATE checkpoints SET note = ?1 WHERE tid = ?2 AND size = ?3";
+        exec(&connection, sql, params![note, tid, size], 1);
+    }
+    drop(connection);
+    let store = SqliteStore::open(&path).unwrap();
+    let report = check_log(&store as &dyn LogStore, &tenant(), &origin, &verifiers).unwrap();
+    let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(report.first_bad_index(), Some(136), "{problems:#?}");
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems.contains(&"index 136: checkpoint at size 137 does not match the entries".to_owned()));
+    assert!(problems[0].starts_with("checkpoint for size 211 does not verify"), "{problems:#?}");
+    assert_eq!(report.checkpoints_checked, EVENTS);
 }

@@ -1,0 +1,327 @@
+//! The search index, off the acknowledgement path. A commit writes only the log's own data into
+//! the main file (the event row, holding its search columns and its targets, with the two unique
+//! indexes the commit needs: event id and idempotency key). The secondary indexes (time, actor,
+//! subject, type, action, outcome, source, targets) live in a second SQLite file beside it,
+//! `<store>-index`, attached to every reader as `ix`. An [`Indexer`] thread follows each log from
+//! its watermark (`ix.indexed`: how many of a tenant's entries are indexed), in transactions that
+//! write the rows and the new watermark together. It gathers what commits for up to
+//! [`Indexer::WINDOW`], so each random-key index page is written once for many events.
+//!
+//! Reads that use the index first wait until the watermark covers every entry committed before
+//! they started ([`Indexer::wait_for`]): a search never misses an acknowledged event. The index
+//! is derived data: a lost or stale index file is rebuilt from the events (their `targets` column
+//! keeps what the index needs, search tokens included, until erasure removes those).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use evident_core::{Error, Result};
+use rusqlite::{Connection, params};
+
+use crate::{TENANT_SHIFT, open_connection, rid, storage};
+
+/// Tables and indexes of the index file (attached as `ix`).
+const INDEX_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ix.indexed (tid INTEGER PRIMARY KEY, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ix.event_search (
+    rid INTEGER PRIMARY KEY, tid INTEGER NOT NULL, time INTEGER NOT NULL, type TEXT NOT NULL,
+    action TEXT NOT NULL, outcome TEXT NOT NULL, actor TEXT NOT NULL, subject TEXT, source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix.search_time ON event_search (tid, time);
+CREATE INDEX IF NOT EXISTS ix.search_actor ON event_search (tid, actor, time);
+CREATE INDEX IF NOT EXISTS ix.search_subject ON event_search (tid, subject, time) WHERE subject IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix.search_type ON event_search (tid, type, time);
+CREATE INDEX IF NOT EXISTS ix.search_action ON event_search (tid, action, time);
+CREATE INDEX IF NOT EXISTS ix.search_outcome ON event_search (tid, outcome, time);
+CREATE INDEX IF NOT EXISTS ix.search_source ON event_search (tid, source, time);
+CREATE TABLE IF NOT EXISTS ix.event_targets (
+    tid INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (tid, type, id, time, rid)
+) WITHOUT ROWID;
+";
+
+/// The index file of the store at `path`.
+pub(crate) fn index_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-index", path.display()))
+}
+
+/// A connection to the store with the index file attached as `ix` (created, in WAL mode, with
+/// its tables, when missing; with the main file's permissions, as SQLite gives its `-wal` and
+/// `-shm` files, since it holds search tokens).
+pub(crate) fn open_with_index(path: &Path) -> Result<Connection> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777);
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(index_path(path));
+    if let Err(err) = created
+        && err.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(Error::Unavailable(format!("cannot create the index file: {err}")));
+    }
+    let connection = open_connection(path)?;
+    connection
+        .execute("ATTACH DATABASE ?1 AS ix", [index_path(path).display().to_string()])
+        .map_err(storage)?;
+    connection.query_row("PRAGMA ix.journal_mode = WAL", [], |_| Ok(())).map_err(storage)?;
+    connection.execute_batch(INDEX_SCHEMA).map_err(storage)?;
+    Ok(connection)
+}
+
+/// `(type, id)` pairs in the `events.targets` column: per target, the two strings each as a
+/// 4-byte little-endian length and its bytes. `None` for no targets.
+pub(crate) fn encode_targets(targets: &[(String, String)]) -> Option<Vec<u8>> {
+    if targets.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(targets.iter().map(|(t, i)| 8 + t.len() + i.len()).sum());
+    for text in targets.iter().flat_map(|(t, i)| [t, i]) {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    Some(out)
+}
+
+/// The inverse of [`encode_targets`]; an error for bytes it did not write.
+pub(crate) fn decode_targets(bytes: Option<&[u8]>) -> Result<Vec<(String, String)>> {
+    let bad = || Error::Integrity("an event's stored targets are malformed".into());
+    let mut rest = bytes.unwrap_or_default();
+    let mut texts = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let text = tail.get(..len).ok_or_else(bad)?;
+        texts.push(String::from_utf8(text.to_vec()).map_err(|_| bad())?);
+        rest = &tail[len..];
+    }
+    if texts.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let mut texts = texts.into_iter();
+    Ok(std::iter::from_fn(|| Some((texts.next()?, texts.next()?))).collect())
+}
+
+/// Per tenant: entries committed (as the store last told) and entries indexed.
+#[derive(Default)]
+struct Progress {
+    committed: HashMap<i64, u64>,
+    indexed: HashMap<i64, u64>,
+    /// A reader waits: index now rather than at the end of the window.
+    wanted: bool,
+    /// Something was committed or waited for since the store opened: until then the indexer
+    /// does nothing, so opening a store to check it (`fsck`) writes no index.
+    active: bool,
+    stop: bool,
+    /// Why the last pass failed, while it keeps failing.
+    failure: Option<String>,
+}
+
+struct Shared {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+/// The thread that keeps the index file up with the logs.
+pub(crate) struct Indexer {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Indexer {
+    /// How long committed entries may gather before the indexer writes them, unless a reader
+    /// waits for them.
+    const WINDOW: Duration = Duration::from_millis(100);
+    /// Entries per index transaction.
+    const CHUNK: u64 = 20_000;
+    /// How long a read waits for the index before failing as unavailable.
+    const MAX_WAIT: Duration = Duration::from_secs(30);
+
+    /// Starts following the store at `path`: committed sizes from its `logs`, watermarks from
+    /// the index file.
+    pub(crate) fn start(path: &Path) -> Result<Indexer> {
+        let connection = open_with_index(path)?;
+        let mut progress = Progress::default();
+        let pairs = |sql: &str| -> Result<HashMap<i64, u64>> {
+            let mut statement = connection.prepare(sql).map_err(storage)?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)? as u64)))
+                .map_err(storage)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(storage)
+        };
+        progress.committed = pairs("SELECT tid, size FROM main.logs")?;
+        progress.indexed = pairs("SELECT tid, size FROM ix.indexed")?;
+        for (tid, indexed) in progress.indexed.iter_mut() {
+            let committed = progress.committed.get(tid).copied().unwrap_or(0);
+            if *indexed > committed {
+                drop_beyond(&connection, *tid, committed)?;
+                *indexed = committed;
+            }
+        }
+        let shared = Arc::new(Shared { progress: Mutex::new(progress), changed: Condvar::new() });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("evident-sqlite-index".into())
+            .spawn(move || follow(&thread_shared, &connection))
+            .map_err(|err| Error::Unavailable(format!("cannot start the indexer: {err}")))?;
+        Ok(Indexer { shared, thread: Some(thread) })
+    }
+
+    /// A commit moved the log of `tid` to `size` (called once it is durable).
+    pub(crate) fn committed(&self, tid: i64, size: u64) {
+        let mut progress = self.shared.progress.lock().expect("index progress lock");
+        progress.committed.insert(tid, size);
+        progress.active = true;
+        if progress.wanted {
+            self.shared.changed.notify_all();
+        }
+    }
+
+    /// Waits until the index covers every entry of `tid` committed before this call.
+    pub(crate) fn wait_for(&self, tid: i64) -> Result<()> {
+        let deadline = Instant::now() + Self::MAX_WAIT;
+        let mut progress = self.shared.progress.lock().expect("index progress lock");
+        let target = progress.committed.get(&tid).copied().unwrap_or(0);
+        while progress.indexed.get(&tid).copied().unwrap_or(0) < target {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                let why = progress.failure.clone().unwrap_or_else(|| "it is still catching up".into());
+                return Err(Error::Unavailable(format!("the search index is behind the log: {why}")));
+            };
+            progress.wanted = true;
+            progress.active = true;
+            self.shared.changed.notify_all();
+            progress = self.shared.changed.wait_timeout(progress, left).expect("index progress lock").0;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        self.shared.progress.lock().expect("index progress lock").stop = true;
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The indexer thread: waits for work (a window, or a reader), indexes all of it, repeats.
+fn follow(shared: &Shared, connection: &Connection) {
+    loop {
+        let work: Vec<(i64, u64, u64)> = {
+            let mut progress = shared.progress.lock().expect("index progress lock");
+            if !progress.wanted && !progress.stop {
+                progress = shared.changed.wait_timeout(progress, Indexer::WINDOW).expect("lock").0;
+            }
+            if progress.stop {
+                return;
+            }
+            if !progress.active {
+                continue;
+            }
+            progress.wanted = false;
+            let indexed = &progress.indexed;
+            progress
+                .committed
+                .iter()
+                .map(|(tid, size)| (*tid, indexed.get(tid).copied().unwrap_or(0), *size))
+                .filter(|(_, from, to)| from < to)
+                .collect()
+        };
+        for (tid, mut from, to) in work {
+            while from < to {
+                let end = to.min(from + Indexer::CHUNK);
+                let result = index_range(connection, tid, from, end);
+                let mut progress = shared.progress.lock().expect("index progress lock");
+                match result {
+                    Ok(()) => {
+                        progress.indexed.insert(tid, end);
+                        progress.failure = None;
+                        from = end;
+                    }
+                    Err(err) => {
+                        progress.failure = Some(err.to_string());
+                        drop(progress);
+                        std::thread::sleep(Duration::from_secs(1));
+                        break;
+                    }
+                }
+                shared.changed.notify_all();
+            }
+        }
+    }
+}
+
+/// Indexes entries `from..to` of `tid` and moves its watermark to `to`, in one transaction of
+/// the index file.
+fn index_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<()> {
+    let tx = connection.unchecked_transaction().map_err(storage)?;
+    {
+        let mut rows = tx
+            .prepare_cached(
+                "SELECT rid, time, type, action, outcome, actor, subject, source, targets
+                 FROM main.events WHERE rid >= ?1 AND rid < ?2 ORDER BY rid",
+            )
+            .map_err(storage)?;
+        let mut search = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO ix.event_search
+                 (rid, tid, time, type, action, outcome, actor, subject, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(storage)?;
+        let mut target = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO ix.event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(storage)?;
+        let mut query = rows.query(params![rid(tid, from), rid(tid, to)]).map_err(storage)?;
+        while let Some(row) = query.next().map_err(storage)? {
+            let (row_id, time): (i64, i64) = (row.get(0).map_err(storage)?, row.get(1).map_err(storage)?);
+            let texts: Vec<Option<String>> =
+                (2..8).map(|i| row.get(i)).collect::<rusqlite::Result<_>>().map_err(storage)?;
+            search
+                .execute(params![
+                    row_id, tid, time, texts[0], texts[1], texts[2], texts[3], texts[4], texts[5]
+                ])
+                .map_err(storage)?;
+            let targets: Option<Vec<u8>> = row.get(8).map_err(storage)?;
+            for (kind, id) in decode_targets(targets.as_deref())? {
+                target.execute(params![tid, kind, id, time, row_id]).map_err(storage)?;
+            }
+        }
+        tx.execute("INSERT OR REPLACE INTO ix.indexed (tid, size) VALUES (?1, ?2)", params![tid, to as i64])
+            .map_err(storage)?;
+    }
+    tx.commit().map_err(storage)
+}
+
+/// Index rows of `tid` at or beyond `size`, from a log that was rolled back under the index
+/// (a restored backup with a newer index file): removed, with the watermark, before use.
+fn drop_beyond(connection: &Connection, tid: i64, size: u64) -> Result<()> {
+    let (from, end) = (rid(tid, size), rid(tid, 1 << TENANT_SHIFT));
+    connection
+        .execute_batch(&format!(
+            "DELETE FROM ix.event_search WHERE rid >= {from} AND rid < {end};
+             DELETE FROM ix.event_targets WHERE tid = {tid} AND rid >= {from} AND rid < {end};
+             UPDATE ix.indexed SET size = min(size, {size}) WHERE tid = {tid};"
+        ))
+        .map_err(storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_round_trip_through_their_column() {
+        let targets =
+            vec![("customer".to_owned(), "cust-1".to_owned()), ("pii:origin.ip".into(), "ab".into())];
+        let bytes = encode_targets(&targets).unwrap();
+        assert_eq!(bytes.len(), 8 + 8 + 6 + 8 + 13 + 2);
+        assert_eq!(decode_targets(Some(&bytes)).unwrap(), targets);
+        assert_eq!(encode_targets(&[]), None);
+        assert_eq!(decode_targets(None).unwrap(), Vec::<(String, String)>::new());
+        assert!(decode_targets(Some(&bytes[..bytes.len() - 1])).is_err());
+    }
+}
