@@ -14,7 +14,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
     Migration { version: 2, name: "idempotency", sql: include_str!("../migrations/0002_idempotency.sql") },
-    Migration { version: 5, name: "streams", sql: include_str!("../migrations/0005_streams.sql") },
+    Migration { version: 3, name: "streams", sql: include_str!("../migrations/0003_streams.sql") },
 ];
 
 /// The migration after whose SQL [`recompute_legacy_digests`] runs.

@@ -1,4 +1,4 @@
-//! Outbound streams and their cursors (`StreamStore`): the `streams` table (migration 0005).
+//! Outbound streams and their cursors (`StreamStore`): the `streams` table (migration 0003).
 
 use evident_core::store::{StreamRow, StreamStore, TenantId};
 use evident_core::{Error, Result};
