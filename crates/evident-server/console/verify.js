@@ -80,9 +80,12 @@ export async function verifyConsistency(size1, root1, size2, root2, proof) {
 
 /** A vkey `name+hash+base64(0x01 || ed25519 public key)`. */
 export async function parseVkey(text) {
-  const parts = text.trim().split('+');
-  if (parts.length !== 3) throw new Error('a verifier key has three + separated parts');
-  const [name, hash, b64] = parts;
+  // The base64 key material may itself hold `+`: only the first two separate the parts.
+  const trimmed = text.trim();
+  const first = trimmed.indexOf('+');
+  const second = trimmed.indexOf('+', first + 1);
+  if (first <= 0 || second < 0) throw new Error('a verifier key has three + separated parts');
+  const [name, hash, b64] = [trimmed.slice(0, first), trimmed.slice(first + 1, second), trimmed.slice(second + 1)];
   const material = b64decode(b64);
   if (material.length !== 33 || material[0] !== 1) throw new Error('not an Ed25519 verifier key');
   const key = material.slice(1);
