@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as H from './harness.js';
 
-const EVENT = 'cw-1';
 let server;
+let eventId;
 let w1;
 let w2Vkey;
 let logVkey;
@@ -49,13 +49,16 @@ before(async () => {
   logVkey = (await text('/v1/logs/default/vkeys')).split('\n')[0];
   execFileSync(H.EVIDENT, ['witness', 'add-log', '--data-dir', w1.dir, logVkey]);
   const event = {
-    id: EVENT, source: '//crm.example.com', type: 'customer.record.viewed', action: 'read', time: '2026-03-01T10:00:00Z',
-    actor: { id: 'agent-1', type: 'user' }, subject: 'cust-1', outcome: 'success', targets: [{ type: 'customer', id: 'cust-1' }],
+    id: 'cw-1', source: '//crm.example.com', type: 'customer.record.viewed', action: 'read', time: '2026-03-01T10:00:00Z',
+    actor: { id: 'agent-1', type: 'user' }, subject: 'cust-1', outcome: 'success', targets: [{ type: 'customer', id: 'cust-1' }], origin: { service: 'crm' },
   };
-  const answer = await H.api(server, server.admin, 'POST', '/v1/events', [event]);
+  const producer = await H.api(server, server.admin, 'POST', '/v1/keys', { role: 'producer' });
+  assert.equal(producer.status, 201, JSON.stringify(producer.body));
+  const answer = await H.api(server, producer.body.key, 'POST', '/v1/events', [event]);
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  eventId = answer.body.receipts[0].event_id;
   const deadline = Date.now() + 60_000;
-  while (!(await text(`/v1/events/${EVENT}/proof`)).includes('\u2014 w1.test ')) {
+  while (!(await text(`/v1/events/${eventId}/proof`)).includes('\u2014 w1.test ')) {
     assert.ok(Date.now() < deadline, 'the event\'s checkpoint is cosigned by w1.test within a minute');
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -93,7 +96,7 @@ async function verification() {
 }
 
 test('with no policy the step says so and the event still verifies', async () => {
-  await page.goto(`${server.base}/#/event/${EVENT}`);
+  await page.goto(`${server.base}/#/event/${eventId}`);
   const { verdict, witness } = await verification();
   assert.equal(verdict, 'Verified in this page');
   assert.deepEqual(witness, ['Not checked: no witness policy is set in this browser (set one below to require witness cosignatures)']);
@@ -139,7 +142,7 @@ test('bad policy input is refused naming the field, and clearing the policy remo
   await refused(w1.vkey, '0', 'threshold: a whole number from 1 to 1 (the number of witness keys)');
   await refused(`${w1.vkey}\n${w1.vkey}`, '1', 'witness keys: a key is listed twice');
   const [name, hash] = w1.vkey.split('+');
-  await refused(`${name}+00000000+${w1.vkey.split('+')[2]}`, '1', `witness keys, line 1: the key hash 00000000 does not match the key (${hash})`);
+  await refused(`${name}+00000000+${w1.vkey.split('+').slice(2).join('+')}`, '1', `witness keys, line 1: the key hash 00000000 does not match the key (${hash})`);
   const kept = await page.evaluate(() => JSON.parse(localStorage.getItem('evident.witness-policy')));
   assert.equal(kept.threshold, 1, 'a refused policy leaves the saved one');
   await page.evaluate(() => { document.querySelector('#verdict').dataset.old = 'yes'; });

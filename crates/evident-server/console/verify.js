@@ -80,9 +80,9 @@ export async function verifyConsistency(size1, root1, size2, root2, proof) {
 
 /** A vkey `name+hash+base64(type || ed25519 public key)`: type 0x01 signs notes, 0x04 cosigns (witnesses). */
 export async function parseVkey(text, type = 1) {
-  const parts = text.trim().split('+');
-  if (parts.length !== 3) throw new Error('a verifier key has three + separated parts');
-  const [name, hash, b64] = parts;
+  const m = /^([^+\s]+)\+([0-9a-f]{8})\+(\S+)$/.exec(text.trim());
+  if (!m) throw new Error('a verifier key is name+hash+base64 (the hash 8 hex digits)');
+  const [, name, hash, b64] = m;
   const material = b64decode(b64);
   if (material.length !== 33 || material[0] !== type) {
     throw new Error(type === 4 ? 'not an Ed25519 witness (cosignature/v1) key' : 'not an Ed25519 verifier key');

@@ -89,7 +89,7 @@ export function policyPanel(changed) {
     h('h2', { id: 'witness-h' }, 'Witness policy'),
     h('p', { id: 'witness-now' }, policy ? `${policy.threshold} of ${policy.vkeys.length} witnesses must cosign: `
       : 'None set in this browser.', policy ? policy.vkeys.map((t) => t.split('+').slice(0, 2).join('+')).join(', ') : null),
-    h('form', { id: 'witness-form', onsubmit: save }, keys, k, h('div', { class: 'buttons' },
+    h('form', { id: 'witness-form', novalidate: true, onsubmit: save }, keys, k, h('div', { class: 'buttons' },
       h('button', { type: 'submit' }, 'Save policy'), policy ? h('button', { type: 'button', id: 'witness-clear', onclick: clear }, 'Clear policy') : null)),
     out);
 }
