@@ -152,3 +152,24 @@ test('bad policy input is refused naming the field, and clearing the policy remo
   assert.match(witness[0], /^Not checked: no witness policy is set/);
   assert.deepEqual(problems, []);
 });
+
+test('a cosignature changed on the way fails the policy, naming the witness', async () => {
+  // The proof as served, with one bit of w1.test's Ed25519 signature flipped in the page's copy.
+  await page.route('**/proof', async (route) => {
+    const served = await (await route.fetch()).text();
+    const changed = served.replace(/(\u2014 w1\.test )(\S+)/, (_, head, b64) => {
+      const bytes = Buffer.from(b64, 'base64');
+      bytes[bytes.length - 1] ^= 1;
+      return head + bytes.toString('base64');
+    });
+    assert.notEqual(changed, served);
+    await route.fulfill({ status: 200, contentType: 'text/plain; charset=utf-8', body: changed });
+  });
+  try {
+    const { verdict, witness } = await setPolicy([w1.vkey], 1);
+    const w1Label = w1.vkey.split('+').slice(0, 2).join('+');
+    assert.equal(verdict, 'Not verified: witness policy: 1 of 1 failed');
+    assert.deepEqual(witness, [`Failed: witness policy: 1 of 1 (cosigned by 0: none; cosignature does not verify: ${w1Label})`]);
+  } finally { await page.unroute('**/proof'); }
+  assert.deepEqual(problems, []);
+});
