@@ -173,3 +173,23 @@ test('a cosignature changed on the way fails the policy, naming the witness', as
   } finally { await page.unroute('**/proof'); }
   assert.deepEqual(problems, []);
 });
+
+test('a vkey whose base64 holds a + parses (log and witness keys)', async () => {
+  const { createHash } = await import('node:crypto');
+  const vkeyOf = (type) => {
+    for (let fill = 0; ; fill += 1) {
+      const material = Buffer.from([type, ...Array(32).fill(fill)]);
+      const b64 = material.toString('base64');
+      if (!b64.includes('+')) continue;
+      const hash = createHash('sha256').update(Buffer.concat([Buffer.from('plus.test\n'), material])).digest('hex').slice(0, 8);
+      return `plus.test+${hash}+${b64}`;
+    }
+  };
+  const [logKey, witnessKey] = [vkeyOf(1), vkeyOf(4)];
+  const parsed = await page.evaluate(async ([a, b]) => {
+    const src = document.querySelector('script[type=module]').src.replace('app.js', 'verify.js');
+    const v = await import(src);
+    return [(await v.parseVkey(a)).name, (await v.parseVkey(b, 4)).text];
+  }, [logKey, witnessKey]);
+  assert.deepEqual(parsed, ['plus.test', witnessKey]);
+});
