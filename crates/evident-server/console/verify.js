@@ -13,14 +13,14 @@ export function b64encode(bytes) {
   return btoa(String.fromCharCode(...bytes));
 }
 
-function concat(...parts) {
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.length; }
   return out;
 }
 
-function equal(a, b) {
+export function equal(a, b) {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
@@ -78,16 +78,15 @@ export async function verifyConsistency(size1, root1, size2, root2, proof) {
   return sn === 0n && equal(fr, root1) && equal(sr, root2);
 }
 
-/** A vkey `name+hash+base64(0x01 || ed25519 public key)`. */
-export async function parseVkey(text) {
-  // The base64 key material may itself hold `+`: only the first two separate the parts.
-  const trimmed = text.trim();
-  const first = trimmed.indexOf('+');
-  const second = trimmed.indexOf('+', first + 1);
-  if (first <= 0 || second < 0) throw new Error('a verifier key has three + separated parts');
-  const [name, hash, b64] = [trimmed.slice(0, first), trimmed.slice(first + 1, second), trimmed.slice(second + 1)];
+/** A vkey `name+hash+base64(type || ed25519 public key)`: type 0x01 signs notes, 0x04 cosigns (witnesses). */
+export async function parseVkey(text, type = 1) {
+  const m = /^([^+\s]+)\+([0-9a-f]{8})\+(\S+)$/.exec(text.trim());
+  if (!m) throw new Error('a verifier key is name+hash+base64 (the hash 8 hex digits)');
+  const [, name, hash, b64] = m;
   const material = b64decode(b64);
-  if (material.length !== 33 || material[0] !== 1) throw new Error('not an Ed25519 verifier key');
+  if (material.length !== 33 || material[0] !== type) {
+    throw new Error(type === 4 ? 'not an Ed25519 witness (cosignature/v1) key' : 'not an Ed25519 verifier key');
+  }
   const key = material.slice(1);
   const id = (await sha256(concat(enc.encode(`${name}\n`), material))).slice(0, 4);
   const hex = [...id].map((b) => b.toString(16).padStart(2, '0')).join('');

@@ -3,6 +3,7 @@ import { get, may, session, ApiError } from './api.js';
 import { h, s, when, show, status, field, table, link, route } from './dom.js';
 import { parse, unparse, matches } from './query.js';
 import * as v from './verify.js';
+import { witnessStep, policyPanel } from './witness.js';
 
 const PAGE = 50;
 
@@ -114,10 +115,12 @@ export async function eventPage(id, query) {
     location.hash = `${route('event', id)}?purpose=${encodeURIComponent(p)}`;
   }), panel, h('details', {}, h('summary', {}, 'The event as stored (JSON)'), h('pre', {}, JSON.stringify(e, null, 2))));
   await verifyInto(panel, id, e);
+  panel.append(policyPanel(() => window.dispatchEvent(new HashChangeEvent('hashchange'))));
 }
 
 function stepItem(ok, title, detail) {
-  return h('li', { class: ok ? 'ok' : 'bad' }, h('strong', {}, ok ? 'Passed: ' : 'Failed: '), title, detail ? h('span', { class: 'muted' }, ` (${detail})`) : null);
+  const [cls, word] = ok === null ? ['muted', 'Not checked: '] : ok ? ['ok', 'Passed: '] : ['bad', 'Failed: '];
+  return h('li', { class: cls }, h('strong', {}, word), title, detail ? h('span', { class: 'muted' }, ` (${detail})`) : null);
 }
 
 /** Runs every check of the event's proof; "Verified" only when all pass. */
@@ -127,7 +130,7 @@ async function verifyInto(panel, id, shown) {
   const verdict = h('p', { class: 'verdict pending', role: 'status', id: 'verdict' }, 'Checking…');
   panel.append(verdict, steps);
   const failures = [];
-  const step = (ok, title, detail) => { steps.append(stepItem(ok, title, detail)); if (!ok) failures.push(title); };
+  const step = (ok, title, detail) => { steps.append(stepItem(ok, title, detail)); if (ok === false) failures.push(title); };
   try {
     const [entry, receiptText, vkeyText] = await Promise.all([
       get(`/v1/events/${encodeURIComponent(id)}/entry`, null, 'bytes'),
@@ -148,6 +151,7 @@ async function verifyInto(panel, id, shown) {
     } catch (err) { step(false, 'the checkpoint signature', err.message); }
     if (checkpoint) await inclusion(entry, receipt, checkpoint, step);
     if (checkpoint) await consistency(tenant, checkpoint, step);
+    if (checkpoint) await witnessStep(receipt.checkpoint, step);
   } catch (err) {
     step(false, 'fetching the proof material', err instanceof ApiError ? `${err.status} ${err.message}` : err.message);
   }
