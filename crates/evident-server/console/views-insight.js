@@ -35,7 +35,7 @@ export async function insightPage(query) {
   main.append(form(name, view.fields, values), out);
   let answer;
   try { answer = await get(`/v1/insights/${name}`, params(values)); } catch (err) {
-    const names = (err.problem?.invalid_params || []).map((p) => p.name);
+    const names = (err.problem?.['invalid-params'] || []).map((p) => p.name);
     out.append(status(`Cannot answer: ${names.map((n) => `${n}: `).join('')}${err.message}`, 'error'));
     for (const n of names) main.querySelector(`[name="${CSS.escape(n)}"]`)?.setAttribute('aria-invalid', 'true');
     return;
@@ -119,9 +119,15 @@ function trendView(t, values, k) {
   svg.append(s('line', { x1: 40, x2: W + 40, y1: 160, y2: 160, class: 'grid' }), s('text', { x: 36, y: 16, class: 'axis end' }, String(max)),
     s('text', { x: 36, y: 160, class: 'axis end' }, '0'));
   series.forEach((x, i) => {
-    const at = Object.fromEntries(x.points.map((p) => [p.start, p.events]));
-    const pts = starts.map((st, j) => (at[st] === undefined ? null : `${40 + j * step},${160 - (at[st] / max) * 145}`));
-    for (const run of pts.join(' ').split(/\s*null\s*/)) if (run.trim()) svg.append(s('polyline', { points: run.trim(), class: `line s${i}` }));
+    const at = new Map(x.points.map((p) => [p.start, p]));
+    let run = [];
+    const flush = () => { if (run.length) svg.append(s('polyline', { points: run.join(' '), class: `line s${i}` })); run = []; };
+    starts.forEach((st, j) => {
+      const p = at.get(st);
+      if (p && p.events === undefined) flush(); // suppressed: a gap, never a zero
+      else run.push(`${40 + j * step},${160 - ((p?.events || 0) / max) * 145}`);
+    });
+    flush();
   });
   if (starts.length) svg.append(s('text', { x: 40, y: 180, class: 'axis' }, starts[0].slice(0, 16)), s('text', { x: W + 40, y: 180, class: 'axis end' }, starts.at(-1).slice(0, 16)));
   const legend = h('ul', { class: 'legend' }, series.map((x, i) => h('li', { class: `s${i}` }, key(x.key))));
