@@ -112,6 +112,16 @@ test('journeys, cohorts and the service measure render their answers', async () 
   await check('insight-measure');
 });
 
+test('dark mode keeps the contrast of the heat table and the charts', async () => {
+  await page.emulateMedia({ colorScheme: 'dark' });
+  try {
+    await open({ view: 'cohorts' }, '#cohort-table td.heat');
+    await check('insight-dark-cohorts');
+    await open({ view: 'funnel', by: 'channel' }, '#funnel-chart table');
+    await check('insight-dark-funnel');
+  } finally { await page.emulateMedia({ colorScheme: 'light' }); }
+});
+
 test('a bad step is a clear error naming the parameter, and the form keeps the steps', async () => {
   await open({ view: 'funnel', steps: 'color:red;type:contact.opened' }, '.status.error');
   assert.match(await page.textContent('.status.error'), /^Cannot answer: steps: "color" is not one of/);

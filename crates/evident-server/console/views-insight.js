@@ -91,15 +91,15 @@ export function span(sec) {
 }
 
 /** A chart and, for screen readers, the table holding the same numbers (the chart is hidden from them). */
-function chart(title, svg, tableEl, id) {
+function chart(title, svg, tableEl, id, legend) {
   svg.setAttribute('aria-hidden', 'true');
-  return h('figure', { class: 'card', id }, h('figcaption', {}, title), svg, tableEl);
+  return h('figure', { class: 'card', id }, h('figcaption', {}, title), svg, legend, tableEl);
 }
 
 /** Horizontal bars: [{label, value, text, cls}]. */
 function hbars(rows) {
   const max = Math.max(1, ...rows.map((r) => r.value || 0));
-  const svg = s('svg', { viewBox: `0 0 640 ${rows.length * 26 + 4}`, class: 'bars' });
+  const svg = s('svg', { viewBox: `0 0 800 ${rows.length * 26 + 4}`, class: 'bars' });
   rows.forEach((r, i) => {
     const w = Math.max(2, ((r.value || 0) / max) * 300);
     svg.append(s('text', { x: 0, y: i * 26 + 17 }, r.label.length > 34 ? `${r.label.slice(0, 33)}…` : r.label),
@@ -130,7 +130,7 @@ function trendView(t, values, k) {
     flush();
   });
   if (starts.length) svg.append(s('text', { x: 40, y: 180, class: 'axis' }, starts[0].slice(0, 16)), s('text', { x: W + 40, y: 180, class: 'axis end' }, starts.at(-1).slice(0, 16)));
-  const legend = h('ul', { class: 'legend' }, series.map((x, i) => h('li', { class: `s${i}` }, key(x.key))));
+  const legend = h('ul', { class: 'legend', 'aria-hidden': 'true' }, series.map((x, i) => h('li', { class: `s${i}` }, key(x.key))));
   const points = table(`Events per ${t.bucket}`, [t.bucket, ...series.map((x) => key(x.key))], starts.map((st) =>
     [st.slice(0, 16).replace('T', ' '), ...series.map((x) => { const p = x.points.find((q) => q.start === st); return p ? count(p.events, k) : '0'; })]));
   const prev = hbars(t.series.flatMap((x) => [
@@ -138,7 +138,7 @@ function trendView(t, values, k) {
     { label: `${key(x.key)}: previous period`, value: x.previous.events, text: count(x.previous.events, k), cls: 'previous' }]));
   const totals = table('This period and the one before it', [t.by || 'series', 'Events', 'Previous', 'Customers', 'Failure rate'],
     t.series.map((x) => [key(x.key), count(x.total.events, k), count(x.previous.events, k), count(x.total.customers, k), pct(x.total.failure_rate)]));
-  return [chart(`Events per ${t.bucket}${t.by ? ` by ${t.by}` : ''}`, svg, points, 'trend-chart'), legend,
+  return [chart(`Events per ${t.bucket}${t.by ? ` by ${t.by}` : ''}`, svg, points, 'trend-chart', legend),
     chart('This period beside the previous one', prev, totals, 'trend-previous')];
 }
 
