@@ -6,10 +6,11 @@ import { h, show, status, field, route } from './dom.js';
 import { searchPage, eventPage, customerPage, recordPage } from './views.js';
 import { findingsPage, findingPage, rulesPage, healthPage } from './views-audit.js';
 import { keysPage, tenantsPage, privacyPage } from './views-admin.js';
+import { insightPage } from './views-insight.js';
 
 const NAV = [
   ['search', 'Search', 'read'], ['findings', 'Findings', 'read'], ['health', 'Log health', 'read'],
-  ['privacy', 'Privacy', 'privacy'], ['keys', 'Keys', 'admin'], ['tenants', 'Tenants', 'admin'],
+  ['insight', 'Insight', 'read'], ['privacy', 'Privacy', 'privacy'], ['keys', 'Keys', 'admin'], ['tenants', 'Tenants', 'admin'],
 ];
 
 const ROUTES = {
@@ -24,6 +25,7 @@ const ROUTES = {
   keys: () => keysPage(),
   tenants: () => tenantsPage(),
   privacy: () => privacyPage(),
+  insight: (_, q) => insightPage(q),
 };
 
 function renderNav() {

@@ -49,6 +49,7 @@ pub static ASSETS: &[(&str, &str, &[u8])] = assets![
     "views-audit.js" => "text/javascript; charset=utf-8",
     "views-admin.js" => "text/javascript; charset=utf-8",
     "witness.js" => "text/javascript; charset=utf-8",
+    "views-insight.js" => "text/javascript; charset=utf-8",
 ];
 
 const INDEX: &str = include_str!("../../console/index.html");
