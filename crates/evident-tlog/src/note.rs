@@ -68,30 +68,19 @@ impl Signer {
 
     /// Parses Go's signer key text `PRIVATE+KEY+<name>+<key id>+<base64(0x01 || seed)>`.
     pub fn parse(text: &str) -> Result<Signer> {
-        let bad = |reason: &str| Error::malformed("signer key", reason.to_owned());
-        let rest =
-            text.strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
-        let (name, rest) = rest.split_once('+').ok_or_else(|| bad("no key id"))?;
-        let (id_hex, key_b64) = rest.split_once('+').ok_or_else(|| bad("no key material"))?;
-        let id = parse_key_id(id_hex).ok_or_else(|| bad("key id is not 8 hex digits"))?;
-        let bytes = BASE64.decode(key_b64).map_err(|_| bad("key material is not base64"))?;
-        let seed: [u8; 32] = match bytes.split_first() {
-            Some((&ALG_ED25519, seed)) => seed.try_into().map_err(|_| bad("Ed25519 seed is not 32 bytes"))?,
-            Some((alg, _)) => return Err(bad(&format!("unsupported signature type {alg:#04x}"))),
-            None => return Err(bad("empty key material")),
-        };
+        let (name, id, seed) = PrivateKeyText::parse(text, "signer key", ALG_ED25519, |alg| {
+            format!("unsupported signature type {alg:#04x}")
+        })?;
         let signer = Signer::from_seed(name, seed)?;
         if signer.key_id != id {
-            return Err(bad("key id does not match the key"));
+            return Err(Error::malformed("signer key", "key id does not match the key".to_owned()));
         }
         Ok(signer)
     }
 
     /// Go's signer key text. It holds the secret: write it only where secrets belong.
     pub fn to_text(&self) -> String {
-        let mut material = vec![ALG_ED25519];
-        material.extend_from_slice(&self.key.to_bytes());
-        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(material))
+        PrivateKeyText::render(&self.name, self.key_id, ALG_ED25519, &self.key)
     }
 
     pub fn name(&self) -> &str {
@@ -376,23 +365,12 @@ impl Cosigner {
 
     /// Parses the cosigner key text [`Cosigner::to_text`] writes.
     pub fn parse(text: &str) -> Result<Cosigner> {
-        let bad = |reason: &str| Error::malformed("cosigner key", reason.to_owned());
-        let rest =
-            text.strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
-        let (name, rest) = rest.split_once('+').ok_or_else(|| bad("no key id"))?;
-        let (id_hex, key_b64) = rest.split_once('+').ok_or_else(|| bad("no key material"))?;
-        let id = parse_key_id(id_hex).ok_or_else(|| bad("key id is not 8 hex digits"))?;
-        let bytes = BASE64.decode(key_b64).map_err(|_| bad("key material is not base64"))?;
-        let seed: [u8; 32] = match bytes.split_first() {
-            Some((&ALG_COSIGNATURE_V1, seed)) => {
-                seed.try_into().map_err(|_| bad("Ed25519 seed is not 32 bytes"))?
-            }
-            Some((alg, _)) => return Err(bad(&format!("signature type {alg:#04x} is not cosignature/v1"))),
-            None => return Err(bad("empty key material")),
-        };
+        let (name, id, seed) = PrivateKeyText::parse(text, "cosigner key", ALG_COSIGNATURE_V1, |alg| {
+            format!("signature type {alg:#04x} is not cosignature/v1")
+        })?;
         let cosigner = Cosigner::from_seed(name, seed)?;
         if cosigner.key_id != id {
-            return Err(bad("key id does not match the key"));
+            return Err(Error::malformed("cosigner key", "key id does not match the key".to_owned()));
         }
         Ok(cosigner)
     }
@@ -400,9 +378,7 @@ impl Cosigner {
     /// The key text, shaped like Go's signer keys with signature type 0x04:
     /// `PRIVATE+KEY+<name>+<key id>+<base64(0x04 || seed)>`. It holds the secret.
     pub fn to_text(&self) -> String {
-        let mut material = vec![ALG_COSIGNATURE_V1];
-        material.extend_from_slice(&self.key.to_bytes());
-        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(material))
+        PrivateKeyText::render(&self.name, self.key_id, ALG_COSIGNATURE_V1, &self.key)
     }
 
     pub fn name(&self) -> &str {
@@ -431,5 +407,42 @@ impl Cosigner {
         bytes.extend_from_slice(&time.to_be_bytes());
         bytes.extend_from_slice(&signature.to_bytes());
         Ok(format!("{SIGNATURE_PREFIX}{} {}\n", self.name, BASE64.encode(bytes)))
+    }
+}
+
+/// Go's private key text `PRIVATE+KEY+<name>+<key id>+<base64(alg || seed)>`, shared by signers
+/// (0x01) and cosigners (0x04).
+struct PrivateKeyText;
+
+impl PrivateKeyText {
+    /// The name, key id and seed of a key text of signature type `alg`; `what` names the key in
+    /// errors, `wrong_alg` says why another type is refused.
+    fn parse<'a>(
+        text: &'a str,
+        what: &'static str,
+        alg: u8,
+        wrong_alg: impl Fn(u8) -> String,
+    ) -> Result<(&'a str, u32, [u8; 32])> {
+        let bad = |reason: &str| Error::malformed(what, reason.to_owned());
+        let rest =
+            text.strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
+        let (name, rest) = rest.split_once('+').ok_or_else(|| bad("no key id"))?;
+        let (id_hex, key_b64) = rest.split_once('+').ok_or_else(|| bad("no key material"))?;
+        let id = parse_key_id(id_hex).ok_or_else(|| bad("key id is not 8 hex digits"))?;
+        let bytes = BASE64.decode(key_b64).map_err(|_| bad("key material is not base64"))?;
+        let seed: [u8; 32] = match bytes.split_first() {
+            Some((&found, seed)) if found == alg => {
+                seed.try_into().map_err(|_| bad("Ed25519 seed is not 32 bytes"))?
+            }
+            Some((&found, _)) => return Err(bad(&wrong_alg(found))),
+            None => return Err(bad("empty key material")),
+        };
+        Ok((name, id, seed))
+    }
+
+    fn render(name: &str, key_id: u32, alg: u8, key: &SigningKey) -> String {
+        let mut material = vec![alg];
+        material.extend_from_slice(&key.to_bytes());
+        format!("PRIVATE+KEY+{name}+{key_id:08x}+{}", BASE64.encode(material))
     }
 }
