@@ -215,8 +215,12 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
         }
         None => FileConfig::default(),
     };
+    let tls = TlsFiles::pair(
+        args.tls_cert.clone().or(env("EVIDENT_TLS_CERT")?).or(file.tls.cert.clone()),
+        args.tls_key.clone().or(env("EVIDENT_TLS_KEY")?).or(file.tls.key.clone()),
+    )?;
+    let server = server_config(&file, tls.is_some())?;
     let engine_defaults = EngineConfig::default();
-    let server_defaults = ServerConfig::default();
     let origin_prefix =
         env("EVIDENT_ORIGIN_PREFIX")?.or(file.origin_prefix).unwrap_or(engine_defaults.origin_prefix.clone());
     let delay_ms: f64 = env("EVIDENT_MAX_BATCH_DELAY_MS")?
@@ -240,10 +244,6 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
         }),
         None => None,
     };
-    let tls = TlsFiles::pair(
-        args.tls_cert.clone().or(env("EVIDENT_TLS_CERT")?).or(file.tls.cert.clone()),
-        args.tls_key.clone().or(env("EVIDENT_TLS_KEY")?).or(file.tls.key.clone()),
-    )?;
     Ok(Settings {
         listen: args
             .listen
@@ -273,58 +273,7 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
             lease_ttl: Duration::from_millis(lease_ttl_ms),
             ..engine_defaults
         },
-        server: ServerConfig {
-            max_body_bytes: env("EVIDENT_MAX_BODY_BYTES")?
-                .or(file.limits.max_body_bytes)
-                .unwrap_or(server_defaults.max_body_bytes),
-            max_batch_events: env("EVIDENT_MAX_BATCH_EVENTS")?
-                .or(file.limits.max_batch_events)
-                .unwrap_or(server_defaults.max_batch_events),
-            detect: DetectConfig {
-                webhook_attempts: env("EVIDENT_WEBHOOK_ATTEMPTS")?
-                    .unwrap_or(server_defaults.detect.webhook_attempts)
-                    .clamp(1, 20),
-                webhook_backoff: env::<u64>("EVIDENT_WEBHOOK_BACKOFF_MS")?
-                    .map(Duration::from_millis)
-                    .unwrap_or(server_defaults.detect.webhook_backoff),
-                allow_private_destinations: env("EVIDENT_ALLOW_PRIVATE_DESTINATIONS")?
-                    .or(file.outbound.allow_private)
-                    .unwrap_or(server_defaults.detect.allow_private_destinations),
-                outbound_roots: outbound_roots(
-                    env("EVIDENT_OUTBOUND_CA_FILE")?.or(file.outbound.ca_file.clone()),
-                )?,
-                ..server_defaults.detect.clone()
-            },
-            metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
-            auth_failure_burst: env("EVIDENT_AUTH_FAILURE_BURST")?
-                .unwrap_or(server_defaults.auth_failure_burst),
-            auth_failure_window: env::<u64>("EVIDENT_AUTH_FAILURE_WINDOW_SECS")?
-                .map(Duration::from_secs)
-                .unwrap_or(server_defaults.auth_failure_window),
-            max_inflight_bytes: env("EVIDENT_MAX_INFLIGHT_BYTES")?
-                .or(file.limits.max_inflight_bytes)
-                .unwrap_or(server_defaults.max_inflight_bytes),
-            tsa: tsa(
-                env("EVIDENT_TSA_URL")?.or(file.timestamps.url),
-                env("EVIDENT_TSA_INTERVAL_SECS")?.or(file.timestamps.interval),
-            )?,
-            stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
-                .map(Duration::from_millis)
-                .unwrap_or(server_defaults.stream_recheck),
-            outstream: stream_config(&file.outbound, &server_defaults.outstream)?,
-            console: evident_server::console::session::ConsoleConfig {
-                idle: env::<u64>("EVIDENT_CONSOLE_IDLE_SECS")?
-                    .map(Duration::from_secs)
-                    .unwrap_or(server_defaults.console.idle),
-                max_age: env::<u64>("EVIDENT_CONSOLE_MAX_AGE_SECS")?
-                    .map(Duration::from_secs)
-                    .unwrap_or(server_defaults.console.max_age),
-                // Console cookies are `Secure` whenever the listener serves HTTPS.
-                secure_cookies: tls.is_some(),
-                ..server_defaults.console.clone()
-            },
-            ..server_defaults
-        },
+        server,
         master_key_file: env("EVIDENT_MASTER_KEY_FILE")?.or(file.keys.master_key_file),
         signing_key_file: env("EVIDENT_SIGNING_KEY_FILE")?.or(file.keys.signing_key_file),
         database,
@@ -345,6 +294,63 @@ fn stream_config(file: &Outbound, defaults: &StreamConfig) -> Result<StreamConfi
         batch: env::<usize>("EVIDENT_STREAM_BATCH")?.unwrap_or(defaults.batch).clamp(1, 10_000),
         ca_file: env::<PathBuf>("EVIDENT_OUTBOUND_CA_FILE")?.or(file.ca_file.clone()),
         ..defaults.clone()
+    })
+}
+
+/// The server's settings: the environment over the file over the defaults. Console cookies are
+/// `Secure` when the listener serves HTTPS (`secure_cookies`).
+fn server_config(file: &FileConfig, secure_cookies: bool) -> Result<ServerConfig> {
+    let server_defaults = ServerConfig::default();
+    Ok(ServerConfig {
+        max_body_bytes: env("EVIDENT_MAX_BODY_BYTES")?
+            .or(file.limits.max_body_bytes)
+            .unwrap_or(server_defaults.max_body_bytes),
+        max_batch_events: env("EVIDENT_MAX_BATCH_EVENTS")?
+            .or(file.limits.max_batch_events)
+            .unwrap_or(server_defaults.max_batch_events),
+        detect: DetectConfig {
+            webhook_attempts: env("EVIDENT_WEBHOOK_ATTEMPTS")?
+                .unwrap_or(server_defaults.detect.webhook_attempts)
+                .clamp(1, 20),
+            webhook_backoff: env::<u64>("EVIDENT_WEBHOOK_BACKOFF_MS")?
+                .map(Duration::from_millis)
+                .unwrap_or(server_defaults.detect.webhook_backoff),
+            allow_private_destinations: env("EVIDENT_ALLOW_PRIVATE_DESTINATIONS")?
+                .or(file.outbound.allow_private)
+                .unwrap_or(server_defaults.detect.allow_private_destinations),
+            outbound_roots: outbound_roots(
+                env("EVIDENT_OUTBOUND_CA_FILE")?.or(file.outbound.ca_file.clone()),
+            )?,
+            ..server_defaults.detect.clone()
+        },
+        metrics_token: env::<String>("EVIDENT_METRICS_TOKEN")?.filter(|token| !token.is_empty()),
+        auth_failure_burst: env("EVIDENT_AUTH_FAILURE_BURST")?.unwrap_or(server_defaults.auth_failure_burst),
+        auth_failure_window: env::<u64>("EVIDENT_AUTH_FAILURE_WINDOW_SECS")?
+            .map(Duration::from_secs)
+            .unwrap_or(server_defaults.auth_failure_window),
+        max_inflight_bytes: env("EVIDENT_MAX_INFLIGHT_BYTES")?
+            .or(file.limits.max_inflight_bytes)
+            .unwrap_or(server_defaults.max_inflight_bytes),
+        tsa: tsa(
+            env("EVIDENT_TSA_URL")?.or(file.timestamps.url.clone()),
+            env("EVIDENT_TSA_INTERVAL_SECS")?.or(file.timestamps.interval),
+        )?,
+        stream_recheck: env::<u64>("EVIDENT_STREAM_RECHECK_MS")?
+            .map(Duration::from_millis)
+            .unwrap_or(server_defaults.stream_recheck),
+        outstream: stream_config(&file.outbound, &server_defaults.outstream)?,
+        console: evident_server::console::session::ConsoleConfig {
+            idle: env::<u64>("EVIDENT_CONSOLE_IDLE_SECS")?
+                .map(Duration::from_secs)
+                .unwrap_or(server_defaults.console.idle),
+            max_age: env::<u64>("EVIDENT_CONSOLE_MAX_AGE_SECS")?
+                .map(Duration::from_secs)
+                .unwrap_or(server_defaults.console.max_age),
+            // Console cookies are `Secure` whenever the listener serves HTTPS.
+            secure_cookies,
+            ..server_defaults.console.clone()
+        },
+        ..server_defaults
     })
 }
 
