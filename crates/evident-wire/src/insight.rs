@@ -247,7 +247,8 @@ pub struct TrendParams {
     pub by: Option<String>,
     /// `minute`, `hour`, `day` (default), `week` or `month`.
     pub bucket: Option<String>,
-    /// The time zone buckets start in, as an offset (`+02:00`); default UTC.
+    /// The time zone buckets start in: an offset (`+02:00`) or an IANA name (`Europe/Berlin`, with
+    /// its daylight-saving days of 23 and 25 hours); default UTC.
     pub tz: Option<String>,
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use evident_wire::Micros;
 use evident_wire::insight::{Bucket, Cohort, Cohorts, Step};
 
-use super::time::Clock;
+use super::time::{Clock, Zone};
 use super::{InsightIndex, Scan, Threshold, for_each_subject};
 use crate::error::{Error, Result};
 use crate::store::TenantId;
@@ -28,7 +28,7 @@ pub struct CohortsQuery {
 
 /// Computes cohorts.
 pub fn cohorts(index: &dyn InsightIndex, tenant: &TenantId, query: &CohortsQuery) -> Result<Cohorts> {
-    let clock = Clock { bucket: query.period, offset: 0 };
+    let clock = Clock { bucket: query.period, zone: Zone::UTC };
     let starts = clock.starts(query.from, query.to, MAX_PERIODS).ok_or_else(|| {
         Error::InvalidArgument(format!("more than {MAX_PERIODS} periods: choose a shorter range"))
     })?;

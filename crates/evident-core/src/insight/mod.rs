@@ -11,7 +11,7 @@
 //! left out of every insight (a query's self-audit record would otherwise count in the next).
 //!
 //! `trend.rs`, `funnel.rs`, `journeys.rs`, `cohorts.rs`, `measure.rs`: one question each;
-//! `time.rs`: buckets and periods in a fixed-offset time zone.
+//! `time.rs`: buckets and periods in a time zone (a fixed offset or an IANA name).
 
 pub mod cohorts;
 pub mod funnel;
