@@ -369,7 +369,80 @@ fn cli(f: &Fixture) {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("never a dimension"), "{refused:?}");
 }
 
+/// A reader must not work out a hidden cell from what the answers show: a total minus the shown
+/// cells, two shown steps of a funnel, or the same question without its breakdown (issue 15,
+/// item 6). The attacks below are the ones the history above made possible before complementary
+/// suppression.
+fn hidden_cells_stay_hidden(f: &Fixture) {
+    let k = 5;
+    let shown = |v: &Value| v.as_u64();
+    // Trend: a series' total minus its shown points, per series and per bucket across series.
+    let by = ok(f, &f.reader, TREND);
+    let all = ok(f, &f.reader, TREND.replace("by=channel&", "").as_str());
+    for series in by["series"].as_array().unwrap() {
+        let points = series["points"].as_array().unwrap();
+        let hidden = points.iter().filter(|p| p["suppressed"] == true).count();
+        if shown(&series["total"]["events"]).is_some() {
+            assert_ne!(hidden, 1, "the one hidden point of {} is its total minus the others", series["key"]);
+        }
+    }
+    for (i, point) in all["series"][0]["points"].as_array().unwrap().iter().enumerate() {
+        let hidden = by["series"].as_array().unwrap().iter().filter(|s| s["points"][i]["suppressed"] == true);
+        if shown(&point["events"]).is_some() {
+            assert_ne!(
+                hidden.count(),
+                1,
+                "bucket {i}: the one hidden series is the trend without by minus the rest"
+            );
+        }
+    }
+    // Funnel: drop-offs between shown steps, groups against the totals, conversion counts.
+    let funnel = ok(f, &f.reader, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&by=channel"));
+    let mut tables = vec![funnel.clone()];
+    tables.extend(funnel["breakdown"].as_array().unwrap().iter().cloned());
+    for table in &tables {
+        let steps = table["steps"].as_array().unwrap();
+        for pair in steps.windows(2) {
+            if let (Some(a), Some(b)) = (shown(&pair[0]["customers"]), shown(&pair[1]["customers"])) {
+                assert!(a - b == 0 || a - b >= k, "a drop-off of {} customers: {table}", a - b);
+            }
+        }
+        let last = steps.last().unwrap();
+        if last["suppressed"] == true {
+            assert_eq!(table["time_to_convert"]["customers"], Value::Null, "{table}");
+        }
+    }
+    for step in 0..3 {
+        let hidden =
+            funnel["breakdown"].as_array().unwrap().iter().filter(|g| g["steps"][step]["suppressed"] == true);
+        if shown(&funnel["steps"][step]["customers"]).is_some() {
+            assert_ne!(hidden.count(), 1, "step {step}: the one hidden group is the total minus the rest");
+        }
+    }
+    // Journeys: the sessions of the paths and of the first links add up to the total.
+    let path = format!("/v1/insights/journeys?{WEEKS}&resolved=type:contact.resolved");
+    let (read, everything) = (ok(f, &f.reader, &path), ok(f, &f.investigator, &path));
+    if let Some(total) = shown(&read["sessions"]) {
+        let listed: u64 =
+            read["paths"].as_array().unwrap().iter().filter_map(|p| shown(&p["sessions"])).sum();
+        assert!(
+            read["suppressed_paths"] != 1 || listed == total,
+            "the one hidden path has {} sessions",
+            total - listed
+        );
+        let first = |answer: &Value| -> Vec<Value> {
+            answer["links"].as_array().unwrap().iter().filter(|l| l["depth"] == 1).cloned().collect()
+        };
+        let hidden = first(&everything).len() - first(&read).len();
+        assert_ne!(hidden, 1, "the one hidden first link is the total minus the others");
+    }
+    if let Some(resolved) = shown(&read["repeats"]["resolved_customers"]) {
+        assert!(resolved == 0 || resolved >= k, "{resolved} resolved customers shown");
+    }
+}
+
 fn every_insight(f: &Fixture) {
+    hidden_cells_stay_hidden(f);
     trend(f);
     funnel(f);
     journeys(f);
