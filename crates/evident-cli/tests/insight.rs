@@ -77,15 +77,30 @@ fn trend(f: &Fixture) {
     assert_eq!(events(email), [json!(3), json!(0), json!(1)]);
     assert_eq!(all["series"][0]["points"][0]["start"], "2026-10-05T00:00:00.000000Z");
 
+    // Readers: email (2 customers) is hidden, and so is what would give it away (phone's total
+    // and first day, next to the trend without `by`); phone's second day (1 customer) is hidden,
+    // and so its first (or its total would give the second away).
     let read = ok(f, &f.reader, TREND);
     assert_eq!(read["min_customers"], 5);
-    assert_eq!(read["series"][0]["total"]["customers"], 6);
-    assert_eq!(read["series"][0]["previous"], json!({"suppressed": true}));
+    let hidden = json!({"suppressed": true});
     assert_eq!(
-        read["series"][0]["points"][1],
+        (&read["series"][0]["total"], &read["series"][0]["previous"], &read["series"][1]["total"]),
+        (&hidden, &hidden, &hidden)
+    );
+    let day = |s: usize, d: usize| read["series"][s]["points"][d].clone();
+    assert_eq!(day(0, 0), json!({"start": "2026-10-05T00:00:00.000000Z", "suppressed": true}));
+    assert_eq!(day(0, 1), json!({"start": "2026-10-06T00:00:00.000000Z", "suppressed": true}));
+    assert_eq!(day(0, 2)["events"], 0, "an empty cell is shown");
+    assert_eq!((day(1, 0)["suppressed"].clone(), day(1, 1)["events"].clone()), (json!(true), json!(0)));
+    let all = ok(f, &f.reader, &TREND.replace("by=channel&", ""));
+    assert_eq!(
+        all["series"][0]["total"],
+        json!({"events": 21, "customers": 8, "actors": 3, "failures": 1, "failure_rate": 1.0 / 21.0})
+    );
+    assert_eq!(
+        all["series"][0]["points"][1],
         json!({"start": "2026-10-06T00:00:00.000000Z", "suppressed": true})
     );
-    assert_eq!(read["series"][1]["total"], json!({"suppressed": true}));
 
     let shifted = ok(f, &f.investigator, &format!("{TREND}&tz=%2B14:00"));
     assert_eq!(shifted["series"][0]["points"][0]["start"], "2026-10-04T10:00:00.000000Z");
@@ -112,12 +127,18 @@ fn funnel(f: &Fixture) {
     assert_eq!(customers(&all, "/breakdown/0/steps"), [json!(2), json!(1), json!(1)]);
     assert_eq!(customers(&all, "/breakdown/1/steps"), [json!(6), json!(5), json!(4)]);
 
+    // Readers: 2 dropped at step 2 and 3 by step 3, fewer than k, so steps 2 and 3 are hidden
+    // (8 and 6 shown would give the 2 away); in the groups email is hidden, phone's step 2 for its
+    // drop of 1, and phone's step 1 as the total minus email's.
     let read = ok(f, &f.reader, &path);
-    assert_eq!(customers(&read, "/steps"), [json!(8), json!(6), json!(5)]);
+    assert_eq!(customers(&read, "/steps"), [json!(8), Value::Null, Value::Null]);
     assert_eq!(read["steps"][1]["dropped"], Value::Null, "2 dropped: fewer than k");
+    assert_eq!(read["time_to_convert"], json!({}));
     assert_eq!(customers(&read, "/breakdown/0/steps"), [Value::Null, Value::Null, Value::Null]);
-    assert_eq!(customers(&read, "/breakdown/1/steps"), [json!(6), json!(5), Value::Null]);
-    assert_eq!(read["breakdown"][0]["time_to_convert"], json!({"customers": 1}));
+    assert_eq!(customers(&read, "/breakdown/1/steps"), [Value::Null, Value::Null, Value::Null]);
+    assert_eq!(read["breakdown"][0]["time_to_convert"], json!({}));
+    let whole = ok(f, &f.reader, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&within=3h"));
+    assert_eq!(customers(&whole, "/steps"), [json!(8), Value::Null, Value::Null]);
 
     let narrow = ok(f, &f.investigator, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&within=3h"));
     assert_eq!(customers(&narrow, "/steps"), [json!(8), json!(6), json!(3)]);
@@ -178,11 +199,19 @@ fn journeys(f: &Fixture) {
     );
     let only = ok(f, &f.investigator, &format!("/v1/insights/journeys?{WEEKS}&only=type:contact.resolved"));
     assert_eq!((only["sessions"].clone(), only["customers"].clone()), (json!(6), json!(6)));
+    // Readers: the path of 2 customers is hidden and so the next smallest (15 sessions minus the
+    // listed ones would give it away); the link of 2 and every link the flow through a step
+    // would give it away with; 1 repeat of 6 resolved.
     let read = ok(f, &f.reader, &path);
-    assert_eq!(read["paths"].as_array().unwrap().len(), 2);
-    assert_eq!(read["suppressed_paths"], 1);
-    assert_eq!(read["links"].as_array().unwrap().len(), 3);
+    assert_eq!((read["sessions"].clone(), read["customers"].clone()), (json!(15), json!(8)));
+    assert_eq!(
+        read["paths"],
+        json!([{"path": ["contact.opened", "contact.verified"], "sessions": 7, "customers": 7}])
+    );
+    assert_eq!(read["suppressed_paths"], 2);
+    assert_eq!(read["links"], json!([]));
     assert_eq!(read["repeats"]["suppressed"], true);
+    assert_eq!(read["repeats"]["resolved_customers"], 6);
     assert_eq!(read["repeats"]["repeat_customers"], Value::Null);
 }
 
@@ -237,8 +266,12 @@ fn measures(f: &Fixture) {
             vec![json!("email"), json!(1), json!(1), json!(172800.0), json!(172800.0)],
         ]
     );
+    // Readers: email (1 customer) is hidden, and phone, the measure without `by` minus email.
     let read = ok(f, &f.reader, &path);
-    assert_eq!(read["rows"][1], json!({"key": "email", "suppressed": true}));
+    assert_eq!(
+        read["rows"],
+        json!([{"key": "email", "suppressed": true}, {"key": "phone", "suppressed": true}])
+    );
 
     let workload = ok(f, &f.investigator, &format!("/v1/insights/measure?kind=workload&{WEEKS}"));
     assert_eq!(

@@ -1,5 +1,8 @@
 //! Cohorts: customers grouped by the week or month of their first event (over the whole history,
 //! not only the range asked), and how many of each cohort were active in each period since.
+//!
+//! Suppression: a cohort of fewer than k customers; an activity count of fewer than k, or whose
+//! rest (the cohort's customers not active then, its size minus the count) is fewer than k.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,7 +10,7 @@ use evident_wire::Micros;
 use evident_wire::insight::{Bucket, Cohort, Cohorts, Step};
 
 use super::time::{Clock, Zone};
-use super::{InsightIndex, Scan, Threshold, for_each_subject};
+use super::{InsightIndex, Scan, Threshold, for_each_subject, splits};
 use crate::error::{Error, Result};
 use crate::store::TenantId;
 
@@ -86,7 +89,7 @@ fn answer(
                     active: (0..starts.len() - i)
                         .map(|p| {
                             let n = active.get(&p).copied().unwrap_or(0);
-                            (!hidden && !threshold.hides(n)).then_some(n)
+                            (!hidden && splits(threshold, n, customers)).then_some(n)
                         })
                         .collect(),
                     suppressed: hidden,
