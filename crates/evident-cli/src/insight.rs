@@ -45,7 +45,8 @@ enum InsightCommand {
         /// minute, hour, day (default), week or month.
         #[arg(long)]
         bucket: Option<String>,
-        /// Time zone of the buckets as an offset, e.g. +02:00 (default UTC).
+        /// Time zone of the buckets: an offset (+02:00) or a name (Europe/Berlin, whose
+        /// daylight-saving days last 23 and 25 hours); default UTC.
         #[arg(long, allow_hyphen_values = true)]
         tz: Option<String>,
         #[command(flatten)]

@@ -474,6 +474,87 @@ fn hidden_cells_stay_hidden(f: &Fixture) {
     }
 }
 
+/// Buckets in a named time zone across Berlin's daylight-saving changes of 2026 (03-29: 02:00
+/// CET becomes 03:00 CEST; 10-25: 03:00 CEST becomes 02:00 CET), one customer per event, asked
+/// by an investigator (no suppression): days of 23 and 25 hours, the doubled 02:00 one bucket.
+fn time_zones(f: &Fixture) {
+    let visits = [
+        "2026-03-29T00:30:00+01:00",
+        "2026-03-29T23:30:00+02:00",
+        "2026-10-24T23:30:00+02:00",
+        "2026-10-25T00:30:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:30:00+01:00",
+        "2026-10-25T23:30:00+01:00",
+        "2026-10-26T00:30:00+01:00",
+    ];
+    let events: Vec<Value> = visits
+        .iter()
+        .enumerate()
+        .map(|(n, time)| {
+            json!({"id": format!("dst-{n}"), "source": "//dst.test", "type": "visit.logged", "action": "read",
+                   "time": time, "actor": {"id": "agt_d", "type": "user"}, "subject": format!("dst-{n}"),
+                   "targets": [{"type": "page", "id": "p"}], "outcome": "success", "origin": {"service": "web"}})
+        })
+        .collect();
+    let producer = f.serve.key("producer");
+    assert_eq!(f.serve.post(&producer, "/v1/events", &json!(events)).0, 200);
+    let points = |query: &str| -> Vec<(Value, Value)> {
+        let answer = ok(f, &f.investigator, &format!("/v1/insights/trend?{query}"));
+        let points = answer["series"][0]["points"].as_array().unwrap().clone();
+        points.iter().map(|p| (p["start"].clone(), p["events"].clone())).collect()
+    };
+    let at = |start: &str, events: u64| (json!(start), json!(events));
+    let autumn = "from=2026-10-23T22:00:00Z&to=2026-10-26T23:00:00Z&bucket=day";
+    assert_eq!(
+        points(&format!("{autumn}&tz=Europe/Berlin")),
+        [
+            at("2026-10-23T22:00:00.000000Z", 1),
+            at("2026-10-24T22:00:00.000000Z", 4), // 25 hours
+            at("2026-10-25T23:00:00.000000Z", 1),
+        ]
+    );
+    assert_eq!(
+        points(&format!("{autumn}&tz=%2B02:00")),
+        [
+            at("2026-10-23T22:00:00.000000Z", 1),
+            at("2026-10-24T22:00:00.000000Z", 3),
+            at("2026-10-25T22:00:00.000000Z", 2),
+            at("2026-10-26T22:00:00.000000Z", 0), // the fixed offset's day ends an hour early
+        ]
+    );
+    assert_eq!(
+        points("from=2026-10-25T00:00:00Z&to=2026-10-25T03:00:00Z&bucket=hour&tz=Europe/Berlin"),
+        [at("2026-10-25T00:00:00.000000Z", 2), at("2026-10-25T02:00:00.000000Z", 0)]
+    );
+    assert_eq!(
+        points("from=2026-03-28T23:00:00Z&to=2026-03-30T22:00:00Z&bucket=day&tz=Europe/Berlin"),
+        [at("2026-03-28T23:00:00.000000Z", 2), at("2026-03-29T22:00:00.000000Z", 0)] // 23 hours
+    );
+    let (status, body) = get(&f.serve, &f.reader, "/v1/insights/trend?tz=Europe/Atlantis");
+    assert_eq!((status, body["invalid-params"][0]["name"].clone()), (400, json!("tz")), "{body}");
+    let cli = json_lines(&common::evident(
+        &f.serve.base,
+        &f.investigator,
+        &[
+            "insights",
+            "trend",
+            "--bucket",
+            "day",
+            "--tz",
+            "Europe/Berlin",
+            "--from",
+            "2026-10-24T00:00:00+02:00",
+            "--to",
+            "2026-10-27T00:00:00+01:00",
+            "--json",
+        ],
+    ));
+    let events: Vec<Value> =
+        cli[0]["points"].as_array().unwrap().iter().map(|p| p["events"].clone()).collect();
+    assert_eq!(events, [json!(1), json!(4), json!(1)]);
+}
+
 fn every_insight(f: &Fixture) {
     hidden_cells_stay_hidden(f);
     trend(f);
@@ -484,6 +565,7 @@ fn every_insight(f: &Fixture) {
     refusals(f);
     audited(f);
     cli(f);
+    time_zones(f);
 }
 
 #[test]
