@@ -9,15 +9,17 @@
 //! Suppression: a step of fewer than k customers is hidden, and so is a step whose drop-off from
 //! the last shown step before it is fewer than k (the two shown counts would give it away); a
 //! drop-off is shown only between two shown steps. With a breakdown, the groups of each step add
-//! up to the step's total, so [`complement`] hides more groups there; both rules are repeated
-//! until nothing changes. Time to convert is shown only with the last step.
+//! up to the step's total, so [`complement_preferring`] hides more groups there (first those that
+//! already hide a step); both rules are repeated until nothing changes. Time to convert is shown only with the last step.
 
 use std::collections::BTreeMap;
 
 use evident_wire::Micros;
 use evident_wire::insight::{Durations, Field, Funnel, FunnelGroup, FunnelStep, Step};
 
-use super::{Event, InsightIndex, Scan, Threshold, complement, for_each_subject, percentile, seconds};
+use super::{
+    Event, InsightIndex, Scan, Threshold, complement_preferring, for_each_subject, percentile, seconds,
+};
 use crate::error::Result;
 use crate::store::TenantId;
 
@@ -158,7 +160,8 @@ fn suppress(all: &Tally, groups: &[&Tally], steps: usize, threshold: Threshold) 
         for d in 0..steps {
             let sizes: Vec<u64> = groups.iter().map(|g| g.reached(d)).collect();
             let mut cells: Vec<bool> = hidden[1..].iter().map(|row| row[d]).collect();
-            if complement(&mut cells, &sizes, threshold) {
+            let prefer: Vec<bool> = hidden[1..].iter().map(|row| row.contains(&true)).collect();
+            if complement_preferring(&mut cells, &sizes, &prefer, threshold) {
                 changed = true;
                 hidden[1..].iter_mut().zip(cells).for_each(|(row, cell)| row[d] = cell);
             }

@@ -211,6 +211,17 @@ impl Threshold {
 /// then never the total minus the shown ones; only the sum of the hidden ones is. `sizes` are the
 /// cells' distinct customers (an empty cell is never hidden); answers whether it hid another.
 pub fn complement(hidden: &mut [bool], sizes: &[u64], threshold: Threshold) -> bool {
+    complement_preferring(hidden, sizes, &[], threshold)
+}
+
+/// [`complement`], hiding first the cells `prefer` marks (say, those whose other group already
+/// lost a cell, so that the loss stays in as few rows as it can).
+pub fn complement_preferring(
+    hidden: &mut [bool],
+    sizes: &[u64],
+    prefer: &[bool],
+    threshold: Threshold,
+) -> bool {
     let mut changed = false;
     loop {
         let (count, sum) = hidden
@@ -221,8 +232,9 @@ pub fn complement(hidden: &mut [bool], sizes: &[u64], threshold: Threshold) -> b
         if count == 0 || (count >= 2 && sum >= threshold.min_customers) {
             return changed;
         }
-        let smallest =
-            (0..sizes.len()).filter(|&i| !hidden[i] && sizes[i] > 0).min_by_key(|&i| (sizes[i], i));
+        let smallest = (0..sizes.len())
+            .filter(|&i| !hidden[i] && sizes[i] > 0)
+            .min_by_key(|&i| (!prefer.get(i).copied().unwrap_or(false), sizes[i], i));
         let Some(i) = smallest else { return changed };
         hidden[i] = true;
         changed = true;
