@@ -9,6 +9,7 @@
 //! refused with a message naming the feature (CI runs it both ways: `scripts/test`).
 
 mod common;
+#[cfg(feature = "parquet")]
 #[path = "common/insight_history.rs"]
 mod insight_history;
 

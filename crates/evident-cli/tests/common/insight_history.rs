@@ -5,10 +5,10 @@
 use evident_wire::Micros;
 use serde_json::{Value, json};
 
-pub const MINUTE: i64 = 60_000_000;
+const MINUTE: i64 = 60_000_000;
 
 /// 2026-10-05T10:00:00Z, a Monday.
-pub fn base() -> Micros {
+fn base() -> Micros {
     Micros::parse_rfc3339("2026-10-05T10:00:00Z").unwrap()
 }
 
