@@ -98,3 +98,28 @@ fn answer(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_activity_count_whose_rest_is_small_is_hidden() {
+        let at = |text: &str| Micros::parse_rfc3339(text).unwrap();
+        let query = CohortsQuery {
+            from: at("2026-11-02T00:00:00Z"),
+            to: at("2026-11-23T00:00:00Z"),
+            period: Bucket::Week,
+            activity: None,
+            threshold: Threshold { min_customers: 5 },
+        };
+        let starts =
+            Clock { bucket: Bucket::Week, zone: Zone::UTC }.starts(query.from, query.to, 10).unwrap();
+        // 8 customers first seen in week 0; 6 active in week 1 (2 not), 3 in week 2 (5 not).
+        let table = BTreeMap::from([(0, (8, BTreeMap::from([(0, 8), (1, 6), (2, 3)])))]);
+        let cohorts = answer(&query, &starts, table);
+        assert_eq!(cohorts.cohorts[0].active, [Some(8), None, None]);
+        let table = BTreeMap::from([(0, (10, BTreeMap::from([(0, 10), (1, 5), (2, 10)])))]);
+        assert_eq!(answer(&query, &starts, table).cohorts[0].active, [Some(10), Some(5), Some(10)]);
+    }
+}

@@ -16,6 +16,9 @@ use evident_wire::Micros;
 use evident_wire::filter::Invalid;
 use evident_wire::insight::Bucket;
 
+const MINUTE: i64 = 60_000_000;
+const DAY: i64 = 1440 * MINUTE;
+
 /// A time zone buckets are counted in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zone {
@@ -141,6 +144,22 @@ impl Clock {
     /// How many buckets after the one starting at `base` the time `t` falls (`t >= base`), in
     /// calendar units of local time (a week of a daylight-saving change is still one week).
     pub fn index(&self, base: Micros, t: Micros) -> usize {
+        // Cohorts ask this of every event: integer arithmetic where a fixed offset allows it.
+        if let Zone::Fixed(offset) = self.zone
+            && self.bucket != Bucket::Month
+        {
+            let unit = |t: Micros| {
+                let local = t.0 + i64::from(offset) * 1_000_000;
+                match self.bucket {
+                    Bucket::Minute => local.div_euclid(MINUTE),
+                    Bucket::Hour => local.div_euclid(60 * MINUTE),
+                    // 1970-01-01 was a Thursday: the Monday before it is day -3.
+                    Bucket::Week => (local.div_euclid(DAY) + 3).div_euclid(7),
+                    _ => local.div_euclid(DAY),
+                }
+            };
+            return (unit(t) - unit(base)).max(0) as usize;
+        }
         let (a, b) = (self.truncate(base), self.truncate(t));
         let units = match self.bucket {
             Bucket::Month => i64::from((b.year() - a.year()) * 12 + b.month() as i32 - a.month() as i32),
@@ -187,6 +206,13 @@ mod tests {
         let months = clock(Bucket::Month, "Z");
         assert_eq!(months.index(at("2026-11-01T00:00:00Z"), at("2027-02-03T00:00:00Z")), 3);
         assert_eq!(clock(Bucket::Week, "Z").index(at("2026-11-16T00:00:00Z"), at("2026-11-30T01:00:00Z")), 2);
+        assert_eq!(clock(Bucket::Week, "Z").index(at("2026-11-16T00:00:00Z"), at("2026-11-29T23:59:59Z")), 1);
+        assert_eq!(
+            clock(Bucket::Day, "+02:00").index(at("2026-11-15T22:00:00Z"), at("2026-11-16T21:59:59Z")),
+            0
+        );
+        let named = clock(Bucket::Week, "Europe/Berlin");
+        assert_eq!(named.index(at("2026-10-18T22:00:00Z"), at("2026-11-01T23:00:00Z")), 2);
     }
 
     #[test]
