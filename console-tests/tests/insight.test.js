@@ -58,7 +58,9 @@ after(async () => {
 
 test('the reader sees Insight in the navigation and the trend equals the API', async () => {
   assert.ok(await page.$('nav a[href="#/insight"]'), 'an Insight entry in the navigation');
-  await open({ view: 'trend', by: 'outcome', bucket: 'day' }, '#trend-chart polyline');
+  // The chart may have few points to draw: a reader's small cells (and those that would give them
+  // away) are suppressed; the table below it holds every cell.
+  await open({ view: 'trend', by: 'outcome', bucket: 'day' }, '#trend-chart table');
   const api = await answer('trend', { by: 'outcome', bucket: 'day' });
   assert.ok(api.series.length >= 2, 'success and failure series');
   assert.deepEqual(await rows('#trend-previous table'), api.series.map((x) => [x.key, n(x.total.events), n(x.previous.events),
@@ -90,7 +92,9 @@ test('the funnel shows the planted drop-off at verification on chat, equal to th
   const byChannel = Object.fromEntries((await rows('#funnel-breakdown')).map(([channel, ...cells]) => [channel, cells]));
   for (const g of api.breakdown) assert.deepEqual(byChannel[g.key].slice(0, 3), g.steps.map((st) => n(st.customers)));
   const lost = (c) => 1 - Number(byChannel[c][1]) / Number(byChannel[c][0]);
-  for (const other of ['email', 'phone', 'web']) assert.ok(lost('chat') > lost(other) + 0.05, `chat loses more at verification than ${other}`);
+  // Channels whose small drop-offs are suppressed (with the cells that would give them away) are left out.
+  assert.ok(!Number.isNaN(lost('chat')), 'the chat drop-off is shown');
+  for (const other of ['email', 'phone', 'web'].filter((c) => !Number.isNaN(lost(c)))) assert.ok(lost('chat') > lost(other) + 0.05, `chat loses more at verification than ${other}`);
   assert.match(await page.textContent('#time-to-convert'), /^Time to convert: median \S+, p90 \S+ \(\d+ customers\)$/);
   await check('insight-funnel');
 });

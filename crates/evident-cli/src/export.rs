@@ -3,6 +3,9 @@
 //! it, and `events.jsonl` and `events.csv` made from it. The bundle is verified before the command
 //! reports success, with the verifier keys the server names (which proves it intact; to prove it
 //! comes from your log, verify it again with a pinned key).
+//!
+//! `--format parquet` writes the skeletons as one Parquet file instead (`parquet.rs`, behind the
+//! cargo feature `parquet`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -21,7 +24,7 @@ use crate::output;
 use crate::search::Filters;
 
 /// How long an export may take to stream: it holds every match.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,18 +32,37 @@ pub struct Args {
     /// the personal parts (recorded in the audit trail).
     #[command(flatten)]
     filters: Filters,
-    /// The bundle directory to write (created; it must be empty unless --force).
-    #[arg(long, short = 'o', value_name = "DIR")]
+    /// The bundle directory to write (created; it must be empty unless --force), or with
+    /// `--format parquet` the file.
+    #[arg(long, short = 'o', value_name = "DIR|FILE")]
     output: PathBuf,
-    /// Write into a directory that is not empty (the bundle's files are replaced).
+    /// Write into a directory that is not empty (the bundle's files are replaced), or replace the
+    /// Parquet file.
     #[arg(long)]
     force: bool,
+    /// `bundle` (default): a directory that verifies offline; `parquet`: the skeletons as one
+    /// Parquet file for BI tools (needs the cargo feature `parquet`).
+    #[arg(long, value_enum, default_value_t = Format::Bundle)]
+    format: Format,
+    /// `--format parquet`: rows per row group at most (readers skip whole row groups by their
+    /// statistics; smaller groups use less memory while writing).
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    row_group_rows: u64,
     #[command(flatten)]
     client: ClientArgs,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Bundle,
+    Parquet,
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let params = args.filters.params()?;
+    if args.format == Format::Parquet {
+        return parquet(&args, &params);
+    }
     let client = args.client.client()?;
     let dir = &args.output;
     let created = prepare_dir(dir, args.force)?;
@@ -81,7 +103,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Creates (or truncates) an output file readable by its owner only (mode 0600, whatever the
 /// umask): the files may hold personal data.
-fn create_private(path: &Path) -> Result<File> {
+pub(crate) fn create_private(path: &Path) -> Result<File> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -188,4 +210,40 @@ fn print_summary(dir: &Path, report: &BundleReport, purpose_given: bool, json: b
          (the log's key you keep)",
         dir.display()
     );
+}
+
+#[cfg(feature = "parquet")]
+fn parquet(args: &Args, params: &evident_wire::api::SearchParams) -> Result<ExitCode> {
+    let client = args.client.client()?;
+    let written =
+        crate::parquet::export(&client, params, &args.output, args.force, args.row_group_rows as usize)?;
+    if output::json_wanted(args.client.json) {
+        let summary = json!({
+            "output": args.output.display().to_string(), "format": "parquet", "events": written.rows,
+            "row_groups": written.row_groups, "origin": written.origin, "tree_size": written.tree_size,
+            "verified": true,
+        });
+        crate::outln!("{summary}");
+    } else {
+        crate::outln!(
+            "exported {} events to {} (Parquet, {} row groups; skeletons only, no personal values)",
+            written.rows,
+            args.output.display(),
+            written.row_groups
+        );
+        crate::outln!(
+            "  checked as it streamed: {} at tree size {}, every inclusion proof and the signed manifest",
+            written.origin,
+            written.tree_size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn parquet(_: &Args, _: &evident_wire::api::SearchParams) -> Result<ExitCode> {
+    bail!(
+        "this evident was built without Parquet export: --format parquet needs the cargo feature \
+         `parquet` (cargo build --release -p evident-cli --features parquet)"
+    )
 }

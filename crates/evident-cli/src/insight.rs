@@ -45,7 +45,8 @@ enum InsightCommand {
         /// minute, hour, day (default), week or month.
         #[arg(long)]
         bucket: Option<String>,
-        /// Time zone of the buckets as an offset, e.g. +02:00 (default UTC).
+        /// Time zone of the buckets: an offset (+02:00) or a name (Europe/Berlin, whose
+        /// daylight-saving days last 23 and 25 hours); default UTC.
         #[arg(long, allow_hyphen_values = true)]
         tz: Option<String>,
         #[command(flatten)]
@@ -254,7 +255,7 @@ fn funnel(answer: evident_wire::insight::Funnel, json: bool) {
         "time to convert: median {}, p90 {} ({} customers)",
         seconds(t.median_seconds),
         seconds(t.p90_seconds),
-        t.customers
+        count(t.customers)
     );
     if !answer.breakdown.is_empty() {
         outln!();
@@ -286,7 +287,7 @@ fn journeys(answer: evident_wire::insight::Journeys, json: bool) {
     if json {
         return answer.paths.iter().for_each(json_line);
     }
-    outln!("{} sessions of {} customers", answer.sessions, answer.customers);
+    outln!("{} sessions of {} customers", count(answer.sessions), count(answer.customers));
     let rows: Vec<Vec<String>> = answer
         .paths
         .iter()
@@ -301,7 +302,7 @@ fn journeys(answer: evident_wire::insight::Journeys, json: bool) {
             "repeat contacts within {}: {} of {} resolved customers ({})",
             seconds(Some(r.within_seconds as f64)),
             count(r.repeat_customers),
-            r.resolved_customers,
+            count(r.resolved_customers),
             percent(r.repeat_rate)
         );
     }

@@ -13,6 +13,8 @@ mod insight;
 mod keycheck;
 mod keys;
 mod output;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod privacy;
 mod records;
 mod search;

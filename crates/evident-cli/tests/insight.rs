@@ -18,67 +18,12 @@
 //! Phone opens and verifications are by agt_a.
 
 mod common;
+#[path = "common/insight_history.rs"]
+mod insight_history;
 
 use common::{EVIDENT, Schema, Serve, client, database_url, json_lines};
-use evident_wire::Micros;
+use insight_history::history;
 use serde_json::{Value, json};
-
-const MINUTE: i64 = 60_000_000;
-
-/// 2026-10-05T10:00:00Z, a Monday.
-fn base() -> Micros {
-    Micros::parse_rfc3339("2026-10-05T10:00:00Z").unwrap()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn event(
-    n: usize,
-    subject: &str,
-    kind: &str,
-    minutes: i64,
-    actor: &str,
-    channel: &str,
-    team: &str,
-    ok: bool,
-) -> Value {
-    let mut event = json!({
-        "id": format!("ins-{n}"), "source": "//contact.test", "type": kind, "action": "other",
-        "time": Micros(base().0 + minutes * MINUTE).to_rfc3339(),
-        "actor": {"id": actor, "type": "user"}, "subject": subject,
-        "targets": [{"type": "contact", "id": format!("ct-{subject}")}],
-        "outcome": if ok { "success" } else { "failure" },
-        "origin": {"service": channel}, "metadata": {"team": team},
-    });
-    if !ok {
-        event["reason"] = json!("identity_not_confirmed");
-    }
-    event
-}
-
-fn history() -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut add =
-        |subject: &str, kind: &str, minutes: i64, actor: &str, channel: &str, team: &str, ok: bool| {
-            let n = events.len();
-            events.push(event(n, subject, kind, minutes, actor, channel, team, ok));
-        };
-    for n in 1..=5 {
-        let (subject, open) = (format!("cus-{n}"), 10 * (n as i64 - 1));
-        add(&subject, "contact.opened", open, "agt_a", "phone", "blue", true);
-        add(&subject, "contact.verified", open + 5, "agt_a", "phone", "blue", true);
-        let resolved = if n == 5 { open + 10 * 1440 } else { open + 60 * n as i64 };
-        add(&subject, "contact.resolved", resolved, "agt_c", "phone", "blue", true);
-    }
-    add("cus-6", "contact.opened", 50, "agt_a", "phone", "blue", true);
-    add("cus-6", "contact.verified", 55, "agt_a", "phone", "blue", false);
-    add("cus-7", "contact.opened", 60, "agt_b", "email", "red", true);
-    add("cus-7", "contact.verified", 65, "agt_b", "email", "red", true);
-    add("cus-7", "contact.resolved", 60 + 2 * 1440, "agt_c", "email", "red", true);
-    add("cus-8", "contact.opened", 70, "agt_b", "email", "blue", true);
-    add("cus-2", "contact.opened", 130 + 1440, "agt_a", "phone", "blue", true);
-    add("cus-9", "account.viewed", -2 * 1440 - 60, "agt_a", "phone", "blue", true);
-    events
-}
 
 /// The server with the history stored, and a reader's and an investigator's key.
 struct Fixture {
@@ -132,15 +77,30 @@ fn trend(f: &Fixture) {
     assert_eq!(events(email), [json!(3), json!(0), json!(1)]);
     assert_eq!(all["series"][0]["points"][0]["start"], "2026-10-05T00:00:00.000000Z");
 
+    // Readers: email (2 customers) is hidden, and so is what would give it away (phone's total
+    // and first day, next to the trend without `by`); phone's second day (1 customer) is hidden,
+    // and so its first (or its total would give the second away).
     let read = ok(f, &f.reader, TREND);
     assert_eq!(read["min_customers"], 5);
-    assert_eq!(read["series"][0]["total"]["customers"], 6);
-    assert_eq!(read["series"][0]["previous"], json!({"suppressed": true}));
+    let hidden = json!({"suppressed": true});
     assert_eq!(
-        read["series"][0]["points"][1],
+        (&read["series"][0]["total"], &read["series"][0]["previous"], &read["series"][1]["total"]),
+        (&hidden, &hidden, &hidden)
+    );
+    let day = |s: usize, d: usize| read["series"][s]["points"][d].clone();
+    assert_eq!(day(0, 0), json!({"start": "2026-10-05T00:00:00.000000Z", "suppressed": true}));
+    assert_eq!(day(0, 1), json!({"start": "2026-10-06T00:00:00.000000Z", "suppressed": true}));
+    assert_eq!(day(0, 2)["events"], 0, "an empty cell is shown");
+    assert_eq!((day(1, 0)["suppressed"].clone(), day(1, 1)["events"].clone()), (json!(true), json!(0)));
+    let all = ok(f, &f.reader, &TREND.replace("by=channel&", ""));
+    assert_eq!(
+        all["series"][0]["total"],
+        json!({"events": 21, "customers": 8, "actors": 3, "failures": 1, "failure_rate": 1.0 / 21.0})
+    );
+    assert_eq!(
+        all["series"][0]["points"][1],
         json!({"start": "2026-10-06T00:00:00.000000Z", "suppressed": true})
     );
-    assert_eq!(read["series"][1]["total"], json!({"suppressed": true}));
 
     let shifted = ok(f, &f.investigator, &format!("{TREND}&tz=%2B14:00"));
     assert_eq!(shifted["series"][0]["points"][0]["start"], "2026-10-04T10:00:00.000000Z");
@@ -167,12 +127,18 @@ fn funnel(f: &Fixture) {
     assert_eq!(customers(&all, "/breakdown/0/steps"), [json!(2), json!(1), json!(1)]);
     assert_eq!(customers(&all, "/breakdown/1/steps"), [json!(6), json!(5), json!(4)]);
 
+    // Readers: 2 dropped at step 2 and 3 by step 3, fewer than k, so steps 2 and 3 are hidden
+    // (8 and 6 shown would give the 2 away); in the groups email is hidden, phone's step 2 for its
+    // drop of 1, and phone's step 1 as the total minus email's.
     let read = ok(f, &f.reader, &path);
-    assert_eq!(customers(&read, "/steps"), [json!(8), json!(6), json!(5)]);
+    assert_eq!(customers(&read, "/steps"), [json!(8), Value::Null, Value::Null]);
     assert_eq!(read["steps"][1]["dropped"], Value::Null, "2 dropped: fewer than k");
+    assert_eq!(read["time_to_convert"], json!({}));
     assert_eq!(customers(&read, "/breakdown/0/steps"), [Value::Null, Value::Null, Value::Null]);
-    assert_eq!(customers(&read, "/breakdown/1/steps"), [json!(6), json!(5), Value::Null]);
-    assert_eq!(read["breakdown"][0]["time_to_convert"], json!({"customers": 1}));
+    assert_eq!(customers(&read, "/breakdown/1/steps"), [Value::Null, Value::Null, Value::Null]);
+    assert_eq!(read["breakdown"][0]["time_to_convert"], json!({}));
+    let whole = ok(f, &f.reader, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&within=3h"));
+    assert_eq!(customers(&whole, "/steps"), [json!(8), Value::Null, Value::Null]);
 
     let narrow = ok(f, &f.investigator, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&within=3h"));
     assert_eq!(customers(&narrow, "/steps"), [json!(8), json!(6), json!(3)]);
@@ -233,11 +199,19 @@ fn journeys(f: &Fixture) {
     );
     let only = ok(f, &f.investigator, &format!("/v1/insights/journeys?{WEEKS}&only=type:contact.resolved"));
     assert_eq!((only["sessions"].clone(), only["customers"].clone()), (json!(6), json!(6)));
+    // Readers: the path of 2 customers is hidden and so the next smallest (15 sessions minus the
+    // listed ones would give it away); the link of 2 and every link the flow through a step
+    // would give it away with; 1 repeat of 6 resolved.
     let read = ok(f, &f.reader, &path);
-    assert_eq!(read["paths"].as_array().unwrap().len(), 2);
-    assert_eq!(read["suppressed_paths"], 1);
-    assert_eq!(read["links"].as_array().unwrap().len(), 3);
+    assert_eq!((read["sessions"].clone(), read["customers"].clone()), (json!(15), json!(8)));
+    assert_eq!(
+        read["paths"],
+        json!([{"path": ["contact.opened", "contact.verified"], "sessions": 7, "customers": 7}])
+    );
+    assert_eq!(read["suppressed_paths"], 2);
+    assert_eq!(read["links"], json!([]));
     assert_eq!(read["repeats"]["suppressed"], true);
+    assert_eq!(read["repeats"]["resolved_customers"], 6);
     assert_eq!(read["repeats"]["repeat_customers"], Value::Null);
 }
 
@@ -292,8 +266,12 @@ fn measures(f: &Fixture) {
             vec![json!("email"), json!(1), json!(1), json!(172800.0), json!(172800.0)],
         ]
     );
+    // Readers: email (1 customer) is hidden, and phone, the measure without `by` minus email.
     let read = ok(f, &f.reader, &path);
-    assert_eq!(read["rows"][1], json!({"key": "email", "suppressed": true}));
+    assert_eq!(
+        read["rows"],
+        json!([{"key": "email", "suppressed": true}, {"key": "phone", "suppressed": true}])
+    );
 
     let workload = ok(f, &f.investigator, &format!("/v1/insights/measure?kind=workload&{WEEKS}"));
     assert_eq!(
@@ -424,7 +402,161 @@ fn cli(f: &Fixture) {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("never a dimension"), "{refused:?}");
 }
 
+/// A reader must not work out a hidden cell from what the answers show: a total minus the shown
+/// cells, two shown steps of a funnel, or the same question without its breakdown (issue 15,
+/// item 6). The attacks below are the ones the history above made possible before complementary
+/// suppression.
+fn hidden_cells_stay_hidden(f: &Fixture) {
+    let k = 5;
+    let shown = |v: &Value| v.as_u64();
+    // Trend: a series' total minus its shown points, per series and per bucket across series.
+    let by = ok(f, &f.reader, TREND);
+    let all = ok(f, &f.reader, TREND.replace("by=channel&", "").as_str());
+    for series in by["series"].as_array().unwrap() {
+        let points = series["points"].as_array().unwrap();
+        let hidden = points.iter().filter(|p| p["suppressed"] == true).count();
+        if shown(&series["total"]["events"]).is_some() {
+            assert_ne!(hidden, 1, "the one hidden point of {} is its total minus the others", series["key"]);
+        }
+    }
+    for (i, point) in all["series"][0]["points"].as_array().unwrap().iter().enumerate() {
+        let hidden = by["series"].as_array().unwrap().iter().filter(|s| s["points"][i]["suppressed"] == true);
+        if shown(&point["events"]).is_some() {
+            assert_ne!(
+                hidden.count(),
+                1,
+                "bucket {i}: the one hidden series is the trend without by minus the rest"
+            );
+        }
+    }
+    // Funnel: drop-offs between shown steps, groups against the totals, conversion counts.
+    let funnel = ok(f, &f.reader, &format!("/v1/insights/funnel?{STEPS}&{RANGE}&by=channel"));
+    let mut tables = vec![funnel.clone()];
+    tables.extend(funnel["breakdown"].as_array().unwrap().iter().cloned());
+    for table in &tables {
+        let steps = table["steps"].as_array().unwrap();
+        for pair in steps.windows(2) {
+            if let (Some(a), Some(b)) = (shown(&pair[0]["customers"]), shown(&pair[1]["customers"])) {
+                assert!(a - b == 0 || a - b >= k, "a drop-off of {} customers: {table}", a - b);
+            }
+        }
+        let last = steps.last().unwrap();
+        if last["suppressed"] == true {
+            assert_eq!(table["time_to_convert"]["customers"], Value::Null, "{table}");
+        }
+    }
+    for step in 0..3 {
+        let hidden =
+            funnel["breakdown"].as_array().unwrap().iter().filter(|g| g["steps"][step]["suppressed"] == true);
+        if shown(&funnel["steps"][step]["customers"]).is_some() {
+            assert_ne!(hidden.count(), 1, "step {step}: the one hidden group is the total minus the rest");
+        }
+    }
+    // Journeys: the sessions of the paths and of the first links add up to the total.
+    let path = format!("/v1/insights/journeys?{WEEKS}&resolved=type:contact.resolved");
+    let (read, everything) = (ok(f, &f.reader, &path), ok(f, &f.investigator, &path));
+    if let Some(total) = shown(&read["sessions"]) {
+        let listed: u64 =
+            read["paths"].as_array().unwrap().iter().filter_map(|p| shown(&p["sessions"])).sum();
+        assert!(
+            read["suppressed_paths"] != 1 || listed == total,
+            "the one hidden path has {} sessions",
+            total - listed
+        );
+        let first = |answer: &Value| -> Vec<Value> {
+            answer["links"].as_array().unwrap().iter().filter(|l| l["depth"] == 1).cloned().collect()
+        };
+        let hidden = first(&everything).len() - first(&read).len();
+        assert_ne!(hidden, 1, "the one hidden first link is the total minus the others");
+    }
+    if let Some(resolved) = shown(&read["repeats"]["resolved_customers"]) {
+        assert!(resolved == 0 || resolved >= k, "{resolved} resolved customers shown");
+    }
+}
+
+/// Buckets in a named time zone across Berlin's daylight-saving changes of 2026 (03-29: 02:00
+/// CET becomes 03:00 CEST; 10-25: 03:00 CEST becomes 02:00 CET), one customer per event, asked
+/// by an investigator (no suppression): days of 23 and 25 hours, the doubled 02:00 one bucket.
+fn time_zones(f: &Fixture) {
+    let visits = [
+        "2026-03-29T00:30:00+01:00",
+        "2026-03-29T23:30:00+02:00",
+        "2026-10-24T23:30:00+02:00",
+        "2026-10-25T00:30:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:30:00+01:00",
+        "2026-10-25T23:30:00+01:00",
+        "2026-10-26T00:30:00+01:00",
+    ];
+    let events: Vec<Value> = visits
+        .iter()
+        .enumerate()
+        .map(|(n, time)| {
+            json!({"id": format!("dst-{n}"), "source": "//dst.test", "type": "visit.logged", "action": "read",
+                   "time": time, "actor": {"id": "agt_d", "type": "user"}, "subject": format!("dst-{n}"),
+                   "targets": [{"type": "page", "id": "p"}], "outcome": "success", "origin": {"service": "web"}})
+        })
+        .collect();
+    let producer = f.serve.key("producer");
+    assert_eq!(f.serve.post(&producer, "/v1/events", &json!(events)).0, 200);
+    let points = |query: &str| -> Vec<(Value, Value)> {
+        let answer = ok(f, &f.investigator, &format!("/v1/insights/trend?{query}"));
+        let points = answer["series"][0]["points"].as_array().unwrap().clone();
+        points.iter().map(|p| (p["start"].clone(), p["events"].clone())).collect()
+    };
+    let at = |start: &str, events: u64| (json!(start), json!(events));
+    let autumn = "from=2026-10-23T22:00:00Z&to=2026-10-26T23:00:00Z&bucket=day";
+    assert_eq!(
+        points(&format!("{autumn}&tz=Europe/Berlin")),
+        [
+            at("2026-10-23T22:00:00.000000Z", 1),
+            at("2026-10-24T22:00:00.000000Z", 4), // 25 hours
+            at("2026-10-25T23:00:00.000000Z", 1),
+        ]
+    );
+    assert_eq!(
+        points(&format!("{autumn}&tz=%2B02:00")),
+        [
+            at("2026-10-23T22:00:00.000000Z", 1),
+            at("2026-10-24T22:00:00.000000Z", 3),
+            at("2026-10-25T22:00:00.000000Z", 2),
+            at("2026-10-26T22:00:00.000000Z", 0), // the fixed offset's day ends an hour early
+        ]
+    );
+    assert_eq!(
+        points("from=2026-10-25T00:00:00Z&to=2026-10-25T03:00:00Z&bucket=hour&tz=Europe/Berlin"),
+        [at("2026-10-25T00:00:00.000000Z", 2), at("2026-10-25T02:00:00.000000Z", 0)]
+    );
+    assert_eq!(
+        points("from=2026-03-28T23:00:00Z&to=2026-03-30T22:00:00Z&bucket=day&tz=Europe/Berlin"),
+        [at("2026-03-28T23:00:00.000000Z", 2), at("2026-03-29T22:00:00.000000Z", 0)] // 23 hours
+    );
+    let (status, body) = get(&f.serve, &f.reader, "/v1/insights/trend?tz=Europe/Atlantis");
+    assert_eq!((status, body["invalid-params"][0]["name"].clone()), (400, json!("tz")), "{body}");
+    let cli = json_lines(&common::evident(
+        &f.serve.base,
+        &f.investigator,
+        &[
+            "insights",
+            "trend",
+            "--bucket",
+            "day",
+            "--tz",
+            "Europe/Berlin",
+            "--from",
+            "2026-10-24T00:00:00+02:00",
+            "--to",
+            "2026-10-27T00:00:00+01:00",
+            "--json",
+        ],
+    ));
+    let events: Vec<Value> =
+        cli[0]["points"].as_array().unwrap().iter().map(|p| p["events"].clone()).collect();
+    assert_eq!(events, [json!(1), json!(4), json!(1)]);
+}
+
 fn every_insight(f: &Fixture) {
+    hidden_cells_stay_hidden(f);
     trend(f);
     funnel(f);
     journeys(f);
@@ -433,6 +565,7 @@ fn every_insight(f: &Fixture) {
     refusals(f);
     audited(f);
     cli(f);
+    time_zones(f);
 }
 
 #[test]

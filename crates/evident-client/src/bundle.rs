@@ -29,7 +29,7 @@ use evident_tlog::{Checkpoint, Hash, LeafIndex, TreeSize, Verifier, leaf_hash, o
 use evident_wire::Micros;
 use evident_wire::export::{
     BUNDLE_FILE, CSV_COLUMNS, EVENTS_CSV, EVENTS_JSONL, EventLine, ExportDigest, FORMAT, FormatError, Header,
-    Line, manifest_text, parse_header, parse_line,
+    Line, Trailer, manifest_text, parse_header, parse_line,
 };
 use evident_wire::filter::Filter;
 use evident_wire::jcs;
@@ -220,72 +220,16 @@ pub fn verify_bundle(
 ) -> Result<BundleReport, BundleError> {
     let mut reader = BundleReader::open(dir_or_file)?;
     let header = reader.header.clone();
-    if let Some(expected) = origin
-        && expected != header.origin
-    {
-        return Err(BundleError::Checkpoint(format!(
-            "the bundle is from the log {:?}, not the expected {expected:?}",
-            header.origin
-        )));
-    }
-    if trusted.is_empty() {
-        return Err(BundleError::Checkpoint("no trusted verifier key was given".into()));
-    }
-    let (checkpoint, note) =
-        Checkpoint::open(&header.checkpoint, trusted, &header.origin).map_err(|err| {
-            BundleError::Checkpoint(match err {
-                evident_tlog::Error::NoKnownSignature => format!(
-                    "not signed by a trusted key (trusted: {}); the bundle comes from another log or key",
-                    trusted.iter().map(Verifier::to_vkey).collect::<Vec<_>>().join(", ")
-                ),
-                other => other.to_string(),
-            })
-        })?;
-    if checkpoint.size.0 != header.tree_size {
-        return Err(BundleError::Checkpoint(format!(
-            "the header's tree_size {} is not the checkpoint's size {}",
-            header.tree_size, checkpoint.size
-        )));
-    }
-    let query = header.filter().map_err(|err| malformed(1, format!("header: query: {}", err.reason)))?;
-
-    let mut digest = ExportDigest::default();
-    let mut seen_indices = HashSet::new();
-    let mut seen_ids = HashSet::new();
-    let mut previous: Option<(Micros, u64)> = None;
-    let mut links = Links::default();
+    let mut check = StreamCheck::new(&header, trusted, origin)?;
     let mut expected_views: Vec<ExpectedView> = Vec::new();
     let mut personal_included = 0;
     let trailer = loop {
         match reader.next_line()? {
-            None => return Err(BundleError::Truncated { events: digest.count() }),
+            None => return Err(BundleError::Truncated { events: check.events() }),
             Some(Line::Manifest(trailer)) => break trailer,
             Some(Line::Event(event)) => {
-                links.follow(event.previous.as_ref(), Some((event.index, &event.event_id)));
-                let time = check_event(&event, &checkpoint, &query)?;
-                if !seen_indices.insert(event.index) {
-                    return Err(fail(&event, "appears twice: an index occurs at most once in a bundle"));
-                }
-                if !seen_ids.insert(event.event_id.clone()) {
-                    return Err(fail(&event, "appears twice: an event id occurs at most once in a bundle"));
-                }
-                if let Some((previous_time, previous_index)) = previous
-                    && (time, event.index) <= (previous_time, previous_index)
-                {
-                    return Err(fail(
-                        &event,
-                        format!(
-                            "out of order: its (time {}, index {}) is not after the previous event's (time {}, \
-                         index {previous_index}); a bundle lists events oldest first",
-                            time.to_rfc3339(),
-                            event.index,
-                            previous_time.to_rfc3339()
-                        ),
-                    ));
-                }
-                previous = Some((time, event.index));
+                check.event(&event)?;
                 personal_included += u64::from(event.personal.is_some());
-                digest.add(event.index, &event.entry);
                 expected_views.push(ExpectedView::of(&event));
             }
         }
@@ -293,32 +237,150 @@ pub fn verify_bundle(
     if reader.next_line()?.is_some() {
         return Err(malformed(reader.line, "data after the trailer"));
     }
-    links.follow(trailer.last.as_ref(), None);
-    check_manifest(&trailer.manifest, trusted, &header, digest, &links.missing(&seen_indices))?;
-    if let Some((line, claim)) = links.broken.first() {
-        return Err(malformed(
-            *line,
-            format!(
-                "its link names index {} (event_id {}), which is not the event line before it",
-                claim.0, claim.1
-            ),
-        ));
-    }
-
+    let (root, signed_by) = check.finish(&trailer)?;
     let (checked_jsonl, checked_csv) = check_views(reader.path(), &expected_views)?;
     Ok(BundleReport {
         path: reader.path().to_owned(),
         origin: header.origin,
         tree_size: header.tree_size,
-        root: checkpoint.root,
+        root,
         checkpoint: header.checkpoint,
         query: header.query,
         events: expected_views.len() as u64,
         personal_included,
-        signed_by: note.verified.iter().map(|s| s.name.clone()).collect(),
+        signed_by,
         checked_jsonl,
         checked_csv,
     })
+}
+
+/// The checks of [`verify_bundle`] on a bundle read one line at a time, as it streams in: the
+/// header's checkpoint when made, each event line as it comes ([`StreamCheck::event`]), the
+/// signed manifest at the end ([`StreamCheck::finish`]). It keeps the indices and event ids seen,
+/// never the events; [`StreamCheck::bounded`] keeps nothing per event (a repeated index still
+/// fails the order check; a repeated event id on two entries is not caught).
+pub struct StreamCheck {
+    header: Header,
+    trusted: Vec<Verifier>,
+    checkpoint: Checkpoint,
+    signed_by: Vec<String>,
+    query: Filter,
+    digest: ExportDigest,
+    /// The indices and event ids seen (`None`: bounded).
+    seen: Option<(HashSet<u64>, HashSet<String>)>,
+    previous: Option<(Micros, u64)>,
+    links: Links,
+}
+
+impl StreamCheck {
+    /// Checks the header: its checkpoint must be signed by a trusted key for `origin` (when given).
+    pub fn new(
+        header: &Header,
+        trusted: &[Verifier],
+        origin: Option<&str>,
+    ) -> Result<StreamCheck, BundleError> {
+        if let Some(expected) = origin
+            && expected != header.origin
+        {
+            return Err(BundleError::Checkpoint(format!(
+                "the bundle is from the log {:?}, not the expected {expected:?}",
+                header.origin
+            )));
+        }
+        if trusted.is_empty() {
+            return Err(BundleError::Checkpoint("no trusted verifier key was given".into()));
+        }
+        let (checkpoint, note) =
+            Checkpoint::open(&header.checkpoint, trusted, &header.origin).map_err(|err| {
+                BundleError::Checkpoint(match err {
+                    evident_tlog::Error::NoKnownSignature => format!(
+                        "not signed by a trusted key (trusted: {}); the bundle comes from another log or key",
+                        trusted.iter().map(Verifier::to_vkey).collect::<Vec<_>>().join(", ")
+                    ),
+                    other => other.to_string(),
+                })
+            })?;
+        if checkpoint.size.0 != header.tree_size {
+            return Err(BundleError::Checkpoint(format!(
+                "the header's tree_size {} is not the checkpoint's size {}",
+                header.tree_size, checkpoint.size
+            )));
+        }
+        let query = header.filter().map_err(|err| malformed(1, format!("header: query: {}", err.reason)))?;
+        Ok(StreamCheck {
+            header: header.clone(),
+            trusted: trusted.to_vec(),
+            checkpoint,
+            signed_by: note.verified.iter().map(|s| s.name.clone()).collect(),
+            query,
+            digest: ExportDigest::default(),
+            seen: Some((HashSet::new(), HashSet::new())),
+            previous: None,
+            links: Links::default(),
+        })
+    }
+
+    /// The same checks in memory that does not grow with the bundle.
+    pub fn bounded(mut self) -> StreamCheck {
+        self.seen = None;
+        self
+    }
+
+    /// Event lines checked so far.
+    pub fn events(&self) -> u64 {
+        self.digest.count()
+    }
+
+    /// Checks the next event line: in the log at the checkpoint, matching the query, in order,
+    /// once; answers its event time.
+    pub fn event(&mut self, event: &EventLine) -> Result<Micros, BundleError> {
+        self.links.follow(event.previous.as_ref(), Some((event.index, &event.event_id)));
+        let time = check_event(event, &self.checkpoint, &self.query)?;
+        if let Some((indices, ids)) = &mut self.seen {
+            if !indices.insert(event.index) {
+                return Err(fail(event, "appears twice: an index occurs at most once in a bundle"));
+            }
+            if !ids.insert(event.event_id.clone()) {
+                return Err(fail(event, "appears twice: an event id occurs at most once in a bundle"));
+            }
+        }
+        if let Some((previous_time, previous_index)) = self.previous
+            && (time, event.index) <= (previous_time, previous_index)
+        {
+            return Err(fail(
+                event,
+                format!(
+                    "out of order: its (time {}, index {}) is not after the previous event's (time {}, \
+                 index {previous_index}); a bundle lists events oldest first",
+                    time.to_rfc3339(),
+                    event.index,
+                    previous_time.to_rfc3339()
+                ),
+            ));
+        }
+        self.previous = Some((time, event.index));
+        self.digest.add(event.index, &event.entry);
+        Ok(time)
+    }
+
+    /// Checks the trailer's signed manifest against every event line checked; answers the
+    /// checkpoint's root and the names of the keys that signed it.
+    pub fn finish(mut self, trailer: &Trailer) -> Result<(Hash, Vec<String>), BundleError> {
+        self.links.follow(trailer.last.as_ref(), None);
+        let held = self.seen.take().map(|(indices, _)| indices).unwrap_or_default();
+        let missing = self.links.missing(&held);
+        check_manifest(&trailer.manifest, &self.trusted, &self.header, self.digest, &missing)?;
+        if let Some((line, claim)) = self.links.broken.first() {
+            return Err(malformed(
+                *line,
+                format!(
+                    "its link names index {} (event_id {}), which is not the event line before it",
+                    claim.0, claim.1
+                ),
+            ));
+        }
+        Ok((self.checkpoint.root, self.signed_by))
+    }
 }
 
 /// Checks one event line against the checkpoint and the query; answers its event time.

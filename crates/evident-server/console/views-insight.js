@@ -149,7 +149,7 @@ function funnelView(f, values, k) {
     f.steps.map((st) => [String(st.step), st.query, count(st.customers, k), pct(st.conversion), st.step > 1 ? count(st.dropped, k) : '-']));
   const ttc = f.time_to_convert;
   const out = [chart(`Funnel within ${span(f.within_seconds)}`, hbars(rows), steps, 'funnel-chart'),
-    h('p', { id: 'time-to-convert' }, `Time to convert: median ${span(ttc.median_seconds)}, p90 ${span(ttc.p90_seconds)} (${ttc.customers} customers)`)];
+    h('p', { id: 'time-to-convert' }, `Time to convert: median ${span(ttc.median_seconds)}, p90 ${span(ttc.p90_seconds)} (${count(ttc.customers, k)} customers)`)];
   if (f.by) {
     out.push(table(`By ${f.by}`, [f.by, ...f.steps.map((st) => `Step ${st.step}`), 'Conversion', 'Median', 'p90'],
       f.breakdown.map((g) => [key(g.key), ...g.steps.map((st) => count(st.customers, k)), pct(g.steps.at(-1).conversion),
@@ -162,12 +162,12 @@ function funnelView(f, values, k) {
 function journeysView(j, values, k) {
   const list = h('ol', { class: 'paths', id: 'journey-paths' }, j.paths.map((p) => h('li', {},
     h('strong', {}, `${count(p.sessions, k)} sessions, ${count(p.customers, k)} customers: `), p.path.join(' → '))));
-  const out = [h('p', {}, `${j.sessions} sessions of ${j.customers} customers`), list];
+  const out = [h('p', {}, `${count(j.sessions, k)} sessions of ${count(j.customers, k)} customers`), list];
   if (j.suppressed_paths) out.push(h('p', { class: 'muted' }, `${j.suppressed_paths} paths of fewer than ${k} customers are not shown`));
   if (j.links.length) out.push(chart('Where sessions go next', sankey(j.links),
     table('Step to step', ['Step', 'From', 'To', 'Sessions'], j.links.map((l) => [String(l.depth), l.from, l.to, String(l.sessions)])), 'journey-flow'));
   const r = j.repeats;
-  if (r) out.push(h('p', { id: 'repeats' }, `Repeat contacts within ${span(r.within_seconds)}: ${count(r.repeat_customers, k)} of ${r.resolved_customers} resolved customers (${pct(r.repeat_rate)})`));
+  if (r) out.push(h('p', { id: 'repeats' }, `Repeat contacts within ${span(r.within_seconds)}: ${count(r.repeat_customers, k)} of ${count(r.resolved_customers, k)} resolved customers (${pct(r.repeat_rate)})`));
   return out;
 }
 

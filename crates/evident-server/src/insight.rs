@@ -12,7 +12,7 @@ use evident_core::insight::cohorts::CohortsQuery;
 use evident_core::insight::funnel::FunnelQuery;
 use evident_core::insight::journeys::JourneysQuery;
 use evident_core::insight::measure::{Kind, MeasureQuery};
-use evident_core::insight::time::Clock;
+use evident_core::insight::time::{Clock, Zone};
 use evident_core::insight::trend::TrendQuery;
 use evident_core::insight::{self, InsightIndex, Threshold};
 use evident_core::store::Role;
@@ -122,9 +122,9 @@ pub async fn trend(
     let (from, to) = range(&params.from, &params.to, 30)?;
     let by = evident_wire::insight::dimension("by", params.by.as_deref())?;
     let bucket = Bucket::parse("bucket", params.bucket.as_deref())?;
-    let offset = evident_wire::insight::offset("tz", params.tz.as_deref())?;
+    let zone = Zone::parse("tz", params.tz.as_deref())?;
     let threshold = threshold(&state, &principal).await?;
-    let query = TrendQuery { from, to, by, clock: Clock { bucket, offset }, threshold };
+    let query = TrendQuery { from, to, by, clock: Clock { bucket, zone }, threshold };
     let metadata = described([("by", params.by), ("bucket", params.bucket), ("tz", params.tz)]);
     let tenant = principal.tenant.clone();
     let answer = run(&state, &principal, "trend", metadata, move |index| {

@@ -247,7 +247,8 @@ pub struct TrendParams {
     pub by: Option<String>,
     /// `minute`, `hour`, `day` (default), `week` or `month`.
     pub bucket: Option<String>,
-    /// The time zone buckets start in, as an offset (`+02:00`); default UTC.
+    /// The time zone buckets start in: an offset (`+02:00`) or an IANA name (`Europe/Berlin`, with
+    /// its daylight-saving days of 23 and 25 hours); default UTC.
     pub tz: Option<String>,
 }
 
@@ -348,11 +349,13 @@ pub struct FunnelStep {
     pub suppressed: bool,
 }
 
-/// Time from the first step to the last, over the customers who reached it.
+/// Time from the first step to the last, over the customers who reached it (absent: the last
+/// step is suppressed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Durations {
-    pub customers: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customers: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -439,9 +442,11 @@ pub struct Link {
 pub struct Repeats {
     pub resolved: String,
     pub within_seconds: i64,
-    /// Customers with a resolved step.
-    pub resolved_customers: u64,
-    /// Of those, customers with a session starting within the window after one.
+    /// Customers with a resolved step (absent: suppressed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_customers: Option<u64>,
+    /// Of those, customers with a session starting within the window after one (absent:
+    /// suppressed, also when the customers who did not come back are fewer than the threshold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_customers: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -458,13 +463,18 @@ pub struct Journeys {
     pub to: String,
     pub gap_seconds: i64,
     pub min_customers: u64,
-    pub sessions: u64,
-    pub customers: u64,
+    /// Absent when the customers are fewer than the threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customers: Option<u64>,
     /// Most common first; paths of fewer customers than the threshold are left out for callers
-    /// without personal access (and counted in `suppressed_paths`).
+    /// without personal access (and counted in `suppressed_paths`), with the smallest others
+    /// needed so that no left-out path is the total minus the listed ones.
     pub paths: Vec<PathCount>,
     pub suppressed_paths: u64,
-    /// Only links taken by at least `min_customers` customers.
+    /// Only links taken by at least `min_customers` customers, less those left out so that no
+    /// left-out link is worked out from the others of its step or node.
     pub links: Vec<Link>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<Repeats>,

@@ -1,13 +1,16 @@
 //! Cohorts: customers grouped by the week or month of their first event (over the whole history,
 //! not only the range asked), and how many of each cohort were active in each period since.
+//!
+//! Suppression: a cohort of fewer than k customers; an activity count of fewer than k, or whose
+//! rest (the cohort's customers not active then, its size minus the count) is fewer than k.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use evident_wire::Micros;
 use evident_wire::insight::{Bucket, Cohort, Cohorts, Step};
 
-use super::time::Clock;
-use super::{InsightIndex, Scan, Threshold, for_each_subject};
+use super::time::{Clock, Zone};
+use super::{InsightIndex, Scan, Threshold, for_each_subject, splits};
 use crate::error::{Error, Result};
 use crate::store::TenantId;
 
@@ -28,7 +31,7 @@ pub struct CohortsQuery {
 
 /// Computes cohorts.
 pub fn cohorts(index: &dyn InsightIndex, tenant: &TenantId, query: &CohortsQuery) -> Result<Cohorts> {
-    let clock = Clock { bucket: query.period, offset: 0 };
+    let clock = Clock { bucket: query.period, zone: Zone::UTC };
     let starts = clock.starts(query.from, query.to, MAX_PERIODS).ok_or_else(|| {
         Error::InvalidArgument(format!("more than {MAX_PERIODS} periods: choose a shorter range"))
     })?;
@@ -86,12 +89,37 @@ fn answer(
                     active: (0..starts.len() - i)
                         .map(|p| {
                             let n = active.get(&p).copied().unwrap_or(0);
-                            (!hidden && !threshold.hides(n)).then_some(n)
+                            (!hidden && splits(threshold, n, customers)).then_some(n)
                         })
                         .collect(),
                     suppressed: hidden,
                 }
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_activity_count_whose_rest_is_small_is_hidden() {
+        let at = |text: &str| Micros::parse_rfc3339(text).unwrap();
+        let query = CohortsQuery {
+            from: at("2026-11-02T00:00:00Z"),
+            to: at("2026-11-23T00:00:00Z"),
+            period: Bucket::Week,
+            activity: None,
+            threshold: Threshold { min_customers: 5 },
+        };
+        let starts =
+            Clock { bucket: Bucket::Week, zone: Zone::UTC }.starts(query.from, query.to, 10).unwrap();
+        // 8 customers first seen in week 0; 6 active in week 1 (2 not), 3 in week 2 (5 not).
+        let table = BTreeMap::from([(0, (8, BTreeMap::from([(0, 8), (1, 6), (2, 3)])))]);
+        let cohorts = answer(&query, &starts, table);
+        assert_eq!(cohorts.cohorts[0].active, [Some(8), None, None]);
+        let table = BTreeMap::from([(0, (10, BTreeMap::from([(0, 10), (1, 5), (2, 10)])))]);
+        assert_eq!(answer(&query, &starts, table).cohorts[0].active, [Some(10), Some(5), Some(10)]);
     }
 }

@@ -5,13 +5,21 @@
 //! than the start plus the window). The customer's depth is the best over its starts; its
 //! breakdown key is that of the first start reaching that depth, and its time to convert the
 //! shortest full conversion.
+//!
+//! Suppression: a step of fewer than k customers is hidden, and so is a step whose drop-off from
+//! the last shown step before it is fewer than k (the two shown counts would give it away); a
+//! drop-off is shown only between two shown steps. With a breakdown, the groups of each step add
+//! up to the step's total, so [`complement_preferring`] hides more groups there (first those that
+//! already hide a step); both rules are repeated until nothing changes. Time to convert is shown only with the last step.
 
 use std::collections::BTreeMap;
 
 use evident_wire::Micros;
 use evident_wire::insight::{Durations, Field, Funnel, FunnelGroup, FunnelStep, Step};
 
-use super::{Event, InsightIndex, Scan, Threshold, for_each_subject, percentile, seconds};
+use super::{
+    Event, InsightIndex, Scan, Threshold, complement_preferring, for_each_subject, percentile, seconds,
+};
 use crate::error::Result;
 use crate::store::TenantId;
 
@@ -85,41 +93,81 @@ impl Tally {
         self.times.extend(walk.converted_in.map(seconds));
     }
 
-    fn steps(&self, query: &FunnelQuery) -> Vec<FunnelStep> {
-        let first = self.reached.first().copied().unwrap_or(0);
+    fn reached(&self, d: usize) -> u64 {
+        self.reached.get(d).copied().unwrap_or(0)
+    }
+
+    /// The steps, `hidden[d]` telling which are suppressed.
+    fn steps(&self, query: &FunnelQuery, hidden: &[bool]) -> Vec<FunnelStep> {
+        let first = self.reached(0);
         (0..query.steps.len())
             .map(|d| {
-                let customers = self.reached.get(d).copied().unwrap_or(0);
-                let hidden = query.threshold.hides(customers);
-                let dropped = (d > 0).then(|| self.reached[d - 1] - customers);
+                let customers = self.reached(d);
+                let shown = !hidden[d];
                 FunnelStep {
                     step: d + 1,
                     query: query.steps[d].to_string(),
-                    customers: (!hidden).then_some(customers),
-                    conversion: (!hidden && first > 0).then(|| customers as f64 / first as f64),
-                    dropped: if hidden || dropped.is_some_and(|n| query.threshold.hides(n)) {
-                        None
-                    } else {
-                        dropped
-                    },
-                    suppressed: hidden,
+                    customers: shown.then_some(customers),
+                    conversion: (shown && first > 0).then(|| customers as f64 / first as f64),
+                    dropped: (d > 0 && shown && !hidden[d - 1]).then(|| self.reached(d - 1) - customers),
+                    suppressed: !shown,
                 }
             })
             .collect()
     }
 
-    fn durations(&mut self, threshold: Threshold) -> Durations {
+    /// Hides the steps whose drop-off from the last shown step before them is fewer than k.
+    fn hide_small_drops(&self, hidden: &mut [bool], threshold: Threshold) -> bool {
+        let (mut changed, mut last) = (false, None);
+        for (d, hidden) in hidden.iter_mut().enumerate() {
+            if *hidden {
+                continue;
+            }
+            if last.is_some_and(|before: u64| threshold.hides(before - self.reached(d))) {
+                (*hidden, changed) = (true, true);
+            } else {
+                last = Some(self.reached(d));
+            }
+        }
+        changed
+    }
+
+    /// Conversion times, shown when the last step is.
+    fn durations(&mut self, last_hidden: bool) -> Durations {
         self.times.sort_by(f64::total_cmp);
-        let customers = self.times.len() as u64;
-        if threshold.hides(customers) {
-            return Durations { customers, median_seconds: None, p90_seconds: None };
+        if last_hidden {
+            return Durations::default();
         }
         Durations {
-            customers,
+            customers: Some(self.times.len() as u64),
             median_seconds: percentile(&self.times, 0.5),
             p90_seconds: percentile(&self.times, 0.9),
         }
     }
+}
+
+/// Which steps of the whole funnel (first) and of each group (then) are hidden.
+fn suppress(all: &Tally, groups: &[&Tally], steps: usize, threshold: Threshold) -> Vec<Vec<bool>> {
+    let tables: Vec<&Tally> = std::iter::once(all).chain(groups.iter().copied()).collect();
+    let mut hidden: Vec<Vec<bool>> =
+        tables.iter().map(|t| (0..steps).map(|d| threshold.hides(t.reached(d))).collect()).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (tally, hidden) in tables.iter().zip(&mut hidden) {
+            changed |= tally.hide_small_drops(hidden, threshold);
+        }
+        for d in 0..steps {
+            let sizes: Vec<u64> = groups.iter().map(|g| g.reached(d)).collect();
+            let mut cells: Vec<bool> = hidden[1..].iter().map(|row| row[d]).collect();
+            let prefer: Vec<bool> = hidden[1..].iter().map(|row| row.contains(&true)).collect();
+            if complement_preferring(&mut cells, &sizes, &prefer, threshold) {
+                changed = true;
+                hidden[1..].iter_mut().zip(cells).for_each(|(row, cell)| row[d] = cell);
+            }
+        }
+    }
+    hidden
 }
 
 /// The scan a funnel needs: first steps in `[from, to)`, later ones up to the window after.
@@ -154,20 +202,24 @@ pub fn funnel(index: &dyn InsightIndex, tenant: &TenantId, query: &FunnelQuery) 
         }
     })?;
     dropped.sort();
+    let tallies: Vec<&Tally> = groups.values().collect();
+    let mut hidden = suppress(&all, &tallies, n, query.threshold).into_iter();
+    let all_hidden = hidden.next().expect("the whole funnel's row");
     Ok(Funnel {
         from: query.from.to_rfc3339(),
         to: query.to.to_rfc3339(),
         within_seconds: query.within / 1_000_000,
         min_customers: query.threshold.min_customers,
-        steps: all.steps(query),
-        time_to_convert: all.durations(query.threshold),
+        steps: all.steps(query, &all_hidden),
+        time_to_convert: all.durations(all_hidden[n - 1]),
         by: query.by.as_ref().map(Field::name),
         breakdown: groups
             .into_iter()
-            .map(|(key, mut tally)| FunnelGroup {
+            .zip(hidden)
+            .map(|((key, mut tally), hidden)| FunnelGroup {
                 key,
-                steps: tally.steps(query),
-                time_to_convert: tally.durations(query.threshold),
+                steps: tally.steps(query, &hidden),
+                time_to_convert: tally.durations(hidden[n - 1]),
             })
             .collect(),
         dropped_subjects: query.dropped_at.map(|_| dropped),

@@ -2,13 +2,18 @@
 //! paths (event types in order, consecutive repeats folded, the first `depth` kept), the links
 //! between positions for a Sankey chart, and repeat contacts: customers whose session starts
 //! within a window after a resolved step.
+//!
+//! Suppression: the totals when the customers are fewer than k; paths and links of fewer than k
+//! customers, and by [`complement`] the others needed so that none is worked out by subtraction
+//! (`answer`, `hide_links`); repeat contacts unless both those who came back and those who did
+//! not are empty or at least k.
 
 use std::collections::{BTreeMap, HashMap};
 
 use evident_wire::Micros;
 use evident_wire::insight::{Journeys, Link, PathCount, Repeats, Step};
 
-use super::{Event, InsightIndex, Scan, Threshold, for_each_subject};
+use super::{Event, InsightIndex, Scan, Threshold, complement, for_each_subject, splits};
 use crate::error::Result;
 use crate::store::TenantId;
 
@@ -136,46 +141,83 @@ pub fn journeys(index: &dyn InsightIndex, tenant: &TenantId, query: &JourneysQue
 
 fn answer(tally: Tally, query: &JourneysQuery) -> Journeys {
     let threshold = query.threshold;
+    let totals_shown = !threshold.hides(tally.customers);
     let mut paths: Vec<(Vec<String>, Taken)> = tally.paths.into_iter().collect();
-    let before = paths.len();
-    paths.retain(|(_, taken)| !threshold.hides(taken.customers));
-    let suppressed_paths = (before - paths.len()) as u64;
     paths.sort_by(|a, b| b.1.sessions.cmp(&a.1.sessions).then_with(|| a.0.cmp(&b.0)));
-    paths.truncate(query.top);
+    let sizes: Vec<u64> = paths.iter().map(|(_, t)| t.customers).collect();
+    let mut hidden: Vec<bool> = sizes.iter().map(|n| threshold.hides(*n)).collect();
+    complement(&mut hidden, &sizes, threshold);
+    let suppressed_paths = hidden.iter().filter(|h| **h).count() as u64;
+    let paths: Vec<PathCount> = paths
+        .into_iter()
+        .zip(hidden)
+        .filter(|(_, hidden)| !hidden)
+        .take(query.top)
+        .map(|((path, t), _)| PathCount {
+            path,
+            sessions: Some(t.sessions),
+            customers: Some(t.customers),
+            suppressed: false,
+        })
+        .collect();
+    let links: Vec<((usize, String, String), Taken)> = tally.links.into_iter().collect();
+    let hidden = hide_links(&links, threshold);
     Journeys {
         from: query.from.to_rfc3339(),
         to: query.to.to_rfc3339(),
         gap_seconds: query.gap / 1_000_000,
         min_customers: threshold.min_customers,
-        sessions: tally.sessions,
-        customers: tally.customers,
-        paths: paths
-            .into_iter()
-            .map(|(path, t)| PathCount {
-                path,
-                sessions: Some(t.sessions),
-                customers: Some(t.customers),
-                suppressed: false,
-            })
-            .collect(),
+        sessions: totals_shown.then_some(tally.sessions),
+        customers: totals_shown.then_some(tally.customers),
+        paths,
         suppressed_paths,
-        links: tally
-            .links
+        links: links
             .into_iter()
-            .filter(|(_, taken)| !threshold.hides(taken.customers))
-            .map(|((depth, from, to), taken)| Link { depth, from, to, sessions: taken.sessions })
+            .zip(hidden)
+            .filter(|(_, hidden)| !hidden)
+            .map(|(((depth, from, to), taken), _)| Link { depth, from, to, sessions: taken.sessions })
             .collect(),
         repeats: query.resolved.as_ref().map(|(step, within)| {
-            let hidden = threshold.hides(tally.repeat_customers);
+            let (resolved, repeat) = (tally.resolved_customers, tally.repeat_customers);
+            let resolved_shown = !threshold.hides(resolved);
+            let shown = resolved_shown && splits(threshold, repeat, resolved);
             Repeats {
                 resolved: step.to_string(),
                 within_seconds: within / 1_000_000,
-                resolved_customers: tally.resolved_customers,
-                repeat_customers: (!hidden).then_some(tally.repeat_customers),
-                repeat_rate: (!hidden && tally.resolved_customers > 0)
-                    .then(|| tally.repeat_customers as f64 / tally.resolved_customers as f64),
-                suppressed: hidden,
+                resolved_customers: resolved_shown.then_some(resolved),
+                repeat_customers: shown.then_some(repeat),
+                repeat_rate: (shown && resolved > 0).then(|| repeat as f64 / resolved as f64),
+                suppressed: !shown,
             }
         }),
     }
+}
+
+/// Which links are left out: those of fewer than k customers, and by [`complement`] those that
+/// the others would give away: the first links (they add up to the sessions), and the links into
+/// and out of one step at one position (what comes in goes out). Repeated until nothing changes.
+fn hide_links(links: &[((usize, String, String), Taken)], threshold: Threshold) -> Vec<bool> {
+    let mut hidden: Vec<bool> = links.iter().map(|(_, t)| threshold.hides(t.customers)).collect();
+    // (position, step) -> the links into and out of it; (0, "") -> the first links.
+    let mut groups: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
+    for (i, ((depth, from, to), _)) in links.iter().enumerate() {
+        groups.entry((*depth, from)).or_default().push(i);
+        groups.entry((depth + 1, to)).or_default().push(i);
+        if *depth == 1 {
+            groups.entry((0, "")).or_default().push(i);
+        }
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for members in groups.values() {
+            let sizes: Vec<u64> = members.iter().map(|&i| links[i].1.customers).collect();
+            let mut cells: Vec<bool> = members.iter().map(|&i| hidden[i]).collect();
+            if complement(&mut cells, &sizes, threshold) {
+                changed = true;
+                members.iter().zip(cells).for_each(|(&i, cell)| hidden[i] = cell);
+            }
+        }
+    }
+    hidden
 }

@@ -2,13 +2,19 @@
 //! step of the same customer, grouped by a dimension of the opening event: team, channel),
 //! `Workload` (events and customers per actor) and `Coverage` (the actors serving most customers
 //! per value of a dimension, a customer segment).
+//!
+//! Suppression: a row of fewer than k customers, and by [`complement`] the smallest others needed
+//! so that none is the answer without `by` (or a segment's whole) minus the shown rows: over all
+//! rows of `Duration` and `Workload`, over the actors of each segment of `Coverage`.
 
 use std::collections::{HashMap, HashSet};
 
 use evident_wire::Micros;
 use evident_wire::insight::{Field, Measure, MeasureRow, Step};
 
-use super::{Event, InsightIndex, Scan, Threshold, for_each_event, for_each_subject, percentile, seconds};
+use super::{
+    Event, InsightIndex, Scan, Threshold, complement, for_each_event, for_each_subject, percentile, seconds,
+};
 use crate::error::Result;
 use crate::store::TenantId;
 
@@ -41,9 +47,8 @@ struct Group {
 }
 
 impl Group {
-    fn row(mut self, key: Option<String>, actor: Option<String>, threshold: Threshold) -> MeasureRow {
+    fn row(mut self, key: Option<String>, actor: Option<String>, hidden: bool) -> MeasureRow {
         let customers = self.customers.len() as u64;
-        let hidden = threshold.hides(customers);
         self.times.sort_by(f64::total_cmp);
         MeasureRow {
             key,
@@ -106,13 +111,14 @@ pub fn measure(index: &dyn InsightIndex, tenant: &TenantId, query: &MeasureQuery
             for_each_subject(index, tenant, &scan, |_, events| {
                 durations(events, first, last, by, &mut by_key)
             })?;
-            ("duration", by_key.into_iter().map(|(k, g)| g.row(k, None, query.threshold)).collect())
+            let groups = by_key.into_iter().map(|(key, group)| ((key, None), group)).collect();
+            ("duration", rows(groups, query.threshold))
         }
         Kind::Workload => {
             for_each_event(index, tenant, &scan, |e| {
                 groups.entry((Some(e.row.actor.clone()), None)).or_default().add(e.row.subject.as_ref())
             })?;
-            ("workload", groups.into_iter().map(|((k, _), g)| g.row(k, None, query.threshold)).collect())
+            ("workload", rows(groups.into_iter().collect(), query.threshold))
         }
         Kind::Coverage { top } => {
             for_each_event(index, tenant, &scan, |e| {
@@ -135,7 +141,26 @@ pub fn measure(index: &dyn InsightIndex, tenant: &TenantId, query: &MeasureQuery
     })
 }
 
-/// The `top` actors by customers (then events) per group, groups in key order.
+/// Every group as a row, hidden as [`complement`] says over all of them.
+fn rows(groups: Vec<(Cell, Group)>, threshold: Threshold) -> Vec<MeasureRow> {
+    let hidden = hidden(&groups, threshold);
+    groups
+        .into_iter()
+        .zip(hidden)
+        .map(|(((key, actor), group), hidden)| group.row(key, actor, hidden))
+        .collect()
+}
+
+/// Which of `groups` (which add up to something the caller can learn) are hidden.
+fn hidden(groups: &[(Cell, Group)], threshold: Threshold) -> Vec<bool> {
+    let sizes: Vec<u64> = groups.iter().map(|(_, g)| g.customers.len() as u64).collect();
+    let mut hidden: Vec<bool> = sizes.iter().map(|n| threshold.hides(*n)).collect();
+    complement(&mut hidden, &sizes, threshold);
+    hidden
+}
+
+/// The `top` actors by customers (then events) per group, groups in key order; hidden as
+/// [`complement`] says over all the actors of a group, before the top are taken.
 fn coverage(groups: HashMap<Cell, Group>, top: usize, threshold: Threshold) -> Vec<MeasureRow> {
     let mut ranked: Vec<(Cell, Group)> = groups.into_iter().collect();
     ranked.sort_by(|a, b| {
@@ -145,12 +170,13 @@ fn coverage(groups: HashMap<Cell, Group>, top: usize, threshold: Threshold) -> V
             .then_with(|| a.0.1.cmp(&b.0.1))
     });
     let mut rows = Vec::new();
-    let mut taken: HashMap<Option<String>, usize> = HashMap::new();
-    for ((key, actor), group) in ranked {
-        let n = taken.entry(key.clone()).or_default();
-        if *n < top {
-            *n += 1;
-            rows.push(group.row(key, actor, threshold));
+    while !ranked.is_empty() {
+        let key = ranked[0].0.0.clone();
+        let end = ranked.iter().position(|(cell, _)| cell.0 != key).unwrap_or(ranked.len());
+        let segment: Vec<(Cell, Group)> = ranked.drain(..end).collect();
+        let hidden = hidden(&segment, threshold);
+        for (((key, actor), group), hidden) in segment.into_iter().zip(hidden).take(top) {
+            rows.push(group.row(key, actor, hidden));
         }
     }
     rows

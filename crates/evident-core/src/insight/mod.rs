@@ -7,11 +7,12 @@
 //!
 //! Privacy: answers are aggregates over subjects; the subject is never a dimension; a cell counted
 //! over fewer distinct customers than the tenant's `min_customers` ([`settings`]) is suppressed
-//! for callers without personal access ([`Threshold`]). Evident's own events (`evident.*`) are
+//! for callers without personal access ([`Threshold`]), and so are the cells [`complement`] picks
+//! so that no hidden cell is a shown total minus shown cells. Evident's own events (`evident.*`) are
 //! left out of every insight (a query's self-audit record would otherwise count in the next).
 //!
 //! `trend.rs`, `funnel.rs`, `journeys.rs`, `cohorts.rs`, `measure.rs`: one question each;
-//! `time.rs`: buckets and periods in a fixed-offset time zone.
+//! `time.rs`: buckets and periods in a time zone (a fixed offset or an IANA name).
 
 pub mod cohorts;
 pub mod funnel;
@@ -203,6 +204,50 @@ impl Threshold {
     }
 }
 
+/// Complementary suppression over one set of cells that add up to something the caller can
+/// learn (a total in the same answer, or the answer to the same question without its breakdown):
+/// when any is hidden, the smallest shown ones (by customers, then position) are hidden too until
+/// at least two are and the hidden ones count at least k customers together. A hidden cell is
+/// then never the total minus the shown ones; only the sum of the hidden ones is. `sizes` are the
+/// cells' distinct customers (an empty cell is never hidden); answers whether it hid another.
+pub fn complement(hidden: &mut [bool], sizes: &[u64], threshold: Threshold) -> bool {
+    complement_preferring(hidden, sizes, &[], threshold)
+}
+
+/// [`complement`], hiding first the cells `prefer` marks (say, those whose other group already
+/// lost a cell, so that the loss stays in as few rows as it can).
+pub fn complement_preferring(
+    hidden: &mut [bool],
+    sizes: &[u64],
+    prefer: &[bool],
+    threshold: Threshold,
+) -> bool {
+    let mut changed = false;
+    loop {
+        let (count, sum) = hidden
+            .iter()
+            .zip(sizes)
+            .filter(|(h, _)| **h)
+            .fold((0, 0), |(count, sum), (_, size)| (count + 1, sum + size));
+        if count == 0 || (count >= 2 && sum >= threshold.min_customers) {
+            return changed;
+        }
+        let smallest = (0..sizes.len())
+            .filter(|&i| !hidden[i] && sizes[i] > 0)
+            .min_by_key(|&i| (!prefer.get(i).copied().unwrap_or(false), sizes[i], i));
+        let Some(i) = smallest else { return changed };
+        hidden[i] = true;
+        changed = true;
+    }
+}
+
+/// Whether a part of a shown whole may be shown: `part` and `whole - part` are each empty or of
+/// at least k customers (a part of fewer is hidden, and so is one whose rest is fewer, since the
+/// rest is the whole minus it).
+pub fn splits(threshold: Threshold, part: u64, whole: u64) -> bool {
+    !threshold.hides(part) && !threshold.hides(whole.saturating_sub(part))
+}
+
 /// Nearest-rank percentile (`q` in 0..=1) of sorted seconds.
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -242,6 +287,25 @@ mod tests {
         let k = Threshold { min_customers: 5 };
         assert!(k.hides(4) && !k.hides(5) && !k.hides(0));
         assert!(!Threshold { min_customers: 0 }.hides(1));
+        assert!(splits(k, 5, 10) && splits(k, 10, 10) && !splits(k, 8, 10) && !splits(k, 2, 10));
+    }
+
+    #[test]
+    fn complementary_suppression_hides_the_next_smallest() {
+        let k = Threshold { min_customers: 5 };
+        let check = |sizes: &[u64], expect: &[bool]| {
+            let mut hidden: Vec<bool> = sizes.iter().map(|n| k.hides(*n)).collect();
+            complement(&mut hidden, sizes, k);
+            assert_eq!(hidden, expect, "{sizes:?}");
+        };
+        check(&[10, 3, 0, 7, 6], &[false, true, false, false, true]);
+        check(&[10, 3, 2, 7], &[false, true, true, false]);
+        check(&[10, 2, 1, 7], &[false, true, true, true]); // 2 + 1 < k: one more
+        check(&[10, 3, 2, 1, 7], &[false, true, true, true, false]);
+        check(&[10, 20], &[false, false]);
+        check(&[4, 0], &[true, false]); // nothing else to hide: the total is hidden too (4 < k)
+        let mut open = vec![false, false];
+        assert!(!complement(&mut open, &[1, 2], Threshold { min_customers: 0 }));
     }
 
     #[test]

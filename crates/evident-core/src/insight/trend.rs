@@ -1,5 +1,10 @@
 //! Trends: events, distinct customers, distinct actors and failures per value of a dimension and
 //! time bucket, with the totals of the period and of the same length of time before it.
+//!
+//! Suppression: a cell of fewer than k customers is hidden, and [`complement`] hides more so that
+//! none is worked out by subtraction: in each series over its total and buckets (the total is
+//! their sum), and with `by` over the series in each bucket, in the totals and in the previous
+//! period (they add up to the trend without `by`). Both are repeated until nothing changes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -7,7 +12,7 @@ use evident_wire::Micros;
 use evident_wire::insight::{Counts, Field, Series, Trend, TrendPoint};
 
 use super::time::Clock;
-use super::{Event, InsightIndex, Scan, Threshold, for_each_event};
+use super::{Event, InsightIndex, Scan, Threshold, complement, for_each_event};
 use crate::error::{Error, Result};
 use crate::store::TenantId;
 
@@ -47,9 +52,9 @@ impl Cell {
         }
     }
 
-    fn counts(&self, threshold: Threshold) -> Counts {
+    fn counts(&self, hidden: bool) -> Counts {
         let customers = self.customers.len() as u64;
-        if threshold.hides(customers) {
+        if hidden {
             return Counts { suppressed: true, ..Counts::default() };
         }
         Counts {
@@ -100,6 +105,7 @@ pub fn trend(index: &dyn InsightIndex, tenant: &TenantId, query: &TrendQuery) ->
     let mut ranked: Vec<(Option<String>, Counting)> =
         series.into_iter().filter(|(_, c)| c.total.events > 0).collect();
     ranked.sort_by(|a, b| b.1.total.events.cmp(&a.1.total.events).then_with(|| a.0.cmp(&b.0)));
+    let hidden = suppress(&ranked, starts.len(), query);
     ranked.truncate(MAX_SERIES);
     let empty = Cell::default();
     Ok(Trend {
@@ -110,19 +116,56 @@ pub fn trend(index: &dyn InsightIndex, tenant: &TenantId, query: &TrendQuery) ->
         min_customers: query.threshold.min_customers,
         series: ranked
             .into_iter()
-            .map(|(key, counting)| Series {
+            .zip(hidden)
+            .map(|((key, counting), hidden)| Series {
                 key,
-                total: counting.total.counts(query.threshold),
-                previous: counting.previous.counts(query.threshold),
+                total: counting.total.counts(hidden[starts.len()]),
+                previous: counting.previous.counts(hidden[starts.len() + 1]),
                 points: starts
                     .iter()
                     .enumerate()
                     .map(|(i, start)| TrendPoint {
                         start: start.to_rfc3339(),
-                        counts: counting.points.get(&i).unwrap_or(&empty).counts(query.threshold),
+                        counts: counting.points.get(&i).unwrap_or(&empty).counts(hidden[i]),
                     })
                     .collect(),
             })
             .collect(),
     })
+}
+
+/// Which cells of each series are hidden: its points, its total, then its previous period. A
+/// series' points and total are one group (the total is their sum; on a tie a point is hidden
+/// before the total).
+fn suppress(series: &[(Option<String>, Counting)], buckets: usize, query: &TrendQuery) -> Vec<Vec<bool>> {
+    let size = |cell: Option<&Cell>| cell.map_or(0, |c| c.customers.len() as u64);
+    let sizes: Vec<Vec<u64>> = series
+        .iter()
+        .map(|(_, c)| {
+            let mut row: Vec<u64> = (0..buckets).map(|i| size(c.points.get(&i))).collect();
+            row.extend([size(Some(&c.total)), size(Some(&c.previous))]);
+            row
+        })
+        .collect();
+    let threshold = query.threshold;
+    let mut hidden: Vec<Vec<bool>> =
+        sizes.iter().map(|row| row.iter().map(|n| threshold.hides(*n)).collect()).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (row, hidden) in sizes.iter().zip(&mut hidden) {
+            changed |= complement(&mut hidden[..=buckets], &row[..=buckets], threshold);
+        }
+        if query.by.is_some() {
+            for column in 0..buckets + 2 {
+                let sizes: Vec<u64> = sizes.iter().map(|row| row[column]).collect();
+                let mut cells: Vec<bool> = hidden.iter().map(|row| row[column]).collect();
+                if complement(&mut cells, &sizes, threshold) {
+                    changed = true;
+                    hidden.iter_mut().zip(cells).for_each(|(row, cell)| row[column] = cell);
+                }
+            }
+        }
+    }
+    hidden
 }
