@@ -61,7 +61,9 @@ test('search with qualifiers: the query is in the URL and every row matches', as
   await page.fill('#q', 'actor:agt_nshah action:read type:customer.*');
   await page.press('#q', 'Enter');
   await page.waitForFunction(() => location.hash.includes('actor%3Aagt_nshah'));
-  await page.waitForSelector('#result-count');
+  // The new page's own count (the previous page's is there until it is replaced).
+  await page.waitForFunction(() => document.querySelectorAll('ul.chips[aria-label=Filters] a').length === 3
+    && document.querySelector('#result-count')?.textContent);
   const rows = await page.$$eval('table.events tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
   assert.ok(rows.length > 0, 'some results');
   for (const [, type, action, actor] of rows) {
@@ -74,6 +76,29 @@ test('search with qualifiers: the query is in the URL and every row matches', as
   await check('search');
   await open('#/search?q=outcome%3Abogus', '.status.error');
   assert.match(await page.textContent('.status.error'), /outcome: "bogus" is not one of/);
+});
+
+test('a type prefix is filtered by the server: the rows are exactly its answer', async () => {
+  const asked = [];
+  const onRequest = (request) => {
+    const url = new URL(request.url());
+    if (url.pathname === '/v1/events') asked.push(url.searchParams.get('type'));
+  };
+  page.on('request', onRequest);
+  await open('#/search?q=type%3Aevident.console.*', '#result-count');
+  page.off('request', onRequest);
+  assert.deepEqual(asked, ['evident.console.*'], 'the prefix goes to the server, one request');
+  const shown = await page.$$eval('table.events tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
+  const { status, body } = await H.api(server, server.admin, 'GET', '/v1/events?type=evident.console.*&limit=50');
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.ok(body.events.length > 0, 'the sign-in was recorded');
+  assert.ok(body.events.every((item) => item.event.type.startsWith('evident.console.')));
+  assert.deepEqual(shown, body.events.map((item) => item.event.type));
+  await open('#/search?q=type%3Acustomer.*.read', '.status.error');
+  assert.match(await page.textContent('.status.error'), /type: only a trailing \* is allowed/);
+  const refused = await H.api(server, server.admin, 'GET', '/v1/events?type=customer.*.read');
+  assert.equal(refused.status, 400);
+  assert.match(JSON.stringify(refused.body), /"type"/);
 });
 
 test('a customer page draws the timeline and lists who did what and why', async () => {

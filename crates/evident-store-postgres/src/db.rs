@@ -1046,6 +1046,17 @@ impl Db {
         Ok(())
     }
 
+    /// Whether the database compares text in code-point order (collation `C`, `POSIX` or
+    /// `C.UTF-8`), so a prefix is a range of the type index (see `search.rs`).
+    pub(crate) async fn text_in_code_point_order(&self) -> Result<bool> {
+        let client = self.client().await?;
+        let row =
+            query_opt(&client, "SELECT datcollate FROM pg_database WHERE datname = current_database()", &[])
+                .await?;
+        let collation: Option<String> = row.map(|row| row.get(0));
+        Ok(matches!(collation.as_deref(), Some("C" | "POSIX" | "C.UTF-8" | "C.utf8")))
+    }
+
     pub(crate) async fn get_state(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
         let row = query_opt(&client, "SELECT value FROM service_state WHERE name = $1", &[&name]).await?;

@@ -13,7 +13,12 @@ pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 /// Builds the SQL of a search and its parameters after the first: `$1` is the tenant's id, which
 /// the caller looks up and puts first. With a target filter the walk goes through `event_targets`
 /// (ordered by time there); otherwise through the index of a given column.
-pub(crate) fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
+///
+/// A prefix is `starts_with` (no wildcard characters, whatever the prefix holds); where the
+/// database orders text by code point (`code_point_order`) it is also the range
+/// `[prefix, prefix_end)`, which the type index serves. Under another collation that range could
+/// leave out matches, so it is not used there.
+pub(crate) fn search_sql(plan: &SearchPlan, code_point_order: bool) -> (String, Vec<Param>) {
     let mut params: Vec<Param> = Vec::new();
     let mut conditions = vec!["e.tid = $1".to_owned()];
     let (from, time_column, index_column) = if let Some((target_type, target_id)) = plan.target() {
@@ -35,6 +40,17 @@ pub(crate) fn search_sql(plan: &SearchPlan) -> (String, Vec<Param>) {
             Condition::Equals(column, value) => {
                 params.push(Box::new(value.to_owned()));
                 format!("{} = ${n}", column_name(column))
+            }
+            Condition::Prefix(column, prefix) => {
+                let column = column_name(column);
+                params.push(Box::new(prefix.to_owned()));
+                match evident_core::store::prefix_end(prefix).filter(|_| code_point_order) {
+                    Some(end) => {
+                        params.push(Box::new(end));
+                        format!("{column} >= ${n} AND {column} < ${} AND starts_with({column}, ${n})", n + 1)
+                    }
+                    None => format!("starts_with({column}, ${n})"),
+                }
             }
             Condition::TimeAtLeast(time) => {
                 params.push(Box::new(time.0));

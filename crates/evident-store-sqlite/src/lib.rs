@@ -824,6 +824,17 @@ fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Valu
                 values.push(V::Text(value.to_owned()));
                 format!("{} = ?{n}", column_name(column))
             }
+            Condition::Prefix(column, prefix) => {
+                // BINARY collation compares UTF-8 bytes: the range is exactly the prefix's texts.
+                values.push(V::Text(prefix.to_owned()));
+                match evident_core::store::prefix_end(prefix) {
+                    Some(end) => {
+                        values.push(V::Text(end));
+                        format!("{0} >= ?{n} AND {0} < ?{1}", column_name(column), n + 1)
+                    }
+                    None => format!("{} >= ?{n}", column_name(column)),
+                }
+            }
             Condition::TimeAtLeast(time) => {
                 values.push(V::Integer(time.0));
                 format!("{time_column} >= ?{n}")

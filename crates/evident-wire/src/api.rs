@@ -148,6 +148,8 @@ pub struct SearchParams {
     /// Target type; with `target_id`.
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// The event type (`customer.updated`), or a prefix of it ending in `*` (`customer.*`: every
+    /// type that begins with `customer.`). A `*` anywhere else is refused.
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", param(rename = "type"))]
     pub event_type: Option<String>,
