@@ -1083,7 +1083,23 @@ pub fn service_state(harness: &dyn Harness) {
     assert_eq!(store.get_state("detect/other").unwrap(), Some(Vec::new()));
     drop(store);
     // State is as durable as the log.
-    assert_eq!(harness.open().get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
+    let store = harness.open();
+    assert_eq!(store.get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
+    // Listed by prefix (no wildcard in it), deleted once.
+    store.put_state("detect_x", b"x").unwrap();
+    store.put_state("detect%", b"%").unwrap();
+    store.put_state("detect/acme/2", b"2").unwrap();
+    assert_eq!(store.state_names("detect/").unwrap(), ["detect/acme", "detect/acme/2", "detect/other"]);
+    assert_eq!(store.state_names("detect/acme/").unwrap(), ["detect/acme/2"]);
+    assert_eq!(store.state_names("detect_").unwrap(), ["detect_x"]);
+    assert_eq!(store.state_names("nothing/").unwrap(), Vec::<String>::new());
+    assert!(store.delete_state("detect/acme").unwrap());
+    assert!(!store.delete_state("detect/acme").unwrap());
+    assert_eq!(store.get_state("detect/acme").unwrap(), None);
+    drop(store);
+    let store = harness.open();
+    assert_eq!(store.get_state("detect/acme").unwrap(), None);
+    assert_eq!(store.state_names("detect/").unwrap(), ["detect/acme/2", "detect/other"]);
 }
 
 pub fn stream_cursors_move_by_compare_and_set(harness: &dyn Harness) {
@@ -1413,6 +1429,12 @@ impl KeyStore for FaultyStore {
     }
     fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
         self.inner.put_state(name, value)
+    }
+    fn delete_state(&self, name: &str) -> Result<bool> {
+        self.inner.delete_state(name)
+    }
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.state_names(prefix)
     }
     fn check_writable(&self) -> Result<()> {
         self.inner.check_writable()

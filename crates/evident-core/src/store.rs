@@ -462,6 +462,13 @@ pub trait KeyStore: Send + Sync {
 
     /// Replaces a named blob of service state, durably.
     fn put_state(&self, name: &str, value: &[u8]) -> Result<()>;
+
+    /// Deletes a named blob of service state, durably; answers whether it was there, so of
+    /// several nodes deleting one name at once exactly one learns that it took it.
+    fn delete_state(&self, name: &str) -> Result<bool>;
+
+    /// The names of the service-state blobs that begin with `prefix`, in byte order.
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// An outbound stream as the store keeps it; the server's `outstream` owns what `spec` and

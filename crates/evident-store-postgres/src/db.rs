@@ -1063,6 +1063,25 @@ impl Db {
         Ok(row.map(|row| row.get(0)))
     }
 
+    pub(crate) async fn delete_state(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let deleted = execute(&client, "DELETE FROM service_state WHERE name = $1", &[&name]).await?;
+        Ok(deleted > 0)
+    }
+
+    /// Names that begin with `prefix`, in byte order (`starts_with` and `COLLATE "C"`: the same
+    /// under any database collation).
+    pub(crate) async fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            "SELECT name FROM service_state WHERE starts_with(name, $1) ORDER BY name COLLATE \"C\"",
+            &[&prefix],
+        )
+        .await?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
     pub(crate) async fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
         let client = self.client().await?;
         execute(

@@ -420,6 +420,16 @@ impl KeyStore for PgStore {
         let (name, value) = (name.to_owned(), value.to_vec());
         self.run(move |db| async move { db.put_state(&name, &value).await })
     }
+
+    fn delete_state(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        self.run(move |db| async move { db.delete_state(&name).await })
+    }
+
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.to_owned();
+        self.run(move |db| async move { db.state_names(&prefix).await })
+    }
 }
 
 impl Cluster for PgStore {

@@ -758,6 +758,24 @@ impl KeyStore for SqliteStore {
             .map(|_| ())
             .map_err(storage)
     }
+
+    fn delete_state(&self, name: &str) -> Result<bool> {
+        let writer = self.writer.lock().expect("writer lock");
+        let deleted = writer.execute("DELETE FROM service_state WHERE name = ?1", [name]).map_err(storage)?;
+        Ok(deleted > 0)
+    }
+
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        // BINARY collation: the range is exactly the names that begin with `prefix`.
+        let end = evident_core::store::prefix_end(prefix);
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT name FROM service_state WHERE name >= ?1 AND (?2 IS NULL OR name < ?2) ORDER BY name",
+            )?;
+            let names = statement.query_map(params![prefix, end], |row| row.get(0))?;
+            names.collect()
+        })
+    }
 }
 
 const KEY_SELECT: &str =
