@@ -111,7 +111,7 @@ export async function eventPage(id, query) {
   panel.append(policyPanel(() => window.dispatchEvent(new HashChangeEvent('hashchange'))));
 }
 
-function stepItem(ok, title, detail) {
+export function stepItem(ok, title, detail) {
   const [cls, word] = ok === null ? ['muted', 'Not checked: '] : ok ? ['ok', 'Passed: '] : ['bad', 'Failed: '];
   return h('li', { class: cls }, h('strong', {}, word), title, detail ? h('span', { class: 'muted' }, ` (${detail})`) : null);
 }
@@ -163,6 +163,27 @@ async function inclusion(entry, receipt, checkpoint, step) {
     step(ok, `the inclusion proof leads from the entry (index ${receipt.index}) to the checkpoint root`,
       ok ? null : 'the entry\'s hash does not lead to the signed root: the entry was changed after it was logged');
   } catch (err) { step(false, 'the inclusion proof', err.message); }
+}
+
+/**
+ * The consistency watch of a log: its current checkpoint's signature checked against the log key
+ * (and a pinned one), then its consistency with the last checkpoint this browser verified.
+ */
+export async function watchLog(tenant, step) {
+  try {
+    const [note, vkeyText] = await Promise.all([
+      get(`/v1/logs/${encodeURIComponent(tenant)}/checkpoint`, null, 'text'),
+      get(`/v1/logs/${encodeURIComponent(tenant)}/vkeys`, null, 'text'),
+    ]);
+    const vkey = await v.parseVkey(vkeyText.split('\n')[0]);
+    const pinned = localStorage.getItem(`evident.pinned.${vkey.name}`);
+    if (pinned) step(pinned === vkey.text, 'the log key is the one pinned in this browser', pinned === vkey.text ? null : `pinned ${pinned}`);
+    const checkpoint = await v.verifyNote(note, vkey);
+    step(true, `the checkpoint is signed by the log key (tree size ${checkpoint.size})`);
+    await consistency(tenant, checkpoint, step);
+  } catch (err) {
+    step(false, 'the current checkpoint', err instanceof ApiError ? `${err.status} ${err.message}` : err.message);
+  }
 }
 
 /** Checks the current checkpoint against the last one this browser saw, then remembers it. */

@@ -1479,3 +1479,47 @@ fn concurrent_rule_changes_are_all_kept() {
     }
     assert_eq!(kept.len(), before + ids.len(), "{kept:?}");
 }
+
+#[test]
+fn log_health_is_read_from_the_log_with_this_nodes_ingestion_counts() {
+    let server = TestServer::start();
+    let producer = server.key("producer", "default");
+    let reader = server.key("reader", "default");
+    let health = || server.expect(&get("/v1/logs/default/health").key(&reader), 200).json();
+    let before = health();
+    assert_eq!(before["node"]["received"], 0);
+    server.append(&producer, &history());
+    let conflicting = with(history()[0].clone(), "action", json!("delete"));
+    let batch =
+        json!([event("h-1"), with(event("h-2"), "action", json!("teleport")), history()[1], conflicting]);
+    let reply = server.expect(&post_json("/v1/events", &batch).key(&producer), 207).json();
+    let statuses: Vec<&str> =
+        reply["receipts"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["stored", "rejected", "duplicate", "conflict"]);
+
+    let health = health();
+    let checkpoint = server.expect(&get("/v1/logs/default/checkpoint").key(&reader), 200).text();
+    let size: u64 = checkpoint.lines().nth(1).unwrap().parse().unwrap();
+    assert_eq!(health["tree_size"], size);
+    assert_eq!(health["tenant"], "default");
+    let node = &health["node"];
+    let counts =
+        ["received", "stored", "duplicate", "rejected", "conflict"].map(|name| node[name].as_u64().unwrap());
+    assert_eq!(counts, [9, 6, 1, 1, 1]);
+    // Every entry was sequenced within the last minute, by this test.
+    assert_eq!((health["last_minute"].as_u64(), health["last_hour"].as_u64()), (Some(size), Some(size)));
+    let age = health["checkpoint_age_secs"].as_f64().unwrap();
+    assert!((0.0..60.0).contains(&age), "{age}");
+    let sizes = health["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len() as u64, size.min(48));
+    assert_eq!(sizes.first().unwrap()["tree_size"], 1);
+    assert_eq!(sizes.last().unwrap()["tree_size"], size);
+    assert_eq!(sizes.last().unwrap()["at"], health["newest_at"]);
+    let times: Vec<&str> = sizes.iter().map(|s| s["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+
+    // Readers of the tenant only: not a producer, not another tenant's path.
+    server.expect(&get("/v1/logs/default/health").key(&producer), 403);
+    server.expect(&get("/v1/logs/other/health").key(&reader), 403);
+    server.expect(&get("/v1/logs/default/health"), 401);
+}
