@@ -199,6 +199,15 @@ test('the other main pages pass axe-core', async () => {
   }
 });
 
+test('a webhook to a private address is refused in the page (this server allows none)', async () => {
+  await open('#/rules', 'form:has(h2:text("Add a webhook"))');
+  await page.fill('[name=hook-url]', 'http://127.0.0.1:9/hook');
+  await page.click('button:text("Add webhook")');
+  await page.waitForSelector('form .status.error');
+  assert.match(await page.textContent('form .status.error'), /^Not added: .*EVIDENT_ALLOW_PRIVATE_DESTINATIONS/);
+  assert.deepEqual((await H.api(server, server.admin, 'GET', '/v1/webhooks')).body.webhooks, []);
+});
+
 test('an admin backtests a rule and sees the chart', async () => {
   await open('#/rules', 'table');
   await page.click('button:has-text("Backtest off-hours")');

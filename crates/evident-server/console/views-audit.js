@@ -119,11 +119,14 @@ function webhookForm(list) {
     ev.preventDefault();
     const value = (name) => form.querySelector(`[name=${name}]`).value.trim();
     try {
-      await post('/v1/webhooks', { url: value('hook-url'), min_severity: value('hook-severity'), description: value('hook-description') || undefined });
-      out.replaceChildren(status('Webhook added.'));
+      const made = await post('/v1/webhooks', { url: value('hook-url'), min_severity: value('hook-severity'), description: value('hook-description') || undefined });
+      out.replaceChildren(h('div', { class: 'status info', role: 'status' },
+        h('p', {}, `Webhook ${made.id} added. Its signing secret (check each delivery's Evident-Signature with it) is shown this once:`),
+        h('code', { id: 'hook-secret' }, made.secret), ' ',
+        h('button', { type: 'button', onclick: () => navigator.clipboard.writeText(made.secret).then(() => { out.append(status('Copied.')); }) }, 'Copy secret')));
       await listWebhooks(list);
     } catch (err) { out.replaceChildren(status(`Not added: ${err.message}`, 'error')); }
-  } }, h('h2', {}, 'Add a webhook'), field('URL (https, a public address)', { name: 'hook-url', type: 'url', required: true }),
+  } }, h('h2', {}, 'Add a webhook'), field('URL (http:// or https://, a public address)', { name: 'hook-url', type: 'url', required: true }),
   h('div', { class: 'field' }, h('label', { for: 'f-hook-severity' }, 'Minimum severity'),
     h('select', { id: 'f-hook-severity', name: 'hook-severity' }, SEVERITIES.map((sev) => h('option', { value: sev, selected: sev === 'medium' }, sev)))),
   field('Description', { name: 'hook-description' }), h('button', { type: 'submit' }, 'Add webhook'), out);
