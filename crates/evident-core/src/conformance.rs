@@ -725,6 +725,31 @@ pub fn search_by_type_prefix(harness: &dyn Harness) {
     check(&[("type", "customerx.*"), ("actor", "agent-odd")], &[1, 9]);
     check(&[("type", "customer.*"), ("actor", "agent-even")], &[0, 8]);
     check(&[("type", "customer.*"), ("from", "2026-11-01T00:03:00Z")], &[3, 8]);
+    // Many distinct types under one prefix (a store may search few types one by one and many as
+    // one range: both answer the same).
+    let bulk: Vec<Value> = (0..40)
+        .map(|i| {
+            let time = format!("2026-11-02T00:{:02}:00Z", 59 - i);
+            event(&format!("b{i}"), json!({"type": format!("bulk.t{i:02}"), "time": time}))
+        })
+        .collect();
+    for outcome in append(&engine, &acme, bulk) {
+        stored_index(&outcome);
+    }
+    let bulk_ids = |range: std::ops::Range<usize>| -> Vec<String> {
+        let mut ids: Vec<String> = range.map(|i| format!("b{i}")).collect();
+        ids.reverse();
+        ids
+    };
+    assert_eq!(ids(&[("type", "bulk.*")], Order::OldestFirst), bulk_ids(0..40));
+    assert_eq!(ids(&[("type", "bulk.t1*")], Order::OldestFirst), bulk_ids(10..20));
+    let mut newest = bulk_ids(10..20);
+    newest.reverse();
+    assert_eq!(ids(&[("type", "bulk.t1*")], Order::NewestFirst), newest);
+    assert_eq!(
+        ids(&[("type", "bulk.*"), ("to", "2026-11-02T00:21:00Z")], Order::OldestFirst),
+        bulk_ids(39..40)
+    );
 }
 
 pub fn record_history(harness: &dyn Harness) {
