@@ -88,3 +88,24 @@ fn column_name(column: Column) -> &'static str {
         Column::Source => "e.source",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use evident_wire::filter::{Filter, Order};
+
+    use super::*;
+
+    /// Under a collation that does not order text by code point, a prefix is `starts_with` alone
+    /// (the test database is `C.UTF-8`, so the conformance suite runs the range form).
+    #[test]
+    fn a_prefix_is_a_range_only_in_code_point_order() {
+        let filter = Filter::from_pairs([("type", "customer.*")]).unwrap();
+        let plan = SearchPlan { filter: &filter, order: Order::NewestFirst, after: None, limit: 10 };
+        let (ranged, params) = search_sql(&plan, true);
+        assert!(ranged.contains("e.type >= $2 AND e.type < $3 AND starts_with(e.type, $2)"), "{ranged}");
+        assert_eq!(params.len(), 3, "prefix, its end, the limit");
+        let (plain, params) = search_sql(&plan, false);
+        assert!(plain.contains("starts_with(e.type, $2)") && !plain.contains("e.type >="), "{plain}");
+        assert_eq!(params.len(), 2, "prefix, the limit");
+    }
+}
