@@ -64,6 +64,7 @@ const TABLE: &[Row] = &[
     row("GET",    "/v1/logs/default/vkeys",                     None, true,                    "nnnyyyyyyn"),
     row("GET",    "/v1/logs/default/timestamps/1",              None, true,                    "nnnyyyyyyn"),
     row("GET",    "/v1/logs/default/consistency?from=1&to=2",   None, true,                    "nnnyyyyyyn"),
+    row("GET",    "/v1/logs/default/health",                    None, true,                    "nnnyyyyyyn"),
     row("GET",    "/v1/logs/default/tile/0/000.p/2",            None, true,                    "nnnyyyyyyn"),
     row("POST",   "/v1/tenants",                                Some(r#"{"id":"t-{n}"}"#), false, "nnnnnnnnyn"),
     row("GET",    "/v1/tenants",                                None, false,                   "nnnnnnnyyy"),

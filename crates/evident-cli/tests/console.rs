@@ -72,7 +72,8 @@ fn a_key_signs_in_to_a_strict_cookie_that_reads_the_api() {
     let cookie = header(&response, "set-cookie");
     let token =
         cookie.split(';').next().unwrap().strip_prefix("evident_session=").expect("the session cookie");
-    assert_eq!(token.len(), 43, "256 random bits");
+    let (key_id, secret) = token.split_once('.').expect("key id, dot, token");
+    assert_eq!((key_id.len(), secret.len()), (16, 43), "the key's id and 256 random bits");
     assert_eq!(
         cookie.split_once(';').unwrap().1,
         " Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
@@ -220,4 +221,142 @@ fn bad_sign_ins_are_refused_by_name() {
     let unknown = "evident_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     assert_eq!(status_of(with_cookie(&serve, reqwest::Method::GET, "/v1/events", unknown)), 401);
     assert_eq!(status_of(with_cookie(&serve, reqwest::Method::DELETE, "/console/session", unknown)), 401);
+}
+
+#[test]
+fn sessions_end_at_their_maximum_age_however_used() {
+    let serve =
+        Serve::fresh_with(&[("EVIDENT_CONSOLE_MAX_AGE_SECS", "2"), ("EVIDENT_CONSOLE_IDLE_SECS", "600")]);
+    let (_, cookie, info) = sign_in(&serve, &json!({"key": serve.admin}));
+    assert_eq!(info["expires_in"], 2);
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        assert_eq!(status_of(with_cookie(&serve, reqwest::Method::GET, "/console/session", &cookie)), 200);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100).saturating_sub(started.elapsed()));
+    assert_eq!(status_of(with_cookie(&serve, reqwest::Method::GET, "/v1/events", &cookie)), 401);
+}
+
+/// Every file under `dir` (the store and its WAL, the index file), as bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_session_outlives_a_restart_and_only_its_digest_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = Serve::first_start(&data);
+    let (status, cookie, info) = sign_in(&serve, &json!({"key": serve.admin}));
+    assert_eq!(status, 200);
+    let csrf = info["csrf_token"].as_str().unwrap().to_owned();
+    let link =
+        serve.post(&serve.admin, "/console/links", &json!(null)).1["path"].as_str().unwrap().to_owned();
+    let link_token = link.strip_prefix("/#/link/").unwrap().to_owned();
+    let (exit, _) = serve.terminate();
+    assert!(exit.success());
+    let token = cookie.strip_prefix("evident_session=").unwrap();
+    let secret = token.split_once('.').unwrap().1;
+    for (path, bytes) in files_under(&data) {
+        for needle in [secret, csrf.as_str(), link_token.as_str()] {
+            let hit = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!hit, "{} holds a token", path.display());
+        }
+    }
+    let serve = Serve::start(&data);
+    let again = with_cookie(&serve, reqwest::Method::GET, "/console/session", &cookie).send().unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().unwrap();
+    assert_eq!((&again["key_id"], &again["csrf_token"]), (&info["key_id"], &info["csrf_token"]));
+    // A change with the same CSRF token works after the restart too.
+    let created = with_cookie(&serve, reqwest::Method::POST, "/v1/keys", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"role": "reader"}))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(sign_in(&serve, &json!({"link": link_token})).0, 200, "the link survived too");
+}
+
+#[test]
+fn two_nodes_on_one_postgres_store_share_sessions_sign_outs_and_revocations() {
+    let database = common::database_url();
+    let ready = std::process::Command::new("pg_isready").args(["-d", &database]).status();
+    assert!(ready.is_ok_and(|s| s.success()), "PostgreSQL at {database} does not answer; start it");
+    let schema = common::Schema::new();
+    let dirs = tempfile::tempdir().unwrap();
+    let env = |node: usize| {
+        vec![
+            ("EVIDENT_DATABASE_URL".to_owned(), database.clone()),
+            ("EVIDENT_DATABASE_SCHEMA".to_owned(), schema.0.clone()),
+            ("EVIDENT_NODE_ID".to_owned(), format!("node-{node}")),
+        ]
+    };
+    let start = |node: usize| {
+        let env = env(node);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let dir = dirs.path().join(format!("node-{node}"));
+        if node == 0 { Serve::first_start_with(&dir, &env) } else { Serve::start_with(&dir, &env) }
+    };
+    let one = start(0);
+    for file in ["signing.key", "master.key"] {
+        std::fs::create_dir_all(dirs.path().join("node-1")).unwrap();
+        std::fs::copy(dirs.path().join("node-0").join(file), dirs.path().join("node-1").join(file)).unwrap();
+    }
+    let two = start(1);
+    let get = |node: &Serve, path: &str, cookie: &str| {
+        status_of(with_cookie(node, reqwest::Method::GET, path, cookie))
+    };
+
+    // Signed in on one node, the session works on the other, a change with its CSRF token too.
+    let (status, cookie, info) = sign_in(&one, &json!({"key": one.admin}));
+    assert_eq!(status, 200);
+    assert_eq!(get(&two, "/console/session", &cookie), 200);
+    let reader = with_cookie(&two, reqwest::Method::POST, "/v1/keys", &cookie)
+        .header("x-csrf-token", info["csrf_token"].as_str().unwrap())
+        .json(&json!({"role": "reader"}))
+        .send()
+        .unwrap();
+    assert_eq!(reader.status(), 201);
+    let reader: Value = reader.json().unwrap();
+
+    // Signed out on the second node: the first refuses the cookie.
+    let out = with_cookie(&two, reqwest::Method::DELETE, "/console/session", &cookie)
+        .header("x-csrf-token", info["csrf_token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    assert_eq!(get(&one, "/console/session", &cookie), 401);
+    assert_eq!(get(&one, "/v1/events", &cookie), 401);
+
+    // A reader's session ends on both nodes when its key is revoked through one of them.
+    let (_, reader_cookie, reader_info) = sign_in(&two, &json!({"key": reader["key"]}));
+    assert_eq!(
+        (get(&one, "/v1/events", &reader_cookie), get(&two, "/v1/events", &reader_cookie)),
+        (200, 200)
+    );
+    let key_id = reader_info["key_id"].as_str().unwrap();
+    let revoked =
+        client().delete(one.url(&format!("/v1/keys/{key_id}"))).bearer_auth(&one.admin).send().unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        (get(&two, "/v1/events", &reader_cookie), get(&one, "/v1/events", &reader_cookie)),
+        (401, 401)
+    );
+
+    // A link made on one node signs in once, on either.
+    let link = one.post(&one.admin, "/console/links", &json!(null)).1["path"].as_str().unwrap().to_owned();
+    let token = link.strip_prefix("/#/link/").unwrap();
+    assert_eq!(sign_in(&two, &json!({"link": token})).0, 200);
+    assert_eq!(sign_in(&one, &json!({"link": token})).0, 401);
 }

@@ -28,7 +28,7 @@ use crate::store::{
 };
 use crate::validate::{Validated, validate_event};
 use evident_wire::Micros;
-use evident_wire::filter::{Filter, Order};
+use evident_wire::filter::{Filter, Order, TypeFilter};
 use evident_wire::names::{Action, Outcome as EventOutcome};
 
 /// Opens the backend under test.
@@ -42,7 +42,8 @@ pub trait Harness {
 macro_rules! store_conformance_suite {
     ($harness:expr) => {
         $crate::store_conformance_suite!(@tests $harness;
-            append_and_read_back, idempotency, search_filters_and_pagination, record_history,
+            append_and_read_back, idempotency, search_filters_and_pagination, search_by_type_prefix,
+            record_history,
             sealing_and_erasure, tenant_isolation, proofs_tiles_and_bundles, commit_is_compare_and_swap,
             reopen_continues_the_log, overload_is_refused, failed_commits_lose_nothing, api_keys,
             signing_key_rotation, service_state, stream_cursors_move_by_compare_and_set, subscribers_see_commits,
@@ -591,7 +592,10 @@ pub fn search_filters_and_pagination(harness: &dyn Harness) {
             Box::new(|e| e["targets"][0]["type"] == "ticket" && e["targets"][0]["id"] == "t-1"),
         ),
         (
-            Filter { event_type: Some("customer.record.export".into()), ..Filter::default() },
+            Filter {
+                event_type: Some(TypeFilter::Exact("customer.record.export".into())),
+                ..Filter::default()
+            },
             Box::new(|e| e["type"] == "customer.record.export"),
         ),
         (Filter { action: Some(Action::Login), ..Filter::default() }, Box::new(|e| e["action"] == "login")),
@@ -656,6 +660,96 @@ pub fn search_filters_and_pagination(harness: &dyn Harness) {
         ..Filter::default()
     };
     assert!(engine.search(&acme, &backwards, Order::NewestFirst, None, 5, Access::Skeleton).is_err());
+}
+
+/// `type=PREFIX*`: every type that begins with the prefix and nothing else; `_` and `%` are
+/// characters like any other (no LIKE wildcard), and a prefix is not a word (`customer*` takes
+/// `customerx.created`, `customer.*` does not).
+pub fn search_by_type_prefix(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let types = [
+        "customer.created",
+        "customerx.created",
+        "customer_a.read",
+        "customer.updated",
+        "customer-b.read",
+        "cust.z",
+        "order.placed",
+        "customers.list",
+        "customer.updated",
+        "customerx.updated",
+    ];
+    let sent: Vec<Value> = types
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let actor = if i % 2 == 0 { "agent-even" } else { "agent-odd" };
+            event(
+                &format!("p{i}"),
+                json!({"type": kind, "time": format!("2026-11-01T00:{i:02}:00Z"), "actor": {"id": actor}}),
+            )
+        })
+        .collect();
+    for outcome in append(&engine, &acme, sent) {
+        stored_index(&outcome);
+    }
+    let ids = |pairs: &[(&str, &str)], order: Order| -> Vec<String> {
+        let filter = Filter::from_pairs(pairs.iter().copied()).unwrap();
+        let (mut ids, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let page = engine.search(&acme, &filter, order, cursor.as_deref(), 2, Access::Skeleton).unwrap();
+            ids.extend(page.items.iter().map(|v| v.event["id"].as_str().unwrap().to_owned()));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return ids,
+            }
+        }
+    };
+    let check = |pairs: &[(&str, &str)], expect: &[usize]| {
+        let expect: Vec<String> = expect.iter().map(|i| format!("p{i}")).collect();
+        assert_eq!(ids(pairs, Order::OldestFirst), expect, "{pairs:?}");
+        let newest: Vec<String> = expect.iter().rev().cloned().collect();
+        assert_eq!(ids(pairs, Order::NewestFirst), newest, "{pairs:?} newest first");
+    };
+    check(&[("type", "customer.*")], &[0, 3, 8]);
+    check(&[("type", "customer*")], &[0, 1, 2, 3, 4, 7, 8, 9]);
+    check(&[("type", "customer_*")], &[2]);
+    check(&[("type", "customer-*")], &[4]);
+    check(&[("type", "cust%*")], &[]);
+    check(&[("type", "customer_.*")], &[]);
+    check(&[("type", "customer.updated*")], &[3, 8]);
+    check(&[("type", "customer.updated.*")], &[]);
+    check(&[("type", "c*")], &[0, 1, 2, 3, 4, 5, 7, 8, 9]);
+    check(&[("type", "customerx.*"), ("actor", "agent-odd")], &[1, 9]);
+    check(&[("type", "customer.*"), ("actor", "agent-even")], &[0, 8]);
+    check(&[("type", "customer.*"), ("from", "2026-11-01T00:03:00Z")], &[3, 8]);
+    // Many distinct types under one prefix (a store may search few types one by one and many as
+    // one range: both answer the same).
+    let bulk: Vec<Value> = (0..40)
+        .map(|i| {
+            let time = format!("2026-11-02T00:{:02}:00Z", 59 - i);
+            event(&format!("b{i}"), json!({"type": format!("bulk.t{i:02}"), "time": time}))
+        })
+        .collect();
+    for outcome in append(&engine, &acme, bulk) {
+        stored_index(&outcome);
+    }
+    let bulk_ids = |range: std::ops::Range<usize>| -> Vec<String> {
+        let mut ids: Vec<String> = range.map(|i| format!("b{i}")).collect();
+        ids.reverse();
+        ids
+    };
+    assert_eq!(ids(&[("type", "bulk.*")], Order::OldestFirst), bulk_ids(0..40));
+    assert_eq!(ids(&[("type", "bulk.t1*")], Order::OldestFirst), bulk_ids(10..20));
+    let mut newest = bulk_ids(10..20);
+    newest.reverse();
+    assert_eq!(ids(&[("type", "bulk.t1*")], Order::NewestFirst), newest);
+    assert_eq!(
+        ids(&[("type", "bulk.*"), ("to", "2026-11-02T00:21:00Z")], Order::OldestFirst),
+        bulk_ids(39..40)
+    );
 }
 
 pub fn record_history(harness: &dyn Harness) {
@@ -1014,7 +1108,23 @@ pub fn service_state(harness: &dyn Harness) {
     assert_eq!(store.get_state("detect/other").unwrap(), Some(Vec::new()));
     drop(store);
     // State is as durable as the log.
-    assert_eq!(harness.open().get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
+    let store = harness.open();
+    assert_eq!(store.get_state("detect/acme").unwrap(), Some(vec![0, 255, 1]));
+    // Listed by prefix (no wildcard in it), deleted once.
+    store.put_state("detect_x", b"x").unwrap();
+    store.put_state("detect%", b"%").unwrap();
+    store.put_state("detect/acme/2", b"2").unwrap();
+    assert_eq!(store.state_names("detect/").unwrap(), ["detect/acme", "detect/acme/2", "detect/other"]);
+    assert_eq!(store.state_names("detect/acme/").unwrap(), ["detect/acme/2"]);
+    assert_eq!(store.state_names("detect_").unwrap(), ["detect_x"]);
+    assert_eq!(store.state_names("nothing/").unwrap(), Vec::<String>::new());
+    assert!(store.delete_state("detect/acme").unwrap());
+    assert!(!store.delete_state("detect/acme").unwrap());
+    assert_eq!(store.get_state("detect/acme").unwrap(), None);
+    drop(store);
+    let store = harness.open();
+    assert_eq!(store.get_state("detect/acme").unwrap(), None);
+    assert_eq!(store.state_names("detect/").unwrap(), ["detect/acme/2", "detect/other"]);
 }
 
 pub fn stream_cursors_move_by_compare_and_set(harness: &dyn Harness) {
@@ -1344,6 +1454,12 @@ impl KeyStore for FaultyStore {
     }
     fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
         self.inner.put_state(name, value)
+    }
+    fn delete_state(&self, name: &str) -> Result<bool> {
+        self.inner.delete_state(name)
+    }
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.state_names(prefix)
     }
     fn check_writable(&self) -> Result<()> {
         self.inner.check_writable()

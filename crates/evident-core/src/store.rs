@@ -9,7 +9,7 @@ use evident_tlog::{TileId, TreeSize};
 use crate::error::Result;
 use crate::event::TenantPolicy;
 use evident_wire::Micros;
-use evident_wire::filter::{Filter, Order};
+use evident_wire::filter::{Filter, Order, TypeFilter};
 
 /// A tenant's identity: 1..=64 of `[a-z0-9_-]`, starting with a letter or digit. It becomes the
 /// last element of the log's origin, so it is kept URL- and path-safe.
@@ -309,6 +309,10 @@ pub enum Column {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition<'a> {
     Equals(Column, &'a str),
+    /// The column begins with this text: a store compares it as a range, `>= prefix` and
+    /// `< prefix_end(prefix)`, which an index on the column serves and in which no character is
+    /// a wildcard.
+    Prefix(Column, &'a str),
     /// Event time at or after.
     TimeAtLeast(Micros),
     /// Event time before.
@@ -331,10 +335,13 @@ impl<'a> SearchPlan<'a> {
     /// What must hold of every result, in a stable order (so a store's statement cache hits).
     pub fn conditions(&self) -> Vec<Condition<'a>> {
         let filter = self.filter;
+        let event_type = filter.event_type.as_ref().map(|wanted| match wanted {
+            TypeFilter::Exact(exact) => Condition::Equals(Column::EventType, exact.as_str()),
+            TypeFilter::Prefix(prefix) => Condition::Prefix(Column::EventType, prefix.as_str()),
+        });
         let equal = [
             (Column::Actor, filter.actor.as_deref()),
             (Column::Subject, filter.subject.as_deref()),
-            (Column::EventType, filter.event_type.as_deref()),
             (Column::Action, filter.action.map(|a| a.as_str())),
             (Column::Outcome, filter.outcome.map(|o| o.as_str())),
             (Column::Source, filter.source.as_deref()),
@@ -343,11 +350,28 @@ impl<'a> SearchPlan<'a> {
             .into_iter()
             .filter_map(|(column, value)| value.map(|v| Condition::Equals(column, v)))
             .collect();
+        conditions.extend(event_type);
         conditions.extend(filter.from.map(Condition::TimeAtLeast));
         conditions.extend(filter.to.map(Condition::TimeBefore));
         conditions.extend(self.after.map(Condition::After));
         conditions
     }
+}
+
+/// The least text above every text that begins with `prefix` in code-point order (which is UTF-8
+/// byte order, SQLite's `BINARY` and PostgreSQL's `C` collation): the prefix with its last
+/// character advanced by one, past any `char::MAX`. `None` when there is no such text (the prefix
+/// is all `char::MAX`): then only the lower bound applies.
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// Queries over stored events; all scoped to one tenant.
@@ -438,6 +462,13 @@ pub trait KeyStore: Send + Sync {
 
     /// Replaces a named blob of service state, durably.
     fn put_state(&self, name: &str, value: &[u8]) -> Result<()>;
+
+    /// Deletes a named blob of service state, durably; answers whether it was there, so of
+    /// several nodes deleting one name at once exactly one learns that it took it.
+    fn delete_state(&self, name: &str) -> Result<bool>;
+
+    /// The names of the service-state blobs that begin with `prefix`, in byte order.
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// An outbound stream as the store keeps it; the server's `outstream` owns what `spec` and
@@ -495,3 +526,26 @@ pub trait StreamStore: Send + Sync {
 pub trait Store: LogStore + EventIndex + KeyStore + StreamStore {}
 
 impl<T: LogStore + EventIndex + KeyStore + StreamStore> Store for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_below_the_next_character() {
+        let check = |prefix: &str, expect: Option<&str>| assert_eq!(prefix_end(prefix).as_deref(), expect);
+        check("customer.", Some("customer/"));
+        check("customer_", Some("customer`"));
+        check("a%", Some("a&"));
+        check("z\u{d7ff}", Some("z\u{e000}"));
+        check("ab\u{10ffff}", Some("ac"));
+        check("\u{10ffff}\u{10ffff}", None);
+        for (prefix, inside, outside) in
+            [("customer.", "customer.zzz", "customerx"), ("é", "é\u{10ffff}", "ê")]
+        {
+            let end = prefix_end(prefix).unwrap();
+            assert!(prefix <= inside && inside < end.as_str(), "{inside} in [{prefix}, {end})");
+            assert!(outside >= end.as_str(), "{outside} past {end}");
+        }
+    }
+}

@@ -1,8 +1,8 @@
 // The search box's language, as in GitHub's audit log: space-separated `qualifier:value` terms.
 //   actor:agent-7 action:update subject:cus_00042 type:customer.* outcome:failure
 //   after:2026-11-01 before:2026-12-01T12:00 source://crm.example.com target:customer/cus_1
-// `type:` may end in `*` (a prefix, matched in the page over the server's pages); dates without a
-// zone are the viewer's local time. Values with spaces are quoted: reason is not searchable.
+// `type:` may end in `*` (a prefix: the server answers every type that begins with it); dates
+// without a zone are the viewer's local time. Values with spaces are quoted: reason is not searchable.
 
 export const QUALIFIERS = ['actor', 'action', 'subject', 'type', 'outcome', 'source', 'target', 'after', 'before'];
 export const ACTIONS = ['create', 'read', 'update', 'delete', 'list', 'search', 'export', 'login', 'logout',
@@ -27,13 +27,12 @@ function instant(value, name) {
 }
 
 /**
- * Parses a query: answers { params (for GET /v1/events), typePrefix, terms } or throws an Error
- * naming the term at fault.
+ * Parses a query: answers { params (for GET /v1/events), terms } or throws an Error naming the
+ * term at fault.
  */
 export function parse(text) {
   const params = {};
   const terms = [];
-  let typePrefix = null;
   for (const { name, value } of tokens(text.trim())) {
     if (!name) throw new Error(`"${value}": use a qualifier (${QUALIFIERS.map((q) => `${q}:`).join(' ')})`);
     if (!value) throw new Error(`${name}: needs a value`);
@@ -46,12 +45,8 @@ export function parse(text) {
         if (!OUTCOMES.includes(value)) throw new Error(`outcome: "${value}" is not one of ${OUTCOMES.join(', ')}`);
         params.outcome = value; break;
       case 'type':
-        if (value.endsWith('*')) {
-          if (value.slice(0, -1).includes('*')) throw new Error('type: only a trailing * is allowed');
-          typePrefix = value.slice(0, -1);
-        } else if (value.includes('*')) throw new Error('type: only a trailing * is allowed');
-        else params.type = value;
-        break;
+        if (value.slice(0, -1).includes('*') || value === '*') throw new Error('type: only a trailing * is allowed, after at least one character');
+        params.type = value; break;
       case 'target': {
         const cut = value.indexOf('/');
         if (cut < 1 || cut === value.length - 1) throw new Error('target: use target:TYPE/ID');
@@ -63,15 +58,10 @@ export function parse(text) {
     }
     terms.push({ name, value });
   }
-  return { params, typePrefix, terms };
+  return { params, terms };
 }
 
 /** The query text of terms (for chips that remove one term). */
 export function unparse(terms) {
   return terms.map(({ name, value }) => `${name}:${/\s/.test(value) ? `"${value}"` : value}`).join(' ');
-}
-
-/** Whether an event matches the in-page part of a query (a type prefix). */
-export function matches(event, typePrefix) {
-  return typePrefix === null || String(event.type || '').startsWith(typePrefix);
 }

@@ -2,6 +2,7 @@
 // backtest as a chart), and log health.
 import { get, post, put, del, may, session } from './api.js';
 import { h, s, when, show, status, field, table, link, route } from './dom.js';
+import { watchLog, stepItem } from './views.js';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
 
@@ -118,11 +119,14 @@ function webhookForm(list) {
     ev.preventDefault();
     const value = (name) => form.querySelector(`[name=${name}]`).value.trim();
     try {
-      await post('/v1/webhooks', { url: value('hook-url'), min_severity: value('hook-severity'), description: value('hook-description') || undefined });
-      out.replaceChildren(status('Webhook added.'));
+      const made = await post('/v1/webhooks', { url: value('hook-url'), min_severity: value('hook-severity'), description: value('hook-description') || undefined });
+      out.replaceChildren(h('div', { class: 'status info', role: 'status' },
+        h('p', {}, `Webhook ${made.id} added. Its signing secret (check each delivery's Evident-Signature with it) is shown this once:`),
+        h('code', { id: 'hook-secret' }, made.secret), ' ',
+        h('button', { type: 'button', onclick: () => navigator.clipboard.writeText(made.secret).then(() => { out.append(status('Copied.')); }) }, 'Copy secret')));
       await listWebhooks(list);
     } catch (err) { out.replaceChildren(status(`Not added: ${err.message}`, 'error')); }
-  } }, h('h2', {}, 'Add a webhook'), field('URL (https, a public address)', { name: 'hook-url', type: 'url', required: true }),
+  } }, h('h2', {}, 'Add a webhook'), field('URL (http:// or https://, a public address)', { name: 'hook-url', type: 'url', required: true }),
   h('div', { class: 'field' }, h('label', { for: 'f-hook-severity' }, 'Minimum severity'),
     h('select', { id: 'f-hook-severity', name: 'hook-severity' }, SEVERITIES.map((sev) => h('option', { value: sev, selected: sev === 'medium' }, sev)))),
   field('Description', { name: 'hook-description' }), h('button', { type: 'submit' }, 'Add webhook'), out);
@@ -149,34 +153,55 @@ async function backtest(rule, out) {
   } catch (err) { out.replaceChildren(status(`Backtest failed: ${err.message}`, 'error')); }
 }
 
-export async function healthPage() {
-  const main = show('Log health');
-  const tenant = session.info.tenant;
-  const [health, note] = await Promise.all([get('/healthz').catch((err) => err.problem || { status: 'unknown', problems: [err.message] }),
-    get(`/v1/logs/${encodeURIComponent(tenant)}/checkpoint`, null, 'text').catch(() => null)]);
-  const size = note ? Number(note.split('\n')[1]) : 0;
-  const slot = `evident.health.${tenant}`;
-  const samples = JSON.parse(localStorage.getItem(slot) || '[]').filter((x) => Date.now() - x.t < 7 * 86400e3);
-  samples.push({ t: Date.now(), size });
-  localStorage.setItem(slot, JSON.stringify(samples.slice(-500)));
-  const prev = samples.length > 1 ? samples.at(-2) : null;
-  const rate = prev && samples.at(-1).t > prev.t ? ((size - prev.size) / ((samples.at(-1).t - prev.t) / 1000)).toFixed(1) : '-';
-  const seen = JSON.parse(localStorage.getItem(`evident.checkpoint.${note?.split('\n')[0]}`) || 'null');
-  main.append(h('dl', { class: 'facts' }, [['Service', `${health.status}${health.problems?.length ? `: ${health.problems.join('; ')}` : ''}`],
-    ['Tenant', tenant], ['Tree size now', String(size)], ['Events per second since your last look', rate],
-    ['Consistency watch', seen ? `last verified checkpoint in this browser: size ${seen.size} (open an event to check the current one)` : 'no checkpoint verified in this browser yet']]
-    .map(([k, value]) => [h('dt', {}, k), h('dd', {}, value)])));
-  main.append(sizeChart(samples));
+/** Log health of a tenant (`?tenant=`, else the session's): what `/v1/logs/{tenant}/health` answers. */
+export async function healthPage(query) {
+  const tenant = query.get('tenant') || session.info.tenant;
+  const main = show(`Log health · ${tenant}`);
+  let health;
+  const [service] = await Promise.all([
+    get('/healthz').catch((err) => err.problem || { status: 'unknown', problems: [err.message] }),
+    get(`/v1/logs/${encodeURIComponent(tenant)}/health`).then((answer) => { health = answer; }, (err) => {
+      main.append(status(`Log health failed: ${err.message}`, 'error'));
+    }),
+  ]);
+  if (!health) return;
+  const perSecond = (health.last_minute / 60).toFixed(2);
+  const age = health.checkpoint_age_secs === undefined ? 'no checkpoint yet' : `${health.checkpoint_age_secs.toFixed(1)} s`;
+  const n = health.node;
+  const facts = [
+    ['Service', `${service.status}${service.problems?.length ? `: ${service.problems.join('; ')}` : ''}`],
+    ['Tree size', String(health.tree_size)],
+    ['Checkpoint age', age, health.newest_at ? when(health.newest_at) : null],
+    ['Entries sequenced, last minute', String(health.last_minute)],
+    ['Entries sequenced, last hour', String(health.last_hour)],
+    ['Ingestion rate (last minute)', `${perSecond} per second`],
+  ];
+  main.append(h('dl', { class: 'facts', id: 'health-facts' }, facts.map(([k, value, extra]) =>
+    [h('dt', {}, k), h('dd', { 'data-fact': k }, value, extra ? ' (' : '', extra || '', extra ? ')' : '')])));
+  main.append(sizeChart(health.sizes));
+  const ingestion = table('Ingestion on this node', ['Received', 'Stored', 'Duplicate', 'Rejected', 'Conflict'],
+    [[n.received, n.stored, n.duplicate, n.rejected, n.conflict].map(String)]);
+  main.append(h('section', { class: 'card' }, ingestion,
+    h('p', { class: 'muted' }, `Counted by node ${n.node} since it started `, when(n.since), '; other nodes count their own.')));
+  const steps = h('ol', { class: 'steps', id: 'watch' });
+  main.append(h('section', { class: 'card' }, h('h2', {}, 'Consistency watch'),
+    h('p', { class: 'muted' }, 'The current checkpoint, checked in this page against the log key and against the last checkpoint this browser verified.'), steps));
+  await watchLog(tenant, (ok, title, detail) => steps.append(stepItem(ok, title, detail)));
   const rejections = await get('/v1/events', { type: 'evident.auth.failed', limit: 100 }).catch(() => null);
-  if (rejections) main.append(h('p', {}, `Failed authentications recorded (latest 100 shown in search): `,
+  if (rejections) main.append(h('p', {}, 'Failed authentications recorded (latest 100 shown in search): ',
     link(`${route('search')}?q=${encodeURIComponent('type:evident.auth.failed')}`, String(rejections.events.length))));
 }
 
+/** Tree size over time: a line over the samples' times, and a table of the same numbers. */
 function sizeChart(samples) {
-  const max = Math.max(1, ...samples.map((x) => x.size));
-  const [t0, t1] = [samples[0].t, Math.max(samples.at(-1).t, samples[0].t + 1)];
-  const points = samples.map((x) => `${(10 + ((x.t - t0) / (t1 - t0)) * 480).toFixed(1)},${(110 - (x.size / max) * 100).toFixed(1)}`).join(' ');
-  return h('figure', { class: 'card' }, h('figcaption', {}, 'Tree size over time (as this browser saw it)'),
-    s('svg', { viewBox: '0 0 500 120', role: 'img', class: 'bars', 'aria-label': `Tree size samples, latest ${samples.at(-1).size}` },
-      s('polyline', { points, class: 'line' })));
+  if (!samples.length) return h('p', { class: 'muted' }, 'The log is empty.');
+  const times = samples.map((x) => new Date(x.at).getTime());
+  const [t0, t1] = [times[0], Math.max(times.at(-1), times[0] + 1)];
+  const max = Math.max(1, ...samples.map((x) => x.tree_size));
+  const points = samples.map((x, i) => `${(10 + ((times[i] - t0) / (t1 - t0)) * 480).toFixed(1)},${(110 - (x.tree_size / max) * 100).toFixed(1)}`).join(' ');
+  return h('figure', { class: 'card' }, h('figcaption', {}, 'Tree size over time'),
+    s('svg', { viewBox: '0 0 500 120', role: 'img', class: 'bars', 'aria-label': `Tree size from ${samples[0].tree_size} to ${samples.at(-1).tree_size}` },
+      s('polyline', { points, class: 'line' })),
+    h('details', {}, h('summary', {}, 'The numbers'),
+      table('Tree size over time', ['Sequenced at', 'Tree size'], samples.map((x) => [when(x.at), String(x.tree_size)]))));
 }

@@ -1,7 +1,7 @@
 // Pages about events: search, one event (verified in the page), a customer, a record.
 import { get, may, session, ApiError } from './api.js';
 import { h, s, when, show, status, field, table, link, route } from './dom.js';
-import { parse, unparse, matches } from './query.js';
+import { parse, unparse } from './query.js';
 import * as v from './verify.js';
 import { witnessStep, policyPanel } from './witness.js';
 
@@ -21,17 +21,10 @@ function eventRow(item) {
 
 const EVENT_HEADERS = ['Time', 'Type', 'Action', 'Actor', 'Customer', 'Outcome'];
 
-/** Pages of a search until `want` events match the in-page filter (or 20 pages were read). */
-async function fetchMatching(params, typePrefix, cursor, want) {
-  const found = [];
-  let next = cursor;
-  for (let pages = 0; pages < (typePrefix === null ? 1 : 20); pages += 1) {
-    const page = await get('/v1/events', { ...params, limit: typePrefix === null ? want : 1000, cursor: next });
-    found.push(...page.events.filter((item) => matches(item.event, typePrefix)));
-    next = page.next_cursor;
-    if (!next || found.length >= want) break;
-  }
-  return { found, next };
+/** One page of a search: every filter, a type prefix too, is the server's. */
+async function fetchPage(params, cursor, want) {
+  const page = await get('/v1/events', { ...params, limit: want, cursor });
+  return { found: page.events, next: page.next_cursor };
 }
 
 export async function searchPage(query) {
@@ -65,7 +58,7 @@ export async function searchPage(query) {
     more.disabled = true;
     const started = performance.now();
     try {
-      const { found, next } = await fetchMatching(parsed.params, parsed.typePrefix, cursor, PAGE);
+      const { found, next } = await fetchPage(parsed.params, cursor, PAGE);
       for (const item of found) body.append(h('tr', {}, eventRow(item).map((c) => h('td', {}, c))));
       shown += found.length;
       cursor = next;
@@ -118,7 +111,7 @@ export async function eventPage(id, query) {
   panel.append(policyPanel(() => window.dispatchEvent(new HashChangeEvent('hashchange'))));
 }
 
-function stepItem(ok, title, detail) {
+export function stepItem(ok, title, detail) {
   const [cls, word] = ok === null ? ['muted', 'Not checked: '] : ok ? ['ok', 'Passed: '] : ['bad', 'Failed: '];
   return h('li', { class: cls }, h('strong', {}, word), title, detail ? h('span', { class: 'muted' }, ` (${detail})`) : null);
 }
@@ -170,6 +163,27 @@ async function inclusion(entry, receipt, checkpoint, step) {
     step(ok, `the inclusion proof leads from the entry (index ${receipt.index}) to the checkpoint root`,
       ok ? null : 'the entry\'s hash does not lead to the signed root: the entry was changed after it was logged');
   } catch (err) { step(false, 'the inclusion proof', err.message); }
+}
+
+/**
+ * The consistency watch of a log: its current checkpoint's signature checked against the log key
+ * (and a pinned one), then its consistency with the last checkpoint this browser verified.
+ */
+export async function watchLog(tenant, step) {
+  try {
+    const [note, vkeyText] = await Promise.all([
+      get(`/v1/logs/${encodeURIComponent(tenant)}/checkpoint`, null, 'text'),
+      get(`/v1/logs/${encodeURIComponent(tenant)}/vkeys`, null, 'text'),
+    ]);
+    const vkey = await v.parseVkey(vkeyText.split('\n')[0]);
+    const pinned = localStorage.getItem(`evident.pinned.${vkey.name}`);
+    if (pinned) step(pinned === vkey.text, 'the log key is the one pinned in this browser', pinned === vkey.text ? null : `pinned ${pinned}`);
+    const checkpoint = await v.verifyNote(note, vkey);
+    step(true, `the checkpoint is signed by the log key (tree size ${checkpoint.size})`);
+    await consistency(tenant, checkpoint, step);
+  } catch (err) {
+    step(false, 'the current checkpoint', err instanceof ApiError ? `${err.status} ${err.message}` : err.message);
+  }
 }
 
 /** Checks the current checkpoint against the last one this browser saw, then remembers it. */

@@ -87,6 +87,7 @@ pub async fn post_events(
     }
     let receipts: Vec<ItemResult> =
         results.into_iter().map(|r| r.expect("every item has a result")).collect();
+    state.metrics.tenants.count(&principal.tenant, &receipts);
     if single {
         let item = &receipts[0];
         match item.status {

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod detect_api;
 pub mod error;
 pub mod export;
+pub mod health;
 pub mod ingest;
 pub mod insight;
 pub mod offload;
@@ -99,6 +100,8 @@ pub struct HttpStats {
     pub requests: counter::Counter,
     pub auth_failures: counter::Counter,
     pub events_received: counter::Counter,
+    /// Per tenant: items received over HTTP and how each was answered (`health.rs`).
+    pub tenants: health::TenantCounts,
 }
 
 /// Shared by every handler.
@@ -183,6 +186,7 @@ fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(query::history))
         .routes(routes!(query::checkpoint))
         .routes(routes!(query::consistency))
+        .routes(routes!(health::log_health))
         .routes(routes!(query::vkeys))
         .routes(routes!(timestamps::get_timestamp))
         .route("/v1/logs/{tenant}/tile/{*path}", get(query::tile))

@@ -665,6 +665,10 @@ fn search_filters_and_paginates() {
         ("subject=cust-1", &["r2", "r1"]),
         ("target_type=customer&target_id=cust-2", &["r3"]),
         ("type=auth.login.failed", &["r4"]),
+        ("type=customer.record.*", &["r3", "r2", "r1"]),
+        ("type=customer.record.up*", &["r2"]),
+        ("type=customer.rec*&actor=u-1&order=oldest", &["r1", "r3"]),
+        ("type=customer.recordx.*", &[]),
         ("action=read", &["r5", "r3"]),
         ("outcome=failure", &["r4"]),
         ("source=//billing.example.com", &["r5"]),
@@ -740,6 +744,14 @@ fn search_filters_and_paginates() {
         ("an empty subject", search("subject="), 400, vec![Param("subject", "length")]),
         ("a control character", search("actor=u%0A1"), 400, vec![Param("actor", "format")]),
         ("a long type", search(&format!("type={}", "t".repeat(129))), 400, vec![Param("type", "length")]),
+        ("a type of * alone", search("type=*"), 400, vec![Param("type", "format")]),
+        (
+            "a * inside a type",
+            search("type=customer.*.updated"),
+            400,
+            vec![Param("type", "format"), Says("prefix")],
+        ),
+        ("a leading * in a type", search("type=*.updated"), 400, vec![Param("type", "format")]),
         ("an unknown action", search("action=teleport"), 400, vec![Param("action", "enum")]),
         ("an unknown outcome", search("outcome=maybe"), 400, vec![Param("outcome", "enum")]),
     ];
@@ -1466,4 +1478,48 @@ fn concurrent_rule_changes_are_all_kept() {
         assert!(kept.contains(&id.as_str()), "rule {id} was lost: {kept:?}");
     }
     assert_eq!(kept.len(), before + ids.len(), "{kept:?}");
+}
+
+#[test]
+fn log_health_is_read_from_the_log_with_this_nodes_ingestion_counts() {
+    let server = TestServer::start();
+    let producer = server.key("producer", "default");
+    let reader = server.key("reader", "default");
+    let health = || server.expect(&get("/v1/logs/default/health").key(&reader), 200).json();
+    let before = health();
+    assert_eq!(before["node"]["received"], 0);
+    server.append(&producer, &history());
+    let conflicting = with(history()[0].clone(), "action", json!("delete"));
+    let batch =
+        json!([event("h-1"), with(event("h-2"), "action", json!("teleport")), history()[1], conflicting]);
+    let reply = server.expect(&post_json("/v1/events", &batch).key(&producer), 207).json();
+    let statuses: Vec<&str> =
+        reply["receipts"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["stored", "rejected", "duplicate", "conflict"]);
+
+    let health = health();
+    let checkpoint = server.expect(&get("/v1/logs/default/checkpoint").key(&reader), 200).text();
+    let size: u64 = checkpoint.lines().nth(1).unwrap().parse().unwrap();
+    assert_eq!(health["tree_size"], size);
+    assert_eq!(health["tenant"], "default");
+    let node = &health["node"];
+    let counts =
+        ["received", "stored", "duplicate", "rejected", "conflict"].map(|name| node[name].as_u64().unwrap());
+    assert_eq!(counts, [9, 6, 1, 1, 1]);
+    // Every entry was sequenced within the last minute, by this test.
+    assert_eq!((health["last_minute"].as_u64(), health["last_hour"].as_u64()), (Some(size), Some(size)));
+    let age = health["checkpoint_age_secs"].as_f64().unwrap();
+    assert!((0.0..60.0).contains(&age), "{age}");
+    let sizes = health["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len() as u64, size.min(48));
+    assert_eq!(sizes.first().unwrap()["tree_size"], 1);
+    assert_eq!(sizes.last().unwrap()["tree_size"], size);
+    assert_eq!(sizes.last().unwrap()["at"], health["newest_at"]);
+    let times: Vec<&str> = sizes.iter().map(|s| s["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+
+    // Readers of the tenant only: not a producer, not another tenant's path.
+    server.expect(&get("/v1/logs/default/health").key(&producer), 403);
+    server.expect(&get("/v1/logs/other/health").key(&reader), 403);
+    server.expect(&get("/v1/logs/default/health"), 401);
 }

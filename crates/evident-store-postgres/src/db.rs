@@ -1046,10 +1046,40 @@ impl Db {
         Ok(())
     }
 
+    /// Whether the database compares text in code-point order (collation `C`, `POSIX` or
+    /// `C.UTF-8`), so a prefix is a range of the type index (see `search.rs`).
+    pub(crate) async fn text_in_code_point_order(&self) -> Result<bool> {
+        let client = self.client().await?;
+        let row =
+            query_opt(&client, "SELECT datcollate FROM pg_database WHERE datname = current_database()", &[])
+                .await?;
+        let collation: Option<String> = row.map(|row| row.get(0));
+        Ok(matches!(collation.as_deref(), Some("C" | "POSIX" | "C.UTF-8" | "C.utf8")))
+    }
+
     pub(crate) async fn get_state(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
         let row = query_opt(&client, "SELECT value FROM service_state WHERE name = $1", &[&name]).await?;
         Ok(row.map(|row| row.get(0)))
+    }
+
+    pub(crate) async fn delete_state(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let deleted = execute(&client, "DELETE FROM service_state WHERE name = $1", &[&name]).await?;
+        Ok(deleted > 0)
+    }
+
+    /// Names that begin with `prefix`, in byte order (`starts_with` and `COLLATE "C"`: the same
+    /// under any database collation).
+    pub(crate) async fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            "SELECT name FROM service_state WHERE starts_with(name, $1) ORDER BY name COLLATE \"C\"",
+            &[&prefix],
+        )
+        .await?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
     }
 
     pub(crate) async fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {

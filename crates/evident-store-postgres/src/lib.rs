@@ -119,6 +119,9 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     db: Arc<Db>,
     operation_timeout: Duration,
+    /// The database's collation orders text by code point: a type prefix is searched as a
+    /// range the type index serves (else by `starts_with` alone).
+    code_point_order: bool,
 }
 
 impl PgStore {
@@ -179,15 +182,17 @@ impl PgStore {
         let pool = build(options.pool_size.max(1))?;
         // The sequencer is one thread: one connection of its own is all it uses.
         let writer = build(1)?;
-        let store = PgStore {
+        let mut store = PgStore {
             runtime: Some(runtime),
             db: Arc::new(Db::new(pool, writer, server, schema)),
             operation_timeout: options.operation_timeout,
+            code_point_order: false,
         };
         // Another node's migration may hold the lock for a while.
         store.run_within(MIGRATION_TIMEOUT.max(options.operation_timeout), |db| async move {
             db.migrate().await
         })?;
+        store.code_point_order = store.run(|db| async move { db.text_in_code_point_order().await })?;
         Ok(store)
     }
 
@@ -371,7 +376,7 @@ impl EventIndex for PgStore {
     }
 
     fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
-        let (sql, params) = search::search_sql(plan);
+        let (sql, params) = search::search_sql(plan, self.code_point_order);
         let tenant = tenant.clone();
         self.run(move |db| async move { db.search(&tenant, &sql, params).await })
     }
@@ -414,6 +419,16 @@ impl KeyStore for PgStore {
     fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
         let (name, value) = (name.to_owned(), value.to_vec());
         self.run(move |db| async move { db.put_state(&name, &value).await })
+    }
+
+    fn delete_state(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        self.run(move |db| async move { db.delete_state(&name).await })
+    }
+
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.to_owned();
+        self.run(move |db| async move { db.state_names(&prefix).await })
     }
 }
 

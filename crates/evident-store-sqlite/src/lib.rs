@@ -340,6 +340,9 @@ fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
+/// Most distinct types a type prefix is searched over one by one (more: as one range).
+const MAX_PREFIX_WALKS: usize = 32;
+
 const EVENT_COLUMNS: &str = "e.rid, e.event_id, e.time, e.entry, e.seal_subject, e.sealed";
 
 impl LogStore for SqliteStore {
@@ -666,8 +669,20 @@ impl EventIndex for SqliteStore {
     fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
         let tid = self.tid(tenant)?;
         self.indexer.wait_for(tid)?;
-        let (sql, values) = search_sql(tid, plan);
+        let prefix = plan.conditions().into_iter().find_map(|condition| match condition {
+            Condition::Prefix(Column::EventType, prefix) if plan.target().is_none() => Some(prefix),
+            _ => None,
+        });
         self.read(|c| {
+            let types = match prefix {
+                Some(prefix) => types_with_prefix(c, tid, prefix, MAX_PREFIX_WALKS)?,
+                None => None,
+            };
+            let (sql, values) = match &types {
+                Some(types) if types.is_empty() => return Ok(Vec::new()),
+                Some(types) => prefix_search_sql(tid, plan, types),
+                None => search_sql(tid, plan),
+            };
             let mut statement = c.prepare_cached(&sql)?;
             let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
             rows.collect()
@@ -758,6 +773,24 @@ impl KeyStore for SqliteStore {
             .map(|_| ())
             .map_err(storage)
     }
+
+    fn delete_state(&self, name: &str) -> Result<bool> {
+        let writer = self.writer.lock().expect("writer lock");
+        let deleted = writer.execute("DELETE FROM service_state WHERE name = ?1", [name]).map_err(storage)?;
+        Ok(deleted > 0)
+    }
+
+    fn state_names(&self, prefix: &str) -> Result<Vec<String>> {
+        // BINARY collation: the range is exactly the names that begin with `prefix`.
+        let end = evident_core::store::prefix_end(prefix);
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT name FROM service_state WHERE name >= ?1 AND (?2 IS NULL OR name < ?2) ORDER BY name",
+            )?;
+            let names = statement.query_map(params![prefix, end], |row| row.get(0))?;
+            names.collect()
+        })
+    }
 }
 
 const KEY_SELECT: &str =
@@ -816,27 +849,9 @@ fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Valu
     } else {
         ("ix.event_search s JOIN events e ON e.rid = s.rid", "s.time", "s.rid")
     };
-    let (direction, comparison) = if plan.descending() { ("DESC", "<") } else { ("ASC", ">") };
+    let direction = if plan.descending() { "DESC" } else { "ASC" };
     for condition in plan.conditions() {
-        let n = values.len() + 1;
-        conditions.push(match condition {
-            Condition::Equals(column, value) => {
-                values.push(V::Text(value.to_owned()));
-                format!("{} = ?{n}", column_name(column))
-            }
-            Condition::TimeAtLeast(time) => {
-                values.push(V::Integer(time.0));
-                format!("{time_column} >= ?{n}")
-            }
-            Condition::TimeBefore(time) => {
-                values.push(V::Integer(time.0));
-                format!("{time_column} < ?{n}")
-            }
-            Condition::After(position) => {
-                values.extend([V::Integer(position.time.0), V::Integer(rid(tid, position.index))]);
-                format!("({time_column}, {rid_column}) {comparison} (?{n}, ?{})", n + 1)
-            }
-        });
+        conditions.push(condition_sql(condition, &mut values, tid, plan, (time_column, rid_column)));
     }
     values.push(V::Integer(plan.limit as i64));
     let sql = format!(
@@ -845,6 +860,112 @@ fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Valu
         values.len()
     );
     (sql, values)
+}
+
+/// A type prefix without a target, over the few distinct `types` it covers: one walk of the type
+/// index per type, each already in time order and cut at the limit, then merged. (A range over
+/// the type index would read and sort every matching row before the first page.)
+fn prefix_search_sql(tid: i64, plan: &SearchPlan, types: &[String]) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
+    let mut values: Vec<V> = vec![V::Integer(tid)];
+    let mut conditions = vec!["s.tid = ?1".to_owned()];
+    for condition in plan.conditions() {
+        if !matches!(condition, Condition::Prefix(Column::EventType, _)) {
+            conditions.push(condition_sql(condition, &mut values, tid, plan, ("s.time", "s.rid")));
+        }
+    }
+    values.push(V::Integer(plan.limit as i64));
+    let limit = values.len();
+    let direction = if plan.descending() { "DESC" } else { "ASC" };
+    let walks: Vec<String> = types
+        .iter()
+        .map(|kind| {
+            values.push(V::Text(kind.clone()));
+            format!(
+                "SELECT rid, time FROM (SELECT s.rid, s.time FROM ix.event_search s WHERE {} AND s.type = ?{} \
+                 ORDER BY s.time {direction}, s.rid {direction} LIMIT ?{limit})",
+                conditions.join(" AND "),
+                values.len()
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM ({}) u JOIN events e ON e.rid = u.rid \
+         ORDER BY u.time {direction}, u.rid {direction} LIMIT ?{limit}",
+        walks.join(" UNION ALL ")
+    );
+    (sql, values)
+}
+
+/// The distinct event types of a tenant that begin with `prefix`, one seek of the type index
+/// each; `None` when there are more than `max` (then a range serves better than a walk per type).
+fn types_with_prefix(
+    connection: &Connection,
+    tid: i64,
+    prefix: &str,
+    max: usize,
+) -> rusqlite::Result<Option<Vec<String>>> {
+    let end = evident_core::store::prefix_end(prefix);
+    let mut next = connection.prepare_cached(
+        "SELECT type FROM ix.event_search WHERE tid = ?1 AND type > ?2 AND (?3 IS NULL OR type < ?3) \
+         ORDER BY type LIMIT 1",
+    )?;
+    let mut first = connection.prepare_cached(
+        "SELECT type FROM ix.event_search WHERE tid = ?1 AND type >= ?2 AND (?3 IS NULL OR type < ?3) \
+         ORDER BY type LIMIT 1",
+    )?;
+    let mut types: Vec<String> = Vec::new();
+    let mut found = first.query_row(params![tid, prefix, end], |row| row.get(0)).optional()?;
+    while let Some(kind) = found {
+        if types.len() == max {
+            return Ok(None);
+        }
+        found = next.query_row(params![tid, kind, end], |row| row.get(0)).optional()?;
+        types.push(kind);
+    }
+    Ok(Some(types))
+}
+
+/// One condition of a search as SQL, its values appended to `values` (`?1` is the tenant).
+fn condition_sql(
+    condition: Condition,
+    values: &mut Vec<rusqlite::types::Value>,
+    tid: i64,
+    plan: &SearchPlan,
+    (time_column, rid_column): (&str, &str),
+) -> String {
+    use rusqlite::types::Value as V;
+    let n = values.len() + 1;
+    let comparison = if plan.descending() { "<" } else { ">" };
+    match condition {
+        Condition::Equals(column, value) => {
+            values.push(V::Text(value.to_owned()));
+            format!("{} = ?{n}", column_name(column))
+        }
+        Condition::Prefix(column, prefix) => {
+            // BINARY collation compares UTF-8 bytes: the range is exactly the prefix's texts.
+            values.push(V::Text(prefix.to_owned()));
+            match evident_core::store::prefix_end(prefix) {
+                Some(end) => {
+                    values.push(V::Text(end));
+                    format!("{0} >= ?{n} AND {0} < ?{1}", column_name(column), n + 1)
+                }
+                None => format!("{} >= ?{n}", column_name(column)),
+            }
+        }
+        Condition::TimeAtLeast(time) => {
+            values.push(V::Integer(time.0));
+            format!("{time_column} >= ?{n}")
+        }
+        Condition::TimeBefore(time) => {
+            values.push(V::Integer(time.0));
+            format!("{time_column} < ?{n}")
+        }
+        Condition::After(position) => {
+            values.extend([V::Integer(position.time.0), V::Integer(rid(tid, position.index))]);
+            format!("({time_column}, {rid_column}) {comparison} (?{n}, ?{})", n + 1)
+        }
+    }
 }
 
 /// The `events` column an equality condition compares.

@@ -148,6 +148,8 @@ pub struct SearchParams {
     /// Target type; with `target_id`.
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// The event type (`customer.updated`), or a prefix of it ending in `*` (`customer.*`: every
+    /// type that begins with `customer.`). A `*` anywhere else is refused.
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", param(rename = "type"))]
     pub event_type: Option<String>,
@@ -403,4 +405,56 @@ mod tests {
         let bad = SearchParams { outcome: Some("maybe".into()), ..SearchParams::default() };
         assert_eq!(bad.filter().unwrap_err().name, "outcome");
     }
+}
+
+/// `GET /v1/logs/{tenant}/health`: a tenant's log as its readers watch it. The log's numbers come
+/// from the log itself (every node answers the same); `node` holds what the answering node
+/// counted for the tenant since it started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogHealth {
+    pub tenant: String,
+    pub tree_size: u64,
+    /// When the newest entry was sequenced (its `recorded_at`), which the latest checkpoint
+    /// covers; absent for an empty log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_at: Option<String>,
+    /// Seconds from `newest_at` to `now`: how old the latest checkpoint is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_age_secs: Option<f64>,
+    /// The server's clock when it answered (RFC 3339).
+    pub now: String,
+    /// Tree size over time: the size right after entries spread evenly over the log (at most
+    /// 48, the newest last), each with the time it was sequenced.
+    pub sizes: Vec<SizeSample>,
+    /// Entries sequenced in the minute and the hour before `now` (the ingestion rate).
+    pub last_minute: u64,
+    pub last_hour: u64,
+    pub node: NodeCounts,
+}
+
+/// The log's size right after one entry was sequenced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SizeSample {
+    /// The entry's `recorded_at`.
+    pub at: String,
+    pub tree_size: u64,
+}
+
+/// What one node counted for a tenant's `POST /v1/events` since it started (not shared between
+/// nodes, not kept across restarts).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeCounts {
+    /// The node's name among the nodes sharing a store.
+    pub node: String,
+    /// When the node started (RFC 3339).
+    pub since: String,
+    /// Items received, and how each was answered.
+    pub received: u64,
+    pub stored: u64,
+    pub duplicate: u64,
+    pub rejected: u64,
+    pub conflict: u64,
 }

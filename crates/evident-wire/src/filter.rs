@@ -21,10 +21,53 @@ pub struct Filter {
     pub subject: Option<String>,
     /// `(type, id)` of a target.
     pub target: Option<(String, String)>,
-    pub event_type: Option<String>,
+    pub event_type: Option<TypeFilter>,
     pub action: Option<Action>,
     pub outcome: Option<Outcome>,
     pub source: Option<String>,
+}
+
+/// The `type` filter: one type, or every type that begins with a prefix (`type=customer.*` on
+/// the wire: a trailing `*`, nowhere else).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypeFilter {
+    Exact(String),
+    /// The characters before the `*`; at least one.
+    Prefix(String),
+}
+
+impl TypeFilter {
+    /// Parses the `type` parameter: `customer.updated`, or `customer.*` / `cust*` for a prefix.
+    pub fn parse(name: &str, value: &str) -> Result<TypeFilter, Invalid> {
+        let value = identifier(name, value, 128)?;
+        match value.find('*') {
+            None => Ok(TypeFilter::Exact(value)),
+            Some(at) if at + 1 == value.len() && at > 0 => Ok(TypeFilter::Prefix(value[..at].to_owned())),
+            Some(_) => Err(Invalid::new(
+                name,
+                "format",
+                format!(
+                    "{name} may end in * to ask for a prefix (e.g. customer.*); * elsewhere, or alone, is not allowed"
+                ),
+            )),
+        }
+    }
+
+    /// Whether an event of type `event_type` is asked for.
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            TypeFilter::Exact(wanted) => event_type == wanted,
+            TypeFilter::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
+        }
+    }
+
+    /// The parameter's text, which [`TypeFilter::parse`] reads back.
+    pub fn to_param(&self) -> String {
+        match self {
+            TypeFilter::Exact(wanted) => wanted.clone(),
+            TypeFilter::Prefix(prefix) => format!("{prefix}*"),
+        }
+    }
 }
 
 /// The query-parameter names of the filters, in the order [`Filter::pairs`] lists them.
@@ -81,7 +124,7 @@ impl Filter {
             "to" => self.to = Some(time(name, value)?),
             "actor" => self.actor = Some(identifier(name, value, 256)?),
             "subject" => self.subject = Some(identifier(name, value, 256)?),
-            "type" => self.event_type = Some(identifier(name, value, 128)?),
+            "type" => self.event_type = Some(TypeFilter::parse(name, value)?),
             "source" => self.source = Some(identifier(name, value, 512)?),
             "action" => self.action = Some(choice(name, value)?),
             "outcome" => self.outcome = Some(choice(name, value)?),
@@ -108,7 +151,7 @@ impl Filter {
             ("subject", self.subject.clone()),
             ("target_type", target.map(|t| t.0.clone())),
             ("target_id", target.map(|t| t.1.clone())),
-            ("type", self.event_type.clone()),
+            ("type", self.event_type.as_ref().map(TypeFilter::to_param)),
             ("action", self.action.map(|a| a.as_str().to_owned())),
             ("outcome", self.outcome.map(|o| o.as_str().to_owned())),
             ("source", self.source.clone()),
@@ -130,7 +173,6 @@ impl Filter {
         let equal = [
             ("/actor/id", self.actor.as_deref()),
             ("/subject", self.subject.as_deref()),
-            ("/type", self.event_type.as_deref()),
             ("/action", self.action.map(Action::as_str)),
             ("/outcome", self.outcome.map(Outcome::as_str)),
             ("/source", self.source.as_deref()),
@@ -141,6 +183,13 @@ impl Filter {
             if found != Some(wanted) {
                 let found = found.map(|f| format!("{f:?}")).unwrap_or_else(|| "absent".into());
                 return Some(format!("{pointer} is {found}, the query asks for {wanted:?}"));
+            }
+        }
+        if let Some(wanted) = &self.event_type {
+            let found = entry.pointer("/type").and_then(Value::as_str);
+            if !found.is_some_and(|found| wanted.matches(found)) {
+                let found = found.map(|f| format!("{f:?}")).unwrap_or_else(|| "absent".into());
+                return Some(format!("/type is {found}, the query asks for {:?}", wanted.to_param()));
             }
         }
         if let Some((kind, id)) = &self.target {
@@ -262,6 +311,13 @@ mod tests {
         check(&[("subject", "a\u{7}b")], Err(("subject", "format")));
         check(&[("type", &"t".repeat(129))], Err(("type", "length")));
         check(&[("severity", "high")], Err(("severity", "unknown_field")));
+        check(&[("type", "customer.*")], Ok(vec![("type", "customer.*")]));
+        check(&[("type", "cust*")], Ok(vec![("type", "cust*")]));
+        check(&[("type", "customer_%*")], Ok(vec![("type", "customer_%*")]));
+        check(&[("type", "*")], Err(("type", "format")));
+        check(&[("type", "customer.*.updated")], Err(("type", "format")));
+        check(&[("type", "*.updated")], Err(("type", "format")));
+        check(&[("type", "customer.**")], Err(("type", "format")));
     }
 
     #[test]
@@ -289,6 +345,12 @@ mod tests {
         assert!(matches(&[("from", "2026-11-20T00:00:01Z")]).unwrap().contains("before the query's from"));
         assert!(matches(&[("to", "2026-11-20T00:00:00Z")]).unwrap().contains("not before the query's to"));
         assert_eq!(matches(&[("from", "2026-11-20T00:00:00Z")]), None);
+        assert_eq!(matches(&[("type", "customer.*")]), None);
+        assert_eq!(matches(&[("type", "customer.updated")]), None);
+        assert_eq!(matches(&[("type", "c*")]), None);
+        assert!(matches(&[("type", "customer.updated.*")]).unwrap().contains("\"customer.updated.*\""));
+        assert!(matches(&[("type", "customer.update")]).unwrap().contains("/type is \"customer.updated\""));
+        assert!(matches(&[("type", "customer_*")]).is_some());
     }
 
     #[test]

@@ -171,6 +171,7 @@ export interface SearchParams {
   subject?: string;
   target_type?: string;
   target_id?: string;
+  /** An event type, or a prefix ending in `*` (`customer.*`), which the server matches. */
   type?: string;
   action?: string;
   outcome?: string;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::read::{Access, EventView};
 use crate::store::TenantId;
 use evident_wire::Micros;
-use evident_wire::filter::{Filter, Order};
+use evident_wire::filter::{Filter, Order, TypeFilter};
 
 /// Events a report lists at most (older ones are left out, and the report says so).
 pub const MAX_EVENTS: usize = 10_000;
@@ -133,7 +133,7 @@ impl Engine {
             Kind::Erasure => {
                 let filter = Filter {
                     target: Some(("subject".to_owned(), subject.to_owned())),
-                    event_type: Some("evident.privacy.erased".to_owned()),
+                    event_type: Some(TypeFilter::Exact("evident.privacy.erased".to_owned())),
                     ..Filter::default()
                 };
                 let (events, _) = self.all_events(tenant, &filter, Access::Skeleton)?;

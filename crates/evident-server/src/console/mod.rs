@@ -132,7 +132,7 @@ fn info(principal: &Principal, found: &session::Found) -> SessionInfo {
         role: principal.role.as_str().to_owned(),
         global: principal.global,
         csrf_token: found.csrf.clone(),
-        expires_in: found.ends_in.as_secs(),
+        expires_in: u64::try_from(found.ends_in.as_millis().div_ceil(1000)).unwrap_or(u64::MAX),
         may: needs
             .into_iter()
             .filter(|(need, _)| principal.may(*need))
@@ -165,7 +165,7 @@ pub async fn get_session(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = session::cookie(&headers).ok_or(ApiError::Unauthenticated)?;
-    let found = state.console.find(token, &state.config.console).ok_or(ApiError::Unauthenticated)?;
+    let found = state.console.find(&state, token).await?.ok_or(ApiError::Unauthenticated)?;
     let principal = session::principal_of_key(&state, &found.key_id, client).await?;
     Ok(secured(Json(info(&principal, &found)).into_response(), "no-store"))
 }
@@ -214,14 +214,14 @@ pub async fn sign_in(
             auth::authenticate(&state, &bearer, client).await?
         }
         (None, Some(link)) => {
-            let key_id = state.console.take_link(link).ok_or(ApiError::Unauthenticated)?;
+            let key_id = state.console.take_link(&state, link).await?.ok_or(ApiError::Unauthenticated)?;
             session::principal_of_key(&state, &key_id, client).await?
         }
         _ => return Err(ApiError::invalid_param("key", "conditional", "give exactly one of key and link")),
     };
     auth::require(&state, &principal, Need::Read, None).await?;
-    let (token, _) = state.console.start(&principal.key_id);
-    let found = state.console.find(&token, &state.config.console).ok_or(ApiError::Unauthenticated)?;
+    let token = state.console.start(&state, &principal.key_id).await?;
+    let found = state.console.find(&state, &token).await?.ok_or(ApiError::Unauthenticated)?;
     let how = if request.link.is_some() { "link" } else { "key" };
     record(&state, &principal, "evident.console.signin", "login", how).await?;
     let cookie = session::set_cookie(Some(&token), &state.config.console);
@@ -257,12 +257,12 @@ pub async fn sign_out(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let token = session::cookie(&headers).ok_or(ApiError::Unauthenticated)?;
-    let found = state.console.find(token, &state.config.console).ok_or(ApiError::Unauthenticated)?;
+    let found = state.console.find(&state, token).await?.ok_or(ApiError::Unauthenticated)?;
     let presented = headers.get(session::CSRF_HEADER).and_then(|v| v.to_str().ok());
     if presented != Some(found.csrf.as_str()) {
         return Err(ApiError::Forbidden("signing out needs the session's CSRF token in X-CSRF-Token".into()));
     }
-    state.console.end(token);
+    state.console.end(&state, token).await?;
     if let Ok(principal) = session::principal_of_key(&state, &found.key_id, client).await {
         record(&state, &principal, "evident.console.signout", "logout", "session").await?;
     }
@@ -290,7 +290,7 @@ pub struct ConsoleLink {
 pub async fn create_link(State(state): State<AppState>, caller: Caller<auth::Read>) -> ApiResult<Response> {
     let principal = caller.principal;
     let ttl = state.config.console.link_ttl;
-    let token = state.console.new_link(&principal.key_id, ttl);
+    let token = state.console.new_link(&state, &principal.key_id).await?;
     record(&state, &principal, "evident.console.link", "other", "key").await?;
     let link = ConsoleLink { path: format!("/#/link/{token}"), expires_in: ttl.as_secs() };
     let mut response = (StatusCode::CREATED, Json(link)).into_response();
