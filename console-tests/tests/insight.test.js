@@ -1,7 +1,7 @@
 // The console's Insight page in Debian's Chromium against a real `evident serve` filled by
 // `evident demo` (its planted story: chat loses contacts at verification): a reader signs in, the
 // trend chart and the funnel show exactly what the API answers for the same query, suppressed
-// cells read "fewer than 5", journeys, cohorts and the service measure render, a bad step is a
+// cells read "hidden", journeys, cohorts and the service measure render, a bad step is a
 // clear error. axe-core on each view; screenshots insight-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,7 +35,7 @@ async function answer(view, query) {
 }
 
 const rows = (selector) => page.$$eval(`${selector} tbody tr`, (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
-const n = (v) => (v === undefined || v === null ? 'fewer than 5' : String(v));
+const n = (v) => (v === undefined || v === null ? 'hidden' : String(v));
 
 before(async () => {
   server = await H.serve();
@@ -73,13 +73,13 @@ test('the reader sees Insight in the navigation and the trend equals the API', a
   await check('insight-trend');
 });
 
-test('suppressed cells read "fewer than 5", as the API suppresses them', async () => {
+test('suppressed cells read "hidden", as the API suppresses them', async () => {
   await open({ view: 'trend', by: 'actor', bucket: 'day' }, '#trend-previous table');
   const api = await answer('trend', { by: 'actor', bucket: 'day' });
   const suppressed = api.series.filter((x) => x.total.suppressed).length;
   assert.ok(suppressed > 0, 'some actors served fewer than 5 customers');
   const shown = await rows('#trend-previous table');
-  assert.equal(shown.filter((r) => r[1] === 'fewer than 5').length, suppressed);
+  assert.equal(shown.filter((r) => r[1] === 'hidden').length, suppressed);
   assert.ok(!shown.some((r) => r[1] === '0'), 'never a zero for a suppressed cell');
 });
 

@@ -1,6 +1,6 @@
 // Customer insight over `/v1/insights/...`: trend, funnel, journeys, cohorts and service measure.
 // Each view is a form whose values live in the URL (so a view can be shared), an SVG chart and the
-// same numbers as a table for screen readers. A suppressed cell reads "fewer than k" (k: the
+// same numbers as a table for screen readers. A suppressed cell reads "hidden" (k: the
 // tenant's threshold), never 0. The server decides who may ask and audits every query.
 import { get } from './api.js';
 import { h, s, show, status, field, table, link, route } from './dom.js';
@@ -42,7 +42,7 @@ export async function insightPage(query) {
   }
   const k = answer.min_customers;
   out.append(h('p', { class: 'muted', id: 'insight-range' }, `${answer.from.slice(0, 10)} to ${answer.to.slice(0, 10)}`,
-    k > 1 ? `; cells of fewer than ${k} customers are suppressed` : ''), ...view.render(answer, values, k));
+    k > 1 ? `; cells of fewer than ${k} customers are hidden, and others where needed so that no hidden cell can be worked out from what is shown` : ''), ...view.render(answer, values, k));
   performance.mark('evident:insight');
 }
 
@@ -76,8 +76,8 @@ function form(name, fields, values) {
   return el;
 }
 
-/** A count, or "fewer than k" when suppressed. */
-const count = (n, k) => (n === undefined || n === null ? `fewer than ${k}` : String(n));
+/** A count, or "hidden" when suppressed (fewer than k customers, or hidden to protect such a cell). */
+const count = (n) => (n === undefined || n === null ? 'hidden' : String(n));
 const pct = (x) => (x === undefined || x === null ? '-' : `${(x * 100).toFixed(1)}%`);
 const key = (v) => (v === null || v === undefined ? '(none)' : v);
 
@@ -132,27 +132,27 @@ function trendView(t, values, k) {
   if (starts.length) svg.append(s('text', { x: 40, y: 180, class: 'axis' }, starts[0].slice(0, 16)), s('text', { x: W + 40, y: 180, class: 'axis end' }, starts.at(-1).slice(0, 16)));
   const legend = h('ul', { class: 'legend', 'aria-hidden': 'true' }, series.map((x, i) => h('li', { class: `s${i}` }, key(x.key))));
   const points = table(`Events per ${t.bucket}`, [t.bucket, ...series.map((x) => key(x.key))], starts.map((st) =>
-    [st.slice(0, 16).replace('T', ' '), ...series.map((x) => { const p = x.points.find((q) => q.start === st); return p ? count(p.events, k) : '0'; })]));
+    [st.slice(0, 16).replace('T', ' '), ...series.map((x) => { const p = x.points.find((q) => q.start === st); return p ? count(p.events) : '0'; })]));
   const prev = hbars(t.series.flatMap((x) => [
-    { label: `${key(x.key)}: this period`, value: x.total.events, text: count(x.total.events, k) },
-    { label: `${key(x.key)}: previous period`, value: x.previous.events, text: count(x.previous.events, k), cls: 'previous' }]));
+    { label: `${key(x.key)}: this period`, value: x.total.events, text: count(x.total.events) },
+    { label: `${key(x.key)}: previous period`, value: x.previous.events, text: count(x.previous.events), cls: 'previous' }]));
   const totals = table('This period and the one before it', [t.by || 'series', 'Events', 'Previous', 'Customers', 'Failure rate'],
-    t.series.map((x) => [key(x.key), count(x.total.events, k), count(x.previous.events, k), count(x.total.customers, k), pct(x.total.failure_rate)]));
+    t.series.map((x) => [key(x.key), count(x.total.events), count(x.previous.events), count(x.total.customers), pct(x.total.failure_rate)]));
   return [chart(`Events per ${t.bucket}${t.by ? ` by ${t.by}` : ''}`, svg, points, 'trend-chart', legend),
     chart('This period beside the previous one', prev, totals, 'trend-previous')];
 }
 
 function funnelView(f, values, k) {
   const rows = f.steps.map((st) => ({ label: `${st.step}. ${st.query}`, value: st.customers,
-    text: `${count(st.customers, k)} (${pct(st.conversion)})${st.step > 1 ? `, ${count(st.dropped, k)} dropped` : ''}` }));
+    text: `${count(st.customers)} (${pct(st.conversion)})${st.step > 1 ? `, ${count(st.dropped)} dropped` : ''}` }));
   const steps = table('Customers per step', ['Step', 'Query', 'Customers', 'Conversion', 'Dropped'],
-    f.steps.map((st) => [String(st.step), st.query, count(st.customers, k), pct(st.conversion), st.step > 1 ? count(st.dropped, k) : '-']));
+    f.steps.map((st) => [String(st.step), st.query, count(st.customers), pct(st.conversion), st.step > 1 ? count(st.dropped) : '-']));
   const ttc = f.time_to_convert;
   const out = [chart(`Funnel within ${span(f.within_seconds)}`, hbars(rows), steps, 'funnel-chart'),
-    h('p', { id: 'time-to-convert' }, `Time to convert: median ${span(ttc.median_seconds)}, p90 ${span(ttc.p90_seconds)} (${count(ttc.customers, k)} customers)`)];
+    h('p', { id: 'time-to-convert' }, `Time to convert: median ${span(ttc.median_seconds)}, p90 ${span(ttc.p90_seconds)} (${count(ttc.customers)} customers)`)];
   if (f.by) {
     out.push(table(`By ${f.by}`, [f.by, ...f.steps.map((st) => `Step ${st.step}`), 'Conversion', 'Median', 'p90'],
-      f.breakdown.map((g) => [key(g.key), ...g.steps.map((st) => count(st.customers, k)), pct(g.steps.at(-1).conversion),
+      f.breakdown.map((g) => [key(g.key), ...g.steps.map((st) => count(st.customers)), pct(g.steps.at(-1).conversion),
         span(g.time_to_convert.median_seconds), span(g.time_to_convert.p90_seconds)])));
     out.at(-1).id = 'funnel-breakdown';
   }
@@ -161,13 +161,13 @@ function funnelView(f, values, k) {
 
 function journeysView(j, values, k) {
   const list = h('ol', { class: 'paths', id: 'journey-paths' }, j.paths.map((p) => h('li', {},
-    h('strong', {}, `${count(p.sessions, k)} sessions, ${count(p.customers, k)} customers: `), p.path.join(' → '))));
-  const out = [h('p', {}, `${count(j.sessions, k)} sessions of ${count(j.customers, k)} customers`), list];
-  if (j.suppressed_paths) out.push(h('p', { class: 'muted' }, `${j.suppressed_paths} paths of fewer than ${k} customers are not shown`));
+    h('strong', {}, `${count(p.sessions)} sessions, ${count(p.customers)} customers: `), p.path.join(' → '))));
+  const out = [h('p', {}, `${count(j.sessions)} sessions of ${count(j.customers)} customers`), list];
+  if (j.suppressed_paths) out.push(h('p', { class: 'muted' }, `${j.suppressed_paths} paths are hidden (fewer than ${k} customers, or hidden to protect such a path)`));
   if (j.links.length) out.push(chart('Where sessions go next', sankey(j.links),
     table('Step to step', ['Step', 'From', 'To', 'Sessions'], j.links.map((l) => [String(l.depth), l.from, l.to, String(l.sessions)])), 'journey-flow'));
   const r = j.repeats;
-  if (r) out.push(h('p', { id: 'repeats' }, `Repeat contacts within ${span(r.within_seconds)}: ${count(r.repeat_customers, k)} of ${count(r.resolved_customers, k)} resolved customers (${pct(r.repeat_rate)})`));
+  if (r) out.push(h('p', { id: 'repeats' }, `Repeat contacts within ${span(r.within_seconds)}: ${count(r.repeat_customers)} of ${count(r.resolved_customers)} resolved customers (${pct(r.repeat_rate)})`));
   return out;
 }
 
@@ -194,20 +194,20 @@ function sankey(links) {
 function cohortsView(c, values, k) {
   const width = Math.max(0, ...c.cohorts.map((x) => x.active.length));
   const cell = (x, n) => {
-    if (n === null || n === undefined) return h('td', { class: 'heat suppressed' }, `fewer than ${k}`);
+    if (n === null || n === undefined) return h('td', { class: 'heat suppressed' }, 'hidden');
     const share = x.customers ? n / x.customers : 0;
     return h('td', { class: `heat h${Math.min(4, Math.floor(share * 5))}` }, `${n} (${Math.round(share * 100)}%)`);
   };
   return [h('table', { class: 'cohorts', id: 'cohort-table' }, h('caption', {}, `Customers first seen each ${c.period} and active in the ${c.period}s after`),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Cohort'), h('th', { scope: 'col' }, 'Customers'),
       Array.from({ length: width }, (_, i) => h('th', { scope: 'col' }, `${c.period} ${i}`)))),
-    h('tbody', {}, c.cohorts.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.start.slice(0, 10)), h('td', {}, count(x.customers, k)),
+    h('tbody', {}, c.cohorts.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.start.slice(0, 10)), h('td', {}, count(x.customers)),
       x.active.map((n) => cell(x, n))))))];
 }
 
 function measureView(m, values, k) {
   const rows = m.rows.map((r) => ({ label: key(r.key), value: r.median_seconds, text: `median ${span(r.median_seconds)}, p90 ${span(r.p90_seconds)}` }));
   const t = table(`From ${values.first} to ${values.last}`, [m.by || 'group', 'Completed', 'Customers', 'Median', 'p90'],
-    m.rows.map((r) => [key(r.key), count(r.count, k), count(r.customers, k), span(r.median_seconds), span(r.p90_seconds)]));
+    m.rows.map((r) => [key(r.key), count(r.count), count(r.customers), span(r.median_seconds), span(r.p90_seconds)]));
   return [chart(`Median time from first to last step${m.by ? ` by ${m.by}` : ''}`, hbars(rows), t, 'measure-chart')];
 }
