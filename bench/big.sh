@@ -9,18 +9,22 @@
 #      answer), 16 connections, S seconds each.
 # The store is deleted at the end.
 #
-# Usage: bench/big.sh [--events N] [--seconds S]   (defaults 10000000 and 20)
+# Usage: bench/big.sh [--events N] [--seconds S] [--fill-seconds F]
+#   N events (default 10000000), S seconds per rate run and read workload (default 20), and the
+#   fill stops after F seconds (default: none) if it has not reached N by then.
 # Raw outputs go to target/bench-big/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 events=10000000
 seconds=20
+fill_seconds=1e9
 while [ $# -gt 0 ]; do
   case $1 in
     --events) events=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
-    *) echo "usage: bench/big.sh [--events N] [--seconds S]" >&2; exit 2 ;;
+    --fill-seconds) fill_seconds=$2; shift 2 ;;
+    *) echo "usage: bench/big.sh [--events N] [--seconds S] [--fill-seconds F]" >&2; exit 2 ;;
   esac
 done
 out=target/bench-big
@@ -57,7 +61,7 @@ reader=$(curl -sf -X POST "$URL/v1/keys" -H "Authorization: Bearer $admin" -d '{
 stop_server
 
 /usr/bin/time -v -o "$out/fill-time.txt" "$bin" hammer --data-dir "$data/big" --producers 8 --batch 100 \
-  --events "$events" --seconds 1e9 --json | tee "$out/fill.json"
+  --events "$events" --seconds "$fill_seconds" --json | tee "$out/fill.json"
 grep -E 'Maximum resident|Elapsed|Percent of CPU|File system outputs' "$out/fill-time.txt"
 du -sb "$data/big" | tee "$out/bytes.txt"
 ls -l "$data/big" >>"$out/bytes.txt"
@@ -73,7 +77,7 @@ load "after fsck"
 
 start_server
 curl -sf "$URL/v1/events?limit=1000&type=customer.updated" -H "Authorization: Bearer $reader" \
-  | python3 -c 'import json,sys; [print(f"/v1/events/{e[\"event_id\"]}/proof") for e in json.load(sys.stdin)["events"]]' \
+  | python3 -c 'import json,sys; [print("/v1/events/" + e["event_id"] + "/proof") for e in json.load(sys.stdin)["events"]]' \
   >"$out/proof-paths.txt"
 python3 -c 'import random; [print(f"/v1/subjects/cust-{random.randrange(10000)}/timeline?limit=50") for _ in range(2000)]' \
   >"$out/timeline-paths.txt"
