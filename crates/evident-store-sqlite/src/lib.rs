@@ -581,8 +581,8 @@ impl LogStore for SqliteStore {
             for log in &commit.logs {
                 let tid = self.tid(&log.tenant)?;
                 let current: Option<i64> = tx
-                    .query_row("SELECT size FROM logs WHERE tid = ?1", [tid], |row| row.get(0))
-                    .optional()
+                    .prepare_cached("SELECT size FROM logs WHERE tid = ?1")
+                    .and_then(|mut s| s.query_row([tid], |row| row.get(0)).optional())
                     .map_err(storage)?;
                 if current.unwrap_or(0) as u64 != log.old_size.0 {
                     return Err(Error::Conflict(format!(
@@ -638,11 +638,9 @@ impl LogStore for SqliteStore {
                         .and_then(|mut s| s.execute(params![tid, log.new_size.0 as i64, log.checkpoint]))
                         .map_err(storage)?;
                 }
-                tx.execute(
-                    "INSERT OR REPLACE INTO logs (tid, size, checkpoint) VALUES (?1, ?2, ?3)",
-                    params![tid, log.new_size.0 as i64, log.checkpoint],
-                )
-                .map_err(storage)?;
+                tx.prepare_cached("INSERT OR REPLACE INTO logs (tid, size, checkpoint) VALUES (?1, ?2, ?3)")
+                    .and_then(|mut s| s.execute(params![tid, log.new_size.0 as i64, log.checkpoint]))
+                    .map_err(storage)?;
             }
         }
         tx.commit().map_err(storage)?;
