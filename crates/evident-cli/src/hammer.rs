@@ -78,6 +78,10 @@ pub struct Args {
     /// Group commit: wait at most this long for more requests (the engine's default).
     #[arg(long, default_value_t = 0.0)]
     max_batch_delay_ms: f64,
+    /// Keep a checkpoint in the history per this many entries (the engine's default; 1 keeps
+    /// every commit's, as before the history was bounded).
+    #[arg(long, default_value_t = 1000)]
+    keep_checkpoint_entries: u64,
     /// Distinct customers the events concern.
     #[arg(long, default_value_t = 10_000)]
     customers: u64,
@@ -414,6 +418,7 @@ fn open_engines(args: &Args, dir: &DataDir) -> Result<Vec<Arc<Engine>>> {
             max_batch_entries: args.max_batch_entries,
             max_batch_delay: Duration::from_secs_f64(args.max_batch_delay_ms / 1000.0),
             node_id: format!("hammer-{node}"),
+            keep_checkpoint_entries: args.keep_checkpoint_entries.max(1),
             ..EngineConfig::default()
         };
         let opened = Arc::new(Engine::open(store, signing_seed, MasterKey::from_bytes(master), config)?);

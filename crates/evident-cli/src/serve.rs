@@ -271,6 +271,12 @@ pub(crate) fn settings(args: &Args) -> Result<Settings> {
                 .or(file.cluster.node_id)
                 .unwrap_or(engine_defaults.node_id.clone()),
             lease_ttl: Duration::from_millis(lease_ttl_ms),
+            keep_checkpoint_entries: env("EVIDENT_KEEP_CHECKPOINT_ENTRIES")?
+                .unwrap_or(engine_defaults.keep_checkpoint_entries)
+                .max(1),
+            keep_checkpoint_interval: env("EVIDENT_KEEP_CHECKPOINT_MS")?
+                .map(Duration::from_millis)
+                .unwrap_or(engine_defaults.keep_checkpoint_interval),
             ..engine_defaults
         },
         server,

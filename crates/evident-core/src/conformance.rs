@@ -50,7 +50,8 @@ macro_rules! store_conformance_suite {
             repeats_after_erasure_reveal_nothing, stored_digests_resist_guessing,
             retention_destroys_only_months_past_the_maximum, retention_rules_by_type_and_class,
             master_key_rotation_leaves_the_old_key_unneeded,
-            personal_fields_are_searchable_until_erased, witness_cosignatures);
+            personal_fields_are_searchable_until_erased, witness_cosignatures,
+            checkpoint_history_is_bounded);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -952,7 +953,10 @@ pub fn tenant_isolation(harness: &dyn Harness) {
 }
 
 pub fn proofs_tiles_and_bundles(harness: &dyn Harness) {
-    let engine = engine_over(harness.open(), EngineConfig::default());
+    // Every checkpoint kept, to prove between each pair (the bounded history is
+    // `checkpoint_history_is_bounded`).
+    let engine =
+        engine_over(harness.open(), EngineConfig { keep_checkpoint_entries: 1, ..EngineConfig::default() });
     let acme = tenant("acme");
     engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
     let mut n = 0;
@@ -1026,6 +1030,63 @@ pub fn proofs_tiles_and_bundles(harness: &dyn Harness) {
     assert!(engine.entry_bundle(&acme, BundleId { index: 3, width: 1 }).is_err());
 }
 
+/// Every commit answers with its own signed checkpoint and the head is always the latest, but
+/// the history keeps one per `keep_checkpoint_entries` entries or `keep_checkpoint_interval`, plus
+/// those exports are made against; each kept one still proves against every later one.
+pub fn checkpoint_history_is_bounded(harness: &dyn Harness) {
+    let config = EngineConfig {
+        keep_checkpoint_entries: 10,
+        keep_checkpoint_interval: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    };
+    let engine = engine_over(harness.open(), config.clone());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let verifier = engine.verifier(&acme).unwrap();
+    let origin = engine.origin(&acme);
+    let open = |note: &str| Checkpoint::open(note, std::slice::from_ref(&verifier), &origin).unwrap().0;
+    let sizes = |engine: &Engine| -> Vec<u64> {
+        let kept = engine.store().checkpoints(&acme).unwrap();
+        for head in &kept {
+            assert_eq!(open(&head.checkpoint).size, head.size);
+        }
+        kept.iter().map(|head| head.size.0).collect()
+    };
+    for n in 0..35 {
+        let outcomes = append(&engine, &acme, vec![event(&format!("k{n}"), json!({}))]);
+        let Outcome::Stored(receipt) = &outcomes[0] else { panic!("{outcomes:?}") };
+        // Each acknowledgement still carries the checkpoint of its own commit.
+        assert_eq!((receipt.tree_size, open(receipt.checkpoint.as_str()).size.0), (n + 1, n + 1));
+    }
+    // The first commit, then every 10 entries; the head (35) is listed though not kept.
+    assert_eq!(sizes(&engine), [1, 11, 21, 31, 35]);
+    let head = engine.export_head(&acme).unwrap();
+    assert_eq!(head.size, TreeSize(35));
+    append(&engine, &acme, vec![event("k35", json!({})), event("k36", json!({}))]);
+    // The export's checkpoint stays in the history after the head moves on.
+    assert_eq!(sizes(&engine), [1, 11, 21, 31, 35, 37]);
+    let kept = engine.store().checkpoints(&acme).unwrap();
+    for (i, old) in kept.iter().enumerate() {
+        for new in &kept[i..] {
+            let (old, new) = (open(&old.checkpoint), open(&new.checkpoint));
+            let proof = engine.consistency_proof(&acme, old.size.0, new.size.0).unwrap();
+            verify_consistency(old.size, new.size, &old.root, &new.root, &proof).unwrap();
+        }
+    }
+    // With no interval every checkpoint is kept (37, the head before the restart, was not).
+    engine.shutdown();
+    drop(engine);
+    let config = EngineConfig { keep_checkpoint_interval: Duration::ZERO, ..config };
+    let engine = engine_over(harness.open(), config);
+    append(&engine, &acme, vec![event("k37", json!({}))]);
+    append(&engine, &acme, vec![event("k38", json!({}))]);
+    assert_eq!(sizes(&engine), [1, 11, 21, 31, 35, 38, 39]);
+    let report =
+        crate::fsck::check_log(&**engine.store(), &acme, &origin, std::slice::from_ref(&verifier)).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!((report.entries_checked, report.checkpoints_checked), (39, 7));
+}
+
 pub fn commit_is_compare_and_swap(harness: &dyn Harness) {
     let engine = engine_over(harness.open(), EngineConfig::default());
     let acme = tenant("acme");
@@ -1042,6 +1103,7 @@ pub fn commit_is_compare_and_swap(harness: &dyn Harness) {
             entries: Vec::new(),
             tiles: Vec::new(),
             checkpoint: "forged".into(),
+            keep_checkpoint: true,
         }],
         ..Commit::default()
     };
@@ -1389,6 +1451,9 @@ impl LogStore for FaultyStore {
     }
     fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>> {
         self.inner.checkpoints(tenant)
+    }
+    fn keep_checkpoint(&self, tenant: &TenantId, checkpoint: &LogHead) -> Result<()> {
+        self.inner.keep_checkpoint(tenant, checkpoint)
     }
     fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
         self.inner.read_tiles(tenant, tiles)

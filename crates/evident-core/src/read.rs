@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::log::StoreTiles;
-use crate::store::{Position, SearchPlan, StoredEvent, TenantId};
+use crate::store::{LogHead, Position, SearchPlan, StoredEvent, TenantId};
 use evident_wire::filter::{Filter, Order};
 
 /// What a caller may see of events.
@@ -328,9 +328,12 @@ pub struct ExportItem {
 }
 
 impl Engine {
-    /// The latest checkpoint, which an export is made against.
+    /// The latest checkpoint, which an export (or a timestamp) is made against; kept in the
+    /// log's history, so it can be found by its size after the head moves on.
     pub fn export_head(&self, tenant: &TenantId) -> Result<ExportHead> {
         let (checkpoint, note) = self.latest(tenant)?;
+        let kept = LogHead { size: checkpoint.size, checkpoint: note.clone() };
+        self.store().keep_checkpoint(tenant, &kept)?;
         Ok(ExportHead { size: checkpoint.size, checkpoint: self.with_cosignatures(tenant, &note)? })
     }
 

@@ -86,6 +86,11 @@ pub struct LogCommit {
     /// the same level and index; narrower widths are its prefixes).
     pub tiles: Vec<(TileId, Vec<u8>)>,
     pub checkpoint: String,
+    /// Whether the store keeps `checkpoint` among the log's historical checkpoints
+    /// ([`LogStore::checkpoints`]) once a later one replaces it as the head. The engine keeps one
+    /// at a bounded rate (`EngineConfig::keep_checkpoint_entries` and `_interval`), so the
+    /// signatures `fsck` verifies are bounded by time and entries, not by commits.
+    pub keep_checkpoint: bool,
 }
 
 /// A data key to store wrapped, unless one is already stored for the subject.
@@ -208,8 +213,14 @@ pub trait LogStore: Send + Sync {
     /// The latest head of a tenant's log, `None` before its first entry.
     fn head(&self, tenant: &TenantId) -> Result<Option<LogHead>>;
 
-    /// Every signed checkpoint ever published for the tenant, by increasing size.
+    /// The tenant's kept signed checkpoints (those committed with
+    /// [`LogCommit::keep_checkpoint`] or kept by [`LogStore::keep_checkpoint`]) and its head, by
+    /// increasing size, each size once.
     fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>>;
+
+    /// Keeps a checkpoint the log published (the head an export or a timestamp is made against)
+    /// among its historical checkpoints, durably, unless one of that size is kept already.
+    fn keep_checkpoint(&self, tenant: &TenantId, checkpoint: &LogHead) -> Result<()>;
 
     /// Tiles of the log as of its current size: one byte string per request, exactly
     /// `width * 32` bytes (a narrower width of a stored tile is its prefix). A tile the store does

@@ -231,6 +231,7 @@ struct CommitColumns<'a> {
     subjects: Vec<&'a str>,
     wrapped: Vec<&'a [u8]>,
     tiles: TileColumns<'a>,
+    /// The kept checkpoints: tenant, size, note.
     log_tids: Vec<i64>,
     sizes: Vec<i64>,
     notes: Vec<&'a str>,
@@ -256,15 +257,17 @@ impl<'a> CommitColumns<'a> {
         leases.sort_unstable();
         leases.dedup();
         let (lease_tids, epochs) = leases.into_iter().unzip();
+        // The checkpoints kept in the history; the head (`logs`) holds the latest either way.
+        let kept = || commit.logs.iter().filter(|log| log.keep_checkpoint);
         CommitColumns {
             entries,
             key_tids: commit.data_keys.iter().map(|k| tids[&k.tenant]).collect(),
             subjects: commit.data_keys.iter().map(|k| k.subject.as_str()).collect(),
             wrapped: commit.data_keys.iter().map(|k| k.wrapped.as_slice()).collect(),
             tiles: TileColumns::new(commit, tids),
-            log_tids: commit.logs.iter().map(|log| tids[&log.tenant]).collect(),
-            sizes: commit.logs.iter().map(|log| int(log.new_size.0)).collect(),
-            notes: commit.logs.iter().map(|log| log.checkpoint.as_str()).collect(),
+            log_tids: kept().map(|log| tids[&log.tenant]).collect(),
+            sizes: kept().map(|log| int(log.new_size.0)).collect(),
+            notes: kept().map(|log| log.checkpoint.as_str()).collect(),
             tickets: commit.answered.iter().map(|(ticket, _)| int(*ticket)).collect(),
             answers: commit.answered.iter().map(|(_, answer)| answer.as_slice()).collect(),
             lease_tids,
@@ -699,12 +702,27 @@ impl Db {
     pub(crate) async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>> {
         let client = self.client().await?;
         let tid = self.tid(&client, tenant).await?;
-        let rows = query(&client, "SELECT size, note FROM checkpoints WHERE tid = $1 ORDER BY size", &[&tid])
-            .await?;
+        let rows = query(
+            &client,
+            "SELECT size, note FROM checkpoints WHERE tid = $1
+             UNION SELECT size, checkpoint FROM logs WHERE tid = $1 AND size > 0 ORDER BY size",
+            &[&tid],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|row| LogHead { size: TreeSize(row.get::<_, i64>(0) as u64), checkpoint: row.get(1) })
             .collect())
+    }
+
+    pub(crate) async fn keep_checkpoint(&self, tenant: &TenantId, checkpoint: &LogHead) -> Result<()> {
+        let client = self.client().await?;
+        let tid = self.tid(&client, tenant).await?;
+        let statement =
+            "INSERT INTO checkpoints (tid, size, note) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        execute(&client, statement, &[&tid, &int(checkpoint.size.0), &checkpoint.checkpoint])
+            .await
+            .map(|_| ())
     }
 
     pub(crate) async fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {

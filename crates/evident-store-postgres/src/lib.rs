@@ -302,6 +302,11 @@ impl LogStore for PgStore {
         self.run(move |db| async move { db.checkpoints(&tenant).await })
     }
 
+    fn keep_checkpoint(&self, tenant: &TenantId, checkpoint: &LogHead) -> Result<()> {
+        let (tenant, checkpoint) = (tenant.clone(), checkpoint.clone());
+        self.run(move |db| async move { db.keep_checkpoint(&tenant, &checkpoint).await })
+    }
+
     fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
         let (tenant, tiles) = (tenant.clone(), tiles.to_vec());
         self.run(move |db| async move { db.read_tiles(&tenant, &tiles).await })

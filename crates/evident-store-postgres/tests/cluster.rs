@@ -71,6 +71,7 @@ fn grow(tenant: &TenantId, old: u64, n: u64) -> Commit {
             entries: (old..old + n).map(|i| entry(i, now)).collect(),
             tiles: Vec::new(),
             checkpoint: format!("checkpoint at {}", old + n),
+            keep_checkpoint: true,
         }],
         ..Commit::default()
     }
@@ -306,6 +307,7 @@ fn entries_land_in_the_partition_of_their_month() {
             entries: vec![entry(0, january), entry(1, march), entry(2, january)],
             tiles: Vec::new(),
             checkpoint: "three".into(),
+            keep_checkpoint: true,
         }],
         ..Commit::default()
     };
@@ -475,6 +477,7 @@ fn search_orders_by_event_time_across_partitions() {
             entries,
             tiles: Vec::new(),
             checkpoint: "four".into(),
+            keep_checkpoint: true,
         }],
         ..Commit::default()
     };

@@ -390,13 +390,27 @@ impl LogStore for SqliteStore {
     fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>> {
         let tid = self.tid(tenant)?;
         self.read(|c| {
-            let mut statement =
-                c.prepare("SELECT size, note FROM checkpoints WHERE tid = ?1 ORDER BY size")?;
+            let mut statement = c.prepare_cached(
+                "SELECT size, note FROM checkpoints WHERE tid = ?1
+                 UNION SELECT size, checkpoint FROM logs WHERE tid = ?1 ORDER BY size",
+            )?;
             let rows = statement.query_map([tid], |row| {
                 Ok(LogHead { size: TreeSize(row.get::<_, i64>(0)? as u64), checkpoint: row.get(1)? })
             })?;
             rows.collect()
         })
+    }
+
+    fn keep_checkpoint(&self, tenant: &TenantId, checkpoint: &LogHead) -> Result<()> {
+        let tid = self.tid(tenant)?;
+        let writer = self.writer.lock().expect("writer lock");
+        writer
+            .execute(
+                "INSERT OR IGNORE INTO checkpoints (tid, size, note) VALUES (?1, ?2, ?3)",
+                params![tid, checkpoint.size.0 as i64, checkpoint.checkpoint],
+            )
+            .map(|_| ())
+            .map_err(storage)
     }
 
     fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
@@ -570,8 +584,8 @@ impl LogStore for SqliteStore {
             for log in &commit.logs {
                 let tid = self.tid(&log.tenant)?;
                 let current: Option<i64> = tx
-                    .query_row("SELECT size FROM logs WHERE tid = ?1", [tid], |row| row.get(0))
-                    .optional()
+                    .prepare_cached("SELECT size FROM logs WHERE tid = ?1")
+                    .and_then(|mut s| s.query_row([tid], |row| row.get(0)).optional())
                     .map_err(storage)?;
                 if current.unwrap_or(0) as u64 != log.old_size.0 {
                     return Err(Error::Conflict(format!(
@@ -622,16 +636,14 @@ impl LogStore for SqliteStore {
                 for (tile, data) in &log.tiles {
                     put_tile.execute(params![tid, tile.level, tile.index as i64, data]).map_err(storage)?;
                 }
-                tx.execute(
-                    "INSERT INTO checkpoints (tid, size, note) VALUES (?1, ?2, ?3)",
-                    params![tid, log.new_size.0 as i64, log.checkpoint],
-                )
-                .map_err(storage)?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO logs (tid, size, checkpoint) VALUES (?1, ?2, ?3)",
-                    params![tid, log.new_size.0 as i64, log.checkpoint],
-                )
-                .map_err(storage)?;
+                if log.keep_checkpoint {
+                    tx.prepare_cached("INSERT INTO checkpoints (tid, size, note) VALUES (?1, ?2, ?3)")
+                        .and_then(|mut s| s.execute(params![tid, log.new_size.0 as i64, log.checkpoint]))
+                        .map_err(storage)?;
+                }
+                tx.prepare_cached("INSERT OR REPLACE INTO logs (tid, size, checkpoint) VALUES (?1, ?2, ?3)")
+                    .and_then(|mut s| s.execute(params![tid, log.new_size.0 as i64, log.checkpoint]))
+                    .map_err(storage)?;
             }
         }
         tx.commit().map_err(storage)?;

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS logs (
     checkpoint TEXT NOT NULL
 );
 
--- Every checkpoint ever published.
+-- The checkpoints kept in the history (at a bounded rate, `LogCommit::keep_checkpoint`, and
+-- those exports and timestamps are made against); the latest one is `logs.checkpoint`.
 CREATE TABLE IF NOT EXISTS checkpoints (
     tid  INTEGER NOT NULL,
     size INTEGER NOT NULL,

@@ -55,7 +55,7 @@ struct Pristine {
     origin: String,
     /// `tenants.tid` of the tenant, for `events.rid = tid * 2^40 + index`.
     tid: i64,
-    /// Sizes of every published checkpoint, increasing.
+    /// Sizes of every kept checkpoint and the head, increasing.
     checkpoint_sizes: Vec<u64>,
 }
 
@@ -68,13 +68,27 @@ fn verifier(origin: &str) -> Verifier {
 }
 
 fn open_engine(path: &Path) -> evident_core::Result<Engine> {
+    open_engine_with(path, EngineConfig::default())
+}
+
+fn open_engine_with(path: &Path, config: EngineConfig) -> evident_core::Result<Engine> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path)?);
-    Engine::open(store, SIGNING_SEED, MasterKey::from_bytes(MASTER_KEY), EngineConfig::default())
+    Engine::open(store, SIGNING_SEED, MasterKey::from_bytes(MASTER_KEY), config)
+}
+
+/// The pristine store keeps a checkpoint per 100 entries (at sizes 37, 148, ..., 925; the head,
+/// 1000, is not among them): the tests below tamper with kept ones and with the head.
+fn pristine_config() -> EngineConfig {
+    EngineConfig {
+        keep_checkpoint_entries: 100,
+        keep_checkpoint_interval: std::time::Duration::from_secs(3600),
+        ..EngineConfig::default()
+    }
 }
 
 /// Appends `n_events` events in commits of `batch`, then closes the store; its origin.
-fn build_store(path: &Path, n_events: u64, batch: u64) -> String {
-    let engine = open_engine(path).unwrap();
+fn build_store(path: &Path, n_events: u64, batch: u64, config: EngineConfig) -> String {
+    let engine = open_engine_with(path, config).unwrap();
     engine.create_tenant(&tenant(), TenantPolicy::default()).unwrap();
     let policy = engine.policy(&tenant()).unwrap();
     for start in (0..n_events).step_by(batch as usize) {
@@ -99,12 +113,12 @@ fn pristine() -> &'static Pristine {
     PRISTINE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(STORE_FILE);
-        let origin = build_store(&path, N_EVENTS, BATCH);
+        let origin = build_store(&path, N_EVENTS, BATCH, pristine_config());
         let connection = Connection::open(&path).unwrap();
         let tid =
             connection.query_row("SELECT tid FROM tenants WHERE name = ?1", [TENANT], |r| r.get(0)).unwrap();
         let checkpoint_sizes = connection
-            .prepare("SELECT size FROM checkpoints WHERE tid = ?1 ORDER BY size")
+            .prepare("SELECT size FROM checkpoints WHERE tid = ?1 UNION SELECT size FROM logs ORDER BY size")
             .unwrap()
             .query_map([tid], |r| r.get::<_, i64>(0).map(|s| s as u64))
             .unwrap()
@@ -184,10 +198,12 @@ fn set_entry(connection: &Connection, index: u64, entry: &[u8]) {
     exec(connection, "UPDATE events SET entry = ?1 WHERE rid = ?2", params![entry, rid(index)], 1);
 }
 
+/// The checkpoint kept at `size`, or the head's.
 fn published_checkpoint(connection: &Connection, size: u64) -> String {
     connection
         .query_row(
-            "SELECT note FROM checkpoints WHERE tid = ?1 AND size = ?2",
+            "SELECT note FROM checkpoints WHERE tid = ?1 AND size = ?2
+             UNION SELECT checkpoint FROM logs WHERE tid = ?1 AND size = ?2",
             params![pristine().tid, size as i64],
             |r| r.get(0),
         )
@@ -216,6 +232,7 @@ fn the_untampered_store_verifies_and_starts() {
     let tampered = check(|_| {}, None, "");
     assert_eq!(tampered.report.size, N_EVENTS);
     assert_eq!(tampered.report.entries_checked, N_EVENTS);
+    assert_eq!(pristine().checkpoint_sizes, [37, 148, 259, 370, 481, 592, 703, 814, 925, 1000]);
     assert_eq!(tampered.report.checkpoints_checked, pristine().checkpoint_sizes.len() as u64);
     // Full tiles 0/0..0/2, partial tiles 0/3 (232 wide) and 1/0 (3 wide).
     assert_eq!(tampered.report.tiles_checked, 5);
@@ -304,12 +321,6 @@ fn a_head_checkpoint_signed_with_another_key() {
             let forged =
                 Checkpoint::new(&pristine().origin, genuine.size, genuine.root).sign(&[&forger]).unwrap();
             set_head(c, N_EVENTS, &forged);
-            exec(
-                c,
-                "UPDATE checkpoints SET note = ?1 WHERE tid = ?2 AND size = ?3",
-                params![forged, pristine().tid, N_EVENTS as i64],
-                1,
-            );
         },
         None,
         "checkpoint for size 1000 does not verify",
@@ -414,15 +425,16 @@ fn a_published_checkpoint_that_does_not_match_the_entries() {
     );
 }
 
-/// A store written one event per commit has a checkpoint per entry: fsck still checks every one
-/// (signature and root), so a forged checkpoint and a broken signature among hundreds are caught
-/// at their sizes.
+/// A store written one event per commit that keeps every checkpoint has one per entry: fsck
+/// still checks every one (signature and root), so a forged checkpoint and a broken signature
+/// among hundreds are caught at their sizes.
 #[test]
 fn a_tampered_checkpoint_among_one_event_commits() {
     const EVENTS: u64 = 300;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(STORE_FILE);
-    let origin = build_store(&path, EVENTS, 1);
+    let keep_all = EngineConfig { keep_checkpoint_entries: 1, ..EngineConfig::default() };
+    let origin = build_store(&path, EVENTS, 1, keep_all);
     let verifiers = [verifier(&origin)];
     let store = SqliteStore::open(&path).unwrap();
     let pristine = check_log(&store as &dyn LogStore, &tenant(), &origin, &verifiers).unwrap();
@@ -459,4 +471,45 @@ fn a_tampered_checkpoint_among_one_event_commits() {
     assert!(problems.contains(&"index 136: checkpoint at size 137 does not match the entries".to_owned()));
     assert!(problems[0].starts_with("checkpoint for size 211 does not verify"), "{problems:#?}");
     assert_eq!(report.checkpoints_checked, EVENTS);
+}
+
+/// With the default history (a checkpoint kept per 1,000 entries or per second), a store of
+/// 2,500 one-event commits keeps a handful of checkpoints, not 2,500; a forged kept one among
+/// them (validly signed by a key thief, over another tree) is caught at its size.
+#[test]
+fn a_forged_kept_checkpoint_among_many_one_event_commits() {
+    const EVENTS: u64 = 2_500;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(STORE_FILE);
+    let started = std::time::Instant::now();
+    let origin = build_store(&path, EVENTS, 1, EngineConfig::default());
+    let bound = EVENTS / 1000 + started.elapsed().as_secs() + 2;
+    let verifiers = [verifier(&origin)];
+    let store = SqliteStore::open(&path).unwrap();
+    let kept: Vec<u64> = store.checkpoints(&tenant()).unwrap().iter().map(|c| c.size.0).collect();
+    let pristine = check_log(&store as &dyn LogStore, &tenant(), &origin, &verifiers).unwrap();
+    assert!(pristine.ok(), "{:?}", pristine.problems);
+    assert_eq!((pristine.entries_checked, pristine.checkpoints_checked), (EVENTS, kept.len() as u64));
+    assert!((3..=bound as usize).contains(&kept.len()), "{} kept checkpoints: {kept:?}", kept.len());
+    assert_eq!((kept[0], kept.last().copied()), (1, Some(EVENTS)));
+    drop(store);
+    // A kept checkpoint inside the log, not the head.
+    let size = kept[kept.len() / 2];
+    assert!(size > 1 && size < EVENTS, "{kept:?}");
+    let signer = Signer::from_seed(&origin, SIGNING_SEED).unwrap();
+    let forged = Checkpoint::new(&origin, TreeSize(size), evident_tlog::leaf_hash(b"another history"))
+        .sign(&[&signer])
+        .unwrap();
+    let connection = Connection::open(&path).unwrap();
+    let tid: i64 = connection.query_row("SELECT tid FROM tenants", [], |r| r.get(0)).unwrap();
+    let sql = "UPDATE checkpoints SET note = ?1 WHERE tid = ?2 AND size = ?3";
+    exec(&connection, sql, params![forged, tid, size as i64], 1);
+    drop(connection);
+    let store = SqliteStore::open(&path).unwrap();
+    let report = check_log(&store as &dyn LogStore, &tenant(), &origin, &verifiers).unwrap();
+    let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        problems,
+        [format!("index {}: checkpoint at size {size} does not match the entries", size - 1)]
+    );
 }

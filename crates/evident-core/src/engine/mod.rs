@@ -79,6 +79,14 @@ pub struct EngineConfig {
     pub inbox_poll: Duration,
     /// How long a follower waits for the leader's answer before telling the caller to retry.
     pub forward_timeout: Duration,
+    /// Every commit signs a checkpoint and answers with it, and the store keeps the latest as
+    /// the head; a commit's checkpoint is also kept in the log's history when at least this many
+    /// entries were added since the last kept one, or `keep_checkpoint_interval` passed (or it is
+    /// this sequencer's first commit of the log). So the checkpoints `fsck` verifies grow with
+    /// entries and time, not with commits. 1 keeps every checkpoint.
+    pub keep_checkpoint_entries: u64,
+    /// See `keep_checkpoint_entries`.
+    pub keep_checkpoint_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +105,10 @@ impl Default for EngineConfig {
             lease_ttl: Duration::from_secs(5),
             inbox_poll: Duration::from_millis(5),
             forward_timeout: Duration::from_secs(30),
+            // One strict Ed25519 verification costs fsck about 35 us: at most one per 1,000
+            // entries or per second keeps it far below the entries' own cost (bench/README.md).
+            keep_checkpoint_entries: 1000,
+            keep_checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
@@ -249,6 +261,7 @@ impl Engine {
                     shared: sequencer_shared,
                     logs,
                     epochs: HashMap::new(),
+                    kept: HashMap::new(),
                     inbox_read: Instant::now(),
                 }
                 .run(receiver)

@@ -30,6 +30,8 @@ pub(super) struct Sequencer {
     /// On a shared store, the lease epoch each cached log state was loaded under: a state is
     /// only trusted while this node keeps leading at that epoch.
     pub(super) epochs: HashMap<TenantId, u64>,
+    /// Per log, the size and time of the last checkpoint kept in its history.
+    pub(super) kept: HashMap<TenantId, (u64, Instant)>,
     /// When the inbox was last read: at most once per `inbox_poll`, busy or not, so a busy
     /// leader does not pay an extra round trip per group.
     pub(super) inbox_read: Instant,
@@ -185,6 +187,9 @@ impl Sequencer {
             self.commit(&commit)?;
             self.notify_subscribers(&commit, signed.personals);
         }
+        for log in commit.logs.iter().filter(|log| log.keep_checkpoint) {
+            self.kept.insert(log.tenant.clone(), (log.new_size.0, Instant::now()));
+        }
         self.publish(signed.states, &commit.data_keys);
         Ok(answers)
     }
@@ -276,11 +281,23 @@ impl Sequencer {
                 entries,
                 tiles: integrated.tiles,
                 checkpoint,
+                keep_checkpoint: self.keeps_checkpoint(&tenant, integrated.new_size.0),
             });
             signed.personals.insert(tenant.clone(), personals);
             signed.states.push((tenant, state));
         }
         Ok(signed)
+    }
+
+    /// Whether the checkpoint at `new_size` goes into the log's history: the first this sequencer
+    /// signs for the log, then one per `keep_checkpoint_entries` entries or
+    /// `keep_checkpoint_interval`, whichever comes first.
+    fn keeps_checkpoint(&self, tenant: &TenantId, new_size: u64) -> bool {
+        let config = &self.shared.config;
+        self.kept.get(tenant).is_none_or(|(size, at)| {
+            new_size.saturating_sub(*size) >= config.keep_checkpoint_entries
+                || at.elapsed() >= config.keep_checkpoint_interval
+        })
     }
 
     /// Step 3, *commit*: one storage transaction with the entries, index rows, tiles, data keys,
