@@ -145,6 +145,10 @@ struct Shared {
 
 /// The thread that keeps the index file up with the logs.
 pub(crate) struct Indexer {
+    /// Whether the indexer keeps insight's rollups (`EVIDENT_INSIGHT_ROLLUPS=off` turns them
+    /// off, to measure what they cost; insight then scans, and turning them on again folds every
+    /// entry again).
+    pub(crate) rollups: bool,
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -173,11 +177,12 @@ impl Indexer {
         progress.committed = pairs("SELECT tid, size FROM main.logs")?;
         progress.indexed = pairs("SELECT tid, size FROM ix.indexed")?;
         let rolled = pairs("SELECT tid, size FROM ix.rolled")?;
+        let rollups = std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off");
         for (tid, indexed) in progress.indexed.iter_mut() {
             let committed = progress.committed.get(tid).copied().unwrap_or(0);
             // Rollups are not idempotent: a log rolled back under the index, or an index file
             // from before them, is indexed again from nothing (searches' rows are replaced).
-            if *indexed > committed || rolled.get(tid) != Some(indexed) {
+            if *indexed > committed || (rollups && rolled.get(tid) != Some(indexed)) {
                 drop_beyond(&connection, *tid, committed)?;
                 *indexed = 0;
             }
@@ -186,9 +191,9 @@ impl Indexer {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("evident-sqlite-index".into())
-            .spawn(move || follow(&thread_shared, &connection))
+            .spawn(move || follow(&thread_shared, &connection, rollups))
             .map_err(|err| Error::Unavailable(format!("cannot start the indexer: {err}")))?;
-        Ok(Indexer { shared, thread: Some(thread) })
+        Ok(Indexer { rollups, shared, thread: Some(thread) })
     }
 
     /// A commit moved the log of `tid` to `size` (called once it is durable).
@@ -231,7 +236,7 @@ impl Drop for Indexer {
 }
 
 /// The indexer thread: waits for work (a window, or a reader), indexes all of it, repeats.
-fn follow(shared: &Shared, connection: &Connection) {
+fn follow(shared: &Shared, connection: &Connection, rollups: bool) {
     loop {
         let work: Vec<(i64, u64, u64)> = {
             let mut progress = shared.progress.lock().expect("index progress lock");
@@ -256,7 +261,7 @@ fn follow(shared: &Shared, connection: &Connection) {
         for (tid, mut from, to) in work {
             while from < to {
                 let end = to.min(from + Indexer::CHUNK);
-                let result = index_range(connection, tid, from, end);
+                let result = index_range(connection, tid, from, end, rollups);
                 let mut progress = shared.progress.lock().expect("index progress lock");
                 match result {
                     Ok(()) => {
@@ -277,9 +282,9 @@ fn follow(shared: &Shared, connection: &Connection) {
     }
 }
 
-/// Indexes entries `from..to` of `tid`, folds them into the insight rollups and moves its
-/// watermarks to `to`, in one transaction of the index file.
-fn index_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<()> {
+/// Indexes entries `from..to` of `tid`, folds them into the insight rollups (if it keeps them)
+/// and moves its watermarks to `to`, in one transaction of the index file.
+fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, rollups: bool) -> Result<()> {
     let tx = connection.unchecked_transaction().map_err(storage)?;
     let mut fold = Fold::default();
     {
@@ -315,6 +320,9 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<
             for (kind, id) in decode_targets(targets.as_deref())? {
                 target.execute(params![tid, kind, id, time, row_id]).map_err(storage)?;
             }
+            if !rollups {
+                continue;
+            }
             let [event_type, action, outcome, actor, subject, source] =
                 texts.try_into().expect("six columns");
             fold.add(&Event::new(Row {
@@ -330,7 +338,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<
             }));
         }
         crate::rollup::write(&tx, tid, &fold)?;
-        for table in ["indexed", "rolled"] {
+        for table in if rollups { &["indexed", "rolled"][..] } else { &["indexed"] } {
             tx.execute(
                 &format!("INSERT OR REPLACE INTO ix.{table} (tid, size) VALUES (?1, ?2)"),
                 params![tid, to as i64],

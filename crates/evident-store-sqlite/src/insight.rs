@@ -96,6 +96,9 @@ impl InsightIndex for SqliteStore {
         read: &RollupRead,
         each: &mut dyn FnMut(RollupItem<'_>),
     ) -> Result<bool> {
+        if !self.indexer.rollups {
+            return Ok(false);
+        }
         let tid = self.tid(tenant)?;
         // The rollups move with the index's watermark, in its transactions.
         self.indexer.wait_for(tid)?;
