@@ -6,7 +6,7 @@
 //! first commit), skipping tenants another node is folding; a question first folds the rest
 //! itself, waiting for such a fold, so it sees every event committed before it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,36 +109,62 @@ async fn write(tx: &Transaction<'_>, tid: i64, fold: &Fold) -> Result<()> {
     }
     let ids = name_ids(tx, tid, fold).await?;
     let id = |name: Option<&String>| name.map_or(0, |n| ids[n]);
-    let mut counts: (Vec<i16>, Vec<i32>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
+    let mut counts = CountColumns::default();
     for ((dim, value, hour), (events, failures)) in &fold.counts {
-        counts.0.push(*dim as i16);
-        counts.1.push(*hour);
-        counts.2.push(id(value.as_ref()));
-        counts.3.push(*events as i64);
-        counts.4.push(*failures as i64);
+        counts.dim.push(*dim as i16);
+        counts.hour.push(*hour);
+        counts.value.push(id(value.as_ref()));
+        counts.events.push(*events as i64);
+        counts.failures.push(*failures as i64);
     }
     tx.execute(
         "INSERT INTO insight_counts (tid, dim, hour, value, events, failures)
          SELECT $1, * FROM unnest($2::smallint[], $3::integer[], $4::bigint[], $5::bigint[], $6::bigint[])
          ON CONFLICT (tid, dim, hour, value) DO UPDATE SET events = insight_counts.events + excluded.events,
              failures = insight_counts.failures + excluded.failures",
-        &[&tid, &counts.0, &counts.1, &counts.2, &counts.3, &counts.4],
+        &[&tid, &counts.dim, &counts.hour, &counts.value, &counts.events, &counts.failures],
     )
     .await
     .map_err(failed)?;
-    let mut keys: (Vec<i16>, Vec<i16>, Vec<i64>, Vec<i64>) = Default::default();
-    let mut new = HashMap::new();
+    let mut keys = SeenKeys::default();
+    let mut new = Vec::with_capacity(fold.seen.len());
     for ((dim, value, who, name), hours) in &fold.seen {
-        let key = (*dim as i16, *who as i16, id(value.as_ref()), id(Some(name)));
-        (keys.0.push(key.0), keys.1.push(key.1), keys.2.push(key.2), keys.3.push(key.3));
-        new.insert(key, hours);
+        keys.dim.push(*dim as i16);
+        keys.who.push(*who as i16);
+        keys.value.push(id(value.as_ref()));
+        keys.id.push(id(Some(name)));
+        new.push(hours);
     }
+    write_seen(tx, tid, &keys, &new).await
+}
+
+/// Count rows as the columns of one `unnest`.
+#[derive(Default)]
+struct CountColumns {
+    dim: Vec<i16>,
+    hour: Vec<i32>,
+    value: Vec<i64>,
+    events: Vec<i64>,
+    failures: Vec<i64>,
+}
+
+/// The keys of seen rows as the columns of one `unnest`.
+#[derive(Default)]
+struct SeenKeys {
+    dim: Vec<i16>,
+    who: Vec<i16>,
+    value: Vec<i64>,
+    id: Vec<i64>,
+}
+
+/// Merges new hours (one set per key) into the stored seen rows.
+async fn write_seen(tx: &Transaction<'_>, tid: i64, keys: &SeenKeys, new: &[&BTreeSet<i32>]) -> Result<()> {
     let stored = tx
         .query(
             "SELECT s.dim, s.who, s.value, s.id, s.hours FROM insight_seen s
              JOIN unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::bigint[]) AS k (dim, who, value, id)
              ON (s.dim, s.who, s.value, s.id) = (k.dim, k.who, k.value, k.id) WHERE s.tid = $1",
-            &[&tid, &keys.0, &keys.1, &keys.2, &keys.3],
+            &[&tid, &keys.dim, &keys.who, &keys.value, &keys.id],
         )
         .await
         .map_err(failed)?;
@@ -146,17 +172,19 @@ async fn write(tx: &Transaction<'_>, tid: i64, fold: &Fold) -> Result<()> {
         .into_iter()
         .map(|row| ((row.get(0), row.get(1), row.get(2), row.get(3)), row.get(4)))
         .collect();
-    let merged: Vec<Vec<u8>> = (0..keys.0.len())
-        .map(|i| {
-            let key = (keys.0[i], keys.1[i], keys.2[i], keys.3[i]);
-            merge_hours(stored.get(&key).map(Vec::as_slice).unwrap_or_default(), new[&key])
+    let merged: Vec<Vec<u8>> = new
+        .iter()
+        .enumerate()
+        .map(|(i, hours)| {
+            let key = (keys.dim[i], keys.who[i], keys.value[i], keys.id[i]);
+            merge_hours(stored.get(&key).map(Vec::as_slice).unwrap_or_default(), hours)
         })
         .collect();
     tx.execute(
         "INSERT INTO insight_seen (tid, dim, who, value, id, hours)
          SELECT $1, * FROM unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bytea[])
          ON CONFLICT (tid, dim, who, value, id) DO UPDATE SET hours = excluded.hours",
-        &[&tid, &keys.0, &keys.1, &keys.2, &keys.3, &merged],
+        &[&tid, &keys.dim, &keys.who, &keys.value, &keys.id, &merged],
     )
     .await
     .map_err(failed)?;
