@@ -122,8 +122,9 @@ for store in $stores; do
     rate=$(awk -v s="$start" -v e="$acked" -v n="$events" 'BEGIN { printf "%d", n / (e - s) }')
     range="from=2026-10-31T00:00:00Z&to=2026-11-30T00:00:00Z"
     trend_path="/v1/insights/trend?by=channel&bucket=day&$range"
-    # The first question waits for the index (and the rollups) to cover every acknowledged event.
-    curl -sf -o /dev/null -H "Authorization: Bearer $reader" "$base$trend_path"
+    # The first question waits for the index (and the rollups) to cover every acknowledged event;
+    # a wait longer than the server's (30 s) is answered 503 with Retry-After, so ask again.
+    until curl -sf -o /dev/null -H "Authorization: Bearer $reader" "$base$trend_path"; do sleep 1; done
     caught=$(awk -v s="$acked" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
     trend=$(best_of_3 "$trend_path")
     funnel=$(best_of_3 "/v1/insights/funnel?steps=type:contact.opened;type:contact.verified%20outcome:success;type:contact.changed;type:contact.resolved&within=7d&$range")
