@@ -8,6 +8,8 @@
 mod append;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod conformance_insight;
 pub mod cosigned;
 pub mod engine;
 pub mod event;

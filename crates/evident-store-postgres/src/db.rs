@@ -630,6 +630,11 @@ impl Db {
         &self.server
     }
 
+    /// Whether [`Db::close`] was called.
+    pub(crate) fn closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     /// Closes the pool: idle connections are dropped, later requests fail.
     pub(crate) fn close(&self) {
         self.pool.close();

@@ -1,8 +1,9 @@
 //! The scans of customer insight (`evident_core::insight`): events in (time, index) order over
 //! `events_time`, or in (subject, time, index) order over `events_subject`, a page at a time after
-//! the last row of the previous page.
+//! the last row of the previous page. Rollups are read by `rollup.rs`, after it folded what is left.
 
 use evident_core::Result;
+use evident_core::insight::rollup::{RollupItem, RollupRead};
 use evident_core::insight::{InsightIndex, Row, Scan};
 use evident_core::store::TenantId;
 use evident_wire::Micros;
@@ -85,5 +86,25 @@ impl InsightIndex for PgStore {
                 })
                 .collect())
         })
+    }
+
+    fn rollups(
+        &self,
+        tenant: &TenantId,
+        read: &RollupRead,
+        each: &mut dyn FnMut(RollupItem<'_>),
+    ) -> Result<bool> {
+        if !self.rollups {
+            return Ok(false);
+        }
+        let (tenant, read) = (tenant.clone(), read.clone());
+        let answer = self.run(move |db| async move {
+            let client = db.client().await?;
+            let tid = db.tid(&client, &tenant).await?;
+            drop(client);
+            crate::rollup::read(&db, tid, &read).await
+        })?;
+        answer.each(each);
+        Ok(true)
     }
 }

@@ -62,6 +62,7 @@ mod db;
 mod insight;
 mod migrate;
 mod partition;
+mod rollup;
 mod search;
 mod streams;
 mod tls;
@@ -122,6 +123,12 @@ pub struct PgStore {
     /// The database's collation orders text by code point: a type prefix is searched as a
     /// range the type index serves (else by `starts_with` alone).
     code_point_order: bool,
+    /// Whether insight's rollups are kept (`EVIDENT_INSIGHT_ROLLUPS=off` turns them off, to
+    /// measure what they cost; insight then scans).
+    rollups: bool,
+    /// Whether the rollups' follower runs (from the first commit: a store opened only to read or
+    /// check writes nothing).
+    following: std::sync::atomic::AtomicBool,
 }
 
 impl PgStore {
@@ -187,6 +194,8 @@ impl PgStore {
             db: Arc::new(Db::new(pool, writer, server, schema)),
             operation_timeout: options.operation_timeout,
             code_point_order: false,
+            rollups: std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off"),
+            following: std::sync::atomic::AtomicBool::new(false),
         };
         // Another node's migration may hold the lock for a while.
         store.run_within(MIGRATION_TIMEOUT.max(options.operation_timeout), |db| async move {
@@ -356,7 +365,12 @@ impl LogStore for PgStore {
 
     fn commit(&self, commit: &Commit) -> Result<()> {
         let commit = commit.clone();
-        self.run(move |db| async move { db.commit(&commit).await })
+        self.run(move |db| async move { db.commit(&commit).await })?;
+        if self.rollups && !self.following.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
+            runtime.spawn(rollup::follow(Arc::clone(&self.db)));
+        }
+        Ok(())
     }
 
     fn cluster(&self) -> Option<&dyn Cluster> {

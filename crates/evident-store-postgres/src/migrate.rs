@@ -15,6 +15,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") },
     Migration { version: 2, name: "idempotency", sql: include_str!("../migrations/0002_idempotency.sql") },
     Migration { version: 3, name: "streams", sql: include_str!("../migrations/0003_streams.sql") },
+    Migration {
+        version: 4,
+        name: "insight_rollups",
+        sql: include_str!("../migrations/0004_insight_rollups.sql"),
+    },
 ];
 
 /// The migration after whose SQL [`recompute_legacy_digests`] runs.

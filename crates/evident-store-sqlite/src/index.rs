@@ -11,13 +11,21 @@
 //! they started ([`Indexer::wait_for`]): a search never misses an acknowledged event. The index
 //! is derived data: a lost or stale index file is rebuilt from the events (their `targets` column
 //! keeps what the index needs, search tokens included, until erasure removes those).
+//!
+//! The same transactions fold the entries into insight's hourly rollups (`rollup.rs`), with a
+//! watermark of their own (`ix.rolled`) always equal to `ix.indexed`; since folding is not
+//! idempotent, an index whose two watermarks differ (a file from before rollups) or that is ahead
+//! of the log is indexed again from nothing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use evident_core::insight::rollup::Fold;
+use evident_core::insight::{Event, Row};
 use evident_core::{Error, Result};
+use evident_wire::Micros;
 use rusqlite::{Connection, params};
 
 use crate::{TENANT_SHIFT, open_connection, rid, storage};
@@ -39,6 +47,20 @@ CREATE INDEX IF NOT EXISTS ix.search_source ON event_search (tid, source, time);
 CREATE TABLE IF NOT EXISTS ix.event_targets (
     tid INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL, rid INTEGER NOT NULL,
     PRIMARY KEY (tid, type, id, time, rid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix.rolled (tid INTEGER PRIMARY KEY, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ix.insight_names (
+    id INTEGER PRIMARY KEY, tid INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE (tid, name)
+);
+CREATE TABLE IF NOT EXISTS ix.insight_counts (
+    tid INTEGER NOT NULL, dim INTEGER NOT NULL, hour INTEGER NOT NULL, value INTEGER NOT NULL,
+    events INTEGER NOT NULL, failures INTEGER NOT NULL,
+    PRIMARY KEY (tid, dim, hour, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix.insight_seen (
+    tid INTEGER NOT NULL, dim INTEGER NOT NULL, who INTEGER NOT NULL, value INTEGER NOT NULL,
+    id INTEGER NOT NULL, hours BLOB NOT NULL,
+    PRIMARY KEY (tid, dim, who, value, id)
 ) WITHOUT ROWID;
 ";
 
@@ -123,6 +145,10 @@ struct Shared {
 
 /// The thread that keeps the index file up with the logs.
 pub(crate) struct Indexer {
+    /// Whether the indexer keeps insight's rollups (`EVIDENT_INSIGHT_ROLLUPS=off` turns them
+    /// off, to measure what they cost; insight then scans, and turning them on again folds every
+    /// entry again).
+    pub(crate) rollups: bool,
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -150,20 +176,24 @@ impl Indexer {
         };
         progress.committed = pairs("SELECT tid, size FROM main.logs")?;
         progress.indexed = pairs("SELECT tid, size FROM ix.indexed")?;
+        let rolled = pairs("SELECT tid, size FROM ix.rolled")?;
+        let rollups = std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off");
         for (tid, indexed) in progress.indexed.iter_mut() {
             let committed = progress.committed.get(tid).copied().unwrap_or(0);
-            if *indexed > committed {
+            // Rollups are not idempotent: a log rolled back under the index, or an index file
+            // from before them, is indexed again from nothing (searches' rows are replaced).
+            if *indexed > committed || (rollups && rolled.get(tid) != Some(indexed)) {
                 drop_beyond(&connection, *tid, committed)?;
-                *indexed = committed;
+                *indexed = 0;
             }
         }
         let shared = Arc::new(Shared { progress: Mutex::new(progress), changed: Condvar::new() });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("evident-sqlite-index".into())
-            .spawn(move || follow(&thread_shared, &connection))
+            .spawn(move || follow(&thread_shared, &connection, rollups))
             .map_err(|err| Error::Unavailable(format!("cannot start the indexer: {err}")))?;
-        Ok(Indexer { shared, thread: Some(thread) })
+        Ok(Indexer { rollups, shared, thread: Some(thread) })
     }
 
     /// A commit moved the log of `tid` to `size` (called once it is durable).
@@ -206,7 +236,7 @@ impl Drop for Indexer {
 }
 
 /// The indexer thread: waits for work (a window, or a reader), indexes all of it, repeats.
-fn follow(shared: &Shared, connection: &Connection) {
+fn follow(shared: &Shared, connection: &Connection, rollups: bool) {
     loop {
         let work: Vec<(i64, u64, u64)> = {
             let mut progress = shared.progress.lock().expect("index progress lock");
@@ -231,7 +261,7 @@ fn follow(shared: &Shared, connection: &Connection) {
         for (tid, mut from, to) in work {
             while from < to {
                 let end = to.min(from + Indexer::CHUNK);
-                let result = index_range(connection, tid, from, end);
+                let result = index_range(connection, tid, from, end, rollups);
                 let mut progress = shared.progress.lock().expect("index progress lock");
                 match result {
                     Ok(()) => {
@@ -252,14 +282,15 @@ fn follow(shared: &Shared, connection: &Connection) {
     }
 }
 
-/// Indexes entries `from..to` of `tid` and moves its watermark to `to`, in one transaction of
-/// the index file.
-fn index_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<()> {
+/// Indexes entries `from..to` of `tid`, folds them into the insight rollups (if it keeps them)
+/// and moves its watermarks to `to`, in one transaction of the index file.
+fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, rollups: bool) -> Result<()> {
     let tx = connection.unchecked_transaction().map_err(storage)?;
+    let mut fold = Fold::default();
     {
         let mut rows = tx
             .prepare_cached(
-                "SELECT rid, time, type, action, outcome, actor, subject, source, targets
+                "SELECT rid, time, type, action, outcome, actor, subject, source, targets, entry
                  FROM main.events WHERE rid >= ?1 AND rid < ?2 ORDER BY rid",
             )
             .map_err(storage)?;
@@ -289,22 +320,51 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<
             for (kind, id) in decode_targets(targets.as_deref())? {
                 target.execute(params![tid, kind, id, time, row_id]).map_err(storage)?;
             }
+            if !rollups {
+                continue;
+            }
+            let [event_type, action, outcome, actor, subject, source] =
+                texts.try_into().expect("six columns");
+            fold.add(&Event::new(Row {
+                index: 0,
+                time: Micros(time),
+                event_type: event_type.unwrap_or_default(),
+                action: action.unwrap_or_default(),
+                outcome: outcome.unwrap_or_default(),
+                source: source.unwrap_or_default(),
+                actor: actor.unwrap_or_default(),
+                subject,
+                entry: Some(row.get(9).map_err(storage)?),
+            }));
         }
-        tx.execute("INSERT OR REPLACE INTO ix.indexed (tid, size) VALUES (?1, ?2)", params![tid, to as i64])
+        crate::rollup::write(&tx, tid, &fold)?;
+        for table in if rollups { &["indexed", "rolled"][..] } else { &["indexed"] } {
+            tx.execute(
+                &format!("INSERT OR REPLACE INTO ix.{table} (tid, size) VALUES (?1, ?2)"),
+                params![tid, to as i64],
+            )
             .map_err(storage)?;
+        }
     }
     tx.commit().map_err(storage)
 }
 
 /// Index rows of `tid` at or beyond `size`, from a log that was rolled back under the index
-/// (a restored backup with a newer index file): removed, with the watermark, before use.
+/// (a restored backup with a newer index file), removed before use; its rollups removed and its
+/// watermarks set to nothing, in one transaction, so the indexer folds every entry again.
 fn drop_beyond(connection: &Connection, tid: i64, size: u64) -> Result<()> {
     let (from, end) = (rid(tid, size), rid(tid, 1 << TENANT_SHIFT));
     connection
         .execute_batch(&format!(
-            "DELETE FROM ix.event_search WHERE rid >= {from} AND rid < {end};
+            "BEGIN;
+             DELETE FROM ix.event_search WHERE rid >= {from} AND rid < {end};
              DELETE FROM ix.event_targets WHERE tid = {tid} AND rid >= {from} AND rid < {end};
-             UPDATE ix.indexed SET size = min(size, {size}) WHERE tid = {tid};"
+             DELETE FROM ix.insight_counts WHERE tid = {tid};
+             DELETE FROM ix.insight_seen WHERE tid = {tid};
+             DELETE FROM ix.insight_names WHERE tid = {tid};
+             UPDATE ix.indexed SET size = 0 WHERE tid = {tid};
+             INSERT OR REPLACE INTO ix.rolled (tid, size) VALUES ({tid}, 0);
+             COMMIT;"
         ))
         .map_err(storage)
 }

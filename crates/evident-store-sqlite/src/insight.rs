@@ -1,14 +1,16 @@
 //! The scans of customer insight (`evident_core::insight`): events in (time, index) order over the
 //! index file's `search_time`, or in (subject, time, index) order over `search_subject`, a page at
 //! a time after the last row of the previous page. Like searches, a scan first waits for the
-//! indexer to cover everything committed before it.
+//! indexer to cover everything committed before it. Rollups (`rollup.rs`) are read the same way,
+//! in one read transaction.
 
 use evident_core::Result;
+use evident_core::insight::rollup::{RollupItem, RollupRead};
 use evident_core::insight::{InsightIndex, Row, Scan};
 use evident_core::store::TenantId;
 use evident_wire::Micros;
-use rusqlite::params_from_iter;
 use rusqlite::types::Value as V;
+use rusqlite::{params, params_from_iter};
 
 use super::{SqliteStore, TENANT_SHIFT, rid};
 
@@ -85,6 +87,50 @@ impl InsightIndex for SqliteStore {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    fn rollups(
+        &self,
+        tenant: &TenantId,
+        read: &RollupRead,
+        each: &mut dyn FnMut(RollupItem<'_>),
+    ) -> Result<bool> {
+        if !self.indexer.rollups {
+            return Ok(false);
+        }
+        let tid = self.tid(tenant)?;
+        // The rollups move with the index's watermark, in its transactions.
+        self.indexer.wait_for(tid)?;
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let dim = read.dim as i64;
+            let value = "(?3 IS NULL OR value = (SELECT id FROM ix.insight_names WHERE tid = ?1 AND name = ?3))";
+            if let Some(hours) = &read.counts {
+                let mut statement = tx.prepare_cached(&format!(
+                    "SELECT n.name, c.hour, c.events, c.failures FROM ix.insight_counts c
+                     LEFT JOIN ix.insight_names n ON n.id = c.value
+                     WHERE c.tid = ?1 AND c.dim = ?2 AND {value} AND c.hour >= ?4 AND c.hour < ?5"
+                ))?;
+                let mut rows = statement.query(params![tid, dim, read.only, hours.start, hours.end])?;
+                while let Some(row) = rows.next()? {
+                    let (events, failures): (i64, i64) = (row.get(2)?, row.get(3)?);
+                    let (value, hour) = (row.get_ref(0)?.as_str_or_null()?, row.get(1)?);
+                    each(RollupItem::Count { value, hour, events: events as u64, failures: failures as u64 });
+                }
+            }
+            for who in &read.seen {
+                let mut statement = tx.prepare_cached(&format!(
+                    "SELECT n.name, s.hours FROM ix.insight_seen s LEFT JOIN ix.insight_names n ON n.id = s.value
+                     WHERE s.tid = ?1 AND s.dim = ?2 AND {value} AND s.who = ?4"
+                ))?;
+                let mut rows = statement.query(params![tid, dim, read.only, *who as i64])?;
+                while let Some(row) = rows.next()? {
+                    let (value, hours) = (row.get_ref(0)?.as_str_or_null()?, row.get_ref(1)?.as_blob()?);
+                    each(RollupItem::Seen { who: *who, value, hours });
+                }
+            }
+            Ok(true)
         })
     }
 }

@@ -23,6 +23,7 @@ mod index;
 mod insight;
 #[cfg(feature = "bench-peer")]
 pub mod peer;
+mod rollup;
 mod streams;
 
 use index::{Indexer, decode_targets, encode_targets, index_path, open_with_index};

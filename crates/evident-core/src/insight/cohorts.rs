@@ -1,5 +1,6 @@
 //! Cohorts: customers grouped by the week or month of their first event (over the whole history,
-//! not only the range asked), and how many of each cohort were active in each period since.
+//! not only the range asked), and how many of each cohort were active in each period since; from
+//! each customer's hours in the rollups when the store keeps them.
 //!
 //! Suppression: a cohort of fewer than k customers; an activity count of fewer than k, or whose
 //! rest (the cohort's customers not active then, its size minus the count) is fewer than k.
@@ -9,6 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use evident_wire::Micros;
 use evident_wire::insight::{Bucket, Cohort, Cohorts, Step};
 
+use super::rollup::{
+    HOUR, RollDim, RollupItem, RollupRead, Who, activity_rollup, aligned, decode_hours, hour_of,
+};
 use super::time::{Clock, Zone};
 use super::{InsightIndex, Scan, Threshold, for_each_subject, splits};
 use crate::error::{Error, Result};
@@ -38,6 +42,9 @@ pub fn cohorts(index: &dyn InsightIndex, tenant: &TenantId, query: &CohortsQuery
     let Some(&base) = starts.first() else {
         return Ok(answer(query, &starts, BTreeMap::new()));
     };
+    if let Some(table) = from_rollups(index, tenant, query, &clock, base)? {
+        return Ok(answer(query, &starts, table));
+    }
     let activity = query.activity.as_ref();
     let scan = Scan {
         from: None,
@@ -46,31 +53,61 @@ pub fn cohorts(index: &dyn InsightIndex, tenant: &TenantId, query: &CohortsQuery
         types: activity.and_then(Step::exact_type).map(|t| vec![t.to_owned()]),
         with_entry: activity.is_some_and(Step::needs_entry),
     };
-    // cohort index -> (customers, active customers per period since)
-    let mut table: BTreeMap<usize, (u64, BTreeMap<usize, u64>)> = BTreeMap::new();
+    let mut table = Table::new();
     for_each_subject(index, tenant, &scan, |_, events| {
         let mut active = events.iter().filter(|e| activity.is_none_or(|step| step.matches(|f| e.get(f))));
         let Some(first) = active.next() else { return };
         if first.row.time < base {
             return;
         }
-        let cohort = clock.index(base, first.row.time);
-        let periods: BTreeSet<usize> =
-            std::iter::once(first).chain(active).map(|e| clock.index(base, e.row.time) - cohort).collect();
-        let row = table.entry(cohort).or_default();
-        row.0 += 1;
-        for period in periods {
-            *row.1.entry(period).or_default() += 1;
-        }
+        add(&mut table, &clock, base, std::iter::once(first).chain(active).map(|e| e.row.time));
     })?;
     Ok(answer(query, &starts, table))
 }
 
-fn answer(
+/// Cohort index -> (customers, active customers per period since).
+type Table = BTreeMap<usize, (u64, BTreeMap<usize, u64>)>;
+
+/// Adds a customer by the times of its activity (in order, the first at or after `base`).
+fn add(table: &mut Table, clock: &Clock, base: Micros, mut times: impl Iterator<Item = Micros>) {
+    let Some(first) = times.next() else { return };
+    let cohort = clock.index(base, first);
+    let periods: BTreeSet<usize> =
+        std::iter::once(first).chain(times).map(|t| clock.index(base, t) - cohort).collect();
+    let row = table.entry(cohort).or_default();
+    row.0 += 1;
+    for period in periods {
+        *row.1.entry(period).or_default() += 1;
+    }
+}
+
+/// The table from the rollups' hours of each customer, if the store keeps them, the activity is
+/// every event or one exact type, and `to` is a whole hour (week and month starts in UTC are).
+fn from_rollups(
+    index: &dyn InsightIndex,
+    tenant: &TenantId,
     query: &CohortsQuery,
-    starts: &[Micros],
-    table: BTreeMap<usize, (u64, BTreeMap<usize, u64>)>,
-) -> Cohorts {
+    clock: &Clock,
+    base: Micros,
+) -> Result<Option<Table>> {
+    let Some(only) = activity_rollup(query.activity.as_ref()).filter(|_| aligned([query.to, base])) else {
+        return Ok(None);
+    };
+    let dim = if only.is_some() { RollDim::Type } else { RollDim::All };
+    let read = RollupRead { dim, only, counts: None, seen: vec![Who::Customer] };
+    let (to, mut table) = (hour_of(query.to), Table::new());
+    let rolled = index.rollups(tenant, &read, &mut |item| {
+        let RollupItem::Seen { hours, .. } = item else { return };
+        let mut times = decode_hours(hours).take_while(|h| *h < to).map(|h| Micros(i64::from(h) * HOUR));
+        match times.next() {
+            Some(first) if first >= base => add(&mut table, clock, base, std::iter::once(first).chain(times)),
+            _ => {}
+        }
+    })?;
+    Ok(rolled.then_some(table))
+}
+
+fn answer(query: &CohortsQuery, starts: &[Micros], table: Table) -> Cohorts {
     let threshold: Threshold = query.threshold;
     Cohorts {
         from: query.from.to_rfc3339(),

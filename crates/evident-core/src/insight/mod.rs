@@ -12,12 +12,15 @@
 //! left out of every insight (a query's self-audit record would otherwise count in the next).
 //!
 //! `trend.rs`, `funnel.rs`, `journeys.rs`, `cohorts.rs`, `measure.rs`: one question each;
-//! `time.rs`: buckets and periods in a time zone (a fixed offset or an IANA name).
+//! `time.rs`: buckets and periods in a time zone (a fixed offset or an IANA name); `rollup.rs`: the
+//! hourly rollups a store may keep, which trends and cohorts read instead of the events when they
+//! answer exactly.
 
 pub mod cohorts;
 pub mod funnel;
 pub mod journeys;
 pub mod measure;
+pub mod rollup;
 pub mod time;
 pub mod trend;
 
@@ -70,6 +73,18 @@ pub trait InsightIndex: Send + Sync {
         after: Option<&Row>,
         limit: usize,
     ) -> Result<Vec<Row>>;
+
+    /// Answers `read` from the store's rollups ([`rollup`]) in one consistent read, after they
+    /// cover every event committed before the call; `false` (and nothing answered) when the
+    /// store keeps none, so the question is answered by a scan.
+    fn rollups(
+        &self,
+        _tenant: &TenantId,
+        _read: &rollup::RollupRead,
+        _each: &mut dyn FnMut(rollup::RollupItem<'_>),
+    ) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Rows per page of a scan.
@@ -106,7 +121,8 @@ struct Target {
 }
 
 impl Event {
-    fn new(mut row: Row) -> Event {
+    /// An event of a row, with the clear fields of its entry when the row carries it.
+    pub fn new(mut row: Row) -> Event {
         let Some(entry) = row.entry.take() else { return Event { row, ..Event::default() } };
         let skeleton: Skeleton = serde_json::from_slice(&entry).unwrap_or_default();
         Event {

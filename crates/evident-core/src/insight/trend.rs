@@ -1,5 +1,6 @@
 //! Trends: events, distinct customers, distinct actors and failures per value of a dimension and
-//! time bucket, with the totals of the period and of the same length of time before it.
+//! time bucket, with the totals of the period and of the same length of time before it; from the
+//! hourly rollups when the store keeps them and the question's boundaries are whole hours.
 //!
 //! Suppression: a cell of fewer than k customers is hidden, and [`complement`] hides more so that
 //! none is worked out by subtraction: in each series over its total and buckets (the total is
@@ -11,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use evident_wire::Micros;
 use evident_wire::insight::{Counts, Field, Series, Trend, TrendPoint};
 
+use super::rollup::{RollDim, RollupItem, RollupRead, Who, aligned, decode_hours, hour_of};
 use super::time::Clock;
 use super::{Event, InsightIndex, Scan, Threshold, complement, for_each_event};
 use crate::error::{Error, Result};
@@ -31,7 +33,7 @@ pub struct TrendQuery {
     pub threshold: Threshold,
 }
 
-/// What one cell has seen.
+/// What one cell has seen, exactly: its distinct customers and actors as sets.
 #[derive(Default)]
 struct Cell {
     events: u64,
@@ -52,37 +54,66 @@ impl Cell {
         }
     }
 
+    fn tally(&self) -> Tally {
+        Tally {
+            events: self.events,
+            failures: self.failures,
+            customers: self.customers.len() as u64,
+            actors: self.actors.len() as u64,
+        }
+    }
+}
+
+/// A cell's numbers.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    events: u64,
+    failures: u64,
+    customers: u64,
+    actors: u64,
+}
+
+impl Tally {
     fn counts(&self, hidden: bool) -> Counts {
-        let customers = self.customers.len() as u64;
         if hidden {
             return Counts { suppressed: true, ..Counts::default() };
         }
         Counts {
             events: Some(self.events),
-            customers: Some(customers),
-            actors: Some(self.actors.len() as u64),
+            customers: Some(self.customers),
+            actors: Some(self.actors),
             failures: Some(self.failures),
             failure_rate: (self.events > 0).then(|| self.failures as f64 / self.events as f64),
             suppressed: false,
         }
     }
+
+    fn count(&mut self, who: Who) {
+        match who {
+            Who::Customer => self.customers += 1,
+            Who::Actor => self.actors += 1,
+        }
+    }
 }
 
-/// One series being counted: its buckets, the whole period and the one before.
+/// One series: its buckets, the whole period and the one before.
 #[derive(Default)]
-struct Counting {
-    points: HashMap<usize, Cell>,
-    total: Cell,
-    previous: Cell,
+struct Counting<C> {
+    points: HashMap<usize, C>,
+    total: C,
+    previous: C,
 }
 
-/// Computes a trend.
+/// Computes a trend: from the rollups when they answer it exactly, else by a scan.
 pub fn trend(index: &dyn InsightIndex, tenant: &TenantId, query: &TrendQuery) -> Result<Trend> {
     let starts = query.clock.starts(query.from, query.to, MAX_BUCKETS).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "more than {MAX_BUCKETS} buckets: choose a larger bucket or a shorter range"
         ))
     })?;
+    if let Some(series) = from_rollups(index, tenant, query, &starts)? {
+        return Ok(answer(query, &starts, series));
+    }
     let length = query.to.0 - query.from.0;
     let scan = Scan {
         from: Some(Micros(query.from.0 - length)),
@@ -91,7 +122,7 @@ pub fn trend(index: &dyn InsightIndex, tenant: &TenantId, query: &TrendQuery) ->
         types: None,
         with_entry: query.by.as_ref().is_some_and(Field::needs_entry),
     };
-    let mut series: HashMap<Option<String>, Counting> = HashMap::new();
+    let mut series: HashMap<Option<String>, Counting<Cell>> = HashMap::new();
     for_each_event(index, tenant, &scan, |event| {
         let counting = series.entry(event.key(query.by.as_ref())).or_default();
         if event.row.time < query.from {
@@ -102,13 +133,86 @@ pub fn trend(index: &dyn InsightIndex, tenant: &TenantId, query: &TrendQuery) ->
         let bucket = starts.partition_point(|start| *start <= event.row.time).saturating_sub(1);
         counting.points.entry(bucket).or_default().add(&event);
     })?;
-    let mut ranked: Vec<(Option<String>, Counting)> =
+    let series = series
+        .into_iter()
+        .map(|(key, c)| {
+            let points = c.points.iter().map(|(i, cell)| (*i, cell.tally())).collect();
+            (key, Counting { points, total: c.total.tally(), previous: c.previous.tally() })
+        })
+        .collect();
+    Ok(answer(query, &starts, series))
+}
+
+/// The series of a trend from the hourly rollups, if the store keeps them and every boundary of
+/// the question is a whole hour.
+fn from_rollups(
+    index: &dyn InsightIndex,
+    tenant: &TenantId,
+    query: &TrendQuery,
+    starts: &[Micros],
+) -> Result<Option<HashMap<Option<String>, Counting<Tally>>>> {
+    let previous = Micros(query.from.0 - (query.to.0 - query.from.0));
+    let bounds = [previous, query.from, query.to].into_iter().chain(starts.iter().copied());
+    let Some(dim) = RollDim::of(query.by.as_ref()).filter(|_| aligned(bounds)) else { return Ok(None) };
+    let (first, from, to) = (hour_of(previous), hour_of(query.from), hour_of(query.to));
+    // The bucket of each hour of the period.
+    let buckets: Vec<usize> =
+        (from..to).map(|h| starts.partition_point(|s| hour_of(*s) <= h).saturating_sub(1)).collect();
+    let read = RollupRead { dim, only: None, counts: Some(first..to), seen: vec![Who::Customer, Who::Actor] };
+    let mut series: HashMap<Option<String>, Counting<Tally>> = HashMap::new();
+    let key = |value: Option<&str>| match dim {
+        RollDim::All => Some("all".to_owned()),
+        _ => value.map(str::to_owned),
+    };
+    let rolled = index.rollups(tenant, &read, &mut |item| match item {
+        RollupItem::Count { value, hour, events, failures } => {
+            let counting = series.entry(key(value)).or_default();
+            let cells = match hour < from {
+                true => [Some(&mut counting.previous), None],
+                false => [
+                    Some(&mut counting.total),
+                    Some(counting.points.entry(buckets[(hour - from) as usize]).or_default()),
+                ],
+            };
+            for cell in cells.into_iter().flatten() {
+                (cell.events, cell.failures) = (cell.events + events, cell.failures + failures);
+            }
+        }
+        RollupItem::Seen { who, value, hours } => {
+            let counting = series.entry(key(value)).or_default();
+            let (mut before, mut during, mut last) = (false, false, None);
+            for hour in decode_hours(hours).filter(|h| (first..to).contains(h)) {
+                if hour < from {
+                    before = true;
+                    continue;
+                }
+                during = true;
+                let bucket = buckets[(hour - from) as usize];
+                if last != Some(bucket) {
+                    counting.points.entry(bucket).or_default().count(who);
+                    last = Some(bucket);
+                }
+            }
+            if before {
+                counting.previous.count(who);
+            }
+            if during {
+                counting.total.count(who);
+            }
+        }
+    })?;
+    Ok(rolled.then_some(series))
+}
+
+/// The answer from each series' numbers: the 50 largest by events in the period.
+fn answer(query: &TrendQuery, starts: &[Micros], series: HashMap<Option<String>, Counting<Tally>>) -> Trend {
+    let mut ranked: Vec<(Option<String>, Counting<Tally>)> =
         series.into_iter().filter(|(_, c)| c.total.events > 0).collect();
     ranked.sort_by(|a, b| b.1.total.events.cmp(&a.1.total.events).then_with(|| a.0.cmp(&b.0)));
     let hidden = suppress(&ranked, starts.len(), query);
     ranked.truncate(MAX_SERIES);
-    let empty = Cell::default();
-    Ok(Trend {
+    let empty = Tally::default();
+    Trend {
         from: query.from.to_rfc3339(),
         to: query.to.to_rfc3339(),
         bucket: query.clock.bucket,
@@ -131,14 +235,18 @@ pub fn trend(index: &dyn InsightIndex, tenant: &TenantId, query: &TrendQuery) ->
                     .collect(),
             })
             .collect(),
-    })
+    }
 }
 
 /// Which cells of each series are hidden: its points, its total, then its previous period. A
 /// series' points and total are one group (the total is their sum; on a tie a point is hidden
 /// before the total).
-fn suppress(series: &[(Option<String>, Counting)], buckets: usize, query: &TrendQuery) -> Vec<Vec<bool>> {
-    let size = |cell: Option<&Cell>| cell.map_or(0, |c| c.customers.len() as u64);
+fn suppress(
+    series: &[(Option<String>, Counting<Tally>)],
+    buckets: usize,
+    query: &TrendQuery,
+) -> Vec<Vec<bool>> {
+    let size = |cell: Option<&Tally>| cell.map_or(0, |c| c.customers);
     let sizes: Vec<Vec<u64>> = series
         .iter()
         .map(|(_, c)| {

@@ -1,0 +1,298 @@
+//! The insight rollups' conformance checks (`insight_rollup_suite!`): a store's rollups answer
+//! exactly what the scan of its events answers, on randomized histories (many seeds, every rolled
+//! dimension, buckets from hours to months, zones on and off whole hours), right after an
+//! acknowledgement, and after the store is opened again (folding resumes from the watermark,
+//! counting nothing twice). Compiled with the `conformance` feature, like `conformance.rs`.
+
+use std::sync::Arc;
+
+use evident_wire::Micros;
+use evident_wire::insight::{Bucket, Field, Step};
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, EngineConfig, Outcome};
+use crate::event::TenantPolicy;
+use crate::insight::cohorts::{CohortsQuery, cohorts};
+use crate::insight::rollup::{RollDim, RollupRead, Who};
+use crate::insight::time::{Clock, Zone};
+use crate::insight::trend::{TrendQuery, trend};
+use crate::insight::{InsightIndex, Row, Scan, Threshold};
+use crate::seal::MasterKey;
+use crate::store::{Store, TenantId};
+use crate::validate::validate_event;
+
+/// Opens the backend under test: its store and its insight scans (the same object).
+pub trait InsightHarness {
+    /// Every call opens the same data.
+    fn open(&self) -> (Arc<dyn Store>, Arc<dyn InsightIndex>);
+}
+
+/// Expands to one `#[test]` per insight rollup check, each calling `$harness` for a fresh backend.
+#[macro_export]
+macro_rules! insight_rollup_suite {
+    ($harness:expr) => {
+        $crate::insight_rollup_suite!(@tests $harness;
+            rollups_agree_with_the_scan_on_random_histories, a_question_right_after_an_acknowledgement_counts_it,
+            rollups_resume_after_a_reopen_without_counting_twice);
+    };
+    (@tests $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let harness = $harness;
+                $crate::conformance_insight::$name(&harness);
+            }
+        )*
+    };
+}
+
+const SEED: [u8; 32] = [0x5e; 32];
+const MASTER_KEY: [u8; 32] = [0x3a; 32];
+/// 2026-11-01T00:00:00Z.
+pub const START: i64 = 1_793_491_200_000_000;
+const HOUR: i64 = 3_600_000_000;
+
+/// A store's insight as a scan only: every question falls back to reading the events.
+struct Exact<'a>(&'a dyn InsightIndex);
+
+impl InsightIndex for Exact<'_> {
+    fn insight_rows(
+        &self,
+        tenant: &TenantId,
+        scan: &Scan,
+        after: Option<&Row>,
+        limit: usize,
+    ) -> crate::Result<Vec<Row>> {
+        self.0.insight_rows(tenant, scan, after, limit)
+    }
+}
+
+/// xorshift64*: a reproducible history per seed without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+pub fn tenant() -> TenantId {
+    TenantId::new("acme").expect("a tenant id")
+}
+
+/// A backend opened through the engine, with the tenant created on first use.
+pub struct Opened {
+    pub engine: Engine,
+    pub index: Arc<dyn InsightIndex>,
+}
+
+pub fn open(harness: &dyn InsightHarness) -> Opened {
+    let (store, index) = harness.open();
+    let engine = Engine::open(store, SEED, MasterKey::from_bytes(MASTER_KEY), EngineConfig::default())
+        .expect("the engine opens");
+    if engine.policy(&tenant()).is_err() {
+        engine.create_tenant(&tenant(), TenantPolicy::default()).expect("the tenant is created");
+    }
+    Opened { engine, index }
+}
+
+/// One random event: some without a subject or a channel; times spread over 40 days with many
+/// on or next to an hour's edge.
+pub fn random_event(rng: &mut Rng, n: u64) -> Value {
+    let hour = START / 1_000_000 + rng.below(40 * 24) as i64 * 3600;
+    let second = hour + [0, 1, 1799, 3599][rng.below(4) as usize];
+    let mut event = json!({
+        "id": format!("e{n}"),
+        "source": rng.pick(&["//web", "//phone-system"]),
+        "type": rng.pick(&["contact.opened", "contact.verified", "contact.resolved", "ticket.closed"]),
+        "action": rng.pick(&["read", "other"]),
+        "time": Micros(second * 1_000_000).to_rfc3339(),
+        "actor": {"id": format!("agent-{}", rng.below(7)), "type": "user"},
+        "outcome": rng.pick(&["success", "success", "failure"]),
+        "targets": [{"type": rng.pick(&["contact", "ticket", "order"]), "id": format!("t{n}")}],
+    });
+    if event["outcome"] == "failure" {
+        event["reason"] = json!("identity_not_confirmed");
+    }
+    if rng.below(8) > 0 {
+        event["subject"] = json!(format!("cus-{}", rng.below(40)));
+    }
+    event["origin"] = match rng.below(5) {
+        0 => json!({"ip": "192.0.2.9"}),
+        _ => json!({"service": rng.pick(&["chat", "phone", "email"])}),
+    };
+    event
+}
+
+pub fn append(engine: &Engine, events: &[Value]) {
+    let policy = engine.policy(&tenant()).expect("the tenant's policy");
+    let validated = events.iter().map(|e| validate_event(e, &policy).expect("a valid event")).collect();
+    for outcome in engine.append(&tenant(), validated).expect("append") {
+        assert!(matches!(outcome, Outcome::Stored(_)), "{outcome:?}");
+    }
+}
+
+/// Appends `n` random events numbered from `first`, in commits of 1 to 60.
+pub fn append_random(engine: &Engine, rng: &mut Rng, first: u64, n: u64) {
+    let mut next = first;
+    while next < first + n {
+        let batch = (1 + rng.below(60)).min(first + n - next);
+        let events: Vec<Value> = (next..next + batch).map(|i| random_event(rng, i)).collect();
+        append(engine, &events);
+        next += batch;
+    }
+}
+
+const DIMENSIONS: [Option<Field>; 7] = [
+    None,
+    Some(Field::Type),
+    Some(Field::Action),
+    Some(Field::Outcome),
+    Some(Field::Source),
+    Some(Field::Channel),
+    Some(Field::TargetType),
+];
+
+pub fn trend_query(from: i64, to: i64, by: Option<Field>, bucket: Bucket, zone: Zone) -> TrendQuery {
+    TrendQuery {
+        from: Micros(from),
+        to: Micros(to),
+        by,
+        clock: Clock { bucket, zone },
+        threshold: Threshold { min_customers: 3 },
+    }
+}
+
+/// Every question of a trend and of cohorts, rollups against the scan; and that the rollups
+/// answered.
+pub fn assert_rollups_agree(index: &dyn InsightIndex, context: &str) {
+    let exact = Exact(index);
+    let day = 24 * HOUR;
+    let ranges = [(START, START + 30 * day), (START + 7 * day + 5 * HOUR, START + 20 * day - 3 * HOUR)];
+    // Named zones too: Berlin's days start on whole UTC hours (rollups answer), Kolkata's at half
+    // hours (the scan answers).
+    let named = |name| Zone::parse("tz", Some(name)).expect("a zone");
+    let clocks = [
+        (Bucket::Hour, Zone::UTC),
+        (Bucket::Day, Zone::UTC),
+        (Bucket::Day, Zone::Fixed(3600)),
+        (Bucket::Week, Zone::Fixed(-7200)),
+        (Bucket::Day, Zone::Fixed(1800)),
+        (Bucket::Day, named("Europe/Berlin")),
+        (Bucket::Day, named("Asia/Kolkata")),
+    ];
+    for (from, to) in ranges {
+        for by in DIMENSIONS {
+            for (bucket, zone) in clocks {
+                let query = trend_query(from, to, by.clone(), bucket, zone);
+                let fast = trend(index, &tenant(), &query).expect("a trend");
+                assert_eq!(fast, trend(&exact, &tenant(), &query).expect("a trend"), "{context}: {query:?}");
+                assert!(
+                    fast.series.iter().any(|s| s.total.events.is_some_and(|n| n > 0)),
+                    "{context}: empty"
+                );
+            }
+        }
+    }
+    for period in [Bucket::Week, Bucket::Month] {
+        for activity in [None, Some("type:contact.verified"), Some("type:contact.* outcome:success")] {
+            let query = CohortsQuery {
+                from: Micros(START - 30 * day),
+                to: Micros(START + 35 * day),
+                period,
+                activity: activity.map(|a| Step::parse("activity", a).expect("a step")),
+                threshold: Threshold { min_customers: 3 },
+            };
+            let fast = cohorts(index, &tenant(), &query).expect("cohorts");
+            assert_eq!(fast, cohorts(&exact, &tenant(), &query).expect("cohorts"), "{context}: {query:?}");
+        }
+    }
+    let read = RollupRead {
+        dim: RollDim::Channel,
+        only: None,
+        counts: Some(0..i32::MAX),
+        seen: vec![Who::Customer],
+    };
+    assert!(index.rollups(&tenant(), &read, &mut |_| {}).expect("rollups"), "{context}: no rollups");
+}
+
+pub fn rollups_agree_with_the_scan_on_random_histories(harness: &dyn InsightHarness) {
+    let opened = open(harness);
+    for seed in 1..=8u64 {
+        // Each seed's events join the history of the ones before.
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let n = 300 + rng.below(500);
+        append_random(&opened.engine, &mut rng, seed * 10_000, n);
+        assert_rollups_agree(&*opened.index, &format!("seed {seed}"));
+    }
+}
+
+pub fn a_question_right_after_an_acknowledgement_counts_it(harness: &dyn InsightHarness) {
+    let opened = open(harness);
+    let mut query = trend_query(START, START + 24 * HOUR, Some(Field::Channel), Bucket::Hour, Zone::UTC);
+    query.threshold.min_customers = 0;
+    let mut answered = Vec::new();
+    for n in 0..20u64 {
+        append(
+            &opened.engine,
+            &[json!({"id": format!("a{n}"), "source": "//web", "type": "contact.opened",
+            "action": "other", "time": "2026-11-01T05:30:00Z", "targets": [{"type": "contact", "id": format!("c{n}")}],
+            "actor": {"id": "agent-1", "type": "user"}, "subject": format!("cus-{n}"), "outcome": "success",
+            "origin": {"service": "chat"}})],
+        );
+        let answer = trend(&*opened.index, &tenant(), &query).expect("a trend");
+        answered.push(answer.series[0].points[5].counts.events);
+    }
+    assert_eq!(answered, (1..=20).map(Some).collect::<Vec<_>>());
+}
+
+pub fn rollups_resume_after_a_reopen_without_counting_twice(harness: &dyn InsightHarness) {
+    let mut rng = Rng(77);
+    let opened = open(harness);
+    append_random(&opened.engine, &mut rng, 0, 400);
+    assert_rollups_agree(&*opened.index, "before the reopen");
+    opened.engine.shutdown();
+    drop(opened);
+    let opened = open(harness);
+    append_random(&opened.engine, &mut rng, 400, 300);
+    assert_rollups_agree(&*opened.index, "after the reopen");
+}
+
+/// Nothing personal enters the rollups, before or after the subject's erasure: `stored` answers
+/// every text the store's rollups keep (their names, say). The subject's pseudonymous id may be
+/// among them, as it is in the search index and the log's entries.
+pub fn rollups_hold_nothing_personal(harness: &dyn InsightHarness, stored: &dyn Fn() -> Vec<String>) {
+    let opened = open(harness);
+    let personal = |n: u64| {
+        json!({"id": format!("p{n}"), "source": "//web", "type": "customer.updated", "action": "update",
+            "time": "2026-11-02T10:00:00Z", "subject": "cus-erase",
+            "actor": {"id": "agent-1", "type": "user", "display": "Agent Alice Jones"},
+            "targets": [{"type": "customer", "id": "cus-erase", "display": "Bob Secret-Name"}],
+            "origin": {"service": "chat", "ip": "203.0.113.77"}, "outcome": "success",
+            "changes": [{"field": "/email", "before": "bob.old@example.com", "after": "bob.new@example.com"}],
+            "data_classes": ["pii"]})
+    };
+    append(&opened.engine, &[personal(1), personal(2)]);
+    let mut query = trend_query(START, START + 48 * HOUR, None, Bucket::Day, Zone::UTC);
+    query.threshold.min_customers = 0;
+    let answer = trend(&*opened.index, &tenant(), &query).expect("a trend");
+    assert_eq!(answer.series[0].total.events, Some(2));
+    let secrets = ["Alice", "Bob", "Secret", "203.0.113", "example.com", "pii:"];
+    let check = |stage: &str| {
+        let texts = stored();
+        assert!(texts.contains(&"chat".to_owned()) && texts.contains(&"cus-erase".to_owned()), "{texts:?}");
+        for text in &texts {
+            assert!(!secrets.iter().any(|s| text.contains(s)), "{stage}: {text:?} in the rollups");
+        }
+    };
+    check("before erasure");
+    assert!(opened.engine.erase_subject(&tenant(), "cus-erase").expect("erasure"));
+    check("after erasure");
+}

@@ -1,0 +1,272 @@
+//! Insight's hourly rollups (`evident_core::insight::rollup`, migration 0004), folded off the
+//! acknowledgement path and without a lease: a fold is one transaction that locks the tenant's
+//! `insight_rolled` row, folds the committed entries from its size up to at most [`CHUNK`]
+//! further and moves it, so folds by several nodes queue on that row and never overlap or repeat.
+//! A follower task on every node folds what was committed ([`follow`], every [`PERIOD`], from the
+//! first commit), skipping tenants another node is folding; a question first folds the rest
+//! itself, waiting for such a fold, so it sees every event committed before it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Transaction;
+use evident_core::Result;
+use evident_core::insight::rollup::{Fold, RollupItem, RollupRead, Who, merge_hours};
+use evident_core::insight::{Event, Row};
+use evident_wire::Micros;
+
+use crate::db::{Db, failed};
+
+/// Entries per fold transaction.
+const CHUNK: i64 = 20_000;
+/// How often the follower looks for committed entries to fold.
+pub(crate) const PERIOD: Duration = Duration::from_millis(200);
+
+/// Folds every committed entry of `tid` beyond its watermark. `wait`: whether to wait for a fold
+/// running elsewhere (a question) or leave the tenant to it (the follower).
+pub(crate) async fn catch_up(db: &Db, tid: i64, wait: bool) -> Result<()> {
+    let mut client = db.client().await?;
+    loop {
+        let tx = client.transaction().await.map_err(failed)?;
+        // A fold elsewhere takes as long as its chunk.
+        tx.batch_execute("SET LOCAL lock_timeout = '120s'").await.map_err(failed)?;
+        tx.execute("INSERT INTO insight_rolled (tid, size) VALUES ($1, 0) ON CONFLICT DO NOTHING", &[&tid])
+            .await
+            .map_err(failed)?;
+        let lock = if wait { "FOR UPDATE" } else { "FOR UPDATE SKIP LOCKED" };
+        let sql = format!("SELECT size FROM insight_rolled WHERE tid = $1 {lock}");
+        let Some(rolled) = tx.query_opt(&sql, &[&tid]).await.map_err(failed)? else { return Ok(()) };
+        let rolled: i64 = rolled.get(0);
+        let size = tx.query_opt("SELECT size FROM logs WHERE tid = $1", &[&tid]).await.map_err(failed)?;
+        let size: i64 = size.map_or(0, |row| row.get(0));
+        if rolled >= size {
+            return tx.commit().await.map_err(failed);
+        }
+        let end = size.min(rolled + CHUNK);
+        let fold = fold(&tx, tid, rolled, end).await?;
+        write(&tx, tid, &fold).await?;
+        tx.execute("UPDATE insight_rolled SET size = $2 WHERE tid = $1", &[&tid, &end])
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+    }
+}
+
+/// The fold of entries `from..to` of `tid`.
+async fn fold(tx: &Transaction<'_>, tid: i64, from: i64, to: i64) -> Result<Fold> {
+    let rows = tx
+        .query(
+            "SELECT time, type, action, outcome, source, actor, subject, entry FROM events
+             WHERE tid = $1 AND idx >= $2 AND idx < $3",
+            &[&tid, &from, &to],
+        )
+        .await
+        .map_err(failed)?;
+    let mut fold = Fold::default();
+    for row in rows {
+        fold.add(&Event::new(Row {
+            index: 0,
+            time: Micros(row.get(0)),
+            event_type: row.get(1),
+            action: row.get(2),
+            outcome: row.get(3),
+            source: row.get(4),
+            actor: row.get(5),
+            subject: row.get(6),
+            entry: Some(row.get(7)),
+        }));
+    }
+    Ok(fold)
+}
+
+/// The ids of `names` (inserted when new); `None` is 0.
+async fn name_ids(tx: &Transaction<'_>, tid: i64, fold: &Fold) -> Result<HashMap<String, i64>> {
+    let mut names: Vec<&str> = fold.counts.keys().filter_map(|(_, value, _)| value.as_deref()).collect();
+    for (_, value, _, id) in fold.seen.keys() {
+        names.extend(value.as_deref());
+        names.push(id);
+    }
+    names.sort_unstable();
+    names.dedup();
+    tx.execute(
+        "INSERT INTO insight_names (tid, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        &[&tid, &names],
+    )
+    .await
+    .map_err(failed)?;
+    let rows = tx
+        .query("SELECT name, id FROM insight_names WHERE tid = $1 AND name = ANY($2)", &[&tid, &names])
+        .await
+        .map_err(failed)?;
+    Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// Adds a fold to the rollup tables, inside the caller's transaction.
+async fn write(tx: &Transaction<'_>, tid: i64, fold: &Fold) -> Result<()> {
+    if fold.is_empty() {
+        return Ok(());
+    }
+    let ids = name_ids(tx, tid, fold).await?;
+    let id = |name: Option<&String>| name.map_or(0, |n| ids[n]);
+    let mut counts = CountColumns::default();
+    for ((dim, value, hour), (events, failures)) in &fold.counts {
+        counts.dim.push(*dim as i16);
+        counts.hour.push(*hour);
+        counts.value.push(id(value.as_ref()));
+        counts.events.push(*events as i64);
+        counts.failures.push(*failures as i64);
+    }
+    tx.execute(
+        "INSERT INTO insight_counts (tid, dim, hour, value, events, failures)
+         SELECT $1, * FROM unnest($2::smallint[], $3::integer[], $4::bigint[], $5::bigint[], $6::bigint[])
+         ON CONFLICT (tid, dim, hour, value) DO UPDATE SET events = insight_counts.events + excluded.events,
+             failures = insight_counts.failures + excluded.failures",
+        &[&tid, &counts.dim, &counts.hour, &counts.value, &counts.events, &counts.failures],
+    )
+    .await
+    .map_err(failed)?;
+    let mut keys = SeenKeys::default();
+    let mut new = Vec::with_capacity(fold.seen.len());
+    for ((dim, value, who, name), hours) in &fold.seen {
+        keys.dim.push(*dim as i16);
+        keys.who.push(*who as i16);
+        keys.value.push(id(value.as_ref()));
+        keys.id.push(id(Some(name)));
+        new.push(hours);
+    }
+    write_seen(tx, tid, &keys, &new).await
+}
+
+/// Count rows as the columns of one `unnest`.
+#[derive(Default)]
+struct CountColumns {
+    dim: Vec<i16>,
+    hour: Vec<i32>,
+    value: Vec<i64>,
+    events: Vec<i64>,
+    failures: Vec<i64>,
+}
+
+/// The keys of seen rows as the columns of one `unnest`.
+#[derive(Default)]
+struct SeenKeys {
+    dim: Vec<i16>,
+    who: Vec<i16>,
+    value: Vec<i64>,
+    id: Vec<i64>,
+}
+
+/// Merges new hours (one set per key) into the stored seen rows.
+async fn write_seen(tx: &Transaction<'_>, tid: i64, keys: &SeenKeys, new: &[&BTreeSet<i32>]) -> Result<()> {
+    let stored = tx
+        .query(
+            "SELECT s.dim, s.who, s.value, s.id, s.hours FROM insight_seen s
+             JOIN unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::bigint[]) AS k (dim, who, value, id)
+             ON (s.dim, s.who, s.value, s.id) = (k.dim, k.who, k.value, k.id) WHERE s.tid = $1",
+            &[&tid, &keys.dim, &keys.who, &keys.value, &keys.id],
+        )
+        .await
+        .map_err(failed)?;
+    let stored: HashMap<(i16, i16, i64, i64), Vec<u8>> = stored
+        .into_iter()
+        .map(|row| ((row.get(0), row.get(1), row.get(2), row.get(3)), row.get(4)))
+        .collect();
+    let merged: Vec<Vec<u8>> = new
+        .iter()
+        .enumerate()
+        .map(|(i, hours)| {
+            let key = (keys.dim[i], keys.who[i], keys.value[i], keys.id[i]);
+            merge_hours(stored.get(&key).map(Vec::as_slice).unwrap_or_default(), hours)
+        })
+        .collect();
+    tx.execute(
+        "INSERT INTO insight_seen (tid, dim, who, value, id, hours)
+         SELECT $1, * FROM unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bytea[])
+         ON CONFLICT (tid, dim, who, value, id) DO UPDATE SET hours = excluded.hours",
+        &[&tid, &keys.dim, &keys.who, &keys.value, &keys.id, &merged],
+    )
+    .await
+    .map_err(failed)?;
+    Ok(())
+}
+
+/// What a question read: count rows, then seen rows, as their owned values.
+pub(crate) struct Answer {
+    counts: Vec<(Option<String>, i32, i64, i64)>,
+    seen: Vec<(Who, Option<String>, Vec<u8>)>,
+}
+
+impl Answer {
+    pub(crate) fn each(&self, each: &mut dyn FnMut(RollupItem<'_>)) {
+        for (value, hour, events, failures) in &self.counts {
+            let (events, failures) = (*events as u64, *failures as u64);
+            each(RollupItem::Count { value: value.as_deref(), hour: *hour, events, failures });
+        }
+        for (who, value, hours) in &self.seen {
+            each(RollupItem::Seen { who: *who, value: value.as_deref(), hours });
+        }
+    }
+}
+
+/// Folds what is left of `tid`, then reads `read` in one snapshot.
+pub(crate) async fn read(db: &Db, tid: i64, read: &RollupRead) -> Result<Answer> {
+    catch_up(db, tid, true).await?;
+    let mut client = db.client().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(failed)?;
+    let dim = read.dim as i16;
+    let value = "($3::text IS NULL OR value = (SELECT id FROM insight_names WHERE tid = $1 AND name = $3))";
+    let mut answer = Answer { counts: Vec::new(), seen: Vec::new() };
+    if let Some(hours) = &read.counts {
+        let sql = format!(
+            "SELECT n.name, c.hour, c.events, c.failures FROM insight_counts c
+             LEFT JOIN insight_names n ON n.id = c.value
+             WHERE c.tid = $1 AND c.dim = $2 AND {value} AND c.hour >= $4 AND c.hour < $5"
+        );
+        let rows =
+            tx.query(&sql, &[&tid, &dim, &read.only, &hours.start, &hours.end]).await.map_err(failed)?;
+        answer.counts = rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    }
+    for who in &read.seen {
+        let sql = format!(
+            "SELECT n.name, s.hours FROM insight_seen s LEFT JOIN insight_names n ON n.id = s.value
+             WHERE s.tid = $1 AND s.dim = $2 AND {value} AND s.who = $4"
+        );
+        let rows = tx.query(&sql, &[&tid, &dim, &read.only, &(*who as i16)]).await.map_err(failed)?;
+        answer.seen.extend(rows.into_iter().map(|r| (*who, r.get(0), r.get(1))));
+    }
+    tx.commit().await.map_err(failed)?;
+    Ok(answer)
+}
+
+/// The follower: folds every tenant's committed entries, until the store closes.
+pub(crate) async fn follow(db: Arc<Db>) {
+    loop {
+        tokio::time::sleep(PERIOD).await;
+        if db.closed() {
+            return;
+        }
+        let behind = async {
+            let client = db.client().await?;
+            let rows = client
+                .query(
+                    "SELECT l.tid FROM logs l LEFT JOIN insight_rolled r ON r.tid = l.tid
+                     WHERE l.size > coalesce(r.size, 0)",
+                    &[],
+                )
+                .await
+                .map_err(failed)?;
+            Ok::<Vec<i64>, evident_core::Error>(rows.into_iter().map(|row| row.get(0)).collect())
+        };
+        // A failure (the database away) is tried again next period; questions fold themselves.
+        for tid in behind.await.unwrap_or_default() {
+            let _ = catch_up(&db, tid, false).await;
+        }
+    }
+}
