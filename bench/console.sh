@@ -27,6 +27,16 @@ trap 'kill "$SERVE" 2>/dev/null; rm -f "$LOG"' EXIT
 for _ in $(seq 1 600); do grep -q "listening on" "$LOG" && break; sleep 0.1; done
 BASE="$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$LOG" | head -1)"
 [ -n "$BASE" ] || { echo "evident serve did not start:" >&2; cat "$LOG" >&2; exit 1; }
+# A store just filled by `hammer` is indexed by the server's indexer after it starts; searches wait
+# for it (503 after 30 s). Wait until one answers, so the timings below measure searches, not the
+# catch-up.
+echo "waiting for the search index to cover the store" >&2
+for _ in $(seq 1 120); do
+  status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$BASE/v1/events?limit=1" || true)"
+  [ "$status" = 200 ] && break
+  sleep 5
+done
+[ "$status" = 200 ] || { echo "the search index did not catch up in 10 minutes (last status $status)" >&2; exit 1; }
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), profile $PROFILE" >&2
 ( cd console-tests && [ -d node_modules ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent )
 node console-tests/bench.js "$BASE" "$KEY" "$REPEATS"
