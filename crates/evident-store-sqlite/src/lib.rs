@@ -1000,6 +1000,9 @@ fn forget_tokens(writer: &Connection, path: &Path, tid: i64, subject: &str) -> R
     const SEALED_UNDER: &str = "tid = ?1 AND (seal_subject = ?2
         OR substr(seal_subject, 1, length(?2) + 1) = ?2 || char(31)) AND targets IS NOT NULL";
     let index = open_with_index(path)?;
+    // Durable at commit, whatever the indexer's own connection does: a deleted token must not
+    // come back after a power cut.
+    index.execute_batch("PRAGMA ix.synchronous = FULL").map_err(storage)?;
     let deleted = index
         .execute(
             &format!(
