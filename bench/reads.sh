@@ -4,9 +4,9 @@
 # Compare two builds in one run, alternating: bench/reads.sh BIN_A PORT_A N; bench/reads.sh BIN_B ...
 # usage: bench/reads.sh BINARY PORT N   (needs curl, jq, python3)
 set -euo pipefail
-bin=$1; port=$2; n=$3
+bin=$(realpath "$1"); port=$2; n=$3
 mkdir -p target && dir=$(mktemp -d -p "$PWD/target" bench-reads.XXXX)
-cd "$dir"
+cd "$dir" && touch serve.log
 EVIDENT_LISTEN=127.0.0.1:$port "$bin" serve --data-dir "$dir/data" --listen 127.0.0.1:$port > serve.log 2>&1 &
 pid=$!
 until grep -q 'listening on' serve.log; do sleep 0.2; done
