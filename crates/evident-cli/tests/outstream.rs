@@ -177,8 +177,8 @@ fn rsyslog(tls: Option<&Certs>) -> Rsyslog {
 impl Rsyslog {
     /// The producer ids of the events received: each message's MSG (after the BOM) is JSON with the event.
     fn received(&self) -> Vec<String> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines()
+        self.lines()
+            .iter()
             .filter(|line| !line.is_empty())
             .map(|line| {
                 let msg = line.split('\u{feff}').nth(1).unwrap_or_else(|| panic!("no BOM in {line:?}"));
@@ -188,8 +188,12 @@ impl Rsyslog {
             .collect()
     }
 
+    /// The complete lines rsyslog has written so far (a line it is still writing is left for the
+    /// next look: reading it half-written once failed a run).
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out).unwrap_or_default().lines().map(str::to_owned).collect()
+        let bytes = std::fs::read(&self.out).unwrap_or_default();
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |end| end + 1);
+        String::from_utf8_lossy(&bytes[..complete]).lines().map(str::to_owned).collect()
     }
 }
 
