@@ -10,8 +10,14 @@
 # record are included), and the server's peak RSS (VmHWM) after them.
 #
 # Usage: bench/insight.sh [--events N] [--stores "sqlite postgres"] [--modes "rollups scan"]
+#                         [--keep DIR] [--max-seconds T]
 # EVIDENT: the binary (default target/release/evident, built if missing).
-# Raw outputs in target/bench-insight/ (machine.txt, table.md); stores are deleted at the end.
+# --keep DIR keeps each store (DIR/<store>-<mode>/, the PostgreSQL schema evident_bench_insight_<mode>)
+# instead of deleting it; a later run with the same DIR finds the store filled and only measures
+# (with whatever binary EVIDENT names now, which catches up on the stored events first).
+# --max-seconds T gives up on a question after T seconds (shown as ">T s"; default 600).
+# Raw outputs in target/bench-insight/ (machine.txt, table.md); stores are deleted at the end
+# unless kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -19,12 +25,16 @@ repo=$PWD
 events=100000
 stores="sqlite postgres"
 modes="rollups scan"
+keep=""
+max_seconds=600
 while [ $# -gt 0 ]; do
   case $1 in
     --events) events=$2; shift 2 ;;
     --stores) stores=$2; shift 2 ;;
     --modes) modes=$2; shift 2 ;;
-    *) echo "usage: bench/insight.sh [--events N] [--stores \"sqlite postgres\"] [--modes \"rollups scan\"]" >&2; exit 2 ;;
+    --keep) keep=$(mkdir -p "$2" && realpath "$2"); shift 2 ;;
+    --max-seconds) max_seconds=$2; shift 2 ;;
+    *) echo "usage: bench/insight.sh [--events N] [--stores \"sqlite postgres\"] [--modes \"rollups scan\"] [--keep DIR] [--max-seconds T]" >&2; exit 2 ;;
   esac
 done
 evident=${EVIDENT:-target/release/evident}
@@ -40,7 +50,7 @@ server=""
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null || true
   rm -rf "$work"
-  PGOPTIONS=--client-min-messages=warning psql -qX "$url" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  [ -n "$keep" ] || PGOPTIONS=--client-min-messages=warning psql -qX "$url" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -51,6 +61,11 @@ trap cleanup EXIT
   echo "binary: $evident ($(file -b "$evident" | cut -d, -f1)), events: $events, customers: $((events / 100))"
 } | tee "$out/machine.txt"
 
+filled_stores=0
+if [ -n "$keep" ]; then filled_stores=$(find "$keep" -maxdepth 2 -name filled | wc -l); fi
+if [ "$filled_stores" -ge "$(($(wc -w <<< "$stores") * $(wc -w <<< "$modes")))" ]; then
+  : > "$work/events.ndjson"  # every store is filled already: no history to make
+else
 # The history: contacts opened, verified, changed and resolved across four channels over the 30
 # days before 2026-11-30, each customer's contacts spread over the month.
 python3 - "$events" > "$work/events.ndjson" <<'EOF'
@@ -83,12 +98,14 @@ while written < n:
         if not ok:
             break
 EOF
+fi
 
 best_of_3() {  # prints the best wall time in ms of GET $1 with the reader key
   local best=""
   for _ in 1 2 3; do
     local s
-    s=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "Authorization: Bearer $reader" "$base$1")
+    s=$(curl -s -o /dev/null --max-time "$max_seconds" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $reader" "$base$1" || true)
+    if [ "${s%% *}" = 000 ]; then echo ">$max_seconds s"; return; fi
     [ "${s%% *}" = 200 ] || { echo "GET $1 answered ${s%% *}" >&2; exit 1; }
     local ms
     ms=$(awk -v t="${s#* }" 'BEGIN { printf "%d", t * 1000 }')
@@ -101,25 +118,37 @@ echo "| store | insight | events | ingest (events/s) | first answer after ingest
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |" >> "$out/table.md"
 for store in $stores; do
   for mode in $modes; do
-    data="$work/$store-$mode"
+    data="${keep:-$work}/$store-$mode"
+    [ -z "$keep" ] || schema="evident_bench_insight_$mode"
+    filled=""
+    [ -f "$data/filled" ] && filled=yes
+    if [ -z "$filled" ]; then rm -rf "$data"; fi
     mkdir -p "$data"
     env=(EVIDENT_LISTEN=127.0.0.1:0)
     if [ "$mode" = scan ]; then env+=(EVIDENT_INSIGHT_ROLLUPS=off); fi
     if [ "$store" = postgres ]; then
-      PGOPTIONS=--client-min-messages=warning psql -qX "$url" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null
+      [ -n "$filled" ] || PGOPTIONS=--client-min-messages=warning psql -qX "$url" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null
       env+=(EVIDENT_DATABASE_URL="$url" EVIDENT_DATABASE_SCHEMA="$schema")
     fi
     env "${env[@]}" "$evident" serve --data-dir "$data/dir" > "$data/out" 2> "$data/err" &
     server=$!
     for _ in $(seq 100); do grep -q "listening on" "$data/err" && break; sleep 0.2; done
     base=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$data/err" | head -1)
-    admin=$(sed -n 's/admin key: //p' "$data/out")
-    producer=$("$evident" keys create --role producer --url "$base" --key "$admin" --json | jq -r .key)
-    reader=$("$evident" keys create --role reader --url "$base" --key "$admin" --json | jq -r .key)
-    start=$(date +%s.%N)
-    "$evident" ingest "$work/events.ndjson" --format ndjson --batch-size 1000 --url "$base" --key "$producer" --json > "$data/ingest.json"
-    acked=$(date +%s.%N)
-    rate=$(awk -v s="$start" -v e="$acked" -v n="$events" 'BEGIN { printf "%d", n / (e - s) }')
+    if [ -z "$filled" ]; then
+      admin=$(sed -n 's/admin key: //p' "$data/out")
+      producer=$("$evident" keys create --role producer --url "$base" --key "$admin" --json | jq -r .key)
+      "$evident" keys create --role reader --url "$base" --key "$admin" --json | jq -r .key > "$data/reader"
+      reader=$(cat "$data/reader")
+      start=$(date +%s.%N)
+      "$evident" ingest "$work/events.ndjson" --format ndjson --batch-size 1000 --url "$base" --key "$producer" --json > "$data/ingest.json"
+      acked=$(date +%s.%N)
+      awk -v s="$start" -v e="$acked" -v n="$events" 'BEGIN { printf "%d", n / (e - s) }' > "$data/rate"
+      [ -z "$keep" ] || touch "$data/filled"
+    else
+      reader=$(cat "$data/reader")
+      acked=$(date +%s.%N)  # a kept store: "first answer" is how long this binary took to catch up
+    fi
+    rate=$(cat "$data/rate")
     range="from=2026-10-31T00:00:00Z&to=2026-11-30T00:00:00Z"
     trend_path="/v1/insights/trend?by=channel&bucket=day&$range"
     # The first question waits for the index (and the rollups) to cover every acknowledged event;
@@ -132,7 +161,7 @@ for store in $stores; do
     rss=$(awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$server/status")
     echo "| $store | $mode | $events | $rate | $caught | $trend | $funnel | $cohorts | $rss |" | tee -a "$out/table.md"
     kill "$server"; wait "$server" 2>/dev/null || true; server=""
-    rm -rf "$data"
+    [ -n "$keep" ] || rm -rf "$data"
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
