@@ -61,8 +61,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The day after the history (YYYY-MM-DD, business time); default today. Pins the history, so
-    /// that a run on another day stores nothing new either.
-    #[arg(long, value_name = "DAY")]
+    /// that a run on another day stores nothing new either (the same history: the shifts follow
+    /// the weekdays, so two days make two histories).
+    #[arg(long, value_name = "DAY", env = "EVIDENT_DEMO_UNTIL")]
     until: Option<String>,
 }
 
