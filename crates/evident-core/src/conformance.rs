@@ -517,68 +517,69 @@ pub fn legacy_digests_are_migrated(harness: &dyn Harness, downgrade: &dyn Fn()) 
     assert!(matches!(Idempotency::from_bytes(&new.idempotency).unwrap().personal, PersonalDigest::Keyed(_)));
 }
 
-pub fn search_filters_and_pagination(harness: &dyn Harness) {
-    let engine = engine_over(harness.open(), EngineConfig::default());
-    let acme = tenant("acme");
-    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+/// The search history: 60 events over three days, four actions, three actors, five subjects, two
+/// target types, two sources, every seventh a failure.
+fn search_history() -> Vec<Value> {
     let actions = ["read", "update", "export", "login"];
-    let mut sent = Vec::new();
-    for i in 0..60u32 {
-        let action = actions[i as usize % 4];
-        let mut overrides = json!({
-            "time": format!("2026-11-{:02}T{:02}:00:00Z", 1 + i / 24, i % 24),
-            "actor": {"id": format!("agent-{}", i % 3)},
-            "subject": format!("cust-{}", i % 5),
-            "targets": [{"type": if i % 2 == 0 { "customer" } else { "ticket" }, "id": format!("t-{}", i % 4)}],
-            "type": format!("customer.record.{action}"),
-            "action": action,
-            "outcome": if i % 7 == 0 { "failure" } else { "success" },
-            "source": if i % 10 == 0 { "//billing.example.com" } else { "//crm.example.com" },
-        });
-        if i % 7 == 0 {
-            overrides["reason"] = json!("denied");
-        }
-        if action == "update" {
-            overrides["changes"] = json!([{"field": "/note", "after": i}]);
-        }
-        sent.push(event(&format!("s{i}"), overrides));
-    }
-    // Several requests, so several group commits.
-    for chunk in sent.chunks(13) {
-        for outcome in append(&engine, &acme, chunk.to_vec()) {
-            stored_index(&outcome);
-        }
-    }
-    let all_ids = |filter: &Filter, order: Order| -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = engine.search(&acme, filter, order, cursor.as_deref(), 7, Access::Skeleton).unwrap();
-            assert!(page.items.len() <= 7);
-            ids.extend(page.items.iter().map(|v| v.event["id"].as_str().unwrap().to_owned()));
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
+    (0..60u32)
+        .map(|i| {
+            let action = actions[i as usize % 4];
+            let mut overrides = json!({
+                "time": format!("2026-11-{:02}T{:02}:00:00Z", 1 + i / 24, i % 24),
+                "actor": {"id": format!("agent-{}", i % 3)},
+                "subject": format!("cust-{}", i % 5),
+                "targets": [{"type": if i % 2 == 0 { "customer" } else { "ticket" }, "id": format!("t-{}", i % 4)}],
+                "type": format!("customer.record.{action}"),
+                "action": action,
+                "outcome": if i % 7 == 0 { "failure" } else { "success" },
+                "source": if i % 10 == 0 { "//billing.example.com" } else { "//crm.example.com" },
+            });
+            if i % 7 == 0 {
+                overrides["reason"] = json!("denied");
             }
+            if action == "update" {
+                overrides["changes"] = json!([{"field": "/note", "after": i}]);
+            }
+            event(&format!("s{i}"), overrides)
+        })
+        .collect()
+}
+
+/// Every id a search answers, page by page (7 to a page).
+fn search_all_ids(engine: &Engine, tenant: &TenantId, filter: &Filter, order: Order) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = engine.search(tenant, filter, order, cursor.as_deref(), 7, Access::Skeleton).unwrap();
+        assert!(page.items.len() <= 7);
+        ids.extend(page.items.iter().map(|v| v.event["id"].as_str().unwrap().to_owned()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return ids,
         }
-        ids
-    };
-    // The oracle: filter what was sent, order by (time, index).
-    let expect = |keep: &dyn Fn(&Value) -> bool, order: Order| -> Vec<String> {
-        let mut ids: Vec<(String, usize, String)> = sent
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| keep(e))
-            .map(|(i, e)| (e["time"].as_str().unwrap().to_owned(), i, e["id"].as_str().unwrap().to_owned()))
-            .collect();
-        ids.sort();
-        if order == Order::NewestFirst {
-            ids.reverse();
-        }
-        ids.into_iter().map(|(_, _, id)| id).collect()
-    };
-    type Keep = Box<dyn Fn(&Value) -> bool>;
-    let cases: Vec<(Filter, Keep)> = vec![
+    }
+}
+
+/// The oracle: the ids of what was sent that `keep` keeps, ordered by (time, index).
+fn expected_ids(sent: &[Value], keep: &dyn Fn(&Value) -> bool, order: Order) -> Vec<String> {
+    let mut ids: Vec<(String, usize, String)> = sent
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| keep(e))
+        .map(|(i, e)| (e["time"].as_str().unwrap().to_owned(), i, e["id"].as_str().unwrap().to_owned()))
+        .collect();
+    ids.sort();
+    if order == Order::NewestFirst {
+        ids.reverse();
+    }
+    ids.into_iter().map(|(_, _, id)| id).collect()
+}
+
+type Keep = Box<dyn Fn(&Value) -> bool>;
+
+/// Each filter of the search, alone and combined, with what it must keep.
+fn search_cases() -> Vec<(Filter, Keep)> {
+    vec![
         (Filter::default(), Box::new(|_| true)),
         (
             Filter { actor: Some("agent-1".into()), ..Filter::default() },
@@ -630,29 +631,21 @@ pub fn search_filters_and_pagination(harness: &dyn Harness) {
                 e["actor"]["id"] == "agent-2" && e["outcome"] == "success" && e["targets"][0]["id"] == "t-2"
             }),
         ),
-    ];
-    for (filter, keep) in &cases {
-        for order in [Order::NewestFirst, Order::OldestFirst] {
-            assert_eq!(all_ids(filter, order), expect(keep.as_ref(), order), "{filter:?} {order:?}");
-        }
-    }
-    // The customer timeline is the subject filter.
-    let timeline = engine.timeline(&acme, "cust-4", Order::OldestFirst, None, 100, Access::Skeleton).unwrap();
-    assert_eq!(
-        timeline.items.iter().map(|v| v.event["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>(),
-        expect(&|e| e["subject"] == "cust-4", Order::OldestFirst)
-    );
-    // Bad cursors and ranges are refused, not misread.
+    ]
+}
+
+/// Bad cursors (garbage, or one of the other order) and backwards ranges are refused, not misread.
+fn bad_cursors_and_ranges_are_refused(engine: &Engine, tenant: &TenantId) {
     assert!(matches!(
-        engine.search(&acme, &Filter::default(), Order::NewestFirst, Some("garbage"), 5, Access::Skeleton),
+        engine.search(tenant, &Filter::default(), Order::NewestFirst, Some("garbage"), 5, Access::Skeleton),
         Err(Error::InvalidArgument(_))
     ));
     let page =
-        engine.search(&acme, &Filter::default(), Order::NewestFirst, None, 5, Access::Skeleton).unwrap();
+        engine.search(tenant, &Filter::default(), Order::NewestFirst, None, 5, Access::Skeleton).unwrap();
     let cursor = page.next_cursor.unwrap();
     assert!(
         engine
-            .search(&acme, &Filter::default(), Order::OldestFirst, Some(&cursor), 5, Access::Skeleton)
+            .search(tenant, &Filter::default(), Order::OldestFirst, Some(&cursor), 5, Access::Skeleton)
             .is_err()
     );
     let backwards = Filter {
@@ -660,7 +653,33 @@ pub fn search_filters_and_pagination(harness: &dyn Harness) {
         to: Micros::parse_rfc3339("2026-11-01T00:00:00Z"),
         ..Filter::default()
     };
-    assert!(engine.search(&acme, &backwards, Order::NewestFirst, None, 5, Access::Skeleton).is_err());
+    assert!(engine.search(tenant, &backwards, Order::NewestFirst, None, 5, Access::Skeleton).is_err());
+}
+
+pub fn search_filters_and_pagination(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let sent = search_history();
+    // Several requests, so several group commits.
+    for chunk in sent.chunks(13) {
+        for outcome in append(&engine, &acme, chunk.to_vec()) {
+            stored_index(&outcome);
+        }
+    }
+    for (filter, keep) in &search_cases() {
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            let expected = expected_ids(&sent, keep.as_ref(), order);
+            assert_eq!(search_all_ids(&engine, &acme, filter, order), expected, "{filter:?} {order:?}");
+        }
+    }
+    // The customer timeline is the subject filter.
+    let timeline = engine.timeline(&acme, "cust-4", Order::OldestFirst, None, 100, Access::Skeleton).unwrap();
+    assert_eq!(
+        timeline.items.iter().map(|v| v.event["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>(),
+        expected_ids(&sent, &|e| e["subject"] == "cust-4", Order::OldestFirst)
+    );
+    bad_cursors_and_ranges_are_refused(&engine, &acme);
 }
 
 /// `type=PREFIX*`: every type that begins with the prefix and nothing else; `_` and `%` are
@@ -1322,18 +1341,14 @@ pub fn erasure_reaches_every_node_within_the_bound(harness: &dyn Harness) {
         let read = engine.event(&acme, EventRef::Index(index), Access::Personal);
         read.unwrap_or_else(|err| panic!("{} reading {index}: {err}", engine.node_id())).personal
     };
+    // Node b's cache entry is filled here, before the erasure; once `bound` has passed after the
+    // erasure it has expired, however slow the machine, so b's next read must see the erasure.
+    // (A deadline measured against a wall clock flaked on loaded machines.)
     assert_eq!(personal(&b, first), PersonalState::Included);
-    let erased_at = std::time::Instant::now();
     assert!(a.erase_subject(&acme, "cust-n").unwrap());
     assert_eq!(personal(&a, second), PersonalState::Erased, "at once on the erasing node");
-    while personal(&b, first) != PersonalState::Erased {
-        assert!(
-            erased_at.elapsed() < bound + Duration::from_millis(200),
-            "node b still opens it after {bound:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(erased_at.elapsed() >= Duration::ZERO);
+    std::thread::sleep(bound);
+    assert_eq!(personal(&b, first), PersonalState::Erased, "node b still opens it after {bound:?}");
     let later = stored_index(&append(&b, &acme, vec![event("k3", json!({"subject": "cust-n"}))])[0]);
     assert_eq!(personal(&a, later), PersonalState::Included, "a new key, stored for every node");
     assert_eq!(personal(&b, second), PersonalState::Erased);
