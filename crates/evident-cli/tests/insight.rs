@@ -357,24 +357,11 @@ fn audited(f: &Fixture) {
 /// `evident insights` as scripts use it: JSON lines.
 fn cli(f: &Fixture) {
     let run = |args: &[&str]| json_lines(&common::evident(&f.serve.base, &f.investigator, args));
-    let steps = run(&[
-        "insights",
-        "funnel",
-        "--step",
-        "type:contact.opened",
-        "--step",
-        "type:contact.verified outcome:success",
-        "--step",
-        "type:contact.resolved",
-        "--from",
-        "2026-10-05",
-        "--to",
-        "2026-10-06",
-        "--json",
-    ]);
+    let steps = run(&[&insight_history::FUNNEL_ARGS[..], &["--to", "2026-10-06", "--json"]].concat());
     let pairs: Vec<(Value, Value)> =
         steps.iter().map(|s| (s["step"].clone(), s["customers"].clone())).collect();
-    assert_eq!(pairs, [(json!(1), json!(8)), (json!(2), json!(6)), (json!(3), json!(5))]);
+    let [first, second, third] = insight_history::FUNNEL_CUSTOMERS;
+    assert_eq!(pairs, [(json!(1), json!(first)), (json!(2), json!(second)), (json!(3), json!(third))]);
     let series = run(&[
         "insights",
         "trend",

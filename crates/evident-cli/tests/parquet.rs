@@ -157,29 +157,11 @@ fn duckdb_and_pyarrow_read_the_export_and_agree_with_our_funnel() {
     }
 
     // The funnel DuckDB computes from the file is ours (an investigator's: no cell suppressed).
-    let ours = json_lines(&evident(
-        &serve.base,
-        &serve.key("investigator"),
-        &[
-            "insights",
-            "funnel",
-            "--step",
-            "type:contact.opened",
-            "--step",
-            "type:contact.verified outcome:success",
-            "--step",
-            "type:contact.resolved",
-            "--from",
-            "2026-10-05",
-            "--to",
-            "2026-10-06",
-            "--within",
-            "7d",
-            "--json",
-        ],
-    ));
+    let args =
+        [&insight_history::FUNNEL_ARGS[..], &["--to", "2026-10-06", "--within", "7d", "--json"]].concat();
+    let ours = json_lines(&evident(&serve.base, &serve.key("investigator"), &args));
     let ours: Vec<Value> = ours.iter().map(|step| step["customers"].clone()).collect();
-    assert_eq!(ours, [json!(8), json!(6), json!(5)]);
+    assert_eq!(ours, insight_history::FUNNEL_CUSTOMERS.map(|n| json!(n)));
     assert_eq!(seen["duckdb_funnel"], json!(ours));
 
     // Everything the reader may see, the personal event included: its skeleton, never its values.

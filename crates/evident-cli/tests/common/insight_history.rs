@@ -61,3 +61,21 @@ pub fn history() -> Vec<Value> {
     add("cus-9", "account.viewed", -2 * 1440 - 60, "agt_a", "phone", "blue", true);
     events
 }
+
+/// `evident insights funnel` over the history's first day: opened, verified with success,
+/// resolved (the caller adds `--json` and whatever else it checks).
+pub const FUNNEL_ARGS: [&str; 10] = [
+    "insights",
+    "funnel",
+    "--step",
+    "type:contact.opened",
+    "--step",
+    "type:contact.verified outcome:success",
+    "--step",
+    "type:contact.resolved",
+    "--from",
+    "2026-10-05",
+];
+
+/// The customers [`FUNNEL_ARGS`] (to 2026-10-06) finds at each step.
+pub const FUNNEL_CUSTOMERS: [u64; 3] = [8, 6, 5];
