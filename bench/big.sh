@@ -9,9 +9,13 @@
 #      answer), 16 connections, S seconds each.
 # The store is deleted at the end.
 #
-# Usage: bench/big.sh [--events N] [--seconds S] [--fill-seconds F]
+# Usage: bench/big.sh [--events N] [--seconds S] [--fill-seconds F] [--store DIR]
 #   N events (default 10000000), S seconds per rate run and read workload (default 20), and the
 #   fill stops after F seconds (default: none) if it has not reached N by then.
+#   --store DIR: instead of filling, use the SQLite store already in data directory DIR (for
+#   example one kept by `bench/insight.sh --keep`; its reader key is read from DIR/../reader). Step
+#   2 is skipped, step 3 adds its events to DIR, and the reads ask for the timelines and receipts
+#   of the store's own subjects and events. DIR is not deleted.
 # Raw outputs go to target/bench-big/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,21 +23,24 @@ repo=$PWD
 events=10000000
 seconds=20
 fill_seconds=1e9
+store=""
 while [ $# -gt 0 ]; do
   case $1 in
     --events) events=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --fill-seconds) fill_seconds=$2; shift 2 ;;
-    *) echo "usage: bench/big.sh [--events N] [--seconds S] [--fill-seconds F]" >&2; exit 2 ;;
+    --store) store=$(realpath "$2"); shift 2 ;;
+    *) echo "usage: bench/big.sh [--events N] [--seconds S] [--fill-seconds F] [--store DIR]" >&2; exit 2 ;;
   esac
 done
 out=target/bench-big
 mkdir -p "$out"
 rm -f "$out"/*
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p evident-cli
-bin=$repo/target/release/evident
+bin=${EVIDENT:-$repo/target/release/evident}
+[ -n "${EVIDENT:-}" ] || cargo build --release -q -p evident-cli
 data=$(mktemp -d -p "$repo/target" bench-big-data.XXXXXX)
+big=${store:-$data/big}
 SERVER=
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$data"' EXIT
 load() { echo "$1: $(uptime)" | tee -a "$out/load.txt"; }
@@ -46,32 +53,36 @@ load "after the empty-store run"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start_server() {
   local port; port=$(free_port)
-  taskset -c 0 "$bin" serve --data-dir "$data/big" --listen "127.0.0.1:$port" >"$out/serve.out" 2>"$out/serve.err" &
+  taskset -c 0 "$bin" serve --data-dir "$big" --listen "127.0.0.1:$port" >"$out/serve.out" 2>"$out/serve.err" &
   SERVER=$!
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   URL="http://127.0.0.1:$port"
 }
 stop_server() { kill -TERM "$SERVER"; wait "$SERVER" || true; SERVER=; }
 
-# A reader key, made before the fill (serve bootstraps the admin key of a new store).
-start_server
-admin=$(sed -n 's/^admin key: //p' "$out/serve.out")
-reader=$(curl -sf -X POST "$URL/v1/keys" -H "Authorization: Bearer $admin" -d '{"role":"reader"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-stop_server
+if [ -z "$store" ]; then
+  # A reader key, made before the fill (serve bootstraps the admin key of a new store).
+  start_server
+  admin=$(sed -n 's/^admin key: //p' "$out/serve.out")
+  reader=$(curl -sf -X POST "$URL/v1/keys" -H "Authorization: Bearer $admin" -d '{"role":"reader"}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  stop_server
 
-/usr/bin/time -v -o "$out/fill-time.txt" "$bin" hammer --data-dir "$data/big" --producers 8 --batch 100 \
-  --events "$events" --seconds "$fill_seconds" --json | tee "$out/fill.json"
-grep -E 'Maximum resident|Elapsed|Percent of CPU|File system outputs' "$out/fill-time.txt"
-du -sb "$data/big" | tee "$out/bytes.txt"
-ls -l "$data/big" >>"$out/bytes.txt"
-load "after the fill"
+  /usr/bin/time -v -o "$out/fill-time.txt" "$bin" hammer --data-dir "$big" --producers 8 --batch 100 \
+    --events "$events" --seconds "$fill_seconds" --json | tee "$out/fill.json"
+  grep -E 'Maximum resident|Elapsed|Percent of CPU|File system outputs' "$out/fill-time.txt"
+  load "after the fill"
+else
+  reader=$(cat "$store/../reader")
+fi
+du -sb "$big" | tee "$out/bytes.txt"
+ls -l "$big" >>"$out/bytes.txt"
 
-"$bin" hammer --data-dir "$data/big" --producers 8 --batch 100 --seconds "$seconds" --id-prefix at-n --json \
+"$bin" hammer --data-dir "$big" --producers 8 --batch 100 --seconds "$seconds" --id-prefix at-n --json \
   | tee "$out/rate-full.json"
 load "after the full-store run"
 
-/usr/bin/time -v -o "$out/fsck-time.txt" "$bin" fsck --data-dir "$data/big" | tee "$out/fsck.txt"
+/usr/bin/time -v -o "$out/fsck-time.txt" "$bin" fsck --data-dir "$big" | tee "$out/fsck.txt"
 grep -E 'Maximum resident|Elapsed' "$out/fsck-time.txt"
 load "after fsck"
 
@@ -79,8 +90,16 @@ start_server
 curl -sf "$URL/v1/events?limit=1000&type=customer.updated" -H "Authorization: Bearer $reader" \
   | python3 -c 'import json,sys; [print("/v1/events/" + e["event_id"] + "/proof") for e in json.load(sys.stdin)["events"]]' \
   >"$out/proof-paths.txt"
-python3 -c 'import random; [print(f"/v1/subjects/cust-{random.randrange(10000)}/timeline?limit=50") for _ in range(2000)]' \
-  >"$out/timeline-paths.txt"
+if [ -z "$store" ]; then
+  python3 -c 'import random; [print(f"/v1/subjects/cust-{random.randrange(10000)}/timeline?limit=50") for _ in range(2000)]' \
+    >"$out/timeline-paths.txt"
+else  # the kept store's subjects: cus_000000 ... (bench/insight.sh), 100 per 10,000 events
+  python3 -c 'import random, sys; n = int(sys.argv[1]); [print(f"/v1/subjects/cus_{random.randrange(n):06d}/timeline?limit=50") for _ in range(2000)]' \
+    "$((events / 100))" >"$out/timeline-paths.txt"
+  curl -sf "$URL/v1/events?limit=1000&type=contact.opened" -H "Authorization: Bearer $reader" \
+    | python3 -c 'import json,sys; [print("/v1/events/" + e["event_id"] + "/proof") for e in json.load(sys.stdin)["events"]]' \
+    >"$out/proof-paths.txt"
+fi
 export EVIDENT_READER_KEY=$reader
 BENCH_PATHS=$out/timeline-paths.txt taskset -c 1 wrk -t2 -c16 -d"${seconds}s" --latency -s bench/http/get-paths.lua "$URL" \
   | tee "$out/timeline.txt"
@@ -89,12 +108,16 @@ BENCH_PATHS=$out/proof-paths.txt taskset -c 1 wrk -t2 -c16 -d"${seconds}s" --lat
 stop_server
 load "end"
 
-python3 - "$out" <<'PY' | tee "$out/table.md"
+python3 - "$out" "$events" <<'PY' | tee "$out/table.md"
 import json, re, sys
 out = sys.argv[1]
-empty, fill, full = (json.load(open(f"{out}/{n}.json")) for n in ("rate-empty", "fill", "rate-full"))
-t = open(f"{out}/fill-time.txt").read()
-rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
+empty, full = (json.load(open(f"{out}/{n}.json")) for n in ("rate-empty", "rate-full"))
+try:
+    fill = json.load(open(f"{out}/fill.json"))
+    t = open(f"{out}/fill-time.txt").read()
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
+except FileNotFoundError:  # --store: filled elsewhere
+    fill, rss = {"events": int(sys.argv[2]), "events_per_second": 0, "seconds": 0}, 0
 fsck = open(f"{out}/fsck.txt").read()
 def wrk(name):
     text = open(f"{out}/{name}.txt").read()
@@ -104,7 +127,8 @@ def wrk(name):
     return f"{rps:,.0f} req/s, p50 {lat['50']}, p99 {lat['99']}, non-2xx {bad.group(1) if bad else 0}"
 print(f"| measure | value |\n| --- | --- |")
 print(f"| 8 x 100 on an empty store, {empty['seconds']:.0f} s | {empty['events_per_second']:,.0f} events/s (p99 {empty['p99_ms']:.0f} ms) |")
-print(f"| fill to {fill['events']:,} events, 8 x 100 | {fill['events_per_second']:,.0f} events/s over {fill['seconds']:.0f} s, peak RSS {rss:.0f} MiB |")
+if rss:
+    print(f"| fill to {fill['events']:,} events, 8 x 100 | {fill['events_per_second']:,.0f} events/s over {fill['seconds']:.0f} s, peak RSS {rss:.0f} MiB |")
 print(f"| 8 x 100 on the {fill['events']:,}-event store, {full['seconds']:.0f} s | {full['events_per_second']:,.0f} events/s (p99 {full['p99_ms']:.0f} ms): {full['events_per_second'] / empty['events_per_second']:.0%} of the empty store's |")
 print(f"| fsck | {fsck.strip().splitlines()[-1]} |")
 print(f"| timeline page (50 events), 16 connections | {wrk('timeline')} |")

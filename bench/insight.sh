@@ -61,9 +61,14 @@ trap cleanup EXIT
   echo "binary: $evident ($(file -b "$evident" | cut -d, -f1)), events: $events, customers: $((events / 100))"
 } | tee "$out/machine.txt"
 
-filled_stores=0
-if [ -n "$keep" ]; then filled_stores=$(find "$keep" -maxdepth 2 -name filled | wc -l); fi
-if [ "$filled_stores" -ge "$(($(wc -w <<< "$stores") * $(wc -w <<< "$modes")))" ]; then
+all_filled=""
+if [ -n "$keep" ]; then
+  all_filled=yes
+  for store in $stores; do for mode in $modes; do
+    [ -f "$keep/$store-$mode/filled" ] || all_filled=""
+  done; done
+fi
+if [ -n "$all_filled" ]; then
   : > "$work/events.ndjson"  # every store is filled already: no history to make
 else
 # The history: contacts opened, verified, changed and resolved across four channels over the 30
