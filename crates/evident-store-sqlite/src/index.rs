@@ -170,7 +170,12 @@ impl Indexer {
         // with its watermarks (WAL stays consistent at NORMAL) and done again from the events, so
         // its commits need no fsync of their own, and a search waiting for a round waits for no
         // disk flush. Erasure's deletions use their own connection at FULL (`forget_tokens`).
-        connection.execute_batch("PRAGMA ix.synchronous = NORMAL").map_err(storage)?;
+        connection
+            .execute_batch(&format!(
+                "PRAGMA ix.synchronous = NORMAL; PRAGMA ix.cache_size = -{};",
+                crate::INDEXER_CACHE_KIB
+            ))
+            .map_err(storage)?;
         let mut progress = Progress::default();
         let pairs = |sql: &str| -> Result<HashMap<i64, u64>> {
             let mut statement = connection.prepare(sql).map_err(storage)?;
@@ -273,6 +278,12 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool) {
                         progress.indexed.insert(tid, end);
                         progress.failure = None;
                         from = end;
+                        // A stop waits for this round, not for the whole backlog (a store far
+                        // behind took minutes to stop); the next start goes on from here.
+                        if progress.stop {
+                            shared.changed.notify_all();
+                            return;
+                        }
                     }
                     Err(err) => {
                         progress.failure = Some(err.to_string());
