@@ -1,12 +1,14 @@
 //! Insight's rollups in the index file: the shared checks (`insight_rollup_suite!`), plus what
-//! only this store has: an index file from before rollups is folded again from nothing, and the
-//! rollups' names hold nothing personal, before or after erasure.
+//! only this store has: an index file from before rollups is folded again from nothing, one from
+//! before the path table builds it from the stored events, and the rollups' names hold nothing
+//! personal, before or after erasure.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use evident_core::conformance_insight::{
-    InsightHarness, Rng, append_random, assert_rollups_agree, open, rollups_hold_nothing_personal,
+    InsightHarness, Rng, append_random, assert_paths_agree, assert_rollups_agree, open,
+    rollups_hold_nothing_personal, tenant,
 };
 use evident_core::insight::InsightIndex;
 use evident_core::store::Store;
@@ -49,6 +51,33 @@ fn an_index_file_from_before_rollups_is_folded_again_from_nothing() {
     let opened = open(&harness);
     append_random(&opened.engine, &mut rng, 300, 50);
     assert_rollups_agree(&*opened.index, "after an index without rollups");
+}
+
+#[test]
+fn an_index_file_from_before_the_path_table_builds_it_from_the_events() {
+    let harness = Sqlite::new();
+    let mut rng = Rng(9);
+    let opened = open(&harness);
+    append_random(&opened.engine, &mut rng, 0, 600);
+    assert_paths_agree(&*opened.index, &tenant(), "before");
+    opened.engine.shutdown();
+    drop(opened);
+    // As an index file written before the path table existed: none of its tables.
+    rusqlite::Connection::open(harness.index_file())
+        .unwrap()
+        .execute_batch("DROP TABLE pathed; DROP TABLE insight_paths; DROP TABLE insight_kinds;")
+        .unwrap();
+    let opened = open(&harness);
+    append_random(&opened.engine, &mut rng, 600, 50);
+    assert_paths_agree(&*opened.index, &tenant(), "after an index without the path table");
+    let rows = rusqlite::Connection::open(harness.index_file())
+        .unwrap()
+        .query_row("SELECT count(*), (SELECT size FROM pathed) FROM insight_paths", [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })
+        .unwrap();
+    assert!(rows.0 > 40, "{rows:?}");
+    assert_eq!(rows.1, 650, "every entry folded");
 }
 
 #[test]

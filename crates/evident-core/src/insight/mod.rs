@@ -14,12 +14,13 @@
 //! `trend.rs`, `funnel.rs`, `journeys.rs`, `cohorts.rs`, `measure.rs`: one question each;
 //! `time.rs`: buckets and periods in a time zone (a fixed offset or an IANA name); `rollup.rs`: the
 //! hourly rollups a store may keep, which trends and cohorts read instead of the events when they
-//! answer exactly.
+//! answer exactly; `paths.rs`: the per-customer path table, which funnels read instead.
 
 pub mod cohorts;
 pub mod funnel;
 pub mod journeys;
 pub mod measure;
+pub mod paths;
 pub mod rollup;
 pub mod time;
 pub mod trend;
@@ -82,6 +83,18 @@ pub trait InsightIndex: Send + Sync {
         _tenant: &TenantId,
         _read: &rollup::RollupRead,
         _each: &mut dyn FnMut(rollup::RollupItem<'_>),
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Answers `read` from the store's path table ([`paths`]), after it covers every event
+    /// committed before the call: [`paths::PathItem`]s, each customer's rows from one consistent
+    /// read; `false` (and nothing answered) when the store keeps none, so the question scans.
+    fn paths(
+        &self,
+        _tenant: &TenantId,
+        _read: &paths::PathRead,
+        _each: &mut dyn FnMut(paths::PathItem<'_>),
     ) -> Result<bool> {
         Ok(false)
     }
