@@ -294,6 +294,29 @@ pub fn assert_paths_agree(index: &dyn InsightIndex, tenant: &TenantId, context: 
     assert!(index.paths(tenant, &read, &mut |_| {}).expect("paths"), "{context}: no path table");
 }
 
+/// A store written before its path table existed (`forget` removes the table and its watermark
+/// while the store is closed) builds it from the stored events when opened again, and answers
+/// funnels as the scan does; `stored` then answers (the watermark, the rows).
+pub fn paths_are_built_for_a_store_from_before_them(
+    harness: &dyn InsightHarness,
+    forget: &dyn Fn(),
+    stored: &dyn Fn() -> (u64, u64),
+) {
+    let mut rng = Rng(9);
+    let opened = open(harness);
+    append_random(&opened.engine, &mut rng, 0, 600);
+    assert_paths_agree(&*opened.index, &tenant(), "before");
+    opened.engine.shutdown();
+    drop(opened);
+    forget();
+    let opened = open(harness);
+    append_random(&opened.engine, &mut rng, 600, 50);
+    assert_paths_agree(&*opened.index, &tenant(), "after a store without the path table");
+    let (watermark, rows) = stored();
+    assert_eq!(watermark, 650, "every entry folded");
+    assert!(rows > 40, "{rows} rows for 40 customers over two months");
+}
+
 pub fn paths_agree_with_the_scan_for_two_tenants(harness: &dyn InsightHarness) {
     let opened = open(harness);
     let other = TenantId::new("globex").expect("a tenant id");
@@ -421,8 +444,8 @@ pub fn rollups_resume_after_a_reopen_without_counting_twice(harness: &dyn Insigh
     assert_rollups_agree(&*opened.index, "after the reopen");
 }
 
-/// Nothing personal enters the rollups, before or after the subject's erasure: `stored` answers
-/// every text the store's rollups keep (their names, say). The subject's pseudonymous id may be
+/// Nothing personal enters the rollups or the path table, before or after the subject's erasure:
+/// `stored` answers every text they keep (their names and kinds, say). The subject's pseudonymous id may be
 /// among them, as it is in the search index and the log's entries.
 pub fn rollups_hold_nothing_personal(harness: &dyn InsightHarness, stored: &dyn Fn() -> Vec<String>) {
     let opened = open(harness);
@@ -440,6 +463,10 @@ pub fn rollups_hold_nothing_personal(harness: &dyn InsightHarness, stored: &dyn 
     query.threshold.min_customers = 0;
     let answer = trend(&*opened.index, &tenant(), &query).expect("a trend");
     assert_eq!(answer.series[0].total.events, Some(2));
+    // And the path table (a funnel folds it first).
+    let query = funnel_query("type:customer.updated;type:customer.updated", HOUR, None, START, 0);
+    let answer = funnel(&*opened.index, &tenant(), &query).expect("a funnel");
+    assert_eq!(answer.steps.iter().map(|s| s.customers).collect::<Vec<_>>(), [Some(1), Some(1)]);
     let secrets = ["Alice", "Bob", "Secret", "203.0.113", "example.com", "pii:"];
     let check = |stage: &str| {
         let texts = stored();
