@@ -4,7 +4,7 @@
 //! acknowledgement, and after the store is opened again (folding resumes from the watermark,
 //! counting nothing twice). Its path table answers funnels exactly as the scan by subject does
 //! (with and without breakdown, events out of time order and across month ends, two tenants),
-//! and a funnel of constructed customers has the numbers worked out by hand. Compiled with the
+//! and a funnel of constructed customers has the numbers worked out by hand; journeys too. Compiled with the
 //! `conformance` feature, like `conformance.rs`.
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::engine::{Engine, EngineConfig, Outcome};
 use crate::event::TenantPolicy;
 use crate::insight::cohorts::{CohortsQuery, cohorts};
 use crate::insight::funnel::{FunnelQuery, funnel};
+use crate::insight::journeys::{JourneysQuery, journeys};
 use crate::insight::paths::PathRead;
 use crate::insight::rollup::{RollDim, RollupRead, Who};
 use crate::insight::time::{Clock, Zone};
@@ -290,6 +291,7 @@ pub fn assert_paths_agree(index: &dyn InsightIndex, tenant: &TenantId, context: 
         }
     }
     assert!(answered > 0, "{context}: every funnel is empty");
+    assert_journeys_agree(index, tenant, context);
     let read = PathRead::covering(Micros(START), Micros(START + 40 * 24 * HOUR));
     assert!(index.paths(tenant, &read, &mut |_| {}).expect("paths"), "{context}: no path table");
 }
@@ -297,6 +299,35 @@ pub fn assert_paths_agree(index: &dyn InsightIndex, tenant: &TenantId, context: 
 /// A store written before its path table existed (`forget` removes the table and its watermark
 /// while the store is closed) builds it from the stored events when opened again, and answers
 /// funnels as the scan does; `stored` then answers (the watermark, the rows).
+/// Journeys of the path table against the scan's: sessions, paths, links and repeat contacts,
+/// with and without a filter, suppressed and not.
+fn assert_journeys_agree(index: &dyn InsightIndex, tenant: &TenantId, context: &str) {
+    let exact = Exact(index);
+    let step = |text: &str| Step::parse("step", text).expect("a step");
+    let onlys = [None, Some(step("type:contact.*")), Some(step("channel:chat"))];
+    let resolved = [None, Some((step("type:contact.resolved outcome:success"), 7 * 24 * HOUR))];
+    for (n, only) in onlys.into_iter().enumerate() {
+        for (gap, depth) in [(HOUR / 2, 3), (24 * HOUR, 5)] {
+            let query = JourneysQuery {
+                from: Micros(START + 3 * 24 * HOUR),
+                to: Micros(START + 33 * 24 * HOUR),
+                gap,
+                depth,
+                top: 10,
+                resolved: resolved[n % 2].clone(),
+                only: only.clone(),
+                threshold: Threshold { min_customers: [0, 3][depth % 2] },
+            };
+            let fast = journeys(index, tenant, &query).expect("journeys");
+            assert_eq!(fast, journeys(&exact, tenant, &query).expect("journeys"), "{context}: {query:?}");
+            assert!(
+                fast.sessions.unwrap_or(0) > 0 || query.threshold.min_customers > 0,
+                "{context}: no sessions"
+            );
+        }
+    }
+}
+
 pub fn paths_are_built_for_a_store_from_before_them(
     harness: &dyn InsightHarness,
     forget: &dyn Fn(),

@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use evident_wire::Micros;
 use evident_wire::insight::{Durations, Field, Funnel, FunnelGroup, FunnelStep, Step};
 
-use super::paths::{Customers, Kind, PathRead};
+use super::paths::{Kind, for_each_customer};
 use super::{
-    Event, InsightIndex, Scan, Threshold, complement_preferring, for_each_subject, percentile, seconds,
+    InsightIndex, Scan, Stepped, Threshold, complement_preferring, for_each_subject, percentile, seconds,
 };
 use crate::error::Result;
 use crate::store::TenantId;
@@ -47,32 +47,6 @@ struct Walk {
     start: usize,
     /// Shortest time from the first step to the last, when all were reached.
     converted_in: Option<i64>,
-}
-
-/// What the walk reads of an event: a scanned [`Event`] or a pair of the path table.
-trait Stepped {
-    fn time(&self) -> Micros;
-    fn get(&self, field: &Field) -> Option<&str>;
-}
-
-impl Stepped for Event {
-    fn time(&self) -> Micros {
-        self.row.time
-    }
-
-    fn get(&self, field: &Field) -> Option<&str> {
-        Event::get(self, field)
-    }
-}
-
-impl Stepped for (Micros, &Kind) {
-    fn time(&self) -> Micros {
-        self.0
-    }
-
-    fn get(&self, field: &Field) -> Option<&str> {
-        self.1.get(field)
-    }
 }
 
 /// The best walk of one customer's events.
@@ -262,13 +236,7 @@ fn read_paths(
     tallies: &mut Tallies,
 ) -> Result<bool> {
     let from = scan.from.unwrap_or(Micros(i64::MIN));
-    let mut customers = Customers::new(from..scan.to, |events| tallies.add(None, events));
-    let read = PathRead::covering(from, scan.to);
-    if !index.paths(tenant, &read, &mut |item| customers.item(item))? {
-        return Ok(false);
-    }
-    customers.finish()?;
-    Ok(true)
+    for_each_customer(index, tenant, from..scan.to, |events| tallies.add(None, events))
 }
 
 /// The answer of tallied walks, suppressed.

@@ -14,7 +14,8 @@
 //! `trend.rs`, `funnel.rs`, `journeys.rs`, `cohorts.rs`, `measure.rs`: one question each;
 //! `time.rs`: buckets and periods in a time zone (a fixed offset or an IANA name); `rollup.rs`: the
 //! hourly rollups a store may keep, which trends and cohorts read instead of the events when they
-//! answer exactly; `paths.rs`: the per-customer path table, which funnels read instead.
+//! answer exactly; `paths.rs`: the per-customer path table, which funnels and journeys read
+//! instead.
 
 pub mod cohorts;
 pub mod funnel;
@@ -170,6 +171,33 @@ impl Event {
             None => Some("all".to_owned()),
             Some(field) => self.get(field).map(str::to_owned),
         }
+    }
+}
+
+/// What a question reads of one of a customer's events: a scanned [`Event`], or a pair of the
+/// path table ([`paths`]), so that one computation runs on either.
+pub(crate) trait Stepped {
+    fn time(&self) -> Micros;
+    fn get(&self, field: &Field) -> Option<&str>;
+}
+
+impl Stepped for Event {
+    fn time(&self) -> Micros {
+        self.row.time
+    }
+
+    fn get(&self, field: &Field) -> Option<&str> {
+        Event::get(self, field)
+    }
+}
+
+impl Stepped for (Micros, &paths::Kind) {
+    fn time(&self) -> Micros {
+        self.0
+    }
+
+    fn get(&self, field: &Field) -> Option<&str> {
+        self.1.get(field)
     }
 }
 

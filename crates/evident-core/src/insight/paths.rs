@@ -10,8 +10,9 @@
 //! A store folds committed events ([`PathFold`]) in index order into rows kept sorted by time
 //! ([`merge`]: a stable sort, so events of one time stay in index order, as a scan orders them),
 //! each touched row rewritten once per fold, in the transaction that moves the table's watermark.
-//! Questions read rows in (customer, month) order ([`PathItem`]); `funnel.rs` walks each
-//! customer's pairs with the same greedy walk it runs on scanned events.
+//! Questions read rows in (customer, month) order ([`PathItem`], [`for_each_customer`]);
+//! `funnel.rs` and `journeys.rs` run on each customer's pairs the computation they run on scanned
+//! events (`Stepped`), when every field they test is a kind's ([`Kind::answers`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -20,7 +21,8 @@ use chrono::{DateTime, Datelike, NaiveDate};
 use evident_wire::Micros;
 use evident_wire::insight::{Field, Step};
 
-use super::Event;
+use super::{Event, InsightIndex};
+use crate::store::TenantId;
 
 /// The fields of an event a path keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -268,6 +270,23 @@ impl<F: FnMut(&[(Micros, &Kind)])> Customers<F> {
             }
         }
     }
+}
+
+/// Every customer of the path table with its events of `range` (time order), one customer in
+/// memory at a time; `false` (nothing answered) if the store keeps no path table.
+pub fn for_each_customer(
+    index: &dyn InsightIndex,
+    tenant: &TenantId,
+    range: Range<Micros>,
+    each: impl FnMut(&[(Micros, &Kind)]),
+) -> crate::Result<bool> {
+    let read = PathRead::covering(range.start, range.end);
+    let mut customers = Customers::new(range, each);
+    if !index.paths(tenant, &read, &mut |item| customers.item(item))? {
+        return Ok(false);
+    }
+    customers.finish()?;
+    Ok(true)
 }
 
 #[cfg(test)]
