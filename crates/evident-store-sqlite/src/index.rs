@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS ix.insight_kinds (
 CREATE TABLE IF NOT EXISTS ix.insight_paths (
     tid INTEGER NOT NULL, customer INTEGER NOT NULL, month INTEGER NOT NULL, pairs BLOB NOT NULL,
     PRIMARY KEY (tid, customer, month)
-);
+) WITHOUT ROWID;
 ";
 
 /// The index file of the store at `path`.
