@@ -240,22 +240,22 @@ impl Indexer {
 
     /// Waits until the index covers every entry of `tid` committed before this call.
     pub(crate) fn wait_for(&self, tid: i64) -> Result<()> {
-        self.wait_until(tid, |progress| &progress.indexed)
+        self.wait_until(tid, "search index", |progress| &progress.indexed)
     }
 
     /// Waits until the path table covers every entry of `tid` committed before this call.
     pub(crate) fn wait_for_paths(&self, tid: i64) -> Result<()> {
-        self.wait_until(tid, |progress| &progress.pathed)
+        self.wait_until(tid, "insight path table", |progress| &progress.pathed)
     }
 
-    fn wait_until(&self, tid: i64, done: fn(&Progress) -> &HashMap<i64, u64>) -> Result<()> {
+    fn wait_until(&self, tid: i64, what: &str, done: fn(&Progress) -> &HashMap<i64, u64>) -> Result<()> {
         let deadline = Instant::now() + Self::MAX_WAIT;
         let mut progress = self.shared.progress.lock().expect("index progress lock");
         let target = progress.committed.get(&tid).copied().unwrap_or(0);
         while done(&progress).get(&tid).copied().unwrap_or(0) < target {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 let why = progress.failure.clone().unwrap_or_else(|| "it is still catching up".into());
-                return Err(Error::Unavailable(format!("the search index is behind the log: {why}")));
+                return Err(Error::Unavailable(format!("the {what} is behind the log: {why}")));
             };
             progress.wanted = true;
             progress.active = true;
