@@ -1,13 +1,15 @@
-//! Insight's rollups after SIGKILL, on both stores: a real `evident serve` is killed right after
-//! acknowledging each round of events (while its indexer or follower is still folding them) and
-//! started again, several times; then a trend must count every acknowledged event exactly once,
-//! per channel and per day, with the exact distinct customers: the folds resumed from their
-//! watermark, and nothing was folded twice or lost.
+//! Insight's rollups and path table after SIGKILL, on both stores: a real `evident serve` is
+//! killed right after acknowledging each round of events (while its indexer or follower is still
+//! folding them) and started again, several times; then a trend must count every acknowledged
+//! event exactly once, per channel and per day, with the exact distinct customers; the path table
+//! must hold one pair per event, and a funnel from it must equal the same funnel from a scan: the
+//! folds resumed from their watermarks, and nothing was folded twice or lost.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::process::Command;
 
 use common::{Schema, Serve, database_url};
 use evident_wire::Micros;
@@ -75,7 +77,50 @@ fn crash_and_count(data: &Path, env: &[(&str, &str)]) {
         .map(|(channel, (days, customers))| (channel.to_owned(), (days, customers.len() as u64)))
         .collect();
     assert_eq!(answered, expected, "{trend}");
+    let (from_paths, scanned) = funnels(&serve, &investigator);
+    assert_eq!(from_paths, scanned);
+    assert!(from_paths.0[0] > 50, "{from_paths:?}");
+    assert_eq!(stored_pairs(data, env), next, "one pair per event in the path table");
     serve.kill();
+}
+
+/// Customers per step and time to convert of a funnel the path table answers, and of the same
+/// funnel with a term (the source) that only a scan answers.
+fn funnels(serve: &Serve, key: &str) -> ((Vec<u64>, Value), (Vec<u64>, Value)) {
+    let ask = |term: &str| {
+        let steps: Vec<String> = CHANNELS.iter().map(|c| format!("channel:{c}{term}")).collect();
+        let path = format!(
+            "/v1/insights/funnel?steps={}&within=3h&from=2026-11-01T00:00:00Z&to=2026-11-08T00:00:00Z",
+            steps.join("%3B")
+        );
+        let funnel = serve.get(key, &path);
+        let customers =
+            funnel["steps"].as_array().expect("steps").iter().map(|s| s["customers"].as_u64().unwrap());
+        (customers.collect(), funnel["time_to_convert"].clone())
+    };
+    (ask(""), ask("%20source://crash.test"))
+}
+
+/// The pairs the path table holds: one varint ends in each byte below 0x80, two per pair.
+fn stored_pairs(data: &Path, env: &[(&str, &str)]) -> u64 {
+    let ends = |bytes: &[u8]| bytes.iter().filter(|b| **b < 0x80).count() as u64;
+    let Some((_, schema)) = env.iter().find(|(name, _)| *name == "EVIDENT_DATABASE_SCHEMA") else {
+        let index = rusqlite::Connection::open(data.join("evident.sqlite-index")).expect("the index file");
+        let mut statement = index.prepare("SELECT pairs FROM insight_paths").expect("the path table");
+        let rows = statement.query_map([], |row| row.get::<_, Vec<u8>>(0)).expect("its rows");
+        return rows.map(|pairs| ends(&pairs.expect("a row"))).sum::<u64>() / 2;
+    };
+    let sql = format!("SELECT encode(pairs, 'hex') FROM \"{schema}\".insight_paths");
+    let output = Command::new("psql").args([&database_url(), "-At", "-c", &sql]).output().expect("psql runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let hex = String::from_utf8(output.stdout).expect("text");
+    let bytes: Vec<u8> = hex
+        .lines()
+        .flat_map(|line| {
+            (0..line.len()).step_by(2).map(move |i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+        })
+        .collect();
+    ends(&bytes) / 2
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //! exactly what the scan of its events answers, on randomized histories (many seeds, every rolled
 //! dimension, buckets from hours to months, zones on and off whole hours), right after an
 //! acknowledgement, and after the store is opened again (folding resumes from the watermark,
-//! counting nothing twice). Compiled with the `conformance` feature, like `conformance.rs`.
+//! counting nothing twice). Its path table answers funnels exactly as the scan by subject does
+//! (with and without breakdown, events out of time order and across month ends, two tenants),
+//! and a funnel of constructed customers has the numbers worked out by hand; journeys too. Compiled with the
+//! `conformance` feature, like `conformance.rs`.
 
 use std::sync::Arc;
 
@@ -13,6 +16,9 @@ use serde_json::{Value, json};
 use crate::engine::{Engine, EngineConfig, Outcome};
 use crate::event::TenantPolicy;
 use crate::insight::cohorts::{CohortsQuery, cohorts};
+use crate::insight::funnel::{FunnelQuery, funnel};
+use crate::insight::journeys::{JourneysQuery, journeys};
+use crate::insight::paths::PathRead;
 use crate::insight::rollup::{RollDim, RollupRead, Who};
 use crate::insight::time::{Clock, Zone};
 use crate::insight::trend::{TrendQuery, trend};
@@ -33,7 +39,8 @@ macro_rules! insight_rollup_suite {
     ($harness:expr) => {
         $crate::insight_rollup_suite!(@tests $harness;
             rollups_agree_with_the_scan_on_random_histories, a_question_right_after_an_acknowledgement_counts_it,
-            rollups_resume_after_a_reopen_without_counting_twice);
+            rollups_resume_after_a_reopen_without_counting_twice, paths_agree_with_the_scan_for_two_tenants,
+            a_funnel_of_constructed_customers_from_the_path_table);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -132,9 +139,17 @@ pub fn random_event(rng: &mut Rng, n: u64) -> Value {
 }
 
 pub fn append(engine: &Engine, events: &[Value]) {
-    let policy = engine.policy(&tenant()).expect("the tenant's policy");
+    append_to(engine, &tenant(), events);
+}
+
+/// [`append`] to another tenant (created on first use).
+pub fn append_to(engine: &Engine, tenant: &TenantId, events: &[Value]) {
+    if engine.policy(tenant).is_err() {
+        engine.create_tenant(tenant, TenantPolicy::default()).expect("the tenant is created");
+    }
+    let policy = engine.policy(tenant).expect("the tenant's policy");
     let validated = events.iter().map(|e| validate_event(e, &policy).expect("a valid event")).collect();
-    for outcome in engine.append(&tenant(), validated).expect("append") {
+    for outcome in engine.append(tenant, validated).expect("append") {
         assert!(matches!(outcome, Outcome::Stored(_)), "{outcome:?}");
     }
 }
@@ -214,6 +229,7 @@ pub fn assert_rollups_agree(index: &dyn InsightIndex, context: &str) {
             assert_eq!(fast, cohorts(&exact, &tenant(), &query).expect("cohorts"), "{context}: {query:?}");
         }
     }
+    assert_paths_agree(index, &tenant(), context);
     let read = RollupRead {
         dim: RollDim::Channel,
         only: None,
@@ -221,6 +237,200 @@ pub fn assert_rollups_agree(index: &dyn InsightIndex, context: &str) {
         seen: vec![Who::Customer],
     };
     assert!(index.rollups(&tenant(), &read, &mut |_| {}).expect("rollups"), "{context}: no rollups");
+}
+
+/// A funnel question over `[from, from + 30 days)`.
+pub fn funnel_query(
+    steps: &str,
+    within: i64,
+    by: Option<Field>,
+    from: i64,
+    min_customers: u64,
+) -> FunnelQuery {
+    FunnelQuery {
+        steps: steps.split(';').map(|s| Step::parse("steps", s).expect("a step")).collect(),
+        within,
+        by,
+        from: Micros(from),
+        to: Micros(from + 30 * 24 * HOUR),
+        dropped_at: None,
+        threshold: Threshold { min_customers },
+    }
+}
+
+/// Funnels of the path table against the scan's, over steps of every kept field, with and
+/// without a breakdown, windows from an hour to a week; and that the path table answered.
+pub fn assert_paths_agree(index: &dyn InsightIndex, tenant: &TenantId, context: &str) {
+    let exact = Exact(index);
+    let questions = [
+        "type:contact.opened;type:contact.verified outcome:success;type:contact.resolved",
+        "type:contact.*;type:contact.resolved channel:chat",
+        "type:contact.opened target_type:contact;action:read;type:ticket.closed;type:contact.opened",
+        "outcome:failure;outcome:success",
+        "type:contact.verified channel:phone;type:ticket.closed action:other",
+    ];
+    let bys = [None, Some(Field::Channel), Some(Field::Outcome), Some(Field::TargetType), Some(Field::Type)];
+    let windows = [HOUR, 24 * HOUR, 7 * 24 * HOUR];
+    let mut answered = 0;
+    for (q, steps) in questions.iter().enumerate() {
+        for (w, within) in windows.iter().enumerate() {
+            let by = bys[(q + w) % bys.len()].clone();
+            for by in [None, by] {
+                // Starts before the data, and a week in (first steps in November and December).
+                for from in [START - 24 * HOUR, START + 7 * 24 * HOUR + 1800 * 1_000_000] {
+                    let query = funnel_query(steps, *within, by.clone(), from, [0, 3][q % 2]);
+                    let fast = funnel(index, tenant, &query).expect("a funnel");
+                    assert_eq!(
+                        fast,
+                        funnel(&exact, tenant, &query).expect("a funnel"),
+                        "{context}: {query:?}"
+                    );
+                    answered += fast.steps[0].customers.unwrap_or(0);
+                }
+            }
+        }
+    }
+    assert!(answered > 0, "{context}: every funnel is empty");
+    assert_journeys_agree(index, tenant, context);
+    let read = PathRead::covering(Micros(START), Micros(START + 40 * 24 * HOUR));
+    assert!(index.paths(tenant, &read, &mut |_| {}).expect("paths"), "{context}: no path table");
+}
+
+/// A store written before its path table existed (`forget` removes the table and its watermark
+/// while the store is closed) builds it from the stored events when opened again, and answers
+/// funnels as the scan does; `stored` then answers (the watermark, the rows).
+/// Journeys of the path table against the scan's: sessions, paths, links and repeat contacts,
+/// with and without a filter, suppressed and not.
+fn assert_journeys_agree(index: &dyn InsightIndex, tenant: &TenantId, context: &str) {
+    let exact = Exact(index);
+    let step = |text: &str| Step::parse("step", text).expect("a step");
+    let onlys = [None, Some(step("type:contact.*")), Some(step("channel:chat"))];
+    let resolved = [None, Some((step("type:contact.resolved outcome:success"), 7 * 24 * HOUR))];
+    for (n, only) in onlys.into_iter().enumerate() {
+        for (gap, depth) in [(HOUR / 2, 3), (24 * HOUR, 5)] {
+            let query = JourneysQuery {
+                from: Micros(START + 3 * 24 * HOUR),
+                to: Micros(START + 33 * 24 * HOUR),
+                gap,
+                depth,
+                top: 10,
+                resolved: resolved[n % 2].clone(),
+                only: only.clone(),
+                threshold: Threshold { min_customers: [0, 3][depth % 2] },
+            };
+            let fast = journeys(index, tenant, &query).expect("journeys");
+            assert_eq!(fast, journeys(&exact, tenant, &query).expect("journeys"), "{context}: {query:?}");
+            assert!(
+                fast.sessions.unwrap_or(0) > 0 || query.threshold.min_customers > 0,
+                "{context}: no sessions"
+            );
+        }
+    }
+}
+
+pub fn paths_are_built_for_a_store_from_before_them(
+    harness: &dyn InsightHarness,
+    forget: &dyn Fn(),
+    stored: &dyn Fn() -> (u64, u64),
+) {
+    let mut rng = Rng(9);
+    let opened = open(harness);
+    append_random(&opened.engine, &mut rng, 0, 600);
+    assert_paths_agree(&*opened.index, &tenant(), "before");
+    opened.engine.shutdown();
+    drop(opened);
+    forget();
+    let opened = open(harness);
+    append_random(&opened.engine, &mut rng, 600, 50);
+    assert_paths_agree(&*opened.index, &tenant(), "after a store without the path table");
+    let (watermark, rows) = stored();
+    assert_eq!(watermark, 650, "every entry folded");
+    assert!(rows > 40, "{rows} rows for 40 customers over two months");
+}
+
+pub fn paths_agree_with_the_scan_for_two_tenants(harness: &dyn InsightHarness) {
+    let opened = open(harness);
+    let other = TenantId::new("globex").expect("a tenant id");
+    for seed in 1..=4u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let n = 200 + rng.below(300);
+        append_random(&opened.engine, &mut rng, seed * 10_000, n);
+        let events: Vec<Value> =
+            (0..150).map(|n| random_event(&mut rng, seed * 10_000 + 5_000 + n)).collect();
+        for batch in events.chunks(50) {
+            append_to(&opened.engine, &other, batch);
+        }
+        assert_paths_agree(&*opened.index, &tenant(), &format!("seed {seed}"));
+        assert_paths_agree(&*opened.index, &other, &format!("seed {seed}, the other tenant"));
+    }
+}
+
+/// Customers built so that each path through a funnel is known: appended out of time order,
+/// one across the end of November.
+pub fn a_funnel_of_constructed_customers_from_the_path_table(harness: &dyn InsightHarness) {
+    let opened = open(harness);
+    let event = |n: usize, (subject, channel, kind, outcome, hours): (&str, &str, &str, &str, i64)| {
+        let mut event = json!({"id": format!("f{n}"), "source": "//web", "type": kind, "action": "other",
+            "time": Micros(START + hours * HOUR).to_rfc3339(), "subject": subject, "outcome": outcome,
+            "actor": {"id": "agent-1", "type": "user"}, "targets": [{"type": "contact", "id": format!("t{n}")}],
+            "origin": {"service": channel}});
+        if outcome == "failure" {
+            event["reason"] = json!("identity_not_confirmed");
+        }
+        event
+    };
+    let (open_, verify, resolve) = ("contact.opened", "contact.verified", "contact.resolved");
+    let november_30 = 29 * 24;
+    let mut customers = vec![
+        // Converts in 2 hours.
+        ("c1", "chat", open_, "success", 0),
+        ("c1", "chat", verify, "success", 1),
+        ("c1", "chat", resolve, "success", 2),
+        // A failed verification does not count; resolved after the day's window.
+        ("c2", "chat", open_, "success", 0),
+        ("c2", "chat", verify, "failure", 1),
+        ("c2", "chat", verify, "success", 3),
+        ("c2", "chat", resolve, "success", 30),
+        // A resolution before opening does not count; converts in 4 hours.
+        ("c3", "phone", resolve, "success", 0),
+        ("c3", "phone", open_, "success", 5),
+        ("c3", "phone", verify, "success", 6),
+        ("c3", "phone", resolve, "success", 9),
+        // Across the month's end: converts in 6 hours.
+        ("c4", "phone", open_, "success", november_30 + 23),
+        ("c4", "phone", verify, "success", november_30 + 25),
+        ("c4", "phone", resolve, "success", november_30 + 29),
+        ("c5", "email", open_, "success", 4),
+        // Opened before the range.
+        ("c6", "email", open_, "success", -2),
+        ("c6", "email", verify, "success", -1),
+    ];
+    customers.reverse();
+    let events: Vec<Value> = customers.into_iter().enumerate().map(|(n, c)| event(n, c)).collect();
+    append(&opened.engine, &events[..9]);
+    append(&opened.engine, &events[9..]);
+    let steps = "type:contact.opened;type:contact.verified outcome:success;type:contact.resolved";
+    let query = funnel_query(steps, 24 * HOUR, Some(Field::Channel), START, 0);
+    let answer = funnel(&*opened.index, &tenant(), &query).expect("a funnel");
+    assert_eq!(answer, funnel(&Exact(&*opened.index), &tenant(), &query).expect("a funnel"));
+    let counts = |steps: &[evident_wire::insight::FunnelStep]| -> Vec<u64> {
+        steps.iter().map(|s| s.customers.expect("shown")).collect()
+    };
+    assert_eq!(counts(&answer.steps), [5, 4, 3]);
+    let times = &answer.time_to_convert;
+    assert_eq!(
+        (times.customers, times.median_seconds, times.p90_seconds),
+        (Some(3), Some(14_400.0), Some(21_600.0))
+    );
+    let groups: Vec<(Option<String>, Vec<u64>)> =
+        answer.breakdown.iter().map(|g| (g.key.clone(), counts(&g.steps))).collect();
+    let key = |k: &str| Some(k.to_owned());
+    assert_eq!(
+        groups,
+        [(key("chat"), vec![2, 2, 1]), (key("email"), vec![1, 0, 0]), (key("phone"), vec![2, 2, 2])]
+    );
+    let read = PathRead::covering(query.from, query.to);
+    assert!(opened.index.paths(&tenant(), &read, &mut |_| {}).expect("paths"), "no path table");
 }
 
 pub fn rollups_agree_with_the_scan_on_random_histories(harness: &dyn InsightHarness) {
@@ -265,8 +475,8 @@ pub fn rollups_resume_after_a_reopen_without_counting_twice(harness: &dyn Insigh
     assert_rollups_agree(&*opened.index, "after the reopen");
 }
 
-/// Nothing personal enters the rollups, before or after the subject's erasure: `stored` answers
-/// every text the store's rollups keep (their names, say). The subject's pseudonymous id may be
+/// Nothing personal enters the rollups or the path table, before or after the subject's erasure:
+/// `stored` answers every text they keep (their names and kinds, say). The subject's pseudonymous id may be
 /// among them, as it is in the search index and the log's entries.
 pub fn rollups_hold_nothing_personal(harness: &dyn InsightHarness, stored: &dyn Fn() -> Vec<String>) {
     let opened = open(harness);
@@ -284,6 +494,10 @@ pub fn rollups_hold_nothing_personal(harness: &dyn InsightHarness, stored: &dyn 
     query.threshold.min_customers = 0;
     let answer = trend(&*opened.index, &tenant(), &query).expect("a trend");
     assert_eq!(answer.series[0].total.events, Some(2));
+    // And the path table (a funnel folds it first).
+    let query = funnel_query("type:customer.updated;type:customer.updated", HOUR, None, START, 0);
+    let answer = funnel(&*opened.index, &tenant(), &query).expect("a funnel");
+    assert_eq!(answer.steps.iter().map(|s| s.customers).collect::<Vec<_>>(), [Some(1), Some(1)]);
     let secrets = ["Alice", "Bob", "Secret", "203.0.113", "example.com", "pii:"];
     let check = |stage: &str| {
         let texts = stored();

@@ -1,8 +1,10 @@
 //! The scans of customer insight (`evident_core::insight`): events in (time, index) order over
 //! `events_time`, or in (subject, time, index) order over `events_subject`, a page at a time after
-//! the last row of the previous page. Rollups are read by `rollup.rs`, after it folded what is left.
+//! the last row of the previous page. Rollups are read by `rollup.rs`, after it folded what is left;
+//! the path table by `paths.rs` the same way, a page per round trip.
 
 use evident_core::Result;
+use evident_core::insight::paths::{PathItem, PathRead};
 use evident_core::insight::rollup::{RollupItem, RollupRead};
 use evident_core::insight::{InsightIndex, Row, Scan};
 use evident_core::store::TenantId;
@@ -11,6 +13,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::PgStore;
 use crate::db::failed;
+use crate::rollup::Folded;
 use crate::search::Param;
 
 /// The SQL of one page and its parameters after `$1`, the tenant's id.
@@ -106,5 +109,47 @@ impl InsightIndex for PgStore {
         })?;
         answer.each(each);
         Ok(true)
+    }
+
+    fn paths(&self, tenant: &TenantId, read: &PathRead, each: &mut dyn FnMut(PathItem<'_>)) -> Result<bool> {
+        if !self.rollups {
+            return Ok(false);
+        }
+        self.follow();
+        let tenant = tenant.clone();
+        let tid = self.run(move |db| async move {
+            let client = db.client().await?;
+            let tid = db.tid(&client, &tenant).await?;
+            drop(client);
+            crate::rollup::catch_up(&db, tid, Folded::Paths, true).await?;
+            Ok(tid)
+        })?;
+        // More rows than a customer can have in the range, so a full page holds two customers.
+        let limit = self.path_page.max((read.months.end - read.months.start).max(0) as usize + 1);
+        let (mut after, mut known) = (i64::MIN, 0);
+        loop {
+            let page_read = read.clone();
+            let mut page = self.run(move |db| async move {
+                crate::paths::page(&db, tid, &page_read, after, known, limit as i64).await
+            })?;
+            for (id, text) in &page.kinds {
+                each(PathItem::Kind { id: *id as u32, text });
+                known = known.max(*id);
+            }
+            let full = page.rows.len() == limit;
+            if full {
+                // The last customer's rows may go on in the next page: it is read whole there.
+                let last = page.rows.last().map(|row| row.0);
+                let kept = page.rows.iter().position(|row| Some(row.0) == last).unwrap_or(0);
+                page.rows.truncate(kept);
+            }
+            for (customer, month, pairs) in &page.rows {
+                each(PathItem::Row { customer: *customer, month: *month, pairs });
+            }
+            match page.rows.last() {
+                Some(row) if full => after = row.0,
+                _ => return Ok(true),
+            }
+        }
     }
 }

@@ -62,6 +62,7 @@ mod db;
 mod insight;
 mod migrate;
 mod partition;
+mod paths;
 mod rollup;
 mod search;
 mod streams;
@@ -129,6 +130,8 @@ pub struct PgStore {
     /// Whether the rollups' follower runs (from the first commit: a store opened only to read or
     /// check writes nothing).
     following: std::sync::atomic::AtomicBool,
+    /// Rows per page of a path table read ([`PgStore::with_path_page`]).
+    path_page: usize,
 }
 
 impl PgStore {
@@ -196,6 +199,7 @@ impl PgStore {
             code_point_order: false,
             rollups: std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off"),
             following: std::sync::atomic::AtomicBool::new(false),
+            path_page: paths::PAGE,
         };
         // Another node's migration may hold the lock for a while.
         store.run_within(MIGRATION_TIMEOUT.max(options.operation_timeout), |db| async move {
@@ -217,6 +221,22 @@ impl PgStore {
         F: Future<Output = Result<T>> + Send + 'static,
     {
         self.run_within(self.operation_timeout, op)
+    }
+
+    /// The store reading its path table `rows` rows per round trip instead of
+    /// 20,000 (tests read small pages, so that customers span pages).
+    pub fn with_path_page(mut self, rows: usize) -> PgStore {
+        self.path_page = rows.max(1);
+        self
+    }
+
+    /// Starts the follower that folds rollups and the path table, once (from the first commit or
+    /// question: a store opened only to check writes nothing).
+    fn follow(&self) {
+        if self.rollups && !self.following.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
+            runtime.spawn(rollup::follow(Arc::clone(&self.db)));
+        }
     }
 
     /// [`PgStore::run`] with its own timeout.
@@ -366,10 +386,7 @@ impl LogStore for PgStore {
     fn commit(&self, commit: &Commit) -> Result<()> {
         let commit = commit.clone();
         self.run(move |db| async move { db.commit(&commit).await })?;
-        if self.rollups && !self.following.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
-            runtime.spawn(rollup::follow(Arc::clone(&self.db)));
-        }
+        self.follow();
         Ok(())
     }
 

@@ -20,6 +20,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "insight_rollups",
         sql: include_str!("../migrations/0004_insight_rollups.sql"),
     },
+    Migration {
+        version: 5,
+        name: "insight_paths",
+        sql: include_str!("../migrations/0005_insight_paths.sql"),
+    },
 ];
 
 /// The migration after whose SQL [`recompute_legacy_digests`] runs.

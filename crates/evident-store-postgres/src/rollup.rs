@@ -5,6 +5,10 @@
 //! A follower task on every node folds what was committed ([`follow`], every [`PERIOD`], from the
 //! first commit), skipping tenants another node is folding; a question first folds the rest
 //! itself, waiting for such a fold, so it sees every event committed before it.
+//!
+//! The path table (`paths.rs`) is folded the same way under its own watermark row
+//! (`insight_pathed`), so a schema from before it is built from the stored events while the
+//! rollups go on ([`Folded`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -23,19 +27,45 @@ const CHUNK: i64 = 20_000;
 /// How often the follower looks for committed entries to fold.
 pub(crate) const PERIOD: Duration = Duration::from_millis(200);
 
-/// Folds every committed entry of `tid` beyond its watermark. `wait`: whether to wait for a fold
-/// running elsewhere (a question) or leave the tenant to it (the follower).
-pub(crate) async fn catch_up(db: &Db, tid: i64, wait: bool) -> Result<()> {
+/// What a fold writes, each under its own watermark row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Folded {
+    /// The hourly rollups, under `insight_rolled`.
+    Rollups,
+    /// The path table, under `insight_pathed`.
+    Paths,
+}
+
+impl Folded {
+    fn watermark(self) -> &'static str {
+        match self {
+            Folded::Rollups => "insight_rolled",
+            Folded::Paths => "insight_pathed",
+        }
+    }
+
+    /// Folds entries `from..to` of `tid` inside the caller's transaction.
+    async fn fold(self, tx: &Transaction<'_>, tid: i64, from: i64, to: i64) -> Result<()> {
+        match self {
+            Folded::Rollups => write(tx, tid, &fold(tx, tid, from, to).await?).await,
+            Folded::Paths => crate::paths::fold(tx, tid, from, to).await,
+        }
+    }
+}
+
+/// Folds every committed entry of `tid` beyond the watermark of `folded`. `wait`: whether to
+/// wait for a fold running elsewhere (a question) or leave the tenant to it (the follower).
+pub(crate) async fn catch_up(db: &Db, tid: i64, folded: Folded, wait: bool) -> Result<()> {
+    let table = folded.watermark();
     let mut client = db.client().await?;
     loop {
         let tx = client.transaction().await.map_err(failed)?;
         // A fold elsewhere takes as long as its chunk.
         tx.batch_execute("SET LOCAL lock_timeout = '120s'").await.map_err(failed)?;
-        tx.execute("INSERT INTO insight_rolled (tid, size) VALUES ($1, 0) ON CONFLICT DO NOTHING", &[&tid])
-            .await
-            .map_err(failed)?;
+        let insert = format!("INSERT INTO {table} (tid, size) VALUES ($1, 0) ON CONFLICT DO NOTHING");
+        tx.execute(&insert, &[&tid]).await.map_err(failed)?;
         let lock = if wait { "FOR UPDATE" } else { "FOR UPDATE SKIP LOCKED" };
-        let sql = format!("SELECT size FROM insight_rolled WHERE tid = $1 {lock}");
+        let sql = format!("SELECT size FROM {table} WHERE tid = $1 {lock}");
         let Some(rolled) = tx.query_opt(&sql, &[&tid]).await.map_err(failed)? else { return Ok(()) };
         let rolled: i64 = rolled.get(0);
         let size = tx.query_opt("SELECT size FROM logs WHERE tid = $1", &[&tid]).await.map_err(failed)?;
@@ -44,11 +74,9 @@ pub(crate) async fn catch_up(db: &Db, tid: i64, wait: bool) -> Result<()> {
             return tx.commit().await.map_err(failed);
         }
         let end = size.min(rolled + CHUNK);
-        let fold = fold(&tx, tid, rolled, end).await?;
-        write(&tx, tid, &fold).await?;
-        tx.execute("UPDATE insight_rolled SET size = $2 WHERE tid = $1", &[&tid, &end])
-            .await
-            .map_err(failed)?;
+        folded.fold(&tx, tid, rolled, end).await?;
+        let update = format!("UPDATE {table} SET size = $2 WHERE tid = $1");
+        tx.execute(&update, &[&tid, &end]).await.map_err(failed)?;
         tx.commit().await.map_err(failed)?;
     }
 }
@@ -80,13 +108,13 @@ async fn fold(tx: &Transaction<'_>, tid: i64, from: i64, to: i64) -> Result<Fold
     Ok(fold)
 }
 
-/// The ids of `names` (inserted when new); `None` is 0.
-async fn name_ids(tx: &Transaction<'_>, tid: i64, fold: &Fold) -> Result<HashMap<String, i64>> {
-    let mut names: Vec<&str> = fold.counts.keys().filter_map(|(_, value, _)| value.as_deref()).collect();
-    for (_, value, _, id) in fold.seen.keys() {
-        names.extend(value.as_deref());
-        names.push(id);
-    }
+/// The ids of `names` (inserted when new, in sorted order, so that two folds inserting at once
+/// wait for each other rather than deadlock).
+pub(crate) async fn name_ids(
+    tx: &Transaction<'_>,
+    tid: i64,
+    mut names: Vec<&str>,
+) -> Result<HashMap<String, i64>> {
     names.sort_unstable();
     names.dedup();
     tx.execute(
@@ -107,7 +135,12 @@ async fn write(tx: &Transaction<'_>, tid: i64, fold: &Fold) -> Result<()> {
     if fold.is_empty() {
         return Ok(());
     }
-    let ids = name_ids(tx, tid, fold).await?;
+    let mut names: Vec<&str> = fold.counts.keys().filter_map(|(_, value, _)| value.as_deref()).collect();
+    for (_, value, _, id) in fold.seen.keys() {
+        names.extend(value.as_deref());
+        names.push(id);
+    }
+    let ids = name_ids(tx, tid, names).await?;
     let id = |name: Option<&String>| name.map_or(0, |n| ids[n]);
     let mut counts = CountColumns::default();
     for ((dim, value, hour), (events, failures)) in &fold.counts {
@@ -211,7 +244,7 @@ impl Answer {
 
 /// Folds what is left of `tid`, then reads `read` in one snapshot.
 pub(crate) async fn read(db: &Db, tid: i64, read: &RollupRead) -> Result<Answer> {
-    catch_up(db, tid, true).await?;
+    catch_up(db, tid, Folded::Rollups, true).await?;
     let mut client = db.client().await?;
     let tx = client
         .build_transaction()
@@ -245,28 +278,28 @@ pub(crate) async fn read(db: &Db, tid: i64, read: &RollupRead) -> Result<Answer>
     Ok(answer)
 }
 
-/// The follower: folds every tenant's committed entries, until the store closes.
+/// The follower: folds every tenant's committed entries into the rollups and the path table,
+/// until the store closes.
 pub(crate) async fn follow(db: Arc<Db>) {
     loop {
         tokio::time::sleep(PERIOD).await;
         if db.closed() {
             return;
         }
-        let behind = async {
-            let client = db.client().await?;
-            let rows = client
-                .query(
-                    "SELECT l.tid FROM logs l LEFT JOIN insight_rolled r ON r.tid = l.tid
-                     WHERE l.size > coalesce(r.size, 0)",
-                    &[],
-                )
-                .await
-                .map_err(failed)?;
-            Ok::<Vec<i64>, evident_core::Error>(rows.into_iter().map(|row| row.get(0)).collect())
-        };
-        // A failure (the database away) is tried again next period; questions fold themselves.
-        for tid in behind.await.unwrap_or_default() {
-            let _ = catch_up(&db, tid, false).await;
+        for folded in [Folded::Rollups, Folded::Paths] {
+            let table = folded.watermark();
+            let behind = async {
+                let client = db.client().await?;
+                let sql = format!(
+                    "SELECT l.tid FROM logs l LEFT JOIN {table} r ON r.tid = l.tid WHERE l.size > coalesce(r.size, 0)"
+                );
+                let rows = client.query(&sql, &[]).await.map_err(failed)?;
+                Ok::<Vec<i64>, evident_core::Error>(rows.into_iter().map(|row| row.get(0)).collect())
+            };
+            // A failure (the database away) is tried again next period; questions fold themselves.
+            for tid in behind.await.unwrap_or_default() {
+                let _ = catch_up(&db, tid, folded, false).await;
+            }
         }
     }
 }

@@ -1,14 +1,15 @@
 //! Insight's rollups on PostgreSQL: the shared checks (`insight_rollup_suite!`), plus what only
-//! this store has: two nodes folding the same log at once count every event once, and the
-//! rollups' names hold nothing personal, before or after erasure.
+//! this store has: two nodes folding the same log at once count every event once, a schema from
+//! before the path table (migration 0004) builds it from the stored events, and the rollups'
+//! names hold nothing personal, before or after erasure.
 
 mod common;
 
 use std::sync::Arc;
 
 use evident_core::conformance_insight::{
-    InsightHarness, Rng, START, append_random, assert_rollups_agree, open, rollups_hold_nothing_personal,
-    tenant, trend_query,
+    InsightHarness, Rng, START, append_random, assert_paths_agree, assert_rollups_agree, open,
+    paths_are_built_for_a_store_from_before_them, rollups_hold_nothing_personal, tenant, trend_query,
 };
 use evident_core::insight::InsightIndex;
 use evident_core::insight::trend::trend;
@@ -57,11 +58,40 @@ fn two_nodes_folding_at_once_count_every_event_once() {
 }
 
 #[test]
+fn path_table_pages_of_a_few_rows_answer_the_same() {
+    let harness = Postgres { schema: common::TestSchema::new() };
+    let opened = open(&harness);
+    append_random(&opened.engine, &mut Rng(21), 0, 700);
+    // Pages of 5 rows (40 customers, up to 3 months each): customers split across pages are
+    // read whole from the next one.
+    let small = harness.schema.open().with_path_page(5);
+    assert_paths_agree(&small, &tenant(), "pages of 5 rows");
+}
+
+#[test]
+fn a_schema_from_before_the_path_table_builds_it_from_the_events() {
+    let harness = Postgres { schema: common::TestSchema::new() };
+    let number = |sql: &str| harness.schema.sql(sql)[0].parse::<u64>().unwrap();
+    paths_are_built_for_a_store_from_before_them(
+        &harness,
+        // As a schema at migration 0004: no path table; opening applies 0005 again.
+        &|| {
+            harness.schema.sql(
+                "DROP TABLE insight_pathed, insight_kinds, insight_paths;
+                 DELETE FROM schema_migrations WHERE version = 5",
+            );
+        },
+        &|| (number("SELECT size FROM insight_pathed"), number("SELECT count(*) FROM insight_paths")),
+    );
+}
+
+#[test]
 fn rollups_hold_nothing_personal_before_or_after_erasure() {
     let harness = Postgres { schema: common::TestSchema::new() };
     rollups_hold_nothing_personal(&harness, &|| {
         harness
             .schema
-            .sql("SELECT name FROM insight_names UNION ALL SELECT encode(hours, 'escape') FROM insight_seen")
+            .sql("SELECT name FROM insight_names UNION ALL SELECT encode(hours, 'escape') FROM insight_seen
+                  UNION ALL SELECT kind FROM insight_kinds UNION ALL SELECT encode(pairs, 'escape') FROM insight_paths")
     });
 }

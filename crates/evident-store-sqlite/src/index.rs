@@ -16,12 +16,19 @@
 //! watermark of their own (`ix.rolled`) always equal to `ix.indexed`; since folding is not
 //! idempotent, an index whose two watermarks differ (a file from before rollups) or that is ahead
 //! of the log is indexed again from nothing.
+//!
+//! Insight's path table (`paths.rs`) has a watermark of its own (`ix.pathed`). Level with
+//! `ix.indexed`, it moves with it in the same transactions; behind it (an index file from before
+//! the table), the indexer builds the table from the stored events a chunk at a time, in
+//! transactions that fold a chunk and move `ix.pathed` together, between its other work, until it
+//! is level. Funnels wait for `ix.pathed` as searches wait for `ix.indexed`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use evident_core::insight::paths::PathFold;
 use evident_core::insight::rollup::Fold;
 use evident_core::insight::{Event, Row};
 use evident_core::{Error, Result};
@@ -61,6 +68,14 @@ CREATE TABLE IF NOT EXISTS ix.insight_seen (
     tid INTEGER NOT NULL, dim INTEGER NOT NULL, who INTEGER NOT NULL, value INTEGER NOT NULL,
     id INTEGER NOT NULL, hours BLOB NOT NULL,
     PRIMARY KEY (tid, dim, who, value, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix.pathed (tid INTEGER PRIMARY KEY, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ix.insight_kinds (
+    tid INTEGER NOT NULL, id INTEGER NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (tid, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix.insight_paths (
+    tid INTEGER NOT NULL, customer INTEGER NOT NULL, month INTEGER NOT NULL, pairs BLOB NOT NULL,
+    PRIMARY KEY (tid, customer, month)
 ) WITHOUT ROWID;
 ";
 
@@ -128,6 +143,8 @@ pub(crate) fn decode_targets(bytes: Option<&[u8]>) -> Result<Vec<(String, String
 struct Progress {
     committed: HashMap<i64, u64>,
     indexed: HashMap<i64, u64>,
+    /// Entries folded into the path table (at most `indexed`).
+    pathed: HashMap<i64, u64>,
     /// A reader waits: index now rather than at the end of the window.
     wanted: bool,
     /// Something was committed or waited for since the store opened: until then the indexer
@@ -187,6 +204,7 @@ impl Indexer {
         progress.committed = pairs("SELECT tid, size FROM main.logs")?;
         progress.indexed = pairs("SELECT tid, size FROM ix.indexed")?;
         let rolled = pairs("SELECT tid, size FROM ix.rolled")?;
+        progress.pathed = pairs("SELECT tid, size FROM ix.pathed")?;
         let rollups = std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off");
         for (tid, indexed) in progress.indexed.iter_mut() {
             let committed = progress.committed.get(tid).copied().unwrap_or(0);
@@ -195,6 +213,15 @@ impl Indexer {
             if *indexed > committed || (rollups && rolled.get(tid) != Some(indexed)) {
                 drop_beyond(&connection, *tid, committed)?;
                 *indexed = 0;
+                progress.pathed.insert(*tid, 0);
+            }
+        }
+        // Nor is the path table: one ahead of the index (which cannot be, unless the file was
+        // tampered with) is built again from nothing.
+        for (tid, pathed) in progress.pathed.iter_mut() {
+            if *pathed > progress.indexed.get(tid).copied().unwrap_or(0) {
+                drop_paths(&connection, *tid)?;
+                *pathed = 0;
             }
         }
         let shared = Arc::new(Shared { progress: Mutex::new(progress), changed: Condvar::new() });
@@ -218,13 +245,22 @@ impl Indexer {
 
     /// Waits until the index covers every entry of `tid` committed before this call.
     pub(crate) fn wait_for(&self, tid: i64) -> Result<()> {
+        self.wait_until(tid, "search index", |progress| &progress.indexed)
+    }
+
+    /// Waits until the path table covers every entry of `tid` committed before this call.
+    pub(crate) fn wait_for_paths(&self, tid: i64) -> Result<()> {
+        self.wait_until(tid, "insight path table", |progress| &progress.pathed)
+    }
+
+    fn wait_until(&self, tid: i64, what: &str, done: fn(&Progress) -> &HashMap<i64, u64>) -> Result<()> {
         let deadline = Instant::now() + Self::MAX_WAIT;
         let mut progress = self.shared.progress.lock().expect("index progress lock");
         let target = progress.committed.get(&tid).copied().unwrap_or(0);
-        while progress.indexed.get(&tid).copied().unwrap_or(0) < target {
+        while done(&progress).get(&tid).copied().unwrap_or(0) < target {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 let why = progress.failure.clone().unwrap_or_else(|| "it is still catching up".into());
-                return Err(Error::Unavailable(format!("the search index is behind the log: {why}")));
+                return Err(Error::Unavailable(format!("the {what} is behind the log: {why}")));
             };
             progress.wanted = true;
             progress.active = true;
@@ -245,12 +281,22 @@ impl Drop for Indexer {
     }
 }
 
-/// The indexer thread: waits for work (a window, or a reader), indexes all of it, repeats.
+/// A tenant's work: its watermarks and committed size.
+struct Work {
+    tid: i64,
+    indexed: u64,
+    pathed: u64,
+    committed: u64,
+}
+
+/// The indexer thread: waits for work (a window, or a reader), indexes all of it, builds a chunk
+/// of each path table that is behind, repeats (at once while one still is).
 fn follow(shared: &Shared, connection: &Connection, rollups: bool) {
+    let mut behind = false;
     loop {
-        let work: Vec<(i64, u64, u64)> = {
+        let work: Vec<Work> = {
             let mut progress = shared.progress.lock().expect("index progress lock");
-            if !progress.wanted && !progress.stop {
+            if !progress.wanted && !progress.stop && !behind {
                 progress = shared.changed.wait_timeout(progress, Indexer::WINDOW).expect("lock").0;
             }
             if progress.stop {
@@ -260,49 +306,133 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool) {
                 continue;
             }
             progress.wanted = false;
-            let indexed = &progress.indexed;
+            let get = |map: &HashMap<i64, u64>, tid| map.get(tid).copied().unwrap_or(0);
             progress
                 .committed
                 .iter()
-                .map(|(tid, size)| (*tid, indexed.get(tid).copied().unwrap_or(0), *size))
-                .filter(|(_, from, to)| from < to)
+                .map(|(tid, size)| Work {
+                    tid: *tid,
+                    indexed: get(&progress.indexed, tid),
+                    pathed: get(&progress.pathed, tid),
+                    committed: *size,
+                })
+                .filter(|w| w.indexed < w.committed || (rollups && w.pathed < w.committed))
                 .collect()
         };
-        for (tid, mut from, to) in work {
-            while from < to {
-                let end = to.min(from + Indexer::CHUNK);
-                let result = index_range(connection, tid, from, end, rollups);
-                let mut progress = shared.progress.lock().expect("index progress lock");
-                match result {
-                    Ok(()) => {
-                        progress.indexed.insert(tid, end);
-                        progress.failure = None;
-                        from = end;
-                        // A stop waits for this round, not for the whole backlog (a store far
-                        // behind took minutes to stop); the next start goes on from here.
-                        if progress.stop {
-                            shared.changed.notify_all();
-                            return;
-                        }
-                    }
-                    Err(err) => {
-                        progress.failure = Some(err.to_string());
-                        drop(progress);
-                        std::thread::sleep(Duration::from_secs(1));
-                        break;
-                    }
-                }
-                shared.changed.notify_all();
+        behind = false;
+        for mut work in work {
+            index_all(shared, connection, &mut work, rollups);
+            if rollups && work.pathed < work.indexed {
+                behind |= build_paths(shared, connection, &mut work);
             }
         }
     }
 }
 
-/// Indexes entries `from..to` of `tid`, folds them into the insight rollups (if it keeps them)
-/// and moves its watermarks to `to`, in one transaction of the index file.
-fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, rollups: bool) -> Result<()> {
+/// Records the outcome of one transaction: its watermarks moved, or why it failed (then waits a
+/// second before the next try). Whether to go on: it succeeded and no stop is asked.
+fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, pathed: Option<u64>) -> bool {
+    let mut progress = shared.progress.lock().expect("index progress lock");
+    let ok = match result {
+        Ok(()) => {
+            progress.indexed.extend(indexed.map(|size| (tid, size)));
+            progress.pathed.extend(pathed.map(|size| (tid, size)));
+            progress.failure = None;
+            // A stop waits for this round, not for the whole backlog (a store far behind took
+            // minutes to stop); the next start goes on from here.
+            !progress.stop
+        }
+        Err(err) => {
+            progress.failure = Some(err.to_string());
+            drop(progress);
+            std::thread::sleep(Duration::from_secs(1));
+            false
+        }
+    };
+    shared.changed.notify_all();
+    ok
+}
+
+/// Indexes a tenant's committed entries a chunk at a time, folding them into the path table too
+/// when it is level with the index.
+fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, rollups: bool) {
+    while work.indexed < work.committed {
+        let (from, end) = (work.indexed, work.committed.min(work.indexed + Indexer::CHUNK));
+        let paths = rollups && work.pathed == from;
+        let result = index_range(connection, work.tid, from, end, Folds { rollups, paths });
+        if !record(shared, work.tid, result, Some(end), paths.then_some(end)) {
+            return;
+        }
+        work.indexed = end;
+        work.pathed = if paths { end } else { work.pathed };
+    }
+}
+
+/// Builds one chunk of a tenant's path table that is behind its index; whether it still is.
+fn build_paths(shared: &Shared, connection: &Connection, work: &mut Work) -> bool {
+    let end = work.indexed.min(work.pathed + Indexer::CHUNK);
+    let result = path_range(connection, work.tid, work.pathed, end);
+    if record(shared, work.tid, result, None, Some(end)) {
+        work.pathed = end;
+    }
+    work.pathed < work.indexed
+}
+
+/// What an index transaction folds besides the search rows.
+#[derive(Clone, Copy)]
+struct Folds {
+    rollups: bool,
+    paths: bool,
+}
+
+/// An event of the insight folds from the columns of a stored row.
+fn event_of(row: &rusqlite::Row<'_>, time: i64, texts: [Option<String>; 6], entry: usize) -> Result<Event> {
+    let [event_type, action, outcome, actor, subject, source] = texts;
+    Ok(Event::new(Row {
+        index: 0,
+        time: Micros(time),
+        event_type: event_type.unwrap_or_default(),
+        action: action.unwrap_or_default(),
+        outcome: outcome.unwrap_or_default(),
+        source: source.unwrap_or_default(),
+        actor: actor.unwrap_or_default(),
+        subject,
+        entry: Some(row.get(entry).map_err(storage)?),
+    }))
+}
+
+/// Folds entries `from..to` of `tid` into its path table and moves `ix.pathed` to `to`, in one
+/// transaction (the path table of an index file from before it, built from the stored events).
+fn path_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<()> {
+    let tx = connection.unchecked_transaction().map_err(storage)?;
+    let mut fold = PathFold::default();
+    {
+        let mut rows = tx
+            .prepare_cached(
+                "SELECT time, type, action, outcome, actor, subject, source, entry
+                 FROM main.events WHERE rid >= ?1 AND rid < ?2 AND subject IS NOT NULL ORDER BY rid",
+            )
+            .map_err(storage)?;
+        let mut query = rows.query(params![rid(tid, from), rid(tid, to)]).map_err(storage)?;
+        while let Some(row) = query.next().map_err(storage)? {
+            let texts: Vec<Option<String>> =
+                (1..7).map(|i| row.get(i)).collect::<rusqlite::Result<_>>().map_err(storage)?;
+            let time = row.get(0).map_err(storage)?;
+            fold.add(&event_of(row, time, texts.try_into().expect("six columns"), 7)?);
+        }
+    }
+    crate::paths::write(&tx, tid, &fold)?;
+    tx.execute("INSERT OR REPLACE INTO ix.pathed (tid, size) VALUES (?1, ?2)", params![tid, to as i64])
+        .map_err(storage)?;
+    tx.commit().map_err(storage)
+}
+
+/// Indexes entries `from..to` of `tid`, folds them into the insight rollups and the path table
+/// (as `folds` says) and moves their watermarks to `to`, in one transaction of the index file.
+fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Folds) -> Result<()> {
     let tx = connection.unchecked_transaction().map_err(storage)?;
     let mut fold = Fold::default();
+    let mut path_fold = PathFold::default();
     {
         let mut rows = tx
             .prepare_cached(
@@ -336,25 +466,19 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, rollups: b
             for (kind, id) in decode_targets(targets.as_deref())? {
                 target.execute(params![tid, kind, id, time, row_id]).map_err(storage)?;
             }
-            if !rollups {
+            if !folds.rollups {
                 continue;
             }
-            let [event_type, action, outcome, actor, subject, source] =
-                texts.try_into().expect("six columns");
-            fold.add(&Event::new(Row {
-                index: 0,
-                time: Micros(time),
-                event_type: event_type.unwrap_or_default(),
-                action: action.unwrap_or_default(),
-                outcome: outcome.unwrap_or_default(),
-                source: source.unwrap_or_default(),
-                actor: actor.unwrap_or_default(),
-                subject,
-                entry: Some(row.get(9).map_err(storage)?),
-            }));
+            let event = event_of(row, time, texts.try_into().expect("six columns"), 9)?;
+            fold.add(&event);
+            if folds.paths {
+                path_fold.add(&event);
+            }
         }
         crate::rollup::write(&tx, tid, &fold)?;
-        for table in if rollups { &["indexed", "rolled"][..] } else { &["indexed"] } {
+        crate::paths::write(&tx, tid, &path_fold)?;
+        let tables = [("indexed", true), ("rolled", folds.rollups), ("pathed", folds.paths)];
+        for (table, _) in tables.iter().filter(|(_, moved)| *moved) {
             tx.execute(
                 &format!("INSERT OR REPLACE INTO ix.{table} (tid, size) VALUES (?1, ?2)"),
                 params![tid, to as i64],
@@ -378,8 +502,25 @@ fn drop_beyond(connection: &Connection, tid: i64, size: u64) -> Result<()> {
              DELETE FROM ix.insight_counts WHERE tid = {tid};
              DELETE FROM ix.insight_seen WHERE tid = {tid};
              DELETE FROM ix.insight_names WHERE tid = {tid};
+             DELETE FROM ix.insight_paths WHERE tid = {tid};
+             DELETE FROM ix.insight_kinds WHERE tid = {tid};
              UPDATE ix.indexed SET size = 0 WHERE tid = {tid};
              INSERT OR REPLACE INTO ix.rolled (tid, size) VALUES ({tid}, 0);
+             INSERT OR REPLACE INTO ix.pathed (tid, size) VALUES ({tid}, 0);
+             COMMIT;"
+        ))
+        .map_err(storage)
+}
+
+/// The path table of `tid` removed and its watermark set to nothing, in one transaction, so the
+/// indexer builds it again from the stored events.
+fn drop_paths(connection: &Connection, tid: i64) -> Result<()> {
+    connection
+        .execute_batch(&format!(
+            "BEGIN;
+             DELETE FROM ix.insight_paths WHERE tid = {tid};
+             DELETE FROM ix.insight_kinds WHERE tid = {tid};
+             INSERT OR REPLACE INTO ix.pathed (tid, size) VALUES ({tid}, 0);
              COMMIT;"
         ))
         .map_err(storage)

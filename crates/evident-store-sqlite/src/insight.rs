@@ -2,9 +2,10 @@
 //! index file's `search_time`, or in (subject, time, index) order over `search_subject`, a page at
 //! a time after the last row of the previous page. Like searches, a scan first waits for the
 //! indexer to cover everything committed before it. Rollups (`rollup.rs`) are read the same way,
-//! in one read transaction.
+//! in one read transaction, and so is the path table (`paths.rs`), after its own watermark.
 
 use evident_core::Result;
+use evident_core::insight::paths::{PathItem, PathRead};
 use evident_core::insight::rollup::{RollupItem, RollupRead};
 use evident_core::insight::{InsightIndex, Row, Scan};
 use evident_core::store::TenantId;
@@ -130,6 +131,19 @@ impl InsightIndex for SqliteStore {
                     each(RollupItem::Seen { who: *who, value, hours });
                 }
             }
+            Ok(true)
+        })
+    }
+
+    fn paths(&self, tenant: &TenantId, read: &PathRead, each: &mut dyn FnMut(PathItem<'_>)) -> Result<bool> {
+        if !self.indexer.rollups {
+            return Ok(false);
+        }
+        let tid = self.tid(tenant)?;
+        self.indexer.wait_for_paths(tid)?;
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            crate::paths::read(&tx, tid, read, each)?;
             Ok(true)
         })
     }

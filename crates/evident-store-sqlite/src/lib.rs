@@ -21,6 +21,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 
 mod index;
 mod insight;
+mod paths;
 #[cfg(feature = "bench-peer")]
 pub mod peer;
 mod rollup;

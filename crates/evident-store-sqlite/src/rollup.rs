@@ -13,14 +13,18 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use crate::storage;
 
 /// Name ids of one transaction (new names are inserted; ids are never reused).
-struct Names<'c> {
+pub(crate) struct Names<'c> {
     tx: &'c Connection,
     tid: i64,
     ids: HashMap<String, i64>,
 }
 
-impl Names<'_> {
-    fn id(&mut self, name: Option<&str>) -> Result<i64> {
+impl<'c> Names<'c> {
+    pub(crate) fn new(tx: &'c Connection, tid: i64) -> Names<'c> {
+        Names { tx, tid, ids: HashMap::new() }
+    }
+
+    pub(crate) fn id(&mut self, name: Option<&str>) -> Result<i64> {
         let Some(name) = name else { return Ok(0) };
         if let Some(id) = self.ids.get(name) {
             return Ok(*id);
@@ -41,7 +45,7 @@ impl Names<'_> {
 
 /// Adds a fold of `tid`'s entries to the rollups, inside the caller's transaction.
 pub(crate) fn write(tx: &Connection, tid: i64, fold: &Fold) -> Result<()> {
-    let mut names = Names { tx, tid, ids: HashMap::new() };
+    let mut names = Names::new(tx, tid);
     let mut count = tx
         .prepare_cached(
             "INSERT INTO ix.insight_counts (tid, dim, hour, value, events, failures)

@@ -4,7 +4,9 @@
 //! later steps are matched greedily (each the first matching event after the previous one, no later
 //! than the start plus the window). The customer's depth is the best over its starts; its
 //! breakdown key is that of the first start reaching that depth, and its time to convert the
-//! shortest full conversion.
+//! shortest full conversion. Customers' events come from the store's path table (`paths.rs`) when
+//! it keeps every field the question tests, otherwise from a scan by subject; the same walk runs
+//! on either ([`Stepped`]), so the answers are equal.
 //!
 //! Suppression: a step of fewer than k customers is hidden, and so is a step whose drop-off from
 //! the last shown step before it is fewer than k (the two shown counts would give it away); a
@@ -17,8 +19,9 @@ use std::collections::BTreeMap;
 use evident_wire::Micros;
 use evident_wire::insight::{Durations, Field, Funnel, FunnelGroup, FunnelStep, Step};
 
+use super::paths::{Kind, for_each_customer};
 use super::{
-    Event, InsightIndex, Scan, Threshold, complement_preferring, for_each_subject, percentile, seconds,
+    InsightIndex, Scan, Stepped, Threshold, complement_preferring, for_each_subject, percentile, seconds,
 };
 use crate::error::Result;
 use crate::store::TenantId;
@@ -47,10 +50,10 @@ struct Walk {
 }
 
 /// The best walk of one customer's events.
-fn walk(events: &[Event], query: &FunnelQuery) -> Walk {
+fn walk<E: Stepped>(events: &[E], query: &FunnelQuery) -> Walk {
     let mut best = Walk::default();
     for (start, event) in events.iter().enumerate() {
-        let t0 = event.row.time;
+        let t0 = event.time();
         if t0 < query.from || t0 >= query.to || !query.steps[0].matches(|f| event.get(f)) {
             continue;
         }
@@ -58,7 +61,7 @@ fn walk(events: &[Event], query: &FunnelQuery) -> Walk {
         for step in &query.steps[1..] {
             let next = events[last + 1..]
                 .iter()
-                .take_while(|e| e.row.time.0 - t0.0 <= query.within)
+                .take_while(|e| e.time().0 - t0.0 <= query.within)
                 .position(|e| step.matches(|f| e.get(f)));
             match next {
                 Some(offset) => (depth, last) = (depth + 1, last + 1 + offset),
@@ -69,7 +72,7 @@ fn walk(events: &[Event], query: &FunnelQuery) -> Walk {
             (best.depth, best.start) = (depth, start);
         }
         if depth == query.steps.len() {
-            let took = events[last].row.time.0 - t0.0;
+            let took = events[last].time().0 - t0.0;
             best.converted_in = Some(best.converted_in.map_or(took, |t: i64| t.min(took)));
         }
     }
@@ -183,29 +186,68 @@ fn scan(query: &FunnelQuery) -> Scan {
     }
 }
 
-/// Computes a funnel.
-pub fn funnel(index: &dyn InsightIndex, tenant: &TenantId, query: &FunnelQuery) -> Result<Funnel> {
-    let n = query.steps.len();
-    let (mut all, mut groups) = (Tally::default(), BTreeMap::<Option<String>, Tally>::new());
-    let mut dropped = Vec::new();
-    for_each_subject(index, tenant, &scan(query), |subject, events| {
+/// Customers' walks tallied, overall and per breakdown key.
+struct Tallies<'q> {
+    query: &'q FunnelQuery,
+    all: Tally,
+    groups: BTreeMap<Option<String>, Tally>,
+    dropped: Vec<String>,
+}
+
+impl Tallies<'_> {
+    /// Adds one customer's events (time order).
+    fn add<E: Stepped>(&mut self, subject: Option<&str>, events: &[E]) {
+        let (query, n) = (self.query, self.query.steps.len());
         let walk = walk(events, query);
         if walk.depth == 0 {
             return;
         }
-        all.add(&walk, n);
-        if query.by.is_some() {
-            groups.entry(events[walk.start].key(query.by.as_ref())).or_default().add(&walk, n);
+        self.all.add(&walk, n);
+        if let Some(by) = &query.by {
+            let key = events[walk.start].get(by).map(str::to_owned);
+            self.groups.entry(key).or_default().add(&walk, n);
         }
         if query.dropped_at == Some(walk.depth + 1) {
-            dropped.push(subject.to_owned());
+            self.dropped.extend(subject.map(str::to_owned));
         }
-    })?;
+    }
+}
+
+/// Computes a funnel: from the store's path table when it answers every step and the breakdown
+/// and no customer is listed ([`Kind::answers`]), otherwise from a scan by subject.
+pub fn funnel(index: &dyn InsightIndex, tenant: &TenantId, query: &FunnelQuery) -> Result<Funnel> {
+    let mut tallies = Tallies { query, all: Tally::default(), groups: BTreeMap::new(), dropped: Vec::new() };
+    let scan = scan(query);
+    let from_paths = query.dropped_at.is_none()
+        && Kind::answers(&query.steps, query.by.as_ref())
+        && read_paths(index, tenant, &scan, &mut tallies)?;
+    if !from_paths {
+        for_each_subject(index, tenant, &scan, |subject, events| tallies.add(Some(subject), events))?;
+    }
+    Ok(answer(query, tallies))
+}
+
+/// Tallies every customer of the path table over the scan's range; `false` if the store keeps
+/// no path table (nothing tallied).
+fn read_paths(
+    index: &dyn InsightIndex,
+    tenant: &TenantId,
+    scan: &Scan,
+    tallies: &mut Tallies,
+) -> Result<bool> {
+    let from = scan.from.unwrap_or(Micros(i64::MIN));
+    for_each_customer(index, tenant, from..scan.to, |events| tallies.add(None, events))
+}
+
+/// The answer of tallied walks, suppressed.
+fn answer(query: &FunnelQuery, tallies: Tallies) -> Funnel {
+    let n = query.steps.len();
+    let Tallies { mut all, groups, mut dropped, .. } = tallies;
     dropped.sort();
     let tallies: Vec<&Tally> = groups.values().collect();
     let mut hidden = suppress(&all, &tallies, n, query.threshold).into_iter();
     let all_hidden = hidden.next().expect("the whole funnel's row");
-    Ok(Funnel {
+    Funnel {
         from: query.from.to_rfc3339(),
         to: query.to.to_rfc3339(),
         within_seconds: query.within / 1_000_000,
@@ -223,5 +265,5 @@ pub fn funnel(index: &dyn InsightIndex, tenant: &TenantId, query: &FunnelQuery) 
             })
             .collect(),
         dropped_subjects: query.dropped_at.map(|_| dropped),
-    })
+    }
 }

@@ -1,7 +1,8 @@
 //! Journeys: each customer's events grouped into sessions by an inactivity gap; the most common
 //! paths (event types in order, consecutive repeats folded, the first `depth` kept), the links
 //! between positions for a Sankey chart, and repeat contacts: customers whose session starts
-//! within a window after a resolved step.
+//! within a window after a resolved step. Customers' events come from the store's path table when
+//! it keeps every field the filter and the resolving step test (`paths.rs`), else from a scan.
 //!
 //! Suppression: the totals when the customers are fewer than k; paths and links of fewer than k
 //! customers, and by [`complement`] the others needed so that none is worked out by subtraction
@@ -11,9 +12,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use evident_wire::Micros;
-use evident_wire::insight::{Journeys, Link, PathCount, Repeats, Step};
+use evident_wire::insight::{Field, Journeys, Link, PathCount, Repeats, Step};
 
-use super::{Event, InsightIndex, Scan, Threshold, complement, for_each_subject, splits};
+use super::paths::{Kind, for_each_customer};
+use super::{InsightIndex, Scan, Stepped, Threshold, complement, for_each_subject, splits};
 use crate::error::Result;
 use crate::store::TenantId;
 
@@ -51,11 +53,11 @@ struct Tally {
 }
 
 /// The sessions of one customer: index ranges of its events.
-fn sessions(events: &[Event], gap: i64) -> Vec<std::ops::Range<usize>> {
+fn sessions<E: Stepped>(events: &[E], gap: i64) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
     let mut start = 0;
     for i in 1..=events.len() {
-        if i == events.len() || events[i].row.time.0 - events[i - 1].row.time.0 > gap {
+        if i == events.len() || events[i].time().0 - events[i - 1].time().0 > gap {
             ranges.push(start..i);
             start = i;
         }
@@ -63,32 +65,38 @@ fn sessions(events: &[Event], gap: i64) -> Vec<std::ops::Range<usize>> {
     ranges
 }
 
-fn path(events: &[Event], depth: usize) -> Vec<String> {
+fn path<E: Stepped>(events: &[E], depth: usize) -> Vec<String> {
     let mut path: Vec<String> = Vec::new();
     for event in events {
-        if path.last() != Some(&event.row.event_type) {
+        let event_type = event.get(&Field::Type).unwrap_or_default();
+        if path.last().is_none_or(|last| last != event_type) {
             if path.len() == depth {
                 break;
             }
-            path.push(event.row.event_type.clone());
+            path.push(event_type.to_owned());
         }
     }
     path
 }
 
 /// Whether a session starts within the window after a resolved step.
-fn repeats(events: &[Event], ranges: &[std::ops::Range<usize>], step: &Step, within: i64) -> (bool, bool) {
+fn repeats<E: Stepped>(
+    events: &[E],
+    ranges: &[std::ops::Range<usize>],
+    step: &Step,
+    within: i64,
+) -> (bool, bool) {
     let resolved: Vec<i64> =
-        events.iter().filter(|e| step.matches(|f| e.get(f))).map(|e| e.row.time.0).collect();
+        events.iter().filter(|e| step.matches(|f| e.get(f))).map(|e| e.time().0).collect();
     let repeat = ranges
         .iter()
-        .map(|r| events[r.start].row.time.0)
+        .map(|r| events[r.start].time().0)
         .any(|start| resolved.iter().any(|t| start > *t && start - t <= within));
     (!resolved.is_empty(), repeat)
 }
 
 impl Tally {
-    fn add(&mut self, events: &[Event], query: &JourneysQuery) {
+    fn add<E: Stepped>(&mut self, events: &[E], query: &JourneysQuery) {
         let ranges = sessions(events, query.gap);
         self.customers += 1;
         self.sessions += ranges.len() as u64;
@@ -113,11 +121,32 @@ impl Tally {
             self.repeat_customers += u64::from(repeat);
         }
     }
+
+    /// Adds one customer's events (time order), those `only` keeps.
+    fn add_kept<E: Stepped + Clone>(&mut self, events: &[E], query: &JourneysQuery) {
+        match &query.only {
+            None => self.add(events, query),
+            Some(step) => {
+                let kept: Vec<E> = events.iter().filter(|e| step.matches(|f| e.get(f))).cloned().collect();
+                if !kept.is_empty() {
+                    self.add(&kept, query);
+                }
+            }
+        }
+    }
 }
 
-/// Computes journeys.
+/// Computes journeys: from the store's path table when it keeps every field the `only` and
+/// resolving steps test (`paths.rs`), otherwise from a scan by subject.
 pub fn journeys(index: &dyn InsightIndex, tenant: &TenantId, query: &JourneysQuery) -> Result<Journeys> {
     let only = query.only.as_ref();
+    let mut tally = Tally::default();
+    let steps: Vec<Step> = only.into_iter().chain(query.resolved.iter().map(|(s, _)| s)).cloned().collect();
+    if Kind::answers(&steps, None)
+        && for_each_customer(index, tenant, query.from..query.to, |events| tally.add_kept(events, query))?
+    {
+        return Ok(answer(tally, query));
+    }
     let scan = Scan {
         from: Some(query.from),
         to: query.to,
@@ -126,16 +155,7 @@ pub fn journeys(index: &dyn InsightIndex, tenant: &TenantId, query: &JourneysQue
         with_entry: query.resolved.as_ref().is_some_and(|(s, _)| s.needs_entry())
             || only.is_some_and(Step::needs_entry),
     };
-    let mut tally = Tally::default();
-    for_each_subject(index, tenant, &scan, |_, events| match only {
-        None => tally.add(events, query),
-        Some(step) => {
-            let kept: Vec<Event> = events.iter().filter(|e| step.matches(|f| e.get(f))).cloned().collect();
-            if !kept.is_empty() {
-                tally.add(&kept, query);
-            }
-        }
-    })?;
+    for_each_subject(index, tenant, &scan, |_, events| tally.add_kept(events, query))?;
     Ok(answer(tally, query))
 }
 

@@ -14,12 +14,14 @@
 //! `trend.rs`, `funnel.rs`, `journeys.rs`, `cohorts.rs`, `measure.rs`: one question each;
 //! `time.rs`: buckets and periods in a time zone (a fixed offset or an IANA name); `rollup.rs`: the
 //! hourly rollups a store may keep, which trends and cohorts read instead of the events when they
-//! answer exactly.
+//! answer exactly; `paths.rs`: the per-customer path table, which funnels and journeys read
+//! instead.
 
 pub mod cohorts;
 pub mod funnel;
 pub mod journeys;
 pub mod measure;
+pub mod paths;
 pub mod rollup;
 pub mod time;
 pub mod trend;
@@ -82,6 +84,18 @@ pub trait InsightIndex: Send + Sync {
         _tenant: &TenantId,
         _read: &rollup::RollupRead,
         _each: &mut dyn FnMut(rollup::RollupItem<'_>),
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Answers `read` from the store's path table ([`paths`]), after it covers every event
+    /// committed before the call: [`paths::PathItem`]s, each customer's rows from one consistent
+    /// read; `false` (and nothing answered) when the store keeps none, so the question scans.
+    fn paths(
+        &self,
+        _tenant: &TenantId,
+        _read: &paths::PathRead,
+        _each: &mut dyn FnMut(paths::PathItem<'_>),
     ) -> Result<bool> {
         Ok(false)
     }
@@ -157,6 +171,33 @@ impl Event {
             None => Some("all".to_owned()),
             Some(field) => self.get(field).map(str::to_owned),
         }
+    }
+}
+
+/// What a question reads of one of a customer's events: a scanned [`Event`], or a pair of the
+/// path table ([`paths`]), so that one computation runs on either.
+pub(crate) trait Stepped {
+    fn time(&self) -> Micros;
+    fn get(&self, field: &Field) -> Option<&str>;
+}
+
+impl Stepped for Event {
+    fn time(&self) -> Micros {
+        self.row.time
+    }
+
+    fn get(&self, field: &Field) -> Option<&str> {
+        Event::get(self, field)
+    }
+}
+
+impl Stepped for (Micros, &paths::Kind) {
+    fn time(&self) -> Micros {
+        self.0
+    }
+
+    fn get(&self, field: &Field) -> Option<&str> {
+        self.1.get(field)
     }
 }
 

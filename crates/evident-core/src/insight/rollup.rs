@@ -14,8 +14,8 @@
 //!
 //! A rollup answers a question only if every boundary of it (range ends, bucket starts) is a
 //! whole UTC hour ([`aligned`]); minute buckets, zones whose offset is not whole hours, and the
-//! dimensions not rolled are answered by the exact scan. Funnels, journeys and measures always
-//! are (they need each customer's events in order).
+//! dimensions not rolled are answered by the exact scan. Funnels and journeys read each customer's
+//! events in order from the path table (`paths.rs`) instead; measures scan.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
