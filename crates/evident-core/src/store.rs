@@ -83,7 +83,8 @@ pub struct LogCommit {
     pub new_size: TreeSize,
     pub entries: Vec<NewEntry>,
     /// Tiles that changed, full or partial (a partial tile replaces the narrower one stored for
-    /// the same level and index; narrower widths are its prefixes).
+    /// the same level and index; narrower widths are its prefixes). A store keeps those
+    /// [`keeps_tile`] names; the rest it derives from the entries ([`answer_tile`]).
     pub tiles: Vec<(TileId, Vec<u8>)>,
     pub checkpoint: String,
     /// Whether the store keeps `checkpoint` among the log's historical checkpoints
@@ -189,17 +190,56 @@ pub struct ScannedEntry {
     pub entry: Vec<u8>,
 }
 
-/// What [`LogStore::read_tiles`] answers for one request, from the widest version of the tile the
-/// store holds (`None`: none): its first `width * 32` bytes, or [`crate::Error::NotFound`].
-pub fn tile_prefix(tenant: &TenantId, tile: &TileId, stored: Option<Vec<u8>>) -> Result<Vec<u8>> {
-    let want = tile.width as usize * 32;
-    match stored {
-        Some(mut data) if data.len() >= want => {
-            data.truncate(want);
-            Ok(data)
-        }
-        _ => Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+/// Whether a store keeps a tile a commit hands it ([`LogCommit::tiles`]). Level-0 partial tiles
+/// are not kept: the rightmost one changes with every commit (rewriting up to 8 KB each time),
+/// and it is only the leaf hashes of entries the same commit stores, so [`answer_tile`] derives
+/// it from them at read time. Full tiles and partial tiles of higher levels (which change only
+/// when a level-0 tile fills) are kept.
+pub fn keeps_tile(tile: &TileId) -> bool {
+    tile.level > 0 || !tile.is_partial()
+}
+
+/// What [`LogStore::read_tiles`] answers for one request, given the widest version of the tile
+/// the store holds (`None`: none) and, for a level-0 tile, a way to read the entries of a leaf
+/// range: [`stored_tile`], else [`leaf_tile`] of a level-0 tile's entries; otherwise
+/// [`crate::Error::NotFound`].
+pub fn answer_tile(
+    tenant: &TenantId,
+    tile: &TileId,
+    stored: Option<Vec<u8>>,
+    entries: impl FnOnce(std::ops::Range<u64>) -> Result<Vec<Vec<u8>>>,
+) -> Result<Vec<u8>> {
+    match stored_tile(tile, stored) {
+        Some(data) => Ok(data),
+        None if tile.level == 0 => leaf_tile(tenant, tile, &entries(leaf_range(tile))?),
+        None => Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
     }
+}
+
+/// A request answered from the widest stored version of its tile: its first `width * 32` bytes
+/// if it is wide enough. At level 0 only a full tile is trusted, so a partial row an older
+/// version kept (or anyone put there) never answers.
+pub fn stored_tile(tile: &TileId, stored: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let want = tile.width as usize * 32;
+    let full = evident_tlog::TILE_WIDTH as usize * 32;
+    let mut data = stored.filter(|data| data.len() >= want && (tile.level > 0 || data.len() == full))?;
+    data.truncate(want);
+    Some(data)
+}
+
+/// The leaves a level-0 tile hashes.
+pub fn leaf_range(tile: &TileId) -> std::ops::Range<u64> {
+    let start = tile.index * evident_tlog::TILE_WIDTH as u64;
+    start..start + tile.width as u64
+}
+
+/// A level-0 tile read as the leaf hashes of its entries ([`leaf_range`]);
+/// [`crate::Error::NotFound`] when the store answered fewer.
+pub fn leaf_tile(tenant: &TenantId, tile: &TileId, entries: &[Vec<u8>]) -> Result<Vec<u8>> {
+    if tile.level != 0 || entries.len() != tile.width as usize {
+        return Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path())));
+    }
+    Ok(entries.iter().flat_map(|entry| evident_tlog::leaf_hash(entry).0).collect())
 }
 
 /// Storage of logs. Implementations are shared between threads.
@@ -223,8 +263,9 @@ pub trait LogStore: Send + Sync {
     fn keep_checkpoint(&self, tenant: &TenantId, checkpoint: &LogHead) -> Result<()>;
 
     /// Tiles of the log as of its current size: one byte string per request, exactly
-    /// `width * 32` bytes (a narrower width of a stored tile is its prefix). A tile the store does
-    /// not hold is [`crate::Error::NotFound`].
+    /// `width * 32` bytes (a narrower width of a stored tile is its prefix; a level-0 tile not
+    /// stored full is the leaf hashes of its entries, [`answer_tile`]). A tile the store does not
+    /// hold (or, at level 0, whose entries it does not hold) is [`crate::Error::NotFound`].
     fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
 
     /// Entries `[start, end)` in index order; fewer when the log is shorter.

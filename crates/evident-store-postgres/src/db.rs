@@ -9,7 +9,7 @@ use deadpool_postgres::{Pool, PoolError};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Commit, Existing, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry, StoredEvent,
-    TenantId, tile_prefix,
+    TenantId, keeps_tile, leaf_range, leaf_tile, stored_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -321,7 +321,7 @@ impl<'a> TileColumns<'a> {
     fn new(commit: &'a Commit, tids: &HashMap<&TenantId, i64>) -> TileColumns<'a> {
         let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
         for log in &commit.logs {
-            for (tile, data) in &log.tiles {
+            for (tile, data) in log.tiles.iter().filter(|(tile, _)| keeps_tile(tile)) {
                 tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
             }
         }
@@ -747,7 +747,18 @@ impl Db {
             let n: i64 = row.get(0);
             found[n as usize - 1] = Some(row.get(1));
         }
-        tiles.iter().zip(found).map(|(tile, data)| tile_prefix(tenant, tile, data)).collect()
+        let mut answers = Vec::with_capacity(tiles.len());
+        for (tile, data) in tiles.iter().zip(found) {
+            answers.push(match stored_tile(tile, data) {
+                Some(data) => data,
+                None if tile.level == 0 => {
+                    let leaves = leaf_range(tile);
+                    leaf_tile(tenant, tile, &self.entries(tenant, leaves.start, leaves.end).await?)?
+                }
+                None => return Err(Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+            });
+        }
+        Ok(answers)
     }
 
     pub(crate) async fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {

@@ -20,6 +20,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "insight_rollups",
         sql: include_str!("../migrations/0004_insight_rollups.sql"),
     },
+    Migration {
+        version: 5,
+        name: "derived_leaf_tiles",
+        sql: include_str!("../migrations/0005_derived_leaf_tiles.sql"),
+    },
 ];
 
 /// The migration after whose SQL [`recompute_legacy_digests`] runs.
