@@ -201,17 +201,23 @@ pub fn keeps_tile(tile: &TileId) -> bool {
 
 /// What [`LogStore::read_tiles`] answers for one request, given the widest version of the tile
 /// the store holds (`None`: none) and, for a level-0 tile, a way to read the entries of a leaf
-/// range: [`stored_tile`], else [`leaf_tile`] of a level-0 tile's entries; otherwise
-/// [`crate::Error::NotFound`].
+/// range: [`stored_tile`], else a level-0 tile's leaf hashes from `leaf_tiles` and the entries it
+/// lacks; otherwise [`crate::Error::NotFound`].
 pub fn answer_tile(
     tenant: &TenantId,
     tile: &TileId,
     stored: Option<Vec<u8>>,
+    leaf_tiles: &LeafTiles,
     entries: impl FnOnce(std::ops::Range<u64>) -> Result<Vec<Vec<u8>>>,
 ) -> Result<Vec<u8>> {
     match stored_tile(tile, stored) {
         Some(data) => Ok(data),
-        None if tile.level == 0 => leaf_tile(tenant, tile, &entries(leaf_range(tile))?),
+        None if tile.level == 0 => {
+            let known = leaf_tiles.known(tenant, tile);
+            let missing = LeafTiles::missing(tile, &known);
+            let entries = if missing.is_empty() { Vec::new() } else { entries(missing)? };
+            leaf_tiles.extend(tenant, tile, known, &entries)
+        }
         None => Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
     }
 }
@@ -228,18 +234,60 @@ pub fn stored_tile(tile: &TileId, stored: Option<Vec<u8>>) -> Option<Vec<u8>> {
 }
 
 /// The leaves a level-0 tile hashes.
-pub fn leaf_range(tile: &TileId) -> std::ops::Range<u64> {
+fn leaf_range(tile: &TileId) -> std::ops::Range<u64> {
     let start = tile.index * evident_tlog::TILE_WIDTH as u64;
     start..start + tile.width as u64
 }
 
-/// A level-0 tile read as the leaf hashes of its entries ([`leaf_range`]);
-/// [`crate::Error::NotFound`] when the store answered fewer.
-pub fn leaf_tile(tenant: &TenantId, tile: &TileId, entries: &[Vec<u8>]) -> Result<Vec<u8>> {
-    if tile.level != 0 || entries.len() != tile.width as usize {
-        return Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path())));
+/// The leaf hashes of the rightmost level-0 tile each log was last read at, so that reading it
+/// again (every proof against the head does) hashes only the entries committed since. Entries
+/// never change once committed, so a prefix it holds stays right; it holds at most one tile per
+/// tenant.
+#[derive(Debug, Default)]
+pub struct LeafTiles(std::sync::Mutex<std::collections::HashMap<TenantId, (u64, Vec<u8>)>>);
+
+impl LeafTiles {
+    /// The leaf hashes known of a level-0 tile, at most `width` of them.
+    pub fn known(&self, tenant: &TenantId, tile: &TileId) -> Vec<u8> {
+        let tiles = self.0.lock().expect("leaf tiles lock");
+        match tiles.get(tenant) {
+            Some((index, hashes)) if *index == tile.index => {
+                hashes[..hashes.len().min(tile.width as usize * 32)].to_vec()
+            }
+            _ => Vec::new(),
+        }
     }
-    Ok(entries.iter().flat_map(|entry| evident_tlog::leaf_hash(entry).0).collect())
+
+    /// The leaves of `tile` that `known` lacks.
+    pub fn missing(tile: &TileId, known: &[u8]) -> std::ops::Range<u64> {
+        let leaves = leaf_range(tile);
+        leaves.start + (known.len() / 32) as u64..leaves.end
+    }
+
+    /// The tile: `known` and the leaf hashes of `entries` (those of [`LeafTiles::missing`]),
+    /// remembered if it is the widest of the rightmost tile read so far;
+    /// [`crate::Error::NotFound`] when the store answered fewer entries.
+    pub fn extend(
+        &self,
+        tenant: &TenantId,
+        tile: &TileId,
+        mut known: Vec<u8>,
+        entries: &[Vec<u8>],
+    ) -> Result<Vec<u8>> {
+        if tile.level != 0 || known.len() / 32 + entries.len() != tile.width as usize {
+            return Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path())));
+        }
+        known.extend(entries.iter().flat_map(|entry| evident_tlog::leaf_hash(entry).0));
+        let mut tiles = self.0.lock().expect("leaf tiles lock");
+        let wider = match tiles.get(tenant) {
+            Some((index, hashes)) => (tile.index, known.len()) > (*index, hashes.len()),
+            None => true,
+        };
+        if wider {
+            tiles.insert(tenant.clone(), (tile.index, known.clone()));
+        }
+        Ok(known)
+    }
 }
 
 /// Storage of logs. Implementations are shared between threads.
@@ -581,7 +629,38 @@ impl<T: LogStore + EventIndex + KeyStore + StreamStore> Store for T {}
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{LeafTiles, TenantId, prefix_end};
+    use evident_tlog::{TileId, leaf_hash};
+
+    /// A level-0 tile read again hashes only the entries it lacks; an older tile read meanwhile
+    /// does not push the rightmost one out.
+    #[test]
+    fn leaf_tiles_hash_each_entry_once() {
+        let tiles = LeafTiles::default();
+        let acme = TenantId::new("acme").unwrap();
+        let tile = |index, width| TileId { level: 0, index, width };
+        let entries = |range: std::ops::Range<u64>| -> Vec<Vec<u8>> {
+            range.map(|i| i.to_string().into_bytes()).collect()
+        };
+        let hashes = |range: std::ops::Range<u64>| -> Vec<u8> {
+            entries(range).iter().flat_map(|e| leaf_hash(e).0).collect()
+        };
+        let read = |t: TileId, answered: std::ops::Range<u64>| {
+            let known = tiles.known(&acme, &t);
+            let missing = LeafTiles::missing(&t, &known);
+            (missing, tiles.extend(&acme, &t, known, &entries(answered)).ok())
+        };
+        assert_eq!(read(tile(1, 44), 256..300), (256..300, Some(hashes(256..300))));
+        assert_eq!(read(tile(1, 3), 259..259), (259..259, Some(hashes(256..259))));
+        assert_eq!(read(tile(1, 50), 300..306), (300..306, Some(hashes(256..306))));
+        assert_eq!(read(tile(0, 10), 0..10), (0..10, Some(hashes(0..10))));
+        assert_eq!(read(tile(1, 51), 306..307), (306..307, Some(hashes(256..307))));
+        // The store answered fewer entries than the tile needs: not found, nothing remembered.
+        let known = tiles.known(&acme, &tile(1, 60));
+        let short = tiles.extend(&acme, &tile(1, 60), known, &entries(307..309));
+        assert!(matches!(short, Err(crate::Error::NotFound(_))), "{short:?}");
+        assert_eq!(tiles.known(&acme, &tile(1, 60)), hashes(256..307));
+    }
 
     #[test]
     fn a_prefix_ends_below_the_next_character() {

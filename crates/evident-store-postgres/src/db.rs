@@ -8,8 +8,8 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolError};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Commit, Existing, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry, StoredEvent,
-    TenantId, keeps_tile, leaf_range, leaf_tile, stored_tile,
+    ApiKeyRecord, Commit, Existing, LeafTiles, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry,
+    StoredEvent, TenantId, keeps_tile, stored_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -34,6 +34,8 @@ pub(crate) struct Db {
     server: String,
     schema: String,
     tenant_ids: RwLock<HashMap<TenantId, i64>>,
+    /// The head's level-0 tile of each log as last read (it is not stored).
+    leaf_tiles: LeafTiles,
     pub(crate) partitions: Mutex<HashSet<String>>,
 }
 
@@ -617,6 +619,7 @@ impl Db {
             server,
             schema,
             tenant_ids: RwLock::new(HashMap::new()),
+            leaf_tiles: LeafTiles::default(),
             partitions: Mutex::new(HashSet::new()),
         }
     }
@@ -752,8 +755,13 @@ impl Db {
             answers.push(match stored_tile(tile, data) {
                 Some(data) => data,
                 None if tile.level == 0 => {
-                    let leaves = leaf_range(tile);
-                    leaf_tile(tenant, tile, &self.entries(tenant, leaves.start, leaves.end).await?)?
+                    let known = self.leaf_tiles.known(tenant, tile);
+                    let missing = LeafTiles::missing(tile, &known);
+                    let entries = match missing.is_empty() {
+                        true => Vec::new(),
+                        false => self.entries(tenant, missing.start, missing.end).await?,
+                    };
+                    self.leaf_tiles.extend(tenant, tile, known, &entries)?
                 }
                 None => return Err(Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
             });

@@ -11,8 +11,8 @@ use std::sync::{Mutex, RwLock};
 
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Column, Commit, Condition, EventIndex, Existing, KeyStore, LogHead, LogStore, Role,
-    ScannedEntry, SearchPlan, StoredEvent, TenantId, answer_tile, keeps_tile,
+    ApiKeyRecord, Column, Commit, Condition, EventIndex, Existing, KeyStore, LeafTiles, LogHead, LogStore,
+    Role, ScannedEntry, SearchPlan, StoredEvent, TenantId, answer_tile, keeps_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -56,6 +56,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     tenant_ids: RwLock<HashMap<TenantId, i64>>,
+    /// The head's level-0 tile of each log as last read (it is not stored).
+    leaf_tiles: LeafTiles,
     /// Keeps the index file up with the logs; dropped (stopped) before the checkpointer.
     indexer: Indexer,
     /// Dropping it stops the checkpointer thread.
@@ -142,6 +144,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             tenant_ids: RwLock::new(HashMap::new()),
+            leaf_tiles: LeafTiles::default(),
             indexer: Indexer::start(path)?,
             _checkpointer: Checkpointer::start(path)?,
         };
@@ -453,7 +456,9 @@ impl LogStore for SqliteStore {
             .iter()
             .zip(found)
             .map(|(tile, data)| {
-                answer_tile(tenant, tile, data, |leaves| self.entries(tenant, leaves.start, leaves.end))
+                answer_tile(tenant, tile, data, &self.leaf_tiles, |leaves| {
+                    self.entries(tenant, leaves.start, leaves.end)
+                })
             })
             .collect()
     }
