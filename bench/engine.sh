@@ -6,11 +6,13 @@
 # of Evident's maximum load, bytes on disk per event, peak resident memory and fsck speed over a
 # long run, and a Markdown table with ratios to the peers. See bench/README.md.
 #
-# Usage: bench/engine.sh [--events N] [--seconds S] [--long-producers P] [--no-pg]
+# Usage: bench/engine.sh [--events N] [--seconds S] [--long-producers P] [--no-pg] [--baseline BIN]
 #   --events N           size of the long run (peak RSS, bytes on disk, fsck); default 1000000
 #   --seconds S          length of each throughput run; default 10
 #   --long-producers P   producer threads of the long run (x 100 events per request); default 8
 #   --no-pg              skip the PostgreSQL peer
+#   --baseline BIN       another `evident` binary (an earlier build, copied aside) run right after
+#                        this one in every throughput workload, as a peer of the same run
 # Raw outputs are kept in target/bench-engine/ (runs.txt, pg.txt, long-*.txt, fsck.txt, table.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +22,15 @@ events=1000000
 seconds=10
 long_producers=8
 pg=yes
+baseline=
 while [ $# -gt 0 ]; do
   case $1 in
     --events) events=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --long-producers) long_producers=$2; shift 2 ;;
     --no-pg) pg=no; shift ;;
-    *) echo "usage: bench/engine.sh [--events N] [--seconds S] [--long-producers P] [--no-pg]" >&2; exit 2 ;;
+    --baseline) baseline=$(realpath "$2"); shift 2 ;;
+    *) echo "usage: bench/engine.sh [--events N] [--seconds S] [--long-producers P] [--no-pg] [--baseline BIN]" >&2; exit 2 ;;
   esac
 done
 
@@ -53,14 +57,15 @@ bin=$repo/target/release/evident
 echo
 
 # One hammer run on a fresh data directory; records
-# `<label> <bytes of the data dir> <peak RSS in KiB> <JSON summary>`.
+# `<label> <bytes of the data dir> <peak RSS in KiB> <JSON summary>`. `run_bin` is the binary.
+run_bin=$bin
 hammer() {
   local label=$1; shift
   local dir=$data/$label
   rm -rf "$dir"
   sync
   local summary bytes rss
-  summary=$(/usr/bin/time -f %M -o "$data/rss" "$bin" hammer --data-dir "$dir" --json "$@")
+  summary=$(/usr/bin/time -f %M -o "$data/rss" "$run_bin" hammer --data-dir "$dir" --json "$@")
   bytes=$(du -sb "$dir" | cut -f1)
   rss=$(tail -1 "$data/rss")
   echo "$label $bytes $rss $summary" | tee -a "$out/runs.txt"
@@ -73,6 +78,9 @@ for w in $workloads; do
   producers=${w%x*} batch=${w#*x}
   for peer in evident plain-sqlite fsync-loop; do
     hammer "$peer-$w" --peer "$peer" --producers "$producers" --batch "$batch" --seconds "$seconds"
+    if [ "$peer" = evident ] && [ -n "$baseline" ]; then
+      run_bin=$baseline hammer "baseline-$w" --peer evident --producers "$producers" --batch "$batch" --seconds "$seconds"
+    fi
   done
 done
 echo
@@ -169,6 +177,19 @@ for w in ["1x1", "8x1", "64x1", "8x100", "64x100"]:
         ratio(e["events_per_second"], p["events_per_second"]), ratio(e["events_per_second"], f["events_per_second"]))
 if ("insert-batch100", 1) in pg:
     print(f'\nPostgreSQL with 1 client x 100 events per transaction: {rate(pg[("insert-batch100", 1)])} events/s.')
+
+baseline = [w for w in ["1x1", "8x1", "64x1", "8x100", "64x100"] if f"baseline-{w}" in runs]
+if baseline:
+    print("\n### Against the baseline binary (run right after this one in each workload)\n")
+    row("producers x events per request", "this build events/s (p50 / p99 ms)", "baseline events/s (p50 / p99 ms)",
+        "this / baseline", "bytes on disk per event: this, baseline")
+    row(*["---"] * 5)
+    for w in baseline:
+        e, b = runs[f"evident-{w}"], runs[f"baseline-{w}"]
+        row(w.replace("x", " x "), f'{rate(e["events_per_second"])} ({e["p50_ms"]:.2f} / {e["p99_ms"]:.2f})',
+            f'{rate(b["events_per_second"])} ({b["p50_ms"]:.2f} / {b["p99_ms"]:.2f})',
+            ratio(e["events_per_second"], b["events_per_second"]),
+            f'{e["disk_bytes"] / e["events"]:.0f}, {b["disk_bytes"] / b["events"]:.0f}')
 
 print("\n### Goals\n")
 row("goal", "measured", "met")

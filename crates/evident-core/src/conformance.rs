@@ -517,6 +517,55 @@ pub fn legacy_digests_are_migrated(harness: &dyn Harness, downgrade: &dyn Fn()) 
     assert!(matches!(Idempotency::from_bytes(&new.idempotency).unwrap().personal, PersonalDigest::Keyed(_)));
 }
 
+/// A level-0 partial tile is read as the leaf hashes of its entries (`store::keeps_tile`),
+/// whatever row an older version left for it. `plant(data)` puts a level-0 row of index 1 for
+/// tenant `acme` between two openings (as an earlier version kept the rightmost tile, and may
+/// mark the store as of that version, so the opening migrates it away); here the row is wrong
+/// and wider than the log. Tiles, proofs and fsck must not see it, and the tile, once full, is
+/// stored as before.
+pub fn partial_leaf_tiles_come_from_entries(harness: &dyn Harness, plant: &dyn Fn(&[u8])) {
+    let acme = tenant("acme");
+    let add = |engine: &Engine, from: usize, n: usize| {
+        append(engine, &acme, (from..from + n).map(|i| event(&format!("p{i}"), json!({}))).collect())
+    };
+    {
+        let engine = engine_over(harness.open(), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        add(&engine, 0, 200);
+        add(&engine, 200, 100);
+    }
+    plant(&[0xee; 250 * 32]);
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let leaf_hashes = |range: std::ops::Range<u64>| -> Vec<u8> {
+        let entries = engine.store().entries(&acme, range.start, range.end).unwrap();
+        assert_eq!(entries.len() as u64, range.end - range.start);
+        entries.iter().flat_map(|entry| leaf_hash(entry).0).collect()
+    };
+    let tile = |width| TileId { level: 0, index: 1, width };
+    assert_eq!(engine.tile(&acme, tile(44)).unwrap(), leaf_hashes(256..300));
+    assert_eq!(engine.tile(&acme, tile(3)).unwrap(), leaf_hashes(256..259));
+    assert!(matches!(engine.tile(&acme, tile(45)), Err(Error::NotFound(_))));
+    let verifier = engine.verifier(&acme).unwrap();
+    let origin = engine.origin(&acme);
+    let (size, note) = engine.checkpoint(&acme).unwrap().unwrap();
+    let root = Checkpoint::open(&note, std::slice::from_ref(&verifier), &origin).unwrap().0.root;
+    let proof = engine.inclusion_proof(&acme, 280, None).unwrap();
+    let entry = engine.store().entries(&acme, 280, 281).unwrap().remove(0);
+    verify_inclusion(&leaf_hash(&entry), evident_tlog::LeafIndex(280), size, &proof, &root).unwrap();
+    let fsck = |engine: &Engine| {
+        let report =
+            crate::fsck::check_log(engine.store().as_ref(), &acme, &origin, std::slice::from_ref(&verifier))
+                .unwrap();
+        assert!(report.ok(), "{:?}", report.problems);
+        report.entries_checked
+    };
+    assert_eq!(fsck(&engine), 300);
+    add(&engine, 300, 220);
+    assert_eq!(engine.tile(&acme, tile(256)).unwrap(), leaf_hashes(256..512));
+    assert_eq!(engine.tile(&acme, TileId { level: 0, index: 2, width: 8 }).unwrap(), leaf_hashes(512..520));
+    assert_eq!(fsck(&engine), 520);
+}
+
 /// The search history: 60 events over three days, four actions, three actors, five subjects, two
 /// target types, two sources, every seventh a failure.
 fn search_history() -> Vec<Value> {

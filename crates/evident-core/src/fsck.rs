@@ -1,7 +1,10 @@
 //! `fsck`: re-verifies a whole log from storage, trusting nothing stored but the signing key.
 //!
-//! Every entry is hashed again and compared with the leaf hash its level-0 tile holds, so the
-//! first bad index is named; every full tile is recomputed and compared; every stored checkpoint's
+//! Every entry is hashed again and compared with the leaf hash its full level-0 tile holds, so the
+//! first bad index is named; every full tile and the head's partial tiles above level 0 are
+//! recomputed and compared (the head's level-0 partial tile is not stored but read as the leaf
+//! hashes of its entries, `store::keeps_tile`: a changed entry there is caught by the roots of the
+//! checkpoints past it, the first one kept after it naming the index); every stored checkpoint's
 //! (the kept history and the head, `LogStore::checkpoints`; the engine keeps them at a bounded
 //! rate, so their number grows with entries and time, not with commits)
 //! signature is checked (on all cores, while the entries are scanned) and its root compared with
@@ -250,7 +253,9 @@ fn scan_entries(
     Ok(scan)
 }
 
-/// The level-0 tile's hash of each entry names the first bad index precisely.
+/// The level-0 tile's hash of each entry names the first bad index precisely. Entries of the
+/// head's partial tile have no stored leaf hash to compare with (the store derives that tile from
+/// them); the checkpoints' roots check them.
 fn check_leaf(
     store: &dyn LogStore,
     tenant: &TenantId,
@@ -263,6 +268,9 @@ fn check_leaf(
     let tile_index = index / TILE_WIDTH as u64;
     if level0.as_ref().is_none_or(|(n, _)| *n != tile_index) {
         let width = ((head_size - tile_index * 256).min(256)) as u16;
+        if width < TILE_WIDTH {
+            return;
+        }
         let tile = TileId { level: 0, index: tile_index, width };
         *level0 = store.read_tiles(tenant, &[tile]).ok().map(|mut t| (tile_index, t.remove(0)));
     }
@@ -274,8 +282,8 @@ fn check_leaf(
     }
 }
 
-/// After the last entry: entries beyond the head, truncation, the head's partial tiles. False
-/// when the log is truncated (nothing past that can be checked).
+/// After the last entry: entries beyond the head, truncation, the head's partial tiles above
+/// level 0. False when the log is truncated (nothing past that can be checked).
 #[allow(clippy::too_many_arguments)]
 fn finish_scan(
     store: &dyn LogStore,
@@ -302,7 +310,7 @@ fn finish_scan(
         );
         return Ok(false);
     }
-    for (level, hashes) in edges.levels() {
+    for (level, hashes) in edges.levels().skip(1) {
         if !hashes.is_empty() {
             let index = head_size >> (TILE_HEIGHT * (level as u32 + 1));
             let tile = TileId { level: level as u8, index, width: hashes.len() as u16 };

@@ -190,20 +190,24 @@ pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, sal
             personal.insert(pointer, value);
         }
     }
-    let skeleton_digest = crate::privacy::idempotency::skeleton_digest(&skeleton);
-    let object = skeleton.as_object_mut().expect("an event is an object");
-    object.insert("tenant".into(), json!(recorded.tenant));
-    object.insert("event_id".into(), json!(recorded.event_id.to_string()));
-    object.insert("recorded_at".into(), json!(recorded.recorded_at.to_rfc3339()));
     let personal = (!personal.is_empty())
         .then(|| Personal { salt, canonical: canonical_json(&Value::Object(personal)) });
+    let mut service = vec![
+        ("tenant", json!(recorded.tenant)),
+        ("event_id", json!(recorded.event_id.to_string())),
+        ("recorded_at", json!(recorded.recorded_at.to_rfc3339())),
+    ];
     if let Some(personal) = &personal {
-        object.insert(
-            "pii_commitment".into(),
+        service.push((
+            "pii_commitment",
             json!(evident_wire::entry::commitment(&personal.salt, &personal.canonical)),
-        );
+        ));
     }
-    let entry = canonical_json(&skeleton);
+    // The skeleton is serialised once: the idempotency digest hashes its canonical bytes, the
+    // entry is the same members with the service's fields merged in.
+    let object = skeleton.as_object().expect("an event is an object");
+    let (canonical_skeleton, entry) = evident_wire::jcs::to_vec_and_extended(object, &service);
+    let skeleton_digest = crate::privacy::idempotency::skeleton_digest_of_canonical(&canonical_skeleton);
     if entry.len() > evident_tlog::MAX_ENTRY_LEN {
         return Err(Error::InvalidArgument(format!(
             "the event's leaf is {} bytes; at most {} fit a log entry",
@@ -212,4 +216,49 @@ pub fn build_leaf(event: &Event, recorded: &Recorded, policy: &TenantPolicy, sal
         )));
     }
     Ok(Leaf { entry, personal, skeleton_digest })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::privacy::idempotency::legacy_from_entry;
+
+    /// The entry is canonical, and the skeleton digest is that of the entry without the
+    /// service's fields (what the store migration recomputes from an entry).
+    #[test]
+    fn the_entry_and_the_digest_share_one_serialisation() {
+        let policy = TenantPolicy::default();
+        let recorded = Recorded {
+            tenant: "acme".into(),
+            event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            recorded_at: Micros(1_780_000_000_000_000),
+        };
+        let with_personal = json!({
+            "id": "e-1", "source": "//crm.example.com", "type": "customer.address.changed",
+            "action": "update", "time": "2026-05-01T10:00:00Z", "outcome": "success",
+            "actor": {"id": "agent-7", "type": "user", "display": "Ann Agent"},
+            "subject": "cust-1", "origin": {"ip": "192.0.2.7", "service": "crm"},
+            "changes": [{"field": "/address/city", "before": "Ghent", "after": "Zürich"}],
+            "targets": [{"type": "customer", "id": "cust-1"}],
+            "metadata": {"ticket": "T-1", "zeta": "z", "Ω": "o"}
+        });
+        let mut plain = with_personal.clone();
+        plain.as_object_mut().unwrap().remove("changes");
+        plain["action"] = json!("read");
+        plain["origin"] = json!({"service": "crm"});
+        plain["actor"].as_object_mut().unwrap().remove("display");
+        for (event, has_personal) in [(with_personal, true), (plain, false)] {
+            let event = crate::validate::validate_event(&event, &policy).unwrap().event;
+            let leaf = build_leaf(&event, &recorded, &policy, [7; 32]).unwrap();
+            let parsed: Value = serde_json::from_slice(&leaf.entry).unwrap();
+            assert_eq!(canonical_json(&parsed), leaf.entry);
+            assert_eq!(parsed["tenant"], "acme");
+            assert_eq!(parsed["event_id"], "01900000-0000-7000-8000-000000000001");
+            assert_eq!(parsed.get("pii_commitment").is_some(), has_personal);
+            assert_eq!(leaf.personal.is_some(), has_personal);
+            assert_eq!(legacy_from_entry(&leaf.entry).unwrap().skeleton, leaf.skeleton_digest);
+        }
+    }
 }

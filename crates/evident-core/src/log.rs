@@ -118,13 +118,7 @@ impl LogState {
                 signed.size
             )));
         }
-        let source = TileHashSource::new(StoreTiles { store, tenant }, size);
-        let frontier = Frontier::load(size, &source)?;
-        if frontier.root() != signed.root {
-            return Err(Error::Integrity(format!(
-                "stored tiles of {origin} do not give the checkpoint's root"
-            )));
-        }
+        // The entries first: the head's level-0 tile is read from them.
         if !store.entries(tenant, size.0, size.0 + 1)?.is_empty() {
             return Err(Error::Integrity(format!(
                 "log {origin} holds entries beyond its checkpoint at size {size}"
@@ -134,6 +128,13 @@ impl LogState {
             return Err(Error::Integrity(format!(
                 "log {origin} lacks entry {} below its checkpoint",
                 size.0 - 1
+            )));
+        }
+        let source = TileHashSource::new(StoreTiles { store, tenant }, size);
+        let frontier = Frontier::load(size, &source)?;
+        if frontier.root() != signed.root {
+            return Err(Error::Integrity(format!(
+                "stored tiles of {origin} do not give the checkpoint's root"
             )));
         }
         let mut edges = Vec::new();

@@ -83,7 +83,8 @@ pub struct LogCommit {
     pub new_size: TreeSize,
     pub entries: Vec<NewEntry>,
     /// Tiles that changed, full or partial (a partial tile replaces the narrower one stored for
-    /// the same level and index; narrower widths are its prefixes).
+    /// the same level and index; narrower widths are its prefixes). A store keeps those
+    /// [`keeps_tile`] names; the rest it derives from the entries ([`answer_tile`]).
     pub tiles: Vec<(TileId, Vec<u8>)>,
     pub checkpoint: String,
     /// Whether the store keeps `checkpoint` among the log's historical checkpoints
@@ -189,16 +190,103 @@ pub struct ScannedEntry {
     pub entry: Vec<u8>,
 }
 
-/// What [`LogStore::read_tiles`] answers for one request, from the widest version of the tile the
-/// store holds (`None`: none): its first `width * 32` bytes, or [`crate::Error::NotFound`].
-pub fn tile_prefix(tenant: &TenantId, tile: &TileId, stored: Option<Vec<u8>>) -> Result<Vec<u8>> {
-    let want = tile.width as usize * 32;
-    match stored {
-        Some(mut data) if data.len() >= want => {
-            data.truncate(want);
-            Ok(data)
+/// Whether a store keeps a tile a commit hands it ([`LogCommit::tiles`]). Level-0 partial tiles
+/// are not kept: the rightmost one changes with every commit (rewriting up to 8 KB each time),
+/// and it is only the leaf hashes of entries the same commit stores, so [`answer_tile`] derives
+/// it from them at read time. Full tiles and partial tiles of higher levels (which change only
+/// when a level-0 tile fills) are kept.
+pub fn keeps_tile(tile: &TileId) -> bool {
+    tile.level > 0 || !tile.is_partial()
+}
+
+/// What [`LogStore::read_tiles`] answers for one request, given the widest version of the tile
+/// the store holds (`None`: none) and, for a level-0 tile, a way to read the entries of a leaf
+/// range: [`stored_tile`], else a level-0 tile's leaf hashes from `leaf_tiles` and the entries it
+/// lacks; otherwise [`crate::Error::NotFound`].
+pub fn answer_tile(
+    tenant: &TenantId,
+    tile: &TileId,
+    stored: Option<Vec<u8>>,
+    leaf_tiles: &LeafTiles,
+    entries: impl FnOnce(std::ops::Range<u64>) -> Result<Vec<Vec<u8>>>,
+) -> Result<Vec<u8>> {
+    match stored_tile(tile, stored) {
+        Some(data) => Ok(data),
+        None if tile.level == 0 => {
+            let known = leaf_tiles.known(tenant, tile);
+            let missing = LeafTiles::missing(tile, &known);
+            let entries = if missing.is_empty() { Vec::new() } else { entries(missing)? };
+            leaf_tiles.extend(tenant, tile, known, &entries)
         }
-        _ => Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+        None => Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+    }
+}
+
+/// A request answered from the widest stored version of its tile: its first `width * 32` bytes
+/// if it is wide enough. At level 0 only a full tile is trusted, so a partial row an older
+/// version kept (or anyone put there) never answers.
+pub fn stored_tile(tile: &TileId, stored: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let want = tile.width as usize * 32;
+    let full = evident_tlog::TILE_WIDTH as usize * 32;
+    let mut data = stored.filter(|data| data.len() >= want && (tile.level > 0 || data.len() == full))?;
+    data.truncate(want);
+    Some(data)
+}
+
+/// The leaves a level-0 tile hashes.
+fn leaf_range(tile: &TileId) -> std::ops::Range<u64> {
+    let start = tile.index * evident_tlog::TILE_WIDTH as u64;
+    start..start + tile.width as u64
+}
+
+/// The leaf hashes of the rightmost level-0 tile each log was last read at, so that reading it
+/// again (every proof against the head does) hashes only the entries committed since. Entries
+/// never change once committed, so a prefix it holds stays right; it holds at most one tile per
+/// tenant.
+#[derive(Debug, Default)]
+pub struct LeafTiles(std::sync::Mutex<std::collections::HashMap<TenantId, (u64, Vec<u8>)>>);
+
+impl LeafTiles {
+    /// The leaf hashes known of a level-0 tile, at most `width` of them.
+    pub fn known(&self, tenant: &TenantId, tile: &TileId) -> Vec<u8> {
+        let tiles = self.0.lock().expect("leaf tiles lock");
+        match tiles.get(tenant) {
+            Some((index, hashes)) if *index == tile.index => {
+                hashes[..hashes.len().min(tile.width as usize * 32)].to_vec()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The leaves of `tile` that `known` lacks.
+    pub fn missing(tile: &TileId, known: &[u8]) -> std::ops::Range<u64> {
+        let leaves = leaf_range(tile);
+        leaves.start + (known.len() / 32) as u64..leaves.end
+    }
+
+    /// The tile: `known` and the leaf hashes of `entries` (those of [`LeafTiles::missing`]),
+    /// remembered if it is the widest of the rightmost tile read so far;
+    /// [`crate::Error::NotFound`] when the store answered fewer entries.
+    pub fn extend(
+        &self,
+        tenant: &TenantId,
+        tile: &TileId,
+        mut known: Vec<u8>,
+        entries: &[Vec<u8>],
+    ) -> Result<Vec<u8>> {
+        if tile.level != 0 || known.len() / 32 + entries.len() != tile.width as usize {
+            return Err(crate::Error::NotFound(format!("tile {} of {tenant}", tile.path())));
+        }
+        known.extend(entries.iter().flat_map(|entry| evident_tlog::leaf_hash(entry).0));
+        let mut tiles = self.0.lock().expect("leaf tiles lock");
+        let wider = match tiles.get(tenant) {
+            Some((index, hashes)) => (tile.index, known.len()) > (*index, hashes.len()),
+            None => true,
+        };
+        if wider {
+            tiles.insert(tenant.clone(), (tile.index, known.clone()));
+        }
+        Ok(known)
     }
 }
 
@@ -223,8 +311,9 @@ pub trait LogStore: Send + Sync {
     fn keep_checkpoint(&self, tenant: &TenantId, checkpoint: &LogHead) -> Result<()>;
 
     /// Tiles of the log as of its current size: one byte string per request, exactly
-    /// `width * 32` bytes (a narrower width of a stored tile is its prefix). A tile the store does
-    /// not hold is [`crate::Error::NotFound`].
+    /// `width * 32` bytes (a narrower width of a stored tile is its prefix; a level-0 tile not
+    /// stored full is the leaf hashes of its entries, [`answer_tile`]). A tile the store does not
+    /// hold (or, at level 0, whose entries it does not hold) is [`crate::Error::NotFound`].
     fn read_tiles(&self, tenant: &TenantId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
 
     /// Entries `[start, end)` in index order; fewer when the log is shorter.
@@ -540,7 +629,38 @@ impl<T: LogStore + EventIndex + KeyStore + StreamStore> Store for T {}
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{LeafTiles, TenantId, prefix_end};
+    use evident_tlog::{TileId, leaf_hash};
+
+    /// A level-0 tile read again hashes only the entries it lacks; an older tile read meanwhile
+    /// does not push the rightmost one out.
+    #[test]
+    fn leaf_tiles_hash_each_entry_once() {
+        let tiles = LeafTiles::default();
+        let acme = TenantId::new("acme").unwrap();
+        let tile = |index, width| TileId { level: 0, index, width };
+        let entries = |range: std::ops::Range<u64>| -> Vec<Vec<u8>> {
+            range.map(|i| i.to_string().into_bytes()).collect()
+        };
+        let hashes = |range: std::ops::Range<u64>| -> Vec<u8> {
+            entries(range).iter().flat_map(|e| leaf_hash(e).0).collect()
+        };
+        let read = |t: TileId, answered: std::ops::Range<u64>| {
+            let known = tiles.known(&acme, &t);
+            let missing = LeafTiles::missing(&t, &known);
+            (missing, tiles.extend(&acme, &t, known, &entries(answered)).ok())
+        };
+        assert_eq!(read(tile(1, 44), 256..300), (256..300, Some(hashes(256..300))));
+        assert_eq!(read(tile(1, 3), 259..259), (259..259, Some(hashes(256..259))));
+        assert_eq!(read(tile(1, 50), 300..306), (300..306, Some(hashes(256..306))));
+        assert_eq!(read(tile(0, 10), 0..10), (0..10, Some(hashes(0..10))));
+        assert_eq!(read(tile(1, 51), 306..307), (306..307, Some(hashes(256..307))));
+        // The store answered fewer entries than the tile needs: not found, nothing remembered.
+        let known = tiles.known(&acme, &tile(1, 60));
+        let short = tiles.extend(&acme, &tile(1, 60), known, &entries(307..309));
+        assert!(matches!(short, Err(crate::Error::NotFound(_))), "{short:?}");
+        assert_eq!(tiles.known(&acme, &tile(1, 60)), hashes(256..307));
+    }
 
     #[test]
     fn a_prefix_ends_below_the_next_character() {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolError};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Commit, Existing, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry, StoredEvent,
-    TenantId, tile_prefix,
+    ApiKeyRecord, Commit, Existing, LeafTiles, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry,
+    StoredEvent, TenantId, keeps_tile, stored_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -34,6 +34,8 @@ pub(crate) struct Db {
     server: String,
     schema: String,
     tenant_ids: RwLock<HashMap<TenantId, i64>>,
+    /// The head's level-0 tile of each log as last read (it is not stored).
+    leaf_tiles: LeafTiles,
     pub(crate) partitions: Mutex<HashSet<String>>,
 }
 
@@ -321,7 +323,7 @@ impl<'a> TileColumns<'a> {
     fn new(commit: &'a Commit, tids: &HashMap<&TenantId, i64>) -> TileColumns<'a> {
         let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
         for log in &commit.logs {
-            for (tile, data) in &log.tiles {
+            for (tile, data) in log.tiles.iter().filter(|(tile, _)| keeps_tile(tile)) {
                 tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
             }
         }
@@ -617,6 +619,7 @@ impl Db {
             server,
             schema,
             tenant_ids: RwLock::new(HashMap::new()),
+            leaf_tiles: LeafTiles::default(),
             partitions: Mutex::new(HashSet::new()),
         }
     }
@@ -747,7 +750,23 @@ impl Db {
             let n: i64 = row.get(0);
             found[n as usize - 1] = Some(row.get(1));
         }
-        tiles.iter().zip(found).map(|(tile, data)| tile_prefix(tenant, tile, data)).collect()
+        let mut answers = Vec::with_capacity(tiles.len());
+        for (tile, data) in tiles.iter().zip(found) {
+            answers.push(match stored_tile(tile, data) {
+                Some(data) => data,
+                None if tile.level == 0 => {
+                    let known = self.leaf_tiles.known(tenant, tile);
+                    let missing = LeafTiles::missing(tile, &known);
+                    let entries = match missing.is_empty() {
+                        true => Vec::new(),
+                        false => self.entries(tenant, missing.start, missing.end).await?,
+                    };
+                    self.leaf_tiles.extend(tenant, tile, known, &entries)?
+                }
+                None => return Err(Error::NotFound(format!("tile {} of {tenant}", tile.path()))),
+            });
+        }
+        Ok(answers)
     }
 
     pub(crate) async fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {

@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "insight_paths",
         sql: include_str!("../migrations/0005_insight_paths.sql"),
     },
+    Migration {
+        version: 6,
+        name: "derived_leaf_tiles",
+        sql: include_str!("../migrations/0006_derived_leaf_tiles.sql"),
+    },
 ];
 
 /// The migration after whose SQL [`recompute_legacy_digests`] runs.

@@ -368,7 +368,14 @@ fn reopening_applies_no_migration_twice() {
     assert_eq!(reopened.get_state("kept").unwrap(), Some(b"yes".to_vec()));
     assert_eq!(
         schema.sql("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
-        ["1 init", "2 idempotency", "3 streams", "4 insight_rollups", "5 insight_paths"]
+        [
+            "1 init",
+            "2 idempotency",
+            "3 streams",
+            "4 insight_rollups",
+            "5 insight_paths",
+            "6 derived_leaf_tiles"
+        ]
     );
 }
 
@@ -390,7 +397,7 @@ fn nodes_starting_at_once_migrate_one_new_schema_once() {
             store.check_writable().unwrap();
         }
     });
-    assert_eq!(schema.sql("SELECT count(*) FROM schema_migrations"), ["5"]);
+    assert_eq!(schema.sql("SELECT count(*) FROM schema_migrations"), ["6"]);
 }
 
 #[test]

@@ -41,5 +41,27 @@ fn migration_1_schemas_are_migrated_without_a_trace_of_the_old_hashes() {
               + (SELECT count(*) FROM event_keys WHERE position('\\x{marker}'::bytea IN idempotency) > 0)"
     ));
     assert_eq!(left, vec!["0".to_owned()]);
-    assert_eq!(harness.schema.sql("SELECT max(version) FROM schema_migrations"), vec!["5".to_owned()]);
+    assert_eq!(harness.schema.sql("SELECT max(version) FROM schema_migrations"), vec!["6".to_owned()]);
+}
+
+/// Before migration 6 the rightmost level-0 tile was a row rewritten by every commit: migration 6
+/// deletes those rows, and a level-0 row that is not a full tile is never read anyway.
+#[test]
+fn level_0_partial_tile_rows_are_dropped_by_migration_6_and_otherwise_ignored() {
+    for rerun_migration in [true, false] {
+        let harness = Postgres { schema: common::TestSchema::new() };
+        let plant = |data: &[u8]| {
+            let forget =
+                if rerun_migration { "DELETE FROM schema_migrations WHERE version = 6;" } else { "" };
+            harness.schema.sql(&format!(
+                "INSERT INTO tiles (tid, level, idx, data)
+                 SELECT tid, 0, 1, '\\x{}'::bytea FROM tenants WHERE name = 'acme'; {forget}",
+                hex(data)
+            ));
+        };
+        evident_core::conformance::partial_leaf_tiles_come_from_entries(&harness, &plant);
+        let left = harness.schema.sql("SELECT count(*) FROM tiles WHERE level = 0 AND length(data) < 8192");
+        // Dropped by the migration; otherwise replaced by the full tile once it filled.
+        assert_eq!(left, vec!["0".to_owned()], "migration rerun: {rerun_migration}");
+    }
 }

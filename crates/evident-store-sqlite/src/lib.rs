@@ -11,8 +11,8 @@ use std::sync::{Mutex, RwLock};
 
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Column, Commit, Condition, EventIndex, Existing, KeyStore, LogHead, LogStore, Role,
-    ScannedEntry, SearchPlan, StoredEvent, TenantId, tile_prefix,
+    ApiKeyRecord, Column, Commit, Condition, EventIndex, Existing, KeyStore, LeafTiles, LogHead, LogStore,
+    Role, ScannedEntry, SearchPlan, StoredEvent, TenantId, answer_tile, keeps_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -33,7 +33,9 @@ use index::{Indexer, decode_targets, encode_targets, index_path, open_with_index
 /// `content_hash`, an unsalted hash of the whole event that personal values could be guessed from.
 /// 3: the secondary indexes and `event_targets` moved to the index file ([`index`]), off the
 /// commit; `events.targets` holds each event's targets for the indexer.
-const SCHEMA_VERSION: &str = "3";
+/// 4: level-0 partial tiles are no longer stored (`evident_core::store::keeps_tile`): read as
+/// the leaf hashes of their entries; version 3's rows of them are deleted.
+const SCHEMA_VERSION: &str = "4";
 
 /// The store's schema: tables and indexes.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -55,6 +57,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     tenant_ids: RwLock<HashMap<TenantId, i64>>,
+    /// The head's level-0 tile of each log as last read (it is not stored).
+    leaf_tiles: LeafTiles,
     /// Keeps the index file up with the logs; dropped (stopped) before the checkpointer.
     indexer: Indexer,
     /// Dropping it stops the checkpointer thread.
@@ -122,8 +126,13 @@ impl SqliteStore {
             Some("1") => {
                 migrate_from_v1(&mut writer)?;
                 migrate_from_v2(&mut writer)?;
+                migrate_from_v3(&mut writer)?;
             }
-            Some("2") => migrate_from_v2(&mut writer)?,
+            Some("2") => {
+                migrate_from_v2(&mut writer)?;
+                migrate_from_v3(&mut writer)?;
+            }
+            Some("3") => migrate_from_v3(&mut writer)?,
             Some(other) => {
                 return Err(Error::Unavailable(format!(
                     "{} has schema version {other}; this build knows {SCHEMA_VERSION}",
@@ -136,6 +145,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             tenant_ids: RwLock::new(HashMap::new()),
+            leaf_tiles: LeafTiles::default(),
             indexer: Indexer::start(path)?,
             _checkpointer: Checkpointer::start(path)?,
         };
@@ -221,6 +231,18 @@ fn open_writer(path: &Path) -> Result<Connection> {
     Ok(writer)
 }
 
+/// Version 3 to 4, in one transaction: the level-0 partial tiles version 3 kept (one per log, the
+/// rightmost, rewritten by every commit) are deleted; reads derive them from the entries, and a
+/// later full tile is written as before. Reads never trust a level-0 row that is not full, so a
+/// row left by anything else changes no answer.
+fn migrate_from_v3(writer: &mut Connection) -> Result<()> {
+    let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+    tx.execute(&format!("DELETE FROM tiles WHERE level = 0 AND length(data) < {}", 32 * 256), [])
+        .map_err(storage)?;
+    tx.execute("UPDATE meta SET value = '4' WHERE key = 'schema'", []).map_err(storage)?;
+    tx.commit().map_err(storage)
+}
+
 /// Version 2 to 3, in one transaction: each event's targets (search tokens included) copied
 /// from `event_targets` into its row, then that table and the secondary indexes of `events`
 /// dropped (`secure_delete` zeroes their pages). The indexer rebuilds them in the index file.
@@ -268,7 +290,7 @@ fn migrate_from_v2(writer: &mut Connection) -> Result<()> {
          DROP INDEX IF EXISTS events_source;",
     )
     .map_err(storage)?;
-    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", [SCHEMA_VERSION]).map_err(storage)?;
+    tx.execute("UPDATE meta SET value = '3' WHERE key = 'schema'", []).map_err(storage)?;
     tx.commit().map_err(storage)?;
     // An index file from before is stale: the indexer starts again from nothing.
     for suffix in ["", "-wal", "-shm"] {
@@ -436,7 +458,15 @@ impl LogStore for SqliteStore {
                 })
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        tiles.iter().zip(found).map(|(tile, data)| tile_prefix(tenant, tile, data)).collect()
+        tiles
+            .iter()
+            .zip(found)
+            .map(|(tile, data)| {
+                answer_tile(tenant, tile, data, &self.leaf_tiles, |leaves| {
+                    self.entries(tenant, leaves.start, leaves.end)
+                })
+            })
+            .collect()
     }
 
     fn entries(&self, tenant: &TenantId, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
@@ -640,7 +670,7 @@ impl LogStore for SqliteStore {
                             other => storage(other),
                         })?;
                 }
-                for (tile, data) in &log.tiles {
+                for (tile, data) in log.tiles.iter().filter(|(tile, _)| keeps_tile(tile)) {
                     put_tile.execute(params![tid, tile.level, tile.index as i64, data]).map_err(storage)?;
                 }
                 if log.keep_checkpoint {

@@ -1,4 +1,4 @@
--- Evident's embedded store, schema version 3 (`meta.schema`; versions 1 and 2 are migrated in
+-- Evident's embedded store, schema version 4 (`meta.schema`; versions 1 to 3 are migrated in
 -- `lib.rs`). Events of all tenants share one table; `rid` = tenant number * 2^40 + leaf index, so
 -- each tenant's entries are one contiguous, append-ordered key range. The secondary (search)
 -- indexes are in the index file beside this one (`index.rs`), written off the commit.
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ) WITHOUT ROWID;
 
 -- C2SP tlog-tiles: one row per (level, index), holding the widest version written so far; a
--- narrower partial tile is a prefix of it, a full tile is 8192 bytes and never changes.
+-- narrower partial tile is a prefix of it, a full tile is 8192 bytes and never changes. Level-0
+-- partial tiles are not stored: they are the leaf hashes of their entries, computed when read.
 CREATE TABLE IF NOT EXISTS tiles (
     tid   INTEGER NOT NULL,
     level INTEGER NOT NULL,

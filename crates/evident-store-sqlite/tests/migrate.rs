@@ -51,7 +51,7 @@ fn version_1_stores_are_migrated_without_a_trace_of_the_old_hashes() {
     let connection = Connection::open(&path).unwrap();
     let version: String =
         connection.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
 }
 
 #[test]
@@ -59,9 +59,9 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("evident.sqlite");
     drop(SqliteStore::open(&path).unwrap());
-    Connection::open(&path).unwrap().execute("UPDATE meta SET value = '4' WHERE key = 'schema'", []).unwrap();
+    Connection::open(&path).unwrap().execute("UPDATE meta SET value = '5' WHERE key = 'schema'", []).unwrap();
     let err = SqliteStore::open(&path).err().expect("refused").to_string();
-    assert!(err.contains("schema version 4; this build knows 3"), "{err}");
+    assert!(err.contains("schema version 5; this build knows 4"), "{err}");
 }
 
 /// Version 2 as it was written: `event_targets` and the seven secondary indexes in the main
@@ -148,5 +148,36 @@ fn version_2_stores_move_their_search_indexes_to_the_index_file() {
     assert_eq!(left, 0, "the old index tables are gone from the main file");
     let version: String =
         connection.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
+}
+
+/// Version 3 kept the rightmost level-0 tile as a row rewritten by every commit; opening such a
+/// store deletes those rows (here a wrong one), and nothing read changes.
+#[test]
+fn version_3_partial_tiles_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evident.sqlite");
+    let harness = Sqlite { path: path.clone() };
+    let plant = |data: &[u8]| {
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute(
+                "INSERT INTO tiles (tid, level, idx, data)
+                 SELECT tid, 0, 1, ?1 FROM tenants WHERE name = 'acme'",
+                [data],
+            )
+            .unwrap();
+        connection.execute("UPDATE meta SET value = '3' WHERE key = 'schema'", []).unwrap();
+    };
+    evident_core::conformance::partial_leaf_tiles_come_from_entries(&harness, &plant);
+    let connection = Connection::open(&path).unwrap();
+    let (version, partial_rows): (String, i64) = connection
+        .query_row(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema'),
+                    (SELECT count(*) FROM tiles WHERE level = 0 AND length(data) < 8192)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((version.as_str(), partial_rows), ("4", 0));
 }

@@ -234,24 +234,23 @@ fn the_untampered_store_verifies_and_starts() {
     assert_eq!(tampered.report.entries_checked, N_EVENTS);
     assert_eq!(pristine().checkpoint_sizes, [37, 148, 259, 370, 481, 592, 703, 814, 925, 1000]);
     assert_eq!(tampered.report.checkpoints_checked, pristine().checkpoint_sizes.len() as u64);
-    // Full tiles 0/0..0/2, partial tiles 0/3 (232 wide) and 1/0 (3 wide).
-    assert_eq!(tampered.report.tiles_checked, 5);
+    // Full tiles 0/0..0/2 and the partial tile 1/0 (3 wide); the partial tile 0/3 is not stored.
+    assert_eq!(tampered.report.tiles_checked, 4);
     let engine = open_engine(&tampered.path).expect("the engine starts on an untampered store");
     engine.shutdown();
 }
 
+/// Flips a bit in the middle of an entry.
+fn flip_entry(connection: &Connection, index: u64) {
+    let mut bytes = entry(connection, index);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    set_entry(connection, index, &bytes);
+}
+
 #[test]
 fn a_flipped_byte_in_an_entry() {
-    check(
-        |c| {
-            let mut bytes = entry(c, 500);
-            let middle = bytes.len() / 2;
-            bytes[middle] ^= 0x01;
-            set_entry(c, 500, &bytes);
-        },
-        Some(500),
-        "does not hash to the leaf hash its tile holds",
-    );
+    check(|c| flip_entry(c, 500), Some(500), "does not hash to the leaf hash its tile holds");
 }
 
 #[test]
@@ -394,13 +393,47 @@ fn a_flipped_byte_in_a_leaf_hash_tile() {
 }
 
 #[test]
-fn the_heads_partial_tile_deleted() {
+fn the_heads_level_1_partial_tile_deleted() {
+    // Tile 1/000.p/3 holds the roots of level-0 tiles 0..3; the log's head needs it.
     check(
-        |c| exec(c, "DELETE FROM tiles WHERE tid = ?1 AND level = 0 AND idx = 3", [pristine().tid], 1),
-        Some(768),
-        "its level-0 tile is missing",
+        |c| exec(c, "DELETE FROM tiles WHERE tid = ?1 AND level = 1 AND idx = 0", [pristine().tid], 1),
+        Some(999),
+        "tile/1/000.p/3 is missing",
     )
     .startup_refuses("tile");
+}
+
+/// The head's level-0 partial tile is not stored: it is the leaf hashes of its entries, so a
+/// changed entry there is caught by the roots of the checkpoints past it (the first one kept
+/// after it names the index), and the engine refuses to start on the head's root.
+#[test]
+fn a_flipped_byte_in_an_entry_of_the_heads_partial_tile() {
+    check(|c| flip_entry(c, 900), Some(924), "checkpoint at size 925 does not match the entries")
+        .startup_refuses("do not give the checkpoint's root");
+}
+
+/// A level-0 row that is not a full tile is never trusted (version 3 kept the rightmost tile
+/// so; `migrate.rs` checks that opening such a store deletes it): a forged one, wider than the
+/// log, changes no verdict and no tile served.
+#[test]
+fn a_forged_level_0_partial_tile_row_is_ignored() {
+    let forged = check(
+        |c| {
+            let data = [0xeeu8; 250 * 32];
+            let sql = "INSERT INTO tiles (tid, level, idx, data) VALUES (?1, 0, 3, ?2)";
+            exec(c, sql, params![pristine().tid, data.as_slice()], 1)
+        },
+        None,
+        "",
+    );
+    let connection = Connection::open(&forged.path).unwrap();
+    let want: Vec<u8> =
+        (768..N_EVENTS).flat_map(|index| evident_tlog::leaf_hash(&entry(&connection, index)).0).collect();
+    let engine = open_engine(&forged.path).expect("the engine starts");
+    let tile = |width| evident_tlog::TileId { level: 0, index: 3, width };
+    assert_eq!(engine.tile(&tenant(), tile(232)).unwrap(), want);
+    assert_eq!(engine.tile(&tenant(), tile(5)).unwrap(), want[..5 * 32]);
+    engine.shutdown();
 }
 
 #[test]

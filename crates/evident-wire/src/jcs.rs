@@ -16,6 +16,61 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// The canonical bytes of an object, and of the same object with `added` members (distinct
+/// names; one a member already has replaces it), each member of `object` serialised once:
+/// `(object, object with added)`. The append path digests the first and logs the second.
+pub fn to_vec_and_extended(object: &Map<String, Value>, added: &[(&str, Value)]) -> (Vec<u8>, Vec<u8>) {
+    let mut members: Vec<(&String, &Value)> = object.iter().collect();
+    members.sort_by(|(a, _), (b, _)| utf16_order(a, b));
+    let mut plain = Vec::with_capacity(512);
+    let mut spans = Vec::with_capacity(members.len());
+    plain.push(b'{');
+    for (i, (name, value)) in members.iter().enumerate() {
+        if i > 0 {
+            plain.push(b',');
+        }
+        let start = plain.len();
+        write_member(&mut plain, name, value);
+        spans.push(start..plain.len());
+    }
+    plain.push(b'}');
+    let mut added: Vec<&(&str, Value)> = added.iter().collect();
+    added.sort_by(|(a, _), (b, _)| utf16_order(a, b));
+    let mut extended = Vec::with_capacity(plain.len() + 256);
+    extended.push(b'{');
+    let (mut next_member, mut next_added) =
+        (members.iter().zip(spans).peekable(), added.into_iter().peekable());
+    loop {
+        let order = match (next_member.peek(), next_added.peek()) {
+            (Some(((name, _), _)), Some((added_name, _))) => utf16_order(name, added_name),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
+        };
+        if extended.len() > 1 {
+            extended.push(b',');
+        }
+        if order == Ordering::Less {
+            let (_, span) = next_member.next().expect("peeked");
+            extended.extend_from_slice(&plain[span]);
+        } else {
+            if order == Ordering::Equal {
+                next_member.next();
+            }
+            let (name, value) = next_added.next().expect("peeked");
+            write_member(&mut extended, name, value);
+        }
+    }
+    extended.push(b'}');
+    (plain, extended)
+}
+
+fn write_member(out: &mut Vec<u8>, name: &str, value: &Value) {
+    write_string(out, name);
+    out.push(b':');
+    write_value(out, value);
+}
+
 fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
@@ -45,9 +100,7 @@ fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
         if i > 0 {
             out.push(b',');
         }
-        write_string(out, name);
-        out.push(b':');
-        write_value(out, value);
+        write_member(out, name, value);
     }
     out.push(b'}');
 }
@@ -164,6 +217,24 @@ mod tests {
         #[test]
         fn agrees_with_serde_jcs(value in arbitrary_json()) {
             prop_assert_eq!(to_vec(&value), serde_jcs::to_vec(&value).unwrap());
+        }
+
+        /// Both byte strings are those of the object before and after inserting the members.
+        #[test]
+        fn extended_objects_are_the_objects_with_the_members_inserted(
+            object in proptest::collection::btree_map(any::<String>(), arbitrary_json(), 0..8),
+            added in proptest::collection::btree_map(
+                prop_oneof![any::<String>(), Just("a".to_owned()), Just("é".to_owned())], arbitrary_json(), 0..5),
+        ) {
+            let mut object: Map<String, Value> = object.into_iter().collect();
+            object.insert("a".into(), json!(1));
+            let added: Vec<(&str, Value)> = added.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let (plain, extended) = to_vec_and_extended(&object, &added);
+            prop_assert_eq!(plain, to_vec(&Value::Object(object.clone())));
+            for (name, value) in &added {
+                object.insert((*name).to_owned(), value.clone());
+            }
+            prop_assert_eq!(extended, to_vec(&Value::Object(object)));
         }
     }
 }

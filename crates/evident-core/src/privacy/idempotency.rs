@@ -59,9 +59,14 @@ pub struct Idempotency {
 
 /// The skeleton digest of a normalised event whose personal values were taken out.
 pub fn skeleton_digest(skeleton: &Value) -> [u8; 32] {
+    skeleton_digest_of_canonical(&evident_wire::jcs::to_vec(skeleton))
+}
+
+/// [`skeleton_digest`] of a skeleton already in its canonical (JCS) bytes.
+pub fn skeleton_digest_of_canonical(canonical_skeleton: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(SKELETON_DOMAIN);
-    hasher.update(evident_wire::jcs::to_vec(skeleton));
+    hasher.update(canonical_skeleton);
     hasher.finalize().into()
 }
 
