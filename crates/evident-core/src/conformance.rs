@@ -1342,9 +1342,10 @@ fn node_config(node: &str) -> EngineConfig {
     }
 }
 
-/// Waits until one of `engines` leads `tenant`; answers its position.
+/// Waits until one of `engines` leads `tenant`; answers its position. The wait is generous: a
+/// full parallel test run on two loaded cores once took more than 10 s to hand out a lease.
 fn leader_of(engines: &[&Engine], tenant: &TenantId) -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let leaders: Vec<usize> = (0..engines.len())
             .filter(|&i| engines[i].led_tenants().iter().any(|(t, _)| t == tenant))
