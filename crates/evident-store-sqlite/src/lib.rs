@@ -199,11 +199,12 @@ impl SqliteStore {
 /// Page cache of the writer (it touches the most pages) and of each other connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 65_536;
 const OTHER_CACHE_KIB: i64 = 8_192;
-/// Page cache of the indexer's connection for the index file (`ix`), in KiB. An attached file
-/// gets SQLite's default (2 MiB) whatever `cache_size` says for `main`; with that, a round's
-/// inserts into the random-key indexes (subject, targets, seen customers) spilled dirty pages to
-/// the WAL again and again, and a 10,000,000-event store was indexed at about 1,300 events/s.
-pub(crate) const INDEXER_CACHE_KIB: i64 = 65_536;
+/// Page cache of the indexer's connection for the index file (`ix`), in KiB: SQLite's default
+/// (an attached file does not take the `cache_size` set for `main`). 64 MiB indexed a store
+/// 5,000,000 entries behind about 1.25 times faster (1,700 against 1,330 entries/s, still
+/// bound by the random-key indexes' page writes) but cost about 40 MB of RSS already at 400,000
+/// events, against issue 18's 300 MB goal: `bench/README.md`, insight at 10M.
+pub(crate) const INDEXER_CACHE_KIB: i64 = 2_000;
 
 fn open_connection(path: &Path) -> Result<Connection> {
     let connection = Connection::open(path).map_err(storage)?;
