@@ -72,7 +72,8 @@ pub struct LogState {
     pub checkpoint: Option<String>,
 }
 
-/// The result of integrating a batch: the new size and root, and every tile that changed.
+/// The result of integrating a batch: the new size and root, and every tile that changed and is
+/// kept ([`crate::store::keeps_tile`]: not the level-0 partial tile, read from its entries).
 #[derive(Clone, Debug)]
 pub struct Integrated {
     pub old_size: TreeSize,
@@ -169,7 +170,8 @@ impl LogState {
         Ok(LogState { frontier, edges: TileEdges(edges), checkpoint: Some(checkpoint) })
     }
 
-    /// Appends leaf hashes; answers the new size, the root and the tiles to write.
+    /// Appends leaf hashes; answers the new size, the root and the tiles to write (the level-0
+    /// partial tile is not built: stores derive it from the entries).
     pub fn integrate(&mut self, leaf_hashes: &[Hash]) -> Integrated {
         let old_size = self.size();
         let mut full_tiles = Vec::new();
@@ -183,7 +185,7 @@ impl LogState {
         }
         let new_size = self.size();
         let mut tiles = Vec::new();
-        for tile in tiles_for_growth(old_size, new_size) {
+        for tile in tiles_for_growth(old_size, new_size).into_iter().filter(crate::store::keeps_tile) {
             if tile.is_partial() {
                 let edge = self.edges.partial(tile.level as usize);
                 debug_assert_eq!(edge.len(), tile.width as usize);

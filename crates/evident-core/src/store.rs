@@ -82,9 +82,10 @@ pub struct LogCommit {
     pub old_size: TreeSize,
     pub new_size: TreeSize,
     pub entries: Vec<NewEntry>,
-    /// Tiles that changed, full or partial (a partial tile replaces the narrower one stored for
-    /// the same level and index; narrower widths are its prefixes). A store keeps those
-    /// [`keeps_tile`] names; the rest it derives from the entries ([`answer_tile`]).
+    /// Tiles that changed and are kept ([`keeps_tile`]), full or partial (a partial tile replaces
+    /// the narrower one stored for the same level and index; narrower widths are its prefixes).
+    /// The level-0 partial tile is not among them: stores derive it from the entries
+    /// ([`answer_tile`]).
     pub tiles: Vec<(TileId, Vec<u8>)>,
     pub checkpoint: String,
     /// Whether the store keeps `checkpoint` among the log's historical checkpoints

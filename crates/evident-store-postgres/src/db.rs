@@ -9,7 +9,7 @@ use deadpool_postgres::{Pool, PoolError};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Commit, Existing, LeafTiles, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry,
-    StoredEvent, TenantId, keeps_tile, stored_tile,
+    StoredEvent, TenantId, stored_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -323,7 +323,7 @@ impl<'a> TileColumns<'a> {
     fn new(commit: &'a Commit, tids: &HashMap<&TenantId, i64>) -> TileColumns<'a> {
         let mut tiles: HashMap<(i64, i32, i64), &[u8]> = HashMap::new();
         for log in &commit.logs {
-            for (tile, data) in log.tiles.iter().filter(|(tile, _)| keeps_tile(tile)) {
+            for (tile, data) in &log.tiles {
                 tiles.insert((tids[&log.tenant], i32::from(tile.level), int(tile.index)), data);
             }
         }

@@ -12,7 +12,7 @@ use std::sync::{Mutex, RwLock};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Column, Commit, Condition, EventIndex, Existing, KeyStore, LeafTiles, LogHead, LogStore,
-    Role, ScannedEntry, SearchPlan, StoredEvent, TenantId, answer_tile, keeps_tile,
+    Role, ScannedEntry, SearchPlan, StoredEvent, TenantId, answer_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -671,7 +671,7 @@ impl LogStore for SqliteStore {
                             other => storage(other),
                         })?;
                 }
-                for (tile, data) in log.tiles.iter().filter(|(tile, _)| keeps_tile(tile)) {
+                for (tile, data) in &log.tiles {
                     put_tile.execute(params![tid, tile.level, tile.index as i64, data]).map_err(storage)?;
                 }
                 if log.keep_checkpoint {
