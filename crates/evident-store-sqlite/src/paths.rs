@@ -62,8 +62,13 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &PathFold) -> Result<()> {
             "INSERT OR REPLACE INTO ix.insight_paths (tid, customer, month, pairs) VALUES (?1, ?2, ?3, ?4)",
         )
         .map_err(storage)?;
+    // Rows in key order: each page of a big table is read and written once (see `index.rs`).
+    let mut rows = Vec::with_capacity(fold.rows.len());
     for (subject, month, pairs) in fold.rows_with_ids(&ids) {
-        let customer = names.id(Some(subject))?;
+        rows.push((names.id(Some(subject))?, month, pairs));
+    }
+    rows.sort_unstable_by_key(|(customer, month, _)| (*customer, *month));
+    for (customer, month, pairs) in rows {
         let old: Option<Vec<u8>> =
             stored.query_row(params![tid, customer, month], |row| row.get(0)).optional().map_err(storage)?;
         let merged = merge(month, old.as_deref().unwrap_or_default(), &pairs);

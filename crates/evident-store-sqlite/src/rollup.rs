@@ -53,11 +53,14 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &Fold) -> Result<()> {
              DO UPDATE SET events = events + excluded.events, failures = failures + excluded.failures",
         )
         .map_err(storage)?;
+    // Rows in key order: each page of a big table is read and written once (see `index.rs`).
+    let mut counts = Vec::with_capacity(fold.counts.len());
     for ((dim, value, hour), (events, failures)) in &fold.counts {
-        let value = names.id(value.as_deref())?;
-        count
-            .execute(params![tid, *dim as i64, hour, value, *events as i64, *failures as i64])
-            .map_err(storage)?;
+        counts.push((*dim as i64, *hour, names.id(value.as_deref())?, *events as i64, *failures as i64));
+    }
+    counts.sort_unstable();
+    for (dim, hour, value, events, failures) in counts {
+        count.execute(params![tid, dim, hour, value, events, failures]).map_err(storage)?;
     }
     let mut stored = tx
         .prepare_cached(
@@ -69,8 +72,12 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &Fold) -> Result<()> {
             "INSERT OR REPLACE INTO ix.insight_seen (tid, dim, who, value, id, hours) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(storage)?;
+    let mut rows = Vec::with_capacity(fold.seen.len());
     for ((dim, value, who, id), hours) in &fold.seen {
-        let key = (*dim as i64, *who as i64, names.id(value.as_deref())?, names.id(Some(id))?);
+        rows.push(((*dim as i64, *who as i64, names.id(value.as_deref())?, names.id(Some(id))?), hours));
+    }
+    rows.sort_unstable_by_key(|(key, _)| *key);
+    for (key, hours) in rows {
         let old: Option<Vec<u8>> = stored
             .query_row(params![tid, key.0, key.1, key.2, key.3], |row| row.get(0))
             .optional()
