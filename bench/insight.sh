@@ -10,12 +10,16 @@
 # record are included), and the server's peak RSS (VmHWM) after them.
 #
 # Usage: bench/insight.sh [--events N] [--stores "sqlite postgres"] [--modes "rollups scan"]
-#                         [--keep DIR] [--max-seconds T]
+#                         [--keep DIR] [--max-seconds T] [--order time|random]
 # EVIDENT: the binary (default target/release/evident, built if missing).
 # --keep DIR keeps each store (DIR/<store>-<mode>/, the PostgreSQL schema evident_bench_insight_<mode>)
 # instead of deleting it; a later run with the same DIR finds the store filled and only measures
 # (with whatever binary EVIDENT names now, which catches up on the stored events first).
 # --max-seconds T gives up on a question after T seconds (shown as ">T s"; default 600).
+# --order: `time` (the default) sends the history in time order, as a live capture sends events
+# as they happen; `random` sends each customer's contact in turn, its steps in order but the
+# contacts at random times of the month (a bulk import's order, and the runs before 2026-12-04):
+# the store's time-keyed indexes then take rows all over their range.
 # Raw outputs in target/bench-insight/ (machine.txt, table.md); stores are deleted at the end
 # unless kept.
 set -euo pipefail
@@ -27,6 +31,7 @@ stores="sqlite postgres"
 modes="rollups scan"
 keep=""
 max_seconds=600
+order=time
 while [ $# -gt 0 ]; do
   case $1 in
     --events) events=$2; shift 2 ;;
@@ -34,9 +39,11 @@ while [ $# -gt 0 ]; do
     --modes) modes=$2; shift 2 ;;
     --keep) keep=$(mkdir -p "$2" && realpath "$2"); shift 2 ;;
     --max-seconds) max_seconds=$2; shift 2 ;;
-    *) echo "usage: bench/insight.sh [--events N] [--stores \"sqlite postgres\"] [--modes \"rollups scan\"] [--keep DIR] [--max-seconds T]" >&2; exit 2 ;;
+    --order) order=$2; shift 2 ;;
+    *) echo "usage: bench/insight.sh [--events N] [--stores \"sqlite postgres\"] [--modes \"rollups scan\"] [--keep DIR] [--max-seconds T] [--order time|random]" >&2; exit 2 ;;
   esac
 done
+case $order in time|random) ;; *) echo "--order is time or random, not $order" >&2; exit 2 ;; esac
 evident=${EVIDENT:-target/release/evident}
 if [ ! -x "$evident" ]; then
   cargo build --release -p evident-cli
@@ -58,7 +65,7 @@ trap cleanup EXIT
   echo "cores (nproc): $(nproc)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "binary: $evident ($(file -b "$evident" | cut -d, -f1)), events: $events, customers: $((events / 100))"
+  echo "binary: $evident ($(file -b "$evident" | cut -d, -f1)), events: $events, customers: $((events / 100)), order: $order"
 } | tee "$out/machine.txt"
 
 all_filled=""
@@ -73,9 +80,9 @@ if [ -n "$all_filled" ]; then
 else
 # The history: contacts opened, verified, changed and resolved across four channels over the 30
 # days before 2026-11-30, each customer's contacts spread over the month.
-python3 - "$events" > "$work/events.ndjson" <<'EOF'
+python3 - "$events" "$order" > "$work/events.raw" <<'EOF'
 import datetime, json, random, sys
-n = int(sys.argv[1]); customers = max(1, n // 100)
+n = int(sys.argv[1]); customers = max(1, n // 100); keyed = sys.argv[2] == "time"
 rng = random.Random(15)
 end = 1795996800  # 2026-11-30T00:00:00Z
 steps = ["contact.opened", "contact.verified", "contact.changed", "contact.resolved"]
@@ -88,7 +95,7 @@ def emit(i, subject, kind, t, channel, ok=True):
              "origin": {"service": channel}, "metadata": {"team": rng.choice(["billing", "accounts", "technical"])}}
     if not ok:
         event["reason"] = "identity_not_confirmed"
-    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.write((f"{t:012d}\t" if keyed else "") + json.dumps(event) + "\n")
 while written < n:
     subject = f"cus_{rng.randrange(customers):06d}"
     t = end - rng.randrange(30 * 86400)
@@ -103,6 +110,13 @@ while written < n:
         if not ok:
             break
 EOF
+# In time order: each line keyed by its time, sorted (stably, on disk), the key cut off.
+if [ "$order" = time ]; then
+  LC_ALL=C sort -s -t "$(printf '\t')" -k1,1 -T "$work" "$work/events.raw" | cut -f2- > "$work/events.ndjson"
+  rm "$work/events.raw"
+else
+  mv "$work/events.raw" "$work/events.ndjson"
+fi
 fi
 
 best_of_3() {  # prints the best wall time in ms of GET $1 with the reader key
