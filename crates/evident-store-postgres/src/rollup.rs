@@ -224,20 +224,23 @@ async fn write_seen(tx: &Transaction<'_>, tid: i64, keys: &SeenKeys, new: &[&BTr
     Ok(())
 }
 
-/// What a question read: count rows, then seen rows, as their owned values.
+/// What a question read: count rows, then seen rows, as their owned values, with values as
+/// name ids (0: no value) and the names of those ids.
 pub(crate) struct Answer {
-    counts: Vec<(Option<String>, i32, i64, i64)>,
-    seen: Vec<(Who, Option<String>, Vec<u8>)>,
+    counts: Vec<(i64, i32, i64, i64)>,
+    seen: Vec<(Who, i64, Vec<u8>)>,
+    names: HashMap<i64, String>,
 }
 
 impl Answer {
     pub(crate) fn each(&self, each: &mut dyn FnMut(RollupItem<'_>)) {
+        let name = |id: &i64| self.names.get(id).map(String::as_str);
         for (value, hour, events, failures) in &self.counts {
             let (events, failures) = (*events as u64, *failures as u64);
-            each(RollupItem::Count { value: value.as_deref(), hour: *hour, events, failures });
+            each(RollupItem::Count { value: name(value), hour: *hour, events, failures });
         }
         for (who, value, hours) in &self.seen {
-            each(RollupItem::Seen { who: *who, value: value.as_deref(), hours });
+            each(RollupItem::Seen { who: *who, value: name(value), hours });
         }
     }
 }
@@ -255,25 +258,34 @@ pub(crate) async fn read(db: &Db, tid: i64, read: &RollupRead) -> Result<Answer>
         .map_err(failed)?;
     let dim = read.dim as i16;
     let value = "($3::text IS NULL OR value = (SELECT id FROM insight_names WHERE tid = $1 AND name = $3))";
-    let mut answer = Answer { counts: Vec::new(), seen: Vec::new() };
+    let mut answer = Answer { counts: Vec::new(), seen: Vec::new(), names: HashMap::new() };
     if let Some(hours) = &read.counts {
         let sql = format!(
-            "SELECT n.name, c.hour, c.events, c.failures FROM insight_counts c
-             LEFT JOIN insight_names n ON n.id = c.value
-             WHERE c.tid = $1 AND c.dim = $2 AND {value} AND c.hour >= $4 AND c.hour < $5"
+            "SELECT value, hour, events, failures FROM insight_counts
+             WHERE tid = $1 AND dim = $2 AND {value} AND hour >= $4 AND hour < $5"
         );
         let rows =
             tx.query(&sql, &[&tid, &dim, &read.only, &hours.start, &hours.end]).await.map_err(failed)?;
         answer.counts = rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
     }
+    // Values by id, named after: a join would look a name up for each of up to a row per
+    // customer and value (a third of the read's time on 400,000 events).
     for who in &read.seen {
         let sql = format!(
-            "SELECT n.name, s.hours FROM insight_seen s LEFT JOIN insight_names n ON n.id = s.value
-             WHERE s.tid = $1 AND s.dim = $2 AND {value} AND s.who = $4"
+            "SELECT value, hours FROM insight_seen WHERE tid = $1 AND dim = $2 AND {value} AND who = $4"
         );
         let rows = tx.query(&sql, &[&tid, &dim, &read.only, &(*who as i16)]).await.map_err(failed)?;
         answer.seen.extend(rows.into_iter().map(|r| (*who, r.get(0), r.get(1))));
     }
+    let mut ids: Vec<i64> =
+        answer.counts.iter().map(|c| c.0).chain(answer.seen.iter().map(|s| s.1)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = tx
+        .query("SELECT id, name FROM insight_names WHERE tid = $1 AND id = ANY($2)", &[&tid, &ids])
+        .await
+        .map_err(failed)?;
+    answer.names = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
     tx.commit().await.map_err(failed)?;
     Ok(answer)
 }
