@@ -10,7 +10,7 @@
 # record are included), and the server's peak RSS (VmHWM) after them.
 #
 # Usage: bench/insight.sh [--events N] [--stores "sqlite postgres"] [--modes "rollups scan"]
-#                         [--keep DIR] [--max-seconds T] [--order time|random]
+#                         [--keep DIR] [--max-seconds T] [--order time|random] [--history FILE]
 # EVIDENT: the binary (default target/release/evident, built if missing).
 # --keep DIR keeps each store (DIR/<store>-<mode>/, the PostgreSQL schema evident_bench_insight_<mode>)
 # instead of deleting it; a later run with the same DIR finds the store filled and only measures
@@ -20,6 +20,8 @@
 # as they happen; `random` sends each customer's contact in turn, its steps in order but the
 # contacts at random times of the month (a bulk import's order, and the runs before 2026-12-04):
 # the store's time-keyed indexes then take rows all over their range.
+# --history FILE sends FILE instead of making the history (a copy of one this script made, to
+# fill a second store without making it again).
 # Raw outputs in target/bench-insight/ (machine.txt, table.md); stores are deleted at the end
 # unless kept.
 set -euo pipefail
@@ -32,6 +34,7 @@ modes="rollups scan"
 keep=""
 max_seconds=600
 order=time
+history=""
 while [ $# -gt 0 ]; do
   case $1 in
     --events) events=$2; shift 2 ;;
@@ -40,7 +43,8 @@ while [ $# -gt 0 ]; do
     --keep) keep=$(mkdir -p "$2" && realpath "$2"); shift 2 ;;
     --max-seconds) max_seconds=$2; shift 2 ;;
     --order) order=$2; shift 2 ;;
-    *) echo "usage: bench/insight.sh [--events N] [--stores \"sqlite postgres\"] [--modes \"rollups scan\"] [--keep DIR] [--max-seconds T] [--order time|random]" >&2; exit 2 ;;
+    --history) history=$(realpath "$2"); shift 2 ;;
+    *) echo "usage: bench/insight.sh [--events N] [--stores \"sqlite postgres\"] [--modes \"rollups scan\"] [--keep DIR] [--max-seconds T] [--order time|random] [--history FILE]" >&2; exit 2 ;;
   esac
 done
 case $order in time|random) ;; *) echo "--order is time or random, not $order" >&2; exit 2 ;; esac
@@ -77,6 +81,8 @@ if [ -n "$keep" ]; then
 fi
 if [ -n "$all_filled" ]; then
   : > "$work/events.ndjson"  # every store is filled already: no history to make
+elif [ -n "$history" ]; then
+  ln -s "$history" "$work/events.ndjson"
 else
 # The history: contacts opened, verified, changed and resolved across four channels over the 30
 # days before 2026-11-30, each customer's contacts spread over the month.
