@@ -138,6 +138,36 @@ pub(crate) fn decode_targets(bytes: Option<&[u8]>) -> Result<Vec<(String, String
     Ok(std::iter::from_fn(|| Some((texts.next()?, texts.next()?))).collect())
 }
 
+/// How many entries the indexer takes per transaction, and per write of insight's folds within
+/// one. `EVIDENT_INDEXER_ROUND=N` sets the first (the folds then every N/4, at most 20,000), for
+/// tests that need many rounds from a small history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rounds {
+    /// Entries per index transaction: big, so that a page of a big index takes many of its rows
+    /// (see [`index_range`]).
+    entries: u64,
+    /// Entries per write of the folds: a fold holds a few hundred bytes per customer it touched.
+    fold: u64,
+}
+
+impl Rounds {
+    const DEFAULT: Rounds = Rounds { entries: 200_000, fold: 20_000 };
+
+    fn from_env() -> Result<Rounds> {
+        let Ok(text) = std::env::var("EVIDENT_INDEXER_ROUND") else { return Ok(Rounds::DEFAULT) };
+        match text.trim().parse::<u64>() {
+            Ok(entries) if entries > 0 => {
+                Ok(Rounds { entries, fold: (entries / 4).clamp(1, Rounds::DEFAULT.fold) })
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "EVIDENT_INDEXER_ROUND is {text:?}: it must be a whole number of entries, at least 1 \
+                 (unset it for the default of {})",
+                Rounds::DEFAULT.entries
+            ))),
+        }
+    }
+}
+
 /// Per tenant: entries committed (as the store last told) and entries indexed.
 #[derive(Default)]
 struct Progress {
@@ -174,11 +204,6 @@ impl Indexer {
     /// How long committed entries may gather before the indexer writes them, unless a reader
     /// waits for them.
     const WINDOW: Duration = Duration::from_millis(100);
-    /// Entries per index transaction: big, so that a page of a big index takes many of its rows
-    /// (see [`index_range`]).
-    const CHUNK: u64 = 200_000;
-    /// Entries per write of insight's folds within a transaction.
-    const FOLD: u64 = 20_000;
     /// How long a read waits for the index before failing as unavailable.
     const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -212,6 +237,7 @@ impl Indexer {
         let rolled = pairs("SELECT tid, size FROM ix.rolled")?;
         progress.pathed = pairs("SELECT tid, size FROM ix.pathed")?;
         let rollups = std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off");
+        let rounds = Rounds::from_env()?;
         for (tid, indexed) in progress.indexed.iter_mut() {
             let committed = progress.committed.get(tid).copied().unwrap_or(0);
             // Rollups are not idempotent: a log rolled back under the index, or an index file
@@ -234,7 +260,7 @@ impl Indexer {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("evident-sqlite-index".into())
-            .spawn(move || follow(&thread_shared, &connection, rollups))
+            .spawn(move || follow(&thread_shared, &connection, rollups, rounds))
             .map_err(|err| Error::Unavailable(format!("cannot start the indexer: {err}")))?;
         Ok(Indexer { rollups, shared, thread: Some(thread) })
     }
@@ -297,7 +323,7 @@ struct Work {
 
 /// The indexer thread: waits for work (a window, or a reader), indexes all of it, builds a chunk
 /// of each path table that is behind, repeats (at once while one still is).
-fn follow(shared: &Shared, connection: &Connection, rollups: bool) {
+fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Rounds) {
     let mut behind = false;
     loop {
         let work: Vec<Work> = {
@@ -327,9 +353,9 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool) {
         };
         behind = false;
         for mut work in work {
-            index_all(shared, connection, &mut work, rollups);
+            index_all(shared, connection, &mut work, Folds { rollups, paths: false, rounds });
             if rollups && work.pathed < work.indexed {
-                behind |= build_paths(shared, connection, &mut work);
+                behind |= build_paths(shared, connection, &mut work, rounds);
             }
         }
     }
@@ -361,11 +387,11 @@ fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, p
 
 /// Indexes a tenant's committed entries a chunk at a time, folding them into the path table too
 /// when it is level with the index.
-fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, rollups: bool) {
+fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, folds: Folds) {
     while work.indexed < work.committed {
-        let (from, end) = (work.indexed, work.committed.min(work.indexed + Indexer::CHUNK));
-        let paths = rollups && work.pathed == from;
-        let result = index_range(connection, work.tid, from, end, Folds { rollups, paths });
+        let (from, end) = (work.indexed, work.committed.min(work.indexed + folds.rounds.entries));
+        let paths = folds.rollups && work.pathed == from;
+        let result = index_range(connection, work.tid, from, end, Folds { paths, ..folds });
         if !record(shared, work.tid, result, Some(end), paths.then_some(end)) {
             return;
         }
@@ -375,8 +401,8 @@ fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, rollups:
 }
 
 /// Builds one chunk of a tenant's path table that is behind its index; whether it still is.
-fn build_paths(shared: &Shared, connection: &Connection, work: &mut Work) -> bool {
-    let end = work.indexed.min(work.pathed + Indexer::FOLD);
+fn build_paths(shared: &Shared, connection: &Connection, work: &mut Work, rounds: Rounds) -> bool {
+    let end = work.indexed.min(work.pathed + rounds.fold);
     let result = path_range(connection, work.tid, work.pathed, end);
     if record(shared, work.tid, result, None, Some(end)) {
         work.pathed = end;
@@ -389,6 +415,7 @@ fn build_paths(shared: &Shared, connection: &Connection, work: &mut Work) -> boo
 struct Folds {
     rollups: bool,
     paths: bool,
+    rounds: Rounds,
 }
 
 /// An event of the insight folds from the columns of a stored row.
@@ -441,7 +468,7 @@ fn path_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<(
 /// rows in log order would dirty (and spill from a small cache) one random page per row per
 /// index. The search rows go in in time order, which is the order of each of `event_search`'s
 /// indexes after a few values (all but the subject's); the targets sorted by their key; the folds
-/// of each [`Indexer::FOLD`] entries sorted by theirs.
+/// of each [`Rounds::fold`] entries sorted by theirs.
 fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Folds) -> Result<()> {
     let tx = connection.unchecked_transaction().map_err(storage)?;
     let (first, end) = (rid(tid, from), rid(tid, to));
@@ -497,8 +524,8 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
     tx.commit().map_err(storage)
 }
 
-/// The insight folds of an index transaction, written every [`Indexer::FOLD`] entries: a fold
-/// holds a few hundred bytes per customer it touched, so a whole chunk's would not fit the
+/// The insight folds of an index transaction, written every [`Rounds::fold`] entries: a fold
+/// holds a few hundred bytes per customer it touched, so a whole round's would not fit the
 /// indexer's memory.
 struct FoldBatch {
     folds: Folds,
@@ -518,7 +545,7 @@ impl FoldBatch {
             self.paths.add(event);
         }
         self.entries += 1;
-        if self.entries == Indexer::FOLD {
+        if self.entries == self.folds.rounds.fold {
             self.write(tx, tid)?;
         }
         Ok(())

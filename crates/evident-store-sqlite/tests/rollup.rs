@@ -81,3 +81,46 @@ fn rollups_hold_nothing_personal_before_or_after_erasure() {
         statement.query_map([], |row| row.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
     });
 }
+
+/// Rounds of 40 entries with folds written every 10 (`EVIDENT_INDEXER_ROUND`), so that the
+/// random histories take many rounds and many fold writes within each (the default rounds of
+/// 200,000 entries never split a test's history): the rollups agree with the scan, every entry
+/// has its search row and every entry with targets has its target rows.
+#[test]
+fn many_small_rounds_index_every_entry_and_agree_with_the_scan() {
+    // SAFETY: nextest runs each test in a process of its own; this one sets the variable before
+    // its store, the only reader of it, starts a thread.
+    unsafe { std::env::set_var("EVIDENT_INDEXER_ROUND", "40") };
+    let harness = Sqlite::new();
+    evident_core::conformance_insight::rollups_agree_with_the_scan_on_random_histories(&harness);
+    let connection = rusqlite::Connection::open(harness.dir.path().join("evident.sqlite")).unwrap();
+    connection.execute("ATTACH DATABASE ?1 AS ix", [harness.index_file().display().to_string()]).unwrap();
+    let count = |sql: &str| connection.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
+    let entries = count("SELECT sum(size) FROM logs");
+    assert!(entries > 2_400, "8 histories of at least 300 events each: {entries}");
+    assert_eq!(count("SELECT count(*) FROM ix.event_search"), entries);
+    assert_eq!(count("SELECT max(size) FROM ix.indexed"), entries);
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM events WHERE targets IS NOT NULL
+             AND rid NOT IN (SELECT rid FROM ix.event_targets)"
+        ),
+        0
+    );
+    assert!(
+        count("SELECT count(*) FROM ix.event_targets")
+            >= count("SELECT count(*) FROM events WHERE targets IS NOT NULL")
+    );
+}
+
+#[test]
+fn a_bad_indexer_round_is_refused_with_what_to_do() {
+    // SAFETY: as above, a process of its own, set before the store starts a thread.
+    unsafe { std::env::set_var("EVIDENT_INDEXER_ROUND", "0") };
+    let dir = tempfile::tempdir().unwrap();
+    let Err(err) = SqliteStore::open(&dir.path().join("evident.sqlite")) else {
+        panic!("a round of 0 entries was taken")
+    };
+    let text = err.to_string();
+    assert!(text.contains("EVIDENT_INDEXER_ROUND") && text.contains("at least 1"), "{text}");
+}
