@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{EVIDENT, Schema, Serve, TIMEOUT, client, database_url, lines};
+use common::{EVIDENT, Schema, Serve, TIMEOUT, client, database_url, last_working_noon, lines};
 use serde_json::{Value, json};
 
 /// Runs `evident ARGS --url URL --key KEY` (no settings from the environment).
@@ -145,16 +145,6 @@ fn every_time_flag_takes_the_same_forms_and_names_itself_when_refused() {
 /// Now, as RFC 3339.
 fn common_now() -> String {
     chrono::Utc::now().to_rfc3339()
-}
-
-/// The last noon UTC before now, as RFC 3339: inside the default `off-hours` rule's working hours
-/// (06:00-22:00 at UTC+01:00) whatever the time of day the test runs, so no finding about the
-/// subject joins its events.
-fn last_working_noon() -> String {
-    let now = chrono::Utc::now();
-    let noon = now.date_naive().and_hms_opt(12, 0, 0).expect("noon").and_utc();
-    let noon = if noon > now { noon - chrono::Duration::days(1) } else { noon };
-    noon.to_rfc3339()
 }
 
 /// Waits until `findings list` answers at least one finding; answers them (JSON).

@@ -308,3 +308,13 @@ pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The last noon UTC before now, as RFC 3339: inside the default `off-hours` rule's working hours
+/// (06:00-22:00 at UTC+01:00) whatever the time of day a test runs, so that an event at that time
+/// raises no `off-hours` finding beside the ones the test expects.
+pub fn last_working_noon() -> String {
+    let now = chrono::Utc::now();
+    let noon = now.date_naive().and_hms_opt(12, 0, 0).expect("noon").and_utc();
+    let noon = if noon > now { noon - chrono::Duration::days(1) } else { noon };
+    noon.to_rfc3339()
+}
