@@ -235,6 +235,7 @@ pub fn assert_rollups_agree(index: &dyn InsightIndex, context: &str) {
         only: None,
         counts: Some(0..i32::MAX),
         seen: vec![Who::Customer],
+        seen_hours: 0..i32::MAX,
     };
     assert!(index.rollups(&tenant(), &read, &mut |_| {}).expect("rollups"), "{context}: no rollups");
 }

@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "derived_leaf_tiles",
         sql: include_str!("../migrations/0006_derived_leaf_tiles.sql"),
     },
+    Migration {
+        version: 7,
+        name: "insight_hour_ids",
+        sql: include_str!("../migrations/0007_insight_hour_ids.sql"),
+    },
 ];
 
 /// The migration after whose SQL [`recompute_legacy_digests`] runs.

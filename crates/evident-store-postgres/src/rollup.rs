@@ -10,15 +10,16 @@
 //! (`insight_pathed`), so a schema from before it is built from the stored events while the
 //! rollups go on ([`Folded`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Transaction;
 use evident_core::Result;
-use evident_core::insight::rollup::{Fold, RollupItem, RollupRead, Who, merge_hours};
+use evident_core::insight::rollup::{Fold, RollupItem, RollupRead, Who, decode_ids, encode_ids};
 use evident_core::insight::{Event, Row};
 use evident_wire::Micros;
+use roaring::RoaringTreemap;
 
 use crate::db::{Db, failed};
 
@@ -159,16 +160,15 @@ async fn write(tx: &Transaction<'_>, tid: i64, fold: &Fold) -> Result<()> {
     )
     .await
     .map_err(failed)?;
-    let mut keys = SeenKeys::default();
-    let mut new = Vec::with_capacity(fold.seen.len());
-    for ((dim, value, who, name), hours) in &fold.seen {
-        keys.dim.push(*dim as i16);
-        keys.who.push(*who as i16);
-        keys.value.push(id(value.as_ref()));
-        keys.id.push(id(Some(name)));
-        new.push(hours);
+    // The seen facts transposed: each (dimension, who, value, hour)'s ids.
+    let mut hours: BTreeMap<(i16, i16, i64, i32), RoaringTreemap> = BTreeMap::new();
+    for ((dim, value, who, name), seen) in &fold.seen {
+        let (value, name) = (id(value.as_ref()), id(Some(name)) as u64);
+        for hour in seen {
+            hours.entry((*dim as i16, *who as i16, value, *hour)).or_default().insert(name);
+        }
     }
-    write_seen(tx, tid, &keys, &new).await
+    write_hours(tx, tid, hours).await
 }
 
 /// Count rows as the columns of one `unnest`.
@@ -181,54 +181,52 @@ struct CountColumns {
     failures: Vec<i64>,
 }
 
-/// The keys of seen rows as the columns of one `unnest`.
-#[derive(Default)]
-struct SeenKeys {
-    dim: Vec<i16>,
-    who: Vec<i16>,
-    value: Vec<i64>,
-    id: Vec<i64>,
-}
-
-/// Merges new hours (one set per key) into the stored seen rows.
-async fn write_seen(tx: &Transaction<'_>, tid: i64, keys: &SeenKeys, new: &[&BTreeSet<i32>]) -> Result<()> {
+/// Adds new ids to the stored sets of their (dimension, who, value, hour).
+async fn write_hours(
+    tx: &Transaction<'_>,
+    tid: i64,
+    new: BTreeMap<(i16, i16, i64, i32), RoaringTreemap>,
+) -> Result<()> {
+    let dim: Vec<i16> = new.keys().map(|k| k.0).collect();
+    let who: Vec<i16> = new.keys().map(|k| k.1).collect();
+    let value: Vec<i64> = new.keys().map(|k| k.2).collect();
+    let hour: Vec<i32> = new.keys().map(|k| k.3).collect();
     let stored = tx
         .query(
-            "SELECT s.dim, s.who, s.value, s.id, s.hours FROM insight_seen s
-             JOIN unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::bigint[]) AS k (dim, who, value, id)
-             ON (s.dim, s.who, s.value, s.id) = (k.dim, k.who, k.value, k.id) WHERE s.tid = $1",
-            &[&tid, &keys.dim, &keys.who, &keys.value, &keys.id],
+            "SELECT s.dim, s.who, s.value, s.hour, s.ids FROM insight_hour_ids s
+             JOIN unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::integer[]) AS k (dim, who, value, hour)
+             ON (s.dim, s.who, s.value, s.hour) = (k.dim, k.who, k.value, k.hour) WHERE s.tid = $1",
+            &[&tid, &dim, &who, &value, &hour],
         )
         .await
         .map_err(failed)?;
-    let stored: HashMap<(i16, i16, i64, i64), Vec<u8>> = stored
+    let mut stored: HashMap<(i16, i16, i64, i32), Vec<u8>> = stored
         .into_iter()
         .map(|row| ((row.get(0), row.get(1), row.get(2), row.get(3)), row.get(4)))
         .collect();
-    let merged: Vec<Vec<u8>> = new
-        .iter()
-        .enumerate()
-        .map(|(i, hours)| {
-            let key = (keys.dim[i], keys.who[i], keys.value[i], keys.id[i]);
-            merge_hours(stored.get(&key).map(Vec::as_slice).unwrap_or_default(), hours)
-        })
-        .collect();
+    let mut merged = Vec::with_capacity(new.len());
+    for (key, mut ids) in new {
+        if let Some(bytes) = stored.remove(&key) {
+            ids |= decode_ids(&bytes)?;
+        }
+        merged.push(encode_ids(&ids));
+    }
     tx.execute(
-        "INSERT INTO insight_seen (tid, dim, who, value, id, hours)
-         SELECT $1, * FROM unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bytea[])
-         ON CONFLICT (tid, dim, who, value, id) DO UPDATE SET hours = excluded.hours",
-        &[&tid, &keys.dim, &keys.who, &keys.value, &keys.id, &merged],
+        "INSERT INTO insight_hour_ids (tid, dim, who, value, hour, ids)
+         SELECT $1, * FROM unnest($2::smallint[], $3::smallint[], $4::bigint[], $5::integer[], $6::bytea[])
+         ON CONFLICT (tid, dim, who, value, hour) DO UPDATE SET ids = excluded.ids",
+        &[&tid, &dim, &who, &value, &hour, &merged],
     )
     .await
     .map_err(failed)?;
     Ok(())
 }
 
-/// What a question read: count rows, then seen rows, as their owned values, with values as
-/// name ids (0: no value) and the names of those ids.
+/// What a question read: count rows, then hour rows (who, value, hour, ids), as their owned
+/// values, with values as name ids (0: no value) and the names of those ids.
 pub(crate) struct Answer {
     counts: Vec<(i64, i32, i64, i64)>,
-    seen: Vec<(Who, i64, Vec<u8>)>,
+    hours: Vec<(Who, i64, i32, RoaringTreemap)>,
     names: HashMap<i64, String>,
 }
 
@@ -239,8 +237,8 @@ impl Answer {
             let (events, failures) = (*events as u64, *failures as u64);
             each(RollupItem::Count { value: name(value), hour: *hour, events, failures });
         }
-        for (who, value, hours) in &self.seen {
-            each(RollupItem::Seen { who: *who, value: name(value), hours });
+        for (who, value, hour, ids) in &self.hours {
+            each(RollupItem::Hour { who: *who, value: name(value), hour: *hour, ids });
         }
     }
 }
@@ -258,7 +256,7 @@ pub(crate) async fn read(db: &Db, tid: i64, read: &RollupRead) -> Result<Answer>
         .map_err(failed)?;
     let dim = read.dim as i16;
     let value = "($3::text IS NULL OR value = (SELECT id FROM insight_names WHERE tid = $1 AND name = $3))";
-    let mut answer = Answer { counts: Vec::new(), seen: Vec::new(), names: HashMap::new() };
+    let mut answer = Answer { counts: Vec::new(), hours: Vec::new(), names: HashMap::new() };
     if let Some(hours) = &read.counts {
         let sql = format!(
             "SELECT value, hour, events, failures FROM insight_counts
@@ -268,17 +266,19 @@ pub(crate) async fn read(db: &Db, tid: i64, read: &RollupRead) -> Result<Answer>
             tx.query(&sql, &[&tid, &dim, &read.only, &hours.start, &hours.end]).await.map_err(failed)?;
         answer.counts = rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
     }
-    // Values by id, named after: a join would look a name up for each of up to a row per
-    // customer and value (a third of the read's time on 400,000 events).
-    for who in &read.seen {
-        let sql = format!(
-            "SELECT value, hours FROM insight_seen WHERE tid = $1 AND dim = $2 AND {value} AND who = $4"
-        );
-        let rows = tx.query(&sql, &[&tid, &dim, &read.only, &(*who as i16)]).await.map_err(failed)?;
-        answer.seen.extend(rows.into_iter().map(|r| (*who, r.get(0), r.get(1))));
+    // Values by id, named after: a join would look a name up for each row.
+    let sql = format!(
+        "SELECT who, value, hour, ids FROM insight_hour_ids
+         WHERE tid = $1 AND dim = $2 AND {value} AND who = ANY($4) AND hour >= $5 AND hour < $6"
+    );
+    let who: Vec<i16> = read.seen.iter().map(|who| *who as i16).collect();
+    let (start, end) = (read.seen_hours.start, read.seen_hours.end);
+    for row in tx.query(&sql, &[&tid, &dim, &read.only, &who, &start, &end]).await.map_err(failed)? {
+        let who = if row.get::<_, i16>(0) == Who::Actor as i16 { Who::Actor } else { Who::Customer };
+        answer.hours.push((who, row.get(1), row.get(2), decode_ids(row.get(3))?));
     }
     let mut ids: Vec<i64> =
-        answer.counts.iter().map(|c| c.0).chain(answer.seen.iter().map(|s| s.1)).collect();
+        answer.counts.iter().map(|c| c.0).chain(answer.hours.iter().map(|h| h.1)).collect();
     ids.sort_unstable();
     ids.dedup();
     let rows = tx

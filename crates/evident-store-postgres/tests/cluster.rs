@@ -374,7 +374,8 @@ fn reopening_applies_no_migration_twice() {
             "3 streams",
             "4 insight_rollups",
             "5 insight_paths",
-            "6 derived_leaf_tiles"
+            "6 derived_leaf_tiles",
+            "7 insight_hour_ids",
         ]
     );
 }
@@ -397,7 +398,7 @@ fn nodes_starting_at_once_migrate_one_new_schema_once() {
             store.check_writable().unwrap();
         }
     });
-    assert_eq!(schema.sql("SELECT count(*) FROM schema_migrations"), ["6"]);
+    assert_eq!(schema.sql("SELECT count(*) FROM schema_migrations"), ["7"]);
 }
 
 #[test]

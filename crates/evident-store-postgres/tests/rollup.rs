@@ -1,7 +1,8 @@
 //! Insight's rollups on PostgreSQL: the shared checks (`insight_rollup_suite!`), plus what only
 //! this store has: two nodes folding the same log at once count every event once, a schema from
-//! before the path table (migration 0004) builds it from the stored events, and the rollups'
-//! names hold nothing personal, before or after erasure.
+//! before the path table (migration 0004) builds it from the stored events, one from before the
+//! hour rows (migration 0007) rebuilds its rollups, and the rollups' names hold nothing personal,
+//! before or after erasure.
 
 mod common;
 
@@ -85,13 +86,42 @@ fn a_schema_from_before_the_path_table_builds_it_from_the_events() {
     );
 }
 
+/// Migration 7 replaced the seen rows (one per customer and value, with its hours) by hour rows
+/// (one per value and hour, with its customers): a schema at migration 6 has its rollups rebuilt
+/// from the stored events, not left empty under a watermark that says everything is folded.
+#[test]
+fn a_schema_from_before_the_hour_rows_rebuilds_its_rollups_from_the_events() {
+    let harness = Postgres { schema: common::TestSchema::new() };
+    let mut rng = Rng(5);
+    let opened = open(&harness);
+    append_random(&opened.engine, &mut rng, 0, 600);
+    assert_rollups_agree(&*opened.index, "before");
+    opened.engine.shutdown();
+    drop(opened);
+    // As a schema at migration 6: every entry folded, seen rows per customer, no hour rows.
+    harness.schema.sql(
+        "DROP TABLE insight_hour_ids;
+         CREATE TABLE insight_seen (tid bigint NOT NULL, dim smallint NOT NULL, who smallint NOT NULL,
+             value bigint NOT NULL, id bigint NOT NULL, hours bytea NOT NULL,
+             PRIMARY KEY (tid, dim, who, value, id));
+         DELETE FROM schema_migrations WHERE version = 7",
+    );
+    assert_eq!(harness.schema.sql("SELECT size FROM insight_rolled"), ["600"]);
+    let opened = open(&harness);
+    append_random(&opened.engine, &mut rng, 600, 50);
+    assert_rollups_agree(&*opened.index, "after migration 7");
+    assert_eq!(harness.schema.sql("SELECT size FROM insight_rolled"), ["650"]);
+    assert_eq!(harness.schema.sql("SELECT sum(events) FROM insight_counts WHERE dim = 0"), ["650"]);
+    assert_eq!(harness.schema.sql("SELECT to_regclass('insight_seen') IS NULL"), ["t"]);
+}
+
 #[test]
 fn rollups_hold_nothing_personal_before_or_after_erasure() {
     let harness = Postgres { schema: common::TestSchema::new() };
     rollups_hold_nothing_personal(&harness, &|| {
         harness
             .schema
-            .sql("SELECT name FROM insight_names UNION ALL SELECT encode(hours, 'escape') FROM insight_seen
+            .sql("SELECT name FROM insight_names UNION ALL SELECT encode(ids, 'escape') FROM insight_hour_ids
                   UNION ALL SELECT kind FROM insight_kinds UNION ALL SELECT encode(pairs, 'escape') FROM insight_paths")
     });
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use evident_wire::Micros;
 use evident_wire::insight::{Bucket, Cohort, Cohorts, Step};
+use roaring::RoaringTreemap;
 
 use super::rollup::{
     HOUR, RollDim, RollupItem, RollupRead, Who, activity_rollup, aligned, decode_hours, hour_of,
@@ -94,17 +95,58 @@ fn from_rollups(
         return Ok(None);
     };
     let dim = if only.is_some() { RollDim::Type } else { RollDim::All };
-    let read = RollupRead { dim, only, counts: None, seen: vec![Who::Customer] };
-    let (to, mut table) = (hour_of(query.to), Table::new());
-    let rolled = index.rollups(tenant, &read, &mut |item| {
-        let RollupItem::Seen { hours, .. } = item else { return };
-        let mut times = decode_hours(hours).take_while(|h| *h < to).map(|h| Micros(i64::from(h) * HOUR));
-        match times.next() {
-            Some(first) if first >= base => add(&mut table, clock, base, std::iter::once(first).chain(times)),
-            _ => {}
+    let to = hour_of(query.to);
+    let read = RollupRead { dim, only, counts: None, seen: vec![Who::Customer], seen_hours: i32::MIN..to };
+    let (mut table, mut sets) = (Table::new(), Sets::default());
+    let rolled = index.rollups(tenant, &read, &mut |item| match item {
+        RollupItem::Seen { hours, .. } => {
+            let mut times =
+                decode_hours(hours).take_while(|h| *h < to).map(|h| Micros(i64::from(h) * HOUR));
+            match times.next() {
+                Some(first) if first >= base => add(&mut table, clock, base, std::iter::once(first).chain(times)),
+                _ => {}
+            }
         }
+        RollupItem::Hour { hour, ids, .. } if hour < to => {
+            let time = Micros(i64::from(hour) * HOUR);
+            match time < base {
+                true => sets.before |= ids,
+                false => *sets.periods.entry(clock.index(base, time)).or_default() |= ids,
+            }
+        }
+        RollupItem::Count { .. } | RollupItem::Hour { .. } => {}
     })?;
+    sets.add_to(&mut table);
     Ok(rolled.then_some(table))
+}
+
+/// The customers of hour items: those active before the first period, and in each period.
+#[derive(Default)]
+struct Sets {
+    before: RoaringTreemap,
+    periods: BTreeMap<usize, RoaringTreemap>,
+}
+
+impl Sets {
+    /// Each period's cohort (its customers not active before it) and that cohort's activity in
+    /// each period since.
+    fn add_to(self, table: &mut Table) {
+        let mut earlier = self.before;
+        for (&cohort, active) in &self.periods {
+            let members = active - &earlier;
+            if !members.is_empty() {
+                let row = table.entry(cohort).or_default();
+                row.0 += members.len();
+                for (&period, later) in self.periods.range(cohort..) {
+                    let n = members.intersection_len(later);
+                    if n > 0 {
+                        *row.1.entry(period - cohort).or_default() += n;
+                    }
+                }
+            }
+            earlier |= active;
+        }
+    }
 }
 
 fn answer(query: &CohortsQuery, starts: &[Micros], table: Table) -> Cohorts {

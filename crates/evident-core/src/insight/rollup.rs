@@ -6,7 +6,10 @@
 //! - counts: events and failures per (dimension, value, UTC hour), additive over hours;
 //! - seen: per (dimension, value, customer) and per (dimension, value, actor) the sorted distinct
 //!   UTC hours it had events in ([`encode_hours`]), from which the distinct customers and actors
-//!   of any range of whole hours are exact.
+//!   of any range of whole hours are exact. A store may keep the same facts transposed instead:
+//!   per (dimension, value, UTC hour) the set of its numbers for the customers, and for the
+//!   actors, seen in that hour ([`RollupItem::Hour`]), so that a range is the union of its hours'
+//!   sets and a question reads one row per hour rather than one per customer.
 //!
 //! The rolled dimensions are [`RollDim`]'s: every [`Field`] but the actor (one row per actor and
 //! customer would be as big as the events) and metadata (open-ended keys). Evident's own events
@@ -22,8 +25,10 @@ use std::ops::Range;
 
 use evident_wire::Micros;
 use evident_wire::insight::{Field, Step};
+use roaring::RoaringTreemap;
 
 use super::Event;
+use crate::error::{Error, Result};
 
 /// The rollups' grain: an hour, in microseconds.
 pub const HOUR: i64 = 3_600_000_000;
@@ -115,6 +120,20 @@ pub fn merge_hours(stored: &[u8], new: &BTreeSet<i32>) -> Vec<u8> {
     encode_hours(&all)
 }
 
+/// A set of a store's numbers for customers or actors, as stored: the portable serialization of
+/// a Roaring treemap (64-bit).
+pub fn encode_ids(ids: &RoaringTreemap) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(ids.serialized_size());
+    ids.serialize_into(&mut bytes).expect("writing to a Vec does not fail");
+    bytes
+}
+
+/// The set of a stored value; a value that is not one is reported as damage to the rollups.
+pub fn decode_ids(bytes: &[u8]) -> Result<RoaringTreemap> {
+    RoaringTreemap::deserialize_from(bytes)
+        .map_err(|e| Error::Unavailable(format!("an insight rollup's id set is damaged ({e}): rebuild the rollups")))
+}
+
 /// A count row's key: dimension, value, hour.
 pub type CountKey = (RollDim, Option<String>, i32);
 /// A seen row's key: dimension, value, whose hours, their id (subject or actor).
@@ -164,13 +183,19 @@ pub struct RollupRead {
     pub counts: Option<Range<i32>>,
     /// Seen rows of these kinds.
     pub seen: Vec<Who>,
+    /// The hours the question needs of them: a store answering [`RollupItem::Hour`] may leave
+    /// out the others (seen rows carry every hour; the question skips the rest).
+    pub seen_hours: Range<i32>,
 }
 
 /// One row a store answers for a [`RollupRead`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RollupItem<'a> {
     Count { value: Option<&'a str>, hour: i32, events: u64, failures: u64 },
     Seen { who: Who, value: Option<&'a str>, hours: &'a [u8] },
+    /// Seen facts transposed: the customers (or actors) seen in one hour, as a store's numbers
+    /// for them. A store answers either `Seen` or `Hour` items for a read, never both.
+    Hour { who: Who, value: Option<&'a str>, hour: i32, ids: &'a RoaringTreemap },
 }
 
 /// The step a cohort's activity filter reads from the rollups: none (every event), or exactly
@@ -198,6 +223,16 @@ mod tests {
         assert_eq!(decode_hours(&merged).collect::<Vec<_>>(), vec![-3, 5, 6, 480_000]);
         assert_eq!(hour_of(Micros(-1)), -1);
         assert!(aligned([Micros(0), Micros(7 * HOUR)]) && !aligned([Micros(HOUR + 60_000_000)]));
+    }
+
+    #[test]
+    fn id_sets_round_trip_and_damage_is_reported() {
+        let ids: RoaringTreemap = [1u64, 7, 70_000, u64::from(u32::MAX) + 5].into_iter().collect();
+        assert_eq!(decode_ids(&encode_ids(&ids)).unwrap(), ids);
+        let mut bytes = encode_ids(&ids);
+        bytes.truncate(bytes.len() - 3);
+        let damaged = decode_ids(&bytes).unwrap_err().to_string();
+        assert!(damaged.contains("rebuild the rollups"), "{damaged}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use evident_wire::Micros;
 use evident_wire::insight::{Counts, Field, Series, Trend, TrendPoint};
+use roaring::RoaringTreemap;
 
 use super::rollup::{RollDim, RollupItem, RollupRead, Who, aligned, decode_hours, hour_of};
 use super::time::Clock;
@@ -89,9 +90,13 @@ impl Tally {
     }
 
     fn count(&mut self, who: Who) {
+        self.add(who, 1);
+    }
+
+    fn add(&mut self, who: Who, n: u64) {
         match who {
-            Who::Customer => self.customers += 1,
-            Who::Actor => self.actors += 1,
+            Who::Customer => self.customers += n,
+            Who::Actor => self.actors += n,
         }
     }
 }
@@ -158,8 +163,16 @@ fn from_rollups(
     // The bucket of each hour of the period.
     let buckets: Vec<usize> =
         (from..to).map(|h| starts.partition_point(|s| hour_of(*s) <= h).saturating_sub(1)).collect();
-    let read = RollupRead { dim, only: None, counts: Some(first..to), seen: vec![Who::Customer, Who::Actor] };
+    let read = RollupRead {
+        dim,
+        only: None,
+        counts: Some(first..to),
+        seen: vec![Who::Customer, Who::Actor],
+        seen_hours: first..to,
+    };
     let mut series: HashMap<Option<String>, Counting<Tally>> = HashMap::new();
+    // Hour items' sets, united per series and kind until every item is read.
+    let mut sets: HashMap<(Option<String>, Who), Counting<RoaringTreemap>> = HashMap::new();
     let key = |value: Option<&str>| match dim {
         RollDim::All => Some("all".to_owned()),
         _ => value.map(str::to_owned),
@@ -200,7 +213,25 @@ fn from_rollups(
                 counting.total.count(who);
             }
         }
+        RollupItem::Hour { who, value, hour, ids } if (first..to).contains(&hour) => {
+            let united = sets.entry((key(value), who)).or_default();
+            if hour < from {
+                united.previous |= ids;
+            } else {
+                united.total |= ids;
+                *united.points.entry(buckets[(hour - from) as usize]).or_default() |= ids;
+            }
+        }
+        RollupItem::Hour { .. } => {}
     })?;
+    for ((key, who), united) in sets {
+        let counting = series.entry(key).or_default();
+        for (bucket, ids) in &united.points {
+            counting.points.entry(*bucket).or_default().add(who, ids.len());
+        }
+        counting.total.add(who, united.total.len());
+        counting.previous.add(who, united.previous.len());
+    }
     Ok(rolled.then_some(series))
 }
 
