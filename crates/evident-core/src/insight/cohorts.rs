@@ -100,10 +100,11 @@ fn from_rollups(
     let (mut table, mut sets) = (Table::new(), Sets::default());
     let rolled = index.rollups(tenant, &read, &mut |item| match item {
         RollupItem::Seen { hours, .. } => {
-            let mut times =
-                decode_hours(hours).take_while(|h| *h < to).map(|h| Micros(i64::from(h) * HOUR));
+            let mut times = decode_hours(hours).take_while(|h| *h < to).map(|h| Micros(i64::from(h) * HOUR));
             match times.next() {
-                Some(first) if first >= base => add(&mut table, clock, base, std::iter::once(first).chain(times)),
+                Some(first) if first >= base => {
+                    add(&mut table, clock, base, std::iter::once(first).chain(times))
+                }
                 _ => {}
             }
         }

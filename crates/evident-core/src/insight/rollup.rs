@@ -130,8 +130,11 @@ pub fn encode_ids(ids: &RoaringTreemap) -> Vec<u8> {
 
 /// The set of a stored value; a value that is not one is reported as damage to the rollups.
 pub fn decode_ids(bytes: &[u8]) -> Result<RoaringTreemap> {
-    RoaringTreemap::deserialize_from(bytes)
-        .map_err(|e| Error::Unavailable(format!("an insight rollup's id set is damaged ({e}): rebuild the rollups")))
+    RoaringTreemap::deserialize_from(bytes).map_err(|e| {
+        Error::Unavailable(format!(
+            "an insight rollup's id set is damaged ({e}); EVIDENT_INSIGHT_ROLLUPS=off answers from the events"
+        ))
+    })
 }
 
 /// A count row's key: dimension, value, hour.
@@ -191,11 +194,25 @@ pub struct RollupRead {
 /// One row a store answers for a [`RollupRead`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RollupItem<'a> {
-    Count { value: Option<&'a str>, hour: i32, events: u64, failures: u64 },
-    Seen { who: Who, value: Option<&'a str>, hours: &'a [u8] },
+    Count {
+        value: Option<&'a str>,
+        hour: i32,
+        events: u64,
+        failures: u64,
+    },
+    Seen {
+        who: Who,
+        value: Option<&'a str>,
+        hours: &'a [u8],
+    },
     /// Seen facts transposed: the customers (or actors) seen in one hour, as a store's numbers
     /// for them. A store answers either `Seen` or `Hour` items for a read, never both.
-    Hour { who: Who, value: Option<&'a str>, hour: i32, ids: &'a RoaringTreemap },
+    Hour {
+        who: Who,
+        value: Option<&'a str>,
+        hour: i32,
+        ids: &'a RoaringTreemap,
+    },
 }
 
 /// The step a cohort's activity filter reads from the rollups: none (every event), or exactly
@@ -232,7 +249,7 @@ mod tests {
         let mut bytes = encode_ids(&ids);
         bytes.truncate(bytes.len() - 3);
         let damaged = decode_ids(&bytes).unwrap_err().to_string();
-        assert!(damaged.contains("rebuild the rollups"), "{damaged}");
+        assert!(damaged.contains("EVIDENT_INSIGHT_ROLLUPS=off"), "{damaged}");
     }
 
     #[test]
