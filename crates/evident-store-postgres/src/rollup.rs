@@ -54,11 +54,15 @@ impl Folded {
     }
 }
 
-/// Folds every committed entry of `tid` beyond the watermark of `folded`. `wait`: whether to
-/// wait for a fold running elsewhere (a question) or leave the tenant to it (the follower).
+/// Folds every entry of `tid` committed before the call beyond the watermark of `folded`, in
+/// transactions of up to [`CHUNK`] entries. `wait`: whether to wait for a fold running elsewhere
+/// (a question) or leave the tenant to it (the follower). It stops at the log's size when it
+/// began: chasing a log that grows as fast as it folds, it would never return, so a question
+/// would wait for ever and the follower would never fold the other table.
 pub(crate) async fn catch_up(db: &Db, tid: i64, folded: Folded, wait: bool) -> Result<()> {
     let table = folded.watermark();
     let mut client = db.client().await?;
+    let mut target = None;
     loop {
         let tx = client.transaction().await.map_err(failed)?;
         // A fold elsewhere takes as long as its chunk.
@@ -69,8 +73,14 @@ pub(crate) async fn catch_up(db: &Db, tid: i64, folded: Folded, wait: bool) -> R
         let sql = format!("SELECT size FROM {table} WHERE tid = $1 {lock}");
         let Some(rolled) = tx.query_opt(&sql, &[&tid]).await.map_err(failed)? else { return Ok(()) };
         let rolled: i64 = rolled.get(0);
-        let size = tx.query_opt("SELECT size FROM logs WHERE tid = $1", &[&tid]).await.map_err(failed)?;
-        let size: i64 = size.map_or(0, |row| row.get(0));
+        let size = match target {
+            Some(size) => size,
+            None => {
+                let size =
+                    tx.query_opt("SELECT size FROM logs WHERE tid = $1", &[&tid]).await.map_err(failed)?;
+                *target.insert(size.map_or(0, |row| row.get(0)))
+            }
+        };
         if rolled >= size {
             return tx.commit().await.map_err(failed);
         }
