@@ -119,8 +119,12 @@ async fn fold(tx: &Transaction<'_>, tid: i64, from: i64, to: i64) -> Result<Fold
     Ok(fold)
 }
 
-/// The ids of `names` (inserted when new, in sorted order, so that two folds inserting at once
-/// wait for each other rather than deadlock).
+/// The ids of `names`, the new ones inserted (in sorted order, so that two folds inserting at
+/// once wait for each other rather than deadlock). Only names not found are inserted: an insert
+/// that conflicts still takes a number from the identity, and the hour rows' id sets stay small
+/// and fast only while the ids of a tenant's customers are dense (6.2M ids for 100,000 names,
+/// inserting every name of every fold, made a 10M-event trend spend 70 % of its time merging
+/// small arrays).
 pub(crate) async fn name_ids(
     tx: &Transaction<'_>,
     tid: i64,
@@ -128,17 +132,21 @@ pub(crate) async fn name_ids(
 ) -> Result<HashMap<String, i64>> {
     names.sort_unstable();
     names.dedup();
-    tx.execute(
-        "INSERT INTO insight_names (tid, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-        &[&tid, &names],
-    )
-    .await
-    .map_err(failed)?;
-    let rows = tx
-        .query("SELECT name, id FROM insight_names WHERE tid = $1 AND name = ANY($2)", &[&tid, &names])
+    let select = "SELECT name, id FROM insight_names WHERE tid = $1 AND name = ANY($2)";
+    let rows = tx.query(select, &[&tid, &names]).await.map_err(failed)?;
+    let mut ids: HashMap<String, i64> = rows.into_iter().map(|row| (row.get(0), row.get(1))).collect();
+    let new: Vec<&str> = names.into_iter().filter(|name| !ids.contains_key(*name)).collect();
+    if !new.is_empty() {
+        tx.execute(
+            "INSERT INTO insight_names (tid, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            &[&tid, &new],
+        )
         .await
         .map_err(failed)?;
-    Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
+        let rows = tx.query(select, &[&tid, &new]).await.map_err(failed)?;
+        ids.extend(rows.into_iter().map(|row| (row.get(0), row.get(1))));
+    }
+    Ok(ids)
 }
 
 /// Adds a fold to the rollup tables, inside the caller's transaction.

@@ -13,6 +13,7 @@ use evident_core::conformance_insight::{
     paths_are_built_for_a_store_from_before_them, rollups_hold_nothing_personal, tenant, trend_query,
 };
 use evident_core::insight::InsightIndex;
+use evident_core::insight::time::Zone;
 use evident_core::insight::trend::trend;
 use evident_core::store::Store;
 use evident_wire::insight::Bucket;
@@ -98,9 +99,11 @@ fn a_schema_from_before_the_hour_rows_rebuilds_its_rollups_from_the_events() {
     assert_rollups_agree(&*opened.index, "before");
     opened.engine.shutdown();
     drop(opened);
-    // As a schema at migration 6: every entry folded, seen rows per customer, no hour rows.
+    // As a schema at migration 6: every entry folded, seen rows per customer, no hour rows, and
+    // names numbered sparsely (every fold took new numbers).
     harness.schema.sql(
-        "DROP TABLE insight_hour_ids;
+        "UPDATE insight_names SET id = id * 1000;
+         DROP TABLE insight_hour_ids;
          CREATE TABLE insight_seen (tid bigint NOT NULL, dim smallint NOT NULL, who smallint NOT NULL,
              value bigint NOT NULL, id bigint NOT NULL, hours bytea NOT NULL,
              PRIMARY KEY (tid, dim, who, value, id));
@@ -113,6 +116,27 @@ fn a_schema_from_before_the_hour_rows_rebuilds_its_rollups_from_the_events() {
     assert_eq!(harness.schema.sql("SELECT size FROM insight_rolled"), ["650"]);
     assert_eq!(harness.schema.sql("SELECT sum(events) FROM insight_counts WHERE dim = 0"), ["650"]);
     assert_eq!(harness.schema.sql("SELECT to_regclass('insight_seen') IS NULL"), ["t"]);
+    assert_eq!(harness.schema.sql("SELECT size FROM insight_pathed"), ["650"]);
+    assert_eq!(harness.schema.sql("SELECT max(id) = count(*) FROM insight_names"), ["t"], "numbered again");
+}
+
+/// Names keep dense ids however many folds see them again (an insert that conflicts still takes
+/// a number): the hour rows' id sets are small and fast only while they are dense.
+#[test]
+fn names_keep_dense_ids_over_many_folds() {
+    let harness = Postgres { schema: common::TestSchema::new() };
+    let opened = open(&harness);
+    let mut rng = Rng(3);
+    for round in 0..4 {
+        append_random(&opened.engine, &mut rng, round * 150, 150);
+        let mut query = trend_query(START, START + 30 * 24 * 3_600_000_000, None, Bucket::Day, Zone::UTC);
+        query.threshold.min_customers = 0;
+        trend(&*opened.index, &tenant(), &query).unwrap();
+        assert_paths_agree(&*opened.index, &tenant(), &format!("round {round}"));
+    }
+    let names = harness.schema.sql("SELECT count(*) || ' ' || max(id) FROM insight_names");
+    let (count, max) = names[0].split_once(' ').unwrap();
+    assert_eq!(count, max, "ids 1 to {count}, one per name");
 }
 
 #[test]
