@@ -128,7 +128,7 @@ print(n)`, join(server.dataDir, 'evident.sqlite'), id], { encoding: 'utf8' }).tr
   await page.reload();
   await page.waitForSelector('.verdict.failed', { timeout: 20_000 });
   const verdict = await page.textContent('#verdict');
-  assert.match(verdict, /^Not verified: .*inclusion proof/);
+  assert.match(verdict, /^Not verified\. Failed: .*inclusion proof/);
   assert.match(await page.textContent('.steps'), /Failed: the inclusion proof leads from the entry/);
   await check('event-tampered');
 });

@@ -120,7 +120,7 @@ test('a policy of 1 of 1 passes with the running witness and is shown on the pag
 test('a policy of 2 of 2 fails naming the witness that did not cosign', async () => {
   const { verdict, witness } = await setPolicy([w1.vkey, w2Vkey], 2);
   const [w1Label, w2Label] = [w1.vkey, w2Vkey].map((k) => k.split('+').slice(0, 2).join('+'));
-  assert.equal(verdict, 'Not verified: witness policy: 2 of 2 failed');
+  assert.equal(verdict, 'Not verified. Failed: witness policy: 2 of 2');
   assert.deepEqual(witness, [`Failed: witness policy: 2 of 2 (cosigned by 1: ${w1Label}; not cosigned by: ${w2Label})`]);
   await H.shot(page, 'event-witness-policy-not-met');
   // 1 of the same 2 passes.
@@ -168,7 +168,7 @@ test('a cosignature changed on the way fails the policy, naming the witness', as
   try {
     const { verdict, witness } = await setPolicy([w1.vkey], 1);
     const w1Label = w1.vkey.split('+').slice(0, 2).join('+');
-    assert.equal(verdict, 'Not verified: witness policy: 1 of 1 failed');
+    assert.equal(verdict, 'Not verified. Failed: witness policy: 1 of 1');
     assert.deepEqual(witness, [`Failed: witness policy: 1 of 1 (cosigned by 0: none; cosignature does not verify: ${w1Label})`]);
   } finally { await page.unroute('**/proof'); }
   assert.deepEqual(problems, []);

@@ -149,7 +149,7 @@ async function verifyInto(panel, id, shown) {
     step(false, 'fetching the proof material', err instanceof ApiError ? `${err.status} ${err.message}` : err.message);
   }
   verdict.className = `verdict ${failures.length ? 'failed' : 'verified'}`;
-  verdict.textContent = failures.length ? `Not verified: ${failures.join('; ')} failed` : 'Verified in this page';
+  verdict.textContent = failures.length ? `Not verified. Failed: ${failures.join('; ')}` : 'Verified in this page';
 }
 
 function sameValue(a, b) {
