@@ -62,7 +62,8 @@ impl Folded {
 pub(crate) async fn catch_up(db: &Db, tid: i64, folded: Folded, wait: bool) -> Result<()> {
     let table = folded.watermark();
     let mut client = db.client().await?;
-    let mut target = None;
+    let size = client.query_opt("SELECT size FROM logs WHERE tid = $1", &[&tid]).await.map_err(failed)?;
+    let size: i64 = size.map_or(0, |row| row.get(0));
     loop {
         let tx = client.transaction().await.map_err(failed)?;
         // A fold elsewhere takes as long as its chunk.
@@ -73,14 +74,6 @@ pub(crate) async fn catch_up(db: &Db, tid: i64, folded: Folded, wait: bool) -> R
         let sql = format!("SELECT size FROM {table} WHERE tid = $1 {lock}");
         let Some(rolled) = tx.query_opt(&sql, &[&tid]).await.map_err(failed)? else { return Ok(()) };
         let rolled: i64 = rolled.get(0);
-        let size = match target {
-            Some(size) => size,
-            None => {
-                let size =
-                    tx.query_opt("SELECT size FROM logs WHERE tid = $1", &[&tid]).await.map_err(failed)?;
-                *target.insert(size.map_or(0, |row| row.get(0)))
-            }
-        };
         if rolled >= size {
             return tx.commit().await.map_err(failed);
         }

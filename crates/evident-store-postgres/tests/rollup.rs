@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use evident_core::conformance_insight::{
     InsightHarness, Rng, START, append_random, assert_paths_agree, assert_rollups_agree, open,
-    paths_are_built_for_a_store_from_before_them, rollups_hold_nothing_personal, tenant, trend_query,
+    paths_are_built_for_a_store_from_before_them, rollups_are_folded_again_for_a_store_from_before_them,
+    rollups_hold_nothing_personal, tenant, trend_query,
 };
 use evident_core::insight::InsightIndex;
 use evident_core::insight::time::Zone;
@@ -93,26 +94,19 @@ fn a_schema_from_before_the_path_table_builds_it_from_the_events() {
 #[test]
 fn a_schema_from_before_the_hour_rows_rebuilds_its_rollups_from_the_events() {
     let harness = Postgres { schema: common::TestSchema::new() };
-    let mut rng = Rng(5);
-    let opened = open(&harness);
-    append_random(&opened.engine, &mut rng, 0, 600);
-    assert_rollups_agree(&*opened.index, "before");
-    opened.engine.shutdown();
-    drop(opened);
     // As a schema at migration 6: every entry folded, seen rows per customer, no hour rows, and
     // names numbered sparsely (every fold took new numbers).
-    harness.schema.sql(
-        "UPDATE insight_names SET id = id * 1000;
-         DROP TABLE insight_hour_ids;
-         CREATE TABLE insight_seen (tid bigint NOT NULL, dim smallint NOT NULL, who smallint NOT NULL,
-             value bigint NOT NULL, id bigint NOT NULL, hours bytea NOT NULL,
-             PRIMARY KEY (tid, dim, who, value, id));
-         DELETE FROM schema_migrations WHERE version = 7",
-    );
-    assert_eq!(harness.schema.sql("SELECT size FROM insight_rolled"), ["600"]);
-    let opened = open(&harness);
-    append_random(&opened.engine, &mut rng, 600, 50);
-    assert_rollups_agree(&*opened.index, "after migration 7");
+    rollups_are_folded_again_for_a_store_from_before_them(&harness, &|| {
+        harness.schema.sql(
+            "UPDATE insight_names SET id = id * 1000;
+             DROP TABLE insight_hour_ids;
+             CREATE TABLE insight_seen (tid bigint NOT NULL, dim smallint NOT NULL, who smallint NOT NULL,
+                 value bigint NOT NULL, id bigint NOT NULL, hours bytea NOT NULL,
+                 PRIMARY KEY (tid, dim, who, value, id));
+             DELETE FROM schema_migrations WHERE version = 7",
+        );
+        assert_eq!(harness.schema.sql("SELECT size FROM insight_rolled"), ["600"]);
+    });
     assert_eq!(harness.schema.sql("SELECT size FROM insight_rolled"), ["650"]);
     assert_eq!(harness.schema.sql("SELECT sum(events) FROM insight_counts WHERE dim = 0"), ["650"]);
     assert_eq!(harness.schema.sql("SELECT to_regclass('insight_seen') IS NULL"), ["t"]);

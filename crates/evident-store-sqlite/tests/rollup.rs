@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use evident_core::conformance_insight::{
-    InsightHarness, Rng, append_random, assert_rollups_agree, open,
-    paths_are_built_for_a_store_from_before_them, rollups_hold_nothing_personal,
+    InsightHarness, paths_are_built_for_a_store_from_before_them,
+    rollups_are_folded_again_for_a_store_from_before_them, rollups_hold_nothing_personal,
 };
 use evident_core::insight::InsightIndex;
 use evident_core::store::Store;
@@ -40,17 +40,10 @@ evident_core::insight_rollup_suite!(Sqlite::new());
 #[test]
 fn an_index_file_from_before_rollups_is_folded_again_from_nothing() {
     let harness = Sqlite::new();
-    let mut rng = Rng(5);
-    let opened = open(&harness);
-    append_random(&opened.engine, &mut rng, 0, 300);
-    assert_rollups_agree(&*opened.index, "before");
-    opened.engine.shutdown();
-    drop(opened);
     // No rollup watermark: as an index file written before rollups existed.
-    rusqlite::Connection::open(harness.index_file()).unwrap().execute_batch("DELETE FROM rolled").unwrap();
-    let opened = open(&harness);
-    append_random(&opened.engine, &mut rng, 300, 50);
-    assert_rollups_agree(&*opened.index, "after an index without rollups");
+    rollups_are_folded_again_for_a_store_from_before_them(&harness, &|| {
+        rusqlite::Connection::open(harness.index_file()).unwrap().execute_batch("DELETE FROM rolled").unwrap()
+    });
 }
 
 #[test]
