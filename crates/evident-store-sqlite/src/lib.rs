@@ -200,7 +200,7 @@ impl SqliteStore {
 /// The writer's was 64 MiB: heaptrack put SQLite's page caches at 124 MiB of a 141 MiB heap peak
 /// during ingest, and the process peaked at 292 MiB on a 10M store against issue 18's 300 MB.
 /// At 32 MiB, ingesting 1,000,000 events peaked at 242 and 244 MiB against 274 and 271 MiB, at
-/// 0.98x the rate (alternated runs, `bench/README.md`).
+/// 0.98x the rate (alternated runs of `bench/ingest-rss.sh`, `bench/README.md`).
 const WRITER_CACHE_KIB: i64 = 32_768;
 const OTHER_CACHE_KIB: i64 = 8_192;
 /// Page cache of the indexer's connection for the index file (`ix`), in KiB: SQLite's default
