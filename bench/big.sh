@@ -6,7 +6,7 @@
 #   4. `evident fsck` of the full store;
 #   5. reads on it over HTTP (`evident serve` on core 0, wrk on core 1): 50-event customer
 #      timeline pages and inclusion-proof receipts, each read self-audited (durable before the
-#      answer), 16 connections, S seconds each.
+#      answer), at 1 and at 16 connections, S seconds each.
 # The store is deleted at the end.
 #
 # Usage: bench/big.sh [--events N] [--seconds S] [--fill-seconds F] [--store DIR]
@@ -101,10 +101,13 @@ else  # the kept store's subjects: cus_000000 ... (bench/insight.sh), 100 per 10
     >"$out/proof-paths.txt"
 fi
 export EVIDENT_READER_KEY=$reader
-BENCH_PATHS=$out/timeline-paths.txt taskset -c 1 wrk -t2 -c16 -d"${seconds}s" --latency -s bench/http/get-paths.lua "$URL" \
-  | tee "$out/timeline.txt"
-BENCH_PATHS=$out/proof-paths.txt taskset -c 1 wrk -t2 -c16 -d"${seconds}s" --latency -s bench/http/get-paths.lua "$URL" \
-  | tee "$out/proof.txt"
+# One connection (each read's own latency) and 16 (queueing on the server's one core).
+for c in 1 16; do
+  for read in timeline proof; do
+    BENCH_PATHS=$out/$read-paths.txt taskset -c 1 wrk -t1 -c$c -d"${seconds}s" --latency -s bench/http/get-paths.lua \
+      "$URL" | tee "$out/$read-$c.txt"
+  done
+done
 stop_server
 load "end"
 
@@ -131,6 +134,7 @@ if rss:
     print(f"| fill to {fill['events']:,} events, 8 x 100 | {fill['events_per_second']:,.0f} events/s over {fill['seconds']:.0f} s, peak RSS {rss:.0f} MiB |")
 print(f"| 8 x 100 on the {fill['events']:,}-event store, {full['seconds']:.0f} s | {full['events_per_second']:,.0f} events/s (p99 {full['p99_ms']:.0f} ms): {full['events_per_second'] / empty['events_per_second']:.0%} of the empty store's |")
 print(f"| fsck | {fsck.strip().splitlines()[-1]} |")
-print(f"| timeline page (50 events), 16 connections | {wrk('timeline')} |")
-print(f"| inclusion-proof receipt, 16 connections | {wrk('proof')} |")
+for c in (1, 16):
+    print(f"| timeline page (50 events), {c} connection{'s' if c > 1 else ''} | {wrk(f'timeline-{c}')} |")
+    print(f"| inclusion-proof receipt, {c} connection{'s' if c > 1 else ''} | {wrk(f'proof-{c}')} |")
 PY

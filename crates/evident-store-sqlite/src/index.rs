@@ -7,8 +7,13 @@
 //! write the rows and the new watermark together. It gathers what commits for up to
 //! [`Indexer::WINDOW`], so each random-key index page is written once for many events.
 //!
-//! Reads that use the index first wait until the watermark covers every entry committed before
-//! they started ([`Indexer::wait_for`]): a search never misses an acknowledged event. The index
+//! A search never misses an acknowledged event: in one read transaction it takes the watermark,
+//! walks the index for the entries below it and reads the entries at and above it from their
+//! rows in the main file, which hold the same columns and targets (the tail, usually the last
+//! [`Indexer::WINDOW`]'s commits). It waits for the indexer only while more than
+//! `SEARCH_TAIL_MAX` entries are not indexed ([`Indexer::wait_within`]); insight and erasure wait
+//! until the watermark covers every entry committed before they started ([`Indexer::wait_for`]).
+//! The index
 //! is derived data: a lost or stale index file is rebuilt from the events (their `targets` column
 //! keeps what the index needs, search tokens included, until erasure removes those).
 //!
@@ -119,6 +124,38 @@ pub(crate) fn encode_targets(targets: &[(String, String)]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether `bytes`, as [`encode_targets`] wrote them, hold the target `(kind, id)`; false for
+/// bytes it did not write.
+fn has_target(bytes: &[u8], kind: &str, id: &str) -> bool {
+    let mut rest = bytes;
+    let mut next = || -> Option<&[u8]> {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let text = tail.get(..u32::from_le_bytes(*len) as usize)?;
+        rest = &tail[text.len()..];
+        Some(text)
+    };
+    while let (Some(t), Some(i)) = (next(), next()) {
+        if t == kind.as_bytes() && i == id.as_bytes() {
+            return true;
+        }
+    }
+    false
+}
+
+/// `evident_has_target(targets, type, id)` on `connection`: what a search's target filter is
+/// on the entries the index does not hold yet (`events.targets`, NULL for none).
+pub(crate) fn add_target_function(connection: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    connection
+        .create_scalar_function("evident_has_target", 3, flags, |ctx| {
+            let bytes: Option<Vec<u8>> = ctx.get(0)?;
+            let (kind, id): (String, String) = (ctx.get(1)?, ctx.get(2)?);
+            Ok(bytes.is_some_and(|bytes| has_target(&bytes, &kind, &id)))
+        })
+        .map_err(storage)
+}
+
 /// The inverse of [`encode_targets`]; an error for bytes it did not write.
 pub(crate) fn decode_targets(bytes: Option<&[u8]>) -> Result<Vec<(String, String)>> {
     let bad = || Error::Integrity("an event's stored targets are malformed".into());
@@ -203,7 +240,7 @@ pub(crate) struct Indexer {
 impl Indexer {
     /// How long committed entries may gather before the indexer writes them, unless a reader
     /// waits for them.
-    const WINDOW: Duration = Duration::from_millis(100);
+    pub(crate) const WINDOW: Duration = Duration::from_millis(100);
     /// How long a read waits for the index before failing as unavailable.
     const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -278,19 +315,31 @@ impl Indexer {
 
     /// Waits until the index covers every entry of `tid` committed before this call.
     pub(crate) fn wait_for(&self, tid: i64) -> Result<()> {
-        self.wait_until(tid, "search index", |progress| &progress.indexed)
+        self.wait_until(tid, "search index", 0, |progress| &progress.indexed)
+    }
+
+    /// Waits until at most `slack` entries of `tid` committed before this call are not indexed
+    /// (a search reads those from their rows).
+    pub(crate) fn wait_within(&self, tid: i64, slack: u64) -> Result<()> {
+        self.wait_until(tid, "search index", slack, |progress| &progress.indexed)
     }
 
     /// Waits until the path table covers every entry of `tid` committed before this call.
     pub(crate) fn wait_for_paths(&self, tid: i64) -> Result<()> {
-        self.wait_until(tid, "insight path table", |progress| &progress.pathed)
+        self.wait_until(tid, "insight path table", 0, |progress| &progress.pathed)
     }
 
-    fn wait_until(&self, tid: i64, what: &str, done: fn(&Progress) -> &HashMap<i64, u64>) -> Result<()> {
+    fn wait_until(
+        &self,
+        tid: i64,
+        what: &str,
+        slack: u64,
+        done: fn(&Progress) -> &HashMap<i64, u64>,
+    ) -> Result<()> {
         let deadline = Instant::now() + Self::MAX_WAIT;
         let mut progress = self.shared.progress.lock().expect("index progress lock");
         let target = progress.committed.get(&tid).copied().unwrap_or(0);
-        while done(&progress).get(&tid).copied().unwrap_or(0) < target {
+        while done(&progress).get(&tid).copied().unwrap_or(0).saturating_add(slack) < target {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 let why = progress.failure.clone().unwrap_or_else(|| "it is still catching up".into());
                 return Err(Error::Unavailable(format!("the {what} is behind the log: {why}")));

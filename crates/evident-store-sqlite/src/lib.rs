@@ -222,6 +222,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
              PRAGMA secure_delete = ON;"
         ))
         .map_err(storage)?;
+    index::add_target_function(&connection)?;
     Ok(connection)
 }
 
@@ -376,6 +377,12 @@ fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 
 /// Most distinct types a type prefix is searched over one by one (more: as one range).
 const MAX_PREFIX_WALKS: usize = 32;
+
+/// Most committed entries a search reads from their rows instead of waiting for the indexer
+/// (the tail above its watermark, scanned in log order). The indexer writes what commits every
+/// [`index::Indexer::WINDOW`], so under load the tail is about that window's commits; a tail
+/// longer than this (a bulk load, an indexer catching up) is waited for instead.
+const SEARCH_TAIL_MAX: u64 = 4_096;
 
 const EVENT_COLUMNS: &str = "e.rid, e.event_id, e.time, e.entry, e.seal_subject, e.sealed";
 
@@ -722,24 +729,54 @@ impl EventIndex for SqliteStore {
 
     fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
         let tid = self.tid(tenant)?;
-        self.indexer.wait_for(tid)?;
+        self.indexer.wait_within(tid, SEARCH_TAIL_MAX)?;
         let prefix = plan.conditions().into_iter().find_map(|condition| match condition {
             Condition::Prefix(Column::EventType, prefix) if plan.target().is_none() => Some(prefix),
             _ => None,
         });
         self.read(|c| {
+            // One snapshot of each file, the index's first: the index holds the entries below
+            // its watermark, and the main file, read after it, every entry committed before.
+            let snapshot = c.unchecked_transaction()?;
+            let indexed: i64 = snapshot
+                .prepare_cached("SELECT size FROM ix.indexed WHERE tid = ?1")?
+                .query_row([tid], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0);
             let types = match prefix {
-                Some(prefix) => types_with_prefix(c, tid, prefix, MAX_PREFIX_WALKS)?,
+                Some(prefix) => types_with_prefix(&snapshot, tid, prefix, MAX_PREFIX_WALKS)?,
                 None => None,
             };
             let (sql, values) = match &types {
-                Some(types) if types.is_empty() => return Ok(Vec::new()),
-                Some(types) => prefix_search_sql(tid, plan, types),
-                None => search_sql(tid, plan),
+                Some(types) if types.is_empty() => (None, Vec::new()),
+                Some(types) => {
+                    let (sql, values) = prefix_search_sql(tid, plan, types);
+                    (Some(sql), values)
+                }
+                None => {
+                    let (sql, values) = search_sql(tid, plan);
+                    (Some(sql), values)
+                }
             };
-            let mut statement = c.prepare_cached(&sql)?;
-            let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
-            rows.collect()
+            let mut found = match sql {
+                Some(sql) => {
+                    let mut statement = snapshot.prepare_cached(&sql)?;
+                    let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()?
+                }
+                None => Vec::new(),
+            };
+            let (sql, values) = tail_search_sql(tid, indexed as u64, plan);
+            let mut statement = snapshot.prepare_cached(&sql)?;
+            let tail = statement.query_map(params_from_iter(values.iter()), stored_event)?;
+            found.extend(tail.collect::<rusqlite::Result<Vec<_>>>()?);
+            // Both parts are in the page's order; together, the page is their first `limit`.
+            found.sort_by_key(|event| (event.time, event.index));
+            if plan.descending() {
+                found.reverse();
+            }
+            found.truncate(plan.limit);
+            Ok(found)
         })
     }
 
@@ -905,7 +942,7 @@ fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Valu
     };
     let direction = if plan.descending() { "DESC" } else { "ASC" };
     for condition in plan.conditions() {
-        conditions.push(condition_sql(condition, &mut values, tid, plan, (time_column, rid_column)));
+        conditions.push(condition_sql(condition, &mut values, tid, plan, ("s", time_column, rid_column)));
     }
     values.push(V::Integer(plan.limit as i64));
     let sql = format!(
@@ -925,7 +962,7 @@ fn prefix_search_sql(tid: i64, plan: &SearchPlan, types: &[String]) -> (String, 
     let mut conditions = vec!["s.tid = ?1".to_owned()];
     for condition in plan.conditions() {
         if !matches!(condition, Condition::Prefix(Column::EventType, _)) {
-            conditions.push(condition_sql(condition, &mut values, tid, plan, ("s.time", "s.rid")));
+            conditions.push(condition_sql(condition, &mut values, tid, plan, ("s", "s.time", "s.rid")));
         }
     }
     values.push(V::Integer(plan.limit as i64));
@@ -947,6 +984,31 @@ fn prefix_search_sql(tid: i64, plan: &SearchPlan, types: &[String]) -> (String, 
         "SELECT {EVENT_COLUMNS} FROM ({}) u JOIN events e ON e.rid = u.rid \
          ORDER BY u.time {direction}, u.rid {direction} LIMIT ?{limit}",
         walks.join(" UNION ALL ")
+    );
+    (sql, values)
+}
+
+/// The SQL of a search over the entries of `tid` at and above the index's watermark `indexed`,
+/// read from their rows in the main file (which hold the search columns and the targets), cut
+/// at the page's limit.
+fn tail_search_sql(tid: i64, indexed: u64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
+    let mut values: Vec<V> =
+        vec![V::Integer(tid), V::Integer(rid(tid, indexed)), V::Integer(rid(tid + 1, 0))];
+    let mut conditions = vec!["e.tid = ?1 AND e.rid >= ?2 AND e.rid < ?3".to_owned()];
+    if let Some((target_type, target_id)) = plan.target() {
+        values.extend([V::Text(target_type.to_owned()), V::Text(target_id.to_owned())]);
+        conditions.push(format!("evident_has_target(e.targets, ?{}, ?{})", values.len() - 1, values.len()));
+    }
+    for condition in plan.conditions() {
+        conditions.push(condition_sql(condition, &mut values, tid, plan, ("e", "e.time", "e.rid")));
+    }
+    values.push(V::Integer(plan.limit as i64));
+    let direction = if plan.descending() { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE {} ORDER BY e.time {direction}, e.rid {direction} LIMIT ?{}",
+        conditions.join(" AND "),
+        values.len()
     );
     (sql, values)
 }
@@ -986,7 +1048,7 @@ fn condition_sql(
     values: &mut Vec<rusqlite::types::Value>,
     tid: i64,
     plan: &SearchPlan,
-    (time_column, rid_column): (&str, &str),
+    (table, time_column, rid_column): (&str, &str, &str),
 ) -> String {
     use rusqlite::types::Value as V;
     let n = values.len() + 1;
@@ -994,7 +1056,7 @@ fn condition_sql(
     match condition {
         Condition::Equals(column, value) => {
             values.push(V::Text(value.to_owned()));
-            format!("{} = ?{n}", column_name(column))
+            format!("{table}.{} = ?{n}", column_name(column))
         }
         Condition::Prefix(column, prefix) => {
             // BINARY collation compares UTF-8 bytes: the range is exactly the prefix's texts.
@@ -1002,9 +1064,9 @@ fn condition_sql(
             match evident_core::store::prefix_end(prefix) {
                 Some(end) => {
                     values.push(V::Text(end));
-                    format!("{0} >= ?{n} AND {0} < ?{1}", column_name(column), n + 1)
+                    format!("{table}.{0} >= ?{n} AND {table}.{0} < ?{1}", column_name(column), n + 1)
                 }
-                None => format!("{} >= ?{n}", column_name(column)),
+                None => format!("{table}.{} >= ?{n}", column_name(column)),
             }
         }
         Condition::TimeAtLeast(time) => {
@@ -1022,15 +1084,15 @@ fn condition_sql(
     }
 }
 
-/// The `events` column an equality condition compares.
+/// The column a condition compares, in `event_search` and in `events` alike.
 fn column_name(column: Column) -> &'static str {
     match column {
-        Column::Actor => "s.actor",
-        Column::Subject => "s.subject",
-        Column::EventType => "s.type",
-        Column::Action => "s.action",
-        Column::Outcome => "s.outcome",
-        Column::Source => "s.source",
+        Column::Actor => "actor",
+        Column::Subject => "subject",
+        Column::EventType => "type",
+        Column::Action => "action",
+        Column::Outcome => "outcome",
+        Column::Source => "source",
     }
 }
 
