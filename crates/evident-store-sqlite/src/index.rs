@@ -218,6 +218,10 @@ struct Progress {
     /// does nothing, so opening a store to check it (`fsck`) writes no index.
     active: bool,
     stop: bool,
+    /// The checkpointer holds the indexer between transactions ([`Pauser::hold`]).
+    paused: bool,
+    /// The indexer is in a transaction (holding a snapshot of the main file).
+    busy: bool,
     /// Why the last pass failed, while it keeps failing.
     failure: Option<String>,
 }
@@ -303,6 +307,11 @@ impl Indexer {
         Ok(Indexer { rollups, shared, thread: Some(thread) })
     }
 
+    /// What the checkpointer holds the indexer with.
+    pub(crate) fn pauser(&self) -> Pauser {
+        Pauser { shared: Arc::clone(&self.shared) }
+    }
+
     /// A commit moved the log of `tid` to `size` (called once it is durable).
     pub(crate) fn committed(&self, tid: i64, size: u64) {
         let mut progress = self.shared.progress.lock().expect("index progress lock");
@@ -353,6 +362,44 @@ impl Indexer {
     }
 }
 
+/// Holds the indexer between its transactions, so that no snapshot of the main file it reads
+/// keeps the checkpointer from copying the whole WAL (see `Checkpointer`).
+#[derive(Clone)]
+pub(crate) struct Pauser {
+    shared: Arc<Shared>,
+}
+
+/// The indexer stays held until this is dropped.
+pub(crate) struct Held<'a> {
+    shared: &'a Shared,
+}
+
+impl Pauser {
+    /// Waits (at most `max`) for the indexer's transaction under way to end and keeps it from
+    /// starting another until the answer is dropped; `None` if the transaction outlasted `max`.
+    pub(crate) fn hold(&self, max: Duration) -> Option<Held<'_>> {
+        let deadline = Instant::now() + max;
+        let mut progress = self.shared.progress.lock().expect("index progress lock");
+        progress.paused = true;
+        while progress.busy {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                progress.paused = false;
+                self.shared.changed.notify_all();
+                return None;
+            };
+            progress = self.shared.changed.wait_timeout(progress, left).expect("index progress lock").0;
+        }
+        Some(Held { shared: &self.shared })
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.shared.progress.lock().expect("index progress lock").paused = false;
+        self.shared.changed.notify_all();
+    }
+}
+
 impl Drop for Indexer {
     fn drop(&mut self) {
         self.shared.progress.lock().expect("index progress lock").stop = true;
@@ -381,12 +428,16 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
             if !progress.wanted && !progress.stop && !behind {
                 progress = shared.changed.wait_timeout(progress, Indexer::WINDOW).expect("lock").0;
             }
+            while progress.paused && !progress.stop {
+                progress = shared.changed.wait(progress).expect("lock");
+            }
             if progress.stop {
                 return;
             }
             if !progress.active {
                 continue;
             }
+            progress.busy = true;
             progress.wanted = false;
             let get = |map: &HashMap<i64, u64>, tid| map.get(tid).copied().unwrap_or(0);
             progress
@@ -403,11 +454,18 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
         };
         behind = false;
         for mut work in work {
-            index_all(shared, connection, &mut work, Folds { rollups, paths: false, rounds });
+            if !index_all(shared, connection, &mut work, Folds { rollups, paths: false, rounds }) {
+                break;
+            }
             if rollups && work.pathed < work.indexed {
                 behind |= build_paths(shared, connection, &mut work, rounds);
             }
         }
+        let mut progress = shared.progress.lock().expect("index progress lock");
+        progress.busy = false;
+        // A hold that came in during the rounds left the rest for after it.
+        behind |= progress.paused;
+        shared.changed.notify_all();
     }
 }
 
@@ -421,8 +479,8 @@ fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, p
             progress.pathed.extend(pathed.map(|size| (tid, size)));
             progress.failure = None;
             // A stop waits for this round, not for the whole backlog (a store far behind took
-            // minutes to stop); the next start goes on from here.
-            !progress.stop
+            // minutes to stop); the next start goes on from here. So does a hold.
+            !progress.stop && !progress.paused
         }
         Err(err) => {
             progress.failure = Some(err.to_string());
@@ -436,18 +494,19 @@ fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, p
 }
 
 /// Indexes a tenant's committed entries a chunk at a time, folding them into the path table too
-/// when it is level with the index.
-fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, folds: Folds) {
+/// when it is level with the index. Whether to go on (no failure, stop or hold).
+fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, folds: Folds) -> bool {
     while work.indexed < work.committed {
         let (from, end) = (work.indexed, work.committed.min(work.indexed + folds.rounds.entries));
         let paths = folds.rollups && work.pathed == from;
         let result = index_range(connection, work.tid, from, end, Folds { paths, ..folds });
         if !record(shared, work.tid, result, Some(end), paths.then_some(end)) {
-            return;
+            return false;
         }
         work.indexed = end;
         work.pathed = if paths { end } else { work.pathed };
     }
+    true
 }
 
 /// Builds one chunk of a tenant's path table that is behind its index; whether it still is.

@@ -8,6 +8,7 @@
 //! Behind the `bench-peer` feature: only the load tool uses it.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use evident_core::Result;
 use evident_core::validate::Validated;
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS event_targets (
 
 /// The peer's database: one writer, no tamper evidence.
 pub struct PlainSqlite {
-    connection: Connection,
+    connection: Arc<Mutex<Connection>>,
     next_index: u64,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: Checkpointer,
@@ -51,17 +52,19 @@ impl PlainSqlite {
         let next_rid: i64 = connection
             .query_row("SELECT coalesce(max(rid) + 1, 0) FROM events", [], |row| row.get(0))
             .map_err(storage)?;
+        let connection = Arc::new(Mutex::new(connection));
         Ok(PlainSqlite {
-            connection,
+            connection: Arc::clone(&connection),
             next_index: (next_rid & ((1 << TENANT_SHIFT) - 1)) as u64,
-            _checkpointer: Checkpointer::start(path)?,
+            _checkpointer: Checkpointer::start(path, connection, None)?,
         })
     }
 
     /// Stores one request's events (`raw`: their producer JSON) in one transaction; durable on
     /// return. The index of each, in order.
     pub fn insert(&mut self, raw: &[Vec<u8>], events: &[Validated]) -> Result<Vec<u64>> {
-        let indices = insert_rows(&mut self.connection, self.next_index, raw, events).map_err(storage)?;
+        let mut connection = self.connection.lock().expect("writer lock");
+        let indices = insert_rows(&mut connection, self.next_index, raw, events).map_err(storage)?;
         self.next_index += indices.len() as u64;
         Ok(indices)
     }
