@@ -9,16 +9,20 @@
 #   --bin PATH   profile this `evident` binary instead of building one; given more than once, the
 #                binaries take turns in each workload and setting (peers of the same run), each
 #                row naming its binary's file name
+#   --keeps "K..."  checkpoint history settings to run (default "1 1000"); `default` passes no
+#                `--keep-checkpoint-entries` (for builds from before the flag, e.g. issue 18's start)
 # Raw outputs (perf data and reports) go to target/bench-profile/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 seconds=10
 bins=()
+keeps="1 1000"
 while [ $# -gt 0 ]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --bin) bins+=("$(realpath "$2")"); shift 2 ;;
+    --keeps) keeps=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -38,14 +42,15 @@ echo "| binary | workload | keep | events/s | CPU us/event: all | sequencer | pr
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for w in $workloads; do
   producers=${w%x*} batch=${w#*x}
-  for keep in 1 1000; do
+  for keep in $keeps; do
     for bin in "${bins[@]}"; do
       name=$(basename "$bin")
       run=$name-$w-$keep
       dir=$data/$run
       perf record -q -F 499 -o "$out/perf-$run.data" -- /usr/bin/time -f %O -o "$out/io-$run.txt" \
         "$bin" hammer --data-dir "$dir" --producers "$producers" --batch "$batch" --seconds "$seconds" \
-        --keep-checkpoint-entries "$keep" --json >"$out/hammer-$run.json" 2>/dev/null
+        ${keep:+$([ "$keep" = default ] || echo --keep-checkpoint-entries "$keep")} --json \
+        >"$out/hammer-$run.json" 2>/dev/null
       perf report -q -i "$out/perf-$run.data" --sort comm --stdio -F overhead,sample,comm \
         >"$out/comm-$run.txt" 2>/dev/null
       perf report -q -i "$out/perf-$run.data" --sort sym --stdio >"$out/sym-$run.txt" 2>/dev/null

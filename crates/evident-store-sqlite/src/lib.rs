@@ -1074,7 +1074,9 @@ fn tail_search_sql(tid: i64, indexed: u64, plan: &SearchPlan) -> (String, Vec<ru
     use rusqlite::types::Value as V;
     let mut values: Vec<V> =
         vec![V::Integer(tid), V::Integer(rid(tid, indexed)), V::Integer(rid(tid + 1, 0))];
-    let mut conditions = vec!["e.tid = ?1 AND e.rid >= ?2 AND e.rid < ?3".to_owned()];
+    // `+e.tid`: no index on it, so the walk is the rows' key range, never `events_key` (tid, ...)
+    // over every row of the tenant.
+    let mut conditions = vec!["+e.tid = ?1 AND e.rid >= ?2 AND e.rid < ?3".to_owned()];
     if let Some((target_type, target_id)) = plan.target() {
         values.extend([V::Text(target_type.to_owned()), V::Text(target_id.to_owned())]);
         conditions.push(format!("evident_has_target(e.targets, ?{}, ?{})", values.len() - 1, values.len()));
@@ -1215,4 +1217,40 @@ fn forget_tokens(writer: &Connection, path: &Path, tid: i64, subject: &str) -> R
     tx.commit().map_err(storage)?;
     index.query_row("PRAGMA ix.wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(storage)?;
     Ok(deleted as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evident_wire::filter::{Filter, Order};
+
+    /// The tail of a search is walked by the rows' key range whatever its filter: an index that
+    /// begins with the tenant (`events_key`) would walk every row of the tenant instead (a
+    /// timeline page took 336 ms on a 300,000-event store that way).
+    #[test]
+    fn a_tail_search_walks_the_rows_key_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = open_writer(&dir.path().join("evident.sqlite")).unwrap();
+        let filters = [
+            Filter::default(),
+            Filter { subject: Some("cust-1".into()), ..Filter::default() },
+            Filter { actor: Some("agent-1".into()), source: Some("//crm".into()), ..Filter::default() },
+            Filter { target: Some(("customer".into(), "cust-1".into())), ..Filter::default() },
+            Filter::from_pairs([("type", "customer.*")]).unwrap(),
+        ];
+        for filter in &filters {
+            for order in [Order::NewestFirst, Order::OldestFirst] {
+                let plan = SearchPlan { filter, order, after: None, limit: 50 };
+                let (sql, values) = tail_search_sql(1, 10, &plan);
+                let steps: Vec<String> = connection
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .unwrap()
+                    .query_map(params_from_iter(values.iter()), |row| row.get(3))
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap();
+                assert!(steps[0].contains("INTEGER PRIMARY KEY"), "{filter:?}: {steps:?}");
+            }
+        }
+    }
 }
