@@ -183,18 +183,24 @@ pub(crate) struct Rounds {
     /// Entries per index transaction: big, so that a page of a big index takes many of its rows
     /// (see [`index_range`]).
     entries: u64,
+    /// Entries per index transaction while commits keep coming (at most `entries`): a round's
+    /// targets and sort are held in memory, and under full ingest the indexer falls behind, so
+    /// its rounds were always the biggest (a 10,000,000-event fill peaked at 428 MiB with rounds
+    /// of 200,000 against issue 18's 300 MB; 1,500,000 events: 322 MiB, with 50,000: 256 MiB).
+    live: u64,
     /// Entries per write of the folds: a fold holds a few hundred bytes per customer it touched.
     fold: u64,
 }
 
 impl Rounds {
-    const DEFAULT: Rounds = Rounds { entries: 200_000, fold: 20_000 };
+    const DEFAULT: Rounds = Rounds { entries: 200_000, live: 50_000, fold: 20_000 };
 
     fn from_env() -> Result<Rounds> {
         let Ok(text) = std::env::var("EVIDENT_INDEXER_ROUND") else { return Ok(Rounds::DEFAULT) };
         match text.trim().parse::<u64>() {
             Ok(entries) if entries > 0 => {
-                Ok(Rounds { entries, fold: (entries / 4).clamp(1, Rounds::DEFAULT.fold) })
+                let live = entries.min(Rounds::DEFAULT.live);
+                Ok(Rounds { entries, live, fold: (entries / 4).clamp(1, Rounds::DEFAULT.fold) })
             }
             _ => Err(Error::InvalidArgument(format!(
                 "EVIDENT_INDEXER_ROUND is {text:?}: it must be a whole number of entries, at least 1 \
@@ -222,6 +228,8 @@ struct Progress {
     paused: bool,
     /// The indexer is in a transaction (holding a snapshot of the main file).
     busy: bool,
+    /// Commits told since the store opened (the indexer takes smaller rounds while it grows).
+    commits: u64,
     /// Why the last pass failed, while it keeps failing.
     failure: Option<String>,
 }
@@ -316,6 +324,7 @@ impl Indexer {
     pub(crate) fn committed(&self, tid: i64, size: u64) {
         let mut progress = self.shared.progress.lock().expect("index progress lock");
         progress.committed.insert(tid, size);
+        progress.commits += 1;
         progress.active = true;
         if progress.wanted {
             self.shared.changed.notify_all();
@@ -421,8 +430,9 @@ struct Work {
 /// The indexer thread: waits for work (a window, or a reader), indexes all of it, builds a chunk
 /// of each path table that is behind, repeats (at once while one still is).
 fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Rounds) {
-    let mut behind = false;
+    let (mut behind, mut commits) = (false, 0);
     loop {
+        let mut round = rounds;
         let work: Vec<Work> = {
             let mut progress = shared.progress.lock().expect("index progress lock");
             if !progress.wanted && !progress.stop && !behind {
@@ -438,6 +448,10 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
                 continue;
             }
             progress.busy = true;
+            if progress.commits != commits {
+                commits = progress.commits;
+                round.entries = rounds.live;
+            }
             progress.wanted = false;
             let get = |map: &HashMap<i64, u64>, tid| map.get(tid).copied().unwrap_or(0);
             progress
@@ -454,11 +468,11 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
         };
         behind = false;
         for mut work in work {
-            if !index_all(shared, connection, &mut work, Folds { rollups, paths: false, rounds }) {
+            if !index_all(shared, connection, &mut work, Folds { rollups, paths: false, rounds: round }) {
                 break;
             }
             if rollups && work.pathed < work.indexed {
-                behind |= build_paths(shared, connection, &mut work, rounds);
+                behind |= build_paths(shared, connection, &mut work, round);
             }
         }
         let mut progress = shared.progress.lock().expect("index progress lock");

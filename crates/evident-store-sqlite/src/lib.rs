@@ -279,8 +279,11 @@ impl SqliteStore {
 /// The writer's was 64 MiB: heaptrack put SQLite's page caches at 124 MiB of a 141 MiB heap peak
 /// during ingest, and the process peaked at 292 MiB on a 10M store against issue 18's 300 MB.
 /// At 32 MiB, ingesting 1,000,000 events peaked at 242 and 244 MiB against 274 and 271 MiB, at
-/// 0.98x the rate (alternated runs of `bench/ingest-rss.sh`, `bench/README.md`).
-const WRITER_CACHE_KIB: i64 = 32_768;
+/// 0.98x the rate (alternated runs of `bench/ingest-rss.sh`, `bench/README.md`). Once commits
+/// ran at 35,000 events/s (the WAL started over without blocking), heaptrack put the writer's
+/// cache at 90 MB of a 196 MB heap peak (dirty pages beyond the limit while a commit runs): at
+/// 16 MiB, 1,500,000 events of `hammer` 8 x 100 peaked at 302 against 322 MiB at the same rate.
+const WRITER_CACHE_KIB: i64 = 16_384;
 const OTHER_CACHE_KIB: i64 = 8_192;
 /// Page cache of the indexer's connection for the index file (`ix`), in KiB: SQLite's default
 /// (an attached file does not take the `cache_size` set for `main`). 64 MiB indexed a store
