@@ -124,24 +124,6 @@ pub(crate) fn encode_targets(targets: &[(String, String)]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Whether `bytes`, as [`encode_targets`] wrote them, hold the target `(kind, id)`; false for
-/// bytes it did not write.
-fn has_target(bytes: &[u8], kind: &str, id: &str) -> bool {
-    let mut rest = bytes;
-    let mut next = || -> Option<&[u8]> {
-        let (len, tail) = rest.split_first_chunk::<4>()?;
-        let text = tail.get(..u32::from_le_bytes(*len) as usize)?;
-        rest = &tail[text.len()..];
-        Some(text)
-    };
-    while let (Some(t), Some(i)) = (next(), next()) {
-        if t == kind.as_bytes() && i == id.as_bytes() {
-            return true;
-        }
-    }
-    false
-}
-
 /// `evident_has_target(targets, type, id)` on `connection`: what a search's target filter is
 /// on the entries the index does not hold yet (`events.targets`, NULL for none).
 pub(crate) fn add_target_function(connection: &Connection) -> Result<()> {
@@ -149,9 +131,14 @@ pub(crate) fn add_target_function(connection: &Connection) -> Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     connection
         .create_scalar_function("evident_has_target", 3, flags, |ctx| {
-            let bytes: Option<Vec<u8>> = ctx.get(0)?;
+            let bytes = ctx
+                .get_raw(0)
+                .as_blob_or_null()
+                .map_err(|err| rusqlite::Error::UserFunctionError(err.into()))?;
             let (kind, id): (String, String) = (ctx.get(1)?, ctx.get(2)?);
-            Ok(bytes.is_some_and(|bytes| has_target(&bytes, &kind, &id)))
+            // Bytes `encode_targets` did not write match nothing.
+            let targets = decode_targets(bytes).unwrap_or_default();
+            Ok(targets.iter().any(|(k, i)| *k == kind && *i == id))
         })
         .map_err(storage)
 }

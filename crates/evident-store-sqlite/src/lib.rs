@@ -457,6 +457,16 @@ fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
+/// The events a search's SQL answers.
+fn stored_events(
+    connection: &Connection,
+    (sql, values): (String, Vec<rusqlite::types::Value>),
+) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
+    rows.collect()
+}
+
 /// Most distinct types a type prefix is searched over one by one (more: as one range).
 const MAX_PREFIX_WALKS: usize = 32;
 
@@ -829,29 +839,12 @@ impl EventIndex for SqliteStore {
                 Some(prefix) => types_with_prefix(&snapshot, tid, prefix, MAX_PREFIX_WALKS)?,
                 None => None,
             };
-            let (sql, values) = match &types {
-                Some(types) if types.is_empty() => (None, Vec::new()),
-                Some(types) => {
-                    let (sql, values) = prefix_search_sql(tid, plan, types);
-                    (Some(sql), values)
-                }
-                None => {
-                    let (sql, values) = search_sql(tid, plan);
-                    (Some(sql), values)
-                }
+            let mut found = match &types {
+                Some(types) if types.is_empty() => Vec::new(),
+                Some(types) => stored_events(&snapshot, prefix_search_sql(tid, plan, types))?,
+                None => stored_events(&snapshot, search_sql(tid, plan))?,
             };
-            let mut found = match sql {
-                Some(sql) => {
-                    let mut statement = snapshot.prepare_cached(&sql)?;
-                    let rows = statement.query_map(params_from_iter(values.iter()), stored_event)?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()?
-                }
-                None => Vec::new(),
-            };
-            let (sql, values) = tail_search_sql(tid, indexed as u64, plan);
-            let mut statement = snapshot.prepare_cached(&sql)?;
-            let tail = statement.query_map(params_from_iter(values.iter()), stored_event)?;
-            found.extend(tail.collect::<rusqlite::Result<Vec<_>>>()?);
+            found.extend(stored_events(&snapshot, tail_search_sql(tid, indexed as u64, plan))?);
             // Both parts are in the page's order; together, the page is their first `limit`.
             found.sort_by_key(|event| (event.time, event.index));
             if plan.descending() {
