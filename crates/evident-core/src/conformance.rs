@@ -1376,10 +1376,16 @@ pub fn witness_cosignatures(harness: &dyn Harness) {
     assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().1, kept[kept.len() - 1]);
 }
 
+/// The lease the cluster tests' nodes take. Longer than a stall of the test server: a node
+/// counts its lease held for three quarters of it from the moment it asked, so with 800 ms any
+/// renewal slower than 600 ms left the tenant without a leader, and on two cores shared with the
+/// migration and rollup tests no node led for 30 s in three of five full runs.
+const TEST_LEASE: Duration = Duration::from_secs(3);
+
 fn node_config(node: &str) -> EngineConfig {
     EngineConfig {
         node_id: node.to_owned(),
-        lease_ttl: Duration::from_millis(800),
+        lease_ttl: TEST_LEASE,
         inbox_poll: Duration::from_millis(2),
         ..EngineConfig::default()
     }
@@ -1514,11 +1520,12 @@ pub fn a_stopped_leader_hands_over(harness: &dyn Harness) {
     let [first, second] = engines;
     let (old, new) = if leader == 0 { (first, second) } else { (second, first) };
     let before = append(&new, &acme, (0..20).map(|i| event(&format!("h{i}"), json!({}))).collect());
-    // A graceful stop gives the lease up: the other node leads well within one lease period.
+    // A graceful stop gives the lease up: the other node leads at its next renewal (every
+    // quarter of the lease), well before the lease would have expired.
     old.shutdown();
     let stopped = std::time::Instant::now();
     assert_eq!(leader_of(&[&new], &acme), 0);
-    assert!(stopped.elapsed() < Duration::from_millis(800), "took over in {:?}", stopped.elapsed());
+    assert!(stopped.elapsed() < TEST_LEASE * 3 / 4, "took over in {:?}", stopped.elapsed());
     let after = append(&new, &acme, (20..40).map(|i| event(&format!("h{i}"), json!({}))).collect());
     let mut indices: Vec<u64> = before.iter().chain(&after).map(stored_index).collect();
     indices.sort();
