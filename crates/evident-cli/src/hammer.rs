@@ -27,7 +27,7 @@ use anyhow::{Context as _, Result};
 use evident_core::engine::{Engine, EngineConfig, Outcome};
 use evident_core::event::TenantPolicy;
 use evident_core::seal::MasterKey;
-use evident_core::store::{Store, TenantId};
+use evident_core::store::{IndexProgress, Store, TenantId};
 use evident_core::validate::{Validated, parse_event_json};
 use evident_store_sqlite::peer::PlainSqlite;
 use evident_wire::Micros;
@@ -354,6 +354,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("--rate must be positive");
     }
     let load = apply_load(&args, sink, &engines, detection.as_ref())?;
+    // Taken as the load ends: how far the search index is behind what was acknowledged.
+    let index = engines.first().and_then(|engine| engine.store().index_progress());
     let mut detect_summary = serde_json::Value::Null;
     if let (Some(detection), Some(engine)) = (detection, engines.first()) {
         let tenant = TenantId::new(&args.tenant)?;
@@ -366,7 +368,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(err) = load.failure {
         return Err(err);
     }
-    print_summary(&args, &load.report, load.seconds, detect_summary);
+    print_summary(&args, &load.report, load.seconds, index, detect_summary);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -595,7 +597,13 @@ fn print_acks(ids: &[String], indices: &[u64]) -> Result<()> {
 }
 
 /// The summary: one JSON object with `--json`, else a line for people (nothing with `--print-acks`).
-fn print_summary(args: &Args, report: &ProducerReport, seconds: f64, detect_summary: serde_json::Value) {
+fn print_summary(
+    args: &Args,
+    report: &ProducerReport,
+    seconds: f64,
+    index: Option<IndexProgress>,
+    detect_summary: serde_json::Value,
+) {
     let (stored, overloaded, latencies) = (report.stored, report.overloaded, &report.latencies);
     let (p50, p99) = (latencies.percentile_ms(0.50), latencies.percentile_ms(0.99));
     let event_bytes = if stored == 0 { 0.0 } else { report.bytes as f64 / stored as f64 };
@@ -604,15 +612,21 @@ fn print_summary(args: &Args, report: &ProducerReport, seconds: f64, detect_summ
         "events": stored, "seconds": seconds, "events_per_second": stored as f64 / seconds,
         "requests": latencies.total, "p50_ms": p50, "p99_ms": p99, "overloaded_retries": overloaded,
         "event_bytes": event_bytes, "detect_rules": args.detect_rules, "detect": detect_summary,
+        "index_behind": index.map(|i| i.behind), "index_throttled_commits": index.map(|i| i.throttled_commits),
+        "index_throttled_seconds": index.map(|i| i.throttled_seconds),
     });
     if args.json {
         crate::outln!("{summary}");
     } else if !args.print_acks {
         crate::outln!(
-            "{}: {stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {p50:.2} ms, p99 {p99:.2} ms ({} requests, {overloaded} overloaded retries, {event_bytes:.0} bytes per event)",
+            "{}: {stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {p50:.2} ms, p99 {p99:.2} ms ({} requests, {overloaded} overloaded retries, {event_bytes:.0} bytes per event{})",
             args.peer.name(),
             stored as f64 / seconds,
-            latencies.total
+            latencies.total,
+            index.map_or(String::new(), |i| format!(
+                "; search index {} entries behind at the end, {} commits waited for it, {:.1} s in all",
+                i.behind, i.throttled_commits, i.throttled_seconds
+            ))
         );
     }
 }

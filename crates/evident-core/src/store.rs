@@ -489,6 +489,23 @@ pub trait EventIndex: Send + Sync {
     fn insight(&self) -> Option<&dyn crate::insight::InsightIndex> {
         None
     }
+
+    /// For a store whose search index follows the logs (the embedded store): how far behind
+    /// it is and how often commits waited for it. `None` for an index written with the events.
+    fn index_progress(&self) -> Option<IndexProgress> {
+        None
+    }
+}
+
+/// How far a search index that follows the logs is behind them ([`EventIndex::index_progress`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct IndexProgress {
+    /// Entries committed to every log but not indexed yet.
+    pub behind: u64,
+    /// Commits whose acknowledgement waited for the index to catch up, since the store opened.
+    pub throttled_commits: u64,
+    /// How long those waits took in all.
+    pub throttled_seconds: f64,
 }
 
 /// What an API key may do.

@@ -137,6 +137,26 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             "# HELP evident_queue_depth Events waiting to be sequenced.\n# TYPE evident_queue_depth gauge\nevident_queue_depth {}",
             engine.queue_depth()
         );
+        if let Some(index) = engine.store().index_progress() {
+            let _ = writeln!(
+                out,
+                "# HELP evident_search_index_behind_entries Entries stored but not yet in the search index (searches read up to 4,096 of them from the rows; more, and they wait).\n\
+                 # TYPE evident_search_index_behind_entries gauge\nevident_search_index_behind_entries {}",
+                index.behind
+            );
+            let _ = writeln!(
+                out,
+                "# HELP evident_index_throttled_commits_total Commits whose acknowledgement waited for the search index to catch up (EVIDENT_INDEX_LAG_SECONDS).\n\
+                 # TYPE evident_index_throttled_commits_total counter\nevident_index_throttled_commits_total {}",
+                index.throttled_commits
+            );
+            let _ = writeln!(
+                out,
+                "# HELP evident_index_throttled_seconds_total Seconds commits waited for the search index.\n\
+                 # TYPE evident_index_throttled_seconds_total counter\nevident_index_throttled_seconds_total {:.3}",
+                index.throttled_seconds
+            );
+        }
         histogram(&mut out, "evident_batch_size_events", "Events per group commit.", &stats.batch_size);
         histogram(&mut out, "evident_ack_latency_seconds", "Time from submission to durable acknowledgement.", &stats.ack_latency);
         let last = stats.last_commit_micros.load(Ordering::Relaxed);

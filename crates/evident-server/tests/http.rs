@@ -1403,6 +1403,9 @@ fn health_metrics_and_the_openapi_document() {
         "evident_seconds_since_last_checkpoint ",
         "evident_http_requests_total ",
         "evident_auth_failures_total ",
+        "evident_search_index_behind_entries ",
+        "evident_index_throttled_commits_total ",
+        "evident_index_throttled_seconds_total ",
     ] {
         assert!(text.lines().any(|line| line.starts_with(name)), "{name} is missing:\n{text}");
     }
@@ -1411,6 +1414,9 @@ fn health_metrics_and_the_openapi_document() {
     };
     assert!(value("evident_events_stored_total ") >= 2.0);
     assert!(value("evident_tree_size{tenant=\"default\"} ") >= 2.0);
+    // A handful of events is far within the index's lag bound: no commit waited for it.
+    assert!(value("evident_search_index_behind_entries ") <= value("evident_events_stored_total "));
+    assert_eq!(value("evident_index_throttled_commits_total "), 0.0);
 
     let doc = server.expect(&get("/openapi.json"), 200);
     assert_eq!(doc.content_type(), "application/json");

@@ -217,6 +217,12 @@ struct Progress {
     busy: bool,
     /// Commits told since the store opened (the indexer takes smaller rounds while it grows).
     commits: u64,
+    /// Seconds per entry of the indexer's recent rounds, weighted by their entries (0: none
+    /// measured yet): what the lag bound turns into entries.
+    seconds_per_entry: f64,
+    /// Commits that waited for the indexer ([`Indexer::throttle`]), and how long in all.
+    throttled: u64,
+    throttled_for: Duration,
     /// Why the last pass failed, while it keeps failing.
     failure: Option<String>,
 }
@@ -232,8 +238,66 @@ pub(crate) struct Indexer {
     /// off, to measure what they cost; insight then scans, and turning them on again folds every
     /// entry again).
     pub(crate) rollups: bool,
+    lag: LagBound,
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How far the index may fall behind a log before its commits wait for the indexer
+/// ([`Indexer::throttle`]): as many entries as the indexer's recent rounds index in `seconds`,
+/// and never fewer than [`LagBound::FLOOR`]. `EVIDENT_INDEX_LAG_SECONDS` sets `seconds`; `off`
+/// lets commits run ahead without bound (searches then wait, or fail as unavailable after
+/// [`Indexer::MAX_WAIT`], until the indexer catches up: what a 10,000,000-event fill at full rate
+/// did for 742 s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LagBound {
+    seconds: Option<f64>,
+}
+
+impl LagBound {
+    const DEFAULT_SECONDS: f64 = 2.0;
+    /// Entries a log may always run ahead of its index: a burst of this many commits at full
+    /// rate never waits (about a second of ingest on the 2-core machine).
+    const FLOOR: u64 = 32_768;
+    /// The longest one commit waits.
+    const MAX_WAIT: Duration = Duration::from_secs(2);
+
+    fn from_env() -> Result<LagBound> {
+        Self::parse(std::env::var("EVIDENT_INDEX_LAG_SECONDS").ok().as_deref())
+    }
+
+    fn parse(setting: Option<&str>) -> Result<LagBound> {
+        let Some(text) = setting else {
+            return Ok(LagBound { seconds: Some(Self::DEFAULT_SECONDS) });
+        };
+        match text.trim() {
+            "off" => Ok(LagBound { seconds: None }),
+            number => match number.parse::<f64>() {
+                Ok(seconds) if seconds.is_finite() && seconds > 0.0 => {
+                    Ok(LagBound { seconds: Some(seconds) })
+                }
+                _ => Err(Error::InvalidArgument(format!(
+                    "EVIDENT_INDEX_LAG_SECONDS is {text:?}: it must be a number of seconds above 0, or \
+                     off (unset it for the default of {})",
+                    Self::DEFAULT_SECONDS
+                ))),
+            },
+        }
+    }
+
+    /// The entries a log may be ahead of its index, at the indexer's measured pace.
+    fn entries(self, seconds_per_entry: f64) -> Option<u64> {
+        let seconds = self.seconds?;
+        let paced = if seconds_per_entry > 0.0 { (seconds / seconds_per_entry) as u64 } else { 0 };
+        Some(paced.max(Self::FLOOR))
+    }
+}
+
+/// What the indexer tells about itself (see `EventIndex::index_progress`).
+pub(crate) struct Lag {
+    pub(crate) behind: u64,
+    pub(crate) throttled: u64,
+    pub(crate) throttled_for: Duration,
 }
 
 impl Indexer {
@@ -275,6 +339,7 @@ impl Indexer {
         progress.pathed = pairs("SELECT tid, size FROM ix.pathed")?;
         let rollups = std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off");
         let rounds = Rounds::from_env()?;
+        let lag = LagBound::from_env()?;
         for (tid, indexed) in progress.indexed.iter_mut() {
             let committed = progress.committed.get(tid).copied().unwrap_or(0);
             // Rollups are not idempotent: a log rolled back under the index, or an index file
@@ -299,7 +364,7 @@ impl Indexer {
             .name("evident-sqlite-index".into())
             .spawn(move || follow(&thread_shared, &connection, rollups, rounds))
             .map_err(|err| Error::Unavailable(format!("cannot start the indexer: {err}")))?;
-        Ok(Indexer { rollups, shared, thread: Some(thread) })
+        Ok(Indexer { rollups, lag, shared, thread: Some(thread) })
     }
 
     /// What the checkpointer holds the indexer with.
@@ -316,6 +381,57 @@ impl Indexer {
         if progress.wanted {
             self.shared.changed.notify_all();
         }
+    }
+
+    /// Called after a commit of `entries` to the log of `tid`, outside the writer's lock, before
+    /// it is acknowledged: while the log is further ahead of its index than the [`LagBound`],
+    /// waits as long as the indexer takes (at its measured pace) for `entries`, up to twice that
+    /// as the lag nears twice the bound, or until the index is back within the bound. Commits
+    /// then go on at the indexer's pace, at half of it far beyond the bound, so a big lag shrinks
+    /// (an index rebuilt from nothing included), and smoothly: a commit waits in proportion to
+    /// its size, not for the end of a round. A search
+    /// then waits at most about the bound's seconds. Never waits on a failing or stopping
+    /// indexer, nor longer than [`LagBound::MAX_WAIT`]: the commit is durable, and its
+    /// acknowledgement must not hang on derived data.
+    pub(crate) fn throttle(&self, tid: i64, entries: u64) {
+        let started = Instant::now();
+        let mut progress = self.shared.progress.lock().expect("index progress lock");
+        let Some(bound) = self.lag.entries(progress.seconds_per_entry) else { return };
+        let get = |progress: &Progress, map: fn(&Progress) -> &HashMap<i64, u64>| {
+            map(progress).get(&tid).copied().unwrap_or(0)
+        };
+        let behind = |progress: &Progress| {
+            get(progress, |p| &p.committed).saturating_sub(get(progress, |p| &p.indexed))
+        };
+        if behind(&progress) <= bound || progress.failure.is_some() {
+            return;
+        }
+        // Once over the bound, as long as the indexer takes for `entries`; at twice the bound
+        // and beyond, for twice that.
+        let over = (behind(&progress) as f64 / bound as f64).min(2.0);
+        let pace = Duration::from_secs_f64(progress.seconds_per_entry * over * entries as f64);
+        let deadline = started + pace.min(LagBound::MAX_WAIT);
+        progress.wanted = true;
+        self.shared.changed.notify_all();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if behind(&progress) <= bound || progress.failure.is_some() || progress.stop {
+                break;
+            }
+            progress = self.shared.changed.wait_timeout(progress, left).expect("index progress lock").0;
+        }
+        progress.throttled += 1;
+        progress.throttled_for += started.elapsed();
+    }
+
+    /// How far the index is behind, in entries of every log, and how often commits waited.
+    pub(crate) fn lag(&self) -> Lag {
+        let progress = self.shared.progress.lock().expect("index progress lock");
+        let behind = progress
+            .committed
+            .iter()
+            .map(|(tid, size)| size.saturating_sub(progress.indexed.get(tid).copied().unwrap_or(0)))
+            .sum();
+        Lag { behind, throttled: progress.throttled, throttled_for: progress.throttled_for }
     }
 
     /// Waits until the index covers every entry of `tid` committed before this call.
@@ -470,6 +586,20 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
     }
 }
 
+/// Folds a round of `entries` that took `took` into the indexer's measured pace: an average of
+/// seconds per entry in which a round weighs by its entries (rounds of a few entries, which cost
+/// mostly their transaction, count little), about the last 100,000 entries'.
+fn pace(shared: &Shared, entries: u64, took: Duration) {
+    if entries == 0 {
+        return;
+    }
+    let mut progress = shared.progress.lock().expect("index progress lock");
+    let round = took.as_secs_f64() / entries as f64;
+    let weight = (entries as f64 / 100_000.0).min(1.0);
+    let before = progress.seconds_per_entry;
+    progress.seconds_per_entry = if before > 0.0 { before + weight * (round - before) } else { round };
+}
+
 /// Records the outcome of one transaction: its watermarks moved, or why it failed (then waits a
 /// second before the next try). Whether to go on: it succeeded and no stop is asked.
 fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, pathed: Option<u64>) -> bool {
@@ -500,7 +630,11 @@ fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, folds: F
     while work.indexed < work.committed {
         let (from, end) = (work.indexed, work.committed.min(work.indexed + folds.rounds.entries));
         let paths = folds.rollups && work.pathed == from;
+        let started = Instant::now();
         let result = index_range(connection, work.tid, from, end, Folds { paths, ..folds });
+        if result.is_ok() {
+            pace(shared, end - from, started.elapsed());
+        }
         if !record(shared, work.tid, result, Some(end), paths.then_some(end)) {
             return false;
         }
@@ -709,6 +843,66 @@ fn drop_paths(connection: &Connection, tid: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An indexer over a new store whose pace is set to `seconds_per_entry`, held by its
+    /// checkpointer's pauser (so it indexes nothing) until the answer's hold is dropped.
+    fn held_indexer(dir: &Path, seconds_per_entry: f64) -> Indexer {
+        let path = dir.join("evident.sqlite");
+        drop(crate::open_writer(&path).unwrap());
+        let indexer = Indexer::start(&path).unwrap();
+        indexer.shared.progress.lock().unwrap().seconds_per_entry = seconds_per_entry;
+        indexer
+    }
+
+    #[test]
+    fn commits_within_the_lag_bound_do_not_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let indexer = held_indexer(dir.path(), 1e-4);
+        let pauser = indexer.pauser();
+        let _held = pauser.hold(Duration::from_secs(30)).unwrap();
+        indexer.committed(1, LagBound::FLOOR);
+        indexer.throttle(1, 1_000);
+        let lag = indexer.lag();
+        assert_eq!((lag.behind, lag.throttled), (LagBound::FLOOR, 0));
+    }
+
+    /// Beyond the bound a commit waits in proportion to its entries at the indexer's pace (here
+    /// 100 µs an entry, twice that as the lag is over twice the bound), however far behind.
+    #[test]
+    fn commits_beyond_the_lag_bound_wait_the_indexers_time_for_their_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let indexer = held_indexer(dir.path(), 1e-4);
+        let pauser = indexer.pauser();
+        let held = pauser.hold(Duration::from_secs(30)).unwrap();
+        indexer.committed(1, 10 * LagBound::FLOOR);
+        indexer.throttle(1, 1_000);
+        let lag = indexer.lag();
+        assert_eq!((lag.behind, lag.throttled), (10 * LagBound::FLOOR, 1));
+        assert!(lag.throttled_for >= Duration::from_millis(200), "waited {:?}", lag.throttled_for);
+        // A commit far bigger waits at most `MAX_WAIT`, then is acknowledged all the same.
+        indexer.throttle(1, 1_000_000);
+        let waited = indexer.lag().throttled_for - lag.throttled_for;
+        assert!(waited >= LagBound::MAX_WAIT && waited < Indexer::MAX_WAIT, "waited {waited:?}");
+        // Once the indexer may go on it catches up, and commits stop waiting.
+        drop(held);
+        indexer.wait_for(1).unwrap();
+        indexer.throttle(1, 1_000);
+        assert_eq!((indexer.lag().behind, indexer.lag().throttled), (0, 2));
+    }
+
+    #[test]
+    fn the_lag_bound_is_the_entries_the_indexer_takes_its_seconds_for() {
+        let default = LagBound::parse(None).unwrap();
+        assert_eq!(default.entries(1.0 / 65_536.0), Some(131_072), "2 s at 65,536 entries a second");
+        assert_eq!(default.entries(1e-3), Some(LagBound::FLOOR), "a slow indexer");
+        assert_eq!(default.entries(0.0), Some(LagBound::FLOOR), "no round measured yet");
+        assert_eq!(LagBound::parse(Some(" 0.5 ")).unwrap().entries(1.0 / 131_072.0), Some(65_536));
+        assert_eq!(LagBound::parse(Some("off")).unwrap().entries(1e-3), None);
+        for bad in ["", "0", "-1", "NaN", "inf", "2s", "on"] {
+            let err = LagBound::parse(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("EVIDENT_INDEX_LAG_SECONDS") && err.contains("off"), "{bad:?}: {err}");
+        }
+    }
 
     #[test]
     fn targets_round_trip_through_their_column() {

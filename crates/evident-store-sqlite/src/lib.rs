@@ -310,7 +310,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
 
 /// The writer: the schema in place, no automatic checkpoints (the [`Checkpointer`] does them off
 /// the commit path), the larger cache.
-fn open_writer(path: &Path) -> Result<Connection> {
+pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     let writer = open_connection(path)?;
     writer.execute_batch(SCHEMA).map_err(storage)?;
     writer
@@ -788,8 +788,17 @@ impl LogStore for SqliteStore {
             }
         }
         tx.commit().map_err(storage)?;
+        let mut told = Vec::with_capacity(commit.logs.len());
         for log in &commit.logs {
-            self.indexer.committed(self.tid(&log.tenant)?, log.new_size.0);
+            let tid = self.tid(&log.tenant)?;
+            self.indexer.committed(tid, log.new_size.0);
+            told.push((tid, log.entries.len() as u64));
+        }
+        // Durable, and the writer free for the checkpointer (which holds the indexer) before
+        // the acknowledgement waits for an index that is too far behind.
+        drop(writer);
+        for (tid, entries) in told {
+            self.indexer.throttle(tid, entries);
         }
         Ok(())
     }
@@ -857,6 +866,15 @@ impl EventIndex for SqliteStore {
 
     fn insight(&self) -> Option<&dyn evident_core::insight::InsightIndex> {
         Some(self)
+    }
+
+    fn index_progress(&self) -> Option<evident_core::store::IndexProgress> {
+        let lag = self.indexer.lag();
+        Some(evident_core::store::IndexProgress {
+            behind: lag.behind,
+            throttled_commits: lag.throttled,
+            throttled_seconds: lag.throttled_for.as_secs_f64(),
+        })
     }
 }
 
