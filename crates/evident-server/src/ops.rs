@@ -140,13 +140,13 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         if let Some(index) = engine.store().index_progress() {
             let _ = writeln!(
                 out,
-                "# HELP evident_search_index_behind_entries Entries stored but not yet in the search index (searches read up to 4,096 of them from the rows; more, and they wait).\n\
+                "# HELP evident_search_index_behind_entries Entries stored but not yet in the search index (searches read them from the rows; past EVIDENT_INDEX_LAG_ENTRIES, 16,384 by default, commits wait for the index).\n\
                  # TYPE evident_search_index_behind_entries gauge\nevident_search_index_behind_entries {}",
                 index.behind
             );
             let _ = writeln!(
                 out,
-                "# HELP evident_index_throttled_commits_total Commits whose acknowledgement waited for the search index to catch up (EVIDENT_INDEX_LAG_SECONDS).\n\
+                "# HELP evident_index_throttled_commits_total Commits whose acknowledgement waited for the search index to catch up (EVIDENT_INDEX_LAG_ENTRIES).\n\
                  # TYPE evident_index_throttled_commits_total counter\nevident_index_throttled_commits_total {}",
                 index.throttled_commits
             );

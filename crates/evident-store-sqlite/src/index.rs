@@ -10,8 +10,10 @@
 //! A search never misses an acknowledged event: in one read transaction it takes the watermark,
 //! walks the index for the entries below it and reads the entries at and above it from their
 //! rows in the main file, which hold the same columns and targets (the tail, usually the last
-//! [`Indexer::WINDOW`]'s commits). It waits for the indexer only while more than
-//! `SEARCH_TAIL_MAX` entries are not indexed ([`Indexer::wait_within`]); insight and erasure wait
+//! [`Indexer::WINDOW`]'s commits). Commits past the [`LagBound`] wait for the indexer, so the
+//! tail stays short enough to read and a search does not wait for the indexer
+//! ([`Indexer::wait_for_search`] does only for an index rebuilt from nothing, or with the bound
+//! off); insight and erasure wait
 //! until the watermark covers every entry committed before they started ([`Indexer::wait_for`]).
 //! The index
 //! is derived data: a lost or stale index file is rebuilt from the events (their `targets` column
@@ -125,7 +127,8 @@ pub(crate) fn encode_targets(targets: &[(String, String)]) -> Option<Vec<u8>> {
 }
 
 /// `evident_has_target(targets, type, id)` on `connection`: what a search's target filter is
-/// on the entries the index does not hold yet (`events.targets`, NULL for none).
+/// on the entries the index does not hold yet (`events.targets`, NULL for none). It compares
+/// the stored bytes in place: a search reads up to twice the lag bound of such rows.
 pub(crate) fn add_target_function(connection: &Connection) -> Result<()> {
     use rusqlite::functions::FunctionFlags;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
@@ -135,31 +138,53 @@ pub(crate) fn add_target_function(connection: &Connection) -> Result<()> {
                 .get_raw(0)
                 .as_blob_or_null()
                 .map_err(|err| rusqlite::Error::UserFunctionError(err.into()))?;
-            let (kind, id): (String, String) = (ctx.get(1)?, ctx.get(2)?);
-            // Bytes `encode_targets` did not write match nothing.
-            let targets = decode_targets(bytes).unwrap_or_default();
-            Ok(targets.iter().any(|(k, i)| *k == kind && *i == id))
+            let (kind, id) = (ctx.get_raw(1).as_bytes(), ctx.get_raw(2).as_bytes());
+            let (Ok(kind), Ok(id)) = (kind, id) else { return Ok(false) };
+            // Lengths that run past the end (bytes `encode_targets` did not write) match nothing.
+            let mut found = false;
+            for pair in target_pairs(bytes.unwrap_or_default()) {
+                let Ok(pair) = pair else { return Ok(false) };
+                found |= pair == (kind, id);
+            }
+            Ok(found)
         })
         .map_err(storage)
+}
+
+/// The `(type, id)` pairs [`encode_targets`] wrote, as slices of `bytes`; an `Err` item (and
+/// nothing after it) where the bytes are not what it writes.
+fn target_pairs(bytes: &[u8]) -> impl Iterator<Item = std::result::Result<(&[u8], &[u8]), ()>> {
+    fn text<'a>(rest: &mut &'a [u8]) -> std::result::Result<&'a [u8], ()> {
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or(())?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let text = tail.get(..len).ok_or(())?;
+        *rest = &tail[len..];
+        Ok(text)
+    }
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let mut left = rest.take()?;
+        if left.is_empty() {
+            return None;
+        }
+        let pair = text(&mut left).and_then(|kind| Ok((kind, text(&mut left)?)));
+        if pair.is_ok() {
+            rest = Some(left);
+        }
+        Some(pair)
+    })
 }
 
 /// The inverse of [`encode_targets`]; an error for bytes it did not write.
 pub(crate) fn decode_targets(bytes: Option<&[u8]>) -> Result<Vec<(String, String)>> {
     let bad = || Error::Integrity("an event's stored targets are malformed".into());
-    let mut rest = bytes.unwrap_or_default();
-    let mut texts = Vec::new();
-    while !rest.is_empty() {
-        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
-        let len = u32::from_le_bytes(*len) as usize;
-        let text = tail.get(..len).ok_or_else(bad)?;
-        texts.push(String::from_utf8(text.to_vec()).map_err(|_| bad())?);
-        rest = &tail[len..];
-    }
-    if texts.len() % 2 != 0 {
-        return Err(bad());
-    }
-    let mut texts = texts.into_iter();
-    Ok(std::iter::from_fn(|| Some((texts.next()?, texts.next()?))).collect())
+    let utf8 = |text: &[u8]| String::from_utf8(text.to_vec()).map_err(|_| bad());
+    target_pairs(bytes.unwrap_or_default())
+        .map(|pair| {
+            let (kind, id) = pair.map_err(|()| bad())?;
+            Ok((utf8(kind)?, utf8(id)?))
+        })
+        .collect()
 }
 
 /// How many entries the indexer takes per transaction, and per write of insight's folds within
@@ -218,7 +243,7 @@ struct Progress {
     /// Commits told since the store opened (the indexer takes smaller rounds while it grows).
     commits: u64,
     /// Seconds per entry of the indexer's recent rounds, weighted by their entries (0: none
-    /// measured yet): what the lag bound turns into entries.
+    /// measured yet): how long a commit past the lag bound waits.
     seconds_per_entry: f64,
     /// Commits that waited for the indexer ([`Indexer::throttle`]), and how long in all.
     throttled: u64,
@@ -243,53 +268,51 @@ pub(crate) struct Indexer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// How far the index may fall behind a log before its commits wait for the indexer
-/// ([`Indexer::throttle`]): as many entries as the indexer's recent rounds index in `seconds`,
-/// and never fewer than [`LagBound::FLOOR`]. `EVIDENT_INDEX_LAG_SECONDS` sets `seconds`; `off`
-/// lets commits run ahead without bound (searches then wait, or fail as unavailable after
-/// [`Indexer::MAX_WAIT`], until the indexer catches up: what a 10,000,000-event fill at full rate
-/// did for 742 s).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// How many entries a log may be ahead of its search index before its commits wait for the
+/// indexer ([`Indexer::throttle`]). A search reads the entries the index does not hold yet from
+/// their rows, up to twice the bound (commits at the indexer's pace keep the lag between one and
+/// two bounds while a round is under way), and waits for the indexer only beyond that. So a
+/// load at full rate cannot leave
+/// searches waiting for a backlog (a 10,000,000-event fill left the index 7,000,000 entries
+/// behind, and searches unavailable for 742 s). `EVIDENT_INDEX_LAG_ENTRIES` sets it; `off` lets
+/// commits run ahead without bound (searches then wait for the indexer beyond the default, and
+/// fail as unavailable after [`Indexer::MAX_WAIT`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LagBound {
-    seconds: Option<f64>,
+    entries: Option<u64>,
 }
 
 impl LagBound {
-    const DEFAULT_SECONDS: f64 = 2.0;
-    /// Entries a log may always run ahead of its index: a burst of this many commits at full
-    /// rate never waits (about a second of ingest on the 2-core machine).
-    const FLOOR: u64 = 32_768;
+    /// Half a second of ingest at full rate on the 2-core machine.
+    pub(crate) const DEFAULT: u64 = 16_384;
+    const MIN: u64 = 1_024;
     /// The longest one commit waits.
     const MAX_WAIT: Duration = Duration::from_secs(2);
 
     fn from_env() -> Result<LagBound> {
-        Self::parse(std::env::var("EVIDENT_INDEX_LAG_SECONDS").ok().as_deref())
+        Self::parse(std::env::var("EVIDENT_INDEX_LAG_ENTRIES").ok().as_deref())
     }
 
     fn parse(setting: Option<&str>) -> Result<LagBound> {
-        let Some(text) = setting else {
-            return Ok(LagBound { seconds: Some(Self::DEFAULT_SECONDS) });
-        };
-        match text.trim() {
-            "off" => Ok(LagBound { seconds: None }),
-            number => match number.parse::<f64>() {
-                Ok(seconds) if seconds.is_finite() && seconds > 0.0 => {
-                    Ok(LagBound { seconds: Some(seconds) })
-                }
+        match setting.map(str::trim) {
+            None => Ok(LagBound { entries: Some(Self::DEFAULT) }),
+            Some("off") => Ok(LagBound { entries: None }),
+            Some(number) => match number.parse::<u64>() {
+                Ok(entries) if entries >= Self::MIN => Ok(LagBound { entries: Some(entries) }),
                 _ => Err(Error::InvalidArgument(format!(
-                    "EVIDENT_INDEX_LAG_SECONDS is {text:?}: it must be a number of seconds above 0, or \
-                     off (unset it for the default of {})",
-                    Self::DEFAULT_SECONDS
+                    "EVIDENT_INDEX_LAG_ENTRIES is {number:?}: it must be a whole number of entries, at \
+                     least {}, or off (unset it for the default of {})",
+                    Self::MIN,
+                    Self::DEFAULT
                 ))),
             },
         }
     }
 
-    /// The entries a log may be ahead of its index, at the indexer's measured pace.
-    fn entries(self, seconds_per_entry: f64) -> Option<u64> {
-        let seconds = self.seconds?;
-        let paced = if seconds_per_entry > 0.0 { (seconds / seconds_per_entry) as u64 } else { 0 };
-        Some(paced.max(Self::FLOOR))
+    /// How many entries of the tail a search reads from the rows before it waits (32,768 rows
+    /// by default: tens of milliseconds).
+    fn tail(self) -> u64 {
+        2 * self.entries.unwrap_or(Self::DEFAULT)
     }
 }
 
@@ -389,14 +412,13 @@ impl Indexer {
     /// as the lag nears twice the bound, or until the index is back within the bound. Commits
     /// then go on at the indexer's pace, at half of it far beyond the bound, so a big lag shrinks
     /// (an index rebuilt from nothing included), and smoothly: a commit waits in proportion to
-    /// its size, not for the end of a round. A search
-    /// then waits at most about the bound's seconds. Never waits on a failing or stopping
-    /// indexer, nor longer than [`LagBound::MAX_WAIT`]: the commit is durable, and its
-    /// acknowledgement must not hang on derived data.
+    /// its size, not for the end of a round. Never waits on a failing or stopping indexer, nor
+    /// longer than [`LagBound::MAX_WAIT`]: the commit is durable, and its acknowledgement must
+    /// not hang on derived data.
     pub(crate) fn throttle(&self, tid: i64, entries: u64) {
         let started = Instant::now();
         let mut progress = self.shared.progress.lock().expect("index progress lock");
-        let Some(bound) = self.lag.entries(progress.seconds_per_entry) else { return };
+        let Some(bound) = self.lag.entries else { return };
         let get = |progress: &Progress, map: fn(&Progress) -> &HashMap<i64, u64>| {
             map(progress).get(&tid).copied().unwrap_or(0)
         };
@@ -439,10 +461,11 @@ impl Indexer {
         self.wait_until(tid, "search index", 0, |progress| &progress.indexed)
     }
 
-    /// Waits until at most `slack` entries of `tid` committed before this call are not indexed
-    /// (a search reads those from their rows).
-    pub(crate) fn wait_within(&self, tid: i64, slack: u64) -> Result<()> {
-        self.wait_until(tid, "search index", slack, |progress| &progress.indexed)
+    /// Waits until at most the lag bound's entries of `tid` committed before this call are not
+    /// indexed (a search reads those from their rows): at once, unless commits ran ahead
+    /// without a bound or the index is being rebuilt.
+    pub(crate) fn wait_for_search(&self, tid: i64) -> Result<()> {
+        self.wait_until(tid, "search index", self.lag.tail(), |progress| &progress.indexed)
     }
 
     /// Waits until the path table covers every entry of `tid` committed before this call.
@@ -860,10 +883,10 @@ mod tests {
         let indexer = held_indexer(dir.path(), 1e-4);
         let pauser = indexer.pauser();
         let _held = pauser.hold(Duration::from_secs(30)).unwrap();
-        indexer.committed(1, LagBound::FLOOR);
+        indexer.committed(1, LagBound::DEFAULT);
         indexer.throttle(1, 1_000);
         let lag = indexer.lag();
-        assert_eq!((lag.behind, lag.throttled), (LagBound::FLOOR, 0));
+        assert_eq!((lag.behind, lag.throttled), (LagBound::DEFAULT, 0));
     }
 
     /// Beyond the bound a commit waits in proportion to its entries at the indexer's pace (here
@@ -874,10 +897,10 @@ mod tests {
         let indexer = held_indexer(dir.path(), 1e-4);
         let pauser = indexer.pauser();
         let held = pauser.hold(Duration::from_secs(30)).unwrap();
-        indexer.committed(1, 10 * LagBound::FLOOR);
+        indexer.committed(1, 10 * LagBound::DEFAULT);
         indexer.throttle(1, 1_000);
         let lag = indexer.lag();
-        assert_eq!((lag.behind, lag.throttled), (10 * LagBound::FLOOR, 1));
+        assert_eq!((lag.behind, lag.throttled), (10 * LagBound::DEFAULT, 1));
         assert!(lag.throttled_for >= Duration::from_millis(200), "waited {:?}", lag.throttled_for);
         // A commit far bigger waits at most `MAX_WAIT`, then is acknowledged all the same.
         indexer.throttle(1, 1_000_000);
@@ -891,16 +914,18 @@ mod tests {
     }
 
     #[test]
-    fn the_lag_bound_is_the_entries_the_indexer_takes_its_seconds_for() {
-        let default = LagBound::parse(None).unwrap();
-        assert_eq!(default.entries(1.0 / 65_536.0), Some(131_072), "2 s at 65,536 entries a second");
-        assert_eq!(default.entries(1e-3), Some(LagBound::FLOOR), "a slow indexer");
-        assert_eq!(default.entries(0.0), Some(LagBound::FLOOR), "no round measured yet");
-        assert_eq!(LagBound::parse(Some(" 0.5 ")).unwrap().entries(1.0 / 131_072.0), Some(65_536));
-        assert_eq!(LagBound::parse(Some("off")).unwrap().entries(1e-3), None);
-        for bad in ["", "0", "-1", "NaN", "inf", "2s", "on"] {
+    fn the_lag_bound_is_read_from_its_setting() {
+        assert_eq!(LagBound::parse(None).unwrap(), LagBound { entries: Some(LagBound::DEFAULT) });
+        assert_eq!(LagBound::parse(Some(" 4096 ")).unwrap(), LagBound { entries: Some(4_096) });
+        let off = LagBound::parse(Some("off")).unwrap();
+        assert_eq!(
+            (off.entries, off.tail()),
+            (None, 2 * LagBound::DEFAULT),
+            "searches read the default tail"
+        );
+        for bad in ["", "0", "1023", "-1", "2.5", "32k", "on"] {
             let err = LagBound::parse(Some(bad)).unwrap_err().to_string();
-            assert!(err.contains("EVIDENT_INDEX_LAG_SECONDS") && err.contains("off"), "{bad:?}: {err}");
+            assert!(err.contains("EVIDENT_INDEX_LAG_ENTRIES") && err.contains("off"), "{bad:?}: {err}");
         }
     }
 

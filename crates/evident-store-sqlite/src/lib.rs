@@ -470,12 +470,6 @@ fn stored_events(
 /// Most distinct types a type prefix is searched over one by one (more: as one range).
 const MAX_PREFIX_WALKS: usize = 32;
 
-/// Most committed entries a search reads from their rows instead of waiting for the indexer
-/// (the tail above its watermark, scanned in log order). The indexer writes what commits every
-/// [`index::Indexer::WINDOW`], so under load the tail is about that window's commits; a tail
-/// longer than this (a bulk load, an indexer catching up) is waited for instead.
-const SEARCH_TAIL_MAX: u64 = 4_096;
-
 const EVENT_COLUMNS: &str = "e.rid, e.event_id, e.time, e.entry, e.seal_subject, e.sealed";
 
 impl LogStore for SqliteStore {
@@ -830,7 +824,7 @@ impl EventIndex for SqliteStore {
 
     fn search(&self, tenant: &TenantId, plan: &SearchPlan) -> Result<Vec<StoredEvent>> {
         let tid = self.tid(tenant)?;
-        self.indexer.wait_within(tid, SEARCH_TAIL_MAX)?;
+        self.indexer.wait_for_search(tid)?;
         let prefix = plan.conditions().into_iter().find_map(|condition| match condition {
             Condition::Prefix(Column::EventType, prefix) if plan.target().is_none() => Some(prefix),
             _ => None,
