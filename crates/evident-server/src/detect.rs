@@ -281,7 +281,7 @@ async fn run(
     redeliver_outbox(&state).await;
     let mut led = led_now(&state);
     for tenant in &led {
-        catch_up(&state, tenant, u64::MAX, &found).await;
+        catch_up(&state, tenant, u64::MAX, &found, &stopped).await;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
@@ -289,11 +289,11 @@ async fn run(
     loop {
         tokio::select! {
             message = commits.recv() => match message {
-                Ok(committed) => evaluate_commit(&state, &committed, &found).await,
+                Ok(committed) => evaluate_commit(&state, &committed, &found, &stopped).await,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the detector lagged; catching up from the store");
                     for tenant in &led {
-                        catch_up(&state, tenant, u64::MAX, &found).await;
+                        catch_up(&state, tenant, u64::MAX, &found, &stopped).await;
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
@@ -310,7 +310,7 @@ async fn run(
                     if state.engine.store().cluster().is_some() {
                         state.detect.workspace.unload(new);
                     }
-                    catch_up(&state, new, u64::MAX, &found).await;
+                    catch_up(&state, new, u64::MAX, &found, &stopped).await;
                 }
                 led = now_led;
                 if ticks.is_multiple_of(5) {
@@ -355,12 +355,23 @@ fn report(state: &AppState, tenant: &TenantId, evaluated: Evaluated, found: &Fou
     }
 }
 
-async fn evaluate_commit(state: &AppState, committed: &Committed, found: &Found) {
+async fn evaluate_commit(
+    state: &AppState,
+    committed: &Committed,
+    found: &Found,
+    stopped: &watch::Receiver<bool>,
+) {
     let tenant = &committed.tenant;
     let Some(detect) = state.detect.tenant_async(tenant).await else { return };
     let first = committed.entries.first().map_or(0, |e| e.index);
-    if first > detect.watermark().map_or(0, |w| w + 1) {
-        catch_up(state, tenant, first, found).await;
+    let next = || detect.watermark().map_or(0, |w| w + 1);
+    if first > next() {
+        catch_up(state, tenant, first, found, stopped).await;
+        if first > next() {
+            // Stopped (or unable to read) short of this commit: evaluating it would step over the
+            // entries before it. The next catch-up reads them, this commit's included.
+            return;
+        }
     }
     let batch = committed.entries.iter().map(|entry| {
         let event_id = entry.event_id.to_string();
@@ -372,10 +383,23 @@ async fn evaluate_commit(state: &AppState, committed: &Committed, found: &Found)
 
 /// Evaluates the entries after the watermark and before `until` (or the head), read from the
 /// store a thousand at a time.
-async fn catch_up(state: &AppState, tenant: &TenantId, until: u64, found: &Found) {
+async fn catch_up(
+    state: &AppState,
+    tenant: &TenantId,
+    until: u64,
+    found: &Found,
+    stopped: &watch::Receiver<bool>,
+) {
     let Some(detect) = state.detect.tenant_async(tenant).await else { return };
     loop {
         let start = detect.watermark().map_or(0, |w| w + 1);
+        // A stop does not wait for the rest of a long history (a server stopped while catching up
+        // on 10,000,000 events took minutes to exit): the state is persisted at its watermark,
+        // and the next start goes on from there.
+        if *stopped.borrow() {
+            tracing::info!(%tenant, start, "stopping: detection goes on from this entry at the next start");
+            return;
+        }
         let (engine, reading) = (Arc::clone(&state.engine), Arc::clone(&detect));
         let read = tokio::task::spawn_blocking(move || read_missed(&engine, &reading, start, until)).await;
         let batch = match read {
@@ -648,5 +672,66 @@ fn without_url(err: &reqwest::Error) -> String {
         "connection failed".into()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evident_core::engine::{Engine, EngineConfig};
+    use evident_core::event::TenantPolicy;
+    use evident_core::seal::MasterKey;
+
+    /// A server's state over a new embedded store with the tenant `default`.
+    fn new_state(dir: &std::path::Path) -> (AppState, TenantId) {
+        let store = Arc::new(evident_store_sqlite::SqliteStore::open(&dir.join("evident.sqlite")).unwrap());
+        let engine = Engine::open(
+            store,
+            evident_core::seal::random_32(),
+            MasterKey::from_bytes(evident_core::seal::random_32()),
+            EngineConfig::default(),
+        )
+        .unwrap();
+        let tenant = TenantId::new("default").unwrap();
+        engine.create_tenant(&tenant, TenantPolicy::default()).unwrap();
+        (AppState::new(Arc::new(engine), crate::ServerConfig::default()), tenant)
+    }
+
+    /// `count` events appended that no detector sees (as `evident import` into a stopped service).
+    fn append_unseen(engine: &Engine, tenant: &TenantId, count: usize) {
+        let events = (0..count)
+            .map(|i| {
+                let event = serde_json::json!({
+                    "id": format!("e-{i}"), "source": "//crm", "type": "customer.record.viewed",
+                    "action": "read", "time": "2026-03-01T10:00:00Z", "actor": {"id": "u-1", "type": "user"},
+                    "targets": [{"type": "customer", "id": "cust-1"}], "outcome": "success",
+                    "origin": {"service": "support-api"}
+                });
+                evident_core::validate::parse_event_json(
+                    event.to_string().as_bytes(),
+                    &TenantPolicy::default(),
+                )
+                .unwrap()
+            })
+            .collect();
+        engine.append(tenant, events).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_ends_a_catch_up_and_the_next_one_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, tenant) = new_state(dir.path());
+        // Detection's state for the tenant begins at the empty log's head; the history comes after.
+        let detect = state.detect.tenant_async(&tenant).await.unwrap();
+        assert_eq!(detect.watermark(), None);
+        let (engine, appended) = (Arc::clone(&state.engine), tenant.clone());
+        tokio::task::spawn_blocking(move || append_unseen(&engine, &appended, 2_500)).await.unwrap();
+        let (found, _findings) = mpsc::unbounded_channel();
+        let (stop, stopped) = watch::channel(true);
+        catch_up(&state, &tenant, u64::MAX, &found, &stopped).await;
+        assert_eq!(detect.watermark(), None, "a stopped catch-up reads nothing more");
+        stop.send(false).unwrap();
+        catch_up(&state, &tenant, u64::MAX, &found, &stopped).await;
+        assert_eq!(detect.watermark(), Some(2_499), "the next one reads the whole history");
     }
 }
