@@ -613,7 +613,7 @@ fn print_summary(
         "requests": latencies.total, "p50_ms": p50, "p99_ms": p99, "overloaded_retries": overloaded,
         "event_bytes": event_bytes, "detect_rules": args.detect_rules, "detect": detect_summary,
         "index_behind": index.map(|i| i.behind), "index_throttled_commits": index.map(|i| i.throttled_commits),
-        "index_throttled_seconds": index.map(|i| i.throttled_seconds),
+        "index_throttled_seconds": index.map(|i| i.throttled_for.as_secs_f64()),
     });
     if args.json {
         crate::outln!("{summary}");
@@ -625,7 +625,9 @@ fn print_summary(
             latencies.total,
             index.map_or(String::new(), |i| format!(
                 "; search index {} entries behind at the end, {} commits waited for it, {:.1} s in all",
-                i.behind, i.throttled_commits, i.throttled_seconds
+                i.behind,
+                i.throttled_commits,
+                i.throttled_for.as_secs_f64()
             ))
         );
     }

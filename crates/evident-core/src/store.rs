@@ -505,7 +505,7 @@ pub struct IndexProgress {
     /// Commits whose acknowledgement waited for the index to catch up, since the store opened.
     pub throttled_commits: u64,
     /// How long those waits took in all.
-    pub throttled_seconds: f64,
+    pub throttled_for: std::time::Duration,
 }
 
 /// What an API key may do.

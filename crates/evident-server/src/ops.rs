@@ -114,6 +114,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     let body = tokio::task::spawn_blocking(move || {
         let stats = engine.stats();
         let mut out = String::new();
+        let index = engine.store().index_progress();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         };
@@ -132,12 +133,15 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         counter("evident_webhook_deliveries_total", "Webhook deliveries that succeeded.", detect.deliveries_ok.get());
         counter("evident_webhook_delivery_failures_total", "Webhook delivery attempts that failed.", detect.delivery_failures.get());
         counter("evident_webhook_dead_letters_total", "Deliveries that failed every attempt.", detect.dead_letters.get());
+        if let Some(index) = index {
+            counter("evident_index_throttled_commits_total", "Commits whose acknowledgement waited for the search index to catch up (EVIDENT_INDEX_LAG_ENTRIES).", index.throttled_commits);
+        }
         let _ = writeln!(
             out,
             "# HELP evident_queue_depth Events waiting to be sequenced.\n# TYPE evident_queue_depth gauge\nevident_queue_depth {}",
             engine.queue_depth()
         );
-        if let Some(index) = engine.store().index_progress() {
+        if let Some(index) = index {
             let _ = writeln!(
                 out,
                 "# HELP evident_search_index_behind_entries Entries stored but not yet in the search index (searches read them from the rows; past EVIDENT_INDEX_LAG_ENTRIES, 16,384 by default, commits wait for the index).\n\
@@ -146,15 +150,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             );
             let _ = writeln!(
                 out,
-                "# HELP evident_index_throttled_commits_total Commits whose acknowledgement waited for the search index to catch up (EVIDENT_INDEX_LAG_ENTRIES).\n\
-                 # TYPE evident_index_throttled_commits_total counter\nevident_index_throttled_commits_total {}",
-                index.throttled_commits
-            );
-            let _ = writeln!(
-                out,
                 "# HELP evident_index_throttled_seconds_total Seconds commits waited for the search index.\n\
                  # TYPE evident_index_throttled_seconds_total counter\nevident_index_throttled_seconds_total {:.3}",
-                index.throttled_seconds
+                index.throttled_for.as_secs_f64()
             );
         }
         histogram(&mut out, "evident_batch_size_events", "Events per group commit.", &stats.batch_size);

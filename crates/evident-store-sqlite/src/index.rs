@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use evident_core::insight::paths::PathFold;
 use evident_core::insight::rollup::Fold;
 use evident_core::insight::{Event, Row};
+use evident_core::store::IndexProgress;
 use evident_core::{Error, Result};
 use evident_wire::Micros;
 use rusqlite::{Connection, params};
@@ -252,6 +253,14 @@ struct Progress {
     failure: Option<String>,
 }
 
+impl Progress {
+    /// Entries of `tid` committed but not indexed.
+    fn behind(&self, tid: i64) -> u64 {
+        let get = |map: &HashMap<i64, u64>| map.get(&tid).copied().unwrap_or(0);
+        get(&self.committed).saturating_sub(get(&self.indexed))
+    }
+}
+
 struct Shared {
     progress: Mutex<Progress>,
     changed: Condvar,
@@ -314,13 +323,6 @@ impl LagBound {
     fn tail(self) -> u64 {
         2 * self.entries.unwrap_or(Self::DEFAULT)
     }
-}
-
-/// What the indexer tells about itself (see `EventIndex::index_progress`).
-pub(crate) struct Lag {
-    pub(crate) behind: u64,
-    pub(crate) throttled: u64,
-    pub(crate) throttled_for: Duration,
 }
 
 impl Indexer {
@@ -416,27 +418,21 @@ impl Indexer {
     /// longer than [`LagBound::MAX_WAIT`]: the commit is durable, and its acknowledgement must
     /// not hang on derived data.
     pub(crate) fn throttle(&self, tid: i64, entries: u64) {
+        let Some(bound) = self.lag.entries else { return };
         let started = Instant::now();
         let mut progress = self.shared.progress.lock().expect("index progress lock");
-        let Some(bound) = self.lag.entries else { return };
-        let get = |progress: &Progress, map: fn(&Progress) -> &HashMap<i64, u64>| {
-            map(progress).get(&tid).copied().unwrap_or(0)
-        };
-        let behind = |progress: &Progress| {
-            get(progress, |p| &p.committed).saturating_sub(get(progress, |p| &p.indexed))
-        };
-        if behind(&progress) <= bound || progress.failure.is_some() {
+        if progress.behind(tid) <= bound || progress.failure.is_some() {
             return;
         }
         // Once over the bound, as long as the indexer takes for `entries`; at twice the bound
         // and beyond, for twice that.
-        let over = (behind(&progress) as f64 / bound as f64).min(2.0);
+        let over = (progress.behind(tid) as f64 / bound as f64).min(2.0);
         let pace = Duration::from_secs_f64(progress.seconds_per_entry * over * entries as f64);
         let deadline = started + pace.min(LagBound::MAX_WAIT);
         progress.wanted = true;
         self.shared.changed.notify_all();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            if behind(&progress) <= bound || progress.failure.is_some() || progress.stop {
+            if progress.behind(tid) <= bound || progress.failure.is_some() || progress.stop {
                 break;
             }
             progress = self.shared.changed.wait_timeout(progress, left).expect("index progress lock").0;
@@ -446,14 +442,13 @@ impl Indexer {
     }
 
     /// How far the index is behind, in entries of every log, and how often commits waited.
-    pub(crate) fn lag(&self) -> Lag {
+    pub(crate) fn lag(&self) -> IndexProgress {
         let progress = self.shared.progress.lock().expect("index progress lock");
-        let behind = progress
-            .committed
-            .iter()
-            .map(|(tid, size)| size.saturating_sub(progress.indexed.get(tid).copied().unwrap_or(0)))
-            .sum();
-        Lag { behind, throttled: progress.throttled, throttled_for: progress.throttled_for }
+        IndexProgress {
+            behind: progress.committed.keys().map(|tid| progress.behind(*tid)).sum(),
+            throttled_commits: progress.throttled,
+            throttled_for: progress.throttled_for,
+        }
     }
 
     /// Waits until the index covers every entry of `tid` committed before this call.
@@ -886,7 +881,7 @@ mod tests {
         indexer.committed(1, LagBound::DEFAULT);
         indexer.throttle(1, 1_000);
         let lag = indexer.lag();
-        assert_eq!((lag.behind, lag.throttled), (LagBound::DEFAULT, 0));
+        assert_eq!((lag.behind, lag.throttled_commits), (LagBound::DEFAULT, 0));
     }
 
     /// Beyond the bound a commit waits in proportion to its entries at the indexer's pace (here
@@ -900,7 +895,7 @@ mod tests {
         indexer.committed(1, 10 * LagBound::DEFAULT);
         indexer.throttle(1, 1_000);
         let lag = indexer.lag();
-        assert_eq!((lag.behind, lag.throttled), (10 * LagBound::DEFAULT, 1));
+        assert_eq!((lag.behind, lag.throttled_commits), (10 * LagBound::DEFAULT, 1));
         assert!(lag.throttled_for >= Duration::from_millis(200), "waited {:?}", lag.throttled_for);
         // A commit far bigger waits at most `MAX_WAIT`, then is acknowledged all the same.
         indexer.throttle(1, 1_000_000);
@@ -910,7 +905,7 @@ mod tests {
         drop(held);
         indexer.wait_for(1).unwrap();
         indexer.throttle(1, 1_000);
-        assert_eq!((indexer.lag().behind, indexer.lag().throttled), (0, 2));
+        assert_eq!((indexer.lag().behind, indexer.lag().throttled_commits), (0, 2));
     }
 
     #[test]

@@ -863,12 +863,7 @@ impl EventIndex for SqliteStore {
     }
 
     fn index_progress(&self) -> Option<evident_core::store::IndexProgress> {
-        let lag = self.indexer.lag();
-        Some(evident_core::store::IndexProgress {
-            behind: lag.behind,
-            throttled_commits: lag.throttled,
-            throttled_seconds: lag.throttled_for.as_secs_f64(),
-        })
+        Some(self.indexer.lag())
     }
 }
 
