@@ -292,11 +292,14 @@ impl Engine {
     pub fn led_tenants(&self) -> Vec<(TenantId, u64)> {
         let mut led: Vec<(TenantId, u64)> = match &self.shared.cluster {
             None => self.tenants().into_iter().map(|t| (t, 0)).collect(),
-            Some(_) => self
-                .tenants()
-                .into_iter()
-                .filter_map(|t| self.shared.held(&t).map(|epoch| (t, epoch)))
-                .collect(),
+            // The leases the keeper holds, not this engine's list of tenants: a tenant another
+            // node created is leased here before this engine has loaded it (the cluster tests'
+            // flake: the store said node-b held the lease, node-b led nothing).
+            Some(cluster) => {
+                let leased: Vec<TenantId> =
+                    cluster.leases.lock().expect("leases lock").keys().cloned().collect();
+                leased.into_iter().filter_map(|t| self.shared.held(&t).map(|epoch| (t, epoch))).collect()
+            }
         };
         led.sort();
         led
