@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::engine::{Engine, EngineConfig, Outcome, Receipt};
 use crate::error::{Error, Result};
 use crate::event::TenantPolicy;
+use crate::log::LogState;
 use crate::read::{Access, EventRef, PersonalState};
 use crate::seal::MasterKey;
 use crate::store::{
@@ -51,7 +52,7 @@ macro_rules! store_conformance_suite {
             retention_destroys_only_months_past_the_maximum, retention_rules_by_type_and_class,
             master_key_rotation_leaves_the_old_key_unneeded,
             personal_fields_are_searchable_until_erased, witness_cosignatures,
-            checkpoint_history_is_bounded);
+            checkpoint_history_is_bounded, a_log_that_grows_while_it_loads_still_loads);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1575,6 +1576,9 @@ struct FaultyStore {
     mode: AtomicU8,
     entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
     release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    /// Answers `head` gives before the store's own: heads read earlier, as by a process whose
+    /// next read comes after another process's commit.
+    stale_heads: std::sync::Mutex<std::collections::VecDeque<Option<LogHead>>>,
 }
 
 impl LogStore for FaultyStore {
@@ -1585,7 +1589,10 @@ impl LogStore for FaultyStore {
         self.inner.tenants()
     }
     fn head(&self, tenant: &TenantId) -> Result<Option<LogHead>> {
-        self.inner.head(tenant)
+        match self.stale_heads.lock().unwrap().pop_front() {
+            Some(stale) => Ok(stale),
+            None => self.inner.head(tenant),
+        }
     }
     fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<LogHead>> {
         self.inner.checkpoints(tenant)
@@ -1691,8 +1698,38 @@ fn faulty(
         mode: AtomicU8::new(0),
         entered: std::sync::Mutex::new(entered_tx),
         release: std::sync::Mutex::new(release_rx),
+        stale_heads: std::sync::Mutex::default(),
     });
     (store, entered_rx, release_tx)
+}
+
+/// A process that opens a store while another commits to it may read the head before a commit
+/// and the entries after it. That is a log that grew, not a damaged one: it loads. A head that
+/// stays wrong is still reported (here, a log said to be empty although it holds entries).
+pub fn a_log_that_grows_while_it_loads_still_loads(harness: &dyn Harness) {
+    let (store, _, _) = faulty(harness);
+    let writer = engine_over(store.clone(), EngineConfig::default());
+    let acme = tenant("acme");
+    writer.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    append(&writer, &acme, vec![event("g0", json!({}))]);
+    let first = store.head(&acme).unwrap();
+    append(&writer, &acme, (1..4).map(|i| event(&format!("g{i}"), json!({}))).collect());
+    writer.shutdown();
+    let verifiers = writer.verifiers(&acme).unwrap();
+    let origin = writer.origin(&acme);
+    // Read before the first commit, then before the second.
+    for stale in [None, first] {
+        store.stale_heads.lock().unwrap().push_back(stale);
+        let state = LogState::load(&*store, &acme, &origin, &verifiers).expect("the log loads");
+        assert_eq!(state.size(), TreeSize(4));
+        // An engine opened at that moment (`evident keys create` beside a running node) opens.
+        store.stale_heads.lock().unwrap().extend([None]);
+        engine_over(store.clone(), EngineConfig::default()).shutdown();
+    }
+    let always_empty = vec![None; crate::log::LOAD_ATTEMPTS as usize + 1];
+    store.stale_heads.lock().unwrap().extend(always_empty);
+    let err = LogState::load(&*store, &acme, &origin, &verifiers).unwrap_err();
+    assert!(matches!(&err, Error::Integrity(m) if m.contains("has entries but no checkpoint")), "{err}");
 }
 
 pub fn overload_is_refused(harness: &dyn Harness) {

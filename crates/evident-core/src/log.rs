@@ -82,6 +82,10 @@ pub struct Integrated {
     pub tiles: Vec<(TileId, Vec<u8>)>,
 }
 
+/// How many times [`LogState::load`] reads a log that keeps growing under it before it reports
+/// the mismatch it saw last.
+pub const LOAD_ATTEMPTS: u32 = 5;
+
 impl LogState {
     pub fn empty() -> LogState {
         LogState { frontier: Frontier::new(), edges: TileEdges::default(), checkpoint: None }
@@ -99,13 +103,43 @@ impl LogState {
     /// signature and origin, the root recomputed from the stored tiles, and that no entry lies
     /// beyond the checkpoint (which would be work a crash left half-done). Any mismatch is an
     /// [`Error::Integrity`]: reported, never repaired by guessing.
+    ///
+    /// On a store other processes write (PostgreSQL nodes), the log may grow between the reads:
+    /// a head read just before a commit, then its entries, looks like entries beyond the
+    /// checkpoint. So a mismatch is reported only when the head did not move meanwhile; when it
+    /// did, the load starts again from the new head, up to [`LOAD_ATTEMPTS`] times.
     pub fn load(
         store: &dyn LogStore,
         tenant: &TenantId,
         origin: &str,
         verifiers: &[Verifier],
     ) -> Result<LogState> {
-        let Some(LogHead { size, checkpoint }) = store.head(tenant)? else {
+        let mut head = store.head(tenant)?;
+        let mut attempt = 1;
+        loop {
+            let err = match Self::load_at(store, tenant, origin, verifiers, head.clone()) {
+                Err(err @ Error::Integrity(_)) => err,
+                other => return other,
+            };
+            let now = store.head(tenant)?;
+            if now == head || attempt == LOAD_ATTEMPTS {
+                return Err(err);
+            }
+            tracing::debug!(%origin, attempt, "the log grew while it loaded; loading it again");
+            head = now;
+            attempt += 1;
+        }
+    }
+
+    /// [`LogState::load`] against the head read before it.
+    fn load_at(
+        store: &dyn LogStore,
+        tenant: &TenantId,
+        origin: &str,
+        verifiers: &[Verifier],
+        head: Option<LogHead>,
+    ) -> Result<LogState> {
+        let Some(LogHead { size, checkpoint }) = head else {
             if !store.entries(tenant, 0, 1)?.is_empty() {
                 return Err(Error::Integrity(format!("log {origin} has entries but no checkpoint")));
             }
