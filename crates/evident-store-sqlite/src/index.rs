@@ -72,11 +72,11 @@ CREATE TABLE IF NOT EXISTS ix.insight_counts (
     events INTEGER NOT NULL, failures INTEGER NOT NULL,
     PRIMARY KEY (tid, dim, hour, value)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix.insight_seen (
+CREATE TABLE IF NOT EXISTS ix.insight_hour_ids (
     tid INTEGER NOT NULL, dim INTEGER NOT NULL, who INTEGER NOT NULL, value INTEGER NOT NULL,
-    id INTEGER NOT NULL, hours BLOB NOT NULL,
-    PRIMARY KEY (tid, dim, who, value, id)
-) WITHOUT ROWID;
+    hour INTEGER NOT NULL, ids BLOB NOT NULL,
+    PRIMARY KEY (tid, dim, who, value, hour)
+);
 CREATE TABLE IF NOT EXISTS ix.pathed (tid INTEGER PRIMARY KEY, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ix.insight_kinds (
     tid INTEGER NOT NULL, id INTEGER NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (tid, id)
@@ -350,6 +350,7 @@ impl Indexer {
                 crate::INDEXER_CACHE_KIB
             ))
             .map_err(storage)?;
+        crate::rollup::drop_old_form(&connection)?;
         let mut progress = Progress::default();
         let pairs = |sql: &str| -> Result<HashMap<i64, u64>> {
             let mut statement = connection.prepare(sql).map_err(storage)?;
@@ -634,6 +635,7 @@ fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, p
         Err(err) => {
             progress.failure = Some(err.to_string());
             drop(progress);
+            crate::rollup::forget_names();
             std::thread::sleep(Duration::from_secs(1));
             false
         }
@@ -832,7 +834,7 @@ fn drop_beyond(connection: &Connection, tid: i64, size: u64) -> Result<()> {
              DELETE FROM ix.event_search WHERE rid >= {from} AND rid < {end};
              DELETE FROM ix.event_targets WHERE tid = {tid} AND rid >= {from} AND rid < {end};
              DELETE FROM ix.insight_counts WHERE tid = {tid};
-             DELETE FROM ix.insight_seen WHERE tid = {tid};
+             DELETE FROM ix.insight_hour_ids WHERE tid = {tid};
              DELETE FROM ix.insight_names WHERE tid = {tid};
              DELETE FROM ix.insight_paths WHERE tid = {tid};
              DELETE FROM ix.insight_kinds WHERE tid = {tid};

@@ -6,7 +6,7 @@
 
 use evident_core::Result;
 use evident_core::insight::paths::{PathItem, PathRead};
-use evident_core::insight::rollup::{RollupItem, RollupRead};
+use evident_core::insight::rollup::{RollupItem, RollupRead, decode_ids};
 use evident_core::insight::{InsightIndex, Row, Scan};
 use evident_core::store::TenantId;
 use evident_wire::Micros;
@@ -103,7 +103,8 @@ impl InsightIndex for SqliteStore {
         let tid = self.tid(tenant)?;
         // The rollups move with the index's watermark, in its transactions.
         self.indexer.wait_for(tid)?;
-        self.read(|c| {
+        // A damaged id set is answered as the core's error, after the read transaction.
+        self.read(|c| -> rusqlite::Result<Result<bool>> {
             let tx = c.unchecked_transaction()?;
             let dim = read.dim as i64;
             let value = "(?3 IS NULL OR value = (SELECT id FROM ix.insight_names WHERE tid = ?1 AND name = ?3))";
@@ -120,19 +121,23 @@ impl InsightIndex for SqliteStore {
                     each(RollupItem::Count { value, hour, events: events as u64, failures: failures as u64 });
                 }
             }
+            let (start, end) = (read.seen_hours.start, read.seen_hours.end);
             for who in &read.seen {
                 let mut statement = tx.prepare_cached(&format!(
-                    "SELECT n.name, s.hours FROM ix.insight_seen s LEFT JOIN ix.insight_names n ON n.id = s.value
-                     WHERE s.tid = ?1 AND s.dim = ?2 AND {value} AND s.who = ?4"
+                    "SELECT n.name, h.hour, h.ids FROM ix.insight_hour_ids h LEFT JOIN ix.insight_names n ON n.id = h.value
+                     WHERE h.tid = ?1 AND h.dim = ?2 AND {value} AND h.who = ?4 AND h.hour >= ?5 AND h.hour < ?6"
                 ))?;
-                let mut rows = statement.query(params![tid, dim, read.only, *who as i64])?;
+                let mut rows = statement.query(params![tid, dim, read.only, *who as i64, start, end])?;
                 while let Some(row) = rows.next()? {
-                    let (value, hours) = (row.get_ref(0)?.as_str_or_null()?, row.get_ref(1)?.as_blob()?);
-                    each(RollupItem::Seen { who: *who, value, hours });
+                    let (value, hour) = (row.get_ref(0)?.as_str_or_null()?, row.get(1)?);
+                    match decode_ids(row.get_ref(2)?.as_blob()?) {
+                        Ok(ids) => each(RollupItem::Hour { who: *who, value, hour, ids: &ids }),
+                        Err(err) => return Ok(Err(err)),
+                    }
                 }
             }
-            Ok(true)
-        })
+            Ok(Ok(true))
+        })?
     }
 
     fn paths(&self, tenant: &TenantId, read: &PathRead, each: &mut dyn FnMut(PathItem<'_>)) -> Result<bool> {

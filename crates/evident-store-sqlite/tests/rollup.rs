@@ -1,6 +1,7 @@
 //! Insight's rollups in the index file: the shared checks (`insight_rollup_suite!`), plus what
 //! only this store has: an index file from before rollups is folded again from nothing, one from
-//! before the path table builds it from the stored events, and the rollups' names hold nothing
+//! before the path table builds it from the stored events, one with per-customer seen rows is
+//! folded again into hour sets, and the rollups' names hold nothing
 //! personal, before or after erasure.
 
 use std::path::PathBuf;
@@ -44,6 +45,30 @@ fn an_index_file_from_before_rollups_is_folded_again_from_nothing() {
     rollups_are_folded_again_for_a_store_from_before_them(&harness, &|| {
         rusqlite::Connection::open(harness.index_file()).unwrap().execute_batch("DELETE FROM rolled").unwrap()
     });
+}
+
+#[test]
+fn an_index_file_with_per_customer_seen_rows_is_folded_again_into_hour_sets() {
+    let harness = Sqlite::new();
+    let index = || rusqlite::Connection::open(harness.index_file()).unwrap();
+    // As an index file written before the hour sets: its seen facts in the per-customer table,
+    // none in the hour sets (the table is created empty when the file is opened).
+    rollups_are_folded_again_for_a_store_from_before_them(&harness, &|| {
+        index()
+            .execute_batch(
+                "DELETE FROM insight_hour_ids;
+                 CREATE TABLE insight_seen (
+                     tid INTEGER NOT NULL, dim INTEGER NOT NULL, who INTEGER NOT NULL, value INTEGER NOT NULL,
+                     id INTEGER NOT NULL, hours BLOB NOT NULL, PRIMARY KEY (tid, dim, who, value, id)
+                 ) WITHOUT ROWID;
+                 INSERT INTO insight_seen VALUES (1, 0, 0, 0, 1, x'01000000');",
+            )
+            .unwrap()
+    });
+    let old: i64 = index()
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'insight_seen'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(old, 0, "the per-customer table is dropped");
 }
 
 #[test]
