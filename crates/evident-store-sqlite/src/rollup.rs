@@ -28,12 +28,19 @@ thread_local! {
     /// changes once its transaction committed. Only the indexer thread writes names, and it
     /// forgets them all when a transaction of its fails ([`forget_names`]), since the ids a
     /// rolled-back transaction took are given again to other names.
-    static NAME_IDS: RefCell<HashMap<(i64, String), i64>> = RefCell::new(HashMap::new());
+    static NAME_IDS: RefCell<NameIds> = RefCell::new(NameIds::default());
+}
+
+/// Cached name ids by tenant, looked up by borrowed names.
+#[derive(Default)]
+struct NameIds {
+    tenants: HashMap<i64, HashMap<String, i64>>,
+    len: usize,
 }
 
 /// Forgets every cached name id (after a failed transaction of the indexer).
 pub(crate) fn forget_names() {
-    NAME_IDS.with(|cache| cache.borrow_mut().clear());
+    NAME_IDS.with(|cache| *cache.borrow_mut() = NameIds::default());
 }
 
 /// Name ids for one transaction (new names are inserted; ids are never reused).
@@ -49,8 +56,8 @@ impl<'c> Names<'c> {
 
     pub(crate) fn id(&mut self, name: Option<&str>) -> Result<i64> {
         let Some(name) = name else { return Ok(0) };
-        let key = (self.tid, name.to_owned());
-        if let Some(id) = NAME_IDS.with(|cache| cache.borrow().get(&key).copied()) {
+        let cached = NAME_IDS.with(|cache| cache.borrow().tenants.get(&self.tid)?.get(name).copied());
+        if let Some(id) = cached {
             return Ok(id);
         }
         self.tx
@@ -64,10 +71,11 @@ impl<'c> Names<'c> {
             .map_err(storage)?;
         NAME_IDS.with(|cache| {
             let mut cache = cache.borrow_mut();
-            if cache.len() >= NAME_CACHE {
-                cache.clear();
+            if cache.len >= NAME_CACHE {
+                *cache = NameIds::default();
             }
-            cache.insert(key, id);
+            cache.len += 1;
+            cache.tenants.entry(self.tid).or_default().insert(name.to_owned(), id);
         });
         Ok(id)
     }

@@ -20,7 +20,7 @@
 //! dimensions not rolled are answered by the exact scan. Funnels and journeys read each customer's
 //! events in order from the path table (`paths.rs`) instead; measures scan.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 use evident_wire::Micros;
@@ -143,12 +143,36 @@ pub type CountKey = (RollDim, Option<String>, i32);
 pub type SeenKey = (RollDim, Option<String>, Who, String);
 
 /// Events folded into rollup changes, for a store to add to its tables in one transaction.
+///
+/// A fold sees the same few keys over and over (every event adds to seven counts and up to
+/// fourteen seen keys), so keys are looked up by borrowed strings and copied only when new.
 #[derive(Debug, Default)]
 pub struct Fold {
     /// Events and failures to add.
-    pub counts: HashMap<CountKey, (u64, u64)>,
+    pub counts: hashbrown::HashMap<CountKey, (u64, u64)>,
     /// Hours to merge into the stored ones.
-    pub seen: HashMap<SeenKey, BTreeSet<i32>>,
+    pub seen: hashbrown::HashMap<SeenKey, BTreeSet<i32>>,
+}
+
+/// A [`CountKey`] of borrowed strings; hashes as the owned key does (fields in order, a `&str`
+/// as its `String`).
+#[derive(Hash)]
+struct CountRef<'a>(RollDim, Option<&'a str>, i32);
+
+impl hashbrown::Equivalent<CountKey> for CountRef<'_> {
+    fn equivalent(&self, key: &CountKey) -> bool {
+        self.0 == key.0 && self.1 == key.1.as_deref() && self.2 == key.2
+    }
+}
+
+/// A [`SeenKey`] of borrowed strings, hashed as the owned key.
+#[derive(Hash)]
+struct SeenRef<'a>(RollDim, Option<&'a str>, Who, &'a str);
+
+impl hashbrown::Equivalent<SeenKey> for SeenRef<'_> {
+    fn equivalent(&self, key: &SeenKey) -> bool {
+        self.0 == key.0 && self.1 == key.1.as_deref() && self.2 == key.2 && self.3 == key.3
+    }
 }
 
 impl Fold {
@@ -160,14 +184,29 @@ impl Fold {
         let hour = hour_of(event.row.time);
         let failed = u64::from(event.row.outcome == "failure");
         for dim in RollDim::EVERY {
-            let value = dim.value(event).map(str::to_owned);
-            let count = self.counts.entry((dim, value.clone(), hour)).or_default();
-            (count.0, count.1) = (count.0 + 1, count.1 + failed);
-            if let Some(subject) = &event.row.subject {
-                let key = (dim, value.clone(), Who::Customer, subject.clone());
-                self.seen.entry(key).or_default().insert(hour);
+            let value = dim.value(event);
+            match self.counts.get_mut(&CountRef(dim, value, hour)) {
+                Some(count) => (count.0, count.1) = (count.0 + 1, count.1 + failed),
+                None => {
+                    self.counts.insert((dim, value.map(str::to_owned), hour), (1, failed));
+                }
             }
-            self.seen.entry((dim, value, Who::Actor, event.row.actor.clone())).or_default().insert(hour);
+            if let Some(subject) = &event.row.subject {
+                self.see(SeenRef(dim, value, Who::Customer, subject), hour);
+            }
+            self.see(SeenRef(dim, value, Who::Actor, &event.row.actor), hour);
+        }
+    }
+
+    fn see(&mut self, key: SeenRef<'_>, hour: i32) {
+        match self.seen.get_mut(&key) {
+            Some(hours) => {
+                hours.insert(hour);
+            }
+            None => {
+                let SeenRef(dim, value, who, id) = key;
+                self.seen.insert((dim, value.map(str::to_owned), who, id.to_owned()), BTreeSet::from([hour]));
+            }
         }
     }
 
