@@ -31,6 +31,7 @@
 //! is level. Funnels wait for `ix.pathed` as searches wait for `ix.indexed`.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -743,7 +744,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
     )
     .and_then(|mut insert| insert.execute(params![tid, first, end]))
     .map_err(storage)?;
-    let mut targets: Vec<(String, String, i64, i64)> = Vec::new();
+    let mut targets = RoundTargets::default();
     let mut batch = FoldBatch::new(folds);
     {
         let mut rows = tx
@@ -755,9 +756,11 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
         let mut query = rows.query(params![first, end]).map_err(storage)?;
         while let Some(row) = query.next().map_err(storage)? {
             let (row_id, time): (i64, i64) = (row.get(0).map_err(storage)?, row.get(1).map_err(storage)?);
-            let stored: Option<Vec<u8>> = row.get(8).map_err(storage)?;
-            let decoded = decode_targets(stored.as_deref())?;
-            targets.extend(decoded.into_iter().map(|(kind, id)| (kind, id, time, row_id)));
+            targets.add(
+                row.get_ref(8).and_then(|v| Ok(v.as_blob_or_null()?)).map_err(storage)?,
+                time,
+                row_id,
+            )?;
             if folds.rollups {
                 let texts: Vec<Option<String>> =
                     (2..8).map(|i| row.get(i)).collect::<rusqlite::Result<_>>().map_err(storage)?;
@@ -766,17 +769,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
         }
     }
     batch.write(&tx, tid)?;
-    targets.sort_unstable();
-    {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO ix.event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(storage)?;
-        for (kind, id, time, row_id) in &targets {
-            insert.execute(params![tid, kind, id, time, row_id]).map_err(storage)?;
-        }
-    }
+    targets.write(&tx, tid)?;
     let tables = [("indexed", true), ("rolled", folds.rollups), ("pathed", folds.paths)];
     for (table, _) in tables.iter().filter(|(_, moved)| *moved) {
         tx.execute(
@@ -786,6 +779,61 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
         .map_err(storage)?;
     }
     tx.commit().map_err(storage)
+}
+
+/// A round's targets: their texts in one buffer and each row as ranges of it, so that a round
+/// does not allocate two strings per target (with the search rows and the rollups, the targets
+/// are one of the three big parts of a round).
+#[derive(Default)]
+struct RoundTargets {
+    texts: Vec<u8>,
+    /// (type, id, time, rid) of each target.
+    rows: Vec<(Range<usize>, Range<usize>, i64, i64)>,
+}
+
+impl RoundTargets {
+    /// Adds the targets an event stored (`events.targets`); an error for bytes
+    /// [`encode_targets`] did not write.
+    fn add(&mut self, stored: Option<&[u8]>, time: i64, rid: i64) -> Result<()> {
+        let bad = || Error::Integrity("an event's stored targets are malformed".into());
+        for pair in target_pairs(stored.unwrap_or_default()) {
+            let (kind, id) = pair.map_err(|()| bad())?;
+            if std::str::from_utf8(kind).is_err() || std::str::from_utf8(id).is_err() {
+                return Err(bad());
+            }
+            let (kind, id) = (self.keep(kind), self.keep(id));
+            self.rows.push((kind, id, time, rid));
+        }
+        Ok(())
+    }
+
+    fn keep(&mut self, text: &[u8]) -> Range<usize> {
+        self.texts.extend_from_slice(text);
+        self.texts.len() - text.len()..self.texts.len()
+    }
+
+    /// Inserts the rows in their key's order (each page of the table written once).
+    fn write(mut self, tx: &Connection, tid: i64) -> Result<()> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        let texts = &self.texts;
+        let key = |row: &(Range<usize>, Range<usize>, i64, i64)| {
+            (&texts[row.0.clone()], &texts[row.1.clone()], row.2, row.3)
+        };
+        self.rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO ix.event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(storage)?;
+        for row in &self.rows {
+            let (kind, id, time, rid) = key(row);
+            // Bound as text (checked UTF-8 in `add`), as the column's other rows are.
+            let (kind, id) =
+                (ToSqlOutput::Borrowed(ValueRef::Text(kind)), ToSqlOutput::Borrowed(ValueRef::Text(id)));
+            insert.execute(params![tid, kind, id, time, rid]).map_err(storage)?;
+        }
+        Ok(())
+    }
 }
 
 /// The insight folds of an index transaction, written every [`Rounds::fold`] entries: a fold
@@ -936,5 +984,44 @@ mod tests {
         assert_eq!(encode_targets(&[]), None);
         assert_eq!(decode_targets(None).unwrap(), Vec::<(String, String)>::new());
         assert!(decode_targets(Some(&bytes[..bytes.len() - 1])).is_err());
+    }
+
+    /// A round's targets go in as text, in their key's order, each event's once; stored bytes
+    /// that are not what `encode_targets` writes fail the round.
+    #[test]
+    fn a_rounds_targets_are_written_as_text_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("evident.sqlite");
+        drop(crate::open_writer(&path).unwrap());
+        let connection = open_with_index(&path).unwrap();
+        let pair = |kind: &str, id: &str| (kind.to_owned(), id.to_owned());
+        let mut targets = RoundTargets::default();
+        let first = encode_targets(&[pair("ticket", "TCK-9"), pair("customer", "cüst-2")]).unwrap();
+        let second = encode_targets(&[pair("customer", "cust-10"), pair("customer", "cust-10")]).unwrap();
+        targets.add(Some(&first), 20, 1).unwrap();
+        targets.add(Some(&second), 10, 2).unwrap();
+        targets.add(None, 30, 3).unwrap();
+        targets.write(&connection, 1).unwrap();
+        let mut statement =
+            connection.prepare("SELECT typeof(type), type, id, time, rid FROM ix.event_targets").unwrap();
+        let rows: Vec<(String, String, String, i64, i64)> = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let text =
+            |kind: &str, id: &str, time, rid| ("text".to_owned(), kind.to_owned(), id.to_owned(), time, rid);
+        assert_eq!(
+            rows,
+            [
+                text("customer", "cust-10", 10, 2),
+                text("customer", "cüst-2", 20, 1),
+                text("ticket", "TCK-9", 20, 1)
+            ]
+        );
+        let mut bad = RoundTargets::default();
+        assert!(matches!(bad.add(Some(&first[..first.len() - 1]), 1, 1), Err(Error::Integrity(_))));
+        let not_utf8 = [1, 0, 0, 0, 0xff, 1, 0, 0, 0, b'x'];
+        assert!(matches!(bad.add(Some(&not_utf8), 1, 1), Err(Error::Integrity(_))));
     }
 }
