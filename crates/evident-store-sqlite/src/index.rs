@@ -19,16 +19,16 @@
 //! is derived data: a lost or stale index file is rebuilt from the events (their `targets` column
 //! keeps what the index needs, search tokens included, until erasure removes those).
 //!
-//! The same transactions fold the entries into insight's hourly rollups (`rollup.rs`), with a
-//! watermark of their own (`ix.rolled`) always equal to `ix.indexed`; since folding is not
-//! idempotent, an index whose two watermarks differ (a file from before rollups) or that is ahead
-//! of the log is indexed again from nothing.
-//!
-//! Insight's path table (`paths.rs`) has a watermark of its own (`ix.pathed`). Level with
-//! `ix.indexed`, it moves with it in the same transactions; behind it (an index file from before
-//! the table), the indexer builds the table from the stored events a chunk at a time, in
-//! transactions that fold a chunk and move `ix.pathed` together, between its other work, until it
-//! is level. Funnels wait for `ix.pathed` as searches wait for `ix.indexed`.
+//! The same transactions fold the entries into insight's hourly rollups (`rollup.rs`) and its
+//! path table (`paths.rs`), each with a watermark of its own (`ix.rolled`, `ix.pathed`). Level
+//! with `ix.indexed`, each moves with it in the same transactions; behind it (an index file from
+//! before the table, or rollups from before the hour sets), the indexer folds that table from the
+//! stored events a chunk at a time, in transactions that fold a chunk and move its watermark
+//! together, between its other work, until it is level. Since folding is not idempotent, rollups
+//! without a watermark or ahead of the index are dropped and folded again, and an index ahead of
+//! the log is indexed again from nothing. Funnels wait for `ix.pathed` as searches wait for
+//! `ix.indexed`; trends and cohorts wait for `ix.rolled`, or, while it is far behind, scan the
+//! events.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -230,6 +230,8 @@ impl Rounds {
 struct Progress {
     committed: HashMap<i64, u64>,
     indexed: HashMap<i64, u64>,
+    /// Entries folded into insight's rollups (at most `indexed`).
+    rolled: HashMap<i64, u64>,
     /// Entries folded into the path table (at most `indexed`).
     pathed: HashMap<i64, u64>,
     /// A reader waits: index now rather than at the end of the window.
@@ -330,6 +332,9 @@ impl Indexer {
     /// How long committed entries may gather before the indexer writes them, unless a reader
     /// waits for them.
     pub(crate) const WINDOW: Duration = Duration::from_millis(100);
+    /// How far behind the rollups a question waits for them rather than scanning the events:
+    /// a few seconds of folding.
+    const ROLLUPS_WAITED: u64 = 100_000;
     /// How long a read waits for the index before failing as unavailable.
     const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -362,26 +367,35 @@ impl Indexer {
         };
         progress.committed = pairs("SELECT tid, size FROM main.logs")?;
         progress.indexed = pairs("SELECT tid, size FROM ix.indexed")?;
-        let rolled = pairs("SELECT tid, size FROM ix.rolled")?;
+        progress.rolled = pairs("SELECT tid, size FROM ix.rolled")?;
         progress.pathed = pairs("SELECT tid, size FROM ix.pathed")?;
         let rollups = std::env::var("EVIDENT_INSIGHT_ROLLUPS").as_deref() != Ok("off");
         let rounds = Rounds::from_env()?;
         let lag = LagBound::from_env()?;
         for (tid, indexed) in progress.indexed.iter_mut() {
             let committed = progress.committed.get(tid).copied().unwrap_or(0);
-            // Rollups are not idempotent: a log rolled back under the index, or an index file
-            // from before them, is indexed again from nothing (searches' rows are replaced).
-            if *indexed > committed || (rollups && rolled.get(tid) != Some(indexed)) {
+            // Folds are not idempotent: a log rolled back under the index is indexed again from
+            // nothing (searches' rows are replaced).
+            if *indexed > committed {
                 drop_beyond(&connection, *tid, committed)?;
                 *indexed = 0;
                 progress.pathed.insert(*tid, 0);
+                progress.rolled.insert(*tid, 0);
+            }
+            // Nor are rollups without a watermark (an index file from before them, or from before
+            // the hour sets) or ahead of the index: folded again from the stored events, between
+            // the indexer's other work, while questions answer from the events.
+            let rolled = progress.rolled.get(tid).copied();
+            if rollups && rolled.is_none_or(|rolled| rolled > *indexed) {
+                drop_folded(&connection, *tid, Behind::Rollups)?;
+                progress.rolled.insert(*tid, 0);
             }
         }
         // Nor is the path table: one ahead of the index (which cannot be, unless the file was
         // tampered with) is built again from nothing.
         for (tid, pathed) in progress.pathed.iter_mut() {
             if *pathed > progress.indexed.get(tid).copied().unwrap_or(0) {
-                drop_paths(&connection, *tid)?;
+                drop_folded(&connection, *tid, Behind::Paths)?;
                 *pathed = 0;
             }
         }
@@ -465,6 +479,21 @@ impl Indexer {
         self.wait_until(tid, "search index", self.lag.tail(), |progress| &progress.indexed)
     }
 
+    /// Whether the rollups of `tid` cover every entry committed before this call, after waiting
+    /// for them while they are at most [`Indexer::ROLLUPS_WAITED`] entries short. Further
+    /// behind, they are being folded again from the stored events (an index file from before
+    /// them): they answer nothing, and a question scans the events instead.
+    pub(crate) fn wait_for_rollups(&self, tid: i64) -> bool {
+        {
+            let progress = self.shared.progress.lock().expect("index progress lock");
+            let get = |map: &HashMap<i64, u64>| map.get(&tid).copied().unwrap_or(0);
+            if get(&progress.committed).saturating_sub(get(&progress.rolled)) > Self::ROLLUPS_WAITED {
+                return false;
+            }
+        }
+        self.wait_until(tid, "insight rollups", 0, |progress| &progress.rolled).is_ok()
+    }
+
     /// Waits until the path table covers every entry of `tid` committed before this call.
     pub(crate) fn wait_for_paths(&self, tid: i64) -> Result<()> {
         self.wait_until(tid, "insight path table", 0, |progress| &progress.pathed)
@@ -546,6 +575,7 @@ impl Drop for Indexer {
 struct Work {
     tid: i64,
     indexed: u64,
+    rolled: u64,
     pathed: u64,
     committed: u64,
 }
@@ -583,10 +613,11 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
                 .map(|(tid, size)| Work {
                     tid: *tid,
                     indexed: get(&progress.indexed, tid),
+                    rolled: get(&progress.rolled, tid),
                     pathed: get(&progress.pathed, tid),
                     committed: *size,
                 })
-                .filter(|w| w.indexed < w.committed || (rollups && w.pathed < w.committed))
+                .filter(|w| w.indexed < w.committed || (rollups && w.pathed.min(w.rolled) < w.committed))
                 .collect()
         };
         behind = false;
@@ -594,8 +625,11 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
             if !index_all(shared, connection, &mut work, Folds { rollups, paths: false, rounds: round }) {
                 break;
             }
+            if rollups && work.rolled < work.indexed {
+                behind |= build(shared, connection, &mut work, round, Behind::Rollups);
+            }
             if rollups && work.pathed < work.indexed {
-                behind |= build_paths(shared, connection, &mut work, round);
+                behind |= build(shared, connection, &mut work, round, Behind::Paths);
             }
         }
         let mut progress = shared.progress.lock().expect("index progress lock");
@@ -622,12 +656,13 @@ fn pace(shared: &Shared, entries: u64, took: Duration) {
 
 /// Records the outcome of one transaction: its watermarks moved, or why it failed (then waits a
 /// second before the next try). Whether to go on: it succeeded and no stop is asked.
-fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, pathed: Option<u64>) -> bool {
+fn record(shared: &Shared, tid: i64, result: Result<()>, moved: Moved) -> bool {
     let mut progress = shared.progress.lock().expect("index progress lock");
     let ok = match result {
         Ok(()) => {
-            progress.indexed.extend(indexed.map(|size| (tid, size)));
-            progress.pathed.extend(pathed.map(|size| (tid, size)));
+            progress.indexed.extend(moved.indexed.map(|size| (tid, size)));
+            progress.rolled.extend(moved.rolled.map(|size| (tid, size)));
+            progress.pathed.extend(moved.pathed.map(|size| (tid, size)));
             progress.failure = None;
             // A stop waits for this round, not for the whole backlog (a store far behind took
             // minutes to stop); the next start goes on from here. So does a hold.
@@ -645,34 +680,75 @@ fn record(shared: &Shared, tid: i64, result: Result<()>, indexed: Option<u64>, p
     ok
 }
 
-/// Indexes a tenant's committed entries a chunk at a time, folding them into the path table too
-/// when it is level with the index. Whether to go on (no failure, stop or hold).
+/// The watermarks a transaction moved, to where.
+#[derive(Default)]
+struct Moved {
+    indexed: Option<u64>,
+    rolled: Option<u64>,
+    pathed: Option<u64>,
+}
+
+/// Indexes a tenant's committed entries a chunk at a time, folding them into the rollups and
+/// the path table too when each is level with the index. Whether to go on (no failure, stop or
+/// hold).
 fn index_all(shared: &Shared, connection: &Connection, work: &mut Work, folds: Folds) -> bool {
     while work.indexed < work.committed {
         let (from, end) = (work.indexed, work.committed.min(work.indexed + folds.rounds.entries));
+        let rollups = folds.rollups && work.rolled == from;
         let paths = folds.rollups && work.pathed == from;
         let started = Instant::now();
-        let result = index_range(connection, work.tid, from, end, Folds { paths, ..folds });
+        let result = index_range(connection, work.tid, from, end, Folds { rollups, paths, ..folds });
         if result.is_ok() {
             pace(shared, end - from, started.elapsed());
         }
-        if !record(shared, work.tid, result, Some(end), paths.then_some(end)) {
+        let moved =
+            Moved { indexed: Some(end), rolled: rollups.then_some(end), pathed: paths.then_some(end) };
+        if !record(shared, work.tid, result, moved) {
             return false;
         }
         work.indexed = end;
+        work.rolled = if rollups { end } else { work.rolled };
         work.pathed = if paths { end } else { work.pathed };
     }
     true
 }
 
-/// Builds one chunk of a tenant's path table that is behind its index; whether it still is.
-fn build_paths(shared: &Shared, connection: &Connection, work: &mut Work, rounds: Rounds) -> bool {
-    let end = work.indexed.min(work.pathed + rounds.fold);
-    let result = path_range(connection, work.tid, work.pathed, end);
-    if record(shared, work.tid, result, None, Some(end)) {
-        work.pathed = end;
+/// A table of the index file folded from the stored events while it is behind the index.
+#[derive(Clone, Copy)]
+enum Behind {
+    Rollups,
+    Paths,
+}
+
+impl Behind {
+    fn watermark(self) -> &'static str {
+        match self {
+            Behind::Rollups => "rolled",
+            Behind::Paths => "pathed",
+        }
     }
-    work.pathed < work.indexed
+}
+
+/// Folds one chunk of a tenant's `table` that is behind its index; whether it still is.
+fn build(shared: &Shared, connection: &Connection, work: &mut Work, rounds: Rounds, table: Behind) -> bool {
+    let done = match table {
+        Behind::Rollups => work.rolled,
+        Behind::Paths => work.pathed,
+    };
+    let end = work.indexed.min(done + rounds.fold);
+    let result = fold_range(connection, work.tid, done, end, table);
+    let moved = match table {
+        Behind::Rollups => Moved { rolled: Some(end), ..Moved::default() },
+        Behind::Paths => Moved { pathed: Some(end), ..Moved::default() },
+    };
+    let done = match table {
+        Behind::Rollups => &mut work.rolled,
+        Behind::Paths => &mut work.pathed,
+    };
+    if record(shared, work.tid, result, moved) {
+        *done = end;
+    }
+    *done < work.indexed
 }
 
 /// What an index transaction folds besides the search rows.
@@ -699,29 +775,41 @@ fn event_of(row: &rusqlite::Row<'_>, time: i64, texts: [Option<String>; 6], entr
     }))
 }
 
-/// Folds entries `from..to` of `tid` into its path table and moves `ix.pathed` to `to`, in one
-/// transaction (the path table of an index file from before it, built from the stored events).
-fn path_range(connection: &Connection, tid: i64, from: u64, to: u64) -> Result<()> {
+/// Folds entries `from..to` of `tid` into `table` and moves its watermark to `to`, in one
+/// transaction (a table behind the index, folded from the stored events).
+fn fold_range(connection: &Connection, tid: i64, from: u64, to: u64, table: Behind) -> Result<()> {
     let tx = connection.unchecked_transaction().map_err(storage)?;
-    let mut fold = PathFold::default();
+    let (mut rollups, mut paths) = (Fold::default(), PathFold::default());
     {
+        // The path table holds only events about a customer.
+        let only = if matches!(table, Behind::Paths) { "AND subject IS NOT NULL" } else { "" };
         let mut rows = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT time, type, action, outcome, actor, subject, source, entry
-                 FROM main.events WHERE rid >= ?1 AND rid < ?2 AND subject IS NOT NULL ORDER BY rid",
-            )
+                 FROM main.events WHERE rid >= ?1 AND rid < ?2 {only} ORDER BY rid"
+            ))
             .map_err(storage)?;
         let mut query = rows.query(params![rid(tid, from), rid(tid, to)]).map_err(storage)?;
         while let Some(row) = query.next().map_err(storage)? {
             let texts: Vec<Option<String>> =
                 (1..7).map(|i| row.get(i)).collect::<rusqlite::Result<_>>().map_err(storage)?;
             let time = row.get(0).map_err(storage)?;
-            fold.add(&event_of(row, time, texts.try_into().expect("six columns"), 7)?);
+            let event = event_of(row, time, texts.try_into().expect("six columns"), 7)?;
+            match table {
+                Behind::Rollups => rollups.add(&event),
+                Behind::Paths => paths.add(&event),
+            }
         }
     }
-    crate::paths::write(&tx, tid, &fold)?;
-    tx.execute("INSERT OR REPLACE INTO ix.pathed (tid, size) VALUES (?1, ?2)", params![tid, to as i64])
-        .map_err(storage)?;
+    match table {
+        Behind::Rollups => crate::rollup::write(&tx, tid, &rollups)?,
+        Behind::Paths => crate::paths::write(&tx, tid, &paths)?,
+    }
+    tx.execute(
+        &format!("INSERT OR REPLACE INTO ix.{} (tid, size) VALUES (?1, ?2)", table.watermark()),
+        params![tid, to as i64],
+    )
+    .map_err(storage)?;
     tx.commit().map_err(storage)
 }
 
@@ -761,7 +849,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
                 time,
                 row_id,
             )?;
-            if folds.rollups {
+            if folds.rollups || folds.paths {
                 let texts: Vec<Option<String>> =
                     (2..8).map(|i| row.get(i)).collect::<rusqlite::Result<_>>().map_err(storage)?;
                 batch.add(&tx, tid, &event_of(row, time, texts.try_into().expect("six columns"), 9)?)?;
@@ -852,7 +940,9 @@ impl FoldBatch {
     }
 
     fn add(&mut self, tx: &Connection, tid: i64, event: &Event) -> Result<()> {
-        self.fold.add(event);
+        if self.folds.rollups {
+            self.fold.add(event);
+        }
         if self.folds.paths {
             self.paths.add(event);
         }
@@ -894,16 +984,21 @@ fn drop_beyond(connection: &Connection, tid: i64, size: u64) -> Result<()> {
         .map_err(storage)
 }
 
-/// The path table of `tid` removed and its watermark set to nothing, in one transaction, so the
-/// indexer builds it again from the stored events.
-fn drop_paths(connection: &Connection, tid: i64) -> Result<()> {
+/// `table` of `tid` removed and its watermark set to nothing, in one transaction, so the
+/// indexer folds it again from the stored events (names stay: their ids do not change).
+fn drop_folded(connection: &Connection, tid: i64, table: Behind) -> Result<()> {
+    let [first, second] = match table {
+        Behind::Rollups => ["insight_counts", "insight_hour_ids"],
+        Behind::Paths => ["insight_paths", "insight_kinds"],
+    };
     connection
         .execute_batch(&format!(
             "BEGIN;
-             DELETE FROM ix.insight_paths WHERE tid = {tid};
-             DELETE FROM ix.insight_kinds WHERE tid = {tid};
-             INSERT OR REPLACE INTO ix.pathed (tid, size) VALUES ({tid}, 0);
-             COMMIT;"
+             DELETE FROM ix.{first} WHERE tid = {tid};
+             DELETE FROM ix.{second} WHERE tid = {tid};
+             INSERT OR REPLACE INTO ix.{} (tid, size) VALUES ({tid}, 0);
+             COMMIT;",
+            table.watermark()
         ))
         .map_err(storage)
 }

@@ -101,8 +101,12 @@ impl InsightIndex for SqliteStore {
             return Ok(false);
         }
         let tid = self.tid(tenant)?;
-        // The rollups move with the index's watermark, in its transactions.
+        // The rollups move with the index's watermark, in its transactions, unless they are
+        // being folded again from the events.
         self.indexer.wait_for(tid)?;
+        if !self.indexer.wait_for_rollups(tid) {
+            return Ok(false);
+        }
         // A damaged id set is answered as the core's error, after the read transaction.
         self.read(|c| -> rusqlite::Result<Result<bool>> {
             let tx = c.unchecked_transaction()?;

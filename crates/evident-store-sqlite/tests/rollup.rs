@@ -1,5 +1,5 @@
 //! Insight's rollups in the index file: the shared checks (`insight_rollup_suite!`), plus what
-//! only this store has: an index file from before rollups is folded again from nothing, one from
+//! only this store has: an index file from before rollups has them folded again from the events, one from
 //! before the path table builds it from the stored events, one with per-customer seen rows is
 //! folded again into hour sets, and the rollups' names hold nothing
 //! personal, before or after erasure.
@@ -45,6 +45,16 @@ fn an_index_file_from_before_rollups_is_folded_again_from_nothing() {
     rollups_are_folded_again_for_a_store_from_before_them(&harness, &|| {
         rusqlite::Connection::open(harness.index_file()).unwrap().execute_batch("DELETE FROM rolled").unwrap()
     });
+    assert_folded_again(&harness);
+}
+
+/// The rollups were folded again from the events (the questions above could have been answered
+/// by scanning them): their watermark is level with the index's, and their hour sets are there.
+fn assert_folded_again(harness: &Sqlite) {
+    let index = rusqlite::Connection::open(harness.index_file()).unwrap();
+    let number = |sql: &str| index.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
+    assert_eq!(number("SELECT size FROM rolled"), number("SELECT size FROM indexed"));
+    assert!(number("SELECT count(*) FROM insight_hour_ids") > 0);
 }
 
 #[test]
@@ -69,6 +79,7 @@ fn an_index_file_with_per_customer_seen_rows_is_folded_again_into_hour_sets() {
         .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'insight_seen'", [], |row| row.get(0))
         .unwrap();
     assert_eq!(old, 0, "the per-customer table is dropped");
+    assert_folded_again(&harness);
 }
 
 #[test]
