@@ -1723,7 +1723,7 @@ pub fn a_log_that_grows_while_it_loads_still_loads(harness: &dyn Harness) {
         let state = LogState::load(&*store, &acme, &origin, &verifiers).expect("the log loads");
         assert_eq!(state.size(), TreeSize(4));
         // An engine opened at that moment (`evident keys create` beside a running node) opens.
-        store.stale_heads.lock().unwrap().extend([None]);
+        store.stale_heads.lock().unwrap().push_back(None);
         engine_over(store.clone(), EngineConfig::default()).shutdown();
     }
     let always_empty = vec![None; crate::log::LOAD_ATTEMPTS as usize + 1];

@@ -177,16 +177,19 @@ fn target_pairs(bytes: &[u8]) -> impl Iterator<Item = std::result::Result<(&[u8]
     })
 }
 
+/// The `(type, id)` pairs [`encode_targets`] wrote, as text borrowed from `bytes`; an error item
+/// for bytes it did not write.
+fn text_pairs(bytes: Option<&[u8]>) -> impl Iterator<Item = Result<(&str, &str)>> {
+    let bad = || Error::Integrity("an event's stored targets are malformed".into());
+    target_pairs(bytes.unwrap_or_default()).map(move |pair| {
+        let (kind, id) = pair.map_err(|()| bad())?;
+        Ok((std::str::from_utf8(kind).map_err(|_| bad())?, std::str::from_utf8(id).map_err(|_| bad())?))
+    })
+}
+
 /// The inverse of [`encode_targets`]; an error for bytes it did not write.
 pub(crate) fn decode_targets(bytes: Option<&[u8]>) -> Result<Vec<(String, String)>> {
-    let bad = || Error::Integrity("an event's stored targets are malformed".into());
-    let utf8 = |text: &[u8]| String::from_utf8(text.to_vec()).map_err(|_| bad());
-    target_pairs(bytes.unwrap_or_default())
-        .map(|pair| {
-            let (kind, id) = pair.map_err(|()| bad())?;
-            Ok((utf8(kind)?, utf8(id)?))
-        })
-        .collect()
+    text_pairs(bytes).map(|pair| pair.map(|(kind, id)| (kind.to_owned(), id.to_owned()))).collect()
 }
 
 /// How many entries the indexer takes per transaction, and per write of insight's folds within
@@ -259,8 +262,13 @@ struct Progress {
 impl Progress {
     /// Entries of `tid` committed but not indexed.
     fn behind(&self, tid: i64) -> u64 {
+        self.short(tid, &self.indexed)
+    }
+
+    /// Entries of `tid` committed but not yet covered by the watermarks `done`.
+    fn short(&self, tid: i64, done: &HashMap<i64, u64>) -> u64 {
         let get = |map: &HashMap<i64, u64>| map.get(&tid).copied().unwrap_or(0);
-        get(&self.committed).saturating_sub(get(&self.indexed))
+        get(&self.committed).saturating_sub(get(done))
     }
 }
 
@@ -484,13 +492,11 @@ impl Indexer {
     /// behind, they are being folded again from the stored events (an index file from before
     /// them): they answer nothing, and a question scans the events instead.
     pub(crate) fn wait_for_rollups(&self, tid: i64) -> bool {
-        {
-            let progress = self.shared.progress.lock().expect("index progress lock");
-            let get = |map: &HashMap<i64, u64>| map.get(&tid).copied().unwrap_or(0);
-            if get(&progress.committed).saturating_sub(get(&progress.rolled)) > Self::ROLLUPS_WAITED {
-                return false;
-            }
+        let progress = self.shared.progress.lock().expect("index progress lock");
+        if progress.short(tid, &progress.rolled) > Self::ROLLUPS_WAITED {
+            return false;
         }
+        drop(progress);
         self.wait_until(tid, "insight rollups", 0, |progress| &progress.rolled).is_ok()
     }
 
@@ -883,13 +889,9 @@ impl RoundTargets {
     /// Adds the targets an event stored (`events.targets`); an error for bytes
     /// [`encode_targets`] did not write.
     fn add(&mut self, stored: Option<&[u8]>, time: i64, rid: i64) -> Result<()> {
-        let bad = || Error::Integrity("an event's stored targets are malformed".into());
-        for pair in target_pairs(stored.unwrap_or_default()) {
-            let (kind, id) = pair.map_err(|()| bad())?;
-            if std::str::from_utf8(kind).is_err() || std::str::from_utf8(id).is_err() {
-                return Err(bad());
-            }
-            let (kind, id) = (self.keep(kind), self.keep(id));
+        for pair in text_pairs(stored) {
+            let (kind, id) = pair?;
+            let (kind, id) = (self.keep(kind.as_bytes()), self.keep(id.as_bytes()));
             self.rows.push((kind, id, time, rid));
         }
         Ok(())
