@@ -775,6 +775,28 @@ pub fn search_spans_two_halves(harness: &dyn Harness, between: &dyn Fn()) {
     searches_answer_the_oracle(&engine, &acme, &sent, &cases, ("cust-2", Order::NewestFirst));
 }
 
+/// Searches over the search history committed out of time order (as an import of old records
+/// is), a few events per commit, then `settled` (a store whose index follows its log waits there
+/// until it holds everything): every filter and the timeline, both orders, page by page, answer
+/// what the oracle does. Later entries hold older events, so a store that walks its index in
+/// parts of the log must merge them by time. In a new tenant of the given name.
+pub fn search_history_out_of_time_order(harness: &dyn Harness, name: &str, settled: &dyn Fn()) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant(name);
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let history = search_history();
+    // 60 events, 7 coprime with 60: every event once, times jumping back and forth.
+    let sent: Vec<Value> = (0..history.len()).map(|i| history[i * 7 % history.len()].clone()).collect();
+    for chunk in sent.chunks(3) {
+        for outcome in append(&engine, &acme, chunk.to_vec()) {
+            stored_index(&outcome);
+        }
+    }
+    settled();
+    searches_answer_the_oracle(&engine, &acme, &sent, &search_cases(), ("cust-2", Order::NewestFirst));
+    searches_answer_the_oracle(&engine, &acme, &sent, &[], ("cust-4", Order::OldestFirst));
+}
+
 /// `type=PREFIX*`: every type that begins with the prefix and nothing else; `_` and `%` are
 /// characters like any other (no LIKE wildcard), and a prefix is not a word (`customer*` takes
 /// `customerx.created`, `customer.*` does not).

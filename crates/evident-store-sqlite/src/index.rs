@@ -55,15 +55,11 @@ CREATE TABLE IF NOT EXISTS ix.event_search (
 );
 CREATE INDEX IF NOT EXISTS ix.search_time ON event_search (tid, time);
 CREATE INDEX IF NOT EXISTS ix.search_actor ON event_search (tid, actor, time);
-CREATE INDEX IF NOT EXISTS ix.search_subject ON event_search (tid, subject, time) WHERE subject IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix.search_type ON event_search (tid, type, time);
 CREATE INDEX IF NOT EXISTS ix.search_action ON event_search (tid, action, time);
 CREATE INDEX IF NOT EXISTS ix.search_outcome ON event_search (tid, outcome, time);
 CREATE INDEX IF NOT EXISTS ix.search_source ON event_search (tid, source, time);
-CREATE TABLE IF NOT EXISTS ix.event_targets (
-    tid INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL, rid INTEGER NOT NULL,
-    PRIMARY KEY (tid, type, id, time, rid)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix.parts (shift INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ix.rolled (tid INTEGER PRIMARY KEY, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ix.insight_names (
     id INTEGER PRIMARY KEY, tid INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE (tid, name)
@@ -283,6 +279,8 @@ pub(crate) struct Indexer {
     /// off, to measure what they cost; insight then scans, and turning them on again folds every
     /// entry again).
     pub(crate) rollups: bool,
+    /// Entries per part of the index file, as a power of two (`parts.rs`).
+    pub(crate) shift: u32,
     lag: LagBound,
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -347,8 +345,8 @@ impl Indexer {
     const MAX_WAIT: Duration = Duration::from_secs(30);
 
     /// Starts following the store at `path`: committed sizes from its `logs`, watermarks from
-    /// the index file.
-    pub(crate) fn start(path: &Path) -> Result<Indexer> {
+    /// the index file (made with parts of 2^`shift` entries if new).
+    pub(crate) fn start(path: &Path, shift: u32) -> Result<Indexer> {
         let connection = open_with_index(path)?;
         // The index is derived data: a round of the indexer's lost to a power cut is rolled back
         // with its watermarks (WAL stays consistent at NORMAL) and done again from the events, so
@@ -365,6 +363,7 @@ impl Indexer {
             ))
             .map_err(storage)?;
         crate::rollup::drop_old_form(&connection)?;
+        let shift = crate::parts::settle(&connection, shift)?;
         let mut progress = Progress::default();
         let pairs = |sql: &str| -> Result<HashMap<i64, u64>> {
             let mut statement = connection.prepare(sql).map_err(storage)?;
@@ -411,9 +410,11 @@ impl Indexer {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("evident-sqlite-index".into())
-            .spawn(move || follow(&thread_shared, &connection, rollups, rounds))
+            .spawn(move || {
+                follow(&thread_shared, &connection, Folds { rollups, paths: false, rounds, shift })
+            })
             .map_err(|err| Error::Unavailable(format!("cannot start the indexer: {err}")))?;
-        Ok(Indexer { rollups, lag, shared, thread: Some(thread) })
+        Ok(Indexer { rollups, shift, lag, shared, thread: Some(thread) })
     }
 
     /// What the checkpointer holds the indexer with.
@@ -588,7 +589,8 @@ struct Work {
 
 /// The indexer thread: waits for work (a window, or a reader), indexes all of it, builds a chunk
 /// of each path table that is behind, repeats (at once while one still is).
-fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Rounds) {
+fn follow(shared: &Shared, connection: &Connection, setup: Folds) {
+    let Folds { rollups, rounds, .. } = setup;
     let (mut behind, mut commits) = (false, 0);
     loop {
         let mut round = rounds;
@@ -628,7 +630,7 @@ fn follow(shared: &Shared, connection: &Connection, rollups: bool, rounds: Round
         };
         behind = false;
         for mut work in work {
-            if !index_all(shared, connection, &mut work, Folds { rollups, paths: false, rounds: round }) {
+            if !index_all(shared, connection, &mut work, Folds { rounds: round, ..setup }) {
                 break;
             }
             if rollups && work.rolled < work.indexed {
@@ -757,12 +759,14 @@ fn build(shared: &Shared, connection: &Connection, work: &mut Work, rounds: Roun
     *done < work.indexed
 }
 
-/// What an index transaction folds besides the search rows.
+/// What an index transaction folds besides the search rows, and how it writes them.
 #[derive(Clone, Copy)]
 struct Folds {
     rollups: bool,
     paths: bool,
     rounds: Rounds,
+    /// Entries per part of the index file, as a power of two (`parts.rs`).
+    shift: u32,
 }
 
 /// An event of the insight folds from the columns of a stored row.
@@ -863,7 +867,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
         }
     }
     batch.write(&tx, tid)?;
-    targets.write(&tx, tid)?;
+    targets.write(&tx, tid, folds.shift)?;
     let tables = [("indexed", true), ("rolled", folds.rollups), ("pathed", folds.paths)];
     for (table, _) in tables.iter().filter(|(_, moved)| *moved) {
         tx.execute(
@@ -902,25 +906,27 @@ impl RoundTargets {
         self.texts.len() - text.len()..self.texts.len()
     }
 
-    /// Inserts the rows in their key's order (each page of the table written once).
-    fn write(mut self, tx: &Connection, tid: i64) -> Result<()> {
+    /// Inserts the rows in their key's order (each page of the table written once), in parts
+    /// of 2^`shift` entries.
+    fn write(mut self, tx: &Connection, tid: i64, shift: u32) -> Result<()> {
         use rusqlite::types::{ToSqlOutput, ValueRef};
         let texts = &self.texts;
         let key = |row: &(Range<usize>, Range<usize>, i64, i64)| {
-            (&texts[row.0.clone()], &texts[row.1.clone()], row.2, row.3)
+            (crate::parts::of(row.3, shift), &texts[row.0.clone()], &texts[row.1.clone()], row.2, row.3)
         };
         self.rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
         let mut insert = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO ix.event_targets (tid, type, id, time, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO ix.event_targets (tid, part, type, id, time, rid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(storage)?;
         for row in &self.rows {
-            let (kind, id, time, rid) = key(row);
+            let (part, kind, id, time, rid) = key(row);
             // Bound as text (checked UTF-8 in `add`), as the column's other rows are.
             let (kind, id) =
                 (ToSqlOutput::Borrowed(ValueRef::Text(kind)), ToSqlOutput::Borrowed(ValueRef::Text(id)));
-            insert.execute(params![tid, kind, id, time, rid]).map_err(storage)?;
+            insert.execute(params![tid, part, kind, id, time, rid]).map_err(storage)?;
         }
         Ok(())
     }
@@ -1014,7 +1020,7 @@ mod tests {
     fn held_indexer(dir: &Path, seconds_per_entry: f64) -> Indexer {
         let path = dir.join("evident.sqlite");
         drop(crate::open_writer(&path).unwrap());
-        let indexer = Indexer::start(&path).unwrap();
+        let indexer = Indexer::start(&path, crate::parts::DEFAULT_SHIFT).unwrap();
         indexer.shared.progress.lock().unwrap().seconds_per_entry = seconds_per_entry;
         indexer
     }
@@ -1091,6 +1097,7 @@ mod tests {
         let path = dir.path().join("evident.sqlite");
         drop(crate::open_writer(&path).unwrap());
         let connection = open_with_index(&path).unwrap();
+        let shift = crate::parts::settle(&connection, 40).unwrap();
         let pair = |kind: &str, id: &str| (kind.to_owned(), id.to_owned());
         let mut targets = RoundTargets::default();
         let first = encode_targets(&[pair("ticket", "TCK-9"), pair("customer", "cüst-2")]).unwrap();
@@ -1098,7 +1105,7 @@ mod tests {
         targets.add(Some(&first), 20, 1).unwrap();
         targets.add(Some(&second), 10, 2).unwrap();
         targets.add(None, 30, 3).unwrap();
-        targets.write(&connection, 1).unwrap();
+        targets.write(&connection, 1, shift).unwrap();
         let mut statement =
             connection.prepare("SELECT typeof(type), type, id, time, rid FROM ix.event_targets").unwrap();
         let rows: Vec<(String, String, String, i64, i64)> = statement

@@ -1,6 +1,7 @@
 //! The scans of customer insight (`evident_core::insight`): events in (time, index) order over the
-//! index file's `search_time`, or in (subject, time, index) order over `search_subject`, a page at
-//! a time after the last row of the previous page. Like searches, a scan first waits for the
+//! index file's `search_time`, or in (subject, time, index) order over `search_subject` (each of
+//! its parts in that order, merged: `parts.rs`), a page at a time after the last row of the
+//! previous page. Like searches, a scan first waits for the
 //! indexer to cover everything committed before it. Rollups (`rollup.rs`) are read the same way,
 //! in one read transaction, and so is the path table (`paths.rs`), after its own watermark.
 
@@ -15,8 +16,9 @@ use rusqlite::{params, params_from_iter};
 
 use super::{SqliteStore, TENANT_SHIFT, rid};
 
-/// The SQL of one page and its parameters.
-fn page_sql(tid: i64, scan: &Scan, after: Option<&Row>, limit: usize) -> (String, Vec<V>) {
+/// The SQL of one page and its parameters; in subject order, of one part of the subject index
+/// (parts of 2^`shift` entries), which the caller binds after them.
+fn page_sql(tid: i64, scan: &Scan, after: Option<&Row>, limit: usize, shift: u32) -> (String, Vec<V>) {
     let mut values = vec![V::Integer(tid), V::Integer(scan.to.0)];
     let mut conditions = vec!["s.tid = ?1".to_owned(), "s.time < ?2".to_owned()];
     if let Some(from) = scan.from {
@@ -44,18 +46,40 @@ fn page_sql(tid: i64, scan: &Scan, after: Option<&Row>, limit: usize) -> (String
         }
     }
     values.push(V::Integer(limit as i64));
+    let limit = values.len();
     let (entry, join) = match scan.with_entry {
         true => ("e.entry", " JOIN events e ON e.rid = s.rid"),
         false => ("NULL", ""),
     };
-    let order = if scan.by_subject { "s.subject, s.time, s.rid" } else { "s.time, s.rid" };
+    let (order, index) = match scan.by_subject {
+        true => {
+            // The expression of the subject index (`parts.rs`), so that SQLite walks it.
+            conditions.push(format!("(s.rid >> {shift}) = ?{}", limit + 1));
+            ("s.subject, s.time, s.rid", " INDEXED BY search_subject")
+        }
+        false => ("s.time, s.rid", ""),
+    };
     let sql = format!(
         "SELECT s.rid, s.time, s.type, s.action, s.outcome, s.source, s.actor, s.subject, {entry} \
-         FROM ix.event_search s{join} WHERE {} ORDER BY {order} LIMIT ?{}",
+         FROM ix.event_search s{index}{join} WHERE {} ORDER BY {order} LIMIT ?{limit}",
         conditions.join(" AND "),
-        values.len()
     );
     (sql, values)
+}
+
+/// An insight row from the columns [`page_sql`] selects.
+fn row_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        index: (row.get::<_, i64>(0)? & ((1i64 << TENANT_SHIFT) - 1)) as u64,
+        time: Micros(row.get(1)?),
+        event_type: row.get(2)?,
+        action: row.get(3)?,
+        outcome: row.get(4)?,
+        source: row.get(5)?,
+        actor: row.get(6)?,
+        subject: row.get(7)?,
+        entry: row.get(8)?,
+    })
 }
 
 impl InsightIndex for SqliteStore {
@@ -71,23 +95,26 @@ impl InsightIndex for SqliteStore {
         if after.is_none() {
             self.indexer.wait_for(tid)?;
         }
-        let (sql, values) = page_sql(tid, scan, after, limit);
+        let shift = self.indexer.shift;
+        let (sql, values) = page_sql(tid, scan, after, limit, shift);
         self.read(|c| {
-            let mut statement = c.prepare_cached(&sql)?;
-            let rows = statement.query_map(params_from_iter(values.iter()), |row| {
-                Ok(Row {
-                    index: (row.get::<_, i64>(0)? & ((1i64 << TENANT_SHIFT) - 1)) as u64,
-                    time: Micros(row.get(1)?),
-                    event_type: row.get(2)?,
-                    action: row.get(3)?,
-                    outcome: row.get(4)?,
-                    source: row.get(5)?,
-                    actor: row.get(6)?,
-                    subject: row.get(7)?,
-                    entry: row.get(8)?,
+            if !scan.by_subject {
+                let mut statement = c.prepare_cached(&sql)?;
+                return statement.query_map(params_from_iter(values.iter()), row_of)?.collect();
+            }
+            // One walk per part in one snapshot, merged in (subject, time, index) order.
+            let tx = c.unchecked_transaction()?;
+            let parts = crate::parts::of_log(tid, crate::parts::indexed(&tx, tid)?, shift);
+            let mut statements =
+                parts.clone().map(|_| tx.prepare(&sql)).collect::<rusqlite::Result<Vec<_>>>()?;
+            let walks = statements
+                .iter_mut()
+                .zip(parts)
+                .map(|(statement, part)| {
+                    statement.query_map(params_from_iter(values.iter().chain([&V::Integer(part)])), row_of)
                 })
-            })?;
-            rows.collect()
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            crate::parts::merged(walks, limit, |row| (row.subject.clone(), row.time, row.index))
         })
     }
 

@@ -21,6 +21,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 
 mod index;
 mod insight;
+mod parts;
 mod paths;
 #[cfg(feature = "bench-peer")]
 pub mod peer;
@@ -187,6 +188,14 @@ impl Drop for Checkpointer {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_with_index_parts(path, parts::DEFAULT_SHIFT)
+    }
+
+    /// Opens the store at `path` as [`SqliteStore::open`] does, except that a new index file
+    /// (a new store's, or one deleted to be built again) keeps its customer-keyed indexes in
+    /// parts of 2^`shift` entries instead of 2^18: tests, to read across many parts with few
+    /// entries. An existing index file keeps its own parts.
+    pub fn open_with_index_parts(path: &Path, shift: u32) -> Result<SqliteStore> {
         let mut writer = open_writer(path)?;
         let version: Option<String> = writer
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |row| row.get(0))
@@ -217,7 +226,7 @@ impl SqliteStore {
             }
         }
         let writer = Arc::new(Mutex::new(writer));
-        let indexer = Indexer::start(path)?;
+        let indexer = Indexer::start(path, shift)?;
         let pauser = indexer.pauser();
         let store = SqliteStore {
             path: path.to_owned(),
@@ -845,6 +854,9 @@ impl EventIndex for SqliteStore {
             let mut found = match &types {
                 Some(types) if types.is_empty() => Vec::new(),
                 Some(types) => stored_events(&snapshot, prefix_search_sql(tid, plan, types))?,
+                None if by_part(plan) => {
+                    part_search(&snapshot, tid, indexed as u64, self.indexer.shift, plan)?
+                }
                 None => stored_events(&snapshot, search_sql(tid, plan))?,
             };
             found.extend(stored_events(&snapshot, tail_search_sql(tid, indexed as u64, plan))?);
@@ -1004,33 +1016,133 @@ fn key_record(
     })
 }
 
-/// Builds the SQL of a search, over the index file (`ix`). With a target filter the walk goes
-/// through `event_targets` (ordered by time there); otherwise through the index of the most
-/// selective given column of `event_search`.
+/// Builds the SQL of a search, over the index file (`ix`), that [`by_part`] does not walk: through
+/// the index of the most selective given column of `event_search`.
 fn search_sql(tid: i64, plan: &SearchPlan) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
     let mut values: Vec<V> = vec![V::Integer(tid)];
     let mut conditions = vec!["s.tid = ?1".to_owned()];
-    let (from, time_column, rid_column) = if let Some((target_type, target_id)) = plan.target() {
-        values.extend([V::Text(target_type.to_owned()), V::Text(target_id.to_owned())]);
-        conditions.push("t.tid = ?1 AND t.type = ?2 AND t.id = ?3".to_owned());
-        (
-            "ix.event_targets t JOIN ix.event_search s ON s.rid = t.rid JOIN events e ON e.rid = t.rid",
-            "t.time",
-            "t.rid",
-        )
-    } else {
-        ("ix.event_search s JOIN events e ON e.rid = s.rid", "s.time", "s.rid")
-    };
     let direction = if plan.descending() { "DESC" } else { "ASC" };
+    for condition in plan.conditions() {
+        conditions.push(condition_sql(condition, &mut values, tid, plan, ("s", "s.time", "s.rid")));
+    }
+    values.push(V::Integer(plan.limit as i64));
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM ix.event_search s JOIN events e ON e.rid = s.rid WHERE {} \
+         ORDER BY s.time {direction}, s.rid {direction} LIMIT ?{}",
+        conditions.join(" AND "),
+        values.len()
+    );
+    (sql, values)
+}
+
+/// Whether a search walks an index keyed by part first (`parts.rs`): the targets with a target
+/// filter, else the subject index with a subject condition.
+fn by_part(plan: &SearchPlan) -> bool {
+    plan.target().is_some()
+        || plan.conditions().iter().any(|c| {
+            matches!(c, Condition::Equals(Column::Subject, _) | Condition::Prefix(Column::Subject, _))
+        })
+}
+
+/// A position in a page's order: (time, rid), reversed for a page of the newest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct PageKey {
+    time: i64,
+    rid: i64,
+    descending: bool,
+}
+
+impl Ord for PageKey {
+    fn cmp(&self, other: &PageKey) -> std::cmp::Ordering {
+        let order = (self.time, self.rid).cmp(&(other.time, other.rid));
+        if self.descending { order.reverse() } else { order }
+    }
+}
+
+impl PartialOrd for PageKey {
+    fn partial_cmp(&self, other: &PageKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A search that [`by_part`] walks: each part of the index's entries in the page's direction,
+/// cut at the page so far ([`parts::walk`]), then the page's events from their rows.
+fn part_search(
+    connection: &Connection,
+    tid: i64,
+    indexed: u64,
+    shift: u32,
+    plan: &SearchPlan,
+) -> rusqlite::Result<Vec<StoredEvent>> {
+    let descending = plan.descending();
+    let parts = parts::of_log(tid, indexed, shift);
+    let parts: Box<dyn Iterator<Item = i64>> =
+        if descending { Box::new(parts.rev()) } else { Box::new(parts) };
+    let page = parts::walk(parts, plan.limit, |part, cut: Option<PageKey>| {
+        let (sql, mut values) = part_search_sql(tid, plan, shift, cut.is_some());
+        values.push(rusqlite::types::Value::Integer(part));
+        if let Some(cut) = cut {
+            values.extend([cut.time, cut.rid].map(rusqlite::types::Value::Integer));
+        }
+        let mut statement = connection.prepare_cached(&sql)?;
+        let keys = statement.query_map(params_from_iter(values.iter()), |row| {
+            Ok(PageKey { time: row.get(0)?, rid: row.get(1)?, descending })
+        })?;
+        keys.collect()
+    })?;
+    let mut event =
+        connection.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.rid = ?1"))?;
+    page.iter().map(|key| event.query_row([key.rid], stored_event)).collect()
+}
+
+/// The SQL of one part's walk in a search by target or subject ([`part_search`]): the (time,
+/// rid) of the part's first matches in the page's order, up to the page's limit; with `cut`, only
+/// those before a position. The caller binds the part and the cut's time and rid after `values`.
+fn part_search_sql(
+    tid: i64,
+    plan: &SearchPlan,
+    shift: u32,
+    cut: bool,
+) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as V;
+    let mut values: Vec<V> = vec![V::Integer(tid)];
+    let mut conditions = vec!["s.tid = ?1".to_owned()];
+    let (from, part, time_column, rid_column) = match plan.target() {
+        Some((target_type, target_id)) => {
+            values.extend([V::Text(target_type.to_owned()), V::Text(target_id.to_owned())]);
+            conditions.push("t.tid = ?1 AND t.type = ?2 AND t.id = ?3".to_owned());
+            (
+                "ix.event_targets t JOIN ix.event_search s ON s.rid = t.rid",
+                "t.part".to_owned(),
+                "t.time",
+                "t.rid",
+            )
+        }
+        // The expression of the subject index, so that SQLite walks it (`parts::subject_index`).
+        None => {
+            ("ix.event_search s INDEXED BY search_subject", format!("(s.rid >> {shift})"), "s.time", "s.rid")
+        }
+    };
     for condition in plan.conditions() {
         conditions.push(condition_sql(condition, &mut values, tid, plan, ("s", time_column, rid_column)));
     }
     values.push(V::Integer(plan.limit as i64));
+    let limit = values.len();
+    conditions.push(format!("{part} = ?{}", limit + 1));
+    if cut {
+        let comparison = if plan.descending() { ">" } else { "<" };
+        conditions.push(format!(
+            "({time_column}, {rid_column}) {comparison} (?{}, ?{})",
+            limit + 2,
+            limit + 3
+        ));
+    }
+    let direction = if plan.descending() { "DESC" } else { "ASC" };
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM {from} WHERE {} ORDER BY {time_column} {direction}, {rid_column} {direction} LIMIT ?{}",
-        conditions.join(" AND "),
-        values.len()
+        "SELECT {time_column}, {rid_column} FROM {from} WHERE {} \
+         ORDER BY {time_column} {direction}, {rid_column} {direction} LIMIT ?{limit}",
+        conditions.join(" AND ")
     );
     (sql, values)
 }
@@ -1244,15 +1356,56 @@ mod tests {
         for filter in &filters {
             for order in [Order::NewestFirst, Order::OldestFirst] {
                 let plan = SearchPlan { filter, order, after: None, limit: 50 };
-                let (sql, values) = tail_search_sql(1, 10, &plan);
-                let steps: Vec<String> = connection
-                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                    .unwrap()
-                    .query_map(params_from_iter(values.iter()), |row| row.get(3))
-                    .unwrap()
-                    .collect::<rusqlite::Result<_>>()
-                    .unwrap();
+                let steps = query_plan(&connection, tail_search_sql(1, 10, &plan));
                 assert!(steps[0].contains("INTEGER PRIMARY KEY"), "{filter:?}: {steps:?}");
+            }
+        }
+    }
+
+    /// What SQLite's plan for `sql` does, step by step.
+    fn query_plan(
+        connection: &Connection,
+        (sql, values): (String, Vec<rusqlite::types::Value>),
+    ) -> Vec<String> {
+        let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps = statement.query_map(params_from_iter(values.iter()), |row| row.get(3)).unwrap();
+        steps.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    /// A part's walk by target seeks the targets' key by part, a part's walk by subject the
+    /// subject index by its part expression, with or without a cut: not every part's rows of an
+    /// index, nor another index.
+    #[test]
+    fn a_walk_of_one_part_seeks_its_part_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("evident.sqlite");
+        drop(open_writer(&path).unwrap());
+        let connection = open_with_index(&path).unwrap();
+        let shift = parts::settle(&connection, parts::DEFAULT_SHIFT).unwrap();
+        let cases = [
+            (
+                Filter { target: Some(("customer".into(), "cust-1".into())), ..Filter::default() },
+                "USING PRIMARY KEY (tid=? AND part=? AND type=? AND id=?",
+            ),
+            (
+                Filter { subject: Some("cust-1".into()), ..Filter::default() },
+                "INDEX search_subject (tid=? AND <expr>=? AND subject=?",
+            ),
+            (
+                Filter { subject: Some("cust-1".into()), actor: Some("agent-1".into()), ..Filter::default() },
+                "INDEX search_subject (tid=? AND <expr>=? AND subject=?",
+            ),
+        ];
+        for (filter, walk) in &cases {
+            for (order, cut) in [(Order::NewestFirst, false), (Order::OldestFirst, true)] {
+                let plan = SearchPlan { filter, order, after: None, limit: 50 };
+                let (sql, mut values) = part_search_sql(1, &plan, shift, cut);
+                // The part, and the cut's time and rid.
+                let bound = if cut { 3 } else { 1 };
+                values.extend([1, 2, 3].map(rusqlite::types::Value::Integer).into_iter().take(bound));
+                let steps = query_plan(&connection, (sql, values));
+                assert!(steps[0].contains(walk), "{filter:?}: {steps:?}");
+                assert!(!steps.iter().any(|step| step.contains("TEMP B-TREE")), "{filter:?}: {steps:?}");
             }
         }
     }

@@ -8,18 +8,33 @@ use evident_store_sqlite::SqliteStore;
 
 struct Sqlite {
     dir: tempfile::TempDir,
+    /// Entries per part of the index file, as a power of two.
+    shift: u32,
 }
 
 impl Sqlite {
     fn new() -> Sqlite {
-        Sqlite { dir: tempfile::tempdir().expect("a temporary directory") }
+        Sqlite::with_parts(18)
+    }
+
+    fn with_parts(shift: u32) -> Sqlite {
+        Sqlite { dir: tempfile::tempdir().expect("a temporary directory"), shift }
     }
 }
 
 impl Harness for Sqlite {
     fn open(&self) -> Arc<dyn Store> {
-        Arc::new(SqliteStore::open(&self.dir.path().join("evident.sqlite")).expect("the store opens"))
+        let path = self.dir.path().join("evident.sqlite");
+        Arc::new(SqliteStore::open_with_index_parts(&path, self.shift).expect("the store opens"))
     }
 }
 
 evident_core::store_conformance_suite!(Sqlite::new());
+
+/// The suite again with the index file's customer-keyed indexes in parts of 4 entries: every
+/// search by target or subject reads across many parts (`parts.rs`).
+mod small_parts {
+    use super::*;
+
+    evident_core::store_conformance_suite!(Sqlite::with_parts(2));
+}

@@ -17,11 +17,17 @@ use evident_store_sqlite::SqliteStore;
 
 struct Sqlite {
     dir: tempfile::TempDir,
+    /// Entries per part of the index file, as a power of two.
+    shift: u32,
 }
 
 impl Sqlite {
     fn new() -> Sqlite {
-        Sqlite { dir: tempfile::tempdir().unwrap() }
+        Sqlite::with_parts(18)
+    }
+
+    fn with_parts(shift: u32) -> Sqlite {
+        Sqlite { dir: tempfile::tempdir().unwrap(), shift }
     }
 
     fn index_file(&self) -> PathBuf {
@@ -31,12 +37,21 @@ impl Sqlite {
 
 impl InsightHarness for Sqlite {
     fn open(&self) -> (Arc<dyn Store>, Arc<dyn InsightIndex>) {
-        let store = Arc::new(SqliteStore::open(&self.dir.path().join("evident.sqlite")).unwrap());
+        let path = self.dir.path().join("evident.sqlite");
+        let store = Arc::new(SqliteStore::open_with_index_parts(&path, self.shift).unwrap());
         (store.clone(), store)
     }
 }
 
 evident_core::insight_rollup_suite!(Sqlite::new());
+
+/// The suite again with the index file's customer-keyed indexes in parts of 4 entries: each scan
+/// by customer merges many parts (`parts.rs`).
+mod small_parts {
+    use super::*;
+
+    evident_core::insight_rollup_suite!(Sqlite::with_parts(2));
+}
 
 #[test]
 fn an_index_file_from_before_rollups_is_folded_again_from_nothing() {
