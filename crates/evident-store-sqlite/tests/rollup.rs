@@ -45,12 +45,12 @@ impl InsightHarness for Sqlite {
 
 evident_core::insight_rollup_suite!(Sqlite::new());
 
-/// The suite again with the index file's customer-keyed indexes in parts of 4 entries: each scan
+/// The suite again with the index file's customer-keyed indexes in parts of 16 entries: each scan
 /// by customer merges many parts (`parts.rs`).
 mod small_parts {
     use super::*;
 
-    evident_core::insight_rollup_suite!(Sqlite::with_parts(2));
+    evident_core::insight_rollup_suite!(Sqlite::with_parts(4));
 }
 
 #[test]
