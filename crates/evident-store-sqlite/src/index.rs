@@ -60,6 +60,10 @@ CREATE INDEX IF NOT EXISTS ix.search_action ON event_search (tid, action, time);
 CREATE INDEX IF NOT EXISTS ix.search_outcome ON event_search (tid, outcome, time);
 CREATE INDEX IF NOT EXISTS ix.search_source ON event_search (tid, source, time);
 CREATE TABLE IF NOT EXISTS ix.parts (shift INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ix.part_times (
+    tid INTEGER NOT NULL, part INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    PRIMARY KEY (tid, part)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix.rolled (tid INTEGER PRIMARY KEY, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ix.insight_names (
     id INTEGER PRIMARY KEY, tid INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE (tid, name)
@@ -844,6 +848,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
     .map_err(storage)?;
     let mut targets = RoundTargets::default();
     let mut batch = FoldBatch::new(folds);
+    let mut times = crate::parts::Times::default();
     {
         let mut rows = tx
             .prepare_cached(
@@ -854,6 +859,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
         let mut query = rows.query(params![first, end]).map_err(storage)?;
         while let Some(row) = query.next().map_err(storage)? {
             let (row_id, time): (i64, i64) = (row.get(0).map_err(storage)?, row.get(1).map_err(storage)?);
+            times.note(crate::parts::of(row_id, folds.shift), time);
             targets.add(
                 row.get_ref(8).and_then(|v| Ok(v.as_blob_or_null()?)).map_err(storage)?,
                 time,
@@ -868,6 +874,7 @@ fn index_range(connection: &Connection, tid: i64, from: u64, to: u64, folds: Fol
     }
     batch.write(&tx, tid)?;
     targets.write(&tx, tid, folds.shift)?;
+    times.write(&tx, tid)?;
     let tables = [("indexed", true), ("rolled", folds.rollups), ("pathed", folds.paths)];
     for (table, _) in tables.iter().filter(|(_, moved)| *moved) {
         tx.execute(
@@ -979,6 +986,7 @@ fn drop_beyond(connection: &Connection, tid: i64, size: u64) -> Result<()> {
             "BEGIN;
              DELETE FROM ix.event_search WHERE rid >= {from} AND rid < {end};
              DELETE FROM ix.event_targets WHERE tid = {tid} AND rid >= {from} AND rid < {end};
+             DELETE FROM ix.part_times WHERE tid = {tid};
              DELETE FROM ix.insight_counts WHERE tid = {tid};
              DELETE FROM ix.insight_hour_ids WHERE tid = {tid};
              DELETE FROM ix.insight_names WHERE tid = {tid};

@@ -1079,21 +1079,29 @@ fn part_search(
     let parts = parts::of_log(tid, indexed, shift);
     let parts: Box<dyn Iterator<Item = i64>> =
         if descending { Box::new(parts.rev()) } else { Box::new(parts) };
+    let (whole, values) = part_search_sql(tid, plan, shift, false);
+    let (cut_off, _) = part_search_sql(tid, plan, shift, true);
+    let times = parts::Times::of_log(connection, tid)?;
     let page = parts::walk(parts, plan.limit, |part, cut: Option<PageKey>| {
-        let (sql, mut values) = part_search_sql(tid, plan, shift, cut.is_some());
-        values.push(rusqlite::types::Value::Integer(part));
-        if let Some(cut) = cut {
-            values.extend([cut.time, cut.rid].map(rusqlite::types::Value::Integer));
+        // A part whose events are all older than the page's last (newer, for a page of the
+        // oldest) has nothing for it.
+        if cut.is_some_and(|cut| !times.may_reach(part, cut.time, descending)) {
+            return Ok(Vec::new());
         }
-        let mut statement = connection.prepare_cached(&sql)?;
-        let keys = statement.query_map(params_from_iter(values.iter()), |row| {
+        let mut statement = connection.prepare_cached(if cut.is_some() { &cut_off } else { &whole })?;
+        let bound = [part].into_iter().chain(cut.into_iter().flat_map(|cut| [cut.time, cut.rid]));
+        let values = values.iter().cloned().chain(bound.map(rusqlite::types::Value::Integer));
+        let keys = statement.query_map(params_from_iter(values), |row| {
             Ok(PageKey { time: row.get(0)?, rid: row.get(1)?, descending })
         })?;
         keys.collect()
     })?;
-    let mut event =
-        connection.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.rid = ?1"))?;
-    page.iter().map(|key| event.query_row([key.rid], stored_event)).collect()
+    // The page's rows in one statement; the caller puts them in the page's order.
+    let rids = serde_json::to_string(&page.iter().map(|key| key.rid).collect::<Vec<_>>())
+        .expect("integers serialize");
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.rid IN (SELECT value FROM json_each(?1))");
+    stored_events(connection, (sql, vec![rusqlite::types::Value::Text(rids)]))
 }
 
 /// The SQL of one part's walk in a search by target or subject ([`part_search`]): the (time,

@@ -10,16 +10,17 @@
 //! empty-store pace. With the part first, a round's rows land in the latest part's subtree, whose
 //! size does not grow with the store (the same round wrote about 7,000 pages).
 //!
-//! The cost is on reads by customer or target: they walk each part of the log (one seek each),
-//! in the order of the page asked for, and stop early when a part cannot better the page
-//! ([`walk`]); insight's scans in customer order merge the parts' walks ([`merged`]).
+//! The cost is on reads by customer or target: they walk each part of the log, in the order of
+//! the page asked for, each cut at the page so far ([`walk`]), and skip a part without a seek
+//! when its events' times (`ix.part_times`, [`Times`]) cannot better the page; insight's scans in
+//! customer order merge the parts' walks ([`merged`]).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::ops::RangeInclusive;
 
 use evident_core::{Error, Result};
-use rusqlite::{Connection, OptionalExtension as _};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::{TENANT_SHIFT, rid, storage};
 
@@ -95,6 +96,12 @@ pub(crate) fn settle(connection: &Connection, shift: u32) -> Result<u32> {
     if !parted_subject {
         tx.execute_batch(&format!("DROP INDEX IF EXISTS ix.search_subject; {};", subject_index(shift)))
             .map_err(storage)?;
+        // The parts' times, of the rows indexed so far (none in a new file).
+        tx.execute_batch(&format!(
+            "INSERT OR REPLACE INTO ix.part_times (tid, part, first, last)
+             SELECT tid, rid >> {shift}, min(time), max(time) FROM ix.event_search GROUP BY tid, rid >> {shift};"
+        ))
+        .map_err(storage)?;
     }
     if stored.is_none() {
         tx.execute("INSERT INTO ix.parts (shift) VALUES (?1)", [shift]).map_err(storage)?;
@@ -120,6 +127,46 @@ pub(crate) fn indexed(connection: &Connection, tid: i64) -> rusqlite::Result<u64
         .query_row([tid], |row| row.get(0))
         .optional()?;
     Ok(size.unwrap_or(0) as u64)
+}
+
+/// The earliest and latest event time of each part a round indexed, widened into
+/// `ix.part_times` (a part's times only ever widen: a bound that is too wide costs a seek, never
+/// a missed row).
+#[derive(Default)]
+pub(crate) struct Times(HashMap<i64, (i64, i64)>);
+
+impl Times {
+    pub(crate) fn note(&mut self, part: i64, time: i64) {
+        let bounds = self.0.entry(part).or_insert((time, time));
+        *bounds = (bounds.0.min(time), bounds.1.max(time));
+    }
+
+    pub(crate) fn write(&self, tx: &Connection, tid: i64) -> Result<()> {
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO ix.part_times (tid, part, first, last) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tid, part) DO UPDATE SET first = min(first, excluded.first), last = max(last, excluded.last)",
+            )
+            .map_err(storage)?;
+        for (part, (first, last)) in &self.0 {
+            upsert.execute(params![tid, part, first, last]).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// The times of `tid`'s parts, read in the caller's transaction.
+    pub(crate) fn of_log(connection: &Connection, tid: i64) -> rusqlite::Result<Times> {
+        let mut statement =
+            connection.prepare_cached("SELECT part, first, last FROM ix.part_times WHERE tid = ?1")?;
+        let rows = statement.query_map([tid], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))?;
+        Ok(Times(rows.collect::<rusqlite::Result<_>>()?))
+    }
+
+    /// Whether `part` may hold an event at `time` or later (`later`), or at `time` or earlier:
+    /// true for a part whose times are not known.
+    pub(crate) fn may_reach(&self, part: i64, time: i64, later: bool) -> bool {
+        self.0.get(&part).is_none_or(|&(first, last)| if later { last >= time } else { first <= time })
+    }
 }
 
 /// The first `limit` keys of a page over several parts, each walk already in the page's order:
@@ -206,6 +253,20 @@ mod tests {
         .unwrap();
         assert_eq!(page, [Reverse(39), Reverse(38), Reverse(37)]);
         assert_eq!(cuts, [None, Some(Reverse(37)), Some(Reverse(37)), Some(Reverse(37))]);
+    }
+
+    /// A part is skipped only when none of its times can reach the page's last: one at the same
+    /// time may still come before it (a greater rid, for a page of the newest).
+    #[test]
+    fn a_part_is_skipped_only_when_its_times_cannot_reach_the_cut() {
+        let mut times = Times::default();
+        for time in [20, 10, 30] {
+            times.note(7, time);
+        }
+        assert_eq!(times.0[&7], (10, 30));
+        assert!(times.may_reach(7, 30, true) && !times.may_reach(7, 31, true));
+        assert!(times.may_reach(7, 10, false) && !times.may_reach(7, 9, false));
+        assert!(times.may_reach(8, i64::MAX, true), "a part of unknown times is walked");
     }
 
     #[test]
