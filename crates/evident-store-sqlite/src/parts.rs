@@ -17,7 +17,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::ops::RangeInclusive;
+use std::ops::Range;
 
 use evident_core::{Error, Result};
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -47,11 +47,13 @@ fn subject_index(shift: u32) -> String {
 /// shift: a new file gets `shift`; a file from before the parts has its targets copied into
 /// the parted table and its subject index made again, in one transaction (a one-time cost on
 /// upgrade, bulk and in key order, not a rebuild of the index); a parted file keeps its own.
+/// The form is read in the transaction that converts it, so of two processes opening a file from
+/// before the parts at once, the second either sees it converted or fails to write over the
+/// first's conversion (busy), never converts it twice.
 pub(crate) fn settle(connection: &Connection, shift: u32) -> Result<u32> {
-    let stored: Option<i64> = connection
-        .query_row("SELECT shift FROM ix.parts", [], |row| row.get(0))
-        .optional()
-        .map_err(storage)?;
+    let tx = connection.unchecked_transaction().map_err(storage)?;
+    let stored: Option<i64> =
+        tx.query_row("SELECT shift FROM ix.parts", [], |row| row.get(0)).optional().map_err(storage)?;
     let shift = match stored {
         Some(stored) if (1..=i64::from(TENANT_SHIFT)).contains(&stored) => stored as u32,
         Some(stored) => {
@@ -63,14 +65,11 @@ pub(crate) fn settle(connection: &Connection, shift: u32) -> Result<u32> {
         None => shift,
     };
     let exists = |kind: &str, name: &str| -> Result<Option<String>> {
-        connection
-            .query_row(
-                "SELECT sql FROM ix.sqlite_master WHERE type = ?1 AND name = ?2",
-                [kind, name],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(storage)
+        tx.query_row("SELECT sql FROM ix.sqlite_master WHERE type = ?1 AND name = ?2", [kind, name], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(storage)
     };
     let targets = exists("table", "event_targets")?;
     let parted_targets = targets.as_deref().is_some_and(|sql| sql.contains("part INTEGER"));
@@ -79,7 +78,6 @@ pub(crate) fn settle(connection: &Connection, shift: u32) -> Result<u32> {
     if stored.is_some() && parted_targets && parted_subject {
         return Ok(shift);
     }
-    let tx = connection.unchecked_transaction().map_err(storage)?;
     if !parted_targets {
         tx.execute_batch(&format!("CREATE TABLE ix.event_targets_parted {TARGETS};")).map_err(storage)?;
         if targets.is_some() {
@@ -111,12 +109,11 @@ pub(crate) fn settle(connection: &Connection, shift: u32) -> Result<u32> {
 }
 
 /// The parts that hold the first `entries` entries of `tid`'s log, in order.
-pub(crate) fn of_log(tid: i64, entries: u64, shift: u32) -> RangeInclusive<i64> {
+pub(crate) fn of_log(tid: i64, entries: u64, shift: u32) -> Range<i64> {
     let first = rid(tid, 0) >> shift;
     match entries.checked_sub(1) {
-        Some(last) => first..=(rid(tid, last) >> shift),
-        #[allow(clippy::reversed_empty_ranges)]
-        None => first..=first - 1,
+        Some(last) => first..(rid(tid, last) >> shift) + 1,
+        None => first..first,
     }
 }
 
@@ -232,8 +229,8 @@ mod tests {
     #[test]
     fn a_log_has_no_parts_until_it_has_entries() {
         assert!(of_log(1, 0, 2).is_empty());
-        assert_eq!(of_log(1, 1, 2), (1 << 38)..=(1 << 38));
-        assert_eq!(of_log(1, 9, 2), (1 << 38)..=(1 << 38) + 2);
+        assert_eq!(of_log(1, 1, 2), (1 << 38)..(1 << 38) + 1);
+        assert_eq!(of_log(1, 9, 2), (1 << 38)..(1 << 38) + 3);
         assert_eq!(of(rid(2, 5), 2), (2 << 38) + 1);
     }
 
