@@ -178,7 +178,7 @@ pub(crate) fn walk<K: Ord + Copy>(
 ) -> rusqlite::Result<Vec<K>> {
     let mut page: Vec<K> = Vec::new();
     for part in parts {
-        let cut = (page.len() >= limit).then(|| page[limit - 1]);
+        let cut = (limit > 0 && page.len() >= limit).then(|| page[limit - 1]);
         page.extend(walk_part(part, cut)?);
         page.sort_unstable();
         page.truncate(limit);
@@ -250,6 +250,8 @@ mod tests {
         .unwrap();
         assert_eq!(page, [Reverse(39), Reverse(38), Reverse(37)]);
         assert_eq!(cuts, [None, Some(Reverse(37)), Some(Reverse(37)), Some(Reverse(37))]);
+        let empty = walk(0..4, 0, |_, cut: Option<i64>| Ok(cut.into_iter().collect())).unwrap();
+        assert!(empty.is_empty(), "a page of nothing walks without a cut");
     }
 
     /// A part is skipped only when none of its times can reach the page's last: one at the same
