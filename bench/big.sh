@@ -130,12 +130,10 @@ try:
 except FileNotFoundError:  # --store: filled elsewhere
     fill, rss = {"events": int(sys.argv[2]), "events_per_second": 0, "seconds": 0}, 0
 fsck = open(f"{out}/fsck.txt").read()
+sys.path.insert(0, "bench/http")
+from wrk_summary import summary
 def wrk(name):
-    text = open(f"{out}/{name}.txt").read()
-    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", text, re.M))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return f"{rps:,.0f} req/s, p50 {lat['50']}, p99 {lat['99']}, non-2xx {bad.group(1) if bad else 0}"
+    return summary(f"{out}/{name}.txt")
 print(f"| measure | value |\n| --- | --- |")
 print(f"| 8 x 100 on an empty store, {empty['seconds']:.0f} s | {empty['events_per_second']:,.0f} events/s (p99 {empty['p99_ms']:.0f} ms) |")
 if rss:

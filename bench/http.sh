@@ -39,13 +39,12 @@ new_key() { # $1 admin key, $2 role
 
 summary() { # $1 name, $2 wrk output file, $3 events per request
   python3 - "$1" "$2" "$3" <<'PY'
-import re, sys
+import sys
+sys.path.insert(0, "bench/http")
+from wrk_summary import parse
 name, path, per = sys.argv[1], sys.argv[2], int(sys.argv[3])
-text = open(path).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", text, re.M))
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"| {name} | {rps:,.0f} req/s | {rps*per:,.0f} events/s | p50 {lat.get('50','?')} | p99 {lat.get('99','?')} | non-2xx {errors.group(1) if errors else 0} |")
+rps, lat, errors = parse(path)
+print(f"| {name} | {rps:,.0f} req/s | {rps*per:,.0f} events/s | p50 {lat.get('50','?')} | p99 {lat.get('99','?')} | non-2xx {errors} |")
 PY
 }
 

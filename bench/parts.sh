@@ -103,12 +103,10 @@ for measure, label in [("empty", "8 x 100 on an empty store"), ("full", "8 x 100
           f"| {mean['new', measure] / mean['base', measure]:.2f}x |")
 print(f"| the full store's rate / the empty store's | {mean['base', 'full'] / mean['base', 'empty']:.0%} "
       f"| {mean['new', 'full'] / mean['new', 'empty']:.0%} | |")
+sys.path.insert(0, "bench/http")
+from wrk_summary import summary
 def wrk(name):
-    text = open(f"{out}/{name}.txt").read()
-    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", text, re.M))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return f"{rps:,.0f} req/s, p50 {lat['50']}, p99 {lat['99']}, non-2xx {bad.group(1) if bad else 0}"
+    return summary(f"{out}/{name}.txt")
 for read, label in [("timeline", "timeline page (50 events), 1 connection"), ("target", "target search (50 events), 1 connection")]:
     print(f"| {label} | {wrk(read + '-base')} | {wrk(read + '-new')} | |")
 t = {d: float(open(f"{out}/fsck-{d}-time.txt").read()) for d in ("upgraded", "new")}

@@ -842,11 +842,7 @@ impl EventIndex for SqliteStore {
             // One snapshot of each file, the index's first: the index holds the entries below
             // its watermark, and the main file, read after it, every entry committed before.
             let snapshot = c.unchecked_transaction()?;
-            let indexed: i64 = snapshot
-                .prepare_cached("SELECT size FROM ix.indexed WHERE tid = ?1")?
-                .query_row([tid], |row| row.get(0))
-                .optional()?
-                .unwrap_or(0);
+            let indexed = parts::indexed(&snapshot, tid)?;
             let types = match prefix {
                 Some(prefix) => types_with_prefix(&snapshot, tid, prefix, MAX_PREFIX_WALKS)?,
                 None => None,
@@ -859,7 +855,7 @@ impl EventIndex for SqliteStore {
                 }
                 None => stored_events(&snapshot, search_sql(tid, plan))?,
             };
-            found.extend(stored_events(&snapshot, tail_search_sql(tid, indexed as u64, plan))?);
+            found.extend(stored_events(&snapshot, tail_search_sql(tid, indexed, plan))?);
             // Both parts are in the page's order; together, the page is their first `limit`.
             found.sort_by_key(|event| (event.time, event.index));
             if plan.descending() {

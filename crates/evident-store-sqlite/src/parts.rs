@@ -117,7 +117,7 @@ pub(crate) fn of_log(tid: i64, entries: u64, shift: u32) -> Range<i64> {
     }
 }
 
-/// Entries of `tid` in the index file (its watermark), read in the caller's transaction.
+/// Entries of `tid` the index file holds (its watermark), read in the caller's transaction.
 pub(crate) fn indexed(connection: &Connection, tid: i64) -> rusqlite::Result<u64> {
     let size: Option<i64> = connection
         .prepare_cached("SELECT size FROM ix.indexed WHERE tid = ?1")?
