@@ -58,6 +58,12 @@ pub struct Args {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Requests begun (with `--rate`, due) in the first this many seconds are left out of the
+    /// latency percentiles and reported apart (`warmup_*` in the JSON): a fresh process's first
+    /// moments (each of the producer threads' first allocations, the first data keys) are not
+    /// the steady state a latency goal is about. The events still count in the rate.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Stop after this many events in all (whichever comes first).
     #[arg(long)]
     events: Option<u64>,
@@ -321,6 +327,8 @@ impl Histogram {
 /// What producers did: acknowledgement latencies, events stored, overloaded answers, bytes sent.
 struct ProducerReport {
     latencies: Histogram,
+    /// Those of requests begun in the warm-up (`--warmup`).
+    warmup: Histogram,
     stored: u64,
     overloaded: u64,
     bytes: u64,
@@ -328,11 +336,18 @@ struct ProducerReport {
 
 impl ProducerReport {
     fn new() -> ProducerReport {
-        ProducerReport { latencies: Histogram::new(), stored: 0, overloaded: 0, bytes: 0 }
+        ProducerReport {
+            latencies: Histogram::new(),
+            warmup: Histogram::new(),
+            stored: 0,
+            overloaded: 0,
+            bytes: 0,
+        }
     }
 
     fn merge(&mut self, other: &ProducerReport) {
         self.latencies.merge(&other.latencies);
+        self.warmup.merge(&other.warmup);
         self.stored += other.stored;
         self.overloaded += other.overloaded;
         self.bytes += other.bytes;
@@ -340,6 +355,13 @@ impl ProducerReport {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // Checked before anything is opened or written.
+    if args.rate.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
+        anyhow::bail!("--rate must be positive");
+    }
+    if !(args.warmup >= 0.0 && args.warmup < args.seconds) {
+        anyhow::bail!("--warmup must be at least 0 and less than --seconds ({})", args.seconds);
+    }
     let dir = DataDir::open(&args.data_dir.data_dir, true)?;
     if args.nodes > 1 && args.database_url.is_none() {
         anyhow::bail!("--nodes needs --database-url: the embedded store has one node");
@@ -350,9 +372,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (None, Some(_)) => anyhow::bail!("--detect-rules needs the evident peer"),
         _ => None,
     };
-    if args.rate.is_some_and(|rate| rate.is_nan() || rate <= 0.0) {
-        anyhow::bail!("--rate must be positive");
-    }
     let load = apply_load(&args, sink, &engines, detection.as_ref())?;
     // Taken as the load ends: how far the search index is behind what was acknowledged.
     let index = engines.first().and_then(|engine| engine.store().index_progress());
@@ -440,6 +459,8 @@ struct Schedule {
     /// `--rate`: events per second in all.
     rate: Option<f64>,
     started: Instant,
+    /// Requests begun before this are the warm-up's (`--warmup`).
+    warm: Instant,
     deadline: Instant,
     id_prefix: String,
     customers: u64,
@@ -470,6 +491,7 @@ fn apply_load(
         limit: args.events,
         rate: args.rate,
         started,
+        warm: started + Duration::from_secs_f64(args.warmup),
         deadline: started + Duration::from_secs_f64(args.seconds),
         id_prefix: args.id_prefix.clone(),
         customers: args.customers,
@@ -555,7 +577,11 @@ fn produce(
         let Some(indices) = send_until_taken(sink, producer, &events, schedule, stop, &mut report)? else {
             break;
         };
-        report.latencies.record(begun.elapsed());
+        if begun < schedule.warm {
+            report.warmup.record(begun.elapsed());
+        } else {
+            report.latencies.record(begun.elapsed());
+        }
         report.stored += indices.len() as u64;
         report.bytes += events.iter().map(|e| e.len() as u64).sum::<u64>();
         if schedule.print_acks {
@@ -614,6 +640,8 @@ fn print_summary(
         "event_bytes": event_bytes, "detect_rules": args.detect_rules, "detect": detect_summary,
         "index_behind": index.map(|i| i.behind), "index_throttled_commits": index.map(|i| i.throttled_commits),
         "index_throttled_seconds": index.map(|i| i.throttled_for.as_secs_f64()),
+        "warmup_seconds": args.warmup, "warmup_requests": report.warmup.total,
+        "warmup_p99_ms": report.warmup.percentile_ms(0.99), "warmup_max_ms": report.warmup.percentile_ms(1.0),
     });
     if args.json {
         crate::outln!("{summary}");
