@@ -198,18 +198,17 @@ row(*["---"] * 3)
 best_batch = max((runs[f"evident-{w}"] for w in ["8x100", "64x100"]), key=lambda r: r["events_per_second"])
 best_single = max((runs[f"evident-{w}"] for w in ["1x1", "8x1", "64x1"]), key=lambda r: r["events_per_second"])
 v = best_batch["events_per_second"]
-row(">= 100,000 events/s with batches of 100", f'{rate(v)} events/s ({best_batch["producers"]} producers)',
-    "yes" if v >= 100_000 else f"NO ({v / 100_000:.2f}x of the goal)")
-for w in ["1x1", "8x1", "64x1", "8x100", "64x100"]:
-    producers, batch = map(int, w.split("x"))
-    g = pg.get(("insert-one" if batch == 1 else "insert-batch100", producers))
-    if g:
-        r = runs[f"evident-{w}"]["events_per_second"] / g
-        row(f">= 10x PostgreSQL hash chain, {producers} x {batch}", f"{r:.1f}x", "yes" if r >= 10 else "NO")
+# Issue 18, goal 1: 100,000 events/s in 100-event batches, or half the fsync loop's figure in the
+# same run, whichever is lower; and at least plain SQLite at every row.
+w = f'{best_batch["producers"]}x100'
+target = min(100_000, runs[f"fsync-loop-{w}"]["events_per_second"] / 2)
+row(f"batches of 100: 100,000 events/s or half the fsync loop ({rate(2 * target)} at {w.replace('x', ' x ')}), the lower",
+    f'{rate(v)} events/s ({best_batch["producers"]} producers)',
+    "yes" if v >= target else f"NO ({v / target:.2f}x of {rate(target)})")
 for w in ["1x1", "8x1", "64x1", "8x100", "64x100"]:
     producers, batch = map(int, w.split("x"))
     r = runs[f"evident-{w}"]["events_per_second"] / runs[f"plain-sqlite-{w}"]["events_per_second"]
-    row(f">= 0.5x plain SQLite, {producers} x {batch}", f"{r:.2f}x", "yes" if r >= 0.5 else "NO")
+    row(f"at least plain SQLite, {producers} x {batch}", f"{r:.2f}x", "yes" if r >= 1 else "NO")
 for label, r in sorted(runs.items()):
     if label.startswith("evident-half-"):
         row(f'p99 ack < 20 ms at half the maximum load ({r["producers"]} x {r["batch"]}, '
