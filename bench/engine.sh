@@ -196,7 +196,6 @@ print("\n### Goals\n")
 row("goal", "measured", "met")
 row(*["---"] * 3)
 best_batch = max((runs[f"evident-{w}"] for w in ["8x100", "64x100"]), key=lambda r: r["events_per_second"])
-best_single = max((runs[f"evident-{w}"] for w in ["1x1", "8x1", "64x1"]), key=lambda r: r["events_per_second"])
 v = best_batch["events_per_second"]
 # Issue 18, goal 1: 100,000 events/s in 100-event batches, or half the fsync loop's figure in the
 # same run, whichever is lower; and at least plain SQLite at every row.

@@ -59,7 +59,8 @@ pub struct Args {
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
     /// Requests begun (with `--rate`, due) in the first this many seconds are left out of the
-    /// latency percentiles and reported apart (`warmup_*` in the JSON): a fresh process's first
+    /// latency percentiles and reported apart (`warmup_*` in the JSON, whose `requests` then
+    /// counts only the others): a fresh process's first
     /// moments (each of the producer threads' first allocations, the first data keys) are not
     /// the steady state a latency goal is about. The events still count in the rate.
     #[arg(long, default_value_t = 0.0)]
@@ -647,10 +648,18 @@ fn print_summary(
         crate::outln!("{summary}");
     } else if !args.print_acks {
         crate::outln!(
-            "{}: {stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {p50:.2} ms, p99 {p99:.2} ms ({} requests, {overloaded} overloaded retries, {event_bytes:.0} bytes per event{})",
+            "{}: {stored} events in {seconds:.2} s: {:.0} events/s; ack latency p50 {p50:.2} ms, p99 {p99:.2} ms ({} requests{}, {overloaded} overloaded retries, {event_bytes:.0} bytes per event{})",
             args.peer.name(),
             stored as f64 / seconds,
             latencies.total,
+            match report.warmup.total {
+                0 => String::new(),
+                n => format!(
+                    " after the first {} s, {n} in it with p99 {:.2} ms",
+                    args.warmup,
+                    report.warmup.percentile_ms(0.99)
+                ),
+            },
             index.map_or(String::new(), |i| format!(
                 "; search index {} entries behind at the end, {} commits waited for it, {:.1} s in all",
                 i.behind,
