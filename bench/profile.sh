@@ -67,8 +67,10 @@ for line in open(f"{out}/comm-{name}-{w}-{keep}.txt"):
 us = lambda n: f"{n / 499 / events * 1e6:.1f}"
 total = sum(samples.values())
 pick = lambda prefix: sum(v for k, v in samples.items() if k.startswith(prefix))
-# Thread names are cut to 15 bytes: the indexer and the WAL checkpointer are both "evident-sqlite-".
-seq, background = pick("evident-sequen"), pick("evident-sqlite")
+# Thread names are cut to 15 bytes: builds before the indexer was named "evident-indexer" and the
+# WAL checkpointer "evident-checkpt" show both as "evident-sqlite-".
+seq = pick("evident-sequen")
+background = pick("evident-sqlite") + pick("evident-indexer") + pick("evident-checkpt")
 blocks = int(open(f"{out}/io-{name}-{w}-{keep}.txt").read().split()[-1])
 print(f"| {name} | {w} | {keep} | {run['events_per_second']:,.0f} | {us(total)} | {us(seq)} | {us(total - seq - background)} "
       f"| {us(background)} | {blocks * 512 / events / 1000:.1f} KB |")

@@ -413,7 +413,7 @@ impl Indexer {
         let shared = Arc::new(Shared { progress: Mutex::new(progress), changed: Condvar::new() });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
-            .name("evident-sqlite-index".into())
+            .name("evident-indexer".into())
             .spawn(move || {
                 follow(&thread_shared, &connection, Folds { rollups, paths: false, rounds, shift })
             })

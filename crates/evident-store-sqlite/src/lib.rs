@@ -113,7 +113,7 @@ impl Checkpointer {
             .map_err(storage)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("evident-sqlite-checkpoint".into())
+            .name("evident-checkpt".into())
             .spawn(move || {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(Self::INTERVAL)
