@@ -40,7 +40,7 @@ macro_rules! insight_rollup_suite {
         $crate::insight_rollup_suite!(@tests $harness;
             rollups_agree_with_the_scan_on_random_histories, a_question_right_after_an_acknowledgement_counts_it,
             rollups_resume_after_a_reopen_without_counting_twice, paths_agree_with_the_scan_for_two_tenants,
-            a_funnel_of_constructed_customers_from_the_path_table);
+            a_funnel_of_constructed_customers_from_the_path_table, long_paths_agree_with_the_scan);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -394,6 +394,37 @@ pub fn paths_agree_with_the_scan_for_two_tenants(harness: &dyn InsightHarness) {
         assert_paths_agree(&*opened.index, &tenant(), &format!("seed {seed}"));
         assert_paths_agree(&*opened.index, &other, &format!("seed {seed}, the other tenant"));
     }
+}
+
+/// Three customers with hundreds of events each in one month, appended over many folds: most
+/// commits in time order after what is stored, every third one older, so that a stored month
+/// has new pairs added after it and merged into it, many times. The path table answers as the
+/// scan does.
+pub fn long_paths_agree_with_the_scan(harness: &dyn InsightHarness) {
+    let opened = open(harness);
+    let mut rng = Rng(77);
+    let (rounds, per_round) = (16u64, 60u64);
+    for round in 0..rounds {
+        let day = if round % 3 == 2 { rng.below(10) } else { round + 4 };
+        let mut events: Vec<(i64, Value)> = (0..per_round)
+            .map(|i| {
+                let mut event = random_event(&mut rng, 70_000 + round * per_round + i);
+                let second = START / 1_000_000 + day as i64 * 24 * 3600 + rng.below(86_400) as i64;
+                event["time"] = json!(Micros(second * 1_000_000).to_rfc3339());
+                event["subject"] = json!(format!("cus-{}", rng.below(3)));
+                (second, event)
+            })
+            .collect();
+        if round % 3 != 2 {
+            events.sort_by_key(|(second, _)| *second);
+        }
+        let events: Vec<Value> = events.into_iter().map(|(_, event)| event).collect();
+        append(&opened.engine, &events);
+        if round % 4 == 3 {
+            assert_paths_agree(&*opened.index, &tenant(), &format!("after commit {round}"));
+        }
+    }
+    assert_paths_agree(&*opened.index, &tenant(), "after every commit");
 }
 
 /// Customers built so that each path through a funnel is known: appended out of time order,

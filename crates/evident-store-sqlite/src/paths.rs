@@ -59,7 +59,8 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &PathFold) -> Result<()> {
         .map_err(storage)?;
     let mut put = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO ix.insight_paths (tid, customer, month, pairs) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO ix.insight_paths (tid, customer, month, pairs) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (tid, customer, month) DO UPDATE SET pairs = excluded.pairs",
         )
         .map_err(storage)?;
     // Rows in key order: each page of a big table is read and written once (see `index.rs`).

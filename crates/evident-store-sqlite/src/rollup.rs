@@ -114,7 +114,8 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &Fold) -> Result<()> {
         .map_err(storage)?;
     let mut put = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO ix.insight_hour_ids (tid, dim, who, value, hour, ids) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO ix.insight_hour_ids (tid, dim, who, value, hour, ids) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tid, dim, who, value, hour) DO UPDATE SET ids = excluded.ids",
         )
         .map_err(storage)?;
     for ((dim, who, value, hour), mut ids) in hours {
