@@ -82,10 +82,6 @@ CREATE TABLE IF NOT EXISTS ix.pathed (tid INTEGER PRIMARY KEY, size INTEGER NOT 
 CREATE TABLE IF NOT EXISTS ix.insight_kinds (
     tid INTEGER NOT NULL, id INTEGER NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (tid, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix.insight_paths (
-    tid INTEGER NOT NULL, customer INTEGER NOT NULL, month INTEGER NOT NULL, pairs BLOB NOT NULL,
-    PRIMARY KEY (tid, customer, month)
-) WITHOUT ROWID;
 ";
 
 /// The index file of the store at `path`.
@@ -111,6 +107,7 @@ pub(crate) fn open_with_index(path: &Path) -> Result<Connection> {
         .map_err(storage)?;
     connection.query_row("PRAGMA ix.journal_mode = WAL", [], |_| Ok(())).map_err(storage)?;
     connection.execute_batch(INDEX_SCHEMA).map_err(storage)?;
+    connection.execute_batch(crate::paths::TABLE).map_err(storage)?;
     Ok(connection)
 }
 
@@ -369,6 +366,7 @@ impl Indexer {
             ))
             .map_err(storage)?;
         crate::rollup::drop_old_form(&connection)?;
+        crate::paths::drop_old_form(&connection)?;
         let shift = crate::parts::settle(&connection, shift)?;
         let mut progress = Progress::default();
         let pairs = |sql: &str| -> Result<HashMap<i64, u64>> {

@@ -114,6 +114,68 @@ fn an_index_file_from_before_the_path_table_builds_it_from_the_events() {
     );
 }
 
+/// A path table from before the chunks (one row per customer and month) is dropped and built
+/// again in chunks from the stored events.
+#[test]
+fn a_path_table_from_before_the_chunks_is_built_again_in_chunks() {
+    let harness = Sqlite::new();
+    let index = || rusqlite::Connection::open(harness.index_file()).unwrap();
+    let number = |sql: &str| index().query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap() as u64;
+    paths_are_built_for_a_store_from_before_them(
+        &harness,
+        // The old form, holding a row the events do not have: it must not survive.
+        &|| {
+            index()
+                .execute_batch(
+                    "DROP TABLE insight_paths;
+                     CREATE TABLE insight_paths (
+                         tid INTEGER NOT NULL, customer INTEGER NOT NULL, month INTEGER NOT NULL, pairs BLOB NOT NULL,
+                         PRIMARY KEY (tid, customer, month)
+                     ) WITHOUT ROWID;
+                     INSERT INTO insight_paths VALUES (1, 999999, 0, x'0101');",
+                )
+                .unwrap()
+        },
+        &|| (number("SELECT size FROM pathed"), number("SELECT count(*) FROM insight_paths")),
+    );
+    assert_eq!(number("SELECT count(*) FROM insight_paths WHERE customer = 999999"), 0);
+    let sql: String = index()
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'insight_paths'", [], |row| row.get(0))
+        .unwrap();
+    assert!(sql.contains("chunk"), "{sql}");
+}
+
+/// Long paths are kept in chunks of at most 128 pairs, each in time order, which together hold
+/// every event once.
+#[test]
+fn a_long_path_is_kept_in_chunks() {
+    let harness = Sqlite::new();
+    evident_core::conformance_insight::long_paths_agree_with_the_scan(&harness);
+    let index = rusqlite::Connection::open(harness.index_file()).unwrap();
+    let mut statement = index.prepare("SELECT month, chunk, pairs FROM insight_paths").unwrap();
+    let rows: Vec<(i32, i64, Vec<u8>)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let pairs = |month: i32, bytes: &[u8]| evident_core::insight::paths::decode(month, bytes).count();
+    assert!(
+        rows.iter().all(|(month, _, bytes)| (1..=128).contains(&pairs(*month, bytes))),
+        "a chunk of over 128 pairs"
+    );
+    // Each chunk in time order: a delta is never negative, so times never fall within a chunk.
+    for (month, _, bytes) in &rows {
+        let times: Vec<_> =
+            evident_core::insight::paths::decode(*month, bytes).map(|(time, _)| time).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "a chunk out of time order");
+    }
+    let most = rows.iter().map(|row| row.1).max().unwrap();
+    assert!(most >= 2, "three customers' 320 events in a month make three chunks each; the most is {most}");
+    let stored: usize = rows.iter().map(|(month, _, bytes)| pairs(*month, bytes)).sum();
+    // Every appended event has a subject, and none is Evident's own.
+    assert_eq!(stored, 16 * 60, "every event once");
+}
+
 #[test]
 fn rollups_hold_nothing_personal_before_or_after_erasure() {
     let harness = Sqlite::new();

@@ -205,7 +205,8 @@ impl PathRead {
 }
 
 /// One item a store answers for a [`PathRead`]: a kind before any row that uses it, and rows in
-/// (customer, month) order.
+/// (customer, month) order; a store may answer a (customer, month) as several rows, each in time
+/// order, that overlap in time (SQLite's chunks), in the order they were written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathItem<'a> {
     Kind { id: u32, text: &'a str },
@@ -250,6 +251,9 @@ impl<F: FnMut(&[(Micros, &Kind)])> Customers<F> {
         if self.events.is_empty() {
             return;
         }
+        // A store may keep a customer's month in pieces that overlap in time (SQLite's chunks):
+        // stable, so pairs of one time stay in the order the store gave them (index order).
+        self.events.sort_by_key(|(time, _)| *time);
         let mut resolved = Vec::with_capacity(self.events.len());
         for (time, id) in self.events.drain(..) {
             match self.kinds.get(&id) {
