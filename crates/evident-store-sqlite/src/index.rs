@@ -111,6 +111,17 @@ pub(crate) fn open_with_index(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
+/// The `CREATE TABLE` statement of the index file's table `name`, if the file has that table.
+pub(crate) fn table_sql(connection: &Connection, name: &str) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension as _;
+    connection
+        .query_row("SELECT sql FROM ix.sqlite_master WHERE type = 'table' AND name = ?1", [name], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(storage)
+}
+
 /// `(type, id)` pairs in the `events.targets` column: per target, the two strings each as a
 /// 4-byte little-endian length and its bytes. `None` for no targets.
 pub(crate) fn encode_targets(targets: &[(String, String)]) -> Option<Vec<u8>> {

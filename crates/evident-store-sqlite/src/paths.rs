@@ -121,15 +121,7 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &PathFold) -> Result<()> {
 /// converts it, so two processes opening the file at once convert it once.
 pub(crate) fn drop_old_form(connection: &Connection) -> Result<()> {
     let tx = connection.unchecked_transaction().map_err(storage)?;
-    let sql: Option<String> = tx
-        .query_row(
-            "SELECT sql FROM ix.sqlite_master WHERE type = 'table' AND name = 'insight_paths'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(storage)?;
-    if sql.is_some_and(|sql| !sql.contains("chunk")) {
+    if crate::index::table_sql(&tx, "insight_paths")?.is_some_and(|sql| !sql.contains("chunk")) {
         tx.execute_batch(&format!(
             "DROP TABLE ix.insight_paths; DELETE FROM ix.insight_kinds; DELETE FROM ix.pathed; {TABLE};"
         ))

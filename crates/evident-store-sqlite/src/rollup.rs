@@ -140,15 +140,7 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &Fold) -> Result<()> {
 /// tenant's rollup watermark, so that the indexer folds the rollups again from nothing; nothing
 /// when the file has none.
 pub(crate) fn drop_old_form(connection: &Connection) -> Result<()> {
-    let old: Option<i64> = connection
-        .query_row(
-            "SELECT 1 FROM ix.sqlite_master WHERE type = 'table' AND name = 'insight_seen'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(storage)?;
-    if old.is_some() {
+    if crate::index::table_sql(connection, "insight_seen")?.is_some() {
         connection
             .execute_batch("BEGIN; DROP TABLE ix.insight_seen; DELETE FROM ix.rolled; COMMIT;")
             .map_err(storage)?;

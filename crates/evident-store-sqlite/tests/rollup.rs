@@ -97,20 +97,25 @@ fn an_index_file_with_per_customer_seen_rows_is_folded_again_into_hour_sets() {
     assert_folded_again(&harness);
 }
 
-#[test]
-fn an_index_file_from_before_the_path_table_builds_it_from_the_events() {
-    let harness = Sqlite::new();
+/// The shared check that a store from before its path table builds it from the events, `forget`
+/// being the SQL that makes the index file look older; then a connection to the index file.
+fn path_table_built_after(harness: &Sqlite, forget: &str) -> rusqlite::Connection {
     let index = || rusqlite::Connection::open(harness.index_file()).unwrap();
     let number = |sql: &str| index().query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap() as u64;
     paths_are_built_for_a_store_from_before_them(
-        &harness,
-        // As an index file written before the path table existed: none of its tables.
-        &|| {
-            index()
-                .execute_batch("DROP TABLE pathed; DROP TABLE insight_paths; DROP TABLE insight_kinds;")
-                .unwrap()
-        },
+        harness,
+        &|| index().execute_batch(forget).unwrap(),
         &|| (number("SELECT size FROM pathed"), number("SELECT count(*) FROM insight_paths")),
+    );
+    index()
+}
+
+#[test]
+fn an_index_file_from_before_the_path_table_builds_it_from_the_events() {
+    // As an index file written before the path table existed: none of its tables.
+    path_table_built_after(
+        &Sqlite::new(),
+        "DROP TABLE pathed; DROP TABLE insight_paths; DROP TABLE insight_kinds;",
     );
 }
 
@@ -118,28 +123,20 @@ fn an_index_file_from_before_the_path_table_builds_it_from_the_events() {
 /// again in chunks from the stored events.
 #[test]
 fn a_path_table_from_before_the_chunks_is_built_again_in_chunks() {
+    // The old form, holding a row the events do not have: it must not survive.
     let harness = Sqlite::new();
-    let index = || rusqlite::Connection::open(harness.index_file()).unwrap();
-    let number = |sql: &str| index().query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap() as u64;
-    paths_are_built_for_a_store_from_before_them(
+    let index = path_table_built_after(
         &harness,
-        // The old form, holding a row the events do not have: it must not survive.
-        &|| {
-            index()
-                .execute_batch(
-                    "DROP TABLE insight_paths;
-                     CREATE TABLE insight_paths (
-                         tid INTEGER NOT NULL, customer INTEGER NOT NULL, month INTEGER NOT NULL, pairs BLOB NOT NULL,
-                         PRIMARY KEY (tid, customer, month)
-                     ) WITHOUT ROWID;
-                     INSERT INTO insight_paths VALUES (1, 999999, 0, x'0101');",
-                )
-                .unwrap()
-        },
-        &|| (number("SELECT size FROM pathed"), number("SELECT count(*) FROM insight_paths")),
+        "DROP TABLE insight_paths;
+         CREATE TABLE insight_paths (
+             tid INTEGER NOT NULL, customer INTEGER NOT NULL, month INTEGER NOT NULL, pairs BLOB NOT NULL,
+             PRIMARY KEY (tid, customer, month)
+         ) WITHOUT ROWID;
+         INSERT INTO insight_paths VALUES (1, 999999, 0, x'0101');",
     );
+    let number = |sql: &str| index.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
     assert_eq!(number("SELECT count(*) FROM insight_paths WHERE customer = 999999"), 0);
-    let sql: String = index()
+    let sql: String = index
         .query_row("SELECT sql FROM sqlite_master WHERE name = 'insight_paths'", [], |row| row.get(0))
         .unwrap();
     assert!(sql.contains("chunk"), "{sql}");
