@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use evident_core::insight::paths::{PathFold, PathItem, PathRead, decode, encode};
+use evident_core::insight::paths::{PathFold, PathItem, PathRead, encode, merged};
 use evident_core::{Error, Result};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
@@ -99,14 +99,8 @@ pub(crate) fn write(tx: &Connection, tid: i64, fold: &PathFold) -> Result<()> {
             .query_row(params![tid, customer, month], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()
             .map_err(storage)?;
-        let (chunk, mut kept) = match stored {
-            None => (0, Vec::new()),
-            Some((chunk, bytes)) => (chunk, decode(month, &bytes).collect::<Vec<_>>()),
-        };
-        kept.extend_from_slice(&pairs);
-        // Stable: pairs of one time stay in index order.
-        kept.sort_by_key(|(time, _)| *time);
-        for (n, piece) in kept.chunks(CHUNK).enumerate() {
+        let (chunk, bytes) = stored.unwrap_or_default();
+        for (n, piece) in merged(month, &bytes, &pairs).chunks(CHUNK).enumerate() {
             put.execute(params![tid, customer, month, chunk + n as i64, encode(month, piece)])
                 .map_err(storage)?;
         }

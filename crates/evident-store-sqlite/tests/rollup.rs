@@ -160,12 +160,24 @@ fn a_long_path_is_kept_in_chunks() {
         rows.iter().all(|(month, _, bytes)| (1..=128).contains(&pairs(*month, bytes))),
         "a chunk of over 128 pairs"
     );
-    // Each chunk in time order: a delta is never negative, so times never fall within a chunk.
-    for (month, _, bytes) in &rows {
-        let times: Vec<_> =
-            evident_core::insight::paths::decode(*month, bytes).map(|(time, _)| time).collect();
-        assert!(times.windows(2).all(|w| w[0] <= w[1]), "a chunk out of time order");
-    }
+    // Each chunk written in time order: a chunk written out of order would have its negative
+    // deltas stored as 0, and its times would no longer be the events' times.
+    let mut chunked: Vec<i64> = rows
+        .iter()
+        .flat_map(|(month, _, bytes)| {
+            evident_core::insight::paths::decode(*month, bytes).map(|(time, _)| time.0)
+        })
+        .collect();
+    let mut events: Vec<i64> = index
+        .prepare("SELECT time FROM event_search WHERE subject IS NOT NULL")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    chunked.sort_unstable();
+    events.sort_unstable();
+    assert_eq!(chunked, events, "the chunks' times are the events' times");
     let most = rows.iter().map(|row| row.1).max().unwrap();
     assert!(most >= 2, "three customers' 320 events in a month make three chunks each; the most is {most}");
     let stored: usize = rows.iter().map(|(month, _, bytes)| pairs(*month, bytes)).sum();

@@ -144,13 +144,18 @@ pub fn decode(month: i32, bytes: &[u8]) -> impl Iterator<Item = (Micros, u32)> +
 /// A stored row with new pairs (in index order, after every stored one) merged in: stable by
 /// time, so pairs of one time stay in index order.
 pub fn merge(month: i32, stored: &[u8], new: &[(Micros, u32)]) -> Vec<u8> {
+    encode(month, &merged(month, stored, new))
+}
+
+/// The pairs of [`merge`], not yet encoded (for a store that splits them into several rows).
+pub fn merged(month: i32, stored: &[u8], new: &[(Micros, u32)]) -> Pairs {
     let mut pairs: Pairs = decode(month, stored).collect();
     let sorted = new.windows(2).all(|w| w[0].0 <= w[1].0) && pairs.last().is_none_or(|l| new[0].0 >= l.0);
     pairs.extend_from_slice(new);
     if !sorted {
         pairs.sort_by_key(|(time, _)| *time);
     }
-    encode(month, &pairs)
+    pairs
 }
 
 /// Committed events folded into path changes, for a store to write in one transaction: per
