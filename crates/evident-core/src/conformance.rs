@@ -52,7 +52,8 @@ macro_rules! store_conformance_suite {
             retention_destroys_only_months_past_the_maximum, retention_rules_by_type_and_class,
             master_key_rotation_leaves_the_old_key_unneeded,
             personal_fields_are_searchable_until_erased, witness_cosignatures,
-            checkpoint_history_is_bounded, a_log_that_grows_while_it_loads_still_loads);
+            checkpoint_history_is_bounded, a_log_that_grows_while_it_loads_still_loads,
+            a_commit_holding_a_stored_key_fails_whole);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1244,6 +1245,67 @@ pub fn commit_is_compare_and_swap(harness: &dyn Harness) {
     assert!(matches!(store.commit(&stale), Err(Error::Conflict(_))));
     assert_eq!(store.head(&acme).unwrap().unwrap(), before);
     assert_eq!(store.checkpoints(&acme).unwrap().len(), 1);
+}
+
+/// A store that says it refuses duplicate entries ([`LogStore::refuses_duplicate_entries`]: the
+/// engine then skips looking keys up before it sequences) fails a commit holding a stored
+/// idempotency key as a whole, with [`Error::Conflict`]: no entry, data key or head of it stays.
+pub fn a_commit_holding_a_stored_key_fails_whole(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    append(&engine, &acme, vec![event("c1", json!({})), event("c2", json!({}))]);
+    let store = engine.store();
+    if !store.refuses_duplicate_entries() {
+        return;
+    }
+    let before = store.head(&acme).unwrap().unwrap();
+    let new_entry = |index: u64, producer_id: &str| crate::store::NewEntry {
+        index,
+        event_id: [index as u8; 16],
+        source: "//crm.example.com/support-api".into(),
+        producer_id: producer_id.into(),
+        idempotency: vec![1; 32],
+        time: Micros(1_795_000_000_000_000),
+        recorded_at: Micros(1_795_000_000_000_000),
+        event_type: "customer.record.viewed".into(),
+        action: "read".into(),
+        outcome: "success".into(),
+        actor: "agent-1".into(),
+        subject: Some("cust-9".into()),
+        targets: vec![("customer".into(), "cust-9".into())],
+        entry: b"{}".to_vec(),
+        sealed: None,
+    };
+    let commit = Commit {
+        data_keys: vec![crate::store::NewDataKey {
+            tenant: acme.clone(),
+            subject: "cust-9".into(),
+            wrapped: vec![9; 60],
+        }],
+        logs: vec![LogCommit {
+            tenant: acme.clone(),
+            old_size: TreeSize(2),
+            new_size: TreeSize(4),
+            // The fresh entry first, so the refusal comes after it was written.
+            entries: vec![new_entry(2, "fresh"), new_entry(3, "c1")],
+            tiles: Vec::new(),
+            checkpoint: "forged".into(),
+            keep_checkpoint: true,
+        }],
+        ..Commit::default()
+    };
+    let refused = store.commit(&commit);
+    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+    assert_eq!(store.head(&acme).unwrap().unwrap(), before);
+    assert_eq!(store.checkpoints(&acme).unwrap().len(), 1);
+    assert_eq!(store.data_key(&acme, "cust-9").unwrap(), None, "the commit's data key stayed");
+    let found = store.find_existing(&acme, &[("//crm.example.com/support-api", "fresh")]).unwrap();
+    assert_eq!(found, vec![None], "the commit's fresh entry stayed");
+    // The engine, skipping the lookup, still answers a repeat as a duplicate of the original.
+    let again = append(&engine, &acme, vec![event("c3", json!({})), event("c1", json!({}))]);
+    assert_eq!(stored_index(&again[0]), 2, "{again:?}");
+    assert!(matches!(&again[1], Outcome::Duplicate(r) if r.index == 0), "{again:?}");
 }
 
 pub fn reopen_continues_the_log(harness: &dyn Harness) {

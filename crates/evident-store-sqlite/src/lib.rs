@@ -805,6 +805,12 @@ impl LogStore for SqliteStore {
         }
         Ok(())
     }
+
+    /// `events_key` (tid, source, producer id) is unique: the insert of a stored key fails, and
+    /// `commit` answers it as a conflict with nothing written.
+    fn refuses_duplicate_entries(&self) -> bool {
+        true
+    }
 }
 
 impl EventIndex for SqliteStore {

@@ -38,3 +38,11 @@ mod small_parts {
 
     evident_core::store_conformance_suite!(Sqlite::with_parts(2));
 }
+
+/// `events_key` is unique, so a commit holding a stored key fails in SQLite as a whole: the
+/// store says so, and the engine skips its lookup of every group's keys (a query per group on
+/// the acknowledgement path; `a_commit_holding_a_stored_key_fails_whole` checks the refusal).
+#[test]
+fn the_embedded_store_refuses_duplicate_entries() {
+    assert!(Sqlite::new().open().refuses_duplicate_entries());
+}
