@@ -53,6 +53,7 @@ macro_rules! store_conformance_suite {
             master_key_rotation_leaves_the_old_key_unneeded,
             personal_fields_are_searchable_until_erased, witness_cosignatures,
             checkpoint_history_is_bounded, a_log_that_grows_while_it_loads_still_loads,
+            an_erasure_during_a_key_read_leaves_no_stale_key,
             a_commit_holding_a_stored_key_fails_whole);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -1656,7 +1657,8 @@ pub fn a_stopped_leader_hands_over(harness: &dyn Harness) {
 /// A store whose commits can be held, or made to fail before or after they persist.
 struct FaultyStore {
     inner: Arc<dyn Store>,
-    /// 0: pass; 1: fail before persisting; 2: persist, then fail; 3: block until released.
+    /// 0: pass; 1: fail before persisting; 2: persist, then fail; 3: block until released;
+    /// 4: `data_key` reads, then blocks until released and answers what it read.
     mode: AtomicU8,
     entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
     release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
@@ -1697,7 +1699,12 @@ impl LogStore for FaultyStore {
         self.inner.find_existing(tenant, keys)
     }
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.data_key(tenant, subject)
+        let read = self.inner.data_key(tenant, subject);
+        if self.mode.load(Ordering::SeqCst) == 4 {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self.release.lock().unwrap().recv();
+        }
+        read
     }
     fn data_key_names(&self, tenant: &TenantId, subject: Option<&str>) -> Result<Vec<String>> {
         self.inner.data_key_names(tenant, subject)
@@ -1852,6 +1859,53 @@ pub fn overload_is_refused(harness: &dyn Harness) {
     assert_eq!(first.join().unwrap().unwrap().len(), 1);
     assert_eq!(queued.join().unwrap().unwrap().len(), 5);
     assert_eq!(engine.checkpoint(&acme).unwrap().unwrap().0, TreeSize(6));
+}
+
+/// A key read from the store just before an erasure destroys it, and cached just after, must
+/// not seal the subject's later events: they would be unreadable from the start. (On a shared
+/// store keys come from `ensure_data_key`, and other nodes' erasures reach the cache within
+/// `key_cache_ttl`: `erasure_reaches_every_node_within_the_bound`.)
+pub fn an_erasure_during_a_key_read_leaves_no_stale_key(harness: &dyn Harness) {
+    let acme = tenant("acme");
+    let subject = json!({"subject": "cust-race"});
+    {
+        let engine = engine_over(harness.open(), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        append(&engine, &acme, vec![event("r0", subject.clone())]);
+    }
+    let (store, entered, release) = faulty(harness);
+    if store.cluster().is_some() {
+        return;
+    }
+    // A fresh engine: the subject's key is in the store, not in its cache.
+    let engine = Arc::new(engine_over(store.clone(), EngineConfig::default()));
+    store.mode.store(4, Ordering::SeqCst);
+    let racing = {
+        let (engine, acme, subject) = (Arc::clone(&engine), acme.clone(), subject.clone());
+        std::thread::spawn(move || append(&engine, &acme, vec![event("r1", subject)]))
+    };
+    entered.recv().unwrap();
+    store.mode.store(0, Ordering::SeqCst);
+    assert!(engine.erase_subject(&acme, "cust-race").unwrap());
+    release.send(()).unwrap();
+    let raced = stored_index(&racing.join().unwrap()[0]);
+    let later = stored_index(&append(&engine, &acme, vec![event("r2", subject)])[0]);
+    // What this engine reads (through its cache) is what the store holds: a fresh engine over
+    // the same store reads the same. The first event stays erased, the one after the erasure
+    // is readable; the raced one either way, but alike in both.
+    let fresh = engine_over(harness.open(), EngineConfig::default());
+    let personal = |engine: &Engine, index: u64| {
+        engine.event(&acme, EventRef::Index(index), Access::Personal).unwrap().personal
+    };
+    for index in [0, raced, later] {
+        assert_eq!(
+            personal(&engine, index),
+            personal(&fresh, index),
+            "event {index}: the cache kept an erased key"
+        );
+    }
+    assert_eq!(personal(&engine, 0), PersonalState::Erased);
+    assert_eq!(personal(&engine, later), PersonalState::Included);
 }
 
 pub fn failed_commits_lose_nothing(harness: &dyn Harness) {

@@ -5,11 +5,17 @@
 //! [`Sequencer::publish`] (in-memory states and subscribers); `process` then answers the callers.
 //! Everything before the commit happens in memory on copies of the log states, so a crash or a
 //! failure before it leaves the store exactly as it was.
+//!
+//! The sequencer's state sits behind a mutex. Its thread ([`run`]) takes it for each group; a
+//! lone blocking caller on a single-node store takes it too and processes its own request on
+//! its own thread, sparing the two thread hand-offs that otherwise double a lone caller's wait
+//! beyond the commit ([`super::Engine::append`]). Either way one group at a time is processed,
+//! in the order the mutex is taken.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use evident_tlog::{Checkpoint, Hash, Verifier};
@@ -85,59 +91,64 @@ struct Signed {
     personals: HashMap<TenantId, Vec<Option<Vec<u8>>>>,
 }
 
-impl Sequencer {
-    pub(super) fn run(mut self, receiver: mpsc::Receiver<Request>) {
-        let max_entries = self.shared.config.max_batch_entries.max(1);
-        let delay = self.shared.config.max_batch_delay;
-        let shared_store = self.shared.cluster.is_some();
-        loop {
-            // On a shared store the sequencer also wakes to look for other nodes' requests.
-            let first = if shared_store {
-                match receiver.recv_timeout(self.shared.config.inbox_poll) {
-                    Ok(first) => Some(first),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match receiver.recv() {
-                    Ok(first) => Some(first),
-                    Err(_) => break,
-                }
-            };
-            let mut entries = 0;
-            let mut group = Vec::new();
-            if let Some(first) = first {
-                entries = first.items.len();
-                group.push(first);
-                let deadline = Instant::now() + delay;
-                while entries < max_entries {
-                    let next = match deadline.checked_duration_since(Instant::now()) {
-                        Some(wait) if !wait.is_zero() => receiver.recv_timeout(wait).ok(),
-                        _ => receiver.try_recv().ok(),
-                    };
-                    let Some(next) = next else { break };
-                    entries += next.items.len();
-                    group.push(next);
-                }
-                // Out of the queue: the queue's count is of events waiting to be sequenced.
-                group.iter_mut().for_each(|request| request.queued.release());
+/// The sequencer thread's loop: gathers a group from the queue, then takes the sequencer (a
+/// lone caller of [`super::Engine::append`] may hold it, committing its own request) and
+/// processes the group. Ends when the queue's sender is dropped (shutdown).
+pub(super) fn run(core: Arc<Mutex<Sequencer>>, receiver: mpsc::Receiver<Request>) {
+    let shared = Arc::clone(&core.lock().expect("sequencer lock").shared);
+    let max_entries = shared.config.max_batch_entries.max(1);
+    let delay = shared.config.max_batch_delay;
+    let shared_store = shared.cluster.is_some();
+    loop {
+        // On a shared store the sequencer also wakes to look for other nodes' requests.
+        let first = if shared_store {
+            match receiver.recv_timeout(shared.config.inbox_poll) {
+                Ok(first) => Some(first),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            if shared_store {
-                self.route(&mut group);
-                if self.inbox_read.elapsed() >= self.shared.config.inbox_poll {
-                    self.inbox_read = Instant::now();
-                    self.take_inbox(&mut group, max_entries.saturating_sub(entries));
-                }
+        } else {
+            match receiver.recv() {
+                Ok(first) => Some(first),
+                Err(_) => break,
             }
-            if !group.is_empty() {
-                self.process(group);
+        };
+        let mut entries = 0;
+        let mut group = Vec::new();
+        if let Some(first) = first {
+            entries = first.items.len();
+            group.push(first);
+            let deadline = Instant::now() + delay;
+            while entries < max_entries {
+                let next = match deadline.checked_duration_since(Instant::now()) {
+                    Some(wait) if !wait.is_zero() => receiver.recv_timeout(wait).ok(),
+                    _ => receiver.try_recv().ok(),
+                };
+                let Some(next) = next else { break };
+                entries += next.items.len();
+                group.push(next);
+            }
+            // Out of the queue: the queue's count is of events waiting to be sequenced.
+            group.iter_mut().for_each(|request| request.queued.release());
+        }
+        let mut sequencer = core.lock().expect("sequencer lock");
+        if shared_store {
+            sequencer.route(&mut group);
+            if sequencer.inbox_read.elapsed() >= shared.config.inbox_poll {
+                sequencer.inbox_read = Instant::now();
+                sequencer.take_inbox(&mut group, max_entries.saturating_sub(entries));
             }
         }
+        if !group.is_empty() {
+            sequencer.process(group);
+        }
     }
+}
 
+impl Sequencer {
     /// Sequences and commits a group, then answers its local callers: with their outcomes, or
     /// all with the error when the group failed (its logs are then reloaded from the store).
-    fn process(&mut self, mut group: Vec<Request>) {
+    pub(super) fn process(&mut self, mut group: Vec<Request>) {
         let optimistic = self.shared.store.refuses_duplicate_entries();
         let result = match self.sequence_and_commit(&mut group, !optimistic) {
             // Most likely a retried event: sequence the group again, looking its keys up.
