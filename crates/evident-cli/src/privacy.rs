@@ -39,7 +39,9 @@ pub fn erase(args: EraseArgs) -> Result<ExitCode> {
             erasure.event_id,
             erasure.index
         );
-        crate::outln!("other nodes stop using a cached key within {} s", erasure.cache_bound_secs);
+        if erasure.cache_bound_secs > 0 {
+            crate::outln!("other nodes stop using a cached key within {} s", erasure.cache_bound_secs);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

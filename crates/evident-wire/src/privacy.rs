@@ -27,7 +27,8 @@ pub struct Erasure {
     pub index: u64,
     /// RFC 3339.
     pub erased_at: String,
-    /// How long other nodes may still use a cached copy of the key, in seconds.
+    /// How long other nodes may still use a cached copy of the key, in seconds: 0 on a single
+    /// node (the erasing node drops its copy at once).
     pub cache_bound_secs: u64,
 }
 

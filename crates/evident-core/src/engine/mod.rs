@@ -485,9 +485,10 @@ impl Engine {
         self.shared.queued.load(Ordering::Acquire)
     }
 
-    /// How long a node may keep using a cached data key another node erased.
+    /// How long a node may keep using a cached data key another node erased: none on a
+    /// single-node store, where there is no other node.
     pub fn key_cache_ttl(&self) -> Duration {
-        self.shared.config.key_cache_ttl
+        if self.shared.cluster.is_some() { self.shared.config.key_cache_ttl } else { Duration::ZERO }
     }
 
     /// The search token of a personal value (`privacy/search.rs`), or `None` when `field` is not
