@@ -128,10 +128,11 @@ pub(super) fn run(core: Arc<Mutex<Sequencer>>, receiver: mpsc::Receiver<Request>
                 entries += next.items.len();
                 group.push(next);
             }
-            // Out of the queue: the queue's count is of events waiting to be sequenced.
-            group.iter_mut().for_each(|request| request.queued.release());
         }
+        // A lone caller may hold the sequencer: until it is free, the group still waits.
         let mut sequencer = core.lock().expect("sequencer lock");
+        // Out of the queue: the queue's count is of events waiting to be sequenced.
+        group.iter_mut().for_each(|request| request.queued.release());
         if shared_store {
             sequencer.route(&mut group);
             if sequencer.inbox_read.elapsed() >= shared.config.inbox_poll {
