@@ -300,6 +300,12 @@ const OTHER_CACHE_KIB: i64 = 8_192;
 /// bound by the random-key indexes' page writes) but cost about 40 MB of RSS already at 400,000
 /// events, against issue 18's 300 MB goal: `bench/README.md`, insight at 10M.
 pub(crate) const INDEXER_CACHE_KIB: i64 = 2_000;
+/// WAL pages after which the indexer's commit copies the index file's WAL into it (SQLite's
+/// `wal_autocheckpoint`; its default is 1,000). Each such copy ends in an fsync of the index
+/// file, which the commits' own fsyncs then queue behind on the same disk: with 16,000 pages
+/// (64 MiB of WAL at most) a lone producer's p99 fell from 0.76-0.89 to 0.55-0.67 ms and its rate
+/// rose 1.03x-1.08x, 8 x 100 1.04x-1.19x (`bench/README.md`, sixth session).
+pub(crate) const INDEXER_WAL_PAGES: i64 = 16_000;
 
 fn open_connection(path: &Path) -> Result<Connection> {
     let connection = Connection::open(path).map_err(storage)?;
