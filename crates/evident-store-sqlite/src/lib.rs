@@ -435,9 +435,16 @@ fn migrate_from_v1(writer: &mut Connection) -> Result<()> {
 /// (`busy_timeout`) and for a checkpoint the [`Checkpointer`] is running (which SQLite answers
 /// with `SQLITE_BUSY` at once); fails, to be retried, if that takes over ten seconds.
 fn truncate_wal(writer: &Connection) -> Result<()> {
+    truncate_wal_of(writer, "main")
+}
+
+/// [`truncate_wal`] of the database attached as `schema`, retrying while another connection
+/// (the indexer, for `ix`) keeps the checkpoint from finishing.
+fn truncate_wal_of(connection: &Connection, schema: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pragma = format!("PRAGMA {schema}.wal_checkpoint(TRUNCATE)");
     loop {
-        let busy = match writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
+        let busy = match connection.query_row(&pragma, [], |row| row.get::<_, i64>(0)) {
             Ok(busy) => busy != 0,
             Err(rusqlite::Error::SqliteFailure(code, _))
                 if code.code == rusqlite::ErrorCode::DatabaseBusy =>
@@ -1346,7 +1353,9 @@ fn forget_tokens(writer: &Connection, path: &Path, tid: i64, subject: &str) -> R
             .map_err(storage)?;
     }
     tx.commit().map_err(storage)?;
-    index.query_row("PRAGMA ix.wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(storage)?;
+    // The deleted tokens' old page images go with the WAL, once the indexer's round (if one is
+    // under way) lets the checkpoint finish.
+    truncate_wal_of(&index, "ix")?;
     Ok(deleted as u64)
 }
 
