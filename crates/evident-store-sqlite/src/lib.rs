@@ -427,20 +427,16 @@ fn migrate_from_v1(writer: &mut Connection) -> Result<()> {
     tx.execute("UPDATE meta SET value = '2' WHERE key = 'schema'", []).map_err(storage)?;
     tx.commit().map_err(storage)?;
     writer.execute_batch("VACUUM").map_err(storage)?;
-    truncate_wal(writer)
+    truncate_wal(writer, "main")
 }
 
 /// Copies every page of the WAL into the file and truncates the WAL to nothing, so older page
 /// images (an erased key's, say) are gone from it. Waits for readers of older snapshots
 /// (`busy_timeout`) and for a checkpoint the [`Checkpointer`] is running (which SQLite answers
 /// with `SQLITE_BUSY` at once); fails, to be retried, if that takes over ten seconds.
-fn truncate_wal(writer: &Connection) -> Result<()> {
-    truncate_wal_of(writer, "main")
-}
-
-/// [`truncate_wal`] of the database attached as `schema`, retrying while another connection
-/// (the indexer, for `ix`) keeps the checkpoint from finishing.
-fn truncate_wal_of(connection: &Connection, schema: &str) -> Result<()> {
+/// `schema` is the database's name on `connection` (`main`, or `ix` for the index file, whose
+/// checkpoint the indexer's round under way keeps from finishing).
+fn truncate_wal(connection: &Connection, schema: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let pragma = format!("PRAGMA {schema}.wal_checkpoint(TRUNCATE)");
     loop {
@@ -705,7 +701,7 @@ impl LogStore for SqliteStore {
         let deleted = writer
             .execute("DELETE FROM data_keys WHERE tid = ?1 AND subject = ?2", params![tid, subject])
             .map_err(storage)?;
-        truncate_wal(&writer)?;
+        truncate_wal(&writer, "main")?;
         Ok(deleted == 1)
     }
 
@@ -1355,7 +1351,7 @@ fn forget_tokens(writer: &Connection, path: &Path, tid: i64, subject: &str) -> R
     tx.commit().map_err(storage)?;
     // The deleted tokens' old page images go with the WAL, once the indexer's round (if one is
     // under way) lets the checkpoint finish.
-    truncate_wal_of(&index, "ix")?;
+    truncate_wal(&index, "ix")?;
     Ok(deleted as u64)
 }
 

@@ -41,7 +41,6 @@ pub use crate::append::{Outcome, Receipt};
 use self::cluster::ClusterNode;
 use self::queue::QueueSlots;
 use self::sequencer::Sequencer;
-
 use crate::append::Prepared;
 use crate::error::{Error, Result};
 use crate::event::TenantPolicy;
@@ -488,7 +487,7 @@ impl Engine {
     /// How long a node may keep using a cached data key another node erased: none on a
     /// single-node store, where there is no other node.
     pub fn key_cache_ttl(&self) -> Duration {
-        if self.shared.cluster.is_some() { self.shared.config.key_cache_ttl } else { Duration::ZERO }
+        self.shared.key_cache_ttl().unwrap_or(Duration::ZERO)
     }
 
     /// The search token of a personal value (`privacy/search.rs`), or `None` when `field` is not
@@ -701,6 +700,13 @@ impl Shared {
         }
     }
 
+    /// How long a stored key stays cached: `key_cache_ttl` on a shared store, where other nodes
+    /// may erase it; without bound on a single-node store, whose every erasure goes through this
+    /// engine (`Engine::erase_data_key` drops the key from the cache).
+    fn key_cache_ttl(&self) -> Option<Duration> {
+        self.cluster.is_some().then_some(self.config.key_cache_ttl)
+    }
+
     /// A subject's key from the cache, with its wrapped form when not yet stored. On a shared
     /// store, a stored key older than `key_cache_ttl` is dropped instead (another node may have
     /// erased it); on a single-node store every erasure goes through this engine, which drops
@@ -710,10 +716,7 @@ impl Shared {
         let mut keys = self.keys.lock().expect("keys lock");
         let cache_key = (tenant.clone(), subject.to_owned());
         let cached = keys.get(&cache_key)?;
-        if cached.persisted
-            && self.cluster.is_some()
-            && cached.cached_at.elapsed() >= self.config.key_cache_ttl
-        {
+        if cached.persisted && self.key_cache_ttl().is_some_and(|ttl| cached.cached_at.elapsed() >= ttl) {
             keys.remove(&cache_key);
             return None;
         }
