@@ -4,9 +4,11 @@
 //! revocations; only `SHA-256(secret)` is stored, compared in constant time. The key's tenant
 //! comes from the key, never from the request, so a key can only reach its own tenant's data.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
+use std::sync::Mutex;
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
@@ -148,8 +150,18 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAd
     let Some((key_id, secret)) = parse_key(presented) else {
         return Err(fail(state, None, "malformed key", ip).await);
     };
-    let (engine, id) = (state.engine.clone(), key_id.to_owned());
-    let record = crate::offload::blocking(move || engine.store().api_key(&id)).await?;
+    let record = match state.key_records.get(key_id) {
+        Some(record) => Some(record),
+        None => {
+            let read_at = state.key_records.changes();
+            let (engine, id) = (state.engine.clone(), key_id.to_owned());
+            let record = crate::offload::blocking(move || engine.store().api_key(&id)).await?;
+            if let Some(record) = &record {
+                state.key_records.keep(record, read_at);
+            }
+            record
+        }
+    };
     let Some(record) = record else {
         return Err(fail(state, None, "unknown key", ip).await);
     };
@@ -169,6 +181,58 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAd
         global: record.global,
         ip,
     })
+}
+
+/// API key records as read from the store, kept by key id on a single-node store, where every
+/// change to a key passes through this node's [`KeyRecords::changed`]. On a shared store another
+/// node may revoke a key at any time, so every request reads its key there.
+pub struct KeyRecords {
+    /// `None` on a shared store.
+    kept: Option<Mutex<Kept>>,
+}
+
+#[derive(Default)]
+struct Kept {
+    records: HashMap<String, ApiKeyRecord>,
+    /// Changes to keys so far: a record read before a change is not kept after it.
+    changes: u64,
+}
+
+/// At most this many records are kept (a node has few keys; past it, reads go to the store).
+const KEPT_RECORDS: usize = 4096;
+
+impl KeyRecords {
+    pub fn new(single_node: bool) -> KeyRecords {
+        KeyRecords { kept: single_node.then(Mutex::default) }
+    }
+
+    fn get(&self, key_id: &str) -> Option<ApiKeyRecord> {
+        self.kept.as_ref()?.lock().expect("key records lock").records.get(key_id).cloned()
+    }
+
+    /// The changes so far, to pass to [`KeyRecords::keep`] with a record read after this call.
+    fn changes(&self) -> u64 {
+        self.kept.as_ref().map_or(0, |kept| kept.lock().expect("key records lock").changes)
+    }
+
+    /// Keeps a record read from the store, unless a key changed since `read_at` (the record may
+    /// predate the change).
+    fn keep(&self, record: &ApiKeyRecord, read_at: u64) {
+        let Some(kept) = &self.kept else { return };
+        let mut kept = kept.lock().expect("key records lock");
+        if kept.changes == read_at && kept.records.len() < KEPT_RECORDS {
+            kept.records.insert(record.key_id.clone(), record.clone());
+        }
+    }
+
+    /// Forgets a key's record: call after the store has changed it (made or revoked it).
+    pub fn changed(&self, key_id: &str) {
+        if let Some(kept) = &self.kept {
+            let mut kept = kept.lock().expect("key records lock");
+            kept.changes += 1;
+            kept.records.remove(key_id);
+        }
+    }
 }
 
 /// Counts a failed authentication and records it as `ratelimit.rs` says (the first of its kind
@@ -237,6 +301,28 @@ pub async fn deny(state: &AppState, principal: &Principal, tenant: &TenantId, wh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_record_read_before_a_change_is_not_kept() {
+        let tenant = TenantId::new("acme").unwrap();
+        let made = new_key(&tenant, Role::Producer, false, None);
+        let id = made.record.key_id.clone();
+        let records = KeyRecords::new(true);
+        // Read, then the key changed (revoked) before the reader could keep what it read.
+        let read_at = records.changes();
+        records.changed(&id);
+        records.keep(&made.record, read_at);
+        assert!(records.get(&id).is_none(), "a record from before the revocation was kept");
+        // Read after the change: kept, until the next change forgets it.
+        records.keep(&made.record, records.changes());
+        assert_eq!(records.get(&id), Some(made.record.clone()));
+        records.changed(&id);
+        assert!(records.get(&id).is_none());
+        // On a shared store nothing is kept: another node may revoke the key.
+        let shared = KeyRecords::new(false);
+        shared.keep(&made.record, shared.changes());
+        assert!(shared.get(&id).is_none());
+    }
 
     #[test]
     fn keys_parse_and_hash() {

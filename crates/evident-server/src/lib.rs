@@ -123,6 +123,8 @@ pub struct AppState {
     pub streams: Arc<outstream::Streams>,
     /// Console sessions and sign-in links (`console/session.rs`).
     pub console: Arc<console::session::Sessions>,
+    /// API key records read by authentication (`auth.rs`).
+    pub key_records: Arc<auth::KeyRecords>,
 }
 
 impl AppState {
@@ -148,6 +150,7 @@ impl AppState {
                 config.detect.allow_private_destinations,
             )),
             console: Arc::default(),
+            key_records: Arc::new(auth::KeyRecords::new(engine.store().cluster().is_none())),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(HttpStats::default()),

@@ -1232,6 +1232,31 @@ fn tenants_are_isolated() {
     assert_eq!(all["tenants"], json!(["default", "other"]));
 }
 
+/// Authentication keeps the key records it read (`auth::KeyRecords`): a key that has been used,
+/// and so is kept, is refused on its very next request once revoked.
+#[test]
+fn a_key_in_use_is_refused_as_soon_as_it_is_revoked() {
+    let server = TestServer::start();
+    let producer = server.key("producer", "default");
+    let reader = server.key("reader", "default");
+    server.append(&producer, &[event("kept-1")]);
+    server.expect(&get("/v1/events").key(&reader), 200);
+    for key in [&producer, &reader] {
+        server.expect(&delete(&format!("/v1/keys/{}", key_id(key))).key(&server.admin), 200);
+    }
+    check(
+        &server,
+        "a revoked producer key",
+        &post_json("/v1/events", &event("kept-2")).key(&producer),
+        401,
+        &[],
+    );
+    check(&server, "a revoked reader key", &get("/v1/events").key(&reader), 401, &[]);
+    // A key made after others were kept works at once.
+    let later = server.key("reader", "default");
+    server.expect(&get("/v1/events").key(&later), 200);
+}
+
 #[test]
 fn keys_and_tenants_are_administered_by_admins() {
     let server = TestServer::start();
