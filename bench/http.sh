@@ -3,6 +3,9 @@
 #
 #   bench/http.sh [seconds per workload, default 15] [events in the read store, default 1000000]
 #
+# EVIDENT=<binary> runs that build instead of building this checkout (to compare two builds,
+# run them one after the other, alternating).
+#
 # Workloads: single-event POSTs from 64 connections; 100-event NDJSON POSTs; mixed writes and
 # timeline reads; then, on a store of N events built with `evident hammer`, 50-event customer
 # timeline pages and inclusion-proof receipts. The engine-level figures (no HTTP) for the same
@@ -15,8 +18,8 @@ READ_EVENTS=${2:-1000000}
 OUT=target/bench-http
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p evident-cli
-BIN=$PWD/target/release/evident
+BIN=${EVIDENT:-$PWD/target/release/evident}
+[ -n "${EVIDENT:-}" ] || cargo build --release -q -p evident-cli
 export BENCH_DIR=$PWD/bench/http
 WORK=$(mktemp -d -p "$PWD/target" bench-http.XXXX)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT

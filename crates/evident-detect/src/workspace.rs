@@ -138,6 +138,11 @@ impl Workspace {
         Ok(Arc::clone(tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(loaded))))
     }
 
+    /// A tenant's detection if it is loaded: never reads the store.
+    pub fn loaded_tenant(&self, tenant: &TenantId) -> Option<Arc<TenantWorkspace>> {
+        self.tenants.lock().expect("not poisoned").get(tenant).cloned()
+    }
+
     /// A tenant's detection as the store holds it now, without caching it: what a node that does
     /// not lead the tenant answers from (its leader writes the state every few seconds).
     pub fn snapshot(&self, tenant: &TenantId) -> Result<Arc<TenantWorkspace>> {
@@ -837,6 +842,18 @@ mod tests {
         let reloaded = open(&dir).tenant(&tenant()).unwrap();
         assert_eq!(reloaded.finding("fnd_1"), detect.finding("fnd_1"));
         assert_eq!(reloaded.unrecorded(vec![finding("fnd_1"), finding("fnd_2"), finding("fnd_2")]).len(), 1);
+    }
+
+    #[test]
+    fn a_loaded_tenant_is_answered_without_loading_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = open(&dir);
+        assert!(workspace.loaded_tenant(&tenant()).is_none(), "nothing is loaded yet");
+        let detect = workspace.tenant(&tenant()).unwrap();
+        let loaded = workspace.loaded_tenant(&tenant()).expect("loaded now");
+        assert!(Arc::ptr_eq(&loaded, &detect), "the same detection, not another copy");
+        workspace.unload(&tenant());
+        assert!(workspace.loaded_tenant(&tenant()).is_none(), "unloaded");
     }
 
     #[test]

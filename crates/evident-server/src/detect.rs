@@ -137,8 +137,12 @@ impl Hub {
         self.workspace.persist(Some(led));
     }
 
-    /// [`Hub::tenant`] from async code: loading a tenant's detection reads the store.
+    /// [`Hub::tenant`] from async code: loading a tenant's detection reads the store, on a
+    /// blocking thread; a loaded one (every commit's case but the first) is answered at once.
     async fn tenant_async(self: &Arc<Hub>, tenant: &TenantId) -> Option<Arc<TenantWorkspace>> {
+        if let Some(loaded) = self.workspace.loaded_tenant(tenant) {
+            return Some(loaded);
+        }
         let (hub, tenant) = (Arc::clone(self), tenant.clone());
         tokio::task::spawn_blocking(move || hub.tenant(&tenant)).await.ok().flatten()
     }
