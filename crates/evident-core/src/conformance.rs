@@ -54,6 +54,7 @@ macro_rules! store_conformance_suite {
             personal_fields_are_searchable_until_erased, witness_cosignatures,
             checkpoint_history_is_bounded, a_log_that_grows_while_it_loads_still_loads,
             an_erasure_during_a_key_read_leaves_no_stale_key,
+            an_erasure_during_a_read_leaves_no_stale_key,
             a_commit_holding_a_stored_key_fails_whole);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
@@ -1903,6 +1904,41 @@ pub fn an_erasure_during_a_key_read_leaves_no_stale_key(harness: &dyn Harness) {
     }
     assert_eq!(personal(&engine, 0), PersonalState::Erased);
     assert_eq!(personal(&engine, later), PersonalState::Included);
+}
+
+/// Reads keep the data keys they read, as writes do: a key read for a reader just before an
+/// erasure destroyed it must not be kept after the erasure.
+pub fn an_erasure_during_a_read_leaves_no_stale_key(harness: &dyn Harness) {
+    let acme = tenant("acme");
+    {
+        let engine = engine_over(harness.open(), EngineConfig::default());
+        engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+        append(&engine, &acme, vec![event("q0", json!({"subject": "cust-read"}))]);
+    }
+    let (store, entered, release) = faulty(harness);
+    // A fresh engine: the subject's key is in the store, not in its cache.
+    let engine = Arc::new(engine_over(store.clone(), EngineConfig::default()));
+    let personal =
+        |engine: &Engine| engine.event(&acme, EventRef::Index(0), Access::Personal).unwrap().personal;
+    store.mode.store(4, Ordering::SeqCst);
+    let reading = {
+        let (engine, acme) = (Arc::clone(&engine), acme.clone());
+        std::thread::spawn(move || {
+            engine.event(&acme, EventRef::Index(0), Access::Personal).unwrap().personal
+        })
+    };
+    entered.recv().unwrap();
+    store.mode.store(0, Ordering::SeqCst);
+    assert!(engine.erase_subject(&acme, "cust-read").unwrap());
+    release.send(()).unwrap();
+    // The raced read began before the erasure ended: it may see the event either way.
+    let _ = reading.join().unwrap();
+    assert_eq!(personal(&engine), PersonalState::Erased, "a read kept the erased key");
+    // And a key read with no erasure in between is kept and still right.
+    append(&engine, &acme, vec![event("q1", json!({"subject": "cust-later"}))]);
+    let later = |engine: &Engine| engine.event(&acme, EventRef::Index(1), Access::Personal).unwrap().personal;
+    assert_eq!(later(&engine), PersonalState::Included);
+    assert_eq!(later(&engine), PersonalState::Included);
 }
 
 pub fn failed_commits_lose_nothing(harness: &dyn Harness) {

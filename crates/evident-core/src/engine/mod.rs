@@ -694,10 +694,24 @@ impl Shared {
         if let Some(cached) = self.cached_key(tenant, subject) {
             return Ok(Some(cached.0));
         }
-        match self.store.data_key(tenant, subject)? {
-            Some(wrapped) => Ok(Some(self.master.unwrap(tenant.as_str(), subject, &wrapped)?)),
-            None => Ok(None),
+        let erasures = self.key_erasures.load(Ordering::Acquire);
+        let Some(wrapped) = self.store.data_key(tenant, subject)? else { return Ok(None) };
+        let key = self.master.unwrap(tenant.as_str(), subject, &wrapped)?;
+        // Kept for the reads after this one, unless an erasure came between the read and now
+        // (maybe of this very key; erasures count under the `keys` lock). When the cache is
+        // full, reads do not make room: writes do (`key_for_writing`).
+        let mut keys = self.keys.lock().expect("keys lock");
+        if self.key_erasures.load(Ordering::Acquire) == erasures
+            && keys.len() < self.config.key_cache_capacity
+        {
+            keys.entry((tenant.clone(), subject.to_owned())).or_insert_with(|| CachedKey {
+                key: key.clone(),
+                wrapped,
+                persisted: true,
+                cached_at: Instant::now(),
+            });
         }
+        Ok(Some(key))
     }
 
     /// How long a stored key stays cached: `key_cache_ttl` on a shared store, where other nodes
