@@ -144,7 +144,6 @@ pub async fn create_key(
     state.engine.policy(&tenant)?; // the tenant must exist
     let made = auth::new_key(&tenant, role, false, request.label.clone());
     state.engine.store().put_api_key(&made.record)?;
-    state.key_records.changed(&made.record.key_id);
     let mut event =
         admin_event(&principal, "evident.admin.key_created", ("api_key".into(), made.record.key_id.clone()));
     event.action = "grant";

@@ -151,9 +151,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: Option<IpAd
         return Err(fail(state, None, "malformed key", ip).await);
     };
     let record = match state.key_records.get(key_id) {
-        Some(record) => Some(record),
-        None => {
-            let read_at = state.key_records.changes();
+        Ok(record) => Some(record),
+        Err(read_at) => {
             let (engine, id) = (state.engine.clone(), key_id.to_owned());
             let record = crate::offload::blocking(move || engine.store().api_key(&id)).await?;
             if let Some(record) = &record {
@@ -206,13 +205,12 @@ impl KeyRecords {
         KeyRecords { kept: single_node.then(Mutex::default) }
     }
 
-    fn get(&self, key_id: &str) -> Option<ApiKeyRecord> {
-        self.kept.as_ref()?.lock().expect("key records lock").records.get(key_id).cloned()
-    }
-
-    /// The changes so far, to pass to [`KeyRecords::keep`] with a record read after this call.
-    fn changes(&self) -> u64 {
-        self.kept.as_ref().map_or(0, |kept| kept.lock().expect("key records lock").changes)
+    /// The kept record, or else the changes so far, to pass to [`KeyRecords::keep`] with the
+    /// record then read from the store.
+    fn get(&self, key_id: &str) -> Result<ApiKeyRecord, u64> {
+        let Some(kept) = &self.kept else { return Err(0) };
+        let kept = kept.lock().expect("key records lock");
+        kept.records.get(key_id).cloned().ok_or(kept.changes)
     }
 
     /// Keeps a record read from the store, unless a key changed since `read_at` (the record may
@@ -225,7 +223,8 @@ impl KeyRecords {
         }
     }
 
-    /// Forgets a key's record: call after the store has changed it (made or revoked it).
+    /// Forgets a key's record: call after the store has changed it (revoked it; a key just made
+    /// has no record kept, since unknown keys are not kept).
     pub fn changed(&self, key_id: &str) {
         if let Some(kept) = &self.kept {
             let mut kept = kept.lock().expect("key records lock");
@@ -309,19 +308,19 @@ mod tests {
         let id = made.record.key_id.clone();
         let records = KeyRecords::new(true);
         // Read, then the key changed (revoked) before the reader could keep what it read.
-        let read_at = records.changes();
+        let read_at = records.get(&id).unwrap_err();
         records.changed(&id);
         records.keep(&made.record, read_at);
-        assert!(records.get(&id).is_none(), "a record from before the revocation was kept");
+        assert!(records.get(&id).is_err(), "a record from before the revocation was kept");
         // Read after the change: kept, until the next change forgets it.
-        records.keep(&made.record, records.changes());
-        assert_eq!(records.get(&id), Some(made.record.clone()));
+        records.keep(&made.record, records.get(&id).unwrap_err());
+        assert_eq!(records.get(&id), Ok(made.record.clone()));
         records.changed(&id);
-        assert!(records.get(&id).is_none());
+        assert!(records.get(&id).is_err());
         // On a shared store nothing is kept: another node may revoke the key.
         let shared = KeyRecords::new(false);
-        shared.keep(&made.record, shared.changes());
-        assert!(shared.get(&id).is_none());
+        shared.keep(&made.record, shared.get(&id).unwrap_err());
+        assert!(shared.get(&id).is_err());
     }
 
     #[test]

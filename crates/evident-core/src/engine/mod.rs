@@ -182,6 +182,16 @@ struct CachedKey {
     cached_at: Instant,
 }
 
+/// Data keys in memory, by tenant and key name.
+type KeyCache = HashMap<(TenantId, String), CachedKey>;
+
+impl CachedKey {
+    /// A key as the store holds it, read now.
+    fn stored(key: DataKey, wrapped: Vec<u8>) -> CachedKey {
+        CachedKey { key, wrapped, persisted: true, cached_at: Instant::now() }
+    }
+}
+
 struct Shared {
     store: Arc<dyn Store>,
     config: EngineConfig,
@@ -191,7 +201,7 @@ struct Shared {
     /// The secret search tokens derive from (`privacy/search.rs`).
     search_secret: zeroize::Zeroizing<[u8; 32]>,
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
-    keys: Mutex<HashMap<(TenantId, String), CachedKey>>,
+    keys: Mutex<KeyCache>,
     /// Erasures of data keys so far, counted under the `keys` lock: a key read from the store
     /// outside that lock is cached only if no erasure came between the read and the caching.
     key_erasures: AtomicU64,
@@ -694,24 +704,32 @@ impl Shared {
         if let Some(cached) = self.cached_key(tenant, subject) {
             return Ok(Some(cached.0));
         }
-        let erasures = self.key_erasures.load(Ordering::Acquire);
-        let Some(wrapped) = self.store.data_key(tenant, subject)? else { return Ok(None) };
+        let (mut keys, stored) = self.read_for_cache(|| self.store.data_key(tenant, subject))?;
+        let Some(wrapped) = stored else { return Ok(None) };
         let key = self.master.unwrap(tenant.as_str(), subject, &wrapped)?;
-        // Kept for the reads after this one, unless an erasure came between the read and now
-        // (maybe of this very key; erasures count under the `keys` lock). When the cache is
-        // full, reads do not make room: writes do (`key_for_writing`).
-        let mut keys = self.keys.lock().expect("keys lock");
-        if self.key_erasures.load(Ordering::Acquire) == erasures
-            && keys.len() < self.config.key_cache_capacity
-        {
-            keys.entry((tenant.clone(), subject.to_owned())).or_insert_with(|| CachedKey {
-                key: key.clone(),
-                wrapped,
-                persisted: true,
-                cached_at: Instant::now(),
-            });
+        // Kept for the reads after this one. When the cache is full, reads do not make room:
+        // writes do (`key_for_writing`).
+        if keys.len() < self.config.key_cache_capacity {
+            keys.entry((tenant.clone(), subject.to_owned()))
+                .or_insert_with(|| CachedKey::stored(key.clone(), wrapped));
         }
         Ok(Some(key))
+    }
+
+    /// A wrapped key read from the store by `read`, with the `keys` lock held, so that it may be
+    /// cached: when an erasure came between the read and the lock (maybe of this very key), it
+    /// is read again under the lock that erasures hold.
+    fn read_for_cache(
+        &self,
+        read: impl Fn() -> Result<Option<Vec<u8>>>,
+    ) -> Result<(std::sync::MutexGuard<'_, KeyCache>, Option<Vec<u8>>)> {
+        let erasures = self.key_erasures.load(Ordering::Acquire);
+        let mut stored = read()?;
+        let keys = self.keys.lock().expect("keys lock");
+        if self.key_erasures.load(Ordering::Acquire) != erasures {
+            stored = read()?;
+        }
+        Ok((keys, stored))
     }
 
     /// How long a stored key stays cached: `key_cache_ttl` on a shared store, where other nodes
@@ -758,14 +776,7 @@ impl Shared {
         if let Some(cached) = self.cached_key(tenant, subject) {
             return Ok(cached);
         }
-        let erasures = self.key_erasures.load(Ordering::Acquire);
-        let mut stored = self.stored_key(tenant, subject)?;
-        let mut keys = self.keys.lock().expect("keys lock");
-        if self.key_erasures.load(Ordering::Acquire) != erasures {
-            // An erasure came between the read and now, maybe of this very key: read again,
-            // under the lock that erasures hold.
-            stored = self.stored_key(tenant, subject)?;
-        }
+        let (mut keys, stored) = self.read_for_cache(|| self.stored_key(tenant, subject))?;
         if keys.len() >= self.config.key_cache_capacity {
             keys.retain(|_, cached| !cached.persisted);
         }
@@ -773,12 +784,9 @@ impl Shared {
             std::collections::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
             std::collections::hash_map::Entry::Vacant(vacant) => {
                 let cached = match stored {
-                    Some(wrapped) => CachedKey {
-                        key: self.master.unwrap(tenant.as_str(), subject, &wrapped)?,
-                        wrapped,
-                        persisted: true,
-                        cached_at: Instant::now(),
-                    },
+                    Some(wrapped) => {
+                        CachedKey::stored(self.master.unwrap(tenant.as_str(), subject, &wrapped)?, wrapped)
+                    }
                     None => {
                         let key = DataKey::generate();
                         let wrapped = self.master.wrap(tenant.as_str(), subject, &key);
