@@ -1244,7 +1244,11 @@ pub fn commit_is_compare_and_swap(harness: &dyn Harness) {
         }],
         ..Commit::default()
     };
-    assert!(matches!(store.commit(&stale), Err(Error::Conflict(_))));
+    let refused = store.commit(&stale);
+    assert!(
+        matches!(&refused, Err(Error::Conflict(m)) if m.contains("is at size 2, not 1")),
+        "the refusal names the head's size now: {refused:?}"
+    );
     assert_eq!(store.head(&acme).unwrap().unwrap(), before);
     assert_eq!(store.checkpoints(&acme).unwrap().len(), 1);
 }

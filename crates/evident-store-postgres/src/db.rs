@@ -8,8 +8,8 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolError};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
-    ApiKeyRecord, Commit, Existing, LeafTiles, Lease, LogCommit, LogHead, NewEntry, Role, ScannedEntry,
-    StoredEvent, TenantId, stored_tile,
+    ApiKeyRecord, Commit, Existing, LeafTiles, Lease, LogHead, NewEntry, Role, ScannedEntry, StoredEvent,
+    TenantId, stored_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -109,54 +109,6 @@ async fn execute(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> 
     client.execute(&statement, params).await.map_err(write_failed)
 }
 
-/// Every statement a commit may send, prepared (and cached on the connection) before its
-/// transaction begins, so each pipelined statement goes out on the first poll, between the
-/// `BEGIN` and the `COMMIT` sent with it.
-const COMMIT_STATEMENTS: [&str; 11] = [
-    LOCK_LEASES,
-    FIRST_HEAD,
-    MOVE_HEAD,
-    INSERT_DATA_KEYS,
-    INSERT_EVENT_KEYS,
-    INSERT_EVENT_IDS,
-    INSERT_EVENTS,
-    INSERT_TARGETS,
-    PUT_TILES,
-    INSERT_CHECKPOINTS,
-    ANSWER,
-];
-
-/// The commit's statements, prepared on its connection.
-struct Prepared<'c> {
-    client: &'c Client,
-    statements: HashMap<&'static str, tokio_postgres::Statement>,
-}
-
-impl<'c> Prepared<'c> {
-    async fn new(client: &'c Client) -> Result<Prepared<'c>> {
-        let mut statements = HashMap::with_capacity(COMMIT_STATEMENTS.len());
-        for sql in COMMIT_STATEMENTS {
-            statements.insert(sql, client.prepare_cached(sql).await.map_err(failed)?);
-        }
-        Ok(Prepared { client, statements })
-    }
-
-    /// Sends one statement (at the first poll: no await comes before the send).
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        self.client.execute(&self.statements[sql], params).await.map_err(write_failed)
-    }
-
-    /// Sends one statement answering one row, an assertion: `Ok(false)` when it failed by
-    /// dividing by zero (what the commit's checks do to abort the transaction).
-    async fn check(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<bool> {
-        match self.client.query(&self.statements[sql], params).await {
-            Ok(_) => Ok(true),
-            Err(err) if err.code() == Some(&SqlState::DIVISION_BY_ZERO) => Ok(false),
-            Err(err) => Err(write_failed(err)),
-        }
-    }
-}
-
 const KEY_SELECT: &str =
     "SELECT k.key_id, t.name, k.role, k.secret_hash, k.global, k.label, k.created_at, k.revoked_at
      FROM api_keys k JOIN tenants t ON t.tid = k.tid";
@@ -179,9 +131,6 @@ fn key_record(row: &Row) -> Result<ApiKeyRecord> {
         revoked_at: row.get::<_, Option<i64>>(7).map(Micros),
     })
 }
-
-/// One of a commit's pipelined writes.
-type Write<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
 
 /// The rows one commit adds to `events`, `event_keys`, `event_ids` and `event_targets`, as the
 /// columns of an `UNNEST`.
@@ -224,10 +173,15 @@ fn check_fence_covers_logs(commit: &Commit) -> Result<()> {
     Ok(())
 }
 
-/// Every column a commit writes, gathered before its transaction begins: tokio-postgres
-/// pipelines statements that are polled together, so the rest of the transaction is one round
-/// trip plus its COMMIT, whatever it holds.
+/// Every column a commit writes: the parameters of [`COMMIT`], whatever the commit holds.
 struct CommitColumns<'a> {
+    /// The fence's node, `None` without a fence.
+    node: Option<&'a str>,
+    /// Per log: tenant, size before and after, the new head's checkpoint.
+    head_tids: Vec<i64>,
+    old_sizes: Vec<i64>,
+    new_sizes: Vec<i64>,
+    heads: Vec<&'a str>,
     entries: EntryColumns<'a>,
     key_tids: Vec<i64>,
     subjects: Vec<&'a str>,
@@ -262,6 +216,11 @@ impl<'a> CommitColumns<'a> {
         // The checkpoints kept in the history; the head (`logs`) holds the latest either way.
         let kept = || commit.logs.iter().filter(|log| log.keep_checkpoint);
         CommitColumns {
+            node: commit.fence.as_ref().map(|fence| fence.node.as_str()),
+            head_tids: commit.logs.iter().map(|log| tids[&log.tenant]).collect(),
+            old_sizes: commit.logs.iter().map(|log| int(log.old_size.0)).collect(),
+            new_sizes: commit.logs.iter().map(|log| int(log.new_size.0)).collect(),
+            heads: commit.logs.iter().map(|log| log.checkpoint.as_str()).collect(),
             entries,
             key_tids: commit.data_keys.iter().map(|k| tids[&k.tenant]).collect(),
             subjects: commit.data_keys.iter().map(|k| k.subject.as_str()).collect(),
@@ -275,6 +234,54 @@ impl<'a> CommitColumns<'a> {
             lease_tids,
             epochs,
         }
+    }
+
+    /// The parameters of [`COMMIT`], in its order.
+    fn params(&self) -> [&(dyn ToSql + Sync); 41] {
+        let (rows, tiles) = (&self.entries, &self.tiles);
+        [
+            &self.lease_tids,
+            &self.epochs,
+            &self.node,
+            &self.head_tids,
+            &self.old_sizes,
+            &self.new_sizes,
+            &self.heads,
+            &self.key_tids,
+            &self.subjects,
+            &self.wrapped,
+            &rows.tid,
+            &rows.idx,
+            &rows.recorded_at,
+            &rows.event_id,
+            &rows.source,
+            &rows.producer_id,
+            &rows.idempotency,
+            &rows.time,
+            &rows.event_type,
+            &rows.action,
+            &rows.outcome,
+            &rows.actor,
+            &rows.subject,
+            &rows.entry,
+            &rows.seal_subject,
+            &rows.sealed,
+            &rows.target_tid,
+            &rows.target_type,
+            &rows.target_id,
+            &rows.target_time,
+            &rows.target_idx,
+            &rows.target_recorded_at,
+            &tiles.tid,
+            &tiles.level,
+            &tiles.index,
+            &tiles.data,
+            &self.log_tids,
+            &self.sizes,
+            &self.notes,
+            &self.tickets,
+            &self.answers,
+        ]
     }
 }
 
@@ -338,174 +345,6 @@ impl<'a> TileColumns<'a> {
     }
 }
 
-/// What a commit's pipelined statements answered.
-struct Answered {
-    /// Whether the fence's lease rows were all held (and are locked); `true` without a fence.
-    held: Result<bool>,
-    /// Per log, whether its head's compare-and-swap moved it (`false`: another writer did).
-    moved: Vec<Result<bool>>,
-    written: Vec<Result<u64>>,
-}
-
-/// Sends the lease check, the compare-and-swap of each head and every write at once, each on
-/// its first poll, and waits for all of them. Statements on a connection run in the order sent,
-/// so the lease rows are locked before anything is written. A check that fails divides by zero,
-/// which aborts the transaction: the `COMMIT` sent behind them then rolls back.
-async fn send_pipelined(
-    prepared: &Prepared<'_>,
-    commit: &Commit,
-    tids: &HashMap<&TenantId, i64>,
-    columns: &CommitColumns<'_>,
-) -> Answered {
-    let fence_node = commit.fence.as_ref().map(|fence| fence.node.as_str());
-    let lease_check = async {
-        match fence_node {
-            Some(node) => prepared.check(LOCK_LEASES, &[&columns.lease_tids, &columns.epochs, &node]).await,
-            None => Ok(true),
-        }
-    };
-    let sizes: Vec<(i64, i64, i64)> =
-        commit.logs.iter().map(|log| (tids[&log.tenant], int(log.old_size.0), int(log.new_size.0))).collect();
-    let head_moves = commit.logs.iter().zip(&sizes).map(|(log, (tid, old_size, new_size))| async move {
-        if *old_size == 0 {
-            prepared.check(FIRST_HEAD, &[tid, new_size, &log.checkpoint]).await
-        } else {
-            prepared.check(MOVE_HEAD, &[tid, old_size, new_size, &log.checkpoint]).await
-        }
-    });
-    let (held, moved, written) = futures_util::future::join3(
-        lease_check,
-        futures_util::future::join_all(head_moves),
-        futures_util::future::join_all(writes(prepared, columns)),
-    )
-    .await;
-    Answered { held, moved, written }
-}
-
-/// Every write of a commit, data keys first; of the entries' tables the small unique ones
-/// first, so a duplicate fails them before the big insert runs.
-fn writes<'a>(tx: &'a Prepared<'_>, columns: &'a CommitColumns<'_>) -> Vec<Write<'a>> {
-    let mut writes: Vec<Write<'a>> = Vec::new();
-    if !columns.key_tids.is_empty() {
-        writes.push(Box::pin(async move {
-            tx.execute(INSERT_DATA_KEYS, &[&columns.key_tids, &columns.subjects, &columns.wrapped]).await
-        }));
-    }
-    if !columns.entries.idx.is_empty() {
-        writes.extend(entry_writes(tx, &columns.entries));
-    }
-    let tiles = &columns.tiles;
-    if !tiles.tid.is_empty() {
-        writes.push(Box::pin(async move {
-            tx.execute(PUT_TILES, &[&tiles.tid, &tiles.level, &tiles.index, &tiles.data]).await
-        }));
-    }
-    if !columns.log_tids.is_empty() {
-        writes.push(Box::pin(async move {
-            tx.execute(INSERT_CHECKPOINTS, &[&columns.log_tids, &columns.sizes, &columns.notes]).await
-        }));
-    }
-    if !columns.tickets.is_empty() {
-        writes.push(Box::pin(async move { tx.execute(ANSWER, &[&columns.tickets, &columns.answers]).await }));
-    }
-    writes
-}
-
-/// The writes of the entries' rows: `event_keys`, `event_ids`, `events`, `event_targets`.
-fn entry_writes<'a>(tx: &'a Prepared<'_>, rows: &'a EntryColumns<'_>) -> Vec<Write<'a>> {
-    let mut writes: Vec<Write<'a>> = vec![
-        Box::pin(async move {
-            let params: [&(dyn ToSql + Sync); 7] = [
-                &rows.tid,
-                &rows.source,
-                &rows.producer_id,
-                &rows.idx,
-                &rows.event_id,
-                &rows.idempotency,
-                &rows.recorded_at,
-            ];
-            tx.execute(INSERT_EVENT_KEYS, &params).await
-        }),
-        Box::pin(async move {
-            tx.execute(INSERT_EVENT_IDS, &[&rows.event_id, &rows.tid, &rows.idx, &rows.recorded_at]).await
-        }),
-        Box::pin(async move {
-            let params: [&(dyn ToSql + Sync); 16] = [
-                &rows.tid,
-                &rows.idx,
-                &rows.recorded_at,
-                &rows.event_id,
-                &rows.source,
-                &rows.producer_id,
-                &rows.idempotency,
-                &rows.time,
-                &rows.event_type,
-                &rows.action,
-                &rows.outcome,
-                &rows.actor,
-                &rows.subject,
-                &rows.entry,
-                &rows.seal_subject,
-                &rows.sealed,
-            ];
-            tx.execute(INSERT_EVENTS, &params).await
-        }),
-    ];
-    if !rows.target_idx.is_empty() {
-        writes.push(Box::pin(async move {
-            let params: [&(dyn ToSql + Sync); 6] = [
-                &rows.target_tid,
-                &rows.target_type,
-                &rows.target_id,
-                &rows.target_time,
-                &rows.target_idx,
-                &rows.target_recorded_at,
-            ];
-            tx.execute(INSERT_TARGETS, &params).await
-        }));
-    }
-    writes
-}
-
-/// Why a commit's transaction must roll back.
-enum Refused<'a> {
-    Failed(Error),
-    /// Another writer moved this log's head (reported with its size now, read after rollback).
-    HeadMoved(&'a LogCommit),
-    /// Some lease of the fence is no longer this node's (which, read after rollback).
-    LeaseLost,
-}
-
-/// Whether the transaction may commit. Statements are prepared before they run, so they may
-/// run in another order than sent, and after the first failure the rest answer "transaction
-/// aborted": a conflict (a duplicate entry) is the cause worth reporting, wherever it appears;
-/// then a lost lease, a moved head, and the first other failure.
-fn judge(commit: &Commit, answered: Answered) -> std::result::Result<(), Refused<'_>> {
-    let Answered { held, moved, written } = answered;
-    let mut errors = held
-        .as_ref()
-        .err()
-        .into_iter()
-        .chain(moved.iter().filter_map(|result| result.as_ref().err()))
-        .chain(written.iter().filter_map(|result| result.as_ref().err()));
-    if let Some(Error::Conflict(message)) = errors.find(|err| matches!(err, Error::Conflict(_))) {
-        return Err(Refused::Failed(Error::Conflict(message.clone())));
-    }
-    if !held.map_err(Refused::Failed)? {
-        return Err(Refused::LeaseLost);
-    }
-    for (log, moved) in commit.logs.iter().zip(moved) {
-        if !moved.map_err(Refused::Failed)? {
-            return Err(Refused::HeadMoved(log));
-        }
-    }
-    // No write failed with a conflict (that was reported above): report the first failure.
-    match written.into_iter().find_map(std::result::Result::err) {
-        Some(err) => Err(Refused::Failed(err)),
-        None => Ok(()),
-    }
-}
-
 /// The conflict of a fenced commit some of whose leases this node no longer holds.
 fn lease_lost(commit: &Commit, tids: &HashMap<&TenantId, i64>, held: &[Row]) -> Error {
     let fence = commit.fence.as_ref().expect("a fence was checked");
@@ -523,75 +362,93 @@ fn lease_lost(commit: &Commit, tids: &HashMap<&TenantId, i64>, held: &[Row]) -> 
     ))
 }
 
-/// The conflict of a commit whose log head another writer moved, with the head's size now.
-async fn head_moved(client: &Client, tid: i64, log: &LogCommit) -> Error {
-    let rows = match query(client, "SELECT size FROM logs WHERE tid = $1", &[&tid]).await {
-        Ok(rows) => rows,
-        Err(err) => return err,
-    };
-    let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
-    Error::Conflict(format!(
-        "log of {} is at size {current}, not {}: another writer moved it",
-        log.tenant, log.old_size
-    ))
+/// Why [`COMMIT`]'s checks failed, read after it rolled back: a lease of its fence this node no
+/// longer holds, or else a log head another writer moved (with the head's size now).
+async fn refused(
+    client: &Client,
+    commit: &Commit,
+    tids: &HashMap<&TenantId, i64>,
+    columns: &CommitColumns<'_>,
+) -> Error {
+    if commit.fence.is_some() {
+        let held =
+            match query(client, HELD_LEASES, &[&columns.lease_tids, &columns.epochs, &columns.node]).await {
+                Ok(held) => held,
+                Err(err) => return err,
+            };
+        if held.len() < columns.lease_tids.len() {
+            return lease_lost(commit, tids, &held);
+        }
+    }
+    for log in &commit.logs {
+        let rows = match query(client, "SELECT size FROM logs WHERE tid = $1", &[&tids[&log.tenant]]).await {
+            Ok(rows) => rows,
+            Err(err) => return err,
+        };
+        let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
+        if current != int(log.old_size.0) {
+            return Error::Conflict(format!(
+                "log of {} is at size {current}, not {}: another writer moved it",
+                log.tenant, log.old_size
+            ));
+        }
+    }
+    Error::Conflict("the commit's leases or log heads changed while it ran: another writer moved them".into())
 }
 
-const INSERT_EVENTS: &str = "INSERT INTO events (tid, idx, recorded_at, event_id, source, producer_id,
-        idempotency, time, type, action, outcome, actor, subject, entry, seal_subject, sealed)
-    SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::text[],
-        $7::bytea[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-        $14::bytea[], $15::text[], $16::bytea[])";
-
-const INSERT_EVENT_KEYS: &str =
-    "INSERT INTO event_keys (tid, source, producer_id, idx, event_id, idempotency,
-        recorded_at)
-    SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::bytea[],
-        $7::bigint[])";
-
-const INSERT_EVENT_IDS: &str = "INSERT INTO event_ids (event_id, tid, idx, recorded_at)
-    SELECT * FROM UNNEST($1::bytea[], $2::bigint[], $3::bigint[], $4::bigint[])";
-
-const INSERT_TARGETS: &str = "INSERT INTO event_targets (tid, type, id, time, idx, recorded_at)
-    SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
-    ON CONFLICT DO NOTHING";
-
-const INSERT_DATA_KEYS: &str = "INSERT INTO data_keys (tid, subject, wrapped)
-    SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[])
-    ON CONFLICT (tid, subject) DO NOTHING";
-
-const PUT_TILES: &str = "INSERT INTO tiles (tid, level, idx, data)
-    SELECT * FROM UNNEST($1::bigint[], $2::integer[], $3::bigint[], $4::bytea[])
-    ON CONFLICT (tid, level, idx) DO UPDATE SET data = excluded.data";
-
-const INSERT_CHECKPOINTS: &str = "INSERT INTO checkpoints (tid, size, note)
-    SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[])";
-
-/// The lease rows a fenced commit is made under, locked until the commit ends; divides by zero
-/// (aborting the transaction) unless this node holds every one of them.
-const LOCK_LEASES: &str = "WITH held AS (SELECT l.tid FROM leases l
-    JOIN UNNEST($1::bigint[], $2::bigint[]) AS q (tid, epoch) ON l.tid = q.tid AND l.epoch = q.epoch
-    WHERE l.node = $3 AND l.expires_at > clock_timestamp()
-    ORDER BY l.tid FOR UPDATE OF l)
-    SELECT 1 / (count(*) = cardinality($1::bigint[]))::int FROM held";
+/// A whole commit in one statement, so in one round trip: sent alone (its own implicit
+/// transaction), it commits at its `Sync`, and its answer comes after the commit is durable.
+///
+/// The main query runs first: it locks the fence's lease rows ($1 to $3; none without a
+/// fence), moves each log's head by compare-and-swap on its size ($4 to $7; a first head is
+/// inserted, or written over one of size 0), and divides by zero unless every lease was held
+/// and every head moved, which aborts the statement before any row is written. The inserts,
+/// which no part of the main query reads, then run to completion: a duplicate entry fails one
+/// of the small unique tables (`event_keys`, `event_ids`) as a unique violation. The entries'
+/// columns ($11 to $26) are sent once and read by the three tables that hold them.
+const COMMIT: &str = "WITH held AS (SELECT l.tid FROM leases l
+        JOIN UNNEST($1::bigint[], $2::bigint[]) AS q (tid, epoch) ON l.tid = q.tid AND l.epoch = q.epoch
+        WHERE l.node = $3::text AND l.expires_at > clock_timestamp()
+        ORDER BY l.tid FOR UPDATE OF l),
+    heads AS (SELECT * FROM UNNEST($4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
+        AS h (tid, old_size, new_size, checkpoint)),
+    moved AS (UPDATE logs l SET size = h.new_size, checkpoint = h.checkpoint FROM heads h
+        WHERE l.tid = h.tid AND h.old_size > 0 AND l.size = h.old_size RETURNING 1),
+    started AS (INSERT INTO logs AS l (tid, size, checkpoint)
+        SELECT tid, new_size, checkpoint FROM heads WHERE old_size = 0
+        ON CONFLICT (tid) DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint
+        WHERE l.size = 0 RETURNING 1),
+    put_data_keys AS (INSERT INTO data_keys (tid, subject, wrapped)
+        SELECT * FROM UNNEST($8::bigint[], $9::text[], $10::bytea[])
+        ON CONFLICT (tid, subject) DO NOTHING),
+    put_event_keys AS (INSERT INTO event_keys (tid, source, producer_id, idx, event_id, idempotency, recorded_at)
+        SELECT * FROM UNNEST($11::bigint[], $15::text[], $16::text[], $12::bigint[], $14::bytea[],
+            $17::bytea[], $13::bigint[])),
+    put_event_ids AS (INSERT INTO event_ids (event_id, tid, idx, recorded_at)
+        SELECT * FROM UNNEST($14::bytea[], $11::bigint[], $12::bigint[], $13::bigint[])),
+    put_events AS (INSERT INTO events (tid, idx, recorded_at, event_id, source, producer_id, idempotency,
+            time, type, action, outcome, actor, subject, entry, seal_subject, sealed)
+        SELECT * FROM UNNEST($11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[], $15::text[],
+            $16::text[], $17::bytea[], $18::bigint[], $19::text[], $20::text[], $21::text[], $22::text[],
+            $23::text[], $24::bytea[], $25::text[], $26::bytea[])),
+    put_targets AS (INSERT INTO event_targets (tid, type, id, time, idx, recorded_at)
+        SELECT * FROM UNNEST($27::bigint[], $28::text[], $29::text[], $30::bigint[], $31::bigint[],
+            $32::bigint[])
+        ON CONFLICT DO NOTHING),
+    put_tiles AS (INSERT INTO tiles (tid, level, idx, data)
+        SELECT * FROM UNNEST($33::bigint[], $34::integer[], $35::bigint[], $36::bytea[])
+        ON CONFLICT (tid, level, idx) DO UPDATE SET data = excluded.data),
+    put_checkpoints AS (INSERT INTO checkpoints (tid, size, note)
+        SELECT * FROM UNNEST($37::bigint[], $38::bigint[], $39::text[])),
+    answer AS (UPDATE inbox i SET answer = q.answer, answered_at = now()
+        FROM UNNEST($40::bigint[], $41::bytea[]) AS q (ticket, answer) WHERE i.ticket = q.ticket)
+    SELECT 1 / ((SELECT count(*) FROM held) = cardinality($1::bigint[])
+        AND (SELECT count(*) FROM moved) + (SELECT count(*) FROM started) = cardinality($4::bigint[]))::int";
 
 /// The leases of a fence this node still holds, read after a commit refused for a lost one.
 const HELD_LEASES: &str = "SELECT l.tid FROM leases l
     JOIN UNNEST($1::bigint[], $2::bigint[]) AS q (tid, epoch) ON l.tid = q.tid AND l.epoch = q.epoch
     WHERE l.node = $3 AND l.expires_at > clock_timestamp()";
-
-/// The compare-and-swap of a log's head; divides by zero unless it moved the head.
-const MOVE_HEAD: &str =
-    "WITH moved AS (UPDATE logs SET size = $3, checkpoint = $4 WHERE tid = $1 AND size = $2
-    RETURNING 1) SELECT 1 / count(*)::int FROM moved";
-
-/// The first head of a log (the store holds none, or one of size 0); divides by zero unless
-/// it wrote it.
-const FIRST_HEAD: &str = "WITH moved AS (INSERT INTO logs AS l (tid, size, checkpoint) VALUES ($1, $2, $3)
-    ON CONFLICT (tid) DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint WHERE l.size = 0
-    RETURNING 1) SELECT 1 / count(*)::int FROM moved";
-
-const ANSWER: &str = "UPDATE inbox i SET answer = q.answer, answered_at = now()
-    FROM UNNEST($1::bigint[], $2::bytea[]) AS q (ticket, answer) WHERE i.ticket = q.ticket";
 
 /// Takes the lease if it is free or expired (epoch + 1), renews it for its holder (same epoch);
 /// no row when another node holds it. One statement, by the database's clock.
@@ -910,10 +767,9 @@ impl Db {
         Ok(deleted == 1)
     }
 
-    /// One transaction in one round trip: `BEGIN`, every statement ([`send_pipelined`]) and
-    /// `COMMIT` sent at once. A check that fails aborts the transaction, so the `COMMIT` rolls it
-    /// back; [`judge`] then says why. A crash before the `COMMIT` is processed leaves nothing of
-    /// it (only, perhaps, an empty monthly partition created beforehand); after it, all of it.
+    /// One statement ([`COMMIT`]), so one round trip and one transaction: a crash before the
+    /// server commits it leaves nothing of it (only, perhaps, an empty monthly partition created
+    /// beforehand); after it, all of it. A check that fails aborts it; [`refused`] then says why.
     pub(crate) async fn commit(&self, commit: &Commit) -> Result<()> {
         let client = self.writer_client().await?;
         let tids = self.commit_tids(&client, commit).await?;
@@ -922,24 +778,13 @@ impl Db {
             commit.logs.iter().flat_map(|log| log.entries.iter().map(|e| e.recorded_at)).collect();
         self.ensure_partitions(&client, &recorded).await?;
         let columns = CommitColumns::new(commit, &tids);
-        let prepared = Prepared::new(&client).await?;
-        let (began, answered, ended) = futures_util::future::join3(
-            client.batch_execute("BEGIN"),
-            send_pipelined(&prepared, commit, &tids, &columns),
-            client.batch_execute("COMMIT"),
-        )
-        .await;
-        began.map_err(failed)?;
-        match judge(commit, answered) {
-            Ok(()) => ended.map_err(failed),
-            Err(Refused::Failed(err)) => Err(err),
-            Err(Refused::HeadMoved(log)) => Err(head_moved(&client, tids[&log.tenant], log).await),
-            Err(Refused::LeaseLost) => {
-                let node = commit.fence.as_ref().map(|fence| fence.node.as_str());
-                let held =
-                    query(&client, HELD_LEASES, &[&columns.lease_tids, &columns.epochs, &node]).await?;
-                Err(lease_lost(commit, &tids, &held))
+        let statement = client.prepare_cached(COMMIT).await.map_err(failed)?;
+        match client.query(&statement, &columns.params()).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some(&SqlState::DIVISION_BY_ZERO) => {
+                Err(refused(&client, commit, &tids, &columns).await)
             }
+            Err(err) => Err(write_failed(err)),
         }
     }
 
