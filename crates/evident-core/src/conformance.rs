@@ -55,7 +55,7 @@ macro_rules! store_conformance_suite {
             checkpoint_history_is_bounded, a_log_that_grows_while_it_loads_still_loads,
             an_erasure_during_a_key_read_leaves_no_stale_key,
             an_erasure_during_a_read_leaves_no_stale_key,
-            a_commit_holding_a_stored_key_fails_whole);
+            a_commit_holding_a_stored_key_fails_whole, a_commit_checks_the_stored_data_keys_it_names);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -74,7 +74,8 @@ macro_rules! store_conformance_suite {
 macro_rules! store_cluster_suite {
     ($harness:expr) => {
         $crate::store_conformance_suite!(@tests $harness;
-            two_nodes_share_one_log, a_stopped_leader_hands_over, erasure_reaches_every_node_within_the_bound);
+            two_nodes_share_one_log, a_stopped_leader_hands_over, erasure_reaches_every_node_within_the_bound,
+            a_data_key_the_store_lost_is_never_relied_on);
     };
 }
 
@@ -1266,35 +1267,19 @@ pub fn a_commit_holding_a_stored_key_fails_whole(harness: &dyn Harness) {
         return;
     }
     let before = store.head(&acme).unwrap().unwrap();
-    let new_entry = |index: u64, producer_id: &str| crate::store::NewEntry {
-        index,
-        event_id: [index as u8; 16],
-        source: "//crm.example.com/support-api".into(),
-        producer_id: producer_id.into(),
-        idempotency: vec![1; 32],
-        time: Micros(1_795_000_000_000_000),
-        recorded_at: Micros(1_795_000_000_000_000),
-        event_type: "customer.record.viewed".into(),
-        action: "read".into(),
-        outcome: "success".into(),
-        actor: "agent-1".into(),
-        subject: Some("cust-9".into()),
-        targets: vec![("customer".into(), "cust-9".into())],
-        entry: b"{}".to_vec(),
-        sealed: None,
-    };
     let commit = Commit {
         data_keys: vec![crate::store::NewDataKey {
             tenant: acme.clone(),
             subject: "cust-9".into(),
             wrapped: vec![9; 60],
+            stored: false,
         }],
         logs: vec![LogCommit {
             tenant: acme.clone(),
             old_size: TreeSize(2),
             new_size: TreeSize(4),
             // The fresh entry first, so the refusal comes after it was written.
-            entries: vec![new_entry(2, "fresh"), new_entry(3, "c1")],
+            entries: vec![bare_entry(2, "fresh"), bare_entry(3, "c1")],
             tiles: Vec::new(),
             checkpoint: "forged".into(),
             keep_checkpoint: true,
@@ -1565,6 +1550,55 @@ pub fn erasure_reaches_every_node_within_the_bound(harness: &dyn Harness) {
     let later = stored_index(&append(&b, &acme, vec![event("k3", json!({"subject": "cust-n"}))])[0]);
     assert_eq!(personal(&a, later), PersonalState::Included, "a new key, stored for every node");
     assert_eq!(personal(&b, second), PersonalState::Erased);
+}
+
+/// A node holding a subject's key from a shared store does not know it durable (the store may
+/// answer a new key before it is on disk), so the commit of entries sealed with it checks the
+/// key is still stored. When the store lost it (here: deleted behind the engines' backs, as a
+/// crash would lose it), the events are refused rather than stored unreadable, whether the
+/// node forwards them to the tenant's leader or leads the tenant itself; sent again, they are
+/// stored with a new key.
+pub fn a_data_key_the_store_lost_is_never_relied_on(harness: &dyn Harness) {
+    // Longer than any test run: the keys stay cached, so the check is what refuses.
+    let config = |node: &str| EngineConfig { key_cache_ttl: Duration::from_secs(600), ..node_config(node) };
+    let (a, b) =
+        (engine_over(harness.open(), config("node-a")), engine_over(harness.open(), config("node-b")));
+    let acme = tenant("acme");
+    a.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let nodes = [&a, &b];
+    let leader = leader_of(&nodes, &acme);
+    let (leading, following) = (nodes[leader], nodes[1 - leader]);
+    let store = harness.open();
+    let lose = |subject: &str| {
+        let names = store.data_key_names(&acme, Some(subject)).unwrap();
+        assert!(!names.is_empty(), "{subject} has a key");
+        for name in names {
+            store.erase_data_key(&acme, &name).unwrap();
+        }
+    };
+    let personal = |engine: &Engine, index| {
+        engine.event(&acme, EventRef::Index(index), Access::Personal).expect("the event reads").personal
+    };
+    let send = |engine: &Engine, id: &str, subject: &str| {
+        engine.append(&acme, vec![valid(event(id, json!({"subject": subject})))])
+    };
+    // The follower sealed with its key; the leader's commit finds it gone and fails the request.
+    let first = stored_index(&send(following, "lost-f1", "cust-f").unwrap()[0]);
+    lose("cust-f");
+    let refused = send(following, "lost-f2", "cust-f");
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "forwarded: {refused:?}");
+    let again = stored_index(&send(following, "lost-f2", "cust-f").unwrap()[0]);
+    assert_eq!(personal(leading, again), PersonalState::Included, "sent again, with a new key");
+    assert_eq!(personal(leading, first), PersonalState::Erased);
+    // The leader holds a key it read, not one it stored: the same check, in its own commit.
+    let third = stored_index(&send(following, "lost-l1", "cust-l").unwrap()[0]);
+    assert_eq!(personal(leading, third), PersonalState::Included);
+    lose("cust-l");
+    let refused = send(leading, "lost-l2", "cust-l");
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "led: {refused:?}");
+    let again = stored_index(&send(leading, "lost-l2", "cust-l").unwrap()[0]);
+    assert_eq!(personal(leading, again), PersonalState::Included, "sent again, with a new key");
+    assert_eq!(store.data_key_names(&acme, Some("cust-l")).unwrap().len(), 1, "the new key is stored");
 }
 
 pub fn two_nodes_share_one_log(harness: &dyn Harness) {
@@ -2048,4 +2082,79 @@ pub fn signing_key_rotation(harness: &dyn Harness) {
     verify_consistency(old.size, new.size, &old.root, &new.root, &proof).unwrap();
     let report = crate::fsck::check_log(&**engine.store(), &acme, &origin, &verifiers).unwrap();
     assert!(report.ok(), "{:?}", report.problems);
+}
+
+/// A data key a commit names as `stored` ([`crate::store::NewDataKey::stored`]: the store held it,
+/// perhaps not durably, when the entries were sealed with it) is checked, never written: the
+/// commit stores its entries only when the subject's stored key is that one, and otherwise fails
+/// as a whole with [`Error::Conflict`], leaving a key that is gone (erased, or lost by the store)
+/// gone.
+pub fn a_commit_checks_the_stored_data_keys_it_names(harness: &dyn Harness) {
+    use crate::store::NewDataKey;
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    append(&engine, &acme, vec![event("c1", json!({}))]);
+    let store = engine.store();
+    let key = |subject: &str, byte: u8, stored: bool| NewDataKey {
+        tenant: acme.clone(),
+        subject: subject.into(),
+        wrapped: vec![byte; 60],
+        stored,
+    };
+    let commit = |size: u64, data_keys: Vec<NewDataKey>| Commit {
+        data_keys,
+        logs: vec![LogCommit {
+            tenant: acme.clone(),
+            old_size: TreeSize(size),
+            new_size: TreeSize(size + 1),
+            entries: vec![bare_entry(size, &format!("checked-{size}"))],
+            tiles: Vec::new(),
+            checkpoint: format!("head {}", size + 1),
+            keep_checkpoint: true,
+        }],
+        ..Commit::default()
+    };
+    let found = |size: u64| {
+        let source = "//crm.example.com/support-api";
+        store.find_existing(&acme, &[(source, &format!("checked-{size}"))]).unwrap()[0].is_some()
+    };
+    // A key stored by a commit, then relied on as stored: the entry is stored, the key unchanged.
+    store.commit(&commit(1, vec![key("cust-9", 9, false)])).unwrap();
+    store.commit(&commit(2, vec![key("cust-9", 9, true)])).unwrap();
+    assert!(found(2), "the commit relying on the stored key stored its entry");
+    assert_eq!(store.data_key(&acme, "cust-9").unwrap(), Some(vec![9; 60]));
+    // Another key than the stored one, or a key that is not stored: refused whole, nothing written.
+    for (subject, byte) in [("cust-9", 8), ("cust-10", 10)] {
+        let refused = store.commit(&commit(3, vec![key(subject, byte, true)]));
+        assert!(
+            matches!(&refused, Err(Error::Conflict(m)) if m.contains("no longer stored")),
+            "{subject}: {refused:?}"
+        );
+        assert_eq!(store.head(&acme).unwrap().unwrap().size, TreeSize(3), "{subject}: the head stayed");
+        assert!(!found(3), "{subject}: the entry stayed out");
+    }
+    assert_eq!(store.data_key(&acme, "cust-9").unwrap(), Some(vec![9; 60]), "the stored key is unchanged");
+    assert_eq!(store.data_key(&acme, "cust-10").unwrap(), None, "a checked key is never written");
+}
+
+/// A stored row of an entry, without the engine: the entry is `{}`, nothing is sealed.
+fn bare_entry(index: u64, producer_id: &str) -> crate::store::NewEntry {
+    crate::store::NewEntry {
+        index,
+        event_id: [index as u8; 16],
+        source: "//crm.example.com/support-api".into(),
+        producer_id: producer_id.into(),
+        idempotency: vec![1; 32],
+        time: Micros(1_795_000_000_000_000),
+        recorded_at: Micros(1_795_000_000_000_000),
+        event_type: "customer.record.viewed".into(),
+        action: "read".into(),
+        outcome: "success".into(),
+        actor: "agent-1".into(),
+        subject: Some("cust-9".into()),
+        targets: vec![("customer".into(), "cust-9".into())],
+        entry: b"{}".to_vec(),
+        sealed: None,
+    }
 }

@@ -59,7 +59,16 @@ fn event_to_wire(prepared: &Prepared) -> wire::Event {
         targets: entry.targets.clone(),
         entry: Base64(entry.entry.clone()),
         sealed: entry.sealed.as_ref().map(|(subject, sealed)| (subject.clone(), Base64(sealed.clone()))),
-        new_key: prepared.new_key.as_ref().map(|key| (key.subject.clone(), Base64(key.wrapped.clone()))),
+        new_key: prepared
+            .new_key
+            .as_ref()
+            .filter(|key| !key.stored)
+            .map(|key| (key.subject.clone(), Base64(key.wrapped.clone()))),
+        checked_key: prepared
+            .new_key
+            .as_ref()
+            .filter(|key| key.stored)
+            .map(|key| (key.subject.clone(), Base64(key.wrapped.clone()))),
         warnings: prepared.warnings.clone(),
     }
 }
@@ -88,11 +97,15 @@ fn event_from_wire(tenant: &TenantId, event: wire::Event) -> Prepared {
             entry: event.entry.0,
             sealed: event.sealed.map(|(subject, Base64(sealed))| (subject, sealed)),
         },
-        new_key: event.new_key.map(|(subject, Base64(wrapped))| NewDataKey {
-            tenant: tenant.clone(),
-            subject,
-            wrapped,
-        }),
+        new_key: match (event.new_key, event.checked_key) {
+            (Some((subject, Base64(wrapped))), _) => {
+                Some(NewDataKey { tenant: tenant.clone(), subject, wrapped, stored: false })
+            }
+            (None, Some((subject, Base64(wrapped)))) => {
+                Some(NewDataKey { tenant: tenant.clone(), subject, wrapped, stored: true })
+            }
+            (None, None) => None,
+        },
         warnings: event.warnings,
         // Personal parts in clear never leave the node that took the event.
         personal: None,
@@ -120,6 +133,11 @@ pub(crate) fn encode_answer(outcomes: &[Outcome]) -> Vec<u8> {
         })
         .collect();
     wire::Answer::new(wire::AnswerBody::Outcomes(outcomes)).to_bytes()
+}
+
+/// An answer failing a request as a whole: its caller is told to send its events again.
+pub(crate) fn encode_failure(reason: &str) -> Vec<u8> {
+    wire::Answer::new(wire::AnswerBody::Error(reason.to_owned())).to_bytes()
 }
 
 /// The outcomes the leader answered, or why it failed the request as a whole.
@@ -188,7 +206,12 @@ mod tests {
             idempotency: entry.idempotency.clone(),
             leaf_hash: Hash([3; 32]),
             entry,
-            new_key: Some(NewDataKey { tenant: tenant(), subject: "ann".into(), wrapped: vec![9; 40] }),
+            new_key: Some(NewDataKey {
+                tenant: tenant(),
+                subject: "ann".into(),
+                wrapped: vec![9; 40],
+                stored: false,
+            }),
             warnings: vec!["masked a card number".into()],
             personal: Some(b"{}".to_vec()),
         }
@@ -207,6 +230,12 @@ mod tests {
         let (sent, got) = (prepared(), items[1].as_ref().expect("an event"));
         assert_eq!(got.entry, sent.entry);
         assert_eq!(got.new_key, sent.new_key);
+        // A key the follower's commit would only check travels as such.
+        let mut checked = prepared();
+        checked.new_key.as_mut().expect("a key").stored = true;
+        let decoded = decode_request(&tenant(), &encode_request(&[Ok(checked)])).unwrap();
+        let key = decoded[0].as_ref().expect("an event").new_key.as_ref().expect("a key");
+        assert_eq!((key.subject.as_str(), key.wrapped.len(), key.stored), ("ann", 40, true));
         assert_eq!(
             (got.event_id, &got.source, &got.producer_id),
             (sent.event_id, &sent.source, &sent.producer_id)
@@ -239,7 +268,7 @@ mod tests {
     #[test]
     fn unreadable_requests_and_answers_are_refused() {
         for bytes in
-            [&b"not json"[..], br#"{"v":"evident-inbox/v1","items":[]}"#, br#"{"v":"evident-inbox/v3"}"#]
+            [&b"not json"[..], br#"{"v":"evident-inbox/v1","items":[]}"#, br#"{"v":"evident-inbox/v4"}"#]
         {
             match decode_request(&tenant(), bytes) {
                 Err(Error::Integrity(message)) => {
@@ -249,9 +278,9 @@ mod tests {
                 Ok(_) => panic!("{bytes:?} was read"),
             }
         }
-        let bad_id = br#"{"v":"evident-inbox/v3","outcomes":[{"conflict":{"event_id":"x","index":1}}]}"#;
+        let bad_id = br#"{"v":"evident-inbox/v4","outcomes":[{"conflict":{"event_id":"x","index":1}}]}"#;
         assert!(matches!(decode_answer(bad_id), Err(Error::Integrity(m)) if m.contains("event id \"x\"")));
-        let failed = br#"{"v":"evident-inbox/v3","error":"disk full"}"#;
+        let failed = br#"{"v":"evident-inbox/v4","error":"disk full"}"#;
         assert!(matches!(decode_answer(failed), Err(Error::Unavailable(m)) if m.ends_with("disk full")));
     }
 }

@@ -95,12 +95,28 @@ pub struct LogCommit {
     pub keep_checkpoint: bool,
 }
 
-/// A data key to store wrapped, unless one is already stored for the subject.
+/// A data key a commit's entries were sealed with, wrapped: stored by the commit unless one is
+/// already stored for the subject, or, when `stored`, checked by it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewDataKey {
     pub tenant: TenantId,
     pub subject: String,
     pub wrapped: Vec<u8>,
+    /// The store holds it already ([`Cluster::ensure_data_key`], which may answer before the key
+    /// is durable): the commit writes nothing of it, and fails as a whole with
+    /// [`crate::Error::Conflict`] unless the subject's stored key is this one. The commit being
+    /// durable then makes the key durable too, and a key erased meanwhile is never stored again.
+    pub stored: bool,
+}
+
+/// The refusal of a commit naming a `stored` data key ([`NewDataKey::stored`]) that is not the
+/// subject's stored key (erased meanwhile, or lost in a crash of the store). It names no
+/// subject: the key names of subjects are personal.
+pub fn data_key_changed(tenant: &TenantId) -> crate::Error {
+    crate::Error::Conflict(format!(
+        "a data key of {tenant} that the events were sealed with is no longer stored (erased, or lost \
+         by the store): nothing was stored; send the events again"
+    ))
 }
 
 /// Everything one group commit writes.
@@ -168,9 +184,10 @@ pub trait Cluster: Send + Sync {
     /// Deletes requests whose answers were taken.
     fn forget(&self, tickets: &[u64]) -> Result<()>;
 
-    /// Stores a subject's wrapped data key unless one is stored already, at once and durably, and
-    /// answers the stored one: nodes sealing for the same new subject at the same time must end
-    /// up using one key.
+    /// Stores a subject's wrapped data key unless one is stored already, at once, and answers the
+    /// stored one: nodes sealing for the same new subject at the same time must end up using one
+    /// key. The answer may come before the key is durable (a crash of the store may lose it), so
+    /// the commit of entries sealed with it names it as `stored` ([`NewDataKey::stored`]).
     fn ensure_data_key(&self, tenant: &TenantId, subject: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
 }
 

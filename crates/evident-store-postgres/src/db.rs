@@ -186,6 +186,8 @@ struct CommitColumns<'a> {
     key_tids: Vec<i64>,
     subjects: Vec<&'a str>,
     wrapped: Vec<&'a [u8]>,
+    /// Per data key: checked rather than stored ([`evident_core::store::NewDataKey::stored`]).
+    key_stored: Vec<bool>,
     tiles: TileColumns<'a>,
     /// The kept checkpoints: tenant, size, note.
     log_tids: Vec<i64>,
@@ -225,6 +227,7 @@ impl<'a> CommitColumns<'a> {
             key_tids: commit.data_keys.iter().map(|k| tids[&k.tenant]).collect(),
             subjects: commit.data_keys.iter().map(|k| k.subject.as_str()).collect(),
             wrapped: commit.data_keys.iter().map(|k| k.wrapped.as_slice()).collect(),
+            key_stored: commit.data_keys.iter().map(|k| k.stored).collect(),
             tiles: TileColumns::new(commit, tids),
             log_tids: kept().map(|log| tids[&log.tenant]).collect(),
             sizes: kept().map(|log| int(log.new_size.0)).collect(),
@@ -237,7 +240,7 @@ impl<'a> CommitColumns<'a> {
     }
 
     /// The parameters of [`COMMIT`], in its order.
-    fn params(&self) -> [&(dyn ToSql + Sync); 41] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 42] {
         let (rows, tiles) = (&self.entries, &self.tiles);
         [
             &self.lease_tids,
@@ -281,6 +284,7 @@ impl<'a> CommitColumns<'a> {
             &self.notes,
             &self.tickets,
             &self.answers,
+            &self.key_stored,
         ]
     }
 }
@@ -363,7 +367,8 @@ fn lease_lost(commit: &Commit, tids: &HashMap<&TenantId, i64>, held: &[Row]) -> 
 }
 
 /// Why [`COMMIT`]'s checks failed, read after it rolled back: a lease of its fence this node no
-/// longer holds, or else a log head another writer moved (with the head's size now).
+/// longer holds, a log head another writer moved (with the head's size now), or else a data key
+/// that is no longer the one the entries were sealed with.
 async fn refused(
     client: &Client,
     commit: &Commit,
@@ -393,7 +398,24 @@ async fn refused(
             ));
         }
     }
-    Error::Conflict("the commit's leases or log heads changed while it ran: another writer moved them".into())
+    for key in commit.data_keys.iter().filter(|key| key.stored) {
+        let stored = match query_opt(
+            client,
+            "SELECT wrapped FROM data_keys WHERE tid = $1 AND subject = $2",
+            &[&tids[&key.tenant], &key.subject],
+        )
+        .await
+        {
+            Ok(row) => row.map(|row| row.get::<_, Vec<u8>>(0)),
+            Err(err) => return err,
+        };
+        if stored.as_ref() != Some(&key.wrapped) {
+            return evident_core::store::data_key_changed(&key.tenant);
+        }
+    }
+    Error::Conflict(
+        "the commit's leases, log heads or data keys changed while it ran: another writer moved them".into(),
+    )
 }
 
 /// A whole commit in one statement, so in one round trip: sent alone (its own implicit
@@ -402,7 +424,9 @@ async fn refused(
 /// The main query runs first: it locks the fence's lease rows ($1 to $3; none without a
 /// fence), moves each log's head by compare-and-swap on its size ($4 to $7; a first head is
 /// inserted, or written over one of size 0), and divides by zero unless every lease was held
-/// and every head moved, which aborts the statement before any row is written. The inserts,
+/// and every head moved and every data key the entries were sealed with that it does not store
+/// ($8 to $10 where $42 is true) is the subject's stored one, which aborts the statement before
+/// any row is written. The inserts,
 /// which no part of the main query reads, then run to completion: a duplicate entry fails one
 /// of the small unique tables (`event_keys`, `event_ids`) as a unique violation. The entries'
 /// columns ($11 to $26) are sent once and read by the three tables that hold them.
@@ -418,8 +442,10 @@ const COMMIT: &str = "WITH held AS (SELECT l.tid FROM leases l
         SELECT tid, new_size, checkpoint FROM heads WHERE old_size = 0
         ON CONFLICT (tid) DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint
         WHERE l.size = 0 RETURNING 1),
+    keys AS (SELECT * FROM UNNEST($8::bigint[], $9::text[], $10::bytea[], $42::boolean[])
+        AS k (tid, subject, wrapped, stored)),
     put_data_keys AS (INSERT INTO data_keys (tid, subject, wrapped)
-        SELECT * FROM UNNEST($8::bigint[], $9::text[], $10::bytea[])
+        SELECT tid, subject, wrapped FROM keys WHERE NOT stored
         ON CONFLICT (tid, subject) DO NOTHING),
     put_event_keys AS (INSERT INTO event_keys (tid, source, producer_id, idx, event_id, idempotency, recorded_at)
         SELECT * FROM UNNEST($11::bigint[], $15::text[], $16::text[], $12::bigint[], $14::bytea[],
@@ -443,7 +469,9 @@ const COMMIT: &str = "WITH held AS (SELECT l.tid FROM leases l
     answer AS (UPDATE inbox i SET answer = q.answer, answered_at = now()
         FROM UNNEST($40::bigint[], $41::bytea[]) AS q (ticket, answer) WHERE i.ticket = q.ticket)
     SELECT 1 / ((SELECT count(*) FROM held) = cardinality($1::bigint[])
-        AND (SELECT count(*) FROM moved) + (SELECT count(*) FROM started) = cardinality($4::bigint[]))::int";
+        AND (SELECT count(*) FROM moved) + (SELECT count(*) FROM started) = cardinality($4::bigint[])
+        AND NOT EXISTS (SELECT FROM keys k WHERE k.stored AND NOT EXISTS (SELECT FROM data_keys d
+            WHERE d.tid = k.tid AND d.subject = k.subject AND d.wrapped = k.wrapped)))::int";
 
 /// The leases of a fence this node still holds, read after a commit refused for a lost one.
 const HELD_LEASES: &str = "SELECT l.tid FROM leases l
@@ -462,11 +490,17 @@ const ACQUIRE_LEASE: &str = "INSERT INTO leases AS l (tid, node, epoch, expires_
     WHERE l.node = excluded.node OR l.expires_at <= clock_timestamp()
     RETURNING l.epoch";
 
+/// Stores a subject's key unless one is stored, and answers the stored one (none when another
+/// session stored one after this statement began: asked again). Its transaction commits without
+/// waiting for the disk (`synchronous_commit` off for it alone): the commits of entries sealed
+/// with the key check it ([`COMMIT`]), and their own wait for the disk covers the key too, as
+/// the write-ahead log is flushed in order.
 const ENSURE_DATA_KEY: &str = "WITH inserted AS (
         INSERT INTO data_keys (tid, subject, wrapped) VALUES ($1, $2, $3)
         ON CONFLICT (tid, subject) DO NOTHING RETURNING wrapped)
-    SELECT wrapped FROM inserted
-    UNION ALL SELECT wrapped FROM data_keys WHERE tid = $1 AND subject = $2";
+    SELECT coalesce((SELECT wrapped FROM inserted),
+            (SELECT wrapped FROM data_keys WHERE tid = $1 AND subject = $2)),
+        set_config('synchronous_commit', 'off', true)";
 
 impl Db {
     pub(crate) fn new(pool: Pool, writer: Pool, server: String, schema: String) -> Db {
@@ -1097,8 +1131,8 @@ impl Db {
         let tid = self.tid(&client, tenant).await?;
         for _ in 0..5 {
             let rows = query(&client, ENSURE_DATA_KEY, &[&tid, &subject, &wrapped]).await?;
-            if let Some(row) = rows.first() {
-                return Ok(row.get(0));
+            if let Some(stored) = rows.first().and_then(|row| row.get::<_, Option<Vec<u8>>>(0)) {
+                return Ok(stored);
             }
         }
         Err(Error::Unavailable(format!("the data key of {subject} in {tenant} keeps changing")))

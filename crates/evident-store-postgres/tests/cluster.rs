@@ -283,8 +283,18 @@ fn nodes_sealing_for_one_new_subject_agree_on_its_key() {
     assert_eq!(cluster(&store).ensure_data_key(&acme, "subject-0", b"late").unwrap().len(), 40);
     let mut commit = grow(&acme, 0, 1);
     commit.data_keys = vec![
-        NewDataKey { tenant: acme.clone(), subject: "subject-1".into(), wrapped: b"late".to_vec() },
-        NewDataKey { tenant: acme.clone(), subject: "fresh".into(), wrapped: b"fresh".to_vec() },
+        NewDataKey {
+            tenant: acme.clone(),
+            subject: "subject-1".into(),
+            wrapped: b"late".to_vec(),
+            stored: false,
+        },
+        NewDataKey {
+            tenant: acme.clone(),
+            subject: "fresh".into(),
+            wrapped: b"fresh".to_vec(),
+            stored: false,
+        },
     ];
     store.commit(&commit).unwrap();
     assert_eq!(store.data_key(&acme, "subject-1").unwrap().unwrap().len(), 40);

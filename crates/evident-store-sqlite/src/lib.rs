@@ -717,10 +717,22 @@ impl LogStore for SqliteStore {
             let mut insert_key = tx
                 .prepare_cached("INSERT OR IGNORE INTO data_keys (tid, subject, wrapped) VALUES (?1, ?2, ?3)")
                 .map_err(storage)?;
+            let mut read_key = tx
+                .prepare_cached("SELECT wrapped FROM data_keys WHERE tid = ?1 AND subject = ?2")
+                .map_err(storage)?;
             for key in &commit.data_keys {
-                insert_key
-                    .execute(params![self.tid(&key.tenant)?, key.subject, key.wrapped])
+                let tid = self.tid(&key.tenant)?;
+                if !key.stored {
+                    insert_key.execute(params![tid, key.subject, key.wrapped]).map_err(storage)?;
+                    continue;
+                }
+                let stored: Option<Vec<u8>> = read_key
+                    .query_row(params![tid, key.subject], |row| row.get(0))
+                    .optional()
                     .map_err(storage)?;
+                if stored.as_ref() != Some(&key.wrapped) {
+                    return Err(evident_core::store::data_key_changed(&key.tenant));
+                }
             }
             let mut insert_event = tx
                 .prepare_cached(

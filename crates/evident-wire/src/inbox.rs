@@ -13,8 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The version tag of both requests and answers. v1 spelled a request's items without the
 /// `event` tag; v2 carried an unsalted `content_hash` of the whole event instead of the
-/// `idempotency` digest; both are refused as malformed.
-pub const VERSION: &str = "evident-inbox/v3";
+/// `idempotency` digest; v3 had no `checked_key` (its followers stored a subject's key durably
+/// before sealing with it); all are refused as malformed.
+pub const VERSION: &str = "evident-inbox/v4";
 
 /// A request or an answer that cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +131,9 @@ pub struct Event {
     pub sealed: Option<(String, Base64)>,
     /// `[subject, wrapped data key]` when the follower made the subject's key.
     pub new_key: Option<(String, Base64)>,
+    /// `[subject, wrapped data key]` when the follower sealed with a key the store holds, perhaps
+    /// not yet durably: the leader's commit checks it is still the subject's stored key.
+    pub checked_key: Option<(String, Base64)>,
     pub warnings: Vec<String>,
 }
 
@@ -226,6 +230,7 @@ mod tests {
             entry: Base64(b"{}".to_vec()),
             sealed: Some(("ann".into(), Base64(vec![0, 255]))),
             new_key: None,
+            checked_key: Some(("ann".into(), Base64(vec![7; 40]))),
             warnings: vec!["masked".into()],
         }
     }
@@ -295,8 +300,8 @@ mod tests {
         refused(value, "invalid type: string \"noon\"");
         // v2's unsalted whole-event hash.
         let mut value = request_json();
-        value["v"] = json!("evident-inbox/v2");
-        refused(value, "version \"evident-inbox/v2\"");
+        value["v"] = json!("evident-inbox/v3");
+        refused(value, "version \"evident-inbox/v3\"");
         let mut value = request_json();
         let event = value["items"][0]["event"].as_object_mut().unwrap();
         event.remove("idempotency");
@@ -306,7 +311,7 @@ mod tests {
         let mut value = request_json();
         value["items"][0] = value["items"][0]["event"].clone();
         refused(value, "expected `rejected` or `event`");
-        let answer = Answer::from_bytes(br#"{"v":"evident-inbox/v3","outcomes":[{"lost":1}]}"#).unwrap_err();
+        let answer = Answer::from_bytes(br#"{"v":"evident-inbox/v4","outcomes":[{"lost":1}]}"#).unwrap_err();
         assert!(answer.to_string().starts_with("inbox: malformed answer: "), "{answer}");
     }
 }

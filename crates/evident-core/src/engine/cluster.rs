@@ -17,19 +17,29 @@ use super::sequencer::Sequencer;
 use super::{Answer, Reply, Request, Shared};
 use crate::append::{Outcome, Prepared};
 use crate::error::{Error, Result};
-use crate::store::{Commit, Fence, TenantId};
+use crate::store::{Commit, Fence, NewDataKey, TenantId};
 
 /// This node's part in a cluster of nodes sharing one store.
 pub(super) struct ClusterNode {
     /// Tenants whose lease this node holds: epoch, and when the store last confirmed it.
     pub(super) leases: Mutex<HashMap<TenantId, (u64, Instant)>>,
-    /// Requests this node put in the inbox, by ticket: the caller, the events it holds
-    /// in the queue's count, and the deadline.
-    pub(super) waiting: Mutex<HashMap<u64, (Answer, QueueSlots, Instant)>>,
+    /// Requests this node put in the inbox, by ticket.
+    pub(super) waiting: Mutex<HashMap<u64, Waiting>>,
     pub(super) stop: AtomicBool,
     /// Wakes the lease keeper and the answer collector early on shutdown.
     pub(super) wake: Condvar,
     pub(super) wake_lock: Mutex<()>,
+}
+
+/// A request this node put in the inbox.
+pub(super) struct Waiting {
+    reply: Answer,
+    /// Its events in the queue's count.
+    queued: QueueSlots,
+    deadline: Instant,
+    /// The data keys its events were sealed with that the leader's commit checks: forgotten
+    /// when the leader fails the request (one may be gone from the store).
+    checked: Vec<NewDataKey>,
 }
 
 impl ClusterNode {
@@ -78,7 +88,12 @@ impl Shared {
         };
         self.stats.forwarded.fetch_add(items.len() as u64, Ordering::Relaxed);
         let deadline = Instant::now() + self.config.forward_timeout;
-        cluster.waiting.lock().expect("waiting lock").insert(ticket, (reply, queued, deadline));
+        let checked = items
+            .iter()
+            .filter_map(|item| item.as_ref().ok()?.new_key.clone().filter(|key| key.stored))
+            .collect();
+        let waiting = Waiting { reply, queued, deadline, checked };
+        cluster.waiting.lock().expect("waiting lock").insert(ticket, waiting);
     }
 
     fn sleep(&self, cluster: &ClusterNode, wait: Duration) {
@@ -151,9 +166,13 @@ impl Shared {
                         let done: Vec<u64> = answers.iter().map(|(ticket, _)| *ticket).collect();
                         let mut waiting = cluster.waiting.lock().expect("waiting lock");
                         for (ticket, answer) in answers {
-                            if let Some((reply, queued, _)) = waiting.remove(&ticket) {
+                            if let Some(Waiting { reply, queued, checked, .. }) = waiting.remove(&ticket) {
                                 drop(queued);
-                                let _ = reply.send(crate::inbox::decode_answer(&answer));
+                                let answer = crate::inbox::decode_answer(&answer);
+                                if answer.is_err() {
+                                    self.forget_unconfirmed(&checked);
+                                }
+                                let _ = reply.send(answer);
                             }
                         }
                         drop(waiting);
@@ -168,11 +187,11 @@ impl Shared {
                 let mut waiting = cluster.waiting.lock().expect("waiting lock");
                 let late: Vec<u64> = waiting
                     .iter()
-                    .filter(|(_, (_, _, deadline))| stopping || *deadline <= now)
+                    .filter(|(_, waiting)| stopping || waiting.deadline <= now)
                     .map(|(ticket, _)| *ticket)
                     .collect();
                 for ticket in late {
-                    let (reply, queued, _) = waiting.remove(&ticket).expect("listed above");
+                    let Waiting { reply, queued, .. } = waiting.remove(&ticket).expect("listed above");
                     drop(queued);
                     let _ = reply.send(Err(Error::Unavailable(format!(
                         "the tenant's leader has not stored request {ticket} yet; \

@@ -177,18 +177,46 @@ struct Tenant {
 struct CachedKey {
     key: DataKey,
     wrapped: Vec<u8>,
-    persisted: bool,
+    held: Held,
     /// When it was read from the store (or made); stale after `key_cache_ttl`.
     cached_at: Instant,
+}
+
+/// What the store is known to hold of a cached data key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// Nothing: made here, the commit of the entries sealed with it stores it.
+    Nothing,
+    /// The key, perhaps not durably: read or ensured on a shared store, whose crash may lose a
+    /// key another node stored moments before. The commit of the entries sealed with it checks
+    /// that it is stored ([`NewDataKey::stored`]).
+    Unconfirmed,
+    /// The key, durably.
+    Durable,
 }
 
 /// Data keys in memory, by tenant and key name.
 type KeyCache = HashMap<(TenantId, String), CachedKey>;
 
 impl CachedKey {
-    /// A key as the store holds it, read now.
-    fn stored(key: DataKey, wrapped: Vec<u8>) -> CachedKey {
-        CachedKey { key, wrapped, persisted: true, cached_at: Instant::now() }
+    /// A key cached now.
+    fn new(key: DataKey, wrapped: Vec<u8>, held: Held) -> CachedKey {
+        CachedKey { key, wrapped, held, cached_at: Instant::now() }
+    }
+
+    /// What the commit of entries sealed with this key must store or check of it.
+    fn for_commit(&self, tenant: &TenantId, subject: &str) -> Option<NewDataKey> {
+        let stored = match self.held {
+            Held::Durable => return None,
+            Held::Nothing => false,
+            Held::Unconfirmed => true,
+        };
+        Some(NewDataKey {
+            tenant: tenant.clone(),
+            subject: subject.to_owned(),
+            wrapped: self.wrapped.clone(),
+            stored,
+        })
     }
 }
 
@@ -639,12 +667,10 @@ impl Shared {
                     &event.event_type,
                     &classes,
                 );
-                let (key, wrapped) = self.key_for_writing(tenant, &subject).map_err(|err| {
+                let key;
+                (key, new_key) = self.key_for_writing(tenant, &subject).map_err(|err| {
                     Error::Unavailable(format!("the data key of a subject of tenant {tenant}: {err}"))
                 })?;
-                if let Some(wrapped) = wrapped {
-                    new_key = Some(NewDataKey { tenant: tenant.clone(), subject: subject.clone(), wrapped });
-                }
                 personal_digest = PersonalDigest::Keyed(key.idempotency_mac(&personal.canonical));
                 Some((
                     subject,
@@ -710,8 +736,9 @@ impl Shared {
         // Kept for the reads after this one. When the cache is full, reads do not make room:
         // writes do (`key_for_writing`).
         if keys.len() < self.config.key_cache_capacity {
+            let held = self.stored_is_durable();
             keys.entry((tenant.clone(), subject.to_owned()))
-                .or_insert_with(|| CachedKey::stored(key.clone(), wrapped));
+                .or_insert_with(|| CachedKey::new(key.clone(), wrapped, held));
         }
         Ok(Some(key))
     }
@@ -739,20 +766,43 @@ impl Shared {
         self.cluster.is_some().then_some(self.config.key_cache_ttl)
     }
 
-    /// A subject's key from the cache, with its wrapped form when not yet stored. On a shared
-    /// store, a stored key older than `key_cache_ttl` is dropped instead (another node may have
-    /// erased it); on a single-node store every erasure goes through this engine, which drops
-    /// the key from the cache as it destroys it. A key not yet stored stays: the commit that
-    /// stores it is on its way.
-    fn cached_key(&self, tenant: &TenantId, subject: &str) -> Option<(DataKey, Option<Vec<u8>>)> {
+    /// After a commit that relied on `data_keys` failed, or a request sealed with them was
+    /// refused: the keys it was to check may be gone from the store (erased by another node, or
+    /// lost in a crash of the store), so they are read again before their next use. Keys made
+    /// here stay: the commit may have stored them before it failed to answer, and a retry must
+    /// carry the same ones.
+    fn forget_unconfirmed(&self, data_keys: &[NewDataKey]) {
+        let mut keys = self.keys.lock().expect("keys lock");
+        for checked in data_keys.iter().filter(|key| key.stored) {
+            let cache_key = (checked.tenant.clone(), checked.subject.clone());
+            if keys.get(&cache_key).is_some_and(|cached| cached.wrapped == checked.wrapped) {
+                keys.remove(&cache_key);
+            }
+        }
+    }
+
+    /// How a key read from the store is held: durably on a single-node store (its keys are
+    /// written by durable commits), perhaps not on a shared one ([`Cluster::ensure_data_key`]).
+    fn stored_is_durable(&self) -> Held {
+        if self.store.cluster().is_some() { Held::Unconfirmed } else { Held::Durable }
+    }
+
+    /// A subject's key from the cache, with what the commit of entries sealed with it must store
+    /// or check. On a shared store, a stored key older than `key_cache_ttl` is dropped instead
+    /// (another node may have erased it); on a single-node store every erasure goes through this
+    /// engine, which drops the key from the cache as it destroys it. A key not yet stored stays:
+    /// the commit that stores it is on its way.
+    fn cached_key(&self, tenant: &TenantId, subject: &str) -> Option<(DataKey, Option<NewDataKey>)> {
         let mut keys = self.keys.lock().expect("keys lock");
         let cache_key = (tenant.clone(), subject.to_owned());
         let cached = keys.get(&cache_key)?;
-        if cached.persisted && self.key_cache_ttl().is_some_and(|ttl| cached.cached_at.elapsed() >= ttl) {
+        if cached.held != Held::Nothing
+            && self.key_cache_ttl().is_some_and(|ttl| cached.cached_at.elapsed() >= ttl)
+        {
             keys.remove(&cache_key);
             return None;
         }
-        Some((cached.key.clone(), (!cached.persisted).then(|| cached.wrapped.clone())))
+        Some((cached.key.clone(), cached.for_commit(tenant, subject)))
     }
 
     /// The subject's wrapped key as the store has it (on a shared store, made and stored first
@@ -769,33 +819,34 @@ impl Shared {
         })
     }
 
-    /// The data key to seal a subject's personal part with, and its wrapped form when it is not
-    /// yet known to be stored (the commit then stores it, unless already there).
-    fn key_for_writing(&self, tenant: &TenantId, subject: &str) -> Result<(DataKey, Option<Vec<u8>>)> {
+    /// The data key to seal a subject's personal part with, and what the commit of the entry
+    /// must store (a key made here) or check (a key not known to be durable) of it.
+    fn key_for_writing(&self, tenant: &TenantId, subject: &str) -> Result<(DataKey, Option<NewDataKey>)> {
         let cache_key = (tenant.clone(), subject.to_owned());
         if let Some(cached) = self.cached_key(tenant, subject) {
             return Ok(cached);
         }
         let (mut keys, stored) = self.read_for_cache(|| self.stored_key(tenant, subject))?;
         if keys.len() >= self.config.key_cache_capacity {
-            keys.retain(|_, cached| !cached.persisted);
+            keys.retain(|_, cached| cached.held == Held::Nothing);
         }
+        let held = self.stored_is_durable();
         let cached = match keys.entry(cache_key) {
             std::collections::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
             std::collections::hash_map::Entry::Vacant(vacant) => {
                 let cached = match stored {
                     Some(wrapped) => {
-                        CachedKey::stored(self.master.unwrap(tenant.as_str(), subject, &wrapped)?, wrapped)
+                        CachedKey::new(self.master.unwrap(tenant.as_str(), subject, &wrapped)?, wrapped, held)
                     }
                     None => {
                         let key = DataKey::generate();
                         let wrapped = self.master.wrap(tenant.as_str(), subject, &key);
-                        CachedKey { key, wrapped, persisted: false, cached_at: Instant::now() }
+                        CachedKey::new(key, wrapped, Held::Nothing)
                     }
                 };
                 vacant.insert(cached)
             }
         };
-        Ok((cached.key.clone(), (!cached.persisted).then(|| cached.wrapped.clone())))
+        Ok((cached.key.clone(), cached.for_commit(tenant, subject)))
     }
 }

@@ -21,12 +21,12 @@ use std::time::Instant;
 use evident_tlog::{Checkpoint, Hash, Verifier};
 use uuid::Uuid;
 
-use super::{Committed, CommittedEntry, Reply, Request, Shared};
+use super::{Committed, CommittedEntry, Held, Reply, Request, Shared};
 use crate::append::{Outcome, Prepared, Receipt};
 use crate::error::{Error, Result};
 use crate::log::LogState;
 use crate::privacy::idempotency::same_event;
-use crate::store::{Commit, Existing, LogCommit, NewDataKey, NewEntry, TenantId};
+use crate::store::{Commit, Existing, Fence, LogCommit, NewDataKey, NewEntry, TenantId};
 use evident_wire::Micros;
 
 /// The single thread that sequences, commits and publishes.
@@ -150,6 +150,7 @@ impl Sequencer {
     /// Sequences and commits a group, then answers its local callers: with their outcomes, or
     /// all with the error when the group failed (its logs are then reloaded from the store).
     pub(super) fn process(&mut self, mut group: Vec<Request>) {
+        let checked = checked_keys(&group);
         let optimistic = self.shared.store.refuses_duplicate_entries();
         let result = match self.sequence_and_commit(&mut group, !optimistic) {
             // Most likely a retried event: sequence the group again, looking its keys up.
@@ -166,6 +167,9 @@ impl Sequencer {
             }
             Err(err) => {
                 tracing::error!(error = %err, "group commit failed; reloading the affected logs");
+                if !checked.is_empty() {
+                    self.answer_unstorable(&checked, &err);
+                }
                 for request in &group {
                     self.logs.remove(&request.tenant);
                     self.epochs.remove(&request.tenant);
@@ -185,6 +189,34 @@ impl Sequencer {
         }
     }
 
+    /// After a failed group: another node's requests sealed with a data key that is no longer
+    /// the subject's stored one (erased, or lost by the store) would fail every time they are
+    /// taken again, and hold up the tenant's inbox. They are answered with the failure instead,
+    /// in a commit of those answers alone: their callers send the events again, sealed with the
+    /// subject's key as it is now. The others stay in the inbox, to be taken again.
+    fn answer_unstorable(&mut self, checked: &[CheckedKeys], err: &Error) {
+        let mut answered = Vec::new();
+        let mut leases: Vec<(TenantId, u64)> = Vec::new();
+        for (ticket, tenant, keys) in checked {
+            let gone = keys.iter().any(|key| match self.shared.store.data_key(tenant, &key.subject) {
+                Ok(stored) => stored.as_ref() != Some(&key.wrapped),
+                Err(_) => false,
+            });
+            let Some(epoch) = self.epochs.get(tenant).copied().filter(|_| gone) else { continue };
+            if !leases.iter().any(|(t, _)| t == tenant) {
+                leases.push((tenant.clone(), epoch));
+            }
+            answered.push((*ticket, crate::inbox::encode_failure(&err.to_string())));
+        }
+        if answered.is_empty() {
+            return;
+        }
+        let fence = Some(Fence { node: self.shared.config.node_id.clone(), leases });
+        if let Err(err) = self.commit(&Commit { answered, fence, ..Commit::default() }) {
+            tracing::warn!(error = %err, "cannot answer inbox requests sealed with a data key that is gone");
+        }
+    }
+
     /// The group's steps, in order. `lookup`: look the group's idempotency keys up in the store
     /// first. A store that refuses duplicate entries in its commits
     /// ([`crate::store::LogStore::refuses_duplicate_entries`]) lets the engine skip that round
@@ -196,7 +228,10 @@ impl Sequencer {
         let mut commit = Commit { data_keys: plan.data_keys, logs: signed.logs, ..Commit::default() };
         self.fence(group, &answers, &mut commit)?;
         if !commit.logs.is_empty() || !commit.answered.is_empty() {
-            self.commit(&commit)?;
+            if let Err(err) = self.commit(&commit) {
+                self.shared.forget_unconfirmed(&commit.data_keys);
+                return Err(err);
+            }
             self.notify_subscribers(&commit, signed.personals);
         }
         for log in commit.logs.iter().filter(|log| log.keep_checkpoint) {
@@ -358,7 +393,8 @@ impl Sequencer {
     }
 
     /// Step 4, *publish*: the committed log states become the ones the next group builds on,
-    /// and the new data keys are known to be stored. In memory only, like what follows it
+    /// and the data keys the commit stored or checked are known to be durable (unless the cache
+    /// holds another key for the subject by now). In memory only, like what follows it
     /// (answering the callers): a crash after it loses nothing durable.
     fn publish(&mut self, states: Vec<(TenantId, LogState)>, data_keys: &[NewDataKey]) {
         for (tenant, state) in states {
@@ -367,8 +403,10 @@ impl Sequencer {
         if !data_keys.is_empty() {
             let mut keys = self.shared.keys.lock().expect("keys lock");
             for new_key in data_keys {
-                if let Some(cached) = keys.get_mut(&(new_key.tenant.clone(), new_key.subject.clone())) {
-                    cached.persisted = true;
+                if let Some(cached) = keys.get_mut(&(new_key.tenant.clone(), new_key.subject.clone()))
+                    && cached.wrapped == new_key.wrapped
+                {
+                    cached.held = Held::Durable;
                 }
             }
         }
@@ -382,6 +420,25 @@ impl Sequencer {
         self.logs.insert(tenant.clone(), state.clone());
         Ok(state)
     }
+}
+
+/// An inbox request's ticket, tenant, and the data keys its commit must check.
+type CheckedKeys = (u64, TenantId, Vec<NewDataKey>);
+
+/// The data keys each of the group's inbox requests relies on without storing them.
+fn checked_keys(group: &[Request]) -> Vec<CheckedKeys> {
+    group
+        .iter()
+        .filter_map(|request| {
+            let Reply::Inbox(ticket) = request.reply else { return None };
+            let keys: Vec<NewDataKey> = request
+                .items
+                .iter()
+                .filter_map(|item| item.as_ref().ok()?.new_key.clone().filter(|key| key.stored))
+                .collect();
+            (!keys.is_empty()).then(|| (ticket, request.tenant.clone(), keys))
+        })
+        .collect()
 }
 
 impl Plan {
