@@ -55,7 +55,8 @@ macro_rules! store_conformance_suite {
             checkpoint_history_is_bounded, a_log_that_grows_while_it_loads_still_loads,
             an_erasure_during_a_key_read_leaves_no_stale_key,
             an_erasure_during_a_read_leaves_no_stale_key,
-            a_commit_holding_a_stored_key_fails_whole, a_commit_checks_the_stored_data_keys_it_names);
+            a_commit_holding_a_stored_key_fails_whole, a_commit_checks_the_stored_data_keys_it_names,
+            an_event_naming_a_target_twice_is_found_once);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -2157,4 +2158,19 @@ fn bare_entry(index: u64, producer_id: &str) -> crate::store::NewEntry {
         entry: b"{}".to_vec(),
         sealed: None,
     }
+}
+
+/// An event may name the same target twice: it is stored, and found once by that target.
+pub fn an_event_naming_a_target_twice_is_found_once(harness: &dyn Harness) {
+    let engine = engine_over(harness.open(), EngineConfig::default());
+    let acme = tenant("acme");
+    engine.create_tenant(&acme, TenantPolicy::default()).unwrap();
+    let twice = event(
+        "twice",
+        json!({"targets": [{"type": "ticket", "id": "t-7"}, {"type": "ticket", "id": "t-7"}]}),
+    );
+    let outcomes = append(&engine, &acme, vec![twice, event("other", json!({}))]);
+    assert_eq!(outcomes.iter().map(stored_index).collect::<Vec<_>>(), vec![0, 1]);
+    let by_target = Filter { target: Some(("ticket".into(), "t-7".into())), ..Filter::default() };
+    assert_eq!(search_all_ids(&engine, &acme, &by_target, Order::OldestFirst), vec!["twice"]);
 }

@@ -308,7 +308,11 @@ impl<'a> EntryColumns<'a> {
         self.entry.push(&entry.entry);
         self.seal_subject.push(entry.sealed.as_ref().map(|(subject, _)| subject.as_str()));
         self.sealed.push(entry.sealed.as_ref().map(|(_, sealed)| sealed.as_slice()));
-        for (target_type, target_id) in &entry.targets {
+        // An entry may name a target twice; its row is written once.
+        for (i, (target_type, target_id)) in entry.targets.iter().enumerate() {
+            if entry.targets[..i].iter().any(|(t, id)| t == target_type && id == target_id) {
+                continue;
+            }
             self.target_tid.push(tid);
             self.target_type.push(target_type);
             self.target_id.push(target_id);
@@ -459,8 +463,7 @@ const COMMIT: &str = "WITH held AS (SELECT l.tid FROM leases l
             $23::text[], $24::bytea[], $25::text[], $26::bytea[])),
     put_targets AS (INSERT INTO event_targets (tid, type, id, time, idx, recorded_at)
         SELECT * FROM UNNEST($27::bigint[], $28::text[], $29::text[], $30::bigint[], $31::bigint[],
-            $32::bigint[])
-        ON CONFLICT DO NOTHING),
+            $32::bigint[])),
     put_tiles AS (INSERT INTO tiles (tid, level, idx, data)
         SELECT * FROM UNNEST($33::bigint[], $34::integer[], $35::bigint[], $36::bytea[])
         ON CONFLICT (tid, level, idx) DO UPDATE SET data = excluded.data),
@@ -1112,10 +1115,18 @@ impl Db {
         Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
     }
 
+    /// Deletes answered requests without waiting for the disk: a delete that a crash of the
+    /// server loses leaves answered rows, which no node takes again.
     pub(crate) async fn forget(&self, tickets: &[u64]) -> Result<()> {
         let client = self.client().await?;
         let tickets: Vec<i64> = tickets.iter().copied().map(int).collect();
-        execute(&client, "DELETE FROM inbox WHERE ticket = ANY($1)", &[&tickets]).await?;
+        query(
+            &client,
+            "WITH forgotten AS (DELETE FROM inbox WHERE ticket = ANY($1) RETURNING 1)
+             SELECT count(*), set_config('synchronous_commit', 'off', true) FROM forgotten",
+            &[&tickets],
+        )
+        .await?;
         Ok(())
     }
 
