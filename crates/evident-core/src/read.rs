@@ -104,7 +104,7 @@ impl Engine {
         let (event, personal) = match (&stored.sealed, access) {
             (None, _) => (skeleton, PersonalState::None),
             (Some(_), Access::Skeleton) => (skeleton, PersonalState::Withheld),
-            (Some((subject, sealed)), Access::Personal) => match self.data_key(tenant, subject)? {
+            (Some((subject, sealed)), Access::Personal) => match self.key_to_open(tenant, subject, sealed)? {
                 None => (skeleton, PersonalState::Erased),
                 Some(key) => match key.unseal(tenant.as_str(), &stored.event_id, sealed)? {
                     // Sealed under a key since erased; the subject has a new one.
@@ -369,7 +369,7 @@ impl Engine {
             let proof = inclusion_proof(LeafIndex(event.index), head.size, &source)?;
             let mut personal = None;
             if let (Access::Personal, Some((subject, sealed))) = (access, &event.sealed)
-                && let Some(key) = self.data_key(tenant, subject)?
+                && let Some(key) = self.key_to_open(tenant, subject, sealed)?
                 && let Some((salt, canonical)) = key.unseal(tenant.as_str(), &event.event_id, sealed)?
             {
                 let part: Value = serde_json::from_slice(&canonical).map_err(|err| {

@@ -120,6 +120,13 @@ impl DataKey {
         out
     }
 
+    /// Whether `sealed` names another key than this one (sealed before key ids: it cannot tell).
+    pub fn sealed_another(&self, sealed: &[u8]) -> bool {
+        sealed.first() == Some(&SEALED_WITH_KEY_ID)
+            && sealed.len() > 1 + KEY_ID_LEN
+            && sealed[1..1 + KEY_ID_LEN] != self.key_id()
+    }
+
     /// Opens a sealed personal part: answers the salt and the canonical personal JSON, or `None`
     /// when another key sealed it (one since destroyed: the subject was erased, then got a new
     /// key). A part this key sealed that does not open was altered: an integrity failure.
@@ -228,6 +235,7 @@ mod tests {
         assert_eq!((got_salt, plain.as_slice()), (salt, br#"{"/origin/ip":"10.0.0.1"}"#.as_slice()));
         assert!(unwrapped.unseal("acme", &[8; 16], &sealed).is_err(), "bound to the event");
         assert_eq!(DataKey::generate().unseal("acme", &[7; 16], &sealed).unwrap(), None, "another key's");
+        assert!(DataKey::generate().sealed_another(&sealed) && !unwrapped.sealed_another(&sealed));
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(unwrapped.unseal("acme", &[7; 16], &flipped).is_err(), "altered");

@@ -284,7 +284,7 @@ impl Sequencer {
         if self.shared.committed.receiver_count() > 0 {
             for prepared in items.iter_mut().filter_map(|item| item.as_mut().ok()) {
                 let Some((subject, sealed)) = &prepared.entry.sealed else { continue };
-                if let Ok(Some(key)) = self.shared.data_key(tenant, subject)
+                if let Ok(Some(key)) = self.shared.key_to_open(tenant, subject, sealed)
                     && let Ok(Some((_, canonical))) = key.unseal(tenant.as_str(), &prepared.event_id, sealed)
                 {
                     prepared.personal = Some(canonical);

@@ -195,6 +195,10 @@ enum Held {
     Durable,
 }
 
+/// How recently a cached data key must have been read for a part sealed under another key not
+/// to have it read again ([`Shared::key_to_open`]).
+const REREAD_AFTER: Duration = Duration::from_secs(1);
+
 /// Data keys in memory, by tenant and key name.
 type KeyCache = HashMap<(TenantId, String), CachedKey>;
 
@@ -547,9 +551,14 @@ impl Engine {
         &self.shared.master
     }
 
-    /// Opens a subject's data key for reading personal parts.
-    pub(crate) fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
-        self.shared.data_key(tenant, subject)
+    /// The data key to open a subject's sealed part with ([`Shared::key_to_open`]).
+    pub(crate) fn key_to_open(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        sealed: &[u8],
+    ) -> Result<Option<DataKey>> {
+        self.shared.key_to_open(tenant, subject, sealed)
     }
 
     /// Destroys every data key of a subject (its own and its months'): its personal parts can no
@@ -724,6 +733,27 @@ impl Shared {
             targets.push((format!("{}{field}", search::TARGET_PREFIX), token));
         }
         targets
+    }
+
+    /// The data key to open a subject's sealed part with. On a shared store a cached key may be
+    /// older than the part: another node erased the subject's key and sealed the part under a
+    /// new one, or the store lost the cached key and the part got a new one. A part sealed
+    /// under another key than the cached one has the key read from the store again, unless the
+    /// cached one was read less than [`REREAD_AFTER`] ago (so the parts of an erased key, all
+    /// sealed under another, do not each cost a read).
+    fn key_to_open(&self, tenant: &TenantId, subject: &str, sealed: &[u8]) -> Result<Option<DataKey>> {
+        if self.cluster.is_some() {
+            let mut keys = self.keys.lock().expect("keys lock");
+            let cache_key = (tenant.clone(), subject.to_owned());
+            if keys.get(&cache_key).is_some_and(|cached| {
+                cached.held != Held::Nothing
+                    && cached.cached_at.elapsed() >= REREAD_AFTER
+                    && cached.key.sealed_another(sealed)
+            }) {
+                keys.remove(&cache_key);
+            }
+        }
+        self.data_key(tenant, subject)
     }
 
     fn data_key(&self, tenant: &TenantId, subject: &str) -> Result<Option<DataKey>> {
