@@ -184,6 +184,11 @@ pub trait Cluster: Send + Sync {
     /// Deletes requests whose answers were taken.
     fn forget(&self, tickets: &[u64]) -> Result<()>;
 
+    /// Deletes requests answered more than `older_than` ago, which their node no longer waits
+    /// for (it gave up after its timeout, stopped, or its [`Cluster::forget`] was lost); answers
+    /// how many. Unanswered requests stay, whatever their age.
+    fn sweep_answered(&self, older_than: std::time::Duration) -> Result<u64>;
+
     /// Stores a subject's wrapped data key unless one is stored already, at once, and answers the
     /// stored one: nodes sealing for the same new subject at the same time must end up using one
     /// key. The answer may come before the key is durable (a crash of the store may lose it), so

@@ -1130,6 +1130,20 @@ impl Db {
         Ok(())
     }
 
+    /// A scan of the inbox (which holds only requests in flight, and these): no index serves
+    /// it, and none is worth its cost on every answer.
+    pub(crate) async fn sweep_answered(&self, older_than: Duration) -> Result<u64> {
+        let client = self.client().await?;
+        let millis = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        execute(
+            &client,
+            "DELETE FROM inbox WHERE answer IS NOT NULL
+             AND answered_at < now() - $1::bigint * interval '1 millisecond'",
+            &[&millis],
+        )
+        .await
+    }
+
     /// Inserts unless present and answers the stored key, in one statement. Its snapshot predates
     /// a concurrent insert it waited for, so it may see no row at all; then it asks again.
     pub(crate) async fn ensure_data_key(

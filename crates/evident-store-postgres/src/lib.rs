@@ -512,6 +512,10 @@ impl Cluster for PgStore {
         self.run(move |db| async move { db.forget(&tickets).await })
     }
 
+    fn sweep_answered(&self, older_than: Duration) -> Result<u64> {
+        self.run(move |db| async move { db.sweep_answered(older_than).await })
+    }
+
     fn ensure_data_key(&self, tenant: &TenantId, subject: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
         let (tenant, subject, wrapped) = (tenant.clone(), subject.to_owned(), wrapped.to_vec());
         self.run(move |db| async move { db.ensure_data_key(&tenant, &subject, &wrapped).await })

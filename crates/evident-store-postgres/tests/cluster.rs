@@ -255,6 +255,30 @@ fn inbox_answers_are_written_with_the_commit() {
     assert!(cluster.answers(&[third]).unwrap().is_empty());
 }
 
+/// Answers no node took (its node gave up waiting, stopped, or its delete was lost) are swept
+/// once old enough; younger answers, and requests not yet answered however old, stay.
+#[test]
+fn old_answers_nobody_took_are_swept() {
+    let (schema, store, acme) = store_with_acme();
+    let cluster = cluster(&store);
+    let (old, young, waiting) = (
+        cluster.enqueue(&acme, b"old").unwrap(),
+        cluster.enqueue(&acme, b"young").unwrap(),
+        cluster.enqueue(&acme, b"waiting").unwrap(),
+    );
+    let mut commit = grow(&acme, 0, 1);
+    commit.answered = vec![(old, b"stored".to_vec()), (young, b"stored".to_vec())];
+    store.commit(&commit).unwrap();
+    schema.sql(&format!(
+        "UPDATE inbox SET answered_at = now() - interval '2 hours' WHERE ticket = {old};
+         UPDATE inbox SET created_at = now() - interval '2 hours' WHERE ticket = {waiting}"
+    ));
+    assert_eq!(cluster.sweep_answered(Duration::from_secs(3600)).unwrap(), 1);
+    assert_eq!(cluster.answers(&[old, young]).unwrap(), vec![(young, b"stored".to_vec())]);
+    assert_eq!(cluster.pending(&acme, 10).unwrap(), vec![(waiting, b"waiting".to_vec())]);
+    assert_eq!(cluster.sweep_answered(Duration::from_secs(3600)).unwrap(), 0);
+}
+
 #[test]
 fn nodes_sealing_for_one_new_subject_agree_on_its_key() {
     let (schema, store, acme) = store_with_acme();

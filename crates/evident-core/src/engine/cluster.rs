@@ -19,6 +19,9 @@ use crate::append::{Outcome, Prepared};
 use crate::error::{Error, Result};
 use crate::store::{Commit, Fence, NewDataKey, TenantId};
 
+/// How often each node deletes answered inbox requests no node waits for any more.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// This node's part in a cluster of nodes sharing one store.
 pub(super) struct ClusterNode {
     /// Tenants whose lease this node holds: epoch, and when the store last confirmed it.
@@ -110,8 +113,16 @@ impl Shared {
         let store = self.store.cluster().expect("a shared store");
         let node = self.config.node_id.as_str();
         let ttl = self.config.lease_ttl;
+        let mut swept = Instant::now();
         while !cluster.stop.load(Ordering::SeqCst) {
             let round = Instant::now();
+            // Answers no node waits for any more: twice the forwarding timeout after them.
+            if swept.elapsed() >= SWEEP_EVERY {
+                swept = Instant::now();
+                if let Err(err) = store.sweep_answered(self.config.forward_timeout * 2) {
+                    tracing::warn!(error = %err, "cannot delete old answered inbox requests");
+                }
+            }
             match self.store.tenants() {
                 Err(err) => tracing::warn!(error = %err, "cannot list tenants for leases"),
                 Ok(tenants) => {
