@@ -370,58 +370,6 @@ fn lease_lost(commit: &Commit, tids: &HashMap<&TenantId, i64>, held: &[Row]) -> 
     ))
 }
 
-/// Why [`COMMIT`]'s checks failed, read after it rolled back: a lease of its fence this node no
-/// longer holds, a log head another writer moved (with the head's size now), or else a data key
-/// that is no longer the one the entries were sealed with.
-async fn refused(
-    client: &Client,
-    commit: &Commit,
-    tids: &HashMap<&TenantId, i64>,
-    columns: &CommitColumns<'_>,
-) -> Error {
-    if commit.fence.is_some() {
-        let held =
-            match query(client, HELD_LEASES, &[&columns.lease_tids, &columns.epochs, &columns.node]).await {
-                Ok(held) => held,
-                Err(err) => return err,
-            };
-        if held.len() < columns.lease_tids.len() {
-            return lease_lost(commit, tids, &held);
-        }
-    }
-    for log in &commit.logs {
-        let rows = match query(client, "SELECT size FROM logs WHERE tid = $1", &[&tids[&log.tenant]]).await {
-            Ok(rows) => rows,
-            Err(err) => return err,
-        };
-        let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
-        if current != int(log.old_size.0) {
-            return Error::Conflict(format!(
-                "log of {} is at size {current}, not {}: another writer moved it",
-                log.tenant, log.old_size
-            ));
-        }
-    }
-    for key in commit.data_keys.iter().filter(|key| key.stored) {
-        let stored = match query_opt(
-            client,
-            "SELECT wrapped FROM data_keys WHERE tid = $1 AND subject = $2",
-            &[&tids[&key.tenant], &key.subject],
-        )
-        .await
-        {
-            Ok(row) => row.map(|row| row.get::<_, Vec<u8>>(0)),
-            Err(err) => return err,
-        };
-        if stored.as_ref() != Some(&key.wrapped) {
-            return evident_core::store::data_key_changed(&key.tenant);
-        }
-    }
-    Error::Conflict(
-        "the commit's leases, log heads or data keys changed while it ran: another writer moved them".into(),
-    )
-}
-
 /// A whole commit in one statement, so in one round trip: sent alone (its own implicit
 /// transaction), it commits at its `Sync`, and its answer comes after the commit is durable.
 ///
@@ -806,7 +754,7 @@ impl Db {
 
     /// One statement ([`COMMIT`]), so one round trip and one transaction: a crash before the
     /// server commits it leaves nothing of it (only, perhaps, an empty monthly partition created
-    /// beforehand); after it, all of it. A check that fails aborts it; [`refused`] then says why.
+    /// beforehand); after it, all of it. A check that fails aborts it; [`Db::refusal`] then says why.
     pub(crate) async fn commit(&self, commit: &Commit) -> Result<()> {
         let client = self.writer_client().await?;
         let tids = self.commit_tids(&client, commit).await?;
@@ -819,10 +767,48 @@ impl Db {
         match client.query(&statement, &columns.params()).await {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some(&SqlState::DIVISION_BY_ZERO) => {
-                Err(refused(&client, commit, &tids, &columns).await)
+                Err(self.refusal(&client, commit, &tids, &columns).await.unwrap_or_else(|err| err))
             }
             Err(err) => Err(write_failed(err)),
         }
+    }
+
+    /// Why [`COMMIT`]'s checks failed, read after it rolled back: a lease of its fence this node
+    /// no longer holds, a log head another writer moved (with the head's size now), or else a
+    /// data key that is no longer the one the entries were sealed with.
+    async fn refusal(
+        &self,
+        client: &Client,
+        commit: &Commit,
+        tids: &HashMap<&TenantId, i64>,
+        columns: &CommitColumns<'_>,
+    ) -> Result<Error> {
+        if commit.fence.is_some() {
+            let held =
+                query(client, HELD_LEASES, &[&columns.lease_tids, &columns.epochs, &columns.node]).await?;
+            if held.len() < columns.lease_tids.len() {
+                return Ok(lease_lost(commit, tids, &held));
+            }
+        }
+        for log in &commit.logs {
+            let rows = query(client, "SELECT size FROM logs WHERE tid = $1", &[&tids[&log.tenant]]).await?;
+            let current = rows.first().map_or(0, |row| row.get::<_, i64>(0));
+            if current != int(log.old_size.0) {
+                return Ok(Error::Conflict(format!(
+                    "log of {} is at size {current}, not {}: another writer moved it",
+                    log.tenant, log.old_size
+                )));
+            }
+        }
+        for key in commit.data_keys.iter().filter(|key| key.stored) {
+            if self.data_key(&key.tenant, &key.subject).await?.as_ref() != Some(&key.wrapped) {
+                return Ok(evident_core::store::data_key_changed(&key.tenant));
+            }
+        }
+        Ok(Error::Conflict(
+            "the commit's leases, log heads or data keys changed while it ran: another writer moved them"
+                .into(),
+        ))
     }
 
     /// The number of every tenant a commit names: its logs, data keys and leases.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use evident_core::event::TenantPolicy;
 use evident_core::store::{
     ApiKeyRecord, Column, Commit, Condition, EventIndex, Existing, KeyStore, LeafTiles, LogHead, LogStore,
-    Role, ScannedEntry, SearchPlan, StoredEvent, TenantId, answer_tile,
+    NewDataKey, Role, ScannedEntry, SearchPlan, StoredEvent, TenantId, answer_tile,
 };
 use evident_core::{Error, Result};
 use evident_tlog::{TileId, TreeSize};
@@ -186,6 +186,32 @@ impl Drop for Checkpointer {
 }
 
 impl SqliteStore {
+    /// A commit's data keys, in its transaction: a key made for it is stored unless the subject
+    /// has one; a key named as stored must be the subject's ([`NewDataKey::stored`]).
+    fn write_data_keys(&self, tx: &rusqlite::Transaction<'_>, keys: &[NewDataKey]) -> Result<()> {
+        let mut insert_key = tx
+            .prepare_cached("INSERT OR IGNORE INTO data_keys (tid, subject, wrapped) VALUES (?1, ?2, ?3)")
+            .map_err(storage)?;
+        let mut read_key = tx
+            .prepare_cached("SELECT wrapped FROM data_keys WHERE tid = ?1 AND subject = ?2")
+            .map_err(storage)?;
+        for key in keys {
+            let tid = self.tid(&key.tenant)?;
+            if !key.stored {
+                insert_key.execute(params![tid, key.subject, key.wrapped]).map_err(storage)?;
+                continue;
+            }
+            let stored: Option<Vec<u8>> = read_key
+                .query_row(params![tid, key.subject], |row| row.get(0))
+                .optional()
+                .map_err(storage)?;
+            if stored.as_ref() != Some(&key.wrapped) {
+                return Err(evident_core::store::data_key_changed(&key.tenant));
+            }
+        }
+        Ok(())
+    }
+
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         SqliteStore::open_with_index_parts(path, parts::DEFAULT_SHIFT)
@@ -714,26 +740,7 @@ impl LogStore for SqliteStore {
         let mut writer = self.writer.lock().expect("writer lock");
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
         {
-            let mut insert_key = tx
-                .prepare_cached("INSERT OR IGNORE INTO data_keys (tid, subject, wrapped) VALUES (?1, ?2, ?3)")
-                .map_err(storage)?;
-            let mut read_key = tx
-                .prepare_cached("SELECT wrapped FROM data_keys WHERE tid = ?1 AND subject = ?2")
-                .map_err(storage)?;
-            for key in &commit.data_keys {
-                let tid = self.tid(&key.tenant)?;
-                if !key.stored {
-                    insert_key.execute(params![tid, key.subject, key.wrapped]).map_err(storage)?;
-                    continue;
-                }
-                let stored: Option<Vec<u8>> = read_key
-                    .query_row(params![tid, key.subject], |row| row.get(0))
-                    .optional()
-                    .map_err(storage)?;
-                if stored.as_ref() != Some(&key.wrapped) {
-                    return Err(evident_core::store::data_key_changed(&key.tenant));
-                }
-            }
+            self.write_data_keys(&tx, &commit.data_keys)?;
             let mut insert_event = tx
                 .prepare_cached(
                     "INSERT INTO events (rid, tid, event_id, source, producer_id, idempotency, time, recorded_at,

@@ -766,7 +766,7 @@ impl Shared {
         // Kept for the reads after this one. When the cache is full, reads do not make room:
         // writes do (`key_for_writing`).
         if keys.len() < self.config.key_cache_capacity {
-            let held = self.stored_is_durable();
+            let held = self.held_when_read();
             keys.entry((tenant.clone(), subject.to_owned()))
                 .or_insert_with(|| CachedKey::new(key.clone(), wrapped, held));
         }
@@ -813,7 +813,7 @@ impl Shared {
 
     /// How a key read from the store is held: durably on a single-node store (its keys are
     /// written by durable commits), perhaps not on a shared one ([`Cluster::ensure_data_key`]).
-    fn stored_is_durable(&self) -> Held {
+    fn held_when_read(&self) -> Held {
         if self.store.cluster().is_some() { Held::Unconfirmed } else { Held::Durable }
     }
 
@@ -860,7 +860,7 @@ impl Shared {
         if keys.len() >= self.config.key_cache_capacity {
             keys.retain(|_, cached| cached.held == Held::Nothing);
         }
-        let held = self.stored_is_durable();
+        let held = self.held_when_read();
         let cached = match keys.entry(cache_key) {
             std::collections::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
             std::collections::hash_map::Entry::Vacant(vacant) => {
