@@ -171,22 +171,18 @@ pub trait Cluster: Send + Sync {
     /// Stores a request for the tenant's leader durably; answers its ticket.
     fn enqueue(&self, tenant: &TenantId, request: &[u8]) -> Result<u64>;
 
-    /// The tenants that have unanswered requests: one cheap question per poll, however many
-    /// tenants a leader leads.
-    fn tenants_with_pending(&self) -> Result<Vec<TenantId>>;
+    /// Up to `limit` unanswered requests of the given tenants (those this node leads), oldest
+    /// first: one question per poll, however many tenants a leader leads.
+    fn pending(&self, tenants: &[TenantId], limit: usize) -> Result<Vec<(TenantId, u64, Vec<u8>)>>;
 
-    /// Up to `limit` unanswered requests of the tenant, oldest first.
-    fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
-
-    /// The answers of those of `tickets` that have one.
-    fn answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>>;
-
-    /// Deletes requests whose answers were taken.
-    fn forget(&self, tickets: &[u64]) -> Result<()>;
+    /// The answers of those of `tickets` that have one, and their requests deleted in the same
+    /// step: the node that queued them takes each answer once. The delete need not be durable;
+    /// one a crash of the store loses leaves an answered request, which no node takes again.
+    fn take_answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>>;
 
     /// Deletes requests answered more than `older_than` ago, which their node no longer waits
-    /// for (it gave up after its timeout, stopped, or its [`Cluster::forget`] was lost); answers
-    /// how many. Unanswered requests stay, whatever their age.
+    /// for (it gave up after its timeout, stopped, or the delete of [`Cluster::take_answers`] was
+    /// lost); answers how many. Unanswered requests stay, whatever their age.
     fn sweep_answered(&self, older_than: std::time::Duration) -> Result<u64>;
 
     /// Stores a subject's wrapped data key unless one is stored already, at once, and answers the

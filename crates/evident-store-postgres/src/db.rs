@@ -1059,61 +1059,52 @@ impl Db {
         Ok(rows[0].get::<_, i64>(0) as u64)
     }
 
-    pub(crate) async fn tenants_with_pending(&self) -> Result<Vec<TenantId>> {
+    pub(crate) async fn pending(
+        &self,
+        tenants: &[TenantId],
+        limit: usize,
+    ) -> Result<Vec<(TenantId, u64, Vec<u8>)>> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
         let client = self.client().await?;
-        // A loose index scan over `inbox_pending` (tid, ticket) WHERE answer IS NULL: one probe per
-        // tenant with requests, none for the others.
+        let mut tids = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            tids.push(self.tid(&client, tenant).await?);
+        }
+        // One probe of `inbox_pending` (tid, ticket) WHERE answer IS NULL per tenant.
         let rows = query(
             &client,
-            "WITH RECURSIVE t AS (
-                 (SELECT tid FROM inbox WHERE answer IS NULL ORDER BY tid LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT i.tid FROM inbox i WHERE i.answer IS NULL AND i.tid > t.tid ORDER BY i.tid LIMIT 1)
-                 FROM t WHERE t.tid IS NOT NULL)
-             SELECT n.name FROM t JOIN tenants n ON n.tid = t.tid",
-            &[],
+            "SELECT tid, ticket, request FROM inbox
+             WHERE tid = ANY($1) AND answer IS NULL ORDER BY ticket LIMIT $2",
+            &[&tids, &int(limit as u64)],
         )
         .await?;
-        rows.iter().map(|row| TenantId::new(row.get::<_, &str>(0))).collect()
+        rows.iter()
+            .map(|row| {
+                let tid: i64 = row.get(0);
+                let at = tids.iter().position(|t| *t == tid).expect("a tenant asked for");
+                Ok((tenants[at].clone(), row.get::<_, i64>(1) as u64, row.get(2)))
+            })
+            .collect()
     }
 
-    pub(crate) async fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let client = self.client().await?;
-        let tid = self.tid(&client, tenant).await?;
-        let rows = query(
-            &client,
-            "SELECT ticket, request FROM inbox WHERE tid = $1 AND answer IS NULL ORDER BY ticket LIMIT $2",
-            &[&tid, &int(limit as u64)],
-        )
-        .await?;
-        Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
-    }
-
-    pub(crate) async fn answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
+    /// Reads and deletes the answered requests among `tickets` in one statement, without
+    /// waiting for the disk: the answers were durable before they were visible, and a delete
+    /// that a crash of the server loses leaves answered rows, which no node takes again.
+    pub(crate) async fn take_answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
         let client = self.client().await?;
         let tickets: Vec<i64> = tickets.iter().copied().map(int).collect();
         let rows = query(
             &client,
-            "SELECT ticket, answer FROM inbox WHERE ticket = ANY($1) AND answer IS NOT NULL ORDER BY ticket",
+            "WITH taken AS (DELETE FROM inbox WHERE ticket = ANY($1) AND answer IS NOT NULL
+                            RETURNING ticket, answer)
+             SELECT ticket, answer, set_config('synchronous_commit', 'off', true) FROM taken
+             ORDER BY ticket",
             &[&tickets],
         )
         .await?;
         Ok(rows.iter().map(|row| (row.get::<_, i64>(0) as u64, row.get(1))).collect())
-    }
-
-    /// Deletes answered requests without waiting for the disk: a delete that a crash of the
-    /// server loses leaves answered rows, which no node takes again.
-    pub(crate) async fn forget(&self, tickets: &[u64]) -> Result<()> {
-        let client = self.client().await?;
-        let tickets: Vec<i64> = tickets.iter().copied().map(int).collect();
-        query(
-            &client,
-            "WITH forgotten AS (DELETE FROM inbox WHERE ticket = ANY($1) RETURNING 1)
-             SELECT count(*), set_config('synchronous_commit', 'off', true) FROM forgotten",
-            &[&tickets],
-        )
-        .await?;
-        Ok(())
     }
 
     /// A scan of the inbox (which holds only requests in flight, and these): no index serves

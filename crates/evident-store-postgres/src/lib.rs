@@ -493,23 +493,14 @@ impl Cluster for PgStore {
         self.run(move |db| async move { db.enqueue(&tenant, &request).await })
     }
 
-    fn tenants_with_pending(&self) -> Result<Vec<TenantId>> {
-        self.run(|db| async move { db.tenants_with_pending().await })
+    fn pending(&self, tenants: &[TenantId], limit: usize) -> Result<Vec<(TenantId, u64, Vec<u8>)>> {
+        let tenants = tenants.to_vec();
+        self.run(move |db| async move { db.pending(&tenants, limit).await })
     }
 
-    fn pending(&self, tenant: &TenantId, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let tenant = tenant.clone();
-        self.run(move |db| async move { db.pending(&tenant, limit).await })
-    }
-
-    fn answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
+    fn take_answers(&self, tickets: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
         let tickets = tickets.to_vec();
-        self.run(move |db| async move { db.answers(&tickets).await })
-    }
-
-    fn forget(&self, tickets: &[u64]) -> Result<()> {
-        let tickets = tickets.to_vec();
-        self.run(move |db| async move { db.forget(&tickets).await })
+        self.run(move |db| async move { db.take_answers(&tickets).await })
     }
 
     fn sweep_answered(&self, older_than: Duration) -> Result<u64> {

@@ -207,52 +207,64 @@ fn inbox_answers_are_written_with_the_commit() {
     let second = cluster.enqueue(&acme, b"two").unwrap();
     let third = cluster.enqueue(&acme, &[0, 255]).unwrap();
     assert!(first < second && second < third);
+    let acme_s = |ticket: u64, request: &[u8]| (acme.clone(), ticket, request.to_vec());
     assert_eq!(
-        cluster.pending(&acme, 10).unwrap(),
-        vec![(first, b"one".to_vec()), (second, b"two".to_vec()), (third, vec![0, 255])]
+        cluster.pending(std::slice::from_ref(&acme), 10).unwrap(),
+        vec![acme_s(first, b"one"), acme_s(second, b"two"), acme_s(third, &[0, 255])]
     );
-    assert_eq!(cluster.pending(&acme, 1).unwrap(), vec![(first, b"one".to_vec())]);
+    assert_eq!(cluster.pending(std::slice::from_ref(&acme), 1).unwrap(), vec![acme_s(first, b"one")]);
     let other = tenant("other");
     store.create_tenant(&other, &TenantPolicy::default()).unwrap();
-    assert!(cluster.pending(&other, 10).unwrap().is_empty());
-    assert_eq!(cluster.tenants_with_pending().unwrap(), vec![acme.clone()]);
+    assert!(cluster.pending(std::slice::from_ref(&other), 10).unwrap().is_empty());
+    assert!(cluster.pending(&[], 10).unwrap().is_empty(), "a node leading nothing takes nothing");
     let late = cluster.enqueue(&other, b"late").unwrap();
-    let mut waiting = cluster.tenants_with_pending().unwrap();
-    waiting.sort();
-    assert_eq!(waiting, vec![acme.clone(), other.clone()]);
-    cluster.forget(&[late]).unwrap();
-    assert_eq!(cluster.tenants_with_pending().unwrap(), vec![acme.clone()]);
-    assert!(cluster.answers(&[first, second, third]).unwrap().is_empty());
+    // Several tenants in one question, oldest first; only those asked for.
+    assert_eq!(
+        cluster.pending(&[other.clone(), acme.clone()], 10).unwrap(),
+        vec![
+            acme_s(first, b"one"),
+            acme_s(second, b"two"),
+            acme_s(third, &[0, 255]),
+            (other.clone(), late, b"late".to_vec())
+        ]
+    );
+    assert_eq!(cluster.pending(std::slice::from_ref(&other), 10).unwrap().len(), 1);
+    assert!(cluster.take_answers(&[first, second, third, late]).unwrap().is_empty());
+    assert_eq!(cluster.pending(&[acme.clone(), other.clone()], 10).unwrap().len(), 4, "unanswered stay");
 
     // Answered in the commit that makes the events durable.
     let mut commit = grow(&acme, 0, 1);
     commit.answered = vec![(first, b"stored at 0".to_vec())];
     store.commit(&commit).unwrap();
-    assert_eq!(cluster.answers(&[first, second]).unwrap(), vec![(first, b"stored at 0".to_vec())]);
-    assert_eq!(cluster.pending(&acme, 10).unwrap().iter().map(|p| p.0).collect::<Vec<_>>(), [second, third]);
+    assert_eq!(
+        cluster.pending(std::slice::from_ref(&acme), 10).unwrap().iter().map(|p| p.1).collect::<Vec<_>>(),
+        [second, third]
+    );
 
     // A commit that fails (here on its compare-and-swap) answers nothing.
     let mut stale = grow(&acme, 0, 1);
     stale.answered = vec![(second, b"never".to_vec())];
     assert!(matches!(store.commit(&stale), Err(Error::Conflict(_))));
-    assert!(cluster.answers(&[second]).unwrap().is_empty());
     assert_eq!(size(&store, &acme), 1);
 
-    // Answers of a fenced commit too, and taken answers are forgotten.
+    // Answers of a fenced commit too.
     cluster.acquire_lease(&acme, "node-a", Duration::from_secs(60)).unwrap();
     let mut commit = fenced(grow(&acme, 1, 1), "node-a", &[(&acme, 1)]);
     commit.answered = vec![(second, b"stored at 1".to_vec()), (third, Vec::new())];
     store.commit(&commit).unwrap();
+    assert!(cluster.pending(std::slice::from_ref(&acme), 10).unwrap().is_empty());
+
+    // An answer is taken once: taking it deletes its request; unanswered ones stay.
     assert_eq!(
-        cluster.answers(&[third, first, second]).unwrap(),
-        vec![(first, b"stored at 0".to_vec()), (second, b"stored at 1".to_vec()), (third, Vec::new())]
+        cluster.take_answers(&[third, first, late, 999_999]).unwrap(),
+        vec![(first, b"stored at 0".to_vec()), (third, Vec::new())]
     );
-    assert!(cluster.pending(&acme, 10).unwrap().is_empty());
-    assert!(cluster.tenants_with_pending().unwrap().is_empty(), "answered requests wait for nobody");
-    cluster.forget(&[first, second]).unwrap();
-    assert_eq!(cluster.answers(&[first, second, third]).unwrap(), vec![(third, Vec::new())]);
-    cluster.forget(&[third, 999_999]).unwrap();
-    assert!(cluster.answers(&[third]).unwrap().is_empty());
+    assert!(cluster.take_answers(&[first, third]).unwrap().is_empty(), "taken already");
+    assert_eq!(cluster.take_answers(&[first, second]).unwrap(), vec![(second, b"stored at 1".to_vec())]);
+    assert_eq!(
+        cluster.pending(&[acme.clone(), other.clone()], 10).unwrap(),
+        vec![(other.clone(), late, b"late".to_vec())]
+    );
 }
 
 /// Answers no node took (its node gave up waiting, stopped, or its delete was lost) are swept
@@ -274,8 +286,11 @@ fn old_answers_nobody_took_are_swept() {
          UPDATE inbox SET created_at = now() - interval '2 hours' WHERE ticket = {waiting}"
     ));
     assert_eq!(cluster.sweep_answered(Duration::from_secs(3600)).unwrap(), 1);
-    assert_eq!(cluster.answers(&[old, young]).unwrap(), vec![(young, b"stored".to_vec())]);
-    assert_eq!(cluster.pending(&acme, 10).unwrap(), vec![(waiting, b"waiting".to_vec())]);
+    assert_eq!(
+        cluster.pending(std::slice::from_ref(&acme), 10).unwrap(),
+        vec![(acme.clone(), waiting, b"waiting".to_vec())]
+    );
+    assert_eq!(cluster.take_answers(&[old, young]).unwrap(), vec![(young, b"stored".to_vec())]);
     assert_eq!(cluster.sweep_answered(Duration::from_secs(3600)).unwrap(), 0);
 }
 

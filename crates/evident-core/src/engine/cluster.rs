@@ -67,7 +67,12 @@ impl Shared {
         let cluster = self.cluster.as_ref()?;
         let leases = cluster.leases.lock().expect("leases lock");
         let (epoch, confirmed) = leases.get(tenant)?;
-        (confirmed.elapsed() < self.config.lease_ttl * 3 / 4).then_some(*epoch)
+        self.still_held(*confirmed).then_some(*epoch)
+    }
+
+    /// Whether a lease the store confirmed at `confirmed` cannot have expired yet.
+    fn still_held(&self, confirmed: Instant) -> bool {
+        confirmed.elapsed() < self.config.lease_ttl * 3 / 4
     }
 
     /// Puts a request in the store's inbox for the tenant's leader and registers the caller to
@@ -171,10 +176,9 @@ impl Shared {
                 return;
             }
             if !tickets.is_empty() {
-                match store.answers(&tickets) {
+                match store.take_answers(&tickets) {
                     Err(err) => tracing::warn!(error = %err, "cannot read inbox answers"),
                     Ok(answers) => {
-                        let done: Vec<u64> = answers.iter().map(|(ticket, _)| *ticket).collect();
                         let mut waiting = cluster.waiting.lock().expect("waiting lock");
                         for (ticket, answer) in answers {
                             if let Some(Waiting { reply, queued, checked, .. }) = waiting.remove(&ticket) {
@@ -185,12 +189,6 @@ impl Shared {
                                 }
                                 let _ = reply.send(answer);
                             }
-                        }
-                        drop(waiting);
-                        if !done.is_empty()
-                            && let Err(err) = store.forget(&done)
-                        {
-                            tracing::warn!(error = %err, "cannot delete answered inbox requests");
                         }
                     }
                 }
@@ -241,47 +239,40 @@ impl Sequencer {
         *group = kept;
     }
 
-    /// On a shared store: adds requests other nodes queued for the tenants this node leads.
+    /// On a shared store: adds requests other nodes queued for the tenants this node leads. A
+    /// node that leads no tenant asks the store nothing.
     pub(super) fn take_inbox(&mut self, group: &mut Vec<Request>, room: usize) {
         let cluster = self.shared.cluster.as_ref().expect("a shared store");
         let store = self.shared.store.cluster().expect("a shared store");
-        let waiting = match store.tenants_with_pending() {
-            Ok(waiting) => waiting,
+        let led: Vec<(TenantId, u64)> = {
+            let leases = cluster.leases.lock().expect("leases lock");
+            leases
+                .iter()
+                .filter(|(_, (_, confirmed))| self.shared.still_held(*confirmed))
+                .map(|(tenant, (epoch, _))| (tenant.clone(), *epoch))
+                .collect()
+        };
+        if led.is_empty() || room == 0 {
+            return;
+        }
+        let tenants: Vec<TenantId> = led.iter().map(|(tenant, _)| tenant.clone()).collect();
+        let pending = match store.pending(&tenants, room.min(256)) {
+            Ok(pending) => pending,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the inbox");
                 return;
             }
         };
-        let led: Vec<TenantId> = {
-            let leases = cluster.leases.lock().expect("leases lock");
-            waiting.into_iter().filter(|tenant| leases.contains_key(tenant)).collect()
-        };
-        let mut room = room;
-        for tenant in led {
-            let Some(epoch) = self.shared.held(&tenant) else { continue };
-            if room == 0 {
-                break;
-            }
-            let pending = match store.pending(&tenant, room.min(256)) {
-                Ok(pending) => pending,
-                Err(err) => {
-                    tracing::warn!(%tenant, error = %err, "cannot read the inbox");
-                    continue;
-                }
-            };
-            if pending.is_empty() {
-                continue;
-            }
+        for (tenant, ticket, request) in pending {
+            let epoch =
+                led.iter().find(|(led, _)| *led == tenant).map(|(_, epoch)| *epoch).expect("asked for");
             if self.epochs.get(&tenant) != Some(&epoch) {
                 self.logs.remove(&tenant);
                 self.epochs.insert(tenant.clone(), epoch);
             }
-            for (ticket, request) in pending {
-                let request = self.inbox_request(&tenant, ticket, &request);
-                room = room.saturating_sub(request.items.len());
-                self.shared.stats.inbox_requests.fetch_add(1, Ordering::Relaxed);
-                group.push(request);
-            }
+            let request = self.inbox_request(&tenant, ticket, &request);
+            self.shared.stats.inbox_requests.fetch_add(1, Ordering::Relaxed);
+            group.push(request);
         }
     }
 
