@@ -424,10 +424,10 @@ impl Engine {
     /// Appends validated events and waits until they are durable: one outcome per event, in
     /// order. Blocks the calling thread; use [`Engine::append_async`] from async code.
     ///
-    /// A caller alone with the engine (no other request unanswered, a single-node store, the
-    /// sequencer idle) commits its request on its own thread instead of handing it to the
-    /// sequencer's and waiting to be woken: the same group steps, one thread hand-off each way
-    /// less.
+    /// A caller alone with the engine (no other request unanswered, the sequencer idle; on a
+    /// shared store, this node leading the tenant) commits its request on its own thread
+    /// instead of handing it to the sequencer's and waiting to be woken: the same group steps,
+    /// one thread hand-off each way less.
     pub fn append(&self, tenant: &TenantId, events: Vec<Validated>) -> Result<Vec<Outcome>> {
         let begun = Instant::now();
         let _caller = Caller::enter(&self.shared.callers);
@@ -490,14 +490,21 @@ impl Engine {
         let guard = self.sender.lock().expect("sender lock");
         let Some(sender) = guard.as_ref() else { return Err(Error::ShuttingDown) };
         if how == Submit::MayCommitHere
-            && self.shared.cluster.is_none()
             && self.shared.callers.load(Ordering::Acquire) == 1
             && let Ok(mut core) = self.core.try_lock()
         {
             drop(guard);
             request.queued.release();
-            // Answers `reply` before it returns.
-            core.process(vec![request]);
+            let mut group = vec![request];
+            // On a shared store: fenced by this node's lease, or forwarded if it was just lost.
+            // Other nodes' requests wait for the sequencer thread's next look at the inbox.
+            if self.shared.cluster.is_some() {
+                core.route(&mut group);
+            }
+            if !group.is_empty() {
+                // Answers `reply` before it returns.
+                core.process(group);
+            }
             return Ok(receiver);
         }
         // A request the sequencer can no longer take (its thread ended) gives its slots back as
