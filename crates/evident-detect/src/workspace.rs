@@ -380,7 +380,13 @@ impl TenantWorkspace {
     /// Opens findings whose `evident.finding.opened` events are durable at the given indices.
     /// Answers their records and the webhooks to deliver them to (each to those whose
     /// `min_severity` it reaches).
-    pub fn open_findings(&self, recorded: Vec<(Finding, u64)>) -> Vec<(FindingRecord, Vec<Webhook>)> {
+    ///
+    /// A handler records a change before it applies it; the finding of an event recorded in
+    /// between waits for the change (the [`Editor`]'s lock), so it goes to the webhooks as they
+    /// stand after every change recorded before it: a new webhook gets the finding of its own
+    /// creation, a deleted one nothing more.
+    pub async fn open_findings(&self, recorded: Vec<(Finding, u64)>) -> Vec<(FindingRecord, Vec<Webhook>)> {
+        let _serial = self.changes.lock().await;
         let opened_at = Micros::now().to_rfc3339();
         let mut detection = self.lock();
         let mut opened = Vec::with_capacity(recorded.len());
@@ -769,7 +775,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
-        detect.open_findings(vec![(finding("fnd_1"), 7)]);
+        detect.open_findings(vec![(finding("fnd_1"), 7)]).await;
         let (resolved, dismissed) = tokio::join!(
             change_status(&detect, Status::Resolved),
             change_status(&detect, Status::FalsePositive)
@@ -831,12 +837,49 @@ mod tests {
         assert_ne!(reopened.webhook_secret(&tenant(), "wh_other"), secret);
     }
 
+    /// Opens `id` on a task of its own, as the detector does while a handler edits.
+    fn open_aside(detect: &Arc<TenantWorkspace>, id: &str) -> tokio::task::JoinHandle<Vec<Webhook>> {
+        let (detect, id) = (Arc::clone(detect), id.to_owned());
+        tokio::spawn(async move {
+            let mut opened = detect.open_findings(vec![(finding(&id), 7)]).await;
+            opened.pop().expect("one finding").1
+        })
+    }
+
+    /// A handler records a webhook change before applying it, and the detector may open a finding
+    /// for that very event in between: it waits for the change, so a new webhook gets the finding
+    /// of its own creation and a deleted one gets nothing more.
+    #[tokio::test]
+    async fn a_finding_opened_during_a_webhook_change_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = open(&dir);
+        let detect = workspace.tenant(&tenant()).unwrap();
+        let mut editor = detect.edit().await;
+        let webhook =
+            editor.check_create_webhook("http://127.0.0.1:9/".into(), Severity::Low, String::new()).unwrap();
+        let opening = open_aside(&detect, "fnd_1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!opening.is_finished(), "a finding was opened in the middle of a webhook change");
+        editor.apply_webhook_change(WebhookChange::Create(webhook.clone())).unwrap();
+        drop(editor);
+        assert_eq!(opening.await.unwrap(), std::slice::from_ref(&webhook), "the new webhook gets it");
+
+        let mut editor = detect.edit().await;
+        let change = editor.check_delete_webhook(&webhook.id).unwrap();
+        let opening = open_aside(&detect, "fnd_2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!opening.is_finished(), "a finding was opened in the middle of a webhook change");
+        editor.apply_webhook_change(change).unwrap();
+        drop(editor);
+        assert_eq!(opening.await.unwrap(), [], "a deleted webhook gets nothing more");
+    }
+
     #[tokio::test]
     async fn findings_and_their_workflow_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
         let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
-        detect.open_findings(vec![(finding("fnd_1"), 7)]);
+        detect.open_findings(vec![(finding("fnd_1"), 7)]).await;
         change_status(&detect, Status::Resolved).await.unwrap();
         workspace.persist(None);
         let reloaded = open(&dir).tenant(&tenant()).unwrap();

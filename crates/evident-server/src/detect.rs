@@ -508,7 +508,7 @@ async fn record_tenant_findings(state: &AppState, tenant: TenantId, findings: Ve
             }
         }
     };
-    for (record, webhooks) in detect.open_findings(findings.into_iter().zip(indices).collect()) {
+    for (record, webhooks) in detect.open_findings(findings.into_iter().zip(indices).collect()).await {
         state.detect.stats.findings_opened.inc();
         tracing::info!(%tenant, finding = %record.finding.id, rule = %record.finding.rule, "finding opened");
         let _ = state.detect.findings.send(Arc::new((tenant.clone(), record.clone())));
