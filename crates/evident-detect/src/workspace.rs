@@ -823,8 +823,7 @@ mod tests {
         let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
         let mut editor = detect.edit().await;
-        let webhook =
-            editor.check_create_webhook("http://127.0.0.1:9/".into(), Severity::Low, String::new()).unwrap();
+        let webhook = a_webhook(&editor);
         editor.apply_webhook_change(WebhookChange::Create(webhook.clone())).unwrap();
         let change = editor.check_create_rule(rule("other")).unwrap();
         editor.apply_rule_change(change).unwrap();
@@ -835,6 +834,11 @@ mod tests {
         assert_eq!(reopened.tenant(&tenant()).unwrap().webhooks(), std::slice::from_ref(&webhook));
         assert_eq!(reopened.webhook_secret(&tenant(), &webhook.id), secret);
         assert_ne!(reopened.webhook_secret(&tenant(), "wh_other"), secret);
+    }
+
+    /// A new webhook, checked (not yet applied).
+    fn a_webhook(editor: &Editor<'_>) -> Webhook {
+        editor.check_create_webhook("http://127.0.0.1:9/".into(), Severity::Low, String::new()).unwrap()
     }
 
     /// Opens `id` on a task of its own, as the detector does while a handler edits.
@@ -855,8 +859,7 @@ mod tests {
         let workspace = open(&dir);
         let detect = workspace.tenant(&tenant()).unwrap();
         let mut editor = detect.edit().await;
-        let webhook =
-            editor.check_create_webhook("http://127.0.0.1:9/".into(), Severity::Low, String::new()).unwrap();
+        let webhook = a_webhook(&editor);
         let opening = open_aside(&detect, "fnd_1");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!opening.is_finished(), "a finding was opened in the middle of a webhook change");
